@@ -1,0 +1,12 @@
+// Package cda owns the HL7 CDA R2 documents the service receives and sends:
+// it reads the header of a clinical document (identifiers, type, patient and
+// INS, author, custodian, legal authenticator, recipients) and extracts the
+// PDF rendering a recipient reads, from a level 1 nonXMLBody or from a
+// level 3 structuredBody (observationMedia). It also wraps a bare PDF into a
+// CDA level 1 document (WrapPDF); later it will package documents as IHE XDM.
+//
+// The package only works on bytes it is given: it never reads files, the
+// network or the environment. XML is read with github.com/beevik/etree;
+// documents larger than [MaxSize] or carrying a DOCTYPE are rejected, and
+// no external entity is ever resolved.
+package cda

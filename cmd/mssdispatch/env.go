@@ -1,0 +1,73 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+)
+
+// envVar is one MSSDISPATCH_ environment variable: the single list used to
+// read the configuration and to document it in -h.
+type envVar struct {
+	name string // without the MSSDISPATCH_ prefix
+	def  string
+	doc  string
+}
+
+var envVars = []envVar{
+	{"DATABASE_URL", "", "PostgreSQL URL, e.g. postgres://mss@db/mss (required)"},
+	{"MLLP_ADDR", "127.0.0.1:2575", "MLLP listener for the DPI's HL7 messages (send-sample sends there)"},
+	{"HTTP_ADDR", "127.0.0.1:8080", "HTTP listener: /healthz, /readyz, /metrics, /api/v1/"},
+	{"API_TOKEN", "", "bearer token required on /api/v1/ (required)"},
+	{"SENDER", "", "the BAL applicative address, From of every email (required)"},
+	{"TRANSPORT", "smtp", "smtp (submission through the BAL applicative) or outbox (.eml files)"},
+	{"OUTBOX_DIR", "outbox", "directory of the outbox transport"},
+	{"SMTP_ADDR", "", "submission server host:port (required with TRANSPORT=smtp)"},
+	{"SMTP_TLS", "starttls", "starttls, tls (implicit) or none"},
+	{"SMTP_CA_FILE", "", "PEM CAs trusted for the SMTP server (default: the system's)"},
+	{"SMTP_CERT_FILE", "", "PEM client certificate of the BAL applicative"},
+	{"SMTP_KEY_FILE", "", "PEM key of that certificate"},
+	{"SMTP_USERNAME", "", "SASL PLAIN user (optional)"},
+	{"SMTP_PASSWORD", "", "SASL PLAIN password"},
+	{"IMAP_ADDR", "", "IMAP server of the BAL applicative, for DSN/MDN (acknowledgement ingestion: not active yet)"},
+	{"IMAP_TLS", "starttls", "starttls, tls or none"},
+	{"IMAP_USERNAME", "", "IMAP user"},
+	{"IMAP_PASSWORD", "", "IMAP password"},
+	{"DPI_ACK_ADDR", "", "MLLP host:port of the DPI for ZAM business acks; empty = off (not active yet)"},
+	{"HL7_CHARSET", "UNICODE UTF-8", "charset assumed when MSH-18 is empty: UNICODE UTF-8, 8859/1 or 8859/15"},
+	{"LOG_LEVEL", "info", "debug, info, warn or error"},
+}
+
+// env reads the configuration from the process environment.
+type env struct {
+	lookup func(string) (string, bool)
+}
+
+func osEnv() env { return env{lookup: os.LookupEnv} }
+
+// get returns MSSDISPATCH_<name>, or its default.
+func (e env) get(name string) string {
+	for _, v := range envVars {
+		if v.name == name {
+			if s, ok := e.lookup("MSSDISPATCH_" + name); ok && s != "" {
+				return strings.TrimSpace(s)
+			}
+			return v.def
+		}
+	}
+	panic("undeclared environment variable " + name)
+}
+
+func printEnv(w io.Writer) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	for _, v := range envVars {
+		def := v.def
+		if def != "" {
+			def = "[" + def + "]"
+		}
+		fmt.Fprintf(tw, "  MSSDISPATCH_%s\t%s\t%s\n", v.name, def, v.doc)
+	}
+	tw.Flush()
+}

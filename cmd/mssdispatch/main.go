@@ -1,0 +1,113 @@
+// Command mssdispatch receives validated reports from the hospital's DPI and
+// delivers them to the patient's doctors by MSSanté secure email.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+)
+
+const usage = `mssdispatch: send the hospital's reports to correspondents by MSSanté.
+
+Usage:
+  mssdispatch serve                     run the service (MLLP, HTTP, workers)
+  mssdispatch migrate                   bring the database schema up to date
+  mssdispatch directory import FILE     import the Annuaire Santé extraction
+                                        (Extraction_Correspondance_MSSante .txt or .zip)
+  mssdispatch whitelist import FILE     import the MSSanté whitelist (liste blanche XML)
+  mssdispatch send-sample               send a sample ORU^R01 report over MLLP
+
+Configuration is by environment ([default]):
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], osEnv(), os.Stdout, os.Stderr))
+}
+
+// run executes one command and returns the process exit code.
+func run(args []string, e env, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Fprint(stdout, usage)
+		printEnv(stdout)
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	logger, err := newLogger(e.get("LOG_LEVEL"), stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, "mssdispatch:", err)
+		return 2
+	}
+	ctx, stop := signalContext()
+	defer stop()
+
+	switch cmd := strings.Join(args[:min(len(args), 2)], " "); {
+	case args[0] == "serve" && len(args) == 1:
+		err = serveCommand(ctx, e, logger)
+	case args[0] == "migrate" && len(args) == 1:
+		err = migrateCommand(ctx, e, stdout)
+	case (cmd == "directory import" || cmd == "whitelist import") && len(args) == 3:
+		err = importCommand(ctx, e, args[0], args[2], stdout, stderr)
+	case args[0] == "send-sample" && len(args) == 1:
+		err = sendSampleCommand(ctx, e, stdout)
+	default:
+		fmt.Fprintf(stderr, "mssdispatch: unknown command %q\n\n", strings.Join(args, " "))
+		fmt.Fprint(stderr, usage)
+		printEnv(stderr)
+		return 2
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "mssdispatch:", err)
+		var ce *configError
+		if errors.As(err, &ce) {
+			return 2
+		}
+		return 1
+	}
+	return 0
+}
+
+// configError is a configuration mistake the user must fix.
+type configError struct{ msg string }
+
+func (e *configError) Error() string { return e.msg }
+
+func configErrorf(format string, args ...any) error {
+	return &configError{msg: fmt.Sprintf(format, args...)}
+}
+
+func newLogger(level string, w io.Writer) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, configErrorf("MSSDISPATCH_LOG_LEVEL %q: want debug, info, warn or error", level)
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l})), nil
+}
+
+// signalContext is cancelled at the first SIGINT or SIGTERM; a second one
+// exits at once.
+func signalContext() (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(context.Background())
+	ch := make(chan os.Signal, 2)
+	signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		select {
+		case <-ch:
+			cancel()
+		case <-ctx.Done():
+			return
+		}
+		<-ch
+		fmt.Fprintln(os.Stderr, "mssdispatch: second signal, exiting now")
+		os.Exit(1)
+	}()
+	return ctx, func() { signal.Stop(ch); cancel() }
+}

@@ -1,0 +1,392 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	gomail "github.com/emersion/go-message/mail"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/require"
+
+	"github.com/mssdispatch/mssdispatch/dispatch"
+	dmail "github.com/mssdispatch/mssdispatch/dispatch/mail"
+	"github.com/mssdispatch/mssdispatch/hl7"
+	"github.com/mssdispatch/mssdispatch/hl7/mllp"
+	"github.com/mssdispatch/mssdispatch/internal/pgtest"
+	"github.com/mssdispatch/mssdispatch/internal/smtptest"
+)
+
+const (
+	testSender = "bal-applicative@ch-demo.mssante.fr"
+	testToken  = "test-token"
+)
+
+var quiet = slog.New(slog.DiscardHandler)
+
+// mapEnv is an environment for run.
+func mapEnv(vars map[string]string) env {
+	return env{lookup: func(k string) (string, bool) { v, ok := vars[k]; return v, ok }}
+}
+
+// runOK runs a command and fails t unless it exits 0; it returns stdout.
+func runOK(t *testing.T, e env, args ...string) string {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	code := run(args, e, &stdout, &stderr)
+	require.Equal(t, 0, code, "mssdispatch %s: %s", strings.Join(args, " "), stderr.String())
+	return stdout.String()
+}
+
+// demoDatabase returns a migrated database loaded with the demo directory and
+// whitelist through the CLI, and its URL.
+func demoDatabase(t *testing.T) string {
+	t.Helper()
+	dbURL := pgtest.NewDatabase(t)
+	e := mapEnv(map[string]string{"MSSDISPATCH_DATABASE_URL": dbURL})
+	out := runOK(t, e, "directory", "import", "../../testdata/demo/Extraction_Correspondance_MSSante.txt")
+	require.Contains(t, out, "directory imported")
+	out = runOK(t, e, "whitelist", "import", "../../testdata/demo/liste_blanche.xml")
+	require.Contains(t, out, "whitelist imported")
+	return dbURL
+}
+
+type running struct {
+	mllpAddr, httpAddr string
+	cancel             context.CancelFunc
+	done               chan error
+}
+
+// start runs serve in the background with cfg and waits until it listens.
+func start(t *testing.T, cfg serveConfig) *running {
+	t.Helper()
+	cfg.MLLPAddr, cfg.HTTPAddr, cfg.APIToken, cfg.Sender, cfg.HL7Charset = "127.0.0.1:0", "127.0.0.1:0", testToken, testSender, "UNICODE UTF-8"
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &running{cancel: cancel, done: make(chan error, 1)}
+	ready := make(chan struct{})
+	go func() {
+		r.done <- serve(ctx, cfg, quiet, func(m, h net.Addr) {
+			r.mllpAddr, r.httpAddr = m.String(), h.String()
+			close(ready)
+		})
+	}()
+	select {
+	case <-ready:
+	case err := <-r.done:
+		t.Fatalf("serve stopped at start: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("serve did not start")
+	}
+	t.Cleanup(func() { r.stop(t) })
+	return r
+}
+
+// stop cancels serve and checks that it shuts down cleanly within the limit.
+func (r *running) stop(t *testing.T) {
+	t.Helper()
+	if r.cancel == nil {
+		return
+	}
+	r.cancel()
+	r.cancel = nil
+	select {
+	case err := <-r.done:
+		require.NoError(t, err)
+	case <-time.After(shutdownTimeout + 2*time.Second):
+		t.Fatal("serve did not stop in time")
+	}
+}
+
+func sendMLLP(t *testing.T, addr string, msg []byte) *hl7.Message {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := mllp.Dial(ctx, addr)
+	require.NoError(t, err)
+	defer c.Close()
+	raw, err := c.Send(ctx, msg)
+	require.NoError(t, err)
+	ack, err := hl7.Parse(raw, hl7.ParseOptions{})
+	require.NoError(t, err)
+	return ack
+}
+
+func getReport(t *testing.T, httpAddr, documentID string) dispatch.ReportView {
+	t.Helper()
+	req, err := http.NewRequest("GET", "http://"+httpAddr+"/api/v1/reports?document_id="+url.QueryEscape(documentID), nil)
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+testToken)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	var v dispatch.ReportView
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&v))
+	return v
+}
+
+// TestEndToEnd drives one report from a real MLLP connection to a real SMTP
+// server that requires STARTTLS and the BAL applicative's client certificate.
+func TestEndToEnd(t *testing.T) {
+	t.Parallel()
+	smtpSrv := smtptest.Start(t, smtptest.Options{RequireClientCert: true})
+	cert := smtpSrv.CA.Client(t, testSender)
+	r := start(t, serveConfig{
+		DatabaseURL: demoDatabase(t),
+		Transport:   "smtp",
+		SMTP: dmail.SMTPConfig{Addr: smtpSrv.Addr, TLS: dmail.TLSStartTLS, CAFile: smtpSrv.CA.File,
+			CertFile: cert.CertFile, KeyFile: cert.KeyFile},
+	})
+
+	msg, documentID, err := sampleReport(time.Now())
+	require.NoError(t, err)
+	ack := sendMLLP(t, r.mllpAddr, msg)
+	require.Equal(t, "AA", ack.Segment("MSA").Get(1))
+	require.Equal(t, hl7.ControlIDOf(msg), ack.Segment("MSA").Get(2))
+
+	msgs := smtpSrv.WaitMessages(t, 2, 30*time.Second)
+	var to []string
+	for _, m := range msgs {
+		require.Equal(t, testSender, m.From)
+		require.Equal(t, testSender, m.ClientCN, "authenticated by the client certificate")
+		to = append(to, m.To...)
+		mr, err := gomail.CreateReader(bytes.NewReader(m.Data))
+		require.NoError(t, err)
+		subject, err := mr.Header.Subject()
+		require.NoError(t, err)
+		require.Equal(t, "XDM/1.0/DDM+Lettre de liaison de sortie DUPONT Marie 15/01/1980", subject)
+		var pdf []byte
+		for {
+			p, err := mr.NextPart()
+			if err == io.EOF {
+				break
+			}
+			require.NoError(t, err)
+			if h, ok := p.Header.(*gomail.AttachmentHeader); ok {
+				name, _ := h.Filename()
+				require.Equal(t, "Lettre_de_liaison_de_sortie.pdf", name)
+				pdf, err = io.ReadAll(p.Body)
+				require.NoError(t, err)
+			}
+		}
+		want, err := sampleFiles.ReadFile("sample/compte-rendu.pdf")
+		require.NoError(t, err)
+		require.Equal(t, want, pdf)
+	}
+	require.ElementsMatch(t, []string{"claire.dupont-demo@medecin-demo.mssante.fr", "julie.roux@medecin-demo.mssante.fr"}, to)
+
+	require.Eventually(t, func() bool {
+		v := getReport(t, r.httpAddr, documentID)
+		sent := 0
+		for _, d := range v.Deliveries {
+			if d.Status == dispatch.StatusSent {
+				sent++
+			}
+		}
+		return sent == 2 && len(v.Deliveries) == 3
+	}, 10*time.Second, 50*time.Millisecond)
+	v := getReport(t, r.httpAddr, documentID)
+	require.Equal(t, "Jean MARTIN", v.Deliveries[2].Recipient)
+	require.Equal(t, dispatch.StatusReview, v.Deliveries[2].Status, "two directory addresses: a secretary decides")
+}
+
+// failAtCommit makes every commit that inserted a report fail, at COMMIT time
+// (a deferred constraint trigger), after every statement succeeded; with a
+// delay it sleeps at commit instead.
+func failAtCommit(t *testing.T, dbURL string, body string) {
+	t.Helper()
+	pool, err := pgxpool.New(context.Background(), dbURL)
+	require.NoError(t, err)
+	defer pool.Close()
+	_, err = pool.Exec(context.Background(), fmt.Sprintf(`
+		CREATE FUNCTION at_commit() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN %s; RETURN NULL; END $$;
+		CREATE CONSTRAINT TRIGGER at_commit AFTER INSERT ON reports
+			DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION at_commit();`, body))
+	require.NoError(t, err)
+}
+
+func countReports(t *testing.T, dbURL string) int {
+	t.Helper()
+	pool, err := pgxpool.New(context.Background(), dbURL)
+	require.NoError(t, err)
+	defer pool.Close()
+	var n int
+	require.NoError(t, pool.QueryRow(context.Background(), "SELECT count(*) FROM reports").Scan(&n))
+	return n
+}
+
+func TestNoAAWhenCommitFails(t *testing.T) {
+	t.Parallel()
+	dbURL := demoDatabase(t)
+	failAtCommit(t, dbURL, "RAISE EXCEPTION 'commit refused by the test'")
+	r := start(t, serveConfig{DatabaseURL: dbURL, Transport: "outbox", OutboxDir: t.TempDir()})
+
+	msg, _, err := sampleReport(time.Now())
+	require.NoError(t, err)
+	ack := sendMLLP(t, r.mllpAddr, msg)
+	require.Equal(t, "AR", ack.Segment("MSA").Get(1), "never AA for what is not committed")
+	require.Equal(t, "207", ack.Segment("ERR").Component(3, 1))
+	require.Zero(t, countReports(t, dbURL))
+}
+
+func TestShutdownAcknowledgesInFlight(t *testing.T) {
+	t.Parallel()
+	dbURL := demoDatabase(t)
+	failAtCommit(t, dbURL, "PERFORM pg_sleep(1)")
+	r := start(t, serveConfig{DatabaseURL: dbURL, Transport: "outbox", OutboxDir: t.TempDir()})
+
+	msg, _, err := sampleReport(time.Now())
+	require.NoError(t, err)
+	type result struct {
+		raw []byte
+		err error
+	}
+	results := make(chan result, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		c, err := mllp.Dial(ctx, r.mllpAddr)
+		if err != nil {
+			results <- result{err: err}
+			return
+		}
+		defer c.Close()
+		raw, err := c.Send(ctx, msg)
+		results <- result{raw, err}
+	}()
+	time.Sleep(300 * time.Millisecond) // the message is being committed
+	began := time.Now()
+	r.stop(t)
+	require.Less(t, time.Since(began), shutdownTimeout)
+	res := <-results
+	require.NoError(t, res.err, "the connection of a message in flight stays open until its ACK")
+	ack, err := hl7.Parse(res.raw, hl7.ParseOptions{})
+	require.NoError(t, err)
+	require.Equal(t, "AA", ack.Segment("MSA").Get(1), "a message in flight at shutdown is committed and acknowledged")
+	require.Equal(t, 1, countReports(t, dbURL))
+}
+
+func TestServeRefusesOldSchema(t *testing.T) {
+	t.Parallel()
+	err := serve(context.Background(), serveConfig{DatabaseURL: pgtest.NewEmptyDatabase(t), Transport: "outbox",
+		OutboxDir: t.TempDir(), MLLPAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", APIToken: "x", Sender: testSender}, quiet, nil)
+	require.ErrorContains(t, err, "mssdispatch migrate")
+}
+
+func TestMigrateCommand(t *testing.T) {
+	t.Parallel()
+	e := mapEnv(map[string]string{"MSSDISPATCH_DATABASE_URL": pgtest.NewEmptyDatabase(t)})
+	require.Contains(t, runOK(t, e, "migrate"), "applied 001_init.sql")
+	require.Equal(t, "schema up to date\n", runOK(t, e, "migrate"))
+}
+
+func TestUsage(t *testing.T) {
+	t.Parallel()
+	out := runOK(t, mapEnv(nil), "-h")
+	for _, v := range envVars {
+		require.Contains(t, out, "MSSDISPATCH_"+v.name)
+	}
+	for _, cmd := range []string{"serve", "migrate", "directory import", "whitelist import", "send-sample"} {
+		require.Contains(t, out, cmd)
+	}
+	var stderr bytes.Buffer
+	require.Equal(t, 2, run([]string{"frobnicate"}, mapEnv(nil), io.Discard, &stderr))
+	require.Contains(t, stderr.String(), `unknown command "frobnicate"`)
+}
+
+func TestServeConfig(t *testing.T) {
+	t.Parallel()
+	_, err := loadServeConfig(mapEnv(nil))
+	require.Error(t, err)
+	for _, want := range []string{"MSSDISPATCH_DATABASE_URL is required", "MSSDISPATCH_API_TOKEN is required",
+		"MSSDISPATCH_SENDER is required", "MSSDISPATCH_SMTP_ADDR is required"} {
+		require.Contains(t, err.Error(), want)
+	}
+
+	base := map[string]string{"MSSDISPATCH_DATABASE_URL": "postgres://x/y", "MSSDISPATCH_API_TOKEN": "t",
+		"MSSDISPATCH_SENDER": testSender, "MSSDISPATCH_TRANSPORT": "outbox"}
+	cfg, err := loadServeConfig(mapEnv(base))
+	require.NoError(t, err)
+	require.Equal(t, "127.0.0.1:2575", cfg.MLLPAddr)
+	require.Equal(t, "127.0.0.1:8080", cfg.HTTPAddr)
+	require.Equal(t, "outbox", cfg.OutboxDir)
+
+	for name, value := range map[string]string{
+		"MSSDISPATCH_SENDER":      "Hôpital <bal@ch.fr>",
+		"MSSDISPATCH_TRANSPORT":   "pigeon",
+		"MSSDISPATCH_MLLP_ADDR":   "2575",
+		"MSSDISPATCH_HL7_CHARSET": "EBCDIC",
+	} {
+		vars := map[string]string{}
+		for k, v := range base {
+			vars[k] = v
+		}
+		vars[name] = value
+		_, err := loadServeConfig(mapEnv(vars))
+		require.ErrorContains(t, err, name, value)
+	}
+}
+
+// TestSIGTERM runs the real binary and checks that SIGTERM stops it cleanly
+// (exit 0) within the shutdown limit.
+func TestSIGTERM(t *testing.T) {
+	t.Parallel()
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	bin := filepath.Join(t.TempDir(), "mssdispatch")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	out, err := build.CombinedOutput()
+	require.NoError(t, err, "%s", out)
+
+	mllpAddr, httpAddr := freeAddr(t), freeAddr(t)
+	cmd := exec.Command(bin, "serve")
+	cmd.Env = append(os.Environ(),
+		"MSSDISPATCH_DATABASE_URL="+pgtest.NewDatabase(t), "MSSDISPATCH_API_TOKEN=t", "MSSDISPATCH_SENDER="+testSender,
+		"MSSDISPATCH_TRANSPORT=outbox", "MSSDISPATCH_OUTBOX_DIR="+t.TempDir(),
+		"MSSDISPATCH_MLLP_ADDR="+mllpAddr, "MSSDISPATCH_HTTP_ADDR="+httpAddr)
+	var logs bytes.Buffer
+	cmd.Stderr = &logs
+	require.NoError(t, cmd.Start())
+	require.Eventually(t, func() bool {
+		resp, err := http.Get("http://" + httpAddr + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	}, 30*time.Second, 50*time.Millisecond, "%s", &logs)
+
+	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		require.NoError(t, err, "exit status after SIGTERM; logs:\n%s", logs.String())
+	case <-time.After(shutdownTimeout):
+		_ = cmd.Process.Kill()
+		t.Fatalf("still running %s after SIGTERM; logs:\n%s", shutdownTimeout, logs.String())
+	}
+	require.Contains(t, logs.String(), "shutting down")
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	return ln.Addr().String()
+}

@@ -1,0 +1,240 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/mail"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/riverqueue/river"
+
+	"github.com/mssdispatch/mssdispatch/correspondents"
+	"github.com/mssdispatch/mssdispatch/dispatch"
+	"github.com/mssdispatch/mssdispatch/dispatch/hl7intake"
+	dmail "github.com/mssdispatch/mssdispatch/dispatch/mail"
+	"github.com/mssdispatch/mssdispatch/hl7"
+	"github.com/mssdispatch/mssdispatch/hl7/mllp"
+	"github.com/mssdispatch/mssdispatch/migrations"
+	"github.com/mssdispatch/mssdispatch/queue"
+	"github.com/mssdispatch/mssdispatch/web"
+)
+
+// shutdownTimeout bounds the graceful shutdown.
+const shutdownTimeout = 10 * time.Second
+
+// serveConfig is the validated configuration of serve.
+type serveConfig struct {
+	DatabaseURL string
+	MLLPAddr    string
+	HTTPAddr    string
+	APIToken    string
+	Sender      string
+	Transport   string
+	OutboxDir   string
+	SMTP        dmail.SMTPConfig
+	HL7Charset  string
+}
+
+func loadServeConfig(e env) (serveConfig, error) {
+	c := serveConfig{
+		DatabaseURL: e.get("DATABASE_URL"),
+		MLLPAddr:    e.get("MLLP_ADDR"),
+		HTTPAddr:    e.get("HTTP_ADDR"),
+		APIToken:    e.get("API_TOKEN"),
+		Sender:      e.get("SENDER"),
+		Transport:   e.get("TRANSPORT"),
+		OutboxDir:   e.get("OUTBOX_DIR"),
+		SMTP: dmail.SMTPConfig{
+			Addr: e.get("SMTP_ADDR"), TLS: e.get("SMTP_TLS"), CAFile: e.get("SMTP_CA_FILE"),
+			CertFile: e.get("SMTP_CERT_FILE"), KeyFile: e.get("SMTP_KEY_FILE"),
+			Username: e.get("SMTP_USERNAME"), Password: e.get("SMTP_PASSWORD"),
+		},
+		HL7Charset: e.get("HL7_CHARSET"),
+	}
+	var problems []error
+	need := func(name, value string) {
+		if value == "" {
+			problems = append(problems, fmt.Errorf("MSSDISPATCH_%s is required", name))
+		}
+	}
+	need("DATABASE_URL", c.DatabaseURL)
+	need("API_TOKEN", c.APIToken)
+	need("SENDER", c.Sender)
+	if c.Sender != "" {
+		if a, err := mail.ParseAddress(c.Sender); err != nil || a.Address != c.Sender {
+			problems = append(problems, fmt.Errorf("MSSDISPATCH_SENDER %q is not a bare email address", c.Sender))
+		}
+	}
+	for name, addr := range map[string]string{"MLLP_ADDR": c.MLLPAddr, "HTTP_ADDR": c.HTTPAddr} {
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			problems = append(problems, fmt.Errorf("MSSDISPATCH_%s %q: want host:port", name, addr))
+		}
+	}
+	switch c.Transport {
+	case "outbox":
+		need("OUTBOX_DIR", c.OutboxDir)
+	case "smtp":
+		need("SMTP_ADDR", c.SMTP.Addr)
+	default:
+		problems = append(problems, fmt.Errorf("MSSDISPATCH_TRANSPORT %q: want smtp or outbox", c.Transport))
+	}
+	if !hl7.KnownCharset(c.HL7Charset) {
+		problems = append(problems, fmt.Errorf("MSSDISPATCH_HL7_CHARSET %q: want UNICODE UTF-8, 8859/1 or 8859/15", c.HL7Charset))
+	}
+	if len(problems) > 0 {
+		return c, &configError{msg: "configuration: " + errors.Join(problems...).Error()}
+	}
+	return c, nil
+}
+
+func serveCommand(ctx context.Context, e env, logger *slog.Logger) error {
+	cfg, err := loadServeConfig(e)
+	if err != nil {
+		return err
+	}
+	return serve(ctx, cfg, logger, nil)
+}
+
+// serve runs the service until ctx is cancelled, then shuts it down. When
+// ready is not nil it is called with the listeners' addresses once they accept.
+func serve(ctx context.Context, cfg serveConfig, logger *slog.Logger, ready func(mllpAddr, httpAddr net.Addr)) error {
+	pool, err := openPool(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	if err := checkSchema(ctx, pool); err != nil {
+		return err
+	}
+
+	var transport dmail.Transport
+	if cfg.Transport == "outbox" {
+		transport, err = dmail.NewOutbox(cfg.OutboxDir)
+	} else {
+		transport, err = dmail.NewSMTP(cfg.SMTP)
+	}
+	if err != nil {
+		return &configError{msg: err.Error()}
+	}
+
+	registry := prometheus.NewRegistry()
+	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	workers := river.NewWorkers()
+	err = dispatch.AddWorkers(workers, dispatch.WorkerConfig{
+		Pool:       pool,
+		Resolver:   correspondents.NewResolver(correspondents.NewStore(pool)),
+		Transport:  transport,
+		Sender:     cfg.Sender,
+		Registerer: registry,
+		Logger:     logger,
+	})
+	if err != nil {
+		return err
+	}
+	jobs, err := queue.New(pool, queue.Config{Workers: workers, Logger: logger})
+	if err != nil {
+		return err
+	}
+	service := dispatch.NewService(pool, jobs, logger)
+	intake, err := hl7intake.New(hl7intake.Config{Receiver: service, DefaultCharset: cfg.HL7Charset, Registerer: registry, Logger: logger})
+	if err != nil {
+		return err
+	}
+	handler, err := web.NewHandler(web.Config{APIToken: cfg.APIToken, Reports: service, HL7: intake, DB: pool, Gatherer: registry, Logger: logger})
+	if err != nil {
+		return err
+	}
+
+	mllpLn, err := net.Listen("tcp", cfg.MLLPAddr)
+	if err != nil {
+		return fmt.Errorf("MLLP listener: %w", err)
+	}
+	httpLn, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		mllpLn.Close()
+		return fmt.Errorf("HTTP listener: %w", err)
+	}
+	mllpSrv := &mllp.Server{Handler: intake, Logger: logger}
+	httpSrv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
+
+	// River's work outlives ctx: it stops in the shutdown below.
+	if err := jobs.Start(context.WithoutCancel(ctx)); err != nil {
+		mllpLn.Close()
+		httpLn.Close()
+		return fmt.Errorf("start job queue: %w", err)
+	}
+	errs := make(chan error, 2)
+	go func() { errs <- ignoreClosed(mllpSrv.Serve(mllpLn), mllp.ErrServerClosed) }()
+	go func() { errs <- ignoreClosed(httpSrv.Serve(httpLn), http.ErrServerClosed) }()
+	logger.Info("mssdispatch serving", "mllp", mllpLn.Addr().String(), "http", httpLn.Addr().String(), "transport", cfg.Transport)
+	if ready != nil {
+		ready(mllpLn.Addr(), httpLn.Addr())
+	}
+
+	var serveErr error
+	select {
+	case <-ctx.Done():
+	case serveErr = <-errs:
+	}
+	logger.Info("mssdispatch shutting down")
+	return errors.Join(serveErr, shutdown(mllpSrv, httpSrv, jobs))
+}
+
+// shutdown stops the listeners (letting in-flight messages finish and be
+// acknowledged), then soft-stops River (running jobs finish), within
+// shutdownTimeout.
+func shutdown(mllpSrv *mllp.Server, httpSrv *http.Server, jobs *queue.Client) error {
+	ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	var wg sync.WaitGroup
+	var mllpErr, httpErr error
+	wg.Go(func() { mllpErr = mllpSrv.Shutdown(ctx) })
+	wg.Go(func() { httpErr = httpSrv.Shutdown(ctx) })
+	wg.Wait()
+	jobsErr := jobs.Stop(ctx)
+	if jobsErr != nil {
+		jobsErr = fmt.Errorf("stop job queue: %w", jobsErr)
+	}
+	return errors.Join(mllpErr, httpErr, jobsErr)
+}
+
+func ignoreClosed(err, closed error) error {
+	if errors.Is(err, closed) {
+		return nil
+	}
+	return err
+}
+
+func openPool(ctx context.Context, url string) (*pgxpool.Pool, error) {
+	if url == "" {
+		return nil, configErrorf("MSSDISPATCH_DATABASE_URL is required")
+	}
+	pool, err := pgxpool.New(ctx, url)
+	if err != nil {
+		return nil, configErrorf("MSSDISPATCH_DATABASE_URL: %v", err)
+	}
+	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := pool.Ping(pingCtx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("connect to the database: %w", err)
+	}
+	return pool, nil
+}
+
+// checkSchema refuses to run on a database that is not migrated to this binary's schema.
+func checkSchema(ctx context.Context, pool *pgxpool.Pool) error {
+	if err := queue.CheckSchema(ctx, pool); err != nil {
+		return err
+	}
+	return migrations.Check(ctx, pool)
+}

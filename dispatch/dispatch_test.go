@@ -1,0 +1,245 @@
+package dispatch_test
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-smtp"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
+	"github.com/stretchr/testify/require"
+
+	"github.com/mssdispatch/mssdispatch/cda"
+	"github.com/mssdispatch/mssdispatch/correspondents"
+	"github.com/mssdispatch/mssdispatch/dispatch"
+	"github.com/mssdispatch/mssdispatch/dispatch/mail"
+	"github.com/mssdispatch/mssdispatch/internal/pgtest"
+	"github.com/mssdispatch/mssdispatch/internal/smtptest"
+	"github.com/mssdispatch/mssdispatch/queue"
+)
+
+const sender = "bal-applicative@ch-demo.mssante.fr"
+
+var quiet = slog.New(slog.DiscardHandler)
+
+type testBundle struct {
+	ctx    context.Context
+	pool   *pgxpool.Pool
+	svc    *dispatch.Service
+	client *queue.Client
+}
+
+// setup starts the service's workers on a fresh database holding the demo
+// directory, sending through transport.
+func setup(t *testing.T, transport mail.Transport) *testBundle {
+	t.Helper()
+	ctx := context.Background()
+	pool := pgtest.NewPool(t)
+	store := correspondents.NewStore(pool)
+	rc, err := correspondents.OpenExtraction("../testdata/demo/Extraction_Correspondance_MSSante.txt")
+	require.NoError(t, err)
+	defer rc.Close()
+	er, err := correspondents.NewExtractionReader(rc)
+	require.NoError(t, err)
+	_, err = store.ImportDirectory(ctx, "demo", er, nil)
+	require.NoError(t, err)
+	_, err = store.ImportWhitelist(ctx, "demo", []string{"medecin-demo.mssante.fr", "ch-demo.mssante.fr"})
+	require.NoError(t, err)
+
+	workers := river.NewWorkers()
+	require.NoError(t, dispatch.AddWorkers(workers, dispatch.WorkerConfig{
+		Pool: pool, Resolver: correspondents.NewResolver(store), Transport: transport, Sender: sender, Logger: quiet,
+	}))
+	client, err := queue.New(pool, queue.Config{Workers: workers, FetchPollInterval: 100 * time.Millisecond, Logger: quiet})
+	require.NoError(t, err)
+	require.NoError(t, client.Start(ctx))
+	t.Cleanup(func() {
+		stopCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		require.NoError(t, client.Stop(stopCtx))
+	})
+	return &testBundle{ctx: ctx, pool: pool, svc: dispatch.NewService(pool, client, quiet), client: client}
+}
+
+// testReport is a report carrying the cda package's level-1 sample, listing
+// a correspondent known by RPPS, one with a trusted address from the DPI, and
+// one the directory knows twice.
+func testReport(t *testing.T, controlID string) dispatch.Report {
+	t.Helper()
+	doc, err := os.ReadFile("../cda/testdata/n1-pdf.xml")
+	require.NoError(t, err)
+	header, err := cda.Parse(doc)
+	require.NoError(t, err)
+	pdf, err := cda.ExtractPDF(doc)
+	require.NoError(t, err)
+	return dispatch.Report{
+		Source: "mllp", SendingApplication: "DPI", SendingFacility: "CH", ControlID: controlID, MessageType: "ORU^R01",
+		Patient:  dispatch.Patient{Family: "DUPONT", Given: "Marie", BirthDate: "19800115", Sex: "F", INS: "280017512345678", INSOID: "1.2.250.1.213.1.4.10", IPP: "IPP1"},
+		Document: dispatch.Document{ID: header.UniqueID(), Code: header.Code.Code, Title: header.Title, CDA: doc, PDF: pdf},
+		Recipients: []dispatch.Recipient{
+			{Role: "RCT", NationalID: "899900000002", RPPS: "99900000002", Family: "DUPONT-DEMO", Given: "Claire"},
+			{Role: "RCT", NationalID: "899900000007", RPPS: "99900000007", Family: "ROUX", Given: "Julie", Address: "julie.roux@medecin-demo.mssante.fr"},
+			{Role: "RCT", NationalID: "899900000001", RPPS: "99900000001", Family: "MARTIN", Given: "Jean"},
+		},
+	}
+}
+
+// waitDeliveries waits until the report has want deliveries none of which is queued.
+func (b *testBundle) waitDeliveries(t *testing.T, reportID int64, want int) dispatch.ReportView {
+	t.Helper()
+	var v dispatch.ReportView
+	require.Eventually(t, func() bool {
+		var err error
+		v, err = b.svc.Report(b.ctx, reportID)
+		require.NoError(t, err)
+		if len(v.Deliveries) != want {
+			return false
+		}
+		for _, d := range v.Deliveries {
+			if d.Status == dispatch.StatusQueued {
+				return false
+			}
+		}
+		return true
+	}, 20*time.Second, 50*time.Millisecond)
+	return v
+}
+
+func TestReceiveResolveSend(t *testing.T) {
+	t.Parallel()
+	outboxDir := t.TempDir()
+	outbox, err := mail.NewOutbox(outboxDir)
+	require.NoError(t, err)
+	b := setup(t, outbox)
+
+	report := testReport(t, "MSG-1")
+	rc, err := b.svc.Receive(b.ctx, report)
+	require.NoError(t, err)
+	require.False(t, rc.Duplicate)
+
+	v := b.waitDeliveries(t, rc.ReportID, 3)
+	require.Equal(t, report.Document.ID, v.DocumentID)
+	require.Equal(t, dispatch.ReportResolved, v.Status)
+	type line struct{ recipient, rpps, channel, status, reason string }
+	var got []line
+	for _, d := range v.Deliveries {
+		got = append(got, line{d.Recipient, d.RPPS, d.Channel, d.Status, d.Reason})
+		require.NotEmpty(t, d.ReasonText)
+	}
+	require.Equal(t, []line{
+		{"claire.dupont-demo@medecin-demo.mssante.fr", "99900000002", "mssante", "sent", correspondents.ReasonDirectoryAddress},
+		{"julie.roux@medecin-demo.mssante.fr", "99900000007", "mssante", "sent", correspondents.ReasonDPIAddress},
+		{"Jean MARTIN", "99900000001", "paper", "review", correspondents.ReasonSeveralAddresses},
+	}, got)
+	require.NotNil(t, v.Deliveries[0].SentAt)
+
+	files, err := filepath.Glob(filepath.Join(outboxDir, "*.eml"))
+	require.NoError(t, err)
+	require.Len(t, files, 2)
+
+	got2, err := b.svc.ReportByDocumentID(b.ctx, report.Document.ID)
+	require.NoError(t, err)
+	require.Equal(t, v.ID, got2.ID)
+}
+
+func TestReceiveRetransmission(t *testing.T) {
+	t.Parallel()
+	outbox, err := mail.NewOutbox(t.TempDir())
+	require.NoError(t, err)
+	b := setup(t, outbox)
+
+	first, err := b.svc.Receive(b.ctx, testReport(t, "MSG-RETRY"))
+	require.NoError(t, err)
+	second, err := b.svc.Receive(b.ctx, testReport(t, "MSG-RETRY"))
+	require.NoError(t, err)
+	require.True(t, second.Duplicate)
+	require.Equal(t, first.ReportID, second.ReportID)
+
+	b.waitDeliveries(t, first.ReportID, 3)
+	var reports, jobs int
+	require.NoError(t, b.pool.QueryRow(b.ctx, "SELECT count(*) FROM reports").Scan(&reports))
+	require.NoError(t, b.pool.QueryRow(b.ctx, "SELECT count(*) FROM river_job WHERE kind = 'resolve_report'").Scan(&jobs))
+	require.Equal(t, 1, reports)
+	require.Equal(t, 1, jobs)
+}
+
+func TestReceiveInvalid(t *testing.T) {
+	t.Parallel()
+	outbox, err := mail.NewOutbox(t.TempDir())
+	require.NoError(t, err)
+	b := setup(t, outbox)
+	for name, mutate := range map[string]func(*dispatch.Report){
+		"no control id":  func(r *dispatch.Report) { r.ControlID = "" },
+		"no document id": func(r *dispatch.Report) { r.Document.ID = "" },
+		"no document":    func(r *dispatch.Report) { r.Document.CDA = nil },
+	} {
+		r := testReport(t, "MSG-INVALID")
+		mutate(&r)
+		_, err := b.svc.Receive(b.ctx, r)
+		require.True(t, dispatch.IsInvalid(err), "%s: %v", name, err)
+	}
+	_, err = b.svc.Report(b.ctx, 1)
+	require.ErrorIs(t, err, dispatch.ErrNotFound)
+	_, err = b.svc.ReportByDocumentID(b.ctx, "1.2.3^none")
+	require.ErrorIs(t, err, dispatch.ErrNotFound)
+}
+
+func TestSendFailures(t *testing.T) {
+	t.Parallel()
+	srv := smtptest.Start(t, smtptest.Options{Reject: map[string]*smtp.SMTPError{
+		"claire.dupont-demo@medecin-demo.mssante.fr": {Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "No such user"},
+		"julie.roux@medecin-demo.mssante.fr":         {Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Try again later"},
+	}})
+	transport, err := mail.NewSMTP(mail.SMTPConfig{Addr: srv.Addr, CAFile: srv.CA.File, Timeout: 5 * time.Second})
+	require.NoError(t, err)
+	b := setup(t, transport)
+
+	rc, err := b.svc.Receive(b.ctx, testReport(t, "MSG-FAIL"))
+	require.NoError(t, err)
+
+	// 5xx: the delivery fails and its job is cancelled, not retried.
+	require.Eventually(t, func() bool {
+		return deliveryStatus(t, b, "claire.dupont-demo@medecin-demo.mssante.fr") == dispatch.StatusFailed &&
+			sendJobState(t, b, "claire.dupont-demo@medecin-demo.mssante.fr") == rivertype.JobStateCancelled
+	}, 20*time.Second, 50*time.Millisecond)
+
+	// 4xx: the delivery stays queued, its error kept, the job retried later.
+	require.Eventually(t, func() bool {
+		return sendJobState(t, b, "julie.roux@medecin-demo.mssante.fr") == rivertype.JobStateRetryable
+	}, 20*time.Second, 50*time.Millisecond)
+	require.Equal(t, dispatch.StatusQueued, deliveryStatus(t, b, "julie.roux@medecin-demo.mssante.fr"))
+	var lastError string
+	require.NoError(t, b.pool.QueryRow(b.ctx, "SELECT last_error FROM deliveries WHERE address = $1",
+		"julie.roux@medecin-demo.mssante.fr").Scan(&lastError))
+	require.Contains(t, lastError, "Try again later")
+	require.Empty(t, srv.Messages())
+
+	v, err := b.svc.Report(b.ctx, rc.ReportID)
+	require.NoError(t, err)
+	require.Len(t, v.Deliveries, 3)
+}
+
+func deliveryStatus(t *testing.T, b *testBundle, address string) string {
+	t.Helper()
+	var status string
+	if err := b.pool.QueryRow(b.ctx, "SELECT status FROM deliveries WHERE address = $1", address).Scan(&status); err != nil {
+		return "" // not resolved yet
+	}
+	return status
+}
+
+func sendJobState(t *testing.T, b *testBundle, address string) rivertype.JobState {
+	t.Helper()
+	var state string
+	err := b.pool.QueryRow(b.ctx, `SELECT j.state FROM river_job j JOIN deliveries d ON (j.args->>'delivery_id')::bigint = d.id
+		WHERE j.kind = 'send_delivery' AND d.address = $1`, address).Scan(&state)
+	if err != nil {
+		return ""
+	}
+	return rivertype.JobState(state)
+}

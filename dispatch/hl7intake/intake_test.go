@@ -1,0 +1,232 @@
+package hl7intake_test
+
+import (
+	"context"
+	"encoding/base64"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
+	"github.com/stretchr/testify/require"
+
+	"github.com/mssdispatch/mssdispatch/correspondents"
+	"github.com/mssdispatch/mssdispatch/dispatch"
+	"github.com/mssdispatch/mssdispatch/dispatch/hl7intake"
+	"github.com/mssdispatch/mssdispatch/dispatch/mail"
+	"github.com/mssdispatch/mssdispatch/hl7"
+	"github.com/mssdispatch/mssdispatch/hl7/mllp"
+	"github.com/mssdispatch/mssdispatch/internal/pgtest"
+	"github.com/mssdispatch/mssdispatch/queue"
+)
+
+var quiet = slog.New(slog.DiscardHandler)
+
+type testBundle struct {
+	ctx     context.Context
+	pool    *pgxpool.Pool
+	handler *hl7intake.Handler
+}
+
+// setup returns a handler storing through a real dispatch.Service; jobs are
+// enqueued but not worked.
+func setup(t *testing.T) *testBundle {
+	t.Helper()
+	pool := pgtest.NewPool(t)
+	outbox, err := mail.NewOutbox(t.TempDir())
+	require.NoError(t, err)
+	workers := river.NewWorkers()
+	require.NoError(t, dispatch.AddWorkers(workers, dispatch.WorkerConfig{Pool: pool, Sender: "bal@ch-test.mssante.fr",
+		Resolver: correspondents.NewResolver(correspondents.NewStore(pool)), Transport: outbox}))
+	client, err := queue.New(pool, queue.Config{Workers: workers, Logger: quiet})
+	require.NoError(t, err)
+	h, err := hl7intake.New(hl7intake.Config{Receiver: dispatch.NewService(pool, client, quiet), Logger: quiet})
+	require.NoError(t, err)
+	return &testBundle{ctx: context.Background(), pool: pool, handler: h}
+}
+
+// oru returns testdata/oru_r01.hl7 carrying cdaFile, with segment ends \r,
+// after applying edits to its lines.
+func oru(t *testing.T, cdaFile string, edits ...func(lines []string) []string) []byte {
+	t.Helper()
+	tmpl, err := os.ReadFile("testdata/oru_r01.hl7")
+	require.NoError(t, err)
+	doc, err := os.ReadFile(cdaFile)
+	require.NoError(t, err)
+	text := strings.Replace(string(tmpl), "{{CDA}}", base64.StdEncoding.EncodeToString(doc), 1)
+	lines := strings.Split(strings.TrimSpace(text), "\n")
+	for _, edit := range edits {
+		lines = edit(lines)
+	}
+	return []byte(strings.Join(lines, "\r") + "\r")
+}
+
+// replace substitutes old by new in the line starting with prefix.
+func replace(prefix, old, new string) func([]string) []string {
+	return func(lines []string) []string {
+		for i, l := range lines {
+			if strings.HasPrefix(l, prefix) {
+				lines[i] = strings.Replace(l, old, new, 1)
+			}
+		}
+		return lines
+	}
+}
+
+func drop(prefix string) func([]string) []string {
+	return func(lines []string) []string {
+		var out []string
+		for _, l := range lines {
+			if !strings.HasPrefix(l, prefix) {
+				out = append(out, l)
+			}
+		}
+		return out
+	}
+}
+
+const n1 = "../../cda/testdata/n1-pdf.xml"
+
+func parseACK(t *testing.T, raw []byte) *hl7.Message {
+	t.Helper()
+	ack, err := hl7.Parse(raw, hl7.ParseOptions{})
+	require.NoError(t, err, "the ACK is valid HL7: %q", raw)
+	return ack
+}
+
+func TestAccept(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ack := parseACK(t, b.handler.ServeMLLP(b.ctx, oru(t, n1)))
+	require.Equal(t, "AA", ack.Segment("MSA").Get(1))
+	require.Equal(t, "MSG0001", ack.Segment("MSA").Get(2))
+	require.Nil(t, ack.Segment("ERR"))
+
+	var r struct {
+		source, app, controlID, documentID, code, title, family, given, birth, ins, insOID, ipp string
+	}
+	require.NoError(t, b.pool.QueryRow(b.ctx, `SELECT source, sending_application, message_control_id, document_id,
+		document_code, document_title, patient_family, patient_given, patient_birth_date, patient_ins, patient_ins_oid, patient_ipp
+		FROM reports`).Scan(&r.source, &r.app, &r.controlID, &r.documentID, &r.code, &r.title, &r.family, &r.given,
+		&r.birth, &r.ins, &r.insOID, &r.ipp))
+	require.Equal(t, "mllp", r.source)
+	require.Equal(t, "DPI_TEST", r.app)
+	require.Equal(t, "MSG0001", r.controlID)
+	require.Equal(t, "1.2.250.1.999.42.1.4^LDL-20240312-000123", r.documentID)
+	require.Equal(t, "11490-0", r.code)
+	require.Equal(t, "Lettre de liaison de sortie", r.title)
+	require.Equal(t, []string{"DUPONT", "Marie", "19800115", "280017512345678", "1.2.250.1.213.1.4.10", "IPP0012345"},
+		[]string{r.family, r.given, r.birth, r.ins, r.insOID, r.ipp})
+
+	rows, err := b.pool.Query(b.ctx, "SELECT national_id, rpps, family, address FROM recipients ORDER BY position")
+	require.NoError(t, err)
+	var got [][4]string
+	for rows.Next() {
+		var rc [4]string
+		require.NoError(t, rows.Scan(&rc[0], &rc[1], &rc[2], &rc[3]))
+		got = append(got, rc)
+	}
+	require.NoError(t, rows.Err())
+	require.Equal(t, [][4]string{
+		{"899900000002", "99900000002", "DUPONT-DEMO", ""},
+		{"899900000007", "99900000007", "ROUX", "julie.roux@medecin-demo.mssante.fr"},
+	}, got, "only RCT participations are recipients")
+
+	var pdfLen int
+	require.NoError(t, b.pool.QueryRow(b.ctx, "SELECT length(pdf) FROM documents").Scan(&pdfLen))
+	require.Positive(t, pdfLen, "the PDF of the level-1 CDA is kept")
+}
+
+func TestRetransmission(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	msg := oru(t, n1)
+	for range 2 {
+		ack := parseACK(t, b.handler.ServeMLLP(b.ctx, msg))
+		require.Equal(t, "AA", ack.Segment("MSA").Get(1))
+	}
+	var n int
+	require.NoError(t, b.pool.QueryRow(b.ctx, "SELECT count(*) FROM reports").Scan(&n))
+	require.Equal(t, 1, n)
+}
+
+func TestRefused(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	tests := []struct {
+		name    string
+		msg     []byte
+		ack     string
+		msa2    string
+		errLoc  string // ERR-2 as SEG^seq^field
+		errCode string
+	}{
+		{"not HL7", []byte("hello"), "AR", "", "", ""},
+		{"unsupported type", oru(t, n1, replace("MSH", "ORU^R01^ORU_R01", "ADT^A01^ADT_A01")), "AR", "MSG0001", "MSH^1^9", "200"},
+		{"no control id", oru(t, n1, replace("MSH", "|MSG0001|", "||")), "AR", "", "MSH^1^10", "101"},
+		{"no PID", oru(t, n1, drop("PID")), "AE", "MSG0001", "PID^1", "100"},
+		{"no document", oru(t, n1, drop("OBX")), "AE", "MSG0001", "OBX^1^5", "101"},
+		{"bad base64", oru(t, n1, replace("OBX", "^Base64^", "^Base64^!!")), "AE", "MSG0001", "OBX^1^5", "102"},
+		{"not a CDA", oru(t, "../../cda/testdata/not-cda.xml"), "AE", "MSG0001", "OBX^1^5", "102"},
+		{"correction not supported yet", oru(t, n1, replace("OBX", "||||||F", "||||||C")), "AE", "MSG0001", "OBX^1^11", "103"},
+		{"empty recipient", oru(t, n1, replace("PRT|1", "899900000002^DUPONT-DEMO^Claire^^^^^^ASIP-SANTE-PS&1.2.250.1.71.4.2.1&ISO^L^^^IDNPS", "")), "AE", "MSG0001", "PRT^1^5", "101"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ack := parseACK(t, b.handler.HandleHL7(b.ctx, tt.msg))
+			require.Equal(t, tt.ack, ack.Segment("MSA").Get(1))
+			require.Equal(t, tt.msa2, ack.Segment("MSA").Get(2))
+			errSeg := ack.Segment("ERR")
+			require.NotNil(t, errSeg, "a refusal says why")
+			require.NotEmpty(t, errSeg.Get(8), "ERR-8 has a message for people")
+			if tt.errLoc != "" {
+				loc := errSeg.Field(2).Rep(0)
+				got := strings.TrimRight(loc.Comp(1)+"^"+loc.Comp(2)+"^"+loc.Comp(3), "^")
+				require.Equal(t, tt.errLoc, got)
+				require.Equal(t, tt.errCode, errSeg.Component(3, 1))
+			}
+		})
+	}
+	var n int
+	require.NoError(t, b.pool.QueryRow(b.ctx, "SELECT count(*) FROM reports").Scan(&n))
+	require.Zero(t, n, "nothing refused is stored")
+}
+
+func TestStoreFailureIsAR(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.pool.Close() // the database is gone
+	ack := parseACK(t, b.handler.ServeMLLP(b.ctx, oru(t, n1)))
+	require.Equal(t, "AR", ack.Segment("MSA").Get(1), "the DPI must send it again")
+	require.Equal(t, "MSG0001", ack.Segment("MSA").Get(2))
+	require.Equal(t, "207", ack.Segment("ERR").Component(3, 1))
+}
+
+func TestTooLargeOverMLLP(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	srv := &mllp.Server{Handler: b.handler, MaxMessageSize: 64 << 10, Logger: quiet}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+
+	big := oru(t, n1, replace("OBX", "^Base64^", "^Base64^"+strings.Repeat("QUFB", 32<<10)))
+	c, err := mllp.Dial(b.ctx, ln.Addr().String())
+	require.NoError(t, err)
+	defer c.Close()
+	raw, err := c.Send(b.ctx, big)
+	require.NoError(t, err)
+	ack := parseACK(t, raw)
+	require.Equal(t, "AR", ack.Segment("MSA").Get(1))
+	require.Equal(t, "MSG0001", ack.Segment("MSA").Get(2))
+	require.Contains(t, ack.Segment("ERR").Get(8), "larger than")
+
+	// The connection goes on with the next message.
+	raw, err = c.Send(b.ctx, oru(t, n1))
+	require.NoError(t, err)
+	require.Equal(t, "AA", parseACK(t, raw).Segment("MSA").Get(1))
+}

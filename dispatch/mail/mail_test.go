@@ -1,0 +1,206 @@
+package mail_test
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	gomail "github.com/emersion/go-message/mail"
+	"github.com/emersion/go-smtp"
+	"github.com/stretchr/testify/require"
+
+	"github.com/mssdispatch/mssdispatch/dispatch/mail"
+	"github.com/mssdispatch/mssdispatch/internal/smtptest"
+)
+
+const sender = "bal@ch-demo.mssante.fr"
+
+func testMessage(to string) mail.Message {
+	return mail.Message{
+		From:      sender,
+		To:        []string{to},
+		Subject:   "XDM/1.0/DDM+Lettre de sortie DUPONT Marie 15/01/1980",
+		MessageID: "abc123@ch-demo.mssante.fr",
+		Date:      time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC),
+		Body:      "Bonjour,\r\nci-joint.\r\n",
+		Attachments: []mail.Attachment{
+			{Filename: "Lettre de sortie.pdf", ContentType: "application/pdf", Data: []byte("%PDF-1.4 fake")},
+		},
+	}
+}
+
+func TestMessageBytes(t *testing.T) {
+	t.Parallel()
+	raw, err := testMessage("dr@medecin.mssante.fr").Bytes()
+	require.NoError(t, err)
+
+	r, err := gomail.CreateReader(bytes.NewReader(raw))
+	require.NoError(t, err)
+	subject, err := r.Header.Subject()
+	require.NoError(t, err)
+	require.Equal(t, "XDM/1.0/DDM+Lettre de sortie DUPONT Marie 15/01/1980", subject)
+	id, err := r.Header.MessageID()
+	require.NoError(t, err)
+	require.Equal(t, "abc123@ch-demo.mssante.fr", id)
+	from, err := r.Header.AddressList("From")
+	require.NoError(t, err)
+	require.Equal(t, sender, from[0].Address)
+
+	var body string
+	var attachments []string
+	for {
+		p, err := r.NextPart()
+		if err == io.EOF {
+			break
+		}
+		require.NoError(t, err)
+		data, err := io.ReadAll(p.Body)
+		require.NoError(t, err)
+		switch h := p.Header.(type) {
+		case *gomail.InlineHeader:
+			body = string(data)
+		case *gomail.AttachmentHeader:
+			name, err := h.Filename()
+			require.NoError(t, err)
+			attachments = append(attachments, name)
+			require.Equal(t, "%PDF-1.4 fake", string(data))
+		}
+	}
+	require.Equal(t, "Bonjour,\r\nci-joint.\r\n", body)
+	require.Equal(t, []string{"Lettre de sortie.pdf"}, attachments)
+}
+
+func TestMessageBytesNeedsHeaders(t *testing.T) {
+	t.Parallel()
+	m := testMessage("dr@medecin.mssante.fr")
+	m.MessageID = ""
+	_, err := m.Bytes()
+	require.Error(t, err)
+}
+
+func TestOutbox(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "outbox")
+	o, err := mail.NewOutbox(dir)
+	require.NoError(t, err)
+	raw, err := testMessage("dr@medecin.mssante.fr").Bytes()
+	require.NoError(t, err)
+	env := mail.Envelope{From: sender, To: []string{"dr@medecin.mssante.fr"}}
+	require.NoError(t, o.Send(context.Background(), env, raw))
+	require.NoError(t, o.Send(context.Background(), env, raw), "a resend overwrites")
+
+	files, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	require.Len(t, files, 1, "no temporary file left, one file per Message-ID and recipient")
+	require.Regexp(t, `^abc123_ch-demo\.mssante\.fr-dr_medecin\.mssante\.fr\.eml$`, files[0].Name())
+	got, err := os.ReadFile(filepath.Join(dir, files[0].Name()))
+	require.NoError(t, err)
+	require.Equal(t, raw, got)
+}
+
+func TestSMTP(t *testing.T) {
+	t.Parallel()
+	rejects := map[string]*smtp.SMTPError{
+		"unknown@medecin.mssante.fr": {Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "No such user"},
+		"full@medecin.mssante.fr":    {Code: 452, EnhancedCode: smtp.EnhancedCode{4, 2, 2}, Message: "Mailbox full"},
+	}
+	tests := []struct {
+		name       string
+		server     smtptest.Options
+		tls        string
+		clientCert bool
+		to         string
+		wantErr    bool
+		permanent  bool
+	}{
+		{"starttls with client certificate", smtptest.Options{RequireClientCert: true}, mail.TLSStartTLS, true, "dr@medecin.mssante.fr", false, false},
+		{"implicit tls with client certificate", smtptest.Options{RequireClientCert: true, ImplicitTLS: true}, mail.TLSImplicit, true, "dr@medecin.mssante.fr", false, false},
+		{"server requires a certificate we lack", smtptest.Options{RequireClientCert: true}, mail.TLSStartTLS, false, "dr@medecin.mssante.fr", true, false},
+		{"unknown mailbox is permanent", smtptest.Options{Reject: rejects}, mail.TLSStartTLS, true, "unknown@medecin.mssante.fr", true, true},
+		{"full mailbox is temporary", smtptest.Options{Reject: rejects}, mail.TLSStartTLS, true, "full@medecin.mssante.fr", true, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			srv := smtptest.Start(t, tt.server)
+			cfg := mail.SMTPConfig{Addr: srv.Addr, TLS: tt.tls, CAFile: srv.CA.File, Timeout: 10 * time.Second}
+			if tt.clientCert {
+				pair := srv.CA.Client(t, sender)
+				cfg.CertFile, cfg.KeyFile = pair.CertFile, pair.KeyFile
+			}
+			client, err := mail.NewSMTP(cfg)
+			require.NoError(t, err)
+			raw, err := testMessage(tt.to).Bytes()
+			require.NoError(t, err)
+			err = client.Send(context.Background(), mail.Envelope{From: sender, To: []string{tt.to}}, raw)
+			if tt.wantErr {
+				require.Error(t, err)
+				require.Equal(t, tt.permanent, mail.IsPermanent(err), "%v", err)
+				require.Empty(t, srv.Messages())
+				return
+			}
+			require.NoError(t, err)
+			msgs := srv.Messages()
+			require.Len(t, msgs, 1)
+			require.Equal(t, sender, msgs[0].From)
+			require.Equal(t, []string{tt.to}, msgs[0].To)
+			require.Equal(t, sender, msgs[0].ClientCN)
+			require.Equal(t, raw, msgs[0].Data)
+		})
+	}
+}
+
+func TestSMTPUntrustedServer(t *testing.T) {
+	t.Parallel()
+	srv := smtptest.Start(t, smtptest.Options{})
+	client, err := mail.NewSMTP(mail.SMTPConfig{Addr: srv.Addr, Timeout: 5 * time.Second}) // system CAs: the test CA is unknown
+	require.NoError(t, err)
+	raw, err := testMessage("dr@medecin.mssante.fr").Bytes()
+	require.NoError(t, err)
+	err = client.Send(context.Background(), mail.Envelope{From: sender, To: []string{"dr@medecin.mssante.fr"}}, raw)
+	require.ErrorContains(t, err, "certificate")
+	require.Empty(t, srv.Messages())
+}
+
+func TestSMTPTimeout(t *testing.T) {
+	t.Parallel()
+	// A server that accepts the connection and never greets.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			t.Cleanup(func() { c.Close() })
+		}
+	}()
+	client, err := mail.NewSMTP(mail.SMTPConfig{Addr: ln.Addr().String(), Timeout: 300 * time.Millisecond})
+	require.NoError(t, err)
+	start := time.Now()
+	err = client.Send(context.Background(), mail.Envelope{From: sender, To: []string{"x@y.fr"}}, []byte("x"))
+	require.Error(t, err)
+	require.False(t, mail.IsPermanent(err))
+	require.Less(t, time.Since(start), 5*time.Second, "the configured timeout bounds the greeting wait")
+}
+
+func TestNewSMTPConfigErrors(t *testing.T) {
+	t.Parallel()
+	for name, cfg := range map[string]mail.SMTPConfig{
+		"no address":       {},
+		"no port":          {Addr: "smtp.example"},
+		"bad tls mode":     {Addr: "smtp.example:587", TLS: "ssl"},
+		"cert without key": {Addr: "smtp.example:587", CertFile: "cert.pem"},
+		"missing CA file":  {Addr: "smtp.example:587", CAFile: "/nonexistent/ca.pem"},
+	} {
+		_, err := mail.NewSMTP(cfg)
+		require.Error(t, err, name)
+	}
+}

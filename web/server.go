@@ -1,0 +1,183 @@
+package web
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/mssdispatch/mssdispatch/dispatch"
+)
+
+// Reports answers questions about reports (dispatch.Service).
+type Reports interface {
+	Report(ctx context.Context, id int64) (dispatch.ReportView, error)
+	ReportByDocumentID(ctx context.Context, documentID string) (dispatch.ReportView, error)
+}
+
+// HL7Intake handles one raw HL7 message and returns its ACK.
+type HL7Intake interface {
+	HandleHL7(ctx context.Context, raw []byte) []byte
+}
+
+// Pinger checks the database (a pgxpool.Pool).
+type Pinger interface {
+	Ping(ctx context.Context) error
+}
+
+// Config configures the HTTP handler.
+type Config struct {
+	// APIToken is the bearer token required on /api/. Required.
+	APIToken string
+	// Reports, HL7 and DB are the services behind the routes. Required.
+	Reports Reports
+	HL7     HL7Intake
+	DB      Pinger
+	// Gatherer is served on /metrics. Required.
+	Gatherer prometheus.Gatherer
+	// MaxBodySize bounds request bodies, in bytes. Defaults to 32 MiB.
+	MaxBodySize int64
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+}
+
+// NewHandler validates cfg and returns the service's HTTP handler.
+func NewHandler(cfg Config) (http.Handler, error) {
+	switch {
+	case cfg.APIToken == "":
+		return nil, errors.New("web: Config.APIToken is required")
+	case cfg.Reports == nil || cfg.HL7 == nil || cfg.DB == nil || cfg.Gatherer == nil:
+		return nil, errors.New("web: Config.Reports, HL7, DB and Gatherer are required")
+	}
+	if cfg.MaxBodySize == 0 {
+		cfg.MaxBodySize = 32 << 20
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	s := &server{cfg: cfg}
+	r := chi.NewRouter()
+	r.Use(middleware.Recoverer)
+	r.Get("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	r.Get("/readyz", s.readyz)
+	r.Method(http.MethodGet, "/metrics", promhttp.HandlerFor(cfg.Gatherer, promhttp.HandlerOpts{}))
+	r.Route("/api/v1", func(r chi.Router) {
+		r.Use(s.requireToken)
+		r.Post("/hl7", s.postHL7)
+		r.Get("/reports", s.getReportByDocumentID)
+		r.Get("/reports/{id}", s.getReport)
+	})
+	r.NotFound(func(w http.ResponseWriter, _ *http.Request) { writeError(w, http.StatusNotFound, "no such route") })
+	r.MethodNotAllowed(func(w http.ResponseWriter, _ *http.Request) {
+		writeError(w, http.StatusMethodNotAllowed, "method not allowed on this route")
+	})
+	return r, nil
+}
+
+type server struct {
+	cfg Config
+}
+
+func (s *server) readyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if err := s.cfg.DB.Ping(ctx); err != nil {
+		s.cfg.Logger.WarnContext(ctx, "not ready", "error", err)
+		writeError(w, http.StatusServiceUnavailable, "database unreachable")
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+func (s *server) requireToken(next http.Handler) http.Handler {
+	want := []byte("Bearer " + s.cfg.APIToken)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got := []byte(r.Header.Get("Authorization"))
+		if subtle.ConstantTimeCompare(got, want) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="mssdispatch"`)
+			writeError(w, http.StatusUnauthorized, "missing or wrong bearer token")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// postHL7 takes one raw HL7 message and answers its ACK, whatever the ACK
+// code: the HTTP status only says whether the message was read.
+func (s *server) postHL7(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodySize))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			writeError(w, http.StatusRequestEntityTooLarge, "message larger than "+strconv.FormatInt(s.cfg.MaxBodySize, 10)+" bytes")
+			return
+		}
+		writeError(w, http.StatusBadRequest, "cannot read the body")
+		return
+	}
+	if len(strings.TrimSpace(string(body))) == 0 {
+		writeError(w, http.StatusBadRequest, "empty body: send one HL7 message")
+		return
+	}
+	w.Header().Set("Content-Type", "x-application/hl7-v2+er7; charset=utf-8")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(s.cfg.HL7.HandleHL7(r.Context(), body))
+}
+
+func (s *server) getReport(w http.ResponseWriter, r *http.Request) {
+	id, err := strconv.ParseInt(chi.URLParam(r, "id"), 10, 64)
+	if err != nil || id <= 0 {
+		writeError(w, http.StatusBadRequest, "the report id must be a positive integer")
+		return
+	}
+	v, err := s.cfg.Reports.Report(r.Context(), id)
+	s.writeReport(w, r, v, err)
+}
+
+func (s *server) getReportByDocumentID(w http.ResponseWriter, r *http.Request) {
+	docID := r.URL.Query().Get("document_id")
+	if docID == "" {
+		writeError(w, http.StatusBadRequest, "the document_id query parameter is required")
+		return
+	}
+	v, err := s.cfg.Reports.ReportByDocumentID(r.Context(), docID)
+	s.writeReport(w, r, v, err)
+}
+
+func (s *server) writeReport(w http.ResponseWriter, r *http.Request, v dispatch.ReportView, err error) {
+	switch {
+	case errors.Is(err, dispatch.ErrNotFound):
+		writeError(w, http.StatusNotFound, "no such report")
+	case err != nil:
+		s.cfg.Logger.ErrorContext(r.Context(), "load report", "error", err)
+		writeError(w, http.StatusInternalServerError, "cannot load the report")
+	default:
+		if v.Deliveries == nil {
+			v.Deliveries = []dispatch.DeliveryView{}
+		}
+		writeJSON(w, http.StatusOK, v)
+	}
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func writeError(w http.ResponseWriter, status int, reason string) {
+	writeJSON(w, status, map[string]string{"error": reason})
+}

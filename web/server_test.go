@@ -1,0 +1,168 @@
+package web_test
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/riverqueue/river"
+	"github.com/stretchr/testify/require"
+
+	"github.com/mssdispatch/mssdispatch/correspondents"
+	"github.com/mssdispatch/mssdispatch/dispatch"
+	"github.com/mssdispatch/mssdispatch/dispatch/hl7intake"
+	"github.com/mssdispatch/mssdispatch/dispatch/mail"
+	"github.com/mssdispatch/mssdispatch/internal/pgtest"
+	"github.com/mssdispatch/mssdispatch/queue"
+	"github.com/mssdispatch/mssdispatch/web"
+)
+
+const token = "s3cret-token"
+
+var quiet = slog.New(slog.DiscardHandler)
+
+type testBundle struct {
+	pool *pgxpool.Pool
+	srv  *httptest.Server
+}
+
+// setup serves the real handler over the real service (jobs enqueued, not worked).
+func setup(t *testing.T) *testBundle {
+	t.Helper()
+	pool := pgtest.NewPool(t)
+	registry := prometheus.NewRegistry()
+	outbox, err := mail.NewOutbox(t.TempDir())
+	require.NoError(t, err)
+	workers := river.NewWorkers()
+	require.NoError(t, dispatch.AddWorkers(workers, dispatch.WorkerConfig{Pool: pool, Sender: "bal@ch-test.mssante.fr",
+		Resolver: correspondents.NewResolver(correspondents.NewStore(pool)), Transport: outbox, Registerer: registry}))
+	client, err := queue.New(pool, queue.Config{Workers: workers, Logger: quiet})
+	require.NoError(t, err)
+	service := dispatch.NewService(pool, client, quiet)
+	intake, err := hl7intake.New(hl7intake.Config{Receiver: service, Registerer: registry, Logger: quiet})
+	require.NoError(t, err)
+	h, err := web.NewHandler(web.Config{APIToken: token, Reports: service, HL7: intake, DB: pool, Gatherer: registry, Logger: quiet})
+	require.NoError(t, err)
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return &testBundle{pool: pool, srv: srv}
+}
+
+func (b *testBundle) do(t *testing.T, method, path, auth, body string) (int, http.Header, string) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(context.Background(), method, b.srv.URL+path, strings.NewReader(body))
+	require.NoError(t, err)
+	if auth != "" {
+		req.Header.Set("Authorization", auth)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return resp.StatusCode, resp.Header, string(data)
+}
+
+func sampleORU(t *testing.T) string {
+	t.Helper()
+	tmpl, err := os.ReadFile("../dispatch/hl7intake/testdata/oru_r01.hl7")
+	require.NoError(t, err)
+	doc, err := os.ReadFile("../cda/testdata/n1-pdf.xml")
+	require.NoError(t, err)
+	return strings.ReplaceAll(strings.Replace(string(tmpl), "{{CDA}}", base64.StdEncoding.EncodeToString(doc), 1), "\n", "\r")
+}
+
+func TestProbes(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	code, _, body := b.do(t, "GET", "/healthz", "", "")
+	require.Equal(t, http.StatusOK, code)
+	require.JSONEq(t, `{"status":"ok"}`, body)
+	code, _, _ = b.do(t, "GET", "/readyz", "", "")
+	require.Equal(t, http.StatusOK, code)
+	code, _, body = b.do(t, "GET", "/metrics", "", "")
+	require.Equal(t, http.StatusOK, code)
+	require.Contains(t, body, "mssdispatch_sends_total")
+
+	b.pool.Close()
+	code, _, body = b.do(t, "GET", "/readyz", "", "")
+	require.Equal(t, http.StatusServiceUnavailable, code)
+	require.JSONEq(t, `{"error":"database unreachable"}`, body)
+}
+
+func TestAPIAuth(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	for _, auth := range []string{"", "Bearer wrong", token, "Basic " + token} {
+		code, h, body := b.do(t, "GET", "/api/v1/reports/1", auth, "")
+		require.Equal(t, http.StatusUnauthorized, code, auth)
+		require.Equal(t, "application/json", h.Get("Content-Type"))
+		require.Contains(t, body, `"error"`)
+	}
+}
+
+func TestHL7AndReports(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	bearer := "Bearer " + token
+
+	code, h, ack := b.do(t, "POST", "/api/v1/hl7", bearer, sampleORU(t))
+	require.Equal(t, http.StatusOK, code)
+	require.Contains(t, h.Get("Content-Type"), "hl7")
+	require.Contains(t, ack, "MSA|AA|MSG0001")
+
+	code, _, ack = b.do(t, "POST", "/api/v1/hl7", bearer, "not hl7")
+	require.Equal(t, http.StatusOK, code, "an HL7 refusal is still an HL7 answer")
+	require.Contains(t, ack, "MSA|AR")
+
+	code, _, body := b.do(t, "POST", "/api/v1/hl7", bearer, "  ")
+	require.Equal(t, http.StatusBadRequest, code)
+	require.Contains(t, body, "empty body")
+
+	docID := "1.2.250.1.999.42.1.4^LDL-20240312-000123"
+	code, _, body = b.do(t, "GET", "/api/v1/reports?document_id="+url.QueryEscape(docID), bearer, "")
+	require.Equal(t, http.StatusOK, code, body)
+	var v struct {
+		ID         int64  `json:"id"`
+		DocumentID string `json:"document_id"`
+		Status     string `json:"status"`
+		Deliveries []any  `json:"deliveries"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(body), &v))
+	require.Equal(t, docID, v.DocumentID)
+	require.Equal(t, dispatch.ReportReceived, v.Status)
+	require.NotNil(t, v.Deliveries, "deliveries is a list, empty until resolved")
+
+	code, _, body2 := b.do(t, "GET", "/api/v1/reports/"+jsonNumber(v.ID), bearer, "")
+	require.Equal(t, http.StatusOK, code)
+	require.JSONEq(t, body, body2)
+
+	for path, want := range map[string]int{
+		"/api/v1/reports/999999":         http.StatusNotFound,
+		"/api/v1/reports/abc":            http.StatusBadRequest,
+		"/api/v1/reports/-1":             http.StatusBadRequest,
+		"/api/v1/reports":                http.StatusBadRequest,
+		"/api/v1/reports?document_id=x^": http.StatusNotFound,
+		"/api/v1/nothing":                http.StatusNotFound,
+	} {
+		code, h, body := b.do(t, "GET", path, bearer, "")
+		require.Equal(t, want, code, path)
+		require.Equal(t, "application/json", h.Get("Content-Type"), path)
+		require.Contains(t, body, `"error"`, path)
+	}
+}
+
+func jsonNumber(n int64) string {
+	b, _ := json.Marshal(n)
+	return string(b)
+}
