@@ -313,86 +313,48 @@ func (p *parser) text(v string) Field {
 
 // field splits a raw field value into repetitions.
 func (p *parser) field(v string) Field {
-	if v == "" {
-		return nil
-	}
-	start := len(p.reps)
-	for {
-		i := strings.IndexByte(v, p.d.Repetition)
-		if i < 0 {
-			r := p.rep(v)
-			p.reps = append(p.reps, r)
-			break
-		}
-		r := p.rep(v[:i])
-		p.reps = append(p.reps, r)
-		v = v[i+1:]
-	}
-	end := len(p.reps)
-	for end > start && p.reps[end-1] == nil {
-		end--
-	}
-	p.reps = p.reps[:end]
-	if end == start {
-		return nil
-	}
-	return Field(p.reps[start:end:end])
+	return Field(split(&p.reps, v, p.d.Repetition, p.rep, func(r Repetition) bool { return r == nil }))
 }
 
 // rep splits a raw repetition into components.
 func (p *parser) rep(v string) Repetition {
-	if v == "" {
-		return nil
-	}
-	start := len(p.comps)
-	for {
-		i := strings.IndexByte(v, p.d.Component)
-		if i < 0 {
-			c := p.comp(v)
-			p.comps = append(p.comps, c)
-			break
-		}
-		c := p.comp(v[:i])
-		p.comps = append(p.comps, c)
-		v = v[i+1:]
-	}
-	end := len(p.comps)
-	for end > start && p.comps[end-1] == nil {
-		end--
-	}
-	p.comps = p.comps[:end]
-	if end == start {
-		return nil
-	}
-	return Repetition(p.comps[start:end:end])
+	return Repetition(split(&p.comps, v, p.d.Component, p.comp, func(c Component) bool { return c == nil }))
 }
 
 // comp splits a raw component into unescaped sub-components.
 func (p *parser) comp(v string) Component {
+	return Component(split(&p.subs, v, p.d.SubComponent, p.unescape, func(s string) bool { return s == "" }))
+}
+
+// split cuts v at sep, appends item(part) of each part to *pool, drops the
+// trailing empty items and returns the new ones as a full slice of *pool, or
+// nil when there are none. Sharing one pool per level keeps allocations per
+// message, not per value.
+func split[T any](pool *[]T, v string, sep byte, item func(string) T, empty func(T) bool) []T {
 	if v == "" {
 		return nil
 	}
-	start := len(p.subs)
+	start := len(*pool)
 	for {
-		i := strings.IndexByte(v, p.d.SubComponent)
+		i := strings.IndexByte(v, sep)
 		if i < 0 {
-			s := p.unescape(v)
-			p.subs = append(p.subs, s)
+			x := item(v)
+			*pool = append(*pool, x)
 			break
 		}
-		s := p.unescape(v[:i])
-		p.subs = append(p.subs, s)
+		x := item(v[:i])
+		*pool = append(*pool, x)
 		v = v[i+1:]
 	}
-	end := len(p.subs)
-	for end > start && p.subs[end-1] == "" {
+	end := len(*pool)
+	for end > start && empty((*pool)[end-1]) {
 		end--
 	}
-	p.subs = p.subs[:end]
+	*pool = (*pool)[:end]
 	if end == start {
 		return nil
 	}
-	return Component(p.subs[start:end:end])
+	return (*pool)[start:end:end]
 }
 
 // isHeader reports whether line starts with a segment name followed by the field separator or the end of the line.
