@@ -14,8 +14,7 @@ build: ## build bin/mssdispatch
 run: build ## the demo: private PostgreSQL, demo directory, outbox transport
 	scripts/demo
 
-test: ## vet, then every test against a real PostgreSQL (see scripts/with-test-db)
-	$(GO) vet ./...
+test: lint ## lint, then every test against a real PostgreSQL (see scripts/with-test-db)
 	scripts/with-test-db $(GO) test -race -count=1 -timeout 15m ./...
 
 lint: ## vet and gofmt
