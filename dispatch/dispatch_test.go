@@ -78,7 +78,7 @@ func testReport(t *testing.T, controlID string) dispatch.Report {
 	pdf, err := cda.ExtractPDF(doc)
 	require.NoError(t, err)
 	return dispatch.Report{
-		Source: "mllp", SendingApplication: "DPI", SendingFacility: "CH", ControlID: controlID, MessageType: "ORU^R01",
+		Source: "mllp", SendingApplication: "DPI", SendingFacility: "CH", ControlID: controlID, MessageType: "ORU^R01", Action: dispatch.ActionNew,
 		Patient:  dispatch.Patient{Family: "DUPONT", Given: "Marie", BirthDate: "19800115", Sex: "F", INS: "280017512345678", INSOID: "1.2.250.1.213.1.4.10", IPP: "IPP1"},
 		Document: dispatch.Document{ID: header.UniqueID(), Code: header.Code.Code, Title: header.Title, CDA: doc, PDF: pdf},
 		Recipients: []dispatch.Recipient{

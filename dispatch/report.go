@@ -11,17 +11,42 @@ type Report struct {
 	// Source is "mllp" or "api".
 	Source string
 	// SendingApplication, SendingFacility and ControlID identify the message
-	// (MSH-3, MSH-4, MSH-10); a second report with the same three is a
-	// retransmission.
+	// (MSH-3, MSH-4, MSH-10; for the REST API "api", "" and the
+	// Idempotency-Key); a second report with the same three is a retransmission.
 	SendingApplication string
 	SendingFacility    string
 	ControlID          string
-	// MessageType is e.g. "ORU^R01".
+	// MessageType is e.g. "ORU^R01", "MDM^T02" or "api".
 	MessageType string
-	Patient     Patient
-	Document    Document
-	Recipients  []Recipient
+	// Action is what the report does to its document.
+	Action  Action
+	Patient Patient
+	// Service is the care unit the report comes from (PV1-3 point of care,
+	// else ORC/OBR ordering unit), for the CME rules; may be empty.
+	Service  string
+	Document Document
+	// Author is the professional who signed or sent the document (PRT SB,
+	// else the CDA author), when known.
+	Author Recipient
+	// ReplyTo is the address replies should go to (PRT REPLY), if any.
+	ReplyTo    string
+	Recipients []Recipient
+	Flags      Flags
+	// BodyProfessional and BodyPatient are the email bodies the DPI wrote
+	// (CORPSMAIL_PS, CORPSMAIL_PATIENT); empty means the default text.
+	BodyProfessional string
+	BodyPatient      string
 }
+
+// Action is what a report does to its document.
+type Action string
+
+// Actions (OBX-11 F / C / D, MDM T02 / T10 / T04).
+const (
+	ActionNew     Action = "new"     // a new validated document
+	ActionReplace Action = "replace" // a new version replacing Document.ParentID
+	ActionDelete  Action = "delete"  // the document Document.ID is withdrawn
+)
 
 // Patient is the report's patient.
 type Patient struct {
@@ -29,28 +54,71 @@ type Patient struct {
 	BirthDate     string // YYYYMMDD
 	Sex           string
 	INS, INSOID   string // matricule and OID of the INS, when given
-	IPP           string // the hospital's patient id
+	// INSQualified is true when the identity is qualified (PID-32 VALI): only
+	// then may the INS be used (X-MSS-INS, patient mailbox).
+	INSQualified bool
+	IPP          string // the hospital's patient id
+	Address      PostalAddress
+}
+
+// PostalAddress is a postal address.
+type PostalAddress struct {
+	Lines      []string `json:"lines,omitempty"`
+	PostalCode string   `json:"postal_code,omitempty"`
+	City       string   `json:"city,omitempty"`
+	Country    string   `json:"country,omitempty"`
 }
 
 // Document is the report's document.
 type Document struct {
 	// ID is the XDS uniqueId: root, or root^extension.
-	ID    string
-	Code  string // LOINC
-	Title string
-	CDA   []byte
-	PDF   []byte // nil when the CDA embeds none
+	ID string
+	// ParentID is the uniqueId of the document a replacement replaces.
+	ParentID string
+	Code     string // LOINC
+	Title    string
+	CDA      []byte
+	PDF      []byte // nil when the CDA embeds none
 }
+
+// Recipient kinds.
+const (
+	KindProfessional = "professional"
+	KindOrganisation = "organisation"
+	KindPatient      = "patient"
+)
+
+// Recipient roles: where the DPI listed the recipient. Only RoleResultCopiesTo
+// and RolePatient are sent to by default; the others are a fallback source
+// for DPIs that do not follow the volet.
+const (
+	RoleResultCopiesTo = "RCT"   // PRT-4 RCT
+	RolePatient        = "PAT"   // the patient (DESTMSSANTEPAT=Y)
+	RoleSender         = "SB"    // PRT-4 SB
+	RoleGP             = "ODRP"  // ROL médecin traitant
+	RoleReferring      = "RP"    // ROL referring, PV1-8
+	RoleAttending      = "AT"    // ROL attending
+	RoleAdmitting      = "AD"    // ROL admitting
+	RoleConsulting     = "CP"    // ROL consulting
+	RoleResultsCopy    = "RT"    // ROL or OBR-28 result copies
+	RolePrimaryCare    = "PD1-4" // PD1-4 primary care provider
+)
 
 // Recipient is a correspondent the DPI listed.
 type Recipient struct {
-	// Role is the PRT-4 participation, e.g. "RCT".
+	// Role is where the DPI listed the recipient (a Role constant).
 	Role string
+	// Kind is professional, organisation or patient.
+	Kind string
 	// NationalID is "8" + RPPS or "0" + ADELI, when known.
 	NationalID string
 	// RPPS is the 11-digit RPPS number, when known.
-	RPPS          string
+	RPPS string
+	// FINESS identifies an organisation recipient.
+	FINESS        string
 	Family, Given string
+	// Organisation is the organisation's name for an organisation recipient.
+	Organisation string
 	// Address is the MSSanté address the DPI gave, if any.
 	Address string
 }
@@ -58,6 +126,8 @@ type Recipient struct {
 // Name is the recipient's display name.
 func (r Recipient) Name() string {
 	switch {
+	case r.Family == "" && r.Given == "":
+		return r.Organisation
 	case r.Family == "":
 		return r.Given
 	case r.Given == "":

@@ -44,13 +44,8 @@ func (e *InvalidError) Error() string { return e.Field + ": " + e.Msg }
 // one transaction: when it returns nil, the report is committed. A
 // retransmission stores nothing and returns the first report's id.
 func (s *Service) Receive(ctx context.Context, r Report) (Receipt, error) {
-	switch {
-	case r.ControlID == "":
-		return Receipt{}, &InvalidError{Field: "control_id", Msg: "the message control id is empty"}
-	case r.Document.ID == "":
-		return Receipt{}, &InvalidError{Field: "document.id", Msg: "the document id is empty"}
-	case len(r.Document.CDA) == 0:
-		return Receipt{}, &InvalidError{Field: "document.cda", Msg: "the document is empty"}
+	if err := r.validate(); err != nil {
+		return Receipt{}, err
 	}
 	var rc Receipt
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
