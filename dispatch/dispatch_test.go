@@ -2,6 +2,7 @@ package dispatch_test
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -48,7 +49,7 @@ func setup(t *testing.T, transport mail.Transport) *testBundle {
 	require.NoError(t, err)
 	_, err = store.ImportDirectory(ctx, "demo", er, nil)
 	require.NoError(t, err)
-	_, err = store.ImportWhitelist(ctx, "demo", []string{"medecin-demo.mssante.fr", "ch-demo.mssante.fr"})
+	_, err = store.ImportWhitelist(ctx, "demo", []string{"medecin-demo.mssante.fr", "ch-demo.mssante.fr", "patient.mssante.fr"})
 	require.NoError(t, err)
 
 	workers := river.NewWorkers()
@@ -63,13 +64,15 @@ func setup(t *testing.T, transport mail.Transport) *testBundle {
 		defer cancel()
 		require.NoError(t, client.Stop(stopCtx))
 	})
-	return &testBundle{ctx: ctx, pool: pool, svc: dispatch.NewService(pool, client, quiet), client: client}
+	svc, err := dispatch.NewService(dispatch.ServiceConfig{Pool: pool, Jobs: client, Logger: quiet})
+	require.NoError(t, err)
+	return &testBundle{ctx: ctx, pool: pool, svc: svc, client: client}
 }
 
 // testReport is a report carrying the cda package's level-1 sample, listing
 // a correspondent known by RPPS, one with a trusted address from the DPI, and
 // one the directory knows twice.
-func testReport(t *testing.T, controlID string) dispatch.Report {
+func testReport(t *testing.T) dispatch.Report {
 	t.Helper()
 	doc, err := os.ReadFile("../cda/testdata/n1-pdf.xml")
 	require.NoError(t, err)
@@ -78,15 +81,34 @@ func testReport(t *testing.T, controlID string) dispatch.Report {
 	pdf, err := cda.ExtractPDF(doc)
 	require.NoError(t, err)
 	return dispatch.Report{
-		Source: "mllp", SendingApplication: "DPI", SendingFacility: "CH", ControlID: controlID, MessageType: "ORU^R01", Action: dispatch.ActionNew,
+		Action:   dispatch.ActionNew,
+		Flags:    dispatch.DefaultFlags,
 		Patient:  dispatch.Patient{Family: "DUPONT", Given: "Marie", BirthDate: "19800115", Sex: "F", INS: "280017512345678", INSOID: "1.2.250.1.213.1.4.10", IPP: "IPP1"},
 		Document: dispatch.Document{ID: header.UniqueID(), Code: header.Code.Code, Title: header.Title, CDA: doc, PDF: pdf},
 		Recipients: []dispatch.Recipient{
-			{Role: "RCT", NationalID: "899900000002", RPPS: "99900000002", Family: "DUPONT-DEMO", Given: "Claire"},
-			{Role: "RCT", NationalID: "899900000007", RPPS: "99900000007", Family: "ROUX", Given: "Julie", Address: "julie.roux@medecin-demo.mssante.fr"},
-			{Role: "RCT", NationalID: "899900000001", RPPS: "99900000001", Family: "MARTIN", Given: "Jean"},
+			{Role: "RCT", Kind: dispatch.KindProfessional, NationalID: "899900000002", RPPS: "99900000002", Family: "DUPONT-DEMO", Given: "Claire"},
+			{Role: "RCT", Kind: dispatch.KindProfessional, NationalID: "899900000007", RPPS: "99900000007", Family: "ROUX", Given: "Julie", Address: "julie.roux@medecin-demo.mssante.fr"},
+			{Role: "RCT", Kind: dispatch.KindProfessional, NationalID: "899900000001", RPPS: "99900000001", Family: "MARTIN", Given: "Jean"},
 		},
 	}
+}
+
+// inbound is the message that carried a report with controlID and content.
+func inbound(controlID, content string) dispatch.Inbound {
+	return dispatch.Inbound{Kind: "hl7", Source: "mllp", SendingApplication: "DPI", SendingFacility: "CH",
+		ControlID: controlID, MessageType: "ORU^R01", Fingerprint: []byte(content)}
+}
+
+// respond answers a report with "ACK <id>".
+func respond(id int64, _ string) []byte { return fmt.Appendf(nil, "ACK %d", id) }
+
+// receive stores r as a message keyed by its action and document.
+func (b *testBundle) receive(t *testing.T, r dispatch.Report) dispatch.Receipt {
+	t.Helper()
+	key := string(r.Action) + " " + r.Document.ID
+	rc, err := b.svc.Receive(b.ctx, inbound(key, key), r, respond)
+	require.NoError(t, err)
+	return rc
 }
 
 // waitDeliveries waits until the report has want deliveries none of which is queued.
@@ -117,10 +139,11 @@ func TestReceiveResolveSend(t *testing.T) {
 	require.NoError(t, err)
 	b := setup(t, outbox)
 
-	report := testReport(t, "MSG-1")
-	rc, err := b.svc.Receive(b.ctx, report)
-	require.NoError(t, err)
+	report := testReport(t)
+	rc := b.receive(t, report)
 	require.False(t, rc.Duplicate)
+	require.Equal(t, fmt.Sprintf("ACK %d", rc.ReportID), string(rc.Response))
+	require.True(t, rc.Accepted)
 
 	v := b.waitDeliveries(t, rc.ReportID, 3)
 	require.Equal(t, report.Document.ID, v.DocumentID)
@@ -153,12 +176,25 @@ func TestReceiveRetransmission(t *testing.T) {
 	require.NoError(t, err)
 	b := setup(t, outbox)
 
-	first, err := b.svc.Receive(b.ctx, testReport(t, "MSG-RETRY"))
+	again := inbound("MSG-RETRY", testReport(t).Document.ID)
+	first, err := b.svc.Receive(b.ctx, again, testReport(t), respond)
 	require.NoError(t, err)
-	second, err := b.svc.Receive(b.ctx, testReport(t, "MSG-RETRY"))
+	second, err := b.svc.Receive(b.ctx, again, testReport(t), func(int64, string) []byte { return []byte("another ACK") })
 	require.NoError(t, err)
 	require.True(t, second.Duplicate)
 	require.Equal(t, first.ReportID, second.ReportID)
+	require.Equal(t, first.Answer, second.Answer, "a retransmission gets the first response")
+
+	prev, found, err := b.svc.Previous(b.ctx, again)
+	require.NoError(t, err)
+	require.True(t, found)
+	require.Equal(t, first.Answer, prev)
+
+	reused := inbound("MSG-RETRY", "another content")
+	_, _, err = b.svc.Previous(b.ctx, reused)
+	require.ErrorIs(t, err, dispatch.ErrKeyReused)
+	_, err = b.svc.Receive(b.ctx, reused, testReport(t), respond)
+	require.ErrorIs(t, err, dispatch.ErrKeyReused)
 
 	b.waitDeliveries(t, first.ReportID, 3)
 	var reports, jobs int
@@ -174,13 +210,19 @@ func TestReceiveInvalid(t *testing.T) {
 	require.NoError(t, err)
 	b := setup(t, outbox)
 	for name, mutate := range map[string]func(*dispatch.Report){
-		"no control id":  func(r *dispatch.Report) { r.ControlID = "" },
-		"no document id": func(r *dispatch.Report) { r.Document.ID = "" },
-		"no document":    func(r *dispatch.Report) { r.Document.CDA = nil },
+		"no document":            func(r *dispatch.Report) { r.Document.CDA, r.Document.PDF = nil, nil },
+		"bare PDF, no custodian": func(r *dispatch.Report) { r.Document.CDA = nil },
+		"not a CDA":              func(r *dispatch.Report) { r.Document.CDA = []byte("<html/>") },
+		"unknown parent":         func(r *dispatch.Report) { r.Action, r.Document.ParentID = dispatch.ActionReplace, "1.2.3^unknown" },
+		"unknown delete":         func(r *dispatch.Report) { r.Action = dispatch.ActionDelete },
+		"bad flags":              func(r *dispatch.Report) { r.Flags = dispatch.Flags{Present: true} },
+		"patient without qualified INS": func(r *dispatch.Report) {
+			r.Flags = dispatch.Flags{Present: true, ToProfessionals: true, ToPatient: true}
+		},
 	} {
-		r := testReport(t, "MSG-INVALID")
+		r := testReport(t)
 		mutate(&r)
-		_, err := b.svc.Receive(b.ctx, r)
+		_, err := b.svc.Receive(b.ctx, inbound("MSG-INVALID-"+name, name), r, respond)
 		require.True(t, dispatch.IsInvalid(err), "%s: %v", name, err)
 	}
 	_, err = b.svc.Report(b.ctx, 1)
@@ -199,8 +241,7 @@ func TestSendFailures(t *testing.T) {
 	require.NoError(t, err)
 	b := setup(t, transport)
 
-	rc, err := b.svc.Receive(b.ctx, testReport(t, "MSG-FAIL"))
-	require.NoError(t, err)
+	rc := b.receive(t, testReport(t))
 
 	// 5xx: the delivery fails and its job is cancelled, not retried.
 	require.Eventually(t, func() bool {

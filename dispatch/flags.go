@@ -6,17 +6,17 @@ import "fmt"
 type Flags struct {
 	// Present is false when the DPI sent none; the defaults then apply:
 	// send to the listed professionals, not to the patient.
-	Present            bool
-	MaskedForPros      bool // MASQUE_PS
-	InvisiblePatient   bool // INVISIBLE_PATIENT
-	InvisibleGuardians bool // INVISIBLE_REP_LEGAUX
-	SecretConnection   bool // CONNEXION_SECRETE
-	ConfCodeChanged    bool // MODIF_CONF_CODE
-	ToDMP              bool // DESTDMP
-	ToProfessionals    bool // DESTMSSANTEPS
-	ToPatient          bool // DESTMSSANTEPAT
-	DeliveryAck        bool // ACK_RECEPTION
-	ReadAck            bool // ACK_LECTURE_MSS
+	Present            bool `json:"present"`
+	MaskedForPros      bool `json:"MASQUE_PS"`
+	InvisiblePatient   bool `json:"INVISIBLE_PATIENT"`
+	InvisibleGuardians bool `json:"INVISIBLE_REP_LEGAUX"`
+	SecretConnection   bool `json:"CONNEXION_SECRETE"`
+	ConfCodeChanged    bool `json:"MODIF_CONF_CODE"`
+	ToDMP              bool `json:"DESTDMP"`
+	ToProfessionals    bool `json:"DESTMSSANTEPS"`
+	ToPatient          bool `json:"DESTMSSANTEPAT"`
+	DeliveryAck        bool `json:"ACK_RECEPTION"`
+	ReadAck            bool `json:"ACK_LECTURE_MSS"`
 }
 
 // DefaultFlags are the flags of a report that carries none.
@@ -58,8 +58,6 @@ func (f Flags) Validate() error {
 // validate checks what the domain requires of any report, whatever its edge.
 func (r Report) validate() error {
 	switch {
-	case r.ControlID == "":
-		return &InvalidError{Field: "control_id", Msg: "the message control id is empty"}
 	case r.Document.ID == "":
 		return &InvalidError{Field: "document.id", Msg: "the document id is empty"}
 	case len(r.Document.CDA) == 0 && r.Action != ActionDelete:
@@ -68,6 +66,14 @@ func (r Report) validate() error {
 		return &InvalidError{Field: "document.parent_id", Msg: "a replacement must name the document it replaces"}
 	case r.Action != ActionNew && r.Action != ActionReplace && r.Action != ActionDelete:
 		return &InvalidError{Field: "action", Msg: fmt.Sprintf("unknown action %q", r.Action)}
+	}
+	for i, rc := range r.Recipients {
+		switch {
+		case rc.Kind != KindProfessional && rc.Kind != KindOrganisation && rc.Kind != KindPatient:
+			return &InvalidError{Field: fmt.Sprintf("recipients[%d].kind", i), Msg: fmt.Sprintf("unknown recipient kind %q", rc.Kind)}
+		case rc.Role == "":
+			return &InvalidError{Field: fmt.Sprintf("recipients[%d].role", i), Msg: "the recipient's role is empty"}
+		}
 	}
 	if err := r.Flags.Validate(); err != nil {
 		return err

@@ -60,6 +60,10 @@ type WorkerConfig struct {
 	Transport mail.Transport
 	// Sender is the BAL applicative's address, the From of every email. Required.
 	Sender string
+	// FallbackRecipients sends to the correspondents a DPI lists outside the
+	// volet (ROL, PV1-8, OBR-28, PD1-4) when a message has no PRT RCT.
+	// Defaults to false: they are kept but not sent to.
+	FallbackRecipients bool
 	// Registerer receives the workers' metrics; nil registers nothing.
 	Registerer prometheus.Registerer
 	// Logger defaults to slog.Default().
@@ -114,7 +118,7 @@ type resolveWorker struct {
 // and enqueues their sends, completing the job in the same transaction.
 func (w *resolveWorker) Work(ctx context.Context, job *river.Job[ResolveArgs]) error {
 	reportID := job.Args.ReportID
-	recipients, err := unresolvedRecipients(ctx, w.cfg.Pool, reportID)
+	flags, recipients, err := unresolvedRecipients(ctx, w.cfg.Pool, reportID)
 	if err != nil {
 		return err
 	}
@@ -123,7 +127,18 @@ func (w *resolveWorker) Work(ctx context.Context, job *river.Job[ResolveArgs]) e
 		route       correspondents.Route
 	}
 	var plan []planned
+	useFallbacks := w.cfg.FallbackRecipients && !hasRole(recipients, RoleResultCopiesTo)
 	for _, r := range recipients {
+		switch {
+		case r.Role == RoleSender:
+			continue
+		case isFallbackRole(r.Role) && !useFallbacks:
+			continue
+		case r.Kind != KindPatient && !flags.SendsToProfessionals():
+			plan = append(plan, planned{r.ID, correspondents.Route{Channel: correspondents.ChannelMSSante,
+				Reason: ReasonNotForProfessionals, Text: "Le DPI a demandé de ne pas envoyer ce document aux professionnels (DESTMSSANTEPS=N)."}})
+			continue
+		}
 		routes, err := w.cfg.Resolver.Resolve(ctx, correspondents.Recipient{
 			NationalID: r.NationalID, Name: r.Name(), Address: r.Address})
 		if err != nil {
@@ -139,6 +154,8 @@ func (w *resolveWorker) Work(ctx context.Context, job *river.Job[ResolveArgs]) e
 			d := newDelivery{RecipientID: p.recipientID, Channel: p.route.Channel, Address: p.route.Address,
 				Reason: p.route.Reason, ReasonText: p.route.Text}
 			switch {
+			case p.route.Reason == ReasonNotForProfessionals:
+				d.Status = StatusCancelled
 			case p.route.Review:
 				d.Status = StatusReview
 			case p.route.Channel == correspondents.ChannelMSSante:
@@ -173,6 +190,28 @@ func (w *resolveWorker) Work(ctx context.Context, job *river.Job[ResolveArgs]) e
 		w.cfg.Logger.InfoContext(ctx, "report resolved", "report_id", reportID, "deliveries", len(plan), "sends", len(sends))
 		return nil
 	})
+}
+
+// ReasonNotForProfessionals is the reason of a delivery cancelled because the
+// DPI's flags exclude professionals.
+const ReasonNotForProfessionals = "flags_no_professionals"
+
+func hasRole(rs []storedRecipient, role string) bool {
+	for _, r := range rs {
+		if r.Role == role {
+			return true
+		}
+	}
+	return false
+}
+
+// isFallbackRole reports whether role is a correspondent listed outside PRT RCT.
+func isFallbackRole(role string) bool {
+	switch role {
+	case RoleGP, RoleReferring, RoleAttending, RoleAdmitting, RoleConsulting, RoleResultsCopy, RolePrimaryCare:
+		return true
+	}
+	return false
 }
 
 // newMessageID returns a unique Message-ID (without angle brackets) in domain.

@@ -8,16 +8,6 @@ import (
 // Report is a validated report received from the DPI, with the recipients it
 // listed.
 type Report struct {
-	// Source is "mllp" or "api".
-	Source string
-	// SendingApplication, SendingFacility and ControlID identify the message
-	// (MSH-3, MSH-4, MSH-10; for the REST API "api", "" and the
-	// Idempotency-Key); a second report with the same three is a retransmission.
-	SendingApplication string
-	SendingFacility    string
-	ControlID          string
-	// MessageType is e.g. "ORU^R01", "MDM^T02" or "api".
-	MessageType string
 	// Action is what the report does to its document.
 	Action  Action
 	Patient Patient
@@ -102,25 +92,29 @@ const (
 	RoleConsulting     = "CP"    // ROL consulting
 	RoleResultsCopy    = "RT"    // ROL or OBR-28 result copies
 	RolePrimaryCare    = "PD1-4" // PD1-4 primary care provider
+	// RoleServed marks a recipient added to a replacement or deletion because
+	// it received an earlier version of the document.
+	RoleServed = "SERVED"
 )
 
 // Recipient is a correspondent the DPI listed.
 type Recipient struct {
 	// Role is where the DPI listed the recipient (a Role constant).
-	Role string
+	Role string `json:"role,omitempty"`
 	// Kind is professional, organisation or patient.
-	Kind string
+	Kind string `json:"kind,omitempty"`
 	// NationalID is "8" + RPPS or "0" + ADELI, when known.
-	NationalID string
+	NationalID string `json:"national_id,omitempty"`
 	// RPPS is the 11-digit RPPS number, when known.
-	RPPS string
+	RPPS string `json:"rpps,omitempty"`
 	// FINESS identifies an organisation recipient.
-	FINESS        string
-	Family, Given string
+	FINESS string `json:"finess,omitempty"`
+	Family string `json:"family,omitempty"`
+	Given  string `json:"given,omitempty"`
 	// Organisation is the organisation's name for an organisation recipient.
-	Organisation string
+	Organisation string `json:"organisation,omitempty"`
 	// Address is the MSSanté address the DPI gave, if any.
-	Address string
+	Address string `json:"address,omitempty"`
 }
 
 // Name is the recipient's display name.
@@ -134,13 +128,6 @@ func (r Recipient) Name() string {
 		return r.Family
 	}
 	return r.Given + " " + r.Family
-}
-
-// Receipt is the outcome of receiving a report.
-type Receipt struct {
-	ReportID int64
-	// Duplicate is true when the report was a retransmission of one already stored.
-	Duplicate bool
 }
 
 // Report statuses.

@@ -1,10 +1,12 @@
 package dispatch
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -17,20 +19,67 @@ type JobInserter interface {
 	InsertTx(ctx context.Context, tx pgx.Tx, args river.JobArgs, opts *river.InsertOpts) (*rivertype.JobInsertResult, error)
 }
 
-// Service receives reports and answers questions about them.
-type Service struct {
-	pool   *pgxpool.Pool
-	jobs   JobInserter
-	logger *slog.Logger
+// ServiceConfig configures a Service.
+type ServiceConfig struct {
+	// Pool is the database. Required.
+	Pool *pgxpool.Pool
+	// Jobs enqueues River jobs (the River client). Required.
+	Jobs JobInserter
+	// Custodian is the hospital; needed only to accept reports sent as a bare PDF.
+	Custodian Organisation
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
 }
 
-// NewService returns a Service storing in pool and enqueuing with jobs.
-func NewService(pool *pgxpool.Pool, jobs JobInserter, logger *slog.Logger) *Service {
-	if logger == nil {
-		logger = slog.Default()
-	}
-	return &Service{pool: pool, jobs: jobs, logger: logger}
+// Service receives reports and answers questions about them.
+type Service struct {
+	pool      *pgxpool.Pool
+	jobs      JobInserter
+	custodian Organisation
+	logger    *slog.Logger
 }
+
+// NewService validates cfg and returns a Service.
+func NewService(cfg ServiceConfig) (*Service, error) {
+	if cfg.Pool == nil || cfg.Jobs == nil {
+		return nil, errors.New("dispatch: ServiceConfig.Pool and Jobs are required")
+	}
+	if f := cfg.Custodian.FINESS; f != "" && len(f) != 9 {
+		return nil, fmt.Errorf("dispatch: FINESS %q: want 9 characters", f)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	return &Service{pool: cfg.Pool, jobs: cfg.Jobs, custodian: cfg.Custodian, logger: cfg.Logger}, nil
+}
+
+// Inbound is a message received from the DPI, identified by its key, and the
+// response its sender gets: a retransmission (same key, same content) gets the
+// response of the first transmission and changes nothing.
+type Inbound struct {
+	// Kind is "hl7" or "json"; keys of different kinds never collide.
+	Kind string
+	// Source is "mllp" or "api".
+	Source string
+	// SendingApplication, SendingFacility and ControlID are the key: MSH-3,
+	// MSH-4 and MSH-10, or "", "" and the Idempotency-Key of a REST request.
+	SendingApplication, SendingFacility, ControlID string
+	// MessageType is e.g. "ORU^R01" or "report".
+	MessageType string
+	// Fingerprint identifies the content; a key reused for another content
+	// is refused with ErrKeyReused.
+	Fingerprint []byte
+}
+
+// Answer is the response given to a message, kept for its retransmissions.
+type Answer struct {
+	Response []byte
+	Accepted bool
+}
+
+// ErrKeyReused is returned when a message key (MSH-10, Idempotency-Key) comes
+// again with a different content.
+var ErrKeyReused = errors.New("message key already used for a different message")
 
 // InvalidError says why a report cannot be accepted.
 type InvalidError struct {
@@ -40,22 +89,75 @@ type InvalidError struct {
 
 func (e *InvalidError) Error() string { return e.Field + ": " + e.Msg }
 
-// Receive durably stores r with the job that will resolve its recipients, in
-// one transaction: when it returns nil, the report is committed. A
-// retransmission stores nothing and returns the first report's id.
-func (s *Service) Receive(ctx context.Context, r Report) (Receipt, error) {
+// IsInvalid reports whether err is an *InvalidError.
+func IsInvalid(err error) bool {
+	var inv *InvalidError
+	return errors.As(err, &inv)
+}
+
+// Receipt is the outcome of receiving a report.
+type Receipt struct {
+	ReportID int64
+	// Duplicate is true when the message was a retransmission: nothing was
+	// stored and Answer is the first transmission's.
+	Duplicate bool
+	Answer
+}
+
+// Previous returns the answer already given to in's key, and false when the
+// key is new. A retransmission is counted. It returns ErrKeyReused when the key
+// was used for a different content.
+func (s *Service) Previous(ctx context.Context, in Inbound) (Answer, bool, error) {
+	prev, found, err := previousInbound(ctx, s.pool, in)
+	if err != nil || !found {
+		return Answer{}, false, err
+	}
+	if !bytes.Equal(prev.fingerprint, in.Fingerprint) {
+		return Answer{}, false, ErrKeyReused
+	}
+	return prev.answer, true, nil
+}
+
+// Receive durably stores r, the message it came in with the response respond
+// builds for the new report (from its id and document id), and the job that will resolve its recipients, in
+// one transaction: when it returns, the report is committed and the response
+// may be sent. A replacement supersedes the pending
+// deliveries of the document it replaces and is also sent to those who
+// received it; a deletion cancels the document's pending deliveries and
+// notifies those who received it.
+func (s *Service) Receive(ctx context.Context, in Inbound, r Report, respond func(reportID int64, documentID string) []byte) (Receipt, error) {
+	if in.ControlID == "" {
+		return Receipt{}, &InvalidError{Field: "control_id", Msg: "the message has no key (control id or Idempotency-Key)"}
+	}
+	if err := s.prepare(&r, time.Now()); err != nil {
+		return Receipt{}, err
+	}
 	if err := r.validate(); err != nil {
 		return Receipt{}, err
 	}
 	var rc Receipt
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		id, dup, err := insertReport(ctx, tx, r)
+		inboundID, dup, err := insertInbound(ctx, tx, in, Answer{Accepted: true})
 		if err != nil {
 			return err
 		}
-		rc = Receipt{ReportID: id, Duplicate: dup}
-		if dup {
+		if dup != nil {
+			if !bytes.Equal(dup.fingerprint, in.Fingerprint) {
+				return ErrKeyReused
+			}
+			rc = Receipt{ReportID: dup.reportID, Duplicate: true, Answer: dup.answer}
 			return nil
+		}
+		if err := applyVersioning(ctx, tx, &r); err != nil {
+			return err
+		}
+		id, err := insertReport(ctx, tx, inboundID, in, r)
+		if err != nil {
+			return err
+		}
+		rc = Receipt{ReportID: id, Answer: Answer{Response: respond(id, r.Document.ID), Accepted: true}}
+		if err := setInboundResponse(ctx, tx, inboundID, rc.Response); err != nil {
+			return err
 		}
 		if _, err := s.jobs.InsertTx(ctx, tx, ResolveArgs{ReportID: id}, nil); err != nil {
 			return fmt.Errorf("enqueue resolve: %w", err)
@@ -65,9 +167,39 @@ func (s *Service) Receive(ctx context.Context, r Report) (Receipt, error) {
 	if err != nil {
 		return Receipt{}, fmt.Errorf("receive report: %w", err)
 	}
-	s.logger.InfoContext(ctx, "report received", "report_id", rc.ReportID, "control_id", r.ControlID,
-		"duplicate", rc.Duplicate, "recipients", len(r.Recipients))
+	s.logger.InfoContext(ctx, "report received", "report_id", rc.ReportID, "control_id", in.ControlID,
+		"action", r.Action, "duplicate", rc.Duplicate, "recipients", len(r.Recipients))
 	return rc, nil
+}
+
+// Reject keeps a refused message in quarantine and returns the answer to
+// give: response. When in has a key, the refusal is remembered so that a
+// retransmission gets the same answer; if the key was meanwhile accepted or
+// refused, that first answer is returned instead.
+func (s *Service) Reject(ctx context.Context, in Inbound, raw []byte, reason string, response []byte) (Answer, error) {
+	answer := Answer{Response: response}
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var inboundID *int64
+		if in.ControlID != "" {
+			id, dup, err := insertInbound(ctx, tx, in, answer)
+			if err != nil {
+				return err
+			}
+			if dup != nil && bytes.Equal(dup.fingerprint, in.Fingerprint) {
+				answer = dup.answer
+				return nil
+			}
+			if dup == nil {
+				inboundID = &id
+			}
+		}
+		return insertQuarantine(ctx, tx, in, inboundID, raw, reason)
+	})
+	if err != nil {
+		return Answer{}, fmt.Errorf("quarantine message: %w", err)
+	}
+	s.logger.WarnContext(ctx, "message quarantined", "kind", in.Kind, "source", in.Source, "control_id", in.ControlID, "bytes", len(raw))
+	return answer, nil
 }
 
 // Report returns the report with id, or ErrNotFound.
@@ -86,8 +218,47 @@ func (s *Service) ReportByDocumentID(ctx context.Context, documentID string) (Re
 	return reportView(ctx, s.pool, 0, documentID)
 }
 
-// IsInvalid reports whether err is an *InvalidError.
-func IsInvalid(err error) bool {
-	var inv *InvalidError
-	return errors.As(err, &inv)
+// applyVersioning checks that a replacement or deletion names a known
+// document, stops what is still pending for it, and adds to r those who
+// already received it.
+func applyVersioning(ctx context.Context, tx pgx.Tx, r *Report) error {
+	var target, field, stopped string
+	switch r.Action {
+	case ActionReplace:
+		target, field, stopped = r.Document.ParentID, "document.parent_id", StatusSuperseded
+	case ActionDelete:
+		target, field, stopped = r.Document.ID, "document.id", StatusCancelled
+	default:
+		return nil
+	}
+	known, err := documentKnown(ctx, tx, target)
+	if err != nil {
+		return err
+	}
+	if !known {
+		return &InvalidError{Field: field, Msg: fmt.Sprintf("document %s is unknown to this service or was deleted", target)}
+	}
+	if err := stopPendingDeliveries(ctx, tx, target, stopped); err != nil {
+		return err
+	}
+	served, err := servedRecipients(ctx, tx, target)
+	if err != nil {
+		return err
+	}
+	for _, s := range served {
+		if !listed(r.Recipients, s) {
+			r.Recipients = append(r.Recipients, s)
+		}
+	}
+	return nil
+}
+
+// listed reports whether rs already holds the person or address of s.
+func listed(rs []Recipient, s Recipient) bool {
+	for _, r := range rs {
+		if (s.NationalID != "" && r.NationalID == s.NationalID) || (s.Address != "" && r.Address == s.Address) {
+			return true
+		}
+	}
+	return false
 }

@@ -19,45 +19,162 @@ type dbtx interface {
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 }
 
-// insertReport stores r with its document and recipients. When the message was
-// already stored (same sender and control id) it stores nothing and returns the
-// existing report's id with duplicate true.
-func insertReport(ctx context.Context, tx pgx.Tx, r Report) (id int64, duplicate bool, err error) {
-	err = tx.QueryRow(ctx, `INSERT INTO reports (source, sending_application, sending_facility,
-			message_control_id, message_type, document_id, document_code, document_title,
-			patient_family, patient_given, patient_birth_date, patient_sex, patient_ins, patient_ins_oid,
-			patient_ipp, status)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
-		ON CONFLICT (sending_application, sending_facility, message_control_id) DO NOTHING
+// storedInbound is a message already received.
+type storedInbound struct {
+	fingerprint []byte
+	answer      Answer
+	reportID    int64
+}
+
+// insertInbound records in, or returns the message already recorded with its
+// key (dup not nil), after that message's transaction committed.
+func insertInbound(ctx context.Context, tx pgx.Tx, in Inbound, a Answer) (id int64, dup *storedInbound, err error) {
+	outcome := "rejected"
+	if a.Accepted {
+		outcome = "accepted"
+	}
+	err = tx.QueryRow(ctx, `INSERT INTO inbound_messages (kind, source, sending_application, sending_facility,
+			message_control_id, message_type, fingerprint, outcome, response)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, coalesce($9, ''::bytea))
+		ON CONFLICT (kind, sending_application, sending_facility, message_control_id) DO NOTHING
 		RETURNING id`,
-		r.Source, r.SendingApplication, r.SendingFacility, r.ControlID, r.MessageType,
-		r.Document.ID, r.Document.Code, r.Document.Title,
-		r.Patient.Family, r.Patient.Given, r.Patient.BirthDate, r.Patient.Sex, r.Patient.INS, r.Patient.INSOID,
-		r.Patient.IPP, ReportReceived).Scan(&id)
+		in.Kind, in.Source, in.SendingApplication, in.SendingFacility, in.ControlID, in.MessageType,
+		in.Fingerprint, outcome, a.Response).Scan(&id)
 	if errors.Is(err, pgx.ErrNoRows) {
-		err = tx.QueryRow(ctx, `SELECT id FROM reports
-			WHERE sending_application = $1 AND sending_facility = $2 AND message_control_id = $3`,
-			r.SendingApplication, r.SendingFacility, r.ControlID).Scan(&id)
+		prev, found, err := previousInbound(ctx, tx, in)
 		if err != nil {
-			return 0, false, fmt.Errorf("find retransmitted report: %w", err)
+			return 0, nil, err
 		}
-		return id, true, nil
+		if !found {
+			return 0, nil, fmt.Errorf("inbound message %s vanished", in.ControlID)
+		}
+		return 0, &prev, nil
 	}
 	if err != nil {
-		return 0, false, fmt.Errorf("insert report: %w", err)
+		return 0, nil, fmt.Errorf("record inbound message: %w", err)
 	}
-	if _, err := tx.Exec(ctx, "INSERT INTO documents (report_id, cda, pdf) VALUES ($1, $2, $3)",
+	return id, nil, nil
+}
+
+// previousInbound returns the message recorded with in's key and counts one
+// more transmission of it.
+func previousInbound(ctx context.Context, q dbtx, in Inbound) (storedInbound, bool, error) {
+	var prev storedInbound
+	var reportID *int64
+	err := q.QueryRow(ctx, `UPDATE inbound_messages m
+		SET attempts = attempts + 1, last_received_at = now()
+		WHERE kind = $1 AND sending_application = $2 AND sending_facility = $3 AND message_control_id = $4
+		RETURNING fingerprint, response, outcome = 'accepted', (SELECT id FROM reports r WHERE r.inbound_id = m.id)`,
+		in.Kind, in.SendingApplication, in.SendingFacility, in.ControlID).Scan(&prev.fingerprint, &prev.answer.Response,
+		&prev.answer.Accepted, &reportID)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return storedInbound{}, false, nil
+	}
+	if err != nil {
+		return storedInbound{}, false, fmt.Errorf("look up inbound message: %w", err)
+	}
+	if reportID != nil {
+		prev.reportID = *reportID
+	}
+	return prev, true, nil
+}
+
+func setInboundResponse(ctx context.Context, tx pgx.Tx, id int64, response []byte) error {
+	if _, err := tx.Exec(ctx, "UPDATE inbound_messages SET response = $2 WHERE id = $1", id, response); err != nil {
+		return fmt.Errorf("record response: %w", err)
+	}
+	return nil
+}
+
+func insertQuarantine(ctx context.Context, tx pgx.Tx, in Inbound, inboundID *int64, raw []byte, reason string) error {
+	_, err := tx.Exec(ctx, `INSERT INTO quarantine (kind, source, inbound_id, message_control_id, reason, raw)
+		VALUES ($1, $2, $3, $4, $5, $6)`, in.Kind, in.Source, inboundID, in.ControlID, reason, raw)
+	if err != nil {
+		return fmt.Errorf("insert quarantine: %w", err)
+	}
+	return nil
+}
+
+// insertReport stores r, received as the inbound message inboundID, with its
+// document and recipients.
+func insertReport(ctx context.Context, tx pgx.Tx, inboundID int64, in Inbound, r Report) (int64, error) {
+	var id int64
+	err := tx.QueryRow(ctx, `INSERT INTO reports (inbound_id, source, sending_application, sending_facility,
+			message_control_id, message_type, action, document_id, parent_document_id, document_code, document_title,
+			patient_family, patient_given, patient_birth_date, patient_sex, patient_ins, patient_ins_oid,
+			patient_ins_qualified, patient_ipp, patient_address, service, author, reply_to, flags,
+			body_professional, body_patient, status)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20,
+			$21, $22, $23, $24, $25, $26, $27)
+		RETURNING id`,
+		inboundID, in.Source, in.SendingApplication, in.SendingFacility, in.ControlID, in.MessageType,
+		r.Action, r.Document.ID, r.Document.ParentID, r.Document.Code, r.Document.Title,
+		r.Patient.Family, r.Patient.Given, r.Patient.BirthDate, r.Patient.Sex, r.Patient.INS, r.Patient.INSOID,
+		r.Patient.INSQualified, r.Patient.IPP, r.Patient.Address, r.Service, r.Author, r.ReplyTo, r.Flags,
+		r.BodyProfessional, r.BodyPatient, ReportReceived).Scan(&id)
+	if err != nil {
+		return 0, fmt.Errorf("insert report: %w", err)
+	}
+	if _, err := tx.Exec(ctx, "INSERT INTO documents (report_id, cda, pdf) VALUES ($1, coalesce($2, ''::bytea), $3)",
 		id, r.Document.CDA, r.Document.PDF); err != nil {
-		return 0, false, fmt.Errorf("insert document: %w", err)
+		return 0, fmt.Errorf("insert document: %w", err)
 	}
 	for i, rc := range r.Recipients {
-		if _, err := tx.Exec(ctx, `INSERT INTO recipients (report_id, position, role, national_id, rpps, family, given, address)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-			id, i+1, rc.Role, rc.NationalID, rc.RPPS, rc.Family, rc.Given, rc.Address); err != nil {
-			return 0, false, fmt.Errorf("insert recipient %d: %w", i+1, err)
+		if _, err := tx.Exec(ctx, `INSERT INTO recipients (report_id, position, role, kind, national_id, rpps,
+				finess, family, given, organisation, address)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+			id, i+1, rc.Role, rc.Kind, rc.NationalID, rc.RPPS, rc.FINESS, rc.Family, rc.Given, rc.Organisation, rc.Address); err != nil {
+			return 0, fmt.Errorf("insert recipient %d: %w", i+1, err)
 		}
 	}
-	return id, false, nil
+	return id, nil
+}
+
+// documentKnown reports whether a report carried documentID and no deletion
+// withdrew it since.
+func documentKnown(ctx context.Context, q dbtx, documentID string) (bool, error) {
+	var known bool
+	err := q.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM reports WHERE document_id = $1 AND action <> 'delete')
+		AND NOT EXISTS (SELECT 1 FROM reports WHERE document_id = $1 AND action = 'delete')`,
+		documentID).Scan(&known)
+	if err != nil {
+		return false, fmt.Errorf("look up document: %w", err)
+	}
+	return known, nil
+}
+
+// stopPendingDeliveries moves the deliveries of documentID that have not left
+// yet to status (superseded or cancelled).
+func stopPendingDeliveries(ctx context.Context, q dbtx, documentID, status string) error {
+	_, err := q.Exec(ctx, `UPDATE deliveries d SET status = $2, updated_at = now()
+		FROM reports r
+		WHERE r.id = d.report_id AND r.document_id = $1 AND d.status IN ('review', 'scheduled', 'queued')`,
+		documentID, status)
+	if err != nil {
+		return fmt.Errorf("stop pending deliveries: %w", err)
+	}
+	return nil
+}
+
+// servedRecipients returns who received documentID by MSSanté, once per address.
+func servedRecipients(ctx context.Context, q dbtx, documentID string) ([]Recipient, error) {
+	rows, err := q.Query(ctx, `SELECT DISTINCT ON (d.address) rc.kind, rc.national_id, rc.rpps, rc.finess,
+			rc.family, rc.given, rc.organisation, d.address
+		FROM deliveries d JOIN recipients rc ON rc.id = d.recipient_id JOIN reports r ON r.id = d.report_id
+		WHERE r.document_id = $1 AND d.channel = 'mssante' AND d.status IN ('sent', 'delivered', 'read')
+		ORDER BY d.address, d.id`, documentID)
+	if err != nil {
+		return nil, fmt.Errorf("list served recipients: %w", err)
+	}
+	served, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (Recipient, error) {
+		r := Recipient{Role: RoleServed}
+		err := row.Scan(&r.Kind, &r.NationalID, &r.RPPS, &r.FINESS, &r.Family, &r.Given, &r.Organisation, &r.Address)
+		return r, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list served recipients: %w", err)
+	}
+	return served, nil
 }
 
 // storedRecipient is a recipient row.
@@ -66,24 +183,31 @@ type storedRecipient struct {
 	Recipient
 }
 
-// unresolvedRecipients returns the report's recipients that have no delivery yet.
-func unresolvedRecipients(ctx context.Context, q dbtx, reportID int64) ([]storedRecipient, error) {
-	rows, err := q.Query(ctx, `SELECT r.id, r.role, r.national_id, r.rpps, r.family, r.given, r.address
+// unresolvedRecipients returns the report's flags and its recipients that
+// have no delivery yet.
+func unresolvedRecipients(ctx context.Context, q dbtx, reportID int64) (Flags, []storedRecipient, error) {
+	var flags Flags
+	if err := q.QueryRow(ctx, "SELECT flags FROM reports WHERE id = $1", reportID).Scan(&flags); err != nil {
+		return Flags{}, nil, fmt.Errorf("load report %d: %w", reportID, err)
+	}
+	rows, err := q.Query(ctx, `SELECT r.id, r.role, r.kind, r.national_id, r.rpps, r.finess, r.family, r.given,
+			r.organisation, r.address
 		FROM recipients r
 		WHERE r.report_id = $1 AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.recipient_id = r.id)
 		ORDER BY r.position`, reportID)
 	if err != nil {
-		return nil, fmt.Errorf("list recipients: %w", err)
+		return Flags{}, nil, fmt.Errorf("list recipients: %w", err)
 	}
 	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (storedRecipient, error) {
 		var s storedRecipient
-		err := row.Scan(&s.ID, &s.Role, &s.NationalID, &s.RPPS, &s.Family, &s.Given, &s.Address)
+		err := row.Scan(&s.ID, &s.Role, &s.Kind, &s.NationalID, &s.RPPS, &s.FINESS, &s.Family, &s.Given,
+			&s.Organisation, &s.Address)
 		return s, err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("list recipients: %w", err)
+		return Flags{}, nil, fmt.Errorf("list recipients: %w", err)
 	}
-	return out, nil
+	return flags, out, nil
 }
 
 // newDelivery is a delivery about to be created.
@@ -128,6 +252,7 @@ func setReportStatus(ctx context.Context, q dbtx, reportID int64, status string)
 // outgoing is everything the send job needs of a delivery.
 type outgoing struct {
 	DeliveryID int64
+	Action     Action
 	Status     string
 	Address    string
 	MessageID  string
@@ -137,11 +262,11 @@ type outgoing struct {
 
 func loadOutgoing(ctx context.Context, q dbtx, deliveryID int64) (outgoing, error) {
 	var o outgoing
-	err := q.QueryRow(ctx, `SELECT d.id, d.status, d.address, d.message_id,
+	err := q.QueryRow(ctx, `SELECT d.id, r.action, d.status, d.address, d.message_id,
 			r.patient_family, r.patient_given, r.patient_birth_date, r.patient_sex, r.patient_ins, r.patient_ins_oid, r.patient_ipp,
 			r.document_id, r.document_code, r.document_title, doc.cda, doc.pdf
 		FROM deliveries d JOIN reports r ON r.id = d.report_id JOIN documents doc ON doc.report_id = r.id
-		WHERE d.id = $1`, deliveryID).Scan(&o.DeliveryID, &o.Status, &o.Address, &o.MessageID,
+		WHERE d.id = $1`, deliveryID).Scan(&o.DeliveryID, &o.Action, &o.Status, &o.Address, &o.MessageID,
 		&o.Patient.Family, &o.Patient.Given, &o.Patient.BirthDate, &o.Patient.Sex, &o.Patient.INS, &o.Patient.INSOID, &o.Patient.IPP,
 		&o.Document.ID, &o.Document.Code, &o.Document.Title, &o.Document.CDA, &o.Document.PDF)
 	if errors.Is(err, pgx.ErrNoRows) {

@@ -3,13 +3,12 @@ package web
 import (
 	"context"
 	"crypto/subtle"
+	_ "embed"
 	"encoding/json"
 	"errors"
-	"io"
 	"log/slog"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -40,8 +39,9 @@ type Pinger interface {
 type Config struct {
 	// APIToken is the bearer token required on /api/. Required.
 	APIToken string
-	// Reports, HL7 and DB are the services behind the routes. Required.
+	// Reports, Intake, HL7 and DB are the services behind the routes. Required.
 	Reports Reports
+	Intake  ReportIntake
 	HL7     HL7Intake
 	DB      Pinger
 	// Gatherer is served on /metrics. Required.
@@ -57,8 +57,8 @@ func NewHandler(cfg Config) (http.Handler, error) {
 	switch {
 	case cfg.APIToken == "":
 		return nil, errors.New("web: Config.APIToken is required")
-	case cfg.Reports == nil || cfg.HL7 == nil || cfg.DB == nil || cfg.Gatherer == nil:
-		return nil, errors.New("web: Config.Reports, HL7, DB and Gatherer are required")
+	case cfg.Reports == nil || cfg.Intake == nil || cfg.HL7 == nil || cfg.DB == nil || cfg.Gatherer == nil:
+		return nil, errors.New("web: Config.Reports, Intake, HL7, DB and Gatherer are required")
 	}
 	if cfg.MaxBodySize == 0 {
 		cfg.MaxBodySize = 32 << 20
@@ -74,9 +74,14 @@ func NewHandler(cfg Config) (http.Handler, error) {
 	})
 	r.Get("/readyz", s.readyz)
 	r.Method(http.MethodGet, "/metrics", promhttp.HandlerFor(cfg.Gatherer, promhttp.HandlerOpts{}))
+	r.Get("/api/v1/openapi.json", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(openAPI)
+	})
 	r.Route("/api/v1", func(r chi.Router) {
 		r.Use(s.requireToken)
 		r.Post("/hl7", s.postHL7)
+		r.Post("/reports", s.postReport)
 		r.Get("/reports", s.getReportByDocumentID)
 		r.Get("/reports/{id}", s.getReport)
 	})
@@ -86,6 +91,9 @@ func NewHandler(cfg Config) (http.Handler, error) {
 	})
 	return r, nil
 }
+
+//go:embed openapi.json
+var openAPI []byte
 
 type server struct {
 	cfg Config
@@ -118,18 +126,8 @@ func (s *server) requireToken(next http.Handler) http.Handler {
 // postHL7 takes one raw HL7 message and answers its ACK, whatever the ACK
 // code: the HTTP status only says whether the message was read.
 func (s *server) postHL7(w http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodySize))
-	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			writeError(w, http.StatusRequestEntityTooLarge, "message larger than "+strconv.FormatInt(s.cfg.MaxBodySize, 10)+" bytes")
-			return
-		}
-		writeError(w, http.StatusBadRequest, "cannot read the body")
-		return
-	}
-	if len(strings.TrimSpace(string(body))) == 0 {
-		writeError(w, http.StatusBadRequest, "empty body: send one HL7 message")
+	body, ok := s.readBody(w, r)
+	if !ok {
 		return
 	}
 	w.Header().Set("Content-Type", "x-application/hl7-v2+er7; charset=utf-8")

@@ -36,6 +36,9 @@ var envVars = []envVar{
 	{"IMAP_USERNAME", "", "IMAP user"},
 	{"IMAP_PASSWORD", "", "IMAP password"},
 	{"DPI_ACK_ADDR", "", "MLLP host:port of the DPI for ZAM business acks; empty = off (not active yet)"},
+	{"FINESS", "", "the hospital's FINESS (9 characters): custodian of the CDA built around a report sent as a bare PDF"},
+	{"ORGANISATION", "", "the hospital's name, with FINESS"},
+	{"FALLBACK_RECIPIENTS", "false", "true: send to correspondents listed outside PRT RCT (ROL, PV1-8, OBR-28, PD1-4) when a message has no PRT RCT"},
 	{"HL7_CHARSET", "UNICODE UTF-8", "charset assumed when MSH-18 is empty: UNICODE UTF-8, 8859/1 or 8859/15"},
 	{"LOG_LEVEL", "info", "debug, info, warn or error"},
 }

@@ -41,9 +41,15 @@ type serveConfig struct {
 	OutboxDir   string
 	SMTP        dmail.SMTPConfig
 	HL7Charset  string
+	// FINESS and Organisation name the hospital (custodian of CDAs built around a bare PDF).
+	FINESS       string
+	Organisation string
+	// FallbackRecipients sends to correspondents listed outside PRT RCT.
+	FallbackRecipients bool
 }
 
 func loadServeConfig(e env) (serveConfig, error) {
+	var problems []error
 	c := serveConfig{
 		DatabaseURL: e.get("DATABASE_URL"),
 		MLLPAddr:    e.get("MLLP_ADDR"),
@@ -57,9 +63,14 @@ func loadServeConfig(e env) (serveConfig, error) {
 			CertFile: e.get("SMTP_CERT_FILE"), KeyFile: e.get("SMTP_KEY_FILE"),
 			Username: e.get("SMTP_USERNAME"), Password: e.get("SMTP_PASSWORD"),
 		},
-		HL7Charset: e.get("HL7_CHARSET"),
+		HL7Charset:         e.get("HL7_CHARSET"),
+		FINESS:             e.get("FINESS"),
+		Organisation:       e.get("ORGANISATION"),
+		FallbackRecipients: e.get("FALLBACK_RECIPIENTS") == "true",
 	}
-	var problems []error
+	if v := e.get("FALLBACK_RECIPIENTS"); v != "true" && v != "false" {
+		problems = append(problems, fmt.Errorf("MSSDISPATCH_FALLBACK_RECIPIENTS %q: want true or false", v))
+	}
 	need := func(name, value string) {
 		if value == "" {
 			problems = append(problems, fmt.Errorf("MSSDISPATCH_%s is required", name))
@@ -130,12 +141,13 @@ func serve(ctx context.Context, cfg serveConfig, logger *slog.Logger, ready func
 
 	workers := river.NewWorkers()
 	err = dispatch.AddWorkers(workers, dispatch.WorkerConfig{
-		Pool:       pool,
-		Resolver:   correspondents.NewResolver(correspondents.NewStore(pool)),
-		Transport:  transport,
-		Sender:     cfg.Sender,
-		Registerer: registry,
-		Logger:     logger,
+		Pool:               pool,
+		Resolver:           correspondents.NewResolver(correspondents.NewStore(pool)),
+		Transport:          transport,
+		Sender:             cfg.Sender,
+		FallbackRecipients: cfg.FallbackRecipients,
+		Registerer:         registry,
+		Logger:             logger,
 	})
 	if err != nil {
 		return err
@@ -144,12 +156,16 @@ func serve(ctx context.Context, cfg serveConfig, logger *slog.Logger, ready func
 	if err != nil {
 		return err
 	}
-	service := dispatch.NewService(pool, jobs, logger)
+	service, err := dispatch.NewService(dispatch.ServiceConfig{Pool: pool, Jobs: jobs, Logger: logger,
+		Custodian: dispatch.Organisation{FINESS: cfg.FINESS, Name: cfg.Organisation}})
+	if err != nil {
+		return &configError{msg: err.Error()}
+	}
 	intake, err := hl7intake.New(hl7intake.Config{Receiver: service, DefaultCharset: cfg.HL7Charset, Registerer: registry, Logger: logger})
 	if err != nil {
 		return err
 	}
-	handler, err := web.NewHandler(web.Config{APIToken: cfg.APIToken, Reports: service, HL7: intake, DB: pool, Gatherer: registry, Logger: logger})
+	handler, err := web.NewHandler(web.Config{APIToken: cfg.APIToken, Reports: service, Intake: service, HL7: intake, DB: pool, Gatherer: registry, Logger: logger})
 	if err != nil {
 		return err
 	}

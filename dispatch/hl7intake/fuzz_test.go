@@ -1,29 +1,27 @@
 package hl7intake
 
 import (
-	"encoding/base64"
 	"errors"
 	"os"
 	"path/filepath"
-	"strings"
+	"slices"
 	"testing"
 
+	"github.com/mssdispatch/mssdispatch/dispatch"
 	"github.com/mssdispatch/mssdispatch/hl7"
 )
 
-// FuzzToReport checks that any parseable message maps to a report or to a
-// refusal with a valid ACK code and a message, without panicking.
+// FuzzToReport checks that any parseable message maps to a report the domain
+// can take or to a located refusal, without panicking, and that locate
+// answers for every field the domain may name.
 func FuzzToReport(f *testing.F) {
-	tmpl, err := os.ReadFile("testdata/oru_r01.hl7")
+	for _, name := range testdataMessages(f) {
+		f.Add(string(loadMessage(f, name)))
+	}
+	samples, err := filepath.Glob("../../hl7/testdata/*.hl7")
 	if err != nil {
 		f.Fatal(err)
 	}
-	doc, err := os.ReadFile("../../cda/testdata/n1-pdf.xml")
-	if err != nil {
-		f.Fatal(err)
-	}
-	f.Add(strings.ReplaceAll(strings.Replace(string(tmpl), "{{CDA}}", base64.StdEncoding.EncodeToString(doc), 1), "\n", "\r"))
-	samples, _ := filepath.Glob("../../hl7/testdata/*.hl7")
 	for _, s := range samples {
 		b, err := os.ReadFile(s)
 		if err != nil {
@@ -31,10 +29,20 @@ func FuzzToReport(f *testing.F) {
 		}
 		f.Add(string(b))
 	}
+	actions := []dispatch.Action{dispatch.ActionNew, dispatch.ActionReplace, dispatch.ActionDelete}
+	kinds := []string{dispatch.KindProfessional, dispatch.KindOrganisation, dispatch.KindPatient}
+	fields := []string{"control_id", "document.id", "document.cda", "document.parent_id", "action", "patient.ins",
+		"flags.MASQUE_PS", "flags.INVISIBLE_PATIENT", "flags.INVISIBLE_REP_LEGAUX", "flags.CONNEXION_SECRETE",
+		"flags.DESTMSSANTEPS", "flags.DESTDMP", "recipients[0].kind"}
 	f.Fuzz(func(t *testing.T, raw string) {
 		msg, err := hl7.Parse([]byte(raw), hl7.ParseOptions{})
 		if err != nil {
 			return
+		}
+		for _, field := range fields {
+			if d := locate(msg, field); d.Code == 0 || d.Severity != "E" {
+				t.Fatalf("locate(%q) = %+v", field, d)
+			}
 		}
 		r, err := toReport(msg)
 		if err != nil {
@@ -42,13 +50,35 @@ func FuzzToReport(f *testing.F) {
 			if !errors.As(err, &rej) {
 				t.Fatalf("toReport returned %T, want *rejection", err)
 			}
-			if rej.code != hl7.AckError && rej.code != hl7.AckReject || rej.detail.Msg == "" || rej.detail.Code == 0 {
+			d := rej.detail
+			if rej.code != hl7.AckError && rej.code != hl7.AckReject || d.Msg == "" || d.Code == 0 || d.Severity != "E" ||
+				d.Segment == "" || d.Sequence < 1 {
 				t.Fatalf("bad rejection %+v", rej)
+			}
+			if rej.code == hl7.AckReject && d.Segment != "MSH" {
+				t.Fatalf("AR for the content of %s: %+v", d.Segment, rej)
 			}
 			return
 		}
-		if r.ControlID == "" || r.Document.ID == "" || len(r.Document.CDA) == 0 {
-			t.Fatalf("accepted report without control id or document: %+v", r)
+		switch {
+		case msg.ControlID() == "":
+			t.Fatal("accepted a message without MSH-10")
+		case !slices.Contains(actions, r.Action):
+			t.Fatalf("action %q", r.Action)
+		case r.Document.ID == "":
+			t.Fatalf("accepted report without document id: %+v", r)
+		case len(r.Document.CDA) == 0 && r.Action != dispatch.ActionDelete:
+			t.Fatalf("accepted %s without CDA", r.Action)
+		case !r.Flags.Present && r.Flags != dispatch.DefaultFlags:
+			t.Fatalf("flags absent but not the defaults: %+v", r.Flags)
+		}
+		for _, rc := range r.Recipients {
+			if rc.Role == "" || !slices.Contains(kinds, rc.Kind) {
+				t.Fatalf("recipient without role or kind: %+v", rc)
+			}
+			if rc.Role == dispatch.RolePatient && !r.Flags.SendsToPatient() {
+				t.Fatalf("patient recipient while the flags do not send to the patient: %+v", r.Flags)
+			}
 		}
 	})
 }

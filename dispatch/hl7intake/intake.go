@@ -3,6 +3,7 @@ package hl7intake
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -15,9 +16,11 @@ import (
 	"github.com/mssdispatch/mssdispatch/hl7"
 )
 
-// Receiver stores a report (dispatch.Service).
+// Receiver stores reports and refused messages (dispatch.Service).
 type Receiver interface {
-	Receive(ctx context.Context, r dispatch.Report) (dispatch.Receipt, error)
+	Previous(ctx context.Context, in dispatch.Inbound) (dispatch.Answer, bool, error)
+	Receive(ctx context.Context, in dispatch.Inbound, r dispatch.Report, respond func(reportID int64, documentID string) []byte) (dispatch.Receipt, error)
+	Reject(ctx context.Context, in dispatch.Inbound, raw []byte, reason string, response []byte) (dispatch.Answer, error)
 }
 
 // Config configures a Handler.
@@ -71,14 +74,15 @@ func (h *Handler) ServeMLLP(ctx context.Context, raw []byte) []byte {
 	return h.handle(ctx, raw, "mllp")
 }
 
-// ServeMLLPTooLarge answers a message over the MLLP size limit, of which only
-// the head was kept, with an AR.
+// ServeMLLPTooLarge answers a message over the MLLP size limit with an AR,
+// keeping its head (all the server read of it) in quarantine.
 func (h *Handler) ServeMLLPTooLarge(ctx context.Context, head []byte, size int64) []byte {
 	msg, _ := hl7.Parse(head, hl7.ParseOptions{DefaultCharset: h.cfg.DefaultCharset})
-	h.cfg.Logger.WarnContext(ctx, "HL7 message too large", "source", "mllp", "control_id", hl7.ControlIDOf(head), "bytes", size)
-	h.messages.WithLabelValues("mllp", hl7.AckReject).Inc()
-	return h.ack(msg, hl7.ControlIDOf(head), hl7.AckReject, hl7.ErrDetail{Code: hl7.CodeInternal, Severity: "E",
-		Msg: fmt.Sprintf("the message (%d bytes) is larger than the service accepts", size)}).Encode()
+	// Without a key it is not remembered: a smaller message may follow with the same id.
+	in := dispatch.Inbound{Kind: "hl7", Source: "mllp"}
+	detail := hl7.ErrDetail{Code: hl7.CodeInternal, Severity: "E",
+		Msg: fmt.Sprintf("the message (%d bytes) is larger than the service accepts", size)}
+	return h.quarantine(ctx, in, head, detail, h.ack(msg, hl7.ControlIDOf(head), hl7.AckReject, detail).Encode())
 }
 
 // HandleHL7 handles a message received through the REST API and returns its ACK.
@@ -101,49 +105,111 @@ func reject(code string, seg string, field, errCode int, format string, args ...
 
 func (h *Handler) handle(ctx context.Context, raw []byte, source string) []byte {
 	msg, err := hl7.Parse(raw, hl7.ParseOptions{DefaultCharset: h.cfg.DefaultCharset, MaxSize: h.cfg.MaxSize})
-	var ack *hl7.Message
-	switch {
-	case err != nil:
+	if err != nil {
 		detail := hl7.ErrDetail{Code: hl7.CodeInternal, Severity: "E", Msg: err.Error()}
 		var pe *hl7.ParseError
 		if errors.As(err, &pe) {
-			detail = hl7.ErrDetail{Segment: pe.Segment, Sequence: pe.Sequence, Field: pe.Field, Code: pe.Code, Severity: "E", Msg: pe.Msg}
+			detail = pe.Detail()
 		}
-		ack = h.ack(msg, hl7.ControlIDOf(raw), hl7.AckReject, detail)
-		h.cfg.Logger.WarnContext(ctx, "HL7 message rejected", "source", source, "control_id", hl7.ControlIDOf(raw), "bytes", len(raw), "error", detail.Msg)
-	default:
-		ack = h.receive(ctx, msg, source)
+		in := dispatch.Inbound{Kind: "hl7", Source: source}
+		if msg != nil {
+			in = inbound(msg, source)
+		}
+		return h.quarantine(ctx, in, raw, detail, h.ack(msg, hl7.ControlIDOf(raw), hl7.AckReject, detail).Encode())
 	}
-	h.messages.WithLabelValues(source, ack.Segment("MSA").Get(1)).Inc()
-	return ack.Encode()
+	in := inbound(msg, source)
+	prev, found, err := h.cfg.Receiver.Previous(ctx, in)
+	switch {
+	case found:
+		h.cfg.Logger.InfoContext(ctx, "HL7 message retransmitted", "source", source, "control_id", in.ControlID)
+		return h.count(source, prev.Response)
+	case errors.Is(err, dispatch.ErrKeyReused):
+		return h.refuse(ctx, msg, in, raw, hl7.AckError, reusedKey(in))
+	case err != nil:
+		return h.unavailable(ctx, msg, in, err)
+	}
+	report, err := toReport(msg)
+	var rej *rejection
+	if errors.As(err, &rej) {
+		return h.refuse(ctx, msg, in, raw, rej.code, rej.detail)
+	}
+	ack := h.ack(msg, "", hl7.AckAccept).Encode()
+	receipt, err := h.cfg.Receiver.Receive(ctx, in, report, func(int64, string) []byte { return ack })
+	var invalid *dispatch.InvalidError
+	switch {
+	case err == nil:
+		h.cfg.Logger.InfoContext(ctx, "HL7 message accepted", "source", source, "control_id", in.ControlID,
+			"report_id", receipt.ReportID, "duplicate", receipt.Duplicate)
+		return h.count(source, receipt.Response)
+	case errors.As(err, &invalid):
+		detail := locate(msg, invalid.Field)
+		detail.Severity, detail.Msg = "E", invalid.Msg
+		return h.refuse(ctx, msg, in, raw, hl7.AckError, detail)
+	case errors.Is(err, dispatch.ErrKeyReused):
+		return h.refuse(ctx, msg, in, raw, hl7.AckError, reusedKey(in))
+	default:
+		return h.unavailable(ctx, msg, in, err)
+	}
 }
 
-func (h *Handler) receive(ctx context.Context, msg *hl7.Message, source string) *hl7.Message {
-	report, err := toReport(msg)
-	if err == nil {
-		report.Source = source
-		var receipt dispatch.Receipt
-		receipt, err = h.cfg.Receiver.Receive(ctx, report)
-		if err == nil {
-			h.cfg.Logger.InfoContext(ctx, "HL7 message accepted", "source", source, "control_id", msg.ControlID(),
-				"report_id", receipt.ReportID, "duplicate", receipt.Duplicate)
-			return h.ack(msg, "", hl7.AckAccept)
-		}
-		var invalid *dispatch.InvalidError
-		if errors.As(err, &invalid) {
-			err = reject(hl7.AckError, "", 0, hl7.CodeRequiredField, "%s", invalid.Error())
+// inbound identifies msg: its key (MSH-3, MSH-4, MSH-10) and a fingerprint
+// of its content (its type and every segment but MSH, whose date and control
+// id a retransmission may change, in canonical encoding).
+func inbound(msg *hl7.Message, source string) dispatch.Inbound {
+	code, event, _ := msg.Type()
+	msh := msg.Segment("MSH")
+	content := &hl7.Message{Delims: msg.Delims}
+	for _, s := range msg.Segments {
+		if s.Name != "MSH" {
+			content.Add(s)
 		}
 	}
-	var rej *rejection
-	if !errors.As(err, &rej) {
-		// The report could not be stored (database down, commit failed): the DPI
-		// must send it again.
-		h.cfg.Logger.ErrorContext(ctx, "HL7 message not stored", "source", source, "control_id", msg.ControlID(), "error", err)
-		rej = reject(hl7.AckReject, "", 0, hl7.CodeInternal, "the report could not be stored, send it again later")
-	} else {
-		h.cfg.Logger.WarnContext(ctx, "HL7 message refused", "source", source, "control_id", msg.ControlID(), "ack", rej.code, "error", rej.detail.Msg)
+	sum := sha256.Sum256(append([]byte(code+"^"+event+"\r"), content.Encode()...))
+	return dispatch.Inbound{Kind: "hl7", Source: source, SendingApplication: msh.Get(3), SendingFacility: msh.Get(4),
+		ControlID: msg.ControlID(), MessageType: code + "^" + event, Fingerprint: sum[:]}
+}
+
+func reusedKey(in dispatch.Inbound) hl7.ErrDetail {
+	return hl7.ErrDetail{Segment: "MSH", Sequence: 1, Field: 10, Code: hl7.CodeDuplicateKey, Severity: "E",
+		Msg: fmt.Sprintf("MSH-10 %q was already used by %s for a different message: give each message its own control id", in.ControlID, in.SendingApplication)}
+}
+
+// refuse answers msg with code and detail, after keeping it in quarantine.
+func (h *Handler) refuse(ctx context.Context, msg *hl7.Message, in dispatch.Inbound, raw []byte, code string, detail hl7.ErrDetail) []byte {
+	return h.quarantine(ctx, in, raw, detail, h.ack(msg, "", code, detail).Encode())
+}
+
+// quarantine keeps a refused message and returns ack, or the first ACK of a
+// retransmission. If even that fails, the ACK is an AR: the DPI sends the
+// message again.
+func (h *Handler) quarantine(ctx context.Context, in dispatch.Inbound, raw []byte, detail hl7.ErrDetail, ack []byte) []byte {
+	h.cfg.Logger.WarnContext(ctx, "HL7 message refused", "source", in.Source, "control_id", in.ControlID,
+		"bytes", len(raw), "error", detail.Msg)
+	answer, err := h.cfg.Receiver.Reject(ctx, in, raw, detail.Msg, ack)
+	if err != nil {
+		h.cfg.Logger.ErrorContext(ctx, "HL7 message not quarantined", "source", in.Source, "control_id", in.ControlID, "error", err)
+		return h.count(in.Source, h.ack(nil, in.ControlID, hl7.AckReject, unavailableDetail).Encode())
 	}
-	return h.ack(msg, "", rej.code, rej.detail)
+	return h.count(in.Source, answer.Response)
+}
+
+var unavailableDetail = hl7.ErrDetail{Code: hl7.CodeInternal, Severity: "E",
+	Msg: "the message could not be stored, send it again later"}
+
+// unavailable answers a message the service could not store now with an AR.
+func (h *Handler) unavailable(ctx context.Context, msg *hl7.Message, in dispatch.Inbound, err error) []byte {
+	h.cfg.Logger.ErrorContext(ctx, "HL7 message not stored", "source", in.Source, "control_id", in.ControlID, "error", err)
+	return h.count(in.Source, h.ack(msg, "", hl7.AckReject, unavailableDetail).Encode())
+}
+
+// count counts an ACK by its code and returns it.
+func (h *Handler) count(source string, ack []byte) []byte {
+	code := hl7.AckReject
+	if m, err := hl7.Parse(ack, hl7.ParseOptions{}); err == nil {
+		code = m.Segment("MSA").Get(1)
+	}
+	h.messages.WithLabelValues(source, code).Inc()
+	return ack
 }
 
 // ack acknowledges orig, or when nothing could be parsed the message whose

@@ -43,7 +43,9 @@ func setup(t *testing.T) *testBundle {
 		Resolver: correspondents.NewResolver(correspondents.NewStore(pool)), Transport: outbox}))
 	client, err := queue.New(pool, queue.Config{Workers: workers, Logger: quiet})
 	require.NoError(t, err)
-	h, err := hl7intake.New(hl7intake.Config{Receiver: dispatch.NewService(pool, client, quiet), Logger: quiet})
+	svc, err := dispatch.NewService(dispatch.ServiceConfig{Pool: pool, Jobs: client, Logger: quiet})
+	require.NoError(t, err)
+	h, err := hl7intake.New(hl7intake.Config{Receiver: svc, Logger: quiet})
 	require.NoError(t, err)
 	return &testBundle{ctx: context.Background(), pool: pool, handler: h}
 }
@@ -165,14 +167,14 @@ func TestRefused(t *testing.T) {
 		errCode string
 	}{
 		{"not HL7", []byte("hello"), "AR", "", "", ""},
-		{"unsupported type", oru(t, n1, replace("MSH", "ORU^R01^ORU_R01", "ADT^A01^ADT_A01")), "AR", "MSG0001", "MSH^1^9", "200"},
+		{"unsupported type", oru(t, n1, replace("MSH", "ORU^R01^ORU_R01", "ADT^A01^ADT_A01"), replace("MSH", "|MSG0001|", "|R01|")), "AR", "R01", "MSH^1^9", "200"},
 		{"no control id", oru(t, n1, replace("MSH", "|MSG0001|", "||")), "AR", "", "MSH^1^10", "101"},
-		{"no PID", oru(t, n1, drop("PID")), "AE", "MSG0001", "PID^1", "100"},
-		{"no document", oru(t, n1, drop("OBX")), "AE", "MSG0001", "OBX^1^5", "101"},
-		{"bad base64", oru(t, n1, replace("OBX", "^Base64^", "^Base64^!!")), "AE", "MSG0001", "OBX^1^5", "102"},
-		{"not a CDA", oru(t, "../../cda/testdata/not-cda.xml"), "AE", "MSG0001", "OBX^1^5", "102"},
-		{"correction not supported yet", oru(t, n1, replace("OBX", "||||||F", "||||||C")), "AE", "MSG0001", "OBX^1^11", "103"},
-		{"empty recipient", oru(t, n1, replace("PRT|1", "899900000002^DUPONT-DEMO^Claire^^^^^^ASIP-SANTE-PS&1.2.250.1.71.4.2.1&ISO^L^^^IDNPS", "")), "AE", "MSG0001", "PRT^1^5", "101"},
+		{"no PID", oru(t, n1, drop("PID"), replace("MSH", "|MSG0001|", "|R02|")), "AE", "R02", "PID^1", "100"},
+		{"no document", oru(t, n1, drop("OBX"), replace("MSH", "|MSG0001|", "|R03|")), "AE", "R03", "OBX^1^5", "101"},
+		{"bad base64", oru(t, n1, replace("OBX", "^Base64^", "^Base64^!!"), replace("MSH", "|MSG0001|", "|R04|")), "AE", "R04", "OBX^1^5", "102"},
+		{"not a CDA", oru(t, "../../cda/testdata/not-cda.xml", replace("MSH", "|MSG0001|", "|R05|")), "AE", "R05", "OBX^1^5", "102"},
+		{"correction without a parent", oru(t, n1, replace("OBX", "||||||F", "||||||C"), replace("ORC", "ORC|NW", "ORC|RO"), replace("MSH", "|MSG0001|", "|R06|")), "AE", "R06", "OBX^1^5", "101"},
+		{"empty recipient", oru(t, n1, replace("PRT|1", "899900000002^DUPONT-DEMO^Claire^^^^^^ASIP-SANTE-PS&1.2.250.1.71.4.2.1&ISO^L^^^IDNPS", ""), replace("MSH", "|MSG0001|", "|R07|")), "AE", "R07", "PRT^1^5", "101"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

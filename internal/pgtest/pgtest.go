@@ -145,9 +145,23 @@ func ensureTemplate(ctx context.Context) (string, error) {
 		if err != nil && err != pgx.ErrNoRows {
 			return err
 		}
-		// Absent, or left half-built by an interrupted run.
-		if _, err := conn.Exec(ctx, fmt.Sprintf("DROP DATABASE IF EXISTS %s WITH (FORCE)", name)); err != nil {
+		// Absent, or left half-built by an interrupted run. Templates of older
+		// schemas are dropped too.
+		rows, err := conn.Query(ctx, "SELECT datname FROM pg_database WHERE datname LIKE 'mssdispatch\\_tmpl\\_%'")
+		if err != nil {
 			return err
+		}
+		old, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			return err
+		}
+		for _, db := range append(old, name) {
+			if _, err := conn.Exec(ctx, fmt.Sprintf("ALTER DATABASE %s WITH IS_TEMPLATE false", db)); err != nil && db != name {
+				return err
+			}
+			if _, err := conn.Exec(ctx, fmt.Sprintf("DROP DATABASE IF EXISTS %s WITH (FORCE)", db)); err != nil {
+				return err
+			}
 		}
 		if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
 			return err

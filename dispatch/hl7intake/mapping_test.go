@@ -1,0 +1,430 @@
+package hl7intake
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/mssdispatch/mssdispatch/dispatch"
+	"github.com/mssdispatch/mssdispatch/hl7"
+)
+
+var updateMapping = flag.Bool("update-mapping", false, "rewrite testdata/golden/*.json from the mapping")
+
+// placeholders in testdata messages: {{CDA file}} is the base64 of
+// ../../cda/testdata/file, {{CDA76 file}} the same wrapped at 76 columns (as
+// some DPIs send it); {{CDA}} is n1-pdf.xml.
+var placeholder = regexp.MustCompile(`\{\{(CDA|CDA76)(?: ([^}]+))?\}\}`)
+
+// loadMessage returns testdata/name as sent: the file is written with "\n"
+// line ends and placeholders; segments end with "\r", or "\n" when the name
+// contains _lf, or "\r\n" with _crlf.
+func loadMessage(tb testing.TB, name string) []byte {
+	tb.Helper()
+	raw, err := os.ReadFile(filepath.Join("testdata", name))
+	require.NoError(tb, err)
+	var failed error
+	raw = placeholder.ReplaceAllFunc(raw, func(m []byte) []byte {
+		sub := placeholder.FindSubmatch(m)
+		file := string(sub[2])
+		if file == "" {
+			file = "n1-pdf.xml"
+		}
+		doc, err := os.ReadFile(filepath.Join("..", "..", "cda", "testdata", file))
+		if err != nil {
+			failed = err
+			return nil
+		}
+		enc := base64.StdEncoding.EncodeToString(doc)
+		if string(sub[1]) == "CDA76" {
+			var lines []string
+			for len(enc) > 76 {
+				lines, enc = append(lines, enc[:76]), enc[76:]
+			}
+			enc = strings.Join(append(lines, enc), "\n")
+		}
+		return []byte(enc)
+	})
+	require.NoError(tb, failed)
+	eol := "\r"
+	switch {
+	case strings.Contains(name, "_crlf"):
+		eol = "\r\n"
+	case strings.Contains(name, "_lf"):
+		eol = "\n"
+	}
+	return bytes.ReplaceAll(bytes.TrimRight(raw, "\n"), []byte("\n"), []byte(eol))
+}
+
+// testdataMessages returns the names of the messages of testdata.
+func testdataMessages(tb testing.TB) []string {
+	tb.Helper()
+	files, err := filepath.Glob(filepath.Join("testdata", "*.hl7"))
+	require.NoError(tb, err)
+	var names []string
+	for _, f := range files {
+		names = append(names, filepath.Base(f))
+	}
+	return names
+}
+
+func parseMessage(tb testing.TB, raw []byte) *hl7.Message {
+	tb.Helper()
+	msg, err := hl7.Parse(raw, hl7.ParseOptions{})
+	require.NoError(tb, err)
+	return msg
+}
+
+// change replaces old by new in the lines of a message that start with prefix.
+type change struct{ prefix, old, new string }
+
+// edit returns the message of testdata/name (a "\r" one) after changes.
+func edit(tb testing.TB, name string, changes ...change) *hl7.Message {
+	tb.Helper()
+	lines := strings.Split(string(loadMessage(tb, name)), "\r")
+	for _, c := range changes {
+		changed := false
+		for i, l := range lines {
+			if strings.HasPrefix(l, c.prefix) && strings.Contains(l, c.old) {
+				lines[i], changed = strings.Replace(l, c.old, c.new, 1), true
+			}
+		}
+		require.True(tb, changed, "no line %q with %q in %s", c.prefix, c.old, name)
+	}
+	return parseMessage(tb, []byte(strings.Join(lines, "\r")))
+}
+
+// blob summarises the bytes of a document in a golden file.
+type blob struct {
+	Bytes  int    `json:"bytes"`
+	SHA256 string `json:"sha256"`
+}
+
+func summary(b []byte) *blob {
+	if b == nil {
+		return nil
+	}
+	sum := sha256.Sum256(b)
+	return &blob{Bytes: len(b), SHA256: hex.EncodeToString(sum[:])}
+}
+
+// goldenReport is a report as the golden files show it: the CDA and PDF
+// bytes are replaced by their length and hash.
+type goldenReport struct {
+	dispatch.Report
+	Document goldenDocument
+}
+
+type goldenDocument struct {
+	dispatch.Document
+	CDA *blob
+	PDF *blob
+}
+
+func goldenJSON(tb testing.TB, r dispatch.Report) []byte {
+	tb.Helper()
+	g := goldenReport{Report: r, Document: goldenDocument{Document: r.Document, CDA: summary(r.Document.CDA), PDF: summary(r.Document.PDF)}}
+	out, err := json.MarshalIndent(g, "", "  ")
+	require.NoError(tb, err)
+	return append(out, '\n')
+}
+
+func golden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	path := filepath.Join("testdata", "golden", name)
+	if *updateMapping {
+		require.NoError(t, os.MkdirAll(filepath.Dir(path), 0o755))
+		require.NoError(t, os.WriteFile(path, got, 0o644))
+	}
+	want, err := os.ReadFile(path)
+	require.NoError(t, err, "run go test -run TestToReport -update-mapping")
+	require.Equal(t, string(want), string(got))
+}
+
+// refusal is the expected rejection of a message.
+type refusal struct {
+	ack  string
+	at   string // ERR-2: SEG^sequence^field, as the ACK writes it
+	code int
+	msg  string // a part of ERR-8
+}
+
+// where formats a location like ERR-2.
+func where(d hl7.ErrDetail) string {
+	loc := []string{d.Segment, "", ""}
+	if d.Sequence > 0 {
+		loc[1] = fmt.Sprint(d.Sequence)
+	}
+	if d.Field > 0 {
+		loc[2] = fmt.Sprint(d.Field)
+	}
+	return strings.TrimRight(strings.Join(loc, "^"), "^")
+}
+
+func requireRefusal(t *testing.T, err error, want refusal) {
+	t.Helper()
+	var rej *rejection
+	require.True(t, errors.As(err, &rej), "want a refusal, got %v", err)
+	require.Equal(t, want.ack, rej.code, rej.detail.Msg)
+	require.Equal(t, want.at, where(rej.detail), rej.detail.Msg)
+	require.Equal(t, want.code, rej.detail.Code, rej.detail.Msg)
+	require.Equal(t, "E", rej.detail.Severity)
+	require.Contains(t, rej.detail.Msg, want.msg)
+}
+
+// TestToReport maps every message of testdata: the accepted ones against
+// testdata/golden/<name>.json, the refused ones against their ERR.
+func TestToReport(t *testing.T) {
+	t.Parallel()
+	refused := map[string]refusal{
+		"adt_a01_unsupported_type.hl7":    {"AR", "MSH^1^9", hl7.CodeUnsupportedMessageType, "ADT^A01 is not supported"},
+		"mdm_t01_unsupported_event.hl7":   {"AR", "MSH^1^9", hl7.CodeUnsupportedEvent, "MDM^T01 is not supported"},
+		"mdm_t02_txa12_mismatch.hl7":      {"AE", "TXA^1^12", hl7.CodeDataType, `TXA-12 (unique document number) "1.2.250.1.999.42.1.4^LDL-20240312-000124" is not the CDA ClinicalDocument/id "1.2.250.1.999.42.1.4^LDL-20240312-000123"`},
+		"mdm_t02_txa17_not_validated.hl7": {"AE", "TXA^1^17", hl7.CodeTableValue, `TXA-17 (document completion status) is "IP"`},
+		"mdm_t04_no_id.hl7":               {"AE", "TXA^1^12", hl7.CodeRequiredField, "TXA-12 (unique document number) is empty"},
+		"mdm_t10_obx11_mismatch.hl7":      {"AE", "OBX^1^11", hl7.CodeTableValue, `OBX-11 (observation result status) is "F" but the event MDM^T10 is a replacement: expected C`},
+		"oru_r01_bad_body.hl7":            {"AE", "OBX^12^5", hl7.CodeDataType, "OBX-5.5 (data) of CORPSMAIL_PS is not Base64"},
+		"oru_r01_bad_flag.hl7":            {"AE", "OBX^2^5", hl7.CodeTableValue, `OBX-5 (value) of MASQUE_PS is "Oui": expected Y or N`},
+		"oru_r01_empty_rct.hl7":           {"AE", "PRT^3^5", hl7.CodeRequiredField, "PRT 3 (RCT) has neither a person (PRT-5)"},
+		"oru_r01_ins_mismatch.hl7":        {"AE", "PID^1^3", hl7.CodeDataType, "PID-3 INS 299127512300012 (1.2.250.1.213.1.4.10) is not the INS of the CDA recordTarget, 280017512345678"},
+		"oru_r01_no_pid.hl7":              {"AE", "PID^1", hl7.CodeSegmentSequence, "the PID segment is missing"},
+		"oru_r01_obr25_not_final.hl7":     {"AE", "OBR^1^25", hl7.CodeTableValue, `OBR-25 (result status) is "P": expected F (final), or C for a replacement`},
+		"oru_r01_orc_mismatch.hl7":        {"AE", "ORC^1^1", hl7.CodeTableValue, `ORC-1 (order control) is "NW" but OBX-11 C asks for a replacement: expected RO`},
+	}
+	accepted := []string{
+		"mdm_t02_new.hl7", "mdm_t04_delete.hl7", "mdm_t04_delete_no_document.hl7", "mdm_t10_replace.hl7",
+		"oru_r01.hl7", "oru_r01_correction.hl7", "oru_r01_deletion.hl7", "oru_r01_fallback_correspondents.hl7",
+		"oru_r01_latin9.hl7", "oru_r01_n3_lf.hl7", "oru_r01_new_flags.hl7", "oru_r01_wrapped_base64_crlf.hl7",
+	}
+	var covered []string
+	for name := range refused {
+		covered = append(covered, name)
+	}
+	covered = append(covered, accepted...)
+	sort.Strings(covered)
+	require.Equal(t, testdataMessages(t), covered, "every testdata message has a case")
+
+	for _, name := range accepted {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			r, err := toReport(parseMessage(t, loadMessage(t, name)))
+			require.NoError(t, err)
+			golden(t, strings.TrimSuffix(name, ".hl7")+".json", goldenJSON(t, r))
+		})
+	}
+	for name, want := range refused {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			_, err := toReport(parseMessage(t, loadMessage(t, name)))
+			requireRefusal(t, err, want)
+		})
+	}
+}
+
+// TestToReportVariants checks the rules one at a time on edited messages.
+func TestToReportVariants(t *testing.T) {
+	t.Parallel()
+	const (
+		newFlags   = "oru_r01_new_flags.hl7"
+		correction = "oru_r01_correction.hl7"
+		mdmNew     = "mdm_t02_new.hl7"
+		mdmDelete  = "mdm_t04_delete.hl7"
+	)
+	// In newFlags, OBX 2 to 11 are the flags in the order of the volet (OBX 9
+	// DESTMSSANTEPAT), OBX 12 and 13 the bodies, PRT 7 the REPLY.
+	refusedTests := []struct {
+		name string
+		msg  *hl7.Message
+		want refusal
+	}{
+		{"no document OBX", edit(t, newFlags, change{"OBX|1|", "|ED|", "|RP|"}),
+			refusal{"AE", "OBX^1^5", hl7.CodeRequiredField, "no OBX of type ED carries the CDA document"}},
+		{"OBX-11 empty", edit(t, newFlags, change{"OBX|1|", "||||||F", ""}),
+			refusal{"AE", "OBX^1^11", hl7.CodeRequiredField, "OBX-11 (observation result status) of the document is empty"}},
+		{"OBX-11 unknown", edit(t, newFlags, change{"OBX|1|", "||||||F", "||||||X"}),
+			refusal{"AE", "OBX^1^11", hl7.CodeTableValue, `OBX-11 (observation result status) of the document is "X"`}},
+		{"XO is not the volet's RO", edit(t, correction, change{"ORC|", "ORC|RO|", "ORC|XO|"}),
+			refusal{"AE", "ORC^1^1", hl7.CodeTableValue, `ORC-1 (order control) is "XO" but OBX-11 C asks for a replacement: expected RO`}},
+		{"deletion with ORC NW", edit(t, "oru_r01_deletion.hl7", change{"ORC|", "ORC|CA|", "ORC|NW|"}),
+			refusal{"AE", "ORC^1^1", hl7.CodeTableValue, "expected CA"}},
+		{"MDM T04 with ORC NW", edit(t, mdmDelete, change{"ORC|", "ORC|CA", "ORC|NW"}),
+			refusal{"AE", "ORC^1^1", hl7.CodeTableValue, `ORC-1 (order control) is "NW" but the event MDM^T04 asks for a deletion: expected CA`}},
+		{"no ORC", edit(t, newFlags, change{"ORC|", "ORC|", "NTE|"}),
+			refusal{"AE", "ORC^1", hl7.CodeSegmentSequence, "the ORC segment is missing: ORC-1 must say NW for a new document"}},
+		{"no OBR", edit(t, newFlags, change{"OBR|", "OBR|", "NTE|"}),
+			refusal{"AE", "OBR^1", hl7.CodeSegmentSequence, "the OBR segment is missing"}},
+		{"OBR-25 empty", edit(t, newFlags, change{"OBR|", "||F", "||"}),
+			refusal{"AE", "OBR^1^25", hl7.CodeRequiredField, "OBR-25 (result status) is empty: expected F (final)"}},
+		{"OBR-25 C for a new document", edit(t, newFlags, change{"OBR|", "||F", "||C"}),
+			refusal{"AE", "OBR^1^25", hl7.CodeTableValue, `OBR-25 (result status) is "C"`}},
+		{"no TXA", edit(t, mdmNew, change{"TXA|", "TXA|", "NTE|"}),
+			refusal{"AE", "TXA^1", hl7.CodeSegmentSequence, "the TXA segment is missing"}},
+		{"TXA-17 empty", edit(t, mdmNew, change{"TXA|", "|AU|", "||"}),
+			refusal{"AE", "TXA^1^17", hl7.CodeRequiredField, "TXA-17 (document completion status) is empty"}},
+		{"TXA-13 is not the CDA parent", edit(t, "mdm_t10_replace.hl7", change{"TXA|", "|1.2.250.1.999.77.3.20240104.1|", "|1.2.250.1.999.77.3.20240104.9|"}),
+			refusal{"AE", "TXA^1^13", hl7.CodeDataType, `TXA-13 (parent document number) "1.2.250.1.999.77.3.20240104.9" is not the CDA relatedDocument/parentDocument/id "1.2.250.1.999.77.3.20240104.1"`}},
+		{"ORU deletion without the CDA", edit(t, "oru_r01_deletion.hl7", change{"OBX|1|", "^Base64^", "^Base64^||||||D|"}),
+			refusal{"AE", "OBX^1^5", hl7.CodeRequiredField, "OBX-5.5 (data) of the document is empty"}},
+		{"document not Base64", edit(t, newFlags, change{"OBX|1|", "^Base64^", "^A^"}),
+			refusal{"AE", "OBX^1^5", hl7.CodeDataType, `OBX-5.4 (encoding) of the document is "A": expected Base64`}},
+		{"document not XML", edit(t, newFlags, change{"OBX|1|", "^XML^", "^PDF^"}),
+			refusal{"AE", "OBX^1^5", hl7.CodeDataType, `OBX-5.3 (data subtype) of the document is "PDF"`}},
+		{"bad base64", edit(t, newFlags, change{"OBX|1|", "^Base64^", "^Base64^!!"}),
+			refusal{"AE", "OBX^1^5", hl7.CodeDataType, "OBX-5.5 (data) of the document is not base64"}},
+		{"not a CDA", edit(t, newFlags, change{"OBX|1|", "^Base64^", "^Base64^PGh0bWw+PC9odG1sPg==||||||F|"}),
+			refusal{"AE", "OBX^1^5", hl7.CodeDataType, "OBX-5.5 is not a CDA R2 document"}},
+		{"flag empty", edit(t, newFlags, change{"OBX|9|", "||Y^^", "||^^"}),
+			refusal{"AE", "OBX^9^5", hl7.CodeRequiredField, "OBX-5 (value) of DESTMSSANTEPAT is empty: expected Y or N"}},
+		{"flag given twice, Y and N", edit(t, newFlags, change{"OBX|3|", "INVISIBLE_PATIENT^", "DESTMSSANTEPAT^"}),
+			refusal{"AE", "OBX^9^5", hl7.CodeTableValue, "DESTMSSANTEPAT is given twice, Y and N"}},
+		{"second CORPSMAIL_PS", edit(t, newFlags, change{"OBX|13|", "CORPSMAIL_PATIENT^", "CORPSMAIL_PS^"}),
+			refusal{"AE", "OBX^13^3", hl7.CodeSegmentSequence, "a second OBX CORPSMAIL_PS"}},
+		{"body of another type", edit(t, newFlags, change{"OBX|12|", "|ED|", "|NM|"}),
+			refusal{"AE", "OBX^12^2", hl7.CodeDataType, `OBX-2 (value type) of CORPSMAIL_PS is "NM": expected ED`}},
+		{"REPLY without address", edit(t, newFlags, change{"PRT||UC||REPLY", "^^X.400^Secretariat.Cardio@ch-test.mssante.fr", "^PRN^PH^^^^0100000000"}),
+			refusal{"AE", "PRT^7^15", hl7.CodeRequiredField, "PRT 7 (REPLY) has no address in PRT-15"}},
+	}
+	for _, tt := range refusedTests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			_, err := toReport(tt.msg)
+			requireRefusal(t, err, tt.want)
+		})
+	}
+
+	acceptedTests := []struct {
+		name  string
+		msg   *hl7.Message
+		check func(t *testing.T, r dispatch.Report)
+	}{
+		{"correction with OBR-25 C", edit(t, correction, change{"OBR|", "||F", "||C"}), func(t *testing.T, r dispatch.Report) {
+			require.Equal(t, dispatch.ActionReplace, r.Action)
+			require.Equal(t, "1.2.250.1.999.77.3.20240104.1", r.Document.ParentID)
+		}},
+		{"flags in lower case and spaces", edit(t, newFlags, change{"OBX|2|", "||N^^", "|| y ^^"}), func(t *testing.T, r dispatch.Report) {
+			require.True(t, r.Flags.MaskedForPros)
+		}},
+		{"flags without coding system", edit(t, newFlags, change{"OBX|", "^MetaDMPMSS|", "|"}), func(t *testing.T, r dispatch.Report) {
+			require.True(t, r.Flags.Present)
+			require.True(t, r.Flags.ToPatient)
+			require.Equal(t, "Bonjour,\nvoici votre lettre de liaison de sortie.\nLe service de cardiologie.", r.BodyPatient)
+		}},
+		{"MDM T04 with an empty document", edit(t, mdmDelete, change{"OBX|1|", "^Base64^", "^Base64^||||||D|"}), func(t *testing.T, r dispatch.Report) {
+			require.Equal(t, dispatch.ActionDelete, r.Action)
+			require.Equal(t, "1.2.250.1.999.42.1.4^LDL-20240312-000123", r.Document.ID)
+			require.Empty(t, r.Document.CDA)
+			require.Equal(t, "11490-0", r.Document.Code)
+		}},
+		{"MDM T04 without CDA nor TXA-2: the type of OBR-4", edit(t, "mdm_t04_delete_no_document.hl7", change{"TXA|", "|18748-4^CR d'imagerie médicale^LN|", "||"}),
+			func(t *testing.T, r dispatch.Report) {
+				require.Equal(t, "18748-4", r.Document.Code)
+				require.Equal(t, "CR d'imagerie médicale", r.Document.Title)
+			}},
+		{"MDM without TXA-12 takes the CDA id", edit(t, mdmNew, change{"TXA|", "LDL-20240312-000123^^1.2.250.1.999.42.1.4^ISO", ""}), func(t *testing.T, r dispatch.Report) {
+			require.Equal(t, "1.2.250.1.999.42.1.4^LDL-20240312-000123", r.Document.ID)
+		}},
+		{"MDM T10 without TXA-13 takes the CDA parent", edit(t, "mdm_t10_replace.hl7", change{"TXA|", "|1.2.250.1.999.77.3.20240104.1|", "||"}), func(t *testing.T, r dispatch.Report) {
+			require.Equal(t, "1.2.250.1.999.77.3.20240104.1", r.Document.ParentID)
+		}},
+		{"PID-32 PROV: the INS is not qualified",
+			edit(t, "oru_r01.hl7", change{"PID|", "|VALI", "|PROV"}), func(t *testing.T, r dispatch.Report) {
+				require.Equal(t, "280017512345678", r.Patient.INS)
+				require.False(t, r.Patient.INSQualified)
+			}},
+		{"RPPS without its prefix", edit(t, "oru_r01.hl7", change{"PRT|1|", "899900000002^", "99900000002^"}), func(t *testing.T, r dispatch.Report) {
+			require.Equal(t, "899900000002", r.Recipients[0].NationalID)
+			require.Equal(t, "99900000002", r.Recipients[0].RPPS)
+		}},
+		{"a local id is not a national id", edit(t, "oru_r01.hl7", change{"PRT|1|", "^ASIP-SANTE-PS&1.2.250.1.71.4.2.1&ISO^L^^^IDNPS", "^CH_TEST&1.2.250.1.999.42.3&ISO^L^^^EI"}),
+			func(t *testing.T, r dispatch.Report) {
+				require.Equal(t, dispatch.Recipient{Role: dispatch.RoleResultCopiesTo, Kind: dispatch.KindProfessional, Family: "DUPONT-DEMO", Given: "Claire"}, r.Recipients[0])
+			}},
+	}
+	for _, tt := range acceptedTests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			r, err := toReport(tt.msg)
+			require.NoError(t, err)
+			tt.check(t, r)
+		})
+	}
+}
+
+func TestLocate(t *testing.T) {
+	t.Parallel()
+	msg := func(name string) *hl7.Message { return parseMessage(t, loadMessage(t, name)) }
+	tests := []struct {
+		msg   *hl7.Message
+		field string
+		at    string
+		code  int
+	}{
+		{msg("oru_r01_new_flags.hl7"), "control_id", "MSH^1^10", hl7.CodeRequiredField},
+		{msg("oru_r01_new_flags.hl7"), "document.id", "OBX^1^5", hl7.CodeRequiredField},
+		{msg("oru_r01_new_flags.hl7"), "document.cda", "OBX^1^5", hl7.CodeRequiredField},
+		{msg("oru_r01_new_flags.hl7"), "action", "OBX^1^11", hl7.CodeTableValue},
+		{msg("oru_r01_correction.hl7"), "document.parent_id", "OBX^1^5", hl7.CodeRequiredField},
+		{msg("mdm_t10_replace.hl7"), "document.id", "TXA^1^12", hl7.CodeRequiredField},
+		{msg("mdm_t10_replace.hl7"), "document.parent_id", "TXA^1^13", hl7.CodeRequiredField},
+		{msg("mdm_t10_replace.hl7"), "action", "MSH^1^9", hl7.CodeUnsupportedEvent},
+		{msg("mdm_t04_delete_no_document.hl7"), "document.cda", "OBX^1^5", hl7.CodeRequiredField},
+		{msg("oru_r01_new_flags.hl7"), "flags.MASQUE_PS", "OBX^2^5", hl7.CodeTableValue},
+		{msg("oru_r01_new_flags.hl7"), "flags.DESTMSSANTEPAT", "OBX^9^5", hl7.CodeTableValue},
+		{msg("oru_r01_new_flags.hl7"), "flags.ACK_LECTURE_MSS", "OBX^11^5", hl7.CodeTableValue}, // sent as ACK_LECTURE
+		{msg("mdm_t02_new.hl7"), "flags.INVISIBLE_REP_LEGAUX", "OBX^4^5", hl7.CodeTableValue},
+		{msg("oru_r01.hl7"), "flags.DESTMSSANTEPS", "OBX^^3", hl7.CodeRequiredField},
+		{msg("oru_r01.hl7"), "patient.ins", "PID^1^32", hl7.CodeTableValue},
+		{edit(t, "oru_r01.hl7", change{"PID|", "^INS~", "^XX~"}), "patient.ins", "PID^1^3", hl7.CodeRequiredField},
+		{msg("oru_r01.hl7"), "flags.UNKNOWN", "", hl7.CodeInternal},
+		{msg("oru_r01.hl7"), "recipients[0].kind", "", hl7.CodeInternal},
+		{msg("oru_r01.hl7"), "", "", hl7.CodeInternal},
+	}
+	for _, tt := range tests {
+		t.Run(tt.field, func(t *testing.T) {
+			d := locate(tt.msg, tt.field)
+			require.Equal(t, tt.at, where(d))
+			require.Equal(t, tt.code, d.Code)
+			require.Equal(t, "E", d.Severity)
+		})
+	}
+}
+
+// TestLocateDomainErrors checks that the domain's errors on mapped reports
+// point at the OBX that carries the offending flag.
+func TestLocateDomainErrors(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name  string
+		msg   *hl7.Message
+		field string
+		at    string
+	}{
+		{"masked to professionals but sent to them", edit(t, "oru_r01_new_flags.hl7", change{"OBX|2|", "||N^^", "||Y^^"}), "flags.MASQUE_PS", "OBX^2^5"},
+		{"secret connection", edit(t, "mdm_t02_new.hl7", change{"OBX|5|", "||N^^", "||Y^^"}), "flags.CONNEXION_SECRETE", "OBX^5^5"},
+		{"nothing to send", edit(t, "oru_r01_correction.hl7", change{"OBX|8|", "||Y^^", "||N^^"}), "flags.DESTMSSANTEPS", "OBX^8^5"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			r, err := toReport(tt.msg)
+			require.NoError(t, err)
+			var invalid *dispatch.InvalidError
+			require.ErrorAs(t, r.Flags.Validate(), &invalid)
+			require.Equal(t, tt.field, invalid.Field)
+			require.Equal(t, tt.at, where(locate(tt.msg, invalid.Field)))
+		})
+	}
+}

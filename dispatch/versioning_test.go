@@ -1,0 +1,134 @@
+package dispatch_test
+
+import (
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/mssdispatch/mssdispatch/dispatch"
+	"github.com/mssdispatch/mssdispatch/dispatch/mail"
+)
+
+type line struct{ recipient, status, reason string }
+
+func lines(v dispatch.ReportView) []line {
+	var out []line
+	for _, d := range v.Deliveries {
+		out = append(out, line{d.Recipient, d.Status, d.Reason})
+	}
+	return out
+}
+
+func TestReplace(t *testing.T) {
+	t.Parallel()
+	outboxDir := t.TempDir()
+	outbox, err := mail.NewOutbox(outboxDir)
+	require.NoError(t, err)
+	b := setup(t, outbox)
+
+	original := testReport(t)
+	first := b.receive(t, original)
+	b.waitDeliveries(t, first.ReportID, 3)
+
+	// Version 2 lists only Claire; Julie received version 1 and gets it too.
+	v2 := testReport(t)
+	v2.Action = dispatch.ActionReplace
+	v2.Document.ParentID, v2.Document.ID = original.Document.ID, original.Document.ID+"-v2"
+	v2.Recipients = v2.Recipients[:1]
+	second := b.receive(t, v2)
+
+	got := lines(b.waitDeliveries(t, second.ReportID, 2))
+	require.Equal(t, []line{
+		{"claire.dupont-demo@medecin-demo.mssante.fr", "sent", "directory_address"},
+		{"julie.roux@medecin-demo.mssante.fr", "sent", "dpi_address"},
+	}, got)
+	v1, err := b.svc.Report(b.ctx, first.ReportID)
+	require.NoError(t, err)
+	require.Equal(t, line{"Jean MARTIN", "superseded", "several_addresses"}, lines(v1)[2], "what was still pending is superseded")
+	require.Equal(t, "sent", lines(v1)[0].status, "what left stays as it was")
+
+	files, err := filepath.Glob(filepath.Join(outboxDir, "*.eml"))
+	require.NoError(t, err)
+	require.Len(t, files, 4)
+}
+
+func TestDelete(t *testing.T) {
+	t.Parallel()
+	outbox, err := mail.NewOutbox(t.TempDir())
+	require.NoError(t, err)
+	b := setup(t, outbox)
+
+	original := testReport(t)
+	first := b.receive(t, original)
+	b.waitDeliveries(t, first.ReportID, 3)
+
+	del := testReport(t)
+	del.Action = dispatch.ActionDelete
+	del.Document.CDA, del.Document.PDF, del.Recipients = nil, nil, nil
+	second := b.receive(t, del)
+
+	got := lines(b.waitDeliveries(t, second.ReportID, 2))
+	require.Equal(t, []line{
+		{"claire.dupont-demo@medecin-demo.mssante.fr", "sent", "dpi_address"},
+		{"julie.roux@medecin-demo.mssante.fr", "sent", "dpi_address"},
+	}, got, "those who received the document are told it is withdrawn")
+	v1, err := b.svc.Report(b.ctx, first.ReportID)
+	require.NoError(t, err)
+	require.Equal(t, "cancelled", lines(v1)[2].status)
+
+	// The document is gone: replacing or deleting it again is refused.
+	again := testReport(t)
+	again.Action = dispatch.ActionDelete
+	_, err = b.svc.Receive(b.ctx, inbound("MSG-D3", "x"), again, respond)
+	require.True(t, dispatch.IsInvalid(err), "%v", err)
+}
+
+func TestPatientOnly(t *testing.T) {
+	t.Parallel()
+	outbox, err := mail.NewOutbox(t.TempDir())
+	require.NoError(t, err)
+	b := setup(t, outbox)
+
+	r := testReport(t)
+	r.Flags = dispatch.Flags{Present: true, ToPatient: true}
+	r.Patient.INSQualified = true
+	r.Recipients = append(r.Recipients[:1], dispatch.Recipient{Role: dispatch.RolePatient, Kind: dispatch.KindPatient,
+		Family: "DUPONT", Given: "Marie", Address: r.Patient.INS + "@patient.mssante.fr"})
+	rc := b.receive(t, r)
+	require.Equal(t, []line{
+		{"Claire DUPONT-DEMO", "cancelled", dispatch.ReasonNotForProfessionals},
+		{"280017512345678@patient.mssante.fr", "sent", "dpi_address"},
+	}, lines(b.waitDeliveries(t, rc.ReportID, 2)))
+}
+
+func TestReject(t *testing.T) {
+	t.Parallel()
+	outbox, err := mail.NewOutbox(t.TempDir())
+	require.NoError(t, err)
+	b := setup(t, outbox)
+
+	in := inbound("MSG-BAD", "bad content")
+	answer, err := b.svc.Reject(b.ctx, in, []byte("raw message"), "OBX-5 is not base64", []byte("AE 1"))
+	require.NoError(t, err)
+	require.Equal(t, dispatch.Answer{Response: []byte("AE 1")}, answer)
+
+	answer, err = b.svc.Reject(b.ctx, in, []byte("raw message"), "OBX-5 is not base64", []byte("AE 2"))
+	require.NoError(t, err)
+	require.Equal(t, "AE 1", string(answer.Response), "a retransmitted refusal gets the first response")
+	prev, found, err := b.svc.Previous(b.ctx, in)
+	require.NoError(t, err)
+	require.True(t, found)
+	require.Equal(t, dispatch.Answer{Response: []byte("AE 1")}, prev)
+
+	// Unparseable input has no key: kept, not remembered.
+	answer, err = b.svc.Reject(b.ctx, dispatch.Inbound{Kind: "hl7", Source: "mllp"}, []byte("garbage"), "not HL7", []byte("AR"))
+	require.NoError(t, err)
+	require.Equal(t, "AR", string(answer.Response))
+
+	var quarantined, attempts int
+	require.NoError(t, b.pool.QueryRow(b.ctx, "SELECT count(*) FROM quarantine").Scan(&quarantined))
+	require.Equal(t, 2, quarantined, "one row per distinct refused message")
+	require.NoError(t, b.pool.QueryRow(b.ctx, "SELECT attempts FROM inbound_messages WHERE message_control_id = 'MSG-BAD'").Scan(&attempts))
+	require.Equal(t, 3, attempts)
+}

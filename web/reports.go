@@ -1,0 +1,246 @@
+package web
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"regexp"
+	"strings"
+
+	"github.com/mssdispatch/mssdispatch/dispatch"
+)
+
+// ReportIntake stores reports received as JSON (dispatch.Service).
+type ReportIntake interface {
+	Previous(ctx context.Context, in dispatch.Inbound) (dispatch.Answer, bool, error)
+	Receive(ctx context.Context, in dispatch.Inbound, r dispatch.Report, respond func(reportID int64, documentID string) []byte) (dispatch.Receipt, error)
+	Reject(ctx context.Context, in dispatch.Inbound, raw []byte, reason string, response []byte) (dispatch.Answer, error)
+}
+
+// reportRequest is the body of POST /api/v1/reports (see openapi.json).
+type reportRequest struct {
+	Patient struct {
+		Family       string                 `json:"family"`
+		Given        string                 `json:"given"`
+		BirthDate    string                 `json:"birth_date"`
+		Sex          string                 `json:"sex"`
+		INS          string                 `json:"ins"`
+		INSOID       string                 `json:"ins_oid"`
+		INSQualified bool                   `json:"ins_qualified"`
+		IPP          string                 `json:"ipp"`
+		Address      dispatch.PostalAddress `json:"address"`
+	} `json:"patient"`
+	Service  string `json:"service"`
+	Document struct {
+		ID       string `json:"id"`
+		ParentID string `json:"parent_id"`
+		Action   string `json:"action"`
+		Code     string `json:"code"`
+		Title    string `json:"title"`
+		PDF      []byte `json:"pdf"`
+		CDA      []byte `json:"cda"`
+	} `json:"document"`
+	Author           recipientRequest   `json:"author"`
+	ReplyTo          string             `json:"reply_to"`
+	Recipients       []recipientRequest `json:"recipients"`
+	Flags            *dispatch.Flags    `json:"flags"`
+	BodyProfessional string             `json:"body_professional"`
+	BodyPatient      string             `json:"body_patient"`
+}
+
+type recipientRequest struct {
+	RPPS         string `json:"rpps"`
+	ADELI        string `json:"adeli"`
+	FINESS       string `json:"finess"`
+	Family       string `json:"family"`
+	Given        string `json:"given"`
+	Organisation string `json:"organisation"`
+	Address      string `json:"address"`
+}
+
+var (
+	rppsPattern  = regexp.MustCompile(`^[0-9]{11}$`)
+	adeliPattern = regexp.MustCompile(`^[0-9]{9}$`)
+)
+
+// fieldError is a request field the client must fix.
+type fieldError struct{ field, msg string }
+
+func (e *fieldError) Error() string { return e.field + ": " + e.msg }
+
+// report maps the request to the domain, checking what only JSON can get wrong.
+func (req *reportRequest) report() (dispatch.Report, error) {
+	r := dispatch.Report{
+		Action:           dispatch.Action(req.Document.Action),
+		Service:          req.Service,
+		ReplyTo:          strings.ToLower(strings.TrimSpace(req.ReplyTo)),
+		Flags:            dispatch.DefaultFlags,
+		BodyProfessional: req.BodyProfessional,
+		BodyPatient:      req.BodyPatient,
+		Document: dispatch.Document{ID: req.Document.ID, ParentID: req.Document.ParentID, Code: req.Document.Code,
+			Title: req.Document.Title, CDA: req.Document.CDA, PDF: req.Document.PDF},
+	}
+	if r.Action == "" {
+		r.Action = dispatch.ActionNew
+	}
+	p := req.Patient
+	r.Patient = dispatch.Patient{Family: p.Family, Given: p.Given, BirthDate: strings.ReplaceAll(p.BirthDate, "-", ""),
+		Sex: p.Sex, INS: p.INS, INSOID: p.INSOID, INSQualified: p.INSQualified, IPP: p.IPP, Address: p.Address}
+	if req.Flags != nil {
+		r.Flags = *req.Flags
+		r.Flags.Present = true
+	}
+	if len(r.Document.CDA) == 0 && len(r.Document.PDF) == 0 && r.Action != dispatch.ActionDelete {
+		return r, &fieldError{"document", "give the document as cda or pdf (base64)"}
+	}
+	author, err := req.Author.recipient("author", dispatch.RoleSender)
+	if err != nil {
+		return r, err
+	}
+	if author.Kind != "" {
+		r.Author = author
+	}
+	for i, rr := range req.Recipients {
+		rc, err := rr.recipient(fmt.Sprintf("recipients[%d]", i), dispatch.RoleResultCopiesTo)
+		if err != nil {
+			return r, err
+		}
+		if rc.Kind == "" {
+			return r, &fieldError{fmt.Sprintf("recipients[%d]", i), "give an rpps, adeli, finess, name or address"}
+		}
+		r.Recipients = append(r.Recipients, rc)
+	}
+	return r, nil
+}
+
+// recipient maps a person or organisation; Kind is empty when nothing was given.
+func (rr recipientRequest) recipient(field, role string) (dispatch.Recipient, error) {
+	rc := dispatch.Recipient{Role: role, FINESS: rr.FINESS, Family: rr.Family, Given: rr.Given,
+		Organisation: rr.Organisation, Address: strings.ToLower(strings.TrimSpace(rr.Address))}
+	switch {
+	case rr.RPPS != "" && !rppsPattern.MatchString(rr.RPPS):
+		return rc, &fieldError{field + ".rpps", "an RPPS number has 11 digits"}
+	case rr.ADELI != "" && !adeliPattern.MatchString(rr.ADELI):
+		return rc, &fieldError{field + ".adeli", "an ADELI number has 9 digits"}
+	case rr.RPPS != "":
+		rc.RPPS, rc.NationalID = rr.RPPS, "8"+rr.RPPS
+	case rr.ADELI != "":
+		rc.NationalID = "0" + rr.ADELI
+	}
+	switch {
+	case rc.NationalID != "" || rc.Family != "" || rc.Given != "":
+		rc.Kind = dispatch.KindProfessional
+	case rc.Organisation != "" || rc.FINESS != "" || rc.Address != "":
+		rc.Kind = dispatch.KindOrganisation
+	}
+	return rc, nil
+}
+
+// postReport takes a report as JSON. The Idempotency-Key header is required: a
+// request sent again with the same key and body gets the first answer.
+func (s *server) postReport(w http.ResponseWriter, r *http.Request) {
+	key := strings.TrimSpace(r.Header.Get("Idempotency-Key"))
+	if key == "" || len(key) > 200 {
+		writeError(w, http.StatusBadRequest, "the Idempotency-Key header is required (at most 200 characters)")
+		return
+	}
+	body, ok := s.readBody(w, r)
+	if !ok {
+		return
+	}
+	sum := sha256.Sum256(body)
+	in := dispatch.Inbound{Kind: "json", Source: "api", ControlID: key, MessageType: "report", Fingerprint: sum[:]}
+	ctx := r.Context()
+	prev, found, err := s.cfg.Intake.Previous(ctx, in)
+	switch {
+	case found:
+		writeAnswer(w, prev)
+		return
+	case errors.Is(err, dispatch.ErrKeyReused):
+		writeError(w, http.StatusConflict, "this Idempotency-Key was already used for a different request")
+		return
+	case err != nil:
+		s.unavailable(w, r, err)
+		return
+	}
+
+	var req reportRequest
+	dec := json.NewDecoder(strings.NewReader(string(body)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		s.refuse(w, r, in, body, "", fmt.Sprintf("the body is not a valid report: %v", err))
+		return
+	}
+	report, err := req.report()
+	var fe *fieldError
+	if errors.As(err, &fe) {
+		s.refuse(w, r, in, body, fe.field, fe.msg)
+		return
+	}
+	receipt, err := s.cfg.Intake.Receive(ctx, in, report, func(id int64, documentID string) []byte {
+		b, _ := json.Marshal(dispatch.ReportView{ID: id, DocumentID: documentID, Status: dispatch.ReportReceived,
+			Deliveries: []dispatch.DeliveryView{}})
+		return b
+	})
+	var invalid *dispatch.InvalidError
+	switch {
+	case err == nil:
+		writeAnswer(w, receipt.Answer)
+	case errors.As(err, &invalid):
+		s.refuse(w, r, in, body, invalid.Field, invalid.Msg)
+	case errors.Is(err, dispatch.ErrKeyReused):
+		writeError(w, http.StatusConflict, "this Idempotency-Key was already used for a different request")
+	default:
+		s.unavailable(w, r, err)
+	}
+}
+
+// refuse answers 422 with the field at fault, after keeping the request in quarantine.
+func (s *server) refuse(w http.ResponseWriter, r *http.Request, in dispatch.Inbound, body []byte, field, msg string) {
+	resp, _ := json.Marshal(map[string]string{"error": msg, "field": field})
+	answer, err := s.cfg.Intake.Reject(r.Context(), in, body, msg, resp)
+	if err != nil {
+		s.unavailable(w, r, err)
+		return
+	}
+	writeAnswer(w, answer)
+}
+
+func (s *server) unavailable(w http.ResponseWriter, r *http.Request, err error) {
+	s.cfg.Logger.ErrorContext(r.Context(), "report not stored", "error", err)
+	writeError(w, http.StatusServiceUnavailable, "the report could not be stored, send it again later")
+}
+
+// writeAnswer writes a stored answer: 201 with the report, or 422 with the reason.
+func writeAnswer(w http.ResponseWriter, a dispatch.Answer) {
+	status := http.StatusUnprocessableEntity
+	if a.Accepted {
+		status = http.StatusCreated
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(a.Response)
+}
+
+// readBody reads a request body within the size limit, answering the error itself.
+func (s *server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodySize))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body larger than %d bytes", s.cfg.MaxBodySize))
+			return nil, false
+		}
+		writeError(w, http.StatusBadRequest, "cannot read the body")
+		return nil, false
+	}
+	if len(strings.TrimSpace(string(body))) == 0 {
+		writeError(w, http.StatusBadRequest, "empty body")
+		return nil, false
+	}
+	return body, true
+}

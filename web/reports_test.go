@@ -1,0 +1,161 @@
+package web_test
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"net/http"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/mssdispatch/mssdispatch/cda"
+)
+
+func (b *testBundle) post(t *testing.T, key, body string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(context.Background(), "POST", b.srv.URL+"/api/v1/reports", strings.NewReader(body))
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/json")
+	if key != "" {
+		req.Header.Set("Idempotency-Key", key)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	var out json.RawMessage
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&out), "every answer is JSON")
+	return resp.StatusCode, string(out)
+}
+
+func b64File(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	require.NoError(t, err)
+	return base64.StdEncoding.EncodeToString(b)
+}
+
+func TestPostReportCDA(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	body := `{"patient": {"family": "DUPONT", "given": "Marie", "birth_date": "1980-01-15", "sex": "F"},
+		"document": {"cda": "` + b64File(t, "../cda/testdata/n1-pdf.xml") + `"},
+		"recipients": [{"rpps": "99900000002", "family": "DUPONT-DEMO", "given": "Claire"},
+		               {"address": "cardio@clinique-demo.mssante.fr", "organisation": "Clinique des Lilas"}]}`
+	code, resp := b.post(t, "req-1", body)
+	require.Equal(t, http.StatusCreated, code, resp)
+	var v struct {
+		ID         int64  `json:"id"`
+		DocumentID string `json:"document_id"`
+		Status     string `json:"status"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(resp), &v))
+	require.Positive(t, v.ID)
+	require.Equal(t, "1.2.250.1.999.42.1.4^LDL-20240312-000123", v.DocumentID, "taken from the CDA header")
+	require.Equal(t, "received", v.Status)
+
+	code, again := b.post(t, "req-1", body)
+	require.Equal(t, http.StatusCreated, code)
+	require.Equal(t, resp, again, "the same key and body get the first answer")
+
+	code, conflict := b.post(t, "req-1", strings.Replace(body, "Marie", "Maria", 1))
+	require.Equal(t, http.StatusConflict, code, conflict)
+
+	var reports, kinds int
+	require.NoError(t, b.pool.QueryRow(context.Background(), "SELECT count(*) FROM reports").Scan(&reports))
+	require.Equal(t, 1, reports)
+	require.NoError(t, b.pool.QueryRow(context.Background(),
+		"SELECT count(DISTINCT kind) FROM recipients").Scan(&kinds))
+	require.Equal(t, 2, kinds, "a professional and an organisation")
+}
+
+func TestPostReportPDF(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	body := `{"patient": {"family": "DUPONT", "given": "Marie", "birth_date": "19800115", "sex": "F",
+			"ins": "280017512345678", "ins_oid": "1.2.250.1.213.1.4.10", "ins_qualified": true},
+		"document": {"id": "1.2.250.1.999.42.1.4^API-1", "code": "11490-0", "title": "Lettre de liaison de sortie",
+			"pdf": "` + b64File(t, "../cda/testdata/sample.pdf") + `"},
+		"author": {"rpps": "99900000005", "family": "GIRARD", "given": "Anne"},
+		"recipients": [{"rpps": "99900000002"}]}`
+	code, resp := b.post(t, "pdf-1", body)
+	require.Equal(t, http.StatusCreated, code, resp)
+
+	var doc []byte
+	require.NoError(t, b.pool.QueryRow(context.Background(), "SELECT cda FROM documents").Scan(&doc))
+	header, err := cda.Parse(doc)
+	require.NoError(t, err, "the PDF is wrapped into a CDA R2 document")
+	require.Equal(t, "1.2.250.1.999.42.1.4^API-1", header.UniqueID())
+	require.Equal(t, "1999000017", header.Custodian.ID.Extension, "the hospital is the custodian")
+	pdf, err := cda.ExtractPDF(doc)
+	require.NoError(t, err)
+	want, err := os.ReadFile("../cda/testdata/sample.pdf")
+	require.NoError(t, err)
+	require.Equal(t, want, pdf)
+}
+
+func TestPostReportRefused(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	cdaB64 := b64File(t, "../cda/testdata/n1-pdf.xml")
+	tests := []struct {
+		name, key, body string
+		code            int
+		field           string
+	}{
+		{"no key", "", `{}`, http.StatusBadRequest, ""},
+		{"not JSON", "k1", `{"patient": `, http.StatusUnprocessableEntity, ""},
+		{"unknown field", "k2", `{"patient": {}, "document": {"cda": "` + cdaB64 + `"}, "urgent": true}`, http.StatusUnprocessableEntity, ""},
+		{"no document", "k3", `{"patient": {}, "document": {}}`, http.StatusUnprocessableEntity, "document"},
+		{"bad RPPS", "k4", `{"document": {"cda": "` + cdaB64 + `"}, "recipients": [{"rpps": "123"}]}`, http.StatusUnprocessableEntity, "recipients[0].rpps"},
+		{"empty recipient", "k5", `{"document": {"cda": "` + cdaB64 + `"}, "recipients": [{}]}`, http.StatusUnprocessableEntity, "recipients[0]"},
+		{"flags outside the matrix", "k6", `{"document": {"cda": "` + cdaB64 + `"}, "flags": {"MASQUE_PS": true, "DESTMSSANTEPS": true}}`, http.StatusUnprocessableEntity, "flags.MASQUE_PS"},
+		{"unknown parent", "k7", `{"document": {"action": "replace", "parent_id": "1.2.3^old", "cda": "` + cdaB64 + `"}}`, http.StatusUnprocessableEntity, "document.parent_id"},
+		{"not a CDA", "k8", `{"document": {"cda": "` + base64.StdEncoding.EncodeToString([]byte("<html/>")) + `"}}`, http.StatusUnprocessableEntity, "document.cda"},
+		{"PDF without id", "k9", `{"document": {"pdf": "` + b64File(t, "../cda/testdata/sample.pdf") + `"}}`, http.StatusUnprocessableEntity, "document.id"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, resp := b.post(t, tt.key, tt.body)
+			require.Equal(t, tt.code, code, resp)
+			var e struct{ Error, Field string }
+			require.NoError(t, json.Unmarshal([]byte(resp), &e))
+			require.NotEmpty(t, e.Error)
+			require.Equal(t, tt.field, e.Field)
+			if tt.key != "" {
+				code2, resp2 := b.post(t, tt.key, tt.body)
+				require.Equal(t, code, code2)
+				require.Equal(t, resp, resp2, "a retransmitted refusal gets the same answer")
+			}
+		})
+	}
+	var kept, reports int
+	require.NoError(t, b.pool.QueryRow(context.Background(), "SELECT count(*) FROM quarantine WHERE kind = 'json'").Scan(&kept))
+	require.Equal(t, len(tests)-1, kept, "every refused request is kept once")
+	require.NoError(t, b.pool.QueryRow(context.Background(), "SELECT count(*) FROM reports").Scan(&reports))
+	require.Zero(t, reports)
+}
+
+func TestOpenAPI(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	code, h, body := b.do(t, "GET", "/api/v1/openapi.json", "", "")
+	require.Equal(t, http.StatusOK, code, "readable without a token")
+	require.Equal(t, "application/json", h.Get("Content-Type"))
+	var doc struct {
+		OpenAPI string                    `json:"openapi"`
+		Paths   map[string]map[string]any `json:"paths"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(body), &doc))
+	require.Equal(t, "3.0.3", doc.OpenAPI)
+	for path, methods := range map[string][]string{
+		"/api/v1/hl7": {"post"}, "/api/v1/reports": {"post", "get"}, "/api/v1/reports/{id}": {"get"},
+	} {
+		for _, m := range methods {
+			require.Contains(t, doc.Paths[path], m, path)
+		}
+	}
+}
