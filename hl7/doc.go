@@ -5,7 +5,9 @@
 // acknowledgement (ACK with MSA and ERR, HL7 table 0357).
 //
 // It knows nothing about MLLP transport (see package mllp) nor about the
-// meaning of ORU/MDM messages for MSSanté: callers read fields by number.
+// meaning of ORU/MDM messages for MSSanté: callers read fields by number, or
+// through the typed views of segments.go (PID, OBX, TXA, PRT...), which name
+// the fields and components of HL7 v2.5/2.6 (PRT as pre-adopted from v2.9).
 //
 // # Parsing rules
 //
