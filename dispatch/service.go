@@ -53,9 +53,9 @@ func NewService(cfg ServiceConfig) (*Service, error) {
 	return &Service{pool: cfg.Pool, jobs: cfg.Jobs, custodian: cfg.Custodian, logger: cfg.Logger}, nil
 }
 
-// Inbound is a message received from the DPI, identified by its key, and the
-// response its sender gets: a retransmission (same key, same content) gets the
-// response of the first transmission and changes nothing.
+// Inbound identifies a message received from the DPI: a retransmission (same
+// key, same content) gets the answer given to the first transmission and
+// changes nothing.
 type Inbound struct {
 	// Kind is "hl7" or "json"; keys of different kinds never collide.
 	Kind string
