@@ -2,6 +2,9 @@
 .DEFAULT_GOAL := help
 GO ?= go
 BIN := bin/mssdispatch
+# Seconds per fuzz target: make fuzz, and the brief pass at the end of make test.
+FUZZTIME ?= 60
+TEST_FUZZTIME ?= 5
 
 .PHONY: help build run test lint bench fuzz clean
 
@@ -14,8 +17,9 @@ build: ## build bin/mssdispatch
 run: build ## the demo: private PostgreSQL, demo directory, outbox transport
 	scripts/demo
 
-test: lint ## lint, then every test against a real PostgreSQL (see scripts/with-test-db)
+test: lint ## lint, every test against a real PostgreSQL (see scripts/with-test-db), then each fuzz target briefly
 	scripts/with-test-db $(GO) test -race -count=1 -timeout 15m ./...
+	GO=$(GO) scripts/fuzz $(TEST_FUZZTIME)
 
 lint: ## vet and gofmt
 	$(GO) vet ./...
@@ -24,11 +28,8 @@ lint: ## vet and gofmt
 bench: ## benchmarks
 	scripts/with-test-db $(GO) test -run '^$$' -bench . -benchmem ./...
 
-fuzz: ## each fuzz target for FUZZTIME (default 30s)
-	@for t in $$(grep -rhoE 'func Fuzz[A-Za-z0-9_]+' --include='*_test.go' . | sed 's/func //' | sort -u); do \
-		pkg=$$(grep -rlE "func $$t\(" --include='*_test.go' . | head -1 | xargs dirname); \
-		echo "== $$t ($$pkg)"; $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $${FUZZTIME:-30s} $$pkg || exit 1; \
-	done
+fuzz: ## every fuzz target for FUZZTIME seconds each (default 60), stops at the first failure
+	GO=$(GO) scripts/fuzz $(FUZZTIME)
 
 clean: ## remove build outputs and the demo's state (.run/)
 	rm -rf bin .run

@@ -43,7 +43,7 @@ func mapEnv(vars map[string]string) env {
 }
 
 // runOK runs a command and fails t unless it exits 0; it returns stdout.
-func runOK(t *testing.T, e env, args ...string) string {
+func runOK(t testing.TB, e env, args ...string) string {
 	t.Helper()
 	var stdout, stderr bytes.Buffer
 	code := run(args, e, &stdout, &stderr)
@@ -53,7 +53,7 @@ func runOK(t *testing.T, e env, args ...string) string {
 
 // demoDatabase returns a migrated database loaded with the demo directory and
 // whitelist through the CLI, and its URL.
-func demoDatabase(t *testing.T) string {
+func demoDatabase(t testing.TB) string {
 	t.Helper()
 	dbURL := pgtest.NewDatabase(t)
 	e := mapEnv(map[string]string{"MSSDISPATCH_DATABASE_URL": dbURL})
@@ -71,7 +71,7 @@ type running struct {
 }
 
 // start runs serve in the background with cfg and waits until it listens.
-func start(t *testing.T, cfg serveConfig) *running {
+func start(t testing.TB, cfg serveConfig) *running {
 	t.Helper()
 	cfg.MLLPAddr, cfg.HTTPAddr, cfg.APIToken, cfg.Sender, cfg.HL7Charset = "127.0.0.1:0", "127.0.0.1:0", testToken, testSender, "UNICODE UTF-8"
 	ctx, cancel := context.WithCancel(context.Background())
@@ -95,7 +95,7 @@ func start(t *testing.T, cfg serveConfig) *running {
 }
 
 // stop cancels serve and checks that it shuts down cleanly within the limit.
-func (r *running) stop(t *testing.T) {
+func (r *running) stop(t testing.TB) {
 	t.Helper()
 	if r.cancel == nil {
 		return
