@@ -3,7 +3,8 @@
 // INS, author, custodian, legal authenticator, recipients) and extracts the
 // PDF rendering a recipient reads, from a level 1 nonXMLBody or from a
 // level 3 structuredBody (observationMedia). It also wraps a bare PDF into a
-// CDA level 1 document (WrapPDF); later it will package documents as IHE XDM.
+// CDA level 1 document (WrapPDF) and packages a document in the IHE_XDM.ZIP
+// MSSanté receivers expect (PackageXDM).
 //
 // The package only works on bytes it is given: it never reads files, the
 // network or the environment. XML is read with github.com/beevik/etree;
