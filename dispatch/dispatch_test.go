@@ -36,8 +36,9 @@ type testBundle struct {
 }
 
 // setup starts the service's workers on a fresh database holding the demo
-// directory, sending through transport.
-func setup(t *testing.T, transport mail.Transport) *testBundle {
+// directory, sending through transport; configure may change the workers'
+// configuration.
+func setup(t *testing.T, transport mail.Transport, configure ...func(*dispatch.WorkerConfig)) *testBundle {
 	t.Helper()
 	ctx := context.Background()
 	pool := pgtest.NewPool(t)
@@ -53,9 +54,13 @@ func setup(t *testing.T, transport mail.Transport) *testBundle {
 	require.NoError(t, err)
 
 	workers := river.NewWorkers()
-	require.NoError(t, dispatch.AddWorkers(workers, dispatch.WorkerConfig{
+	cfg := dispatch.WorkerConfig{
 		Pool: pool, Resolver: correspondents.NewResolver(store), Transport: transport, Sender: sender, Logger: quiet,
-	}))
+	}
+	for _, c := range configure {
+		c(&cfg)
+	}
+	require.NoError(t, dispatch.AddWorkers(workers, cfg))
 	client, err := queue.New(pool, queue.Config{Workers: workers, FetchPollInterval: 100 * time.Millisecond, Logger: quiet})
 	require.NoError(t, err)
 	require.NoError(t, client.Start(ctx))

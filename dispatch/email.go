@@ -1,41 +1,185 @@
 package dispatch
 
 import (
+	"errors"
 	"fmt"
 	"regexp"
 	"strings"
+	"time"
 
+	"github.com/mssdispatch/mssdispatch/cda"
+	"github.com/mssdispatch/mssdispatch/correspondents"
 	"github.com/mssdispatch/mssdispatch/dispatch/mail"
 )
 
-// composeEmail builds the email of an outgoing delivery: the PDF attached when
-// the CDA embeds one, else the CDA itself; nothing for a deletion that came
-// without its document. (The full MSSanté format, with IHE_XDM.ZIP and the
-// X-MSS headers, comes later.)
-func composeEmail(sender string, o outgoing) mail.Message {
+// Defaults of the MSSanté email fields of WorkerConfig.
+const (
+	// DefaultNIL is the product reference written in X-MSS-NIL.
+	DefaultNIL = "mssdispatch"
+	// DemoSourceID is the submission set sourceId used when none is
+	// configured: a UUID-derived OID (arc 2.25) that identifies no real
+	// organisation, for tests and demonstrations only.
+	DemoSourceID = "2.25.25475565850173193429657825623766816288"
+)
+
+// Header fields of the MSSanté email (Référentiel MSSanté #2), in the order
+// they are written.
+const (
+	headerNIL     = "X-MSS-NIL"
+	headerCodeCDA = "X-MSS-CODECDA"
+	headerINS     = "X-MSS-INS"
+	headerMES     = "X-MSS-MES"
+	headerReadAck = "Disposition-Notification-To"
+)
+
+const (
+	// xdmFilename is the name of the XDM attachment receivers look for.
+	xdmFilename = "IHE_XDM.ZIP"
+	// footerSentence ends the default bodies.
+	footerSentence = "\r\nCe message a été envoyé automatiquement par la messagerie sécurisée de santé de l'établissement.\r\n"
+)
+
+var oidSyntax = regexp.MustCompile(`^[0-2](\.(0|[1-9][0-9]*))+$`)
+
+// IsOID reports whether s is a dotted object identifier (e.g. 1.2.250.1.71.4.2.2).
+func IsOID(s string) bool { return len(s) <= 64 && oidSyntax.MatchString(s) }
+
+// errNotOneMSSanteRecipient is returned for a delivery that is not one
+// MSSanté address: it cannot become a message.
+var errNotOneMSSanteRecipient = errors.New("a message goes to exactly one MSSanté address / un message va à une seule adresse MSSanté")
+
+// composeEmail builds the MSSanté email of an outgoing delivery: From the BAL
+// applicative, To the delivery's address, Reply-To the DPI's PRT REPLY,
+// Subject XDM/1.0/DDM+<title> <NOM> <prénom> <birth date>, the DPI's body
+// (CORPSMAIL_PS, or CORPSMAIL_PATIENT for the patient) or the default text
+// of the action, IHE_XDM.ZIP and the PDF attached when the report has a CDA,
+// and the X-MSS headers.
+//
+// A message has exactly one recipient, the delivery's, on the MSSanté
+// channel: so the operators' rules "at most 40 recipients per message" and
+// "never mix MSSanté and non-MSSanté recipients" hold by construction, and
+// composeEmail refuses anything else. It returns a *mail.PermanentError
+// wrapping mail.ErrTooLarge when the attachments exceed 10 MB.
+func composeEmail(cfg WorkerConfig, o outgoing, now time.Time) (mail.Message, error) {
+	if o.Channel != correspondents.ChannelMSSante || o.Address == "" || strings.ContainsAny(o.Address, ", ") {
+		// No address in the error: a patient's is their INS, and errors are logged.
+		return mail.Message{}, &mail.PermanentError{Err: fmt.Errorf("delivery %d (channel %s): %w", o.DeliveryID, o.Channel, errNotOneMSSanteRecipient)}
+	}
 	title := o.Document.Title
 	if title == "" {
 		title = "Document"
 	}
-	name := fileSafe.ReplaceAllString(title, "_")
-	var attachments []mail.Attachment
-	switch {
-	case len(o.Document.PDF) > 0:
-		attachments = []mail.Attachment{{Filename: name + ".pdf", ContentType: "application/pdf", Data: o.Document.PDF}}
-	case len(o.Document.CDA) > 0:
-		attachments = []mail.Attachment{{Filename: name + ".xml", ContentType: "text/xml", Data: o.Document.CDA}}
+	m := mail.Message{
+		From:      cfg.Sender,
+		To:        []string{o.Address},
+		ReplyTo:   o.ReplyTo,
+		Subject:   "XDM/1.0/DDM+" + strings.Join(nonEmpty(title, strings.ToUpper(o.Patient.Family), o.Patient.Given, displayDate(o.Patient.BirthDate)), " "),
+		MessageID: o.MessageID,
+		Date:      now,
+		Body:      emailBody(o, title),
+		Headers:   []mail.Field{{Name: headerNIL, Value: cfg.NIL}},
 	}
-	return mail.Message{
-		From:        sender,
-		To:          []string{o.Address},
-		Subject:     "XDM/1.0/DDM+" + strings.Join(nonEmpty(title, strings.ToUpper(o.Patient.Family), o.Patient.Given, displayDate(o.Patient.BirthDate)), " "),
-		MessageID:   o.MessageID,
-		Body:        defaultBodies[o.Action](title) + "\r\nCe message a été envoyé automatiquement par la messagerie sécurisée de santé de l'établissement.\r\n",
-		Attachments: attachments,
+	if len(o.Document.CDA) > 0 {
+		xdm, err := packageXDM(cfg, o, now)
+		if err != nil {
+			return mail.Message{}, &mail.PermanentError{Err: fmt.Errorf("delivery %d: IHE_XDM.ZIP: %w", o.DeliveryID, err)}
+		}
+		m.Attachments = append(m.Attachments, mail.Attachment{Filename: xdmFilename, ContentType: "application/zip", Data: xdm})
+		if len(o.Document.PDF) > 0 {
+			m.Attachments = append(m.Attachments, mail.Attachment{Filename: fileSafe.ReplaceAllString(title, "_") + ".pdf",
+				ContentType: "application/pdf", Data: o.Document.PDF})
+		}
+		ins := "N"
+		if o.Patient.INSQualified {
+			ins = "O"
+		}
+		m.Headers = append(m.Headers, mail.Field{Name: headerCodeCDA, Value: o.Document.Code}, mail.Field{Name: headerINS, Value: ins})
 	}
+	if o.Recipient.Kind == KindPatient && cfg.PatientNoReply {
+		m.Headers = append(m.Headers, mail.Field{Name: headerMES, Value: "FIN"})
+	}
+	if o.Flags.ReadAck {
+		m.Headers = append(m.Headers, mail.Field{Name: headerReadAck, Value: "<" + cfg.Sender + ">"})
+	}
+	if err := m.CheckLimits(); err != nil {
+		return mail.Message{}, fmt.Errorf("delivery %d: %w", o.DeliveryID, err)
+	}
+	return m, nil
 }
 
-// defaultBodies are the email texts per action, when the DPI wrote none.
+// packageXDM builds the IHE_XDM.ZIP of o's CDA addressed to o's recipient.
+// It is the one call into cda's XDM packaging.
+func packageXDM(cfg WorkerConfig, o outgoing, now time.Time) ([]byte, error) {
+	return cda.PackageXDM(o.Document.CDA, cda.XDMOptions{
+		SourceID:       cfg.SourceID,
+		SubmissionTime: now,
+		Action:         xdmActions[o.Action],
+		Recipients: []cda.XDMRecipient{{Address: o.Address, ID: recipientID(o), Family: o.Recipient.Family,
+			Given: o.Recipient.Given, Organization: o.Recipient.Organisation}},
+		PracticeSetting:        cfg.PracticeSetting,
+		HealthcareFacilityType: cfg.HealthcareFacilityType,
+	})
+}
+
+// xdmActions are the XDM metadata actions: none for a new document, C for a
+// replacement, D for a deletion.
+var xdmActions = map[Action]string{ActionNew: "", ActionReplace: "C", ActionDelete: "D"}
+
+// recipientID identifies o's recipient (a person) in the XDM metadata: the
+// patient's qualified INS, a professional's national id ("8" + RPPS, "0" +
+// ADELI); zero otherwise (an organisation is named by XDMRecipient.Organization).
+func recipientID(o outgoing) cda.II {
+	r := o.Recipient
+	switch {
+	case r.Kind == KindPatient && o.Patient.INSQualified && o.Patient.INS != "" && o.Patient.INSOID != "":
+		return cda.II{Root: o.Patient.INSOID, Extension: o.Patient.INS}
+	case r.Kind != KindOrganisation && r.NationalID != "":
+		return cda.II{Root: cda.OIDRPPS, Extension: r.NationalID}
+	}
+	return cda.II{}
+}
+
+// emailBody is the DPI's body for o's recipient (CORPSMAIL_PATIENT for the
+// patient, CORPSMAIL_PS for the others), else the default text of o's action.
+func emailBody(o outgoing, title string) string {
+	custom := o.BodyProfessional
+	if o.Recipient.Kind == KindPatient {
+		custom = o.BodyPatient
+	}
+	if strings.TrimSpace(custom) != "" {
+		body := strings.ReplaceAll(strings.ReplaceAll(custom, "\r\n", "\n"), "\n", "\r\n")
+		if !strings.HasSuffix(body, "\r\n") {
+			body += "\r\n"
+		}
+		return body
+	}
+	texts := defaultBodies
+	if o.Recipient.Kind == KindPatient {
+		texts = defaultPatientBodies
+	}
+	text, ok := texts[o.Action]
+	if !ok {
+		text = texts[ActionNew]
+	}
+	return text(title) + footerSentence
+}
+
+// defaultPatientBodies are the email texts per action for the patient, when
+// the DPI wrote no CORPSMAIL_PATIENT.
+var defaultPatientBodies = map[Action]func(title string) string{
+	ActionNew: func(title string) string {
+		return fmt.Sprintf("Bonjour,\r\n\r\nVeuillez trouver ci-joint votre document « %s ».\r\n", title)
+	},
+	ActionReplace: func(title string) string {
+		return fmt.Sprintf("Bonjour,\r\n\r\nLe document ci-joint « %s » annule et remplace la version que vous avez reçue précédemment.\r\n", title)
+	},
+	ActionDelete: func(title string) string {
+		return fmt.Sprintf("Bonjour,\r\n\r\nLe document « %s » que vous avez reçu est annulé : merci de ne plus en tenir compte.\r\n", title)
+	},
+}
+
+// defaultBodies are the email texts per action for professionals, when the
+// DPI wrote no CORPSMAIL_PS.
 var defaultBodies = map[Action]func(title string) string{
 	ActionNew: func(title string) string {
 		return fmt.Sprintf("Bonjour,\r\n\r\nVeuillez trouver ci-joint le document « %s » concernant votre patient(e).\r\n", title)

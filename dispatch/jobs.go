@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -15,6 +16,7 @@ import (
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 
+	"github.com/mssdispatch/mssdispatch/cda"
 	"github.com/mssdispatch/mssdispatch/correspondents"
 	"github.com/mssdispatch/mssdispatch/dispatch/mail"
 )
@@ -60,6 +62,21 @@ type WorkerConfig struct {
 	Transport mail.Transport
 	// Sender is the BAL applicative's address, the From of every email. Required.
 	Sender string
+	// NIL is the product reference written in the X-MSS-NIL header of every
+	// email (printable ASCII). Defaults to DefaultNIL.
+	NIL string
+	// SourceID is the OID written as the sourceId of the XDM submission set:
+	// the sending organisation's or application's OID. Defaults to
+	// DemoSourceID, which is fit for tests and demonstrations only.
+	SourceID string
+	// HealthcareFacilityType and PracticeSetting override the XDS codes of
+	// the sending organisation in METADATA.XML. Zero (the default) takes them
+	// from the CDA header, else cda.DefaultHealthcareFacilityType and
+	// cda.DefaultPracticeSetting.
+	HealthcareFacilityType, PracticeSetting cda.Code
+	// PatientNoReply adds X-MSS-MES: FIN to the emails sent to patients, who
+	// are then told not to reply. Defaults to false.
+	PatientNoReply bool
 	// FallbackRecipients sends to the correspondents a DPI lists outside the
 	// volet (ROL, PV1-8, OBR-28, PD1-4) when a message has no PRT RCT.
 	// Defaults to false: they are kept but not sent to.
@@ -83,6 +100,20 @@ func AddWorkers(workers *river.Workers, cfg WorkerConfig) error {
 	_, domain, ok := strings.Cut(cfg.Sender, "@")
 	if !ok || domain == "" {
 		return fmt.Errorf("dispatch: sender %q is not an email address", cfg.Sender)
+	}
+	if cfg.NIL == "" {
+		cfg.NIL = DefaultNIL
+	}
+	for _, c := range cfg.NIL {
+		if c < ' ' || c > '~' {
+			return fmt.Errorf("dispatch: NIL %q: want printable ASCII", cfg.NIL)
+		}
+	}
+	if cfg.SourceID == "" {
+		cfg.SourceID = DemoSourceID
+	}
+	if !IsOID(cfg.SourceID) {
+		return fmt.Errorf("dispatch: SourceID %q is not an OID", cfg.SourceID)
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -238,11 +269,15 @@ func (w *sendWorker) Work(ctx context.Context, job *river.Job[SendArgs]) error {
 	if o.Status != StatusQueued {
 		return nil
 	}
-	msg, err := composeEmail(w.cfg.Sender, o).Bytes()
+	m, err := composeEmail(w.cfg, o, time.Now())
 	if err != nil {
 		return w.fail(ctx, o.DeliveryID, err)
 	}
-	err = w.cfg.Transport.Send(ctx, mail.Envelope{From: w.cfg.Sender, To: []string{o.Address}}, msg)
+	msg, err := m.Bytes()
+	if err != nil {
+		return w.fail(ctx, o.DeliveryID, err)
+	}
+	err = w.cfg.Transport.Send(ctx, envelope(m), msg)
 	switch {
 	case mail.IsPermanent(err):
 		return w.fail(ctx, o.DeliveryID, err)
@@ -260,6 +295,11 @@ func (w *sendWorker) Work(ctx context.Context, job *river.Job[SendArgs]) error {
 	w.sends.WithLabelValues("sent").Inc()
 	w.cfg.Logger.InfoContext(ctx, "delivery sent", "delivery_id", o.DeliveryID, "bytes", len(msg))
 	return nil
+}
+
+// envelope is the SMTP envelope of m: the BAL applicative to m's one recipient.
+func envelope(m mail.Message) mail.Envelope {
+	return mail.Envelope{From: m.From, To: m.To}
 }
 
 func (w *sendWorker) fail(ctx context.Context, deliveryID int64, cause error) error {

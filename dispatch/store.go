@@ -254,21 +254,39 @@ type outgoing struct {
 	DeliveryID int64
 	Action     Action
 	Status     string
+	Channel    string
 	Address    string
 	MessageID  string
 	Patient    Patient
 	Document   Document
+	// Recipient is the person or organisation the delivery goes to (its Kind
+	// chooses the body).
+	Recipient Recipient
+	Author    Recipient
+	ReplyTo   string
+	Flags     Flags
+	// BodyProfessional and BodyPatient are the DPI's CORPSMAIL_PS and
+	// CORPSMAIL_PATIENT, empty for the default texts.
+	BodyProfessional, BodyPatient string
 }
 
 func loadOutgoing(ctx context.Context, q dbtx, deliveryID int64) (outgoing, error) {
 	var o outgoing
-	err := q.QueryRow(ctx, `SELECT d.id, r.action, d.status, d.address, d.message_id,
-			r.patient_family, r.patient_given, r.patient_birth_date, r.patient_sex, r.patient_ins, r.patient_ins_oid, r.patient_ipp,
-			r.document_id, r.document_code, r.document_title, doc.cda, doc.pdf
+	err := q.QueryRow(ctx, `SELECT d.id, r.action, d.status, d.channel, d.address, coalesce(d.message_id, ''),
+			r.patient_family, r.patient_given, r.patient_birth_date, r.patient_sex, r.patient_ins, r.patient_ins_oid,
+			r.patient_ins_qualified, r.patient_ipp,
+			r.document_id, r.document_code, r.document_title, doc.cda, doc.pdf,
+			rc.role, rc.kind, rc.national_id, rc.rpps, rc.finess, rc.family, rc.given, rc.organisation, rc.address,
+			r.author, r.reply_to, r.flags, r.body_professional, r.body_patient
 		FROM deliveries d JOIN reports r ON r.id = d.report_id JOIN documents doc ON doc.report_id = r.id
-		WHERE d.id = $1`, deliveryID).Scan(&o.DeliveryID, &o.Action, &o.Status, &o.Address, &o.MessageID,
-		&o.Patient.Family, &o.Patient.Given, &o.Patient.BirthDate, &o.Patient.Sex, &o.Patient.INS, &o.Patient.INSOID, &o.Patient.IPP,
-		&o.Document.ID, &o.Document.Code, &o.Document.Title, &o.Document.CDA, &o.Document.PDF)
+			JOIN recipients rc ON rc.id = d.recipient_id
+		WHERE d.id = $1`, deliveryID).Scan(&o.DeliveryID, &o.Action, &o.Status, &o.Channel, &o.Address, &o.MessageID,
+		&o.Patient.Family, &o.Patient.Given, &o.Patient.BirthDate, &o.Patient.Sex, &o.Patient.INS, &o.Patient.INSOID,
+		&o.Patient.INSQualified, &o.Patient.IPP,
+		&o.Document.ID, &o.Document.Code, &o.Document.Title, &o.Document.CDA, &o.Document.PDF,
+		&o.Recipient.Role, &o.Recipient.Kind, &o.Recipient.NationalID, &o.Recipient.RPPS, &o.Recipient.FINESS,
+		&o.Recipient.Family, &o.Recipient.Given, &o.Recipient.Organisation, &o.Recipient.Address,
+		&o.Author, &o.ReplyTo, &o.Flags, &o.BodyProfessional, &o.BodyPatient)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return outgoing{}, fmt.Errorf("delivery %d: %w", deliveryID, ErrNotFound)
 	}

@@ -168,7 +168,7 @@ func TestEndToEnd(t *testing.T) {
 		subject, err := mr.Header.Subject()
 		require.NoError(t, err)
 		require.Equal(t, "XDM/1.0/DDM+Lettre de liaison de sortie DUPONT Marie 15/01/1980", subject)
-		var pdf []byte
+		attachments := map[string][]byte{}
 		for {
 			p, err := mr.NextPart()
 			if err == io.EOF {
@@ -177,14 +177,15 @@ func TestEndToEnd(t *testing.T) {
 			require.NoError(t, err)
 			if h, ok := p.Header.(*gomail.AttachmentHeader); ok {
 				name, _ := h.Filename()
-				require.Equal(t, "Lettre_de_liaison_de_sortie.pdf", name)
-				pdf, err = io.ReadAll(p.Body)
+				attachments[name], err = io.ReadAll(p.Body)
 				require.NoError(t, err)
 			}
 		}
+		require.Len(t, attachments, 2)
+		require.Contains(t, attachments, "IHE_XDM.ZIP")
 		want, err := sampleFiles.ReadFile("sample/compte-rendu.pdf")
 		require.NoError(t, err)
-		require.Equal(t, want, pdf)
+		require.Equal(t, want, attachments["Lettre_de_liaison_de_sortie.pdf"])
 	}
 	require.ElementsMatch(t, []string{"claire.dupont-demo@medecin-demo.mssante.fr", "julie.roux@medecin-demo.mssante.fr"}, to)
 
@@ -312,7 +313,7 @@ func TestServeConfig(t *testing.T) {
 	_, err := loadServeConfig(mapEnv(nil))
 	require.Error(t, err)
 	for _, want := range []string{"MSSDISPATCH_DATABASE_URL is required", "MSSDISPATCH_API_TOKEN is required",
-		"MSSDISPATCH_SENDER is required", "MSSDISPATCH_SMTP_ADDR is required"} {
+		"MSSDISPATCH_SENDER is required", "MSSDISPATCH_SMTP_ADDR is required", "MSSDISPATCH_SOURCE_OID is required"} {
 		require.Contains(t, err.Error(), want)
 	}
 
@@ -323,12 +324,29 @@ func TestServeConfig(t *testing.T) {
 	require.Equal(t, "127.0.0.1:2575", cfg.MLLPAddr)
 	require.Equal(t, "127.0.0.1:8080", cfg.HTTPAddr)
 	require.Equal(t, "outbox", cfg.OutboxDir)
+	require.Equal(t, "mssdispatch", cfg.NIL)
+	require.Empty(t, cfg.SourceOID, "outbox: the dispatch demo OID applies")
+	require.False(t, cfg.PatientNoReply)
+
+	vars := map[string]string{"MSSDISPATCH_SOURCE_OID": "1.2.250.1.71.4.2.2.123", "MSSDISPATCH_PATIENT_NO_REPLY": "true",
+		"MSSDISPATCH_NIL": "HopitalSoft 2.1"}
+	for k, v := range base {
+		vars[k] = v
+	}
+	cfg, err = loadServeConfig(mapEnv(vars))
+	require.NoError(t, err)
+	require.Equal(t, "1.2.250.1.71.4.2.2.123", cfg.SourceOID)
+	require.True(t, cfg.PatientNoReply)
+	require.Equal(t, "HopitalSoft 2.1", cfg.NIL)
 
 	for name, value := range map[string]string{
-		"MSSDISPATCH_SENDER":      "Hôpital <bal@ch.fr>",
-		"MSSDISPATCH_TRANSPORT":   "pigeon",
-		"MSSDISPATCH_MLLP_ADDR":   "2575",
-		"MSSDISPATCH_HL7_CHARSET": "EBCDIC",
+		"MSSDISPATCH_SENDER":           "Hôpital <bal@ch.fr>",
+		"MSSDISPATCH_TRANSPORT":        "pigeon",
+		"MSSDISPATCH_MLLP_ADDR":        "2575",
+		"MSSDISPATCH_HL7_CHARSET":      "EBCDIC",
+		"MSSDISPATCH_SOURCE_OID":       "1.2.250.01",
+		"MSSDISPATCH_PATIENT_NO_REPLY": "oui",
+		"MSSDISPATCH_NIL":              "Logiciel é",
 	} {
 		vars := map[string]string{}
 		for k, v := range base {

@@ -46,6 +46,14 @@ type serveConfig struct {
 	Organisation string
 	// FallbackRecipients sends to correspondents listed outside PRT RCT.
 	FallbackRecipients bool
+	// NIL is the X-MSS-NIL product reference; empty means dispatch.DefaultNIL.
+	NIL string
+	// SourceOID is the XDM submission set sourceId. Required with the smtp
+	// transport (real exchanges must name the real organisation); with the
+	// outbox transport, empty means dispatch.DemoSourceID.
+	SourceOID string
+	// PatientNoReply adds X-MSS-MES: FIN to the emails sent to patients.
+	PatientNoReply bool
 }
 
 func loadServeConfig(e env) (serveConfig, error) {
@@ -67,9 +75,23 @@ func loadServeConfig(e env) (serveConfig, error) {
 		FINESS:             e.get("FINESS"),
 		Organisation:       e.get("ORGANISATION"),
 		FallbackRecipients: e.get("FALLBACK_RECIPIENTS") == "true",
+		NIL:                e.get("NIL"),
+		SourceOID:          e.get("SOURCE_OID"),
+		PatientNoReply:     e.get("PATIENT_NO_REPLY") == "true",
 	}
-	if v := e.get("FALLBACK_RECIPIENTS"); v != "true" && v != "false" {
-		problems = append(problems, fmt.Errorf("MSSDISPATCH_FALLBACK_RECIPIENTS %q: want true or false", v))
+	for _, name := range []string{"FALLBACK_RECIPIENTS", "PATIENT_NO_REPLY"} {
+		if v := e.get(name); v != "true" && v != "false" {
+			problems = append(problems, fmt.Errorf("MSSDISPATCH_%s %q: want true or false", name, v))
+		}
+	}
+	for _, r := range c.NIL {
+		if r < ' ' || r > '~' {
+			problems = append(problems, fmt.Errorf("MSSDISPATCH_NIL %q: want printable ASCII", c.NIL))
+			break
+		}
+	}
+	if c.SourceOID != "" && !dispatch.IsOID(c.SourceOID) {
+		problems = append(problems, fmt.Errorf("MSSDISPATCH_SOURCE_OID %q: want an OID such as 1.2.250.1.71.4.2.2", c.SourceOID))
 	}
 	need := func(name, value string) {
 		if value == "" {
@@ -94,6 +116,7 @@ func loadServeConfig(e env) (serveConfig, error) {
 		need("OUTBOX_DIR", c.OutboxDir)
 	case "smtp":
 		need("SMTP_ADDR", c.SMTP.Addr)
+		need("SOURCE_OID", c.SourceOID)
 	default:
 		problems = append(problems, fmt.Errorf("MSSDISPATCH_TRANSPORT %q: want smtp or outbox", c.Transport))
 	}
@@ -146,6 +169,9 @@ func serve(ctx context.Context, cfg serveConfig, logger *slog.Logger, ready func
 		Transport:          transport,
 		Sender:             cfg.Sender,
 		FallbackRecipients: cfg.FallbackRecipients,
+		NIL:                cfg.NIL,
+		SourceID:           cfg.SourceOID,
+		PatientNoReply:     cfg.PatientNoReply,
 		Registerer:         registry,
 		Logger:             logger,
 	})

@@ -204,3 +204,53 @@ func TestNewSMTPConfigErrors(t *testing.T) {
 		require.Error(t, err, name)
 	}
 }
+
+func TestMessageHeadersInOrder(t *testing.T) {
+	t.Parallel()
+	m := testMessage("dr@medecin.mssante.fr")
+	m.ReplyTo = "secretariat@ch-demo.mssante.fr"
+	m.Headers = []mail.Field{{Name: "X-MSS-NIL", Value: "produit/1.0"}, {Name: "X-MSS-CODECDA", Value: "11490-0"},
+		{Name: "X-MSS-INS", Value: "O"}, {Name: "X-MSS-MES", Value: ""}, {Name: "Disposition-Notification-To", Value: "<" + sender + ">"}}
+	raw, err := m.Bytes()
+	require.NoError(t, err)
+	head, _, ok := bytes.Cut(raw, []byte("\r\n\r\n"))
+	require.True(t, ok)
+	var names []string
+	for _, line := range bytes.Split(head, []byte("\r\n")) {
+		if name, _, ok := bytes.Cut(line, []byte(":")); ok && line[0] != ' ' && line[0] != '\t' {
+			names = append(names, string(name))
+		}
+	}
+	require.Equal(t, []string{"Content-Type", "Mime-Version", "From", "To", "Reply-To", "Subject", "Message-Id", "Date",
+		"X-MSS-NIL", "X-MSS-CODECDA", "X-MSS-INS", "Disposition-Notification-To"}, names, "an empty value omits its field")
+
+	m.Headers = []mail.Field{{Name: "X-MSS-NIL", Value: "produit é"}}
+	_, err = m.Bytes()
+	require.ErrorContains(t, err, "X-MSS-NIL")
+	m.Headers = []mail.Field{{Name: "X-MSS-NIL", Value: "a\r\nBcc: x@y"}}
+	_, err = m.Bytes()
+	require.ErrorContains(t, err, "X-MSS-NIL", "no header injection")
+}
+
+func TestMessageLimits(t *testing.T) {
+	t.Parallel()
+	m := testMessage("dr@medecin.mssante.fr")
+	m.Attachments = []mail.Attachment{
+		{Filename: "a.pdf", ContentType: "application/pdf", Data: make([]byte, mail.MaxAttachmentBytes/2)},
+		{Filename: "b.pdf", ContentType: "application/pdf", Data: make([]byte, mail.MaxAttachmentBytes/2)},
+	}
+	require.NoError(t, m.CheckLimits(), "10 MB exactly is allowed")
+	m.Attachments[1].Data = append(m.Attachments[1].Data, 0)
+	_, err := m.Bytes()
+	require.ErrorIs(t, err, mail.ErrTooLarge)
+	require.True(t, mail.IsPermanent(err))
+	require.ErrorContains(t, err, "10 MB")
+
+	m = testMessage("dr@medecin.mssante.fr")
+	for len(m.To) <= mail.MaxRecipients {
+		m.To = append(m.To, "dr@medecin.mssante.fr")
+	}
+	err = m.CheckLimits()
+	require.ErrorIs(t, err, mail.ErrTooLarge)
+	require.True(t, mail.IsPermanent(err))
+}

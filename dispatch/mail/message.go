@@ -10,16 +10,63 @@ import (
 	gomail "github.com/emersion/go-message/mail"
 )
 
+// Limits the MSSanté operators set on a message.
+const (
+	// MaxRecipients is the most recipients one message may have.
+	MaxRecipients = 40
+	// MaxAttachmentBytes is the most attachment bytes (decoded, in total) one
+	// message may carry: 10 MB.
+	MaxAttachmentBytes = 10 << 20
+)
+
+// ErrTooLarge is returned (in a *PermanentError) for a message over the
+// MSSanté limits: retrying will not make it smaller.
+var ErrTooLarge = errors.New("mail: message over the MSSanté limits")
+
 // Message is an email to compose.
 type Message struct {
-	From        string
-	To          []string
-	ReplyTo     string
-	Subject     string
-	MessageID   string // without angle brackets
-	Date        time.Time
+	From      string
+	To        []string
+	ReplyTo   string
+	Subject   string
+	MessageID string // without angle brackets
+	Date      time.Time
+	// Headers are extra header fields (X-MSS-NIL, X-MSS-CODECDA, X-MSS-INS,
+	// X-MSS-MES, Disposition-Notification-To...), written in this order after
+	// From, To, Reply-To, Subject, Message-ID and Date. Values must be ASCII;
+	// an empty value omits the field.
+	Headers     []Field
 	Body        string // plain text
 	Attachments []Attachment
+}
+
+// Field is one header field.
+type Field struct {
+	Name, Value string
+}
+
+// AttachmentBytes is the total size of m's attachments, before encoding.
+func (m Message) AttachmentBytes() int {
+	n := 0
+	for _, a := range m.Attachments {
+		n += len(a.Data)
+	}
+	return n
+}
+
+// CheckLimits returns a *PermanentError wrapping ErrTooLarge when m has more
+// than MaxRecipients recipients or more than MaxAttachmentBytes of attachments.
+func (m Message) CheckLimits() error {
+	switch n := m.AttachmentBytes(); {
+	case len(m.To) > MaxRecipients:
+		return &PermanentError{Err: fmt.Errorf("%w: %d recipients, at most %d allowed / %d destinataires, %d au plus",
+			ErrTooLarge, len(m.To), MaxRecipients, len(m.To), MaxRecipients)}
+	case n > MaxAttachmentBytes:
+		mb := float64(n) / (1 << 20)
+		return &PermanentError{Err: fmt.Errorf("%w: attachments of %.1f MB, over the MSSanté limit of 10 MB / pièces jointes de %.1f Mo, au-delà de la limite MSSanté de 10 Mo",
+			ErrTooLarge, mb, mb)}
+	}
+	return nil
 }
 
 // Attachment is a file attached to a Message.
@@ -29,28 +76,46 @@ type Attachment struct {
 	Data        []byte
 }
 
-// Bytes renders m as an RFC 5322 message with CRLF line ends.
+// Bytes renders m as an RFC 5322 message with CRLF line ends. It refuses a
+// message over the MSSanté limits (see CheckLimits).
 func (m Message) Bytes() ([]byte, error) {
 	if m.From == "" || len(m.To) == 0 || m.MessageID == "" {
 		return nil, errors.New("mail: a message needs From, To and a Message-ID")
 	}
+	if err := m.CheckLimits(); err != nil {
+		return nil, err
+	}
+	for _, f := range m.Headers {
+		if !validField(f) {
+			return nil, fmt.Errorf("mail: header field %q: want a token name and a printable ASCII value", f.Name)
+		}
+	}
+	// go-message inserts each field at the top: add them from the last to the
+	// first so that they come out as From, To, Reply-To, Subject, Message-ID,
+	// Date, then m.Headers in order.
 	var h gomail.Header
-	h.SetAddressList("From", []*gomail.Address{{Address: m.From}})
-	to := make([]*gomail.Address, len(m.To))
-	for i, a := range m.To {
-		to[i] = &gomail.Address{Address: a}
+	for i := len(m.Headers) - 1; i >= 0; i-- {
+		if f := m.Headers[i]; f.Value != "" {
+			// Raw keeps the name's case (X-MSS-NIL, not X-Mss-Nil).
+			h.AddRaw([]byte(f.Name + ": " + f.Value + "\r\n"))
+		}
 	}
-	h.SetAddressList("To", to)
-	if m.ReplyTo != "" {
-		h.SetAddressList("Reply-To", []*gomail.Address{{Address: m.ReplyTo}})
-	}
-	h.SetSubject(m.Subject)
-	h.SetMessageID(m.MessageID)
 	date := m.Date
 	if date.IsZero() {
 		date = time.Now()
 	}
 	h.SetDate(date)
+	h.SetMessageID(m.MessageID)
+	h.SetSubject(m.Subject)
+	if m.ReplyTo != "" {
+		h.SetAddressList("Reply-To", []*gomail.Address{{Address: m.ReplyTo}})
+	}
+	to := make([]*gomail.Address, len(m.To))
+	for i, a := range m.To {
+		to[i] = &gomail.Address{Address: a}
+	}
+	h.SetAddressList("To", to)
+	h.SetAddressList("From", []*gomail.Address{{Address: m.From}})
 
 	var buf bytes.Buffer
 	w, err := gomail.CreateWriter(&buf, h)
@@ -88,4 +153,22 @@ func writePart(create func() (io.WriteCloser, error), data []byte) error {
 		return fmt.Errorf("mail: close part: %w", err)
 	}
 	return nil
+}
+
+// validField reports whether f has a token name and a printable ASCII value.
+func validField(f Field) bool {
+	if f.Name == "" {
+		return false
+	}
+	for _, c := range f.Name {
+		if c <= ' ' || c > '~' || c == ':' {
+			return false
+		}
+	}
+	for _, c := range f.Value {
+		if (c < ' ' && c != '\t') || c > '~' {
+			return false
+		}
+	}
+	return true
 }
