@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/beevik/etree"
 	"github.com/stretchr/testify/require"
 
 	"github.com/mssdispatch/mssdispatch/cda"
@@ -94,6 +96,26 @@ func TestParse(t *testing.T) {
 				require.Equal(t, "PIERRE", d.Patient.Given, "first birth given name")
 				require.Equal(t, "LEGRAND-PETIT", d.Patient.UsedFamily, "qualifier set")
 				require.Equal(t, "Pierrot", d.Patient.UsedGiven)
+			},
+		},
+		{
+			name: "LDL-SES level 3",
+			data: readTestdata(t, "ldl-ses-n3.xml"),
+			check: func(t *testing.T, d *cda.Document) {
+				require.Equal(t, cda.Code{Code: "11490-0", CodeSystem: cda.OIDLOINC, DisplayName: "Lettre de liaison à la sortie d'un établissement de soins"}, d.Code)
+				require.Equal(t, "1.2.250.1.999.88.2^LDLSES-20240920-0031", d.UniqueID())
+				require.Equal(t, 1, d.Version)
+				require.True(t, d.ParentID.IsZero())
+				require.False(t, d.HasPDF, "structured body without attachment")
+				mat, oid, ok := d.Patient.INS()
+				require.True(t, ok)
+				require.Equal(t, "277069912345612", mat)
+				require.Equal(t, cda.OIDINSNIRTest, oid)
+				require.Equal(t, cda.II{Root: cda.OIDRPPS, Extension: "899900011122"}, d.Author.ID)
+				require.Equal(t, "FICTIF", d.Author.Family)
+				require.Equal(t, cda.Organization{ID: cda.II{Root: cda.OIDFINESS, Extension: "1999000055"}, Name: "Centre Hospitalier Fictif des Tilleuls"}, d.Custodian)
+				require.Equal(t, d.Author.ID, d.LegalAuthenticator.ID)
+				require.Equal(t, time.Date(2024, 9, 20, 15, 15, 0, 0, time.UTC), d.EffectiveTime.UTC())
 			},
 		},
 		{
@@ -368,7 +390,7 @@ func TestHasPDFAgreesWithExtractPDF(t *testing.T) {
 // as JSON, with testdata/golden/<name>.json; -update rewrites them.
 func TestGolden(t *testing.T) {
 	t.Parallel()
-	for _, name := range []string{"n1-pdf.xml", "cr-bio-n3.xml", "n3-pdf-media.xml", "n1-prefixed.xml", "latin1.xml"} {
+	for _, name := range []string{"n1-pdf.xml", "cr-bio-n3.xml", "n3-pdf-media.xml", "n1-prefixed.xml", "latin1.xml", "ldl-ses-n3.xml"} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			d, err := cda.Parse(readTestdata(t, name))
@@ -451,4 +473,190 @@ func FuzzExtractPDF(f *testing.F) {
 			require.Equal(t, err == nil, d.HasPDF)
 		}
 	})
+}
+
+// hostileDoc returns a minimal CDA document with the id of minimalID, the
+// other header elements header and the body body.
+func hostileDoc(header, body string) []byte {
+	return minimal(minimalID+header, body)
+}
+
+// allocated returns the bytes allocated by f (runtime TotalAlloc delta),
+// after a GC so that earlier garbage is not counted. It must not run in
+// parallel with other tests: TotalAlloc counts every goroutine.
+func allocated(f func()) uint64 {
+	runtime.GC()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	f()
+	runtime.ReadMemStats(&after)
+	return after.TotalAlloc - before.TotalAlloc
+}
+
+// TestParseHostile feeds Parse hostile inputs: each one is either refused
+// with the expected error or parsed, in bounded time and with allocations
+// bounded by a small multiple of the input size.
+//
+// Not parallel: the allocation measure is process-wide.
+func TestParseHostile(t *testing.T) {
+	const mb = 1 << 20
+	huge := 50 * mb                       // one 50 MB attribute
+	big := 16 * mb                        // the other big values, smaller to keep the test fast under -race
+	words := strings.Repeat("ab ", big/3) // many words: the worst case for white space collapsing
+	// Allocations may be factor times the input: 4.0 was measured at most
+	// (6.1 with -race); text with strings.Fields cost 9.9 on a 50 MB title.
+	factor := uint64(8)
+	if raceEnabled {
+		factor = 12
+	}
+	for _, tt := range []struct {
+		name    string
+		data    func() []byte
+		is      error  // nil: Parse succeeds
+		message string // a part of the error message
+		check   func(t *testing.T, d *cda.Document)
+	}{
+		{
+			name: "100 000 nested elements",
+			data: func() []byte {
+				return hostileDoc("", strings.Repeat("<section>", 100_000)+strings.Repeat("</section>", 100_000))
+			},
+			is: etree.ErrMaxDepth, message: "maximum depth",
+		},
+		{
+			name: "100 000 nested elements, unclosed",
+			data: func() []byte { return hostileDoc("", strings.Repeat("<a>", 100_000)) },
+			is:   cda.ErrMalformed,
+		},
+		{
+			name: "50 MB attribute in the body",
+			data: func() []byte {
+				return hostileDoc("", `<structuredBody><section x="`+strings.Repeat("A", huge)+`"/></structuredBody>`)
+			},
+			check: func(t *testing.T, d *cda.Document) { require.Equal(t, "1.2.250.1.999.1^X1", d.UniqueID()) },
+		},
+		{
+			name: "16 MB attribute read by the header",
+			data: func() []byte {
+				return minimal(`<id root="1.2.250.1.999.1" extension="`+strings.Repeat("A", big)+`"/>`, "")
+			},
+			check: func(t *testing.T, d *cda.Document) { require.Len(t, d.ID.Extension, big) },
+		},
+		{
+			name: "16 MB text node in the body",
+			data: func() []byte {
+				return hostileDoc("", "<structuredBody><section><text>"+words+"</text></section></structuredBody>")
+			},
+			check: func(t *testing.T, d *cda.Document) { require.False(t, d.HasPDF) },
+		},
+		{
+			name: "16 MB title of short words",
+			data: func() []byte { return hostileDoc("<title>"+words+"</title>", "") },
+			check: func(t *testing.T, d *cda.Document) {
+				require.Len(t, d.Title, len(words)-1, "trailing space trimmed")
+			},
+		},
+		{
+			name: "16 MB of CRLF white space in a name",
+			data: func() []byte {
+				return hostileDoc(`<recordTarget><patientRole><patient><name><family qualifier="BR">`+
+					strings.Repeat("\r\n\t", big/3)+`X</family></name></patient></patientRole></recordTarget>`, "")
+			},
+			check: func(t *testing.T, d *cda.Document) { require.Equal(t, "X", d.Patient.Family) },
+		},
+		{
+			name: "500 000 empty elements",
+			data: func() []byte {
+				return hostileDoc("", "<structuredBody>"+strings.Repeat("<br/>", 500_000)+"</structuredBody>")
+			},
+			check: func(t *testing.T, d *cda.Document) { require.False(t, d.HasPDF) },
+		},
+		{
+			name: "200 000 attributes",
+			data: func() []byte {
+				var b strings.Builder
+				for i := range 200_000 {
+					fmt.Fprintf(&b, ` a%d="v"`, i)
+				}
+				return hostileDoc("", "<structuredBody"+b.String()+"/>")
+			},
+			check: func(t *testing.T, d *cda.Document) { require.False(t, d.HasPDF) },
+		},
+		{
+			name: "billion laughs",
+			data: func() []byte {
+				var b strings.Builder
+				b.WriteString(`<?xml version="1.0"?>` + "\n<!DOCTYPE ClinicalDocument [\n" + `<!ENTITY lol0 "lol">` + "\n")
+				for i := 1; i < 10; i++ {
+					fmt.Fprintf(&b, "<!ENTITY lol%d \"%s\">\n", i, strings.Repeat(fmt.Sprintf("&lol%d;", i-1), 10))
+				}
+				b.WriteString("]>\n" + `<ClinicalDocument xmlns="urn:hl7-org:v3"><id root="1.2"/><title>&lol9;</title></ClinicalDocument>`)
+				return []byte(b.String())
+			},
+			is: cda.ErrDoctype,
+		},
+		{
+			name: "entity reference without DOCTYPE",
+			data: func() []byte { return hostileDoc("<title>&lol9;</title>", "") },
+			is:   cda.ErrMalformed,
+		},
+		{
+			name: "external entity",
+			data: func() []byte {
+				return []byte(`<!DOCTYPE ClinicalDocument [<!ENTITY x SYSTEM "file:///etc/passwd">]>` +
+					`<ClinicalDocument xmlns="urn:hl7-org:v3"><id root="1.2"/><title>&x;</title></ClinicalDocument>`)
+			},
+			is: cda.ErrDoctype,
+		},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			data := tt.data()
+			require.LessOrEqual(t, len(data), cda.MaxSize)
+			var (
+				d   *cda.Document
+				err error
+			)
+			start := time.Now()
+			alloc := allocated(func() { d, err = cda.Parse(data) })
+			elapsed := time.Since(start)
+			t.Logf("%d bytes: %d bytes allocated (%.1fx), %s", len(data), alloc, float64(alloc)/float64(len(data)), elapsed)
+			// Generous bounds (the race detector slows parsing down), far
+			// below what exponential or quadratic behaviour would need.
+			require.Less(t, elapsed, 60*time.Second)
+			// Allocations: factor times the input, plus 1 KiB per element or
+			// attribute (the cost of a DOM node: about 320 bytes an element
+			// and 730 an attribute were measured), plus 8 MB of slack. For
+			// the inputs made of a few huge values this is factor times the input.
+			items := bytes.Count(data, []byte("<")) + bytes.Count(data, []byte("="))
+			bound := factor*uint64(len(data)) + 1024*uint64(items) + 8*mb
+			require.Less(t, alloc, bound, "allocations bounded by the input size (%d markup items)", items)
+			if tt.is != nil {
+				require.Less(t, elapsed, 5*time.Second, "refused quickly")
+				require.ErrorIs(t, err, tt.is)
+				require.Contains(t, err.Error(), tt.message)
+				require.True(t, strings.HasPrefix(err.Error(), "cda: "), "error %q names the package", err)
+				require.Nil(t, d)
+				return
+			}
+			require.NoError(t, err)
+			tt.check(t, d)
+		})
+	}
+}
+
+// TestParseTooLargeBeforeParsing checks an input over MaxSize is refused
+// from its length alone: Parse reads nothing (the input is not even XML)
+// and allocates next to nothing.
+func TestParseTooLargeBeforeParsing(t *testing.T) {
+	data := bytes.Repeat([]byte("<"), cda.MaxSize+1) // malformed from the first byte
+	var err error
+	alloc := allocated(func() { _, err = cda.Parse(data) })
+	require.ErrorIs(t, err, cda.ErrTooLarge)
+	require.Contains(t, err.Error(), fmt.Sprint(cda.MaxSize))
+	require.Less(t, alloc, uint64(64<<10), "refused before parsing")
+
+	// A valid document just over the limit is refused too.
+	doc := minimal(minimalID, "<structuredBody><section x=\""+strings.Repeat("A", cda.MaxSize)+"\"/></structuredBody>")
+	_, err = cda.Parse(doc)
+	require.ErrorIs(t, err, cda.ErrTooLarge)
 }

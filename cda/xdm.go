@@ -54,6 +54,8 @@ var (
 // sends are listed; others get FormatCodeCISIS).
 var structuredFormatCodes = map[string]Code{
 	"1.2.250.1.213.1.1.1.55": {Code: "urn:ihe:lab:xd-lab:2008", CodeSystem: "1.3.6.1.4.1.19376.1.2.3", DisplayName: "CR d'examens biologiques"}, // CR-BIO
+	"1.2.250.1.213.1.1.1.29": {Code: "urn:asip:ci-sis:ldl-ses:2017", CodeSystem: "1.2.250.1.213.1.1.4.2.282",
+		DisplayName: "Lettre de Liaison à la sortie de l'établissement de santé"}, // LDL-SES
 }
 
 // Defaults of the XDS codes PackageXDM cannot find in the CDA header.

@@ -36,6 +36,7 @@ var xdmCases = []xdmCase{
 	{name: "n1-pdf", file: "n1-pdf.xml"},
 	{name: "cr-bio-n3", file: "cr-bio-n3.xml", action: "C"},
 	{name: "n3-pdf-media", file: "n3-pdf-media.xml"},
+	{name: "ldl-ses-n3", file: "ldl-ses-n3.xml"},
 }
 
 // xdmTestOptions returns options with a fixed time and a seeded random
@@ -304,6 +305,46 @@ func TestPackageXDMSlots(t *testing.T) {
 				xdsDEConfidentialityCode: "N|2.16.840.1.113883.5.25|N",
 			},
 			deIDs: map[string]string{xdsDEUniqueID: "1.2.250.1.999.77.3^CRBIO-20240715-0007"},
+		},
+		"ldl-ses-n3": {
+			de: map[string]string{
+				"creationTime":       "20240920151500",
+				"languageCode":       "fr-FR",
+				"legalAuthenticator": "899900011122^FICTIF^Agathe^^^^^^&1.2.250.1.71.4.2.1&ISO^D^^^IDNPS",
+				"serviceStartTime":   "20240912080000",
+				"serviceStopTime":    "20240920143000",
+				"sourcePatientId":    "IPP-556677^^^&1.2.250.1.999.88.1&ISO^PI",
+				"sourcePatientInfo":  "PID-5|TESTLDL^JULIETTE^^^^^L,PID-7|19770615,PID-8|F",
+				"URI":                "DOC0001.XML",
+				XDMActionSlot:        "",
+			},
+			deAuthor: map[string]string{
+				"authorPerson":      "899900011122^FICTIF^Agathe^^^^^^&1.2.250.1.71.4.2.1&ISO^D^^^IDNPS",
+				"authorInstitution": "Centre Hospitalier Fictif des Tilleuls^^^^^&1.2.250.1.71.4.2.2&ISO^IDNST^^^1999000055",
+				"authorSpecialty":   "G15_10/SM27^Médecin - Médecine interne (SM)^1.2.250.1.213.1.1.4.5",
+			},
+			deCodes: map[string]string{
+				xdsDEClassCode:           "10|1.2.250.1.213.1.1.4.1|Compte rendu",
+				xdsDEConfidentialityCode: "N|2.16.840.1.113883.5.25|Normal",
+				// The ANS concept map ASS-A11 for the LDL-SES template 1.2.250.1.213.1.1.1.29.
+				xdsDEFormatCode:         "urn:asip:ci-sis:ldl-ses:2017|1.2.250.1.213.1.1.4.2.282|Lettre de Liaison à la sortie de l'établissement de santé",
+				xdsDEHealthcareFacility: "SA01|1.2.250.1.71.4.2.4|Etablissement public de santé",
+				xdsDEPracticeSetting:    "ETABLISSEMENT|1.2.250.1.213.1.1.4.9|Etablissement de santé",
+				xdsDETypeCode:           "11490-0|2.16.840.1.113883.6.1|Lettre de liaison à la sortie d'un établissement de soins",
+			},
+			deIDs: map[string]string{
+				xdsDEPatientID: "277069912345612^^^&1.2.250.1.213.1.4.10&ISO^NH",
+				xdsDEUniqueID:  "1.2.250.1.999.88.2^LDLSES-20240920-0031",
+			},
+			ss: map[string]string{
+				"submissionTime":    "20240312144500",
+				"intendedRecipient": recipient,
+			},
+			ssCodes: map[string]string{xdsSSContentTypeCode: "11490-0|2.16.840.1.113883.6.1|Lettre de liaison à la sortie d'un établissement de soins"},
+			ssIDs: map[string]string{
+				xdsSSSourceID:  "1.2.250.1.999.42.9",
+				xdsSSPatientID: "277069912345612^^^&1.2.250.1.213.1.4.10&ISO^NH",
+			},
 		},
 	}
 	for _, c := range xdmCases {
