@@ -75,43 +75,29 @@ func (m *Message) sizeHint() int {
 }
 
 func (e *escaper) appendField(b []byte, f Field) []byte {
-	last := len(f) - 1
-	for last >= 0 && isEmptyRep(f[last]) {
-		last--
-	}
-	for i, r := range f[:last+1] {
-		if i > 0 {
-			b = append(b, e.d.Repetition)
-		}
-		b = e.appendRep(b, r)
-	}
-	return b
+	return appendJoined(b, f, e.d.Repetition, isEmptyRep, e.appendRep)
 }
 
 func (e *escaper) appendRep(b []byte, r Repetition) []byte {
-	last := len(r) - 1
-	for last >= 0 && isEmptyComp(r[last]) {
-		last--
-	}
-	for i, c := range r[:last+1] {
-		if i > 0 {
-			b = append(b, e.d.Component)
-		}
-		b = e.appendComp(b, c)
-	}
-	return b
+	return appendJoined(b, r, e.d.Component, isEmptyComp, e.appendComp)
 }
 
 func (e *escaper) appendComp(b []byte, c Component) []byte {
-	last := len(c) - 1
-	for last >= 0 && c[last] == "" {
+	return appendJoined(b, c, e.d.SubComponent, func(s string) bool { return s == "" }, e.appendValue)
+}
+
+// appendJoined appends items separated by sep, leaving out the trailing
+// empty ones: the encoder's counterpart of the parser's split.
+func appendJoined[T any](b []byte, items []T, sep byte, empty func(T) bool, appendItem func([]byte, T) []byte) []byte {
+	last := len(items) - 1
+	for last >= 0 && empty(items[last]) {
 		last--
 	}
-	for i, s := range c[:last+1] {
+	for i, it := range items[:last+1] {
 		if i > 0 {
-			b = append(b, e.d.SubComponent)
+			b = append(b, sep)
 		}
-		b = e.appendValue(b, s)
+		b = appendItem(b, it)
 	}
 	return b
 }
