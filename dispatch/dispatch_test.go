@@ -228,7 +228,8 @@ func TestReceiveInvalid(t *testing.T) {
 		r := testReport(t)
 		mutate(&r)
 		_, err := b.svc.Receive(b.ctx, inbound("MSG-INVALID-"+name, name), r, respond)
-		require.True(t, dispatch.IsInvalid(err), "%s: %v", name, err)
+		var invalid *dispatch.InvalidError
+		require.ErrorAs(t, err, &invalid, name)
 	}
 	_, err = b.svc.Report(b.ctx, 1)
 	require.ErrorIs(t, err, dispatch.ErrNotFound)

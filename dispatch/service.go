@@ -89,12 +89,6 @@ type InvalidError struct {
 
 func (e *InvalidError) Error() string { return e.Field + ": " + e.Msg }
 
-// IsInvalid reports whether err is an *InvalidError.
-func IsInvalid(err error) bool {
-	var inv *InvalidError
-	return errors.As(err, &inv)
-}
-
 // Receipt is the outcome of receiving a report.
 type Receipt struct {
 	ReportID int64

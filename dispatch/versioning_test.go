@@ -81,7 +81,8 @@ func TestDelete(t *testing.T) {
 	again := testReport(t)
 	again.Action = dispatch.ActionDelete
 	_, err = b.svc.Receive(b.ctx, inbound("MSG-D3", "x"), again, respond)
-	require.True(t, dispatch.IsInvalid(err), "%v", err)
+	var invalid *dispatch.InvalidError
+	require.ErrorAs(t, err, &invalid)
 }
 
 func TestPatientOnly(t *testing.T) {

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/json"
@@ -169,7 +170,7 @@ func (s *server) postReport(w http.ResponseWriter, r *http.Request) {
 	}
 
 	var req reportRequest
-	dec := json.NewDecoder(strings.NewReader(string(body)))
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
 		s.refuse(w, r, in, body, "", fmt.Sprintf("the body is not a valid report: %v", err))
@@ -238,7 +239,7 @@ func (s *server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool)
 		writeError(w, http.StatusBadRequest, "cannot read the body")
 		return nil, false
 	}
-	if len(strings.TrimSpace(string(body))) == 0 {
+	if len(bytes.TrimSpace(body)) == 0 {
 		writeError(w, http.StatusBadRequest, "empty body")
 		return nil, false
 	}
