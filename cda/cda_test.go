@@ -565,11 +565,18 @@ func TestParseHostile(t *testing.T) {
 			check: func(t *testing.T, d *cda.Document) { require.Equal(t, "X", d.Patient.Family) },
 		},
 		{
+			name: "250 000 empty elements",
+			data: func() []byte {
+				return hostileDoc("", "<structuredBody>"+strings.Repeat("<br/>", 250_000)+"</structuredBody>")
+			},
+			check: func(t *testing.T, d *cda.Document) { require.False(t, d.HasPDF) },
+		},
+		{
 			name: "500 000 empty elements",
 			data: func() []byte {
 				return hostileDoc("", "<structuredBody>"+strings.Repeat("<br/>", 500_000)+"</structuredBody>")
 			},
-			check: func(t *testing.T, d *cda.Document) { require.False(t, d.HasPDF) },
+			is: cda.ErrTooComplex, message: "limit 300000",
 		},
 		{
 			name: "200 000 attributes",

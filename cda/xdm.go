@@ -11,6 +11,7 @@ import (
 	"html"
 	"io"
 	"math/big"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -144,7 +145,10 @@ const (
 // CDA R2", lien entête CDA / métadonnées XDS). The document is stored byte
 // for byte. PackageXDM fails with the errors of Parse for input that is not
 // a CDA document, and with an error wrapping ErrXDM when SourceID or Action
-// is invalid or the patient has no INS.
+// is invalid or the patient has no identifier at all. The patientId is the
+// INS (`matricule^^^&OID&ISO^NH`); for a patient without one (structuration
+// minimale allows a recordTarget with local identifiers only) it is the first
+// local identifier (`id^^^&OID&ISO^PI`), and the receiver sees X-MSS-INS: N.
 func PackageXDM(cdaDoc []byte, opt XDMOptions) ([]byte, error) {
 	if strings.TrimSpace(opt.SourceID) == "" {
 		return nil, fmt.Errorf("%w: XDMOptions.SourceID (OID of the sending organisation) is empty", ErrXDM)
@@ -162,8 +166,8 @@ func PackageXDM(cdaDoc []byte, opt XDMOptions) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, _, ok := d.Patient.INS(); !ok {
-		return nil, fmt.Errorf("%w: no INS: recordTarget/patientRole/id has no identifier with an INS root (%s) and an extension", ErrXDM, strings.Join(insRoots, ", "))
+	if _, _, ok := xdsPatientIDs(d.Patient); !ok {
+		return nil, fmt.Errorf("%w: no patient identifier: recordTarget/patientRole/id has neither an INS (%s) nor a local identifier with a root and an extension", ErrXDM, strings.Join(insRoots, ", "))
 	}
 	if opt.SubmissionTime.IsZero() {
 		opt.SubmissionTime = time.Now()
@@ -374,21 +378,37 @@ func (b *metadataBuilder) externalID(parent *etree.Element, scheme, object, valu
 	localizedName(ei, "rim:Name", label)
 }
 
+// xdsPatientIDs returns the patientId and the sourcePatientId of p: the INS
+// and the first local identifier (IPP); either one stands for both when the
+// other is missing. ok is false when p has neither.
+func xdsPatientIDs(p Patient) (patientID, sourcePatientID string, ok bool) {
+	ins, insRoot, hasINS := p.INS()
+	local := ""
+	for _, id := range p.IDs {
+		if id.Extension != "" && id.Root != "" && !slices.Contains(insRoots, id.Root) {
+			local = cx(id.Extension, id.Root, "PI")
+			break
+		}
+	}
+	switch {
+	case hasINS && local != "":
+		return cx(ins, insRoot, "NH"), local, true
+	case hasINS:
+		id := cx(ins, insRoot, "NH")
+		return id, id, true
+	case local != "":
+		return local, local, true
+	}
+	return "", "", false
+}
+
 // buildMetadata returns METADATA.XML.
 func buildMetadata(cdaDoc []byte, d *Document, h xdmHeader, opt XDMOptions) ([]byte, error) {
 	b := &metadataBuilder{rand: opt.rand}
 	ssID, deID, assocID := b.uuid(), b.uuid(), b.uuid()
 	ssUniqueID := b.oid()
 
-	ins, insRoot, _ := d.Patient.INS()
-	patientID := cx(ins, insRoot, "NH")
-	sourcePatientID := patientID
-	for _, id := range d.Patient.IDs {
-		if id.Extension != "" && id.Root != insRoot {
-			sourcePatientID = cx(id.Extension, id.Root, "PI")
-			break
-		}
-	}
+	patientID, sourcePatientID, _ := xdsPatientIDs(d.Patient)
 	sum := sha1.Sum(cdaDoc)
 	practice := firstCode(opt.PracticeSetting, h.practiceSetting, DefaultPracticeSetting)
 	facility := firstCode(opt.HealthcareFacilityType, h.healthcareFacilityType, DefaultHealthcareFacilityType)

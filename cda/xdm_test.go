@@ -487,6 +487,8 @@ func TestPackageXDMErrors(t *testing.T) {
 	n1 := string(readXDMTestdata(t, "n1-pdf.xml"))
 	noINS := strings.Replace(n1, `<id root="1.2.250.1.213.1.4.10" extension="280017512345678"/>`, "", 1)
 	require.NotEqual(t, n1, noINS)
+	noID := strings.Replace(noINS, `<id root="1.2.250.1.999.42.1.1" extension="IPP0012345"/>`, "", 1)
+	require.NotEqual(t, noINS, noID)
 	tests := []struct {
 		name    string
 		doc     string
@@ -494,7 +496,7 @@ func TestPackageXDMErrors(t *testing.T) {
 		is      error
 		message string
 	}{
-		{name: "no INS", doc: noINS, is: ErrXDM, message: "no INS"},
+		{name: "no patient identifier", doc: noID, is: ErrXDM, message: "no patient identifier"},
 		{name: "empty SourceID", doc: n1, opt: func(o *XDMOptions) { o.SourceID = " " }, is: ErrXDM, message: "SourceID"},
 		{name: "bad action", doc: n1, opt: func(o *XDMOptions) { o.Action = "X" }, is: ErrXDM, message: "Action"},
 		{name: "not a CDA", doc: string(readXDMTestdata(t, "not-cda.xml")), is: ErrNotCDA, message: "not a CDA"},
@@ -515,6 +517,22 @@ func TestPackageXDMErrors(t *testing.T) {
 			require.Contains(t, err.Error(), tt.message)
 		})
 	}
+}
+
+// TestPackageXDMWithoutINS checks that a patient known only by the
+// hospital's identifier gets it as patientId and sourcePatientId.
+func TestPackageXDMWithoutINS(t *testing.T) {
+	t.Parallel()
+	n1 := string(readXDMTestdata(t, "n1-pdf.xml"))
+	noINS := strings.Replace(n1, `<id root="1.2.250.1.213.1.4.10" extension="280017512345678"/>`, "", 1)
+	z, err := PackageXDM([]byte(noINS), xdmTestOptions(""))
+	require.NoError(t, err)
+	files, _ := unzipXDM(t, z)
+	m := parseMetadata(t, files[XDMMetadata])
+	const ipp = "IPP0012345^^^&1.2.250.1.999.42.1.1&ISO^PI"
+	require.Equal(t, ipp, externalID(m.de, xdsDEPatientID))
+	require.Equal(t, ipp, externalID(m.ss, xdsSSPatientID))
+	require.Equal(t, []string{ipp}, slotValues(m.de, "sourcePatientId"))
 }
 
 func TestXDSTime(t *testing.T) {

@@ -18,6 +18,14 @@ const NS = "urn:hl7-org:v3"
 // MaxSize is the largest document, in bytes, that Parse and ExtractPDF accept.
 const MaxSize = 64 << 20
 
+// MaxMarkup bounds the markup of a document Parse and ExtractPDF accept,
+// counted before parsing as its '<' and '=' bytes (an upper bound of its
+// elements plus attributes). A DOM node costs about 320 bytes an element and
+// 730 an attribute, so this caps the memory a hostile document of small
+// elements can take to a few hundred MB; the largest real reports (a
+// level-3 lab report of a thousand results) have under 100,000.
+const MaxMarkup = 300_000
+
 // maxDepth bounds the element nesting depth of a document (level 3 bodies
 // nest sections and entries, but never this deep).
 const maxDepth = 256
@@ -28,6 +36,9 @@ var (
 	// ErrDoctype is returned for a document with a DOCTYPE (or another
 	// markup declaration), which CDA never needs and entity bombs require.
 	ErrDoctype = errors.New("cda: DOCTYPE not allowed")
+	// ErrTooComplex is returned for a document with more than MaxMarkup
+	// elements and attributes.
+	ErrTooComplex = errors.New("cda: document has too much markup")
 	// ErrNotCDA is returned when the root element is not an HL7 v3 ClinicalDocument.
 	ErrNotCDA = errors.New("cda: not a CDA document")
 	// ErrMalformed is returned for input that is not well-formed XML.
@@ -42,6 +53,9 @@ var utf8BOM = []byte("\xEF\xBB\xBF")
 func readRoot(data []byte) (*etree.Element, error) {
 	if len(data) > MaxSize {
 		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(data), MaxSize)
+	}
+	if n := bytes.Count(data, []byte("<")) + bytes.Count(data, []byte("=")); n > MaxMarkup {
+		return nil, fmt.Errorf("%w: %d elements and attributes at most, limit %d", ErrTooComplex, n, MaxMarkup)
 	}
 	data = bytes.TrimPrefix(data, utf8BOM)
 	if err := checkProlog(data); err != nil {

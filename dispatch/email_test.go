@@ -16,6 +16,7 @@ import (
 	"github.com/riverqueue/river/rivertype"
 	"github.com/stretchr/testify/require"
 
+	"github.com/mssdispatch/mssdispatch/cda"
 	"github.com/mssdispatch/mssdispatch/dispatch"
 	"github.com/mssdispatch/mssdispatch/dispatch/mail"
 )
@@ -228,6 +229,59 @@ func requireGoldenHeaders(t *testing.T, name string, e sentEmail) {
 }
 
 var boundary = regexp.MustCompile(`boundary=("[^"]*"|[^;\s]+)`)
+
+// TestEmailGoldenPerDocumentShape sends one email for each structured CDA
+// shape of the ANS examples (CR-BIO N3 with an embedded PDF, lettre de
+// liaison LDL-SES N3) and compares its header with a golden file; the
+// document non structuré N1 is TestEmailToProfessionals' n1-headers.golden.
+func TestEmailGoldenPerDocumentShape(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		file, golden string
+		qualified    bool
+		attachments  []string
+	}{
+		{file: "n3-pdf-media.xml", golden: "cr-bio-pdf-headers.golden", qualified: true,
+			attachments: []string{"IHE_XDM.ZIP", "Compte_rendu_d_examens_biologiques.pdf"}},
+		{file: "ldl-ses-n3.xml", golden: "ldl-ses-n3-headers.golden", qualified: true, attachments: []string{"IHE_XDM.ZIP"}},
+	} {
+		t.Run(c.file, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			outbox, err := mail.NewOutbox(dir)
+			require.NoError(t, err)
+			b := setup(t, outbox)
+
+			doc, err := os.ReadFile(filepath.Join("..", "cda", "testdata", c.file))
+			require.NoError(t, err)
+			h, err := cda.Parse(doc)
+			require.NoError(t, err)
+			var pdf []byte
+			if h.HasPDF {
+				pdf, err = cda.ExtractPDF(doc)
+				require.NoError(t, err)
+			}
+			ins, oid, _ := h.Patient.INS()
+			report := dispatch.Report{
+				Action: dispatch.ActionNew, Flags: dispatch.DefaultFlags,
+				Patient: dispatch.Patient{Family: h.Patient.Family, Given: h.Patient.Given, BirthDate: h.Patient.BirthDate,
+					Sex: h.Patient.Sex, INS: ins, INSOID: oid, INSQualified: c.qualified},
+				Document:   dispatch.Document{ID: h.UniqueID(), Code: h.Code.Code, Title: h.Title, CDA: doc, PDF: pdf},
+				Recipients: []dispatch.Recipient{{Role: "RCT", Kind: dispatch.KindProfessional, NationalID: "899900000002", RPPS: "99900000002"}},
+			}
+			b.waitDeliveries(t, b.receive(t, report).ReportID, 1)
+			emails := readOutbox(t, dir)
+			require.Len(t, emails, 1)
+			e := emails[claire]
+			require.Equal(t, c.attachments, e.names)
+			requireXDM(t, e.attachments["IHE_XDM.ZIP"], doc)
+			if pdf != nil {
+				require.Equal(t, pdf, e.attachments[c.attachments[1]], "the PDF byte for byte")
+			}
+			requireGoldenHeaders(t, c.golden, e)
+		})
+	}
+}
 
 func TestEmailToPatient(t *testing.T) {
 	t.Parallel()
