@@ -160,6 +160,12 @@ type PostalAddress struct {
 	Country     string   `json:"country,omitempty"`
 }
 
+// Known reports whether a letter can be posted to a: it has a routing line
+// or a city.
+func (a PostalAddress) Known() bool {
+	return strings.TrimSpace(a.RoutingLine) != "" || strings.TrimSpace(a.City) != ""
+}
+
 // HeaderError reports a header that does not match the known layout, naming the first differing column.
 type HeaderError struct {
 	Column int    // 1-based position of the first differing column.

@@ -3,6 +3,7 @@ package correspondents
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -12,30 +13,80 @@ const (
 	ChannelPaper   = "paper"
 )
 
-// Reasons of a route, machine-readable.
+// Kinds of recipient.
 const (
-	ReasonDPIAddress       = "dpi_address"       // the DPI's address, in the trust space
-	ReasonDirectoryAddress = "directory_address" // the directory's only address for the person
-	ReasonUntrustedAddress = "untrusted_address" // the address's domain is outside the trust space
-	ReasonSeveralAddresses = "several_addresses" // the directory has several addresses, none given
-	ReasonNoAddress        = "no_address"        // no address given nor in the directory
+	KindProfessional = "professional"
+	KindOrganisation = "organisation"
+	KindPatient      = "patient"
+)
+
+// PatientMailDomain is the domain of the patients' MSSanté mailboxes
+// (INS@patient.mssante.fr), run by the national operator and part of the
+// trust space by definition.
+const PatientMailDomain = "patient.mssante.fr"
+
+// Reasons of a route, machine-readable: what the CME rules match on and what
+// the dashboard explains.
+const (
+	// ReasonLocalAddress: the address of the hospital's local directory.
+	ReasonLocalAddress = "local_address"
+	// ReasonDPIAddress: the DPI's address, in the trust space, which the
+	// directory knows for this recipient or does not contradict.
+	ReasonDPIAddress = "dpi_address"
+	// ReasonDPIAddressMismatch: the DPI's address, in the trust space, while
+	// the directory knows other addresses for this recipient.
+	ReasonDPIAddressMismatch = "dpi_address_mismatch"
+	// ReasonDirectoryAddress: the directory's only address for the recipient.
+	ReasonDirectoryAddress = "directory_address"
+	// ReasonUntrustedAddress: the address's domain is outside the trust space.
+	ReasonUntrustedAddress = "untrusted_address"
+	// ReasonSeveralAddresses: the directory has several addresses, none chosen.
+	ReasonSeveralAddresses = "several_addresses"
+	// ReasonNoAddress: no MSSanté address given nor in the directory.
+	ReasonNoAddress = "no_address"
+	// ReasonPaperCopy: a paper copy besides MSSanté, because the recipient did
+	// not tick dématérialisation or the local directory asks for both.
+	ReasonPaperCopy = "paper_copy"
+	// ReasonLocalPaper: the local directory says paper only.
+	ReasonLocalPaper = "local_paper"
+	// ReasonPatientMailbox: the patient's mailbox, INS@patient.mssante.fr.
+	ReasonPatientMailbox = "patient_mailbox"
+	// ReasonPatientNotQualified: the patient's identity is not qualified, so
+	// their INS and mailbox cannot be used.
+	ReasonPatientNotQualified = "patient_ins_not_qualified"
 )
 
 // Recipient is a correspondent listed by the DPI for a report.
 type Recipient struct {
+	// Kind is KindProfessional, KindOrganisation or KindPatient; empty is a professional.
+	Kind string
 	// NationalID is the person's national id: "8" + RPPS or "0" + ADELI.
 	NationalID string
-	// Name is the person's display name.
+	// FINESS identifies an organisation.
+	FINESS string
+	// Name is the display name.
 	Name string
 	// Address is the MSSanté address the DPI gave (PRT-15), if any.
 	Address string
+	// PostalAddress is the postal address the DPI gave, if any (the
+	// patient's PID-11).
+	PostalAddress PostalAddress
+	// INS and INSQualified identify a patient: the mailbox INS@patient.mssante.fr
+	// is used only when the identity is qualified.
+	INS          string
+	INSQualified bool
 }
 
 // Route is one way to deliver a report to a recipient.
 type Route struct {
 	Channel string
-	// Address is the MSSanté address of an mssante route.
+	// Address is the MSSanté address of an mssante route (for a review route,
+	// the address proposed, if any).
 	Address string
+	// Name is the recipient's name as the directories know it, for letters.
+	Name string
+	// PostalAddress is where a paper route posts to.
+	PostalAddress PostalAddress
 	// Review is true when the resolver could not decide and a secretary must.
 	Review bool
 	// Reason is machine-readable (one of the Reason constants).
@@ -44,10 +95,13 @@ type Route struct {
 	Text string
 }
 
-// Directory is what the resolver needs to know of the directory and trust space.
+// Directory is what the resolver reads: the national directory, the trust
+// space and the hospital's local directory (a *Store).
 type Directory interface {
 	Mailboxes(ctx context.Context, nationalID string) ([]Mailbox, error)
+	OrganisationMailboxes(ctx context.Context, finess string) ([]Mailbox, error)
 	Trusted(ctx context.Context, domain string) (bool, error)
+	LocalFor(ctx context.Context, nationalID, finess string) (LocalCorrespondent, bool, error)
 }
 
 // Resolver decides the routes of listed recipients.
@@ -58,47 +112,246 @@ type Resolver struct {
 // NewResolver returns a Resolver reading dir.
 func NewResolver(dir Directory) *Resolver { return &Resolver{dir: dir} }
 
-// Resolve returns the routes of rcpt: at least one, with its reason.
-func (r *Resolver) Resolve(ctx context.Context, rcpt Recipient) ([]Route, error) {
-	if addr := strings.ToLower(strings.TrimSpace(rcpt.Address)); addr != "" {
-		trusted, err := r.trusted(ctx, addr)
-		if err != nil {
-			return nil, err
-		}
-		if !trusted {
-			return []Route{review(ReasonUntrustedAddress,
-				fmt.Sprintf("L'adresse %s transmise par le DPI n'est pas dans l'espace de confiance MSSanté.", addr))}, nil
-		}
-		return []Route{{Channel: ChannelMSSante, Address: addr, Reason: ReasonDPIAddress,
-			Text: fmt.Sprintf("Adresse MSSanté transmise par le DPI (%s).", addr)}}, nil
+// Resolve returns the routes of rc, at least one, each with its reason.
+//
+// The MSSanté address is, in this order: the local directory's, the DPI's
+// (when it is in the trust space; otherwise a secretary reviews it), the
+// national directory's only address for the person or organisation (several
+// go to review). A recipient with an address gets a paper copy too when they
+// did not tick dématérialisation in the national directory (or the local
+// directory asks for both) and a postal address is known. A recipient without
+// a usable address gets paper when a postal address is known (local
+// directory, DPI, national directory, in this order), else review.
+//
+// A patient is sent to at INS@patient.mssante.fr when the identity is
+// qualified, else on paper to the address the DPI gave, else to review. The
+// caller passes the patient only when the DPI's flags send the document to
+// the patient (DESTMSSANTEPAT=Y, INVISIBLE_PATIENT=N).
+func (r *Resolver) Resolve(ctx context.Context, rc Recipient) ([]Route, error) {
+	if rc.Kind == KindPatient {
+		return resolvePatient(rc), nil
 	}
-	if rcpt.NationalID == "" {
-		return []Route{review(ReasonNoAddress, "Ni adresse MSSanté ni identifiant national: destinataire à compléter.")}, nil
-	}
-	boxes, err := r.dir.Mailboxes(ctx, rcpt.NationalID)
+	f, err := r.gather(ctx, rc)
 	if err != nil {
-		return nil, fmt.Errorf("resolve %s: %w", rcpt.NationalID, err)
+		return nil, fmt.Errorf("resolve recipient: %w", err)
 	}
-	var trusted []Mailbox
+	mss, ok := f.electronic()
+	switch {
+	case ok && mss.Review:
+		return []Route{mss}, nil
+	case ok:
+		routes := []Route{mss}
+		if paper, ok := f.paperCopy(mss.Address); ok {
+			routes = append(routes, paper)
+		}
+		return routes, nil
+	}
+	return []Route{f.paperOnly()}, nil
+}
+
+// facts is what the directories know of one recipient.
+type facts struct {
+	rc       Recipient
+	local    LocalCorrespondent
+	hasLocal bool
+	// localTrusted and dpiTrusted say if those addresses are in the trust space.
+	localTrusted, dpiTrusted bool
+	// trusted and untrusted are the national directory's mailboxes, split by trust.
+	trusted, untrusted []Mailbox
+}
+
+func (r *Resolver) gather(ctx context.Context, rc Recipient) (facts, error) {
+	f := facts{rc: rc}
+	f.rc.Address = strings.ToLower(strings.TrimSpace(rc.Address))
+	var err error
+	if f.local, f.hasLocal, err = r.dir.LocalFor(ctx, rc.NationalID, rc.FINESS); err != nil {
+		return facts{}, err
+	}
+	var boxes []Mailbox
+	switch {
+	case rc.NationalID != "":
+		boxes, err = r.dir.Mailboxes(ctx, rc.NationalID)
+	case rc.FINESS != "":
+		boxes, err = r.dir.OrganisationMailboxes(ctx, rc.FINESS)
+	}
+	if err != nil {
+		return facts{}, err
+	}
 	for _, b := range boxes {
 		ok, err := r.trusted(ctx, b.Address)
 		if err != nil {
-			return nil, err
+			return facts{}, err
 		}
 		if ok {
-			trusted = append(trusted, b)
+			f.trusted = append(f.trusted, b)
+		} else {
+			f.untrusted = append(f.untrusted, b)
 		}
 	}
-	switch len(trusted) {
-	case 0:
-		return []Route{review(ReasonNoAddress, "Aucune adresse MSSanté connue dans l'annuaire pour ce destinataire.")}, nil
-	case 1:
-		return []Route{{Channel: ChannelMSSante, Address: trusted[0].Address, Reason: ReasonDirectoryAddress,
-			Text: fmt.Sprintf("Adresse MSSanté trouvée dans l'annuaire (%s).", trusted[0].Address)}}, nil
-	default:
-		return []Route{review(ReasonSeveralAddresses,
-			fmt.Sprintf("L'annuaire connaît %d adresses MSSanté pour ce destinataire: choisir la bonne.", len(trusted)))}, nil
+	if f.hasLocal && f.local.MSSanteAddress != "" {
+		if f.localTrusted, err = r.trusted(ctx, f.local.MSSanteAddress); err != nil {
+			return facts{}, err
+		}
 	}
+	if f.rc.Address != "" {
+		if f.dpiTrusted, err = r.trusted(ctx, f.rc.Address); err != nil {
+			return facts{}, err
+		}
+	}
+	return f, nil
+}
+
+// electronic is the MSSanté route, a review route when a secretary must
+// choose, or nothing (ok false) when there is no address to use.
+func (f facts) electronic() (Route, bool) {
+	name := f.name()
+	switch {
+	case f.hasLocal && f.local.Preference == PreferencePaper:
+		return Route{}, false
+	case f.hasLocal && f.local.MSSanteAddress != "":
+		a := f.local.MSSanteAddress
+		if !f.localTrusted {
+			return reviewRoute(ChannelMSSante, a, name, ReasonUntrustedAddress,
+				fmt.Sprintf("L'adresse %s de l'annuaire local n'est pas dans l'espace de confiance MSSanté.", a)), true
+		}
+		return Route{Channel: ChannelMSSante, Address: a, Name: name, Reason: ReasonLocalAddress,
+			Text: fmt.Sprintf("Adresse MSSanté de l'annuaire local de l'établissement (%s).", a)}, true
+	case f.rc.Address != "":
+		a := f.rc.Address
+		known := addresses(f.trusted)
+		switch {
+		case !f.dpiTrusted && len(known) > 0:
+			return reviewRoute(ChannelMSSante, a, name, ReasonUntrustedAddress,
+				fmt.Sprintf("L'adresse %s transmise par le DPI n'est pas dans l'espace de confiance MSSanté; l'annuaire connaît %s.",
+					a, strings.Join(known, ", "))), true
+		case !f.dpiTrusted:
+			return Route{}, false
+		case len(known) == 0 || slices.Contains(known, a):
+			return Route{Channel: ChannelMSSante, Address: a, Name: name, Reason: ReasonDPIAddress,
+				Text: fmt.Sprintf("Adresse MSSanté transmise par le DPI (%s).", a)}, true
+		default:
+			return Route{Channel: ChannelMSSante, Address: a, Name: name, Reason: ReasonDPIAddressMismatch,
+				Text: fmt.Sprintf("Adresse MSSanté transmise par le DPI (%s), absente de l'annuaire qui connaît %s.",
+					a, strings.Join(known, ", "))}, true
+		}
+	}
+	switch known := addresses(f.trusted); len(known) {
+	case 0:
+		return Route{}, false
+	case 1:
+		return Route{Channel: ChannelMSSante, Address: known[0], Name: name, Reason: ReasonDirectoryAddress,
+			Text: fmt.Sprintf("Adresse MSSanté trouvée dans l'annuaire (%s).", known[0])}, true
+	default:
+		return reviewRoute(ChannelMSSante, "", name, ReasonSeveralAddresses,
+			fmt.Sprintf("L'annuaire connaît %d adresses MSSanté pour ce destinataire (%s): choisir la bonne.",
+				len(known), strings.Join(known, ", "))), true
+	}
+}
+
+// paperCopy is the paper route that goes with an MSSanté route to address,
+// when the recipient wants paper too and a postal address is known.
+func (f facts) paperCopy(address string) (Route, bool) {
+	var text string
+	switch {
+	case f.hasLocal && f.local.Preference == PreferenceElectronic:
+		return Route{}, false
+	case f.hasLocal && f.local.Preference == PreferenceBoth:
+		text = "L'annuaire local demande aussi une copie papier."
+	case f.dematerialised(address):
+		return Route{}, false
+	default:
+		text = "Le destinataire n'a pas coché la dématérialisation dans l'annuaire: copie papier en plus de MSSanté."
+	}
+	postal, ok := f.postal(address)
+	if !ok {
+		return Route{}, false
+	}
+	return Route{Channel: ChannelPaper, Name: f.name(), PostalAddress: postal, Reason: ReasonPaperCopy, Text: text}, true
+}
+
+// paperOnly is the route of a recipient that gets no MSSanté email: paper
+// when a postal address is known, else review.
+func (f facts) paperOnly() Route {
+	reason, why := ReasonNoAddress, "Aucune adresse MSSanté connue pour ce destinataire"
+	switch {
+	case f.hasLocal && f.local.Preference == PreferencePaper:
+		reason, why = ReasonLocalPaper, "L'annuaire local demande un envoi papier"
+	case f.rc.Address != "":
+		reason, why = ReasonUntrustedAddress, fmt.Sprintf("L'adresse %s transmise par le DPI n'est pas dans l'espace de confiance MSSanté", f.rc.Address)
+	case len(f.untrusted) > 0:
+		reason, why = ReasonUntrustedAddress, fmt.Sprintf("Les adresses de l'annuaire (%s) ne sont pas dans l'espace de confiance MSSanté",
+			strings.Join(addresses(f.untrusted), ", "))
+	}
+	postal, ok := f.postal("")
+	if !ok {
+		return reviewRoute(ChannelPaper, "", f.name(), reason, why+", et aucune adresse postale: destinataire à compléter.")
+	}
+	return Route{Channel: ChannelPaper, Name: f.name(), PostalAddress: postal, Reason: reason, Text: why + ": envoi papier."}
+}
+
+// dematerialised reports whether the recipient ticked dématérialisation: on
+// the directory entry of address, else on any of their entries. The choice
+// is a professional's: an organisation's or application's mailbox has none
+// and counts as dematerialised.
+func (f facts) dematerialised(address string) bool {
+	demat := func(b Mailbox) bool { return b.Dematerialised || b.BoxType == "ORG" || b.BoxType == "APP" }
+	if i := slices.IndexFunc(f.trusted, func(b Mailbox) bool { return b.Address == address }); i >= 0 {
+		return demat(f.trusted[i])
+	}
+	return slices.ContainsFunc(f.trusted, demat)
+}
+
+// postal is the postal address to write to: the local directory's, the
+// DPI's, the national directory's structure address of the mailbox address,
+// else of the first mailbox that has one.
+func (f facts) postal(address string) (PostalAddress, bool) {
+	if f.hasLocal && f.local.PostalAddress.Known() {
+		return f.local.PostalAddress, true
+	}
+	if f.rc.PostalAddress.Known() {
+		return f.rc.PostalAddress, true
+	}
+	boxes := append(slices.Clone(f.trusted), f.untrusted...)
+	if i := slices.IndexFunc(boxes, func(b Mailbox) bool { return b.Address == address && b.PostalAddress.Known() }); i >= 0 {
+		return boxes[i].PostalAddress, true
+	}
+	if i := slices.IndexFunc(boxes, func(b Mailbox) bool { return b.PostalAddress.Known() }); i >= 0 {
+		return boxes[i].PostalAddress, true
+	}
+	return PostalAddress{}, false
+}
+
+// name is the recipient's name: the DPI's, else the local or national directory's.
+func (f facts) name() string {
+	switch {
+	case strings.TrimSpace(f.rc.Name) != "":
+		return strings.TrimSpace(f.rc.Name)
+	case f.hasLocal:
+		return f.local.Name()
+	}
+	for _, b := range append(slices.Clone(f.trusted), f.untrusted...) {
+		if n := strings.TrimSpace(b.FirstName + " " + b.LastName); n != "" {
+			return n
+		}
+		if b.OrgName != "" {
+			return b.OrgName
+		}
+	}
+	return ""
+}
+
+func resolvePatient(rc Recipient) []Route {
+	if rc.INSQualified && rc.INS != "" {
+		a := rc.INS + "@" + PatientMailDomain
+		return []Route{{Channel: ChannelMSSante, Address: a, Name: rc.Name, Reason: ReasonPatientMailbox,
+			Text: "Messagerie MSSanté du patient (identité qualifiée, INS)."}}
+	}
+	why := "L'identité du patient n'est pas qualifiée: sa messagerie MSSanté ne peut pas être utilisée"
+	if !rc.PostalAddress.Known() {
+		return []Route{reviewRoute(ChannelPaper, "", rc.Name, ReasonPatientNotQualified, why+", et son adresse postale est inconnue.")}
+	}
+	return []Route{{Channel: ChannelPaper, Name: rc.Name, PostalAddress: rc.PostalAddress, Reason: ReasonPatientNotQualified,
+		Text: why + ": envoi papier à son domicile."}}
 }
 
 func (r *Resolver) trusted(ctx context.Context, address string) (bool, error) {
@@ -106,14 +359,21 @@ func (r *Resolver) trusted(ctx context.Context, address string) (bool, error) {
 	if !ok || domain == "" {
 		return false, nil
 	}
-	trusted, err := r.dir.Trusted(ctx, domain)
-	if err != nil {
-		return false, fmt.Errorf("resolve %s: %w", domain, err)
-	}
-	return trusted, nil
+	return r.dir.Trusted(ctx, domain)
 }
 
-// review is a paper route a secretary must confirm or correct.
-func review(reason, text string) Route {
-	return Route{Channel: ChannelPaper, Review: true, Reason: reason, Text: text}
+// addresses returns the addresses of boxes, without duplicates, in order.
+func addresses(boxes []Mailbox) []string {
+	var out []string
+	for _, b := range boxes {
+		if !slices.Contains(out, b.Address) {
+			out = append(out, b.Address)
+		}
+	}
+	return out
+}
+
+// reviewRoute is a route a secretary must confirm or correct.
+func reviewRoute(channel, address, name, reason, text string) Route {
+	return Route{Channel: channel, Address: address, Name: name, Review: true, Reason: reason, Text: text}
 }

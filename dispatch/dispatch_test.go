@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -43,14 +44,9 @@ func setup(t *testing.T, transport mail.Transport, configure ...func(*dispatch.W
 	ctx := context.Background()
 	pool := pgtest.NewPool(t)
 	store := correspondents.NewStore(pool)
-	rc, err := correspondents.OpenExtraction("../testdata/demo/Extraction_Correspondance_MSSante.txt")
+	_, err := store.ImportDirectoryFrom(ctx, "../testdata/demo/Extraction_Correspondance_MSSante.txt", correspondents.ImportOptions{})
 	require.NoError(t, err)
-	defer rc.Close()
-	er, err := correspondents.NewExtractionReader(rc)
-	require.NoError(t, err)
-	_, err = store.ImportDirectory(ctx, "demo", er, nil)
-	require.NoError(t, err)
-	_, err = store.ImportWhitelist(ctx, "demo", []string{"medecin-demo.mssante.fr", "ch-demo.mssante.fr", "patient.mssante.fr"})
+	_, err = store.ImportWhitelist(ctx, "demo", []string{"medecin-demo.mssante.fr", "ch-demo.mssante.fr"}, correspondents.ImportOptions{})
 	require.NoError(t, err)
 
 	workers := river.NewWorkers()
@@ -61,17 +57,24 @@ func setup(t *testing.T, transport mail.Transport, configure ...func(*dispatch.W
 		c(&cfg)
 	}
 	require.NoError(t, dispatch.AddWorkers(workers, cfg))
+	client := startQueue(t, pool, workers)
+	svc, err := dispatch.NewService(dispatch.ServiceConfig{Pool: pool, Jobs: client, Logger: quiet})
+	require.NoError(t, err)
+	return &testBundle{ctx: ctx, pool: pool, svc: svc, client: client}
+}
+
+// startQueue starts a River client working workers on pool, stopped when t ends.
+func startQueue(t *testing.T, pool *pgxpool.Pool, workers *river.Workers) *queue.Client {
+	t.Helper()
 	client, err := queue.New(pool, queue.Config{Workers: workers, FetchPollInterval: 100 * time.Millisecond, Logger: quiet})
 	require.NoError(t, err)
-	require.NoError(t, client.Start(ctx))
+	require.NoError(t, client.Start(context.Background()))
 	t.Cleanup(func() {
 		stopCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		require.NoError(t, client.Stop(stopCtx))
 	})
-	svc, err := dispatch.NewService(dispatch.ServiceConfig{Pool: pool, Jobs: client, Logger: quiet})
-	require.NoError(t, err)
-	return &testBundle{ctx: ctx, pool: pool, svc: svc, client: client}
+	return client
 }
 
 // testReport is a report carrying the cda package's level-1 sample, listing
@@ -119,22 +122,20 @@ func (b *testBundle) receive(t *testing.T, r dispatch.Report) dispatch.Receipt {
 // waitDeliveries waits until the report has want deliveries none of which is queued.
 func (b *testBundle) waitDeliveries(t *testing.T, reportID int64, want int) dispatch.ReportView {
 	t.Helper()
-	var v dispatch.ReportView
-	require.Eventually(t, func() bool {
-		var err error
-		v, err = b.svc.Report(b.ctx, reportID)
+	settled := func(v dispatch.ReportView) bool {
+		return len(v.Deliveries) == want && !slices.ContainsFunc(v.Deliveries,
+			func(d dispatch.DeliveryView) bool { return d.Status == dispatch.StatusQueued })
+	}
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		v, err := b.svc.Report(b.ctx, reportID)
 		require.NoError(t, err)
-		if len(v.Deliveries) != want {
-			return false
+		if settled(v) {
+			return v
 		}
-		for _, d := range v.Deliveries {
-			if d.Status == dispatch.StatusQueued {
-				return false
-			}
+		if time.Now().After(deadline) {
+			t.Fatalf("report %d: want %d deliveries none queued, have %+v", reportID, want, v.Deliveries)
 		}
-		return true
-	}, 20*time.Second, 50*time.Millisecond)
-	return v
+	}
 }
 
 func TestReceiveResolveSend(t *testing.T) {
@@ -150,7 +151,7 @@ func TestReceiveResolveSend(t *testing.T) {
 	require.Equal(t, fmt.Sprintf("ACK %d", rc.ReportID), string(rc.Response))
 	require.True(t, rc.Accepted)
 
-	v := b.waitDeliveries(t, rc.ReportID, 3)
+	v := b.waitDeliveries(t, rc.ReportID, 4)
 	require.Equal(t, report.Document.ID, v.DocumentID)
 	require.Equal(t, dispatch.ReportResolved, v.Status)
 	type line struct{ recipient, rpps, channel, status, reason string }
@@ -161,8 +162,9 @@ func TestReceiveResolveSend(t *testing.T) {
 	}
 	require.Equal(t, []line{
 		{"claire.dupont-demo@medecin-demo.mssante.fr", "99900000002", "mssante", "sent", correspondents.ReasonDirectoryAddress},
+		{"Claire DUPONT-DEMO", "99900000002", "paper", "paper_pending", correspondents.ReasonPaperCopy},
 		{"julie.roux@medecin-demo.mssante.fr", "99900000007", "mssante", "sent", correspondents.ReasonDPIAddress},
-		{"Jean MARTIN", "99900000001", "paper", "review", correspondents.ReasonSeveralAddresses},
+		{"Jean MARTIN", "99900000001", "mssante", "review", correspondents.ReasonSeveralAddresses},
 	}, got)
 	require.NotNil(t, v.Deliveries[0].SentAt)
 
@@ -201,7 +203,7 @@ func TestReceiveRetransmission(t *testing.T) {
 	_, err = b.svc.Receive(b.ctx, reused, testReport(t), respond)
 	require.ErrorIs(t, err, dispatch.ErrKeyReused)
 
-	b.waitDeliveries(t, first.ReportID, 3)
+	b.waitDeliveries(t, first.ReportID, 4)
 	var reports, jobs int
 	require.NoError(t, b.pool.QueryRow(b.ctx, "SELECT count(*) FROM reports").Scan(&reports))
 	require.NoError(t, b.pool.QueryRow(b.ctx, "SELECT count(*) FROM river_job WHERE kind = 'resolve_report'").Scan(&jobs))
@@ -268,7 +270,7 @@ func TestSendFailures(t *testing.T) {
 
 	v, err := b.svc.Report(b.ctx, rc.ReportID)
 	require.NoError(t, err)
-	require.Len(t, v.Deliveries, 3)
+	require.Len(t, v.Deliveries, 4, "Claire's paper copy besides the three emails")
 }
 
 func deliveryStatus(t *testing.T, b *testBundle, address string) string {

@@ -63,12 +63,9 @@ func (s *Service) prepare(r *Report, now time.Time) error {
 	return nil
 }
 
-// PatientMailDomain is the MSSanté domain of patients' mailboxes (INS@domain).
-const PatientMailDomain = "patient.mssante.fr"
-
 // patientRecipient keeps the patient among the recipients only when the flags
-// send to the patient: the patient the DPI listed, else the report's patient;
-// its address is INS@patient.mssante.fr when the INS is qualified.
+// send to the patient: the patient the DPI listed, else the report's patient
+// (the resolver routes it to INS@patient.mssante.fr when the INS is qualified).
 func (r *Report) patientRecipient() {
 	i := slices.IndexFunc(r.Recipients, func(rc Recipient) bool { return rc.Role == RolePatient })
 	if !r.Flags.SendsToPatient() {
@@ -82,9 +79,6 @@ func (r *Report) patientRecipient() {
 	rc := &r.Recipients[i]
 	if rc.Family == "" && rc.Given == "" {
 		rc.Family, rc.Given = r.Patient.Family, r.Patient.Given
-	}
-	if rc.Address == "" && r.Patient.INSQualified {
-		rc.Address = r.Patient.INS + "@" + PatientMailDomain
 	}
 }
 

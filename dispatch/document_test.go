@@ -23,10 +23,8 @@ func TestPatientRecipient(t *testing.T) {
 			[]Recipient{pro, listed}, []Recipient{pro}},
 		{"listed patient completed with the name", toPatient, patient, []Recipient{listed},
 			[]Recipient{{Role: RolePatient, Kind: KindPatient, Family: "DUPONT", Given: "Marie", Address: listed.Address}}},
-		{"not listed: added, address from the qualified INS", toPatient, patient, []Recipient{pro},
-			[]Recipient{pro, {Role: RolePatient, Kind: KindPatient, Family: "DUPONT", Given: "Marie", Address: "280017512345678@patient.mssante.fr"}}},
-		{"INS not qualified: no address", toPatient, Patient{Family: "DUPONT", INS: "280017512345678"}, nil,
-			[]Recipient{{Role: RolePatient, Kind: KindPatient, Family: "DUPONT"}}},
+		{"not listed: added with the patient's name (the resolver derives the mailbox from the INS)", toPatient, patient, []Recipient{pro},
+			[]Recipient{pro, {Role: RolePatient, Kind: KindPatient, Family: "DUPONT", Given: "Marie"}}},
 		{"invisible to the patient", Flags{Present: true, ToPatient: true, InvisiblePatient: true}, patient, []Recipient{listed}, []Recipient{}},
 	}
 	for _, tt := range tests {

@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/mssdispatch/mssdispatch/cda"
+	"github.com/mssdispatch/mssdispatch/correspondents"
 	"github.com/mssdispatch/mssdispatch/dispatch"
 	"github.com/mssdispatch/mssdispatch/dispatch/mail"
 )
@@ -165,7 +166,7 @@ func TestEmailToProfessionals(t *testing.T) {
 	report.ReplyTo = "secretariat.cardio@ch-demo.mssante.fr"
 	report.Flags = dispatch.Flags{Present: true, ToProfessionals: true, ReadAck: true}
 	rc := b.receive(t, report)
-	b.waitDeliveries(t, rc.ReportID, 3)
+	b.waitDeliveries(t, rc.ReportID, 4)
 
 	emails := readOutbox(t, dir)
 	require.Len(t, emails, 2)
@@ -269,7 +270,7 @@ func TestEmailGoldenPerDocumentShape(t *testing.T) {
 				Document:   dispatch.Document{ID: h.UniqueID(), Code: h.Code.Code, Title: h.Title, CDA: doc, PDF: pdf},
 				Recipients: []dispatch.Recipient{{Role: "RCT", Kind: dispatch.KindProfessional, NationalID: "899900000002", RPPS: "99900000002"}},
 			}
-			b.waitDeliveries(t, b.receive(t, report).ReportID, 1)
+			b.waitDeliveries(t, b.receive(t, report).ReportID, 2) // the email and Claire's paper copy
 			emails := readOutbox(t, dir)
 			require.Len(t, emails, 1)
 			e := emails[claire]
@@ -296,11 +297,11 @@ func TestEmailToPatient(t *testing.T) {
 	report.BodyProfessional = "Cher confrère,\nVoici la lettre de sortie de notre patiente.\n"
 	report.BodyPatient = "Madame,\nVoici votre lettre de sortie."
 	rc := b.receive(t, report)
-	b.waitDeliveries(t, rc.ReportID, 4)
+	b.waitDeliveries(t, rc.ReportID, 5)
 
 	emails := readOutbox(t, dir)
 	require.Len(t, emails, 3)
-	patient := report.Patient.INS + "@" + dispatch.PatientMailDomain
+	patient := report.Patient.INS + "@" + correspondents.PatientMailDomain
 	for to, e := range emails {
 		require.Equal(t, "O", e.get(t, "X-MSS-INS"), "qualified INS")
 		require.Equal(t, dispatch.DefaultNIL, e.get(t, "X-MSS-NIL"))
@@ -326,7 +327,7 @@ func TestEmailReplaceAndDelete(t *testing.T) {
 	b := setup(t, outbox)
 
 	first := testReport(t)
-	b.waitDeliveries(t, b.receive(t, first).ReportID, 3)
+	b.waitDeliveries(t, b.receive(t, first).ReportID, 4)
 	clean(t, dir)
 
 	// A replacement: the default "annule et remplace" text, the new CDA.
@@ -337,7 +338,7 @@ func TestEmailReplaceAndDelete(t *testing.T) {
 	replaced.Document.CDA = bytes.Replace(first.Document.CDA, []byte("Lettre de liaison de sortie</title>"),
 		[]byte("Lettre de liaison de sortie</title><!-- v2 -->"), 1)
 	rc := b.receive(t, replaced)
-	b.waitDeliveries(t, rc.ReportID, 3)
+	b.waitDeliveries(t, rc.ReportID, 4)
 	emails := readOutbox(t, dir)
 	require.Len(t, emails, 2)
 	for to, e := range emails {
@@ -393,7 +394,7 @@ func TestEmailOversize(t *testing.T) {
 	report.Document.PDF = make([]byte, 11<<20)
 	copy(report.Document.PDF, "%PDF-1.4\n")
 	rc := b.receive(t, report)
-	b.waitDeliveries(t, rc.ReportID, 3)
+	b.waitDeliveries(t, rc.ReportID, 4)
 
 	for _, to := range []string{claire, julie} {
 		require.Equal(t, dispatch.StatusFailed, deliveryStatus(t, b, to))

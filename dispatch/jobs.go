@@ -149,7 +149,7 @@ type resolveWorker struct {
 // and enqueues their sends, completing the job in the same transaction.
 func (w *resolveWorker) Work(ctx context.Context, job *river.Job[ResolveArgs]) error {
 	reportID := job.Args.ReportID
-	flags, recipients, err := unresolvedRecipients(ctx, w.cfg.Pool, reportID)
+	flags, patient, recipients, err := unresolvedRecipients(ctx, w.cfg.Pool, reportID)
 	if err != nil {
 		return err
 	}
@@ -169,9 +169,18 @@ func (w *resolveWorker) Work(ctx context.Context, job *river.Job[ResolveArgs]) e
 			plan = append(plan, planned{r.ID, correspondents.Route{Channel: correspondents.ChannelMSSante,
 				Reason: ReasonNotForProfessionals, Text: "Le DPI a demandé de ne pas envoyer ce document aux professionnels (DESTMSSANTEPS=N)."}})
 			continue
+		case r.Role == RoleServed:
+			// Told of the new version or the deletion where they got the old one.
+			plan = append(plan, planned{r.ID, correspondents.Route{Channel: correspondents.ChannelMSSante, Address: r.Address,
+				Name: r.Name(), Reason: ReasonServed, Text: fmt.Sprintf("A reçu la version précédente du document à cette adresse (%s).", r.Address)}})
+			continue
 		}
-		routes, err := w.cfg.Resolver.Resolve(ctx, correspondents.Recipient{
-			NationalID: r.NationalID, Name: r.Name(), Address: r.Address})
+		rc := correspondents.Recipient{Kind: r.Kind, NationalID: r.NationalID, FINESS: r.FINESS, Name: r.Name(),
+			Address: r.Address, PostalAddress: r.PostalAddress}
+		if r.Kind == KindPatient {
+			rc.INS, rc.INSQualified, rc.PostalAddress = patient.INS, patient.INSQualified, patient.Address
+		}
+		routes, err := w.cfg.Resolver.Resolve(ctx, rc)
 		if err != nil {
 			return fmt.Errorf("resolve report %d: %w", reportID, err)
 		}
@@ -183,7 +192,7 @@ func (w *resolveWorker) Work(ctx context.Context, job *river.Job[ResolveArgs]) e
 		var sends []river.InsertManyParams
 		for _, p := range plan {
 			d := newDelivery{RecipientID: p.recipientID, Channel: p.route.Channel, Address: p.route.Address,
-				Reason: p.route.Reason, ReasonText: p.route.Text}
+				Name: p.route.Name, PostalAddress: p.route.PostalAddress, Reason: p.route.Reason, ReasonText: p.route.Text}
 			switch {
 			case p.route.Reason == ReasonNotForProfessionals:
 				d.Status = StatusCancelled
@@ -223,9 +232,16 @@ func (w *resolveWorker) Work(ctx context.Context, job *river.Job[ResolveArgs]) e
 	})
 }
 
-// ReasonNotForProfessionals is the reason of a delivery cancelled because the
-// DPI's flags exclude professionals.
-const ReasonNotForProfessionals = "flags_no_professionals"
+// Reasons of the deliveries the dispatch decides itself, besides the
+// resolver's (correspondents.Reason*).
+const (
+	// ReasonNotForProfessionals is the reason of a delivery cancelled because
+	// the DPI's flags exclude professionals.
+	ReasonNotForProfessionals = "flags_no_professionals"
+	// ReasonServed is the reason of a replacement or deletion sent to an
+	// address that received the previous version of the document.
+	ReasonServed = "previously_served"
+)
 
 func hasRole(rs []storedRecipient, role string) bool {
 	for _, r := range rs {

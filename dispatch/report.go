@@ -3,6 +3,8 @@ package dispatch
 import (
 	"errors"
 	"time"
+
+	"github.com/mssdispatch/mssdispatch/correspondents"
 )
 
 // Report is a validated report received from the DPI, with the recipients it
@@ -52,12 +54,7 @@ type Patient struct {
 }
 
 // PostalAddress is a postal address.
-type PostalAddress struct {
-	Lines      []string `json:"lines,omitempty"`
-	PostalCode string   `json:"postal_code,omitempty"`
-	City       string   `json:"city,omitempty"`
-	Country    string   `json:"country,omitempty"`
-}
+type PostalAddress = correspondents.PostalAddress
 
 // Document is the report's document.
 type Document struct {
@@ -73,9 +70,9 @@ type Document struct {
 
 // Recipient kinds.
 const (
-	KindProfessional = "professional"
-	KindOrganisation = "organisation"
-	KindPatient      = "patient"
+	KindProfessional = correspondents.KindProfessional
+	KindOrganisation = correspondents.KindOrganisation
+	KindPatient      = correspondents.KindPatient
 )
 
 // Recipient roles: where the DPI listed the recipient. Only RoleResultCopiesTo
@@ -115,6 +112,8 @@ type Recipient struct {
 	Organisation string `json:"organisation,omitempty"`
 	// Address is the MSSanté address the DPI gave, if any.
 	Address string `json:"address,omitempty"`
+	// PostalAddress is the postal address the DPI gave (PRT-14), if any.
+	PostalAddress PostalAddress `json:"postal_address,omitzero"`
 }
 
 // Name is the recipient's display name.

@@ -121,9 +121,10 @@ func insertReport(ctx context.Context, tx pgx.Tx, inboundID int64, in Inbound, r
 	}
 	for i, rc := range r.Recipients {
 		if _, err := tx.Exec(ctx, `INSERT INTO recipients (report_id, position, role, kind, national_id, rpps,
-				finess, family, given, organisation, address)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
-			id, i+1, rc.Role, rc.Kind, rc.NationalID, rc.RPPS, rc.FINESS, rc.Family, rc.Given, rc.Organisation, rc.Address); err != nil {
+				finess, family, given, organisation, address, postal_address)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
+			id, i+1, rc.Role, rc.Kind, rc.NationalID, rc.RPPS, rc.FINESS, rc.Family, rc.Given, rc.Organisation, rc.Address,
+			rc.PostalAddress); err != nil {
 			return 0, fmt.Errorf("insert recipient %d: %w", i+1, err)
 		}
 	}
@@ -183,42 +184,46 @@ type storedRecipient struct {
 	Recipient
 }
 
-// unresolvedRecipients returns the report's flags and its recipients that
-// have no delivery yet.
-func unresolvedRecipients(ctx context.Context, q dbtx, reportID int64) (Flags, []storedRecipient, error) {
+// unresolvedRecipients returns the report's flags and patient, and its
+// recipients that have no delivery yet.
+func unresolvedRecipients(ctx context.Context, q dbtx, reportID int64) (Flags, Patient, []storedRecipient, error) {
 	var flags Flags
-	if err := q.QueryRow(ctx, "SELECT flags FROM reports WHERE id = $1", reportID).Scan(&flags); err != nil {
-		return Flags{}, nil, fmt.Errorf("load report %d: %w", reportID, err)
+	var p Patient
+	if err := q.QueryRow(ctx, `SELECT flags, patient_ins, patient_ins_qualified, patient_address
+		FROM reports WHERE id = $1`, reportID).Scan(&flags, &p.INS, &p.INSQualified, &p.Address); err != nil {
+		return Flags{}, Patient{}, nil, fmt.Errorf("load report %d: %w", reportID, err)
 	}
 	rows, err := q.Query(ctx, `SELECT r.id, r.role, r.kind, r.national_id, r.rpps, r.finess, r.family, r.given,
-			r.organisation, r.address
+			r.organisation, r.address, r.postal_address
 		FROM recipients r
 		WHERE r.report_id = $1 AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.recipient_id = r.id)
 		ORDER BY r.position`, reportID)
 	if err != nil {
-		return Flags{}, nil, fmt.Errorf("list recipients: %w", err)
+		return Flags{}, Patient{}, nil, fmt.Errorf("list recipients: %w", err)
 	}
 	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (storedRecipient, error) {
 		var s storedRecipient
 		err := row.Scan(&s.ID, &s.Role, &s.Kind, &s.NationalID, &s.RPPS, &s.FINESS, &s.Family, &s.Given,
-			&s.Organisation, &s.Address)
+			&s.Organisation, &s.Address, &s.PostalAddress)
 		return s, err
 	})
 	if err != nil {
-		return Flags{}, nil, fmt.Errorf("list recipients: %w", err)
+		return Flags{}, Patient{}, nil, fmt.Errorf("list recipients: %w", err)
 	}
-	return flags, out, nil
+	return flags, p, out, nil
 }
 
 // newDelivery is a delivery about to be created.
 type newDelivery struct {
-	RecipientID int64
-	Channel     string
-	Status      string
-	Address     string
-	Reason      string
-	ReasonText  string
-	MessageID   string // set for mssante deliveries
+	RecipientID   int64
+	Channel       string
+	Status        string
+	Address       string
+	Name          string
+	PostalAddress PostalAddress
+	Reason        string
+	ReasonText    string
+	MessageID     string // set for mssante deliveries
 }
 
 // insertDelivery creates d and returns its id; created is false when the
@@ -228,11 +233,13 @@ func insertDelivery(ctx context.Context, tx pgx.Tx, reportID int64, d newDeliver
 	if d.MessageID != "" {
 		messageID = &d.MessageID
 	}
-	err = tx.QueryRow(ctx, `INSERT INTO deliveries (report_id, recipient_id, channel, status, address, reason, reason_text, message_id)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+	err = tx.QueryRow(ctx, `INSERT INTO deliveries (report_id, recipient_id, channel, status, address,
+			recipient_name, postal_address, reason, reason_text, message_id)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
 		ON CONFLICT (recipient_id, channel) DO NOTHING
 		RETURNING id`,
-		reportID, d.RecipientID, d.Channel, d.Status, d.Address, d.Reason, d.ReasonText, messageID).Scan(&id)
+		reportID, d.RecipientID, d.Channel, d.Status, d.Address, d.Name, d.PostalAddress, d.Reason, d.ReasonText,
+		messageID).Scan(&id)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return 0, false, nil
 	}
@@ -330,7 +337,8 @@ func reportView(ctx context.Context, q dbtx, id int64, documentID string) (Repor
 	}
 	rows, err := q.Query(ctx, `SELECT
 			CASE WHEN d.channel = 'mssante' AND d.address <> '' THEN d.address
-			     ELSE trim(both ' ' FROM r.given || ' ' || r.family) END,
+			     WHEN d.recipient_name <> '' THEN d.recipient_name
+			     ELSE coalesce(nullif(trim(both ' ' FROM r.given || ' ' || r.family), ''), r.organisation) END,
 			r.rpps, d.channel, d.status, d.reason, d.reason_text, d.updated_at, d.sent_at
 		FROM deliveries d JOIN recipients r ON r.id = d.recipient_id
 		WHERE d.report_id = $1 ORDER BY r.position, d.channel`, v.ID)

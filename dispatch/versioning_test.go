@@ -29,7 +29,7 @@ func TestReplace(t *testing.T) {
 
 	original := testReport(t)
 	first := b.receive(t, original)
-	b.waitDeliveries(t, first.ReportID, 3)
+	b.waitDeliveries(t, first.ReportID, 4)
 
 	// Version 2 lists only Claire; Julie received version 1 and gets it too.
 	v2 := testReport(t)
@@ -38,14 +38,15 @@ func TestReplace(t *testing.T) {
 	v2.Recipients = v2.Recipients[:1]
 	second := b.receive(t, v2)
 
-	got := lines(b.waitDeliveries(t, second.ReportID, 2))
+	got := lines(b.waitDeliveries(t, second.ReportID, 3))
 	require.Equal(t, []line{
 		{"claire.dupont-demo@medecin-demo.mssante.fr", "sent", "directory_address"},
-		{"julie.roux@medecin-demo.mssante.fr", "sent", "dpi_address"},
+		{"Claire DUPONT-DEMO", "paper_pending", "paper_copy"},
+		{"julie.roux@medecin-demo.mssante.fr", "sent", dispatch.ReasonServed},
 	}, got)
 	v1, err := b.svc.Report(b.ctx, first.ReportID)
 	require.NoError(t, err)
-	require.Equal(t, line{"Jean MARTIN", "superseded", "several_addresses"}, lines(v1)[2], "what was still pending is superseded")
+	require.Equal(t, line{"Jean MARTIN", "superseded", "several_addresses"}, lines(v1)[3], "what was still pending is superseded")
 	require.Equal(t, "sent", lines(v1)[0].status, "what left stays as it was")
 
 	files, err := filepath.Glob(filepath.Join(outboxDir, "*.eml"))
@@ -61,7 +62,7 @@ func TestDelete(t *testing.T) {
 
 	original := testReport(t)
 	first := b.receive(t, original)
-	b.waitDeliveries(t, first.ReportID, 3)
+	b.waitDeliveries(t, first.ReportID, 4)
 
 	del := testReport(t)
 	del.Action = dispatch.ActionDelete
@@ -70,12 +71,12 @@ func TestDelete(t *testing.T) {
 
 	got := lines(b.waitDeliveries(t, second.ReportID, 2))
 	require.Equal(t, []line{
-		{"claire.dupont-demo@medecin-demo.mssante.fr", "sent", "dpi_address"},
-		{"julie.roux@medecin-demo.mssante.fr", "sent", "dpi_address"},
+		{"claire.dupont-demo@medecin-demo.mssante.fr", "sent", dispatch.ReasonServed},
+		{"julie.roux@medecin-demo.mssante.fr", "sent", dispatch.ReasonServed},
 	}, got, "those who received the document are told it is withdrawn")
 	v1, err := b.svc.Report(b.ctx, first.ReportID)
 	require.NoError(t, err)
-	require.Equal(t, "cancelled", lines(v1)[2].status)
+	require.Equal(t, "cancelled", lines(v1)[3].status)
 
 	// The document is gone: replacing or deleting it again is refused.
 	again := testReport(t)
@@ -99,7 +100,7 @@ func TestPatientOnly(t *testing.T) {
 	rc := b.receive(t, r)
 	require.Equal(t, []line{
 		{"Claire DUPONT-DEMO", "cancelled", dispatch.ReasonNotForProfessionals},
-		{"280017512345678@patient.mssante.fr", "sent", "dpi_address"},
+		{"280017512345678@patient.mssante.fr", "sent", "patient_mailbox"},
 	}, lines(b.waitDeliveries(t, rc.ReportID, 2)))
 }
 

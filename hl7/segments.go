@@ -298,6 +298,9 @@ func (s PRT) Person() XCN { return xcn(s.Field(5).Rep(0)) }
 // Organisation returns the first repetition of PRT-8 (participation organization).
 func (s PRT) Organisation() XON { return xon(s.Field(8).Rep(0)) }
 
+// Addresses returns the repetitions of PRT-14 (participation address).
+func (s PRT) Addresses() []XAD { return each(s.Field(14), xad) }
+
 // Telecoms returns the repetitions of PRT-15 (participation telecommunication address).
 func (s PRT) Telecoms() []XTN { return each(s.Field(15), xtn) }
 

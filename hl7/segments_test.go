@@ -24,7 +24,8 @@ var segmentsMessage = strings.Join([]string{
 	`TXA|1|11490-0^Lettre de sortie^LN|TEXT|||||||||EXT-1^NS^1.2.250.1.999.5^ISO|EXT-0^^1.2.250.1.999.5^ISO||||AU`,
 	`OBX|1|ED|11490-0^Lettre de sortie^LN||APP^text^XML^Base64^PD94bWwvPg==||||||F`,
 	`PRT||UC||RCT^Result Copies To^participation|810000000006^DEST^Ida^Jo^III^DR^^^ASIP-SANTE- PS&1.2.250.1.71.4.2.1&ISO^D^^^IDNPS` +
-		`|||Radiologie^^^^^999000014^UF^^^4021||APP-12^NS^1.2.250.1.999.6^ISO|||||^NET^X.400^ida.dest@test.mssante.fr~0100000000^WPN^PH`,
+		`|||Radiologie^^^^^999000014^UF^^^4021||APP-12^NS^1.2.250.1.999.6^ISO||||1 RUE DU TEST^BP 4^PARIS^^75002^FRA^O` +
+		`|^NET^X.400^ida.dest@test.mssante.fr~0100000000^WPN^PH`,
 	`OBX|2|CWE|MASQUE_PS^Masqué aux professionnels de Santé^MetaDMPMSS||N^^HL70136||||||F`,
 	`NTE|1||ligne 1~ligne 2|FIN^Fin^L`,
 	`OBX|3|TX|REMARQUE^Remarque^L||une~deux||||||F`,
@@ -93,6 +94,7 @@ func TestSegments(t *testing.T) {
 		{"PRT-5", prt.Person(), hl7.XCN{ID: "810000000006", Family: "DEST", Given: "Ida", SecondGiven: "Jo", Suffix: "III", Prefix: "DR",
 			AssigningAuthority: hl7.HD{NamespaceID: "ASIP-SANTE- PS", UniversalID: "1.2.250.1.71.4.2.1", UniversalIDType: "ISO"}, NameTypeCode: "D", TypeCode: "IDNPS"}},
 		{"PRT-8", prt.Organisation(), hl7.XON{Name: "Radiologie", AssigningAuthority: hl7.HD{NamespaceID: "999000014"}, TypeCode: "UF", ID: "4021"}},
+		{"PRT-14", prt.Addresses(), []hl7.XAD{{Street: "1 RUE DU TEST", OtherDesignation: "BP 4", City: "PARIS", PostalCode: "75002", Country: "FRA", Type: "O"}}},
 		{"PRT-15", prt.Telecoms(), []hl7.XTN{{Use: "NET", EquipmentType: "X.400", Email: "ida.dest@test.mssante.fr"}, {Number: "0100000000", Use: "WPN", EquipmentType: "PH"}}},
 		{"ROL-2", rol.ActionCode(), "AD"},
 		{"ROL-3", rol.Role(), hl7.CE{Identifier: "ODRP", Text: "Médecin traitant", CodingSystem: "IHE"}},

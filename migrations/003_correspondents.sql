@@ -1,13 +1,14 @@
 -- Search keys of the national directory, computed at import (correspondents.SearchKey:
--- lower case, no accents, single spaces), for the type-ahead search.
+-- lower case, no accents, single spaces), for the type-ahead search. In the "C" collation,
+-- so that one plain index serves both the prefix LIKE and the ORDER BY.
 ALTER TABLE directory_entries
     ADD COLUMN rpps            text NOT NULL DEFAULT '',
     ADD COLUMN profession_code text NOT NULL DEFAULT '',
     ADD COLUMN specialty       text NOT NULL DEFAULT '',
-    ADD COLUMN search_name     text NOT NULL DEFAULT '',
-    ADD COLUMN search_city     text NOT NULL DEFAULT '';
-CREATE INDEX directory_entries_search_name_idx ON directory_entries (search_name text_pattern_ops);
-CREATE INDEX directory_entries_search_city_idx ON directory_entries (search_city text_pattern_ops);
+    ADD COLUMN search_name     text COLLATE "C" NOT NULL DEFAULT '',
+    ADD COLUMN search_city     text COLLATE "C" NOT NULL DEFAULT '';
+CREATE INDEX directory_entries_search_name_idx ON directory_entries (search_name);
+CREATE INDEX directory_entries_search_city_idx ON directory_entries (search_city);
 CREATE INDEX directory_entries_structure_id_idx ON directory_entries (structure_id)
     WHERE box_type IN ('ORG', 'APP') AND structure_id <> '';
 
@@ -32,7 +33,7 @@ CREATE TABLE local_correspondents (
     preference      text NOT NULL DEFAULT 'directory'
                     CHECK (preference IN ('directory', 'electronic', 'paper', 'both')),
     note            text NOT NULL DEFAULT '',
-    search_name     text NOT NULL DEFAULT '',
+    search_name     text COLLATE "C" NOT NULL DEFAULT '',
     updated_by      text NOT NULL DEFAULT '',
     created_at      timestamptz NOT NULL DEFAULT now(),
     updated_at      timestamptz NOT NULL DEFAULT now(),
@@ -40,7 +41,7 @@ CREATE TABLE local_correspondents (
 );
 CREATE UNIQUE INDEX local_correspondents_national_id_idx ON local_correspondents (national_id) WHERE national_id <> '';
 CREATE UNIQUE INDEX local_correspondents_finess_idx ON local_correspondents (finess) WHERE national_id = '';
-CREATE INDEX local_correspondents_search_name_idx ON local_correspondents (search_name text_pattern_ops);
+CREATE INDEX local_correspondents_search_name_idx ON local_correspondents (search_name);
 
 -- Where a paper delivery is posted, and who it is for.
 ALTER TABLE deliveries

@@ -118,15 +118,22 @@ func (req *reportRequest) report() (dispatch.Report, error) {
 	return r, nil
 }
 
-// recipient maps a person or organisation; Kind is empty when nothing was given.
+// recipient maps a person or organisation; Kind is empty when nothing was
+// given. field names it in errors (empty for top-level fields).
 func (rr recipientRequest) recipient(field, role string) (dispatch.Recipient, error) {
 	rc := dispatch.Recipient{Role: role, FINESS: rr.FINESS, Family: rr.Family, Given: rr.Given,
 		Organisation: rr.Organisation, Address: strings.ToLower(strings.TrimSpace(rr.Address))}
+	sub := func(name string) string {
+		if field == "" {
+			return name
+		}
+		return field + "." + name
+	}
 	switch {
 	case rr.RPPS != "" && !rppsPattern.MatchString(rr.RPPS):
-		return rc, &fieldError{field + ".rpps", "an RPPS number has 11 digits"}
+		return rc, &fieldError{sub("rpps"), "an RPPS number has 11 digits"}
 	case rr.ADELI != "" && !adeliPattern.MatchString(rr.ADELI):
-		return rc, &fieldError{field + ".adeli", "an ADELI number has 9 digits"}
+		return rc, &fieldError{sub("adeli"), "an ADELI number has 9 digits"}
 	case rr.RPPS != "":
 		rc.RPPS, rc.NationalID = rr.RPPS, "8"+rr.RPPS
 	case rr.ADELI != "":
@@ -170,9 +177,7 @@ func (s *server) postReport(w http.ResponseWriter, r *http.Request) {
 	}
 
 	var req reportRequest
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
+	if err := decodeStrict(body, &req); err != nil {
 		s.refuse(w, r, in, body, "", fmt.Sprintf("the body is not a valid report: %v", err))
 		return
 	}

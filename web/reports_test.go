@@ -153,6 +153,8 @@ func TestOpenAPI(t *testing.T) {
 	require.Equal(t, "3.0.3", doc.OpenAPI)
 	for path, methods := range map[string][]string{
 		"/api/v1/hl7": {"post"}, "/api/v1/reports": {"post", "get"}, "/api/v1/reports/{id}": {"get"},
+		"/api/v1/directory": {"get"}, "/api/v1/directory/resolve": {"get"}, "/api/v1/correspondents": {"get", "post"},
+		"/api/v1/correspondents/{id}": {"get", "put", "delete"},
 	} {
 		for _, m := range methods {
 			require.Contains(t, doc.Paths[path], m, path)

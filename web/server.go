@@ -8,7 +8,6 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -39,11 +38,14 @@ type Pinger interface {
 type Config struct {
 	// APIToken is the bearer token required on /api/. Required.
 	APIToken string
-	// Reports, Intake, HL7 and DB are the services behind the routes. Required.
-	Reports Reports
-	Intake  ReportIntake
-	HL7     HL7Intake
-	DB      Pinger
+	// Reports, Intake, HL7, Directory, Resolver and DB are the services
+	// behind the routes. Required.
+	Reports   Reports
+	Intake    ReportIntake
+	HL7       HL7Intake
+	Directory Directory
+	Resolver  Resolver
+	DB        Pinger
 	// Gatherer is served on /metrics. Required.
 	Gatherer prometheus.Gatherer
 	// MaxBodySize bounds request bodies, in bytes. Defaults to 32 MiB.
@@ -57,8 +59,9 @@ func NewHandler(cfg Config) (http.Handler, error) {
 	switch {
 	case cfg.APIToken == "":
 		return nil, errors.New("web: Config.APIToken is required")
-	case cfg.Reports == nil || cfg.Intake == nil || cfg.HL7 == nil || cfg.DB == nil || cfg.Gatherer == nil:
-		return nil, errors.New("web: Config.Reports, Intake, HL7, DB and Gatherer are required")
+	case cfg.Reports == nil || cfg.Intake == nil || cfg.HL7 == nil || cfg.Directory == nil || cfg.Resolver == nil ||
+		cfg.DB == nil || cfg.Gatherer == nil:
+		return nil, errors.New("web: Config.Reports, Intake, HL7, Directory, Resolver, DB and Gatherer are required")
 	}
 	if cfg.MaxBodySize == 0 {
 		cfg.MaxBodySize = 32 << 20
@@ -84,6 +87,13 @@ func NewHandler(cfg Config) (http.Handler, error) {
 		r.Post("/reports", s.postReport)
 		r.Get("/reports", s.getReportByDocumentID)
 		r.Get("/reports/{id}", s.getReport)
+		r.Get("/directory", s.searchDirectory)
+		r.Get("/directory/resolve", s.resolveRecipient)
+		r.Get("/correspondents", s.listCorrespondents)
+		r.Post("/correspondents", s.postCorrespondent)
+		r.Get("/correspondents/{id}", s.getCorrespondent)
+		r.Put("/correspondents/{id}", s.putCorrespondent)
+		r.Delete("/correspondents/{id}", s.deleteCorrespondent)
 	})
 	r.NotFound(func(w http.ResponseWriter, _ *http.Request) { writeError(w, http.StatusNotFound, "no such route") })
 	r.MethodNotAllowed(func(w http.ResponseWriter, _ *http.Request) {
@@ -136,9 +146,8 @@ func (s *server) postHL7(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *server) getReport(w http.ResponseWriter, r *http.Request) {
-	id, err := strconv.ParseInt(chi.URLParam(r, "id"), 10, 64)
-	if err != nil || id <= 0 {
-		writeError(w, http.StatusBadRequest, "the report id must be a positive integer")
+	id, ok := idParam(w, r)
+	if !ok {
 		return
 	}
 	v, err := s.cfg.Reports.Report(r.Context(), id)

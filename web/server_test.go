@@ -43,9 +43,11 @@ func setup(t *testing.T) *testBundle {
 	registry := prometheus.NewRegistry()
 	outbox, err := mail.NewOutbox(t.TempDir())
 	require.NoError(t, err)
+	directory := correspondents.NewStore(pool)
+	resolver := correspondents.NewResolver(directory)
 	workers := river.NewWorkers()
 	require.NoError(t, dispatch.AddWorkers(workers, dispatch.WorkerConfig{Pool: pool, Sender: "bal@ch-test.mssante.fr",
-		Resolver: correspondents.NewResolver(correspondents.NewStore(pool)), Transport: outbox, Registerer: registry}))
+		Resolver: resolver, Transport: outbox, Registerer: registry}))
 	client, err := queue.New(pool, queue.Config{Workers: workers, Logger: quiet})
 	require.NoError(t, err)
 	service, err := dispatch.NewService(dispatch.ServiceConfig{Pool: pool, Jobs: client, Logger: quiet,
@@ -53,7 +55,8 @@ func setup(t *testing.T) *testBundle {
 	require.NoError(t, err)
 	intake, err := hl7intake.New(hl7intake.Config{Receiver: service, Registerer: registry, Logger: quiet})
 	require.NoError(t, err)
-	h, err := web.NewHandler(web.Config{APIToken: token, Reports: service, Intake: service, HL7: intake, DB: pool, Gatherer: registry, Logger: quiet})
+	h, err := web.NewHandler(web.Config{APIToken: token, Reports: service, Intake: service, HL7: intake,
+		Directory: directory, Resolver: resolver, DB: pool, Gatherer: registry, Logger: quiet})
 	require.NoError(t, err)
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)

@@ -2,9 +2,10 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
-	"os"
+	"strings"
 
 	"github.com/mssdispatch/mssdispatch/correspondents"
 	"github.com/mssdispatch/mssdispatch/migrations"
@@ -30,8 +31,14 @@ func migrateCommand(ctx context.Context, e env, stdout io.Writer) error {
 	return nil
 }
 
-// importCommand imports the directory extraction or the whitelist from path.
-func importCommand(ctx context.Context, e env, kind, path string, stdout, stderr io.Writer) error {
+// importCommand runs `directory import` or `whitelist import` (kind) with
+// the arguments after the command: a file path or https:// URL, and an
+// optional --force. It shows progress on stderr and the summary on stdout.
+func importCommand(ctx context.Context, e env, kind string, args []string, stdout, stderr io.Writer) error {
+	src, force, err := importArgs(kind, args)
+	if err != nil {
+		return err
+	}
 	pool, err := openPool(ctx, e.get("DATABASE_URL"))
 	if err != nil {
 		return err
@@ -41,38 +48,67 @@ func importCommand(ctx context.Context, e env, kind, path string, stdout, stderr
 		return err
 	}
 	store := correspondents.NewStore(pool)
+	p := &progressLine{w: stderr}
+	opts := correspondents.ImportOptions{
+		Trigger:    correspondents.TriggerCommand,
+		Force:      force,
+		Downloaded: func(n int64) { p.show(fmt.Sprintf("%.1f MiB downloaded", float64(n)/(1<<20))) },
+		Progress:   func(rows int64) { p.show(fmt.Sprintf("%d rows read", rows)) },
+	}
 	var sum correspondents.ImportSummary
 	if kind == "whitelist" {
-		f, err := os.Open(path)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		domains, err := correspondents.ParseWhitelist(f)
-		if err != nil {
-			return fmt.Errorf("%s: %w", path, err)
-		}
-		if sum, err = store.ImportWhitelist(ctx, path, domains); err != nil {
-			return err
-		}
+		sum, err = store.ImportWhitelistFrom(ctx, src, opts)
 	} else {
-		rc, err := correspondents.OpenExtraction(path)
-		if err != nil {
-			return err
-		}
-		defer rc.Close()
-		r, err := correspondents.NewExtractionReader(rc)
-		if err != nil {
-			return fmt.Errorf("%s: %w", path, err)
-		}
-		sum, err = store.ImportDirectory(ctx, path, r, func(rows int64) {
-			fmt.Fprintf(stderr, "\r%d rows read", rows)
-		})
-		if err != nil {
-			return err
-		}
+		sum, err = store.ImportDirectoryFrom(ctx, src, opts)
+	}
+	p.end()
+	if _, ok := errors.AsType[*correspondents.ShrinkError](err); ok {
+		return fmt.Errorf("%w (--force imports it anyway)", err)
+	}
+	if err != nil {
+		return err
 	}
 	fmt.Fprintf(stdout, "%s imported from %s: %d rows (%d skipped), %d added, %d removed, %d changed\n",
-		kind, path, sum.Rows, sum.Skipped, sum.Added, sum.Removed, sum.Changed)
+		kind, src, sum.Rows, sum.Skipped, sum.Added, sum.Removed, sum.Changed)
 	return nil
+}
+
+// importArgs reads FILE|URL [--force], the flag before or after the source.
+func importArgs(kind string, args []string) (src string, force bool, err error) {
+	for _, a := range args {
+		switch {
+		case a == "--force":
+			force = true
+		case strings.HasPrefix(a, "-"):
+			return "", false, configErrorf("%s import: unknown flag %q", kind, a)
+		case src != "":
+			return "", false, configErrorf("%s import: one FILE or URL, got %q and %q", kind, src, a)
+		default:
+			src = a
+		}
+	}
+	if src == "" {
+		return "", false, configErrorf("%s import: FILE or URL missing", kind)
+	}
+	return src, force, nil
+}
+
+// progressLine shows a progress message on one line, each message replacing the previous one.
+type progressLine struct {
+	w    io.Writer
+	last int // Length of the message shown, 0 when none.
+}
+
+// show replaces the message on the line with msg.
+func (p *progressLine) show(msg string) {
+	fmt.Fprintf(p.w, "\r%-*s", max(p.last, len(msg)), msg)
+	p.last = len(msg)
+}
+
+// end ends the line if a message was shown.
+func (p *progressLine) end() {
+	if p.last > 0 {
+		fmt.Fprintln(p.w)
+		p.last = 0
+	}
 }

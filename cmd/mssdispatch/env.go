@@ -42,6 +42,9 @@ var envVars = []envVar{
 	{"SOURCE_OID", "", "OID of the sending organisation, sourceId of the XDM submission set (required with TRANSPORT=smtp; with outbox, a demo OID)"},
 	{"PATIENT_NO_REPLY", "false", "true: emails to patients carry X-MSS-MES: FIN (the patient is asked not to reply)"},
 	{"FALLBACK_RECIPIENTS", "false", "true: send to correspondents listed outside PRT RCT (ROL, PV1-8, OBR-28, PD1-4) when a message has no PRT RCT"},
+	{"DIRECTORY_SOURCE", "", "file path or https:// URL of the Extraction_Correspondance_MSSante (.txt or .zip) re-imported on DIRECTORY_SYNC_CRON; empty = not synced"},
+	{"WHITELIST_SOURCE", "", "file path or https:// URL of the MSSanté whitelist XML re-imported on DIRECTORY_SYNC_CRON; empty = not synced"},
+	{"DIRECTORY_SYNC_CRON", "30 4 * * *", "when to re-import the directory and whitelist (five-field cron spec, local time)"},
 	{"HL7_CHARSET", "UNICODE UTF-8", "charset assumed when MSH-18 is empty: UNICODE UTF-8, 8859/1 or 8859/15"},
 	{"LOG_LEVEL", "info", "debug, info, warn or error"},
 }

@@ -19,9 +19,14 @@ const usage = `mssdispatch: send the hospital's reports to correspondents by MSS
 Usage:
   mssdispatch serve                     run the service (MLLP, HTTP, workers)
   mssdispatch migrate                   bring the database schema up to date
-  mssdispatch directory import FILE     import the Annuaire Santé extraction
+  mssdispatch directory import FILE|URL [--force]
+                                        import the Annuaire Santé extraction
                                         (Extraction_Correspondance_MSSante .txt or .zip)
-  mssdispatch whitelist import FILE     import the MSSanté whitelist (liste blanche XML)
+  mssdispatch whitelist import FILE|URL [--force]
+                                        import the MSSanté whitelist (liste blanche XML)
+                                        (both: FILE is a path, URL must be https://;
+                                        --force accepts an import that would remove more
+                                        than half of the current entries)
   mssdispatch send-sample               send a sample ORU^R01 report over MLLP
 
 Configuration is by environment ([default]):
@@ -54,8 +59,8 @@ func run(args []string, e env, stdout, stderr io.Writer) int {
 		err = serveCommand(ctx, e, logger)
 	case args[0] == "migrate" && len(args) == 1:
 		err = migrateCommand(ctx, e, stdout)
-	case (cmd == "directory import" || cmd == "whitelist import") && len(args) == 3:
-		err = importCommand(ctx, e, args[0], args[2], stdout, stderr)
+	case (cmd == "directory import" || cmd == "whitelist import") && (len(args) == 3 || len(args) == 4):
+		err = importCommand(ctx, e, args[0], args[2:], stdout, stderr)
 	case args[0] == "send-sample" && len(args) == 1:
 		err = sendSampleCommand(ctx, e, stdout)
 	default:

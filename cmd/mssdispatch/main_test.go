@@ -197,11 +197,13 @@ func TestEndToEnd(t *testing.T) {
 				sent++
 			}
 		}
-		return sent == 2 && len(v.Deliveries) == 3
+		return sent == 2 && len(v.Deliveries) == 4
 	}, 10*time.Second, 50*time.Millisecond)
 	v := getReport(t, r.httpAddr, documentID)
-	require.Equal(t, "Jean MARTIN", v.Deliveries[2].Recipient)
-	require.Equal(t, dispatch.StatusReview, v.Deliveries[2].Status, "two directory addresses: a secretary decides")
+	require.Equal(t, "Claire DUPONT-DEMO", v.Deliveries[1].Recipient)
+	require.Equal(t, dispatch.StatusPaperPending, v.Deliveries[1].Status, "no dématérialisation: a paper copy too")
+	require.Equal(t, "Jean MARTIN", v.Deliveries[3].Recipient)
+	require.Equal(t, dispatch.StatusReview, v.Deliveries[3].Status, "two directory addresses: a secretary decides")
 }
 
 // failAtCommit makes every commit that inserted a report fail, at COMMIT time

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/riverqueue/river"
+	"github.com/robfig/cron/v3"
 
 	"github.com/mssdispatch/mssdispatch/correspondents"
 	"github.com/mssdispatch/mssdispatch/dispatch"
@@ -54,6 +55,9 @@ type serveConfig struct {
 	SourceOID string
 	// PatientNoReply adds X-MSS-MES: FIN to the emails sent to patients.
 	PatientNoReply bool
+	// DirectorySource and WhitelistSource are re-imported on DirectorySyncCron.
+	DirectorySource, WhitelistSource string
+	DirectorySyncCron                string
 }
 
 func loadServeConfig(e env) (serveConfig, error) {
@@ -78,6 +82,12 @@ func loadServeConfig(e env) (serveConfig, error) {
 		NIL:                e.get("NIL"),
 		SourceOID:          e.get("SOURCE_OID"),
 		PatientNoReply:     e.get("PATIENT_NO_REPLY") == "true",
+		DirectorySource:    e.get("DIRECTORY_SOURCE"),
+		WhitelistSource:    e.get("WHITELIST_SOURCE"),
+		DirectorySyncCron:  e.get("DIRECTORY_SYNC_CRON"),
+	}
+	if _, err := cron.ParseStandard(c.DirectorySyncCron); err != nil {
+		problems = append(problems, fmt.Errorf("MSSDISPATCH_DIRECTORY_SYNC_CRON %q: %v", c.DirectorySyncCron, err))
 	}
 	for _, name := range []string{"FALLBACK_RECIPIENTS", "PATIENT_NO_REPLY"} {
 		if v := e.get(name); v != "true" && v != "false" {
@@ -162,10 +172,12 @@ func serve(ctx context.Context, cfg serveConfig, logger *slog.Logger, ready func
 	registry := prometheus.NewRegistry()
 	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
+	directory := correspondents.NewStore(pool)
+	resolver := correspondents.NewResolver(directory)
 	workers := river.NewWorkers()
 	err = dispatch.AddWorkers(workers, dispatch.WorkerConfig{
 		Pool:               pool,
-		Resolver:           correspondents.NewResolver(correspondents.NewStore(pool)),
+		Resolver:           resolver,
 		Transport:          transport,
 		Sender:             cfg.Sender,
 		FallbackRecipients: cfg.FallbackRecipients,
@@ -178,7 +190,17 @@ func serve(ctx context.Context, cfg serveConfig, logger *slog.Logger, ready func
 	if err != nil {
 		return err
 	}
-	jobs, err := queue.New(pool, queue.Config{Workers: workers, Logger: logger})
+	err = dispatch.AddDirectorySync(workers, dispatch.DirectorySyncConfig{Importer: directory,
+		DirectorySource: cfg.DirectorySource, WhitelistSource: cfg.WhitelistSource, Registerer: registry, Logger: logger})
+	if err != nil {
+		return err
+	}
+	var periodic []queue.Periodic
+	if cfg.DirectorySource != "" || cfg.WhitelistSource != "" {
+		periodic = append(periodic, queue.Periodic{Spec: cfg.DirectorySyncCron,
+			Args: func() river.JobArgs { return dispatch.DirectorySyncArgs{} }})
+	}
+	jobs, err := queue.New(pool, queue.Config{Workers: workers, Periodic: periodic, Logger: logger})
 	if err != nil {
 		return err
 	}
@@ -191,7 +213,8 @@ func serve(ctx context.Context, cfg serveConfig, logger *slog.Logger, ready func
 	if err != nil {
 		return err
 	}
-	handler, err := web.NewHandler(web.Config{APIToken: cfg.APIToken, Reports: service, Intake: service, HL7: intake, DB: pool, Gatherer: registry, Logger: logger})
+	handler, err := web.NewHandler(web.Config{APIToken: cfg.APIToken, Reports: service, Intake: service, HL7: intake,
+		Directory: directory, Resolver: resolver, DB: pool, Gatherer: registry, Logger: logger})
 	if err != nil {
 		return err
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 	"unicode/utf8"
@@ -12,6 +13,7 @@ import (
 	"golang.org/x/text/encoding/charmap"
 
 	"github.com/mssdispatch/mssdispatch/cda"
+	"github.com/mssdispatch/mssdispatch/correspondents"
 	"github.com/mssdispatch/mssdispatch/dispatch"
 	"github.com/mssdispatch/mssdispatch/hl7"
 )
@@ -656,7 +658,7 @@ func (m *mapper) participants() error {
 			if rc.Kind == dispatch.KindPatient {
 				rc.Role = dispatch.RolePatient
 			}
-			if !slices.Contains(m.r.Recipients, rc) {
+			if !slices.ContainsFunc(m.r.Recipients, func(o dispatch.Recipient) bool { return reflect.DeepEqual(o, rc) }) {
 				m.r.Recipients = append(m.r.Recipients, rc)
 			}
 		case "SB":
@@ -685,14 +687,14 @@ func (m *mapper) participants() error {
 // is empty when it names no one.
 func participant(prt hl7.PRT) dispatch.Recipient {
 	person, org := prt.Person(), prt.Organisation()
-	rc := dispatch.Recipient{Address: emailOf(prt.Telecoms())}
+	rc := dispatch.Recipient{Address: emailOf(prt.Telecoms()), PostalAddress: postalAddress(prt.Addresses())}
 	rc.Family, rc.Given = strings.TrimSpace(person.Family), strings.TrimSpace(person.Given)
 	rc.Organisation = strings.TrimSpace(org.Name)
 	if isFINESS(org) {
 		rc.FINESS = finess(org.ID)
 	}
 	if norm(person.TypeCode) == "INS" || authorityOID(person.AssigningAuthority, insOIDs) != "" ||
-		strings.HasSuffix(rc.Address, "@"+dispatch.PatientMailDomain) {
+		strings.HasSuffix(rc.Address, "@"+correspondents.PatientMailDomain) {
 		return dispatch.Recipient{Kind: dispatch.KindPatient, Family: rc.Family, Given: rc.Given, Address: rc.Address}
 	}
 	rc.NationalID, rc.RPPS = professionalID(person)

@@ -1,0 +1,230 @@
+package correspondents
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// This file holds the directory look-ups of the resolver.
+
+// Mailbox is a directory entry for one MSSanté address.
+type Mailbox struct {
+	Address        string
+	NationalID     string
+	BoxType        string
+	LastName       string
+	FirstName      string
+	OrgName        string
+	Dematerialised bool
+	// PostalAddress is the address of the structure the mailbox belongs to.
+	PostalAddress PostalAddress
+}
+
+const mailboxColumns = `address, national_id, box_type, last_name, first_name, org_name, dematerialised, postal_address`
+
+// Mailboxes returns the directory's mailboxes of the person with nationalID,
+// personal mailboxes first.
+func (s *Store) Mailboxes(ctx context.Context, nationalID string) ([]Mailbox, error) {
+	return s.mailboxes(ctx, `SELECT `+mailboxColumns+` FROM directory_entries WHERE national_id = $1
+		ORDER BY box_type <> 'PER', address`, nationalID)
+}
+
+// OrganisationMailboxes returns the directory's organisation and application
+// mailboxes of the structure identified by finess.
+func (s *Store) OrganisationMailboxes(ctx context.Context, finess string) ([]Mailbox, error) {
+	return s.mailboxes(ctx, `SELECT `+mailboxColumns+` FROM directory_entries
+		WHERE box_type IN ('ORG', 'APP') AND structure_id <> '' AND structure_id = $1
+		ORDER BY box_type <> 'ORG', address`, finess)
+}
+
+func (s *Store) mailboxes(ctx context.Context, sql, key string) ([]Mailbox, error) {
+	rows, err := s.pool.Query(ctx, sql, key)
+	if err != nil {
+		return nil, fmt.Errorf("look up mailboxes: %w", err)
+	}
+	boxes, err := pgx.CollectRows(rows, pgx.RowToStructByPos[Mailbox])
+	if err != nil {
+		return nil, fmt.Errorf("look up mailboxes: %w", err)
+	}
+	return boxes, nil
+}
+
+// Trusted reports whether domain, or a parent domain of it, is in the trust space.
+func (s *Store) Trusted(ctx context.Context, domain string) (bool, error) {
+	var ok bool
+	err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM trust_domains WHERE domain = ANY ($1))`,
+		domainAndParents(domain)).Scan(&ok)
+	if err != nil {
+		return false, fmt.Errorf("check trust space: %w", err)
+	}
+	return ok, nil
+}
+
+// domainAndParents returns d and each of its parent domains, so that a trust
+// space listing mssante.fr trusts ch-x.mssante.fr (one index look-up each).
+func domainAndParents(d string) []string {
+	out := []string{d}
+	for {
+		_, parent, ok := strings.Cut(d, ".")
+		if !ok || parent == "" {
+			return out
+		}
+		out = append(out, parent)
+		d = parent
+	}
+}
+
+// SearchQuery is a search of the national directory, for type-ahead.
+type SearchQuery struct {
+	// Text is a name (last name first, each word the start of a word of the
+	// name, accents and case ignored), or an RPPS, a national id or a FINESS.
+	Text string
+	// City restricts to the structures whose city starts with it.
+	City string
+	// Profession restricts to a profession code (10 médecin…) or to the
+	// entries whose profession or specialty label contains it.
+	Profession string
+	// Limit is the most entries returned. Defaults to 20, at most 100.
+	Limit int
+}
+
+// SearchResult is a mailbox of the national directory.
+type SearchResult struct {
+	Address        string        `json:"address"`
+	BoxType        string        `json:"box_type"`
+	NationalID     string        `json:"national_id,omitempty"`
+	RPPS           string        `json:"rpps,omitempty"`
+	LastName       string        `json:"last_name,omitempty"`
+	FirstName      string        `json:"first_name,omitempty"`
+	Profession     string        `json:"profession,omitempty"`
+	Specialty      string        `json:"specialty,omitempty"`
+	OrgName        string        `json:"organisation,omitempty"`
+	StructureID    string        `json:"structure_id,omitempty"`
+	Dematerialised bool          `json:"dematerialised"`
+	PostalAddress  PostalAddress `json:"postal_address"`
+}
+
+// identifierSyntax matches an RPPS, a national id, an ADELI or a FINESS.
+var identifierSyntax = regexp.MustCompile(`^[0-9][0-9AB][0-9]{7,10}$`)
+
+// foldAccents strips the accents of French in SQL, as SearchKey does in Go.
+const foldAccents = `translate(lower(%s), 'àâäáãéèêëíìîïóòôöõúùûüçñœÿ', 'aaaaaeeeeiiiiooooouuuucnoy')`
+
+// Search returns the mailboxes matching q, ordered by name. Each name word
+// after the first narrows the result; the first one uses the index, so the
+// search stays fast on the full national directory.
+func (s *Store) Search(ctx context.Context, q SearchQuery) ([]SearchResult, error) {
+	if q.Limit <= 0 {
+		q.Limit = 20
+	}
+	q.Limit = min(q.Limit, 100)
+	text := strings.TrimSpace(q.Text)
+	var id, first string
+	var others []string
+	if identifierSyntax.MatchString(text) {
+		id = text
+	} else if words := strings.Fields(SearchKey(text)); len(words) > 0 {
+		first = likePrefix(words[0])
+		for _, w := range words[1:] {
+			others = append(others, "% "+likePrefix(w))
+		}
+	}
+	city := ""
+	if c := SearchKey(q.City); c != "" {
+		city = likePrefix(c)
+	}
+	// Only the conditions asked for, so that each search gets the plan of
+	// its index (a generic "$1 = '' OR ..." would not use them).
+	var where []string
+	var args []any
+	arg := func(v any) string {
+		args = append(args, v)
+		return fmt.Sprintf("$%d", len(args))
+	}
+	if id != "" {
+		p := arg(id)
+		where = append(where, `((national_id <> '' AND national_id IN (`+p+`, '8' || `+p+`, '0' || `+p+`))
+			OR (box_type IN ('ORG', 'APP') AND structure_id <> '' AND structure_id = `+p+`))`)
+	}
+	if first != "" {
+		where = append(where, `search_name LIKE `+arg(first))
+	}
+	for _, w := range others {
+		where = append(where, `' ' || search_name LIKE `+arg(w))
+	}
+	if city != "" {
+		where = append(where, `search_city LIKE `+arg(city))
+	}
+	if p := strings.TrimSpace(q.Profession); p != "" {
+		code, label := arg(p), arg("%"+likeEscaper.Replace(SearchKey(p))+"%")
+		where = append(where, `(profession_code = `+code+` OR `+fmt.Sprintf(foldAccents, "profession")+` LIKE `+label+
+			` OR `+fmt.Sprintf(foldAccents, "specialty")+` LIKE `+label+`)`)
+	}
+	if len(where) == 0 {
+		where = append(where, "true")
+	}
+	rows, err := s.pool.Query(ctx, `SELECT address, box_type, national_id, rpps, last_name, first_name, profession,
+			specialty, org_name, structure_id, dematerialised, postal_address
+		FROM directory_entries WHERE `+strings.Join(where, " AND ")+`
+		ORDER BY search_name, address LIMIT `+arg(q.Limit), args...)
+	if err != nil {
+		return nil, fmt.Errorf("search directory: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowToStructByPos[SearchResult])
+	if err != nil {
+		return nil, fmt.Errorf("search directory: %w", err)
+	}
+	return out, nil
+}
+
+// ImportStatus is the state of the imports of one kind (directory or whitelist).
+type ImportStatus struct {
+	Kind string `json:"kind"`
+	// LastAttempt is the time of the latest attempt, failed or not; zero if none.
+	LastAttempt time.Time `json:"last_attempt"`
+	// LastFailed is true when the latest attempt failed (the data in use is then older).
+	LastFailed bool   `json:"last_failed"`
+	LastError  string `json:"last_error,omitempty"`
+	// LastSuccess is the time of the latest successful import; zero if none.
+	LastSuccess time.Time `json:"last_success"`
+	// Entries is the number of entries in use (mailboxes, or trusted domains).
+	Entries int64 `json:"entries"`
+}
+
+// ImportStatuses returns the state of the directory and whitelist imports.
+func (s *Store) ImportStatuses(ctx context.Context) ([]ImportStatus, error) {
+	rows, err := s.pool.Query(ctx, `SELECT k.kind,
+			last.imported_at, coalesce(last.status = 'failed', false), coalesce(last.error, ''),
+			(SELECT max(imported_at) FROM directory_imports i WHERE i.kind = k.kind AND i.status = 'succeeded'),
+			CASE k.kind WHEN 'directory' THEN (SELECT count(*) FROM directory_entries) ELSE (SELECT count(*) FROM trust_domains) END
+		FROM (VALUES ('directory'), ('whitelist')) AS k(kind)
+		LEFT JOIN LATERAL (SELECT imported_at, status, error FROM directory_imports i
+			WHERE i.kind = k.kind ORDER BY imported_at DESC, id DESC LIMIT 1) last ON true
+		ORDER BY k.kind`)
+	if err != nil {
+		return nil, fmt.Errorf("import statuses: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (ImportStatus, error) {
+		var st ImportStatus
+		var attempt, success *time.Time
+		if err := row.Scan(&st.Kind, &attempt, &st.LastFailed, &st.LastError, &success, &st.Entries); err != nil {
+			return st, err
+		}
+		if attempt != nil {
+			st.LastAttempt = *attempt
+		}
+		if success != nil {
+			st.LastSuccess = *success
+		}
+		return st, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("import statuses: %w", err)
+	}
+	return out, nil
+}
