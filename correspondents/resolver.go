@@ -75,7 +75,21 @@ type Recipient struct {
 	// is used only when the identity is qualified.
 	INS          string
 	INSQualified bool
+	// Paper is the paper policy of the hospital's rules for this recipient:
+	// PaperDirectory (the default), PaperAlways or PaperNever.
+	Paper string
 }
+
+// Paper policies of Recipient.Paper.
+const (
+	// PaperDirectory: a paper copy unless the recipient ticked
+	// dématérialisation (or as the local directory says).
+	PaperDirectory = "directory"
+	// PaperAlways: a paper copy whenever a postal address is known.
+	PaperAlways = "always"
+	// PaperNever: never on paper; a recipient without MSSanté waits in review.
+	PaperNever = "never"
+)
 
 // Route is one way to deliver a report to a recipient.
 type Route struct {
@@ -85,7 +99,8 @@ type Route struct {
 	Address string
 	// Name is the recipient's name as the directories know it, for letters.
 	Name string
-	// PostalAddress is where a paper route posts to.
+	// PostalAddress is where a paper route posts to; for an MSSanté route, where
+	// a paper fallback would post to (zero when unknown).
 	PostalAddress PostalAddress
 	// Review is true when the resolver could not decide and a secretary must.
 	Review bool
@@ -127,9 +142,13 @@ func NewResolver(dir Directory) *Resolver { return &Resolver{dir: dir} }
 // qualified, else on paper to the address the DPI gave, else to review. The
 // caller passes the patient only when the DPI's flags send the document to
 // the patient (DESTMSSANTEPAT=Y, INVISIBLE_PATIENT=N).
+//
+// rc.Paper changes the paper routes: PaperAlways adds a copy whenever a
+// postal address is known, PaperNever drops the copies and sends to review
+// what would have gone on paper only.
 func (r *Resolver) Resolve(ctx context.Context, rc Recipient) ([]Route, error) {
 	if rc.Kind == KindPatient {
-		return resolvePatient(rc), nil
+		return noPaper(rc, resolvePatient(rc)), nil
 	}
 	f, err := r.gather(ctx, rc)
 	if err != nil {
@@ -140,13 +159,29 @@ func (r *Resolver) Resolve(ctx context.Context, rc Recipient) ([]Route, error) {
 	case ok && mss.Review:
 		return []Route{mss}, nil
 	case ok:
+		mss.PostalAddress, _ = f.postal(mss.Address)
 		routes := []Route{mss}
-		if paper, ok := f.paperCopy(mss.Address); ok {
+		if paper, ok := f.paperCopy(mss.Address); ok && rc.Paper != PaperNever {
 			routes = append(routes, paper)
 		}
 		return routes, nil
 	}
-	return []Route{f.paperOnly()}, nil
+	return noPaper(rc, []Route{f.paperOnly()}), nil
+}
+
+// noPaper turns the paper routes of rc into review routes when the rules
+// never send rc on paper.
+func noPaper(rc Recipient, routes []Route) []Route {
+	if rc.Paper != PaperNever {
+		return routes
+	}
+	for i, r := range routes {
+		if r.Channel == ChannelPaper && !r.Review {
+			routes[i].Review = true
+			routes[i].Text = strings.TrimSuffix(r.Text, ".") + "; les règles de l'établissement excluent le papier pour ce document: à décider."
+		}
+	}
+	return routes
 }
 
 // facts is what the directories know of one recipient.
@@ -253,6 +288,8 @@ func (f facts) electronic() (Route, bool) {
 func (f facts) paperCopy(address string) (Route, bool) {
 	var text string
 	switch {
+	case f.rc.Paper == PaperAlways:
+		text = "Les règles de l'établissement demandent une copie papier pour ce document."
 	case f.hasLocal && f.local.Preference == PreferenceElectronic:
 		return Route{}, false
 	case f.hasLocal && f.local.Preference == PreferenceBoth:
@@ -343,7 +380,7 @@ func (f facts) name() string {
 func resolvePatient(rc Recipient) []Route {
 	if rc.INSQualified && rc.INS != "" {
 		a := rc.INS + "@" + PatientMailDomain
-		return []Route{{Channel: ChannelMSSante, Address: a, Name: rc.Name, Reason: ReasonPatientMailbox,
+		return []Route{{Channel: ChannelMSSante, Address: a, Name: rc.Name, PostalAddress: rc.PostalAddress, Reason: ReasonPatientMailbox,
 			Text: "Messagerie MSSanté du patient (identité qualifiée, INS)."}}
 	}
 	why := "L'identité du patient n'est pas qualifiée: sa messagerie MSSanté ne peut pas être utilisée"

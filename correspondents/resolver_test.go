@@ -80,7 +80,11 @@ type routeLine struct {
 func linesOf(routes []Route) []routeLine {
 	var out []routeLine
 	for _, r := range routes {
-		out = append(out, routeLine{r.Channel, r.Address, r.Review, r.Reason, r.PostalAddress.City})
+		city := "" // the fallback address of an MSSanté route is TestResolveFallbackAddress's
+		if r.Channel == ChannelPaper {
+			city = r.PostalAddress.City
+		}
+		out = append(out, routeLine{r.Channel, r.Address, r.Review, r.Reason, city})
 	}
 	return out
 }
@@ -157,6 +161,19 @@ func TestResolveBranches(t *testing.T) {
 		{name: "DPI address outside the trust space, nothing else: review",
 			rc:   Recipient{Address: "dr@gmail.example"},
 			want: []routeLine{{ChannelPaper, "", true, ReasonUntrustedAddress, ""}}},
+		{name: "rules: always a paper copy, even with dématérialisation",
+			rc: Recipient{NationalID: pDemat, Paper: PaperAlways},
+			want: []routeLine{{ChannelMSSante, "demat@trusted-demo.fr", false, ReasonDirectoryAddress, ""},
+				{ChannelPaper, "", false, ReasonPaperCopy, paris}}},
+		{name: "rules: never paper drops the copy",
+			rc:   Recipient{NationalID: pPaper, Paper: PaperNever},
+			want: []routeLine{{ChannelMSSante, "paper@trusted-demo.fr", false, ReasonDirectoryAddress, ""}}},
+		{name: "rules: never paper sends a paper-only recipient to review",
+			rc:   Recipient{NationalID: pUntrusted, Paper: PaperNever},
+			want: []routeLine{{ChannelPaper, "", true, ReasonUntrustedAddress, paris}}},
+		{name: "rules: never paper, patient without a qualified INS: review",
+			rc:   Recipient{Kind: KindPatient, INS: "280017512345678", PostalAddress: dpiPostal, Paper: PaperNever},
+			want: []routeLine{{ChannelPaper, "", true, ReasonPatientNotQualified, aix}}},
 		{name: "local address chooses among several, paper copy to the local postal address",
 			local: &LocalCorrespondent{NationalID: pTwo, Family: "NOM104", MSSanteAddress: "two.a@trusted-demo.fr",
 				PostalAddress: PostalAddress{Lines: []string{"HOPITAL"}, PostalCode: "69003", City: "LYON"}},
@@ -216,6 +233,21 @@ func TestResolveBranches(t *testing.T) {
 			require.NotEmpty(t, r.Text, "%s: every route explains itself", tt.name)
 		}
 	}
+}
+
+// TestResolveFallbackAddress checks that an MSSanté route carries the postal
+// address a paper fallback would use.
+func TestResolveFallbackAddress(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	_, resolver := setupResolver(t)
+	routes, err := resolver.Resolve(ctx, Recipient{NationalID: pDemat})
+	require.NoError(t, err)
+	require.Len(t, routes, 1)
+	require.Equal(t, "75002 PARIS", routes[0].PostalAddress.RoutingLine)
+	routes, err = resolver.Resolve(ctx, Recipient{NationalID: pNoPostal})
+	require.NoError(t, err)
+	require.False(t, routes[0].PostalAddress.Known())
 }
 
 func TestResolveNames(t *testing.T) {

@@ -257,15 +257,20 @@ func TestSendFailures(t *testing.T) {
 			sendJobState(t, b, "claire.dupont-demo@medecin-demo.mssante.fr") == rivertype.JobStateCancelled
 	}, 20*time.Second, 50*time.Millisecond)
 
-	// 4xx: the delivery stays queued, its error kept, the job retried later.
+	// 4xx: the delivery stays queued, its error kept, the job snoozed while
+	// the recipient's domain is blocked (no attempt used up).
 	require.Eventually(t, func() bool {
-		return sendJobState(t, b, "julie.roux@medecin-demo.mssante.fr") == rivertype.JobStateRetryable
+		return sendJobState(t, b, "julie.roux@medecin-demo.mssante.fr") == rivertype.JobStateScheduled
 	}, 20*time.Second, 50*time.Millisecond)
 	require.Equal(t, dispatch.StatusQueued, deliveryStatus(t, b, "julie.roux@medecin-demo.mssante.fr"))
 	var lastError string
 	require.NoError(t, b.pool.QueryRow(b.ctx, "SELECT last_error FROM deliveries WHERE address = $1",
 		"julie.roux@medecin-demo.mssante.fr").Scan(&lastError))
 	require.Contains(t, lastError, "Try again later")
+	var blocked bool
+	require.NoError(t, b.pool.QueryRow(b.ctx, `SELECT blocked_until > now() FROM mail_domains
+		WHERE domain = 'medecin-demo.mssante.fr'`).Scan(&blocked))
+	require.True(t, blocked, "a 451 at RCPT TO blocks the recipient's domain")
 	require.Empty(t, srv.Messages())
 
 	v, err := b.svc.Report(b.ctx, rc.ReportID)

@@ -45,6 +45,9 @@ func (s *Service) prepare(r *Report, now time.Time) error {
 		if doc.Title == "" {
 			doc.Title = header.Title
 		}
+		if doc.Confidentiality == "" {
+			doc.Confidentiality = header.Confidentiality.Code
+		}
 		if doc.PDF == nil {
 			pdf, err := cda.ExtractPDF(doc.CDA)
 			if err != nil && !errors.Is(err, cda.ErrNoPDF) {

@@ -53,7 +53,8 @@ var errNotOneMSSanteRecipient = errors.New("a message goes to exactly one MSSant
 // Subject XDM/1.0/DDM+<title> <NOM> <prénom> <birth date>, the DPI's body
 // (CORPSMAIL_PS, or CORPSMAIL_PATIENT for the patient) or the default text
 // of the action, IHE_XDM.ZIP and the PDF attached when the report has a CDA,
-// and the X-MSS headers.
+// and the X-MSS headers; a read notification is asked when the DPI wants one
+// (ACK_LECTURE_MSS) or the rule watches for it (unread_hours).
 //
 // A message has exactly one recipient, the delivery's, on the MSSanté
 // channel: so the operators' rules "at most 40 recipients per message" and
@@ -98,7 +99,7 @@ func composeEmail(cfg WorkerConfig, o outgoing, now time.Time) (mail.Message, er
 	if o.Recipient.Kind == KindPatient && cfg.PatientNoReply {
 		m.Headers = append(m.Headers, mail.Field{Name: headerMES, Value: "FIN"})
 	}
-	if o.Flags.ReadAck {
+	if o.Flags.ReadAck || o.Policy.UnreadHours > 0 {
 		m.Headers = append(m.Headers, mail.Field{Name: headerReadAck, Value: "<" + cfg.Sender + ">"})
 	}
 	if err := m.CheckLimits(); err != nil {

@@ -14,7 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/riverqueue/river/rivertype"
 
 	"github.com/mssdispatch/mssdispatch/cda"
 	"github.com/mssdispatch/mssdispatch/correspondents"
@@ -34,18 +34,10 @@ func (ResolveArgs) InsertOpts() river.InsertOpts {
 	return river.InsertOpts{UniqueOpts: river.UniqueOpts{ByArgs: true}}
 }
 
-// SendArgs is the job that sends one MSSanté delivery.
-type SendArgs struct {
-	DeliveryID int64 `json:"delivery_id"`
-}
-
-// Kind is the River job kind.
-func (SendArgs) Kind() string { return "send_delivery" }
-
-// InsertOpts makes the job unique per delivery.
-func (SendArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{UniqueOpts: river.UniqueOpts{ByArgs: true}}
-}
+// activeJobStates are the job states in which a unique job blocks another of
+// the same kind and arguments: waiting or running, not finished.
+var activeJobStates = []rivertype.JobState{rivertype.JobStateAvailable, rivertype.JobStatePending,
+	rivertype.JobStateRunning, rivertype.JobStateRetryable, rivertype.JobStateScheduled}
 
 // Resolver decides the routes of a listed recipient.
 type Resolver interface {
@@ -81,6 +73,10 @@ type WorkerConfig struct {
 	// volet (ROL, PV1-8, OBR-28, PD1-4) when a message has no PRT RCT.
 	// Defaults to false: they are kept but not sent to.
 	FallbackRecipients bool
+	// GiveUpAfter is how long an email may wait in the queue through
+	// temporary failures before it fails (and its fallback applies).
+	// Defaults to 48 hours.
+	GiveUpAfter time.Duration
 	// Registerer receives the workers' metrics; nil registers nothing.
 	Registerer prometheus.Registerer
 	// Logger defaults to slog.Default().
@@ -118,6 +114,9 @@ func AddWorkers(workers *river.Workers, cfg WorkerConfig) error {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.GiveUpAfter == 0 {
+		cfg.GiveUpAfter = 48 * time.Hour
+	}
 	sends := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "mssdispatch_sends_total",
 		Help: "Emails handed to the transport, by result (sent, failed, retry).",
@@ -125,16 +124,29 @@ func AddWorkers(workers *river.Workers, cfg WorkerConfig) error {
 	for _, result := range []string{"sent", "failed", "retry"} {
 		sends.WithLabelValues(result)
 	}
+	interrupted := prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "mssdispatch_send_interrupted_total",
+		Help: "Send attempts that found the previous one interrupted between SMTP and its record: possible duplicates (same Message-ID).",
+	})
 	if cfg.Registerer != nil {
-		if err := cfg.Registerer.Register(sends); err != nil {
-			return fmt.Errorf("dispatch: register metrics: %w", err)
+		for _, c := range []prometheus.Collector{sends, interrupted} {
+			if err := cfg.Registerer.Register(c); err != nil {
+				return fmt.Errorf("dispatch: register metrics: %w", err)
+			}
 		}
 	}
-	if err := river.AddWorkerSafely(workers, &resolveWorker{cfg: cfg, domain: domain}); err != nil {
-		return fmt.Errorf("dispatch: %w", err)
-	}
-	if err := river.AddWorkerSafely(workers, &sendWorker{cfg: cfg, sends: sends}); err != nil {
-		return fmt.Errorf("dispatch: %w", err)
+	for _, add := range []func() error{
+		func() error { return river.AddWorkerSafely(workers, &resolveWorker{cfg: cfg, domain: domain}) },
+		func() error {
+			return river.AddWorkerSafely(workers, &sendWorker{cfg: cfg, sends: sends, interrupted: interrupted})
+		},
+		func() error { return river.AddWorkerSafely(workers, &releaseWorker{cfg: cfg, domain: domain}) },
+		func() error { return river.AddWorkerSafely(workers, &deadlineWorker{cfg: cfg}) },
+		func() error { return river.AddWorkerSafely(workers, &fallbackWorker{cfg: cfg}) },
+	} {
+		if err := add(); err != nil {
+			return fmt.Errorf("dispatch: %w", err)
+		}
 	}
 	return nil
 }
@@ -145,103 +157,80 @@ type resolveWorker struct {
 	domain string
 }
 
-// Work creates the deliveries of the report's recipients that have none yet
-// and enqueues their sends, completing the job in the same transaction.
+// Work creates the deliveries of the report's recipients that have none yet,
+// as the rules in force decide, and enqueues their sends and releases,
+// completing the job in the same transaction.
 func (w *resolveWorker) Work(ctx context.Context, job *river.Job[ResolveArgs]) error {
 	reportID := job.Args.ReportID
-	flags, patient, recipients, err := unresolvedRecipients(ctx, w.cfg.Pool, reportID)
+	rf, recipients, err := unresolvedRecipients(ctx, w.cfg.Pool, reportID)
 	if err != nil {
 		return err
 	}
-	type planned struct {
-		recipientID int64
-		route       correspondents.Route
+	rules, err := activeRuleSet(ctx, w.cfg.Pool)
+	if err != nil {
+		return err
 	}
-	var plan []planned
 	useFallbacks := w.cfg.FallbackRecipients && !hasRole(recipients, RoleResultCopiesTo)
-	for _, r := range recipients {
-		switch {
-		case r.Role == RoleSender:
-			continue
-		case isFallbackRole(r.Role) && !useFallbacks:
-			continue
-		case r.Kind != KindPatient && !flags.SendsToProfessionals():
-			plan = append(plan, planned{r.ID, correspondents.Route{Channel: correspondents.ChannelMSSante,
-				Reason: ReasonNotForProfessionals, Text: "Le DPI a demandé de ne pas envoyer ce document aux professionnels (DESTMSSANTEPS=N)."}})
-			continue
-		case r.Role == RoleServed:
-			// Told of the new version or the deletion where they got the old one.
-			plan = append(plan, planned{r.ID, correspondents.Route{Channel: correspondents.ChannelMSSante, Address: r.Address,
-				Name: r.Name(), Reason: ReasonServed, Text: fmt.Sprintf("A reçu la version précédente du document à cette adresse (%s).", r.Address)}})
-			continue
-		}
-		rc := correspondents.Recipient{Kind: r.Kind, NationalID: r.NationalID, FINESS: r.FINESS, Name: r.Name(),
-			Address: r.Address, PostalAddress: r.PostalAddress}
-		if r.Kind == KindPatient {
-			rc.INS, rc.INSQualified, rc.PostalAddress = patient.INS, patient.INSQualified, patient.Address
-		}
-		routes, err := w.cfg.Resolver.Resolve(ctx, rc)
-		if err != nil {
-			return fmt.Errorf("resolve report %d: %w", reportID, err)
-		}
-		for _, route := range routes {
-			plan = append(plan, planned{recipientID: r.ID, route: route})
-		}
+	plan, err := planReport(ctx, w.cfg.Resolver, rules, rf, recipients, useFallbacks)
+	if err != nil {
+		return fmt.Errorf("resolve report %d: %w", reportID, err)
 	}
 	return pgx.BeginFunc(ctx, w.cfg.Pool, func(tx pgx.Tx) error {
-		var sends []river.InsertManyParams
+		var jobs []river.InsertManyParams
 		for _, p := range plan {
-			d := newDelivery{RecipientID: p.recipientID, Channel: p.route.Channel, Address: p.route.Address,
-				Name: p.route.Name, PostalAddress: p.route.PostalAddress, Reason: p.route.Reason, ReasonText: p.route.Text}
-			switch {
-			case p.route.Reason == ReasonNotForProfessionals:
-				d.Status = StatusCancelled
-			case p.route.Review:
-				d.Status = StatusReview
-			case p.route.Channel == correspondents.ChannelMSSante:
-				d.Status = StatusQueued
+			d := p.newDelivery
+			if d.Channel == correspondents.ChannelMSSante {
 				d.MessageID = newMessageID(w.domain)
-			default:
-				d.Status = StatusPaperPending
 			}
-			id, created, err := insertDelivery(ctx, tx, reportID, d)
+			id, created, err := insertDelivery(ctx, tx, reportID, d, actorRule(p.Rule))
 			if err != nil {
 				return err
 			}
-			if created && d.Status == StatusQueued {
-				sends = append(sends, river.InsertManyParams{Args: SendArgs{DeliveryID: id}})
+			if created {
+				jobs = append(jobs, followUp(id, d)...)
 			}
 		}
-		if len(sends) > 0 {
-			client, err := river.ClientFromContextSafely[pgx.Tx](ctx)
-			if err != nil {
-				return fmt.Errorf("enqueue sends: %w", err)
-			}
-			if _, err := client.InsertManyTx(ctx, tx, sends); err != nil {
-				return fmt.Errorf("enqueue sends: %w", err)
-			}
+		if err := insertJobs(ctx, tx, jobs); err != nil {
+			return err
 		}
 		if err := setReportStatus(ctx, tx, reportID, ReportResolved); err != nil {
 			return err
 		}
-		if _, err := river.JobCompleteTx[*riverpgxv5.Driver](ctx, tx, job); err != nil {
-			return fmt.Errorf("complete resolve job: %w", err)
+		if err := completeTx(ctx, tx, job); err != nil {
+			return err
 		}
-		w.cfg.Logger.InfoContext(ctx, "report resolved", "report_id", reportID, "deliveries", len(plan), "sends", len(sends))
+		w.cfg.Logger.InfoContext(ctx, "report resolved", "report_id", reportID, "deliveries", len(plan),
+			"jobs", len(jobs), "rules_version", rules.Version)
 		return nil
 	})
 }
 
-// Reasons of the deliveries the dispatch decides itself, besides the
-// resolver's (correspondents.Reason*).
-const (
-	// ReasonNotForProfessionals is the reason of a delivery cancelled because
-	// the DPI's flags exclude professionals.
-	ReasonNotForProfessionals = "flags_no_professionals"
-	// ReasonServed is the reason of a replacement or deletion sent to an
-	// address that received the previous version of the document.
-	ReasonServed = "previously_served"
-)
+// followUp is the job that takes a new delivery further: its send when
+// queued, its release when scheduled.
+func followUp(id int64, d newDelivery) []river.InsertManyParams {
+	switch {
+	case d.Status == StatusQueued:
+		return []river.InsertManyParams{{Args: SendArgs{DeliveryID: id}}}
+	case d.Status == StatusScheduled && d.ScheduledFor != nil:
+		return []river.InsertManyParams{{Args: ReleaseArgs{DeliveryID: id}, InsertOpts: &river.InsertOpts{ScheduledAt: *d.ScheduledFor}}}
+	}
+	return nil
+}
+
+// insertJobs inserts jobs in tx through the River client of the worker's context.
+func insertJobs(ctx context.Context, tx pgx.Tx, jobs []river.InsertManyParams) error {
+	if len(jobs) == 0 {
+		return nil
+	}
+	client, err := river.ClientFromContextSafely[pgx.Tx](ctx)
+	if err != nil {
+		return fmt.Errorf("enqueue jobs: %w", err)
+	}
+	if _, err := client.InsertManyTx(ctx, tx, jobs); err != nil {
+		return fmt.Errorf("enqueue jobs: %w", err)
+	}
+	return nil
+}
 
 func hasRole(rs []storedRecipient, role string) bool {
 	for _, r := range rs {
@@ -266,63 +255,4 @@ func newMessageID(domain string) string {
 	b := make([]byte, 16)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b) + "@" + domain
-}
-
-type sendWorker struct {
-	river.WorkerDefaults[SendArgs]
-	cfg   WorkerConfig
-	sends *prometheus.CounterVec
-}
-
-// Work sends one queued MSSanté delivery. A delivery no longer queued (sent
-// meanwhile, cancelled) is left alone. Permanent transport errors fail the
-// delivery and cancel the job; others are retried by River with backoff.
-func (w *sendWorker) Work(ctx context.Context, job *river.Job[SendArgs]) error {
-	o, err := loadOutgoing(ctx, w.cfg.Pool, job.Args.DeliveryID)
-	if err != nil {
-		return err
-	}
-	if o.Status != StatusQueued {
-		return nil
-	}
-	m, err := composeEmail(w.cfg, o, time.Now())
-	if err != nil {
-		return w.fail(ctx, o.DeliveryID, err)
-	}
-	msg, err := m.Bytes()
-	if err != nil {
-		return w.fail(ctx, o.DeliveryID, err)
-	}
-	err = w.cfg.Transport.Send(ctx, envelope(m), msg)
-	switch {
-	case mail.IsPermanent(err):
-		return w.fail(ctx, o.DeliveryID, err)
-	case err != nil:
-		w.sends.WithLabelValues("retry").Inc()
-		w.cfg.Logger.WarnContext(ctx, "send failed, will retry", "delivery_id", o.DeliveryID, "attempt", job.Attempt, "error", err)
-		if rerr := recordDeliveryError(ctx, w.cfg.Pool, o.DeliveryID, err.Error()); rerr != nil {
-			return errors.Join(err, rerr)
-		}
-		return err
-	}
-	if _, err := setDeliveryStatus(ctx, w.cfg.Pool, o.DeliveryID, StatusQueued, StatusSent, ""); err != nil {
-		return err
-	}
-	w.sends.WithLabelValues("sent").Inc()
-	w.cfg.Logger.InfoContext(ctx, "delivery sent", "delivery_id", o.DeliveryID, "bytes", len(msg))
-	return nil
-}
-
-// envelope is the SMTP envelope of m: the BAL applicative to m's one recipient.
-func envelope(m mail.Message) mail.Envelope {
-	return mail.Envelope{From: m.From, To: m.To}
-}
-
-func (w *sendWorker) fail(ctx context.Context, deliveryID int64, cause error) error {
-	w.sends.WithLabelValues("failed").Inc()
-	w.cfg.Logger.WarnContext(ctx, "delivery failed", "delivery_id", deliveryID, "error", cause)
-	if _, err := setDeliveryStatus(ctx, w.cfg.Pool, deliveryID, StatusQueued, StatusFailed, cause.Error()); err != nil {
-		return err
-	}
-	return river.JobCancel(cause)
 }

@@ -64,8 +64,10 @@ type Document struct {
 	ParentID string
 	Code     string // LOINC
 	Title    string
-	CDA      []byte
-	PDF      []byte // nil when the CDA embeds none
+	// Confidentiality is the code of the CDA confidentialityCode (N, R, V), for the rules.
+	Confidentiality string
+	CDA             []byte
+	PDF             []byte // nil when the CDA embeds none
 }
 
 // Recipient kinds.
@@ -133,21 +135,6 @@ func (r Recipient) Name() string {
 const (
 	ReportReceived = "received" // stored, recipients not yet resolved
 	ReportResolved = "resolved" // deliveries created
-)
-
-// Delivery statuses (the contract's).
-const (
-	StatusReview       = "review"
-	StatusScheduled    = "scheduled"
-	StatusQueued       = "queued"
-	StatusSent         = "sent"
-	StatusDelivered    = "delivered"
-	StatusRead         = "read"
-	StatusFailed       = "failed"
-	StatusPaperPending = "paper_pending"
-	StatusPaperSent    = "paper_sent"
-	StatusCancelled    = "cancelled"
-	StatusSuperseded   = "superseded"
 )
 
 // ErrNotFound is returned when a report does not exist.

@@ -216,12 +216,12 @@ func (s *Service) ReportByDocumentID(ctx context.Context, documentID string) (Re
 // document, stops what is still pending for it, and adds to r those who
 // already received it.
 func applyVersioning(ctx context.Context, tx pgx.Tx, r *Report) error {
-	var target, field, stopped string
+	var target, field, stopped, event string
 	switch r.Action {
 	case ActionReplace:
-		target, field, stopped = r.Document.ParentID, "document.parent_id", StatusSuperseded
+		target, field, stopped, event = r.Document.ParentID, "document.parent_id", StatusSuperseded, EventSuperseded
 	case ActionDelete:
-		target, field, stopped = r.Document.ID, "document.id", StatusCancelled
+		target, field, stopped, event = r.Document.ID, "document.id", StatusCancelled, EventCancelled
 	default:
 		return nil
 	}
@@ -232,7 +232,7 @@ func applyVersioning(ctx context.Context, tx pgx.Tx, r *Report) error {
 	if !known {
 		return &InvalidError{Field: field, Msg: fmt.Sprintf("document %s is unknown to this service or was deleted", target)}
 	}
-	if err := stopPendingDeliveries(ctx, tx, target, stopped); err != nil {
+	if err := stopPendingDeliveries(ctx, tx, target, stopped, event); err != nil {
 		return err
 	}
 	served, err := servedRecipients(ctx, tx, target)

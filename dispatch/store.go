@@ -12,6 +12,11 @@ import (
 
 // This file holds every SQL statement of the package.
 
+// dbBeginner starts transactions (a pool, or a transaction for a savepoint).
+type dbBeginner interface {
+	Begin(ctx context.Context) (pgx.Tx, error)
+}
+
 // dbtx is a pool or a transaction.
 type dbtx interface {
 	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
@@ -103,15 +108,15 @@ func insertReport(ctx context.Context, tx pgx.Tx, inboundID int64, in Inbound, r
 			message_control_id, message_type, action, document_id, parent_document_id, document_code, document_title,
 			patient_family, patient_given, patient_birth_date, patient_sex, patient_ins, patient_ins_oid,
 			patient_ins_qualified, patient_ipp, patient_address, service, author, reply_to, flags,
-			body_professional, body_patient, status)
+			body_professional, body_patient, status, confidentiality)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20,
-			$21, $22, $23, $24, $25, $26, $27)
+			$21, $22, $23, $24, $25, $26, $27, $28)
 		RETURNING id`,
 		inboundID, in.Source, in.SendingApplication, in.SendingFacility, in.ControlID, in.MessageType,
 		r.Action, r.Document.ID, r.Document.ParentID, r.Document.Code, r.Document.Title,
 		r.Patient.Family, r.Patient.Given, r.Patient.BirthDate, r.Patient.Sex, r.Patient.INS, r.Patient.INSOID,
 		r.Patient.INSQualified, r.Patient.IPP, r.Patient.Address, r.Service, r.Author, r.ReplyTo, r.Flags,
-		r.BodyProfessional, r.BodyPatient, ReportReceived).Scan(&id)
+		r.BodyProfessional, r.BodyPatient, ReportReceived, r.Document.Confidentiality).Scan(&id)
 	if err != nil {
 		return 0, fmt.Errorf("insert report: %w", err)
 	}
@@ -145,12 +150,26 @@ func documentKnown(ctx context.Context, q dbtx, documentID string) (bool, error)
 }
 
 // stopPendingDeliveries moves the deliveries of documentID that have not left
-// yet to status (superseded or cancelled).
-func stopPendingDeliveries(ctx context.Context, q dbtx, documentID, status string) error {
-	_, err := q.Exec(ctx, `UPDATE deliveries d SET status = $2, updated_at = now()
-		FROM reports r
-		WHERE r.id = d.report_id AND r.document_id = $1 AND d.status IN ('review', 'scheduled', 'queued')`,
-		documentID, status)
+// yet (pendingStatuses) to status, superseded or cancelled, with event, and
+// records each change. An email being sent (queued with sending_at set) is
+// left alone: it may be at the operator already, and its send job records
+// the outcome.
+func stopPendingDeliveries(ctx context.Context, q dbtx, documentID, status, event string) error {
+	for _, from := range pendingStatuses {
+		if err := allowed(from, status); err != nil {
+			return err
+		}
+	}
+	_, err := q.Exec(ctx, `WITH stopped AS (
+			SELECT d.id, d.status FROM deliveries d JOIN reports r ON r.id = d.report_id
+			WHERE r.document_id = $1 AND d.status = ANY ($3) AND d.sending_at IS NULL FOR UPDATE OF d
+		), moved AS (
+			UPDATE deliveries d SET status = $2, updated_at = now() FROM stopped s WHERE d.id = s.id
+			RETURNING d.id, s.status AS from_status
+		)
+		INSERT INTO delivery_events (delivery_id, from_status, to_status, event, actor_kind, detail)
+		SELECT id, from_status, $2, $4, 'system', 'document ' || $1 FROM moved`,
+		documentID, status, pendingStatuses, event)
 	if err != nil {
 		return fmt.Errorf("stop pending deliveries: %w", err)
 	}
@@ -184,22 +203,25 @@ type storedRecipient struct {
 	Recipient
 }
 
-// unresolvedRecipients returns the report's flags and patient, and its
+// unresolvedRecipients returns what the rules need of a report, and its
 // recipients that have no delivery yet.
-func unresolvedRecipients(ctx context.Context, q dbtx, reportID int64) (Flags, Patient, []storedRecipient, error) {
-	var flags Flags
-	var p Patient
-	if err := q.QueryRow(ctx, `SELECT flags, patient_ins, patient_ins_qualified, patient_address
-		FROM reports WHERE id = $1`, reportID).Scan(&flags, &p.INS, &p.INSQualified, &p.Address); err != nil {
-		return Flags{}, Patient{}, nil, fmt.Errorf("load report %d: %w", reportID, err)
+func unresolvedRecipients(ctx context.Context, q dbtx, reportID int64) (reportFacts, []storedRecipient, error) {
+	var rf reportFacts
+	var author Recipient
+	if err := q.QueryRow(ctx, `SELECT received_at, document_code, service, author, confidentiality, flags,
+			patient_ins, patient_ins_qualified, patient_address
+		FROM reports WHERE id = $1`, reportID).Scan(&rf.ReceivedAt, &rf.DocumentCode, &rf.Service, &author,
+		&rf.Confidentiality, &rf.Flags, &rf.Patient.INS, &rf.Patient.INSQualified, &rf.Patient.Address); err != nil {
+		return reportFacts{}, nil, fmt.Errorf("load report %d: %w", reportID, err)
 	}
+	rf.AuthorRPPS = author.RPPS
 	rows, err := q.Query(ctx, `SELECT r.id, r.role, r.kind, r.national_id, r.rpps, r.finess, r.family, r.given,
 			r.organisation, r.address, r.postal_address
 		FROM recipients r
 		WHERE r.report_id = $1 AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.recipient_id = r.id)
 		ORDER BY r.position`, reportID)
 	if err != nil {
-		return Flags{}, Patient{}, nil, fmt.Errorf("list recipients: %w", err)
+		return reportFacts{}, nil, fmt.Errorf("list recipients: %w", err)
 	}
 	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (storedRecipient, error) {
 		var s storedRecipient
@@ -208,9 +230,9 @@ func unresolvedRecipients(ctx context.Context, q dbtx, reportID int64) (Flags, P
 		return s, err
 	})
 	if err != nil {
-		return Flags{}, Patient{}, nil, fmt.Errorf("list recipients: %w", err)
+		return reportFacts{}, nil, fmt.Errorf("list recipients: %w", err)
 	}
-	return flags, p, out, nil
+	return rf, out, nil
 }
 
 // newDelivery is a delivery about to be created.
@@ -224,29 +246,87 @@ type newDelivery struct {
 	Reason        string
 	ReasonText    string
 	MessageID     string // set for mssante deliveries
+	// RuleName and RuleVersion name the rule that decided it; Policy is its fallback.
+	RuleName    string
+	RuleVersion int
+	Policy      Policy
+	// ScheduledFor is when a scheduled delivery is released.
+	ScheduledFor *time.Time
+	// FallbackOf is the delivery this one replaces after it failed, or 0.
+	FallbackOf int64
 }
 
-// insertDelivery creates d and returns its id; created is false when the
-// recipient already had a delivery on that channel.
-func insertDelivery(ctx context.Context, tx pgx.Tx, reportID int64, d newDelivery) (id int64, created bool, err error) {
+// insertDelivery creates d, recording its creation by actor, and returns its
+// id; created is false when the recipient already had a delivery on that channel.
+func insertDelivery(ctx context.Context, tx pgx.Tx, reportID int64, d newDelivery, actor Actor) (id int64, created bool, err error) {
+	if err := allowed("", d.Status); err != nil {
+		return 0, false, err
+	}
 	var messageID *string
 	if d.MessageID != "" {
 		messageID = &d.MessageID
 	}
+	var fallbackOf *int64
+	if d.FallbackOf != 0 {
+		fallbackOf = &d.FallbackOf
+	}
 	err = tx.QueryRow(ctx, `INSERT INTO deliveries (report_id, recipient_id, channel, status, address,
-			recipient_name, postal_address, reason, reason_text, message_id)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+			recipient_name, postal_address, reason, reason_text, message_id, rule_name, rule_version, policy,
+			scheduled_for, fallback_of)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
 		ON CONFLICT (recipient_id, channel) DO NOTHING
 		RETURNING id`,
 		reportID, d.RecipientID, d.Channel, d.Status, d.Address, d.Name, d.PostalAddress, d.Reason, d.ReasonText,
-		messageID).Scan(&id)
+		messageID, d.RuleName, d.RuleVersion, d.Policy, d.ScheduledFor, fallbackOf).Scan(&id)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return 0, false, nil
 	}
 	if err != nil {
 		return 0, false, fmt.Errorf("insert delivery: %w", err)
 	}
+	if err := insertEvent(ctx, tx, id, "", d.Status, EventCreated, actor, d.Reason); err != nil {
+		return 0, false, err
+	}
 	return id, true, nil
+}
+
+// insertEvent appends one event to a delivery's history; from is "" at creation.
+func insertEvent(ctx context.Context, q dbtx, deliveryID int64, from, to, event string, actor Actor, detail string) error {
+	var fromStatus *string
+	if from != "" {
+		fromStatus = &from
+	}
+	if _, err := q.Exec(ctx, `INSERT INTO delivery_events (delivery_id, from_status, to_status, event, actor_kind, actor, detail)
+		VALUES ($1, $2, $3, $4, $5, $6, $7)`, deliveryID, fromStatus, to, event, actor.Kind, actor.Name, detail); err != nil {
+		return fmt.Errorf("record delivery %d event %s: %w", deliveryID, event, err)
+	}
+	return nil
+}
+
+// transition moves a delivery from one status to another, if the state
+// machine allows it, and records the change; it returns ErrStale when the
+// delivery is no longer in from. lastError is kept with the delivery
+// (empty clears it); detail goes to the history.
+func transition(ctx context.Context, q dbtx, deliveryID int64, from, to, event string, actor Actor, detail string) error {
+	if err := allowed(from, to); err != nil {
+		return fmt.Errorf("delivery %d: %w", deliveryID, err)
+	}
+	lastError := ""
+	if to == StatusFailed {
+		lastError = detail
+	}
+	tag, err := q.Exec(ctx, `UPDATE deliveries SET status = $3, last_error = $4, updated_at = now(),
+			sent_at = CASE WHEN $3 = 'sent' THEN now() ELSE sent_at END,
+			delivered_at = CASE WHEN $3 = 'delivered' THEN now() ELSE delivered_at END,
+			read_at = CASE WHEN $3 = 'read' THEN now() ELSE read_at END
+		WHERE id = $1 AND status = $2`, deliveryID, from, to, lastError)
+	if err != nil {
+		return fmt.Errorf("set delivery %d %s: %w", deliveryID, to, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("delivery %d not %s: %w", deliveryID, from, ErrStale)
+	}
+	return insertEvent(ctx, q, deliveryID, from, to, event, actor, detail)
 }
 
 func setReportStatus(ctx context.Context, q dbtx, reportID int64, status string) error {
@@ -275,6 +355,10 @@ type outgoing struct {
 	// BodyProfessional and BodyPatient are the DPI's CORPSMAIL_PS and
 	// CORPSMAIL_PATIENT, empty for the default texts.
 	BodyProfessional, BodyPatient string
+	// Policy is the fallback policy of the rule that decided the delivery.
+	Policy Policy
+	// QueuedAt is when the delivery last became queued.
+	QueuedAt time.Time
 }
 
 func loadOutgoing(ctx context.Context, q dbtx, deliveryID int64) (outgoing, error) {
@@ -284,7 +368,9 @@ func loadOutgoing(ctx context.Context, q dbtx, deliveryID int64) (outgoing, erro
 			r.patient_ins_qualified, r.patient_ipp,
 			r.document_id, r.document_code, r.document_title, doc.cda, doc.pdf,
 			rc.role, rc.kind, rc.national_id, rc.rpps, rc.finess, rc.family, rc.given, rc.organisation, rc.address,
-			r.author, r.reply_to, r.flags, r.body_professional, r.body_patient
+			r.author, r.reply_to, r.flags, r.body_professional, r.body_patient, d.policy,
+			coalesce((SELECT max(e.at) FROM delivery_events e WHERE e.delivery_id = d.id AND e.to_status = 'queued'
+				AND e.from_status IS DISTINCT FROM 'queued'), d.created_at)
 		FROM deliveries d JOIN reports r ON r.id = d.report_id JOIN documents doc ON doc.report_id = r.id
 			JOIN recipients rc ON rc.id = d.recipient_id
 		WHERE d.id = $1`, deliveryID).Scan(&o.DeliveryID, &o.Action, &o.Status, &o.Channel, &o.Address, &o.MessageID,
@@ -293,7 +379,7 @@ func loadOutgoing(ctx context.Context, q dbtx, deliveryID int64) (outgoing, erro
 		&o.Document.ID, &o.Document.Code, &o.Document.Title, &o.Document.CDA, &o.Document.PDF,
 		&o.Recipient.Role, &o.Recipient.Kind, &o.Recipient.NationalID, &o.Recipient.RPPS, &o.Recipient.FINESS,
 		&o.Recipient.Family, &o.Recipient.Given, &o.Recipient.Organisation, &o.Recipient.Address,
-		&o.Author, &o.ReplyTo, &o.Flags, &o.BodyProfessional, &o.BodyPatient)
+		&o.Author, &o.ReplyTo, &o.Flags, &o.BodyProfessional, &o.BodyPatient, &o.Policy, &o.QueuedAt)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return outgoing{}, fmt.Errorf("delivery %d: %w", deliveryID, ErrNotFound)
 	}
@@ -303,16 +389,114 @@ func loadOutgoing(ctx context.Context, q dbtx, deliveryID int64) (outgoing, erro
 	return o, nil
 }
 
-// setDeliveryStatus moves a delivery from one status to another and reports
-// whether it was in the from status.
-func setDeliveryStatus(ctx context.Context, q dbtx, deliveryID int64, from, to, lastError string) (bool, error) {
-	tag, err := q.Exec(ctx, `UPDATE deliveries SET status = $3, last_error = $4, updated_at = now(),
-			sent_at = CASE WHEN $3 = 'sent' THEN now() ELSE sent_at END
-		WHERE id = $1 AND status = $2`, deliveryID, from, to, lastError)
-	if err != nil {
-		return false, fmt.Errorf("set delivery %d %s: %w", deliveryID, to, err)
+// storedDelivery is a delivery row, for the jobs and actions that change it.
+type storedDelivery struct {
+	ID, ReportID, RecipientID int64
+	Channel, Status, Address  string
+	Name                      string
+	PostalAddress             PostalAddress
+	Policy                    Policy
+	RuleName                  string
+	RuleVersion               int
+}
+
+// loadDelivery locks and returns the delivery id, or ErrNotFound.
+func loadDelivery(ctx context.Context, tx pgx.Tx, id int64) (storedDelivery, error) {
+	var d storedDelivery
+	err := tx.QueryRow(ctx, `SELECT id, report_id, recipient_id, channel, status, address, recipient_name,
+			postal_address, policy, rule_name, rule_version
+		FROM deliveries WHERE id = $1 FOR UPDATE`, id).Scan(&d.ID, &d.ReportID, &d.RecipientID, &d.Channel,
+		&d.Status, &d.Address, &d.Name, &d.PostalAddress, &d.Policy, &d.RuleName, &d.RuleVersion)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return storedDelivery{}, fmt.Errorf("delivery %d: %w", id, ErrNotFound)
 	}
-	return tag.RowsAffected() == 1, nil
+	if err != nil {
+		return storedDelivery{}, fmt.Errorf("load delivery %d: %w", id, err)
+	}
+	return d, nil
+}
+
+// setAttention flags a delivery for the secretaries ("" clears the flag).
+func setAttention(ctx context.Context, q dbtx, id int64, attention string) error {
+	if _, err := q.Exec(ctx, `UPDATE deliveries SET attention = $2, updated_at = now() WHERE id = $1`, id, attention); err != nil {
+		return fmt.Errorf("flag delivery %d: %w", id, err)
+	}
+	return nil
+}
+
+// markSending records an attempt to send o before it is handed to SMTP;
+// interrupted is true when the previous attempt never recorded its outcome
+// (the process died in the middle: the email may have left). It returns
+// ErrStale when the delivery is no longer queued.
+func markSending(ctx context.Context, pool dbBeginner, o outgoing) (interrupted bool, err error) {
+	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		var status string
+		var previous *time.Time
+		var attempt int
+		if err := tx.QueryRow(ctx, `SELECT status, sending_at, send_attempts + 1 FROM deliveries WHERE id = $1 FOR UPDATE`,
+			o.DeliveryID).Scan(&status, &previous, &attempt); err != nil {
+			return fmt.Errorf("lock delivery %d: %w", o.DeliveryID, err)
+		}
+		if status != StatusQueued {
+			return fmt.Errorf("delivery %d is %s: %w", o.DeliveryID, status, ErrStale)
+		}
+		if _, err := tx.Exec(ctx, `UPDATE deliveries SET sending_at = now(), send_attempts = $2 WHERE id = $1`,
+			o.DeliveryID, attempt); err != nil {
+			return fmt.Errorf("record send attempt: %w", err)
+		}
+		interrupted = previous != nil
+		detail := fmt.Sprintf("essai %d, Message-ID %s", attempt, o.MessageID)
+		if interrupted {
+			detail += "; l'essai précédent a été interrompu (envoi possiblement en double, même Message-ID)"
+		}
+		return insertEvent(ctx, tx, o.DeliveryID, StatusQueued, StatusQueued, EventSending, actorSystem, detail)
+	})
+	return interrupted, err
+}
+
+// clearSending records that the attempt in flight has its outcome.
+func clearSending(ctx context.Context, q dbtx, deliveryID int64) error {
+	if _, err := q.Exec(ctx, `UPDATE deliveries SET sending_at = NULL WHERE id = $1`, deliveryID); err != nil {
+		return fmt.Errorf("clear send attempt: %w", err)
+	}
+	return nil
+}
+
+// blockedFor returns how long sends to domain must still wait, because the
+// domain or the submission server answered a temporary failure.
+func blockedFor(ctx context.Context, q dbtx, domain string) (time.Duration, error) {
+	var wait time.Duration
+	err := q.QueryRow(ctx, `SELECT coalesce(max(blocked_until - now()), '0')
+		FROM mail_domains WHERE domain IN ($1, $2) AND blocked_until > now()`, domain, serverScope).Scan(&wait)
+	if err != nil {
+		return 0, fmt.Errorf("check domain %s: %w", domain, err)
+	}
+	return wait, nil
+}
+
+// block records one more temporary failure of scope (a domain, or
+// serverScope) and returns how long its sends now wait.
+func block(ctx context.Context, q dbtx, scope, lastError string) (time.Duration, error) {
+	var failures int
+	if err := q.QueryRow(ctx, `INSERT INTO mail_domains AS m (domain, blocked_until, failures, last_error)
+		VALUES ($1, now(), 1, $2)
+		ON CONFLICT (domain) DO UPDATE SET failures = m.failures + 1, last_error = $2, updated_at = now()
+		RETURNING failures`, scope, lastError).Scan(&failures); err != nil {
+		return 0, fmt.Errorf("block %s: %w", scope, err)
+	}
+	wait := domainBackoff(failures)
+	if _, err := q.Exec(ctx, `UPDATE mail_domains SET blocked_until = now() + $2 WHERE domain = $1`, scope, wait); err != nil {
+		return 0, fmt.Errorf("block %s: %w", scope, err)
+	}
+	return wait, nil
+}
+
+// unblock forgets the failures of domain and of the submission server after a success.
+func unblock(ctx context.Context, q dbtx, domain string) error {
+	if _, err := q.Exec(ctx, `DELETE FROM mail_domains WHERE domain IN ($1, $2)`, domain, serverScope); err != nil {
+		return fmt.Errorf("unblock %s: %w", domain, err)
+	}
+	return nil
 }
 
 // recordDeliveryError keeps the last transient error of a delivery.

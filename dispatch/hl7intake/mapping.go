@@ -472,7 +472,8 @@ func decodeDocument(obx hl7.OBX, at seg, optional bool) (dispatch.Document, *cda
 		return dispatch.Document{}, nil, fail(at, "OBX", 5, hl7.CodeDataType, "the PDF embedded in the CDA cannot be read: %v", err)
 	}
 	id := obx.Identifier()
-	doc := dispatch.Document{ID: header.UniqueID(), Code: header.Code.Code, Title: header.Title, CDA: data, PDF: pdf}
+	doc := dispatch.Document{ID: header.UniqueID(), Code: header.Code.Code, Title: header.Title,
+		Confidentiality: header.Confidentiality.Code, CDA: data, PDF: pdf}
 	if doc.Code == "" {
 		doc.Code = strings.TrimSpace(id.Identifier)
 	}

@@ -33,6 +33,20 @@ type PermanentError struct{ Err error }
 func (e *PermanentError) Error() string { return e.Err.Error() }
 func (e *PermanentError) Unwrap() error { return e.Err }
 
+// RecipientError is a refusal of one recipient (at RCPT TO): it says
+// something of the recipient's domain, not of the submission server.
+type RecipientError struct{ Err error }
+
+func (e *RecipientError) Error() string { return e.Err.Error() }
+func (e *RecipientError) Unwrap() error { return e.Err }
+
+// IsRecipientError reports whether err is a refusal of the recipient rather
+// than a failure of the submission server or the connection.
+func IsRecipientError(err error) bool {
+	var re *RecipientError
+	return errors.As(err, &re)
+}
+
 // IsPermanent reports whether err is a failure that retrying will not fix.
 func IsPermanent(err error) bool {
 	var p *PermanentError
@@ -189,7 +203,7 @@ func (s *SMTP) Send(ctx context.Context, env Envelope, msg []byte) error {
 	}
 	for _, to := range env.To {
 		if err := c.Rcpt(to, nil); err != nil {
-			return classify("RCPT TO", err)
+			return &RecipientError{Err: classify("RCPT TO", err)}
 		}
 	}
 	w, err := c.Data()

@@ -1,0 +1,249 @@
+package dispatch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+
+	"github.com/mssdispatch/mssdispatch/correspondents"
+)
+
+// This file holds the jobs that follow a delivery after its creation: the
+// release of a delayed one, the acknowledgement deadlines of a sent one, and
+// the fallback of a failed one.
+
+// ReleaseArgs is the job that releases a scheduled delivery when the delay
+// of its rule ends.
+type ReleaseArgs struct {
+	DeliveryID int64 `json:"delivery_id"`
+}
+
+// Kind is the River job kind.
+func (ReleaseArgs) Kind() string { return "release_delivery" }
+
+// InsertOpts makes the job unique per delivery.
+func (ReleaseArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{UniqueOpts: river.UniqueOpts{ByArgs: true, ByState: activeJobStates}}
+}
+
+// Deadlines of a sent email.
+const (
+	DeadlineDSN  = "dsn"  // a delivery notification is due
+	DeadlineRead = "read" // a read notification is due
+)
+
+// DeadlineArgs is the job that checks, when a deadline of its rule passes,
+// that a sent email was acknowledged, and applies the fallback if not.
+type DeadlineArgs struct {
+	DeliveryID int64  `json:"delivery_id"`
+	Deadline   string `json:"deadline"` // DeadlineDSN or DeadlineRead
+}
+
+// Kind is the River job kind.
+func (DeadlineArgs) Kind() string { return "ack_deadline" }
+
+// InsertOpts makes the job unique per delivery and deadline.
+func (DeadlineArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{UniqueOpts: river.UniqueOpts{ByArgs: true, ByState: activeJobStates}}
+}
+
+// Causes of a fallback.
+const (
+	CauseFailed = "failed" // the email failed for good
+	CauseNoDSN  = "no_dsn" // no delivery notification in time
+	CauseUnread = "unread" // no read notification in time
+)
+
+// FallbackArgs is the job that applies the fallback policy of a delivery.
+type FallbackArgs struct {
+	DeliveryID int64  `json:"delivery_id"`
+	Cause      string `json:"cause"` // CauseFailed, CauseNoDSN or CauseUnread
+}
+
+// Kind is the River job kind.
+func (FallbackArgs) Kind() string { return "delivery_fallback" }
+
+// InsertOpts makes the job unique per delivery and cause.
+func (FallbackArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{UniqueOpts: river.UniqueOpts{ByArgs: true}}
+}
+
+// deadlines are the deadline jobs of an email just sent, from its policy.
+func deadlines(o outgoing, sentAt time.Time) []river.InsertManyParams {
+	var jobs []river.InsertManyParams
+	for _, d := range []struct {
+		name  string
+		hours int
+	}{{DeadlineDSN, o.Policy.NoDSNHours}, {DeadlineRead, o.Policy.UnreadHours}} {
+		if d.hours > 0 {
+			jobs = append(jobs, river.InsertManyParams{Args: DeadlineArgs{DeliveryID: o.DeliveryID, Deadline: d.name},
+				InsertOpts: &river.InsertOpts{ScheduledAt: sentAt.Add(time.Duration(d.hours) * time.Hour)}})
+		}
+	}
+	return jobs
+}
+
+type releaseWorker struct {
+	river.WorkerDefaults[ReleaseArgs]
+	cfg    WorkerConfig
+	domain string
+}
+
+// Work moves a scheduled delivery to queued (with its send job) or to
+// paper_pending; anything else (a secretary acted first) is left alone.
+func (w *releaseWorker) Work(ctx context.Context, job *river.Job[ReleaseArgs]) error {
+	return pgx.BeginFunc(ctx, w.cfg.Pool, func(tx pgx.Tx) error {
+		d, err := loadDelivery(ctx, tx, job.Args.DeliveryID)
+		if err != nil {
+			return err
+		}
+		if d.Status != StatusScheduled {
+			return completeTx(ctx, tx, job)
+		}
+		if err := release(ctx, tx, d, EventReleased, actorSystem, "fin du délai de la règle"); err != nil {
+			return err
+		}
+		return completeTx(ctx, tx, job)
+	})
+}
+
+// release sends a scheduled or reviewed delivery on its way: queued with a
+// send job (an MSSanté delivery with an address), or paper_pending.
+func release(ctx context.Context, tx pgx.Tx, d storedDelivery, event string, actor Actor, detail string) error {
+	if d.Channel == correspondents.ChannelMSSante {
+		if d.Address == "" {
+			return fmt.Errorf("delivery %d has no MSSanté address: %w", d.ID, ErrNoAddress)
+		}
+		if err := transition(ctx, tx, d.ID, d.Status, StatusQueued, event, actor, detail); err != nil {
+			return err
+		}
+		return insertJobs(ctx, tx, []river.InsertManyParams{{Args: SendArgs{DeliveryID: d.ID}}})
+	}
+	if !d.PostalAddress.Known() {
+		return fmt.Errorf("delivery %d has no postal address: %w", d.ID, ErrNoAddress)
+	}
+	return transition(ctx, tx, d.ID, d.Status, StatusPaperPending, event, actor, detail)
+}
+
+// ErrNoAddress is returned when a delivery cannot go out for want of an
+// address (MSSanté, or postal for paper).
+var ErrNoAddress = errors.New("no address to send to")
+
+type deadlineWorker struct {
+	river.WorkerDefaults[DeadlineArgs]
+	cfg WorkerConfig
+}
+
+// Work applies a passed deadline: an email still only sent fails (no DSN),
+// an email sent or delivered but not read is flagged unread; both get the
+// fallback of their policy. An acknowledged email is left alone.
+func (w *deadlineWorker) Work(ctx context.Context, job *river.Job[DeadlineArgs]) error {
+	return pgx.BeginFunc(ctx, w.cfg.Pool, func(tx pgx.Tx) error {
+		d, err := loadDelivery(ctx, tx, job.Args.DeliveryID)
+		if err != nil {
+			return err
+		}
+		switch {
+		case job.Args.Deadline == DeadlineDSN && d.Status == StatusSent:
+			detail := fmt.Sprintf("pas d'accusé de réception %d h après l'envoi", d.Policy.NoDSNHours)
+			if err := failDelivery(ctx, tx, d.ID, StatusSent, EventNoDSN, detail, CauseNoDSN); err != nil {
+				return err
+			}
+		case job.Args.Deadline == DeadlineRead && (d.Status == StatusSent || d.Status == StatusDelivered):
+			detail := fmt.Sprintf("pas d'accusé de lecture %d h après l'envoi", d.Policy.UnreadHours)
+			if err := setAttention(ctx, tx, d.ID, CauseUnread); err != nil {
+				return err
+			}
+			if err := insertEvent(ctx, tx, d.ID, d.Status, d.Status, EventUnread, actorSystem, detail); err != nil {
+				return err
+			}
+			if err := insertJobs(ctx, tx, []river.InsertManyParams{{Args: FallbackArgs{DeliveryID: d.ID, Cause: CauseUnread}}}); err != nil {
+				return err
+			}
+		}
+		return completeTx(ctx, tx, job)
+	})
+}
+
+type fallbackWorker struct {
+	river.WorkerDefaults[FallbackArgs]
+	cfg WorkerConfig
+}
+
+// Work applies the fallback of a delivery's policy for the cause: paper
+// creates a paper delivery for the same recipient (paper_pending with a
+// postal address, else review), unless the recipient has one already;
+// worklist leaves it to the secretaries' worklist. Either way the history of
+// the delivery says so.
+func (w *fallbackWorker) Work(ctx context.Context, job *river.Job[FallbackArgs]) error {
+	return pgx.BeginFunc(ctx, w.cfg.Pool, func(tx pgx.Tx) error {
+		d, err := loadDelivery(ctx, tx, job.Args.DeliveryID)
+		if err != nil {
+			return err
+		}
+		action := d.Policy.action(job.Args.Cause)
+		detail := "liste des échecs à traiter"
+		if action == FallbackPaper {
+			paper := newDelivery{RecipientID: d.RecipientID, Channel: correspondents.ChannelPaper, Status: StatusPaperPending,
+				Name: d.Name, PostalAddress: d.PostalAddress, Reason: ReasonFallbackPaper,
+				ReasonText: "Envoi papier de secours: " + causeText[job.Args.Cause] + ".",
+				RuleName:   d.RuleName, RuleVersion: d.RuleVersion, Policy: d.Policy, FallbackOf: d.ID}
+			if !d.PostalAddress.Known() {
+				paper.Status = StatusReview
+				paper.ReasonText += " Adresse postale inconnue: à compléter."
+			}
+			id, created, err := insertDelivery(ctx, tx, d.ReportID, paper, actorRule(Rule{Name: d.RuleName}))
+			switch {
+			case err != nil:
+				return err
+			case created:
+				detail = fmt.Sprintf("envoi papier créé (%d)", id)
+			default:
+				detail = "le destinataire a déjà un envoi papier"
+			}
+		}
+		if err := insertEvent(ctx, tx, d.ID, d.Status, d.Status, EventFallback, actorRule(Rule{Name: d.RuleName}),
+			causeText[job.Args.Cause]+": "+detail); err != nil {
+			return err
+		}
+		return completeTx(ctx, tx, job)
+	})
+}
+
+// ReasonFallbackPaper is the reason of a paper delivery created by a fallback.
+const ReasonFallbackPaper = "fallback_paper"
+
+// causeText says each cause of a fallback to a secretary.
+var causeText = map[string]string{
+	CauseFailed: "échec de l'envoi MSSanté",
+	CauseNoDSN:  "pas d'accusé de réception MSSanté",
+	CauseUnread: "pas d'accusé de lecture MSSanté",
+}
+
+// action is the fallback p applies for cause.
+func (p Policy) action(cause string) string {
+	a := p.OnFailure
+	switch cause {
+	case CauseNoDSN:
+		a = p.NoDSNAction
+	case CauseUnread:
+		a = p.UnreadAction
+	}
+	if a == "" {
+		return FallbackWorklist
+	}
+	return a
+}
+
+// completeTx completes job in tx, with the changes it made.
+func completeTx[T river.JobArgs](ctx context.Context, tx pgx.Tx, job *river.Job[T]) error {
+	if _, err := river.JobCompleteTx[*riverpgxv5.Driver](ctx, tx, job); err != nil {
+		return fmt.Errorf("complete %s job: %w", job.Kind, err)
+	}
+	return nil
+}

@@ -1,0 +1,131 @@
+package dispatch
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/mssdispatch/mssdispatch/correspondents"
+)
+
+// Reasons of the deliveries the dispatch decides itself, besides the
+// resolver's (correspondents.Reason*).
+const (
+	// ReasonNotForProfessionals is the reason of a delivery cancelled because
+	// the DPI's flags exclude professionals.
+	ReasonNotForProfessionals = "flags_no_professionals"
+	// ReasonServed is the reason of a replacement or deletion sent to an
+	// address that received the previous version of the document.
+	ReasonServed = "previously_served"
+	// ReasonRuleNoPatient is the reason of a delivery to the patient cancelled
+	// by a CME rule (patient: never).
+	ReasonRuleNoPatient = "rule_no_patient"
+)
+
+// Policy is what a delivery does when it fails or is not acknowledged in
+// time: the fallback part of the rule that decided it, kept with the
+// delivery so that a later change of the rules does not change it.
+type Policy struct {
+	OnFailure    string `json:"on_failure"`
+	NoDSNHours   int    `json:"no_dsn_hours,omitempty"`
+	NoDSNAction  string `json:"no_dsn_action,omitempty"`
+	UnreadHours  int    `json:"unread_hours,omitempty"`
+	UnreadAction string `json:"unread_action,omitempty"`
+}
+
+// policy is the fallback policy of a.
+func (a RuleAction) policy() Policy {
+	return Policy{OnFailure: a.OnFailure, NoDSNHours: a.NoDSNHours, NoDSNAction: a.NoDSNAction,
+		UnreadHours: a.UnreadHours, UnreadAction: a.UnreadAction}
+}
+
+// reportFacts is what planning needs of a report.
+type reportFacts struct {
+	ReceivedAt      time.Time
+	DocumentCode    string
+	Service         string
+	AuthorRPPS      string
+	Confidentiality string
+	Flags           Flags
+	Patient         Patient
+}
+
+// plannedDelivery is a delivery decided for one route of a recipient.
+type plannedDelivery struct {
+	newDelivery
+	// Rule is the rule that decided it.
+	Rule Rule
+}
+
+// planReport decides the deliveries of the recipients of a report under the
+// rules rs: it skips the author and, unless useFallbacks, the correspondents
+// listed outside PRT RCT; it resolves each recipient with the paper policy
+// of its rule and applies the rule's send mode to each route. It writes
+// nothing, so that a dry run of other rules can call it too.
+func planReport(ctx context.Context, resolver Resolver, rs RuleSet, rf reportFacts, recipients []storedRecipient, useFallbacks bool) ([]plannedDelivery, error) {
+	var plan []plannedDelivery
+	for _, r := range recipients {
+		if r.Role == RoleSender || (isFallbackRole(r.Role) && !useFallbacks) {
+			continue
+		}
+		rule := rs.Decide(Facts{DocumentCode: rf.DocumentCode, Service: rf.Service, AuthorRPPS: rf.AuthorRPPS,
+			RecipientKind: r.Kind, Confidentiality: rf.Confidentiality})
+		add := func(route correspondents.Route, status string) {
+			d := newDelivery{RecipientID: r.ID, Channel: route.Channel, Status: status, Address: route.Address,
+				Name: route.Name, PostalAddress: route.PostalAddress, Reason: route.Reason, ReasonText: route.Text,
+				RuleName: rule.Name, RuleVersion: rs.Version, Policy: rule.Action.policy()}
+			if status == StatusScheduled {
+				t := rf.ReceivedAt.Add(time.Duration(rule.Action.DelayHours) * time.Hour)
+				d.ScheduledFor = &t
+			}
+			plan = append(plan, plannedDelivery{newDelivery: d, Rule: rule})
+		}
+		switch {
+		case r.Kind != KindPatient && !rf.Flags.SendsToProfessionals():
+			add(correspondents.Route{Channel: correspondents.ChannelMSSante, Name: r.Name(), Reason: ReasonNotForProfessionals,
+				Text: "Le DPI a demandé de ne pas envoyer ce document aux professionnels (DESTMSSANTEPS=N)."}, StatusCancelled)
+			continue
+		case r.Kind == KindPatient && rule.Action.Patient == PatientNever:
+			add(correspondents.Route{Channel: correspondents.ChannelMSSante, Name: r.Name(), Reason: ReasonRuleNoPatient,
+				Text: fmt.Sprintf("La règle « %s » n'envoie pas ce document au patient.", rule.Name)}, StatusCancelled)
+			continue
+		}
+		var routes []correspondents.Route
+		if r.Role == RoleServed {
+			// Told of the new version or the deletion where they got the old one.
+			routes = []correspondents.Route{{Channel: correspondents.ChannelMSSante, Address: r.Address, Name: r.Name(),
+				Reason: ReasonServed, Text: fmt.Sprintf("A reçu la version précédente du document à cette adresse (%s).", r.Address)}}
+		} else {
+			rc := correspondents.Recipient{Kind: r.Kind, NationalID: r.NationalID, FINESS: r.FINESS, Name: r.Name(),
+				Address: r.Address, PostalAddress: r.PostalAddress, Paper: rule.Action.Paper}
+			if r.Kind == KindPatient {
+				rc.INS, rc.INSQualified, rc.PostalAddress = rf.Patient.INS, rf.Patient.INSQualified, rf.Patient.Address
+			}
+			var err error
+			if routes, err = resolver.Resolve(ctx, rc); err != nil {
+				return nil, err
+			}
+		}
+		for _, route := range routes {
+			add(route, initialStatus(rule, route, rf.ReceivedAt))
+		}
+	}
+	return plan, nil
+}
+
+// initialStatus is the status a route starts in under rule: review when the
+// resolver could not decide or the rule wants a secretary, scheduled while
+// the rule's delay runs, else queued (MSSanté) or paper_pending.
+func initialStatus(rule Rule, route correspondents.Route, receivedAt time.Time) string {
+	a := rule.Action
+	switch {
+	case route.Review, a.Send == SendReview,
+		route.Reason == correspondents.ReasonDPIAddressMismatch && a.AddressMismatch == MismatchReview:
+		return StatusReview
+	case a.Send == SendDelay && time.Now().Before(receivedAt.Add(time.Duration(a.DelayHours)*time.Hour)):
+		return StatusScheduled
+	case route.Channel == correspondents.ChannelMSSante:
+		return StatusQueued
+	}
+	return StatusPaperPending
+}

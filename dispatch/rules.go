@@ -1,0 +1,233 @@
+package dispatch
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+)
+
+// RuleSet is a version of the CME's dispatch rules: the first rule that
+// matches a delivery decides it; the last rule matches everything.
+type RuleSet struct {
+	// Version is 0 for the built-in default, then 1, 2… as the CME changes them.
+	Version   int       `json:"version" yaml:"-"`
+	Rules     []Rule    `json:"rules" yaml:"rules"`
+	Comment   string    `json:"comment,omitempty" yaml:"comment,omitempty"`
+	CreatedBy string    `json:"created_by,omitempty" yaml:"-"`
+	CreatedAt time.Time `json:"created_at" yaml:"-"`
+}
+
+// Rule is one dispatch rule: when Match matches, Action applies.
+type Rule struct {
+	Name   string     `json:"name" yaml:"name"`
+	Match  Match      `json:"match" yaml:"match,omitempty"`
+	Action RuleAction `json:"action" yaml:"action"`
+}
+
+// Match says which deliveries a rule applies to. Each non-empty list must
+// contain the delivery's value; an empty Match matches every delivery.
+type Match struct {
+	// DocumentCodes are LOINC codes of the document (ClinicalDocument/code).
+	DocumentCodes []string `json:"document_codes,omitempty" yaml:"document_codes,omitempty"`
+	// Services are care units as the DPI names them (PV1-3, ORC/OBR).
+	Services []string `json:"services,omitempty" yaml:"services,omitempty"`
+	// Authors are RPPS numbers (11 digits) of the document's author.
+	Authors []string `json:"authors,omitempty" yaml:"authors,omitempty"`
+	// RecipientKinds are professional, organisation or patient.
+	RecipientKinds []string `json:"recipient_kinds,omitempty" yaml:"recipient_kinds,omitempty"`
+	// Confidentiality are codes of the CDA confidentialityCode (N, R, V).
+	Confidentiality []string `json:"confidentiality,omitempty" yaml:"confidentiality,omitempty"`
+}
+
+// Send modes of a rule.
+const (
+	SendAuto   = "auto"   // deliveries go out at once
+	SendReview = "review" // a secretary approves each delivery first
+	SendDelay  = "delay"  // deliveries go out DelayHours after the report
+)
+
+// Patient policies of a rule.
+const (
+	PatientSend  = "send"  // the patient gets the document when the DPI's flags say so
+	PatientNever = "never" // never to the patient, whatever the flags
+)
+
+// Paper policies of a rule.
+const (
+	PaperDirectory = "directory" // as the directory says: a copy unless dématérialisation
+	PaperAlways    = "always"    // always a paper copy when a postal address is known
+	PaperNever     = "never"     // never on paper: recipients without MSSanté wait in review
+)
+
+// Fallbacks of a rule, when an MSSanté delivery fails or is not acknowledged in time.
+const (
+	FallbackPaper    = "paper"    // a paper delivery (review without a postal address)
+	FallbackWorklist = "worklist" // the secretaries' worklist of failures
+)
+
+// Address mismatch policies of a rule, for a DPI address the directory does
+// not know for the recipient (correspondents.ReasonDPIAddressMismatch).
+const (
+	MismatchSend   = "send"   // use the DPI's address (it is in the trust space)
+	MismatchReview = "review" // a secretary checks it first
+)
+
+// RuleAction is what a rule does to the deliveries it matches.
+type RuleAction struct {
+	// Send is auto, review or delay. Defaults to auto.
+	Send string `json:"send,omitempty" yaml:"send,omitempty"`
+	// DelayHours is the delay of Send delay (1 to 720).
+	DelayHours int `json:"delay_hours,omitempty" yaml:"delay_hours,omitempty"`
+	// Patient is send or never. Defaults to send.
+	Patient string `json:"patient,omitempty" yaml:"patient,omitempty"`
+	// Paper is directory, always or never. Defaults to directory.
+	Paper string `json:"paper,omitempty" yaml:"paper,omitempty"`
+	// AddressMismatch is send or review. Defaults to send.
+	AddressMismatch string `json:"address_mismatch,omitempty" yaml:"address_mismatch,omitempty"`
+	// OnFailure is paper or worklist. Defaults to paper.
+	OnFailure string `json:"on_failure,omitempty" yaml:"on_failure,omitempty"`
+	// NoDSNHours, when not 0, applies NoDSNAction to an email without a
+	// delivery notification that many hours after it was sent.
+	NoDSNHours  int    `json:"no_dsn_hours,omitempty" yaml:"no_dsn_hours,omitempty"`
+	NoDSNAction string `json:"no_dsn_action,omitempty" yaml:"no_dsn_action,omitempty"`
+	// UnreadHours, when not 0, applies UnreadAction to an email without a read
+	// notification that many hours after it was sent (when one was asked).
+	UnreadHours  int    `json:"unread_hours,omitempty" yaml:"unread_hours,omitempty"`
+	UnreadAction string `json:"unread_action,omitempty" yaml:"unread_action,omitempty"`
+}
+
+// DefaultRule is the rule in force when the CME set none, and the last rule
+// of every rule set: send automatically, follow the directory for paper,
+// fall back to paper when an email fails.
+var DefaultRule = Rule{Name: "défaut", Action: RuleAction{Send: SendAuto, Patient: PatientSend,
+	Paper: PaperDirectory, AddressMismatch: MismatchSend, OnFailure: FallbackPaper}}
+
+// DefaultRuleSet is the rule set in force before the CME writes one.
+var DefaultRuleSet = RuleSet{Rules: []Rule{DefaultRule}}
+
+// RuleError is a rule set that cannot be used, with the rule and field at fault.
+type RuleError struct {
+	Rule  int    // 1-based position of the rule, 0 for the whole set
+	Field string // e.g. action.delay_hours
+	Msg   string
+}
+
+func (e *RuleError) Error() string {
+	if e.Rule == 0 {
+		return fmt.Sprintf("rules: %s", e.Msg)
+	}
+	return fmt.Sprintf("rule %d: %s: %s", e.Rule, e.Field, e.Msg)
+}
+
+// Normalise fills the defaults of rs and checks it: known values, a name per
+// rule, delays and deadlines in range, and a last rule matching everything
+// (DefaultRule is appended when there is none). It returns a *RuleError.
+func (rs *RuleSet) Normalise() error {
+	if len(rs.Rules) == 0 {
+		return &RuleError{Msg: "no rule"}
+	}
+	names := map[string]int{}
+	for i := range rs.Rules {
+		r := &rs.Rules[i]
+		bad := func(field, format string, args ...any) error {
+			return &RuleError{Rule: i + 1, Field: field, Msg: fmt.Sprintf(format, args...)}
+		}
+		r.Name = strings.TrimSpace(r.Name)
+		if r.Name == "" {
+			return bad("name", "every rule needs a name")
+		}
+		if j, ok := names[r.Name]; ok {
+			return bad("name", "%q is already the name of rule %d", r.Name, j)
+		}
+		names[r.Name] = i + 1
+		for _, k := range r.Match.RecipientKinds {
+			if k != KindProfessional && k != KindOrganisation && k != KindPatient {
+				return bad("match.recipient_kinds", "%q: want professional, organisation or patient", k)
+			}
+		}
+		for _, a := range r.Match.Authors {
+			if !rppsSyntax(a) {
+				return bad("match.authors", "%q is not an 11-digit RPPS", a)
+			}
+		}
+		a := &r.Action
+		for _, c := range []struct {
+			field string
+			value *string
+			def   string
+			allow []string
+		}{
+			{"action.send", &a.Send, SendAuto, []string{SendAuto, SendReview, SendDelay}},
+			{"action.patient", &a.Patient, PatientSend, []string{PatientSend, PatientNever}},
+			{"action.paper", &a.Paper, PaperDirectory, []string{PaperDirectory, PaperAlways, PaperNever}},
+			{"action.address_mismatch", &a.AddressMismatch, MismatchSend, []string{MismatchSend, MismatchReview}},
+			{"action.on_failure", &a.OnFailure, FallbackPaper, []string{FallbackPaper, FallbackWorklist}},
+			{"action.no_dsn_action", &a.NoDSNAction, FallbackWorklist, []string{FallbackPaper, FallbackWorklist}},
+			{"action.unread_action", &a.UnreadAction, FallbackWorklist, []string{FallbackPaper, FallbackWorklist}},
+		} {
+			if *c.value == "" {
+				*c.value = c.def
+			}
+			if !slices.Contains(c.allow, *c.value) {
+				return bad(c.field, "%q: want %s", *c.value, strings.Join(c.allow, ", "))
+			}
+		}
+		switch {
+		case a.Send == SendDelay && (a.DelayHours < 1 || a.DelayHours > 720):
+			return bad("action.delay_hours", "%d: a delay is 1 to 720 hours", a.DelayHours)
+		case a.Send != SendDelay && a.DelayHours != 0:
+			return bad("action.delay_hours", "only with send: delay")
+		case a.NoDSNHours < 0 || a.NoDSNHours > 720:
+			return bad("action.no_dsn_hours", "%d: 0 (off) to 720 hours", a.NoDSNHours)
+		case a.UnreadHours < 0 || a.UnreadHours > 2160:
+			return bad("action.unread_hours", "%d: 0 (off) to 2160 hours", a.UnreadHours)
+		}
+	}
+	if last := rs.Rules[len(rs.Rules)-1]; !last.Match.empty() {
+		if _, taken := names[DefaultRule.Name]; taken {
+			return &RuleError{Rule: names[DefaultRule.Name], Field: "name",
+				Msg: fmt.Sprintf("%q is the name of the default rule, appended because the last rule does not match everything", DefaultRule.Name)}
+		}
+		rs.Rules = append(rs.Rules, DefaultRule)
+	}
+	return nil
+}
+
+func rppsSyntax(s string) bool {
+	return len(s) == 11 && strings.Trim(s, "0123456789") == ""
+}
+
+// empty reports whether m matches every delivery.
+func (m Match) empty() bool {
+	return len(m.DocumentCodes)+len(m.Services)+len(m.Authors)+len(m.RecipientKinds)+len(m.Confidentiality) == 0
+}
+
+// Facts are what a rule matches on, for one recipient of a report.
+type Facts struct {
+	DocumentCode    string
+	Service         string
+	AuthorRPPS      string
+	RecipientKind   string
+	Confidentiality string
+}
+
+// matches reports whether m matches f.
+func (m Match) matches(f Facts) bool {
+	in := func(list []string, v string) bool {
+		return len(list) == 0 || slices.ContainsFunc(list, func(s string) bool { return strings.EqualFold(strings.TrimSpace(s), v) })
+	}
+	return in(m.DocumentCodes, f.DocumentCode) && in(m.Services, f.Service) && in(m.Authors, f.AuthorRPPS) &&
+		in(m.RecipientKinds, f.RecipientKind) && in(m.Confidentiality, f.Confidentiality)
+}
+
+// Decide returns the first rule of rs that matches f; a normalised rule set
+// always has one.
+func (rs RuleSet) Decide(f Facts) Rule {
+	for _, r := range rs.Rules {
+		if r.Match.matches(f) {
+			return r
+		}
+	}
+	return DefaultRule
+}

@@ -1,0 +1,195 @@
+package dispatch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/riverqueue/river"
+
+	"github.com/mssdispatch/mssdispatch/dispatch/mail"
+)
+
+// SendArgs is the job that sends one MSSanté delivery.
+type SendArgs struct {
+	DeliveryID int64 `json:"delivery_id"`
+}
+
+// Kind is the River job kind.
+func (SendArgs) Kind() string { return "send_delivery" }
+
+// InsertOpts makes the job unique per delivery while it is waiting or
+// running (a resend after a failure gets a new job).
+func (SendArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{UniqueOpts: river.UniqueOpts{ByArgs: true, ByState: activeJobStates}}
+}
+
+// serverScope is the mail_domains key of the submission server itself: a
+// failure before RCPT TO blocks every send, not one operator's.
+const serverScope = "*"
+
+type sendWorker struct {
+	river.WorkerDefaults[SendArgs]
+	cfg         WorkerConfig
+	sends       *prometheus.CounterVec
+	interrupted prometheus.Counter
+}
+
+// Work sends one queued MSSanté delivery, in three steps so that a crash
+// never loses it and at most duplicates it once: (1) record the attempt
+// (sending_at, attempt count, "sending" event) and commit; (2) hand the email
+// to SMTP with the delivery's fixed Message-ID; (3) record "sent" and the
+// acknowledgement deadlines. A job interrupted between (2) and (3) finds
+// sending_at set when it runs again: it sends again, with the same
+// Message-ID, and counts it (mssdispatch_send_interrupted_total).
+//
+// A delivery no longer queued is left alone. A permanent failure fails the
+// delivery and applies its fallback. A temporary failure blocks the
+// recipient's domain (or, before RCPT TO, the submission server) for a
+// growing while: this job and the others of that domain snooze until then,
+// so that one slow or refusing operator never holds up the others; past
+// WorkerConfig.GiveUpAfter in the queue the delivery fails.
+func (w *sendWorker) Work(ctx context.Context, job *river.Job[SendArgs]) error {
+	o, err := loadOutgoing(ctx, w.cfg.Pool, job.Args.DeliveryID)
+	if err != nil {
+		return err
+	}
+	if o.Status != StatusQueued {
+		return nil
+	}
+	domain := domainOf(o.Address)
+	if wait, err := blockedFor(ctx, w.cfg.Pool, domain); err != nil || wait > 0 {
+		if err != nil {
+			return err
+		}
+		return river.JobSnooze(wait)
+	}
+	m, err := composeEmail(w.cfg, o, time.Now())
+	if err != nil {
+		return w.fail(ctx, o, err)
+	}
+	msg, err := m.Bytes()
+	if err != nil {
+		return w.fail(ctx, o, err)
+	}
+	interrupted, err := markSending(ctx, w.cfg.Pool, o)
+	if errors.Is(err, ErrStale) {
+		return nil // cancelled or superseded meanwhile
+	}
+	if err != nil {
+		return err
+	}
+	if interrupted {
+		w.interrupted.Inc()
+		w.cfg.Logger.WarnContext(ctx, "previous send attempt was interrupted, sending again with the same Message-ID",
+			"delivery_id", o.DeliveryID)
+	}
+	err = w.cfg.Transport.Send(ctx, envelope(m), msg)
+	switch {
+	case mail.IsPermanent(err):
+		return w.fail(ctx, o, err)
+	case err != nil:
+		return w.retry(ctx, o, domain, err)
+	}
+	if err := pgx.BeginFunc(ctx, w.cfg.Pool, func(tx pgx.Tx) error {
+		if err := transition(ctx, tx, o.DeliveryID, StatusQueued, StatusSent, EventSent, actorSystem, o.MessageID); err != nil {
+			return err
+		}
+		if err := clearSending(ctx, tx, o.DeliveryID); err != nil {
+			return err
+		}
+		if err := unblock(ctx, tx, domain); err != nil {
+			return err
+		}
+		return insertJobs(ctx, tx, deadlines(o, time.Now()))
+	}); err != nil {
+		return err
+	}
+	w.sends.WithLabelValues("sent").Inc()
+	w.cfg.Logger.InfoContext(ctx, "delivery sent", "delivery_id", o.DeliveryID, "bytes", len(msg))
+	return nil
+}
+
+// retry records a temporary failure and snoozes the job while the domain is
+// blocked, or fails the delivery when it has waited too long.
+func (w *sendWorker) retry(ctx context.Context, o outgoing, domain string, cause error) error {
+	scope := serverScope
+	if mail.IsRecipientError(cause) {
+		scope = domain
+	}
+	if time.Since(o.QueuedAt) > w.cfg.GiveUpAfter {
+		return w.fail(ctx, o, fmt.Errorf("temporary failures for %s, giving up: %w", w.cfg.GiveUpAfter, cause))
+	}
+	w.sends.WithLabelValues("retry").Inc()
+	var wait time.Duration
+	err := pgx.BeginFunc(ctx, w.cfg.Pool, func(tx pgx.Tx) error {
+		var err error
+		if wait, err = block(ctx, tx, scope, cause.Error()); err != nil {
+			return err
+		}
+		if err := clearSending(ctx, tx, o.DeliveryID); err != nil {
+			return err
+		}
+		if err := recordDeliveryError(ctx, tx, o.DeliveryID, cause.Error()); err != nil {
+			return err
+		}
+		return insertEvent(ctx, tx, o.DeliveryID, StatusQueued, StatusQueued, EventRetry, actorSystem,
+			fmt.Sprintf("%s (nouvel essai dans %s)", cause, wait.Round(time.Second)))
+	})
+	if err != nil {
+		return errors.Join(cause, err)
+	}
+	w.cfg.Logger.WarnContext(ctx, "send failed, will retry", "delivery_id", o.DeliveryID, "scope", scope,
+		"wait", wait.Round(time.Second), "error", cause)
+	return river.JobSnooze(wait)
+}
+
+// fail fails the delivery for good, enqueues its fallback and cancels the job.
+func (w *sendWorker) fail(ctx context.Context, o outgoing, cause error) error {
+	w.sends.WithLabelValues("failed").Inc()
+	w.cfg.Logger.WarnContext(ctx, "delivery failed", "delivery_id", o.DeliveryID, "error", cause)
+	err := pgx.BeginFunc(ctx, w.cfg.Pool, func(tx pgx.Tx) error {
+		return failDelivery(ctx, tx, o.DeliveryID, StatusQueued, EventFailed, cause.Error(), CauseFailed)
+	})
+	if err != nil && !errors.Is(err, ErrStale) {
+		return errors.Join(cause, err)
+	}
+	return river.JobCancel(cause)
+}
+
+// failDelivery moves a delivery from its status to failed and enqueues the
+// fallback of its policy for cause, in tx.
+func failDelivery(ctx context.Context, tx pgx.Tx, deliveryID int64, from, event, detail, cause string) error {
+	if err := transition(ctx, tx, deliveryID, from, StatusFailed, event, actorSystem, detail); err != nil {
+		return err
+	}
+	if err := clearSending(ctx, tx, deliveryID); err != nil {
+		return err
+	}
+	return insertJobs(ctx, tx, []river.InsertManyParams{{Args: FallbackArgs{DeliveryID: deliveryID, Cause: cause}}})
+}
+
+// envelope is the SMTP envelope of m: the BAL applicative to m's one recipient.
+func envelope(m mail.Message) mail.Envelope {
+	return mail.Envelope{From: m.From, To: m.To}
+}
+
+// domainOf returns the domain of an address, lower-cased.
+func domainOf(address string) string {
+	_, d, _ := strings.Cut(address, "@")
+	return strings.ToLower(d)
+}
+
+// domainBackoff is how long a domain (or the server) is blocked after n
+// consecutive temporary failures: 30 s, doubling, at most 15 minutes.
+func domainBackoff(n int) time.Duration {
+	d := 30 * time.Second
+	for i := 1; i < n && d < 15*time.Minute; i++ {
+		d *= 2
+	}
+	return min(d, 15*time.Minute)
+}

@@ -1,0 +1,104 @@
+package dispatch
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+)
+
+// Delivery statuses.
+const (
+	StatusReview       = "review"        // a secretary must decide
+	StatusScheduled    = "scheduled"     // waiting for the delay of a rule
+	StatusQueued       = "queued"        // to be sent (or being sent) by MSSanté
+	StatusSent         = "sent"          // accepted by the BAL applicative's submission server
+	StatusDelivered    = "delivered"     // a DSN says it reached the mailbox
+	StatusRead         = "read"          // an MDN says it was read or integrated
+	StatusFailed       = "failed"        // refused, bounced, or not delivered in time
+	StatusPaperPending = "paper_pending" // to be printed and posted
+	StatusPaperSent    = "paper_sent"    // posted
+	StatusCancelled    = "cancelled"     // will not go (document deleted, excluded, cancelled by a user)
+	StatusSuperseded   = "superseded"    // replaced by a newer version of the document before it left
+)
+
+// transitions lists, for each status, the statuses a delivery may move to;
+// "" is a delivery being created. It is the one place that says what may
+// happen to a delivery: every status change goes through allowed.
+var transitions = map[string][]string{
+	"":                 {StatusReview, StatusScheduled, StatusQueued, StatusPaperPending, StatusCancelled},
+	StatusReview:       {StatusQueued, StatusScheduled, StatusPaperPending, StatusCancelled, StatusSuperseded},
+	StatusScheduled:    {StatusQueued, StatusPaperPending, StatusReview, StatusCancelled, StatusSuperseded},
+	StatusQueued:       {StatusSent, StatusFailed, StatusCancelled, StatusSuperseded},
+	StatusSent:         {StatusDelivered, StatusRead, StatusFailed},
+	StatusDelivered:    {StatusRead, StatusFailed},
+	StatusFailed:       {StatusQueued, StatusDelivered, StatusRead}, // a resend; a late acknowledgement
+	StatusPaperPending: {StatusPaperSent, StatusReview, StatusCancelled, StatusSuperseded},
+	StatusPaperSent:    {StatusReview}, // a postal return (NPAI)
+	StatusRead:         nil,
+	StatusCancelled:    nil,
+	StatusSuperseded:   nil,
+}
+
+// pendingStatuses are the statuses of deliveries that have not left yet:
+// those a replacement supersedes and a deletion cancels.
+var pendingStatuses = []string{StatusReview, StatusScheduled, StatusQueued, StatusPaperPending}
+
+// ErrTransition is wrapped by the error of a status change the state machine forbids.
+var ErrTransition = errors.New("delivery status change not allowed")
+
+// ErrStale is returned when a delivery is no longer in the status an action expected.
+var ErrStale = errors.New("the delivery changed meanwhile")
+
+// allowed returns an error wrapping ErrTransition unless a delivery may move from to.
+func allowed(from, to string) error {
+	next, known := transitions[from]
+	if !known || !slices.Contains(next, to) {
+		if from == "" {
+			from = "(new)"
+		}
+		return fmt.Errorf("%w: %s -> %s", ErrTransition, from, to)
+	}
+	return nil
+}
+
+// Actor kinds of a delivery event.
+const (
+	ActorSystem = "system" // the service itself (a job, an acknowledgement)
+	ActorRule   = "rule"   // a CME rule, named in Actor.Name
+	ActorUser   = "user"   // a person, named in Actor.Name
+)
+
+// Actor is who caused a delivery event.
+type Actor struct {
+	Kind string
+	Name string
+}
+
+// actorSystem is the service acting on its own.
+var actorSystem = Actor{Kind: ActorSystem}
+
+// actorRule is the rule r acting.
+func actorRule(r Rule) Actor { return Actor{Kind: ActorRule, Name: r.Name} }
+
+// Events of the delivery history (delivery_events.event).
+const (
+	EventCreated    = "created"
+	EventReleased   = "released"   // the delay of a rule ended
+	EventApproved   = "approved"   // a secretary approved it
+	EventSending    = "sending"    // handed to SMTP (recorded before, with the attempt)
+	EventSent       = "sent"       // 250 from the submission server
+	EventRetry      = "retry"      // a temporary failure; it will be tried again
+	EventFailed     = "failed"     // a permanent failure
+	EventNoDSN      = "no_dsn"     // no delivery notification in time
+	EventUnread     = "unread"     // no read notification in time
+	EventFallback   = "fallback"   // the fallback of its rule applied
+	EventSuperseded = "superseded" // a newer version of the document came
+	EventCancelled  = "cancelled"
+	EventResent     = "resent"      // a user sent it again
+	EventPaperSent  = "paper_sent"  // posted
+	EventReturned   = "returned"    // a postal return (NPAI)
+	EventDelivered  = "delivered"   // a DSN
+	EventRead       = "read"        // an MDN
+	EventPurged     = "doc_purged"  // the document's bytes were purged
+	EventDomainWait = "domain_wait" // its operator is refusing for now; it waits its turn
+)
