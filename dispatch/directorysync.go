@@ -44,7 +44,9 @@ type DirectorySyncConfig struct {
 	// the Extraction_Correspondance_MSSante (.txt or .zip) and of the
 	// whitelist XML; an empty one is not synced.
 	DirectorySource, WhitelistSource string
-	// Timeout bounds one sync (download and import). Defaults to 30 minutes.
+	// Timeout bounds one sync (download and import). Defaults to 10 minutes,
+	// below the queue's rescue of stuck jobs; the 1M-row national directory
+	// imports in under 20 seconds.
 	Timeout time.Duration
 	// Registerer receives the import metrics; nil registers nothing.
 	Registerer prometheus.Registerer
@@ -63,7 +65,7 @@ func AddDirectorySync(workers *river.Workers, cfg DirectorySyncConfig) error {
 		return errors.New("dispatch: DirectorySyncConfig.Importer is required")
 	}
 	if cfg.Timeout == 0 {
-		cfg.Timeout = 30 * time.Minute
+		cfg.Timeout = 10 * time.Minute
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()

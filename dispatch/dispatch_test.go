@@ -12,6 +12,7 @@ import (
 
 	"github.com/emersion/go-smtp"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
 	"github.com/stretchr/testify/require"
@@ -30,16 +31,25 @@ const sender = "bal-applicative@ch-demo.mssante.fr"
 var quiet = slog.New(slog.DiscardHandler)
 
 type testBundle struct {
-	ctx    context.Context
-	pool   *pgxpool.Pool
-	svc    *dispatch.Service
-	client *queue.Client
+	ctx      context.Context
+	pool     *pgxpool.Pool
+	svc      *dispatch.Service
+	client   *queue.Client
+	registry *prometheus.Registry // the workers' metrics
 }
 
 // setup starts the service's workers on a fresh database holding the demo
 // directory, sending through transport; configure may change the workers'
 // configuration.
 func setup(t *testing.T, transport mail.Transport, configure ...func(*dispatch.WorkerConfig)) *testBundle {
+	t.Helper()
+	return setupWith(t, transport, nil, configure...)
+}
+
+// setupWith is setup with more workers: more, when not nil, registers them
+// before the queue starts.
+func setupWith(t *testing.T, transport mail.Transport, more func(*river.Workers, *pgxpool.Pool, prometheus.Registerer),
+	configure ...func(*dispatch.WorkerConfig)) *testBundle {
 	t.Helper()
 	ctx := context.Background()
 	pool := pgtest.NewPool(t)
@@ -50,17 +60,22 @@ func setup(t *testing.T, transport mail.Transport, configure ...func(*dispatch.W
 	require.NoError(t, err)
 
 	workers := river.NewWorkers()
+	registry := prometheus.NewRegistry()
+	resolver := correspondents.NewResolver(store)
 	cfg := dispatch.WorkerConfig{
-		Pool: pool, Resolver: correspondents.NewResolver(store), Transport: transport, Sender: sender, Logger: quiet,
+		Pool: pool, Resolver: resolver, Transport: transport, Sender: sender, Registerer: registry, Logger: quiet,
 	}
 	for _, c := range configure {
 		c(&cfg)
 	}
 	require.NoError(t, dispatch.AddWorkers(workers, cfg))
+	if more != nil {
+		more(workers, pool, registry)
+	}
 	client := startQueue(t, pool, workers)
-	svc, err := dispatch.NewService(dispatch.ServiceConfig{Pool: pool, Jobs: client, Logger: quiet})
+	svc, err := dispatch.NewService(dispatch.ServiceConfig{Pool: pool, Jobs: client, Resolver: resolver, Logger: quiet})
 	require.NoError(t, err)
-	return &testBundle{ctx: ctx, pool: pool, svc: svc, client: client}
+	return &testBundle{ctx: ctx, pool: pool, svc: svc, client: client, registry: registry}
 }
 
 // startQueue starts a River client working workers on pool, stopped when t ends.
@@ -122,18 +137,23 @@ func (b *testBundle) receive(t *testing.T, r dispatch.Report) dispatch.Receipt {
 // waitDeliveries waits until the report has want deliveries none of which is queued.
 func (b *testBundle) waitDeliveries(t *testing.T, reportID int64, want int) dispatch.ReportView {
 	t.Helper()
-	settled := func(v dispatch.ReportView) bool {
+	return b.waitReport(t, reportID, fmt.Sprintf("%d deliveries none queued", want), func(v dispatch.ReportView) bool {
 		return len(v.Deliveries) == want && !slices.ContainsFunc(v.Deliveries,
 			func(d dispatch.DeliveryView) bool { return d.Status == dispatch.StatusQueued })
-	}
+	})
+}
+
+// waitReport waits until the report satisfies cond, described by what.
+func (b *testBundle) waitReport(t *testing.T, reportID int64, what string, cond func(dispatch.ReportView) bool) dispatch.ReportView {
+	t.Helper()
 	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
 		v, err := b.svc.Report(b.ctx, reportID)
 		require.NoError(t, err)
-		if settled(v) {
+		if cond(v) {
 			return v
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("report %d: want %d deliveries none queued, have %+v", reportID, want, v.Deliveries)
+			t.Fatalf("report %d: want %s, have %+v", reportID, what, v.Deliveries)
 		}
 	}
 }

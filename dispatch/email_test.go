@@ -394,7 +394,9 @@ func TestEmailOversize(t *testing.T) {
 	report.Document.PDF = make([]byte, 11<<20)
 	copy(report.Document.PDF, "%PDF-1.4\n")
 	rc := b.receive(t, report)
-	b.waitDeliveries(t, rc.ReportID, 4)
+	// Claire's paper copy, and Julie's paper fallback once her email failed.
+	b.statusIs(t, rc.ReportID, "Julie ROUX", "paper", dispatch.StatusPaperPending)
+	b.waitDeliveries(t, rc.ReportID, 5)
 
 	for _, to := range []string{claire, julie} {
 		require.Equal(t, dispatch.StatusFailed, deliveryStatus(t, b, to))

@@ -68,9 +68,10 @@ type FallbackArgs struct {
 // Kind is the River job kind.
 func (FallbackArgs) Kind() string { return "delivery_fallback" }
 
-// InsertOpts makes the job unique per delivery and cause.
+// InsertOpts makes the job unique per delivery and cause while it waits (a
+// later failure of the same delivery, after a resend, gets its own).
 func (FallbackArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{UniqueOpts: river.UniqueOpts{ByArgs: true}}
+	return river.InsertOpts{UniqueOpts: river.UniqueOpts{ByArgs: true, ByState: activeJobStates}}
 }
 
 // deadlines are the deadline jobs of an email just sent, from its policy.
@@ -97,6 +98,10 @@ type releaseWorker struct {
 // Work moves a scheduled delivery to queued (with its send job) or to
 // paper_pending; anything else (a secretary acted first) is left alone.
 func (w *releaseWorker) Work(ctx context.Context, job *river.Job[ReleaseArgs]) error {
+	ins, err := workerJobs(ctx)
+	if err != nil {
+		return err
+	}
 	return pgx.BeginFunc(ctx, w.cfg.Pool, func(tx pgx.Tx) error {
 		d, err := loadDelivery(ctx, tx, job.Args.DeliveryID)
 		if err != nil {
@@ -105,7 +110,7 @@ func (w *releaseWorker) Work(ctx context.Context, job *river.Job[ReleaseArgs]) e
 		if d.Status != StatusScheduled {
 			return completeTx(ctx, tx, job)
 		}
-		if err := release(ctx, tx, d, EventReleased, actorSystem, "fin du délai de la règle"); err != nil {
+		if err := release(ctx, tx, ins, d, EventReleased, actorSystem, "fin du délai de la règle"); err != nil {
 			return err
 		}
 		return completeTx(ctx, tx, job)
@@ -113,8 +118,8 @@ func (w *releaseWorker) Work(ctx context.Context, job *river.Job[ReleaseArgs]) e
 }
 
 // release sends a scheduled or reviewed delivery on its way: queued with a
-// send job (an MSSanté delivery with an address), or paper_pending.
-func release(ctx context.Context, tx pgx.Tx, d storedDelivery, event string, actor Actor, detail string) error {
+// send job inserted with ins (an MSSanté delivery with an address), or paper_pending.
+func release(ctx context.Context, tx pgx.Tx, ins JobInserter, d storedDelivery, event string, actor Actor, detail string) error {
 	if d.Channel == correspondents.ChannelMSSante {
 		if d.Address == "" {
 			return fmt.Errorf("delivery %d has no MSSanté address: %w", d.ID, ErrNoAddress)
@@ -122,7 +127,7 @@ func release(ctx context.Context, tx pgx.Tx, d storedDelivery, event string, act
 		if err := transition(ctx, tx, d.ID, d.Status, StatusQueued, event, actor, detail); err != nil {
 			return err
 		}
-		return insertJobs(ctx, tx, []river.InsertManyParams{{Args: SendArgs{DeliveryID: d.ID}}})
+		return insertJobs(ctx, tx, ins, []river.InsertManyParams{{Args: SendArgs{DeliveryID: d.ID, MessageID: d.MessageID}}})
 	}
 	if !d.PostalAddress.Known() {
 		return fmt.Errorf("delivery %d has no postal address: %w", d.ID, ErrNoAddress)
@@ -143,6 +148,10 @@ type deadlineWorker struct {
 // an email sent or delivered but not read is flagged unread; both get the
 // fallback of their policy. An acknowledged email is left alone.
 func (w *deadlineWorker) Work(ctx context.Context, job *river.Job[DeadlineArgs]) error {
+	ins, err := workerJobs(ctx)
+	if err != nil {
+		return err
+	}
 	return pgx.BeginFunc(ctx, w.cfg.Pool, func(tx pgx.Tx) error {
 		d, err := loadDelivery(ctx, tx, job.Args.DeliveryID)
 		if err != nil {
@@ -151,7 +160,7 @@ func (w *deadlineWorker) Work(ctx context.Context, job *river.Job[DeadlineArgs])
 		switch {
 		case job.Args.Deadline == DeadlineDSN && d.Status == StatusSent:
 			detail := fmt.Sprintf("pas d'accusé de réception %d h après l'envoi", d.Policy.NoDSNHours)
-			if err := failDelivery(ctx, tx, d.ID, StatusSent, EventNoDSN, detail, CauseNoDSN); err != nil {
+			if err := failDelivery(ctx, tx, d.ID, StatusSent, EventNoDSN, detail, CauseNoDSN, ins); err != nil {
 				return err
 			}
 		case job.Args.Deadline == DeadlineRead && (d.Status == StatusSent || d.Status == StatusDelivered):
@@ -162,7 +171,7 @@ func (w *deadlineWorker) Work(ctx context.Context, job *river.Job[DeadlineArgs])
 			if err := insertEvent(ctx, tx, d.ID, d.Status, d.Status, EventUnread, actorSystem, detail); err != nil {
 				return err
 			}
-			if err := insertJobs(ctx, tx, []river.InsertManyParams{{Args: FallbackArgs{DeliveryID: d.ID, Cause: CauseUnread}}}); err != nil {
+			if err := insertJobs(ctx, tx, ins, []river.InsertManyParams{{Args: FallbackArgs{DeliveryID: d.ID, Cause: CauseUnread}}}); err != nil {
 				return err
 			}
 		}

@@ -77,6 +77,10 @@ type WorkerConfig struct {
 	// temporary failures before it fails (and its fallback applies).
 	// Defaults to 48 hours.
 	GiveUpAfter time.Duration
+	// RetryBackoff is how long a domain (or the submission server) is blocked
+	// after its first temporary failure; it doubles with each further one, up
+	// to 30 times itself. Defaults to 30 seconds (so at most 15 minutes).
+	RetryBackoff time.Duration
 	// Registerer receives the workers' metrics; nil registers nothing.
 	Registerer prometheus.Registerer
 	// Logger defaults to slog.Default().
@@ -116,6 +120,9 @@ func AddWorkers(workers *river.Workers, cfg WorkerConfig) error {
 	}
 	if cfg.GiveUpAfter == 0 {
 		cfg.GiveUpAfter = 48 * time.Hour
+	}
+	if cfg.RetryBackoff == 0 {
+		cfg.RetryBackoff = 30 * time.Second
 	}
 	sends := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "mssdispatch_sends_total",
@@ -175,6 +182,10 @@ func (w *resolveWorker) Work(ctx context.Context, job *river.Job[ResolveArgs]) e
 	if err != nil {
 		return fmt.Errorf("resolve report %d: %w", reportID, err)
 	}
+	ins, err := workerJobs(ctx)
+	if err != nil {
+		return err
+	}
 	return pgx.BeginFunc(ctx, w.cfg.Pool, func(tx pgx.Tx) error {
 		var jobs []river.InsertManyParams
 		for _, p := range plan {
@@ -190,7 +201,7 @@ func (w *resolveWorker) Work(ctx context.Context, job *river.Job[ResolveArgs]) e
 				jobs = append(jobs, followUp(id, d)...)
 			}
 		}
-		if err := insertJobs(ctx, tx, jobs); err != nil {
+		if err := insertJobs(ctx, tx, ins, jobs); err != nil {
 			return err
 		}
 		if err := setReportStatus(ctx, tx, reportID, ReportResolved); err != nil {
@@ -210,26 +221,31 @@ func (w *resolveWorker) Work(ctx context.Context, job *river.Job[ResolveArgs]) e
 func followUp(id int64, d newDelivery) []river.InsertManyParams {
 	switch {
 	case d.Status == StatusQueued:
-		return []river.InsertManyParams{{Args: SendArgs{DeliveryID: id}}}
+		return []river.InsertManyParams{{Args: SendArgs{DeliveryID: id, MessageID: d.MessageID}}}
 	case d.Status == StatusScheduled && d.ScheduledFor != nil:
 		return []river.InsertManyParams{{Args: ReleaseArgs{DeliveryID: id}, InsertOpts: &river.InsertOpts{ScheduledAt: *d.ScheduledFor}}}
 	}
 	return nil
 }
 
-// insertJobs inserts jobs in tx through the River client of the worker's context.
-func insertJobs(ctx context.Context, tx pgx.Tx, jobs []river.InsertManyParams) error {
+// insertJobs inserts jobs in tx with ins.
+func insertJobs(ctx context.Context, tx pgx.Tx, ins JobInserter, jobs []river.InsertManyParams) error {
 	if len(jobs) == 0 {
 		return nil
 	}
-	client, err := river.ClientFromContextSafely[pgx.Tx](ctx)
-	if err != nil {
-		return fmt.Errorf("enqueue jobs: %w", err)
-	}
-	if _, err := client.InsertManyTx(ctx, tx, jobs); err != nil {
+	if _, err := ins.InsertManyTx(ctx, tx, jobs); err != nil {
 		return fmt.Errorf("enqueue jobs: %w", err)
 	}
 	return nil
+}
+
+// workerJobs is the River client a worker runs in, to insert jobs with.
+func workerJobs(ctx context.Context) (JobInserter, error) {
+	client, err := river.ClientFromContextSafely[pgx.Tx](ctx)
+	if err != nil {
+		return nil, fmt.Errorf("river client: %w", err)
+	}
+	return client, nil
 }
 
 func hasRole(rs []storedRecipient, role string) bool {

@@ -151,6 +151,7 @@ type ReportView struct {
 
 // DeliveryView is one delivery as users and the DPI see it.
 type DeliveryView struct {
+	ID int64 `json:"id"`
 	// Recipient is the MSSanté address of an mssante delivery, else the name.
 	Recipient  string     `json:"recipient"`
 	RPPS       string     `json:"rpps,omitempty"`

@@ -5,6 +5,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/mssdispatch/mssdispatch/correspondents"
 )
 
 // RuleSet is a version of the CME's dispatch rules: the first rule that
@@ -55,9 +57,9 @@ const (
 
 // Paper policies of a rule.
 const (
-	PaperDirectory = "directory" // as the directory says: a copy unless dématérialisation
-	PaperAlways    = "always"    // always a paper copy when a postal address is known
-	PaperNever     = "never"     // never on paper: recipients without MSSanté wait in review
+	PaperDirectory = correspondents.PaperDirectory // as the directory says: a copy unless dématérialisation
+	PaperAlways    = correspondents.PaperAlways    // always a paper copy when a postal address is known
+	PaperNever     = correspondents.PaperNever     // never on paper: recipients without MSSanté wait in review
 )
 
 // Fallbacks of a rule, when an MSSanté delivery fails or is not acknowledged in time.
@@ -101,7 +103,8 @@ type RuleAction struct {
 // of every rule set: send automatically, follow the directory for paper,
 // fall back to paper when an email fails.
 var DefaultRule = Rule{Name: "défaut", Action: RuleAction{Send: SendAuto, Patient: PatientSend,
-	Paper: PaperDirectory, AddressMismatch: MismatchSend, OnFailure: FallbackPaper}}
+	Paper: PaperDirectory, AddressMismatch: MismatchSend, OnFailure: FallbackPaper,
+	NoDSNAction: FallbackWorklist, UnreadAction: FallbackWorklist}}
 
 // DefaultRuleSet is the rule set in force before the CME writes one.
 var DefaultRuleSet = RuleSet{Rules: []Rule{DefaultRule}}
@@ -111,13 +114,22 @@ type RuleError struct {
 	Rule  int    // 1-based position of the rule, 0 for the whole set
 	Field string // e.g. action.delay_hours
 	Msg   string
+	// Line is the line of the YAML source at fault, 0 when unknown.
+	Line int
 }
 
 func (e *RuleError) Error() string {
-	if e.Rule == 0 {
-		return fmt.Sprintf("rules: %s", e.Msg)
+	s := "rules"
+	if e.Rule != 0 {
+		s = fmt.Sprintf("rule %d", e.Rule)
 	}
-	return fmt.Sprintf("rule %d: %s: %s", e.Rule, e.Field, e.Msg)
+	if e.Line > 0 {
+		s += fmt.Sprintf(" (line %d)", e.Line)
+	}
+	if e.Field != "" {
+		s += ": " + e.Field
+	}
+	return s + ": " + e.Msg
 }
 
 // Normalise fills the defaults of rs and checks it: known values, a name per

@@ -14,16 +14,17 @@ import (
 	"github.com/mssdispatch/mssdispatch/dispatch/mail"
 )
 
-// SendArgs is the job that sends one MSSanté delivery.
+// SendArgs is the job that sends one email of an MSSanté delivery.
 type SendArgs struct {
 	DeliveryID int64 `json:"delivery_id"`
+	// MessageID is the email's: a resend is a new email with a new one.
+	MessageID string `json:"message_id"`
 }
 
 // Kind is the River job kind.
 func (SendArgs) Kind() string { return "send_delivery" }
 
-// InsertOpts makes the job unique per delivery while it is waiting or
-// running (a resend after a failure gets a new job).
+// InsertOpts makes the job unique per email while it is waiting or running.
 func (SendArgs) InsertOpts() river.InsertOpts {
 	return river.InsertOpts{UniqueOpts: river.UniqueOpts{ByArgs: true, ByState: activeJobStates}}
 }
@@ -58,8 +59,8 @@ func (w *sendWorker) Work(ctx context.Context, job *river.Job[SendArgs]) error {
 	if err != nil {
 		return err
 	}
-	if o.Status != StatusQueued {
-		return nil
+	if o.Status != StatusQueued || o.MessageID != job.Args.MessageID {
+		return nil // sent, cancelled, or resent as another email meanwhile
 	}
 	domain := domainOf(o.Address)
 	if wait, err := blockedFor(ctx, w.cfg.Pool, domain); err != nil || wait > 0 {
@@ -88,6 +89,10 @@ func (w *sendWorker) Work(ctx context.Context, job *river.Job[SendArgs]) error {
 		w.cfg.Logger.WarnContext(ctx, "previous send attempt was interrupted, sending again with the same Message-ID",
 			"delivery_id", o.DeliveryID)
 	}
+	ins, err := workerJobs(ctx)
+	if err != nil {
+		return err
+	}
 	err = w.cfg.Transport.Send(ctx, envelope(m), msg)
 	switch {
 	case mail.IsPermanent(err):
@@ -105,7 +110,10 @@ func (w *sendWorker) Work(ctx context.Context, job *river.Job[SendArgs]) error {
 		if err := unblock(ctx, tx, domain); err != nil {
 			return err
 		}
-		return insertJobs(ctx, tx, deadlines(o, time.Now()))
+		if err := insertJobs(ctx, tx, ins, deadlines(o, time.Now())); err != nil {
+			return err
+		}
+		return completeTx(ctx, tx, job)
 	}); err != nil {
 		return err
 	}
@@ -128,7 +136,7 @@ func (w *sendWorker) retry(ctx context.Context, o outgoing, domain string, cause
 	var wait time.Duration
 	err := pgx.BeginFunc(ctx, w.cfg.Pool, func(tx pgx.Tx) error {
 		var err error
-		if wait, err = block(ctx, tx, scope, cause.Error()); err != nil {
+		if wait, err = block(ctx, tx, scope, cause.Error(), w.cfg.RetryBackoff); err != nil {
 			return err
 		}
 		if err := clearSending(ctx, tx, o.DeliveryID); err != nil {
@@ -152,8 +160,12 @@ func (w *sendWorker) retry(ctx context.Context, o outgoing, domain string, cause
 func (w *sendWorker) fail(ctx context.Context, o outgoing, cause error) error {
 	w.sends.WithLabelValues("failed").Inc()
 	w.cfg.Logger.WarnContext(ctx, "delivery failed", "delivery_id", o.DeliveryID, "error", cause)
-	err := pgx.BeginFunc(ctx, w.cfg.Pool, func(tx pgx.Tx) error {
-		return failDelivery(ctx, tx, o.DeliveryID, StatusQueued, EventFailed, cause.Error(), CauseFailed)
+	ins, err := workerJobs(ctx)
+	if err != nil {
+		return errors.Join(cause, err)
+	}
+	err = pgx.BeginFunc(ctx, w.cfg.Pool, func(tx pgx.Tx) error {
+		return failDelivery(ctx, tx, o.DeliveryID, StatusQueued, EventFailed, cause.Error(), CauseFailed, ins)
 	})
 	if err != nil && !errors.Is(err, ErrStale) {
 		return errors.Join(cause, err)
@@ -161,16 +173,16 @@ func (w *sendWorker) fail(ctx context.Context, o outgoing, cause error) error {
 	return river.JobCancel(cause)
 }
 
-// failDelivery moves a delivery from its status to failed and enqueues the
-// fallback of its policy for cause, in tx.
-func failDelivery(ctx context.Context, tx pgx.Tx, deliveryID int64, from, event, detail, cause string) error {
+// failDelivery moves a delivery from its status to failed and enqueues, with
+// ins, the fallback of its policy for cause, in tx.
+func failDelivery(ctx context.Context, tx pgx.Tx, deliveryID int64, from, event, detail, cause string, ins JobInserter) error {
 	if err := transition(ctx, tx, deliveryID, from, StatusFailed, event, actorSystem, detail); err != nil {
 		return err
 	}
 	if err := clearSending(ctx, tx, deliveryID); err != nil {
 		return err
 	}
-	return insertJobs(ctx, tx, []river.InsertManyParams{{Args: FallbackArgs{DeliveryID: deliveryID, Cause: cause}}})
+	return insertJobs(ctx, tx, ins, []river.InsertManyParams{{Args: FallbackArgs{DeliveryID: deliveryID, Cause: cause}}})
 }
 
 // envelope is the SMTP envelope of m: the BAL applicative to m's one recipient.
@@ -185,11 +197,11 @@ func domainOf(address string) string {
 }
 
 // domainBackoff is how long a domain (or the server) is blocked after n
-// consecutive temporary failures: 30 s, doubling, at most 15 minutes.
-func domainBackoff(n int) time.Duration {
-	d := 30 * time.Second
-	for i := 1; i < n && d < 15*time.Minute; i++ {
+// consecutive temporary failures: base, doubling, at most 30 times base.
+func domainBackoff(base time.Duration, n int) time.Duration {
+	d := base
+	for i := 1; i < n && d < 30*base; i++ {
 		d *= 2
 	}
-	return min(d, 15*time.Minute)
+	return min(d, 30*base)
 }

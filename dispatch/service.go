@@ -16,7 +16,7 @@ import (
 
 // JobInserter inserts River jobs within a transaction (a *river.Client).
 type JobInserter interface {
-	InsertTx(ctx context.Context, tx pgx.Tx, args river.JobArgs, opts *river.InsertOpts) (*rivertype.JobInsertResult, error)
+	InsertManyTx(ctx context.Context, tx pgx.Tx, params []river.InsertManyParams) ([]*rivertype.JobInsertResult, error)
 }
 
 // ServiceConfig configures a Service.
@@ -27,6 +27,9 @@ type ServiceConfig struct {
 	Jobs JobInserter
 	// Custodian is the hospital; needed only to accept reports sent as a bare PDF.
 	Custodian Organisation
+	// Resolver decides recipients' routes, for the dry run of proposed rules
+	// (DryRun). Required.
+	Resolver Resolver
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 }
@@ -36,13 +39,14 @@ type Service struct {
 	pool      *pgxpool.Pool
 	jobs      JobInserter
 	custodian Organisation
+	resolver  Resolver
 	logger    *slog.Logger
 }
 
 // NewService validates cfg and returns a Service.
 func NewService(cfg ServiceConfig) (*Service, error) {
-	if cfg.Pool == nil || cfg.Jobs == nil {
-		return nil, errors.New("dispatch: ServiceConfig.Pool and Jobs are required")
+	if cfg.Pool == nil || cfg.Jobs == nil || cfg.Resolver == nil {
+		return nil, errors.New("dispatch: ServiceConfig.Pool, Jobs and Resolver are required")
 	}
 	if f := cfg.Custodian.FINESS; f != "" && len(f) != 9 {
 		return nil, fmt.Errorf("dispatch: FINESS %q: want 9 characters", f)
@@ -50,7 +54,7 @@ func NewService(cfg ServiceConfig) (*Service, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Service{pool: cfg.Pool, jobs: cfg.Jobs, custodian: cfg.Custodian, logger: cfg.Logger}, nil
+	return &Service{pool: cfg.Pool, jobs: cfg.Jobs, custodian: cfg.Custodian, resolver: cfg.Resolver, logger: cfg.Logger}, nil
 }
 
 // Inbound identifies a message received from the DPI: a retransmission (same
@@ -153,8 +157,8 @@ func (s *Service) Receive(ctx context.Context, in Inbound, r Report, respond fun
 		if err := setInboundResponse(ctx, tx, inboundID, rc.Response); err != nil {
 			return err
 		}
-		if _, err := s.jobs.InsertTx(ctx, tx, ResolveArgs{ReportID: id}, nil); err != nil {
-			return fmt.Errorf("enqueue resolve: %w", err)
+		if err := insertJobs(ctx, tx, s.jobs, []river.InsertManyParams{{Args: ResolveArgs{ReportID: id}}}); err != nil {
+			return err
 		}
 		return nil
 	})

@@ -26,7 +26,7 @@ const (
 // happen to a delivery: every status change goes through allowed.
 var transitions = map[string][]string{
 	"":                 {StatusReview, StatusScheduled, StatusQueued, StatusPaperPending, StatusCancelled},
-	StatusReview:       {StatusQueued, StatusScheduled, StatusPaperPending, StatusCancelled, StatusSuperseded},
+	StatusReview:       {StatusQueued, StatusPaperPending, StatusCancelled, StatusSuperseded},
 	StatusScheduled:    {StatusQueued, StatusPaperPending, StatusReview, StatusCancelled, StatusSuperseded},
 	StatusQueued:       {StatusSent, StatusFailed, StatusCancelled, StatusSuperseded},
 	StatusSent:         {StatusDelivered, StatusRead, StatusFailed},
@@ -37,6 +37,16 @@ var transitions = map[string][]string{
 	StatusRead:         nil,
 	StatusCancelled:    nil,
 	StatusSuperseded:   nil,
+}
+
+// Transitions returns, for each status, the statuses a delivery may move to
+// ("" is a delivery being created), for documentation and the dashboard.
+func Transitions() map[string][]string {
+	out := make(map[string][]string, len(transitions))
+	for from, to := range transitions {
+		out[from] = slices.Clone(to)
+	}
+	return out
 }
 
 // pendingStatuses are the statuses of deliveries that have not left yet:

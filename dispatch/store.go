@@ -206,23 +206,44 @@ type storedRecipient struct {
 // unresolvedRecipients returns what the rules need of a report, and its
 // recipients that have no delivery yet.
 func unresolvedRecipients(ctx context.Context, q dbtx, reportID int64) (reportFacts, []storedRecipient, error) {
-	var rf reportFacts
-	var author Recipient
-	if err := q.QueryRow(ctx, `SELECT received_at, document_code, service, author, confidentiality, flags,
-			patient_ins, patient_ins_qualified, patient_address
-		FROM reports WHERE id = $1`, reportID).Scan(&rf.ReceivedAt, &rf.DocumentCode, &rf.Service, &author,
-		&rf.Confidentiality, &rf.Flags, &rf.Patient.INS, &rf.Patient.INSQualified, &rf.Patient.Address); err != nil {
-		return reportFacts{}, nil, fmt.Errorf("load report %d: %w", reportID, err)
+	rf, err := loadReportFacts(ctx, q, reportID)
+	if err != nil {
+		return reportFacts{}, nil, err
 	}
-	rf.AuthorRPPS = author.RPPS
-	rows, err := q.Query(ctx, `SELECT r.id, r.role, r.kind, r.national_id, r.rpps, r.finess, r.family, r.given,
-			r.organisation, r.address, r.postal_address
+	rows, err := q.Query(ctx, `SELECT `+recipientColumns+`
 		FROM recipients r
 		WHERE r.report_id = $1 AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.recipient_id = r.id)
 		ORDER BY r.position`, reportID)
 	if err != nil {
 		return reportFacts{}, nil, fmt.Errorf("list recipients: %w", err)
 	}
+	out, err := scanRecipients(rows)
+	if err != nil {
+		return reportFacts{}, nil, err
+	}
+	return rf, out, nil
+}
+
+// loadReportFacts returns what the rules need of a report.
+func loadReportFacts(ctx context.Context, q dbtx, reportID int64) (reportFacts, error) {
+	var rf reportFacts
+	var author Recipient
+	if err := q.QueryRow(ctx, `SELECT received_at, document_code, service, author, confidentiality, flags,
+			patient_ins, patient_ins_qualified, patient_address
+		FROM reports WHERE id = $1`, reportID).Scan(&rf.ReceivedAt, &rf.DocumentCode, &rf.Service, &author,
+		&rf.Confidentiality, &rf.Flags, &rf.Patient.INS, &rf.Patient.INSQualified, &rf.Patient.Address); err != nil {
+		return reportFacts{}, fmt.Errorf("load report %d: %w", reportID, err)
+	}
+	rf.AuthorRPPS = author.RPPS
+	return rf, nil
+}
+
+// recipientColumns are the columns of recipients r that scanRecipients reads.
+const recipientColumns = `r.id, r.role, r.kind, r.national_id, r.rpps, r.finess, r.family, r.given,
+			r.organisation, r.address, r.postal_address`
+
+// scanRecipients reads rows of recipientColumns.
+func scanRecipients(rows pgx.Rows) ([]storedRecipient, error) {
 	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (storedRecipient, error) {
 		var s storedRecipient
 		err := row.Scan(&s.ID, &s.Role, &s.Kind, &s.NationalID, &s.RPPS, &s.FINESS, &s.Family, &s.Given,
@@ -230,9 +251,9 @@ func unresolvedRecipients(ctx context.Context, q dbtx, reportID int64) (reportFa
 		return s, err
 	})
 	if err != nil {
-		return reportFacts{}, nil, fmt.Errorf("list recipients: %w", err)
+		return nil, fmt.Errorf("list recipients: %w", err)
 	}
-	return rf, out, nil
+	return out, nil
 }
 
 // newDelivery is a delivery about to be created.
@@ -393,20 +414,24 @@ func loadOutgoing(ctx context.Context, q dbtx, deliveryID int64) (outgoing, erro
 type storedDelivery struct {
 	ID, ReportID, RecipientID int64
 	Channel, Status, Address  string
-	Name                      string
-	PostalAddress             PostalAddress
-	Policy                    Policy
-	RuleName                  string
-	RuleVersion               int
+	MessageID                 string
+	// SendingAt is true while an email is handed to SMTP (or was, when the
+	// sender died before recording the outcome).
+	SendingAt     bool
+	Name          string
+	PostalAddress PostalAddress
+	Policy        Policy
+	RuleName      string
+	RuleVersion   int
 }
 
 // loadDelivery locks and returns the delivery id, or ErrNotFound.
 func loadDelivery(ctx context.Context, tx pgx.Tx, id int64) (storedDelivery, error) {
 	var d storedDelivery
-	err := tx.QueryRow(ctx, `SELECT id, report_id, recipient_id, channel, status, address, recipient_name,
-			postal_address, policy, rule_name, rule_version
+	err := tx.QueryRow(ctx, `SELECT id, report_id, recipient_id, channel, status, address, coalesce(message_id, ''),
+			sending_at IS NOT NULL, recipient_name, postal_address, policy, rule_name, rule_version
 		FROM deliveries WHERE id = $1 FOR UPDATE`, id).Scan(&d.ID, &d.ReportID, &d.RecipientID, &d.Channel,
-		&d.Status, &d.Address, &d.Name, &d.PostalAddress, &d.Policy, &d.RuleName, &d.RuleVersion)
+		&d.Status, &d.Address, &d.MessageID, &d.SendingAt, &d.Name, &d.PostalAddress, &d.Policy, &d.RuleName, &d.RuleVersion)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return storedDelivery{}, fmt.Errorf("delivery %d: %w", id, ErrNotFound)
 	}
@@ -414,6 +439,14 @@ func loadDelivery(ctx context.Context, tx pgx.Tx, id int64) (storedDelivery, err
 		return storedDelivery{}, fmt.Errorf("load delivery %d: %w", id, err)
 	}
 	return d, nil
+}
+
+// setMessageID gives a delivery a new Message-ID (a new email).
+func setMessageID(ctx context.Context, q dbtx, id int64, messageID string) error {
+	if _, err := q.Exec(ctx, `UPDATE deliveries SET message_id = $2 WHERE id = $1`, id, messageID); err != nil {
+		return fmt.Errorf("new Message-ID for delivery %d: %w", id, err)
+	}
+	return nil
 }
 
 // setAttention flags a delivery for the secretaries ("" clears the flag).
@@ -475,8 +508,8 @@ func blockedFor(ctx context.Context, q dbtx, domain string) (time.Duration, erro
 }
 
 // block records one more temporary failure of scope (a domain, or
-// serverScope) and returns how long its sends now wait.
-func block(ctx context.Context, q dbtx, scope, lastError string) (time.Duration, error) {
+// serverScope) and returns how long its sends now wait (domainBackoff of base).
+func block(ctx context.Context, q dbtx, scope, lastError string, base time.Duration) (time.Duration, error) {
 	var failures int
 	if err := q.QueryRow(ctx, `INSERT INTO mail_domains AS m (domain, blocked_until, failures, last_error)
 		VALUES ($1, now(), 1, $2)
@@ -484,7 +517,7 @@ func block(ctx context.Context, q dbtx, scope, lastError string) (time.Duration,
 		RETURNING failures`, scope, lastError).Scan(&failures); err != nil {
 		return 0, fmt.Errorf("block %s: %w", scope, err)
 	}
-	wait := domainBackoff(failures)
+	wait := domainBackoff(base, failures)
 	if _, err := q.Exec(ctx, `UPDATE mail_domains SET blocked_until = now() + $2 WHERE domain = $1`, scope, wait); err != nil {
 		return 0, fmt.Errorf("block %s: %w", scope, err)
 	}
@@ -519,7 +552,7 @@ func reportView(ctx context.Context, q dbtx, id int64, documentID string) (Repor
 	if err != nil {
 		return ReportView{}, fmt.Errorf("load report: %w", err)
 	}
-	rows, err := q.Query(ctx, `SELECT
+	rows, err := q.Query(ctx, `SELECT d.id,
 			CASE WHEN d.channel = 'mssante' AND d.address <> '' THEN d.address
 			     WHEN d.recipient_name <> '' THEN d.recipient_name
 			     ELSE coalesce(nullif(trim(both ' ' FROM r.given || ' ' || r.family), ''), r.organisation) END,
@@ -532,7 +565,7 @@ func reportView(ctx context.Context, q dbtx, id int64, documentID string) (Repor
 	v.Deliveries, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (DeliveryView, error) {
 		var d DeliveryView
 		var sentAt *time.Time
-		err := row.Scan(&d.Recipient, &d.RPPS, &d.Channel, &d.Status, &d.Reason, &d.ReasonText, &d.UpdatedAt, &sentAt)
+		err := row.Scan(&d.ID, &d.Recipient, &d.RPPS, &d.Channel, &d.Status, &d.Reason, &d.ReasonText, &d.UpdatedAt, &sentAt)
 		d.SentAt = sentAt
 		return d, err
 	})

@@ -8,7 +8,8 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// This file holds the SQL of the CME rules.
+// This file holds the SQL of the CME rules: their versions, and what the dry
+// run of a proposed version reads.
 
 // activeRuleSet returns the rules in force: the newest version, or
 // DefaultRuleSet when the CME has written none.
@@ -26,4 +27,116 @@ func activeRuleSet(ctx context.Context, q dbtx) (RuleSet, error) {
 		return RuleSet{}, fmt.Errorf("rules version %d: %w", rs.Version, err)
 	}
 	return rs, nil
+}
+
+// insertRuleSet stores rs, normalised, as the next version with its YAML
+// source, and returns it with its version and creation time. Writers are
+// serialised by a lock on the table (readers are not blocked), so that two
+// concurrent versions get distinct numbers.
+func insertRuleSet(ctx context.Context, db dbBeginner, rs RuleSet, source []byte, actor string) (RuleSet, error) {
+	rs.CreatedBy = actor
+	err := pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "LOCK TABLE rule_sets IN EXCLUSIVE MODE"); err != nil {
+			return fmt.Errorf("lock rules: %w", err)
+		}
+		return tx.QueryRow(ctx, `INSERT INTO rule_sets (version, rules, source, comment, created_by)
+			SELECT coalesce(max(version), 0) + 1, $1, $2, $3, $4 FROM rule_sets
+			RETURNING version, created_at`, rs.Rules, string(source), rs.Comment, actor).Scan(&rs.Version, &rs.CreatedAt)
+	})
+	if err != nil {
+		return RuleSet{}, fmt.Errorf("store rules: %w", err)
+	}
+	return rs, nil
+}
+
+// ruleSetVersion returns the stored version and its YAML source, or ErrNotFound.
+func ruleSetVersion(ctx context.Context, q dbtx, version int) (RuleSet, []byte, error) {
+	var rs RuleSet
+	var source string
+	err := q.QueryRow(ctx, `SELECT version, rules, source, comment, created_by, created_at FROM rule_sets
+		WHERE version = $1`, version).Scan(&rs.Version, &rs.Rules, &source, &rs.Comment, &rs.CreatedBy, &rs.CreatedAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return RuleSet{}, nil, fmt.Errorf("rules version %d: %w", version, ErrNotFound)
+	}
+	if err != nil {
+		return RuleSet{}, nil, fmt.Errorf("load rules version %d: %w", version, err)
+	}
+	if err := rs.Normalise(); err != nil {
+		return RuleSet{}, nil, fmt.Errorf("rules version %d: %w", version, err)
+	}
+	return rs, []byte(source), nil
+}
+
+// ruleSetHistory returns the newest limit versions, newest first.
+func ruleSetHistory(ctx context.Context, q dbtx, limit int) ([]RuleSet, error) {
+	rows, err := q.Query(ctx, `SELECT version, rules, comment, created_by, created_at FROM rule_sets
+		ORDER BY version DESC LIMIT $1`, limit)
+	if err != nil {
+		return nil, fmt.Errorf("list rules versions: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (RuleSet, error) {
+		var rs RuleSet
+		if err := row.Scan(&rs.Version, &rs.Rules, &rs.Comment, &rs.CreatedBy, &rs.CreatedAt); err != nil {
+			return RuleSet{}, err
+		}
+		if err := rs.Normalise(); err != nil {
+			return RuleSet{}, fmt.Errorf("rules version %d: %w", rs.Version, err)
+		}
+		return rs, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list rules versions: %w", err)
+	}
+	return out, nil
+}
+
+// reportRef names a report.
+type reportRef struct {
+	ID         int64
+	DocumentID string
+}
+
+// recentResolvedReports returns the newest n reports that have deliveries, newest first.
+func recentResolvedReports(ctx context.Context, q dbtx, n int) ([]reportRef, error) {
+	rows, err := q.Query(ctx, `SELECT r.id, r.document_id FROM reports r
+		WHERE EXISTS (SELECT 1 FROM deliveries d WHERE d.report_id = r.id)
+		ORDER BY r.id DESC LIMIT $1`, n)
+	if err != nil {
+		return nil, fmt.Errorf("list reports: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowToStructByPos[reportRef])
+	if err != nil {
+		return nil, fmt.Errorf("list reports: %w", err)
+	}
+	return out, nil
+}
+
+// reportRecipients returns what the rules need of a report and all its
+// recipients, with or without deliveries, and whether the correspondents
+// listed outside PRT RCT were sent to (they have deliveries).
+func reportRecipients(ctx context.Context, q dbtx, reportID int64) (rf reportFacts, recipients []storedRecipient, usedFallbacks bool, err error) {
+	if rf, err = loadReportFacts(ctx, q, reportID); err != nil {
+		return reportFacts{}, nil, false, err
+	}
+	rows, err := q.Query(ctx, `SELECT `+recipientColumns+`
+		FROM recipients r WHERE r.report_id = $1 ORDER BY r.position`, reportID)
+	if err != nil {
+		return reportFacts{}, nil, false, fmt.Errorf("list recipients: %w", err)
+	}
+	if recipients, err = scanRecipients(rows); err != nil {
+		return reportFacts{}, nil, false, err
+	}
+	var fallbacks []int64
+	for _, r := range recipients {
+		if isFallbackRole(r.Role) {
+			fallbacks = append(fallbacks, r.ID)
+		}
+	}
+	if len(fallbacks) > 0 {
+		if err := q.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM deliveries WHERE recipient_id = ANY ($1))`,
+			fallbacks).Scan(&usedFallbacks); err != nil {
+			return reportFacts{}, nil, false, fmt.Errorf("look up deliveries: %w", err)
+		}
+	}
+	return rf, recipients, usedFallbacks, nil
 }

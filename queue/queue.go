@@ -41,6 +41,10 @@ type Config struct {
 	Periodic []Periodic
 	// JobTimeout is the longest a job may run. Defaults to 2 minutes.
 	JobTimeout time.Duration
+	// RescueStuckJobsAfter is how long a job may stay running before it is
+	// worked again, as after the crash of the process that ran it; longer
+	// than every worker's timeout. Defaults to 15 minutes.
+	RescueStuckJobsAfter time.Duration
 	// FetchPollInterval is how often workers poll when no notification
 	// arrives. Defaults to River's one second.
 	FetchPollInterval time.Duration
@@ -59,6 +63,9 @@ func New(pool *pgxpool.Pool, cfg Config) (*Client, error) {
 	if cfg.JobTimeout == 0 {
 		cfg.JobTimeout = 2 * time.Minute
 	}
+	if cfg.RescueStuckJobsAfter == 0 {
+		cfg.RescueStuckJobsAfter = 15 * time.Minute
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -74,12 +81,13 @@ func New(pool *pgxpool.Pool, cfg Config) (*Client, error) {
 			&river.PeriodicJobOpts{RunOnStart: p.RunOnStart}))
 	}
 	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{
-		Queues:            map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: cfg.Concurrency}},
-		Workers:           cfg.Workers,
-		PeriodicJobs:      periodic,
-		JobTimeout:        cfg.JobTimeout,
-		FetchPollInterval: cfg.FetchPollInterval,
-		Logger:            cfg.Logger,
+		Queues:               map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: cfg.Concurrency}},
+		Workers:              cfg.Workers,
+		PeriodicJobs:         periodic,
+		JobTimeout:           cfg.JobTimeout,
+		RescueStuckJobsAfter: cfg.RescueStuckJobsAfter,
+		FetchPollInterval:    cfg.FetchPollInterval,
+		Logger:               cfg.Logger,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("queue: new river client: %w", err)

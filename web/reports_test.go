@@ -154,7 +154,8 @@ func TestOpenAPI(t *testing.T) {
 	for path, methods := range map[string][]string{
 		"/api/v1/hl7": {"post"}, "/api/v1/reports": {"post", "get"}, "/api/v1/reports/{id}": {"get"},
 		"/api/v1/directory": {"get"}, "/api/v1/directory/resolve": {"get"}, "/api/v1/correspondents": {"get", "post"},
-		"/api/v1/correspondents/{id}": {"get", "put", "delete"},
+		"/api/v1/correspondents/{id}": {"get", "put", "delete"}, "/api/v1/rules": {"get", "put"},
+		"/api/v1/rules/history": {"get"}, "/api/v1/rules/{version}": {"get"}, "/api/v1/rules/dry-run": {"post"},
 	} {
 		for _, m := range methods {
 			require.Contains(t, doc.Paths[path], m, path)

@@ -46,6 +46,8 @@ type Config struct {
 	Directory Directory
 	Resolver  Resolver
 	DB        Pinger
+	// Rules serves /api/v1/rules (the CME's rules, a *dispatch.Service). Required.
+	Rules Rules
 	// Gatherer is served on /metrics. Required.
 	Gatherer prometheus.Gatherer
 	// MaxBodySize bounds request bodies, in bytes. Defaults to 32 MiB.
@@ -60,8 +62,8 @@ func NewHandler(cfg Config) (http.Handler, error) {
 	case cfg.APIToken == "":
 		return nil, errors.New("web: Config.APIToken is required")
 	case cfg.Reports == nil || cfg.Intake == nil || cfg.HL7 == nil || cfg.Directory == nil || cfg.Resolver == nil ||
-		cfg.DB == nil || cfg.Gatherer == nil:
-		return nil, errors.New("web: Config.Reports, Intake, HL7, Directory, Resolver, DB and Gatherer are required")
+		cfg.Rules == nil || cfg.DB == nil || cfg.Gatherer == nil:
+		return nil, errors.New("web: Config.Reports, Intake, HL7, Directory, Resolver, Rules, DB and Gatherer are required")
 	}
 	if cfg.MaxBodySize == 0 {
 		cfg.MaxBodySize = 32 << 20
@@ -94,6 +96,11 @@ func NewHandler(cfg Config) (http.Handler, error) {
 		r.Get("/correspondents/{id}", s.getCorrespondent)
 		r.Put("/correspondents/{id}", s.putCorrespondent)
 		r.Delete("/correspondents/{id}", s.deleteCorrespondent)
+		r.Get("/rules", s.getRules)
+		r.Put("/rules", s.putRules)
+		r.Get("/rules/history", s.getRulesHistory)
+		r.Post("/rules/dry-run", s.postDryRun)
+		r.Get("/rules/{version}", s.getRulesVersion)
 	})
 	r.NotFound(func(w http.ResponseWriter, _ *http.Request) { writeError(w, http.StatusNotFound, "no such route") })
 	r.MethodNotAllowed(func(w http.ResponseWriter, _ *http.Request) {

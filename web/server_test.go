@@ -12,6 +12,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
@@ -34,9 +35,23 @@ var quiet = slog.New(slog.DiscardHandler)
 type testBundle struct {
 	pool *pgxpool.Pool
 	srv  *httptest.Server
+	// client holds the jobs; work starts it.
+	client *queue.Client
 }
 
-// setup serves the real handler over the real service (jobs enqueued, not worked).
+// work starts the job queue, so that reports get resolved and sent.
+func (b *testBundle) work(t *testing.T) {
+	t.Helper()
+	require.NoError(t, b.client.Start(context.Background()))
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		require.NoError(t, b.client.Stop(ctx))
+	})
+}
+
+// setup serves the real handler over the real service (jobs enqueued, not
+// worked until work is called).
 func setup(t *testing.T) *testBundle {
 	t.Helper()
 	pool := pgtest.NewPool(t)
@@ -48,27 +63,36 @@ func setup(t *testing.T) *testBundle {
 	workers := river.NewWorkers()
 	require.NoError(t, dispatch.AddWorkers(workers, dispatch.WorkerConfig{Pool: pool, Sender: "bal@ch-test.mssante.fr",
 		Resolver: resolver, Transport: outbox, Registerer: registry}))
-	client, err := queue.New(pool, queue.Config{Workers: workers, Logger: quiet})
+	client, err := queue.New(pool, queue.Config{Workers: workers, FetchPollInterval: 100 * time.Millisecond, Logger: quiet})
 	require.NoError(t, err)
-	service, err := dispatch.NewService(dispatch.ServiceConfig{Pool: pool, Jobs: client, Logger: quiet,
+	service, err := dispatch.NewService(dispatch.ServiceConfig{Pool: pool, Jobs: client, Resolver: resolver, Logger: quiet,
 		Custodian: dispatch.Organisation{FINESS: "999000017", Name: "CH DEMO"}})
 	require.NoError(t, err)
 	intake, err := hl7intake.New(hl7intake.Config{Receiver: service, Registerer: registry, Logger: quiet})
 	require.NoError(t, err)
 	h, err := web.NewHandler(web.Config{APIToken: token, Reports: service, Intake: service, HL7: intake,
-		Directory: directory, Resolver: resolver, DB: pool, Gatherer: registry, Logger: quiet})
+		Directory: directory, Resolver: resolver, Rules: service, DB: pool, Gatherer: registry, Logger: quiet})
 	require.NoError(t, err)
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
-	return &testBundle{pool: pool, srv: srv}
+	return &testBundle{pool: pool, srv: srv, client: client}
 }
 
-func (b *testBundle) do(t *testing.T, method, path, auth, body string) (int, http.Header, string) {
+// call sends a request with the bearer token and the given header name, value pairs.
+func (b *testBundle) call(t *testing.T, method, path, body string, header ...string) (int, http.Header, string) {
+	t.Helper()
+	return b.do(t, method, path, "Bearer "+token, body, header...)
+}
+
+func (b *testBundle) do(t *testing.T, method, path, auth, body string, header ...string) (int, http.Header, string) {
 	t.Helper()
 	req, err := http.NewRequestWithContext(context.Background(), method, b.srv.URL+path, strings.NewReader(body))
 	require.NoError(t, err)
 	if auth != "" {
 		req.Header.Set("Authorization", auth)
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
 	}
 	resp, err := http.DefaultClient.Do(req)
 	require.NoError(t, err)

@@ -39,14 +39,11 @@ func importCommand(ctx context.Context, e env, kind string, args []string, stdou
 	if err != nil {
 		return err
 	}
-	pool, err := openPool(ctx, e.get("DATABASE_URL"))
+	pool, err := openMigratedPool(ctx, e.get("DATABASE_URL"))
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
-	if err := checkSchema(ctx, pool); err != nil {
-		return err
-	}
 	store := correspondents.NewStore(pool)
 	p := &progressLine{w: stderr}
 	opts := correspondents.ImportOptions{

@@ -16,6 +16,10 @@ type envVar struct {
 	doc  string
 }
 
+// defaultRetentionCron is the default of RETENTION_CRON, also used by a
+// serveConfig built without it.
+const defaultRetentionCron = "15 3 * * *"
+
 var envVars = []envVar{
 	{"DATABASE_URL", "", "PostgreSQL URL, e.g. postgres://mss@db/mss (required)"},
 	{"MLLP_ADDR", "127.0.0.1:2575", "MLLP listener for the DPI's HL7 messages (send-sample sends there)"},
@@ -45,6 +49,12 @@ var envVars = []envVar{
 	{"DIRECTORY_SOURCE", "", "file path or https:// URL of the Extraction_Correspondance_MSSante (.txt or .zip) re-imported on DIRECTORY_SYNC_CRON; empty = not synced"},
 	{"WHITELIST_SOURCE", "", "file path or https:// URL of the MSSanté whitelist XML re-imported on DIRECTORY_SYNC_CRON; empty = not synced"},
 	{"DIRECTORY_SYNC_CRON", "30 4 * * *", "when to re-import the directory and whitelist (five-field cron spec, local time)"},
+	{"RETENTION_DAYS", "90", "days after which the bytes of a report's document are purged, once no delivery needs them, and those of quarantined messages (at least 7)"},
+	{"RETENTION_CRON", defaultRetentionCron, "when to purge them (five-field cron spec, local time)"},
+	{"WORKERS", "20", "jobs worked at once by this instance (sends, resolutions, imports)"},
+	{"SEND_GIVE_UP_AFTER", "48h", "how long an email may wait through temporary failures (4xx, network) before it fails and its fallback applies"},
+	{"JOB_TIMEOUT", "2m", "the longest a job may run (some have their own: the directory sync and the retention purge, 10 minutes)"},
+	{"JOB_RESCUE_AFTER", "15m", "how long a job may stay running before it is worked again, as after a crash (at least JOB_TIMEOUT, and more than 10 minutes in production)"},
 	{"HL7_CHARSET", "UNICODE UTF-8", "charset assumed when MSH-18 is empty: UNICODE UTF-8, 8859/1 or 8859/15"},
 	{"LOG_LEVEL", "info", "debug, info, warn or error"},
 }

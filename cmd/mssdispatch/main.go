@@ -28,6 +28,14 @@ Usage:
                                         --force accepts an import that would remove more
                                         than half of the current entries)
   mssdispatch send-sample               send a sample ORU^R01 report over MLLP
+  mssdispatch rules export [--version N]
+                                        print the CME's rules in force (or version N;
+                                        0 is the built-in default) as YAML
+  mssdispatch rules import FILE [--comment TEXT]
+                                        put the YAML rules of FILE in force as a new version
+  mssdispatch rules dry-run FILE [--reports N]
+                                        show what the rules of FILE would change on the
+                                        newest N reports (default 50, at most 500)
 
 Configuration is by environment ([default]):
 `
@@ -61,6 +69,8 @@ func run(args []string, e env, stdout, stderr io.Writer) int {
 		err = migrateCommand(ctx, e, stdout)
 	case (cmd == "directory import" || cmd == "whitelist import") && (len(args) == 3 || len(args) == 4):
 		err = importCommand(ctx, e, args[0], args[2:], stdout, stderr)
+	case cmd == "rules export" || cmd == "rules import" || cmd == "rules dry-run":
+		err = rulesCommand(ctx, e, args[1], args[2:], logger, stdout)
 	case args[0] == "send-sample" && len(args) == 1:
 		err = sendSampleCommand(ctx, e, stdout)
 	default:

@@ -302,7 +302,7 @@ func TestUsage(t *testing.T) {
 	for _, v := range envVars {
 		require.Contains(t, out, "MSSDISPATCH_"+v.name)
 	}
-	for _, cmd := range []string{"serve", "migrate", "directory import", "whitelist import", "send-sample"} {
+	for _, cmd := range []string{"serve", "migrate", "directory import", "whitelist import", "rules export", "rules import", "rules dry-run", "send-sample"} {
 		require.Contains(t, out, cmd)
 	}
 	var stderr bytes.Buffer
@@ -367,11 +367,7 @@ func TestSIGTERM(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary")
 	}
-	bin := filepath.Join(t.TempDir(), "mssdispatch")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	out, err := build.CombinedOutput()
-	require.NoError(t, err, "%s", out)
-
+	bin := buildBinary(t)
 	mllpAddr, httpAddr := freeAddr(t), freeAddr(t)
 	cmd := exec.Command(bin, "serve")
 	cmd.Env = append(os.Environ(),
@@ -381,14 +377,7 @@ func TestSIGTERM(t *testing.T) {
 	var logs bytes.Buffer
 	cmd.Stderr = &logs
 	require.NoError(t, cmd.Start())
-	require.Eventually(t, func() bool {
-		resp, err := http.Get("http://" + httpAddr + "/readyz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	}, 30*time.Second, 50*time.Millisecond, "%s", &logs)
+	waitReady(t, httpAddr, &logs)
 
 	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
 	done := make(chan error, 1)
@@ -401,6 +390,29 @@ func TestSIGTERM(t *testing.T) {
 		t.Fatalf("still running %s after SIGTERM; logs:\n%s", shutdownTimeout, logs.String())
 	}
 	require.Contains(t, logs.String(), "shutting down")
+}
+
+// buildBinary builds mssdispatch into a temporary directory.
+func buildBinary(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "mssdispatch")
+	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	return bin
+}
+
+// waitReady waits until the service at httpAddr answers /readyz; logs are
+// shown if it does not.
+func waitReady(t *testing.T, httpAddr string, logs fmt.Stringer) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		resp, err := http.Get("http://" + httpAddr + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	}, 30*time.Second, 50*time.Millisecond, "%s", logs)
 }
 
 func freeAddr(t *testing.T) string {

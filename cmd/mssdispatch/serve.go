@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/mail"
+	"strconv"
 	"sync"
 	"time"
 
@@ -58,6 +59,15 @@ type serveConfig struct {
 	// DirectorySource and WhitelistSource are re-imported on DirectorySyncCron.
 	DirectorySource, WhitelistSource string
 	DirectorySyncCron                string
+	// RetentionDays is the retention period of patient data bytes; 0 means
+	// the dispatch default. RetentionCron is when they are purged; empty
+	// means defaultRetentionCron.
+	RetentionDays int
+	RetentionCron string
+	// Workers is the River concurrency; SendGiveUpAfter, JobTimeout and
+	// JobRescueAfter tune the queue (see the env table).
+	Workers                                     int
+	SendGiveUpAfter, JobTimeout, JobRescueAfter time.Duration
 }
 
 func loadServeConfig(e env) (serveConfig, error) {
@@ -85,9 +95,37 @@ func loadServeConfig(e env) (serveConfig, error) {
 		DirectorySource:    e.get("DIRECTORY_SOURCE"),
 		WhitelistSource:    e.get("WHITELIST_SOURCE"),
 		DirectorySyncCron:  e.get("DIRECTORY_SYNC_CRON"),
+		RetentionCron:      e.get("RETENTION_CRON"),
 	}
 	if _, err := cron.ParseStandard(c.DirectorySyncCron); err != nil {
 		problems = append(problems, fmt.Errorf("MSSDISPATCH_DIRECTORY_SYNC_CRON %q: %v", c.DirectorySyncCron, err))
+	}
+	if _, err := cron.ParseStandard(c.RetentionCron); err != nil {
+		problems = append(problems, fmt.Errorf("MSSDISPATCH_RETENTION_CRON %q: %v", c.RetentionCron, err))
+	}
+	if days, err := strconv.Atoi(e.get("RETENTION_DAYS")); err != nil || days < dispatch.MinRetentionDays {
+		problems = append(problems, fmt.Errorf("MSSDISPATCH_RETENTION_DAYS %q: want a whole number of days, at least %d",
+			e.get("RETENTION_DAYS"), dispatch.MinRetentionDays))
+	} else {
+		c.RetentionDays = days
+	}
+	if n, err := strconv.Atoi(e.get("WORKERS")); err != nil || n < 1 || n > 1000 {
+		problems = append(problems, fmt.Errorf("MSSDISPATCH_WORKERS %q: want 1 to 1000", e.get("WORKERS")))
+	} else {
+		c.Workers = n
+	}
+	for name, d := range map[string]*time.Duration{"SEND_GIVE_UP_AFTER": &c.SendGiveUpAfter,
+		"JOB_TIMEOUT": &c.JobTimeout, "JOB_RESCUE_AFTER": &c.JobRescueAfter} {
+		v, err := time.ParseDuration(e.get(name))
+		if err != nil || v <= 0 {
+			problems = append(problems, fmt.Errorf("MSSDISPATCH_%s %q: want a positive duration such as 90s, 15m or 48h", name, e.get(name)))
+			continue
+		}
+		*d = v
+	}
+	if c.JobRescueAfter > 0 && c.JobRescueAfter < c.JobTimeout {
+		problems = append(problems, fmt.Errorf("MSSDISPATCH_JOB_RESCUE_AFTER %s is shorter than MSSDISPATCH_JOB_TIMEOUT %s",
+			c.JobRescueAfter, c.JobTimeout))
 	}
 	for _, name := range []string{"FALLBACK_RECIPIENTS", "PATIENT_NO_REPLY"} {
 		if v := e.get(name); v != "true" && v != "false" {
@@ -150,14 +188,11 @@ func serveCommand(ctx context.Context, e env, logger *slog.Logger) error {
 // serve runs the service until ctx is cancelled, then shuts it down. When
 // ready is not nil it is called with the listeners' addresses once they accept.
 func serve(ctx context.Context, cfg serveConfig, logger *slog.Logger, ready func(mllpAddr, httpAddr net.Addr)) error {
-	pool, err := openPool(ctx, cfg.DatabaseURL)
+	pool, err := openMigratedPool(ctx, cfg.DatabaseURL)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
-	if err := checkSchema(ctx, pool); err != nil {
-		return err
-	}
 
 	var transport dmail.Transport
 	if cfg.Transport == "outbox" {
@@ -184,6 +219,7 @@ func serve(ctx context.Context, cfg serveConfig, logger *slog.Logger, ready func
 		NIL:                cfg.NIL,
 		SourceID:           cfg.SourceOID,
 		PatientNoReply:     cfg.PatientNoReply,
+		GiveUpAfter:        cfg.SendGiveUpAfter,
 		Registerer:         registry,
 		Logger:             logger,
 	})
@@ -195,16 +231,28 @@ func serve(ctx context.Context, cfg serveConfig, logger *slog.Logger, ready func
 	if err != nil {
 		return err
 	}
+	err = dispatch.AddRetention(workers, dispatch.RetentionConfig{Pool: pool, Days: cfg.RetentionDays,
+		Registerer: registry, Logger: logger})
+	if err != nil {
+		return err
+	}
 	var periodic []queue.Periodic
 	if cfg.DirectorySource != "" || cfg.WhitelistSource != "" {
 		periodic = append(periodic, queue.Periodic{Spec: cfg.DirectorySyncCron,
 			Args: func() river.JobArgs { return dispatch.DirectorySyncArgs{} }})
 	}
-	jobs, err := queue.New(pool, queue.Config{Workers: workers, Periodic: periodic, Logger: logger})
+	retentionCron := cfg.RetentionCron
+	if retentionCron == "" {
+		retentionCron = defaultRetentionCron
+	}
+	periodic = append(periodic, queue.Periodic{Spec: retentionCron,
+		Args: func() river.JobArgs { return dispatch.RetentionArgs{} }})
+	jobs, err := queue.New(pool, queue.Config{Workers: workers, Concurrency: cfg.Workers, Periodic: periodic,
+		JobTimeout: cfg.JobTimeout, RescueStuckJobsAfter: cfg.JobRescueAfter, Logger: logger})
 	if err != nil {
 		return err
 	}
-	service, err := dispatch.NewService(dispatch.ServiceConfig{Pool: pool, Jobs: jobs, Logger: logger,
+	service, err := dispatch.NewService(dispatch.ServiceConfig{Pool: pool, Jobs: jobs, Logger: logger, Resolver: resolver,
 		Custodian: dispatch.Organisation{FINESS: cfg.FINESS, Name: cfg.Organisation}})
 	if err != nil {
 		return &configError{msg: err.Error()}
@@ -214,7 +262,7 @@ func serve(ctx context.Context, cfg serveConfig, logger *slog.Logger, ready func
 		return err
 	}
 	handler, err := web.NewHandler(web.Config{APIToken: cfg.APIToken, Reports: service, Intake: service, HL7: intake,
-		Directory: directory, Resolver: resolver, DB: pool, Gatherer: registry, Logger: logger})
+		Directory: directory, Resolver: resolver, Rules: service, DB: pool, Gatherer: registry, Logger: logger})
 	if err != nil {
 		return err
 	}
@@ -296,10 +344,20 @@ func openPool(ctx context.Context, url string) (*pgxpool.Pool, error) {
 	return pool, nil
 }
 
-// checkSchema refuses to run on a database that is not migrated to this binary's schema.
-func checkSchema(ctx context.Context, pool *pgxpool.Pool) error {
-	if err := queue.CheckSchema(ctx, pool); err != nil {
-		return err
+// openMigratedPool opens the database at url and refuses one that is not
+// migrated to this binary's schema.
+func openMigratedPool(ctx context.Context, url string) (*pgxpool.Pool, error) {
+	pool, err := openPool(ctx, url)
+	if err != nil {
+		return nil, err
 	}
-	return migrations.Check(ctx, pool)
+	if err := queue.CheckSchema(ctx, pool); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	if err := migrations.Check(ctx, pool); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	return pool, nil
 }

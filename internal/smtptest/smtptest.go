@@ -28,6 +28,9 @@ type Options struct {
 	RequireClientCert bool
 	// Reject maps a recipient address to the reply its RCPT gets.
 	Reject map[string]*smtp.SMTPError
+	// Rcpt, when set, is asked first at each RCPT TO: a non-nil reply refuses
+	// the recipient (e.g. a 421 while a test simulates an outage).
+	Rcpt func(to string) *smtp.SMTPError
 }
 
 // Message is a message the server accepted.
@@ -141,6 +144,11 @@ func (ss *session) Mail(from string, opts *smtp.MailOptions) error {
 }
 
 func (ss *session) Rcpt(to string, _ *smtp.RcptOptions) error {
+	if ss.s.opts.Rcpt != nil {
+		if reply := ss.s.opts.Rcpt(to); reply != nil {
+			return reply
+		}
+	}
 	if reply, ok := ss.s.opts.Reject[strings.ToLower(to)]; ok {
 		return reply
 	}

@@ -1,0 +1,138 @@
+package dispatch
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river"
+
+	"github.com/mssdispatch/mssdispatch/correspondents"
+)
+
+// This file holds what people and the acknowledgements do to a delivery;
+// each action is one transaction through the state machine, recorded with
+// its actor.
+
+// Acknowledgements of an email, from its DSN or MDN.
+const (
+	AckDelivered = StatusDelivered // a DSN "delivered"
+	AckRead      = StatusRead      // an MDN "displayed" or "processed"
+	AckFailed    = StatusFailed    // a DSN "failed", or an MDN with an error
+)
+
+// Approve sends a delivery a secretary reviewed, or a scheduled one at once:
+// an MSSanté delivery is queued with its send job, a paper one goes to
+// paper_pending. It returns ErrNoAddress when the delivery has no address to
+// go to, and an error wrapping ErrTransition from another status.
+func (s *Service) Approve(ctx context.Context, deliveryID int64, user string) error {
+	return s.act(ctx, deliveryID, func(tx pgx.Tx, d storedDelivery) error {
+		if d.Status != StatusReview && d.Status != StatusScheduled {
+			return allowedAction(d, "approve")
+		}
+		return release(ctx, tx, s.jobs, d, EventApproved, userActor(user), "")
+	})
+}
+
+// Hold puts a scheduled or paper_pending delivery back in review.
+func (s *Service) Hold(ctx context.Context, deliveryID int64, user, why string) error {
+	return s.act(ctx, deliveryID, func(tx pgx.Tx, d storedDelivery) error {
+		if d.Status != StatusScheduled && d.Status != StatusPaperPending {
+			return allowedAction(d, "hold")
+		}
+		return transition(ctx, tx, d.ID, d.Status, StatusReview, EventApproved, userActor(user), why)
+	})
+}
+
+// Cancel stops a delivery that has not left. An email being sent cannot be
+// cancelled any more (ErrStale).
+func (s *Service) Cancel(ctx context.Context, deliveryID int64, user, why string) error {
+	return s.act(ctx, deliveryID, func(tx pgx.Tx, d storedDelivery) error {
+		if d.SendingAt {
+			return fmt.Errorf("delivery %d is being sent: %w", d.ID, ErrStale)
+		}
+		return transition(ctx, tx, d.ID, d.Status, StatusCancelled, EventCancelled, userActor(user), why)
+	})
+}
+
+// Resend queues a failed MSSanté delivery again, with a new Message-ID (a new
+// email: its acknowledgements must not be mistaken for the old one's).
+func (s *Service) Resend(ctx context.Context, deliveryID int64, user string) error {
+	return s.act(ctx, deliveryID, func(tx pgx.Tx, d storedDelivery) error {
+		if d.Status != StatusFailed || d.Channel != correspondents.ChannelMSSante {
+			return allowedAction(d, "resend")
+		}
+		messageID := newMessageID(domainOf(d.MessageID))
+		if err := setMessageID(ctx, tx, d.ID, messageID); err != nil {
+			return err
+		}
+		if err := transition(ctx, tx, d.ID, StatusFailed, StatusQueued, EventResent, userActor(user), messageID); err != nil {
+			return err
+		}
+		return insertJobs(ctx, tx, s.jobs, []river.InsertManyParams{{Args: SendArgs{DeliveryID: d.ID, MessageID: messageID}}})
+	})
+}
+
+// MarkPaperSent records that a paper delivery was posted.
+func (s *Service) MarkPaperSent(ctx context.Context, deliveryID int64, user string) error {
+	return s.act(ctx, deliveryID, func(tx pgx.Tx, d storedDelivery) error {
+		return transition(ctx, tx, d.ID, d.Status, StatusPaperSent, EventPaperSent, userActor(user), "")
+	})
+}
+
+// PostalReturn records a letter that came back (NPAI): the delivery goes
+// back to review, for a secretary to correct the address.
+func (s *Service) PostalReturn(ctx context.Context, deliveryID int64, user, why string) error {
+	return s.act(ctx, deliveryID, func(tx pgx.Tx, d storedDelivery) error {
+		return transition(ctx, tx, d.ID, d.Status, StatusReview, EventReturned, userActor(user), why)
+	})
+}
+
+// Acknowledge records a DSN or MDN of an email: ack is AckDelivered, AckRead
+// or AckFailed, detail says what the notification said. A failure applies
+// the fallback of the delivery's policy; a read clears the unread flag. An
+// acknowledgement the delivery is past (a DSN after the MDN) is recorded in
+// the history without a change.
+func (s *Service) Acknowledge(ctx context.Context, deliveryID int64, ack, detail string) error {
+	return s.act(ctx, deliveryID, func(tx pgx.Tx, d storedDelivery) error {
+		event := map[string]string{AckDelivered: EventDelivered, AckRead: EventRead, AckFailed: EventFailed}[ack]
+		if event == "" {
+			return fmt.Errorf("acknowledgement %q: want delivered, read or failed", ack)
+		}
+		if err := allowed(d.Status, ack); err != nil {
+			return insertEvent(ctx, tx, d.ID, d.Status, d.Status, event, actorSystem, detail+" (sans effet: "+d.Status+")")
+		}
+		if ack == AckFailed {
+			return failDelivery(ctx, tx, d.ID, d.Status, event, detail, CauseFailed, s.jobs)
+		}
+		if ack == AckRead {
+			if err := setAttention(ctx, tx, d.ID, ""); err != nil {
+				return err
+			}
+		}
+		return transition(ctx, tx, d.ID, d.Status, ack, event, actorSystem, detail)
+	})
+}
+
+// act runs change on the locked delivery in one transaction.
+func (s *Service) act(ctx context.Context, deliveryID int64, change func(pgx.Tx, storedDelivery) error) error {
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		d, err := loadDelivery(ctx, tx, deliveryID)
+		if err != nil {
+			return err
+		}
+		return change(tx, d)
+	})
+	if err != nil {
+		return fmt.Errorf("delivery %d: %w", deliveryID, err)
+	}
+	return nil
+}
+
+// allowedAction is the error of an action that does not apply to d's status.
+func allowedAction(d storedDelivery, action string) error {
+	return fmt.Errorf("%w: %s a %s %s delivery", ErrTransition, action, d.Status, d.Channel)
+}
+
+// userActor is the person user.
+func userActor(user string) Actor { return Actor{Kind: ActorUser, Name: user} }

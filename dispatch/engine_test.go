@@ -1,0 +1,271 @@
+package dispatch_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-smtp"
+	"github.com/stretchr/testify/require"
+
+	"github.com/mssdispatch/mssdispatch/dispatch"
+	"github.com/mssdispatch/mssdispatch/dispatch/mail"
+	"github.com/mssdispatch/mssdispatch/internal/smtptest"
+)
+
+// twoDomainReport is a report to one recipient on each of two trusted
+// domains, given by the DPI.
+func twoDomainReport(t *testing.T, n int) dispatch.Report {
+	r := reportOf(t, fmt.Sprintf("two-%d", n))
+	r.Recipients = []dispatch.Recipient{
+		{Role: "RCT", Kind: dispatch.KindOrganisation, Organisation: "Cabinet", Address: fmt.Sprintf("cab%d@medecin-demo.mssante.fr", n)},
+		{Role: "RCT", Kind: dispatch.KindOrganisation, Organisation: "Service", Address: fmt.Sprintf("svc%d@ch-demo.mssante.fr", n)},
+	}
+	return r
+}
+
+// TestOperatorOutage has one operator answer 421 at RCPT TO for a while: its
+// emails wait (snoozed, attempts not used up, its domain blocked) while the
+// other operator's keep flowing, then they all go out once it recovers.
+func TestOperatorOutage(t *testing.T) {
+	t.Parallel()
+	var down atomic.Bool
+	down.Store(true)
+	var refused atomic.Int64
+	srv := smtptest.Start(t, smtptest.Options{Rcpt: func(to string) *smtp.SMTPError {
+		if down.Load() && strings.HasSuffix(to, "@medecin-demo.mssante.fr") {
+			refused.Add(1)
+			return &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 4, 2}, Message: "Service not available, try later"}
+		}
+		return nil
+	}})
+	transport, err := mail.NewSMTP(mail.SMTPConfig{Addr: srv.Addr, CAFile: srv.CA.File, Timeout: 5 * time.Second})
+	require.NoError(t, err)
+	b := setup(t, transport, func(c *dispatch.WorkerConfig) { c.RetryBackoff = 300 * time.Millisecond })
+
+	const reports = 10
+	for i := range reports {
+		b.receive(t, twoDomainReport(t, i))
+	}
+	// The healthy operator gets all its emails while the other is down.
+	msgs := srv.WaitMessages(t, reports, 30*time.Second)
+	for _, m := range msgs {
+		require.True(t, strings.HasSuffix(m.To[0], "@ch-demo.mssante.fr"), m.To[0])
+	}
+	var blocked int
+	require.NoError(t, b.pool.QueryRow(b.ctx, `SELECT count(*) FROM mail_domains
+		WHERE domain = 'medecin-demo.mssante.fr' AND failures >= 1`).Scan(&blocked))
+	require.Equal(t, 1, blocked)
+	time.Sleep(time.Second)
+	// Snoozed while blocked: far fewer connections than one per job and per backoff.
+	require.Less(t, refused.Load(), int64(4*reports), "the blocked domain is not hammered")
+	var queued, attemptsUsed int
+	require.NoError(t, b.pool.QueryRow(b.ctx, `SELECT count(*) FROM deliveries
+		WHERE status = 'queued' AND address LIKE '%@medecin-demo.mssante.fr'`).Scan(&queued))
+	require.Equal(t, reports, queued)
+	require.NoError(t, b.pool.QueryRow(b.ctx, `SELECT coalesce(max(attempt), 0) FROM river_job WHERE kind = 'send_delivery'`).Scan(&attemptsUsed))
+	require.LessOrEqual(t, attemptsUsed, 1, "snoozes do not use up attempts")
+
+	// The operator recovers: the waiting emails go out.
+	down.Store(false)
+	srv.WaitMessages(t, 2*reports, 30*time.Second)
+	require.Eventually(t, func() bool {
+		var n int
+		require.NoError(t, b.pool.QueryRow(b.ctx, `SELECT count(*) FROM deliveries WHERE status = 'sent'`).Scan(&n))
+		return n == 2*reports
+	}, 10*time.Second, 50*time.Millisecond)
+	var left int
+	require.NoError(t, b.pool.QueryRow(b.ctx, `SELECT count(*) FROM mail_domains`).Scan(&left))
+	require.Zero(t, left, "a success unblocks the domain")
+}
+
+// TestServerOutage has the submission server itself refuse at MAIL FROM:
+// every send waits (the server scope is blocked), then all go out.
+func TestServerOutage(t *testing.T) {
+	t.Parallel()
+	outbox, err := mail.NewOutbox(t.TempDir())
+	require.NoError(t, err)
+	var down atomic.Bool
+	down.Store(true)
+	flaky := transportFunc(func(ctx context.Context, env mail.Envelope, msg []byte) error {
+		if down.Load() {
+			return fmt.Errorf("mail: MAIL FROM: 421 4.3.2 system not accepting network messages")
+		}
+		return outbox.Send(ctx, env, msg)
+	})
+	b := setup(t, flaky, func(c *dispatch.WorkerConfig) { c.RetryBackoff = 200 * time.Millisecond })
+	rc := b.receive(t, testReport(t)).ReportID
+	require.Eventually(t, func() bool {
+		var n int
+		require.NoError(t, b.pool.QueryRow(b.ctx, `SELECT count(*) FROM mail_domains WHERE domain = '*'`).Scan(&n))
+		return n == 1
+	}, 10*time.Second, 50*time.Millisecond)
+	down.Store(false)
+	b.statusIs(t, rc, claire, "mssante", dispatch.StatusSent)
+	b.statusIs(t, rc, julie, "mssante", dispatch.StatusSent)
+}
+
+type transportFunc func(ctx context.Context, env mail.Envelope, msg []byte) error
+
+func (f transportFunc) Send(ctx context.Context, env mail.Envelope, msg []byte) error {
+	return f(ctx, env, msg)
+}
+
+// TestGiveUp fails an email that waited through temporary failures for
+// longer than GiveUpAfter, and applies its fallback.
+func TestGiveUp(t *testing.T) {
+	t.Parallel()
+	always421 := transportFunc(func(context.Context, mail.Envelope, []byte) error {
+		return &mail.RecipientError{Err: fmt.Errorf("mail: RCPT TO: 421 4.4.2 try later")}
+	})
+	b := setup(t, always421, func(c *dispatch.WorkerConfig) {
+		c.RetryBackoff = 100 * time.Millisecond
+		c.GiveUpAfter = time.Second
+	})
+	rc := b.receive(t, testReport(t)).ReportID
+	d := b.statusIs(t, rc, julie, "mssante", dispatch.StatusFailed)
+	var lastError string
+	require.NoError(t, b.pool.QueryRow(b.ctx, `SELECT last_error FROM deliveries WHERE id = $1`, d.ID).Scan(&lastError))
+	require.Contains(t, lastError, "giving up")
+	// Julie's fallback: a paper delivery to her directory address.
+	paper := b.statusIs(t, rc, "Julie ROUX", "paper", dispatch.StatusPaperPending)
+	require.Equal(t, dispatch.ReasonFallbackPaper, paper.Reason)
+}
+
+// TestDeadlines runs the acknowledgement deadlines of a rule: no DSN in time
+// fails the email and falls back to paper; no MDN in time flags it unread
+// and leaves it to the worklist; an acknowledged email is left alone.
+func TestDeadlines(t *testing.T) {
+	t.Parallel()
+	outbox, err := mail.NewOutbox(t.TempDir())
+	require.NoError(t, err)
+	b := setup(t, outbox)
+	b.setRules(t, dispatch.Rule{Name: "suivi", Action: dispatch.RuleAction{OnFailure: dispatch.FallbackPaper,
+		NoDSNHours: 24, NoDSNAction: dispatch.FallbackPaper, UnreadHours: 72, UnreadAction: dispatch.FallbackWorklist}})
+	rc := b.receive(t, testReport(t)).ReportID
+	claireD := b.statusIs(t, rc, claire, "mssante", dispatch.StatusSent)
+	julieD := b.statusIs(t, rc, julie, "mssante", dispatch.StatusSent)
+
+	var dsnAt time.Time
+	require.NoError(t, b.pool.QueryRow(b.ctx, `SELECT j.scheduled_at FROM river_job j
+		WHERE j.kind = 'ack_deadline' AND (j.args->>'delivery_id')::bigint = $1 AND j.args->>'deadline' = 'dsn'`,
+		julieD.ID).Scan(&dsnAt))
+	require.WithinDuration(t, time.Now().Add(24*time.Hour), dsnAt, time.Minute, "the DSN deadline is 24 h after the send")
+
+	// Claire's DSN came; Julie's did not. Then Claire's MDN does not come.
+	require.NoError(t, b.svc.Acknowledge(b.ctx, claireD.ID, dispatch.AckDelivered, "DSN 2.0.0"))
+	b.releaseNow(t, "ack_deadline")
+	b.statusIs(t, rc, julie, "mssante", dispatch.StatusFailed)
+	b.statusIs(t, rc, claire, "mssante", dispatch.StatusDelivered)
+	paper := b.statusIs(t, rc, "Julie ROUX", "paper", dispatch.StatusPaperPending)
+	require.Equal(t, dispatch.ReasonFallbackPaper, paper.Reason)
+	require.Contains(t, paper.ReasonText, "pas d'accusé de réception")
+	require.Eventually(t, func() bool {
+		var attention string
+		require.NoError(t, b.pool.QueryRow(b.ctx, `SELECT attention FROM deliveries WHERE id = $1`, claireD.ID).Scan(&attention))
+		return attention == dispatch.CauseUnread
+	}, 20*time.Second, 50*time.Millisecond)
+	// The unread email asked for a read notification because the rule watches for it.
+	require.Equal(t, 1, b.eventCount(t, claireD.ID, dispatch.EventUnread))
+	require.Eventually(t, func() bool { return b.eventCount(t, claireD.ID, dispatch.EventFallback) == 1 }, 10*time.Second, 50*time.Millisecond)
+	// A read clears the flag.
+	require.NoError(t, b.svc.Acknowledge(b.ctx, claireD.ID, dispatch.AckRead, "MDN displayed"))
+	var attention string
+	require.NoError(t, b.pool.QueryRow(b.ctx, `SELECT attention FROM deliveries WHERE id = $1`, claireD.ID).Scan(&attention))
+	require.Empty(t, attention)
+}
+
+// eventCount counts the events of a delivery's history with that name.
+func (b *testBundle) eventCount(t *testing.T, deliveryID int64, event string) int {
+	t.Helper()
+	var n int
+	require.NoError(t, b.pool.QueryRow(b.ctx, `SELECT count(*) FROM delivery_events WHERE delivery_id = $1 AND event = $2`,
+		deliveryID, event).Scan(&n))
+	return n
+}
+
+// TestFallbackPolicies checks both fallbacks of a failed email: paper (to
+// review when the postal address is unknown) and the worklist.
+func TestFallbackPolicies(t *testing.T) {
+	t.Parallel()
+	outbox, err := mail.NewOutbox(t.TempDir())
+	require.NoError(t, err)
+	refusing := &refusingTransport{next: outbox, refuse: map[string]bool{julie: true, "x@medecin-demo.mssante.fr": true}}
+	b := setup(t, refusing)
+
+	// Paper: Julie's directory entry has a postal address.
+	rc := b.receive(t, testReport(t)).ReportID
+	b.statusIs(t, rc, julie, "mssante", dispatch.StatusFailed)
+	b.statusIs(t, rc, "Julie ROUX", "paper", dispatch.StatusPaperPending)
+
+	// Paper without a postal address: a paper delivery in review.
+	r := reportOf(t, "nopostal")
+	r.Recipients = []dispatch.Recipient{{Role: "RCT", Kind: dispatch.KindOrganisation, Organisation: "Cabinet X",
+		Address: "x@medecin-demo.mssante.fr"}}
+	rx := b.receive(t, r).ReportID
+	b.statusIs(t, rx, "x@medecin-demo.mssante.fr", "mssante", dispatch.StatusFailed)
+	review := b.statusIs(t, rx, "Cabinet X", "paper", dispatch.StatusReview)
+	require.Contains(t, review.ReasonText, "Adresse postale inconnue")
+
+	// Worklist: nothing but the failed delivery and its history.
+	b.setRules(t, dispatch.Rule{Name: "liste", Action: dispatch.RuleAction{OnFailure: dispatch.FallbackWorklist}})
+	rw := b.receive(t, reportOf(t, "worklist")).ReportID
+	failed := b.statusIs(t, rw, julie, "mssante", dispatch.StatusFailed)
+	require.Eventually(t, func() bool { return b.eventCount(t, failed.ID, dispatch.EventFallback) == 1 }, 10*time.Second, 50*time.Millisecond)
+	v, err := b.svc.Report(b.ctx, rw)
+	require.NoError(t, err)
+	for _, d := range v.Deliveries {
+		require.NotEqual(t, dispatch.ReasonFallbackPaper, d.Reason, "no paper for the worklist policy")
+	}
+}
+
+// TestInterruptedSend simulates a crash between the SMTP 250 and its record:
+// the next attempt sends again with the same Message-ID and says so.
+func TestInterruptedSend(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	var ids []string
+	var crashed atomic.Bool
+	outbox, err := mail.NewOutbox(t.TempDir())
+	require.NoError(t, err)
+	crashing := transportFunc(func(ctx context.Context, env mail.Envelope, msg []byte) error {
+		if err := outbox.Send(ctx, env, msg); err != nil {
+			return err
+		}
+		if env.To[0] == julie {
+			mu.Lock()
+			ids = append(ids, messageIDOf(string(msg)))
+			mu.Unlock()
+			if crashed.CompareAndSwap(false, true) {
+				// The email left, then the process "dies": the job never records it.
+				panic("simulated crash after SMTP 250")
+			}
+		}
+		return nil
+	})
+	b := setup(t, crashing)
+	rc := b.receive(t, testReport(t)).ReportID
+	d := b.statusIs(t, rc, julie, "mssante", dispatch.StatusSent)
+	mu.Lock()
+	require.Len(t, ids, 2, "sent twice: the duplicate window of one crash")
+	require.Equal(t, ids[0], ids[1], "with the same Message-ID")
+	mu.Unlock()
+	var detail string
+	require.NoError(t, b.pool.QueryRow(b.ctx, `SELECT detail FROM delivery_events WHERE delivery_id = $1 AND event = 'sending'
+		ORDER BY id DESC LIMIT 1`, d.ID).Scan(&detail))
+	require.Contains(t, detail, "interrompu")
+}
+
+// messageIDOf returns the Message-Id header of a raw email.
+func messageIDOf(raw string) string {
+	for line := range strings.SplitSeq(raw, "\r\n") {
+		if v, ok := strings.CutPrefix(line, "Message-Id: "); ok {
+			return v
+		}
+	}
+	return ""
+}

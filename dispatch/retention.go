@@ -1,0 +1,209 @@
+package dispatch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/riverqueue/river"
+)
+
+// RetentionArgs is the periodic job that purges the patient data bytes kept
+// past the retention period: the documents no delivery needs any more, and
+// the raw messages of the quarantine. Reports, deliveries and their history stay.
+type RetentionArgs struct{}
+
+// Kind is the River job kind.
+func (RetentionArgs) Kind() string { return "retention_purge" }
+
+// InsertOpts allows one purge at a time, however many instances or schedules
+// ask (a finished one does not block the next), and retries a failed one twice.
+func (RetentionArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{MaxAttempts: 3, UniqueOpts: river.UniqueOpts{ByState: activeJobStates}}
+}
+
+// MinRetentionDays is the shortest retention period RetentionConfig accepts.
+const MinRetentionDays = 7
+
+// retainingStatuses are the delivery statuses in which a delivery may still
+// need its document: not left yet (review, scheduled, queued, paper_pending),
+// sent without a delivery notification (a bounce may still need the paper
+// fallback), failed (a secretary may send it again or print it). A document
+// of a resolved report whose deliveries are all delivered, read, paper_sent,
+// cancelled or superseded (or that has none), and that no follow-up job
+// waits for, is purged.
+var retainingStatuses = []string{StatusReview, StatusScheduled, StatusQueued, StatusSent, StatusFailed, StatusPaperPending}
+
+// followUpKinds are the jobs that may still give a delivery in another
+// status a paper fallback that prints the document: an acknowledgement
+// deadline (a delivered email not read in time) and the fallback itself.
+var followUpKinds = []string{DeadlineArgs{}.Kind(), FallbackArgs{}.Kind()}
+
+// RetentionConfig configures the retention job.
+type RetentionConfig struct {
+	// Pool is the database. Required.
+	Pool *pgxpool.Pool
+	// Days is the retention period: the bytes of a document are purged once
+	// its report was received more than Days days ago and none of its
+	// deliveries still needs it (none waits to leave, sent without
+	// acknowledgement, failed, or with an acknowledgement deadline or a
+	// fallback still to come, and the report is resolved); those of a
+	// quarantined message, once it was received more than Days days ago. At
+	// least MinRetentionDays. Defaults to 90.
+	Days int
+	// BatchSize is the number of rows purged per transaction. Defaults to 500.
+	BatchSize int
+	// Registerer receives the retention metrics; nil registers nothing.
+	Registerer prometheus.Registerer
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+}
+
+// AddRetention validates cfg, registers the retention worker and, with a
+// Registerer, its metrics: mssdispatch_retention_purged_total{kind} (kind
+// document or quarantine) and mssdispatch_retention_kept_documents (the
+// documents past the period that the last run on this instance kept because
+// a delivery still needs them).
+func AddRetention(workers *river.Workers, cfg RetentionConfig) error {
+	if cfg.Pool == nil {
+		return errors.New("dispatch: RetentionConfig.Pool is required")
+	}
+	if cfg.Days == 0 {
+		cfg.Days = 90
+	}
+	if cfg.Days < MinRetentionDays {
+		return fmt.Errorf("dispatch: RetentionConfig.Days %d: want at least %d", cfg.Days, MinRetentionDays)
+	}
+	if cfg.BatchSize == 0 {
+		cfg.BatchSize = 500
+	}
+	if cfg.BatchSize < 0 {
+		return fmt.Errorf("dispatch: RetentionConfig.BatchSize %d: want a positive number", cfg.BatchSize)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	w := &retentionWorker{cfg: cfg,
+		purged: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mssdispatch_retention_purged_total",
+			Help: "Patient data purged past the retention period, by kind (document: a report's document bytes; quarantine: a refused message's raw bytes).",
+		}, []string{"kind"}),
+		kept: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "mssdispatch_retention_kept_documents",
+			Help: "Documents past the retention period that the last retention run kept because a delivery still needs them.",
+		}),
+	}
+	for _, kind := range []string{retentionDocument, retentionQuarantine} {
+		w.purged.WithLabelValues(kind)
+	}
+	if cfg.Registerer != nil {
+		for _, c := range []prometheus.Collector{w.purged, w.kept} {
+			if err := cfg.Registerer.Register(c); err != nil {
+				return fmt.Errorf("dispatch: register retention metrics: %w", err)
+			}
+		}
+	}
+	if err := river.AddWorkerSafely(workers, w); err != nil {
+		return fmt.Errorf("dispatch: %w", err)
+	}
+	return nil
+}
+
+// Kinds of purged data (the kind label of mssdispatch_retention_purged_total).
+const (
+	retentionDocument   = "document"
+	retentionQuarantine = "quarantine"
+)
+
+// keptSample is how many ids of kept reports a run logs.
+const keptSample = 20
+
+type retentionWorker struct {
+	river.WorkerDefaults[RetentionArgs]
+	cfg    RetentionConfig
+	purged *prometheus.CounterVec
+	kept   prometheus.Gauge
+}
+
+// Timeout lets a run go through many batches, below the queue's rescue of
+// stuck jobs (15 minutes by default); each batch is committed, so a run cut
+// short loses nothing and the next one goes on.
+func (w *retentionWorker) Timeout(*river.Job[RetentionArgs]) time.Duration {
+	return 10 * time.Minute
+}
+
+// Work purges, batch after batch, the documents past the period that no
+// delivery needs, then the quarantined messages past the period, and counts
+// and logs the documents kept past the period.
+func (w *retentionWorker) Work(ctx context.Context, job *river.Job[RetentionArgs]) error {
+	start := time.Now()
+	cutoff, err := retentionCutoff(ctx, w.cfg.Pool, w.cfg.Days)
+	if err != nil {
+		return err
+	}
+	states := make([]string, len(activeJobStates))
+	for i, s := range activeJobStates {
+		states[i] = string(s)
+	}
+	rq := retentionQuery{Cutoff: cutoff, Statuses: retainingStatuses, FollowUpKinds: followUpKinds, FollowUpStates: states,
+		Unresolved: ReportReceived}
+
+	documents, err := w.purgeAll(ctx, retentionDocument, func(after int64) (int, int64, error) {
+		return purgeDocumentBatch(ctx, w.cfg.Pool, rq, after, w.cfg.BatchSize)
+	})
+	if err != nil {
+		return err
+	}
+	quarantined, err := w.purgeAll(ctx, retentionQuarantine, func(after int64) (int, int64, error) {
+		return purgeQuarantineBatch(ctx, w.cfg.Pool, cutoff, after, w.cfg.BatchSize)
+	})
+	if err != nil {
+		return err
+	}
+
+	kept, err := keptPastPeriod(ctx, w.cfg.Pool, rq, keptSample)
+	if err != nil {
+		return err
+	}
+	w.kept.Set(float64(kept.Count))
+	w.cfg.Logger.InfoContext(ctx, "retention purge done", "days", w.cfg.Days, "cutoff", cutoff,
+		"documents_purged", documents, "quarantine_purged", quarantined, "documents_kept", kept.Count,
+		"attempt", job.Attempt, "duration", time.Since(start).Round(time.Millisecond))
+	if kept.Count > 0 {
+		attrs := []any{"count", kept.Count, "oldest_report_ids", kept.Sample}
+		for _, why := range slices.Concat(retainingStatuses, []string{"follow_up", "unresolved"}) {
+			if n := kept.ByStatus[why]; n > 0 {
+				attrs = append(attrs, "with_"+why, n)
+			}
+		}
+		w.cfg.Logger.InfoContext(ctx, "documents kept past the retention period: a delivery still needs them", attrs...)
+	}
+	return nil
+}
+
+// purgeAll runs batch from the start until a batch finds nothing, counting
+// what it purges under kind, and returns the total. It stops early, with
+// the error, when ctx ends: what the committed batches purged stays purged.
+func (w *retentionWorker) purgeAll(ctx context.Context, kind string, batch func(after int64) (int, int64, error)) (int, error) {
+	total := 0
+	for after := int64(0); ; {
+		if err := ctx.Err(); err != nil {
+			return total, fmt.Errorf("retention purge of %s stopped after %d: %w", kind, total, err)
+		}
+		n, last, err := batch(after)
+		if err != nil {
+			return total, fmt.Errorf("retention purge of %s stopped after %d: %w", kind, total, err)
+		}
+		total += n
+		w.purged.WithLabelValues(kind).Add(float64(n))
+		if last == 0 {
+			return total, nil
+		}
+		after = last
+	}
+}

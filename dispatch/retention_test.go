@@ -1,0 +1,351 @@
+package dispatch_test
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
+	"github.com/stretchr/testify/require"
+
+	"github.com/mssdispatch/mssdispatch/dispatch"
+	"github.com/mssdispatch/mssdispatch/dispatch/mail"
+	"github.com/mssdispatch/mssdispatch/internal/pgtest"
+)
+
+// retentionBundle is a testBundle whose River client also works the
+// retention job.
+type retentionBundle struct {
+	*testBundle
+}
+
+// setupRetention starts the service's workers and the retention job
+// (configured by cfg, with its Pool, Registerer and Logger set here) on a
+// fresh database holding the demo directory.
+func setupRetention(t *testing.T, cfg dispatch.RetentionConfig) *retentionBundle {
+	t.Helper()
+	outbox, err := mail.NewOutbox(t.TempDir())
+	require.NoError(t, err)
+	b := setupWith(t, outbox, func(workers *river.Workers, pool *pgxpool.Pool, registry prometheus.Registerer) {
+		cfg.Pool, cfg.Registerer, cfg.Logger = pool, registry, quiet
+		require.NoError(t, dispatch.AddRetention(workers, cfg))
+	})
+	return &retentionBundle{testBundle: b}
+}
+
+// resolvedReport receives the test report as document name and waits for
+// its four deliveries; it returns the report's id.
+func (b *retentionBundle) resolvedReport(t *testing.T, name string) int64 {
+	t.Helper()
+	r := testReport(t)
+	r.Document.ID = "1.2.250.1.999.1^" + name
+	rc := b.receive(t, r)
+	b.waitDeliveries(t, rc.ReportID, 4)
+	return rc.ReportID
+}
+
+// setStatuses moves every delivery of the report to status (as the state
+// machine would have, over time), keeping the history as it is.
+func (b *retentionBundle) setStatuses(t *testing.T, reportID int64, status string) {
+	t.Helper()
+	_, err := b.pool.Exec(b.ctx, "UPDATE deliveries SET status = $2 WHERE report_id = $1", reportID, status)
+	require.NoError(t, err)
+}
+
+// age makes the reports look received days ago.
+func (b *retentionBundle) age(t *testing.T, days int, reportIDs ...int64) {
+	t.Helper()
+	_, err := b.pool.Exec(b.ctx, "UPDATE reports SET received_at = now() - make_interval(days => $2) WHERE id = ANY ($1)",
+		reportIDs, days)
+	require.NoError(t, err)
+}
+
+// runRetention runs the retention job through River and waits for it to complete.
+func (b *retentionBundle) runRetention(t *testing.T) {
+	t.Helper()
+	res, err := b.client.Insert(b.ctx, dispatch.RetentionArgs{}, &river.InsertOpts{MaxAttempts: 1})
+	require.NoError(t, err)
+	require.False(t, res.UniqueSkippedAsDuplicate)
+	var job *rivertype.JobRow
+	require.Eventually(t, func() bool {
+		job, err = b.client.JobGet(b.ctx, res.Job.ID)
+		require.NoError(t, err)
+		return job.State == rivertype.JobStateCompleted || job.State == rivertype.JobStateDiscarded
+	}, 20*time.Second, 50*time.Millisecond)
+	require.Equal(t, rivertype.JobStateCompleted, job.State, "errors: %+v", job.Errors)
+}
+
+// storedDocument is a document row as the retention job leaves it.
+type storedDocument struct {
+	CDA, PDF []byte
+	PurgedAt *time.Time
+}
+
+func (b *retentionBundle) document(t *testing.T, reportID int64) storedDocument {
+	t.Helper()
+	var d storedDocument
+	require.NoError(t, b.pool.QueryRow(b.ctx, "SELECT cda, pdf, purged_at FROM documents WHERE report_id = $1", reportID).
+		Scan(&d.CDA, &d.PDF, &d.PurgedAt))
+	return d
+}
+
+// requirePurged checks that the report's document bytes are gone while the
+// report and its deliveries are still there, statuses and history unchanged.
+func (b *retentionBundle) requirePurged(t *testing.T, reportID int64, deliveryStatus string) {
+	t.Helper()
+	d := b.document(t, reportID)
+	require.NotNil(t, d.PurgedAt, "report %d", reportID)
+	require.Empty(t, d.CDA, "report %d", reportID)
+	require.Nil(t, d.PDF, "report %d", reportID)
+	v, err := b.svc.Report(b.ctx, reportID)
+	require.NoError(t, err)
+	require.Equal(t, dispatch.ReportResolved, v.Status)
+	require.Len(t, v.Deliveries, 4)
+	for _, dv := range v.Deliveries {
+		require.Equal(t, deliveryStatus, dv.Status)
+	}
+	var events, purgedEvents int
+	require.NoError(t, b.pool.QueryRow(b.ctx, `SELECT count(*), count(*) FILTER (WHERE e.event = $2)
+		FROM delivery_events e JOIN deliveries d ON d.id = e.delivery_id WHERE d.report_id = $1`,
+		reportID, dispatch.EventPurged).Scan(&events, &purgedEvents))
+	require.Positive(t, events, "the history stays")
+	require.Zero(t, purgedEvents, "the purge is recorded on the document, not in the history")
+}
+
+// requireKept checks that the report's document is whole.
+func (b *retentionBundle) requireKept(t *testing.T, reportID int64) {
+	t.Helper()
+	d := b.document(t, reportID)
+	require.Nil(t, d.PurgedAt, "report %d", reportID)
+	require.NotEmpty(t, d.CDA, "report %d", reportID)
+	require.NotEmpty(t, d.PDF, "report %d", reportID)
+}
+
+// metric returns the value of the counter or gauge name, with the label
+// value kind when not empty.
+func (b *retentionBundle) metric(t *testing.T, name, kind string) float64 {
+	t.Helper()
+	families, err := b.registry.Gather()
+	require.NoError(t, err)
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			if kind != "" && m.GetLabel()[0].GetValue() != kind {
+				continue
+			}
+			if m.GetCounter() != nil {
+				return m.GetCounter().GetValue()
+			}
+			return m.GetGauge().GetValue()
+		}
+	}
+	t.Fatalf("no metric %s{kind=%q}", name, kind)
+	return 0
+}
+
+// TestRetentionDocuments runs the retention job through River: a document
+// past the period is purged when every delivery is done with it (or it has
+// none), kept while one of them may still need it, and kept within the
+// period; a second run changes nothing; once the last delivery is done, the
+// next run purges it.
+func TestRetentionDocuments(t *testing.T) {
+	t.Parallel()
+	b := setupRetention(t, dispatch.RetentionConfig{})
+
+	purgedBy := map[string]bool{
+		dispatch.StatusReview: false, dispatch.StatusScheduled: false, dispatch.StatusQueued: false,
+		dispatch.StatusSent: false, dispatch.StatusFailed: false, dispatch.StatusPaperPending: false,
+		dispatch.StatusDelivered: true, dispatch.StatusRead: true, dispatch.StatusPaperSent: true,
+		dispatch.StatusCancelled: true, dispatch.StatusSuperseded: true,
+	}
+	byStatus := map[string]int64{}
+	for status := range purgedBy {
+		id := b.resolvedReport(t, status)
+		b.setStatuses(t, id, status)
+		b.age(t, 91, id)
+		byStatus[status] = id
+	}
+	// One delivery in review, the others delivered: a secretary may still send it.
+	inReview := b.resolvedReport(t, "one-in-review")
+	b.setStatuses(t, inReview, dispatch.StatusDelivered)
+	_, err := b.pool.Exec(b.ctx, `UPDATE deliveries SET status = 'review'
+		WHERE id = (SELECT min(id) FROM deliveries WHERE report_id = $1)`, inReview)
+	require.NoError(t, err)
+	// All delivered, but an unread deadline is still to come: its fallback may print it.
+	followUp := b.resolvedReport(t, "unread-deadline")
+	b.setStatuses(t, followUp, dispatch.StatusDelivered)
+	var deliveryID int64
+	require.NoError(t, b.pool.QueryRow(b.ctx, "SELECT min(id) FROM deliveries WHERE report_id = $1", followUp).Scan(&deliveryID))
+	deadline, err := b.client.Insert(b.ctx, dispatch.DeadlineArgs{DeliveryID: deliveryID, Deadline: dispatch.DeadlineRead},
+		&river.InsertOpts{ScheduledAt: time.Now().Add(24 * time.Hour)})
+	require.NoError(t, err)
+	// All delivered, but received within the period.
+	recent := b.resolvedReport(t, "recent")
+	b.setStatuses(t, recent, dispatch.StatusDelivered)
+	b.age(t, 89, recent)
+	// Received but not resolved yet (its resolve job still retrying), and
+	// resolved without any delivery.
+	var unresolved, noDelivery int64
+	for _, r := range []struct {
+		id     *int64
+		status string
+	}{{&unresolved, dispatch.ReportReceived}, {&noDelivery, dispatch.ReportResolved}} {
+		require.NoError(t, b.pool.QueryRow(b.ctx, `INSERT INTO reports (source, message_control_id, message_type, document_id, status)
+			VALUES ('api', $1, 'report', $1, $2) RETURNING id`, "doc-"+r.status, r.status).Scan(r.id))
+		_, err := b.pool.Exec(b.ctx, "INSERT INTO documents (report_id, cda, pdf) VALUES ($1, '<ClinicalDocument/>', '%PDF')", *r.id)
+		require.NoError(t, err)
+	}
+	b.age(t, 91, inReview, followUp, unresolved, noDelivery)
+
+	b.runRetention(t)
+	for status, purged := range purgedBy {
+		if purged {
+			b.requirePurged(t, byStatus[status], status)
+		} else {
+			b.requireKept(t, byStatus[status])
+		}
+	}
+	for _, id := range []int64{inReview, followUp, recent, unresolved} {
+		b.requireKept(t, id)
+	}
+	d := b.document(t, noDelivery)
+	require.NotNil(t, d.PurgedAt)
+	require.Empty(t, d.CDA)
+	require.Nil(t, d.PDF)
+	purged := 5.0 + 1 // the five final statuses, and the report without a delivery
+	kept := 6.0 + 3   // the six retaining statuses, one in review, the deadline, the unresolved
+	require.Equal(t, purged, b.metric(t, "mssdispatch_retention_purged_total", "document"))
+	require.Equal(t, kept, b.metric(t, "mssdispatch_retention_kept_documents", ""))
+	require.Zero(t, b.metric(t, "mssdispatch_retention_purged_total", "quarantine"))
+
+	// A second run finds nothing more to purge and leaves the purged as they were.
+	before := b.document(t, byStatus[dispatch.StatusRead])
+	b.runRetention(t)
+	require.Equal(t, purged, b.metric(t, "mssdispatch_retention_purged_total", "document"))
+	require.Equal(t, kept, b.metric(t, "mssdispatch_retention_kept_documents", ""))
+	require.Equal(t, before, b.document(t, byStatus[dispatch.StatusRead]))
+
+	// The last delivery in review is delivered, the deadline job is gone:
+	// both documents go at the next run.
+	b.setStatuses(t, inReview, dispatch.StatusDelivered)
+	_, err = b.client.JobDelete(b.ctx, deadline.Job.ID)
+	require.NoError(t, err)
+	b.runRetention(t)
+	b.requirePurged(t, inReview, dispatch.StatusDelivered)
+	b.requirePurged(t, followUp, dispatch.StatusDelivered)
+	b.requireKept(t, recent)
+	require.Equal(t, purged+2, b.metric(t, "mssdispatch_retention_purged_total", "document"))
+	require.Equal(t, kept-2, b.metric(t, "mssdispatch_retention_kept_documents", ""))
+}
+
+// TestRetentionQuarantine checks that the raw bytes of messages quarantined
+// past the period are purged, their reason and ids kept, and the recent ones
+// left whole.
+func TestRetentionQuarantine(t *testing.T) {
+	t.Parallel()
+	b := setupRetention(t, dispatch.RetentionConfig{Days: 30})
+	for i := range 3 {
+		in := inbound(fmt.Sprintf("MSG-BAD-%d", i), fmt.Sprintf("bad %d", i))
+		_, err := b.svc.Reject(b.ctx, in, []byte("MSH|^~\\&|DPI|CH|bad message "+fmt.Sprint(i)), "PID-3 missing", []byte("ACK AE"))
+		require.NoError(t, err)
+	}
+	_, err := b.pool.Exec(b.ctx, "UPDATE quarantine SET received_at = now() - interval '31 days' WHERE message_control_id <> 'MSG-BAD-2'")
+	require.NoError(t, err)
+
+	b.runRetention(t)
+	rows, err := b.pool.Query(b.ctx, "SELECT message_control_id, reason, raw, purged_at FROM quarantine ORDER BY id")
+	require.NoError(t, err)
+	type row struct {
+		controlID, reason string
+		raw               []byte
+		purgedAt          *time.Time
+	}
+	var got []row
+	for rows.Next() {
+		var r row
+		require.NoError(t, rows.Scan(&r.controlID, &r.reason, &r.raw, &r.purgedAt))
+		got = append(got, r)
+	}
+	require.NoError(t, rows.Err())
+	require.Len(t, got, 3)
+	for i, r := range got {
+		require.Equal(t, fmt.Sprintf("MSG-BAD-%d", i), r.controlID)
+		require.Equal(t, "PID-3 missing", r.reason)
+		if i < 2 {
+			require.NotNil(t, r.purgedAt, r.controlID)
+			require.Empty(t, r.raw, r.controlID)
+			require.NotNil(t, r.raw, "raw stays NOT NULL")
+		} else {
+			require.Nil(t, r.purgedAt, r.controlID)
+			require.Contains(t, string(r.raw), "bad message 2")
+		}
+	}
+	require.Equal(t, 2.0, b.metric(t, "mssdispatch_retention_purged_total", "quarantine"))
+	require.Zero(t, b.metric(t, "mssdispatch_retention_purged_total", "document"))
+
+	b.runRetention(t)
+	require.Equal(t, 2.0, b.metric(t, "mssdispatch_retention_purged_total", "quarantine"))
+}
+
+// TestRetentionBatches checks that a run goes through more rows than one
+// batch holds, one transaction per batch, documents and quarantine alike.
+func TestRetentionBatches(t *testing.T) {
+	t.Parallel()
+	b := setupRetention(t, dispatch.RetentionConfig{Days: dispatch.MinRetentionDays, BatchSize: 2})
+	var reports []int64
+	for i := range 5 {
+		id := b.resolvedReport(t, fmt.Sprintf("batch-%d", i))
+		b.setStatuses(t, id, dispatch.StatusRead)
+		reports = append(reports, id)
+	}
+	kept := b.resolvedReport(t, "batch-kept")
+	b.setStatuses(t, kept, dispatch.StatusFailed)
+	b.age(t, 8, append(reports, kept)...)
+	for i := range 5 {
+		in := inbound(fmt.Sprintf("MSG-BATCH-%d", i), fmt.Sprint(i))
+		_, err := b.svc.Reject(b.ctx, in, []byte("not HL7"), "not an HL7 message", []byte("ACK AR"))
+		require.NoError(t, err)
+	}
+	_, err := b.pool.Exec(b.ctx, "UPDATE quarantine SET received_at = now() - interval '8 days'")
+	require.NoError(t, err)
+
+	b.runRetention(t)
+	for _, id := range reports {
+		b.requirePurged(t, id, dispatch.StatusRead)
+	}
+	b.requireKept(t, kept)
+	var documentBatches, quarantineBatches int
+	require.NoError(t, b.pool.QueryRow(b.ctx, `SELECT count(DISTINCT purged_at) FROM documents`).Scan(&documentBatches))
+	require.NoError(t, b.pool.QueryRow(b.ctx, `SELECT count(DISTINCT purged_at) FROM quarantine`).Scan(&quarantineBatches))
+	require.Equal(t, 3, documentBatches, "5 documents, 2 a transaction")
+	require.Equal(t, 3, quarantineBatches, "5 messages, 2 a transaction")
+	require.Equal(t, 5.0, b.metric(t, "mssdispatch_retention_purged_total", "document"))
+	require.Equal(t, 5.0, b.metric(t, "mssdispatch_retention_purged_total", "quarantine"))
+	require.Equal(t, 1.0, b.metric(t, "mssdispatch_retention_kept_documents", ""))
+}
+
+// TestAddRetentionConfig checks the validation of RetentionConfig.
+func TestAddRetentionConfig(t *testing.T) {
+	t.Parallel()
+	pool := pgtest.NewPool(t)
+	for name, cfg := range map[string]dispatch.RetentionConfig{
+		"no pool":        {Days: 90},
+		"too short":      {Pool: pool, Days: dispatch.MinRetentionDays - 1},
+		"negative":       {Pool: pool, Days: -30},
+		"negative batch": {Pool: pool, BatchSize: -1},
+	} {
+		require.Error(t, dispatch.AddRetention(river.NewWorkers(), cfg), name)
+	}
+	require.NoError(t, dispatch.AddRetention(river.NewWorkers(), dispatch.RetentionConfig{Pool: pool}))
+	registry := prometheus.NewRegistry()
+	workers := river.NewWorkers()
+	require.NoError(t, dispatch.AddRetention(workers, dispatch.RetentionConfig{Pool: pool, Registerer: registry}))
+	require.Error(t, dispatch.AddRetention(river.NewWorkers(), dispatch.RetentionConfig{Pool: pool, Registerer: registry}),
+		"the metrics are registered once")
+	require.Error(t, dispatch.AddRetention(workers, dispatch.RetentionConfig{Pool: pool}), "the worker is added once")
+}

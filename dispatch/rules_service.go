@@ -1,0 +1,227 @@
+package dispatch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// This file holds the Service's side of the CME rules: their versions and
+// the dry run of a proposed version.
+
+// Dry runs check the newest DefaultDryRunReports reports unless told
+// otherwise, and never more than MaxDryRunReports.
+const (
+	DefaultDryRunReports = 50
+	MaxDryRunReports     = 500
+)
+
+// Bounds of RulesHistory.
+const (
+	defaultHistory = 50
+	maxHistory     = 500
+)
+
+// SetRules reads a rule set from its YAML source (ParseRules), stores it as
+// the next version with the source as written, and returns it: the reports
+// received from then on are dispatched under it. actor is who made the
+// change; comment, when not empty, replaces the source's comment. Invalid
+// rules are a *RuleError and store nothing.
+func (s *Service) SetRules(ctx context.Context, source []byte, actor, comment string) (RuleSet, error) {
+	if strings.TrimSpace(actor) == "" {
+		return RuleSet{}, errors.New("set rules: actor is required")
+	}
+	rs, err := ParseRules(source)
+	if err != nil {
+		return RuleSet{}, err
+	}
+	if comment = strings.TrimSpace(comment); comment != "" {
+		rs.Comment = comment
+	}
+	rs, err = insertRuleSet(ctx, s.pool, rs, source, actor)
+	if err != nil {
+		return RuleSet{}, err
+	}
+	s.logger.InfoContext(ctx, "rules changed", "version", rs.Version, "rules", len(rs.Rules), "actor", actor)
+	return rs, nil
+}
+
+// Rules returns the rules in force: the newest version, or DefaultRuleSet
+// (version 0) when the CME has written none.
+func (s *Service) Rules(ctx context.Context) (RuleSet, error) {
+	return activeRuleSet(ctx, s.pool)
+}
+
+// RulesVersion returns a version of the rules and its YAML source as
+// written, or ErrNotFound. Version 0 is DefaultRuleSet, its source
+// MarshalRules's.
+func (s *Service) RulesVersion(ctx context.Context, version int) (RuleSet, []byte, error) {
+	switch {
+	case version < 0:
+		return RuleSet{}, nil, fmt.Errorf("rules version %d: %w", version, ErrNotFound)
+	case version == 0:
+		source, err := MarshalRules(DefaultRuleSet)
+		if err != nil {
+			return RuleSet{}, nil, err
+		}
+		return DefaultRuleSet, source, nil
+	}
+	return ruleSetVersion(ctx, s.pool, version)
+}
+
+// RulesHistory returns the stored versions of the rules, newest first: at
+// most limit (defaults to 50, at most 500), each with its rules, author,
+// time and comment. The built-in version 0 is not part of it.
+func (s *Service) RulesHistory(ctx context.Context, limit int) ([]RuleSet, error) {
+	if limit <= 0 {
+		limit = defaultHistory
+	}
+	return ruleSetHistory(ctx, s.pool, min(limit, maxHistory))
+}
+
+// DryRun is what a proposed rule set would change, compared with the rules
+// in force, on recent reports.
+type DryRun struct {
+	// CurrentVersion is the version of the rules in force.
+	CurrentVersion int `json:"current_version"`
+	// ReportsChecked is the number of reports planned under both.
+	ReportsChecked int `json:"reports_checked"`
+	// Changed lists the deliveries whose outcome differs, newest report first.
+	Changed []DryRunChange `json:"changed"`
+}
+
+// DryRunChange is one delivery of a report (a recipient on a channel) that
+// the proposed rules decide differently.
+type DryRunChange struct {
+	ReportID   int64  `json:"report_id"`
+	DocumentID string `json:"document_id"`
+	// Recipient is the recipient's name (else address).
+	Recipient string `json:"recipient"`
+	// Before is the delivery under the rules in force, nil when they make none.
+	Before *DryRunOutcome `json:"before"`
+	// After is the delivery under the proposed rules, nil when they make none.
+	After *DryRunOutcome `json:"after"`
+}
+
+// DryRunOutcome is a delivery as planned: where it goes, the status it would
+// start in, and the rule that decided it with its fallback policy.
+type DryRunOutcome struct {
+	Channel string `json:"channel"`
+	Status  string `json:"status"`
+	Address string `json:"address,omitempty"`
+	Reason  string `json:"reason"`
+	Rule    string `json:"rule"`
+	Policy  Policy `json:"policy"`
+}
+
+// DryRun plans the newest reports that have deliveries (reports, defaults to
+// 50, at most 500) under the rules in force and under the rules of source,
+// with the same resolver, and returns the deliveries whose channel, initial
+// status, address, reason, rule or fallback policy differ. Every report is
+// planned with all its recipients as if it arrived now, so that a delay
+// shows as scheduled. It writes nothing. Invalid rules are a *RuleError.
+func (s *Service) DryRun(ctx context.Context, source []byte, reports int) (DryRun, error) {
+	proposed, err := ParseRules(source)
+	if err != nil {
+		return DryRun{}, err
+	}
+	current, err := activeRuleSet(ctx, s.pool)
+	if err != nil {
+		return DryRun{}, err
+	}
+	if reports <= 0 {
+		reports = DefaultDryRunReports
+	}
+	refs, err := recentResolvedReports(ctx, s.pool, min(reports, MaxDryRunReports))
+	if err != nil {
+		return DryRun{}, fmt.Errorf("dry run: %w", err)
+	}
+	out := DryRun{CurrentVersion: current.Version, ReportsChecked: len(refs), Changed: []DryRunChange{}}
+	now := time.Now()
+	for _, ref := range refs {
+		rf, recipients, usedFallbacks, err := reportRecipients(ctx, s.pool, ref.ID)
+		if err != nil {
+			return DryRun{}, fmt.Errorf("dry run: %w", err)
+		}
+		rf.ReceivedAt = now
+		before, err := planReport(ctx, s.resolver, current, rf, recipients, usedFallbacks)
+		if err != nil {
+			return DryRun{}, fmt.Errorf("dry run, report %d: %w", ref.ID, err)
+		}
+		after, err := planReport(ctx, s.resolver, proposed, rf, recipients, usedFallbacks)
+		if err != nil {
+			return DryRun{}, fmt.Errorf("dry run, report %d: %w", ref.ID, err)
+		}
+		out.Changed = append(out.Changed, comparePlans(ref, recipients, before, after)...)
+	}
+	return out, nil
+}
+
+// deliveryKey identifies a planned delivery: a recipient on a channel.
+type deliveryKey struct {
+	recipientID int64
+	channel     string
+}
+
+// comparePlans returns the deliveries of a report that differ between two
+// plans, in the order of its recipients.
+func comparePlans(ref reportRef, recipients []storedRecipient, before, after []plannedDelivery) []DryRunChange {
+	index := func(plan []plannedDelivery) map[deliveryKey]DryRunOutcome {
+		m := map[deliveryKey]DryRunOutcome{}
+		for _, p := range plan {
+			k := deliveryKey{p.RecipientID, p.Channel}
+			if _, dup := m[k]; dup { // as insertDelivery: one per recipient and channel
+				continue
+			}
+			policy := p.Policy
+			if policy.NoDSNHours == 0 { // the action of a deadline that is off does not matter
+				policy.NoDSNAction = ""
+			}
+			if policy.UnreadHours == 0 {
+				policy.UnreadAction = ""
+			}
+			m[k] = DryRunOutcome{Channel: p.Channel, Status: p.Status, Address: p.Address, Reason: p.Reason,
+				Rule: p.RuleName, Policy: policy}
+		}
+		return m
+	}
+	b, a := index(before), index(after)
+	var keys []deliveryKey
+	seen := map[deliveryKey]bool{}
+	for _, plan := range [][]plannedDelivery{before, after} {
+		for _, p := range plan {
+			if k := (deliveryKey{p.RecipientID, p.Channel}); !seen[k] {
+				seen[k] = true
+				keys = append(keys, k)
+			}
+		}
+	}
+	var changes []DryRunChange
+	for _, r := range recipients {
+		name := r.Name()
+		if name == "" {
+			name = r.Address
+		}
+		for _, k := range keys {
+			if k.recipientID != r.ID {
+				continue
+			}
+			ob, inBefore := b[k]
+			oa, inAfter := a[k]
+			if inBefore && inAfter && ob == oa {
+				continue
+			}
+			c := DryRunChange{ReportID: ref.ID, DocumentID: ref.DocumentID, Recipient: name}
+			if inBefore {
+				c.Before = &ob
+			}
+			if inAfter {
+				c.After = &oa
+			}
+			changes = append(changes, c)
+		}
+	}
+	return changes
+}

@@ -1,0 +1,560 @@
+package dispatch_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/mssdispatch/mssdispatch/correspondents"
+	"github.com/mssdispatch/mssdispatch/dispatch"
+	"github.com/mssdispatch/mssdispatch/dispatch/mail"
+)
+
+// rulesBundle is a testBundle whose outbox directory is known.
+type rulesBundle struct {
+	*testBundle
+	outbox string
+}
+
+// setupRules starts the workers with the outbox transport.
+func setupRules(t *testing.T) *rulesBundle {
+	t.Helper()
+	dir := t.TempDir()
+	outbox, err := mail.NewOutbox(dir)
+	require.NoError(t, err)
+	return &rulesBundle{testBundle: setup(t, outbox), outbox: dir}
+}
+
+// putRules puts the rules of the YAML source in force through the service.
+func (b *rulesBundle) putRules(t *testing.T, source string) dispatch.RuleSet {
+	t.Helper()
+	rs, err := b.svc.SetRules(b.ctx, []byte(source), "test", "")
+	require.NoError(t, err)
+	return rs
+}
+
+// ruleDelivery is a delivery row with what the rules decided.
+type ruleDelivery struct {
+	Recipient, Channel, Status, Reason, Rule string
+	Version                                  int
+	Policy                                   dispatch.Policy
+	ScheduledFor                             *time.Time
+	ID                                       int64
+}
+
+// waitResolved waits until the report is resolved and none of its
+// deliveries is still queued, and returns its deliveries in recipient order.
+func (b *rulesBundle) waitResolved(t *testing.T, reportID int64) []ruleDelivery {
+	t.Helper()
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		v, err := b.svc.Report(b.ctx, reportID)
+		require.NoError(t, err)
+		if v.Status == dispatch.ReportResolved && !slices.ContainsFunc(v.Deliveries,
+			func(d dispatch.DeliveryView) bool { return d.Status == dispatch.StatusQueued }) {
+			return b.ruleDeliveries(t, reportID)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("report %d not resolved and sent: %+v", reportID, v)
+		}
+	}
+}
+
+func (b *rulesBundle) ruleDeliveries(t *testing.T, reportID int64) []ruleDelivery {
+	t.Helper()
+	rows, err := b.pool.Query(b.ctx, `SELECT CASE WHEN d.channel = 'mssante' AND d.address <> '' THEN d.address
+			ELSE d.recipient_name END, d.channel, d.status, d.reason, d.rule_name, d.rule_version, d.policy,
+			d.scheduled_for, d.id
+		FROM deliveries d JOIN recipients r ON r.id = d.recipient_id
+		WHERE d.report_id = $1 ORDER BY r.position, d.channel`, reportID)
+	require.NoError(t, err)
+	defer rows.Close()
+	var out []ruleDelivery
+	for rows.Next() {
+		var d ruleDelivery
+		require.NoError(t, rows.Scan(&d.Recipient, &d.Channel, &d.Status, &d.Reason, &d.Rule, &d.Version, &d.Policy,
+			&d.ScheduledFor, &d.ID))
+		out = append(out, d)
+	}
+	require.NoError(t, rows.Err())
+	return out
+}
+
+// ruleOutcome is what a test checks of a delivery.
+type ruleOutcome struct{ recipient, channel, status, reason, rule string }
+
+func outcomes(ds []ruleDelivery) []ruleOutcome {
+	var out []ruleOutcome
+	for _, d := range ds {
+		out = append(out, ruleOutcome{d.Recipient, d.Channel, d.Status, d.Reason, d.Rule})
+	}
+	return out
+}
+
+func (b *rulesBundle) emails(t *testing.T) int {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join(b.outbox, "*.eml"))
+	require.NoError(t, err)
+	return len(files)
+}
+
+const (
+	claireName = "Claire DUPONT-DEMO"
+	jeanName   = "Jean MARTIN"
+	chMSS      = correspondents.ChannelMSSante
+	chPaper    = correspondents.ChannelPaper
+)
+
+func TestRulesVersions(t *testing.T) {
+	t.Parallel()
+	b := setupRules(t)
+
+	rs, err := b.svc.Rules(b.ctx)
+	require.NoError(t, err)
+	require.Equal(t, dispatch.DefaultRuleSet, rs, "version 0 before the CME writes any")
+	v0, source, err := b.svc.RulesVersion(b.ctx, 0)
+	require.NoError(t, err)
+	require.Equal(t, dispatch.DefaultRuleSet, v0)
+	parsed, err := dispatch.ParseRules(source)
+	require.NoError(t, err)
+	require.Equal(t, dispatch.DefaultRule.Name, parsed.Rules[0].Name)
+	history, err := b.svc.RulesHistory(b.ctx, 0)
+	require.NoError(t, err)
+	require.Empty(t, history)
+
+	src1 := "# première version\ncomment: from the file\nrules:\n  - name: psy\n    match: {services: [PSY]}\n    action: {send: review}\n"
+	before := time.Now()
+	v1, err := b.svc.SetRules(b.ctx, []byte(src1), "alice", "CME du 12 mars")
+	require.NoError(t, err)
+	require.Equal(t, 1, v1.Version)
+	require.Equal(t, "alice", v1.CreatedBy)
+	require.Equal(t, "CME du 12 mars", v1.Comment, "the comment given replaces the file's")
+	require.WithinDuration(t, before, v1.CreatedAt, time.Minute)
+	require.Equal(t, []string{"psy", dispatch.DefaultRule.Name}, ruleNames(v1))
+
+	src2 := "comment: from the file\nrules:\n  - name: tout relu\n    action: {send: review}\n"
+	v2, err := b.svc.SetRules(b.ctx, []byte(src2), "bob", "")
+	require.NoError(t, err)
+	require.Equal(t, 2, v2.Version)
+	require.Equal(t, "from the file", v2.Comment)
+
+	_, err = b.svc.SetRules(b.ctx, []byte("rules:\n  - name: x\n    action: {send: never}\n"), "bob", "")
+	var re *dispatch.RuleError
+	require.ErrorAs(t, err, &re)
+	require.Equal(t, "action.send", re.Field)
+	_, err = b.svc.SetRules(b.ctx, []byte(src2), " ", "")
+	require.ErrorContains(t, err, "actor is required")
+
+	current, err := b.svc.Rules(b.ctx)
+	require.NoError(t, err)
+	require.Equal(t, v2.Version, current.Version, "invalid rules store nothing")
+	require.Equal(t, v2.Rules, current.Rules)
+	require.Equal(t, "bob", current.CreatedBy)
+	require.True(t, v2.CreatedAt.Equal(current.CreatedAt))
+
+	got1, source1, err := b.svc.RulesVersion(b.ctx, 1)
+	require.NoError(t, err)
+	require.Equal(t, src1, string(source1), "the source as written, comments kept")
+	require.Equal(t, v1.Rules, got1.Rules)
+	require.Equal(t, "CME du 12 mars", got1.Comment)
+	for _, v := range []int{3, -1} {
+		_, _, err = b.svc.RulesVersion(b.ctx, v)
+		require.ErrorIs(t, err, dispatch.ErrNotFound, v)
+	}
+
+	history, err = b.svc.RulesHistory(b.ctx, 0)
+	require.NoError(t, err)
+	require.Len(t, history, 2)
+	require.Equal(t, []int{2, 1}, []int{history[0].Version, history[1].Version}, "newest first")
+	require.Equal(t, []string{"bob", "alice"}, []string{history[0].CreatedBy, history[1].CreatedBy})
+	require.Equal(t, v1.Rules, history[1].Rules)
+	history, err = b.svc.RulesHistory(b.ctx, 1)
+	require.NoError(t, err)
+	require.Len(t, history, 1)
+	require.Equal(t, 2, history[0].Version)
+}
+
+func ruleNames(rs dispatch.RuleSet) []string {
+	var names []string
+	for _, r := range rs.Rules {
+		names = append(names, r.Name)
+	}
+	return names
+}
+
+func TestSetRulesConcurrent(t *testing.T) {
+	t.Parallel()
+	b := setupRules(t)
+	const n = 12
+	versions := make([]int, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			rs, err := b.svc.SetRules(b.ctx, fmt.Appendf(nil, "rules:\n  - name: r%d\n", i), fmt.Sprintf("admin%d", i), "")
+			if err == nil {
+				versions[i] = rs.Version
+			}
+		})
+	}
+	wg.Wait()
+	slices.Sort(versions)
+	want := make([]int, n)
+	for i := range want {
+		want[i] = i + 1
+	}
+	require.Equal(t, want, versions, "distinct versions, none lost")
+}
+
+// TestRuleSendReview: send review holds every delivery for a secretary.
+func TestRuleSendReview(t *testing.T) {
+	t.Parallel()
+	b := setupRules(t)
+	b.putRules(t, "rules:\n  - name: Tout relu\n    action: {send: review}\n")
+
+	ds := b.waitResolved(t, b.receive(t, testReport(t)).ReportID)
+	require.Equal(t, []ruleOutcome{
+		{claire, chMSS, dispatch.StatusReview, correspondents.ReasonDirectoryAddress, "Tout relu"},
+		{claireName, chPaper, dispatch.StatusReview, correspondents.ReasonPaperCopy, "Tout relu"},
+		{julie, chMSS, dispatch.StatusReview, correspondents.ReasonDPIAddress, "Tout relu"},
+		{jeanName, chMSS, dispatch.StatusReview, correspondents.ReasonSeveralAddresses, "Tout relu"},
+	}, outcomes(ds))
+	for _, d := range ds {
+		require.Equal(t, 1, d.Version)
+	}
+	var sends int
+	require.NoError(t, b.pool.QueryRow(b.ctx, "SELECT count(*) FROM river_job WHERE kind = 'send_delivery'").Scan(&sends))
+	require.Zero(t, sends)
+	require.Zero(t, b.emails(t))
+}
+
+// TestRuleSendDelay: send delay schedules the deliveries DelayHours after
+// the report, with a release job at that time that sends them on.
+func TestRuleSendDelay(t *testing.T) {
+	t.Parallel()
+	b := setupRules(t)
+	b.putRules(t, "rules:\n  - name: Lettres différées\n    match: {document_codes: [11490-0]}\n    action: {send: delay, delay_hours: 2}\n")
+
+	id := b.receive(t, testReport(t)).ReportID
+	ds := b.waitResolved(t, id)
+	require.Equal(t, []ruleOutcome{
+		{claire, chMSS, dispatch.StatusScheduled, correspondents.ReasonDirectoryAddress, "Lettres différées"},
+		{claireName, chPaper, dispatch.StatusScheduled, correspondents.ReasonPaperCopy, "Lettres différées"},
+		{julie, chMSS, dispatch.StatusScheduled, correspondents.ReasonDPIAddress, "Lettres différées"},
+		{jeanName, chMSS, dispatch.StatusReview, correspondents.ReasonSeveralAddresses, "Lettres différées"},
+	}, outcomes(ds), "what the resolver cannot decide still waits in review")
+	var receivedAt time.Time
+	require.NoError(t, b.pool.QueryRow(b.ctx, "SELECT received_at FROM reports WHERE id = $1", id).Scan(&receivedAt))
+	for _, d := range ds[:3] {
+		require.NotNil(t, d.ScheduledFor, d.Recipient)
+		require.True(t, receivedAt.Add(2*time.Hour).Equal(*d.ScheduledFor), "%s: scheduled for %s", d.Recipient, d.ScheduledFor)
+		var state string
+		var at time.Time
+		require.NoError(t, b.pool.QueryRow(b.ctx, `SELECT state, scheduled_at FROM river_job
+			WHERE kind = 'release_delivery' AND (args->>'delivery_id')::bigint = $1`, d.ID).Scan(&state, &at))
+		require.Equal(t, "scheduled", state)
+		require.WithinDuration(t, *d.ScheduledFor, at, time.Millisecond, "the release job runs when the delay ends")
+	}
+	require.Nil(t, ds[3].ScheduledFor)
+	require.Zero(t, b.emails(t))
+
+	// The delay ends: the release worker sends the emails and the paper copy waits to be printed.
+	_, err := b.pool.Exec(b.ctx, `UPDATE river_job SET scheduled_at = now(), state = 'available'
+		WHERE kind = 'release_delivery' AND state = 'scheduled'`)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		got := outcomes(b.ruleDeliveries(t, id))
+		return got[0].status == dispatch.StatusSent && got[1].status == dispatch.StatusPaperPending &&
+			got[2].status == dispatch.StatusSent && got[3].status == dispatch.StatusReview
+	}, 20*time.Second, 50*time.Millisecond)
+	require.Equal(t, 2, b.emails(t))
+}
+
+// TestRulePatientNever: patient never cancels the patient's delivery, whatever the flags.
+func TestRulePatientNever(t *testing.T) {
+	t.Parallel()
+	b := setupRules(t)
+	b.putRules(t, "rules:\n  - name: Pas au patient\n    match: {recipient_kinds: [patient]}\n    action: {patient: never}\n")
+
+	r := testReport(t)
+	r.Patient.INSQualified = true
+	r.Flags = dispatch.Flags{Present: true, ToProfessionals: true, ToPatient: true}
+	ds := b.waitResolved(t, b.receive(t, r).ReportID)
+	require.Len(t, ds, 5)
+	patient := ds[4]
+	require.Equal(t, ruleOutcome{"Marie DUPONT", chMSS, dispatch.StatusCancelled, dispatch.ReasonRuleNoPatient, "Pas au patient"},
+		outcomes(ds)[4])
+	require.Equal(t, 1, patient.Version)
+	for _, d := range ds[:4] {
+		require.Equal(t, dispatch.DefaultRule.Name, d.Rule, "the professionals fall to the default rule")
+	}
+	require.Equal(t, 2, b.emails(t), "Claire and Julie, not the patient")
+}
+
+// TestRulePaperAlways: paper always adds a paper copy for a recipient who
+// ticked dématérialisation.
+func TestRulePaperAlways(t *testing.T) {
+	t.Parallel()
+	b := setupRules(t)
+	b.putRules(t, "rules:\n  - name: Papier toujours\n    action: {paper: always}\n")
+
+	ds := b.waitResolved(t, b.receive(t, testReport(t)).ReportID)
+	require.Equal(t, []ruleOutcome{
+		{claire, chMSS, dispatch.StatusSent, correspondents.ReasonDirectoryAddress, "Papier toujours"},
+		{claireName, chPaper, dispatch.StatusPaperPending, correspondents.ReasonPaperCopy, "Papier toujours"},
+		{julie, chMSS, dispatch.StatusSent, correspondents.ReasonDPIAddress, "Papier toujours"},
+		{"Julie ROUX", chPaper, dispatch.StatusPaperPending, correspondents.ReasonPaperCopy, "Papier toujours"},
+		{jeanName, chMSS, dispatch.StatusReview, correspondents.ReasonSeveralAddresses, "Papier toujours"},
+	}, outcomes(ds), "Julie is dématérialisée and still gets paper")
+}
+
+// TestRulePaperNever: paper never drops the paper copies and sends to
+// review a recipient who would get paper only.
+func TestRulePaperNever(t *testing.T) {
+	t.Parallel()
+	b := setupRules(t)
+	b.putRules(t, "rules:\n  - name: Jamais de papier\n    match: {document_codes: [11490-0]}\n    action: {paper: never}\n")
+
+	r := testReport(t)
+	// Marc PETIT's only address is outside the trust space: paper only, by default.
+	r.Recipients = append(r.Recipients, dispatch.Recipient{Role: "RCT", Kind: dispatch.KindProfessional,
+		NationalID: "899900000006", RPPS: "99900000006", Family: "PETIT", Given: "Marc"})
+	ds := b.waitResolved(t, b.receive(t, r).ReportID)
+	require.Equal(t, []ruleOutcome{
+		{claire, chMSS, dispatch.StatusSent, correspondents.ReasonDirectoryAddress, "Jamais de papier"},
+		{julie, chMSS, dispatch.StatusSent, correspondents.ReasonDPIAddress, "Jamais de papier"},
+		{jeanName, chMSS, dispatch.StatusReview, correspondents.ReasonSeveralAddresses, "Jamais de papier"},
+		{"Marc PETIT", chPaper, dispatch.StatusReview, correspondents.ReasonUntrustedAddress, "Jamais de papier"},
+	}, outcomes(ds), "no paper copy for Claire, Marc left to a secretary")
+
+	// Another document type falls to the default rule: Marc on paper.
+	other := reportOf(t, "imagerie")
+	other.Document.Code = "18748-4"
+	other.Recipients = r.Recipients[3:]
+	ds = b.waitResolved(t, b.receive(t, other).ReportID)
+	require.Equal(t, []ruleOutcome{
+		{"Marc PETIT", chPaper, dispatch.StatusPaperPending, correspondents.ReasonUntrustedAddress, dispatch.DefaultRule.Name},
+	}, outcomes(ds))
+}
+
+// TestRuleAddressMismatchReview: address_mismatch review holds an address
+// the DPI gave but the directory does not know for the person.
+func TestRuleAddressMismatchReview(t *testing.T) {
+	t.Parallel()
+	b := setupRules(t)
+	b.putRules(t, "rules:\n  - name: Adresses vérifiées\n    action: {address_mismatch: review}\n")
+
+	r := testReport(t)
+	r.Recipients[1].Address = "julie.cabinet@medecin-demo.mssante.fr"
+	ds := b.waitResolved(t, b.receive(t, r).ReportID)
+	require.Equal(t, []ruleOutcome{
+		{claire, chMSS, dispatch.StatusSent, correspondents.ReasonDirectoryAddress, "Adresses vérifiées"},
+		{claireName, chPaper, dispatch.StatusPaperPending, correspondents.ReasonPaperCopy, "Adresses vérifiées"},
+		{"julie.cabinet@medecin-demo.mssante.fr", chMSS, dispatch.StatusReview, correspondents.ReasonDPIAddressMismatch, "Adresses vérifiées"},
+		{jeanName, chMSS, dispatch.StatusReview, correspondents.ReasonSeveralAddresses, "Adresses vérifiées"},
+	}, outcomes(ds))
+
+	// Under the default rule the DPI's address is used.
+	b.putRules(t, "rules:\n  - name: défaut\n")
+	r2 := reportOf(t, "default")
+	r2.Recipients = []dispatch.Recipient{r.Recipients[1]}
+	ds = b.waitResolved(t, b.receive(t, r2).ReportID)
+	require.Equal(t, []ruleOutcome{
+		{"julie.cabinet@medecin-demo.mssante.fr", chMSS, dispatch.StatusSent, correspondents.ReasonDPIAddressMismatch, "défaut"},
+	}, outcomes(ds))
+	require.Equal(t, 2, ds[0].Version)
+}
+
+// TestRuleMatch: each criterion of a match, the first matching rule wins,
+// and the rule's name and version are kept with each delivery.
+func TestRuleMatch(t *testing.T) {
+	t.Parallel()
+	b := setupRules(t)
+	rs := b.putRules(t, `rules:
+  - name: par auteur
+    match: {authors: ["99900000010"]}
+    action: {send: review}
+  - name: par service
+    match: {services: [psy]}
+    action: {send: review}
+  - name: par confidentialité
+    match: {confidentiality: [V]}
+    action: {send: review}
+  - name: par destinataire
+    match: {recipient_kinds: [organisation]}
+    action: {send: review}
+  - name: par document
+    match: {document_codes: [11490-0]}
+    action: {send: review}
+  - name: reste
+`)
+	organisation := dispatch.Recipient{Role: "RCT", Kind: dispatch.KindOrganisation, FINESS: "999000025", Organisation: "CLINIQUE DES LILAS DEMO"}
+	tests := []struct {
+		name   string
+		change func(*dispatch.Report)
+		// rules are the rules of the deliveries to Julie and to the clinic.
+		rules [2]string
+	}{
+		{"document-code", func(*dispatch.Report) {}, [2]string{"par document", "par destinataire"}},
+		{"other-document", func(r *dispatch.Report) { r.Document.Code = "11502-2" }, [2]string{"reste", "par destinataire"}},
+		{"service-case", func(r *dispatch.Report) { r.Service = "PSY" }, [2]string{"par service", "par service"}},
+		{"author-first", func(r *dispatch.Report) {
+			r.Service = "PSY"
+			r.Author = dispatch.Recipient{Role: "SB", Kind: dispatch.KindProfessional, NationalID: "899900000010", RPPS: "99900000010", Family: "DEMO"}
+		}, [2]string{"par auteur", "par auteur"}},
+		{"confidentiality", func(r *dispatch.Report) { r.Document.Confidentiality = "V" }, [2]string{"par confidentialité", "par confidentialité"}},
+	}
+	for _, tt := range tests {
+		r := reportOf(t, tt.name)
+		r.Recipients = []dispatch.Recipient{r.Recipients[1], organisation}
+		tt.change(&r)
+		ds := b.waitResolved(t, b.receive(t, r).ReportID)
+		require.Len(t, ds, 2, tt.name)
+		require.Equal(t, julie, ds[0].Recipient)
+		var got [2]string
+		for i, d := range ds {
+			require.Equal(t, rs.Version, d.Version, tt.name)
+			got[i] = d.Rule
+		}
+		require.Equal(t, tt.rules, got, tt.name)
+	}
+}
+
+// TestRulePolicy: the fallback policy of the deciding rule is kept with each delivery.
+func TestRulePolicy(t *testing.T) {
+	t.Parallel()
+	b := setupRules(t)
+	b.putRules(t, `rules:
+  - name: Lettre suivie
+    match: {document_codes: [11490-0], recipient_kinds: [professional]}
+    action:
+      on_failure: worklist
+      no_dsn_hours: 24
+      unread_hours: 72
+      unread_action: paper
+`)
+	r := testReport(t)
+	r.Recipients = r.Recipients[1:2]
+	r.Flags = dispatch.Flags{Present: true, ToProfessionals: true, ReadAck: true}
+	ds := b.waitResolved(t, b.receive(t, r).ReportID)
+	require.Len(t, ds, 1)
+	require.Equal(t, dispatch.Policy{OnFailure: dispatch.FallbackWorklist, NoDSNHours: 24, NoDSNAction: dispatch.FallbackWorklist,
+		UnreadHours: 72, UnreadAction: dispatch.FallbackPaper}, ds[0].Policy)
+	var raw []byte
+	require.NoError(t, b.pool.QueryRow(b.ctx, "SELECT policy FROM deliveries WHERE id = $1", ds[0].ID).Scan(&raw))
+	require.JSONEq(t, `{"on_failure":"worklist","no_dsn_hours":24,"no_dsn_action":"worklist","unread_hours":72,"unread_action":"paper"}`, string(raw))
+
+	// The email sent, its deadlines are scheduled from the policy.
+	var deadlines []string
+	require.Eventually(t, func() bool {
+		rows, err := b.pool.Query(b.ctx, `SELECT args->>'deadline' FROM river_job WHERE kind = 'ack_deadline'
+			AND (args->>'delivery_id')::bigint = $1 ORDER BY scheduled_at`, ds[0].ID)
+		require.NoError(t, err)
+		deadlines = nil
+		for rows.Next() {
+			var d string
+			require.NoError(t, rows.Scan(&d))
+			deadlines = append(deadlines, d)
+		}
+		return len(deadlines) == 2
+	}, 10*time.Second, 50*time.Millisecond)
+	require.Equal(t, []string{dispatch.DeadlineDSN, dispatch.DeadlineRead}, deadlines)
+}
+
+// dbSnapshot is every delivery row and the number of events and jobs.
+func dbSnapshot(t *testing.T, b *rulesBundle) string {
+	t.Helper()
+	var deliveries, events, jobs string
+	require.NoError(t, b.pool.QueryRow(b.ctx, `SELECT coalesce(json_agg(d ORDER BY d.id)::text, '') FROM deliveries d`).Scan(&deliveries))
+	require.NoError(t, b.pool.QueryRow(b.ctx, `SELECT count(*)::text || ' ' || coalesce(max(id), 0)::text FROM delivery_events`).Scan(&events))
+	require.NoError(t, b.pool.QueryRow(b.ctx, `SELECT count(*)::text FROM river_job`).Scan(&jobs))
+	return deliveries + "\n" + events + "\n" + jobs
+}
+
+func TestDryRun(t *testing.T) {
+	t.Parallel()
+	b := setupRules(t)
+	svc := b.svc
+
+	_, err := svc.DryRun(b.ctx, []byte("rules:\n  - name: x\n"), 0)
+	require.NoError(t, err, "no report yet")
+
+	first := b.receive(t, testReport(t)).ReportID
+	b.waitResolved(t, first)
+	second := b.receive(t, reportOf(t, "2")).ReportID
+	b.waitResolved(t, second)
+	docID := testReport(t).Document.ID
+	snapshot := dbSnapshot(t, b)
+
+	// The rules in force, exported: nothing changes.
+	current, source, err := svc.RulesVersion(b.ctx, 0)
+	require.NoError(t, err)
+	dr, err := svc.DryRun(b.ctx, source, 0)
+	require.NoError(t, err)
+	require.Equal(t, dispatch.DryRun{CurrentVersion: current.Version, ReportsChecked: 2, Changed: []dispatch.DryRunChange{}}, dr)
+
+	// Paper never, under the default rule's name: only Claire's paper copies go.
+	dr, err = svc.DryRun(b.ctx, []byte("rules:\n  - name: défaut\n    action: {paper: never}\n"), 0)
+	require.NoError(t, err)
+	require.Equal(t, 2, dr.ReportsChecked)
+	require.Len(t, dr.Changed, 2)
+	require.Equal(t, second, dr.Changed[0].ReportID, "newest report first")
+	require.Equal(t, docID+"-2", dr.Changed[0].DocumentID)
+	c := dr.Changed[1]
+	require.Equal(t, first, c.ReportID)
+	require.Equal(t, docID, c.DocumentID)
+	require.Equal(t, claireName, c.Recipient)
+	require.NotNil(t, c.Before)
+	require.Equal(t, dispatch.DryRunOutcome{Channel: chPaper, Status: dispatch.StatusPaperPending, Reason: correspondents.ReasonPaperCopy,
+		Rule: dispatch.DefaultRule.Name, Policy: dispatch.Policy{OnFailure: dispatch.FallbackPaper}}, *c.Before)
+	require.Nil(t, c.After)
+
+	// Everything reviewed, one report: every delivery of the newest changes.
+	dr, err = svc.DryRun(b.ctx, []byte("rules:\n  - name: Tout relu\n    action: {send: review, paper: always}\n"), 1)
+	require.NoError(t, err)
+	require.Equal(t, 1, dr.ReportsChecked)
+	type change struct {
+		recipient     string
+		before, after string // channel/status/rule
+	}
+	show := func(o *dispatch.DryRunOutcome) string {
+		if o == nil {
+			return "-"
+		}
+		return o.Channel + "/" + o.Status + "/" + o.Rule
+	}
+	var got []change
+	for _, c := range dr.Changed {
+		require.Equal(t, second, c.ReportID)
+		got = append(got, change{c.Recipient, show(c.Before), show(c.After)})
+	}
+	require.Equal(t, []change{
+		{claireName, "mssante/queued/défaut", "mssante/review/Tout relu"},
+		{claireName, "paper/paper_pending/défaut", "paper/review/Tout relu"},
+		{"Julie ROUX", "mssante/queued/défaut", "mssante/review/Tout relu"},
+		{"Julie ROUX", "-", "paper/review/Tout relu"},
+		{jeanName, "mssante/review/défaut", "mssante/review/Tout relu"},
+	}, got)
+
+	// A delay shows as scheduled: the reports are planned as if they arrived now.
+	dr, err = svc.DryRun(b.ctx, []byte("rules:\n  - name: défaut\n    action: {send: delay, delay_hours: 1}\n"), 1)
+	require.NoError(t, err)
+	require.Len(t, dr.Changed, 3, "Jean stays in review")
+	for _, c := range dr.Changed {
+		require.Equal(t, dispatch.StatusScheduled, c.After.Status)
+	}
+	out, err := json.Marshal(dr.Changed[0])
+	require.NoError(t, err)
+	require.Contains(t, string(out), `"before":{"channel":"mssante","status":"queued","address":"claire.dupont-demo@medecin-demo.mssante.fr"`)
+
+	_, err = svc.DryRun(b.ctx, []byte("rules:\n  - name: x\n    action: {send: delay}\n"), 0)
+	var re *dispatch.RuleError
+	require.ErrorAs(t, err, &re)
+	require.Equal(t, "action.delay_hours", re.Field)
+
+	require.Equal(t, snapshot, dbSnapshot(t, b), "a dry run writes nothing")
+}

@@ -1,0 +1,253 @@
+package dispatch_test
+
+import (
+	"flag"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/mssdispatch/mssdispatch/dispatch"
+)
+
+var updateRules = flag.Bool("update-rules", false, "rewrite testdata/rules/*.golden.yaml")
+
+// normalisedDefault is DefaultRule as a parsed rule set holds it: with the
+// actions of its (off) deadlines filled in.
+var normalisedDefault = func() dispatch.Rule {
+	r := dispatch.DefaultRule
+	r.Action.NoDSNAction, r.Action.UnreadAction = dispatch.FallbackWorklist, dispatch.FallbackWorklist
+	return r
+}()
+
+// normalAction is a normalised action with the given send mode.
+func normalAction(send string) dispatch.RuleAction {
+	return dispatch.RuleAction{Send: send, Patient: dispatch.PatientSend, Paper: dispatch.PaperDirectory,
+		AddressMismatch: dispatch.MismatchSend, OnFailure: dispatch.FallbackPaper,
+		NoDSNAction: dispatch.FallbackWorklist, UnreadAction: dispatch.FallbackWorklist}
+}
+
+func TestParseRulesValid(t *testing.T) {
+	t.Parallel()
+	src, err := os.ReadFile("testdata/rules/valid.yaml")
+	require.NoError(t, err)
+	rs, err := dispatch.ParseRules(src)
+	require.NoError(t, err)
+	bio := normalAction(dispatch.SendDelay)
+	bio.DelayHours = 48
+	require.Equal(t, dispatch.RuleSet{Comment: "test set", Rules: []dispatch.Rule{
+		{Name: "Biologie au patient", Match: dispatch.Match{DocumentCodes: []string{"11502-2"}, RecipientKinds: []string{"patient"}},
+			Action: bio},
+		{Name: "Cardiologie", Match: dispatch.Match{Services: []string{"CARDIO"}, Authors: []string{"99900000010", "99900000011"},
+			Confidentiality: []string{"N", "R"}},
+			Action: dispatch.RuleAction{Send: dispatch.SendReview, Patient: dispatch.PatientNever, Paper: dispatch.PaperAlways,
+				AddressMismatch: dispatch.MismatchReview, OnFailure: dispatch.FallbackWorklist,
+				NoDSNHours: 24, NoDSNAction: dispatch.FallbackPaper, UnreadHours: 72, UnreadAction: dispatch.FallbackPaper}},
+		normalisedDefault,
+	}}, rs, "names trimmed, defaults filled, an unquoted RPPS read as text, the default rule appended")
+}
+
+func TestParseRules(t *testing.T) {
+	t.Parallel()
+	one := func(act string) string { return "rules:\n  - name: Règle A\n    action: {" + act + "}\n" }
+	tests := []struct {
+		name string
+		src  string // or file, under testdata/rules
+		file string
+		// want is the rule set when no error is expected.
+		want *dispatch.RuleSet
+		// rule, field, line and msg are the expected *RuleError.
+		rule  int
+		field string
+		line  int
+		msg   string
+	}{
+		{name: "minimal", src: "rules:\n  - name: tout\n", want: &dispatch.RuleSet{Rules: []dispatch.Rule{
+			{Name: "tout", Action: normalAction(dispatch.SendAuto)}}}},
+		{name: "default rule appended", src: "rules:\n  - name: psy\n    match: {services: [PSY]}\n    action: {send: review}\n",
+			want: &dispatch.RuleSet{Rules: []dispatch.Rule{
+				{Name: "psy", Match: dispatch.Match{Services: []string{"PSY"}}, Action: normalAction(dispatch.SendReview)}, normalisedDefault}}},
+		{name: "empty lists match everything", src: "rules:\n  - name: tout\n    match: {services: []}\n",
+			want: &dispatch.RuleSet{Rules: []dispatch.Rule{{Name: "tout", Action: normalAction(dispatch.SendAuto)}}}},
+		{name: "anchors and merge keys", src: "rules:\n  - &psy {name: psy, match: {services: [PSY]}, action: {send: review}}\n  - <<: *psy\n    name: tout\n    match: {}\n",
+			want: &dispatch.RuleSet{Rules: []dispatch.Rule{
+				{Name: "psy", Match: dispatch.Match{Services: []string{"PSY"}}, Action: normalAction(dispatch.SendReview)},
+				{Name: "tout", Action: normalAction(dispatch.SendReview)}}}},
+
+		{name: "unknown key", file: "unknown_key.yaml", rule: 1, field: "action.delay", line: 7, msg: `unknown key "delay"`},
+		{name: "unknown top-level key", src: "rule:\n  - name: a\n", field: "rule", line: 1, msg: `unknown key "rule" (want comment, rules)`},
+		{name: "unknown match key", src: "rules:\n  - name: a\n    match:\n      service: [PSY]\n", rule: 1, field: "match.service", line: 4, msg: `unknown key "service"`},
+		{name: "unknown rule key", src: "rules:\n  - name: a\n  - name: b\n    actions: {}\n", rule: 2, field: "actions", line: 4},
+		{name: "repeated key", src: "rules:\n  - name: a\n    name: b\n", rule: 1, field: "name", line: 3, msg: "already given at line 2"},
+		{name: "wrong type", file: "wrong_type.yaml", rule: 1, field: "action.delay_hours", line: 5, msg: `"deux jours": want a whole number (rule "Biologie")`},
+		{name: "huge hours", src: one("no_dsn_hours: 99999999999999999999"), rule: 1, field: "action.no_dsn_hours", line: 3, msg: "want a whole number"},
+		{name: "float hours", src: one("send: delay, delay_hours: 1.5"), rule: 1, field: "action.delay_hours", line: 3, msg: "want a whole number"},
+		{name: "list for a value", src: one("send: [auto]"), rule: 1, field: "action.send", line: 3, msg: "want a single value"},
+		{name: "value for a list", src: "rules:\n  - name: a\n    match: {services: PSY}\n", rule: 1, field: "match.services", line: 3, msg: "want a list"},
+		{name: "rules not a list", src: "rules: {name: a}\n", field: "rules", line: 1, msg: "want a list"},
+		{name: "rule not a mapping", src: "rules:\n  - a\n", rule: 1, line: 2, msg: "want a mapping"},
+		{name: "top level not a mapping", src: "- name: a\n", line: 1, msg: "the top level must be a mapping"},
+		{name: "syntax", src: "rules:\n  - name: a\n    action: send: auto\n", line: 3, msg: "YAML: mapping values are not allowed"},
+		{name: "two documents", src: "rules:\n  - name: a\n---\nrules: []\n", line: 3, msg: "one YAML document only"},
+		{name: "empty", src: "", msg: "the file is empty"},
+		{name: "comments only", src: "# rien\n", msg: "the file is empty"},
+		{name: "no rule", src: "rules: []\n", line: 1, msg: "no rule"},
+		{name: "not UTF-8", src: "rules:\n  - name: \xff\n", msg: "UTF-8"},
+
+		{name: "missing name", file: "missing_name.yaml", rule: 2, field: "name", line: 5, msg: "every rule needs a name"},
+		{name: "blank name", src: "rules:\n  - name: '  '\n", rule: 1, field: "name", line: 2, msg: "every rule needs a name"},
+		{name: "duplicate names", file: "duplicate_names.yaml", rule: 2, field: "name", line: 5, msg: `"Psychiatrie" is already the name of rule 1`},
+		{name: "default name taken", src: "rules:\n  - name: défaut\n    match: {services: [PSY]}\n", rule: 1, field: "name", line: 2,
+			msg: "is the name of the default rule"},
+		{name: "delay out of range", file: "delay_out_of_range.yaml", rule: 1, field: "action.delay_hours", line: 6,
+			msg: `721: a delay is 1 to 720 hours (rule "Biologie")`},
+		{name: "delay missing", src: one("send: delay"), rule: 1, field: "action.delay_hours", line: 3, msg: "0: a delay is 1 to 720 hours"},
+		{name: "delay without send delay", src: one("delay_hours: 4"), rule: 1, field: "action.delay_hours", line: 3, msg: "only with send: delay"},
+		{name: "authors not RPPS", file: "authors_not_rpps.yaml", rule: 1, field: "match.authors", line: 4, msg: `"1234" is not an 11-digit RPPS`},
+		{name: "recipient kind", src: "rules:\n  - name: a\n    match: {recipient_kinds: [médecin]}\n", rule: 1, field: "match.recipient_kinds", line: 3,
+			msg: "want professional, organisation or patient"},
+		{name: "send", src: one("send: later"), rule: 1, field: "action.send", line: 3, msg: `"later": want auto, review, delay (rule "Règle A")`},
+		{name: "patient", src: one("patient: maybe"), rule: 1, field: "action.patient", line: 3, msg: `"maybe": want send, never`},
+		{name: "paper", src: one("paper: sometimes"), rule: 1, field: "action.paper", line: 3, msg: `"sometimes": want directory, always, never`},
+		{name: "address mismatch", src: one("address_mismatch: ignore"), rule: 1, field: "action.address_mismatch", line: 3, msg: `want send, review`},
+		{name: "on failure", src: one("on_failure: retry"), rule: 1, field: "action.on_failure", line: 3, msg: `want paper, worklist`},
+		{name: "no DSN action", src: one("no_dsn_hours: 24, no_dsn_action: email"), rule: 1, field: "action.no_dsn_action", line: 3, msg: `want paper, worklist`},
+		{name: "unread action", src: one("unread_hours: 72, unread_action: email"), rule: 1, field: "action.unread_action", line: 3, msg: `want paper, worklist`},
+		{name: "no DSN hours", src: one("no_dsn_hours: 721"), rule: 1, field: "action.no_dsn_hours", line: 3, msg: "0 (off) to 720 hours"},
+		{name: "negative no DSN hours", src: one("no_dsn_hours: -1"), rule: 1, field: "action.no_dsn_hours", line: 3, msg: "0 (off) to 720 hours"},
+		{name: "unread hours", src: one("unread_hours: 2161"), rule: 1, field: "action.unread_hours", line: 3, msg: "0 (off) to 2160 hours"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			src := []byte(tt.src)
+			if tt.file != "" {
+				var err error
+				src, err = os.ReadFile(filepath.Join("testdata/rules", tt.file))
+				require.NoError(t, err)
+			}
+			rs, err := dispatch.ParseRules(src)
+			if tt.want != nil {
+				require.NoError(t, err)
+				require.Equal(t, *tt.want, rs)
+				return
+			}
+			var re *dispatch.RuleError
+			require.ErrorAs(t, err, &re)
+			require.Equal(t, tt.rule, re.Rule, "rule: %v", err)
+			require.Equal(t, tt.field, re.Field, "field: %v", err)
+			require.Equal(t, tt.line, re.Line, "line: %v", err)
+			require.Contains(t, re.Msg, tt.msg)
+		})
+	}
+}
+
+func TestRuleErrorMessage(t *testing.T) {
+	t.Parallel()
+	src, err := os.ReadFile("testdata/rules/unknown_key.yaml")
+	require.NoError(t, err)
+	_, err = dispatch.ParseRules(src)
+	require.EqualError(t, err, `rule 1 (line 7): action.delay: unknown key "delay" (want send, delay_hours, patient, paper, `+
+		`address_mismatch, on_failure, no_dsn_hours, no_dsn_action, unread_hours, unread_action) (rule "Psychiatrie")`)
+	require.EqualError(t, &dispatch.RuleError{Msg: "no rule"}, "rules: no rule")
+	require.EqualError(t, &dispatch.RuleError{Rule: 2, Field: "name", Msg: "every rule needs a name"}, "rule 2: name: every rule needs a name")
+}
+
+func TestParseRulesSize(t *testing.T) {
+	t.Parallel()
+	big := make([]byte, dispatch.MaxRulesSize+1)
+	_, err := dispatch.ParseRules(big)
+	var re *dispatch.RuleError
+	require.ErrorAs(t, err, &re)
+	require.Contains(t, re.Msg, "larger than")
+}
+
+func TestMarshalRulesRoundTrip(t *testing.T) {
+	t.Parallel()
+	files, err := filepath.Glob("testdata/rules/*.yaml")
+	require.NoError(t, err)
+	files = append(files, "../testdata/demo/regles-cme.yaml")
+	parsed := 0
+	for _, f := range files {
+		src, err := os.ReadFile(f)
+		require.NoError(t, err)
+		rs, err := dispatch.ParseRules(src)
+		if err != nil {
+			continue // the invalid examples
+		}
+		parsed++
+		out, err := dispatch.MarshalRules(rs)
+		require.NoError(t, err)
+		again, err := dispatch.ParseRules(out)
+		require.NoError(t, err, "%s exported:\n%s", f, out)
+		require.Equal(t, rs, again, f)
+		again2, err := dispatch.MarshalRules(again)
+		require.NoError(t, err)
+		require.Equal(t, string(out), string(again2), "the export is stable")
+	}
+	require.GreaterOrEqual(t, parsed, 3, "the valid files, the golden and the demo")
+
+	// Values YAML would not keep in a block: escaped in double quotes.
+	odd := dispatch.RuleSet{Comment: "ligne 1\r\nligne 2\ttab", Rules: []dispatch.Rule{
+		{Name: "a\u2028b", Match: dispatch.Match{Services: []string{" PSY ", "", "#x", "- y", "null", "true", "42"}}, Action: normalAction(dispatch.SendAuto)},
+		normalisedDefault,
+	}}
+	out, err := dispatch.MarshalRules(odd)
+	require.NoError(t, err)
+	again, err := dispatch.ParseRules(out)
+	require.NoError(t, err, string(out))
+	require.Equal(t, odd, again, string(out))
+}
+
+// TestMarshalRulesGolden checks the export of the demo's rules; -update-rules rewrites it.
+func TestMarshalRulesGolden(t *testing.T) {
+	t.Parallel()
+	src, err := os.ReadFile("../testdata/demo/regles-cme.yaml")
+	require.NoError(t, err)
+	rs, err := dispatch.ParseRules(src)
+	require.NoError(t, err)
+	out, err := dispatch.MarshalRules(rs)
+	require.NoError(t, err)
+	golden := "testdata/rules/regles-cme.golden.yaml"
+	if *updateRules {
+		require.NoError(t, os.WriteFile(golden, out, 0o644))
+	}
+	want, err := os.ReadFile(golden)
+	require.NoError(t, err)
+	require.Equal(t, string(want), string(out))
+}
+
+func FuzzParseRules(f *testing.F) {
+	files, err := filepath.Glob("testdata/rules/*.yaml")
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, name := range append(files, "../testdata/demo/regles-cme.yaml") {
+		src, err := os.ReadFile(name)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(src)
+	}
+	f.Add([]byte("rules:\n  - &a {name: a, match: {services: [A]}}\n  - {<<: *a, name: b, match: {}}\n"))
+	f.Add([]byte("rules: [{name: \"\\r\\n\", action: {send: delay, delay_hours: 0x10}}]\n"))
+	f.Fuzz(func(t *testing.T, src []byte) {
+		rs, err := dispatch.ParseRules(src)
+		if err != nil {
+			if _, ok := err.(*dispatch.RuleError); !ok {
+				t.Fatalf("ParseRules: %T %v, want a *RuleError", err, err)
+			}
+			return
+		}
+		out, err := dispatch.MarshalRules(rs)
+		if err != nil {
+			t.Fatalf("MarshalRules: %v", err)
+		}
+		again, err := dispatch.ParseRules(out)
+		if err != nil {
+			t.Fatalf("ParseRules(MarshalRules(rs)): %v\n%s", err, out)
+		}
+		require.Equal(t, rs, again, "export:\n%s", out)
+	})
+}

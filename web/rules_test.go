@@ -1,0 +1,229 @@
+package web_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/mssdispatch/mssdispatch/dispatch"
+)
+
+// setupRulesAPI is setup with the demo directory, its jobs worked.
+func setupRulesAPI(t *testing.T) *testBundle {
+	t.Helper()
+	b := setup(t)
+	b.importDemo(t)
+	b.work(t)
+	return b
+}
+
+// ruleSetJSON is the JSON of a version of the rules.
+type ruleSetJSON struct {
+	Version   int             `json:"version"`
+	CreatedBy string          `json:"created_by"`
+	CreatedAt *time.Time      `json:"created_at"`
+	Comment   string          `json:"comment"`
+	Rules     []dispatch.Rule `json:"rules"`
+}
+
+func decodeRuleSet(t *testing.T, body string) ruleSetJSON {
+	t.Helper()
+	var rs ruleSetJSON
+	require.NoError(t, json.Unmarshal([]byte(body), &rs), body)
+	return rs
+}
+
+const apiRules = `# Règles de test
+rules:
+  - name: Psychiatrie relue
+    match: {services: [PSY]}
+    action: {send: review}
+`
+
+func TestRulesAPIAuth(t *testing.T) {
+	t.Parallel()
+	b := setupRulesAPI(t)
+	for _, r := range []struct{ method, path string }{
+		{"GET", "/api/v1/rules"}, {"PUT", "/api/v1/rules"}, {"GET", "/api/v1/rules/history"},
+		{"GET", "/api/v1/rules/1"}, {"POST", "/api/v1/rules/dry-run"},
+	} {
+		req, err := http.NewRequestWithContext(context.Background(), r.method, b.srv.URL+r.path, strings.NewReader(apiRules))
+		require.NoError(t, err)
+		req.Header.Set("Authorization", "Bearer wrong")
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		resp.Body.Close()
+		require.Equal(t, http.StatusUnauthorized, resp.StatusCode, r)
+	}
+	var versions int
+	require.NoError(t, b.pool.QueryRow(context.Background(), "SELECT count(*) FROM rule_sets").Scan(&versions))
+	require.Zero(t, versions)
+}
+
+func TestRulesAPIGetPut(t *testing.T) {
+	t.Parallel()
+	b := setupRulesAPI(t)
+
+	// Before any version: the built-in default.
+	code, h, body := b.call(t, "GET", "/api/v1/rules", "")
+	require.Equal(t, http.StatusOK, code, body)
+	require.Equal(t, "application/json", h.Get("Content-Type"))
+	rs := decodeRuleSet(t, body)
+	require.Equal(t, 0, rs.Version)
+	require.Nil(t, rs.CreatedAt, "no creation time for the built-in rules")
+	require.Equal(t, []dispatch.Rule{dispatch.DefaultRule}, rs.Rules)
+	code, h, body = b.call(t, "GET", "/api/v1/rules", "", "Accept", "text/yaml")
+	require.Equal(t, http.StatusOK, code)
+	require.Equal(t, "text/yaml; charset=utf-8", h.Get("Content-Type"))
+	_, err := dispatch.ParseRules([]byte(body))
+	require.NoError(t, err, body)
+
+	// A new version.
+	code, _, body = b.call(t, "PUT", "/api/v1/rules?comment=CME+du+12+mars", apiRules, "Content-Type", "application/yaml")
+	require.Equal(t, http.StatusOK, code, body)
+	rs = decodeRuleSet(t, body)
+	require.Equal(t, 1, rs.Version)
+	require.Equal(t, "api", rs.CreatedBy)
+	require.Equal(t, "CME du 12 mars", rs.Comment)
+	require.NotNil(t, rs.CreatedAt)
+	require.Equal(t, []string{"Psychiatrie relue", dispatch.DefaultRule.Name}, []string{rs.Rules[0].Name, rs.Rules[1].Name})
+	require.Equal(t, dispatch.SendReview, rs.Rules[0].Action.Send)
+
+	code, _, body = b.call(t, "GET", "/api/v1/rules", "")
+	require.Equal(t, http.StatusOK, code)
+	require.Equal(t, 1, decodeRuleSet(t, body).Version)
+	code, h, body = b.call(t, "GET", "/api/v1/rules?format=yaml", "")
+	require.Equal(t, http.StatusOK, code)
+	require.Equal(t, "application/yaml; charset=utf-8", h.Get("Content-Type"))
+	require.Equal(t, apiRules, body, "the source as written")
+	code, _, body = b.call(t, "GET", "/api/v1/rules?format=json", "", "Accept", "application/yaml")
+	require.Equal(t, http.StatusOK, code)
+	require.Equal(t, 1, decodeRuleSet(t, body).Version, "?format wins over Accept")
+	code, _, body = b.call(t, "GET", "/api/v1/rules?format=xml", "")
+	require.Equal(t, http.StatusBadRequest, code)
+	require.Contains(t, body, "format must be json or yaml")
+
+	// Invalid rules: 422 with the rule, field and line, nothing stored.
+	code, _, body = b.call(t, "PUT", "/api/v1/rules", "rules:\n  - name: Biologie\n    action:\n      send: delay\n      delay_hours: 900\n")
+	require.Equal(t, http.StatusUnprocessableEntity, code, body)
+	require.JSONEq(t, `{"error": "rule 1 (line 5): action.delay_hours: 900: a delay is 1 to 720 hours (rule \"Biologie\")",
+		"field": "action.delay_hours", "rule": 1, "line": 5}`, body)
+	code, _, body = b.call(t, "PUT", "/api/v1/rules", "rules:\n  - name: x\n    actoin: {}\n")
+	require.Equal(t, http.StatusUnprocessableEntity, code, body)
+	require.Contains(t, body, `unknown key \"actoin\"`)
+	code, _, body = b.call(t, "PUT", "/api/v1/rules", "rules: [\n")
+	require.Equal(t, http.StatusUnprocessableEntity, code, body)
+	require.Contains(t, body, `"rule":0`)
+	code, _, body = b.call(t, "PUT", "/api/v1/rules", "  \n")
+	require.Equal(t, http.StatusBadRequest, code, body)
+	require.Contains(t, body, "empty body")
+	code, _, body = b.call(t, "GET", "/api/v1/rules", "")
+	require.Equal(t, http.StatusOK, code)
+	require.Equal(t, 1, decodeRuleSet(t, body).Version)
+}
+
+func TestRulesAPIVersionsAndHistory(t *testing.T) {
+	t.Parallel()
+	b := setupRulesAPI(t)
+	for _, comment := range []string{"un", "deux"} {
+		code, _, body := b.call(t, "PUT", "/api/v1/rules?comment="+comment, apiRules)
+		require.Equal(t, http.StatusOK, code, body)
+	}
+
+	code, _, body := b.call(t, "GET", "/api/v1/rules/1", "")
+	require.Equal(t, http.StatusOK, code, body)
+	rs := decodeRuleSet(t, body)
+	require.Equal(t, 1, rs.Version)
+	require.Equal(t, "un", rs.Comment)
+	code, h, body := b.call(t, "GET", "/api/v1/rules/2?format=yaml", "")
+	require.Equal(t, http.StatusOK, code)
+	require.Contains(t, h.Get("Content-Type"), "yaml")
+	require.Equal(t, apiRules, body)
+	code, _, body = b.call(t, "GET", "/api/v1/rules/0", "")
+	require.Equal(t, http.StatusOK, code)
+	require.Equal(t, []dispatch.Rule{dispatch.DefaultRule}, decodeRuleSet(t, body).Rules)
+
+	code, _, body = b.call(t, "GET", "/api/v1/rules/3", "")
+	require.Equal(t, http.StatusNotFound, code)
+	require.JSONEq(t, `{"error": "no such version of the rules"}`, body)
+	for _, v := range []string{"abc", "-1", "1.5"} {
+		code, _, _ = b.call(t, "GET", "/api/v1/rules/"+v, "")
+		require.Equal(t, http.StatusBadRequest, code, v)
+	}
+	code, _, _ = b.call(t, "GET", "/api/v1/rules/1?format=toml", "")
+	require.Equal(t, http.StatusBadRequest, code)
+
+	code, _, body = b.call(t, "GET", "/api/v1/rules/history", "")
+	require.Equal(t, http.StatusOK, code, body)
+	var history struct {
+		Versions []ruleSetJSON `json:"versions"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(body), &history))
+	require.Len(t, history.Versions, 2)
+	require.Equal(t, []int{2, 1}, []int{history.Versions[0].Version, history.Versions[1].Version})
+	require.Equal(t, []string{"deux", "un"}, []string{history.Versions[0].Comment, history.Versions[1].Comment})
+	require.Equal(t, "api", history.Versions[0].CreatedBy)
+	code, _, body = b.call(t, "GET", "/api/v1/rules/history?limit=1", "")
+	require.Equal(t, http.StatusOK, code)
+	require.NoError(t, json.Unmarshal([]byte(body), &history))
+	require.Len(t, history.Versions, 1)
+	for _, l := range []string{"0", "x"} {
+		code, _, _ = b.call(t, "GET", "/api/v1/rules/history?limit="+l, "")
+		require.Equal(t, http.StatusBadRequest, code, l)
+	}
+}
+
+func TestRulesAPIDryRun(t *testing.T) {
+	t.Parallel()
+	b := setupRulesAPI(t)
+	code, _, ack := b.call(t, "POST", "/api/v1/hl7", sampleORU(t))
+	require.Equal(t, http.StatusOK, code)
+	require.Contains(t, ack, "MSA|AA")
+	require.Eventually(t, func() bool {
+		_, _, body := b.call(t, "GET", "/api/v1/reports/1", "")
+		return strings.Contains(body, `"status":"resolved"`)
+	}, 20*time.Second, 50*time.Millisecond)
+
+	code, _, body := b.call(t, "POST", "/api/v1/rules/dry-run?reports=5", "rules:\n  - name: Tout relu\n    action: {send: review}\n")
+	require.Equal(t, http.StatusOK, code, body)
+	var dr dispatch.DryRun
+	require.NoError(t, json.Unmarshal([]byte(body), &dr))
+	require.Equal(t, 1, dr.ReportsChecked)
+	require.Zero(t, dr.CurrentVersion)
+	require.NotEmpty(t, dr.Changed)
+	for _, c := range dr.Changed {
+		require.Equal(t, int64(1), c.ReportID)
+		require.NotEmpty(t, c.DocumentID)
+		require.NotNil(t, c.After)
+		require.Equal(t, dispatch.StatusReview, c.After.Status)
+		require.Equal(t, "Tout relu", c.After.Rule)
+	}
+	var raw map[string]any
+	require.NoError(t, json.Unmarshal([]byte(body), &raw))
+	require.Contains(t, raw, "reports_checked")
+	require.Contains(t, raw["changed"].([]any)[0], "before")
+
+	code, _, body = b.call(t, "POST", "/api/v1/rules/dry-run", "rules:\n  - name: défaut\n")
+	require.Equal(t, http.StatusOK, code, body)
+	require.Contains(t, body, `"changed":[]`)
+
+	code, _, body = b.call(t, "POST", "/api/v1/rules/dry-run", "rules:\n  - name: x\n    action: {paper: sometimes}\n")
+	require.Equal(t, http.StatusUnprocessableEntity, code)
+	require.Contains(t, body, `"field":"action.paper"`)
+	for _, n := range []string{"0", "501", "x"} {
+		code, _, body = b.call(t, "POST", "/api/v1/rules/dry-run?reports="+n, apiRules)
+		require.Equal(t, http.StatusBadRequest, code, n)
+		require.Contains(t, body, "reports must be")
+	}
+	code, _, _ = b.call(t, "POST", "/api/v1/rules/dry-run", "")
+	require.Equal(t, http.StatusBadRequest, code)
+
+	var versions int
+	require.NoError(t, b.pool.QueryRow(context.Background(), "SELECT count(*) FROM rule_sets").Scan(&versions))
+	require.Zero(t, versions, "a dry run stores no rules")
+}
