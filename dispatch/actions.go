@@ -19,6 +19,8 @@ const (
 	AckDelivered = StatusDelivered // a DSN "delivered"
 	AckRead      = StatusRead      // an MDN "displayed" or "processed"
 	AckFailed    = StatusFailed    // a DSN "failed", or an MDN with an error
+	AckDelayed   = "delayed"       // a DSN "delayed": the operator is still trying (no status change)
+	AckReply     = "reply"         // a human reply to the email (no status change)
 )
 
 // Approve sends a delivery a secretary reviewed, or a scheduled one at once:
@@ -88,16 +90,26 @@ func (s *Service) PostalReturn(ctx context.Context, deliveryID int64, user, why 
 	})
 }
 
-// Acknowledge records a DSN or MDN of an email: ack is AckDelivered, AckRead
-// or AckFailed, detail says what the notification said. A failure applies
-// the fallback of the delivery's policy; a read clears the unread flag. An
-// acknowledgement the delivery is past (a DSN after the MDN) is recorded in
-// the history without a change.
+// Acknowledge records a DSN, an MDN or a reply of an email: ack is
+// AckDelivered, AckRead, AckFailed, AckDelayed or AckReply, detail says what
+// the notification said. A failure applies the fallback of the delivery's
+// policy; a read clears the unread flag; a delay is only recorded; a reply
+// flags the delivery for a secretary. An acknowledgement the delivery is
+// past (a DSN after the MDN) is recorded in the history without a change.
 func (s *Service) Acknowledge(ctx context.Context, deliveryID int64, ack, detail string) error {
 	return s.act(ctx, deliveryID, func(tx pgx.Tx, d storedDelivery) error {
+		switch ack {
+		case AckDelayed:
+			return insertEvent(ctx, tx, d.ID, d.Status, d.Status, EventDelayed, actorSystem, detail)
+		case AckReply:
+			if err := setAttention(ctx, tx, d.ID, AckReply); err != nil {
+				return err
+			}
+			return insertEvent(ctx, tx, d.ID, d.Status, d.Status, EventReply, actorSystem, detail)
+		}
 		event := map[string]string{AckDelivered: EventDelivered, AckRead: EventRead, AckFailed: EventFailed}[ack]
 		if event == "" {
-			return fmt.Errorf("acknowledgement %q: want delivered, read or failed", ack)
+			return fmt.Errorf("acknowledgement %q: want delivered, read, failed, delayed or reply", ack)
 		}
 		if err := allowed(d.Status, ack); err != nil {
 			return insertEvent(ctx, tx, d.ID, d.Status, d.Status, event, actorSystem, detail+" (sans effet: "+d.Status+")")

@@ -269,3 +269,25 @@ func messageIDOf(raw string) string {
 	}
 	return ""
 }
+
+// TestWatchdog loses an email's deadline job and checks that the watchdog
+// finds the overdue email and applies the deadline.
+func TestWatchdog(t *testing.T) {
+	t.Parallel()
+	outbox, err := mail.NewOutbox(t.TempDir())
+	require.NoError(t, err)
+	b := setup(t, outbox)
+	b.setRules(t, dispatch.Rule{Name: "suivi", Action: dispatch.RuleAction{NoDSNHours: 1, NoDSNAction: dispatch.FallbackWorklist}})
+	rc := b.receive(t, testReport(t)).ReportID
+	d := b.statusIs(t, rc, julie, "mssante", dispatch.StatusSent)
+	_, err = b.pool.Exec(b.ctx, `DELETE FROM river_job WHERE kind = 'ack_deadline'`)
+	require.NoError(t, err)
+	_, err = b.pool.Exec(b.ctx, `UPDATE deliveries SET sent_at = now() - interval '2 hours' WHERE id = $1`, d.ID)
+	require.NoError(t, err)
+
+	_, err = b.client.Insert(b.ctx, dispatch.WatchdogArgs{}, nil)
+	require.NoError(t, err)
+	b.statusIs(t, rc, julie, "mssante", dispatch.StatusFailed)
+	require.Equal(t, 1, b.eventCount(t, d.ID, dispatch.EventNoDSN))
+	b.statusIs(t, rc, claire, "mssante", dispatch.StatusSent) // not overdue: its sent_at is recent
+}

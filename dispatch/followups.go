@@ -256,3 +256,47 @@ func completeTx[T river.JobArgs](ctx context.Context, tx pgx.Tx, job *river.Job[
 	}
 	return nil
 }
+
+// WatchdogArgs is the periodic job that finds the sent emails past a
+// deadline of their rule whose deadline job is missing (the rule changed,
+// a job was lost) and enqueues it: a safety net under DeadlineArgs.
+type WatchdogArgs struct{}
+
+// Kind is the River job kind.
+func (WatchdogArgs) Kind() string { return "ack_watchdog" }
+
+// InsertOpts allows one watchdog at a time.
+func (WatchdogArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{UniqueOpts: river.UniqueOpts{ByState: activeJobStates}}
+}
+
+type watchdogWorker struct {
+	river.WorkerDefaults[WatchdogArgs]
+	cfg WorkerConfig
+}
+
+// Work enqueues the overdue deadline jobs (unique: one already waiting is
+// not doubled) and completes in the same transaction.
+func (w *watchdogWorker) Work(ctx context.Context, job *river.Job[WatchdogArgs]) error {
+	ins, err := workerJobs(ctx)
+	if err != nil {
+		return err
+	}
+	return pgx.BeginFunc(ctx, w.cfg.Pool, func(tx pgx.Tx) error {
+		overdue, err := overdueDeadlines(ctx, tx)
+		if err != nil {
+			return err
+		}
+		var jobs []river.InsertManyParams
+		for _, d := range overdue {
+			jobs = append(jobs, river.InsertManyParams{Args: d})
+		}
+		if err := insertJobs(ctx, tx, ins, jobs); err != nil {
+			return err
+		}
+		if len(jobs) > 0 {
+			w.cfg.Logger.InfoContext(ctx, "acknowledgement deadlines enqueued by the watchdog", "count", len(jobs))
+		}
+		return completeTx(ctx, tx, job)
+	})
+}

@@ -150,6 +150,7 @@ func AddWorkers(workers *river.Workers, cfg WorkerConfig) error {
 		func() error { return river.AddWorkerSafely(workers, &releaseWorker{cfg: cfg, domain: domain}) },
 		func() error { return river.AddWorkerSafely(workers, &deadlineWorker{cfg: cfg}) },
 		func() error { return river.AddWorkerSafely(workers, &fallbackWorker{cfg: cfg}) },
+		func() error { return river.AddWorkerSafely(workers, &watchdogWorker{cfg: cfg}) },
 	} {
 		if err := add(); err != nil {
 			return fmt.Errorf("dispatch: %w", err)

@@ -93,7 +93,7 @@ func (w *sendWorker) Work(ctx context.Context, job *river.Job[SendArgs]) error {
 	if err != nil {
 		return err
 	}
-	err = w.cfg.Transport.Send(ctx, envelope(m), msg)
+	err = w.cfg.Transport.Send(ctx, envelope(m, o.DeliveryID), msg)
 	switch {
 	case mail.IsPermanent(err):
 		return w.fail(ctx, o, err)
@@ -185,10 +185,14 @@ func failDelivery(ctx context.Context, tx pgx.Tx, deliveryID int64, from, event,
 	return insertJobs(ctx, tx, ins, []river.InsertManyParams{{Args: FallbackArgs{DeliveryID: deliveryID, Cause: cause}}})
 }
 
-// envelope is the SMTP envelope of m: the BAL applicative to m's one recipient.
-func envelope(m mail.Message) mail.Envelope {
-	return mail.Envelope{From: m.From, To: m.To}
+// envelope is the SMTP envelope of m: the BAL applicative to m's one
+// recipient, with the delivery's id as ENVID so that its DSNs find it.
+func envelope(m mail.Message, deliveryID int64) mail.Envelope {
+	return mail.Envelope{From: m.From, To: m.To, EnvelopeID: EnvelopeID(deliveryID)}
 }
+
+// EnvelopeID is the DSN envelope id (ENVID) of a delivery's emails.
+func EnvelopeID(deliveryID int64) string { return fmt.Sprintf("mssdispatch-%d", deliveryID) }
 
 // domainOf returns the domain of an address, lower-cased.
 func domainOf(address string) string {

@@ -109,6 +109,8 @@ const (
 	EventReturned   = "returned"    // a postal return (NPAI)
 	EventDelivered  = "delivered"   // a DSN
 	EventRead       = "read"        // an MDN
+	EventDelayed    = "delayed"     // a DSN "delayed": the operator keeps trying
+	EventReply      = "reply"       // a human reply came back
 	EventPurged     = "doc_purged"  // the document's bytes were purged
 	EventDomainWait = "domain_wait" // its operator is refusing for now; it waits its turn
 )

@@ -574,3 +574,25 @@ func reportView(ctx context.Context, q dbtx, id int64, documentID string) (Repor
 	}
 	return v, nil
 }
+
+// overdueDeadlines returns the deadlines passed without an acknowledgement:
+// an email still sent past no_dsn_hours, an email sent or delivered, unread
+// and not yet flagged, past unread_hours.
+func overdueDeadlines(ctx context.Context, q dbtx) ([]DeadlineArgs, error) {
+	rows, err := q.Query(ctx, `SELECT id, 'dsn' FROM deliveries
+			WHERE status = 'sent' AND (policy->>'no_dsn_hours')::int > 0
+				AND sent_at + make_interval(hours => (policy->>'no_dsn_hours')::int) < now()
+		UNION ALL
+		SELECT id, 'read' FROM deliveries
+			WHERE status IN ('sent', 'delivered') AND read_at IS NULL AND attention = ''
+				AND (policy->>'unread_hours')::int > 0
+				AND sent_at + make_interval(hours => (policy->>'unread_hours')::int) < now()`)
+	if err != nil {
+		return nil, fmt.Errorf("overdue deadlines: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowToStructByPos[DeadlineArgs])
+	if err != nil {
+		return nil, fmt.Errorf("overdue deadlines: %w", err)
+	}
+	return out, nil
+}

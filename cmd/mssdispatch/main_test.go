@@ -19,6 +19,7 @@ import (
 	"time"
 
 	gomail "github.com/emersion/go-message/mail"
+	"github.com/emersion/go-smtp"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
@@ -162,6 +163,11 @@ func TestEndToEnd(t *testing.T) {
 	for _, m := range msgs {
 		require.Equal(t, testSender, m.From)
 		require.Equal(t, testSender, m.ClientCN, "authenticated by the client certificate")
+		require.Equal(t, smtp.DSNReturnHeaders, m.MailOptions.Return, "RET=HDRS")
+		require.True(t, strings.HasPrefix(m.MailOptions.EnvelopeID, "mssdispatch-"), "ENVID = the delivery")
+		require.Len(t, m.RcptOptions, 1)
+		require.ElementsMatch(t, []smtp.DSNNotify{smtp.DSNNotifySuccess, smtp.DSNNotifyFailure, smtp.DSNNotifyDelayed}, m.RcptOptions[0].Notify)
+		require.Equal(t, m.To[0], m.RcptOptions[0].OriginalRecipient, "ORCPT")
 		to = append(to, m.To...)
 		mr, err := gomail.CreateReader(bytes.NewReader(m.Data))
 		require.NoError(t, err)

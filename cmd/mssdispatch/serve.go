@@ -32,6 +32,9 @@ import (
 // shutdownTimeout bounds the graceful shutdown.
 const shutdownTimeout = 10 * time.Second
 
+// watchdogCron is when the acknowledgement watchdog looks for overdue deadlines.
+const watchdogCron = "*/15 * * * *"
+
 // serveConfig is the validated configuration of serve.
 type serveConfig struct {
 	DatabaseURL string
@@ -82,7 +85,7 @@ func loadServeConfig(e env) (serveConfig, error) {
 		OutboxDir:   e.get("OUTBOX_DIR"),
 		SMTP: dmail.SMTPConfig{
 			Addr: e.get("SMTP_ADDR"), TLS: e.get("SMTP_TLS"), CAFile: e.get("SMTP_CA_FILE"),
-			CertFile: e.get("SMTP_CERT_FILE"), KeyFile: e.get("SMTP_KEY_FILE"),
+			CertFile: e.get("SMTP_CERT_FILE"), KeyFile: e.get("SMTP_KEY_FILE"), CertPassword: e.get("SMTP_CERT_PASSWORD"),
 			Username: e.get("SMTP_USERNAME"), Password: e.get("SMTP_PASSWORD"),
 		},
 		HL7Charset:         e.get("HL7_CHARSET"),
@@ -198,7 +201,12 @@ func serve(ctx context.Context, cfg serveConfig, logger *slog.Logger, ready func
 	if cfg.Transport == "outbox" {
 		transport, err = dmail.NewOutbox(cfg.OutboxDir)
 	} else {
-		transport, err = dmail.NewSMTP(cfg.SMTP)
+		var smtpTransport *dmail.SMTP
+		smtpTransport, err = dmail.NewSMTP(cfg.SMTP)
+		if err == nil {
+			defer smtpTransport.Close() // quits the pooled connections, after River stopped
+			transport = smtpTransport
+		}
 	}
 	if err != nil {
 		return &configError{msg: err.Error()}
@@ -246,7 +254,8 @@ func serve(ctx context.Context, cfg serveConfig, logger *slog.Logger, ready func
 		retentionCron = defaultRetentionCron
 	}
 	periodic = append(periodic, queue.Periodic{Spec: retentionCron,
-		Args: func() river.JobArgs { return dispatch.RetentionArgs{} }})
+		Args: func() river.JobArgs { return dispatch.RetentionArgs{} }},
+		queue.Periodic{Spec: watchdogCron, Args: func() river.JobArgs { return dispatch.WatchdogArgs{} }})
 	jobs, err := queue.New(pool, queue.Config{Workers: workers, Concurrency: cfg.Workers, Periodic: periodic,
 		JobTimeout: cfg.JobTimeout, RescueStuckJobsAfter: cfg.JobRescueAfter, Logger: logger})
 	if err != nil {

@@ -3,6 +3,8 @@ package mail_test
 import (
 	"bytes"
 	"context"
+	"crypto/x509"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -13,6 +15,7 @@ import (
 	gomail "github.com/emersion/go-message/mail"
 	"github.com/emersion/go-smtp"
 	"github.com/stretchr/testify/require"
+	"software.sslmate.com/src/go-pkcs12"
 
 	"github.com/mssdispatch/mssdispatch/dispatch/mail"
 	"github.com/mssdispatch/mssdispatch/internal/smtptest"
@@ -153,6 +156,73 @@ func TestSMTP(t *testing.T) {
 			require.Equal(t, raw, msgs[0].Data)
 		})
 	}
+}
+
+// TestSMTPPKCS12 authenticates with a PKCS#12 bundle, as the IGC-Santé
+// delivers organisation certificates, and refuses a wrong password.
+func TestSMTPPKCS12(t *testing.T) {
+	t.Parallel()
+	srv := smtptest.Start(t, smtptest.Options{RequireClientCert: true})
+	pair := srv.CA.Client(t, sender)
+	leaf, err := x509.ParseCertificate(pair.TLS.Certificate[0])
+	require.NoError(t, err)
+	bundle, err := pkcs12.Modern.Encode(pair.TLS.PrivateKey, leaf, nil, "s3cret")
+	require.NoError(t, err)
+	p12 := filepath.Join(t.TempDir(), "bal.p12")
+	require.NoError(t, os.WriteFile(p12, bundle, 0o600))
+
+	client, err := mail.NewSMTP(mail.SMTPConfig{Addr: srv.Addr, CAFile: srv.CA.File, CertFile: p12, CertPassword: "s3cret"})
+	require.NoError(t, err)
+	raw, err := testMessage("dr@medecin.mssante.fr").Bytes()
+	require.NoError(t, err)
+	require.NoError(t, client.Send(context.Background(), mail.Envelope{From: sender, To: []string{"dr@medecin.mssante.fr"}}, raw))
+	require.Equal(t, sender, srv.Messages()[0].ClientCN)
+
+	_, err = mail.NewSMTP(mail.SMTPConfig{Addr: srv.Addr, CertFile: p12, CertPassword: "wrong"})
+	require.ErrorContains(t, err, "wrong password?")
+	_, err = mail.NewSMTP(mail.SMTPConfig{Addr: srv.Addr, CertFile: p12, KeyFile: pair.KeyFile, CertPassword: "s3cret"})
+	require.ErrorContains(t, err, "leave the key file empty")
+}
+
+// TestSMTPDSNParameters checks the RFC 3461 parameters of an envelope with an id.
+func TestSMTPDSNParameters(t *testing.T) {
+	t.Parallel()
+	srv := smtptest.Start(t, smtptest.Options{})
+	client, err := mail.NewSMTP(mail.SMTPConfig{Addr: srv.Addr, CAFile: srv.CA.File})
+	require.NoError(t, err)
+	raw, err := testMessage("dr@medecin.mssante.fr").Bytes()
+	require.NoError(t, err)
+	require.NoError(t, client.Send(context.Background(),
+		mail.Envelope{From: sender, To: []string{"dr@medecin.mssante.fr"}, EnvelopeID: "mssdispatch-42"}, raw))
+	m := srv.Messages()[0]
+	require.Equal(t, smtp.DSNReturnHeaders, m.MailOptions.Return)
+	require.Equal(t, "mssdispatch-42", m.MailOptions.EnvelopeID)
+	require.Equal(t, []smtp.RcptOptions{{Notify: []smtp.DSNNotify{smtp.DSNNotifySuccess, smtp.DSNNotifyFailure, smtp.DSNNotifyDelayed},
+		OriginalRecipientType: smtp.DSNAddressTypeRFC822, OriginalRecipient: "dr@medecin.mssante.fr"}}, m.RcptOptions)
+}
+
+// TestSMTPReusesConnections sends several messages on one connection, and
+// replaces a pooled connection the server closed.
+func TestSMTPReusesConnections(t *testing.T) {
+	t.Parallel()
+	srv := smtptest.Start(t, smtptest.Options{})
+	client, err := mail.NewSMTP(mail.SMTPConfig{Addr: srv.Addr, CAFile: srv.CA.File})
+	require.NoError(t, err)
+	defer client.Close()
+	send := func(to string) error {
+		raw, err := testMessage(to).Bytes()
+		require.NoError(t, err)
+		return client.Send(context.Background(), mail.Envelope{From: sender, To: []string{to}}, raw)
+	}
+	for i := range 3 {
+		require.NoError(t, send(fmt.Sprintf("dr%d@medecin.mssante.fr", i)))
+	}
+	require.Equal(t, 1, srv.Sessions(), "one connection for three messages")
+
+	srv.DropSessions()
+	require.NoError(t, send("after@medecin.mssante.fr"), "a connection the server closed is replaced")
+	require.Equal(t, 2, srv.Sessions())
+	require.Len(t, srv.Messages(), 4)
 }
 
 func TestSMTPUntrustedServer(t *testing.T) {

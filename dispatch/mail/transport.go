@@ -10,16 +10,25 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
+	"software.sslmate.com/src/go-pkcs12"
 )
 
 // Envelope is the SMTP envelope of a message.
 type Envelope struct {
 	From string
 	To   []string
+	// EnvelopeID, when set, asks for delivery status notifications (RFC
+	// 3461): MAIL FROM gets RET=HDRS ENVID=EnvelopeID, each RCPT TO
+	// NOTIFY=SUCCESS,FAILURE,DELAY and ORCPT=rfc822;<address>, so that the
+	// DSNs come back with the envelope id and the original recipient. A
+	// server without the DSN extension gets none of them.
+	EnvelopeID string
 }
 
 // Transport transmits composed messages.
@@ -126,18 +135,24 @@ type SMTPConfig struct {
 	// CAFile is a PEM bundle of CAs to trust for the server; the system pool when empty.
 	CAFile string
 	// CertFile and KeyFile are the PEM client certificate and key of the BAL
-	// applicative (the IGC-Santé organisation certificate); optional.
+	// applicative (the IGC-Santé organisation certificate); optional. A
+	// CertFile ending in .p12 or .pfx is a PKCS#12 bundle holding both
+	// (KeyFile empty), opened with CertPassword.
 	CertFile, KeyFile string
+	CertPassword      string
 	// Username and Password enable SASL PLAIN when Username is set.
 	Username, Password string
 	// Timeout bounds each connection (dial, commands, data). Defaults to 60 seconds.
 	Timeout time.Duration
 }
 
-// SMTP submits messages to an SMTP server, one connection per message.
+// SMTP submits messages to an SMTP server, reusing up to 4 connections
+// idle for less than 30 seconds.
 type SMTP struct {
-	cfg SMTPConfig
-	tls *tls.Config
+	cfg  SMTPConfig
+	tls  *tls.Config
+	mu   sync.Mutex
+	idle []*conn
 }
 
 // NewSMTP validates cfg and loads its certificates.
@@ -170,39 +185,101 @@ func NewSMTP(cfg SMTPConfig) (*SMTP, error) {
 			return nil, fmt.Errorf("mail: no certificate in SMTP CA file %s", cfg.CAFile)
 		}
 	}
-	if (cfg.CertFile == "") != (cfg.KeyFile == "") {
-		return nil, errors.New("mail: SMTP client certificate needs both a certificate and a key file")
-	}
-	if cfg.CertFile != "" {
-		cert, err := tls.LoadX509KeyPair(cfg.CertFile, cfg.KeyFile)
+	if cfg.CertFile != "" || cfg.KeyFile != "" {
+		cert, err := LoadClientCertificate(cfg.CertFile, cfg.KeyFile, cfg.CertPassword)
 		if err != nil {
-			return nil, fmt.Errorf("mail: load SMTP client certificate: %w", err)
+			return nil, err
 		}
 		tc.Certificates = []tls.Certificate{cert}
 	}
 	return &SMTP{cfg: cfg, tls: tc}, nil
 }
 
-// Send submits msg. Replies 5xx are returned as *PermanentError; everything
-// else (4xx, network, TLS) is temporary.
+// LoadClientCertificate reads a TLS client certificate: a PEM certificate
+// and key, or a PKCS#12 bundle (.p12, .pfx) and its password with an empty
+// keyFile. The IGC-Santé delivers organisation certificates either way.
+func LoadClientCertificate(certFile, keyFile, password string) (tls.Certificate, error) {
+	ext := strings.ToLower(filepath.Ext(certFile))
+	if ext != ".p12" && ext != ".pfx" {
+		if certFile == "" || keyFile == "" {
+			return tls.Certificate{}, errors.New("mail: a PEM client certificate needs both a certificate and a key file")
+		}
+		cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+		if err != nil {
+			return tls.Certificate{}, fmt.Errorf("mail: load client certificate: %w", err)
+		}
+		return cert, nil
+	}
+	if keyFile != "" {
+		return tls.Certificate{}, fmt.Errorf("mail: %s is a PKCS#12 bundle holding the key: leave the key file empty", certFile)
+	}
+	data, err := os.ReadFile(certFile)
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("mail: read client certificate: %w", err)
+	}
+	key, leaf, chain, err := pkcs12.DecodeChain(data, password)
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("mail: open PKCS#12 bundle %s (wrong password?): %w", certFile, err)
+	}
+	cert := tls.Certificate{Certificate: [][]byte{leaf.Raw}, PrivateKey: key, Leaf: leaf}
+	for _, c := range chain {
+		cert.Certificate = append(cert.Certificate, c.Raw)
+	}
+	return cert, nil
+}
+
+// Send submits msg on a connection of the pool, or a new one. Replies 5xx
+// are returned as *PermanentError; everything else (4xx, network, TLS) is
+// temporary. A pooled connection the server closed meanwhile is replaced
+// once, transparently.
 func (s *SMTP) Send(ctx context.Context, env Envelope, msg []byte) error {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 	defer cancel()
+	if c := s.take(ctx); c != nil {
+		err := s.transaction(c, env, msg)
+		if !errors.Is(err, errStale) {
+			s.release(c, err)
+			return err
+		}
+		c.close()
+	}
 	c, err := s.dial(ctx)
 	if err != nil {
 		return err
 	}
-	defer c.Close()
-	if s.cfg.Username != "" {
-		if err := c.Auth(sasl.NewPlainClient("", s.cfg.Username, s.cfg.Password)); err != nil {
-			return classify("authenticate", err)
-		}
+	err = s.transaction(c, env, msg)
+	if errors.Is(err, errStale) {
+		err = classify("MAIL FROM", errors.Unwrap(err))
 	}
-	if err := c.Mail(env.From, nil); err != nil {
+	s.release(c, err)
+	return err
+}
+
+// errStale wraps the failure of the first command on a connection: the
+// server may have closed it while it was idle.
+var errStale = errors.New("mail: connection closed by the server")
+
+// transaction sends one message on c: MAIL FROM, RCPT TO, DATA.
+func (s *SMTP) transaction(c *conn, env Envelope, msg []byte) error {
+	var mailOpts *smtp.MailOptions
+	if env.EnvelopeID != "" {
+		mailOpts = &smtp.MailOptions{Return: smtp.DSNReturnHeaders, EnvelopeID: env.EnvelopeID}
+	}
+	if err := c.Mail(env.From, mailOpts); err != nil {
+		var se *smtp.SMTPError
+		if c.used && !errors.As(err, &se) {
+			return fmt.Errorf("%w: %w", errStale, err)
+		}
 		return classify("MAIL FROM", err)
 	}
+	c.used = true
 	for _, to := range env.To {
-		if err := c.Rcpt(to, nil); err != nil {
+		var rcptOpts *smtp.RcptOptions
+		if env.EnvelopeID != "" {
+			rcptOpts = &smtp.RcptOptions{Notify: []smtp.DSNNotify{smtp.DSNNotifySuccess, smtp.DSNNotifyFailure, smtp.DSNNotifyDelayed},
+				OriginalRecipientType: smtp.DSNAddressTypeRFC822, OriginalRecipient: to}
+		}
+		if err := c.Rcpt(to, rcptOpts); err != nil {
 			return &RecipientError{Err: classify("RCPT TO", err)}
 		}
 	}
@@ -217,56 +294,147 @@ func (s *SMTP) Send(ctx context.Context, env Envelope, msg []byte) error {
 	if err := w.Close(); err != nil {
 		return classify("DATA", err)
 	}
-	// The message was accepted at the end of DATA; a failed QUIT changes nothing.
-	_ = c.Quit()
 	return nil
 }
 
-func (s *SMTP) dial(ctx context.Context) (*smtp.Client, error) {
+// Pool limits of SMTP connections.
+const (
+	maxIdleConns    = 4
+	maxIdleDuration = 30 * time.Second
+)
+
+// conn is a connection to the submission server.
+type conn struct {
+	*smtp.Client
+	bounded *boundedConn
+	idleAt  time.Time
+	// used is true once a transaction began on it: a failure of its first
+	// command then means the server closed it while idle.
+	used bool
+}
+
+func (c *conn) close() { _ = c.Client.Close() }
+
+// take returns an idle connection bounded by ctx's deadline, or nil.
+func (s *SMTP) take(ctx context.Context) *conn {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for len(s.idle) > 0 {
+		c := s.idle[len(s.idle)-1]
+		s.idle = s.idle[:len(s.idle)-1]
+		if time.Since(c.idleAt) > maxIdleDuration {
+			go c.Quit() //nolint:errcheck // an old idle connection is dropped politely
+			continue
+		}
+		c.bounded.setLimit(ctx)
+		return c
+	}
+	return nil
+}
+
+// release puts c back in the pool after a successful send; after a failure
+// the session's state is unknown, so it is closed.
+func (s *SMTP) release(c *conn, err error) {
+	if err != nil {
+		c.close()
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.idle) >= maxIdleConns {
+		go c.Quit() //nolint:errcheck
+		return
+	}
+	c.idleAt = time.Now()
+	s.idle = append(s.idle, c)
+}
+
+// Close quits the idle connections.
+func (s *SMTP) Close() error {
+	s.mu.Lock()
+	idle := s.idle
+	s.idle = nil
+	s.mu.Unlock()
+	for _, c := range idle {
+		_ = c.Quit()
+	}
+	return nil
+}
+
+func (s *SMTP) dial(ctx context.Context) (*conn, error) {
 	d := net.Dialer{}
 	raw, err := d.DialContext(ctx, "tcp", s.cfg.Addr)
 	if err != nil {
 		return nil, fmt.Errorf("mail: dial %s: %w", s.cfg.Addr, err)
 	}
-	// go-smtp sets its own deadline before each command; bound them all by ctx.
-	limit, _ := ctx.Deadline()
-	conn := net.Conn(boundedConn{Conn: raw, limit: limit})
-	_ = conn.SetDeadline(limit)
+	// go-smtp sets its own deadline before each command; bound them all by
+	// the deadline of the send under way.
+	bc := &boundedConn{Conn: raw}
+	bc.setLimit(ctx)
+	c, err := s.handshake(ctx, bc)
+	if err != nil {
+		return nil, err
+	}
+	if s.cfg.Username != "" {
+		if err := c.Auth(sasl.NewPlainClient("", s.cfg.Username, s.cfg.Password)); err != nil {
+			c.Close()
+			return nil, classify("authenticate", err)
+		}
+	}
+	return &conn{Client: c, bounded: bc}, nil
+}
+
+// handshake greets the server on bc, with TLS as configured.
+func (s *SMTP) handshake(ctx context.Context, bc *boundedConn) (*smtp.Client, error) {
+	_ = bc.SetDeadline(time.Time{})
 	switch s.cfg.TLS {
 	case TLSImplicit:
-		tlsConn := tls.Client(conn, s.tls)
+		tlsConn := tls.Client(bc, s.tls)
 		if err := tlsConn.HandshakeContext(ctx); err != nil {
-			conn.Close()
+			bc.Close()
 			return nil, fmt.Errorf("mail: TLS handshake with %s: %w", s.cfg.Addr, err)
 		}
 		return smtp.NewClient(tlsConn), nil
 	case TLSStartTLS:
-		c, err := smtp.NewClientStartTLS(conn, s.tls)
+		c, err := smtp.NewClientStartTLS(bc, s.tls)
 		if err != nil {
+			bc.Close()
 			return nil, classify("STARTTLS", err)
 		}
 		return c, nil
 	default:
-		return smtp.NewClient(conn), nil
+		return smtp.NewClient(bc), nil
 	}
 }
 
-// boundedConn never lets a deadline go past limit.
+// boundedConn never lets a deadline go past the deadline of the send under way.
 type boundedConn struct {
 	net.Conn
+	mu    sync.Mutex
 	limit time.Time
 }
 
-func (c boundedConn) bound(t time.Time) time.Time {
+// setLimit bounds the connection by ctx's deadline, for the send about to start.
+func (c *boundedConn) setLimit(ctx context.Context) {
+	limit, _ := ctx.Deadline()
+	c.mu.Lock()
+	c.limit = limit
+	c.mu.Unlock()
+	_ = c.Conn.SetDeadline(limit)
+}
+
+func (c *boundedConn) bound(t time.Time) time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	if t.IsZero() || t.After(c.limit) {
 		return c.limit
 	}
 	return t
 }
 
-func (c boundedConn) SetDeadline(t time.Time) error      { return c.Conn.SetDeadline(c.bound(t)) }
-func (c boundedConn) SetReadDeadline(t time.Time) error  { return c.Conn.SetReadDeadline(c.bound(t)) }
-func (c boundedConn) SetWriteDeadline(t time.Time) error { return c.Conn.SetWriteDeadline(c.bound(t)) }
+func (c *boundedConn) SetDeadline(t time.Time) error      { return c.Conn.SetDeadline(c.bound(t)) }
+func (c *boundedConn) SetReadDeadline(t time.Time) error  { return c.Conn.SetReadDeadline(c.bound(t)) }
+func (c *boundedConn) SetWriteDeadline(t time.Time) error { return c.Conn.SetWriteDeadline(c.bound(t)) }
 
 func classify(step string, err error) error {
 	err = fmt.Errorf("mail: %s: %w", step, err)

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -37,6 +38,8 @@ type Options struct {
 type Message struct {
 	From string
 	To   []string
+	// RcptOptions are the RCPT TO parameters of each recipient (NOTIFY, ORCPT...).
+	RcptOptions []smtp.RcptOptions
 	Data []byte
 	// ClientCN is the common name of the client certificate, if any.
 	ClientCN string
@@ -54,6 +57,7 @@ type Server struct {
 	opts     Options
 	mu       sync.Mutex
 	messages []Message
+	conns    []*smtp.Conn // every connection opened, in order
 	arrived  chan struct{}
 }
 
@@ -69,6 +73,7 @@ func Start(t testing.TB, opts Options) *Server {
 	}
 	srv := smtp.NewServer(backend{s})
 	srv.Domain = "localhost"
+	srv.EnableDSN = true
 	srv.TLSConfig = tlsConfig
 	srv.ReadTimeout = 10 * time.Second
 	srv.WriteTimeout = 10 * time.Second
@@ -117,7 +122,28 @@ func (s *Server) WaitMessages(t testing.TB, n int, timeout time.Duration) []Mess
 type backend struct{ s *Server }
 
 func (b backend) NewSession(c *smtp.Conn) (smtp.Session, error) {
+	b.s.mu.Lock()
+	if !slices.Contains(b.s.conns, c) { // a session starts again after STARTTLS
+		b.s.conns = append(b.s.conns, c)
+	}
+	b.s.mu.Unlock()
 	return &session{s: b.s, conn: c}, nil
+}
+
+// Sessions returns how many connections clients opened.
+func (s *Server) Sessions() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.conns)
+}
+
+// DropSessions closes every open connection, as a server does to idle ones.
+func (s *Server) DropSessions() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, c := range s.conns {
+		_ = c.Close()
+	}
 }
 
 type session struct {
@@ -143,7 +169,7 @@ func (ss *session) Mail(from string, opts *smtp.MailOptions) error {
 	return nil
 }
 
-func (ss *session) Rcpt(to string, _ *smtp.RcptOptions) error {
+func (ss *session) Rcpt(to string, opts *smtp.RcptOptions) error {
 	if ss.s.opts.Rcpt != nil {
 		if reply := ss.s.opts.Rcpt(to); reply != nil {
 			return reply
@@ -153,6 +179,9 @@ func (ss *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 		return reply
 	}
 	ss.msg.To = append(ss.msg.To, to)
+	if opts != nil {
+		ss.msg.RcptOptions = append(ss.msg.RcptOptions, *opts)
+	}
 	return nil
 }
 
