@@ -40,7 +40,7 @@ type Message struct {
 	To   []string
 	// RcptOptions are the RCPT TO parameters of each recipient (NOTIFY, ORCPT...).
 	RcptOptions []smtp.RcptOptions
-	Data []byte
+	Data        []byte
 	// ClientCN is the common name of the client certificate, if any.
 	ClientCN string
 	// MailOptions are the MAIL FROM parameters (RET, ENVID...).
