@@ -45,7 +45,9 @@ type serveConfig struct {
 	Transport   string
 	OutboxDir   string
 	SMTP        dmail.SMTPConfig
-	HL7Charset  string
+	// IMAP reads the acknowledgements; an empty Addr turns it off.
+	IMAP       dmail.InboxConfig
+	HL7Charset string
 	// FINESS and Organisation name the hospital (custodian of CDAs built around a bare PDF).
 	FINESS       string
 	Organisation string
@@ -88,6 +90,8 @@ func loadServeConfig(e env) (serveConfig, error) {
 			CertFile: e.get("SMTP_CERT_FILE"), KeyFile: e.get("SMTP_KEY_FILE"), CertPassword: e.get("SMTP_CERT_PASSWORD"),
 			Username: e.get("SMTP_USERNAME"), Password: e.get("SMTP_PASSWORD"),
 		},
+		IMAP: dmail.InboxConfig{Addr: e.get("IMAP_ADDR"), TLS: e.get("IMAP_TLS"), CAFile: e.get("IMAP_CA_FILE"),
+			Username: e.get("IMAP_USERNAME"), Password: e.get("IMAP_PASSWORD")},
 		HL7Charset:         e.get("HL7_CHARSET"),
 		FINESS:             e.get("FINESS"),
 		Organisation:       e.get("ORGANISATION"),
@@ -161,6 +165,9 @@ func loadServeConfig(e env) (serveConfig, error) {
 		if _, _, err := net.SplitHostPort(addr); err != nil {
 			problems = append(problems, fmt.Errorf("MSSDISPATCH_%s %q: want host:port", name, addr))
 		}
+	}
+	if c.IMAP.Addr != "" {
+		need("IMAP_USERNAME", c.IMAP.Username)
 	}
 	switch c.Transport {
 	case "outbox":
@@ -266,6 +273,14 @@ func serve(ctx context.Context, cfg serveConfig, logger *slog.Logger, ready func
 	if err != nil {
 		return &configError{msg: err.Error()}
 	}
+	var acks *dispatch.AckIngester
+	if cfg.IMAP.Addr != "" {
+		acks, err = dispatch.NewAckIngester(dispatch.AckConfig{Pool: pool, Service: service, Inbox: cfg.IMAP,
+			Registerer: registry, Logger: logger})
+		if err != nil {
+			return &configError{msg: err.Error()}
+		}
+	}
 	intake, err := hl7intake.New(hl7intake.Config{Receiver: service, DefaultCharset: cfg.HL7Charset, Registerer: registry, Logger: logger})
 	if err != nil {
 		return err
@@ -297,6 +312,14 @@ func serve(ctx context.Context, cfg serveConfig, logger *slog.Logger, ready func
 	errs := make(chan error, 2)
 	go func() { errs <- ignoreClosed(mllpSrv.Serve(mllpLn), mllp.ErrServerClosed) }()
 	go func() { errs <- ignoreClosed(httpSrv.Serve(httpLn), http.ErrServerClosed) }()
+	ackCtx, stopAcks := context.WithCancel(context.WithoutCancel(ctx))
+	ackDone := make(chan struct{})
+	go func() {
+		defer close(ackDone)
+		if acks != nil {
+			_ = acks.Run(ackCtx) // it logs and retries its errors itself
+		}
+	}()
 	logger.Info("mssdispatch serving", "mllp", mllpLn.Addr().String(), "http", httpLn.Addr().String(), "transport", cfg.Transport)
 	if ready != nil {
 		ready(mllpLn.Addr(), httpLn.Addr())
@@ -308,6 +331,8 @@ func serve(ctx context.Context, cfg serveConfig, logger *slog.Logger, ready func
 	case serveErr = <-errs:
 	}
 	logger.Info("mssdispatch shutting down")
+	stopAcks()
+	<-ackDone
 	return errors.Join(serveErr, shutdown(mllpSrv, httpSrv, jobs))
 }
 

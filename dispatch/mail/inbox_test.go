@@ -4,82 +4,23 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/emersion/go-imap/v2"
-	"github.com/emersion/go-imap/v2/imapclient"
-	"github.com/emersion/go-imap/v2/imapserver"
-	"github.com/emersion/go-imap/v2/imapserver/imapmemserver"
 	"github.com/stretchr/testify/require"
 
 	"github.com/mssdispatch/mssdispatch/dispatch/mail"
+	"github.com/mssdispatch/mssdispatch/internal/imaptest"
 )
 
-// imapServer runs go-imap's in-memory IMAP server on loopback (IMAP4rev2:
-// IDLE, MOVE, UIDPLUS) with the user bal / pw, and returns its address.
-func imapServer(t *testing.T) string {
+// deliver appends messages with these subjects to the INBOX.
+func deliver(t *testing.T, srv *imaptest.Server, subjects ...string) {
 	t.Helper()
-	mem := imapmemserver.New()
-	user := imapmemserver.NewUser("bal", "pw")
-	require.NoError(t, user.Create("INBOX", nil))
-	mem.AddUser(user)
-	srv := imapserver.New(&imapserver.Options{
-		NewSession: func(*imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
-			return mem.NewSession(), nil, nil
-		},
-		Caps:         imap.CapSet{imap.CapIMAP4rev1: {}, imap.CapIMAP4rev2: {}},
-		InsecureAuth: true,
-		Logger:       silentLogger{},
-	})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(func() { _ = srv.Close() })
-	return ln.Addr().String()
-}
-
-type silentLogger struct{}
-
-func (silentLogger) Printf(string, ...any) {}
-
-// deliver appends messages to the user's INBOX, as the MTA would.
-func deliver(t *testing.T, addr string, subjects ...string) {
-	t.Helper()
-	c, err := imapclient.DialInsecure(addr, nil)
-	require.NoError(t, err)
-	defer c.Close()
-	require.NoError(t, c.Login("bal", "pw").Wait())
 	for _, s := range subjects {
-		raw := fmt.Sprintf("From: mailer-daemon@op.example\r\nTo: bal@ch-demo.mssante.fr\r\nSubject: %s\r\n\r\nbody\r\n", s)
-		cmd := c.Append("INBOX", int64(len(raw)), nil)
-		_, err := cmd.Write([]byte(raw))
-		require.NoError(t, err)
-		require.NoError(t, cmd.Close())
-		_, err = cmd.Wait()
-		require.NoError(t, err)
+		srv.Deliver(t, fmt.Sprintf("From: mailer-daemon@op.example\r\nTo: bal@ch-demo.mssante.fr\r\nSubject: %s\r\n\r\nbody\r\n", s))
 	}
-}
-
-// mailboxes counts the messages of each mailbox of the user.
-func mailboxes(t *testing.T, addr string) map[string]uint32 {
-	t.Helper()
-	c, err := imapclient.DialInsecure(addr, nil)
-	require.NoError(t, err)
-	defer c.Close()
-	require.NoError(t, c.Login("bal", "pw").Wait())
-	out := map[string]uint32{}
-	for _, name := range []string{"INBOX", "Traites", "Inconnus"} {
-		st, err := c.Status(name, &imap.StatusOptions{NumMessages: true}).Wait()
-		if err != nil {
-			continue
-		}
-		out[name] = *st.NumMessages
-	}
-	return out
 }
 
 // memCheckpoint is a Checkpoint in memory.
@@ -136,17 +77,17 @@ func (r *recorder) subjects() []string {
 
 func TestInboxDrain(t *testing.T) {
 	t.Parallel()
-	addr := imapServer(t)
-	deliver(t, addr, "dsn 1", "unknown 2", "mdn 3")
+	srv := imaptest.Start(t)
+	deliver(t, srv, "dsn 1", "unknown 2", "mdn 3")
 	cp, rec := &memCheckpoint{}, &recorder{}
-	in, err := mail.NewInbox(mail.InboxConfig{Addr: addr, TLS: mail.TLSNone, Username: "bal", Password: "pw"}, cp, rec.handle, nil)
+	in, err := mail.NewInbox(mail.InboxConfig{Addr: srv.Addr, TLS: mail.TLSNone, Username: imaptest.Username, Password: imaptest.Password}, cp, rec.handle, nil)
 	require.NoError(t, err)
 
 	n, err := in.Drain(context.Background())
 	require.NoError(t, err)
 	require.Equal(t, 3, n)
 	require.Equal(t, []string{"dsn 1", "unknown 2", "mdn 3"}, rec.subjects(), "in UID order")
-	require.Equal(t, map[string]uint32{"INBOX": 0, "Traites": 2, "Inconnus": 1}, mailboxes(t, addr))
+	require.Equal(t, map[string]uint32{"INBOX": 0, "Traites": 2, "Inconnus": 1}, srv.Counts(t, "INBOX", "Traites", "Inconnus"))
 	require.Equal(t, uint32(3), cp.last)
 
 	// Nothing new: nothing processed again.
@@ -155,12 +96,12 @@ func TestInboxDrain(t *testing.T) {
 	require.Zero(t, n)
 
 	// A failing handler leaves the message and the checkpoint where they are.
-	deliver(t, addr, "dsn 4")
+	deliver(t, srv, "dsn 4")
 	rec.fail = true
 	_, err = in.Drain(context.Background())
 	require.ErrorContains(t, err, "database down")
 	require.Equal(t, uint32(3), cp.last)
-	require.Equal(t, uint32(1), mailboxes(t, addr)["INBOX"])
+	require.Equal(t, uint32(1), srv.Counts(t, "INBOX", "Traites", "Inconnus")["INBOX"])
 	rec.fail = false
 	n, err = in.Drain(context.Background())
 	require.NoError(t, err)
@@ -168,7 +109,7 @@ func TestInboxDrain(t *testing.T) {
 	require.Equal(t, uint32(4), cp.last)
 
 	// A checkpoint of another UIDVALIDITY (the mailbox was rebuilt) starts over.
-	deliver(t, addr, "dsn 5")
+	deliver(t, srv, "dsn 5")
 	cp.validity = 12345
 	n, err = in.Drain(context.Background())
 	require.NoError(t, err)
@@ -179,19 +120,19 @@ func TestInboxDrain(t *testing.T) {
 // and stops when its context ends.
 func TestInboxRunIdle(t *testing.T) {
 	t.Parallel()
-	addr := imapServer(t)
+	srv := imaptest.Start(t)
 	rec := &recorder{}
-	in, err := mail.NewInbox(mail.InboxConfig{Addr: addr, TLS: mail.TLSNone, Username: "bal", Password: "pw",
+	in, err := mail.NewInbox(mail.InboxConfig{Addr: srv.Addr, TLS: mail.TLSNone, Username: imaptest.Username, Password: imaptest.Password,
 		PollInterval: time.Hour}, &memCheckpoint{}, rec.handle, nil)
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- in.Run(ctx) }()
 	time.Sleep(200 * time.Millisecond)
-	deliver(t, addr, "dsn a")
+	deliver(t, srv, "dsn a")
 	require.Eventually(t, func() bool { return len(rec.subjects()) == 1 }, 10*time.Second, 20*time.Millisecond,
 		"a new message is read at once, not at the next poll")
-	deliver(t, addr, "dsn b")
+	deliver(t, srv, "dsn b")
 	require.Eventually(t, func() bool { return len(rec.subjects()) == 2 }, 10*time.Second, 20*time.Millisecond)
 	cancel()
 	select {

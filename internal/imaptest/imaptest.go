@@ -1,0 +1,102 @@
+// Package imaptest runs a real IMAP server in the test process (go-imap's
+// in-memory server, IMAP4rev2: IDLE, MOVE, UIDPLUS) holding one mailbox,
+// for the tests of the acknowledgement reader.
+package imaptest
+
+import (
+	"net"
+	"testing"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+	"github.com/emersion/go-imap/v2/imapserver"
+	"github.com/emersion/go-imap/v2/imapserver/imapmemserver"
+)
+
+// Credentials of the server's one user.
+const (
+	Username = "bal"
+	Password = "pw"
+)
+
+// Server is a running IMAP server without TLS on loopback.
+type Server struct {
+	// Addr is its host:port.
+	Addr string
+}
+
+// Start starts a server with the user Username, stopped when t ends.
+func Start(t testing.TB) *Server {
+	t.Helper()
+	mem := imapmemserver.New()
+	user := imapmemserver.NewUser(Username, Password)
+	if err := user.Create("INBOX", nil); err != nil {
+		t.Fatalf("imaptest: %v", err)
+	}
+	mem.AddUser(user)
+	srv := imapserver.New(&imapserver.Options{
+		NewSession: func(*imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
+			return mem.NewSession(), nil, nil
+		},
+		Caps:         imap.CapSet{imap.CapIMAP4rev1: {}, imap.CapIMAP4rev2: {}},
+		InsecureAuth: true,
+		Logger:       discard{},
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("imaptest: listen: %v", err)
+	}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	return &Server{Addr: ln.Addr().String()}
+}
+
+type discard struct{}
+
+func (discard) Printf(string, ...any) {}
+
+// Deliver appends raw messages to the INBOX, as the mail server delivers them.
+func (s *Server) Deliver(t testing.TB, raws ...string) {
+	t.Helper()
+	c := s.login(t)
+	defer c.Close()
+	for _, raw := range raws {
+		cmd := c.Append("INBOX", int64(len(raw)), nil)
+		if _, err := cmd.Write([]byte(raw)); err != nil {
+			t.Fatalf("imaptest: append: %v", err)
+		}
+		if err := cmd.Close(); err != nil {
+			t.Fatalf("imaptest: append: %v", err)
+		}
+		if _, err := cmd.Wait(); err != nil {
+			t.Fatalf("imaptest: append: %v", err)
+		}
+	}
+}
+
+// Counts returns the number of messages of each of the named mailboxes that exists.
+func (s *Server) Counts(t testing.TB, mailboxes ...string) map[string]uint32 {
+	t.Helper()
+	c := s.login(t)
+	defer c.Close()
+	out := map[string]uint32{}
+	for _, name := range mailboxes {
+		if st, err := c.Status(name, &imap.StatusOptions{NumMessages: true}).Wait(); err == nil {
+			out[name] = *st.NumMessages
+		}
+	}
+	return out
+}
+
+func (s *Server) login(t testing.TB) *imapclient.Client {
+	t.Helper()
+	c, err := imapclient.DialInsecure(s.Addr, nil)
+	if err != nil {
+		t.Fatalf("imaptest: dial: %v", err)
+	}
+	if err := c.Login(Username, Password).Wait(); err != nil {
+		c.Close()
+		t.Fatalf("imaptest: login: %v", err)
+	}
+	return c
+}
