@@ -96,6 +96,9 @@ func (s *Service) PostalReturn(ctx context.Context, deliveryID int64, user, why 
 // policy; a read clears the unread flag; a delay is only recorded; a reply
 // flags the delivery for a secretary. An acknowledgement the delivery is
 // past (a DSN after the MDN) is recorded in the history without a change.
+// A delivery, read or failure the DPI asked to hear of (ACK_RECEPTION,
+// ACK_LECTURE_MSS) enqueues its business acknowledgement in the same
+// transaction.
 func (s *Service) Acknowledge(ctx context.Context, deliveryID int64, ack, detail string) error {
 	return s.act(ctx, deliveryID, func(tx pgx.Tx, d storedDelivery) error {
 		switch ack {
@@ -111,18 +114,25 @@ func (s *Service) Acknowledge(ctx context.Context, deliveryID int64, ack, detail
 		if event == "" {
 			return fmt.Errorf("acknowledgement %q: want delivered, read, failed, delayed or reply", ack)
 		}
-		if err := allowed(d.Status, ack); err != nil {
-			return insertEvent(ctx, tx, d.ID, d.Status, d.Status, event, actorSystem, detail+" (sans effet: "+d.Status+")")
-		}
-		if ack == AckFailed {
-			return failDelivery(ctx, tx, d.ID, d.Status, event, detail, CauseFailed, s.jobs)
-		}
-		if ack == AckRead {
-			if err := setAttention(ctx, tx, d.ID, ""); err != nil {
-				return err
+		var err error
+		switch {
+		case allowed(d.Status, ack) != nil:
+			err = insertEvent(ctx, tx, d.ID, d.Status, d.Status, event, actorSystem, detail+" (sans effet: "+d.Status+")")
+		case ack == AckFailed:
+			err = failDelivery(ctx, tx, d.ID, d.Status, event, detail, CauseFailed, s.jobs)
+		case ack == AckRead:
+			err = setAttention(ctx, tx, d.ID, "")
+			if err == nil {
+				err = transition(ctx, tx, d.ID, d.Status, ack, event, actorSystem, detail)
 			}
+		default:
+			err = transition(ctx, tx, d.ID, d.Status, ack, event, actorSystem, detail)
 		}
-		return transition(ctx, tx, d.ID, d.Status, ack, event, actorSystem, detail)
+		if err != nil {
+			return err
+		}
+		// A late DSN (after the MDN) still earns the DPI its Z02.
+		return businessAcksFor(ctx, tx, s.jobs, s.businessAcks, d.ID, ack, detail)
 	})
 }
 

@@ -30,6 +30,10 @@ type ServiceConfig struct {
 	// Resolver decides recipients' routes, for the dry run of proposed rules
 	// (DryRun). Required.
 	Resolver Resolver
+	// BusinessAcks enqueues the business acknowledgements (ZAM) the DPI asks
+	// for when DSNs and MDNs come back: BusinessAckConfig.Enabled() of the
+	// worker registered with AddBusinessAcks.
+	BusinessAcks bool
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 }
@@ -40,7 +44,9 @@ type Service struct {
 	jobs      JobInserter
 	custodian Organisation
 	resolver  Resolver
-	logger    *slog.Logger
+	// businessAcks is ServiceConfig.BusinessAcks.
+	businessAcks bool
+	logger       *slog.Logger
 }
 
 // NewService validates cfg and returns a Service.
@@ -54,7 +60,8 @@ func NewService(cfg ServiceConfig) (*Service, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Service{pool: cfg.Pool, jobs: cfg.Jobs, custodian: cfg.Custodian, resolver: cfg.Resolver, logger: cfg.Logger}, nil
+	return &Service{pool: cfg.Pool, jobs: cfg.Jobs, custodian: cfg.Custodian, resolver: cfg.Resolver,
+		businessAcks: cfg.BusinessAcks, logger: cfg.Logger}, nil
 }
 
 // Inbound identifies a message received from the DPI: a retransmission (same

@@ -46,7 +46,10 @@ type serveConfig struct {
 	OutboxDir   string
 	SMTP        dmail.SMTPConfig
 	// IMAP reads the acknowledgements; an empty Addr turns it off.
-	IMAP       dmail.InboxConfig
+	IMAP dmail.InboxConfig
+	// DPIAck sends the business acknowledgements (ZAM) to the DPI; an empty
+	// Addr turns them off. Pool, Registerer and Logger are set by serve.
+	DPIAck     dispatch.BusinessAckConfig
 	HL7Charset string
 	// FINESS and Organisation name the hospital (custodian of CDAs built around a bare PDF).
 	FINESS       string
@@ -92,6 +95,8 @@ func loadServeConfig(e env) (serveConfig, error) {
 		},
 		IMAP: dmail.InboxConfig{Addr: e.get("IMAP_ADDR"), TLS: e.get("IMAP_TLS"), CAFile: e.get("IMAP_CA_FILE"),
 			Username: e.get("IMAP_USERNAME"), Password: e.get("IMAP_PASSWORD")},
+		DPIAck: dispatch.BusinessAckConfig{Addr: e.get("DPI_ACK_ADDR"), SendingApplication: e.get("DPI_ACK_APPLICATION"),
+			SendingFacility: e.get("DPI_ACK_FACILITY")},
 		HL7Charset:         e.get("HL7_CHARSET"),
 		FINESS:             e.get("FINESS"),
 		Organisation:       e.get("ORGANISATION"),
@@ -161,7 +166,11 @@ func loadServeConfig(e env) (serveConfig, error) {
 			problems = append(problems, fmt.Errorf("MSSDISPATCH_SENDER %q is not a bare email address", c.Sender))
 		}
 	}
-	for name, addr := range map[string]string{"MLLP_ADDR": c.MLLPAddr, "HTTP_ADDR": c.HTTPAddr} {
+	addrs := map[string]string{"MLLP_ADDR": c.MLLPAddr, "HTTP_ADDR": c.HTTPAddr}
+	if c.DPIAck.Addr != "" {
+		addrs["DPI_ACK_ADDR"] = c.DPIAck.Addr
+	}
+	for name, addr := range addrs {
 		if _, _, err := net.SplitHostPort(addr); err != nil {
 			problems = append(problems, fmt.Errorf("MSSDISPATCH_%s %q: want host:port", name, addr))
 		}
@@ -246,6 +255,11 @@ func serve(ctx context.Context, cfg serveConfig, logger *slog.Logger, ready func
 	if err != nil {
 		return err
 	}
+	dpiAck := cfg.DPIAck
+	dpiAck.Pool, dpiAck.Registerer, dpiAck.Logger = pool, registry, logger
+	if err := dispatch.AddBusinessAcks(workers, dpiAck); err != nil {
+		return &configError{msg: err.Error()}
+	}
 	err = dispatch.AddRetention(workers, dispatch.RetentionConfig{Pool: pool, Days: cfg.RetentionDays,
 		Registerer: registry, Logger: logger})
 	if err != nil {
@@ -269,7 +283,8 @@ func serve(ctx context.Context, cfg serveConfig, logger *slog.Logger, ready func
 		return err
 	}
 	service, err := dispatch.NewService(dispatch.ServiceConfig{Pool: pool, Jobs: jobs, Logger: logger, Resolver: resolver,
-		Custodian: dispatch.Organisation{FINESS: cfg.FINESS, Name: cfg.Organisation}})
+		BusinessAcks: dpiAck.Enabled(),
+		Custodian:    dispatch.Organisation{FINESS: cfg.FINESS, Name: cfg.Organisation}})
 	if err != nil {
 		return &configError{msg: err.Error()}
 	}
