@@ -1,5 +1,8 @@
 // Package mail builds the emails the service sends through the hospital's
 // applicative mailbox (BAL applicative) and transmits them: to an outbox
 // directory of .eml files, or by SMTP submission with STARTTLS or implicit TLS
-// and an optional client certificate. Later: IMAP polling and DSN/MDN parsing.
+// and an optional client certificate, asking for DSNs. It reads that
+// mailbox over IMAP (Inbox) and classifies what comes back
+// (ParseNotification): delivery status notifications, disposition
+// notifications (MDN, with the MSSanté integration errors), replies.
 package mail
