@@ -220,7 +220,8 @@ var (
 // failedAck is the acknowledgement of a failure whose DSN or MDN said
 // detail: an MDN (detail "MDN …") fails the reading (Z03) with its MSSanté
 // error code, a DSN fails the delivery (Z02) with its SMTP reply code, else
-// 554 (transaction failed) for a permanent status 5.x.x.
+// 550 (mailbox unavailable) for a status 5.1.x (address), 554 (transaction
+// failed) for another permanent status 5.x.x.
 func failedAck(detail string) BusinessAckArgs {
 	detail = strings.TrimSpace(detail)
 	if strings.HasPrefix(detail, "MDN") {
@@ -236,6 +237,8 @@ func failedAck(detail string) BusinessAckArgs {
 	switch m := smtpCodeRe.FindStringSubmatch(detail); {
 	case m != nil:
 		a.ErrorCode = m[1]
+	case strings.Contains(detail, " 5.1."): // bad address or mailbox (RFC 3463): "mailbox unavailable"
+		a.ErrorCode = "550"
 	case strings.Contains(detail, " 5."):
 		a.ErrorCode = "554"
 	}
