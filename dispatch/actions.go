@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 
 	"github.com/mssdispatch/mssdispatch/correspondents"
@@ -138,17 +139,22 @@ func (s *Service) Acknowledge(ctx context.Context, deliveryID int64, ack, detail
 
 // act runs change on the locked delivery in one transaction.
 func (s *Service) act(ctx context.Context, deliveryID int64, change func(pgx.Tx, storedDelivery) error) error {
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		d, err := loadDelivery(ctx, tx, deliveryID)
+	if err := withDelivery(ctx, s.pool, deliveryID, change); err != nil {
+		return fmt.Errorf("delivery %d: %w", deliveryID, err)
+	}
+	return nil
+}
+
+// withDelivery runs change on the delivery id, loaded and locked in a
+// transaction of its own that commits the change.
+func withDelivery(ctx context.Context, pool *pgxpool.Pool, id int64, change func(pgx.Tx, storedDelivery) error) error {
+	return pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		d, err := loadDelivery(ctx, tx, id)
 		if err != nil {
 			return err
 		}
 		return change(tx, d)
 	})
-	if err != nil {
-		return fmt.Errorf("delivery %d: %w", deliveryID, err)
-	}
-	return nil
 }
 
 // allowedAction is the error of an action that does not apply to d's status.

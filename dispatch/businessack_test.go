@@ -108,14 +108,7 @@ func setupAcks(t *testing.T, addr string, configure ...func(*BusinessAckConfig))
 	}
 	workers := river.NewWorkers()
 	require.NoError(t, AddBusinessAcks(workers, cfg))
-	client, err := queue.New(pool, queue.Config{Workers: workers, FetchPollInterval: 100 * time.Millisecond, Logger: quietLog})
-	require.NoError(t, err)
-	require.NoError(t, client.Start(context.Background()))
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		require.NoError(t, client.Stop(ctx))
-	})
+	client := StartQueue(t, pool, workers)
 	return &ackBundle{ctx: context.Background(), pool: pool, client: client, registry: registry}
 }
 

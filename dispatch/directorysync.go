@@ -9,7 +9,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/rivertype"
 
 	"github.com/mssdispatch/mssdispatch/correspondents"
 )
@@ -24,9 +23,7 @@ func (DirectorySyncArgs) Kind() string { return "directory_sync" }
 // InsertOpts allows one sync at a time, however many instances or schedules
 // ask (a finished one does not block the next), and retries a failed sync twice.
 func (DirectorySyncArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{MaxAttempts: 3, UniqueOpts: river.UniqueOpts{ByState: []rivertype.JobState{
-		rivertype.JobStateAvailable, rivertype.JobStatePending, rivertype.JobStateRunning,
-		rivertype.JobStateRetryable, rivertype.JobStateScheduled}}}
+	return river.InsertOpts{MaxAttempts: 3, UniqueOpts: river.UniqueOpts{ByState: activeJobStates}}
 }
 
 // DirectoryImporter runs whole imports and reports their state (a *correspondents.Store).

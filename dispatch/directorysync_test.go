@@ -35,7 +35,7 @@ func TestDirectorySync(t *testing.T) {
 	workers := river.NewWorkers()
 	require.NoError(t, dispatch.AddDirectorySync(workers, dispatch.DirectorySyncConfig{Importer: store,
 		DirectorySource: directory, WhitelistSource: "../testdata/demo/liste_blanche.xml", Registerer: registry, Logger: quiet}))
-	client := startQueue(t, pool, workers)
+	client := dispatch.StartQueue(t, pool, workers)
 	runSync := func(want rivertype.JobState) {
 		t.Helper()
 		res, err := client.Insert(ctx, dispatch.DirectorySyncArgs{}, &river.InsertOpts{MaxAttempts: 1})

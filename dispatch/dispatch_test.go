@@ -72,24 +72,10 @@ func setupWith(t *testing.T, transport mail.Transport, more func(*river.Workers,
 	if more != nil {
 		more(workers, pool, registry)
 	}
-	client := startQueue(t, pool, workers)
+	client := dispatch.StartQueue(t, pool, workers)
 	svc, err := dispatch.NewService(dispatch.ServiceConfig{Pool: pool, Jobs: client, Resolver: resolver, Logger: quiet})
 	require.NoError(t, err)
 	return &testBundle{ctx: ctx, pool: pool, svc: svc, client: client, registry: registry}
-}
-
-// startQueue starts a River client working workers on pool, stopped when t ends.
-func startQueue(t *testing.T, pool *pgxpool.Pool, workers *river.Workers) *queue.Client {
-	t.Helper()
-	client, err := queue.New(pool, queue.Config{Workers: workers, FetchPollInterval: 100 * time.Millisecond, Logger: quiet})
-	require.NoError(t, err)
-	require.NoError(t, client.Start(context.Background()))
-	t.Cleanup(func() {
-		stopCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		require.NoError(t, client.Stop(stopCtx))
-	})
-	return client
 }
 
 // testReport is a report carrying the cda package's level-1 sample, listing

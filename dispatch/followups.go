@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 
@@ -102,15 +103,20 @@ func (w *releaseWorker) Work(ctx context.Context, job *river.Job[ReleaseArgs]) e
 	if err != nil {
 		return err
 	}
-	return pgx.BeginFunc(ctx, w.cfg.Pool, func(tx pgx.Tx) error {
-		d, err := loadDelivery(ctx, tx, job.Args.DeliveryID)
-		if err != nil {
-			return err
-		}
+	return onDelivery(ctx, w.cfg.Pool, job, job.Args.DeliveryID, func(tx pgx.Tx, d storedDelivery) error {
 		if d.Status != StatusScheduled {
-			return completeTx(ctx, tx, job)
+			return nil
 		}
-		if err := release(ctx, tx, ins, d, EventReleased, actorSystem, "fin du délai de la règle"); err != nil {
+		return release(ctx, tx, ins, d, EventReleased, actorSystem, "fin du délai de la règle")
+	})
+}
+
+// onDelivery is withDelivery for a job: the transaction that makes the
+// change also completes job, so that the job is done exactly when its change is.
+func onDelivery[T river.JobArgs](ctx context.Context, pool *pgxpool.Pool, job *river.Job[T], id int64,
+	change func(pgx.Tx, storedDelivery) error) error {
+	return withDelivery(ctx, pool, id, func(tx pgx.Tx, d storedDelivery) error {
+		if err := change(tx, d); err != nil {
 			return err
 		}
 		return completeTx(ctx, tx, job)
@@ -152,17 +158,11 @@ func (w *deadlineWorker) Work(ctx context.Context, job *river.Job[DeadlineArgs])
 	if err != nil {
 		return err
 	}
-	return pgx.BeginFunc(ctx, w.cfg.Pool, func(tx pgx.Tx) error {
-		d, err := loadDelivery(ctx, tx, job.Args.DeliveryID)
-		if err != nil {
-			return err
-		}
+	return onDelivery(ctx, w.cfg.Pool, job, job.Args.DeliveryID, func(tx pgx.Tx, d storedDelivery) error {
 		switch {
 		case job.Args.Deadline == DeadlineDSN && d.Status == StatusSent:
 			detail := fmt.Sprintf("pas d'accusé de réception %d h après l'envoi", d.Policy.NoDSNHours)
-			if err := failDelivery(ctx, tx, d.ID, StatusSent, EventNoDSN, detail, CauseNoDSN, ins); err != nil {
-				return err
-			}
+			return failDelivery(ctx, tx, d.ID, StatusSent, EventNoDSN, detail, CauseNoDSN, ins)
 		case job.Args.Deadline == DeadlineRead && (d.Status == StatusSent || d.Status == StatusDelivered):
 			detail := fmt.Sprintf("pas d'accusé de lecture %d h après l'envoi", d.Policy.UnreadHours)
 			if err := setAttention(ctx, tx, d.ID, CauseUnread); err != nil {
@@ -171,11 +171,9 @@ func (w *deadlineWorker) Work(ctx context.Context, job *river.Job[DeadlineArgs])
 			if err := insertEvent(ctx, tx, d.ID, d.Status, d.Status, EventUnread, actorSystem, detail); err != nil {
 				return err
 			}
-			if err := insertJobs(ctx, tx, ins, []river.InsertManyParams{{Args: FallbackArgs{DeliveryID: d.ID, Cause: CauseUnread}}}); err != nil {
-				return err
-			}
+			return insertJobs(ctx, tx, ins, []river.InsertManyParams{{Args: FallbackArgs{DeliveryID: d.ID, Cause: CauseUnread}}})
 		}
-		return completeTx(ctx, tx, job)
+		return nil
 	})
 }
 
@@ -190,11 +188,7 @@ type fallbackWorker struct {
 // worklist leaves it to the secretaries' worklist. Either way the history of
 // the delivery says so.
 func (w *fallbackWorker) Work(ctx context.Context, job *river.Job[FallbackArgs]) error {
-	return pgx.BeginFunc(ctx, w.cfg.Pool, func(tx pgx.Tx) error {
-		d, err := loadDelivery(ctx, tx, job.Args.DeliveryID)
-		if err != nil {
-			return err
-		}
+	return onDelivery(ctx, w.cfg.Pool, job, job.Args.DeliveryID, func(tx pgx.Tx, d storedDelivery) error {
 		action := d.Policy.action(job.Args.Cause)
 		detail := "liste des échecs à traiter"
 		if action == FallbackPaper {
@@ -216,11 +210,8 @@ func (w *fallbackWorker) Work(ctx context.Context, job *river.Job[FallbackArgs])
 				detail = "le destinataire a déjà un envoi papier"
 			}
 		}
-		if err := insertEvent(ctx, tx, d.ID, d.Status, d.Status, EventFallback, actorRule(Rule{Name: d.RuleName}),
-			causeText[job.Args.Cause]+": "+detail); err != nil {
-			return err
-		}
-		return completeTx(ctx, tx, job)
+		return insertEvent(ctx, tx, d.ID, d.Status, d.Status, EventFallback, actorRule(Rule{Name: d.RuleName}),
+			causeText[job.Args.Cause]+": "+detail)
 	})
 }
 
