@@ -6,6 +6,9 @@ BIN := bin/mssdispatch
 FUZZTIME ?= 60
 TEST_FUZZTIME ?= 5
 
+# The browser tests' driver (playwright-core, from npm; the browser is Debian's chromium).
+E2E_MODULES := web/e2e/node_modules/.package-lock.json
+
 .PHONY: help build run test lint bench fuzz clean
 
 help: ## list the targets
@@ -17,9 +20,12 @@ build: ## build bin/mssdispatch
 run: build ## the demo: private PostgreSQL, demo directory, outbox transport
 	scripts/demo
 
-test: lint ## lint, every test against a real PostgreSQL (see scripts/with-test-db), then each fuzz target briefly
+test: lint $(E2E_MODULES) ## lint, every test against a real PostgreSQL (see scripts/with-test-db), then each fuzz target briefly
 	scripts/with-test-db $(GO) test -race -count=1 -timeout 15m ./...
 	GO=$(GO) scripts/fuzz $(TEST_FUZZTIME)
+
+$(E2E_MODULES): web/e2e/package.json web/e2e/package-lock.json
+	cd web/e2e && npm ci --no-audit --no-fund
 
 lint: ## vet and gofmt
 	$(GO) vet ./...
@@ -32,4 +38,4 @@ fuzz: ## every fuzz target for FUZZTIME seconds each (default 60), stops at the 
 	GO=$(GO) scripts/fuzz $(FUZZTIME)
 
 clean: ## remove build outputs and the demo's state (.run/)
-	rm -rf bin .run
+	rm -rf bin .run artifacts web/e2e/node_modules

@@ -1,8 +1,11 @@
 package dispatch
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"slices"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -164,3 +167,184 @@ func allowedAction(d storedDelivery, action string) error {
 
 // userActor is the person user.
 func userActor(user string) Actor { return Actor{Kind: ActorUser, Name: user} }
+
+// Reasons of the deliveries users create or change.
+const (
+	ReasonUserPaper = "user_paper" // a user switched an email to paper
+	ReasonUserEdit  = "user_edit"  // a user chose the recipient's address
+	ReasonUserAdded = "user_added" // a user added the recipient
+)
+
+// RoleAdded is the role of a recipient a user added to a report.
+const RoleAdded = "ADDED"
+
+// Events of the users' changes of a delivery's recipient.
+const (
+	EventEdited = "edited" // a user changed the address
+	EventPaper  = "paper"  // a user asked for a letter
+)
+
+// SwitchToPaper makes a letter of an email: the recipient gets a paper
+// delivery (paper_pending, or review when no postal address is known) and
+// the email, when it has not left, is cancelled. It returns the paper
+// delivery's id.
+func (s *Service) SwitchToPaper(ctx context.Context, deliveryID int64, user string) (int64, error) {
+	var paperID int64
+	err := s.act(ctx, deliveryID, func(tx pgx.Tx, d storedDelivery) error {
+		if d.Channel != correspondents.ChannelMSSante || !canSwitchToPaper(d.Status, d.SendingAt) {
+			return allowedAction(d, "switch to paper")
+		}
+		paper := newDelivery{RecipientID: d.RecipientID, Channel: correspondents.ChannelPaper, Status: StatusPaperPending,
+			Name: d.Name, PostalAddress: d.PostalAddress, Reason: ReasonUserPaper,
+			ReasonText: "Envoi papier demandé par " + user + ".",
+			RuleName:   d.RuleName, RuleVersion: d.RuleVersion, Policy: d.Policy, FallbackOf: d.ID}
+		if !d.PostalAddress.Known() {
+			paper.Status = StatusReview
+			paper.ReasonText += " Adresse postale inconnue: à compléter."
+		}
+		id, created, err := insertDelivery(ctx, tx, d.ReportID, paper, userActor(user))
+		if err != nil {
+			return err
+		}
+		if !created {
+			return fmt.Errorf("%w: the recipient already has a paper delivery", ErrTransition)
+		}
+		paperID = id
+		detail := fmt.Sprintf("envoi papier créé (%d)", id)
+		if slices.Contains(pendingStatuses, d.Status) {
+			return transition(ctx, tx, d.ID, d.Status, StatusCancelled, EventPaper, userActor(user), detail)
+		}
+		return insertEvent(ctx, tx, d.ID, d.Status, d.Status, EventPaper, userActor(user), detail)
+	})
+	return paperID, err
+}
+
+// RecipientChange is where a user sends a delivery: an MSSanté address for
+// an email, a name and postal address for a letter.
+type RecipientChange struct {
+	Address       string
+	Name          string
+	PostalAddress PostalAddress
+}
+
+// RecipientError is the error of a recipient a user chose that cannot be
+// used; Problem is one of the Problem constants.
+type RecipientError struct {
+	Problem string
+	Address string
+}
+
+// Problems of a RecipientError.
+const (
+	ProblemNotAnAddress = "not_an_address" // no @
+	ProblemUntrusted    = "untrusted"      // outside the MSSanté trust space
+	ProblemNoPostal     = "no_postal"      // a letter without city nor routing line
+	ProblemNoAddress    = "no_address"     // neither an MSSanté nor a postal address
+	ProblemNoName       = "no_name"
+)
+
+func (e *RecipientError) Error() string {
+	if e.Address != "" {
+		return fmt.Sprintf("recipient %s cannot be used: %s", e.Address, e.Problem)
+	}
+	return "recipient cannot be used: " + e.Problem
+}
+
+// EditRecipient changes where a delivery in review (or a failed email, or a
+// letter not yet posted) goes. An email's address must be in the MSSanté
+// trust space; the delivery keeps its status (a secretary then approves or
+// resends it).
+func (s *Service) EditRecipient(ctx context.Context, deliveryID int64, user string, c RecipientChange) error {
+	c.Address = strings.TrimSpace(c.Address)
+	c.Name = strings.TrimSpace(c.Name)
+	return s.act(ctx, deliveryID, func(tx pgx.Tx, d storedDelivery) error {
+		editable := d.Status == StatusReview || d.Status == StatusPaperPending ||
+			(d.Status == StatusFailed && d.Channel == correspondents.ChannelMSSante)
+		if !editable || d.SendingAt {
+			return allowedAction(d, "edit")
+		}
+		name := cmp.Or(c.Name, d.Name)
+		var detail string
+		if d.Channel == correspondents.ChannelMSSante {
+			if err := s.trusted(ctx, c.Address); err != nil {
+				return err
+			}
+			detail = fmt.Sprintf("adresse: %s → %s", cmp.Or(d.Address, "(aucune)"), c.Address)
+			if err := setDeliveryRecipient(ctx, tx, d.ID, c.Address, name, d.PostalAddress, ReasonUserEdit,
+				"Adresse choisie par "+user+"."); err != nil {
+				return err
+			}
+		} else {
+			if !c.PostalAddress.Known() {
+				return &RecipientError{Problem: ProblemNoPostal}
+			}
+			detail = "adresse postale corrigée"
+			if err := setDeliveryRecipient(ctx, tx, d.ID, "", name, c.PostalAddress, ReasonUserEdit,
+				"Adresse postale saisie par "+user+"."); err != nil {
+				return err
+			}
+		}
+		return insertEvent(ctx, tx, d.ID, d.Status, d.Status, EventEdited, userActor(user), detail)
+	})
+}
+
+// AddRecipient adds a recipient the DPI did not list to the report: an
+// email when c has an address (in the trust space), else a letter; the
+// delivery waits in review for a secretary to approve. It returns the
+// delivery's id.
+func (s *Service) AddRecipient(ctx context.Context, reportID int64, user string, rc Recipient) (int64, error) {
+	rc.Role = RoleAdded
+	if rc.Kind == "" {
+		rc.Kind = KindProfessional
+	}
+	d := newDelivery{Status: StatusReview, Name: rc.Name(), PostalAddress: rc.PostalAddress, Reason: ReasonUserAdded,
+		ReasonText: "Destinataire ajouté par " + user + "."}
+	switch {
+	case rc.Address != "":
+		if err := s.trusted(ctx, rc.Address); err != nil {
+			return 0, err
+		}
+		d.Channel, d.Address, d.MessageID = correspondents.ChannelMSSante, rc.Address, newMessageID(s.domain)
+	case rc.PostalAddress.Known():
+		d.Channel = correspondents.ChannelPaper
+	default:
+		return 0, &RecipientError{Problem: ProblemNoAddress}
+	}
+	if d.Name == "" {
+		return 0, &RecipientError{Problem: ProblemNoName}
+	}
+	var id int64
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		position, err := nextRecipientPosition(ctx, tx, reportID)
+		if err != nil {
+			return err
+		}
+		if d.RecipientID, err = insertRecipient(ctx, tx, reportID, position, rc); err != nil {
+			return err
+		}
+		id, _, err = insertDelivery(ctx, tx, reportID, d, userActor(user))
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("report %d: add recipient: %w", reportID, err)
+	}
+	return id, nil
+}
+
+// trusted returns a *RecipientError unless the resolver would
+// send to address as is (a well-formed address of the trust space).
+func (s *Service) trusted(ctx context.Context, address string) error {
+	if !strings.Contains(address, "@") {
+		return &RecipientError{Problem: ProblemNotAnAddress, Address: address}
+	}
+	routes, err := s.resolver.Resolve(ctx, correspondents.Recipient{Address: address, Name: "?"})
+	if err != nil {
+		return fmt.Errorf("check %s: %w", address, err)
+	}
+	for _, r := range routes {
+		if r.Channel == correspondents.ChannelMSSante && !r.Review && strings.EqualFold(r.Address, address) {
+			return nil
+		}
+	}
+	return &RecipientError{Problem: ProblemUntrusted, Address: address}
+}

@@ -34,6 +34,9 @@ type ServiceConfig struct {
 	// for when DSNs and MDNs come back: BusinessAckConfig.Enabled() of the
 	// worker registered with AddBusinessAcks.
 	BusinessAcks bool
+	// Sender is the applicative mailbox; its domain names the Message-ID of
+	// the emails users add to a report. Defaults to "mssdispatch.invalid".
+	Sender string
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 }
@@ -46,7 +49,9 @@ type Service struct {
 	resolver  Resolver
 	// businessAcks is ServiceConfig.BusinessAcks.
 	businessAcks bool
-	logger       *slog.Logger
+	// domain is the domain of ServiceConfig.Sender.
+	domain string
+	logger *slog.Logger
 }
 
 // NewService validates cfg and returns a Service.
@@ -60,8 +65,12 @@ func NewService(cfg ServiceConfig) (*Service, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	domain := domainOf(cfg.Sender)
+	if domain == "" {
+		domain = "mssdispatch.invalid"
+	}
 	return &Service{pool: cfg.Pool, jobs: cfg.Jobs, custodian: cfg.Custodian, resolver: cfg.Resolver,
-		businessAcks: cfg.BusinessAcks, logger: cfg.Logger}, nil
+		businessAcks: cfg.BusinessAcks, domain: domain, logger: cfg.Logger}, nil
 }
 
 // Inbound identifies a message received from the DPI: a retransmission (same

@@ -8,6 +8,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/mssdispatch/mssdispatch/correspondents"
 )
 
 // This file holds every SQL statement of the package.
@@ -108,15 +110,16 @@ func insertReport(ctx context.Context, tx pgx.Tx, inboundID int64, in Inbound, r
 			message_control_id, message_type, action, document_id, parent_document_id, document_code, document_title,
 			patient_family, patient_given, patient_birth_date, patient_sex, patient_ins, patient_ins_oid,
 			patient_ins_qualified, patient_ipp, patient_address, service, author, reply_to, flags,
-			body_professional, body_patient, status, confidentiality)
+			body_professional, body_patient, status, confidentiality, patient_key)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20,
-			$21, $22, $23, $24, $25, $26, $27, $28)
+			$21, $22, $23, $24, $25, $26, $27, $28, $29)
 		RETURNING id`,
 		inboundID, in.Source, in.SendingApplication, in.SendingFacility, in.ControlID, in.MessageType,
 		r.Action, r.Document.ID, r.Document.ParentID, r.Document.Code, r.Document.Title,
 		r.Patient.Family, r.Patient.Given, r.Patient.BirthDate, r.Patient.Sex, r.Patient.INS, r.Patient.INSOID,
 		r.Patient.INSQualified, r.Patient.IPP, r.Patient.Address, r.Service, r.Author, r.ReplyTo, r.Flags,
-		r.BodyProfessional, r.BodyPatient, ReportReceived, r.Document.Confidentiality).Scan(&id)
+		r.BodyProfessional, r.BodyPatient, ReportReceived, r.Document.Confidentiality,
+		correspondents.SearchKey(r.Patient.Family+" "+r.Patient.Given)).Scan(&id)
 	if err != nil {
 		return 0, fmt.Errorf("insert report: %w", err)
 	}
@@ -125,13 +128,23 @@ func insertReport(ctx context.Context, tx pgx.Tx, inboundID int64, in Inbound, r
 		return 0, fmt.Errorf("insert document: %w", err)
 	}
 	for i, rc := range r.Recipients {
-		if _, err := tx.Exec(ctx, `INSERT INTO recipients (report_id, position, role, kind, national_id, rpps,
-				finess, family, given, organisation, address, postal_address)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
-			id, i+1, rc.Role, rc.Kind, rc.NationalID, rc.RPPS, rc.FINESS, rc.Family, rc.Given, rc.Organisation, rc.Address,
-			rc.PostalAddress); err != nil {
-			return 0, fmt.Errorf("insert recipient %d: %w", i+1, err)
+		if _, err := insertRecipient(ctx, tx, id, i+1, rc); err != nil {
+			return 0, err
 		}
+	}
+	return id, nil
+}
+
+// insertRecipient adds rc to the report at position and returns its id.
+func insertRecipient(ctx context.Context, tx pgx.Tx, reportID int64, position int, rc Recipient) (int64, error) {
+	var id int64
+	err := tx.QueryRow(ctx, `INSERT INTO recipients (report_id, position, role, kind, national_id, rpps,
+			finess, family, given, organisation, address, postal_address, name_key)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id`,
+		reportID, position, rc.Role, rc.Kind, rc.NationalID, rc.RPPS, rc.FINESS, rc.Family, rc.Given, rc.Organisation,
+		rc.Address, rc.PostalAddress, correspondents.SearchKey(rc.Family+" "+rc.Given+" "+rc.Organisation)).Scan(&id)
+	if err != nil {
+		return 0, fmt.Errorf("insert recipient %d: %w", position, err)
 	}
 	return id, nil
 }
@@ -293,8 +306,9 @@ func insertDelivery(ctx context.Context, tx pgx.Tx, reportID int64, d newDeliver
 	}
 	err = tx.QueryRow(ctx, `INSERT INTO deliveries (report_id, recipient_id, channel, status, address,
 			recipient_name, postal_address, reason, reason_text, message_id, rule_name, rule_version, policy,
-			scheduled_for, fallback_of)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+			scheduled_for, fallback_of, service)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,
+			(SELECT service FROM reports WHERE id = $1))
 		ON CONFLICT (recipient_id, channel) DO NOTHING
 		RETURNING id`,
 		reportID, d.RecipientID, d.Channel, d.Status, d.Address, d.Name, d.PostalAddress, d.Reason, d.ReasonText,

@@ -22,6 +22,7 @@ type Directory interface {
 	Local(ctx context.Context, id int64) (correspondents.LocalCorrespondent, error)
 	SaveLocal(ctx context.Context, c correspondents.LocalCorrespondent, actor string) (correspondents.LocalCorrespondent, error)
 	DeleteLocal(ctx context.Context, id int64) error
+	ImportStatuses(ctx context.Context) ([]correspondents.ImportStatus, error)
 }
 
 // Resolver previews the routes of a recipient (a *correspondents.Resolver).

@@ -13,7 +13,7 @@ import (
 )
 
 // importDemo loads the demo directory and whitelist into b's database.
-func (b *testBundle) importDemo(t *testing.T) {
+func (b *testBundle) importDemo(t testing.TB) {
 	t.Helper()
 	store := correspondents.NewStore(b.pool)
 	_, err := store.ImportDirectoryFrom(context.Background(), "../testdata/demo/Extraction_Correspondance_MSSante.txt", correspondents.ImportOptions{})

@@ -14,7 +14,7 @@ import (
 	"github.com/mssdispatch/mssdispatch/cda"
 )
 
-func (b *testBundle) post(t *testing.T, key, body string) (int, string) {
+func (b *testBundle) post(t testing.TB, key, body string) (int, string) {
 	t.Helper()
 	req, err := http.NewRequestWithContext(context.Background(), "POST", b.srv.URL+"/api/v1/reports", strings.NewReader(body))
 	require.NoError(t, err)
@@ -31,7 +31,7 @@ func (b *testBundle) post(t *testing.T, key, body string) (int, string) {
 	return resp.StatusCode, string(out)
 }
 
-func b64File(t *testing.T, path string) string {
+func b64File(t testing.TB, path string) string {
 	t.Helper()
 	b, err := os.ReadFile(path)
 	require.NoError(t, err)

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/mssdispatch/mssdispatch/auth"
 	"github.com/mssdispatch/mssdispatch/dispatch"
 )
 
@@ -50,6 +51,22 @@ type Config struct {
 	Rules Rules
 	// Gatherer is served on /metrics. Required.
 	Gatherer prometheus.Gatherer
+	// Dashboard, Accounts and Sessions serve the secretaries' dashboard
+	// (a *dispatch.Service, an *auth.Store, *auth.Sessions). Required.
+	Dashboard Dashboard
+	Accounts  *auth.Store
+	Sessions  *auth.Sessions
+	// Hospital is the name the dashboard shows; may be empty.
+	Hospital string
+	// HospitalAddresses are the hospital's MSSanté addresses that the
+	// adoption campaign's invitation letters give to correspondents.
+	HospitalAddresses []string
+	// Stats serves the statistics and the adoption campaign (a *dispatch.Service). Required.
+	Stats Stats
+	// Quarantine lists the rejected messages (a *dispatch.Service). Required.
+	Quarantine Quarantine
+	// JobsUI is River's UI (NewJobsUI), mounted on /admin/jobs/ for admins; nil leaves it out.
+	JobsUI http.Handler
 	// MaxBodySize bounds request bodies, in bytes. Defaults to 32 MiB.
 	MaxBodySize int64
 	// Logger defaults to slog.Default().
@@ -64,6 +81,8 @@ func NewHandler(cfg Config) (http.Handler, error) {
 	case cfg.Reports == nil || cfg.Intake == nil || cfg.HL7 == nil || cfg.Directory == nil || cfg.Resolver == nil ||
 		cfg.Rules == nil || cfg.DB == nil || cfg.Gatherer == nil:
 		return nil, errors.New("web: Config.Reports, Intake, HL7, Directory, Resolver, Rules, DB and Gatherer are required")
+	case cfg.Dashboard == nil || cfg.Accounts == nil || cfg.Sessions == nil || cfg.Stats == nil || cfg.Quarantine == nil:
+		return nil, errors.New("web: Config.Dashboard, Accounts, Sessions, Stats and Quarantine are required")
 	}
 	if cfg.MaxBodySize == 0 {
 		cfg.MaxBodySize = 32 << 20
@@ -72,6 +91,10 @@ func NewHandler(cfg Config) (http.Handler, error) {
 		cfg.Logger = slog.Default()
 	}
 	s := &server{cfg: cfg}
+	dashboard, err := newUI(cfg)
+	if err != nil {
+		return nil, err
+	}
 	r := chi.NewRouter()
 	r.Use(middleware.Recoverer)
 	r.Get("/healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -102,6 +125,7 @@ func NewHandler(cfg Config) (http.Handler, error) {
 		r.Post("/rules/dry-run", s.postDryRun)
 		r.Get("/rules/{version}", s.getRulesVersion)
 	})
+	dashboard.routes(r)
 	r.NotFound(func(w http.ResponseWriter, _ *http.Request) { writeError(w, http.StatusNotFound, "no such route") })
 	r.MethodNotAllowed(func(w http.ResponseWriter, _ *http.Request) {
 		writeError(w, http.StatusMethodNotAllowed, "method not allowed on this route")

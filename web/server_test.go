@@ -19,6 +19,7 @@ import (
 	"github.com/riverqueue/river"
 	"github.com/stretchr/testify/require"
 
+	"github.com/mssdispatch/mssdispatch/auth"
 	"github.com/mssdispatch/mssdispatch/correspondents"
 	"github.com/mssdispatch/mssdispatch/dispatch"
 	"github.com/mssdispatch/mssdispatch/dispatch/hl7intake"
@@ -37,10 +38,12 @@ type testBundle struct {
 	srv  *httptest.Server
 	// client holds the jobs; work starts it.
 	client *queue.Client
+	// accounts holds the dashboard's users.
+	accounts *auth.Store
 }
 
 // work starts the job queue, so that reports get resolved and sent.
-func (b *testBundle) work(t *testing.T) {
+func (b *testBundle) work(t testing.TB) {
 	t.Helper()
 	require.NoError(t, b.client.Start(context.Background()))
 	t.Cleanup(func() {
@@ -52,7 +55,7 @@ func (b *testBundle) work(t *testing.T) {
 
 // setup serves the real handler over the real service (jobs enqueued, not
 // worked until work is called).
-func setup(t *testing.T) *testBundle {
+func setup(t testing.TB) *testBundle {
 	t.Helper()
 	pool := pgtest.NewPool(t)
 	registry := prometheus.NewRegistry()
@@ -70,21 +73,28 @@ func setup(t *testing.T) *testBundle {
 	require.NoError(t, err)
 	intake, err := hl7intake.New(hl7intake.Config{Receiver: service, Registerer: registry, Logger: quiet})
 	require.NoError(t, err)
+	jobsUI, err := web.NewJobsUI(t.Context(), client, quiet)
+	require.NoError(t, err)
+	accounts := auth.NewStore(pool)
+	sessions, err := auth.NewSessions(auth.SessionConfig{Store: accounts, Logger: quiet})
+	require.NoError(t, err)
 	h, err := web.NewHandler(web.Config{APIToken: token, Reports: service, Intake: service, HL7: intake,
-		Directory: directory, Resolver: resolver, Rules: service, DB: pool, Gatherer: registry, Logger: quiet})
+		Directory: directory, Resolver: resolver, Rules: service, DB: pool, Gatherer: registry, Logger: quiet,
+		Dashboard: service, Accounts: accounts, Sessions: sessions, Stats: service, Quarantine: service,
+		Hospital: "CH Démo", HospitalAddresses: []string{"secretariat@ch-test.mssante.fr"}, JobsUI: jobsUI})
 	require.NoError(t, err)
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
-	return &testBundle{pool: pool, srv: srv, client: client}
+	return &testBundle{pool: pool, srv: srv, client: client, accounts: accounts}
 }
 
 // call sends a request with the bearer token and the given header name, value pairs.
-func (b *testBundle) call(t *testing.T, method, path, body string, header ...string) (int, http.Header, string) {
+func (b *testBundle) call(t testing.TB, method, path, body string, header ...string) (int, http.Header, string) {
 	t.Helper()
 	return b.do(t, method, path, "Bearer "+token, body, header...)
 }
 
-func (b *testBundle) do(t *testing.T, method, path, auth, body string, header ...string) (int, http.Header, string) {
+func (b *testBundle) do(t testing.TB, method, path, auth, body string, header ...string) (int, http.Header, string) {
 	t.Helper()
 	req, err := http.NewRequestWithContext(context.Background(), method, b.srv.URL+path, strings.NewReader(body))
 	require.NoError(t, err)

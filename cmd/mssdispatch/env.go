@@ -23,7 +23,9 @@ const defaultRetentionCron = "15 3 * * *"
 var envVars = []envVar{
 	{"DATABASE_URL", "", "PostgreSQL URL, e.g. postgres://mss@db/mss (required)"},
 	{"MLLP_ADDR", "127.0.0.1:2575", "MLLP listener for the DPI's HL7 messages (send-sample sends there)"},
-	{"HTTP_ADDR", "127.0.0.1:8080", "HTTP listener: /healthz, /readyz, /metrics, /api/v1/"},
+	{"HTTP_ADDR", "127.0.0.1:8080", "HTTP listener: the dashboard (/), /healthz, /readyz, /metrics, /api/v1/"},
+	{"COOKIE_SECURE", "auto", "Secure attribute of the dashboard's cookies: auto (when the request came over TLS or X-Forwarded-Proto: https), always or never"},
+	{"HOSPITAL_ADDRESSES", "", "comma-separated MSSanté addresses the adoption campaign's letters invite correspondents to write to; empty = SENDER"},
 	{"API_TOKEN", "", "bearer token required on /api/v1/ (required)"},
 	{"SENDER", "", "the BAL applicative address, From of every email (required)"},
 	{"TRANSPORT", "smtp", "smtp (submission through the BAL applicative) or outbox (.eml files)"},

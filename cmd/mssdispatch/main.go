@@ -36,6 +36,16 @@ Usage:
   mssdispatch rules dry-run FILE [--reports N]
                                         show what the rules of FILE would change on the
                                         newest N reports (default 50, at most 500)
+  mssdispatch user add USERNAME --role secretary|cme|admin [--name NAME] [--service S]...
+                                        create a dashboard account; the password is read
+                                        from stdin (asked twice on a terminal, else the
+                                        first line) or --password-file FILE; no --service:
+                                        every service
+  mssdispatch user list                 list the dashboard's accounts
+  mssdispatch user passwd USERNAME [--password-file FILE]
+                                        change a password (ends the user's sessions)
+  mssdispatch user disable|enable USERNAME
+                                        disable an account (ending its sessions) or enable it
 
 Configuration is by environment ([default]):
 `
@@ -71,6 +81,8 @@ func run(args []string, e env, stdout, stderr io.Writer) int {
 		err = importCommand(ctx, e, args[0], args[2:], stdout, stderr)
 	case cmd == "rules export" || cmd == "rules import" || cmd == "rules dry-run":
 		err = rulesCommand(ctx, e, args[1], args[2:], logger, stdout)
+	case isUserCommand(cmd):
+		err = userCommand(ctx, e, args[1], args[2:], os.Stdin, stdout, stderr)
 	case args[0] == "send-sample" && len(args) == 1:
 		err = sendSampleCommand(ctx, e, stdout)
 	default:

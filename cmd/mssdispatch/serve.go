@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/mail"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -18,6 +19,7 @@ import (
 	"github.com/riverqueue/river"
 	"github.com/robfig/cron/v3"
 
+	"github.com/mssdispatch/mssdispatch/auth"
 	"github.com/mssdispatch/mssdispatch/correspondents"
 	"github.com/mssdispatch/mssdispatch/dispatch"
 	"github.com/mssdispatch/mssdispatch/dispatch/hl7intake"
@@ -34,6 +36,9 @@ const shutdownTimeout = 10 * time.Second
 
 // watchdogCron is when the acknowledgement watchdog looks for overdue deadlines.
 const watchdogCron = "*/15 * * * *"
+
+// sessionPurgeCron is when expired dashboard sessions are deleted.
+const sessionPurgeCron = "7 * * * *"
 
 // serveConfig is the validated configuration of serve.
 type serveConfig struct {
@@ -76,6 +81,11 @@ type serveConfig struct {
 	// JobRescueAfter tune the queue (see the env table).
 	Workers                                     int
 	SendGiveUpAfter, JobTimeout, JobRescueAfter time.Duration
+	// CookieSecure is when the dashboard's cookies carry the Secure attribute.
+	CookieSecure auth.SecureMode
+	// HospitalAddresses are the hospital's MSSanté addresses for the
+	// adoption campaign's letters; empty means Sender.
+	HospitalAddresses []string
 }
 
 func loadServeConfig(e env) (serveConfig, error) {
@@ -108,6 +118,24 @@ func loadServeConfig(e env) (serveConfig, error) {
 		WhitelistSource:    e.get("WHITELIST_SOURCE"),
 		DirectorySyncCron:  e.get("DIRECTORY_SYNC_CRON"),
 		RetentionCron:      e.get("RETENTION_CRON"),
+	}
+	for _, a := range strings.Split(e.get("HOSPITAL_ADDRESSES"), ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			c.HospitalAddresses = append(c.HospitalAddresses, a)
+		}
+	}
+	if len(c.HospitalAddresses) == 0 && c.Sender != "" {
+		c.HospitalAddresses = []string{c.Sender}
+	}
+	switch v := e.get("COOKIE_SECURE"); v {
+	case "auto":
+		c.CookieSecure = auth.SecureAuto
+	case "always":
+		c.CookieSecure = auth.SecureAlways
+	case "never":
+		c.CookieSecure = auth.SecureNever
+	default:
+		problems = append(problems, fmt.Errorf("MSSDISPATCH_COOKIE_SECURE %q: want auto, always or never", v))
 	}
 	if _, err := cron.ParseStandard(c.DirectorySyncCron); err != nil {
 		problems = append(problems, fmt.Errorf("MSSDISPATCH_DIRECTORY_SYNC_CRON %q: %v", c.DirectorySyncCron, err))
@@ -265,6 +293,14 @@ func serve(ctx context.Context, cfg serveConfig, logger *slog.Logger, ready func
 	if err != nil {
 		return err
 	}
+	accounts := auth.NewStore(pool)
+	sessions, err := auth.NewSessions(auth.SessionConfig{Store: accounts, Secure: cfg.CookieSecure, Logger: logger})
+	if err != nil {
+		return err
+	}
+	if err := auth.AddPurge(workers, sessions); err != nil {
+		return err
+	}
 	var periodic []queue.Periodic
 	if cfg.DirectorySource != "" || cfg.WhitelistSource != "" {
 		periodic = append(periodic, queue.Periodic{Spec: cfg.DirectorySyncCron,
@@ -276,15 +312,16 @@ func serve(ctx context.Context, cfg serveConfig, logger *slog.Logger, ready func
 	}
 	periodic = append(periodic, queue.Periodic{Spec: retentionCron,
 		Args: func() river.JobArgs { return dispatch.RetentionArgs{} }},
-		queue.Periodic{Spec: watchdogCron, Args: func() river.JobArgs { return dispatch.WatchdogArgs{} }})
+		queue.Periodic{Spec: watchdogCron, Args: func() river.JobArgs { return dispatch.WatchdogArgs{} }},
+		queue.Periodic{Spec: sessionPurgeCron, Args: func() river.JobArgs { return auth.PurgeArgs{} }})
 	jobs, err := queue.New(pool, queue.Config{Workers: workers, Concurrency: cfg.Workers, Periodic: periodic,
 		JobTimeout: cfg.JobTimeout, RescueStuckJobsAfter: cfg.JobRescueAfter, Logger: logger})
 	if err != nil {
 		return err
 	}
 	service, err := dispatch.NewService(dispatch.ServiceConfig{Pool: pool, Jobs: jobs, Logger: logger, Resolver: resolver,
-		BusinessAcks: dpiAck.Enabled(),
-		Custodian:    dispatch.Organisation{FINESS: cfg.FINESS, Name: cfg.Organisation}})
+		BusinessAcks: dpiAck.Enabled(), Sender: cfg.Sender,
+		Custodian: dispatch.Organisation{FINESS: cfg.FINESS, Name: cfg.Organisation}})
 	if err != nil {
 		return &configError{msg: err.Error()}
 	}
@@ -300,8 +337,17 @@ func serve(ctx context.Context, cfg serveConfig, logger *slog.Logger, ready func
 	if err != nil {
 		return err
 	}
+	// River's UI lives as long as the HTTP server.
+	jobsUICtx, stopJobsUI := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopJobsUI()
+	jobsUI, err := web.NewJobsUI(jobsUICtx, jobs, logger)
+	if err != nil {
+		return err
+	}
 	handler, err := web.NewHandler(web.Config{APIToken: cfg.APIToken, Reports: service, Intake: service, HL7: intake,
-		Directory: directory, Resolver: resolver, Rules: service, DB: pool, Gatherer: registry, Logger: logger})
+		Directory: directory, Resolver: resolver, Rules: service, DB: pool, Gatherer: registry, Logger: logger,
+		Dashboard: service, Accounts: accounts, Sessions: sessions, Stats: service, Quarantine: service,
+		Hospital: cfg.Organisation, HospitalAddresses: cfg.HospitalAddresses, JobsUI: jobsUI})
 	if err != nil {
 		return err
 	}

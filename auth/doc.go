@@ -1,0 +1,32 @@
+// Package auth owns who may use the web dashboard and what they may do: the
+// users (local accounts whose passwords are Argon2id PHC strings), their roles
+// and the permissions these grant (secretary, cme, admin; each user
+// optionally restricted to some hospital services), the login with its
+// durable rate limit (per username and per client address, shared by every
+// instance through PostgreSQL), the sessions (a random cookie token whose
+// SHA-256 only is stored, absolute and idle timeouts), the HTTP middleware
+// that finds the user of a request, requires one, checks a permission and
+// the CSRF token of forms, and the append-only audit log that the rest of the
+// service writes to, in its own transactions, when a user changes something.
+//
+// The package never renders the dashboard's pages: the login form, the
+// users' screen and the audit log's are package web's, which calls Store and
+// Sessions. The command line creates the first accounts (mssdispatch user add).
+//
+// A typical chain of middleware:
+//
+//	r.Use(sessions.Middleware, sessions.CSRF)
+//	r.Get("/login", showLogin)   // CSRFToken(ctx) in the form
+//	r.Post("/login", doLogin)    // store.Authenticate, then sessions.Login
+//	r.Group(func(r chi.Router) {
+//		r.Use(sessions.RequireUser)
+//		r.With(auth.Require(auth.PermRules)).Put("/rules", putRules)
+//	})
+//
+// Single sign-on can come later without rework: Sessions.Login takes a User
+// however it was authenticated, so an OpenID Connect provider (Pro Santé
+// Connect, the hospital's identity provider) only has to map its ID token to
+// a user, and the users table already has the source (the issuer) and
+// external_subject (its subject) columns such accounts need, with no local
+// password (password_hash NULL: Authenticate always refuses them).
+package auth

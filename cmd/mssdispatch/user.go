@@ -1,0 +1,218 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strings"
+	"text/tabwriter"
+
+	"golang.org/x/term"
+
+	"github.com/mssdispatch/mssdispatch/auth"
+)
+
+// isUserCommand reports whether cmd (the first two arguments) is a user command.
+func isUserCommand(cmd string) bool {
+	sub, ok := strings.CutPrefix(cmd, "user ")
+	return ok && slices.Contains([]string{"add", "list", "passwd", "disable", "enable"}, sub)
+}
+
+// userArgs are the arguments of a user command.
+type userArgs struct {
+	username     string
+	role         auth.Role
+	name         string
+	services     []string
+	passwordFile string // "" or "-": stdin
+}
+
+// parseUserArgs reads the arguments after `user SUB`: USERNAME but for
+// list, and the flags of each (--flag VALUE or --flag=VALUE).
+func parseUserArgs(sub string, args []string) (userArgs, error) {
+	var a userArgs
+	allowed := map[string][]string{
+		"add":    {"--role", "--name", "--service", "--password-file"},
+		"passwd": {"--password-file"},
+	}[sub]
+	for i := 0; i < len(args); i++ {
+		arg := args[i]
+		if !strings.HasPrefix(arg, "-") {
+			if sub == "list" || a.username != "" {
+				return userArgs{}, configErrorf("user %s: unexpected argument %q", sub, arg)
+			}
+			a.username = arg
+			continue
+		}
+		name, value, hasValue := strings.Cut(arg, "=")
+		if !strings.HasPrefix(name, "--") || !slices.Contains(allowed, name) {
+			return userArgs{}, configErrorf("user %s: unknown flag %q", sub, name)
+		}
+		if !hasValue {
+			if i+1 >= len(args) {
+				return userArgs{}, configErrorf("user %s: %s needs a value", sub, name)
+			}
+			i++
+			value = args[i]
+		}
+		switch name {
+		case "--role":
+			a.role = auth.Role(value)
+			if !a.role.Valid() {
+				return userArgs{}, configErrorf("user %s: --role %q: want %s, %s or %s", sub, value,
+					auth.RoleSecretary, auth.RoleCME, auth.RoleAdmin)
+			}
+		case "--name":
+			a.name = value
+		case "--service":
+			a.services = append(a.services, value)
+		case "--password-file":
+			a.passwordFile = value
+		}
+	}
+	switch {
+	case sub != "list" && a.username == "":
+		return userArgs{}, configErrorf("user %s: USERNAME missing", sub)
+	case sub == "add" && a.role == "":
+		return userArgs{}, configErrorf("user add: --role missing (%s, %s or %s)", auth.RoleSecretary, auth.RoleCME, auth.RoleAdmin)
+	}
+	return a, nil
+}
+
+// userCommand runs `user add|list|passwd|disable|enable` (sub) with the
+// arguments after it; passwords are read from stdin (prompted for twice
+// without echo on a terminal) or the --password-file, prompts go to stderr,
+// the outcome to stdout.
+func userCommand(ctx context.Context, e env, sub string, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	a, err := parseUserArgs(sub, args)
+	if err != nil {
+		return err
+	}
+	username := strings.ToLower(strings.TrimSpace(a.username))
+	var password string
+	if sub == "add" || sub == "passwd" {
+		if password, err = readPassword(a.passwordFile, stdin, stderr, username); err != nil {
+			return err
+		}
+	}
+	pool, err := openMigratedPool(ctx, e.get("DATABASE_URL"))
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	store := auth.NewStore(pool)
+	ctx = auth.WithActor(ctx, cliActor())
+	switch sub {
+	case "add":
+		u, err := store.AddUser(ctx, auth.NewUser{Username: a.username, DisplayName: a.name, Password: password,
+			Role: a.role, Services: a.services})
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "user %s added (%s)\n", u.Username, u.Role)
+	case "passwd":
+		if err := store.SetPassword(ctx, username, password); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "password of %s changed, its sessions ended\n", username)
+	case "disable", "enable":
+		if err := store.SetDisabled(ctx, username, sub == "disable"); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "user %s %sd\n", username, sub)
+	default:
+		users, err := store.Users(ctx)
+		if err != nil {
+			return err
+		}
+		return printUsers(stdout, users)
+	}
+	return nil
+}
+
+// maxPasswordLine bounds the line a password is read from.
+const maxPasswordLine = 4096
+
+// readPassword reads the password of username: from file when it is given
+// (but "-"), else from stdin, prompting twice without echo when it is a
+// terminal; otherwise the first line is the password.
+func readPassword(file string, stdin io.Reader, stderr io.Writer, username string) (string, error) {
+	if file != "" && file != "-" {
+		f, err := os.Open(file)
+		if err != nil {
+			return "", err
+		}
+		defer f.Close()
+		return firstLine(f, file)
+	}
+	if f, ok := stdin.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		fmt.Fprintf(stderr, "Password for %s: ", username)
+		first, err := term.ReadPassword(int(f.Fd()))
+		fmt.Fprintln(stderr)
+		if err != nil {
+			return "", fmt.Errorf("read password: %w", err)
+		}
+		fmt.Fprint(stderr, "Repeat it: ")
+		again, err := term.ReadPassword(int(f.Fd()))
+		fmt.Fprintln(stderr)
+		if err != nil {
+			return "", fmt.Errorf("read password: %w", err)
+		}
+		if string(first) != string(again) {
+			return "", errors.New("the two passwords differ")
+		}
+		if len(first) == 0 {
+			return "", errors.New("empty password")
+		}
+		return string(first), nil
+	}
+	return firstLine(stdin, "stdin")
+}
+
+// firstLine returns the first line of r without its line ending.
+func firstLine(r io.Reader, from string) (string, error) {
+	// Room for the longest line and its CR LF, and one byte more when longer.
+	const size = maxPasswordLine + 2
+	line, err := bufio.NewReaderSize(io.LimitReader(r, size), size).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return "", fmt.Errorf("read password from %s: %w", from, err)
+	}
+	line = strings.TrimSuffix(strings.TrimSuffix(line, "\n"), "\r")
+	if len(line) > maxPasswordLine {
+		return "", fmt.Errorf("read password from %s: first line longer than %d bytes", from, maxPasswordLine)
+	}
+	if line == "" {
+		return "", fmt.Errorf("no password on %s: the password is its first line", from)
+	}
+	return line, nil
+}
+
+// printUsers writes the users as a table.
+func printUsers(w io.Writer, users []auth.User) error {
+	if len(users) == 0 {
+		_, err := fmt.Fprintln(w, "no users yet: mssdispatch user add USERNAME --role admin")
+		return err
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "USERNAME\tNAME\tROLE\tSERVICES\tDISABLED\tLAST LOGIN")
+	for _, u := range users {
+		services := "all"
+		if len(u.Services) > 0 {
+			services = strings.Join(u.Services, ",")
+		}
+		disabled := "no"
+		if u.Disabled {
+			disabled = "yes"
+		}
+		last := "never"
+		if u.LastLoginAt != nil {
+			last = u.LastLoginAt.Local().Format("2006-01-02 15:04")
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", u.Username, u.DisplayName, u.Role, services, disabled, last)
+	}
+	return tw.Flush()
+}

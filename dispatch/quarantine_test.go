@@ -1,0 +1,86 @@
+package dispatch_test
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/mssdispatch/mssdispatch/dispatch"
+	"github.com/mssdispatch/mssdispatch/dispatch/mail"
+)
+
+// TestQuarantine checks that the quarantine lists the refused messages
+// newest first, page by page, with their reason and never their bytes, and
+// that QuarantinedRaw gives the bytes, empty once purged.
+func TestQuarantine(t *testing.T) {
+	t.Parallel()
+	outbox, err := mail.NewOutbox(t.TempDir())
+	require.NoError(t, err)
+	b := setup(t, outbox)
+
+	msgs, err := b.svc.Quarantined(b.ctx, dispatch.QuarantineFilter{})
+	require.NoError(t, err)
+	require.Empty(t, msgs)
+
+	for i := range 5 {
+		in := inbound(fmt.Sprintf("MSG-Q-%d", i), fmt.Sprintf("content %d", i))
+		_, err := b.svc.Reject(b.ctx, in, []byte(fmt.Sprintf("MSH|^~\\&|DPI|CH|||PID|DUPONT %d", i)),
+			fmt.Sprintf("PID-3 missing (%d)", i), []byte("ACK AR"))
+		require.NoError(t, err)
+	}
+	// A refusal without a key (an unreadable message) is kept too.
+	_, err = b.svc.Reject(b.ctx, dispatch.Inbound{Kind: "json", Source: "api"}, []byte(`{"patient": "DUPONT"}`), "body is not JSON", nil)
+	require.NoError(t, err)
+
+	page, err := b.svc.Quarantined(b.ctx, dispatch.QuarantineFilter{Limit: 4})
+	require.NoError(t, err)
+	require.Len(t, page, 4)
+	require.Equal(t, "json", page[0].Kind)
+	require.Equal(t, "api", page[0].Source)
+	require.Empty(t, page[0].ControlID)
+	require.Equal(t, "body is not JSON", page[0].Reason)
+	for i, m := range page[1:] {
+		n := 4 - i
+		require.Equal(t, fmt.Sprintf("MSG-Q-%d", n), m.ControlID)
+		require.Equal(t, fmt.Sprintf("PID-3 missing (%d)", n), m.Reason)
+		require.Equal(t, "hl7", m.Kind)
+		require.Equal(t, "mllp", m.Source)
+		require.Equal(t, int64(len(fmt.Sprintf("MSH|^~\\&|DPI|CH|||PID|DUPONT %d", n))), m.Size)
+		require.False(t, m.Purged)
+		require.False(t, m.ReceivedAt.IsZero())
+		require.Greater(t, page[i].ID, m.ID, "newest first")
+	}
+	require.NotContains(t, fmt.Sprintf("%+v", page), "DUPONT", "the list never carries the bytes")
+
+	rest, err := b.svc.Quarantined(b.ctx, dispatch.QuarantineFilter{BeforeID: page[3].ID, Limit: 4})
+	require.NoError(t, err)
+	require.Len(t, rest, 2)
+	require.Equal(t, "MSG-Q-1", rest[0].ControlID)
+	require.Equal(t, "MSG-Q-0", rest[1].ControlID)
+	last, err := b.svc.Quarantined(b.ctx, dispatch.QuarantineFilter{BeforeID: rest[1].ID})
+	require.NoError(t, err)
+	require.Empty(t, last)
+
+	raw, err := b.svc.QuarantinedRaw(b.ctx, rest[0].ID)
+	require.NoError(t, err)
+	require.Equal(t, "MSH|^~\\&|DPI|CH|||PID|DUPONT 1", string(raw))
+
+	_, err = b.pool.Exec(b.ctx, `UPDATE quarantine SET raw = ''::bytea, purged_at = now() WHERE id = $1`, rest[0].ID)
+	require.NoError(t, err)
+	raw, err = b.svc.QuarantinedRaw(b.ctx, rest[0].ID)
+	require.NoError(t, err)
+	require.NotNil(t, raw)
+	require.Empty(t, raw)
+	rest, err = b.svc.Quarantined(b.ctx, dispatch.QuarantineFilter{BeforeID: page[3].ID, Limit: 1})
+	require.NoError(t, err)
+	require.Len(t, rest, 1)
+	require.True(t, rest[0].Purged)
+	require.Zero(t, rest[0].Size)
+	require.Equal(t, "PID-3 missing (1)", rest[0].Reason, "the reason outlives the bytes")
+
+	for _, id := range []int64{0, -1, page[0].ID + 1000} {
+		_, err = b.svc.QuarantinedRaw(b.ctx, id)
+		require.ErrorIs(t, err, dispatch.ErrNotFound, id)
+	}
+}

@@ -1,0 +1,258 @@
+package dispatch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/mssdispatch/mssdispatch/correspondents"
+)
+
+// This file holds the SQL of the dashboard's reads: worklists, the search of
+// deliveries, a report's page.
+
+// recipientName is the SQL of a delivery's recipient name (d deliveries, rc recipients).
+const recipientName = `CASE WHEN d.recipient_name <> '' THEN d.recipient_name
+	ELSE coalesce(nullif(trim(both ' ' FROM rc.given || ' ' || rc.family), ''), rc.organisation) END`
+
+// searchDeliveries returns up to f.Limit+1 deliveries f selects, older than
+// the delivery after (0: from the newest).
+func searchDeliveries(ctx context.Context, q dbtx, f DeliveryFilter, after int64) ([]DeliveryRow, error) {
+	var where []string
+	var args []any
+	arg := func(v any) string {
+		args = append(args, v)
+		return "$" + strconv.Itoa(len(args))
+	}
+	switch f.Worklist {
+	case WorklistReview:
+		where = append(where, "d.status = 'review'")
+	case WorklistFailed:
+		where = append(where, "(d.status = 'failed' OR d.attention <> '')")
+	case WorklistPaper:
+		where = append(where, "d.status = 'paper_pending'")
+	case WorklistScheduled:
+		where = append(where, "d.status = 'scheduled'")
+	}
+	if after > 0 {
+		where = append(where, "d.id < "+arg(after))
+	}
+	if p := strings.TrimSpace(f.Patient); p != "" {
+		conds := []string{"patient_ipp = " + arg(p), "patient_ins = " + arg(p)}
+		if key := correspondents.SearchKey(p); key != "" {
+			conds = append(conds, "patient_key LIKE "+arg(key+"%"))
+		}
+		where = append(where, "d.report_id IN (SELECT id FROM reports WHERE "+strings.Join(conds, " OR ")+")")
+	}
+	if c := strings.TrimSpace(f.Correspondent); c != "" {
+		conds := []string{"rpps = " + arg(c)}
+		if key := correspondents.SearchKey(c); key != "" {
+			conds = append(conds, "name_key LIKE "+arg(key+"%"))
+		}
+		where = append(where, "(d.recipient_id IN (SELECT id FROM recipients WHERE "+strings.Join(conds, " OR ")+
+			") OR (d.address <> '' AND lower(d.address) LIKE "+arg(likePrefix(strings.ToLower(c)))+"))")
+	}
+	if f.DocumentCode != "" {
+		where = append(where, "r.document_code = "+arg(f.DocumentCode))
+	}
+	if f.Service != "" {
+		where = append(where, "d.service = "+arg(f.Service))
+	}
+	if f.Services != nil {
+		where = append(where, "d.service = ANY("+arg(f.Services)+")")
+	}
+	if f.Status != "" {
+		where = append(where, "d.status = "+arg(f.Status))
+	}
+	if !f.From.IsZero() {
+		where = append(where, "d.created_at >= "+arg(f.From))
+	}
+	if !f.To.IsZero() {
+		where = append(where, "d.created_at < "+arg(f.To))
+	}
+	sql := `SELECT d.id, d.report_id, d.channel, d.status, ` + recipientName + `, d.address, d.reason_text,
+			d.attention, d.last_error, trim(both ' ' FROM r.patient_family || ' ' || r.patient_given), r.patient_ipp,
+			r.document_title, r.document_code, d.service, d.created_at, d.updated_at
+		FROM deliveries d JOIN reports r ON r.id = d.report_id JOIN recipients rc ON rc.id = d.recipient_id`
+	if len(where) > 0 {
+		sql += " WHERE " + strings.Join(where, " AND ")
+	}
+	sql += " ORDER BY d.id DESC LIMIT " + arg(f.Limit+1)
+	rows, err := q.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, fmt.Errorf("search deliveries: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowToStructByPos[DeliveryRow])
+	if err != nil {
+		return nil, fmt.Errorf("search deliveries: %w", err)
+	}
+	return out, nil
+}
+
+// likePrefix is the LIKE pattern of the strings starting with s.
+func likePrefix(s string) string {
+	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s) + "%"
+}
+
+// worklistCounts counts the deliveries of each worklist, up to CountCap,
+// for the reports of services (nil: all): each count reads at most CountCap
+// rows, however long a backlog grows.
+func worklistCounts(ctx context.Context, q dbtx, services []string) (map[string]int64, error) {
+	count := func(cond string) string {
+		return `(SELECT count(*) FROM (SELECT 1 FROM deliveries d
+			WHERE ` + cond + ` AND ($1::text[] IS NULL OR d.service = ANY($1)) LIMIT $2) x)`
+	}
+	var review, failed, paper, scheduled int64
+	// The failed and the flagged are counted apart: two index scans, where
+	// their OR would need a bitmap of all the failures.
+	err := q.QueryRow(ctx, `SELECT `+count("d.status = 'review'")+`,
+		least(`+count("d.status = 'failed'")+` + `+count("d.attention <> '' AND d.status <> 'failed'")+`, $2),
+		`+count("d.status = 'paper_pending'")+`, `+count("d.status = 'scheduled'"), services, CountCap).
+		Scan(&review, &failed, &paper, &scheduled)
+	if err != nil {
+		return nil, fmt.Errorf("worklist counts: %w", err)
+	}
+	return map[string]int64{WorklistReview: review, WorklistFailed: failed, WorklistPaper: paper,
+		WorklistScheduled: scheduled}, nil
+}
+
+// reportDetail loads the report id for its page.
+func reportDetail(ctx context.Context, q dbtx, id int64) (ReportDetail, error) {
+	var v ReportDetail
+	err := q.QueryRow(ctx, `SELECT r.id, r.document_id, r.parent_document_id, r.action, r.status, r.received_at,
+			r.patient_family, r.patient_given, r.patient_birth_date, r.patient_sex, r.patient_ins,
+			r.patient_ins_qualified, r.patient_ipp, r.service, r.document_code, r.document_title, r.confidentiality,
+			coalesce(doc.pdf IS NOT NULL AND length(doc.pdf) > 0, false), doc.purged_at IS NOT NULL
+		FROM reports r LEFT JOIN documents doc ON doc.report_id = r.id WHERE r.id = $1`, id).Scan(
+		&v.ID, &v.DocumentID, &v.ParentDocumentID, &v.Action, &v.Status, &v.ReceivedAt,
+		&v.Patient.Family, &v.Patient.Given, &v.Patient.BirthDate, &v.Patient.Sex, &v.Patient.INS,
+		&v.Patient.INSQualified, &v.Patient.IPP, &v.Service, &v.DocumentCode, &v.DocumentTitle, &v.Confidentiality,
+		&v.HasPDF, &v.Purged)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return ReportDetail{}, ErrNotFound
+	}
+	if err != nil {
+		return ReportDetail{}, fmt.Errorf("load report %d: %w", id, err)
+	}
+	rows, err := q.Query(ctx, `SELECT id, role, kind,
+			coalesce(nullif(trim(both ' ' FROM given || ' ' || family), ''), organisation), rpps, national_id, address
+		FROM recipients WHERE report_id = $1 ORDER BY position`, id)
+	if err != nil {
+		return ReportDetail{}, fmt.Errorf("load recipients of report %d: %w", id, err)
+	}
+	v.Recipients, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (RecipientDetail, error) {
+		var r RecipientDetail
+		return r, row.Scan(&r.ID, &r.Role, &r.Kind, &r.Name, &r.RPPS, &r.NationalID, &r.Address)
+	})
+	if err != nil {
+		return ReportDetail{}, fmt.Errorf("load recipients of report %d: %w", id, err)
+	}
+	rows, err = q.Query(ctx, `SELECT d.recipient_id, d.id, d.channel, d.status, d.address, d.recipient_name,
+			d.postal_address, d.reason, d.reason_text, d.rule_name, d.rule_version, d.last_error, d.attention,
+			d.send_attempts, d.sending_at IS NOT NULL, coalesce(d.fallback_of, 0), d.updated_at, d.sent_at
+		FROM deliveries d WHERE d.report_id = $1 ORDER BY d.id`, id)
+	if err != nil {
+		return ReportDetail{}, fmt.Errorf("load deliveries of report %d: %w", id, err)
+	}
+	byRecipient := map[int64][]DeliveryDetail{}
+	var recipientID int64
+	var d DeliveryDetail
+	_, err = pgx.ForEachRow(rows, []any{&recipientID, &d.ID, &d.Channel, &d.Status, &d.Address, &d.Name,
+		&d.PostalAddress, &d.Reason, &d.ReasonText, &d.RuleName, &d.RuleVersion, &d.LastError, &d.Attention,
+		&d.SendAttempts, &d.Sending, &d.FallbackOf, &d.UpdatedAt, &d.SentAt}, func() error {
+		byRecipient[recipientID] = append(byRecipient[recipientID], d)
+		d = DeliveryDetail{}
+		return nil
+	})
+	if err != nil {
+		return ReportDetail{}, fmt.Errorf("load deliveries of report %d: %w", id, err)
+	}
+	for i := range v.Recipients {
+		v.Recipients[i].Deliveries = byRecipient[v.Recipients[i].ID]
+	}
+	rows, err = q.Query(ctx, `SELECT e.at, e.delivery_id, `+recipientName+`, d.channel, coalesce(e.from_status, ''),
+			e.to_status, e.event, e.actor_kind, e.actor, e.detail
+		FROM delivery_events e JOIN deliveries d ON d.id = e.delivery_id JOIN recipients rc ON rc.id = d.recipient_id
+		WHERE d.report_id = $1 ORDER BY e.id`, id)
+	if err != nil {
+		return ReportDetail{}, fmt.Errorf("load timeline of report %d: %w", id, err)
+	}
+	events, err := pgx.CollectRows(rows, pgx.RowToStructByPos[TimelineEvent])
+	if err != nil {
+		return ReportDetail{}, fmt.Errorf("load timeline of report %d: %w", id, err)
+	}
+	v.Timeline = append([]TimelineEvent{{At: v.ReceivedAt, Event: EventReceived, ActorKind: ActorSystem}}, events...)
+	return v, nil
+}
+
+// documentPDF returns the stored PDF of a report, or ErrNotFound.
+func documentPDF(ctx context.Context, q dbtx, reportID int64) ([]byte, error) {
+	var pdf []byte
+	err := q.QueryRow(ctx, `SELECT pdf FROM documents WHERE report_id = $1 AND purged_at IS NULL
+		AND pdf IS NOT NULL AND length(pdf) > 0`, reportID).Scan(&pdf)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load PDF of report %d: %w", reportID, err)
+	}
+	return pdf, nil
+}
+
+// reportService returns a report's service, or ErrNotFound.
+func reportService(ctx context.Context, q dbtx, reportID int64) (string, error) {
+	var service string
+	err := q.QueryRow(ctx, `SELECT service FROM reports WHERE id = $1`, reportID).Scan(&service)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", ErrNotFound
+	}
+	if err != nil {
+		return "", fmt.Errorf("load report %d: %w", reportID, err)
+	}
+	return service, nil
+}
+
+// deliveryReport returns the report of a delivery, or ErrNotFound.
+func deliveryReport(ctx context.Context, q dbtx, deliveryID int64) (int64, error) {
+	var id int64
+	err := q.QueryRow(ctx, `SELECT report_id FROM deliveries WHERE id = $1`, deliveryID).Scan(&id)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, ErrNotFound
+	}
+	if err != nil {
+		return 0, fmt.Errorf("load delivery %d: %w", deliveryID, err)
+	}
+	return id, nil
+}
+
+// nextRecipientPosition is the position of a recipient added to a report.
+func nextRecipientPosition(ctx context.Context, tx pgx.Tx, reportID int64) (int, error) {
+	var n int
+	// Lock the report so that two additions get two positions.
+	if err := tx.QueryRow(ctx, `SELECT 1 FROM reports WHERE id = $1 FOR UPDATE`, reportID).Scan(&n); err != nil {
+		if errors.Is(err, pgx.ErrNoRows) {
+			return 0, ErrNotFound
+		}
+		return 0, fmt.Errorf("lock report %d: %w", reportID, err)
+	}
+	err := tx.QueryRow(ctx, `SELECT coalesce(max(position), 0) + 1 FROM recipients WHERE report_id = $1`, reportID).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("recipients of report %d: %w", reportID, err)
+	}
+	return n, nil
+}
+
+// setDeliveryRecipient changes where a delivery goes.
+func setDeliveryRecipient(ctx context.Context, q dbtx, id int64, address, name string, postal PostalAddress, reason, reasonText string) error {
+	_, err := q.Exec(ctx, `UPDATE deliveries SET address = $2, recipient_name = $3, postal_address = $4,
+			reason = $5, reason_text = $6, updated_at = now() WHERE id = $1`,
+		id, address, name, postal, reason, reasonText)
+	if err != nil {
+		return fmt.Errorf("edit delivery %d: %w", id, err)
+	}
+	return nil
+}

@@ -1,0 +1,267 @@
+package dispatch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/mssdispatch/mssdispatch/correspondents"
+)
+
+// This file holds what the secretaries' dashboard reads: the worklists, the
+// search of all deliveries and a report with its timeline.
+
+// Worklists of the dashboard.
+const (
+	WorklistReview    = "review"    // À vérifier: deliveries in review
+	WorklistFailed    = "failed"    // Échecs: failed, or flagged for attention (unread, reply)
+	WorklistPaper     = "paper"     // Courrier papier: paper_pending
+	WorklistScheduled = "scheduled" // Programmés: waiting for the delay of a rule
+	WorklistAll       = "all"       // Tous les envois
+)
+
+// Worklists lists the worklists in the dashboard's order.
+var Worklists = []string{WorklistReview, WorklistFailed, WorklistPaper, WorklistScheduled, WorklistAll}
+
+// DeliveryFilter selects deliveries for a worklist or a search; its zero
+// value is every delivery, newest first.
+type DeliveryFilter struct {
+	// Worklist is one of Worklists; empty is WorklistAll.
+	Worklist string
+	// Patient is the start of the patient's name (last name first, accents
+	// and case ignored), or an exact IPP or INS.
+	Patient string
+	// Correspondent is the start of the recipient's name (last name first),
+	// an RPPS, or the start of an MSSanté address.
+	Correspondent string
+	// DocumentCode is a LOINC code; Service a care unit; Status a delivery status.
+	DocumentCode, Service, Status string
+	// From and To bound the creation of the delivery, To excluded; zero is unbounded.
+	From, To time.Time
+	// Services restricts to the reports of these services (a secretary
+	// limited to hers); nil is every service.
+	Services []string
+	// After is the cursor of the page before (DeliveryPage.Next); empty is the first page.
+	After string
+	// Limit is the page size. Defaults to 50, at most 200.
+	Limit int
+}
+
+// DeliveryRow is one line of a worklist.
+type DeliveryRow struct {
+	ID, ReportID  int64
+	Channel       string
+	Status        string
+	Recipient     string // the recipient's name
+	Address       string // the MSSanté address, for an mssante delivery
+	ReasonText    string
+	Attention     string
+	LastError     string
+	Patient       string // family and given names
+	PatientIPP    string
+	DocumentTitle string
+	DocumentCode  string
+	Service       string
+	CreatedAt     time.Time
+	UpdatedAt     time.Time
+}
+
+// DeliveryPage is a page of deliveries; Next is the cursor of the next page,
+// empty on the last one.
+type DeliveryPage struct {
+	Rows []DeliveryRow
+	Next string
+}
+
+// ErrBadFilter is wrapped by the error of a filter that cannot be applied.
+var ErrBadFilter = errors.New("invalid filter")
+
+// Deliveries returns a page of the deliveries f selects, newest first, by
+// keyset pagination (the page's cost does not grow with the table).
+func (s *Service) Deliveries(ctx context.Context, f DeliveryFilter) (DeliveryPage, error) {
+	if f.Worklist == "" {
+		f.Worklist = WorklistAll
+	}
+	if !slices.Contains(Worklists, f.Worklist) {
+		return DeliveryPage{}, fmt.Errorf("%w: worklist %q", ErrBadFilter, f.Worklist)
+	}
+	if f.Status != "" {
+		if _, ok := transitions[f.Status]; !ok {
+			return DeliveryPage{}, fmt.Errorf("%w: status %q", ErrBadFilter, f.Status)
+		}
+	}
+	var after int64
+	if f.After != "" {
+		var err error
+		if after, err = strconv.ParseInt(f.After, 36, 64); err != nil || after <= 0 {
+			return DeliveryPage{}, fmt.Errorf("%w: cursor %q", ErrBadFilter, f.After)
+		}
+	}
+	switch {
+	case f.Limit <= 0:
+		f.Limit = 50
+	case f.Limit > 200:
+		f.Limit = 200
+	}
+	rows, err := searchDeliveries(ctx, s.pool, f, after)
+	if err != nil {
+		return DeliveryPage{}, err
+	}
+	page := DeliveryPage{Rows: rows}
+	if len(rows) > f.Limit {
+		page.Rows = rows[:f.Limit]
+		page.Next = strconv.FormatInt(page.Rows[f.Limit-1].ID, 36)
+	}
+	return page, nil
+}
+
+// CountCap bounds the counts of WorklistCounts: a count of CountCap means
+// "CountCap or more".
+const CountCap = 1000
+
+// WorklistCounts returns the number of deliveries in each worklist but
+// WorklistAll, up to CountCap, for the reports of services (nil: every service).
+func (s *Service) WorklistCounts(ctx context.Context, services []string) (map[string]int64, error) {
+	return worklistCounts(ctx, s.pool, services)
+}
+
+// ReportDetail is a report as the dashboard shows it.
+type ReportDetail struct {
+	ID               int64
+	DocumentID       string
+	ParentDocumentID string
+	Action           Action
+	Status           string
+	ReceivedAt       time.Time
+	Patient          Patient
+	Service          string
+	DocumentCode     string
+	DocumentTitle    string
+	Confidentiality  string
+	// HasPDF is true when the document's PDF is stored; Purged when the
+	// retention purged the document's bytes.
+	HasPDF, Purged bool
+	Recipients     []RecipientDetail
+	// Timeline is the report's history, oldest first.
+	Timeline []TimelineEvent
+}
+
+// RecipientDetail is a recipient of a report with its deliveries.
+type RecipientDetail struct {
+	ID         int64
+	Role       string
+	Kind       string
+	Name       string
+	RPPS       string
+	NationalID string
+	Address    string // the MSSanté address the DPI gave
+	Deliveries []DeliveryDetail
+}
+
+// DeliveryDetail is a delivery as the report page shows it.
+type DeliveryDetail struct {
+	ID            int64
+	Channel       string
+	Status        string
+	Address       string
+	Name          string
+	PostalAddress PostalAddress
+	Reason        string
+	ReasonText    string
+	RuleName      string
+	RuleVersion   int
+	LastError     string
+	Attention     string
+	SendAttempts  int
+	// Sending is true while the email is handed to SMTP.
+	Sending    bool
+	FallbackOf int64
+	UpdatedAt  time.Time
+	SentAt     *time.Time
+}
+
+// Actions a user may take on a delivery (DeliveryDetail.Actions).
+const (
+	ActionApprove = "approve"
+	ActionHold    = "hold"
+	ActionEdit    = "edit"
+	ActionPaper   = "paper"
+	ActionResend  = "resend"
+	ActionCancel  = "cancel"
+	ActionPosted  = "posted"
+	ActionReturn  = "return"
+)
+
+// Actions returns the actions a user may take on d now, in the order the
+// dashboard offers them.
+func (d DeliveryDetail) Actions() []string {
+	var out []string
+	add := func(ok bool, a string) {
+		if ok {
+			out = append(out, a)
+		}
+	}
+	mssante := d.Channel == correspondents.ChannelMSSante
+	add(d.Status == StatusReview || d.Status == StatusScheduled, ActionApprove)
+	add(d.Status == StatusScheduled || d.Status == StatusPaperPending, ActionHold)
+	add(d.Status == StatusReview || (d.Status == StatusFailed && mssante) || d.Status == StatusPaperPending, ActionEdit)
+	add(mssante && canSwitchToPaper(d.Status, d.Sending), ActionPaper)
+	add(mssante && d.Status == StatusFailed, ActionResend)
+	add(!d.Sending && allowed(d.Status, StatusCancelled) == nil, ActionCancel)
+	add(d.Status == StatusPaperPending, ActionPosted)
+	add(d.Status == StatusPaperSent, ActionReturn)
+	return out
+}
+
+// canSwitchToPaper reports whether an email in status may be replaced or
+// doubled by a letter: not once cancelled or superseded, nor while handed to SMTP.
+func canSwitchToPaper(status string, sending bool) bool {
+	return !sending && status != StatusCancelled && status != StatusSuperseded
+}
+
+// TimelineEvent is one event of a report's history.
+type TimelineEvent struct {
+	At         time.Time
+	DeliveryID int64 // 0 for the report's own events
+	Recipient  string
+	Channel    string
+	From, To   string
+	Event      string
+	ActorKind  string
+	Actor      string
+	Detail     string
+}
+
+// EventReceived is the timeline's event of the report's reception.
+const EventReceived = "received"
+
+// ReportDetail returns the report id with its recipients, deliveries and
+// timeline, or ErrNotFound.
+func (s *Service) ReportDetail(ctx context.Context, id int64) (ReportDetail, error) {
+	return reportDetail(ctx, s.pool, id)
+}
+
+// DocumentPDF returns the PDF of the report id, or ErrNotFound when it has
+// none (a CDA without PDF, or purged).
+func (s *Service) DocumentPDF(ctx context.Context, reportID int64) ([]byte, error) {
+	return documentPDF(ctx, s.pool, reportID)
+}
+
+// ReportService returns the service of the report id, to check who may see it.
+func (s *Service) ReportService(ctx context.Context, reportID int64) (string, error) {
+	return reportService(ctx, s.pool, reportID)
+}
+
+// isDigits reports whether s is only ASCII digits.
+func isDigits(s string) bool {
+	return s != "" && strings.Trim(s, "0123456789") == ""
+}
+
+// DeliveryReport returns the report of the delivery id, or ErrNotFound.
+func (s *Service) DeliveryReport(ctx context.Context, deliveryID int64) (int64, error) {
+	return deliveryReport(ctx, s.pool, deliveryID)
+}

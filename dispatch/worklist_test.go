@@ -1,0 +1,194 @@
+package dispatch_test
+
+import (
+	"errors"
+	"slices"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/mssdispatch/mssdispatch/dispatch"
+	"github.com/mssdispatch/mssdispatch/dispatch/mail"
+)
+
+// worklistReports receives three reports (two of CARDIO, one of ONCO) and
+// waits for their deliveries; each has Martin's email in review.
+func worklistReports(t *testing.T, b *testBundle) []int64 {
+	t.Helper()
+	var ids []int64
+	for i, service := range []string{"CARDIO", "CARDIO", "ONCO"} {
+		r := testReport(t)
+		r.Service = service
+		r.Document.ID += string(rune('a' + i))
+		r.Patient.IPP = "IPP-" + string(rune('a'+i))
+		id := b.receive(t, r).ReportID
+		b.waitReport(t, id, "resolved", func(v dispatch.ReportView) bool {
+			return v.Status == dispatch.ReportResolved && !slices.ContainsFunc(v.Deliveries,
+				func(d dispatch.DeliveryView) bool { return d.Status == dispatch.StatusQueued })
+		})
+		ids = append(ids, id)
+	}
+	return ids
+}
+
+func TestDeliveriesPages(t *testing.T) {
+	t.Parallel()
+	outbox, err := mail.NewOutbox(t.TempDir())
+	require.NoError(t, err)
+	b := setup(t, outbox)
+	worklistReports(t, b)
+
+	all, err := b.svc.Deliveries(b.ctx, dispatch.DeliveryFilter{Limit: 200})
+	require.NoError(t, err)
+	require.Empty(t, all.Next)
+	require.Greater(t, len(all.Rows), 6)
+	var paged []int64
+	f := dispatch.DeliveryFilter{Limit: 2}
+	for pages := 0; ; pages++ {
+		require.Less(t, pages, len(all.Rows), "the pages end")
+		page, err := b.svc.Deliveries(b.ctx, f)
+		require.NoError(t, err)
+		require.LessOrEqual(t, len(page.Rows), 2)
+		for _, r := range page.Rows {
+			paged = append(paged, r.ID)
+		}
+		if page.Next == "" {
+			break
+		}
+		f.After = page.Next
+	}
+	var want []int64
+	for _, r := range all.Rows {
+		want = append(want, r.ID)
+	}
+	require.Equal(t, want, paged, "the pages are the whole list, newest first, without overlap")
+	require.True(t, slices.IsSortedFunc(want, func(a, b int64) int { return int(b - a) }))
+
+	onco, err := b.svc.Deliveries(b.ctx, dispatch.DeliveryFilter{Services: []string{"ONCO"}, Limit: 200})
+	require.NoError(t, err)
+	require.Len(t, onco.Rows, len(all.Rows)/3)
+	for _, r := range onco.Rows {
+		require.Equal(t, "ONCO", r.Service)
+	}
+	byIPP, err := b.svc.Deliveries(b.ctx, dispatch.DeliveryFilter{Patient: "IPP-b"})
+	require.NoError(t, err)
+	require.Len(t, byIPP.Rows, len(all.Rows)/3)
+	byName, err := b.svc.Deliveries(b.ctx, dispatch.DeliveryFilter{Patient: "Dupônt  m"})
+	require.NoError(t, err)
+	require.Len(t, byName.Rows, len(all.Rows), "accents, case and spaces ignored")
+	none, err := b.svc.Deliveries(b.ctx, dispatch.DeliveryFilter{Patient: "dupond"})
+	require.NoError(t, err)
+	require.Empty(t, none.Rows)
+	byAddress, err := b.svc.Deliveries(b.ctx, dispatch.DeliveryFilter{Correspondent: "JULIE.ROUX@"})
+	require.NoError(t, err)
+	require.Len(t, byAddress.Rows, 3)
+	percent, err := b.svc.Deliveries(b.ctx, dispatch.DeliveryFilter{Correspondent: "%"})
+	require.NoError(t, err)
+	require.Empty(t, percent.Rows, "LIKE wildcards are literal")
+
+	review, err := b.svc.Deliveries(b.ctx, dispatch.DeliveryFilter{Worklist: dispatch.WorklistReview})
+	require.NoError(t, err)
+	require.Len(t, review.Rows, 3)
+	counts, err := b.svc.WorklistCounts(b.ctx, nil)
+	require.NoError(t, err)
+	require.EqualValues(t, 3, counts[dispatch.WorklistReview])
+	counts, err = b.svc.WorklistCounts(b.ctx, []string{"ONCO"})
+	require.NoError(t, err)
+	require.EqualValues(t, 1, counts[dispatch.WorklistReview])
+
+	for _, bad := range []dispatch.DeliveryFilter{{Worklist: "nope"}, {After: "!!"}, {After: "-1"}, {Status: "lost"}} {
+		_, err := b.svc.Deliveries(b.ctx, bad)
+		require.ErrorIs(t, err, dispatch.ErrBadFilter, "%+v", bad)
+	}
+}
+
+func TestReportDetailAndRecipientActions(t *testing.T) {
+	t.Parallel()
+	outbox, err := mail.NewOutbox(t.TempDir())
+	require.NoError(t, err)
+	b := setup(t, outbox)
+	report := worklistReports(t, b)[0]
+	v, err := b.svc.ReportDetail(b.ctx, report)
+	require.NoError(t, err)
+	require.Equal(t, "DUPONT", v.Patient.Family)
+	require.Equal(t, "CARDIO", v.Service)
+	require.True(t, v.HasPDF)
+	require.Len(t, v.Recipients, 3)
+	require.Equal(t, dispatch.EventReceived, v.Timeline[0].Event)
+	martin := v.Recipients[2]
+	require.Equal(t, "Jean MARTIN", martin.Name)
+	require.Len(t, martin.Deliveries, 1)
+	email := martin.Deliveries[0]
+	require.Equal(t, dispatch.StatusReview, email.Status)
+	require.Equal(t, []string{dispatch.ActionApprove, dispatch.ActionEdit, dispatch.ActionPaper, dispatch.ActionCancel}, email.Actions())
+	_, err = b.svc.ReportDetail(b.ctx, 999999)
+	require.ErrorIs(t, err, dispatch.ErrNotFound)
+
+	var bad *dispatch.RecipientError
+	err = b.svc.EditRecipient(b.ctx, email.ID, "alice", dispatch.RecipientChange{Address: "jean@gmail.com"})
+	require.True(t, errors.As(err, &bad))
+	require.Equal(t, dispatch.ProblemUntrusted, bad.Problem)
+	err = b.svc.EditRecipient(b.ctx, email.ID, "alice", dispatch.RecipientChange{Address: "jean.martin"})
+	require.True(t, errors.As(err, &bad))
+	require.Equal(t, dispatch.ProblemNotAnAddress, bad.Problem)
+	require.NoError(t, b.svc.EditRecipient(b.ctx, email.ID, "alice", dispatch.RecipientChange{Address: "jean.martin@ch-demo.mssante.fr"}))
+
+	paper, err := b.svc.SwitchToPaper(b.ctx, email.ID, "alice")
+	require.NoError(t, err)
+	_, err = b.svc.SwitchToPaper(b.ctx, email.ID, "alice")
+	require.ErrorIs(t, err, dispatch.ErrTransition, "a cancelled email cannot go to paper again")
+	v, err = b.svc.ReportDetail(b.ctx, report)
+	require.NoError(t, err)
+	martin = v.Recipients[2]
+	require.Len(t, martin.Deliveries, 2)
+	require.Equal(t, dispatch.StatusCancelled, martin.Deliveries[0].Status)
+	require.Equal(t, "jean.martin@ch-demo.mssante.fr", martin.Deliveries[0].Address)
+	letter := martin.Deliveries[1]
+	require.Equal(t, paper, letter.ID)
+	require.Equal(t, email.ID, letter.FallbackOf)
+	require.Equal(t, dispatch.ReasonUserPaper, letter.Reason)
+	// With two mailboxes, the resolver chose no postal address: the letter
+	// waits for one, cannot be approved before, then goes to print.
+	require.Equal(t, dispatch.StatusReview, letter.Status)
+	require.ErrorIs(t, b.svc.Approve(b.ctx, letter.ID, "alice"), dispatch.ErrNoAddress)
+	err = b.svc.EditRecipient(b.ctx, letter.ID, "alice", dispatch.RecipientChange{Name: "X"})
+	require.True(t, errors.As(err, &bad))
+	require.Equal(t, dispatch.ProblemNoPostal, bad.Problem)
+	require.NoError(t, b.svc.EditRecipient(b.ctx, letter.ID, "alice", dispatch.RecipientChange{Name: "Dr Jean Martin",
+		PostalAddress: dispatch.PostalAddress{Lines: []string{"1 rue de la Paix"}, RoutingLine: "33000 BORDEAUX", City: "BORDEAUX"}}))
+	require.NoError(t, b.svc.Approve(b.ctx, letter.ID, "alice"))
+	v, err = b.svc.ReportDetail(b.ctx, report)
+	require.NoError(t, err)
+	letter = v.Recipients[2].Deliveries[1]
+	require.Equal(t, dispatch.StatusPaperPending, letter.Status)
+	require.Equal(t, "Dr Jean Martin", letter.Name)
+	require.Equal(t, "BORDEAUX", letter.PostalAddress.City)
+
+	var events []string
+	for _, e := range v.Timeline {
+		if e.ActorKind == dispatch.ActorUser {
+			events = append(events, e.Event)
+		}
+	}
+	require.Equal(t, []string{dispatch.EventEdited, dispatch.EventCreated, dispatch.EventPaper, dispatch.EventEdited,
+		dispatch.EventApproved}, events)
+
+	_, err = b.svc.AddRecipient(b.ctx, report, "alice", dispatch.Recipient{Address: "paul.leroux@medecin-demo.mssante.fr"})
+	require.True(t, errors.As(err, &bad))
+	require.Equal(t, dispatch.ProblemNoName, bad.Problem)
+	_, err = b.svc.AddRecipient(b.ctx, report, "alice", dispatch.Recipient{Family: "LEROUX"})
+	require.True(t, errors.As(err, &bad))
+	require.Equal(t, dispatch.ProblemNoAddress, bad.Problem)
+	added, err := b.svc.AddRecipient(b.ctx, report, "alice", dispatch.Recipient{Family: "LEROUX", Given: "Paul",
+		Address: "paul.leroux@medecin-demo.mssante.fr"})
+	require.NoError(t, err)
+	require.NoError(t, b.svc.Approve(b.ctx, added, "alice"))
+	b.waitReport(t, report, "added recipient sent", func(v dispatch.ReportView) bool {
+		return slices.ContainsFunc(v.Deliveries, func(d dispatch.DeliveryView) bool {
+			return d.ID == added && d.Status == dispatch.StatusSent
+		})
+	})
+	reportOf, err := b.svc.DeliveryReport(b.ctx, added)
+	require.NoError(t, err)
+	require.Equal(t, report, reportOf)
+}

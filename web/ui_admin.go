@@ -1,0 +1,910 @@
+package web
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/go-chi/chi/v5"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/mssdispatch/mssdispatch/auth"
+	"github.com/mssdispatch/mssdispatch/correspondents"
+	"github.com/mssdispatch/mssdispatch/dispatch"
+)
+
+// This file holds the screens of the CME and of the administrators: the
+// dispatch rules, the directory and the local correspondents, the quarantine,
+// the audit log and the users (River's UI is in ui_jobs.go).
+
+// Quarantine lists the messages the intake refused (a *dispatch.Service).
+type Quarantine interface {
+	Quarantined(ctx context.Context, f dispatch.QuarantineFilter) ([]dispatch.QuarantinedMessage, error)
+	QuarantinedRaw(ctx context.Context, id int64) ([]byte, error)
+}
+
+// adminPageSize is the length of a page of the quarantine and the audit log.
+const adminPageSize = 50
+
+// adminRoutes mounts the rules, directory, quarantine, audit, users and jobs screens.
+func (u *ui) adminRoutes(r chi.Router) {
+	r.Get("/rules", u.getRulesPage)
+	r.Get("/rules/history", u.getRulesHistoryPage)
+	r.Get("/rules/{version}", u.getRulesVersionPage)
+	r.Get("/directory", u.getDirectoryPage)
+	r.Get("/quarantine", u.getQuarantinePage)
+	r.Group(func(r chi.Router) {
+		r.Use(auth.Require(auth.PermRules))
+		r.Post("/rules", u.postRules)
+		r.Post("/rules/dry-run", u.postRulesDryRun)
+		r.Post("/rules/move", u.postRulesMove)
+	})
+	r.Group(func(r chi.Router) {
+		r.Use(auth.Require(auth.PermCorrespondents))
+		r.Post("/directory/local", u.postLocal)
+		r.Post("/directory/local/{id}/delete", u.postLocalDelete)
+	})
+	r.Group(func(r chi.Router) {
+		r.Use(auth.Require(auth.PermAdmin))
+		r.Get("/quarantine/{id}/raw", u.getQuarantineRaw)
+		r.Get("/audit", u.getAuditPage)
+		r.Get("/admin/users", u.getUsersPage)
+		r.Post("/admin/users", u.postUser)
+		r.Post("/admin/users/{username}/{action}", u.postUserAction)
+	})
+}
+
+// audit writes an audit entry in the name of the current user.
+func (u *ui) audit(r *http.Request, action, object, detail string) error {
+	return u.cfg.Accounts.Audit(r.Context(), nil, auth.AuditEntry{Actor: currentUser(r).Username,
+		Action: action, Object: object, Detail: detail})
+}
+
+// badRequest answers the error page with status 400.
+func (u *ui) badRequest(w http.ResponseWriter, r *http.Request, what string) {
+	u.render(w, r, http.StatusBadRequest, "error", "Requête invalide", "", what)
+}
+
+// beforeParam reads the keyset cursor ?before= (0 when absent); it answers
+// 400 itself when it is not a positive integer.
+func (u *ui) beforeParam(w http.ResponseWriter, r *http.Request) (int64, bool) {
+	v := r.URL.Query().Get("before")
+	if v == "" {
+		return 0, true
+	}
+	id, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || id <= 0 {
+		u.badRequest(w, r, "Le paramètre before doit être un numéro.")
+		return 0, false
+	}
+	return id, true
+}
+
+// olderURL is the link to the page after the one ending with the id last.
+func olderURL(r *http.Request, last int64) string {
+	q := r.URL.Query()
+	q.Set("before", strconv.FormatInt(last, 10))
+	return r.URL.Path + "?" + q.Encode()
+}
+
+// The rules.
+
+// rulesPage is the editor of the rules, or one version of them (Old).
+type rulesPage struct {
+	// InForce is the version in force.
+	InForce dispatch.RuleSet
+	// Shown is the version read, when Old.
+	Shown dispatch.RuleSet
+	Old   bool
+	// Source is the YAML of the text area: the rules in force, or as typed
+	// (Proposed).
+	Source   string
+	Proposed bool
+	// Base is the version the text was started from; saving over a newer
+	// version is refused.
+	Base    int
+	Comment string
+	// Reports is the number of reports of the dry run.
+	Reports    int
+	MaxReports int
+	// Rules summarise the rules of Source (empty when it does not parse).
+	Rules []ruleView
+	// Error says why Source cannot be used.
+	Error string
+	// Conflict is set when the rules changed since Base.
+	Conflict string
+	DryRun   *dispatch.DryRun
+	CanEdit  bool
+}
+
+// ruleView is a rule summarised in French.
+type ruleView struct {
+	Position int
+	Name     string
+	When     []string
+	Then     []string
+	// Implicit is the default rule appended because the last rule written
+	// does not match everything.
+	Implicit bool
+	// Up and Down are the moves the rule can make in the YAML.
+	Up, Down bool
+}
+
+// newRulesPage starts the page of the rules for the request's user.
+func (u *ui) newRulesPage(r *http.Request) (*rulesPage, error) {
+	rs, err := u.cfg.Rules.Rules(r.Context())
+	if err != nil {
+		return nil, err
+	}
+	return &rulesPage{InForce: rs, Base: rs.Version, Reports: dispatch.DefaultDryRunReports,
+		MaxReports: dispatch.MaxDryRunReports, CanEdit: currentUser(r).Can(auth.PermRules)}, nil
+}
+
+const rulesTitle = "Règles d'envoi"
+
+func (u *ui) getRulesPage(w http.ResponseWriter, r *http.Request) {
+	p, err := u.newRulesPage(r)
+	if err != nil {
+		u.serverError(w, r, err)
+		return
+	}
+	_, source, err := u.cfg.Rules.RulesVersion(r.Context(), p.InForce.Version)
+	if err != nil {
+		u.serverError(w, r, err)
+		return
+	}
+	p.Source = string(source)
+	p.Rules = ruleViews(p.InForce.Rules, source)
+	u.render(w, r, http.StatusOK, "rules", rulesTitle, "rules", p)
+}
+
+func (u *ui) getRulesVersionPage(w http.ResponseWriter, r *http.Request) {
+	version, err := strconv.Atoi(chi.URLParam(r, "version"))
+	if err != nil || version < 0 {
+		u.notFound(w, r, "Cette version des règles n'existe pas.")
+		return
+	}
+	p, err := u.newRulesPage(r)
+	if err != nil {
+		u.serverError(w, r, err)
+		return
+	}
+	rs, source, err := u.cfg.Rules.RulesVersion(r.Context(), version)
+	switch {
+	case errors.Is(err, dispatch.ErrNotFound):
+		u.notFound(w, r, "Cette version des règles n'existe pas.")
+		return
+	case err != nil:
+		u.serverError(w, r, err)
+		return
+	}
+	rs.Version = version
+	p.Old, p.Shown, p.Source = true, rs, string(source)
+	p.Rules = ruleViews(rs.Rules, source)
+	u.render(w, r, http.StatusOK, "rules", fmt.Sprintf("Règles, version %d", version), "rules", p)
+}
+
+// rulesHistoryPage lists the versions of the rules.
+type rulesHistoryPage struct {
+	InForce  int
+	Versions []dispatch.RuleSet
+}
+
+func (u *ui) getRulesHistoryPage(w http.ResponseWriter, r *http.Request) {
+	history, err := u.cfg.Rules.RulesHistory(r.Context(), 500)
+	if err != nil {
+		u.serverError(w, r, err)
+		return
+	}
+	p := rulesHistoryPage{Versions: history}
+	if len(history) > 0 {
+		p.InForce = history[0].Version
+	}
+	u.render(w, r, http.StatusOK, "rules_history", "Historique des règles", "rules", p)
+}
+
+// rulesForm reads the editor's form: the page, with the text typed.
+func (u *ui) rulesForm(w http.ResponseWriter, r *http.Request) (*rulesPage, bool) {
+	p, err := u.newRulesPage(r)
+	if err != nil {
+		u.serverError(w, r, err)
+		return nil, false
+	}
+	// Browsers send the lines of a text area ended by CRLF.
+	p.Source, p.Proposed = strings.ReplaceAll(r.PostFormValue("source"), "\r\n", "\n"), true
+	p.Comment = strings.TrimSpace(r.PostFormValue("comment"))
+	if v := r.PostFormValue("base"); v != "" {
+		if p.Base, err = strconv.Atoi(v); err != nil {
+			p.Base = -1
+		}
+	}
+	if v := strings.TrimSpace(r.PostFormValue("reports")); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > dispatch.MaxDryRunReports {
+			p.Error = fmt.Sprintf("Le nombre de comptes rendus doit être un nombre de 1 à %d.", dispatch.MaxDryRunReports)
+			u.render(w, r, http.StatusBadRequest, "rules", rulesTitle, "rules", p)
+			return nil, false
+		}
+		p.Reports = n
+	}
+	return p, true
+}
+
+// parseSource reads the page's text into its rules' summary, or sets the
+// page's error and answers 400; it reports whether the text is usable.
+func (u *ui) parseSource(w http.ResponseWriter, r *http.Request, p *rulesPage) bool {
+	rs, err := dispatch.ParseRules([]byte(p.Source))
+	if err != nil {
+		u.ruleFormError(w, r, p, err)
+		return false
+	}
+	p.Rules = ruleViews(rs.Rules, []byte(p.Source))
+	return true
+}
+
+// ruleFormError shows err on the editor: 400 for rules to fix, else 500.
+func (u *ui) ruleFormError(w http.ResponseWriter, r *http.Request, p *rulesPage, err error) {
+	var re *dispatch.RuleError
+	if !errors.As(err, &re) {
+		u.serverError(w, r, err)
+		return
+	}
+	p.Rules = nil
+	p.Error = "Règles invalides: " + re.Error()
+	u.render(w, r, http.StatusBadRequest, "rules", rulesTitle, "rules", p)
+}
+
+// postRulesDryRun previews what the text's rules would change, saving nothing.
+func (u *ui) postRulesDryRun(w http.ResponseWriter, r *http.Request) {
+	p, ok := u.rulesForm(w, r)
+	if !ok || !u.parseSource(w, r, p) {
+		return
+	}
+	dr, err := u.cfg.Rules.DryRun(r.Context(), []byte(p.Source), p.Reports)
+	if err != nil {
+		u.ruleFormError(w, r, p, err)
+		return
+	}
+	p.DryRun = &dr
+	u.render(w, r, http.StatusOK, "rules", rulesTitle, "rules", p)
+}
+
+// postRules stores the text's rules as the next version.
+func (u *ui) postRules(w http.ResponseWriter, r *http.Request) {
+	p, ok := u.rulesForm(w, r)
+	if !ok || !u.parseSource(w, r, p) {
+		return
+	}
+	if p.Base != p.InForce.Version {
+		p.Conflict = fmt.Sprintf("Les règles ont changé pendant votre modification (version %d, par %s): "+
+			"vérifiez votre texte puis enregistrez à nouveau.", p.InForce.Version, p.InForce.CreatedBy)
+		p.Base = p.InForce.Version
+		u.render(w, r, http.StatusConflict, "rules", rulesTitle, "rules", p)
+		return
+	}
+	user := currentUser(r)
+	rs, err := u.cfg.Rules.SetRules(r.Context(), []byte(p.Source), user.Username, p.Comment)
+	if err != nil {
+		u.ruleFormError(w, r, p, err)
+		return
+	}
+	detail := fmt.Sprintf("%d règles", len(rs.Rules))
+	if rs.Comment != "" {
+		detail += ": " + rs.Comment
+	}
+	if err := u.audit(r, "rules_changed", fmt.Sprintf("rules:%d", rs.Version), detail); err != nil {
+		u.serverError(w, r, err)
+		return
+	}
+	setFlash(w, false, fmt.Sprintf("Règles enregistrées: version %d, appliquée aux comptes rendus reçus dès maintenant.", rs.Version))
+	http.Redirect(w, r, "/rules", http.StatusSeeOther)
+}
+
+// postRulesMove moves a rule of the text up or down (form field move:
+// "up:<name>" or "down:<name>") and shows the text, saving nothing.
+func (u *ui) postRulesMove(w http.ResponseWriter, r *http.Request) {
+	p, ok := u.rulesForm(w, r)
+	if !ok || !u.parseSource(w, r, p) {
+		return
+	}
+	dir, name, _ := strings.Cut(r.PostFormValue("move"), ":")
+	delta := map[string]int{"up": -1, "down": 1}[dir]
+	if delta == 0 {
+		u.badRequest(w, r, "Déplacement inconnu.")
+		return
+	}
+	moved, err := moveRule([]byte(p.Source), name, delta)
+	if err != nil {
+		u.ruleFormError(w, r, p, &dispatch.RuleError{Msg: err.Error()})
+		return
+	}
+	p.Source = string(moved)
+	if !u.parseSource(w, r, p) {
+		return
+	}
+	u.render(w, r, http.StatusOK, "rules", rulesTitle, "rules", p)
+}
+
+// rulesNodes returns the sequence node of the rules in a YAML rule set.
+func rulesNodes(doc *yaml.Node) *yaml.Node {
+	if doc.Kind != yaml.DocumentNode || len(doc.Content) == 0 || doc.Content[0].Kind != yaml.MappingNode {
+		return nil
+	}
+	root := doc.Content[0]
+	for i := 0; i+1 < len(root.Content); i += 2 {
+		if root.Content[i].Value == "rules" && root.Content[i+1].Kind == yaml.SequenceNode {
+			return root.Content[i+1]
+		}
+	}
+	return nil
+}
+
+// ruleName is the name of a rule's YAML node.
+func ruleName(n *yaml.Node) string {
+	if n.Kind != yaml.MappingNode {
+		return ""
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == "name" {
+			return strings.TrimSpace(n.Content[i+1].Value)
+		}
+	}
+	return ""
+}
+
+// moveRule swaps the rule called name with its neighbour delta (-1 or 1)
+// in the YAML source, keeping the comments; at either end it changes nothing.
+func moveRule(source []byte, name string, delta int) ([]byte, error) {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(source, &doc); err != nil {
+		return nil, err
+	}
+	seq := rulesNodes(&doc)
+	if seq == nil {
+		return nil, errors.New("no list under rules:")
+	}
+	from := -1
+	for i, n := range seq.Content {
+		if ruleName(n) == strings.TrimSpace(name) {
+			from = i
+		}
+	}
+	if from < 0 {
+		return nil, fmt.Errorf("no rule named %q", name)
+	}
+	to := from + delta
+	if to < 0 || to >= len(seq.Content) {
+		return source, nil
+	}
+	seq.Content[from], seq.Content[to] = seq.Content[to], seq.Content[from]
+	var buf bytes.Buffer
+	enc := yaml.NewEncoder(&buf)
+	enc.SetIndent(2)
+	if err := enc.Encode(&doc); err != nil {
+		return nil, err
+	}
+	if err := enc.Close(); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// ruleViews summarises rules, parsed from source: the rules after those
+// written there are implicit (the appended default rule).
+func ruleViews(rules []dispatch.Rule, source []byte) []ruleView {
+	written := len(rules)
+	var doc yaml.Node
+	if yaml.Unmarshal(source, &doc) == nil {
+		if seq := rulesNodes(&doc); seq != nil {
+			written = min(written, len(seq.Content))
+		}
+	}
+	out := make([]ruleView, 0, len(rules))
+	for i, rule := range rules {
+		out = append(out, ruleView{Position: i + 1, Name: rule.Name, When: matchText(rule.Match),
+			Then: actionText(rule.Action), Implicit: i >= written, Up: i > 0 && i < written, Down: i < written-1})
+	}
+	return out
+}
+
+var (
+	kindLabels = map[string]string{dispatch.KindProfessional: "professionnel", dispatch.KindOrganisation: "établissement",
+		dispatch.KindPatient: "patient"}
+	confidentialityLabels = map[string]string{"N": "normale (N)", "R": "restreinte (R)", "V": "très restreinte (V)"}
+	fallbackLabels        = map[string]string{dispatch.FallbackPaper: "courrier papier", dispatch.FallbackWorklist: "liste des échecs"}
+)
+
+// matchText says in French which deliveries m matches.
+func matchText(m dispatch.Match) []string {
+	var out []string
+	add := func(what string, values []string, labels map[string]string) {
+		if len(values) == 0 {
+			return
+		}
+		shown := make([]string, len(values))
+		for i, v := range values {
+			shown[i] = label(labels, v)
+		}
+		out = append(out, what+": "+strings.Join(shown, ", "))
+	}
+	add("documents (LOINC)", m.DocumentCodes, nil)
+	add("services", m.Services, nil)
+	add("auteurs (RPPS)", m.Authors, nil)
+	add("destinataires", m.RecipientKinds, kindLabels)
+	add("confidentialité", m.Confidentiality, confidentialityLabels)
+	if len(out) == 0 {
+		return []string{"tous les envois"}
+	}
+	return out
+}
+
+// actionText says in French what a (normalised) action does.
+func actionText(a dispatch.RuleAction) []string {
+	var out []string
+	switch a.Send {
+	case dispatch.SendReview:
+		out = append(out, "vérification par le secrétariat avant envoi")
+	case dispatch.SendDelay:
+		out = append(out, fmt.Sprintf("envoi différé de %d h", a.DelayHours))
+	default:
+		out = append(out, "envoi automatique")
+	}
+	if a.Patient == dispatch.PatientNever {
+		out = append(out, "jamais au patient")
+	} else {
+		out = append(out, "au patient si le DPI le demande")
+	}
+	switch a.Paper {
+	case dispatch.PaperAlways:
+		out = append(out, "toujours une copie papier")
+	case dispatch.PaperNever:
+		out = append(out, "jamais de papier (sans MSSanté: à vérifier)")
+	default:
+		out = append(out, "papier selon l'annuaire")
+	}
+	if a.AddressMismatch == dispatch.MismatchReview {
+		out = append(out, "adresse du DPI inconnue de l'annuaire: à vérifier")
+	}
+	out = append(out, "en cas d'échec: "+label(fallbackLabels, a.OnFailure))
+	if a.NoDSNHours > 0 {
+		out = append(out, fmt.Sprintf("sans accusé de distribution après %d h: %s", a.NoDSNHours, label(fallbackLabels, a.NoDSNAction)))
+	}
+	if a.UnreadHours > 0 {
+		out = append(out, fmt.Sprintf("non lu après %d h: %s", a.UnreadHours, label(fallbackLabels, a.UnreadAction)))
+	}
+	return out
+}
+
+// The directory.
+
+// directoryPage is the search of the national directory and the local correspondents.
+type directoryPage struct {
+	Query, City string
+	Searched    bool
+	Results     []correspondents.SearchResult
+	Local       []correspondents.LocalCorrespondent
+	// Form is the local correspondent being created or edited.
+	Form    localForm
+	Error   string
+	CanEdit bool
+	// Imports are the states of the imports, for administrators.
+	Imports          []correspondents.ImportStatus
+	Preferences      []string
+	PreferenceLabels map[string]string
+}
+
+// localForm is the form of a local correspondent.
+type localForm struct {
+	ID                                                 int64
+	NationalID, FINESS, Family, Given, Organisation    string
+	Address, Lines, PostalCode, PostalCity, Preference string
+	Note, UpdatedBy                                    string
+	UpdatedAt                                          time.Time
+}
+
+// preferenceLabels name the preferences of a local correspondent in French.
+var preferenceLabels = map[string]string{
+	correspondents.PreferenceDirectory:  "Selon l'annuaire (MSSanté, papier sauf dématérialisation)",
+	correspondents.PreferenceElectronic: "MSSanté seulement",
+	correspondents.PreferencePaper:      "Papier seulement",
+	correspondents.PreferenceBoth:       "MSSanté et papier",
+}
+
+var preferences = []string{correspondents.PreferenceDirectory, correspondents.PreferenceElectronic,
+	correspondents.PreferencePaper, correspondents.PreferenceBoth}
+
+// localFormOf fills the form with c.
+func localFormOf(c correspondents.LocalCorrespondent) localForm {
+	return localForm{ID: c.ID, NationalID: c.NationalID, FINESS: c.FINESS, Family: c.Family, Given: c.Given,
+		Organisation: c.Organisation, Address: c.MSSanteAddress, Lines: strings.Join(c.PostalAddress.Lines, "\n"),
+		PostalCode: c.PostalAddress.PostalCode, PostalCity: c.PostalAddress.City, Preference: c.Preference,
+		Note: c.Note, UpdatedBy: c.UpdatedBy, UpdatedAt: c.UpdatedAt}
+}
+
+// localFormFrom reads the form's fields from v (a query, to prefill it, or a form posted).
+func localFormFrom(v url.Values) localForm {
+	get := func(name string) string { return strings.TrimSpace(v.Get(name)) }
+	f := localForm{NationalID: get("national_id"), FINESS: get("finess"), Family: get("family"), Given: get("given"),
+		Organisation: get("organisation"), Address: get("mssante_address"), Lines: get("postal_lines"),
+		PostalCode: get("postal_code"), PostalCity: get("postal_city"), Preference: get("preference"), Note: get("note")}
+	f.ID, _ = strconv.ParseInt(get("id"), 10, 64)
+	return f
+}
+
+// correspondent is the form as a local correspondent: an RPPS (11 digits)
+// or ADELI (9) typed without its prefix gets it.
+func (f localForm) correspondent() correspondents.LocalCorrespondent {
+	id := f.NationalID
+	if strings.Trim(id, "0123456789") == "" {
+		switch len(id) {
+		case 11:
+			id = "8" + id
+		case 9:
+			id = "0" + id
+		}
+	}
+	c := correspondents.LocalCorrespondent{ID: f.ID, NationalID: id, FINESS: f.FINESS, Family: f.Family,
+		Given: f.Given, Organisation: f.Organisation, MSSanteAddress: f.Address, Preference: f.Preference, Note: f.Note}
+	for l := range strings.SplitSeq(f.Lines, "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			c.PostalAddress.Lines = append(c.PostalAddress.Lines, l)
+		}
+	}
+	c.PostalAddress.PostalCode, c.PostalAddress.City = f.PostalCode, f.PostalCity
+	if f.PostalCode != "" || f.PostalCity != "" {
+		c.PostalAddress.RoutingLine = strings.TrimSpace(f.PostalCode + " " + strings.ToUpper(f.PostalCity))
+	}
+	return c
+}
+
+func (u *ui) getDirectoryPage(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	p := &directoryPage{Query: strings.TrimSpace(q.Get("q")), City: strings.TrimSpace(q.Get("city"))}
+	if p.Query != "" || p.City != "" {
+		results, err := u.cfg.Directory.Search(r.Context(), correspondents.SearchQuery{Text: p.Query, City: p.City, Limit: 50})
+		if err != nil {
+			u.serverError(w, r, err)
+			return
+		}
+		p.Searched, p.Results = true, results
+	}
+	if edit := q.Get("edit"); edit != "" {
+		id, err := strconv.ParseInt(edit, 10, 64)
+		if err != nil {
+			u.notFound(w, r, "Ce correspondant n'existe pas.")
+			return
+		}
+		c, err := u.cfg.Directory.Local(r.Context(), id)
+		switch {
+		case errors.Is(err, correspondents.ErrNotFound):
+			u.notFound(w, r, "Ce correspondant n'existe pas (ou plus).")
+			return
+		case err != nil:
+			u.serverError(w, r, err)
+			return
+		}
+		p.Form = localFormOf(c)
+	} else {
+		p.Form = localFormFrom(q)
+		p.Form.ID = 0
+	}
+	u.renderDirectory(w, r, http.StatusOK, p)
+}
+
+// renderDirectory completes p with the local correspondents (and the
+// imports, for an administrator) and renders it.
+func (u *ui) renderDirectory(w http.ResponseWriter, r *http.Request, status int, p *directoryPage) {
+	ctx, user := r.Context(), currentUser(r)
+	p.CanEdit, p.Preferences, p.PreferenceLabels = user.Can(auth.PermCorrespondents), preferences, preferenceLabels
+	if p.Form.Preference == "" {
+		p.Form.Preference = correspondents.PreferenceDirectory
+	}
+	local, err := u.cfg.Directory.ListLocal(ctx, p.Query, 200)
+	if err != nil {
+		u.serverError(w, r, err)
+		return
+	}
+	p.Local = local
+	if user.Can(auth.PermAdmin) {
+		if p.Imports, err = u.cfg.Directory.ImportStatuses(ctx); err != nil {
+			u.serverError(w, r, err)
+			return
+		}
+	}
+	u.render(w, r, status, "directory", "Annuaire", "directory", p)
+}
+
+// localFields names the fields of a local correspondent in French.
+var localFields = map[string]string{
+	"national_id": "identifiant national", "finess": "FINESS", "family": "nom", "given": "prénom",
+	"organisation": "structure", "mssante_address": "adresse MSSanté", "postal_address": "adresse postale",
+	"preference": "préférence", "note": "note",
+}
+
+// postLocal creates or replaces a local correspondent.
+func (u *ui) postLocal(w http.ResponseWriter, r *http.Request) {
+	if err := r.ParseForm(); err != nil {
+		u.badRequest(w, r, "Formulaire illisible.")
+		return
+	}
+	p := &directoryPage{Form: localFormFrom(r.PostForm)}
+	saved, err := u.cfg.Directory.SaveLocal(r.Context(), p.Form.correspondent(), currentUser(r).Username)
+	var ve *correspondents.ValidationError
+	switch {
+	case errors.As(err, &ve):
+		p.Error = fmt.Sprintf("Fiche refusée: %s: %s.", label(localFields, ve.Field), ve.Msg)
+		u.renderDirectory(w, r, http.StatusBadRequest, p)
+		return
+	case errors.Is(err, correspondents.ErrConflict):
+		p.Error = "Une fiche locale existe déjà pour cet identifiant national ou ce FINESS: modifiez-la plutôt."
+		u.renderDirectory(w, r, http.StatusConflict, p)
+		return
+	case errors.Is(err, correspondents.ErrNotFound):
+		u.notFound(w, r, "Ce correspondant n'existe pas (ou plus).")
+		return
+	case err != nil:
+		u.serverError(w, r, err)
+		return
+	}
+	detail := fmt.Sprintf("%s, préférence %s", saved.Name(), saved.Preference)
+	if err := u.audit(r, "correspondent_saved", fmt.Sprintf("correspondent:%d", saved.ID), detail); err != nil {
+		u.serverError(w, r, err)
+		return
+	}
+	setFlash(w, false, "Fiche locale de "+saved.Name()+" enregistrée: elle prime sur l'annuaire national.")
+	http.Redirect(w, r, fmt.Sprintf("/directory?edit=%d", saved.ID), http.StatusSeeOther)
+}
+
+// postLocalDelete deletes a local correspondent.
+func (u *ui) postLocalDelete(w http.ResponseWriter, r *http.Request) {
+	id, ok := u.pathID(w, r, "Ce correspondant n'existe pas.")
+	if !ok {
+		return
+	}
+	ctx := r.Context()
+	c, err := u.cfg.Directory.Local(ctx, id)
+	if err == nil {
+		err = u.cfg.Directory.DeleteLocal(ctx, id)
+	}
+	switch {
+	case errors.Is(err, correspondents.ErrNotFound):
+		setFlash(w, true, "Ce correspondant n'existe plus.")
+	case err != nil:
+		u.serverError(w, r, err)
+		return
+	default:
+		if err := u.audit(r, "correspondent_deleted", fmt.Sprintf("correspondent:%d", id), c.Name()); err != nil {
+			u.serverError(w, r, err)
+			return
+		}
+		setFlash(w, false, "Fiche locale de "+c.Name()+" supprimée: l'annuaire national s'applique de nouveau.")
+	}
+	http.Redirect(w, r, "/directory", http.StatusSeeOther)
+}
+
+// The quarantine.
+
+// quarantinePage is a page of the quarantine.
+type quarantinePage struct {
+	Messages []dispatch.QuarantinedMessage
+	// NextURL is the link to older messages, empty on the last page.
+	NextURL string
+	// CanRaw is whether the user may read the messages' bytes.
+	CanRaw bool
+}
+
+func (u *ui) getQuarantinePage(w http.ResponseWriter, r *http.Request) {
+	before, ok := u.beforeParam(w, r)
+	if !ok {
+		return
+	}
+	msgs, err := u.cfg.Quarantine.Quarantined(r.Context(), dispatch.QuarantineFilter{BeforeID: before, Limit: adminPageSize + 1})
+	if err != nil {
+		u.serverError(w, r, err)
+		return
+	}
+	p := quarantinePage{Messages: msgs, CanRaw: currentUser(r).Can(auth.PermAdmin)}
+	if len(msgs) > adminPageSize {
+		p.Messages = msgs[:adminPageSize]
+		p.NextURL = olderURL(r, p.Messages[adminPageSize-1].ID)
+	}
+	u.render(w, r, http.StatusOK, "quarantine", "Messages en quarantaine", "quarantine", p)
+}
+
+// getQuarantineRaw downloads the bytes of a quarantined message, after
+// writing the audit entry of the reading.
+func (u *ui) getQuarantineRaw(w http.ResponseWriter, r *http.Request) {
+	id, ok := u.pathID(w, r, "Ce message n'existe pas.")
+	if !ok {
+		return
+	}
+	raw, err := u.cfg.Quarantine.QuarantinedRaw(r.Context(), id)
+	switch {
+	case errors.Is(err, dispatch.ErrNotFound):
+		u.notFound(w, r, "Ce message n'existe pas.")
+		return
+	case err != nil:
+		u.serverError(w, r, err)
+		return
+	case len(raw) == 0:
+		u.render(w, r, http.StatusGone, "error", "Message purgé", "quarantine",
+			"Le contenu de ce message a été purgé (durée de conservation écoulée); son motif reste dans la liste.")
+		return
+	}
+	if err := u.audit(r, "quarantine_viewed", fmt.Sprintf("quarantine:%d", id), fmt.Sprintf("%d octets", len(raw))); err != nil {
+		u.serverError(w, r, err)
+		return
+	}
+	ct := "text/plain"
+	if utf8.Valid(raw) {
+		ct += "; charset=utf-8"
+	}
+	w.Header().Set("Content-Type", ct)
+	w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="quarantaine-%d.txt"`, id))
+	w.Header().Set("Cache-Control", "private, no-store")
+	_, _ = w.Write(raw)
+}
+
+// The audit log.
+
+// auditPage is a page of the audit log.
+type auditPage struct {
+	Actor, Action string
+	Records       []auth.AuditRecord
+	NextURL       string
+	// Actions are the known actions, for the filter.
+	Actions []string
+}
+
+// auditActions are the actions the filter proposes.
+var auditActions = []string{"login", "login_failed", "logout", "user_added", "user_disabled", "user_enabled",
+	"password_changed", "rules_changed", "correspondent_saved", "correspondent_deleted", "quarantine_viewed"}
+
+func (u *ui) getAuditPage(w http.ResponseWriter, r *http.Request) {
+	before, ok := u.beforeParam(w, r)
+	if !ok {
+		return
+	}
+	q := r.URL.Query()
+	p := auditPage{Actor: strings.TrimSpace(q.Get("actor")), Action: strings.TrimSpace(q.Get("action")), Actions: auditActions}
+	records, err := u.cfg.Accounts.AuditLog(r.Context(), auth.AuditFilter{Actor: p.Actor, Action: p.Action,
+		BeforeID: before, Limit: adminPageSize + 1})
+	if err != nil {
+		u.serverError(w, r, err)
+		return
+	}
+	p.Records = records
+	if len(records) > adminPageSize {
+		p.Records = records[:adminPageSize]
+		p.NextURL = olderURL(r, p.Records[adminPageSize-1].ID)
+	}
+	u.render(w, r, http.StatusOK, "audit", "Journal d'audit", "audit", p)
+}
+
+// The users.
+
+// usersPage lists the accounts, with the form of a new one.
+type usersPage struct {
+	Users []auth.User
+	Form  userForm
+	Error string
+	Roles []auth.Role
+	// Me is the administrator's username: they cannot disable themselves.
+	Me string
+}
+
+// userForm is the form of a new account.
+type userForm struct {
+	Username, DisplayName, Role, Services string
+}
+
+func (u *ui) getUsersPage(w http.ResponseWriter, r *http.Request) {
+	u.renderUsers(w, r, http.StatusOK, &usersPage{Form: userForm{Role: string(auth.RoleSecretary)}})
+}
+
+func (u *ui) renderUsers(w http.ResponseWriter, r *http.Request, status int, p *usersPage) {
+	users, err := u.cfg.Accounts.Users(r.Context())
+	if err != nil {
+		u.serverError(w, r, err)
+		return
+	}
+	p.Users, p.Me = users, currentUser(r).Username
+	p.Roles = []auth.Role{auth.RoleSecretary, auth.RoleCME, auth.RoleAdmin}
+	u.render(w, r, status, "users", "Comptes", "users", p)
+}
+
+// splitServices reads a comma-separated list of services.
+func splitServices(s string) []string {
+	var out []string
+	for v := range strings.SplitSeq(s, ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// userError says in French why an account or password was refused.
+func userError(err error) string {
+	msg := err.Error()
+	switch {
+	case errors.Is(err, auth.ErrUserExists):
+		return "Cet identifiant est déjà pris."
+	case strings.Contains(msg, "username"):
+		return "Identifiant invalide: de 2 à 64 caractères parmi a-z, 0-9, « . », « _ » et « - »."
+	case strings.Contains(msg, "password"):
+		return "Mot de passe refusé: au moins 12 caractères, sur une ligne."
+	case strings.Contains(msg, "role"):
+		return "Rôle inconnu."
+	case strings.Contains(msg, "display name"):
+		return "Nom invalide: 200 caractères au plus."
+	case strings.Contains(msg, "service"):
+		return "Service invalide."
+	}
+	return "Compte refusé."
+}
+
+// postUser creates an account (the store writes the audit entry user_added).
+func (u *ui) postUser(w http.ResponseWriter, r *http.Request) {
+	p := &usersPage{Form: userForm{Username: strings.TrimSpace(r.PostFormValue("username")),
+		DisplayName: strings.TrimSpace(r.PostFormValue("display_name")), Role: r.PostFormValue("role"),
+		Services: r.PostFormValue("services")}}
+	created, err := u.cfg.Accounts.AddUser(r.Context(), auth.NewUser{Username: p.Form.Username,
+		DisplayName: p.Form.DisplayName, Password: r.PostFormValue("password"), Role: auth.Role(p.Form.Role),
+		Services: splitServices(p.Form.Services)})
+	switch {
+	case errors.Is(err, auth.ErrUserExists) || errors.Is(err, auth.ErrInvalid):
+		p.Error = userError(err)
+		u.renderUsers(w, r, http.StatusBadRequest, p)
+		return
+	case err != nil:
+		u.serverError(w, r, err)
+		return
+	}
+	setFlash(w, false, fmt.Sprintf("Compte « %s » créé (%s).", created.Username, roleLabels[created.Role]))
+	http.Redirect(w, r, "/admin/users", http.StatusSeeOther)
+}
+
+// postUserAction disables or enables an account, or sets its password (the
+// store writes the audit entries user_disabled, user_enabled, password_changed).
+func (u *ui) postUserAction(w http.ResponseWriter, r *http.Request) {
+	ctx, name := r.Context(), chi.URLParam(r, "username")
+	var err error
+	var done string
+	switch chi.URLParam(r, "action") {
+	case "disable":
+		if name == currentUser(r).Username {
+			setFlash(w, true, "Vous ne pouvez pas désactiver votre propre compte.")
+			http.Redirect(w, r, "/admin/users", http.StatusSeeOther)
+			return
+		}
+		err, done = u.cfg.Accounts.SetDisabled(ctx, name, true), "Compte « "+name+" » désactivé: ses sessions sont closes."
+	case "enable":
+		err, done = u.cfg.Accounts.SetDisabled(ctx, name, false), "Compte « "+name+" » réactivé."
+	case "password":
+		err, done = u.cfg.Accounts.SetPassword(ctx, name, r.PostFormValue("password")),
+			"Mot de passe de « "+name+" » changé: ses sessions sont closes."
+	default:
+		u.notFound(w, r, "Action inconnue.")
+		return
+	}
+	switch {
+	case errors.Is(err, auth.ErrNotFound):
+		setFlash(w, true, "Ce compte n'existe pas.")
+	case errors.Is(err, auth.ErrInvalid):
+		setFlash(w, true, userError(err))
+	case err != nil:
+		u.serverError(w, r, err)
+		return
+	default:
+		setFlash(w, false, done)
+	}
+	http.Redirect(w, r, "/admin/users", http.StatusSeeOther)
+}

@@ -1,0 +1,491 @@
+package web_test
+
+import (
+	"context"
+	"fmt"
+	"html"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/mssdispatch/mssdispatch/auth"
+	"github.com/mssdispatch/mssdispatch/web"
+)
+
+// auditEntries returns the audit records of action, newest first.
+func (b *testBundle) auditEntries(t *testing.T, action string) []auth.AuditRecord {
+	t.Helper()
+	records, err := b.accounts.AuditLog(context.Background(), auth.AuditFilter{Action: action})
+	require.NoError(t, err)
+	return records
+}
+
+// quarantine stores a refused message and returns its id.
+func (b *testBundle) quarantine(t *testing.T, controlID, reason, raw string) int64 {
+	t.Helper()
+	var id int64
+	require.NoError(t, b.pool.QueryRow(context.Background(), `INSERT INTO quarantine (kind, source, message_control_id, reason, raw)
+		VALUES ('hl7', 'mllp', $1, $2, $3) RETURNING id`, controlID, reason, []byte(raw)).Scan(&id))
+	return id
+}
+
+func TestAdminPermissions(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	id := b.quarantine(t, "MSG-1", "PID-3 absent", "MSH|^~\\&|DPI|CH|||PID|||DURAND")
+	sec := b.login(t, "alice", auth.RoleSecretary)
+	cme := b.login(t, "dr-cme", auth.RoleCME)
+
+	for _, path := range []string{"/audit", "/admin/users", fmt.Sprintf("/quarantine/%d/raw", id), "/quarantine/999/raw"} {
+		status, _ := sec.get(t, path)
+		require.Equal(t, http.StatusForbidden, status, path)
+		status, _ = cme.get(t, path)
+		require.Equal(t, http.StatusForbidden, status, path)
+	}
+	for _, path := range []string{"/rules", "/rules/dry-run", "/rules/move", "/admin/users", "/admin/users/alice/disable"} {
+		status, _ := sec.post(t, path, url.Values{"source": {"rules:\n  - name: x\n"}, "username": {"mallory"},
+			"password": {"a long enough password"}, "role": {"admin"}})
+		require.Equal(t, http.StatusForbidden, status, path)
+	}
+	status, _ := cme.post(t, "/directory/local", url.Values{"national_id": {"99900000002"}, "family": {"X"}})
+	require.Equal(t, http.StatusForbidden, status, "the CME does not edit correspondents")
+	status, _ = cme.post(t, "/admin/users", url.Values{"username": {"mallory"}})
+	require.Equal(t, http.StatusForbidden, status)
+	users, err := b.accounts.Users(context.Background())
+	require.NoError(t, err)
+	require.Len(t, users, 2, "no account was added")
+	require.Empty(t, b.auditEntries(t, "rules_changed"))
+	require.Empty(t, b.auditEntries(t, "quarantine_viewed"))
+
+	// Every role reads the rules, the directory and the quarantine; only
+	// the CME and the administrators get the editor.
+	for _, path := range []string{"/rules", "/rules/history", "/rules/0", "/directory", "/quarantine"} {
+		status, body := sec.get(t, path)
+		require.Equal(t, http.StatusOK, status, path)
+		require.NotContains(t, body, `id="rules-form"`, path)
+	}
+	_, body := sec.get(t, "/rules")
+	require.Contains(t, body, "readonly")
+	_, body = cme.get(t, "/rules")
+	require.Contains(t, body, `id="rules-form"`)
+	_, body = sec.get(t, "/worklists/review")
+	require.NotContains(t, body, `href="/audit"`, "the menu hides the admin screens")
+
+	// Signed out, the screens send to the login page.
+	status, loc := b.anonymous(t).get(t, "/rules")
+	require.Equal(t, http.StatusSeeOther, status)
+	require.Equal(t, "/login?next=%2Frules", loc)
+}
+
+const twoRules = `# Règles de la CME
+rules:
+  - name: Psychiatrie relue
+    match: {services: [PSY]}
+    action: {send: review}
+  # tout le reste
+  - name: Tout relu
+    action: {send: review, patient: never}
+`
+
+func TestAdminRulesEditor(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.importDemo(t)
+	b.work(t)
+	report := b.reviewReport(t, "rules-1", "CARDIO")
+	cme := b.login(t, "dr-cme", auth.RoleCME)
+
+	status, body := cme.get(t, "/rules")
+	require.Equal(t, http.StatusOK, status)
+	require.Contains(t, body, "version 0")
+	require.Contains(t, body, "défaut")
+	require.Contains(t, body, "envoi automatique")
+
+	// The dry run shows what would change, and saves nothing.
+	status, body = cme.post(t, "/rules/dry-run", url.Values{"source": {strings.ReplaceAll(twoRules, "\n", "\r\n")},
+		"reports": {"10"}, "base": {"0"}})
+	require.Equal(t, http.StatusOK, status, body)
+	require.Contains(t, body, "Prévisualisation")
+	require.Contains(t, body, fmt.Sprintf(`href="/reports/%d"`, report))
+	require.Contains(t, body, "règle « Tout relu »")
+	require.Contains(t, body, "À vérifier")
+	require.Contains(t, body, "services: PSY")
+	require.Contains(t, body, "jamais au patient")
+	require.Contains(t, body, html.EscapeString("# tout le reste"), "the text is kept as typed")
+	require.NotContains(t, body, "\r\n# tout le reste", "CRLF are read as LF")
+	var versions int
+	require.NoError(t, b.pool.QueryRow(context.Background(), "SELECT count(*) FROM rule_sets").Scan(&versions))
+	require.Zero(t, versions, "a dry run stores nothing")
+
+	// Moving a rule rewrites the text's order, keeping its comments.
+	status, body = cme.post(t, "/rules/move", url.Values{"source": {twoRules}, "move": {"down:Psychiatrie relue"}})
+	require.Equal(t, http.StatusOK, status, body)
+	source := html.UnescapeString(body[strings.Index(body, `name="source"`):])
+	require.Less(t, strings.Index(source, "name: Tout relu"), strings.Index(source, "name: Psychiatrie relue"))
+	require.Contains(t, source, "# tout le reste")
+	require.Contains(t, source, "# Règles de la CME")
+	status, _ = cme.post(t, "/rules/move", url.Values{"source": {twoRules}, "move": {"sideways:Tout relu"}})
+	require.Equal(t, http.StatusBadRequest, status)
+
+	// Bad YAML: 400, the error shown, the text kept.
+	for _, bad := range []string{"rules: [\n  - name: x\n", "rules:\n  - name: Papier\n    action: {paper: sometimes}\n"} {
+		for _, path := range []string{"/rules", "/rules/dry-run", "/rules/move"} {
+			status, body = cme.post(t, path, url.Values{"source": {bad}, "comment": {"essai"}, "move": {"up:x"}})
+			require.Equal(t, http.StatusBadRequest, status, path)
+			require.Contains(t, body, "Règles invalides", path)
+			require.Contains(t, html.UnescapeString(body), bad, path)
+		}
+	}
+	require.Contains(t, body, "action.paper")
+	status, body = cme.post(t, "/rules/dry-run", url.Values{"source": {twoRules}, "reports": {"9999"}})
+	require.Equal(t, http.StatusBadRequest, status)
+	require.Contains(t, body, "nombre de comptes rendus")
+
+	// Saving makes a version, in the history, with an audit entry.
+	status, loc := cme.post(t, "/rules", url.Values{"source": {twoRules}, "comment": {"Relecture générale"}, "base": {"0"}})
+	require.Equal(t, http.StatusSeeOther, status, loc)
+	require.Equal(t, "/rules", loc)
+	status, body = cme.get(t, "/rules")
+	require.Equal(t, http.StatusOK, status)
+	require.Contains(t, body, "Règles enregistrées: version 1")
+	require.Contains(t, body, "version 1")
+	require.Contains(t, body, "dr-cme")
+	require.Contains(t, body, "Relecture générale")
+	require.Contains(t, body, `<input type="hidden" name="base" value="1">`)
+	status, body = cme.get(t, "/rules/history")
+	require.Equal(t, http.StatusOK, status)
+	require.Contains(t, body, `href="/rules/1"`)
+	require.Contains(t, body, `href="/rules/0"`)
+	status, body = cme.get(t, "/rules/1")
+	require.Equal(t, http.StatusOK, status)
+	require.Contains(t, html.UnescapeString(body), "# tout le reste")
+	require.Contains(t, body, "Reprendre cette version")
+	status, _ = cme.get(t, "/rules/7")
+	require.Equal(t, http.StatusNotFound, status)
+	entries := b.auditEntries(t, "rules_changed")
+	require.Len(t, entries, 1)
+	require.Equal(t, "dr-cme", entries[0].Actor)
+	require.Equal(t, "rules:1", entries[0].Object)
+	require.Contains(t, entries[0].Detail, "Relecture générale")
+
+	// Saving over a version that changed meanwhile is refused, the text kept.
+	status, body = cme.post(t, "/rules", url.Values{"source": {apiRules}, "base": {"0"}})
+	require.Equal(t, http.StatusConflict, status)
+	require.Contains(t, body, "Les règles ont changé")
+	require.Contains(t, body, `name="base" value="1"`)
+	require.Len(t, b.auditEntries(t, "rules_changed"), 1)
+
+	// An administrator may change the rules too.
+	admin := b.login(t, "root", auth.RoleAdmin)
+	status, _ = admin.post(t, "/rules", url.Values{"source": {apiRules}, "base": {"1"}})
+	require.Equal(t, http.StatusSeeOther, status)
+	require.Equal(t, "root", b.auditEntries(t, "rules_changed")[0].Actor)
+}
+
+func TestAdminUsers(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	admin := b.login(t, "root", auth.RoleAdmin)
+
+	status, body := admin.get(t, "/admin/users")
+	require.Equal(t, http.StatusOK, status)
+	require.Contains(t, body, `data-user="root"`)
+	require.NotContains(t, body, `action="/admin/users/root/disable"`, "an administrator cannot disable themselves")
+
+	form := url.Values{"username": {"Sec2"}, "display_name": {"Sophie Martin"}, "role": {"secretary"},
+		"services": {"CARDIO, PNEUMO,,"}, "password": {"initial password 1"}}
+	status, loc := admin.post(t, "/admin/users", form)
+	require.Equal(t, http.StatusSeeOther, status, loc)
+	require.Equal(t, "/admin/users", loc)
+	status, body = admin.get(t, "/admin/users")
+	require.Equal(t, http.StatusOK, status)
+	require.Contains(t, body, "Compte « sec2 » créé")
+	require.Contains(t, body, `data-user="sec2"`)
+	require.Contains(t, body, "Sophie Martin")
+	require.Contains(t, body, "CARDIO, PNEUMO")
+	added := b.auditEntries(t, "user_added")
+	require.NotEmpty(t, added)
+	require.Equal(t, "root", added[0].Actor)
+	require.Equal(t, "user:sec2", added[0].Object)
+
+	// The new account works.
+	c := b.anonymous(t)
+	status, _ = c.post(t, "/login", url.Values{"username": {"sec2"}, "password": {"initial password 1"}})
+	require.Equal(t, http.StatusSeeOther, status)
+
+	// Refusals re-render the form, as typed but for the password.
+	status, body = admin.post(t, "/admin/users", form)
+	require.Equal(t, http.StatusBadRequest, status)
+	require.Contains(t, body, "Cet identifiant est déjà pris")
+	for field, value := range map[string]string{"password": "short", "username": "x", "role": "boss"} {
+		f := url.Values{"username": {"newbie"}, "display_name": {"Nouveau"}, "role": {"cme"}, "password": {"a long enough password"}}
+		f.Set(field, value)
+		status, body = admin.post(t, "/admin/users", f)
+		require.Equal(t, http.StatusBadRequest, status, field)
+		require.Contains(t, body, `id="user-error"`, field)
+		require.Contains(t, body, `value="Nouveau"`, field)
+		require.NotContains(t, body, "a long enough password", field)
+	}
+	require.Contains(t, admin.mustGet(t, "/admin/users"), `data-user="sec2"`)
+
+	// Disable, then enable again.
+	status, _ = admin.post(t, "/admin/users/sec2/disable", nil)
+	require.Equal(t, http.StatusSeeOther, status)
+	body = admin.mustGet(t, "/admin/users")
+	require.Contains(t, body, "désactivé")
+	require.Contains(t, body, `action="/admin/users/sec2/enable"`)
+	status, _ = b.anonymous(t).post(t, "/login", url.Values{"username": {"sec2"}, "password": {"initial password 1"}})
+	require.Equal(t, http.StatusUnauthorized, status)
+	status, _ = admin.post(t, "/admin/users/sec2/enable", nil)
+	require.Equal(t, http.StatusSeeOther, status)
+	require.Equal(t, "user:sec2", b.auditEntries(t, "user_disabled")[0].Object)
+	require.Equal(t, "root", b.auditEntries(t, "user_enabled")[0].Actor)
+	status, _ = admin.post(t, "/admin/users/root/disable", nil)
+	require.Equal(t, http.StatusSeeOther, status)
+	require.Contains(t, admin.mustGet(t, "/admin/users"), "propre compte")
+	status, _ = admin.post(t, "/admin/users/nobody/disable", nil)
+	require.Equal(t, http.StatusSeeOther, status)
+	require.Contains(t, admin.mustGet(t, "/admin/users"), "Ce compte n")
+
+	// The password can be reset.
+	status, _ = admin.post(t, "/admin/users/sec2/password", url.Values{"password": {"short"}})
+	require.Equal(t, http.StatusSeeOther, status)
+	require.Contains(t, admin.mustGet(t, "/admin/users"), "12 caractères")
+	status, _ = admin.post(t, "/admin/users/sec2/password", url.Values{"password": {"another password 2"}})
+	require.Equal(t, http.StatusSeeOther, status)
+	status, _ = b.anonymous(t).post(t, "/login", url.Values{"username": {"sec2"}, "password": {"another password 2"}})
+	require.Equal(t, http.StatusSeeOther, status)
+
+	// The audit log shows it all.
+	status, body = admin.get(t, "/audit?action=user_added")
+	require.Equal(t, http.StatusOK, status)
+	require.Contains(t, body, "user:sec2")
+	require.NotContains(t, body, "<code>user_disabled</code>")
+	_, body = admin.get(t, "/audit?actor=root")
+	require.Contains(t, body, "<code>user_disabled</code>")
+	require.Contains(t, body, "<code>user_enabled</code>")
+	require.Contains(t, body, "<code>password_changed</code>")
+}
+
+// mustGet gets path, which must answer 200, and returns the body.
+func (c *uiClient) mustGet(t *testing.T, path string) string {
+	t.Helper()
+	status, body := c.get(t, path)
+	require.Equal(t, http.StatusOK, status, path)
+	return body
+}
+
+func TestAdminAuditLog(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	admin := b.login(t, "root", auth.RoleAdmin)
+	ctx := context.Background()
+	for i := range 60 {
+		require.NoError(t, b.accounts.Audit(ctx, nil, auth.AuditEntry{Actor: "robot", Action: "test_entry",
+			Object: fmt.Sprintf("thing:%d", i)}))
+	}
+	status, body := admin.get(t, "/audit?actor=robot")
+	require.Equal(t, http.StatusOK, status)
+	require.Equal(t, 50, strings.Count(body, "data-audit="))
+	require.Contains(t, body, "thing:59")
+	require.NotContains(t, body, "thing:9<")
+	start := strings.Index(body, `<a rel="next" href="`)
+	require.Positive(t, start, "a link to older entries")
+	next := html.UnescapeString(body[start+len(`<a rel="next" href="`):])
+	next = next[:strings.Index(next, `"`)]
+	require.Contains(t, next, "actor=robot")
+	status, body = admin.get(t, next)
+	require.Equal(t, http.StatusOK, status)
+	require.Equal(t, 10, strings.Count(body, "data-audit="))
+	require.Contains(t, body, "thing:0<")
+	require.NotContains(t, body, `rel="next"`)
+	status, _ = admin.get(t, "/audit?before=abc")
+	require.Equal(t, http.StatusBadRequest, status)
+}
+
+func TestAdminQuarantine(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	const raw = "MSH|^~\\&|DPI|CH|||20240312||ORU^R01|MSG-Q|P|2.5\rPID|||IPP9||SECRETPATIENT^Jeanne"
+	id := b.quarantine(t, "MSG-Q", "PID-3: IPP absent", raw)
+	sec := b.login(t, "alice", auth.RoleSecretary)
+	admin := b.login(t, "root", auth.RoleAdmin)
+
+	status, body := sec.get(t, "/quarantine")
+	require.Equal(t, http.StatusOK, status)
+	require.Contains(t, body, "PID-3: IPP absent")
+	require.Contains(t, body, "MSG-Q")
+	require.NotContains(t, body, "SECRETPATIENT")
+	require.NotContains(t, body, "/raw")
+	status, _ = sec.get(t, fmt.Sprintf("/quarantine/%d/raw", id))
+	require.Equal(t, http.StatusForbidden, status)
+
+	_, body = admin.get(t, "/quarantine")
+	require.NotContains(t, body, "SECRETPATIENT")
+	require.Contains(t, body, fmt.Sprintf(`href="/quarantine/%d/raw"`, id))
+	resp, data := admin.do(t, http.MethodGet, fmt.Sprintf("/quarantine/%d/raw", id), nil)
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.Equal(t, raw, data)
+	require.Equal(t, "text/plain; charset=utf-8", resp.Header.Get("Content-Type"))
+	require.Contains(t, resp.Header.Get("Content-Disposition"), "attachment")
+	viewed := b.auditEntries(t, "quarantine_viewed")
+	require.Len(t, viewed, 1)
+	require.Equal(t, "root", viewed[0].Actor)
+	require.Equal(t, fmt.Sprintf("quarantine:%d", id), viewed[0].Object)
+
+	status, _ = admin.get(t, "/quarantine/99999/raw")
+	require.Equal(t, http.StatusNotFound, status)
+	_, err := b.pool.Exec(context.Background(), `UPDATE quarantine SET raw = ''::bytea, purged_at = now() WHERE id = $1`, id)
+	require.NoError(t, err)
+	status, _ = admin.get(t, fmt.Sprintf("/quarantine/%d/raw", id))
+	require.Equal(t, http.StatusGone, status)
+	require.Len(t, b.auditEntries(t, "quarantine_viewed"), 1)
+	_, body = sec.get(t, "/quarantine")
+	require.Contains(t, body, "purgé")
+	require.Contains(t, body, "PID-3: IPP absent", "the reason outlives the bytes")
+
+	// A message refused by the API's HL7 route lands there too; pages go
+	// from the newest to the oldest.
+	code, _, ack := b.call(t, "POST", "/api/v1/hl7", "not hl7")
+	require.Equal(t, http.StatusOK, code)
+	require.Contains(t, ack, "MSA|AR")
+	for i := range 50 {
+		b.quarantine(t, fmt.Sprintf("MSG-P-%02d", i), "test", "x")
+	}
+	_, body = sec.get(t, "/quarantine")
+	require.Equal(t, 50, strings.Count(body, "data-quarantine="))
+	require.Contains(t, body, "MSG-P-49")
+	require.NotContains(t, body, "MSG-Q<")
+	start := strings.Index(body, `<a rel="next" href="`)
+	require.Positive(t, start)
+	next := html.UnescapeString(body[start+len(`<a rel="next" href="`):])
+	_, body = sec.get(t, next[:strings.Index(next, `"`)])
+	require.Equal(t, 2, strings.Count(body, "data-quarantine="))
+	require.Contains(t, body, "MSG-Q<")
+	require.NotContains(t, body, `rel="next"`)
+}
+
+func TestAdminDirectory(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.importDemo(t)
+	sec := b.login(t, "alice", auth.RoleSecretary)
+
+	status, body := sec.get(t, "/directory?q=dupont-demo")
+	require.Equal(t, http.StatusOK, status)
+	require.Contains(t, body, "claire.dupont-demo@medecin-demo.mssante.fr")
+	require.Contains(t, body, "RPPS 99900000002")
+	require.Contains(t, body, "Créer une fiche locale")
+	require.NotContains(t, body, "Imports de l", "imports are for administrators")
+	_, body = sec.get(t, "/directory?q=zzzz")
+	require.Contains(t, body, "Aucune boîte aux lettres trouvée")
+
+	// A local override, by RPPS typed without its prefix.
+	form := url.Values{"national_id": {"99900000002"}, "family": {"DUPONT-DEMO"}, "given": {"Claire"},
+		"mssante_address": {"claire.dupont-demo@medecin-demo.mssante.fr"}, "postal_lines": {"Cabinet\r\n3 rue des Lilas"},
+		"postal_code": {"33000"}, "postal_city": {"Bordeaux"}, "preference": {"paper"}, "note": {"Préfère le courrier"}}
+	status, loc := sec.post(t, "/directory/local", form)
+	require.Equal(t, http.StatusSeeOther, status, loc)
+	require.True(t, strings.HasPrefix(loc, "/directory?edit="), loc)
+	status, body = sec.get(t, loc)
+	require.Equal(t, http.StatusOK, status)
+	require.Contains(t, body, "Fiche locale de Claire DUPONT-DEMO enregistrée")
+	require.Contains(t, body, `value="899900000002"`)
+	require.Contains(t, body, "Papier seulement")
+	require.Contains(t, body, "Cabinet, 3 rue des Lilas 33000 BORDEAUX")
+	saved := b.auditEntries(t, "correspondent_saved")
+	require.Len(t, saved, 1)
+	require.Equal(t, "alice", saved[0].Actor)
+	id := strings.TrimPrefix(saved[0].Object, "correspondent:")
+	require.Equal(t, "/directory?edit="+id, loc)
+	var pref string
+	require.NoError(t, b.pool.QueryRow(context.Background(), `SELECT preference FROM local_correspondents WHERE national_id = '899900000002'`).Scan(&pref))
+	require.Equal(t, "paper", pref)
+
+	// Edit it.
+	form.Set("id", id)
+	form.Set("preference", "both")
+	status, _ = sec.post(t, "/directory/local", form)
+	require.Equal(t, http.StatusSeeOther, status)
+	require.Contains(t, sec.mustGet(t, "/directory"), "MSSanté et papier")
+
+	// Refusals keep the form.
+	status, body = sec.post(t, "/directory/local", url.Values{"national_id": {"123"}, "family": {"NOUVEAU"}})
+	require.Equal(t, http.StatusBadRequest, status)
+	require.Contains(t, body, "Fiche refusée: identifiant national")
+	require.Contains(t, body, `value="NOUVEAU"`)
+	form.Del("id")
+	status, body = sec.post(t, "/directory/local", form)
+	require.Equal(t, http.StatusConflict, status)
+	require.Contains(t, body, "Une fiche locale existe déjà")
+
+	// An administrator sees the imports.
+	admin := b.login(t, "root", auth.RoleAdmin)
+	body = admin.mustGet(t, "/directory")
+	require.Contains(t, body, `data-import="directory"`)
+	require.Contains(t, body, `data-import="whitelist"`)
+
+	// Delete it.
+	status, loc = sec.post(t, "/directory/local/"+id+"/delete", nil)
+	require.Equal(t, http.StatusSeeOther, status)
+	require.Equal(t, "/directory", loc)
+	body = sec.mustGet(t, "/directory")
+	require.Contains(t, body, "supprimée")
+	require.Contains(t, body, "Aucun correspondant local")
+	deleted := b.auditEntries(t, "correspondent_deleted")
+	require.Len(t, deleted, 1)
+	require.Equal(t, "correspondent:"+id, deleted[0].Object)
+	status, _ = sec.post(t, "/directory/local/"+id+"/delete", nil)
+	require.Equal(t, http.StatusSeeOther, status)
+	require.Contains(t, sec.mustGet(t, "/directory"), "existe plus")
+	status, _ = sec.get(t, "/directory?edit="+id)
+	require.Equal(t, http.StatusNotFound, status)
+}
+
+func TestJobsUI(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	_, err := web.NewJobsUI(ctx, nil, quiet)
+	require.Error(t, err)
+	h, err := web.NewJobsUI(ctx, b.client, quiet)
+	require.NoError(t, err)
+	mux := http.NewServeMux()
+	mux.Handle("/admin/jobs/", h)
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+
+	// A report makes a job to list.
+	code, _, ack := b.call(t, "POST", "/api/v1/hl7", sampleORU(t))
+	require.Equal(t, http.StatusOK, code)
+	require.Contains(t, ack, "MSA|AA")
+
+	get := func(path, accept string) (int, string) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL+path, nil)
+		require.NoError(t, err)
+		req.Header.Set("Accept", accept)
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		data, err := io.ReadAll(resp.Body)
+		require.NoError(t, err)
+		return resp.StatusCode, string(data)
+	}
+	require.Eventually(t, func() bool {
+		status, body := get("/admin/jobs/api/jobs?state=available&limit=10", "application/json")
+		require.Equal(t, http.StatusOK, status, body)
+		return strings.Contains(body, `"kind":"resolve_report"`)
+	}, 10*time.Second, 100*time.Millisecond)
+	status, body := get("/admin/jobs/api/queues", "application/json")
+	require.Equal(t, http.StatusOK, status, body)
+	status, body = get("/admin/jobs/", "text/html")
+	require.Equal(t, http.StatusOK, status)
+	require.Contains(t, body, "/admin/jobs/api")
+}

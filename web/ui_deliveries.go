@@ -1,0 +1,311 @@
+package web
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/mssdispatch/mssdispatch/auth"
+	"github.com/mssdispatch/mssdispatch/correspondents"
+	"github.com/mssdispatch/mssdispatch/dispatch"
+)
+
+// This file holds the secretaries' screens: the worklists, the search of
+// all deliveries, a report's page and the actions on its deliveries.
+
+// worklistPage is a worklist or the search.
+type worklistPage struct {
+	Name   string
+	Filter dispatch.DeliveryFilter
+	From   string // the date fields as typed (YYYY-MM-DD)
+	To     string
+	Rows   []dispatch.DeliveryRow
+	// NextURL is the link to the next page, empty on the last.
+	NextURL string
+	// Statuses are the choices of the status filter.
+	Statuses []string
+	Error    string
+	// Back is this page's path and query, where actions come back to.
+	Back string
+}
+
+func (u *ui) getWorklist(w http.ResponseWriter, r *http.Request) {
+	name := chi.URLParam(r, "name")
+	if !slices.Contains(dispatch.Worklists, name) {
+		u.notFound(w, r, "Cette liste n'existe pas.")
+		return
+	}
+	q := r.URL.Query()
+	user := currentUser(r)
+	p := worklistPage{Name: name, Statuses: deliveryStatuses, From: q.Get("from"), To: q.Get("to"), Back: r.URL.RequestURI()}
+	p.Filter = dispatch.DeliveryFilter{Worklist: name, Patient: q.Get("patient"), Correspondent: q.Get("correspondent"),
+		DocumentCode: strings.TrimSpace(q.Get("document_code")), Service: strings.TrimSpace(q.Get("service")),
+		Status: q.Get("status"), Services: servicesOf(user), After: q.Get("after")}
+	var errs []string
+	if p.From != "" {
+		t, err := time.ParseInLocation(time.DateOnly, p.From, paris)
+		if err != nil {
+			errs = append(errs, "date de début invalide (AAAA-MM-JJ)")
+		}
+		p.Filter.From = t
+	}
+	if p.To != "" {
+		t, err := time.ParseInLocation(time.DateOnly, p.To, paris)
+		if err != nil {
+			errs = append(errs, "date de fin invalide (AAAA-MM-JJ)")
+		}
+		p.Filter.To = t.AddDate(0, 0, 1) // the end day included
+	}
+	status := http.StatusOK
+	if len(errs) == 0 {
+		page, err := u.cfg.Dashboard.Deliveries(r.Context(), p.Filter)
+		switch {
+		case errors.Is(err, dispatch.ErrBadFilter):
+			errs = append(errs, "filtre invalide")
+		case err != nil:
+			u.serverError(w, r, err)
+			return
+		default:
+			p.Rows = page.Rows
+			if page.Next != "" {
+				next := r.URL.Query()
+				next.Set("after", page.Next)
+				p.NextURL = r.URL.Path + "?" + next.Encode()
+			}
+		}
+	}
+	if len(errs) > 0 {
+		status = http.StatusBadRequest
+		p.Error = "Recherche impossible: " + strings.Join(errs, ", ") + "."
+	}
+	u.render(w, r, status, "worklist", worklistLabels[name], name, p)
+}
+
+// deliveryStatuses are the statuses in the search's filter.
+var deliveryStatuses = []string{dispatch.StatusReview, dispatch.StatusScheduled, dispatch.StatusQueued,
+	dispatch.StatusSent, dispatch.StatusDelivered, dispatch.StatusRead, dispatch.StatusFailed,
+	dispatch.StatusPaperPending, dispatch.StatusPaperSent, dispatch.StatusCancelled, dispatch.StatusSuperseded}
+
+// reportPage is a report's page.
+type reportPage struct {
+	Report dispatch.ReportDetail
+	// Edit is the delivery whose recipient is being edited, 0 for none;
+	// Query and Results are the directory search of that edit.
+	Edit    int64
+	Query   string
+	Results []correspondents.SearchResult
+	CanAct  bool
+}
+
+// reportID reads the route's report {id} and checks that the user may see it (reportFor).
+func (u *ui) reportID(w http.ResponseWriter, r *http.Request) (int64, bool) {
+	id, ok := u.pathID(w, r, "Ce compte rendu n'existe pas.")
+	return id, ok && u.reportFor(w, r, id)
+}
+
+// reportFor loads the report id for user, answering 404 (also for a report
+// of a service the user does not see) and false when it cannot be shown.
+func (u *ui) reportFor(w http.ResponseWriter, r *http.Request, id int64) bool {
+	service, err := u.cfg.Dashboard.ReportService(r.Context(), id)
+	switch {
+	case errors.Is(err, dispatch.ErrNotFound) || (err == nil && !currentUser(r).SeesService(service)):
+		u.notFound(w, r, "Ce compte rendu n'existe pas, ou n'est pas d'un de vos services.")
+		return false
+	case err != nil:
+		u.serverError(w, r, err)
+		return false
+	}
+	return true
+}
+
+func (u *ui) getReportPage(w http.ResponseWriter, r *http.Request) {
+	id, ok := u.reportID(w, r)
+	if !ok {
+		return
+	}
+	report, err := u.cfg.Dashboard.ReportDetail(r.Context(), id)
+	if err != nil {
+		u.serverError(w, r, err)
+		return
+	}
+	p := reportPage{Report: report, CanAct: currentUser(r).Can(auth.PermAct)}
+	q := r.URL.Query()
+	p.Edit, _ = strconv.ParseInt(q.Get("edit"), 10, 64)
+	if p.Query = strings.TrimSpace(q.Get("q")); p.Query != "" {
+		if p.Results, err = u.cfg.Directory.Search(r.Context(), correspondents.SearchQuery{Text: p.Query, Limit: 10}); err != nil {
+			u.serverError(w, r, err)
+			return
+		}
+	}
+	title := "Compte rendu " + strconv.FormatInt(report.ID, 10)
+	u.render(w, r, http.StatusOK, "report", title, "", p)
+}
+
+func (u *ui) getReportPDF(w http.ResponseWriter, r *http.Request) {
+	id, ok := u.reportID(w, r)
+	if !ok {
+		return
+	}
+	pdf, err := u.cfg.Dashboard.DocumentPDF(r.Context(), id)
+	switch {
+	case errors.Is(err, dispatch.ErrNotFound):
+		u.notFound(w, r, "Ce compte rendu n'a pas de PDF (ou il a été purgé).")
+		return
+	case err != nil:
+		u.serverError(w, r, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/pdf")
+	w.Header().Set("Content-Disposition", fmt.Sprintf(`inline; filename="compte-rendu-%d.pdf"`, id))
+	w.Header().Set("Cache-Control", "private, no-store")
+	_, _ = w.Write(pdf)
+}
+
+// getSuggest answers the type-ahead of the directory search: JSON mailboxes.
+func (u *ui) getSuggest(w http.ResponseWriter, r *http.Request) {
+	q := strings.TrimSpace(r.URL.Query().Get("q"))
+	if len([]rune(q)) < 2 {
+		writeJSON(w, http.StatusOK, []correspondents.SearchResult{})
+		return
+	}
+	results, err := u.cfg.Directory.Search(r.Context(), correspondents.SearchQuery{Text: q, Limit: 10})
+	if err != nil {
+		u.cfg.Logger.ErrorContext(r.Context(), "directory suggest", "error", err)
+		writeError(w, http.StatusInternalServerError, "directory search failed")
+		return
+	}
+	if results == nil {
+		results = []correspondents.SearchResult{}
+	}
+	writeJSON(w, http.StatusOK, results)
+}
+
+// postDeliveryAction runs one action of a secretary on a delivery and comes
+// back to the report (or the worklist of the form's back field).
+func (u *ui) postDeliveryAction(w http.ResponseWriter, r *http.Request) {
+	id, ok := u.pathID(w, r, "Cet envoi n'existe pas.")
+	if !ok {
+		return
+	}
+	reportID, err := u.cfg.Dashboard.DeliveryReport(r.Context(), id)
+	if errors.Is(err, dispatch.ErrNotFound) {
+		u.notFound(w, r, "Cet envoi n'existe pas.")
+		return
+	}
+	if err != nil {
+		u.serverError(w, r, err)
+		return
+	}
+	if !u.reportFor(w, r, reportID) {
+		return
+	}
+	ctx, user := r.Context(), currentUser(r).Username
+	why := strings.TrimSpace(r.PostFormValue("why"))
+	back := fmt.Sprintf("/reports/%d#delivery-%d", reportID, id)
+	if b := r.PostFormValue("back"); b != "" {
+		back = auth.SafeRedirect(b)
+	}
+	var done string
+	switch action := chi.URLParam(r, "action"); action {
+	case dispatch.ActionApprove:
+		err, done = u.cfg.Dashboard.Approve(ctx, id, user), "Envoi approuvé."
+	case dispatch.ActionHold:
+		err, done = u.cfg.Dashboard.Hold(ctx, id, user, why), "Envoi remis en vérification."
+	case dispatch.ActionCancel:
+		err, done = u.cfg.Dashboard.Cancel(ctx, id, user, why), "Envoi annulé."
+	case dispatch.ActionResend:
+		err, done = u.cfg.Dashboard.Resend(ctx, id, user), "Envoi relancé."
+	case dispatch.ActionPaper:
+		var paperID int64
+		paperID, err = u.cfg.Dashboard.SwitchToPaper(ctx, id, user)
+		done = fmt.Sprintf("Envoi papier créé (n° %d).", paperID)
+	case dispatch.ActionPosted:
+		err, done = u.cfg.Dashboard.MarkPaperSent(ctx, id, user), "Courrier marqué posté."
+	case dispatch.ActionReturn:
+		err, done = u.cfg.Dashboard.PostalReturn(ctx, id, user, cmp.Or(why, "retour NPAI")), "Retour postal enregistré: envoi à vérifier."
+	case dispatch.ActionEdit:
+		c := dispatch.RecipientChange{Address: r.PostFormValue("address"), Name: r.PostFormValue("name"),
+			PostalAddress: postalFromForm(r)}
+		err, done = u.cfg.Dashboard.EditRecipient(ctx, id, user, c), "Destinataire modifié."
+		if err != nil {
+			back = fmt.Sprintf("/reports/%d?edit=%d#delivery-%d", reportID, id, id)
+		}
+	default:
+		u.notFound(w, r, "Action inconnue.")
+		return
+	}
+	u.afterAction(w, r, err, done, back)
+}
+
+// postAddRecipient adds a recipient to a report.
+func (u *ui) postAddRecipient(w http.ResponseWriter, r *http.Request) {
+	id, ok := u.reportID(w, r)
+	if !ok {
+		return
+	}
+	rc := dispatch.Recipient{Family: strings.TrimSpace(r.PostFormValue("family")),
+		Given: strings.TrimSpace(r.PostFormValue("given")), NationalID: strings.TrimSpace(r.PostFormValue("national_id")),
+		Address: strings.TrimSpace(r.PostFormValue("address")), PostalAddress: postalFromForm(r)}
+	if len(rc.NationalID) == 12 && rc.NationalID[0] == '8' {
+		rc.RPPS = rc.NationalID[1:]
+	}
+	newID, err := u.cfg.Dashboard.AddRecipient(r.Context(), id, currentUser(r).Username, rc)
+	u.afterAction(w, r, err, fmt.Sprintf("Destinataire ajouté (envoi n° %d, à approuver).", newID),
+		fmt.Sprintf("/reports/%d#recipients", id))
+}
+
+// afterAction redirects to back with the outcome of an action as a flash:
+// done, or why the action could not be done.
+func (u *ui) afterAction(w http.ResponseWriter, r *http.Request, err error, done, back string) {
+	var bad *dispatch.RecipientError
+	switch {
+	case err == nil:
+		setFlash(w, false, done)
+	case errors.Is(err, dispatch.ErrTransition):
+		setFlash(w, true, "Action impossible dans l'état actuel de l'envoi (il a peut-être changé entre-temps).")
+	case errors.Is(err, dispatch.ErrStale):
+		setFlash(w, true, "L'envoi est en cours de transmission: action impossible.")
+	case errors.Is(err, dispatch.ErrNoAddress):
+		setFlash(w, true, "Pas d'adresse où envoyer: modifiez d'abord le destinataire.")
+	case errors.As(err, &bad):
+		setFlash(w, true, "Destinataire refusé: "+recipientProblems[bad.Problem])
+	case errors.Is(err, dispatch.ErrNotFound):
+		setFlash(w, true, "Introuvable.")
+	default:
+		u.serverError(w, r, err)
+		return
+	}
+	http.Redirect(w, r, back, http.StatusSeeOther)
+}
+
+// recipientProblems says in French why a recipient was refused.
+var recipientProblems = map[string]string{
+	dispatch.ProblemNotAnAddress: "ce n'est pas une adresse de messagerie.",
+	dispatch.ProblemUntrusted:    "adresse hors de l'espace de confiance MSSanté.",
+	dispatch.ProblemNoPostal:     "adresse postale incomplète (ville ou ligne d'acheminement).",
+	dispatch.ProblemNoAddress:    "adresse MSSanté ou adresse postale requise.",
+	dispatch.ProblemNoName:       "le nom est obligatoire.",
+}
+
+// postalFromForm reads the postal address fields of a form.
+func postalFromForm(r *http.Request) dispatch.PostalAddress {
+	var a dispatch.PostalAddress
+	for _, l := range strings.Split(r.PostFormValue("postal_lines"), "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			a.Lines = append(a.Lines, l)
+		}
+	}
+	a.PostalCode = strings.TrimSpace(r.PostFormValue("postal_code"))
+	a.City = strings.TrimSpace(r.PostFormValue("city"))
+	if a.PostalCode != "" || a.City != "" {
+		a.RoutingLine = strings.TrimSpace(a.PostalCode + " " + strings.ToUpper(a.City))
+	}
+	return a
+}
