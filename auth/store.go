@@ -162,7 +162,7 @@ func (s *Store) SetPassword(ctx context.Context, username, password string) erro
 			return err
 		}
 		if source != "local" {
-			return fmt.Errorf("%w password: the account comes from %s, which checks its password", ErrInvalid, source)
+			return &InvalidError{Field: "password", Msg: "the account comes from " + source + ", which checks its password"}
 		}
 		if _, err := tx.Exec(ctx, `UPDATE users SET password_hash = $2, updated_at = now() WHERE id = $1`, id, hash); err != nil {
 			return err

@@ -126,9 +126,26 @@ const (
 	maxPasswordBytes = 1024 // longer input is refused without hashing
 )
 
-// ErrInvalid is wrapped by the errors of a user, username or password that
-// AddUser or SetPassword refuse.
+// ErrInvalid is what the errors of a user, username or password that
+// AddUser or SetPassword refuse are (an *InvalidError).
 var ErrInvalid = errors.New("invalid")
+
+// InvalidError is the error of a field AddUser or SetPassword refuse; Field
+// is "username", "password", "role", "display_name" or "service".
+type InvalidError struct {
+	Field string
+	Msg   string
+}
+
+func (e *InvalidError) Error() string {
+	if strings.HasPrefix(e.Msg, `"`) { // the value refused, then why
+		return "invalid " + e.Field + " " + e.Msg
+	}
+	return "invalid " + e.Field + ": " + e.Msg
+}
+
+// Is makes errors.Is(err, ErrInvalid) true.
+func (e *InvalidError) Is(target error) bool { return target == ErrInvalid }
 
 var usernameRE = regexp.MustCompile(`^[a-z0-9._-]{2,64}$`)
 
@@ -139,7 +156,7 @@ func normalizeUsername(s string) string {
 
 func validateUsername(name string) error {
 	if !usernameRE.MatchString(name) {
-		return fmt.Errorf("%w username %q: want 2 to 64 of a-z, 0-9, '.', '_' and '-'", ErrInvalid, name)
+		return &InvalidError{Field: "username", Msg: fmt.Sprintf("%q: want 2 to 64 of a-z, 0-9, '.', '_' and '-'", name)}
 	}
 	return nil
 }
@@ -147,11 +164,11 @@ func validateUsername(name string) error {
 func validatePassword(password string) error {
 	switch {
 	case utf8.RuneCountInString(password) < minPasswordLen:
-		return fmt.Errorf("%w password: at least %d characters", ErrInvalid, minPasswordLen)
+		return &InvalidError{Field: "password", Msg: fmt.Sprintf("at least %d characters", minPasswordLen)}
 	case len(password) > maxPasswordBytes:
-		return fmt.Errorf("%w password: at most %d bytes", ErrInvalid, maxPasswordBytes)
+		return &InvalidError{Field: "password", Msg: fmt.Sprintf("at most %d bytes", maxPasswordBytes)}
 	case !utf8.ValidString(password) || strings.ContainsAny(password, "\x00\r\n"):
-		return fmt.Errorf("%w password: not valid UTF-8 text on one line", ErrInvalid)
+		return &InvalidError{Field: "password", Msg: "not valid UTF-8 text on one line"}
 	}
 	return nil
 }
@@ -163,7 +180,7 @@ func (nu NewUser) validate() (NewUser, error) {
 		return NewUser{}, err
 	}
 	if !nu.Role.Valid() {
-		return NewUser{}, fmt.Errorf("%w role %q: want %s, %s or %s", ErrInvalid, nu.Role, RoleSecretary, RoleCME, RoleAdmin)
+		return NewUser{}, &InvalidError{Field: "role", Msg: fmt.Sprintf("%q: want %s, %s or %s", nu.Role, RoleSecretary, RoleCME, RoleAdmin)}
 	}
 	if err := validatePassword(nu.Password); err != nil {
 		return NewUser{}, err
@@ -173,13 +190,13 @@ func (nu NewUser) validate() (NewUser, error) {
 		nu.DisplayName = nu.Username
 	}
 	if !utf8.ValidString(nu.DisplayName) || strings.ContainsRune(nu.DisplayName, 0) || utf8.RuneCountInString(nu.DisplayName) > 200 {
-		return NewUser{}, fmt.Errorf("%w display name: at most 200 characters of text", ErrInvalid)
+		return NewUser{}, &InvalidError{Field: "display_name", Msg: "at most 200 characters of text"}
 	}
 	services := make([]string, 0, len(nu.Services))
 	for _, s := range nu.Services {
 		s = strings.TrimSpace(s)
 		if s == "" || !utf8.ValidString(s) || strings.ContainsRune(s, 0) {
-			return NewUser{}, fmt.Errorf("%w service %q", ErrInvalid, s)
+			return NewUser{}, &InvalidError{Field: "service", Msg: fmt.Sprintf("%q", s)}
 		}
 		if !slices.Contains(services, s) {
 			services = append(services, s)

@@ -833,19 +833,23 @@ func splitServices(s string) []string {
 
 // userError says in French why an account or password was refused.
 func userError(err error) string {
-	msg := err.Error()
+	var invalid *auth.InvalidError
 	switch {
 	case errors.Is(err, auth.ErrUserExists):
 		return "Cet identifiant est déjà pris."
-	case strings.Contains(msg, "username"):
+	case !errors.As(err, &invalid):
+		return "Compte refusé."
+	}
+	switch invalid.Field {
+	case "username":
 		return "Identifiant invalide: de 2 à 64 caractères parmi a-z, 0-9, « . », « _ » et « - »."
-	case strings.Contains(msg, "password"):
+	case "password":
 		return "Mot de passe refusé: au moins 12 caractères, sur une ligne."
-	case strings.Contains(msg, "role"):
+	case "role":
 		return "Rôle inconnu."
-	case strings.Contains(msg, "display name"):
+	case "display_name":
 		return "Nom invalide: 200 caractères au plus."
-	case strings.Contains(msg, "service"):
+	case "service":
 		return "Service invalide."
 	}
 	return "Compte refusé."
