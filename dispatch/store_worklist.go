@@ -48,13 +48,21 @@ func searchDeliveries(ctx context.Context, q dbtx, f DeliveryFilter, after int64
 		}
 		where = append(where, "d.report_id IN (SELECT id FROM reports WHERE "+strings.Join(conds, " OR ")+")")
 	}
-	if c := strings.TrimSpace(f.Correspondent); c != "" {
+	order := "d.id"
+	switch c := strings.TrimSpace(f.Correspondent); {
+	case strings.Contains(c, "@"):
+		where = append(where, "d.address <> '' AND lower(d.address) LIKE "+arg(likePrefix(strings.ToLower(c))))
+		// An address has few deliveries: PostgreSQL misjudges how few from
+		// the LIKE prefix and would walk the table newest first to find
+		// them; ordering by an expression makes it take them from the
+		// address index and sort them.
+		order = "d.id + 0"
+	case c != "":
 		conds := []string{"rpps = " + arg(c)}
 		if key := correspondents.SearchKey(c); key != "" {
 			conds = append(conds, "name_key LIKE "+arg(key+"%"))
 		}
-		where = append(where, "(d.recipient_id IN (SELECT id FROM recipients WHERE "+strings.Join(conds, " OR ")+
-			") OR (d.address <> '' AND lower(d.address) LIKE "+arg(likePrefix(strings.ToLower(c)))+"))")
+		where = append(where, "d.recipient_id IN (SELECT id FROM recipients WHERE "+strings.Join(conds, " OR ")+")")
 	}
 	if f.DocumentCode != "" {
 		where = append(where, "r.document_code = "+arg(f.DocumentCode))
@@ -81,8 +89,11 @@ func searchDeliveries(ctx context.Context, q dbtx, f DeliveryFilter, after int64
 	if len(where) > 0 {
 		sql += " WHERE " + strings.Join(where, " AND ")
 	}
-	sql += " ORDER BY d.id DESC LIMIT " + arg(f.Limit+1)
-	rows, err := q.Query(ctx, sql, args...)
+	sql += " ORDER BY " + order + " DESC LIMIT " + arg(f.Limit+1)
+	// Planned with its values each time (not a cached generic plan): only
+	// then does PostgreSQL see that a LIKE prefix can use an index, and how
+	// few rows a rare value selects.
+	rows, err := q.Query(ctx, sql, append([]any{pgx.QueryExecModeExec}, args...)...)
 	if err != nil {
 		return nil, fmt.Errorf("search deliveries: %w", err)
 	}

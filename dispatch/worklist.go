@@ -36,7 +36,7 @@ type DeliveryFilter struct {
 	// and case ignored), or an exact IPP or INS.
 	Patient string
 	// Correspondent is the start of the recipient's name (last name first),
-	// an RPPS, or the start of an MSSanté address.
+	// an RPPS, or, when it has an @, the start of an MSSanté address.
 	Correspondent string
 	// DocumentCode is a LOINC code; Service a care unit; Status a delivery status.
 	DocumentCode, Service, Status string
