@@ -104,6 +104,10 @@ func parseHash(s string) (phcHash, error) {
 		return phcHash{}, fmt.Errorf("%w: m=%d, want 8×p to %d KiB", errMalformedHash, h.params.memory, maxMemory)
 	}
 	h.params.threads = uint8(values[2])
+	// The decoder skips \r and \n even when strict: a canonical string has none.
+	if strings.ContainsAny(fields[4]+fields[5], "\r\n") {
+		return phcHash{}, fmt.Errorf("%w: line break in the salt or hash", errMalformedHash)
+	}
 	var err error
 	if h.salt, err = b64.DecodeString(fields[4]); err != nil || len(h.salt) < minSaltLen || len(h.salt) > maxSaltLen {
 		return phcHash{}, fmt.Errorf("%w: salt must be %d to %d bytes of unpadded base64", errMalformedHash, minSaltLen, maxSaltLen)
