@@ -4,7 +4,8 @@
 // PDF rendering a recipient reads, from a level 1 nonXMLBody or from a
 // level 3 structuredBody (observationMedia). It also wraps a bare PDF into a
 // CDA level 1 document (WrapPDF) and packages a document in the IHE_XDM.ZIP
-// MSSanté receivers expect (PackageXDM).
+// MSSanté receivers expect (PackageXDM), and reads the narrative of a level 3
+// document as text sections (Text), for the paper letters.
 //
 // The package only works on bytes it is given: it never reads files, the
 // network or the environment. XML is read with github.com/beevik/etree;

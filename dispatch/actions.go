@@ -46,7 +46,7 @@ func (s *Service) Hold(ctx context.Context, deliveryID int64, user, why string) 
 		if d.Status != StatusScheduled && d.Status != StatusPaperPending {
 			return allowedAction(d, "hold")
 		}
-		return transition(ctx, tx, d.ID, d.Status, StatusReview, EventApproved, userActor(user), why)
+		return transition(ctx, tx, d.ID, d.Status, StatusReview, EventHeld, userActor(user), why)
 	})
 }
 

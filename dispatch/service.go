@@ -12,6 +12,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
+
+	"github.com/mssdispatch/mssdispatch/paper"
 )
 
 // JobInserter inserts River jobs within a transaction (a *river.Client).
@@ -37,6 +39,8 @@ type ServiceConfig struct {
 	// Sender is the applicative mailbox; its domain names the Message-ID of
 	// the emails users add to a report. Defaults to "mssdispatch.invalid".
 	Sender string
+	// Letterhead heads the letters users reprint (LetterPDF).
+	Letterhead paper.Letterhead
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 }
@@ -50,8 +54,9 @@ type Service struct {
 	// businessAcks is ServiceConfig.BusinessAcks.
 	businessAcks bool
 	// domain is the domain of ServiceConfig.Sender.
-	domain string
-	logger *slog.Logger
+	domain     string
+	letterhead paper.Letterhead
+	logger     *slog.Logger
 }
 
 // NewService validates cfg and returns a Service.
@@ -70,7 +75,7 @@ func NewService(cfg ServiceConfig) (*Service, error) {
 		domain = "mssdispatch.invalid"
 	}
 	return &Service{pool: cfg.Pool, jobs: cfg.Jobs, custodian: cfg.Custodian, resolver: cfg.Resolver,
-		businessAcks: cfg.BusinessAcks, domain: domain, logger: cfg.Logger}, nil
+		businessAcks: cfg.BusinessAcks, domain: domain, letterhead: cfg.Letterhead, logger: cfg.Logger}, nil
 }
 
 // Inbound identifies a message received from the DPI: a retransmission (same

@@ -95,6 +95,7 @@ const (
 	EventCreated    = "created"
 	EventReleased   = "released"   // the delay of a rule ended
 	EventApproved   = "approved"   // a secretary approved it
+	EventHeld       = "held"       // a secretary put it back in review
 	EventSending    = "sending"    // handed to SMTP (recorded before, with the attempt)
 	EventSent       = "sent"       // 250 from the submission server
 	EventRetry      = "retry"      // a temporary failure; it will be tried again

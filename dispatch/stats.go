@@ -17,8 +17,8 @@ import (
 // rate: 60 % of the reports to MSSanté-equipped correspondents sent by MSSanté.
 const DematerialisationTarget = 0.60
 
-// StatsZone is the time zone that cuts the statistics into months.
-var StatsZone = func() *time.Location {
+// Zone is the hospital's time zone: the statistics' months, the paper batches' days.
+var Zone = func() *time.Location {
 	loc, err := time.LoadLocation("Europe/Paris")
 	if err != nil {
 		panic(fmt.Sprintf("dispatch: load Europe/Paris: %v", err)) // unreachable: time/tzdata is embedded
@@ -70,7 +70,7 @@ func (r Rate) MeetsTarget() bool { return r.Equipped > 0 && r.Value() >= Demater
 
 // MonthRate is the rate of the reports received in a month.
 type MonthRate struct {
-	// Month is YYYY-MM, in StatsZone.
+	// Month is YYYY-MM, in Zone.
 	Month string
 	Rate
 }
@@ -99,7 +99,7 @@ type ChannelCount struct {
 // notification (DSN), else its acceptance by the submission server when no
 // DSN came; for a letter, the time a secretary marked it posted.
 type Delay struct {
-	// Month is YYYY-MM in StatsZone, empty for the whole period.
+	// Month is YYYY-MM in Zone, empty for the whole period.
 	Month   string
 	Channel string
 	// Count is the number of deliveries measured.
@@ -187,8 +187,8 @@ func fillMonths(months []MonthRate, from, to time.Time) []MonthRate {
 	for _, m := range months {
 		have[m.Month] = m
 	}
-	f := from.In(StatsZone)
-	cur := time.Date(f.Year(), f.Month(), 1, 0, 0, 0, 0, StatsZone)
+	f := from.In(Zone)
+	cur := time.Date(f.Year(), f.Month(), 1, 0, 0, 0, 0, Zone)
 	var out []MonthRate
 	for ; cur.Before(to); cur = cur.AddDate(0, 1, 0) {
 		if len(out) == maxFilledMonths {

@@ -128,7 +128,7 @@ func (f *statsFixtures) directoryEntry(address, nationalID, boxType, structureID
 
 // parisTime is a wall-clock time in Paris.
 func parisTime(s string) time.Time {
-	t, err := time.ParseInLocation("2006-01-02 15:04", s, dispatch.StatsZone)
+	t, err := time.ParseInLocation("2006-01-02 15:04", s, dispatch.Zone)
 	if err != nil {
 		panic(err)
 	}
@@ -345,7 +345,7 @@ func TestCampaign(t *testing.T) {
 		var out []line
 		for _, e := range entries {
 			out = append(out, line{e.Name, e.NationalID, e.FINESS, e.RPPS, e.Kind, e.PostalAddress.City,
-				e.Letters, e.Convertible, e.Equipped, e.DirectoryAddress, e.LastLetter.In(dispatch.StatsZone)})
+				e.Letters, e.Convertible, e.Equipped, e.DirectoryAddress, e.LastLetter.In(dispatch.Zone)})
 		}
 		return out
 	}

@@ -353,7 +353,8 @@ func transition(ctx context.Context, q dbtx, deliveryID int64, from, to, event s
 	tag, err := q.Exec(ctx, `UPDATE deliveries SET status = $3, last_error = $4, updated_at = now(),
 			sent_at = CASE WHEN $3 = 'sent' THEN now() ELSE sent_at END,
 			delivered_at = CASE WHEN $3 = 'delivered' THEN now() ELSE delivered_at END,
-			read_at = CASE WHEN $3 = 'read' THEN now() ELSE read_at END
+			read_at = CASE WHEN $3 = 'read' THEN now() ELSE read_at END,
+			paper_batch_id = CASE WHEN $3 = 'paper_sent' THEN paper_batch_id END
 		WHERE id = $1 AND status = $2`, deliveryID, from, to, lastError)
 	if err != nil {
 		return fmt.Errorf("set delivery %d %s: %w", deliveryID, to, err)

@@ -25,6 +25,7 @@ import (
 	"github.com/mssdispatch/mssdispatch/dispatch/hl7intake"
 	"github.com/mssdispatch/mssdispatch/dispatch/mail"
 	"github.com/mssdispatch/mssdispatch/internal/pgtest"
+	"github.com/mssdispatch/mssdispatch/paper"
 	"github.com/mssdispatch/mssdispatch/queue"
 	"github.com/mssdispatch/mssdispatch/web"
 )
@@ -66,6 +67,8 @@ func setup(t testing.TB) *testBundle {
 	workers := river.NewWorkers()
 	require.NoError(t, dispatch.AddWorkers(workers, dispatch.WorkerConfig{Pool: pool, Sender: "bal@ch-test.mssante.fr",
 		Resolver: resolver, Transport: outbox, Registerer: registry}))
+	require.NoError(t, dispatch.AddPaperBatches(workers, dispatch.PaperConfig{Pool: pool, Logger: quiet,
+		Letterhead: paper.Letterhead{Name: "CH Démo"}}))
 	client, err := queue.New(pool, queue.Config{Workers: workers, FetchPollInterval: 100 * time.Millisecond, Logger: quiet})
 	require.NoError(t, err)
 	service, err := dispatch.NewService(dispatch.ServiceConfig{Pool: pool, Jobs: client, Resolver: resolver, Logger: quiet,

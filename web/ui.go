@@ -12,7 +12,6 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/go-chi/chi/v5"
 
@@ -40,19 +39,19 @@ type Dashboard interface {
 	AddRecipient(ctx context.Context, reportID int64, user string, rc dispatch.Recipient) (int64, error)
 	MarkPaperSent(ctx context.Context, deliveryID int64, user string) error
 	PostalReturn(ctx context.Context, deliveryID int64, user, why string) error
+	LetterPDF(ctx context.Context, deliveryID int64) ([]byte, error)
+	PaperBatches(ctx context.Context, limit int) ([]dispatch.PaperBatch, error)
+	PaperBatch(ctx context.Context, id int64) (dispatch.PaperBatch, []dispatch.BatchLetter, error)
+	PaperBatchPDF(ctx context.Context, id int64) ([]byte, error)
+	MakePaperBatches(ctx context.Context) error
+	MarkBatchPosted(ctx context.Context, batchID int64, user string) (int, error)
 }
 
 //go:embed templates static
 var uiFiles embed.FS
 
 // paris is the time zone the dashboard shows.
-var paris = func() *time.Location {
-	loc, err := time.LoadLocation("Europe/Paris")
-	if err != nil {
-		return time.FixedZone("CET", 3600)
-	}
-	return loc
-}()
+var paris = dispatch.Zone
 
 // ui serves the dashboard.
 type ui struct {
@@ -85,10 +84,11 @@ func (u *ui) routes(r chi.Router) {
 	static, _ := fs.Sub(uiFiles, "static")
 	r.Handle("/static/*", http.StripPrefix("/static/", cacheStatic(http.FileServerFS(static))))
 	// River's UI checks the origin of its changes itself (ui_jobs.go): it
-	// does not know the dashboard's CSRF token.
+	// does not know the dashboard's CSRF token; the profiler only reads.
 	r.Group(func(r chi.Router) {
 		r.Use(u.cfg.Sessions.Middleware, securityHeaders, u.cfg.Sessions.RequireUser, auth.Require(auth.PermAdmin))
 		u.jobsRoutes(r)
+		u.pprofRoutes(r)
 	})
 	r.Group(func(r chi.Router) {
 		r.Use(u.cfg.Sessions.Middleware, u.cfg.Sessions.CSRF, securityHeaders)
@@ -105,6 +105,7 @@ func (u *ui) routes(r chi.Router) {
 			r.Get("/reports/{id}/document.pdf", u.getReportPDF)
 			r.Get("/suggest", u.getSuggest)
 			u.statsRoutes(r)
+			u.paperRoutes(r)
 			u.adminRoutes(r)
 			r.Group(func(r chi.Router) {
 				r.Use(auth.Require(auth.PermAct))

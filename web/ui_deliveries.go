@@ -110,6 +110,24 @@ func (u *ui) reportID(w http.ResponseWriter, r *http.Request) (int64, bool) {
 	return id, ok && u.reportFor(w, r, id)
 }
 
+// deliveryFor reads the route's delivery {id} and returns it with its
+// report, checking that the user may see it (reportFor).
+func (u *ui) deliveryFor(w http.ResponseWriter, r *http.Request) (id, reportID int64, ok bool) {
+	if id, ok = u.pathID(w, r, "Cet envoi n'existe pas."); !ok {
+		return 0, 0, false
+	}
+	reportID, err := u.cfg.Dashboard.DeliveryReport(r.Context(), id)
+	switch {
+	case errors.Is(err, dispatch.ErrNotFound):
+		u.notFound(w, r, "Cet envoi n'existe pas.")
+		return 0, 0, false
+	case err != nil:
+		u.serverError(w, r, err)
+		return 0, 0, false
+	}
+	return id, reportID, u.reportFor(w, r, reportID)
+}
+
 // reportFor loads the report id for user, answering 404 (also for a report
 // of a service the user does not see) and false when it cannot be shown.
 func (u *ui) reportFor(w http.ResponseWriter, r *http.Request, id int64) bool {
@@ -162,10 +180,7 @@ func (u *ui) getReportPDF(w http.ResponseWriter, r *http.Request) {
 		u.serverError(w, r, err)
 		return
 	}
-	w.Header().Set("Content-Type", "application/pdf")
-	w.Header().Set("Content-Disposition", fmt.Sprintf(`inline; filename="compte-rendu-%d.pdf"`, id))
-	w.Header().Set("Cache-Control", "private, no-store")
-	_, _ = w.Write(pdf)
+	writePDF(w, fmt.Sprintf("compte-rendu-%d.pdf", id), pdf)
 }
 
 // getSuggest answers the type-ahead of the directory search: JSON mailboxes.
@@ -190,20 +205,8 @@ func (u *ui) getSuggest(w http.ResponseWriter, r *http.Request) {
 // postDeliveryAction runs one action of a secretary on a delivery and comes
 // back to the report (or the worklist of the form's back field).
 func (u *ui) postDeliveryAction(w http.ResponseWriter, r *http.Request) {
-	id, ok := u.pathID(w, r, "Cet envoi n'existe pas.")
+	id, reportID, ok := u.deliveryFor(w, r)
 	if !ok {
-		return
-	}
-	reportID, err := u.cfg.Dashboard.DeliveryReport(r.Context(), id)
-	if errors.Is(err, dispatch.ErrNotFound) {
-		u.notFound(w, r, "Cet envoi n'existe pas.")
-		return
-	}
-	if err != nil {
-		u.serverError(w, r, err)
-		return
-	}
-	if !u.reportFor(w, r, reportID) {
 		return
 	}
 	ctx, user := r.Context(), currentUser(r).Username
@@ -213,6 +216,7 @@ func (u *ui) postDeliveryAction(w http.ResponseWriter, r *http.Request) {
 		back = auth.SafeRedirect(b)
 	}
 	var done string
+	var err error
 	switch action := chi.URLParam(r, "action"); action {
 	case dispatch.ActionApprove:
 		err, done = u.cfg.Dashboard.Approve(ctx, id, user), "Envoi approuvé."

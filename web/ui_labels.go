@@ -40,6 +40,7 @@ var eventLabels = map[string]string{
 	dispatch.EventCreated:    "Envoi créé",
 	dispatch.EventReleased:   "Délai écoulé",
 	dispatch.EventApproved:   "Approuvé",
+	dispatch.EventHeld:       "Remis en vérification",
 	dispatch.EventSending:    "Transmission SMTP",
 	dispatch.EventSent:       "Envoyé",
 	dispatch.EventRetry:      "Nouvel essai prévu",
@@ -60,6 +61,7 @@ var eventLabels = map[string]string{
 	dispatch.EventDomainWait: "Opérateur en attente",
 	dispatch.EventEdited:     "Destinataire modifié",
 	dispatch.EventPaper:      "Passé en papier",
+	dispatch.EventBatched:    "Mis dans un lot à imprimer",
 }
 
 var actionLabels = map[string]string{
@@ -71,6 +73,12 @@ var actionLabels = map[string]string{
 	dispatch.ActionCancel:  "Annuler",
 	dispatch.ActionPosted:  "Marquer posté",
 	dispatch.ActionReturn:  "Retour postal (NPAI)",
+}
+
+var batchLabels = map[string]string{
+	dispatch.BatchReady:     "À imprimer et poster",
+	dispatch.BatchSubmitted: "Confié au prestataire",
+	dispatch.BatchPosted:    "Posté",
 }
 
 var channelLabels = map[string]string{"mssante": "MSSanté", "paper": "Papier"}
@@ -95,6 +103,7 @@ var uiFuncs = template.FuncMap{
 	"eventLabel":    func(s string) string { return label(eventLabels, s) },
 	"actionLabel":   func(s string) string { return label(actionLabels, s) },
 	"channelLabel":  func(s string) string { return label(channelLabels, s) },
+	"batchLabel":    func(s string) string { return label(batchLabels, s) },
 	"roleLabel":     func(r auth.Role) string { return roleLabels[r] },
 	"can":           func(u auth.User, p string) bool { return u.Can(permissions[p]) },
 	"datetime": func(t time.Time) string {

@@ -375,3 +375,61 @@ func TestDashboardJobsUI(t *testing.T) {
 	status, _ = b.anonymous(t).get(t, "/admin/jobs/")
 	require.Equal(t, http.StatusSeeOther, status)
 }
+
+func TestDashboardPaperBatches(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.importDemo(t)
+	b.work(t)
+	cardio := b.reviewReport(t, "paper-1", "CARDIO")
+	copyID, status := b.delivery(t, cardio, "DUPONT-DEMO", "paper")
+	require.Equal(t, "paper_pending", status)
+	c := b.login(t, "alice", auth.RoleSecretary)
+
+	status2, body := c.get(t, fmt.Sprintf("/deliveries/%d/letter.pdf", copyID))
+	require.Equal(t, http.StatusOK, status2)
+	require.True(t, strings.HasPrefix(body, "%PDF"), "a letter alone, to reprint")
+	status2, _ = c.post(t, "/paper/batches", nil)
+	require.Equal(t, http.StatusSeeOther, status2)
+	var batch int64
+	require.Eventually(t, func() bool {
+		return b.pool.QueryRow(context.Background(), `SELECT id FROM paper_batches`).Scan(&batch) == nil
+	}, 30*time.Second, 100*time.Millisecond)
+	_, body = c.get(t, "/paper/batches")
+	require.Contains(t, body, fmt.Sprintf(`id="batch-%d"`, batch))
+	status2, body = c.get(t, fmt.Sprintf("/paper/batches/%d/lot.pdf", batch))
+	require.Equal(t, http.StatusOK, status2)
+	require.True(t, strings.HasPrefix(body, "%PDF"))
+
+	// Another service's secretary sees neither the batch nor the letter; a CME member cannot post it.
+	onco := b.login(t, "carole", auth.RoleSecretary, "ONCO")
+	for _, path := range []string{fmt.Sprintf("/paper/batches/%d", batch), fmt.Sprintf("/deliveries/%d/letter.pdf", copyID)} {
+		status2, _ = onco.get(t, path)
+		require.Equal(t, http.StatusNotFound, status2, path)
+	}
+	_, body = onco.get(t, "/paper/batches")
+	require.NotContains(t, body, fmt.Sprintf(`id="batch-%d"`, batch))
+	status2, _ = b.login(t, "dr-cme", auth.RoleCME).post(t, fmt.Sprintf("/paper/batches/%d/posted", batch), nil)
+	require.Equal(t, http.StatusForbidden, status2)
+
+	status2, loc := c.post(t, fmt.Sprintf("/paper/batches/%d/posted", batch), nil)
+	require.Equal(t, http.StatusSeeOther, status2)
+	_, body = c.get(t, loc)
+	require.Contains(t, body, fmt.Sprintf("Lot n° %d posté (1 courrier(s)).", batch))
+	_, status = b.delivery(t, cardio, "DUPONT-DEMO", "paper")
+	require.Equal(t, "paper_sent", status)
+}
+
+func TestDashboardProfiler(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	status, _ := b.login(t, "alice", auth.RoleSecretary).get(t, "/admin/debug/pprof/heap")
+	require.Equal(t, http.StatusForbidden, status)
+	admin := b.login(t, "root", auth.RoleAdmin)
+	status, body := admin.get(t, "/admin/debug/pprof/")
+	require.Equal(t, http.StatusOK, status)
+	require.Contains(t, body, "goroutine")
+	status, body = admin.get(t, "/admin/debug/pprof/goroutine?debug=1")
+	require.Equal(t, http.StatusOK, status)
+	require.Contains(t, body, "goroutine profile:")
+}

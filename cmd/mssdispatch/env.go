@@ -20,6 +20,10 @@ type envVar struct {
 // serveConfig built without it.
 const defaultRetentionCron = "15 3 * * *"
 
+// defaultPaperBatchCron is the default of PAPER_BATCH_CRON, also used by a
+// serveConfig built without it.
+const defaultPaperBatchCron = "0 14 * * 1-5"
+
 var envVars = []envVar{
 	{"DATABASE_URL", "", "PostgreSQL URL, e.g. postgres://mss@db/mss (required)"},
 	{"MLLP_ADDR", "127.0.0.1:2575", "MLLP listener for the DPI's HL7 messages (send-sample sends there)"},
@@ -55,6 +59,10 @@ var envVars = []envVar{
 	{"DIRECTORY_SOURCE", "", "file path or https:// URL of the Extraction_Correspondance_MSSante (.txt or .zip) re-imported on DIRECTORY_SYNC_CRON; empty = not synced"},
 	{"WHITELIST_SOURCE", "", "file path or https:// URL of the MSSanté whitelist XML re-imported on DIRECTORY_SYNC_CRON; empty = not synced"},
 	{"DIRECTORY_SYNC_CRON", "30 4 * * *", "when to re-import the directory and whitelist (five-field cron spec, local time)"},
+	{"LETTERHEAD", "", "the letterhead's lines under ORGANISATION on paper letters, separated by | (address, phone, service)"},
+	{"LETTERHEAD_LOGO", "", "PNG or JPEG file of the logo printed on paper letters; empty = none"},
+	{"PAPER_BATCH_CRON", defaultPaperBatchCron, "when to put the letters to print in batches, one per service (five-field cron spec, local time)"},
+	{"PAPER_DIR", "", "directory where each batch's PDF is also written (a printer's hot folder); empty = download from the dashboard only"},
 	{"RETENTION_DAYS", "90", "days after which the bytes of a report's document are purged, once no delivery needs them, and those of quarantined messages (at least 7)"},
 	{"RETENTION_CRON", defaultRetentionCron, "when to purge them (five-field cron spec, local time)"},
 	{"WORKERS", "20", "jobs worked at once by this instance (sends, resolutions, imports)"},

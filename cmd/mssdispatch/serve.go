@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/mail"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -27,6 +29,7 @@ import (
 	"github.com/mssdispatch/mssdispatch/hl7"
 	"github.com/mssdispatch/mssdispatch/hl7/mllp"
 	"github.com/mssdispatch/mssdispatch/migrations"
+	"github.com/mssdispatch/mssdispatch/paper"
 	"github.com/mssdispatch/mssdispatch/queue"
 	"github.com/mssdispatch/mssdispatch/web"
 )
@@ -81,6 +84,11 @@ type serveConfig struct {
 	// JobRescueAfter tune the queue (see the env table).
 	Workers                                     int
 	SendGiveUpAfter, JobTimeout, JobRescueAfter time.Duration
+	// Letterhead heads the paper letters; PaperDir is LocalPrint's folder;
+	// PaperBatchCron is when the letters are batched.
+	Letterhead     paper.Letterhead
+	PaperDir       string
+	PaperBatchCron string
 	// CookieSecure is when the dashboard's cookies carry the Secure attribute.
 	CookieSecure auth.SecureMode
 	// HospitalAddresses are the hospital's MSSanté addresses for the
@@ -118,6 +126,28 @@ func loadServeConfig(e env) (serveConfig, error) {
 		WhitelistSource:    e.get("WHITELIST_SOURCE"),
 		DirectorySyncCron:  e.get("DIRECTORY_SYNC_CRON"),
 		RetentionCron:      e.get("RETENTION_CRON"),
+	}
+	c.Letterhead.Name = c.Organisation
+	for _, l := range strings.Split(e.get("LETTERHEAD"), "|") {
+		if l = strings.TrimSpace(l); l != "" {
+			c.Letterhead.Lines = append(c.Letterhead.Lines, l)
+		}
+	}
+	if logo := e.get("LETTERHEAD_LOGO"); logo != "" {
+		b, err := os.ReadFile(logo)
+		if err != nil {
+			problems = append(problems, fmt.Errorf("MSSDISPATCH_LETTERHEAD_LOGO: %w", err))
+		}
+		c.Letterhead.Logo = b
+	}
+	c.PaperDir, c.PaperBatchCron = e.get("PAPER_DIR"), e.get("PAPER_BATCH_CRON")
+	if _, err := cron.ParseStandard(c.PaperBatchCron); err != nil {
+		problems = append(problems, fmt.Errorf("MSSDISPATCH_PAPER_BATCH_CRON %q: %v", c.PaperBatchCron, err))
+	}
+	if c.PaperDir != "" {
+		if st, err := os.Stat(c.PaperDir); err != nil || !st.IsDir() {
+			problems = append(problems, fmt.Errorf("MSSDISPATCH_PAPER_DIR %q: not a directory", c.PaperDir))
+		}
 	}
 	for _, a := range strings.Split(e.get("HOSPITAL_ADDRESSES"), ",") {
 		if a = strings.TrimSpace(a); a != "" {
@@ -301,6 +331,11 @@ func serve(ctx context.Context, cfg serveConfig, logger *slog.Logger, ready func
 	if err := auth.AddPurge(workers, sessions); err != nil {
 		return err
 	}
+	err = dispatch.AddPaperBatches(workers, dispatch.PaperConfig{Pool: pool, Letterhead: cfg.Letterhead,
+		Sink: dispatch.LocalPrint{Dir: cfg.PaperDir}, Logger: logger})
+	if err != nil {
+		return err
+	}
 	var periodic []queue.Periodic
 	if cfg.DirectorySource != "" || cfg.WhitelistSource != "" {
 		periodic = append(periodic, queue.Periodic{Spec: cfg.DirectorySyncCron,
@@ -313,14 +348,15 @@ func serve(ctx context.Context, cfg serveConfig, logger *slog.Logger, ready func
 	periodic = append(periodic, queue.Periodic{Spec: retentionCron,
 		Args: func() river.JobArgs { return dispatch.RetentionArgs{} }},
 		queue.Periodic{Spec: watchdogCron, Args: func() river.JobArgs { return dispatch.WatchdogArgs{} }},
-		queue.Periodic{Spec: sessionPurgeCron, Args: func() river.JobArgs { return auth.PurgeArgs{} }})
+		queue.Periodic{Spec: sessionPurgeCron, Args: func() river.JobArgs { return auth.PurgeArgs{} }},
+		queue.Periodic{Spec: cmp.Or(cfg.PaperBatchCron, defaultPaperBatchCron), Args: func() river.JobArgs { return dispatch.PaperBatchArgs{} }})
 	jobs, err := queue.New(pool, queue.Config{Workers: workers, Concurrency: cfg.Workers, Periodic: periodic,
 		JobTimeout: cfg.JobTimeout, RescueStuckJobsAfter: cfg.JobRescueAfter, Logger: logger})
 	if err != nil {
 		return err
 	}
 	service, err := dispatch.NewService(dispatch.ServiceConfig{Pool: pool, Jobs: jobs, Logger: logger, Resolver: resolver,
-		BusinessAcks: dpiAck.Enabled(), Sender: cfg.Sender,
+		BusinessAcks: dpiAck.Enabled(), Sender: cfg.Sender, Letterhead: cfg.Letterhead,
 		Custodian: dispatch.Organisation{FINESS: cfg.FINESS, Name: cfg.Organisation}})
 	if err != nil {
 		return &configError{msg: err.Error()}

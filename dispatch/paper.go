@@ -1,0 +1,367 @@
+package dispatch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
+
+	"github.com/mssdispatch/mssdispatch/cda"
+	"github.com/mssdispatch/mssdispatch/paper"
+)
+
+// This file holds the paper channel: the print-ready letter of a paper
+// delivery, the daily batches of letters per service, their sink (the local
+// printer, or later a hybrid mail provider) and their posting.
+
+// Paper batch statuses.
+const (
+	BatchReady     = "ready"     // to print and post by the secretaries
+	BatchSubmitted = "submitted" // the sink posts it (a hybrid mail provider)
+	BatchPosted    = "posted"    // marked posted: its letters are paper_sent
+)
+
+// EventBatched is the history event of a letter put in a batch.
+const EventBatched = "batched"
+
+// PaperBatch is a batch of letters: one PDF to print, for a day and a service.
+type PaperBatch struct {
+	ID       int64
+	Day      time.Time // the day (Europe/Paris) it was made
+	Service  string
+	Status   string
+	Sink     string
+	Letters  int
+	Pages    int
+	Created  time.Time
+	PostedAt *time.Time
+	PostedBy string
+}
+
+// BatchLetter is a letter of a batch, with its delivery's status now.
+type BatchLetter struct {
+	DeliveryID int64
+	ReportID   int64
+	Position   int
+	Pages      int
+	Name       string
+	City       string
+	Status     string
+	// InBatch is false when the letter left the batch after it was printed
+	// (held, cancelled, superseded): it must not be posted.
+	InBatch bool
+}
+
+// PaperSink takes the batches once made: Submit returns true when the sink
+// posts them itself (the batch is then submitted), false when they wait for
+// the secretaries to print them (ready).
+type PaperSink interface {
+	// Name names the sink in the batches' records.
+	Name() string
+	Submit(ctx context.Context, b PaperBatch, pdf []byte) (posts bool, err error)
+}
+
+// LocalPrint is the hospital's own printing: the batches wait in the
+// dashboard for the secretaries to print them; with Dir set, each batch's PDF
+// is also written there (a printer's hot folder, a print server's spool).
+type LocalPrint struct {
+	Dir string
+}
+
+// Name is "local".
+func (LocalPrint) Name() string { return "local" }
+
+// Submit writes the batch to Dir, if set; the secretaries print and post it.
+func (p LocalPrint) Submit(_ context.Context, b PaperBatch, pdf []byte) (bool, error) {
+	if p.Dir == "" {
+		return false, nil
+	}
+	service := fileSafe.ReplaceAllString(b.Service, "_")
+	if service == "" {
+		service = "sans-service"
+	}
+	name := fmt.Sprintf("lot-%d-%s-%s.pdf", b.ID, b.Day.Format(time.DateOnly), service)
+	tmp := filepath.Join(p.Dir, "."+name+".tmp")
+	if err := os.WriteFile(tmp, pdf, 0o640); err != nil {
+		return false, fmt.Errorf("write batch %d: %w", b.ID, err)
+	}
+	if err := os.Rename(tmp, filepath.Join(p.Dir, name)); err != nil {
+		return false, fmt.Errorf("write batch %d: %w", b.ID, err)
+	}
+	return false, nil
+}
+
+// PaperBatchArgs is the periodic job that puts the letters to print in
+// batches, one per service.
+type PaperBatchArgs struct{}
+
+// Kind is the River job kind.
+func (PaperBatchArgs) Kind() string { return "paper_batch" }
+
+// InsertOpts allows one batching at a time (a click on "now" and the
+// schedule do not make two).
+func (PaperBatchArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{MaxAttempts: 5, UniqueOpts: river.UniqueOpts{ByState: activeJobStates}}
+}
+
+// PaperConfig configures the paper batches.
+type PaperConfig struct {
+	// Pool is the database. Required.
+	Pool *pgxpool.Pool
+	// Letterhead heads every letter and summary sheet.
+	Letterhead paper.Letterhead
+	// Sink takes the batches. Defaults to LocalPrint{}.
+	Sink PaperSink
+	// MaxLetters bounds a batch; more letters of a service make more
+	// batches. Defaults to 200.
+	MaxLetters int
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+}
+
+// AddPaperBatches validates cfg and registers the worker of PaperBatchArgs.
+func AddPaperBatches(workers *river.Workers, cfg PaperConfig) error {
+	if cfg.Pool == nil {
+		return errors.New("dispatch: PaperConfig.Pool is required")
+	}
+	if cfg.Sink == nil {
+		cfg.Sink = LocalPrint{}
+	}
+	if cfg.MaxLetters == 0 {
+		cfg.MaxLetters = 200
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if err := river.AddWorkerSafely(workers, &paperBatchWorker{cfg: cfg}); err != nil {
+		return fmt.Errorf("dispatch: %w", err)
+	}
+	return nil
+}
+
+type paperBatchWorker struct {
+	river.WorkerDefaults[PaperBatchArgs]
+	cfg PaperConfig
+}
+
+// Timeout leaves a big batch the time to render.
+func (w *paperBatchWorker) Timeout(*river.Job[PaperBatchArgs]) time.Duration { return 10 * time.Minute }
+
+// Work makes the batches: for each service, in one transaction, the letters
+// to print not yet in a batch are locked, rendered and merged behind a
+// summary sheet, recorded with the batch and handed to the sink. Two
+// instances never batch a letter twice (the rows are locked, SKIP LOCKED).
+func (w *paperBatchWorker) Work(ctx context.Context, job *river.Job[PaperBatchArgs]) error {
+	services, err := unbatchedServices(ctx, w.cfg.Pool)
+	if err != nil {
+		return err
+	}
+	made := 0
+	for _, service := range services {
+		for {
+			n, err := w.batch(ctx, service)
+			if err != nil {
+				return fmt.Errorf("paper batch of service %q: %w", service, err)
+			}
+			if n == 0 {
+				break
+			}
+			made++
+		}
+	}
+	w.cfg.Logger.InfoContext(ctx, "paper batches made", "batches", made)
+	return nil
+}
+
+// batch makes one batch of service's letters and returns how many it holds.
+func (w *paperBatchWorker) batch(ctx context.Context, service string) (int, error) {
+	var letters int
+	err := pgx.BeginFunc(ctx, w.cfg.Pool, func(tx pgx.Tx) error {
+		pending, err := lockUnbatched(ctx, tx, service, w.cfg.MaxLetters)
+		if err != nil || len(pending) == 0 {
+			return err
+		}
+		letters = len(pending)
+		pdfs := make([][]byte, 0, len(pending)+1)
+		summary := make([]paper.SummaryLine, 0, len(pending))
+		pages := make([]int, 0, len(pending))
+		total := 0
+		for _, l := range pending {
+			pdf, n, err := renderLetter(w.cfg.Letterhead, l)
+			if err != nil {
+				return fmt.Errorf("letter of delivery %d: %w", l.DeliveryID, err)
+			}
+			pdfs = append(pdfs, pdf)
+			pages = append(pages, n)
+			total += n
+			summary = append(summary, paper.SummaryLine{Reference: l.reference(), Name: l.Name, City: l.Address.City, Pages: n})
+		}
+		day := time.Now().In(Zone)
+		title := fmt.Sprintf("Lot du %s — %s", day.Format("02/01/2006"), serviceLabel(service))
+		sheet, err := paper.RenderSummary(w.cfg.Letterhead, title, summary)
+		if err != nil {
+			return fmt.Errorf("summary sheet: %w", err)
+		}
+		all, err := paper.Merge(append([][]byte{sheet}, pdfs...)...)
+		if err != nil {
+			return fmt.Errorf("merge letters: %w", err)
+		}
+		b := PaperBatch{Day: day, Service: service, Status: BatchReady, Sink: w.cfg.Sink.Name(), Letters: len(pending), Pages: total}
+		if b.ID, err = insertBatch(ctx, tx, b, all, pending, pages); err != nil {
+			return err
+		}
+		for _, l := range pending {
+			if err := insertEvent(ctx, tx, l.DeliveryID, StatusPaperPending, StatusPaperPending, EventBatched, actorSystem,
+				fmt.Sprintf("lot n° %d", b.ID)); err != nil {
+				return err
+			}
+		}
+		// The sink last: a refusal rolls the batch back, the job retries.
+		posts, err := w.cfg.Sink.Submit(ctx, b, all)
+		if err != nil {
+			return fmt.Errorf("sink %s: %w", b.Sink, err)
+		}
+		if posts {
+			return setBatchStatus(ctx, tx, b.ID, BatchSubmitted)
+		}
+		return nil
+	})
+	return letters, err
+}
+
+// serviceLabel names a batch's service on its summary sheet.
+func serviceLabel(service string) string {
+	if service == "" {
+		return "sans service"
+	}
+	return "service " + service
+}
+
+// letterFacts is what a delivery's letter prints.
+type letterFacts struct {
+	DeliveryID, ReportID int64
+	Name                 string
+	Address              PostalAddress
+	Patient              Patient
+	DocumentTitle        string
+	Service              string
+	ReceivedAt           time.Time
+	PDF, CDA             []byte
+	Purged               bool
+}
+
+// reference is the letter's reference: its delivery and report.
+func (l letterFacts) reference() string {
+	return fmt.Sprintf("Envoi %d / CR %d", l.DeliveryID, l.ReportID)
+}
+
+// ErrDocumentPurged is returned for a letter whose document the retention purged.
+var ErrDocumentPurged = errors.New("the document was purged: ask the DPI to send it again")
+
+// renderLetter renders the letter of l and returns it with its page count.
+func renderLetter(lh paper.Letterhead, l letterFacts) ([]byte, int, error) {
+	if l.Purged {
+		return nil, 0, ErrDocumentPurged
+	}
+	letter := paper.Letter{Reference: l.reference(), Name: l.Name, Address: l.Address, Date: time.Now().In(Zone),
+		Patient: patientLine(l.Patient), DocumentTitle: l.DocumentTitle, Service: l.Service, ReportPDF: l.PDF}
+	if len(l.PDF) == 0 {
+		sections, err := cda.Text(l.CDA)
+		if err != nil {
+			return nil, 0, fmt.Errorf("report text: %w", err)
+		}
+		letter.ReportText = sections
+	}
+	return paper.Render(lh, letter)
+}
+
+// patientLine names the patient on a letter: "Mme DURAND Léa, née le 02/03/1975".
+func patientLine(p Patient) string {
+	civility, born := "", "né(e)"
+	switch p.Sex {
+	case "F":
+		civility, born = "Mme ", "née"
+	case "M":
+		civility, born = "M. ", "né"
+	}
+	s := civility + strings.TrimSpace(p.Family+" "+p.Given)
+	if p.BirthDate != "" {
+		s += ", " + born + " le " + displayDate(p.BirthDate)
+	}
+	return s
+}
+
+// LetterPDF renders the letter of the paper delivery id (to reprint one),
+// with the letterhead of the service's configuration.
+func (s *Service) LetterPDF(ctx context.Context, deliveryID int64) ([]byte, error) {
+	l, err := loadLetter(ctx, s.pool, deliveryID)
+	if err != nil {
+		return nil, err
+	}
+	pdf, _, err := renderLetter(s.letterhead, l)
+	return pdf, err
+}
+
+// PaperBatches returns the newest batches, up to limit (default 50).
+func (s *Service) PaperBatches(ctx context.Context, limit int) ([]PaperBatch, error) {
+	if limit <= 0 || limit > 500 {
+		limit = 50
+	}
+	return listBatches(ctx, s.pool, limit)
+}
+
+// PaperBatch returns the batch id with its letters, or ErrNotFound.
+func (s *Service) PaperBatch(ctx context.Context, id int64) (PaperBatch, []BatchLetter, error) {
+	return loadBatch(ctx, s.pool, id)
+}
+
+// PaperBatchPDF returns the batch's PDF, or ErrNotFound.
+func (s *Service) PaperBatchPDF(ctx context.Context, id int64) ([]byte, error) {
+	return batchPDF(ctx, s.pool, id)
+}
+
+// MakePaperBatches enqueues the batching now, rather than at its schedule.
+func (s *Service) MakePaperBatches(ctx context.Context) error {
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		return insertJobs(ctx, tx, s.jobs, []river.InsertManyParams{{Args: PaperBatchArgs{}}})
+	})
+}
+
+// MarkBatchPosted records that the letters of a ready batch were posted:
+// those still in it become paper_sent; it returns how many.
+func (s *Service) MarkBatchPosted(ctx context.Context, batchID int64, user string) (int, error) {
+	var n int
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		status, err := lockBatch(ctx, tx, batchID)
+		if err != nil {
+			return err
+		}
+		if status != BatchReady {
+			return fmt.Errorf("%w: batch %d is %s", ErrTransition, batchID, status)
+		}
+		ids, err := batchedDeliveries(ctx, tx, batchID)
+		if err != nil {
+			return err
+		}
+		for _, id := range ids {
+			if err := transition(ctx, tx, id, StatusPaperPending, StatusPaperSent, EventPaperSent, userActor(user),
+				fmt.Sprintf("lot n° %d", batchID)); err != nil {
+				return err
+			}
+		}
+		n = len(ids)
+		return setBatchPosted(ctx, tx, batchID, user)
+	})
+	if err != nil {
+		return 0, fmt.Errorf("batch %d: %w", batchID, err)
+	}
+	return n, nil
+}

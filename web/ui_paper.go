@@ -1,0 +1,151 @@
+package web
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/mssdispatch/mssdispatch/auth"
+	"github.com/mssdispatch/mssdispatch/dispatch"
+)
+
+// This file holds the paper screens: the batches of letters to print, their
+// PDF, their posting, and a delivery's letter.
+
+// paperRoutes mounts the paper screens (r requires a user).
+func (u *ui) paperRoutes(r chi.Router) {
+	r.Get("/paper/batches", u.getBatches)
+	r.Get("/paper/batches/{id}", u.getBatch)
+	r.Get("/paper/batches/{id}/lot.pdf", u.getBatchPDF)
+	r.Get("/deliveries/{id}/letter.pdf", u.getLetterPDF)
+	r.Group(func(r chi.Router) {
+		r.Use(auth.Require(auth.PermAct))
+		r.Post("/paper/batches", u.postMakeBatches)
+		r.Post("/paper/batches/{id}/posted", u.postBatchPosted)
+	})
+}
+
+// visibleBatches keeps the batches of the user's services.
+func visibleBatches(user auth.User, all []dispatch.PaperBatch) []dispatch.PaperBatch {
+	var out []dispatch.PaperBatch
+	for _, b := range all {
+		if user.SeesService(b.Service) {
+			out = append(out, b)
+		}
+	}
+	return out
+}
+
+func (u *ui) getBatches(w http.ResponseWriter, r *http.Request) {
+	batches, err := u.cfg.Dashboard.PaperBatches(r.Context(), 100)
+	if err != nil {
+		u.serverError(w, r, err)
+		return
+	}
+	u.render(w, r, http.StatusOK, "paper_batches", "Lots de courrier", dispatch.WorklistPaper,
+		visibleBatches(currentUser(r), batches))
+}
+
+// batchPage is a batch's page.
+type batchPage struct {
+	Batch   dispatch.PaperBatch
+	Letters []dispatch.BatchLetter
+	// Withdrawn counts the letters that left the batch after it was printed.
+	Withdrawn int
+}
+
+// batchFor loads the route's batch for the user, answering 404 (also for a
+// batch of a service the user does not see) and false when it cannot be shown.
+func (u *ui) batchFor(w http.ResponseWriter, r *http.Request) (batchPage, bool) {
+	id, ok := u.pathID(w, r, "Ce lot n'existe pas.")
+	if !ok {
+		return batchPage{}, false
+	}
+	b, letters, err := u.cfg.Dashboard.PaperBatch(r.Context(), id)
+	switch {
+	case errors.Is(err, dispatch.ErrNotFound) || (err == nil && !currentUser(r).SeesService(b.Service)):
+		u.notFound(w, r, "Ce lot n'existe pas, ou n'est pas d'un de vos services.")
+		return batchPage{}, false
+	case err != nil:
+		u.serverError(w, r, err)
+		return batchPage{}, false
+	}
+	p := batchPage{Batch: b, Letters: letters}
+	for _, l := range letters {
+		if !l.InBatch {
+			p.Withdrawn++
+		}
+	}
+	return p, true
+}
+
+func (u *ui) getBatch(w http.ResponseWriter, r *http.Request) {
+	p, ok := u.batchFor(w, r)
+	if !ok {
+		return
+	}
+	u.render(w, r, http.StatusOK, "paper_batch", fmt.Sprintf("Lot n° %d", p.Batch.ID), dispatch.WorklistPaper, p)
+}
+
+func (u *ui) getBatchPDF(w http.ResponseWriter, r *http.Request) {
+	p, ok := u.batchFor(w, r)
+	if !ok {
+		return
+	}
+	pdf, err := u.cfg.Dashboard.PaperBatchPDF(r.Context(), p.Batch.ID)
+	switch {
+	case errors.Is(err, dispatch.ErrNotFound):
+		u.notFound(w, r, "Le PDF de ce lot n'est plus conservé.")
+		return
+	case err != nil:
+		u.serverError(w, r, err)
+		return
+	}
+	writePDF(w, fmt.Sprintf("lot-%d.pdf", p.Batch.ID), pdf)
+}
+
+func (u *ui) getLetterPDF(w http.ResponseWriter, r *http.Request) {
+	id, _, ok := u.deliveryFor(w, r)
+	if !ok {
+		return
+	}
+	pdf, err := u.cfg.Dashboard.LetterPDF(r.Context(), id)
+	switch {
+	case errors.Is(err, dispatch.ErrNotFound):
+		u.notFound(w, r, "Cet envoi n'est pas un courrier.")
+		return
+	case errors.Is(err, dispatch.ErrDocumentPurged):
+		u.render(w, r, http.StatusGone, "error", "Document purgé", "",
+			"Le document a été purgé (durée de conservation écoulée): demandez au DPI de le renvoyer.")
+		return
+	case err != nil:
+		u.serverError(w, r, err)
+		return
+	}
+	writePDF(w, fmt.Sprintf("courrier-%d.pdf", id), pdf)
+}
+
+func (u *ui) postMakeBatches(w http.ResponseWriter, r *http.Request) {
+	err := u.cfg.Dashboard.MakePaperBatches(r.Context())
+	u.afterAction(w, r, err, "Préparation des lots demandée: ils apparaissent ici dans quelques instants.", "/paper/batches")
+}
+
+func (u *ui) postBatchPosted(w http.ResponseWriter, r *http.Request) {
+	p, ok := u.batchFor(w, r)
+	if !ok {
+		return
+	}
+	n, err := u.cfg.Dashboard.MarkBatchPosted(r.Context(), p.Batch.ID, currentUser(r).Username)
+	u.afterAction(w, r, err, fmt.Sprintf("Lot n° %d posté (%d courrier(s)).", p.Batch.ID, n),
+		fmt.Sprintf("/paper/batches/%d", p.Batch.ID))
+}
+
+// writePDF answers a PDF to show in the browser, named name when saved.
+func writePDF(w http.ResponseWriter, name string, pdf []byte) {
+	w.Header().Set("Content-Type", "application/pdf")
+	w.Header().Set("Content-Disposition", fmt.Sprintf(`inline; filename="%s"`, name))
+	w.Header().Set("Cache-Control", "private, no-store")
+	_, _ = w.Write(pdf)
+}
