@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/riverqueue/river"
 	"github.com/stretchr/testify/require"
 
@@ -60,4 +61,34 @@ func TestNewErrors(t *testing.T) {
 	_, err = queue.New(pool, queue.Config{Workers: river.NewWorkers(),
 		Periodic: []queue.Periodic{{Spec: "every day", Args: func() river.JobArgs { return tickArgs{} }}}})
 	require.ErrorContains(t, err, `cron spec "every day"`)
+}
+
+func TestDepthCollector(t *testing.T) {
+	t.Parallel()
+	pool := pgtest.NewPool(t)
+	workers := river.NewWorkers()
+	river.AddWorker(workers, &tickWorker{})
+	client, err := queue.New(pool, queue.Config{Workers: workers, Logger: slog.New(slog.DiscardHandler)})
+	require.NoError(t, err)
+	ctx := context.Background()
+	for range 3 {
+		_, err := client.Insert(ctx, tickArgs{}, nil)
+		require.NoError(t, err)
+	}
+	_, err = client.Insert(ctx, tickArgs{}, &river.InsertOpts{ScheduledAt: time.Now().Add(time.Hour)})
+	require.NoError(t, err)
+	registry := prometheus.NewRegistry()
+	require.NoError(t, registry.Register(queue.NewDepthCollector(pool)))
+	families, err := registry.Gather()
+	require.NoError(t, err)
+	require.Len(t, families, 1)
+	got := map[string]float64{}
+	for _, m := range families[0].GetMetric() {
+		labels := map[string]string{}
+		for _, l := range m.GetLabel() {
+			labels[l.GetName()] = l.GetValue()
+		}
+		got[labels["kind"]+"/"+labels["state"]] = m.GetGauge().GetValue()
+	}
+	require.Equal(t, map[string]float64{"test_tick/available": 3, "test_tick/scheduled": 1}, got)
 }

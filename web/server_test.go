@@ -170,6 +170,9 @@ func TestHL7AndReports(t *testing.T) {
 	code, _, body := b.do(t, "POST", "/api/v1/hl7", bearer, "  ")
 	require.Equal(t, http.StatusBadRequest, code)
 	require.Contains(t, body, "empty body")
+	_, _, metrics := b.do(t, "GET", "/metrics", "", "")
+	require.Contains(t, metrics, `mssdispatch_intake_duration_seconds_count{source="api"} 2`, "both messages timed to their ACK")
+	require.Contains(t, metrics, `mssdispatch_intake_messages_total{ack="AR",source="api"} 1`)
 
 	docID := "1.2.250.1.999.42.1.4^LDL-20240312-000123"
 	code, _, body = b.do(t, "GET", "/api/v1/reports?document_id="+url.QueryEscape(docID), bearer, "")

@@ -287,7 +287,8 @@ func serve(ctx context.Context, cfg serveConfig, logger *slog.Logger, ready func
 	}
 
 	registry := prometheus.NewRegistry()
-	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		queue.NewDepthCollector(pool))
 
 	directory := correspondents.NewStore(pool)
 	resolver := correspondents.NewResolver(directory)

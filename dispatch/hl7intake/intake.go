@@ -42,6 +42,8 @@ type Config struct {
 type Handler struct {
 	cfg      Config
 	messages *prometheus.CounterVec
+	// latency times a message from its reading to its ACK.
+	latency *prometheus.HistogramVec
 }
 
 // New validates cfg and returns a Handler.
@@ -55,15 +57,22 @@ func New(cfg Config) (*Handler, error) {
 	h := &Handler{cfg: cfg, messages: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "mssdispatch_intake_messages_total",
 		Help: "HL7 messages received, by source (mllp, api) and ACK code (AA, AE, AR).",
-	}, []string{"source", "ack"})}
+	}, []string{"source", "ack"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "mssdispatch_intake_duration_seconds",
+			Help:    "Time from a message read to its ACK (parse, store, commit), by source (mllp, api).",
+			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}, []string{"source"})}
 	for _, source := range []string{"mllp", "api"} {
 		for _, code := range []string{hl7.AckAccept, hl7.AckError, hl7.AckReject} {
 			h.messages.WithLabelValues(source, code)
 		}
 	}
 	if cfg.Registerer != nil {
-		if err := cfg.Registerer.Register(h.messages); err != nil {
-			return nil, fmt.Errorf("hl7intake: register metrics: %w", err)
+		for _, c := range []prometheus.Collector{h.messages, h.latency} {
+			if err := cfg.Registerer.Register(c); err != nil {
+				return nil, fmt.Errorf("hl7intake: register metrics: %w", err)
+			}
 		}
 	}
 	return h, nil
@@ -104,6 +113,7 @@ func reject(code string, seg string, field, errCode int, format string, args ...
 }
 
 func (h *Handler) handle(ctx context.Context, raw []byte, source string) []byte {
+	defer func(start time.Time) { h.latency.WithLabelValues(source).Observe(time.Since(start).Seconds()) }(time.Now())
 	msg, err := hl7.Parse(raw, hl7.ParseOptions{DefaultCharset: h.cfg.DefaultCharset, MaxSize: h.cfg.MaxSize})
 	if err != nil {
 		detail := hl7.ErrDetail{Code: hl7.CodeInternal, Severity: "E", Msg: err.Error()}

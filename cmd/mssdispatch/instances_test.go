@@ -1,0 +1,106 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/require"
+
+	dmail "github.com/mssdispatch/mssdispatch/dispatch/mail"
+	"github.com/mssdispatch/mssdispatch/internal/smtptest"
+)
+
+// TestTwoInstances runs two serve instances on one database, as a hospital
+// group scales out: the DPI's messages go to both, River shares the jobs
+// between them, every email leaves once, the periodic jobs (here the paper
+// batching, every minute) are inserted by the leader alone, and no letter is
+// batched twice.
+func TestTwoInstances(t *testing.T) {
+	t.Parallel()
+	if testing.Short() {
+		t.Skip("waits for a minute's periodic job")
+	}
+	smtpSrv := smtptest.Start(t, smtptest.Options{})
+	cfg := serveConfig{
+		DatabaseURL:    demoDatabase(t),
+		Transport:      "smtp",
+		SMTP:           dmail.SMTPConfig{Addr: smtpSrv.Addr, TLS: dmail.TLSStartTLS, CAFile: smtpSrv.CA.File},
+		Workers:        4,
+		PaperBatchCron: "* * * * *",
+	}
+	instances := []*running{start(t, cfg), start(t, cfg)}
+	for _, r := range instances {
+		resp, err := http.Get("http://" + r.httpAddr + "/readyz")
+		require.NoError(t, err)
+		resp.Body.Close()
+		require.Equal(t, http.StatusOK, resp.StatusCode)
+	}
+
+	const reports = 30 // two emails each (Claire's and Julie's), and Claire's paper copy
+	var wg sync.WaitGroup
+	for i := range reports {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			msg, _, err := sampleReport(time.Now())
+			require.NoError(t, err)
+			ack := sendMLLP(t, instances[i%2].mllpAddr, msg)
+			require.Equal(t, "AA", ack.Segment("MSA").Get(1))
+		}()
+	}
+	wg.Wait()
+	smtpSrv.WaitMessages(t, 2*reports, 60*time.Second)
+
+	ctx := context.Background()
+	pool, err := pgxpool.New(ctx, cfg.DatabaseURL)
+	require.NoError(t, err)
+	defer pool.Close()
+	require.Eventually(t, func() bool {
+		var sent int
+		require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM deliveries WHERE channel = 'mssante' AND status = 'sent'`).Scan(&sent))
+		return sent == 2*reports
+	}, 30*time.Second, 50*time.Millisecond, "every email recorded sent")
+	time.Sleep(time.Second) // no late duplicate
+	msgs := smtpSrv.Messages()
+	require.Len(t, msgs, 2*reports, "each email sent once")
+	envelopes := map[string]bool{}
+	for _, m := range msgs {
+		require.False(t, envelopes[m.MailOptions.EnvelopeID], "delivery %s sent twice", m.MailOptions.EnvelopeID)
+		envelopes[m.MailOptions.EnvelopeID] = true
+	}
+	// Both instances worked: the send jobs were run by two River clients.
+	var workers int
+	require.NoError(t, pool.QueryRow(ctx, `SELECT count(DISTINCT attempted_by[1]) FROM river_job
+		WHERE kind = 'send_delivery' AND state = 'completed'`).Scan(&workers))
+	require.Equal(t, 2, workers, "the sends are shared")
+
+	// The paper batching: once a minute, by one instance, each letter once.
+	require.Eventually(t, func() bool {
+		var batched int
+		require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM deliveries WHERE channel = 'paper'
+			AND status = 'paper_pending' AND paper_batch_id IS NOT NULL`).Scan(&batched))
+		return batched == reports
+	}, 75*time.Second, 200*time.Millisecond, "the paper batch job ran")
+	rows, err := pool.Query(ctx, `SELECT date_trunc('minute', scheduled_at), count(*) FROM river_job
+		WHERE kind = 'paper_batch' GROUP BY 1`)
+	require.NoError(t, err)
+	for rows.Next() {
+		var minute time.Time
+		var n int
+		require.NoError(t, rows.Scan(&minute, &n))
+		require.Equal(t, 1, n, "paper_batch jobs for %s", minute.Format(time.TimeOnly))
+	}
+	require.NoError(t, rows.Err())
+	var twice int
+	require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM (SELECT delivery_id FROM paper_batch_letters
+		GROUP BY delivery_id HAVING count(*) > 1) x`).Scan(&twice))
+	require.Zero(t, twice, "no letter in two batches")
+	var leaders int
+	require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM river_leader`).Scan(&leaders))
+	require.Equal(t, 1, leaders, fmt.Sprintf("%d River leaders", leaders))
+}
