@@ -31,7 +31,8 @@ lint: ## vet and gofmt
 	$(GO) vet ./...
 	@test -z "$$(gofmt -l .)" || { gofmt -l .; echo "gofmt needed"; exit 1; }
 
-bench: ## benchmarks
+bench: ## the load table (baseline, MLLP intake, end to end, RSS) into BENCHMARKS.md, then every Go benchmark
+	scripts/with-test-db $(GO) test -count=1 -v -run '^TestLoadTable$$' -timeout 20m ./cmd/mssdispatch -args -load-table=$(CURDIR)/BENCHMARKS.md
 	scripts/with-test-db $(GO) test -run '^$$' -bench . -benchmem ./...
 
 fuzz: ## every fuzz target for FUZZTIME seconds each (default 60), stops at the first failure

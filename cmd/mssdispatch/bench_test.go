@@ -134,7 +134,7 @@ func percentile(sorted []time.Duration, p float64) time.Duration {
 
 // benchMessages returns n fresh sample reports whose PDF is padded to
 // benchPDFSize bytes (PDF comment lines after %%EOF, which readers ignore).
-func benchMessages(b *testing.B, n int) [][]byte {
+func benchMessages(b testing.TB, n int) [][]byte {
 	b.Helper()
 	pdf, err := sampleFiles.ReadFile("sample/compte-rendu.pdf")
 	if err != nil {

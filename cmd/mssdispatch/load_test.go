@@ -1,0 +1,251 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"regexp"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/require"
+
+	"github.com/mssdispatch/mssdispatch/hl7/mllp"
+	"github.com/mssdispatch/mssdispatch/internal/pgtest"
+	"github.com/mssdispatch/mssdispatch/internal/smtptest"
+)
+
+// loadTable is where TestLoadTable writes its table (make bench sets it).
+var loadTable = flag.String("load-table", "", "run TestLoadTable and write its table into this markdown file")
+
+// Sizes of TestLoadTable's runs.
+const (
+	loadSingle   = 200 // messages over one connection
+	loadParallel = 800 // messages over loadConns connections
+	loadConns    = 16
+	loadReports  = 300 // reports of the end-to-end run
+)
+
+// loadRun is one measured run.
+type loadRun struct {
+	perSecond float64
+	p50, p99  time.Duration
+}
+
+// TestLoadTable measures, in one run on this machine, how close the
+// service's durable intake gets to what PostgreSQL allows, and its
+// end-to-end throughput, then writes the table into -load-table (between
+// the markers of its section): (a) the baseline, raw INSERT + COMMIT of the
+// same 186 kB payload at the same concurrency; (b) MLLP intake (the built
+// binary, outbox transport) with 1 and 16 connections, ACK latency p50/p99;
+// (c) reports per second from MLLP to SMTP acceptance by a local sink, three
+// emails per report; (d) the service's peak RSS.
+func TestLoadTable(t *testing.T) {
+	if *loadTable == "" {
+		t.Skip("make bench runs it (-load-table)")
+	}
+	bin := buildBinary(t)
+	msgs := benchMessages(t, loadSingle+loadParallel)
+	payload := len(msgs[0])
+
+	// (a) The physical limit of durable intake here: one row per message, committed.
+	baseURL := pgtest.NewDatabase(t)
+	pool, err := pgxpool.New(context.Background(), baseURL+"&pool_max_conns="+strconv.Itoa(loadConns))
+	require.NoError(t, err)
+	defer pool.Close()
+	_, err = pool.Exec(context.Background(), `CREATE TABLE load_baseline (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, body bytea NOT NULL)`)
+	require.NoError(t, err)
+	insert := func(i int) error {
+		_, err := pool.Exec(context.Background(), `INSERT INTO load_baseline (body) VALUES ($1)`, msgs[i])
+		return err
+	}
+	baseline1 := measure(t, 1, loadSingle, insert)
+	baseline16 := measure(t, loadConns, loadParallel, func(i int) error { return insert(loadSingle + i) })
+
+	// (b) MLLP intake of the real binary: parse, store, commit, ACK.
+	outbox := t.TempDir()
+	svc := startBinary(t, bin, demoDatabase(t), "MSSDISPATCH_TRANSPORT=outbox", "MSSDISPATCH_OUTBOX_DIR="+outbox)
+	intake1 := measureMLLP(t, svc.mllpAddr, 1, msgs[:loadSingle])
+	intake16 := measureMLLP(t, svc.mllpAddr, loadConns, msgs[loadSingle:])
+	intakeRSS := svc.peakRSS(t)
+
+	// (c) End to end: three MSSanté emails per report, to an SMTP sink.
+	sink := smtptest.Start(t, smtptest.Options{})
+	e2e := startBinary(t, bin, demoDatabase(t), "MSSDISPATCH_TRANSPORT=smtp", "MSSDISPATCH_SMTP_ADDR="+sink.Addr,
+		"MSSDISPATCH_SMTP_CA_FILE="+sink.CA.File, "MSSDISPATCH_SOURCE_OID=1.2.250.1.999.7")
+	reports := make([][]byte, loadReports)
+	for i := range reports {
+		reports[i] = withThirdRecipient(t, benchMessages(t, 1)[0])
+	}
+	began := time.Now()
+	measureMLLP(t, e2e.mllpAddr, loadConns, reports)
+	sink.WaitMessages(t, 3*loadReports, 10*time.Minute)
+	endToEnd := float64(loadReports) / time.Since(began).Seconds()
+	e2eRSS := e2e.peakRSS(t)
+
+	table := loadMarkdown(payload, baseline1, baseline16, intake1, intake16, endToEnd, intakeRSS, e2eRSS)
+	t.Log("\n" + table)
+	require.NoError(t, replaceSection(*loadTable, table))
+}
+
+// measure runs do(i) for i in [0, n) over conns goroutines and times each call.
+func measure(t *testing.T, conns, n int, do func(i int) error) loadRun {
+	t.Helper()
+	latencies := make([]time.Duration, n)
+	var next atomic.Int64
+	var failures atomic.Int64
+	var wg sync.WaitGroup
+	began := time.Now()
+	for range conns {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= n {
+					return
+				}
+				t0 := time.Now()
+				if err := do(i); err != nil {
+					failures.Add(1)
+					t.Errorf("call %d: %v", i, err)
+				}
+				latencies[i] = time.Since(t0)
+			}
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(began)
+	require.Zero(t, failures.Load())
+	slices.Sort(latencies)
+	return loadRun{perSecond: float64(n) / elapsed.Seconds(), p50: percentile(latencies, 0.50), p99: percentile(latencies, 0.99)}
+}
+
+// measureMLLP sends msgs over conns MLLP connections and checks every AA.
+func measureMLLP(t *testing.T, addr string, conns int, msgs [][]byte) loadRun {
+	t.Helper()
+	clients := make(chan *mllp.Client, conns)
+	for range conns {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		c, err := mllp.Dial(ctx, addr)
+		cancel()
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = c.Close() })
+		clients <- c
+	}
+	return measure(t, conns, len(msgs), func(i int) error {
+		c := <-clients
+		defer func() { clients <- c }()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		ack, err := c.Send(ctx, msgs[i])
+		if problem := ackProblem(msgs[i], ack, err); problem != "" {
+			return fmt.Errorf("%s", problem)
+		}
+		return nil
+	})
+}
+
+// withThirdRecipient adds Paul Leroux (one address in the demo directory) to
+// the sample's recipients: Claire and Julie get an email, Martin (two
+// addresses) waits in review, Paul gets the third email.
+func withThirdRecipient(t *testing.T, msg []byte) []byte {
+	t.Helper()
+	s := string(msg)
+	i := strings.Index(s, "\rPRT|3|")
+	require.Positive(t, i, "the sample has a third PRT")
+	prt := "\rPRT|4|AD||RCT^Result Copies To^participation|899900000003^LEROUX^Paul^^^^^^ASIP-SANTE-PS&1.2.250.1.71.4.2.1&ISO^L^^^IDNPS"
+	return []byte(s[:i] + prt + s[i:])
+}
+
+// process is a running mssdispatch serve.
+type process struct {
+	cmd      *exec.Cmd
+	mllpAddr string
+}
+
+// startBinary runs bin serve on dbURL with the extra environment.
+func startBinary(t *testing.T, bin, dbURL string, extra ...string) *process {
+	t.Helper()
+	p := &process{mllpAddr: freeAddr(t)}
+	httpAddr := freeAddr(t)
+	logs := &lockedBuffer{}
+	p.cmd = exec.Command(bin, "serve")
+	p.cmd.Env = append(append(os.Environ(), "MSSDISPATCH_DATABASE_URL="+dbURL, "MSSDISPATCH_API_TOKEN=t",
+		"MSSDISPATCH_SENDER="+testSender, "MSSDISPATCH_MLLP_ADDR="+p.mllpAddr, "MSSDISPATCH_HTTP_ADDR="+httpAddr,
+		"MSSDISPATCH_LOG_LEVEL=warn"), extra...)
+	p.cmd.Stdout, p.cmd.Stderr = logs, logs
+	require.NoError(t, p.cmd.Start())
+	t.Cleanup(func() { _ = p.cmd.Process.Kill(); _ = p.cmd.Wait() })
+	waitReady(t, httpAddr, logs)
+	return p
+}
+
+var vmHWM = regexp.MustCompile(`VmHWM:\s+(\d+) kB`)
+
+// peakRSS is the process's peak resident set size, in MiB.
+func (p *process) peakRSS(t *testing.T) float64 {
+	t.Helper()
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
+	require.NoError(t, err)
+	m := vmHWM.FindSubmatch(status)
+	require.NotNil(t, m, "VmHWM in /proc/<pid>/status")
+	kb, err := strconv.Atoi(string(m[1]))
+	require.NoError(t, err)
+	return float64(kb) / 1024
+}
+
+// loadMarkdown is the section TestLoadTable writes.
+func loadMarkdown(payload int, b1, b16, i1, i16 loadRun, e2e, intakeRSS, e2eRSS float64) string {
+	ms := func(d time.Duration) string { return strconv.FormatFloat(float64(d)/float64(time.Millisecond), 'f', 1, 64) }
+	host, _ := os.Hostname()
+	cpu := "unknown"
+	if info, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		if m := regexp.MustCompile(`model name\s*:\s*(.+)`).FindSubmatch(info); m != nil {
+			cpu = string(m[1])
+		}
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s\n\nWritten by `make bench` (TestLoadTable, cmd/mssdispatch/load_test.go) on %s: %s, %d CPUs, %s.\n",
+		loadStart, time.Now().Format("2006-01-02 15:04"), cpu, runtime.NumCPU(), runtime.Version())
+	fmt.Fprintf(&b, "Payload: the sample ORU^R01 with a 100 KiB PDF, %d bytes. Host %s.\n\n", payload, host)
+	b.WriteString("| measure | 1 connection | 16 connections |\n|---|---|---|\n")
+	fmt.Fprintf(&b, "| (a) baseline: INSERT + COMMIT of the payload, msgs/s | %.0f | %.0f |\n", b1.perSecond, b16.perSecond)
+	fmt.Fprintf(&b, "| (b) MLLP intake to its ACK, msgs/s | %.0f | %.0f |\n", i1.perSecond, i16.perSecond)
+	fmt.Fprintf(&b, "| (b) intake / baseline | %.0f %% | %.0f %% |\n", 100*i1.perSecond/b1.perSecond, 100*i16.perSecond/b16.perSecond)
+	fmt.Fprintf(&b, "| (b) ACK latency p50 / p99, ms | %s / %s | %s / %s |\n", ms(i1.p50), ms(i1.p99), ms(i16.p50), ms(i16.p99))
+	fmt.Fprintf(&b, "| (c) end to end, MLLP to SMTP acceptance, 3 emails per report, reports/s | | %.1f |\n", e2e)
+	fmt.Fprintf(&b, "| (d) peak RSS of the service, MiB (intake run / end-to-end run) | | %.0f / %.0f |\n", intakeRSS, e2eRSS)
+	b.WriteString("\n" + loadEnd)
+	return b.String()
+}
+
+// The markers of the section TestLoadTable replaces in its file.
+const (
+	loadStart = "<!-- load table: begin (make bench rewrites this section) -->"
+	loadEnd   = "<!-- load table: end -->"
+)
+
+// replaceSection puts section in place of the one between the markers in
+// file, or at its end.
+func replaceSection(file, section string) error {
+	old, err := os.ReadFile(file)
+	if err != nil {
+		return err
+	}
+	s := string(old)
+	i, j := strings.Index(s, loadStart), strings.Index(s, loadEnd)
+	if i >= 0 && j > i {
+		s = s[:i] + section + s[j+len(loadEnd):]
+	} else {
+		s = strings.TrimRight(s, "\n") + "\n\n## Load table\n\n" + section + "\n"
+	}
+	return os.WriteFile(file, []byte(s), 0o644)
+}
