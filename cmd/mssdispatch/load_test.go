@@ -204,7 +204,9 @@ func (p *process) peakRSS(t *testing.T) float64 {
 
 // loadMarkdown is the section TestLoadTable writes.
 func loadMarkdown(payload int, b1, b16, i1, i16 loadRun, e2e, intakeRSS, e2eRSS float64) string {
-	ms := func(d time.Duration) string { return strconv.FormatFloat(float64(d)/float64(time.Millisecond), 'f', 1, 64) }
+	ms := func(d time.Duration) string {
+		return strconv.FormatFloat(float64(d)/float64(time.Millisecond), 'f', 1, 64)
+	}
 	host, _ := os.Hostname()
 	cpu := "unknown"
 	if info, err := os.ReadFile("/proc/cpuinfo"); err == nil {
