@@ -90,10 +90,32 @@ type Organization struct {
 // id/@root, or a header value it reads is malformed (versionNumber,
 // effectiveTime, author/time).
 func Parse(data []byte) (*Document, error) {
+	t, err := Read(data)
+	if err != nil {
+		return nil, err
+	}
+	return t.Header()
+}
+
+// Tree is a CDA document read once, to take both its header and its PDF
+// (the XML parse of a document carrying a PDF is most of a report's intake).
+type Tree struct {
+	root *etree.Element
+}
+
+// Read parses data as Parse does, without reading the header yet.
+func Read(data []byte) (*Tree, error) {
 	root, err := readRoot(data)
 	if err != nil {
 		return nil, err
 	}
+	return &Tree{root: root}, nil
+}
+
+// Header reads the document's header, as Parse.
+func (t *Tree) Header() (*Document, error) {
+	root := t.root
+	var err error
 	d := &Document{
 		ID:              readII(child(root, "id")),
 		SetID:           readII(child(root, "setId")),

@@ -31,12 +31,15 @@ var pdfMagic = []byte("%PDF-")
 // ErrNoPDF when there is none, ErrInvalidPDF when it does not decode to a
 // PDF, and the errors of Parse for input that is not a CDA document.
 func ExtractPDF(data []byte) ([]byte, error) {
-	root, err := readRoot(data)
+	t, err := Read(data)
 	if err != nil {
 		return nil, err
 	}
-	return findPDF(root)
+	return t.PDF()
 }
+
+// PDF extracts the document's PDF, as ExtractPDF.
+func (t *Tree) PDF() ([]byte, error) { return findPDF(t.root) }
 
 // findPDF extracts the PDF from the body of root.
 func findPDF(root *etree.Element) ([]byte, error) {

@@ -32,7 +32,10 @@ func (s *Service) prepare(r *Report, now time.Time) error {
 	doc := &r.Document
 	switch {
 	case len(doc.CDA) > 0:
-		header, err := cda.Parse(doc.CDA)
+		header, err := doc.Header, error(nil)
+		if header == nil {
+			header, err = cda.Parse(doc.CDA)
+		}
 		if err != nil {
 			return &InvalidError{Field: "document.cda", Msg: fmt.Sprintf("not a CDA R2 document: %v", err)}
 		}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/mssdispatch/mssdispatch/cda"
 	"github.com/mssdispatch/mssdispatch/correspondents"
 )
 
@@ -68,6 +69,9 @@ type Document struct {
 	Confidentiality string
 	CDA             []byte
 	PDF             []byte // nil when the CDA embeds none
+	// Header is CDA's header when the caller already parsed it (the HL7
+	// mapping did, with the PDF); nil makes Receive parse the CDA.
+	Header *cda.Document `json:"-"`
 }
 
 // Recipient kinds.

@@ -463,17 +463,21 @@ func decodeDocument(obx hl7.OBX, at seg, optional bool) (dispatch.Document, *cda
 	case len(data) == 0:
 		return dispatch.Document{}, nil, fail(at, "OBX", 5, hl7.CodeRequiredField, "OBX-5.5 (data) of the document is empty")
 	}
-	header, err := cda.Parse(data)
+	tree, err := cda.Read(data)
+	var header *cda.Document
+	if err == nil {
+		header, err = tree.Header()
+	}
 	if err != nil {
 		return dispatch.Document{}, nil, fail(at, "OBX", 5, hl7.CodeDataType, "OBX-5.5 is not a CDA R2 document: %v", err)
 	}
-	pdf, err := cda.ExtractPDF(data)
+	pdf, err := tree.PDF()
 	if err != nil && !errors.Is(err, cda.ErrNoPDF) {
 		return dispatch.Document{}, nil, fail(at, "OBX", 5, hl7.CodeDataType, "the PDF embedded in the CDA cannot be read: %v", err)
 	}
 	id := obx.Identifier()
 	doc := dispatch.Document{ID: header.UniqueID(), Code: header.Code.Code, Title: header.Title,
-		Confidentiality: header.Confidentiality.Code, CDA: data, PDF: pdf}
+		Confidentiality: header.Confidentiality.Code, CDA: data, PDF: pdf, Header: header}
 	if doc.Code == "" {
 		doc.Code = strings.TrimSpace(id.Identifier)
 	}
