@@ -2,25 +2,15 @@
 #   docker build -t mssdispatch .
 #   docker run --rm mssdispatch -h
 
-# --- Build: a static binary (CGO_ENABLED=0; time/tzdata is embedded) ---------
-FROM golang:1.26-bookworm AS build
+# --- Build: a static binary (CGO_ENABLED=0; time/tzdata is embedded), so the
+# Debian release of the Go image does not matter ---------------------------
+FROM golang:1.26 AS build
 WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
-# Only the sources of the binary: the build context of a developer's checkout
-# also holds .run/ (the demo's PostgreSQL), bin/, artifacts/ and node modules.
-# A new top-level package must be added here.
-COPY auth ./auth
-COPY cda ./cda
-COPY cmd ./cmd
-COPY correspondents ./correspondents
-COPY dispatch ./dispatch
-COPY hl7 ./hl7
-COPY internal ./internal
-COPY migrations ./migrations
-COPY paper ./paper
-COPY queue ./queue
-COPY web ./web
+# The sources (.dockerignore leaves out the demo's PostgreSQL, bin/,
+# artifacts/ and the browser tests' node modules).
+COPY . .
 RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/mssdispatch ./cmd/mssdispatch \
     && /out/mssdispatch -h >/dev/null
 
