@@ -9,6 +9,7 @@ import (
 
 	"github.com/mssdispatch/mssdispatch/auth"
 	"github.com/mssdispatch/mssdispatch/dispatch"
+	"github.com/mssdispatch/mssdispatch/paper"
 )
 
 // This file holds the paper screens: the batches of letters to print, their
@@ -115,6 +116,10 @@ func (u *ui) getLetterPDF(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case errors.Is(err, dispatch.ErrNotFound):
 		u.notFound(w, r, "Cet envoi n'est pas un courrier.")
+		return
+	case errors.Is(err, paper.ErrNotPostable):
+		u.render(w, r, http.StatusConflict, "error", "Adresse incomplète", "",
+			"Ce courrier n'a pas d'adresse postale complète (ville ou ligne d'acheminement): modifiez le destinataire.")
 		return
 	case errors.Is(err, dispatch.ErrDocumentPurged):
 		u.render(w, r, http.StatusGone, "error", "Document purgé", "",

@@ -386,7 +386,11 @@ func TestDashboardPaperBatches(t *testing.T) {
 	require.Equal(t, "paper_pending", status)
 	c := b.login(t, "alice", auth.RoleSecretary)
 
-	status2, body := c.get(t, fmt.Sprintf("/deliveries/%d/letter.pdf", copyID))
+	unknown, _ := b.delivery(t, cardio, "INCONNU", "paper")
+	status2, body := c.get(t, fmt.Sprintf("/deliveries/%d/letter.pdf", unknown))
+	require.Equal(t, http.StatusConflict, status2, "no postal address: no letter")
+	require.Contains(t, body, "pas d&#39;adresse postale complète")
+	status2, body = c.get(t, fmt.Sprintf("/deliveries/%d/letter.pdf", copyID))
 	require.Equal(t, http.StatusOK, status2)
 	require.True(t, strings.HasPrefix(body, "%PDF"), "a letter alone, to reprint")
 	status2, _ = c.post(t, "/paper/batches", nil)
