@@ -181,7 +181,8 @@ func (w *paperBatchWorker) Work(ctx context.Context, job *river.Job[PaperBatchAr
 	return nil
 }
 
-// batch makes one batch of service's letters and returns how many it holds.
+// batch makes one batch of service's letters and returns how many letters
+// it took: batched, or sent back to review when one cannot be made.
 func (w *paperBatchWorker) batch(ctx context.Context, service string) (int, error) {
 	var letters int
 	err := pgx.BeginFunc(ctx, w.cfg.Pool, func(tx pgx.Tx) error {
@@ -194,15 +195,26 @@ func (w *paperBatchWorker) batch(ctx context.Context, service string) (int, erro
 		summary := make([]paper.SummaryLine, 0, len(pending))
 		pages := make([]int, 0, len(pending))
 		total := 0
+		printable := pending[:0:0]
 		for _, l := range pending {
 			pdf, n, err := renderLetter(w.cfg.Letterhead, l)
 			if err != nil {
-				return fmt.Errorf("letter of delivery %d: %w", l.DeliveryID, err)
+				// One letter that cannot be made must not stop the others:
+				// it goes back to a secretary, with why.
+				if err := transition(ctx, tx, l.DeliveryID, StatusPaperPending, StatusReview, EventHeld, actorSystem,
+					"courrier impossible à générer: "+letterProblem(err)); err != nil {
+					return err
+				}
+				continue
 			}
+			printable = append(printable, l)
 			pdfs = append(pdfs, pdf)
 			pages = append(pages, n)
 			total += n
 			summary = append(summary, paper.SummaryLine{Reference: l.reference(), Name: l.Name, City: l.Address.City, Pages: n})
+		}
+		if pending = printable; len(pending) == 0 {
+			return nil
 		}
 		day := time.Now().In(Zone)
 		title := fmt.Sprintf("Lot du %s — %s", day.Format("02/01/2006"), serviceLabel(service))
@@ -261,6 +273,17 @@ type letterFacts struct {
 // reference is the letter's reference: its delivery and report.
 func (l letterFacts) reference() string {
 	return fmt.Sprintf("Envoi %d / CR %d", l.DeliveryID, l.ReportID)
+}
+
+// letterProblem says in French why a letter could not be made.
+func letterProblem(err error) string {
+	switch {
+	case errors.Is(err, ErrDocumentPurged):
+		return "le document a été purgé, le redemander au DPI"
+	case errors.Is(err, paper.ErrNotPostable):
+		return "adresse postale incomplète"
+	}
+	return err.Error()
 }
 
 // ErrDocumentPurged is returned for a letter whose document the retention purged.

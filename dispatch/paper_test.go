@@ -161,3 +161,49 @@ func TestPaperBatches(t *testing.T) {
 	_, err = b.svc.LetterPDF(b.ctx, 999999)
 	require.ErrorIs(t, err, dispatch.ErrNotFound)
 }
+
+// TestPaperBatchSkipsUnprintable: a letter that cannot be made (its
+// document purged) goes back to review with why; the others are batched.
+func TestPaperBatchSkipsUnprintable(t *testing.T) {
+	t.Parallel()
+	outbox, err := mail.NewOutbox(t.TempDir())
+	require.NoError(t, err)
+	b := setupWith(t, outbox, func(w *river.Workers, pool *pgxpool.Pool, _ prometheus.Registerer) {
+		require.NoError(t, dispatch.AddPaperBatches(w, dispatch.PaperConfig{Pool: pool, Letterhead: letterhead, Logger: quiet}))
+	})
+	var reports []int64
+	for i := range 2 {
+		r := testReport(t)
+		r.Document.ID += string(rune('a' + i))
+		reports = append(reports, b.receive(t, r).ReportID)
+	}
+	letters := map[int64]int64{}
+	for _, id := range reports {
+		v := b.waitReport(t, id, "a letter to print", func(v dispatch.ReportView) bool {
+			for _, d := range v.Deliveries {
+				if d.Channel == "paper" && d.Status == dispatch.StatusPaperPending {
+					return true
+				}
+			}
+			return false
+		})
+		for _, d := range v.Deliveries {
+			if d.Channel == "paper" {
+				letters[id] = d.ID
+			}
+		}
+	}
+	_, err = b.pool.Exec(b.ctx, `UPDATE documents SET pdf = NULL, cda = '', purged_at = now() WHERE report_id = $1`, reports[0])
+	require.NoError(t, err)
+
+	require.NoError(t, b.svc.MakePaperBatches(b.ctx))
+	batches := b.waitBatches(t, 1)
+	require.Equal(t, 1, batches[0].Letters)
+	v, err := b.svc.ReportDetail(b.ctx, reports[0])
+	require.NoError(t, err)
+	last := v.Timeline[len(v.Timeline)-1]
+	require.Equal(t, letters[reports[0]], last.DeliveryID)
+	require.Equal(t, dispatch.EventHeld, last.Event)
+	require.Equal(t, dispatch.StatusReview, last.To)
+	require.Contains(t, last.Detail, "purgé")
+}
