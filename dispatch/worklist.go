@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/mssdispatch/mssdispatch/correspondents"
@@ -254,11 +253,6 @@ func (s *Service) DocumentPDF(ctx context.Context, reportID int64) ([]byte, erro
 // ReportService returns the service of the report id, to check who may see it.
 func (s *Service) ReportService(ctx context.Context, reportID int64) (string, error) {
 	return reportService(ctx, s.pool, reportID)
-}
-
-// isDigits reports whether s is only ASCII digits.
-func isDigits(s string) bool {
-	return s != "" && strings.Trim(s, "0123456789") == ""
 }
 
 // DeliveryReport returns the report of the delivery id, or ErrNotFound.

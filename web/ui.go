@@ -183,11 +183,6 @@ func takeFlash(w http.ResponseWriter, r *http.Request) *flash {
 
 // render writes the page name with data, as the status code.
 func (u *ui) render(w http.ResponseWriter, r *http.Request, status int, name, title, nav string, data any) {
-	t, ok := u.pages[name]
-	if !ok {
-		u.serverError(w, r, fmt.Errorf("no template %q", name))
-		return
-	}
 	p := page{Title: title, Nav: nav, Hospital: u.cfg.Hospital, CSRF: auth.CSRFToken(r.Context()), Data: data}
 	if user, ok := auth.CurrentUser(r.Context()); ok {
 		p.User = user
@@ -199,8 +194,20 @@ func (u *ui) render(w http.ResponseWriter, r *http.Request, status int, name, ti
 		p.Counts = counts
 	}
 	p.Flash = takeFlash(w, r)
+	u.execute(w, r, status, name, "layout", p)
+}
+
+// execute writes the template root of the page name with data as the
+// status code, or answers 500 when it fails (nothing is written before it
+// succeeded).
+func (u *ui) execute(w http.ResponseWriter, r *http.Request, status int, name, root string, data any) {
+	t, ok := u.pages[name]
+	if !ok {
+		u.serverError(w, r, fmt.Errorf("no template %q", name))
+		return
+	}
 	var buf bytes.Buffer
-	if err := t.ExecuteTemplate(&buf, "layout", p); err != nil {
+	if err := t.ExecuteTemplate(&buf, root, data); err != nil {
 		u.serverError(w, r, err)
 		return
 	}

@@ -548,17 +548,5 @@ func (u *ui) getCampaignLetters(w http.ResponseWriter, r *http.Request) {
 // renderBare writes the template name's "bare" template (a whole document
 // of its own, without the dashboard's menu) with data.
 func (u *ui) renderBare(w http.ResponseWriter, r *http.Request, status int, name string, data any) {
-	t, ok := u.pages[name]
-	if !ok {
-		u.serverError(w, r, fmt.Errorf("no template %q", name))
-		return
-	}
-	var buf bytes.Buffer
-	if err := t.ExecuteTemplate(&buf, "bare", data); err != nil {
-		u.serverError(w, r, err)
-		return
-	}
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.WriteHeader(status)
-	_, _ = buf.WriteTo(w)
+	u.execute(w, r, status, name, "bare", data)
 }

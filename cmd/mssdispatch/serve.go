@@ -128,11 +128,7 @@ func loadServeConfig(e env) (serveConfig, error) {
 		RetentionCron:      e.get("RETENTION_CRON"),
 	}
 	c.Letterhead.Name = c.Organisation
-	for _, l := range strings.Split(e.get("LETTERHEAD"), "|") {
-		if l = strings.TrimSpace(l); l != "" {
-			c.Letterhead.Lines = append(c.Letterhead.Lines, l)
-		}
-	}
+	c.Letterhead.Lines = splitList(e.get("LETTERHEAD"), "|")
 	if logo := e.get("LETTERHEAD_LOGO"); logo != "" {
 		b, err := os.ReadFile(logo)
 		if err != nil {
@@ -149,11 +145,7 @@ func loadServeConfig(e env) (serveConfig, error) {
 			problems = append(problems, fmt.Errorf("MSSDISPATCH_PAPER_DIR %q: not a directory", c.PaperDir))
 		}
 	}
-	for _, a := range strings.Split(e.get("HOSPITAL_ADDRESSES"), ",") {
-		if a = strings.TrimSpace(a); a != "" {
-			c.HospitalAddresses = append(c.HospitalAddresses, a)
-		}
-	}
+	c.HospitalAddresses = splitList(e.get("HOSPITAL_ADDRESSES"), ",")
 	if len(c.HospitalAddresses) == 0 && c.Sender != "" {
 		c.HospitalAddresses = []string{c.Sender}
 	}
@@ -252,6 +244,17 @@ func loadServeConfig(e env) (serveConfig, error) {
 		return c, &configError{msg: "configuration: " + errors.Join(problems...).Error()}
 	}
 	return c, nil
+}
+
+// splitList returns the non-empty items of s separated by sep, trimmed.
+func splitList(s, sep string) []string {
+	var out []string
+	for v := range strings.SplitSeq(s, sep) {
+		if v = strings.TrimSpace(v); v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
 }
 
 func serveCommand(ctx context.Context, e env, logger *slog.Logger) error {
