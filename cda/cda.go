@@ -97,20 +97,21 @@ func Parse(data []byte) (*Document, error) {
 	return t.Header()
 }
 
-// Tree is a CDA document read once, to take both its header and its PDF
-// (the XML parse of a document carrying a PDF is most of a report's intake).
+// Tree is a CDA document read once, to take both its header and its PDF.
+// It keeps slices of the data it was read from, which must not change, and
+// is not safe for concurrent use.
 type Tree struct {
 	root *etree.Element
+	// bulk holds the base64 texts cut out before parsing, by placeholder.
+	bulk map[string][]byte
+	// pdf and pdfErr are the result of PDF, once pdfRead.
+	pdf     []byte
+	pdfErr  error
+	pdfRead bool
 }
 
 // Read parses data as Parse does, without reading the header yet.
-func Read(data []byte) (*Tree, error) {
-	root, err := readRoot(data)
-	if err != nil {
-		return nil, err
-	}
-	return &Tree{root: root}, nil
-}
+func Read(data []byte) (*Tree, error) { return readRoot(data) }
 
 // Header reads the document's header, as Parse.
 func (t *Tree) Header() (*Document, error) {
@@ -158,7 +159,7 @@ func (t *Tree) Header() (*Document, error) {
 			d.Recipients = append(d.Recipients, readPerson(child(r, "id"), path(r, "informationRecipient", "name")))
 		}
 	}
-	_, err = findPDF(root)
+	_, err = t.PDF()
 	d.HasPDF = err == nil
 	return d, nil
 }

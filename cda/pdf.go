@@ -38,18 +38,24 @@ func ExtractPDF(data []byte) ([]byte, error) {
 	return t.PDF()
 }
 
-// PDF extracts the document's PDF, as ExtractPDF.
-func (t *Tree) PDF() ([]byte, error) { return findPDF(t.root) }
+// PDF extracts the document's PDF, as ExtractPDF, once.
+func (t *Tree) PDF() ([]byte, error) {
+	if !t.pdfRead {
+		t.pdf, t.pdfErr = t.findPDF()
+		t.pdfRead = true
+	}
+	return t.pdf, t.pdfErr
+}
 
-// findPDF extracts the PDF from the body of root.
-func findPDF(root *etree.Element) ([]byte, error) {
-	body := child(root, "component")
+// findPDF extracts the PDF from the body of the document.
+func (t *Tree) findPDF() ([]byte, error) {
+	body := child(t.root, "component")
 	if nxb := child(body, "nonXMLBody"); nxb != nil {
-		t := child(nxb, "text")
-		if t == nil || !isPDF(t) {
+		text := child(nxb, "text")
+		if text == nil || !isPDF(text) {
 			return nil, ErrNoPDF
 		}
-		return decodePDF(t)
+		return decodePDF(t.base64(text))
 	}
 	sb := child(body, "structuredBody")
 	if sb == nil {
@@ -61,7 +67,7 @@ func findPDF(root *etree.Element) ([]byte, error) {
 		e := stack[len(stack)-1]
 		stack = stack[:len(stack)-1]
 		if (e.Tag == "value" || e.Tag == "text") && isPDF(e) && e.NamespaceURI() == NS {
-			return decodePDF(e)
+			return decodePDF(t.base64(e))
 		}
 		for i := len(e.Child) - 1; i >= 0; i-- {
 			if c, ok := e.Child[i].(*etree.Element); ok {
@@ -78,30 +84,51 @@ func isPDF(e *etree.Element) bool {
 		strings.EqualFold(attr(e, "representation"), "B64")
 }
 
-// decodePDF decodes the base64 text of e, ignoring white space and
-// tolerating missing padding, and checks the result is a PDF.
-func decodePDF(e *etree.Element) ([]byte, error) {
+// base64 returns the base64 text of the ED element e, from bulk when it
+// was cut out before parsing.
+func (t *Tree) base64(e *etree.Element) []byte {
 	s := e.Text()
-	clean := make([]byte, 0, len(s))
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; c {
-		case ' ', '\t', '\r', '\n', '\f', '\v':
-		default:
-			clean = append(clean, c)
-		}
+	if b, ok := t.bulk[strings.TrimRight(s, "\n")]; ok {
+		return b
 	}
-	clean = bytes.TrimRight(clean, "=")
-	if len(clean) == 0 {
+	return []byte(s)
+}
+
+// decodePDF decodes the base64 text s as DecodeBase64 and checks the
+// result is a PDF.
+func decodePDF(s []byte) ([]byte, error) {
+	pdf, err := DecodeBase64(s)
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("%w: base64: %w", ErrInvalidPDF, err)
+	case len(pdf) == 0:
 		return nil, fmt.Errorf("%w: empty", ErrInvalidPDF)
 	}
-	pdf := make([]byte, base64.RawStdEncoding.DecodedLen(len(clean)))
-	n, err := base64.RawStdEncoding.Decode(pdf, clean)
-	if err != nil {
-		return nil, fmt.Errorf("%w: base64: %w", ErrInvalidPDF, err)
-	}
-	pdf = pdf[:n]
 	if !bytes.HasPrefix(pdf, pdfMagic) {
 		return nil, fmt.Errorf("%w: no %%PDF- signature", ErrInvalidPDF)
 	}
 	return pdf, nil
+}
+
+// DecodeBase64 decodes base64 text as HL7 messages and CDA documents carry
+// it: white space (wrapped lines) is ignored and the padding may be missing.
+func DecodeBase64(s []byte) ([]byte, error) {
+	const space = " \t\r\n\f\v"
+	clean := s
+	if i := bytes.IndexAny(s, space); i >= 0 {
+		clean = make([]byte, 0, len(s))
+		for i >= 0 {
+			clean = append(clean, s[:i]...)
+			s = s[i+1:]
+			i = bytes.IndexAny(s, space)
+		}
+		clean = append(clean, s...)
+	}
+	clean = bytes.TrimRight(clean, "=")
+	out := make([]byte, base64.RawStdEncoding.DecodedLen(len(clean)))
+	n, err := base64.RawStdEncoding.Decode(out, clean)
+	if err != nil {
+		return nil, err
+	}
+	return out[:n], nil
 }

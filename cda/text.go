@@ -40,11 +40,11 @@ type TextSection struct {
 // without a body, and the errors of Parse for input that is not a CDA
 // document.
 func Text(doc []byte) ([]TextSection, error) {
-	root, err := readRoot(doc)
+	tree, err := readRoot(doc)
 	if err != nil {
 		return nil, err
 	}
-	body := child(root, "component")
+	body := child(tree.root, "component")
 	sb := child(body, "structuredBody")
 	if sb == nil {
 		if child(body, "nonXMLBody") != nil {

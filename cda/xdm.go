@@ -158,11 +158,11 @@ func PackageXDM(cdaDoc []byte, opt XDMOptions) ([]byte, error) {
 	default:
 		return nil, fmt.Errorf("%w: XDMOptions.Action %q: want \"\", \"C\" or \"D\"", ErrXDM, opt.Action)
 	}
-	d, err := Parse(cdaDoc)
+	tree, err := Read(cdaDoc)
 	if err != nil {
 		return nil, err
 	}
-	root, err := readRoot(cdaDoc)
+	d, err := tree.Header()
 	if err != nil {
 		return nil, err
 	}
@@ -178,7 +178,7 @@ func PackageXDM(cdaDoc []byte, opt XDMOptions) ([]byte, error) {
 	if opt.rand == nil {
 		opt.rand = rand.Reader
 	}
-	h := readXDMHeader(root)
+	h := readXDMHeader(tree.root)
 	meta, err := buildMetadata(cdaDoc, d, h, opt)
 	if err != nil {
 		return nil, err

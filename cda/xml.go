@@ -49,8 +49,14 @@ var (
 // XML declaration.
 var utf8BOM = []byte("\xEF\xBB\xBF")
 
-// readRoot parses data as XML and returns its ClinicalDocument root element.
-func readRoot(data []byte) (*etree.Element, error) {
+// readRoot parses data as XML and returns the tree of its ClinicalDocument
+// root element. The large base64 texts are cut out before parsing (cutBulk)
+// and kept in the tree, which holds slices of data.
+func readRoot(data []byte) (*Tree, error) { return readTree(data, true) }
+
+// readTree is readRoot, cutting the base64 texts out or not (the tests
+// compare both).
+func readTree(data []byte, cut bool) (*Tree, error) {
 	if len(data) > MaxSize {
 		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(data), MaxSize)
 	}
@@ -60,6 +66,10 @@ func readRoot(data []byte) (*etree.Element, error) {
 	data = bytes.TrimPrefix(data, utf8BOM)
 	if err := checkProlog(data); err != nil {
 		return nil, err
+	}
+	var bulk map[string][]byte
+	if cut {
+		data, bulk = cutBulk(data)
 	}
 	doc := etree.NewDocument()
 	doc.ReadSettings = etree.ReadSettings{
@@ -91,7 +101,7 @@ func readRoot(data []byte) (*etree.Element, error) {
 	if root.Tag != "ClinicalDocument" || root.NamespaceURI() != NS {
 		return nil, fmt.Errorf("%w: root element is {%s}%s", ErrNotCDA, root.NamespaceURI(), root.Tag)
 	}
-	return root, nil
+	return &Tree{root: root, bulk: bulk}, nil
 }
 
 // checkProlog reads the tokens before the root element and rejects a

@@ -1,7 +1,6 @@
 package hl7intake
 
 import (
-	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -454,7 +453,7 @@ func decodeDocument(obx hl7.OBX, at seg, optional bool) (dispatch.Document, *cda
 	if sub := strings.TrimSpace(ed.Subtype); !strings.EqualFold(sub, "XML") {
 		return dispatch.Document{}, nil, fail(at, "OBX", 5, hl7.CodeDataType, "OBX-5.3 (data subtype) of the document is %q: expected XML (a CDA R2 document)", sub)
 	}
-	data, err := decodeBase64(ed.Data)
+	data, err := cda.DecodeBase64([]byte(ed.Data))
 	switch {
 	case err != nil:
 		return dispatch.Document{}, nil, fail(at, "OBX", 5, hl7.CodeDataType, "OBX-5.5 (data) of the document is not base64: %v", err)
@@ -485,19 +484,6 @@ func decodeDocument(obx hl7.OBX, at seg, optional bool) (dispatch.Document, *cda
 		doc.Title = strings.TrimSpace(id.Text)
 	}
 	return doc, header, nil
-}
-
-// decodeBase64 decodes s, ignoring white space (wrapped payloads) and
-// tolerating missing padding.
-func decodeBase64(s string) ([]byte, error) {
-	clean := strings.TrimRight(strings.Map(func(r rune) rune {
-		switch r {
-		case ' ', '\t', '\r', '\n', '\f', '\v':
-			return -1
-		}
-		return r
-	}, s), "=")
-	return base64.RawStdEncoding.DecodeString(clean)
 }
 
 // cdaAuthor returns the first author of the CDA as a participant.
@@ -614,7 +600,7 @@ func bodyText(obx hl7.OBX, at seg, code, charset string) (string, error) {
 		var err error
 		switch enc := norm(ed.Encoding); enc {
 		case "BASE64":
-			b, err = decodeBase64(ed.Data)
+			b, err = cda.DecodeBase64([]byte(ed.Data))
 		case "HEX":
 			b, err = hex.DecodeString(strings.TrimSpace(ed.Data))
 		case "A", "":
