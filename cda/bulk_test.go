@@ -3,6 +3,7 @@ package cda
 import (
 	"bytes"
 	"encoding/base64"
+	mrand "math/rand/v2"
 	"regexp"
 	"strings"
 	"testing"
@@ -14,12 +15,18 @@ import (
 var pdfText = regexp.MustCompile(`(?s)(<text mediaType="application/pdf" representation="B64">)(.*?)(</text>)`)
 
 // bigPDFDoc returns testdata/n1-pdf.xml with its PDF padded to about size
-// bytes (PDF comments after %%EOF) and its base64 wrapped at 76 columns,
-// and the PDF.
+// bytes and its base64 wrapped at 76 columns, and the PDF. The padding is
+// comment lines of seeded random base64 after %%EOF (readers ignore them),
+// which compress about as little as the compressed streams of a real PDF.
 func bigPDFDoc(t testing.TB, size int) (doc, pdf []byte) {
 	t.Helper()
-	pdf = readXDMTestdata(t, "sample.pdf")
-	pdf = append(bytes.Clone(pdf), strings.Repeat("%padding\n", size/9)...)
+	pdf = bytes.Clone(readXDMTestdata(t, "sample.pdf"))
+	random := mrand.NewChaCha8([32]byte{'p', 'd', 'f'})
+	line := make([]byte, 57)
+	for len(pdf) < size {
+		_, _ = random.Read(line)
+		pdf = append(append(append(pdf, '%'), base64.StdEncoding.EncodeToString(line)...), '\n')
+	}
 	b64 := base64.StdEncoding.EncodeToString(pdf)
 	var wrapped strings.Builder
 	for len(b64) > 76 {
