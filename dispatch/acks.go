@@ -42,12 +42,27 @@ type AckIngester struct {
 	cfg   AckConfig
 	inbox *mail.Inbox
 	seen  *prometheus.CounterVec
+	delay *prometheus.HistogramVec
 }
 
 // ingestLockKey is the advisory lock of the mailbox reader.
 const ingestLockKey = 0x6d73736163 // "mssac"
 
-// NewAckIngester validates cfg.
+// ackEvents maps each acknowledgement to the event Service.Acknowledge
+// records for it; its keys are the ack label of mssdispatch_ack_delay_seconds.
+var ackEvents = map[string]string{AckDelivered: EventDelivered, AckRead: EventRead, AckFailed: EventFailed,
+	AckDelayed: EventDelayed, AckReply: EventReply}
+
+// ackDelayBuckets bound mssdispatch_ack_delay_seconds: from a DSN within
+// seconds to an MDN read after a week away.
+var ackDelayBuckets = []float64{10, 30, 60, 300, 900, 1800, 3600, 3 * 3600, 6 * 3600, 12 * 3600,
+	86400, 2 * 86400, 4 * 86400, 7 * 86400}
+
+// NewAckIngester validates cfg. Its metrics are
+// mssdispatch_notifications_total{kind,outcome} and
+// mssdispatch_ack_delay_seconds{ack}: the time from an email's sending
+// (accepted by SMTP) to the first acknowledgement of each kind it gets,
+// counted once whichever instance reads the mailbox.
 func NewAckIngester(cfg AckConfig) (*AckIngester, error) {
 	if cfg.Pool == nil || cfg.Service == nil {
 		return nil, errors.New("dispatch: AckConfig.Pool and Service are required")
@@ -61,15 +76,24 @@ func NewAckIngester(cfg AckConfig) (*AckIngester, error) {
 	a := &AckIngester{cfg: cfg, seen: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "mssdispatch_notifications_total",
 		Help: "Messages read from the BAL applicative's mailbox, by kind (dsn, mdn, reply, unknown) and outcome.",
-	}, []string{"kind", "outcome"})}
+	}, []string{"kind", "outcome"}), delay: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "mssdispatch_ack_delay_seconds",
+		Help:    "Time from an email's sending to its first acknowledgement of each kind (delivered, read, failed, delayed, reply).",
+		Buckets: ackDelayBuckets,
+	}, []string{"ack"})}
+	for ack := range ackEvents {
+		a.delay.WithLabelValues(ack) // every kind is exported, at zero before its first
+	}
 	inbox, err := mail.NewInbox(cfg.Inbox, checkpointStore{cfg.Pool}, a.Handle, cfg.Logger)
 	if err != nil {
 		return nil, fmt.Errorf("dispatch: %w", err)
 	}
 	a.inbox = inbox
 	if cfg.Registerer != nil {
-		if err := cfg.Registerer.Register(a.seen); err != nil {
-			return nil, fmt.Errorf("dispatch: register metrics: %w", err)
+		for _, c := range []prometheus.Collector{a.seen, a.delay} {
+			if err := cfg.Registerer.Register(c); err != nil {
+				return nil, fmt.Errorf("dispatch: register metrics: %w", err)
+			}
 		}
 	}
 	return a, nil
@@ -158,12 +182,33 @@ func (a *AckIngester) apply(ctx context.Context, n *mail.Notification, id int64,
 	if id == 0 {
 		outcome = "unmatched"
 	} else if ack != "" {
-		if err := a.cfg.Service.Acknowledge(ctx, id, ack, detail); err != nil && !errors.Is(err, ErrNotFound) {
+		err := a.cfg.Service.Acknowledge(ctx, id, ack, detail)
+		switch {
+		case err == nil:
+			a.observeDelay(ctx, id, ack)
+		case !errors.Is(err, ErrNotFound):
 			return err
 		}
 	}
 	a.record(ctx, notificationRecord{Kind: n.Kind, MessageID: n.MessageID, DeliveryID: id, Outcome: outcome, Detail: detail})
 	return nil
+}
+
+// observeDelay observes the delay of the acknowledgement ack just recorded
+// for delivery id when it is the first of its kind since the email was sent
+// (a duplicate DSN is not). Only the instance holding the ingestion lock
+// applies acknowledgements, so each counts once (were two to apply the same
+// one at once, each reading after its own commit, at most one would count
+// it). A failure to read the delay is logged.
+func (a *AckIngester) observeDelay(ctx context.Context, id int64, ack string) {
+	delay, first, err := firstAckDelay(ctx, a.cfg.Pool, id, ackEvents[ack])
+	if err != nil {
+		a.cfg.Logger.WarnContext(ctx, "acknowledgement delay", "delivery_id", id, "error", err)
+		return
+	}
+	if first {
+		a.delay.WithLabelValues(ack).Observe(delay.Seconds())
+	}
 }
 
 // record keeps the message's trace and counts it; a failure to record is logged.

@@ -1,10 +1,11 @@
 package dispatch_test
 
 import (
-	"context"
 	"fmt"
 	"testing"
+	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 
 	"github.com/mssdispatch/mssdispatch/dispatch"
@@ -26,22 +27,53 @@ func mdn(originalID, disposition string) string {
 		sender, originalID, originalID, disposition)
 }
 
+// mailboxBundle is a testBundle with the BAL's mailbox on an IMAP server and
+// its reader, whose metrics go to registry.
+type mailboxBundle struct {
+	*testBundle
+	srv      *imaptest.Server
+	ingester *dispatch.AckIngester
+	registry *prometheus.Registry
+}
+
+func setupMailbox(t *testing.T) *mailboxBundle {
+	t.Helper()
+	outbox, err := mail.NewOutbox(t.TempDir())
+	require.NoError(t, err)
+	b := &mailboxBundle{testBundle: setup(t, outbox), srv: imaptest.Start(t), registry: prometheus.NewRegistry()}
+	b.ingester, err = dispatch.NewAckIngester(dispatch.AckConfig{Pool: b.pool, Service: b.svc, Registerer: b.registry,
+		Logger: quiet, Inbox: mail.InboxConfig{Addr: b.srv.Addr, TLS: mail.TLSNone, Username: imaptest.Username,
+			Password: imaptest.Password}})
+	require.NoError(t, err)
+	return b
+}
+
+// sentReport receives the test report and waits for its emails to Claire and
+// Julie to be sent.
+func (b *mailboxBundle) sentReport(t *testing.T) (reportID int64, claireD, julieD dispatch.DeliveryView) {
+	t.Helper()
+	reportID = b.receive(t, testReport(t)).ReportID
+	return reportID, b.statusIs(t, reportID, claire, "mssante", dispatch.StatusSent),
+		b.statusIs(t, reportID, julie, "mssante", dispatch.StatusSent)
+}
+
+// drain reads the mailbox once and checks it found want messages.
+func (b *mailboxBundle) drain(t *testing.T, want int) {
+	t.Helper()
+	n, err := b.ingester.Drain(b.ctx)
+	require.NoError(t, err)
+	require.Equal(t, want, n)
+}
+
 // TestAckIngestion reads DSNs, MDNs, a reply and junk from the BAL's mailbox
 // over IMAP and checks each delivery's state, the record of each message and
 // the folders.
 func TestAckIngestion(t *testing.T) {
 	t.Parallel()
-	outbox, err := mail.NewOutbox(t.TempDir())
-	require.NoError(t, err)
-	b := setup(t, outbox)
-	srv := imaptest.Start(t)
-	ingester, err := dispatch.NewAckIngester(dispatch.AckConfig{Pool: b.pool, Service: b.svc, Logger: quiet,
-		Inbox: mail.InboxConfig{Addr: srv.Addr, TLS: mail.TLSNone, Username: imaptest.Username, Password: imaptest.Password}})
-	require.NoError(t, err)
+	b := setupMailbox(t)
+	srv := b.srv
 
-	rc := b.receive(t, testReport(t)).ReportID
-	claireD := b.statusIs(t, rc, claire, "mssante", dispatch.StatusSent)
-	julieD := b.statusIs(t, rc, julie, "mssante", dispatch.StatusSent)
+	rc, claireD, julieD := b.sentReport(t)
 	claireMsg, julieMsg := b.messageID(t, rc, claire), b.messageID(t, rc, julie)
 
 	srv.Deliver(t, dsn(dispatch.EnvelopeID(claireD.ID), claire, "delivered", "2.0.0"))
@@ -52,9 +84,7 @@ func TestAckIngestion(t *testing.T) {
 	srv.Deliver(t, dsn(dispatch.EnvelopeID(julieD.ID), "someone.else@x.example", "failed", "5.1.1")) // not ours: wrong recipient
 	srv.Deliver(t, "From: news@x.example\r\nSubject: promo\r\nMessage-Id: <n1@x>\r\n\r\nhello\r\n")
 
-	n, err := ingester.Drain(context.Background())
-	require.NoError(t, err)
-	require.Equal(t, 7, n)
+	b.drain(t, 7)
 
 	b.statusIs(t, rc, claire, "mssante", dispatch.StatusRead)
 	failed := b.statusIs(t, rc, julie, "mssante", dispatch.StatusFailed)
@@ -82,7 +112,88 @@ func TestAckIngestion(t *testing.T) {
 	// Processed messages and the unmatched ones are in their folders; a second
 	// pass finds nothing new.
 	require.Equal(t, map[string]uint32{"INBOX": 0, "Traites": 5, "Inconnus": 2}, srv.Counts(t, "INBOX", "Traites", "Inconnus"))
-	n, err = ingester.Drain(context.Background())
+	b.drain(t, 0)
+}
+
+// TestAckDelayMetric checks mssdispatch_ack_delay_seconds: the first
+// acknowledgement of each kind observes the time from the email's sending
+// to it, a duplicate does not count again, nor does an email whose sending
+// time is unknown.
+func TestAckDelayMetric(t *testing.T) {
+	t.Parallel()
+	b := setupMailbox(t)
+	srv := b.srv
+
+	rc, claireD, julieD := b.sentReport(t)
+	claireMsg := b.messageID(t, rc, claire)
+	// Claire's email left two hours ago; Julie's sending time is not known.
+	_, err := b.pool.Exec(b.ctx, `UPDATE deliveries SET sent_at = sent_at - interval '2 hours' WHERE id = $1`, claireD.ID)
 	require.NoError(t, err)
-	require.Zero(t, n)
+	_, err = b.pool.Exec(b.ctx, `UPDATE deliveries SET sent_at = NULL WHERE id = $1`, julieD.ID)
+	require.NoError(t, err)
+
+	srv.Deliver(t, dsn(dispatch.EnvelopeID(claireD.ID), claire, "delayed", "4.4.1"))
+	srv.Deliver(t, dsn(dispatch.EnvelopeID(claireD.ID), claire, "delivered", "2.0.0"))
+	srv.Deliver(t, dsn(dispatch.EnvelopeID(claireD.ID), claire, "delivered", "2.0.0")) // the operator's duplicate
+	srv.Deliver(t, mdn(claireMsg, "automatic-action/MDN-sent-automatically; processed"))
+	srv.Deliver(t, "From: "+claire+"\r\nSubject: Re: lettre\r\nMessage-Id: <r1@x>\r\nIn-Reply-To: <"+claireMsg+">\r\n\r\nMerci\r\n")
+	srv.Deliver(t, dsn(dispatch.EnvelopeID(julieD.ID), julie, "delayed", "4.4.1"))
+	b.drain(t, 6)
+
+	for ack, want := range map[string]uint64{dispatch.AckDelivered: 1, dispatch.AckRead: 1, dispatch.AckDelayed: 1,
+		dispatch.AckReply: 1, dispatch.AckFailed: 0} {
+		require.Equal(t, want, ackDelay(t, b.registry, ack).count, ack)
+	}
+	delivered := ackDelay(t, b.registry, dispatch.AckDelivered)
+	var firstDelivered float64
+	require.NoError(t, b.pool.QueryRow(b.ctx, `SELECT extract(epoch FROM min(e.at) - d.sent_at)::float8
+		FROM deliveries d JOIN delivery_events e ON e.delivery_id = d.id
+		WHERE d.id = $1 AND e.event = $2 GROUP BY d.sent_at`, claireD.ID, dispatch.EventDelivered).Scan(&firstDelivered))
+	require.InDelta(t, firstDelivered, delivered.sum, 1e-6, "from the sending to the first DSN")
+	require.GreaterOrEqual(t, delivered.sum, 2*time.Hour.Seconds())
+	require.Zero(t, delivered.buckets[3600], "not within the hour")
+	require.EqualValues(t, 1, delivered.buckets[3*3600], "within three hours")
+
+	// Julie's sending time known: her first failure counts, its duplicate
+	// does not.
+	_, err = b.pool.Exec(b.ctx, `UPDATE deliveries SET sent_at = now() - interval '1 minute' WHERE id = $1`, julieD.ID)
+	require.NoError(t, err)
+	srv.Deliver(t, dsn(dispatch.EnvelopeID(julieD.ID), julie, "failed", "5.1.1"))
+	srv.Deliver(t, dsn(dispatch.EnvelopeID(julieD.ID), julie, "failed", "5.1.1"))
+	b.drain(t, 2)
+	require.EqualValues(t, 1, ackDelay(t, b.registry, dispatch.AckFailed).count)
+	require.EqualValues(t, 1, ackDelay(t, b.registry, dispatch.AckDelayed).count, "Julie's delay came without a sending time")
+}
+
+// histogram is what a histogram observed: its count, sum and cumulative
+// count by upper bound.
+type histogram struct {
+	count   uint64
+	sum     float64
+	buckets map[float64]uint64
+}
+
+// ackDelay returns mssdispatch_ack_delay_seconds{ack} as g gathers it.
+func ackDelay(t *testing.T, g prometheus.Gatherer, ack string) histogram {
+	t.Helper()
+	families, err := g.Gather()
+	require.NoError(t, err)
+	for _, f := range families {
+		if f.GetName() != "mssdispatch_ack_delay_seconds" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			if m.GetLabel()[0].GetValue() != ack {
+				continue
+			}
+			h := histogram{count: m.GetHistogram().GetSampleCount(), sum: m.GetHistogram().GetSampleSum(),
+				buckets: map[float64]uint64{}}
+			for _, bucket := range m.GetHistogram().GetBucket() {
+				h.buckets[bucket.GetUpperBound()] = bucket.GetCumulativeCount()
+			}
+			return h
+		}
+	}
+	t.Fatalf("no mssdispatch_ack_delay_seconds{ack=%q}", ack)
+	return histogram{}
 }

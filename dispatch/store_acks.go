@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -72,6 +73,25 @@ func deliveryForMessageIDs(ctx context.Context, q dbtx, messageIDs []string) (in
 		return 0, fmt.Errorf("find delivery by Message-ID: %w", err)
 	}
 	return id, nil
+}
+
+// firstAckDelay returns the time from the sending of delivery id's email
+// (sent_at, its last acceptance by SMTP) to its event, when that event is
+// the only one since; first is false after a duplicate, or when the email
+// has no sending time.
+func firstAckDelay(ctx context.Context, q dbtx, id int64, event string) (delay time.Duration, first bool, err error) {
+	var seconds float64
+	var n int
+	err = q.QueryRow(ctx, `SELECT extract(epoch FROM min(e.at) - d.sent_at)::float8, count(*)
+		FROM deliveries d JOIN delivery_events e ON e.delivery_id = d.id AND e.event = $2 AND e.at >= d.sent_at
+		WHERE d.id = $1 GROUP BY d.sent_at`, id, event).Scan(&seconds, &n)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, fmt.Errorf("acknowledgement delay of delivery %d: %w", id, err)
+	}
+	return time.Duration(seconds * float64(time.Second)), n == 1, nil
 }
 
 func loadCheckpoint(ctx context.Context, q dbtx, mailbox string) (validity, last uint32, err error) {

@@ -28,15 +28,8 @@ func searchDeliveries(ctx context.Context, q dbtx, f DeliveryFilter, after int64
 		args = append(args, v)
 		return "$" + strconv.Itoa(len(args))
 	}
-	switch f.Worklist {
-	case WorklistReview:
-		where = append(where, "d.status = 'review'")
-	case WorklistFailed:
-		where = append(where, "(d.status = 'failed' OR d.attention <> '')")
-	case WorklistPaper:
-		where = append(where, "d.status = 'paper_pending'")
-	case WorklistScheduled:
-		where = append(where, "d.status = 'scheduled'")
+	if conds := worklistConds[f.Worklist]; conds != nil {
+		where = append(where, "("+strings.Join(conds, " OR ")+")")
 	}
 	if after > 0 {
 		where = append(where, "d.id < "+arg(after))
@@ -109,26 +102,56 @@ func likePrefix(s string) string {
 	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s) + "%"
 }
 
-// worklistCounts counts the deliveries of each worklist, up to CountCap,
-// for the reports of services (nil: all): each count reads at most CountCap
-// rows, however long a backlog grows.
-func worklistCounts(ctx context.Context, q dbtx, services []string) (map[string]int64, error) {
-	count := func(cond string) string {
-		return `(SELECT count(*) FROM (SELECT 1 FROM deliveries d
-			WHERE ` + cond + ` AND ($1::text[] IS NULL OR d.service = ANY($1)) LIMIT $2) x)`
+// worklistConds defines the worklists but WorklistAll, in SQL on deliveries
+// d: a delivery is in a list when it meets one of the list's conditions.
+var worklistConds = map[string][]string{
+	WorklistReview:    {"d.status = 'review'"},
+	WorklistFailed:    {"d.status = 'failed'", "d.attention <> ''"},
+	WorklistPaper:     {"d.status = 'paper_pending'"},
+	WorklistScheduled: {"d.status = 'scheduled'"},
+}
+
+// worklistCounts counts the deliveries of each worklist but WorklistAll for
+// the reports of services (nil: all), each up to limit (0: no limit). The
+// conditions of a list are counted apart, each without the rows of the ones
+// before it: one index scan each, where their OR would need a bitmap of all
+// the rows; with a limit, each reads at most limit rows, however long a
+// backlog grows.
+func worklistCounts(ctx context.Context, q dbtx, services []string, limit int64) (map[string]int64, error) {
+	var lists, columns []string
+	for _, list := range Worklists {
+		conds := worklistConds[list]
+		if conds == nil {
+			continue
+		}
+		var counts []string
+		for i, cond := range conds {
+			for _, before := range conds[:i] {
+				cond += " AND NOT (" + before + ")"
+			}
+			counts = append(counts, `(SELECT count(*) FROM (SELECT 1 FROM deliveries d
+				WHERE `+cond+` AND ($1::text[] IS NULL OR d.service = ANY($1)) LIMIT $2) x)`)
+		}
+		lists = append(lists, list)
+		columns = append(columns, "least("+strings.Join(counts, " + ")+", $2)")
 	}
-	var review, failed, paper, scheduled int64
-	// The failed and the flagged are counted apart: two index scans, where
-	// their OR would need a bitmap of all the failures.
-	err := q.QueryRow(ctx, `SELECT `+count("d.status = 'review'")+`,
-		least(`+count("d.status = 'failed'")+` + `+count("d.attention <> '' AND d.status <> 'failed'")+`, $2),
-		`+count("d.status = 'paper_pending'")+`, `+count("d.status = 'scheduled'"), services, CountCap).
-		Scan(&review, &failed, &paper, &scheduled)
-	if err != nil {
+	var bound *int64 // NULL: LIMIT ALL, and least ignores it
+	if limit > 0 {
+		bound = &limit
+	}
+	values := make([]int64, len(lists))
+	dest := make([]any, len(lists))
+	for i := range values {
+		dest[i] = &values[i]
+	}
+	if err := q.QueryRow(ctx, `SELECT `+strings.Join(columns, ", "), services, bound).Scan(dest...); err != nil {
 		return nil, fmt.Errorf("worklist counts: %w", err)
 	}
-	return map[string]int64{WorklistReview: review, WorklistFailed: failed, WorklistPaper: paper,
-		WorklistScheduled: scheduled}, nil
+	out := make(map[string]int64, len(lists))
+	for i, list := range lists {
+		out[list] = values[i]
+	}
+	return out, nil
 }
 
 // reportDetail loads the report id for its page.

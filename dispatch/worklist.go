@@ -125,7 +125,7 @@ const CountCap = 1000
 // WorklistCounts returns the number of deliveries in each worklist but
 // WorklistAll, up to CountCap, for the reports of services (nil: every service).
 func (s *Service) WorklistCounts(ctx context.Context, services []string) (map[string]int64, error) {
-	return worklistCounts(ctx, s.pool, services)
+	return worklistCounts(ctx, s.pool, services, CountCap)
 }
 
 // ReportDetail is a report as the dashboard shows it.

@@ -2,9 +2,12 @@ package dispatch_test
 
 import (
 	"errors"
+	"fmt"
 	"slices"
+	"strings"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
 
 	"github.com/mssdispatch/mssdispatch/dispatch"
@@ -191,4 +194,52 @@ func TestReportDetailAndRecipientActions(t *testing.T) {
 	reportOf, err := b.svc.DeliveryReport(b.ctx, added)
 	require.NoError(t, err)
 	require.Equal(t, report, reportOf)
+}
+
+// TestWorklistMetric checks mssdispatch_worklist against worklists of known
+// contents, and that it counts what the dashboard lists and its menu counts.
+func TestWorklistMetric(t *testing.T) {
+	t.Parallel()
+	outbox, err := mail.NewOutbox(t.TempDir())
+	require.NoError(t, err)
+	b := setup(t, outbox)
+	collector := dispatch.NewWorklistCollector(b.pool)
+	requireWorklists := func(want map[string]int64) {
+		t.Helper()
+		counts, err := b.svc.WorklistCounts(b.ctx, nil)
+		require.NoError(t, err)
+		require.Equal(t, want, counts, "the menu's counts")
+		var exposition strings.Builder
+		exposition.WriteString("# HELP mssdispatch_worklist Deliveries in each worklist of the dashboard (review, failed, paper, scheduled).\n" +
+			"# TYPE mssdispatch_worklist gauge\n")
+		for list, n := range want {
+			page, err := b.svc.Deliveries(b.ctx, dispatch.DeliveryFilter{Worklist: list, Limit: 200})
+			require.NoError(t, err)
+			require.Len(t, page.Rows, int(n), "the %s list", list)
+			fmt.Fprintf(&exposition, "mssdispatch_worklist{list=%q} %d\n", list, n)
+		}
+		require.NoError(t, testutil.CollectAndCompare(collector, strings.NewReader(exposition.String())))
+	}
+	requireWorklists(map[string]int64{dispatch.WorklistReview: 0, dispatch.WorklistFailed: 0,
+		dispatch.WorklistPaper: 0, dispatch.WorklistScheduled: 0})
+
+	// Jean's email in review, Claire's paper copy to print; Julie's email
+	// fails (its fallback goes to print) and gets a reply, Claire's a reply.
+	rc := b.receive(t, testReport(t)).ReportID
+	claireD := b.statusIs(t, rc, claire, "mssante", dispatch.StatusSent)
+	julieD := b.statusIs(t, rc, julie, "mssante", dispatch.StatusSent)
+	require.NoError(t, b.svc.Acknowledge(b.ctx, julieD.ID, dispatch.AckFailed, "DSN failed 5.1.1"))
+	b.statusIs(t, rc, "Julie ROUX", "paper", dispatch.StatusPaperPending)
+	require.NoError(t, b.svc.Acknowledge(b.ctx, julieD.ID, dispatch.AckReply, "réponse"))
+	require.NoError(t, b.svc.Acknowledge(b.ctx, claireD.ID, dispatch.AckReply, "réponse"))
+	// A report under a delay: its three addressed deliveries wait, Jean's
+	// email is in review.
+	b.setRules(t, dispatch.Rule{Name: "délai", Action: dispatch.RuleAction{Send: dispatch.SendDelay, DelayHours: 2}})
+	delayed := testReport(t)
+	delayed.Document.ID += "b"
+	rd := b.receive(t, delayed).ReportID
+	b.waitReport(t, rd, "resolved", func(v dispatch.ReportView) bool { return v.Status == dispatch.ReportResolved })
+
+	requireWorklists(map[string]int64{dispatch.WorklistReview: 2, dispatch.WorklistFailed: 2,
+		dispatch.WorklistPaper: 2, dispatch.WorklistScheduled: 3})
 }

@@ -291,7 +291,7 @@ func serve(ctx context.Context, cfg serveConfig, logger *slog.Logger, ready func
 
 	registry := prometheus.NewRegistry()
 	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		queue.NewDepthCollector(pool))
+		queue.NewDepthCollector(pool), dispatch.NewWorklistCollector(pool))
 
 	directory := correspondents.NewStore(pool)
 	resolver := correspondents.NewResolver(directory)
