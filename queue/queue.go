@@ -30,12 +30,15 @@ type Periodic struct {
 	RunOnStart bool
 }
 
+// DefaultConcurrency is the default Config.Concurrency.
+const DefaultConcurrency = 20
+
 // Config configures the River client.
 type Config struct {
 	// Workers holds the workers of every job kind the client works. Required.
 	Workers *river.Workers
 	// Concurrency is the number of jobs worked at once on the default queue.
-	// Defaults to 20.
+	// Defaults to DefaultConcurrency.
 	Concurrency int
 	// Periodic lists the periodic jobs.
 	Periodic []Periodic
@@ -58,7 +61,7 @@ func New(pool *pgxpool.Pool, cfg Config) (*Client, error) {
 		return nil, errors.New("queue: Config.Workers is required")
 	}
 	if cfg.Concurrency == 0 {
-		cfg.Concurrency = 20
+		cfg.Concurrency = DefaultConcurrency
 	}
 	if cfg.JobTimeout == 0 {
 		cfg.JobTimeout = 2 * time.Minute

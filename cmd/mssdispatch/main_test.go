@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -293,6 +294,26 @@ func TestServeRefusesOldSchema(t *testing.T) {
 	err := serve(context.Background(), serveConfig{DatabaseURL: pgtest.NewEmptyDatabase(t), Transport: "outbox",
 		OutboxDir: t.TempDir(), MLLPAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", APIToken: "x", Sender: testSender}, quiet, nil)
 	require.ErrorContains(t, err, "mssdispatch migrate")
+}
+
+// TestPoolSize checks the pool serve opens: the connections asked for,
+// unless the URL sets pool_max_conns.
+func TestPoolSize(t *testing.T) {
+	t.Parallel()
+	url := pgtest.NewEmptyDatabase(t)
+	for _, c := range []struct {
+		url        string
+		conns, max int32
+	}{
+		{url, 0, max(4, int32(runtime.NumCPU()))},
+		{url, 30, 30},
+		{url + "&pool_max_conns=3", 30, 3},
+	} {
+		pool, err := openPool(context.Background(), c.url, int(c.conns))
+		require.NoError(t, err)
+		require.Equal(t, c.max, pool.Config().MaxConns, "%s, %d", c.url, c.conns)
+		pool.Close()
+	}
 }
 
 func TestMigrateCommand(t *testing.T) {

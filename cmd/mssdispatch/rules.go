@@ -92,7 +92,7 @@ func rulesCommand(ctx context.Context, e env, sub string, args []string, logger 
 			return err
 		}
 	}
-	pool, err := openMigratedPool(ctx, e.get("DATABASE_URL"))
+	pool, err := openMigratedPool(ctx, e.get("DATABASE_URL"), 0)
 	if err != nil {
 		return err
 	}

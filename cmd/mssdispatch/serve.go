@@ -268,7 +268,7 @@ func serveCommand(ctx context.Context, e env, logger *slog.Logger) error {
 // serve runs the service until ctx is cancelled, then shuts it down. When
 // ready is not nil it is called with the listeners' addresses once they accept.
 func serve(ctx context.Context, cfg serveConfig, logger *slog.Logger, ready func(mllpAddr, httpAddr net.Addr)) error {
-	pool, err := openMigratedPool(ctx, cfg.DatabaseURL)
+	pool, err := openMigratedPool(ctx, cfg.DatabaseURL, cmp.Or(cfg.Workers, queue.DefaultConcurrency)+intakeConns)
 	if err != nil {
 		return err
 	}
@@ -462,11 +462,26 @@ func ignoreClosed(err, closed error) error {
 	return err
 }
 
-func openPool(ctx context.Context, url string) (*pgxpool.Pool, error) {
+// intakeConns is how many database connections serve's pool has beyond its
+// workers, for the MLLP and HTTP intake, the dashboard, River's listener and
+// the IMAP reader's lock.
+const intakeConns = 10
+
+// openPool opens a pool of at most conns connections to the database at url
+// (pgx's default, max(4, CPUs), when conns is 0), unless url sets
+// pool_max_conns.
+func openPool(ctx context.Context, url string, conns int) (*pgxpool.Pool, error) {
 	if url == "" {
 		return nil, configErrorf("MSSDISPATCH_DATABASE_URL is required")
 	}
-	pool, err := pgxpool.New(ctx, url)
+	config, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, configErrorf("MSSDISPATCH_DATABASE_URL: %v", err)
+	}
+	if conns > 0 && !strings.Contains(url, "pool_max_conns") {
+		config.MaxConns = int32(conns)
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, config)
 	if err != nil {
 		return nil, configErrorf("MSSDISPATCH_DATABASE_URL: %v", err)
 	}
@@ -479,10 +494,10 @@ func openPool(ctx context.Context, url string) (*pgxpool.Pool, error) {
 	return pool, nil
 }
 
-// openMigratedPool opens the database at url and refuses one that is not
-// migrated to this binary's schema.
-func openMigratedPool(ctx context.Context, url string) (*pgxpool.Pool, error) {
-	pool, err := openPool(ctx, url)
+// openMigratedPool opens the database at url as openPool and refuses one
+// that is not migrated to this binary's schema.
+func openMigratedPool(ctx context.Context, url string, conns int) (*pgxpool.Pool, error) {
+	pool, err := openPool(ctx, url, conns)
 	if err != nil {
 		return nil, err
 	}

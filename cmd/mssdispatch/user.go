@@ -99,7 +99,7 @@ func userCommand(ctx context.Context, e env, sub string, args []string, stdin io
 			return err
 		}
 	}
-	pool, err := openMigratedPool(ctx, e.get("DATABASE_URL"))
+	pool, err := openMigratedPool(ctx, e.get("DATABASE_URL"), 0)
 	if err != nil {
 		return err
 	}
