@@ -115,6 +115,18 @@ func Read(data []byte) (*Tree, error) { return readRoot(data) }
 
 // Header reads the document's header, as Parse.
 func (t *Tree) Header() (*Document, error) {
+	d, err := t.header()
+	if err != nil {
+		return nil, err
+	}
+	_, err = t.PDF()
+	d.HasPDF = err == nil
+	return d, nil
+}
+
+// header reads the document's header but HasPDF, which costs the PDF's
+// decoding.
+func (t *Tree) header() (*Document, error) {
 	root := t.root
 	var err error
 	d := &Document{
@@ -159,8 +171,6 @@ func (t *Tree) Header() (*Document, error) {
 			d.Recipients = append(d.Recipients, readPerson(child(r, "id"), path(r, "informationRecipient", "name")))
 		}
 	}
-	_, err = t.PDF()
-	d.HasPDF = err == nil
 	return d, nil
 }
 

@@ -164,7 +164,7 @@ func PackageXDM(cdaDoc []byte, opt XDMOptions) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	d, err := tree.Header()
+	d, err := tree.header()
 	if err != nil {
 		return nil, err
 	}

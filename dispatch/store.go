@@ -123,27 +123,33 @@ func insertReport(ctx context.Context, tx pgx.Tx, inboundID int64, in Inbound, r
 	if err != nil {
 		return 0, fmt.Errorf("insert report: %w", err)
 	}
-	if _, err := tx.Exec(ctx, "INSERT INTO documents (report_id, cda, pdf) VALUES ($1, coalesce($2, ''::bytea), $3)",
-		id, r.Document.CDA, r.Document.PDF); err != nil {
-		return 0, fmt.Errorf("insert document: %w", err)
-	}
+	// The document and the recipients in one round trip.
+	batch := &pgx.Batch{}
+	batch.Queue("INSERT INTO documents (report_id, cda, pdf) VALUES ($1, coalesce($2, ''::bytea), $3)",
+		id, r.Document.CDA, r.Document.PDF)
 	for i, rc := range r.Recipients {
-		if _, err := insertRecipient(ctx, tx, id, i+1, rc); err != nil {
-			return 0, err
-		}
+		batch.Queue(insertRecipientSQL, recipientValues(id, i+1, rc)...)
+	}
+	if err := tx.SendBatch(ctx, batch).Close(); err != nil {
+		return 0, fmt.Errorf("insert document and recipients: %w", err)
 	}
 	return id, nil
+}
+
+const insertRecipientSQL = `INSERT INTO recipients (report_id, position, role, kind, national_id, rpps,
+		finess, family, given, organisation, address, postal_address, name_key)
+	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id`
+
+// recipientValues are the values of insertRecipientSQL for rc at position.
+func recipientValues(reportID int64, position int, rc Recipient) []any {
+	return []any{reportID, position, rc.Role, rc.Kind, rc.NationalID, rc.RPPS, rc.FINESS, rc.Family, rc.Given,
+		rc.Organisation, rc.Address, rc.PostalAddress, correspondents.SearchKey(rc.Family + " " + rc.Given + " " + rc.Organisation)}
 }
 
 // insertRecipient adds rc to the report at position and returns its id.
 func insertRecipient(ctx context.Context, tx pgx.Tx, reportID int64, position int, rc Recipient) (int64, error) {
 	var id int64
-	err := tx.QueryRow(ctx, `INSERT INTO recipients (report_id, position, role, kind, national_id, rpps,
-			finess, family, given, organisation, address, postal_address, name_key)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id`,
-		reportID, position, rc.Role, rc.Kind, rc.NationalID, rc.RPPS, rc.FINESS, rc.Family, rc.Given, rc.Organisation,
-		rc.Address, rc.PostalAddress, correspondents.SearchKey(rc.Family+" "+rc.Given+" "+rc.Organisation)).Scan(&id)
-	if err != nil {
+	if err := tx.QueryRow(ctx, insertRecipientSQL, recipientValues(reportID, position, rc)...).Scan(&id); err != nil {
 		return 0, fmt.Errorf("insert recipient %d: %w", position, err)
 	}
 	return id, nil
