@@ -77,6 +77,8 @@ func TestLoadTable(t *testing.T) {
 	intake1 := measureMLLP(t, svc.mllpAddr, 1, msgs[:loadSingle])
 	intake16 := measureMLLP(t, svc.mllpAddr, loadConns, msgs[loadSingle:])
 	intakeRSS := svc.peakRSS(t)
+	// Its resolve and send jobs would go on during the end-to-end run.
+	svc.stop()
 
 	// (c) End to end: three MSSanté emails per report, to an SMTP sink.
 	sink := smtptest.Start(t, smtptest.Options{})
@@ -183,10 +185,13 @@ func startBinary(t *testing.T, bin, dbURL string, extra ...string) *process {
 		"MSSDISPATCH_LOG_LEVEL=warn"), extra...)
 	p.cmd.Stdout, p.cmd.Stderr = logs, logs
 	require.NoError(t, p.cmd.Start())
-	t.Cleanup(func() { _ = p.cmd.Process.Kill(); _ = p.cmd.Wait() })
+	t.Cleanup(p.stop)
 	waitReady(t, httpAddr, logs)
 	return p
 }
+
+// stop kills the process and waits for its end (again: a no-op).
+func (p *process) stop() { _ = p.cmd.Process.Kill(); _ = p.cmd.Wait() }
 
 var vmHWM = regexp.MustCompile(`VmHWM:\s+(\d+) kB`)
 
