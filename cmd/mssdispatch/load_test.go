@@ -46,7 +46,7 @@ type loadRun struct {
 // end-to-end throughput, then writes the table into -load-table (between
 // the markers of its section): (a) the baseline, raw INSERT + COMMIT of the
 // same 186 kB payload at the same concurrency; (b) MLLP intake (the built
-// binary, outbox transport) with 1 and 16 connections, ACK latency p50/p99;
+// binary, sending to an SMTP sink) with 1 and 16 connections, ACK latency p50/p99;
 // (c) reports per second from MLLP to SMTP acceptance by a local sink, three
 // emails per report; (d) the service's peak RSS.
 func TestLoadTable(t *testing.T) {
@@ -71,19 +71,24 @@ func TestLoadTable(t *testing.T) {
 	baseline1 := measure(t, 1, loadSingle, insert)
 	baseline16 := measure(t, loadConns, loadParallel, func(i int) error { return insert(loadSingle + i) })
 
-	// (b) MLLP intake of the real binary: parse, store, commit, ACK.
-	outbox := t.TempDir()
-	svc := startBinary(t, bin, demoDatabase(t), "MSSDISPATCH_TRANSPORT=outbox", "MSSDISPATCH_OUTBOX_DIR="+outbox)
+	// (b) MLLP intake of the real binary: parse, store, commit, ACK. Its
+	// jobs send to an SMTP sink meanwhile, as in production (the outbox
+	// transport would add an fsync of every email's file to the disk's load).
+	sink := smtptest.Start(t, smtptest.Options{})
+	smtpEnv := []string{"MSSDISPATCH_TRANSPORT=smtp", "MSSDISPATCH_SMTP_ADDR=" + sink.Addr,
+		"MSSDISPATCH_SMTP_CA_FILE=" + sink.CA.File, "MSSDISPATCH_SOURCE_OID=1.2.250.1.999.7"}
+	svc := startBinary(t, bin, demoDatabase(t), smtpEnv...)
 	intake1 := measureMLLP(t, svc.mllpAddr, 1, msgs[:loadSingle])
 	intake16 := measureMLLP(t, svc.mllpAddr, loadConns, msgs[loadSingle:])
 	intakeRSS := svc.peakRSS(t)
 	// Its resolve and send jobs would go on during the end-to-end run.
 	svc.stop()
 
-	// (c) End to end: three MSSanté emails per report, to an SMTP sink.
-	sink := smtptest.Start(t, smtptest.Options{})
-	e2e := startBinary(t, bin, demoDatabase(t), "MSSDISPATCH_TRANSPORT=smtp", "MSSDISPATCH_SMTP_ADDR="+sink.Addr,
-		"MSSDISPATCH_SMTP_CA_FILE="+sink.CA.File, "MSSDISPATCH_SOURCE_OID=1.2.250.1.999.7")
+	// (c) End to end: three MSSanté emails per report, to another sink.
+	sink = smtptest.Start(t, smtptest.Options{})
+	smtpEnv[1] = "MSSDISPATCH_SMTP_ADDR=" + sink.Addr
+	smtpEnv[2] = "MSSDISPATCH_SMTP_CA_FILE=" + sink.CA.File
+	e2e := startBinary(t, bin, demoDatabase(t), smtpEnv...)
 	reports := make([][]byte, loadReports)
 	for i := range reports {
 		reports[i] = withThirdRecipient(t, benchMessages(t, 1)[0])
