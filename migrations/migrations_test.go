@@ -82,3 +82,26 @@ func TestFailedMigrationRollsBack(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, migrations.Check(ctx, pool))
 }
+
+// TestDocumentStorage checks how the documents' bytes are stored (009): the
+// PDFs uncompressed, the CDAs compressed with lz4 (this server has it).
+func TestDocumentStorage(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := pgtest.Connect(t, pgtest.NewEmptyDatabase(t))
+	_, err := migrations.Up(ctx, pool, queue.Migrate)
+	require.NoError(t, err)
+	rows, err := pool.Query(ctx, `SELECT attrelid::regclass::text || '.' || attname, attstorage::text, attcompression::text
+		FROM pg_attribute WHERE (attrelid, attname) IN (('documents'::regclass, 'cda'), ('documents'::regclass, 'pdf'),
+			('paper_batches'::regclass, 'pdf'))`)
+	require.NoError(t, err)
+	got := map[string]string{}
+	for rows.Next() {
+		var column, storage, compression string
+		require.NoError(t, rows.Scan(&column, &storage, &compression))
+		got[column] = storage + compression
+	}
+	require.NoError(t, rows.Err())
+	// x: extended (compressed, then out of line), e: external (out of line only); l: lz4.
+	require.Equal(t, map[string]string{"documents.cda": "xl", "documents.pdf": "e", "paper_batches.pdf": "e"}, got)
+}

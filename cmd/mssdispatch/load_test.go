@@ -1,11 +1,13 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"flag"
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"runtime"
 	"slices"
@@ -93,13 +95,19 @@ func TestLoadTable(t *testing.T) {
 	for i := range reports {
 		reports[i] = withThirdRecipient(t, benchMessages(t, 1)[0])
 	}
-	began := time.Now()
+	service, self := e2e.cmd.Process.Pid, os.Getpid()
+	began, machine0, service0, self0, pg0 := time.Now(), machineCPU(t), processCPU(t, service), processCPU(t, self), postgresCPU(t)
 	measureMLLP(t, e2e.mllpAddr, loadConns, reports)
 	sink.WaitMessages(t, 3*loadReports, 10*time.Minute)
 	endToEnd := float64(loadReports) / time.Since(began).Seconds()
+	cost := reportCost{service: (processCPU(t, service) - service0) / loadReports, test: (processCPU(t, self) - self0) / loadReports,
+		machine: (machineCPU(t) - machine0) / loadReports}
+	for pid, used := range postgresCPU(t) {
+		cost.postgres += (used - pg0[pid]) / loadReports // a backend started since counts from 0
+	}
 	e2eRSS := e2e.peakRSS(t)
 
-	table := loadMarkdown(payload, baseline1, baseline16, intake1, intake16, endToEnd, intakeRSS, e2eRSS)
+	table := loadMarkdown(payload, baseline1, baseline16, intake1, intake16, endToEnd, cost, intakeRSS, e2eRSS)
 	t.Log("\n" + table)
 	require.NoError(t, replaceSection(*loadTable, table))
 }
@@ -198,6 +206,79 @@ func startBinary(t *testing.T, bin, dbURL string, extra ...string) *process {
 // stop kills the process and waits for its end (again: a no-op).
 func (p *process) stop() { _ = p.cmd.Process.Kill(); _ = p.cmd.Wait() }
 
+// reportCost is the CPU time a report took end to end.
+type reportCost struct {
+	service  time.Duration // the service's process
+	test     time.Duration // this process: the SMTP sink and the MLLP load
+	postgres time.Duration // the processes named postgres (of every cluster on the machine)
+	machine  time.Duration // every CPU of the machine: those three, the kernel, anything else
+}
+
+// clockTick is the unit of /proc's CPU times (USER_HZ, 100 on Linux).
+const clockTick = 10 * time.Millisecond
+
+// processCPU is the CPU time process pid used so far (user + system).
+func processCPU(t *testing.T, pid int) time.Duration {
+	t.Helper()
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	require.NoError(t, err)
+	_, used := procStat(t, stat)
+	return used
+}
+
+// procStat reads the command name and the CPU time (user + system) of a
+// /proc/PID/stat.
+func procStat(t *testing.T, stat []byte) (comm string, used time.Duration) {
+	t.Helper()
+	// The name is in parentheses (it may hold spaces); utime and stime are
+	// the 14th and 15th fields of the line, the 12th and 13th after the name.
+	open, end := bytes.IndexByte(stat, '('), bytes.LastIndexByte(stat, ')')
+	fields := strings.Fields(string(stat[end+1:]))
+	return string(stat[open+1 : end]), ticks(t, fields[11]) + ticks(t, fields[12])
+}
+
+// postgresCPU is the CPU time used so far by each process named postgres.
+func postgresCPU(t *testing.T) map[string]time.Duration {
+	t.Helper()
+	stats, err := filepath.Glob("/proc/[0-9]*/stat")
+	require.NoError(t, err)
+	used := map[string]time.Duration{}
+	for _, f := range stats {
+		stat, err := os.ReadFile(f)
+		if err != nil {
+			continue // the process ended
+		}
+		if comm, u := procStat(t, stat); comm == "postgres" {
+			used[f] = u
+		}
+	}
+	return used
+}
+
+// machineCPU is the CPU time every CPU of the machine spent busy so far
+// (/proc/stat: all but idle and iowait).
+func machineCPU(t *testing.T) time.Duration {
+	t.Helper()
+	stat, err := os.ReadFile("/proc/stat")
+	require.NoError(t, err)
+	line, _, _ := strings.Cut(string(stat), "\n")
+	fields := strings.Fields(line) // cpu user nice system idle iowait irq softirq steal ...
+	var busy time.Duration
+	for i, f := range fields[1:min(len(fields), 9)] {
+		if i != 3 && i != 4 {
+			busy += ticks(t, f)
+		}
+	}
+	return busy
+}
+
+// ticks converts a /proc count of clock ticks.
+func ticks(t *testing.T, s string) time.Duration {
+	n, err := strconv.ParseInt(s, 10, 64)
+	require.NoError(t, err)
+	return time.Duration(n) * clockTick
+}
+
 var vmHWM = regexp.MustCompile(`VmHWM:\s+(\d+) kB`)
 
 // peakRSS is the process's peak resident set size, in MiB.
@@ -213,7 +294,7 @@ func (p *process) peakRSS(t *testing.T) float64 {
 }
 
 // loadMarkdown is the section TestLoadTable writes.
-func loadMarkdown(payload int, b1, b16, i1, i16 loadRun, e2e, intakeRSS, e2eRSS float64) string {
+func loadMarkdown(payload int, b1, b16, i1, i16 loadRun, e2e float64, cost reportCost, intakeRSS, e2eRSS float64) string {
 	ms := func(d time.Duration) string {
 		return strconv.FormatFloat(float64(d)/float64(time.Millisecond), 'f', 1, 64)
 	}
@@ -234,6 +315,10 @@ func loadMarkdown(payload int, b1, b16, i1, i16 loadRun, e2e, intakeRSS, e2eRSS 
 	fmt.Fprintf(&b, "| (b) intake / baseline | %.0f %% | %.0f %% |\n", 100*i1.perSecond/b1.perSecond, 100*i16.perSecond/b16.perSecond)
 	fmt.Fprintf(&b, "| (b) ACK latency p50 / p99, ms | %s / %s | %s / %s |\n", ms(i1.p50), ms(i1.p99), ms(i16.p50), ms(i16.p99))
 	fmt.Fprintf(&b, "| (c) end to end, MLLP to SMTP acceptance, 3 emails per report, reports/s | | %.1f |\n", e2e)
+	fmt.Fprintf(&b, "| (c) CPU time a report took end to end, ms: the service + the SMTP sink and the MLLP load + PostgreSQL + the kernel and the rest = the machine | | %s + %s + %s + %s = %s |\n",
+		ms(cost.service), ms(cost.test), ms(cost.postgres), ms(cost.machine-cost.service-cost.test-cost.postgres), ms(cost.machine))
+	fmt.Fprintf(&b, "| (c) what the machine's %d CPUs allow at that cost, reports/s | | %.0f |\n", runtime.NumCPU(),
+		float64(runtime.NumCPU())*float64(time.Second)/float64(cost.machine))
 	fmt.Fprintf(&b, "| (d) peak RSS of the service, MiB (intake run / end-to-end run) | | %.0f / %.0f |\n", intakeRSS, e2eRSS)
 	b.WriteString("\n" + loadEnd)
 	return b.String()
