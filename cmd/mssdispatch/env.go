@@ -42,6 +42,7 @@ var envVars = []envVar{
 	{"SMTP_CERT_PASSWORD", "", "password of the PKCS#12 bundle"},
 	{"SMTP_USERNAME", "", "SASL PLAIN user (optional)"},
 	{"SMTP_PASSWORD", "", "SASL PLAIN password"},
+	{"SMTP_MAX_CONNS", "8", "the most connections to the submission server at once (sends beyond wait for one)"},
 	{"IMAP_ADDR", "", "IMAP server of the BAL applicative, where DSNs, MDNs and replies come back; empty = not read"},
 	{"IMAP_TLS", "starttls", "starttls, tls or none"},
 	{"IMAP_CA_FILE", "", "PEM CAs trusted for the IMAP server (default: the system's)"},

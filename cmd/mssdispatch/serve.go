@@ -176,6 +176,11 @@ func loadServeConfig(e env) (serveConfig, error) {
 	} else {
 		c.Workers = n
 	}
+	if n, err := strconv.Atoi(e.get("SMTP_MAX_CONNS")); err != nil || n < 1 || n > 100 {
+		problems = append(problems, fmt.Errorf("MSSDISPATCH_SMTP_MAX_CONNS %q: want 1 to 100", e.get("SMTP_MAX_CONNS")))
+	} else {
+		c.SMTP.MaxConns = n
+	}
 	for name, d := range map[string]*time.Duration{"SEND_GIVE_UP_AFTER": &c.SendGiveUpAfter,
 		"JOB_TIMEOUT": &c.JobTimeout, "JOB_RESCUE_AFTER": &c.JobRescueAfter} {
 		v, err := time.ParseDuration(e.get(name))

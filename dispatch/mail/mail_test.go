@@ -9,11 +9,13 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
 	gomail "github.com/emersion/go-message/mail"
 	"github.com/emersion/go-smtp"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"software.sslmate.com/src/go-pkcs12"
 
@@ -223,6 +225,27 @@ func TestSMTPReusesConnections(t *testing.T) {
 	require.NoError(t, send("after@medecin.mssante.fr"), "a connection the server closed is replaced")
 	require.Equal(t, 2, srv.Sessions())
 	require.Len(t, srv.Messages(), 4)
+}
+
+// TestSMTPMaxConns sends ten messages at once over at most two connections.
+func TestSMTPMaxConns(t *testing.T) {
+	t.Parallel()
+	srv := smtptest.Start(t, smtptest.Options{})
+	client, err := mail.NewSMTP(mail.SMTPConfig{Addr: srv.Addr, CAFile: srv.CA.File, MaxConns: 2})
+	require.NoError(t, err)
+	defer client.Close()
+	var wg sync.WaitGroup
+	for i := range 10 {
+		wg.Go(func() {
+			to := fmt.Sprintf("dr%d@medecin.mssante.fr", i)
+			raw, err := testMessage(to).Bytes()
+			assert.NoError(t, err)
+			assert.NoError(t, client.Send(context.Background(), mail.Envelope{From: sender, To: []string{to}}, raw))
+		})
+	}
+	wg.Wait()
+	require.Len(t, srv.Messages(), 10)
+	require.LessOrEqual(t, srv.Sessions(), 2, "connections opened")
 }
 
 func TestSMTPUntrustedServer(t *testing.T) {

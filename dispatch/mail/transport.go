@@ -144,15 +144,22 @@ type SMTPConfig struct {
 	Username, Password string
 	// Timeout bounds each connection (dial, commands, data). Defaults to 60 seconds.
 	Timeout time.Duration
+	// MaxConns is the most connections open at once; a send beyond waits
+	// for one (its timeout runs). Defaults to DefaultMaxConns.
+	MaxConns int
 }
 
-// SMTP submits messages to an SMTP server, reusing up to 4 connections
-// idle for less than 30 seconds.
+// DefaultMaxConns is the default SMTPConfig.MaxConns.
+const DefaultMaxConns = 8
+
+// SMTP submits messages to an SMTP server over at most MaxConns
+// connections, reusing those idle for less than 30 seconds.
 type SMTP struct {
-	cfg  SMTPConfig
-	tls  *tls.Config
-	mu   sync.Mutex
-	idle []*conn
+	cfg   SMTPConfig
+	tls   *tls.Config
+	slots chan struct{} // one token per connection in use
+	mu    sync.Mutex
+	idle  []*conn
 }
 
 // NewSMTP validates cfg and loads its certificates.
@@ -170,6 +177,9 @@ func NewSMTP(cfg SMTPConfig) (*SMTP, error) {
 	case TLSStartTLS, TLSImplicit, TLSNone:
 	default:
 		return nil, fmt.Errorf("mail: SMTP TLS mode %q: want starttls, tls or none", cfg.TLS)
+	}
+	if cfg.MaxConns <= 0 {
+		cfg.MaxConns = DefaultMaxConns
 	}
 	if cfg.Timeout == 0 {
 		cfg.Timeout = 60 * time.Second
@@ -192,7 +202,7 @@ func NewSMTP(cfg SMTPConfig) (*SMTP, error) {
 		}
 		tc.Certificates = []tls.Certificate{cert}
 	}
-	return &SMTP{cfg: cfg, tls: tc}, nil
+	return &SMTP{cfg: cfg, tls: tc, slots: make(chan struct{}, cfg.MaxConns)}, nil
 }
 
 // LoadClientCertificate reads a TLS client certificate: a PEM certificate
@@ -228,13 +238,20 @@ func LoadClientCertificate(certFile, keyFile, password string) (tls.Certificate,
 	return cert, nil
 }
 
-// Send submits msg on a connection of the pool, or a new one. Replies 5xx
-// are returned as *PermanentError; everything else (4xx, network, TLS) is
+// Send submits msg on a connection of the pool, or a new one once fewer
+// than MaxConns are in use. Replies 5xx are returned as *PermanentError;
+// everything else (4xx, network, TLS, no connection free in time) is
 // temporary. A pooled connection the server closed meanwhile is replaced
 // once, transparently.
 func (s *SMTP) Send(ctx context.Context, env Envelope, msg []byte) error {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 	defer cancel()
+	select {
+	case s.slots <- struct{}{}:
+		defer func() { <-s.slots }()
+	case <-ctx.Done():
+		return fmt.Errorf("mail: no connection to %s free: %w", s.cfg.Addr, ctx.Err())
+	}
 	if c := s.take(ctx); c != nil {
 		err := s.transaction(c, env, msg)
 		if !errors.Is(err, errStale) {
@@ -297,11 +314,8 @@ func (s *SMTP) transaction(c *conn, env Envelope, msg []byte) error {
 	return nil
 }
 
-// Pool limits of SMTP connections.
-const (
-	maxIdleConns    = 4
-	maxIdleDuration = 30 * time.Second
-)
+// maxIdleDuration is how long a connection stays open unused.
+const maxIdleDuration = 30 * time.Second
 
 // conn is a connection to the submission server.
 type conn struct {
@@ -341,10 +355,6 @@ func (s *SMTP) release(c *conn, err error) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if len(s.idle) >= maxIdleConns {
-		go c.Quit() //nolint:errcheck
-		return
-	}
 	c.idleAt = time.Now()
 	s.idle = append(s.idle, c)
 }
