@@ -227,6 +227,25 @@ func TestSMTPReusesConnections(t *testing.T) {
 	require.Len(t, srv.Messages(), 4)
 }
 
+// TestSMTPIdleTimeout reuses a connection the server closed with a 421
+// after its idle timeout: the send goes on a new one.
+func TestSMTPIdleTimeout(t *testing.T) {
+	t.Parallel()
+	srv := smtptest.Start(t, smtptest.Options{IdleTimeout: 200 * time.Millisecond})
+	client, err := mail.NewSMTP(mail.SMTPConfig{Addr: srv.Addr, CAFile: srv.CA.File})
+	require.NoError(t, err)
+	defer client.Close()
+	for i := range 2 {
+		to := fmt.Sprintf("dr%d@medecin.mssante.fr", i)
+		raw, err := testMessage(to).Bytes()
+		require.NoError(t, err)
+		require.NoError(t, client.Send(context.Background(), mail.Envelope{From: sender, To: []string{to}}, raw))
+		time.Sleep(500 * time.Millisecond) // past the server's idle timeout
+	}
+	require.Len(t, srv.Messages(), 2)
+	require.Equal(t, 2, srv.Sessions(), "the closed connection was replaced")
+}
+
 // TestSMTPMaxConns sends ten messages at once over at most two connections.
 func TestSMTPMaxConns(t *testing.T) {
 	t.Parallel()

@@ -283,8 +283,10 @@ func (s *SMTP) transaction(c *conn, env Envelope, msg []byte) error {
 		mailOpts = &smtp.MailOptions{Return: smtp.DSNReturnHeaders, EnvelopeID: env.EnvelopeID}
 	}
 	if err := c.Mail(env.From, mailOpts); err != nil {
+		// A reused connection the server closed while idle fails at once,
+		// or answers 421 (go-smtp's and Postfix's idle timeout) and closes.
 		var se *smtp.SMTPError
-		if c.used && !errors.As(err, &se) {
+		if c.used && (!errors.As(err, &se) || se.Code == 421) {
 			return fmt.Errorf("%w: %w", errStale, err)
 		}
 		return classify("MAIL FROM", err)

@@ -5,6 +5,7 @@
 package smtptest
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -32,6 +33,9 @@ type Options struct {
 	// Rcpt, when set, is asked first at each RCPT TO: a non-nil reply refuses
 	// the recipient (e.g. a 421 while a test simulates an outage).
 	Rcpt func(to string) *smtp.SMTPError
+	// IdleTimeout is how long the server waits for a command before it
+	// answers 421 and closes the connection. Defaults to 10 seconds.
+	IdleTimeout time.Duration
 }
 
 // Message is a message the server accepted.
@@ -75,7 +79,7 @@ func Start(t testing.TB, opts Options) *Server {
 	srv.Domain = "localhost"
 	srv.EnableDSN = true
 	srv.TLSConfig = tlsConfig
-	srv.ReadTimeout = 10 * time.Second
+	srv.ReadTimeout = cmp.Or(opts.IdleTimeout, 10*time.Second)
 	srv.WriteTimeout = 10 * time.Second
 	srv.MaxMessageBytes = 64 << 20
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
