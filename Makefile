@@ -9,7 +9,7 @@ TEST_FUZZTIME ?= 5
 # The browser tests' driver (playwright-core, from npm; the browser is Debian's chromium).
 E2E_MODULES := web/e2e/node_modules/.package-lock.json
 
-.PHONY: help build run test lint bench fuzz clean
+.PHONY: help build run test lint bench faults fuzz clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -34,6 +34,9 @@ lint: ## vet and gofmt
 bench: ## the load table (baseline, MLLP intake, end to end, RSS) into BENCHMARKS.md, then every Go benchmark
 	scripts/with-test-db $(GO) test -count=1 -v -run '^TestLoadTable$$' -timeout 20m ./cmd/mssdispatch -args -load-table=$(CURDIR)/BENCHMARKS.md
 	scripts/with-test-db $(GO) test -run '^$$' -bench . -benchmem ./...
+
+faults: ## the fault suite: PostgreSQL restarted, SMTP down for minutes, an instance killed mid-load (about 5 minutes)
+	scripts/with-test-db $(GO) test -count=1 -v -run '^TestFault' -timeout 20m ./cmd/mssdispatch -args -faults
 
 fuzz: ## every fuzz target for FUZZTIME seconds each (default 60), stops at the first failure
 	GO=$(GO) scripts/fuzz $(FUZZTIME)

@@ -20,6 +20,22 @@ import (
 	"github.com/mssdispatch/mssdispatch/internal/smtptest"
 )
 
+// countBy runs query, which returns a key and a count per row, into a map.
+func countBy(t *testing.T, pool *pgxpool.Pool, query string) map[string]int {
+	t.Helper()
+	rows, err := pool.Query(context.Background(), query)
+	require.NoError(t, err)
+	counts := map[string]int{}
+	for rows.Next() {
+		var k string
+		var n int
+		require.NoError(t, rows.Scan(&k, &n))
+		counts[k] = n
+	}
+	require.NoError(t, rows.Err())
+	return counts
+}
+
 // lockedBuffer collects a process's logs for the test to read safely.
 type lockedBuffer struct {
 	mu sync.Mutex
@@ -144,22 +160,13 @@ func TestKillDuringSends(t *testing.T) {
 	require.NoError(t, pool.QueryRow(context.Background(), `SELECT count(*) FROM reports WHERE document_id = ANY ($1)`,
 		documents).Scan(&reports))
 	require.Equal(t, faultReports, reports, "every accepted report is stored")
-	rows, err := pool.Query(context.Background(), `SELECT channel || ' ' || status, count(*) FROM deliveries GROUP BY 1 ORDER BY 1`)
-	require.NoError(t, err)
-	states := map[string]int{}
-	for rows.Next() {
-		var k string
-		var n int
-		require.NoError(t, rows.Scan(&k, &n))
-		states[k] = n
-	}
-	require.NoError(t, rows.Err())
+	states := countBy(t, pool, `SELECT channel || ' ' || status, count(*) FROM deliveries GROUP BY 1`)
 	require.Equal(t, map[string]int{"mssante sent": 2 * faultReports, "mssante review": faultReports,
 		"paper paper_pending": faultReports}, states, "Claire and Julie sent, Claire's paper copy, Jean in review")
 
 	// No email lost: each sent delivery's Message-ID reached the server.
 	want := map[string]bool{}
-	rows, err = pool.Query(context.Background(), `SELECT message_id FROM deliveries WHERE status = 'sent'`)
+	rows, err := pool.Query(context.Background(), `SELECT message_id FROM deliveries WHERE status = 'sent'`)
 	require.NoError(t, err)
 	for rows.Next() {
 		var id string
