@@ -101,10 +101,8 @@ func (w *sendWorker) Work(ctx context.Context, job *river.Job[SendArgs]) error {
 		return w.retry(ctx, o, domain, err)
 	}
 	if err := pgx.BeginFunc(ctx, w.cfg.Pool, func(tx pgx.Tx) error {
+		// The transition to sent also clears the attempt in flight (sending_at).
 		if err := transition(ctx, tx, o.DeliveryID, StatusQueued, StatusSent, EventSent, actorSystem, o.MessageID); err != nil {
-			return err
-		}
-		if err := clearSending(ctx, tx, o.DeliveryID); err != nil {
 			return err
 		}
 		if err := unblock(ctx, tx, domain); err != nil {
@@ -176,10 +174,8 @@ func (w *sendWorker) fail(ctx context.Context, o outgoing, cause error) error {
 // failDelivery moves a delivery from its status to failed and enqueues, with
 // ins, the fallback of its policy for cause, in tx.
 func failDelivery(ctx context.Context, tx pgx.Tx, deliveryID int64, from, event, detail, cause string, ins JobInserter) error {
+	// The transition to failed also clears the attempt in flight (sending_at).
 	if err := transition(ctx, tx, deliveryID, from, StatusFailed, event, actorSystem, detail); err != nil {
-		return err
-	}
-	if err := clearSending(ctx, tx, deliveryID); err != nil {
 		return err
 	}
 	return insertJobs(ctx, tx, ins, []river.InsertManyParams{{Args: FallbackArgs{DeliveryID: deliveryID, Cause: cause}}})

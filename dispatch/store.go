@@ -347,7 +347,8 @@ func insertEvent(ctx context.Context, q dbtx, deliveryID int64, from, to, event 
 // transition moves a delivery from one status to another, if the state
 // machine allows it, and records the change; it returns ErrStale when the
 // delivery is no longer in from. lastError is kept with the delivery
-// (empty clears it); detail goes to the history.
+// (empty clears it); detail goes to the history. A move to sent or failed
+// ends the send attempt in flight (sending_at cleared).
 func transition(ctx context.Context, q dbtx, deliveryID int64, from, to, event string, actor Actor, detail string) error {
 	if err := allowed(from, to); err != nil {
 		return fmt.Errorf("delivery %d: %w", deliveryID, err)
@@ -360,7 +361,8 @@ func transition(ctx context.Context, q dbtx, deliveryID int64, from, to, event s
 			sent_at = CASE WHEN $3 = 'sent' THEN now() ELSE sent_at END,
 			delivered_at = CASE WHEN $3 = 'delivered' THEN now() ELSE delivered_at END,
 			read_at = CASE WHEN $3 = 'read' THEN now() ELSE read_at END,
-			paper_batch_id = CASE WHEN $3 = 'paper_sent' THEN paper_batch_id END
+			paper_batch_id = CASE WHEN $3 = 'paper_sent' THEN paper_batch_id END,
+			sending_at = CASE WHEN $3 IN ('sent', 'failed') THEN NULL ELSE sending_at END
 		WHERE id = $1 AND status = $2`, deliveryID, from, to, lastError)
 	if err != nil {
 		return fmt.Errorf("set delivery %d %s: %w", deliveryID, to, err)
