@@ -129,9 +129,9 @@ func TestFaultPostgresRestart(t *testing.T) {
 // SMTP), the sends retry, and once the server is back every email arrives;
 // none is lost and the duplicates are counted by Message-ID.
 //
-// The service runs one worker: the submission server's block (30 s, doubling
-// with each failure, at most 15 minutes) counts every failed attempt, and
-// concurrent workers failing together would push it to its cap at once.
+// The service runs its default 20 workers: the submission server's block
+// (30 s, doubling with each failure, at most 15 minutes) counts one failure
+// per block, not one per worker failing meanwhile.
 func TestFaultSMTPDown(t *testing.T) {
 	skipUnlessFaults(t)
 	t.Parallel()
@@ -141,7 +141,7 @@ func TestFaultSMTPDown(t *testing.T) {
 	sink := smtptest.Start(t, smtptest.Options{})
 	gate := openGate(t, sink.Addr)
 	svc := startBinary(t, bin, dbURL, "MSSDISPATCH_TRANSPORT=smtp", "MSSDISPATCH_SMTP_ADDR="+gate.addr,
-		"MSSDISPATCH_SMTP_CA_FILE="+sink.CA.File, "MSSDISPATCH_SOURCE_OID=1.2.250.1.999.7", "MSSDISPATCH_WORKERS=1")
+		"MSSDISPATCH_SMTP_CA_FILE="+sink.CA.File, "MSSDISPATCH_SOURCE_OID=1.2.250.1.999.7")
 	pool, err := pgxpool.New(context.Background(), dbURL)
 	require.NoError(t, err)
 	defer pool.Close()
