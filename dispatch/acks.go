@@ -48,11 +48,6 @@ type AckIngester struct {
 // ingestLockKey is the advisory lock of the mailbox reader.
 const ingestLockKey = 0x6d73736163 // "mssac"
 
-// ackEvents maps each acknowledgement to the event Service.Acknowledge
-// records for it; its keys are the ack label of mssdispatch_ack_delay_seconds.
-var ackEvents = map[string]string{AckDelivered: EventDelivered, AckRead: EventRead, AckFailed: EventFailed,
-	AckDelayed: EventDelayed, AckReply: EventReply}
-
 // ackDelayBuckets bound mssdispatch_ack_delay_seconds: from a DSN within
 // seconds to an MDN read after a week away.
 var ackDelayBuckets = []float64{10, 30, 60, 300, 900, 1800, 3600, 3 * 3600, 6 * 3600, 12 * 3600,

@@ -94,6 +94,11 @@ func (s *Service) PostalReturn(ctx context.Context, deliveryID int64, user, why 
 	})
 }
 
+// ackEvents maps each acknowledgement to the event Acknowledge records for
+// it; its keys are also the ack label of mssdispatch_ack_delay_seconds.
+var ackEvents = map[string]string{AckDelivered: EventDelivered, AckRead: EventRead, AckFailed: EventFailed,
+	AckDelayed: EventDelayed, AckReply: EventReply}
+
 // Acknowledge records a DSN, an MDN or a reply of an email: ack is
 // AckDelivered, AckRead, AckFailed, AckDelayed or AckReply, detail says what
 // the notification said. A failure applies the fallback of the delivery's
@@ -104,19 +109,19 @@ func (s *Service) PostalReturn(ctx context.Context, deliveryID int64, user, why 
 // ACK_LECTURE_MSS) enqueues its business acknowledgement in the same
 // transaction.
 func (s *Service) Acknowledge(ctx context.Context, deliveryID int64, ack, detail string) error {
+	event, ok := ackEvents[ack]
+	if !ok {
+		return fmt.Errorf("delivery %d: acknowledgement %q: want delivered, read, failed, delayed or reply", deliveryID, ack)
+	}
 	return s.act(ctx, deliveryID, func(tx pgx.Tx, d storedDelivery) error {
 		switch ack {
 		case AckDelayed:
-			return insertEvent(ctx, tx, d.ID, d.Status, d.Status, EventDelayed, actorSystem, detail)
+			return insertEvent(ctx, tx, d.ID, d.Status, d.Status, event, actorSystem, detail)
 		case AckReply:
 			if err := setAttention(ctx, tx, d.ID, AckReply); err != nil {
 				return err
 			}
-			return insertEvent(ctx, tx, d.ID, d.Status, d.Status, EventReply, actorSystem, detail)
-		}
-		event := map[string]string{AckDelivered: EventDelivered, AckRead: EventRead, AckFailed: EventFailed}[ack]
-		if event == "" {
-			return fmt.Errorf("acknowledgement %q: want delivered, read, failed, delayed or reply", ack)
+			return insertEvent(ctx, tx, d.ID, d.Status, d.Status, event, actorSystem, detail)
 		}
 		var err error
 		switch {
