@@ -67,9 +67,8 @@ func TestFaultPostgresRestart(t *testing.T) {
 	t.Parallel()
 	bin := buildBinary(t)
 	cluster := startPGCluster(t)
-	runBinary(t, bin, cluster.url, "migrate")
-	runBinary(t, bin, cluster.url, "directory", "import", "../../testdata/demo/Extraction_Correspondance_MSSante.txt")
-	runBinary(t, bin, cluster.url, "whitelist", "import", "../../testdata/demo/liste_blanche.xml")
+	runOK(t, mapEnv(map[string]string{"MSSDISPATCH_DATABASE_URL": cluster.url}), "migrate")
+	importDemo(t, cluster.url)
 	outbox := t.TempDir()
 	svc := startBinary(t, bin, cluster.url, "MSSDISPATCH_TRANSPORT=outbox", "MSSDISPATCH_OUTBOX_DIR="+outbox)
 
@@ -726,15 +725,6 @@ func sampleReports(t *testing.T, n int) [][]byte {
 		require.NoError(t, err)
 	}
 	return msgs
-}
-
-// runBinary runs bin with args against the database at dbURL and fails t unless it exits 0.
-func runBinary(t *testing.T, bin, dbURL string, args ...string) {
-	t.Helper()
-	cmd := exec.Command(bin, args...)
-	cmd.Env = append(os.Environ(), "MSSDISPATCH_DATABASE_URL="+dbURL)
-	out, err := cmd.CombinedOutput()
-	require.NoError(t, err, "mssdispatch %s: %s", strings.Join(args, " "), out)
 }
 
 // pgCluster is a private PostgreSQL cluster (scripts/pgcluster) the test may stop.

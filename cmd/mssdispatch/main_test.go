@@ -58,12 +58,19 @@ func runOK(t testing.TB, e env, args ...string) string {
 func demoDatabase(t testing.TB) string {
 	t.Helper()
 	dbURL := pgtest.NewDatabase(t)
+	importDemo(t, dbURL)
+	return dbURL
+}
+
+// importDemo loads the demo directory and whitelist into the migrated
+// database at dbURL through the CLI.
+func importDemo(t testing.TB, dbURL string) {
+	t.Helper()
 	e := mapEnv(map[string]string{"MSSDISPATCH_DATABASE_URL": dbURL})
 	out := runOK(t, e, "directory", "import", "../../testdata/demo/Extraction_Correspondance_MSSante.txt")
 	require.Contains(t, out, "directory imported")
 	out = runOK(t, e, "whitelist", "import", "../../testdata/demo/liste_blanche.xml")
 	require.Contains(t, out, "whitelist imported")
-	return dbURL
 }
 
 type running struct {
