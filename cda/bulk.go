@@ -3,16 +3,20 @@ package cda
 import (
 	"bytes"
 	"strconv"
+	"strings"
 )
 
 // bulkMin is the size from which readRoot takes a base64 text out of the
 // document before parsing it.
 const bulkMin = 1024
 
+// xmlSpace is XML's white space.
+const xmlSpace = " \t\r\n"
+
 // base64Byte marks the bytes a base64 text may hold: the alphabet, the
 // padding and XML white space.
 var base64Byte = func() (t [256]bool) {
-	for _, c := range []byte("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/= \t\r\n") {
+	for _, c := range []byte("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=" + xmlSpace) {
 		t[c] = true
 	}
 	return t
@@ -135,7 +139,7 @@ func tagEnd(s []byte) int {
 func isB64Tag(tag []byte) bool {
 	tag = tag[1 : len(tag)-1]
 	// Skip the element name.
-	i := bytes.IndexAny(tag, " \t\r\n")
+	i := bytes.IndexAny(tag, xmlSpace)
 	for i >= 0 && i < len(tag) {
 		for i < len(tag) && isXMLSpace(tag[i]) {
 			i++
@@ -144,7 +148,7 @@ func isB64Tag(tag []byte) bool {
 		if eq < 0 {
 			return false
 		}
-		name := bytes.TrimRight(tag[i:i+eq], " \t\r\n")
+		name := bytes.TrimRight(tag[i:i+eq], xmlSpace)
 		i += eq + 1
 		for i < len(tag) && isXMLSpace(tag[i]) {
 			i++
@@ -165,4 +169,4 @@ func isB64Tag(tag []byte) bool {
 	return false
 }
 
-func isXMLSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c == '\n' }
+func isXMLSpace(c byte) bool { return strings.IndexByte(xmlSpace, c) >= 0 }
