@@ -62,12 +62,8 @@ func (w *sendWorker) Work(ctx context.Context, job *river.Job[SendArgs]) error {
 	if o.Status != StatusQueued || o.MessageID != job.Args.MessageID {
 		return nil // sent, cancelled, or resent as another email meanwhile
 	}
-	domain := domainOf(o.Address)
-	if wait, err := blockedFor(ctx, w.cfg.Pool, domain); err != nil || wait > 0 {
-		if err != nil {
-			return err
-		}
-		return river.JobSnooze(wait)
+	if o.Blocked > 0 {
+		return river.JobSnooze(o.Blocked)
 	}
 	m, err := composeEmail(w.cfg, o, time.Now())
 	if err != nil {
@@ -98,15 +94,17 @@ func (w *sendWorker) Work(ctx context.Context, job *river.Job[SendArgs]) error {
 	case mail.IsPermanent(err):
 		return w.fail(ctx, o, err)
 	case err != nil:
-		return w.retry(ctx, o, domain, err)
+		return w.retry(ctx, o, err)
 	}
 	if err := pgx.BeginFunc(ctx, w.cfg.Pool, func(tx pgx.Tx) error {
 		// The transition to sent also clears the attempt in flight (sending_at).
 		if err := transition(ctx, tx, o.DeliveryID, StatusQueued, StatusSent, EventSent, actorSystem, o.MessageID); err != nil {
 			return err
 		}
-		if err := unblock(ctx, tx, domain); err != nil {
-			return err
+		if o.Failures { // none on record when loaded: nothing to forget (most sends)
+			if err := unblock(ctx, tx, o.Domain); err != nil {
+				return err
+			}
 		}
 		if err := insertJobs(ctx, tx, ins, deadlines(o, time.Now())); err != nil {
 			return err
@@ -122,10 +120,10 @@ func (w *sendWorker) Work(ctx context.Context, job *river.Job[SendArgs]) error {
 
 // retry records a temporary failure and snoozes the job while the domain is
 // blocked, or fails the delivery when it has waited too long.
-func (w *sendWorker) retry(ctx context.Context, o outgoing, domain string, cause error) error {
+func (w *sendWorker) retry(ctx context.Context, o outgoing, cause error) error {
 	scope := serverScope
 	if mail.IsRecipientError(cause) {
-		scope = domain
+		scope = o.Domain
 	}
 	if time.Since(o.QueuedAt) > w.cfg.GiveUpAfter {
 		return w.fail(ctx, o, fmt.Errorf("temporary failures for %s, giving up: %w", w.cfg.GiveUpAfter, cause))

@@ -310,26 +310,32 @@ func insertDelivery(ctx context.Context, tx pgx.Tx, reportID int64, d newDeliver
 	if d.FallbackOf != 0 {
 		fallbackOf = &d.FallbackOf
 	}
-	err = tx.QueryRow(ctx, `INSERT INTO deliveries (report_id, recipient_id, channel, status, address,
-			recipient_name, postal_address, reason, reason_text, message_id, rule_name, rule_version, policy,
-			scheduled_for, fallback_of, service)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,
-			(SELECT service FROM reports WHERE id = $1))
-		ON CONFLICT (recipient_id, channel) DO NOTHING
-		RETURNING id`,
+	// The delivery and its creation event, in one statement.
+	err = tx.QueryRow(ctx, `WITH d AS (
+			INSERT INTO deliveries (report_id, recipient_id, channel, status, address,
+				recipient_name, postal_address, reason, reason_text, message_id, rule_name, rule_version, policy,
+				scheduled_for, fallback_of, service)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,
+				(SELECT service FROM reports WHERE id = $1))
+			ON CONFLICT (recipient_id, channel) DO NOTHING
+			RETURNING id
+		), e AS (`+insertEventSQL+` SELECT id, NULL, $4, $16, $17, $18, $8 FROM d)
+		SELECT id FROM d`,
 		reportID, d.RecipientID, d.Channel, d.Status, d.Address, d.Name, d.PostalAddress, d.Reason, d.ReasonText,
-		messageID, d.RuleName, d.RuleVersion, d.Policy, d.ScheduledFor, fallbackOf).Scan(&id)
+		messageID, d.RuleName, d.RuleVersion, d.Policy, d.ScheduledFor, fallbackOf,
+		EventCreated, actor.Kind, actor.Name).Scan(&id)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return 0, false, nil
 	}
 	if err != nil {
 		return 0, false, fmt.Errorf("insert delivery: %w", err)
 	}
-	if err := insertEvent(ctx, tx, id, "", d.Status, EventCreated, actor, d.Reason); err != nil {
-		return 0, false, err
-	}
 	return id, true, nil
 }
+
+// insertEventSQL starts the statements that append to a delivery's history
+// (the columns of insertEvent's VALUES, or of a SELECT).
+const insertEventSQL = `INSERT INTO delivery_events (delivery_id, from_status, to_status, event, actor_kind, actor, detail)`
 
 // insertEvent appends one event to a delivery's history; from is "" at creation.
 func insertEvent(ctx context.Context, q dbtx, deliveryID int64, from, to, event string, actor Actor, detail string) error {
@@ -337,8 +343,8 @@ func insertEvent(ctx context.Context, q dbtx, deliveryID int64, from, to, event 
 	if from != "" {
 		fromStatus = &from
 	}
-	if _, err := q.Exec(ctx, `INSERT INTO delivery_events (delivery_id, from_status, to_status, event, actor_kind, actor, detail)
-		VALUES ($1, $2, $3, $4, $5, $6, $7)`, deliveryID, fromStatus, to, event, actor.Kind, actor.Name, detail); err != nil {
+	if _, err := q.Exec(ctx, insertEventSQL+` VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+		deliveryID, fromStatus, to, event, actor.Kind, actor.Name, detail); err != nil {
 		return fmt.Errorf("record delivery %d event %s: %w", deliveryID, event, err)
 	}
 	return nil
@@ -357,20 +363,26 @@ func transition(ctx context.Context, q dbtx, deliveryID int64, from, to, event s
 	if to == StatusFailed {
 		lastError = detail
 	}
-	tag, err := q.Exec(ctx, `UPDATE deliveries SET status = $3, last_error = $4, updated_at = now(),
-			sent_at = CASE WHEN $3 = 'sent' THEN now() ELSE sent_at END,
-			delivered_at = CASE WHEN $3 = 'delivered' THEN now() ELSE delivered_at END,
-			read_at = CASE WHEN $3 = 'read' THEN now() ELSE read_at END,
-			paper_batch_id = CASE WHEN $3 = 'paper_sent' THEN paper_batch_id END,
-			sending_at = CASE WHEN $3 IN ('sent', 'failed') THEN NULL ELSE sending_at END
-		WHERE id = $1 AND status = $2`, deliveryID, from, to, lastError)
+	// The change and its event, in one statement: no row inserted means the
+	// delivery was not in from.
+	tag, err := q.Exec(ctx, `WITH d AS (
+			UPDATE deliveries SET status = $3, last_error = $4, updated_at = now(),
+				sent_at = CASE WHEN $3 = 'sent' THEN now() ELSE sent_at END,
+				delivered_at = CASE WHEN $3 = 'delivered' THEN now() ELSE delivered_at END,
+				read_at = CASE WHEN $3 = 'read' THEN now() ELSE read_at END,
+				paper_batch_id = CASE WHEN $3 = 'paper_sent' THEN paper_batch_id END,
+				sending_at = CASE WHEN $3 IN ('sent', 'failed') THEN NULL ELSE sending_at END
+			WHERE id = $1 AND status = $2
+			RETURNING id
+		) `+insertEventSQL+` SELECT id, $2, $3, $5, $6, $7, $8 FROM d`,
+		deliveryID, from, to, lastError, event, actor.Kind, actor.Name, detail)
 	if err != nil {
 		return fmt.Errorf("set delivery %d %s: %w", deliveryID, to, err)
 	}
 	if tag.RowsAffected() == 0 {
 		return fmt.Errorf("delivery %d not %s: %w", deliveryID, from, ErrStale)
 	}
-	return insertEvent(ctx, q, deliveryID, from, to, event, actor, detail)
+	return nil
 }
 
 func setReportStatus(ctx context.Context, q dbtx, reportID int64, status string) error {
@@ -403,6 +415,13 @@ type outgoing struct {
 	Policy Policy
 	// QueuedAt is when the delivery last became queued.
 	QueuedAt time.Time
+	// Domain is the address's domain, lower-cased. Blocked is how long its
+	// sends must still wait, because the domain or the submission server
+	// answered a temporary failure; Failures is true while either has
+	// failures on record (a success forgets them).
+	Domain   string
+	Blocked  time.Duration
+	Failures bool
 }
 
 func loadOutgoing(ctx context.Context, q dbtx, deliveryID int64) (outgoing, error) {
@@ -414,16 +433,22 @@ func loadOutgoing(ctx context.Context, q dbtx, deliveryID int64) (outgoing, erro
 			rc.role, rc.kind, rc.national_id, rc.rpps, rc.finess, rc.family, rc.given, rc.organisation, rc.address,
 			r.author, r.reply_to, r.flags, r.body_professional, r.body_patient, d.policy,
 			coalesce((SELECT max(e.at) FROM delivery_events e WHERE e.delivery_id = d.id AND e.to_status = 'queued'
-				AND e.from_status IS DISTINCT FROM 'queued'), d.created_at)
+				AND e.from_status IS DISTINCT FROM 'queued'), d.created_at),
+			dom.domain, coalesce(blocked.wait, '0'), blocked.failures > 0
 		FROM deliveries d JOIN reports r ON r.id = d.report_id JOIN documents doc ON doc.report_id = r.id
 			JOIN recipients rc ON rc.id = d.recipient_id
-		WHERE d.id = $1`, deliveryID).Scan(&o.DeliveryID, &o.Action, &o.Status, &o.Channel, &o.Address, &o.MessageID,
+			CROSS JOIN LATERAL (SELECT lower(substr(d.address, strpos(d.address, '@') + 1)) AS domain) dom
+			CROSS JOIN LATERAL (SELECT max(m.blocked_until - now()) FILTER (WHERE m.blocked_until > now()) AS wait,
+					count(*) AS failures
+				FROM mail_domains m WHERE m.domain IN (dom.domain, $2)) blocked
+		WHERE d.id = $1`, deliveryID, serverScope).Scan(&o.DeliveryID, &o.Action, &o.Status, &o.Channel, &o.Address, &o.MessageID,
 		&o.Patient.Family, &o.Patient.Given, &o.Patient.BirthDate, &o.Patient.Sex, &o.Patient.INS, &o.Patient.INSOID,
 		&o.Patient.INSQualified, &o.Patient.IPP,
 		&o.Document.ID, &o.Document.Code, &o.Document.Title, &o.Document.CDA, &o.Document.PDF,
 		&o.Recipient.Role, &o.Recipient.Kind, &o.Recipient.NationalID, &o.Recipient.RPPS, &o.Recipient.FINESS,
 		&o.Recipient.Family, &o.Recipient.Given, &o.Recipient.Organisation, &o.Recipient.Address,
-		&o.Author, &o.ReplyTo, &o.Flags, &o.BodyProfessional, &o.BodyPatient, &o.Policy, &o.QueuedAt)
+		&o.Author, &o.ReplyTo, &o.Flags, &o.BodyProfessional, &o.BodyPatient, &o.Policy, &o.QueuedAt,
+		&o.Domain, &o.Blocked, &o.Failures)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return outgoing{}, fmt.Errorf("delivery %d: %w", deliveryID, ErrNotFound)
 	}
@@ -480,34 +505,31 @@ func setAttention(ctx context.Context, q dbtx, id int64, attention string) error
 	return nil
 }
 
-// markSending records an attempt to send o before it is handed to SMTP;
-// interrupted is true when the previous attempt never recorded its outcome
-// (the process died in the middle: the email may have left). It returns
-// ErrStale when the delivery is no longer queued.
-func markSending(ctx context.Context, pool dbBeginner, o outgoing) (interrupted bool, err error) {
-	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-		var status string
-		var previous *time.Time
-		var attempt int
-		if err := tx.QueryRow(ctx, `SELECT status, sending_at, send_attempts + 1 FROM deliveries WHERE id = $1 FOR UPDATE`,
-			o.DeliveryID).Scan(&status, &previous, &attempt); err != nil {
-			return fmt.Errorf("lock delivery %d: %w", o.DeliveryID, err)
-		}
-		if status != StatusQueued {
-			return fmt.Errorf("delivery %d is %s: %w", o.DeliveryID, status, ErrStale)
-		}
-		if _, err := tx.Exec(ctx, `UPDATE deliveries SET sending_at = now(), send_attempts = $2 WHERE id = $1`,
-			o.DeliveryID, attempt); err != nil {
-			return fmt.Errorf("record send attempt: %w", err)
-		}
-		interrupted = previous != nil
-		detail := fmt.Sprintf("essai %d, Message-ID %s", attempt, o.MessageID)
-		if interrupted {
-			detail += "; l'essai précédent a été interrompu (envoi possiblement en double, même Message-ID)"
-		}
-		return insertEvent(ctx, tx, o.DeliveryID, StatusQueued, StatusQueued, EventSending, actorSystem, detail)
-	})
-	return interrupted, err
+// markSending records an attempt to send o before it is handed to SMTP, in
+// one statement: the delivery's sending_at and attempt count, and a
+// "sending" event; interrupted is true when the previous attempt never
+// recorded its outcome (the process died in the middle: the email may have
+// left). It returns ErrStale when the delivery is no longer queued.
+func markSending(ctx context.Context, q dbtx, o outgoing) (interrupted bool, err error) {
+	err = q.QueryRow(ctx, `WITH old AS (
+			SELECT id, sending_at FROM deliveries WHERE id = $1 AND status = 'queued' FOR UPDATE
+		), d AS (
+			UPDATE deliveries d SET sending_at = now(), send_attempts = d.send_attempts + 1 FROM old WHERE d.id = old.id
+			RETURNING d.id, d.send_attempts, old.sending_at IS NOT NULL AS interrupted
+		), e AS (`+insertEventSQL+`
+			SELECT id, 'queued', 'queued', $2, $3, $4,
+				format('essai %s, Message-ID %s', send_attempts, $5::text) || CASE WHEN interrupted THEN $6 ELSE '' END
+			FROM d)
+		SELECT interrupted FROM d`,
+		o.DeliveryID, EventSending, actorSystem.Kind, actorSystem.Name, o.MessageID,
+		"; l'essai précédent a été interrompu (envoi possiblement en double, même Message-ID)").Scan(&interrupted)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return false, fmt.Errorf("delivery %d is no longer queued: %w", o.DeliveryID, ErrStale)
+	}
+	if err != nil {
+		return false, fmt.Errorf("record send attempt of delivery %d: %w", o.DeliveryID, err)
+	}
+	return interrupted, nil
 }
 
 // clearSending records that the attempt in flight has its outcome.
@@ -516,18 +538,6 @@ func clearSending(ctx context.Context, q dbtx, deliveryID int64) error {
 		return fmt.Errorf("clear send attempt: %w", err)
 	}
 	return nil
-}
-
-// blockedFor returns how long sends to domain must still wait, because the
-// domain or the submission server answered a temporary failure.
-func blockedFor(ctx context.Context, q dbtx, domain string) (time.Duration, error) {
-	var wait time.Duration
-	err := q.QueryRow(ctx, `SELECT coalesce(max(blocked_until - now()), '0')
-		FROM mail_domains WHERE domain IN ($1, $2) AND blocked_until > now()`, domain, serverScope).Scan(&wait)
-	if err != nil {
-		return 0, fmt.Errorf("check domain %s: %w", domain, err)
-	}
-	return wait, nil
 }
 
 // block records one more temporary failure of scope (a domain, or
