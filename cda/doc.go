@@ -4,7 +4,8 @@
 // PDF rendering a recipient reads, from a level 1 nonXMLBody or from a
 // level 3 structuredBody (observationMedia). It also wraps a bare PDF into a
 // CDA level 1 document (WrapPDF) and packages a document in the IHE_XDM.ZIP
-// MSSanté receivers expect (PackageXDM), and reads the narrative of a level 3
+// MSSanté receivers expect (PrepareXDM once per document, Package once per
+// recipient; PackageXDM for both), and reads the narrative of a level 3
 // document as text sections (Text), for the paper letters.
 //
 // The package only works on bytes it is given: it never reads files, the

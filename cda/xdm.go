@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"html"
 	"io"
 	"math/big"
@@ -23,10 +24,10 @@ import (
 
 // XDM package layout (IHE ITI TF-1 16, ITI TF-3 4.3.1): 8.3 upper-case names.
 const (
-	XDMReadme   = "README.TXT"
-	XDMIndex    = "INDEX.HTM"
-	XDMMetadata = "IHE_XDM/SUBSET01/METADATA.XML"
-	XDMDocument = "IHE_XDM/SUBSET01/DOC0001.XML"
+	XDMReadme       = "README.TXT"
+	XDMIndex        = "INDEX.HTM"
+	XDMMetadata     = "IHE_XDM/SUBSET01/METADATA.XML"
+	XDMDocumentFile = "IHE_XDM/SUBSET01/DOC0001.XML"
 )
 
 // XDMActionSlot is the name of the extra metadata slot of the DocumentEntry
@@ -46,7 +47,7 @@ var (
 	// FormatCodeText is the formatCode of a level 1 document whose nonXMLBody is text.
 	FormatCodeText = Code{Code: "urn:ihe:iti:xds-sd:text:2008", CodeSystem: "1.3.6.1.4.1.19376.1.2.3", DisplayName: "Document à corps non structuré en texte brut"}
 	// FormatCodeCISIS is the formatCode of a structured (level 3) document
-	// whose template is not in the table of PackageXDM: a CDA R2 document
+	// whose template is not in the table of Package: a CDA R2 document
 	// with a CI-SIS header.
 	FormatCodeCISIS = Code{Code: "urn:asip:ci-sis:2010", CodeSystem: "1.2.250.1.213.1.1.4.2.282", DisplayName: "Document à entête CI-SIS"}
 )
@@ -61,7 +62,7 @@ var structuredFormatCodes = map[string]Code{
 		DisplayName: "Lettre de Liaison à la sortie de l'établissement de santé"}, // LDL-SES
 }
 
-// Defaults of the XDS codes PackageXDM cannot find in the CDA header.
+// Defaults of the XDS codes Package cannot find in the CDA header.
 var (
 	// DefaultClassCode is the classCode (JDV_J57-ClassCode-DMP) used when
 	// XDMOptions.Class is zero: "Compte rendu".
@@ -104,8 +105,8 @@ type XDMOptions struct {
 	rand io.Reader
 }
 
-// ErrXDM is returned (wrapped) by PackageXDM for a document or options it
-// cannot package.
+// ErrXDM is returned (wrapped) by PrepareXDM, Package and PackageXDM for a
+// document or options they cannot package.
 var ErrXDM = errors.New("cda: XDM")
 
 // XDS metadata identifiers (IHE ITI TF-3 4.2.5).
@@ -138,28 +139,25 @@ const (
 	xdmSubmissionSetStatusSlot = "SubmissionSetStatus"
 )
 
-// PackageXDM returns the IHE_XDM.ZIP of the CDA document cdaDoc: README.TXT, INDEX.HTM,
-// IHE_XDM/SUBSET01/METADATA.XML and IHE_XDM/SUBSET01/DOC0001.XML (8.3 upper-case names).
-//
-// METADATA.XML is an ebRIM 3.0 lcm:SubmitObjectsRequest holding the
-// submission set, the document entry and their HasMember association, filled
-// from the CDA header as the ANS maps it (IG "volet transmission document
-// CDA R2", lien entête CDA / métadonnées XDS). The document is stored byte
-// for byte. PackageXDM fails with the errors of Parse for input that is not
-// a CDA document, and with an error wrapping ErrXDM when SourceID or Action
-// is invalid or the patient has no identifier at all. The patientId is the
-// INS (`matricule^^^&OID&ISO^NH`); for a patient without one (structuration
-// minimale allows a recordTarget with local identifiers only) it is the first
-// local identifier (`id^^^&OID&ISO^PI`), and the receiver sees X-MSS-INS: N.
-func PackageXDM(cdaDoc []byte, opt XDMOptions) ([]byte, error) {
-	if strings.TrimSpace(opt.SourceID) == "" {
-		return nil, fmt.Errorf("%w: XDMOptions.SourceID (OID of the sending organisation) is empty", ErrXDM)
-	}
-	switch opt.Action {
-	case "", "C", "D":
-	default:
-		return nil, fmt.Errorf("%w: XDMOptions.Action %q: want \"\", \"C\" or \"D\"", ErrXDM, opt.Action)
-	}
+// XDMDocument is a CDA document ready to be packaged as IHE_XDM.ZIP, once
+// per recipient, by Package: PrepareXDM has read its header, hashed it and
+// compressed it. It is read-only, so safe for concurrent use.
+type XDMDocument struct {
+	doc    *Document
+	header xdmHeader
+	sha1   string // hex SHA-1 of the document (the hash slot)
+	size   int    // length of the document (the size slot)
+	// deflated is DOC0001.XML as stored in the zip; crc is the CRC-32 of
+	// the document.
+	deflated []byte
+	crc      uint32
+}
+
+// PrepareXDM reads the CDA document cdaDoc, hashes it and compresses it for
+// Package. It fails with the errors of Parse for input that is not a CDA
+// document, and with an error wrapping ErrXDM when the patient has no
+// identifier at all.
+func PrepareXDM(cdaDoc []byte) (*XDMDocument, error) {
 	tree, err := Read(cdaDoc)
 	if err != nil {
 		return nil, err
@@ -171,6 +169,38 @@ func PackageXDM(cdaDoc []byte, opt XDMOptions) ([]byte, error) {
 	if _, _, ok := xdsPatientIDs(d.Patient); !ok {
 		return nil, fmt.Errorf("%w: no patient identifier: recordTarget/patientRole/id has neither an INS (%s) nor a local identifier with a root and an extension", ErrXDM, strings.Join(insRoots, ", "))
 	}
+	deflated, err := deflate(cdaDoc)
+	if err != nil {
+		return nil, fmt.Errorf("%w: compress %s: %w", ErrXDM, XDMDocumentFile, err)
+	}
+	sum := sha1.Sum(cdaDoc)
+	return &XDMDocument{
+		doc:      d,
+		header:   readXDMHeader(tree.root),
+		sha1:     hex.EncodeToString(sum[:]),
+		size:     len(cdaDoc),
+		deflated: deflated,
+		crc:      crc32.ChecksumIEEE(cdaDoc),
+	}, nil
+}
+
+// Package returns the IHE_XDM.ZIP of the document for the recipients of
+// opt: README.TXT, INDEX.HTM, IHE_XDM/SUBSET01/METADATA.XML and
+// IHE_XDM/SUBSET01/DOC0001.XML (8.3 upper-case names).
+//
+// METADATA.XML is an ebRIM 3.0 lcm:SubmitObjectsRequest holding the
+// submission set, the document entry and their HasMember association, filled
+// from the CDA header as the ANS maps it (IG "volet transmission document
+// CDA R2", lien entête CDA / métadonnées XDS). The document is stored byte
+// for byte. The patientId is the INS (`matricule^^^&OID&ISO^NH`); for a
+// patient without one (structuration minimale allows a recordTarget with
+// local identifiers only) it is the first local identifier
+// (`id^^^&OID&ISO^PI`), and the receiver sees X-MSS-INS: N. Package fails
+// with an error wrapping ErrXDM when SourceID or Action is invalid.
+func (x *XDMDocument) Package(opt XDMOptions) ([]byte, error) {
+	if err := opt.check(); err != nil {
+		return nil, err
+	}
 	if opt.SubmissionTime.IsZero() {
 		opt.SubmissionTime = time.Now()
 	}
@@ -180,26 +210,27 @@ func PackageXDM(cdaDoc []byte, opt XDMOptions) ([]byte, error) {
 	if opt.rand == nil {
 		opt.rand = rand.Reader
 	}
-	h := readXDMHeader(tree.root)
-	meta, err := buildMetadata(cdaDoc, d, h, opt)
+	meta, err := buildMetadata(x, opt)
 	if err != nil {
 		return nil, err
 	}
 
 	var buf bytes.Buffer
+	buf.Grow(len(x.deflated) + len(meta) + 4<<10) // the other files deflate to less than meta
 	zw := zip.NewWriter(&buf)
 	zw.RegisterCompressor(zip.Deflate, fastDeflate)
 	files := []struct {
 		name string
 		data []byte
 	}{
-		{XDMReadme, readmeTXT(d, opt)},
-		{XDMIndex, indexHTM(d, opt)},
+		{XDMReadme, readmeTXT(x.doc, opt)},
+		{XDMIndex, indexHTM(x.doc, opt)},
 		{XDMMetadata, meta},
-		{XDMDocument, cdaDoc},
 	}
+	var fh *zip.FileHeader
 	for _, f := range files {
-		w, err := zw.CreateHeader(&zip.FileHeader{Name: f.name, Method: zip.Deflate, Modified: opt.SubmissionTime.UTC()})
+		fh = &zip.FileHeader{Name: f.name, Method: zip.Deflate, Modified: opt.SubmissionTime.UTC()}
+		w, err := zw.CreateHeader(fh)
 		if err != nil {
 			return nil, fmt.Errorf("%w: zip %s: %w", ErrXDM, f.name, err)
 		}
@@ -207,10 +238,70 @@ func PackageXDM(cdaDoc []byte, opt XDMOptions) ([]byte, error) {
 			return nil, fmt.Errorf("%w: zip %s: %w", ErrXDM, f.name, err)
 		}
 	}
+	// CreateRaw writes the header as given, where CreateHeader fills in the
+	// versions, the MS-DOS and extended timestamps of Modified and the data
+	// descriptor flag: the document takes the header CreateHeader filled in
+	// for METADATA.XML, so that the zip is the one CreateHeader would write.
+	doc := *fh
+	doc.Name = XDMDocumentFile
+	doc.Extra = slices.Clone(fh.Extra)
+	doc.CRC32 = x.crc
+	doc.CompressedSize64 = uint64(len(x.deflated))
+	doc.UncompressedSize64 = uint64(x.size)
+	w, err := zw.CreateRaw(&doc)
+	if err != nil {
+		return nil, fmt.Errorf("%w: zip %s: %w", ErrXDM, doc.Name, err)
+	}
+	if _, err := w.Write(x.deflated); err != nil {
+		return nil, fmt.Errorf("%w: zip %s: %w", ErrXDM, doc.Name, err)
+	}
 	if err := zw.Close(); err != nil {
 		return nil, fmt.Errorf("%w: zip: %w", ErrXDM, err)
 	}
 	return buf.Bytes(), nil
+}
+
+// check returns an error wrapping ErrXDM when SourceID or Action is invalid.
+func (opt XDMOptions) check() error {
+	if strings.TrimSpace(opt.SourceID) == "" {
+		return fmt.Errorf("%w: XDMOptions.SourceID (OID of the sending organisation) is empty", ErrXDM)
+	}
+	switch opt.Action {
+	case "", "C", "D":
+		return nil
+	}
+	return fmt.Errorf("%w: XDMOptions.Action %q: want \"\", \"C\" or \"D\"", ErrXDM, opt.Action)
+}
+
+// PackageXDM returns the IHE_XDM.ZIP of the CDA document cdaDoc for the
+// recipients of opt: PrepareXDM then Package. It checks opt first, so a bad
+// SourceID or Action is reported whatever cdaDoc holds. A document sent to
+// several recipients is better prepared once and packaged for each.
+func PackageXDM(cdaDoc []byte, opt XDMOptions) ([]byte, error) {
+	if err := opt.check(); err != nil {
+		return nil, err
+	}
+	x, err := PrepareXDM(cdaDoc)
+	if err != nil {
+		return nil, err
+	}
+	return x.Package(opt)
+}
+
+// deflate compresses data as the zip writer of Package does, into a slice of
+// its exact size (an XDMDocument may be kept a while).
+func deflate(data []byte) ([]byte, error) {
+	var buf bytes.Buffer
+	buf.Grow(len(data)) // the base64 of a PDF deflates to about 3/4
+	fw, err := fastDeflate(&buf)
+	if err != nil {
+		return nil, err
+	}
+	_, err = fw.Write(data)
+	if cerr := fw.Close(); err == nil {
+		err = cerr
+	}
+	return bytes.Clone(buf.Bytes()), err
 }
 
 // flateWriters are the compressors of fastDeflate, reused (each is about
@@ -241,7 +332,7 @@ func (p *pooledFlate) Close() error {
 	return err
 }
 
-// xdmHeader holds the header fields PackageXDM needs that Document lacks.
+// xdmHeader holds the header fields Package needs that Document lacks.
 type xdmHeader struct {
 	templateIDs            []string
 	nonXMLMediaType        string // mediaType of component/nonXMLBody/text, "" for a structured body
@@ -434,13 +525,13 @@ func xdsPatientIDs(p Patient) (patientID, sourcePatientID string, ok bool) {
 }
 
 // buildMetadata returns METADATA.XML.
-func buildMetadata(cdaDoc []byte, d *Document, h xdmHeader, opt XDMOptions) ([]byte, error) {
+func buildMetadata(x *XDMDocument, opt XDMOptions) ([]byte, error) {
+	d, h := x.doc, x.header
 	b := &metadataBuilder{rand: opt.rand}
 	ssID, deID, assocID := b.uuid(), b.uuid(), b.uuid()
 	ssUniqueID := b.oid()
 
 	patientID, sourcePatientID, _ := xdsPatientIDs(d.Patient)
-	sum := sha1.Sum(cdaDoc)
 	practice := firstCode(opt.PracticeSetting, h.practiceSetting, DefaultPracticeSetting)
 	facility := firstCode(opt.HealthcareFacilityType, h.healthcareFacilityType, DefaultHealthcareFacilityType)
 	class := firstCode(opt.Class, DefaultClassCode)
@@ -468,7 +559,7 @@ func buildMetadata(cdaDoc []byte, d *Document, h xdmHeader, opt XDMOptions) ([]b
 	if !d.EffectiveTime.IsZero() {
 		b.slot(de, "creationTime", d.EffectiveTime.UTC().Format(xdsTimeLayout))
 	}
-	b.slot(de, "hash", hex.EncodeToString(sum[:]))
+	b.slot(de, "hash", x.sha1)
 	b.slot(de, "languageCode", language)
 	if la := xcn(d.LegalAuthenticator); la != "" {
 		b.slot(de, "legalAuthenticator", la)
@@ -479,10 +570,10 @@ func buildMetadata(cdaDoc []byte, d *Document, h xdmHeader, opt XDMOptions) ([]b
 	if h.serviceStop != "" {
 		b.slot(de, "serviceStopTime", h.serviceStop)
 	}
-	b.slot(de, "size", strconv.Itoa(len(cdaDoc)))
+	b.slot(de, "size", strconv.Itoa(x.size))
 	b.slot(de, "sourcePatientId", sourcePatientID)
 	b.slot(de, "sourcePatientInfo", sourcePatientInfo(d.Patient)...)
-	b.slot(de, "URI", strings.TrimPrefix(XDMDocument, "IHE_XDM/SUBSET01/"))
+	b.slot(de, "URI", strings.TrimPrefix(XDMDocumentFile, "IHE_XDM/SUBSET01/"))
 	if opt.Action != "" {
 		b.slot(de, XDMActionSlot, opt.Action)
 	}
@@ -665,7 +756,7 @@ func readmeTXT(d *Document, opt XDMOptions) []byte {
 	fmt.Fprintf(&b, "  %s  this file\r\n", XDMReadme)
 	fmt.Fprintf(&b, "  %s  index of the contents, for a web browser\r\n", XDMIndex)
 	fmt.Fprintf(&b, "  %s  XDS metadata of the submission set\r\n", XDMMetadata)
-	fmt.Fprintf(&b, "  %s  HL7 CDA R2 document: %s\r\n", XDMDocument, d.Title)
+	fmt.Fprintf(&b, "  %s  HL7 CDA R2 document: %s\r\n", XDMDocumentFile, d.Title)
 	return []byte(b.String())
 }
 
@@ -677,7 +768,7 @@ func indexHTM(d *Document, opt XDMOptions) []byte {
 	b.WriteString("<h1>IHE XDM</h1>\r\n")
 	fmt.Fprintf(&b, "<p>Sent by %s (sourceId %s) on %s UTC.</p>\r\n", e(opt.Application), e(opt.SourceID), e(opt.SubmissionTime.UTC().Format(time.RFC3339)))
 	b.WriteString("<ul>\r\n")
-	fmt.Fprintf(&b, "<li><a href=\"%s\">%s</a>: %s</li>\r\n", XDMDocument, XDMDocument, e(d.Title))
+	fmt.Fprintf(&b, "<li><a href=\"%s\">%s</a>: %s</li>\r\n", XDMDocumentFile, XDMDocumentFile, e(d.Title))
 	fmt.Fprintf(&b, "<li><a href=\"%s\">%s</a>: XDS metadata</li>\r\n", XDMMetadata, XDMMetadata)
 	fmt.Fprintf(&b, "<li><a href=\"%s\">%s</a></li>\r\n", XDMReadme, XDMReadme)
 	b.WriteString("</ul>\r\n</body>\r\n</html>\r\n")

@@ -16,6 +16,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -441,17 +442,17 @@ func TestPackageXDMRoundTrip(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
 			cdaDoc, files, names := packageCase(t, c)
-			require.Equal(t, []string{XDMReadme, XDMIndex, XDMMetadata, XDMDocument}, names)
+			require.Equal(t, []string{XDMReadme, XDMIndex, XDMMetadata, XDMDocumentFile}, names)
 			for _, n := range names {
 				for _, part := range strings.Split(n, "/") {
 					require.Regexp(t, name83, part, "8.3 upper-case name in %s", n)
 				}
 			}
-			require.True(t, bytes.Equal(cdaDoc, files[XDMDocument]), "DOC0001.XML differs from the input")
+			require.True(t, bytes.Equal(cdaDoc, files[XDMDocumentFile]), "DOC0001.XML differs from the input")
 			m := parseMetadata(t, files[XDMMetadata])
-			sum := sha1.Sum(files[XDMDocument])
+			sum := sha1.Sum(files[XDMDocumentFile])
 			require.Equal(t, []string{hex.EncodeToString(sum[:])}, slotValues(m.de, "hash"))
-			require.Equal(t, []string{strconv.Itoa(len(files[XDMDocument]))}, slotValues(m.de, "size"))
+			require.Equal(t, []string{strconv.Itoa(len(files[XDMDocumentFile]))}, slotValues(m.de, "size"))
 			require.Equal(t, []string{"DOC0001.XML"}, slotValues(m.de, "URI"))
 			require.Contains(t, string(files[XDMIndex]), `href="IHE_XDM/SUBSET01/DOC0001.XML"`)
 			require.Contains(t, string(files[XDMIndex]), `href="IHE_XDM/SUBSET01/METADATA.XML"`)
@@ -506,16 +507,138 @@ func TestPackageXDMErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			opt := xdmTestOptions("")
-			if tt.opt != nil {
-				tt.opt(&opt)
+			// options returns fresh options: the random source is spent.
+			options := func() XDMOptions {
+				opt := xdmTestOptions("")
+				if tt.opt != nil {
+					tt.opt(&opt)
+				}
+				return opt
 			}
-			z, err := PackageXDM([]byte(tt.doc), opt)
+			z, err := PackageXDM([]byte(tt.doc), options())
 			require.Error(t, err)
 			require.Nil(t, z)
 			require.True(t, errors.Is(err, tt.is), "%v is not %v", err, tt.is)
 			require.Contains(t, err.Error(), tt.message)
+
+			// Prepared then packaged, the input fails the same way.
+			x, perr := PrepareXDM([]byte(tt.doc))
+			if perr == nil {
+				z, perr = x.Package(options())
+				require.Nil(t, z)
+			} else {
+				require.Nil(t, x)
+			}
+			require.EqualError(t, perr, err.Error())
+			require.True(t, errors.Is(perr, tt.is), "%v is not %v", perr, tt.is)
 		})
+	}
+}
+
+// TestPackageXDMOptionsFirst checks PackageXDM reports bad options before
+// looking at the document, as it always did.
+func TestPackageXDMOptionsFirst(t *testing.T) {
+	t.Parallel()
+	opt := xdmTestOptions("X")
+	z, err := PackageXDM([]byte("%PDF-1.4"), opt)
+	require.Nil(t, z)
+	require.ErrorIs(t, err, ErrXDM)
+	require.Contains(t, err.Error(), "Action")
+}
+
+// TestPrepareXDMPackage checks Package on a prepared document writes the
+// zip PackageXDM writes, which is the zip zip.Writer.CreateHeader writes for
+// the same files: the precompressed DOC0001.XML has the same header, CRC-32
+// and timestamps as the other files.
+func TestPrepareXDMPackage(t *testing.T) {
+	t.Parallel()
+	for _, c := range xdmCases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			cdaDoc := readXDMTestdata(t, c.file)
+			x, err := PrepareXDM(cdaDoc)
+			require.NoError(t, err)
+			z, err := x.Package(xdmTestOptions(c.action))
+			require.NoError(t, err)
+			want, err := PackageXDM(cdaDoc, xdmTestOptions(c.action))
+			require.NoError(t, err)
+			require.True(t, bytes.Equal(want, z), "Package and PackageXDM differ")
+
+			files, names := unzipXDM(t, z) // reads each file to its end: checks its CRC-32
+			require.True(t, bytes.Equal(cdaDoc, files[XDMDocumentFile]), "DOC0001.XML differs from the input")
+			want = createHeaderZip(t, files, names, xdmTestOptions("").SubmissionTime)
+			require.Equal(t, zipHeaders(t, want), zipHeaders(t, z))
+			require.True(t, bytes.Equal(want, z), "the zip differs from the one CreateHeader writes")
+		})
+	}
+}
+
+// createHeaderZip zips files in the order of names with zip.Writer.CreateHeader,
+// as PackageXDM did before it precompressed the document.
+func createHeaderZip(t *testing.T, files map[string][]byte, names []string, modified time.Time) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	zw.RegisterCompressor(zip.Deflate, fastDeflate)
+	for _, n := range names {
+		w, err := zw.CreateHeader(&zip.FileHeader{Name: n, Method: zip.Deflate, Modified: modified.UTC()})
+		require.NoError(t, err)
+		_, err = w.Write(files[n])
+		require.NoError(t, err)
+	}
+	require.NoError(t, zw.Close())
+	return buf.Bytes()
+}
+
+// zipHeaders returns the headers of the files of zip z.
+func zipHeaders(t *testing.T, z []byte) []zip.FileHeader {
+	t.Helper()
+	zr, err := zip.NewReader(bytes.NewReader(z), int64(len(z)))
+	require.NoError(t, err)
+	var out []zip.FileHeader
+	for _, f := range zr.File {
+		out = append(out, f.FileHeader)
+	}
+	return out
+}
+
+// TestXDMDocumentConcurrent packages one prepared document for several
+// recipients at once (run it with -race): each gets its own metadata and the
+// zip PackageXDM writes for it.
+func TestXDMDocumentConcurrent(t *testing.T) {
+	t.Parallel()
+	cdaDoc := readXDMTestdata(t, "n1-pdf.xml")
+	x, err := PrepareXDM(cdaDoc)
+	require.NoError(t, err)
+	// options returns recipient i's options, with a fresh random source.
+	options := func(i int) XDMOptions {
+		opt := xdmTestOptions([]string{"", "C", "D"}[i%3])
+		opt.Recipients = []XDMRecipient{{Address: fmt.Sprintf("recipient%d@test.mssante.fr", i)}}
+		return opt
+	}
+	const n = 8
+	zips := make([][]byte, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() { zips[i], errs[i] = x.Package(options(i)) })
+	}
+	wg.Wait()
+	for i := range n {
+		require.NoError(t, errs[i])
+		opt := options(i)
+		want, err := PackageXDM(cdaDoc, opt)
+		require.NoError(t, err)
+		require.True(t, bytes.Equal(want, zips[i]), "recipient %d: Package and PackageXDM differ", i)
+		files, _ := unzipXDM(t, zips[i])
+		require.True(t, bytes.Equal(cdaDoc, files[XDMDocumentFile]), "recipient %d: DOC0001.XML differs from the input", i)
+		m := parseMetadata(t, files[XDMMetadata])
+		require.Equal(t, []string{fmt.Sprintf("||^^Internet^recipient%d@test.mssante.fr", i)}, slotValues(m.ss, "intendedRecipient"))
+		if opt.Action == "" {
+			require.Empty(t, slotValues(m.de, XDMActionSlot))
+		} else {
+			require.Equal(t, []string{opt.Action}, slotValues(m.de, XDMActionSlot))
+		}
 	}
 }
 
@@ -562,7 +685,7 @@ func FuzzPackageXDM(f *testing.F) {
 			return
 		}
 		files, _ := unzipXDM(t, z)
-		require.Equal(t, data, files[XDMDocument])
+		require.Equal(t, data, files[XDMDocumentFile])
 		doc := etree.NewDocument()
 		require.NoError(t, doc.ReadFromBytes(files[XDMMetadata]))
 	})

@@ -52,7 +52,7 @@ var errNotOneMSSanteRecipient = errors.New("a message goes to exactly one MSSant
 // applicative, To the delivery's address, Reply-To the DPI's PRT REPLY,
 // Subject XDM/1.0/DDM+<title> <NOM> <prénom> <birth date>, the DPI's body
 // (CORPSMAIL_PS, or CORPSMAIL_PATIENT for the patient) or the default text
-// of the action, IHE_XDM.ZIP and the PDF attached when the report has a CDA,
+// of the action, IHE_XDM.ZIP (from doc) and the PDF attached when the report has a CDA,
 // and the X-MSS headers; a read notification is asked when the DPI wants one
 // (ACK_LECTURE_MSS) or the rule watches for it (unread_hours).
 //
@@ -61,7 +61,7 @@ var errNotOneMSSanteRecipient = errors.New("a message goes to exactly one MSSant
 // "never mix MSSanté and non-MSSanté recipients" hold by construction, and
 // composeEmail refuses anything else. It returns a *mail.PermanentError
 // wrapping mail.ErrTooLarge when the attachments exceed 10 MB.
-func composeEmail(cfg WorkerConfig, o outgoing, now time.Time) (mail.Message, error) {
+func composeEmail(cfg WorkerConfig, o outgoing, doc sendDocument, now time.Time) (mail.Message, error) {
 	if o.Channel != correspondents.ChannelMSSante || o.Address == "" || strings.ContainsAny(o.Address, ", ") {
 		// No address in the error: a patient's is their INS, and errors are logged.
 		return mail.Message{}, &mail.PermanentError{Err: fmt.Errorf("delivery %d (channel %s): %w", o.DeliveryID, o.Channel, errNotOneMSSanteRecipient)}
@@ -80,15 +80,15 @@ func composeEmail(cfg WorkerConfig, o outgoing, now time.Time) (mail.Message, er
 		Body:      emailBody(o, title),
 		Headers:   []mail.Field{{Name: headerNIL, Value: cfg.NIL}},
 	}
-	if len(o.Document.CDA) > 0 {
-		xdm, err := packageXDM(cfg, o, now)
+	if doc.xdm != nil {
+		xdm, err := packageXDM(cfg, o, doc.xdm, now)
 		if err != nil {
 			return mail.Message{}, &mail.PermanentError{Err: fmt.Errorf("delivery %d: IHE_XDM.ZIP: %w", o.DeliveryID, err)}
 		}
 		m.Attachments = append(m.Attachments, mail.Attachment{Filename: xdmFilename, ContentType: "application/zip", Data: xdm})
-		if len(o.Document.PDF) > 0 {
+		if len(doc.pdf) > 0 {
 			m.Attachments = append(m.Attachments, mail.Attachment{Filename: fileSafe.ReplaceAllString(title, "_") + ".pdf",
-				ContentType: "application/pdf", Data: o.Document.PDF})
+				ContentType: "application/pdf", Data: doc.pdf})
 		}
 		ins := "N"
 		if o.Patient.INSQualified {
@@ -108,10 +108,10 @@ func composeEmail(cfg WorkerConfig, o outgoing, now time.Time) (mail.Message, er
 	return m, nil
 }
 
-// packageXDM builds the IHE_XDM.ZIP of o's CDA addressed to o's recipient.
-// It is the one call into cda's XDM packaging.
-func packageXDM(cfg WorkerConfig, o outgoing, now time.Time) ([]byte, error) {
-	return cda.PackageXDM(o.Document.CDA, cda.XDMOptions{
+// packageXDM builds the IHE_XDM.ZIP of the report's CDA, prepared in x,
+// addressed to o's recipient. It is the one call into cda's XDM packaging.
+func packageXDM(cfg WorkerConfig, o outgoing, x *cda.XDMDocument, now time.Time) ([]byte, error) {
+	return x.Package(cda.XDMOptions{
 		SourceID:       cfg.SourceID,
 		SubmissionTime: now,
 		Action:         xdmActions[o.Action],

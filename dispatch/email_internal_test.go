@@ -25,7 +25,7 @@ func TestComposeEmailOneMSSanteRecipient(t *testing.T) {
 	o := outgoing{DeliveryID: 7, Action: ActionDelete, Channel: correspondents.ChannelMSSante,
 		Address: "dr@medecin-demo.mssante.fr", MessageID: "id@ch-demo.mssante.fr",
 		Recipient: Recipient{Kind: KindProfessional}, Document: Document{Title: "Lettre"}}
-	m, err := composeEmail(cfg, o, time.Now())
+	m, err := composeEmail(cfg, o, sendDocument{}, time.Now())
 	require.NoError(t, err)
 	require.Equal(t, []string{o.Address}, m.To)
 	env := envelope(m, o.DeliveryID)
@@ -43,7 +43,7 @@ func TestComposeEmailOneMSSanteRecipient(t *testing.T) {
 	} {
 		bad := o
 		mutate(&bad)
-		_, err := composeEmail(cfg, bad, time.Now())
+		_, err := composeEmail(cfg, bad, sendDocument{}, time.Now())
 		require.ErrorIs(t, err, errNotOneMSSanteRecipient, name)
 		require.True(t, mail.IsPermanent(err), name)
 	}
@@ -81,8 +81,10 @@ func TestComposeEmailDeletionWithCDA(t *testing.T) {
 		Address: "dr@medecin-demo.mssante.fr", MessageID: "id@ch-demo.mssante.fr",
 		Recipient: Recipient{Kind: KindProfessional, NationalID: "899900000002"},
 		Patient:   Patient{INS: "280017512345678", INSOID: "1.2.250.1.213.1.4.10", INSQualified: true},
-		Document:  Document{Code: "11490-0", Title: "Lettre", CDA: doc, PDF: []byte("%PDF-1.4 x")}}
-	m, err := composeEmail(cfg, o, time.Now())
+		Document:  Document{Code: "11490-0", Title: "Lettre"}}
+	prepared, err := prepareDocument(doc, []byte("%PDF-1.4 x"))
+	require.NoError(t, err)
+	m, err := composeEmail(cfg, o, prepared, time.Now())
 	require.NoError(t, err)
 	require.Equal(t, []mail.Field{{Name: "X-MSS-NIL", Value: DefaultNIL}, {Name: "X-MSS-CODECDA", Value: "11490-0"},
 		{Name: "X-MSS-INS", Value: "O"}}, m.Headers)

@@ -38,6 +38,7 @@ type sendWorker struct {
 	cfg         WorkerConfig
 	sends       *prometheus.CounterVec
 	interrupted prometheus.Counter
+	docs        documentCache
 }
 
 // Work sends one queued MSSanté delivery, in three steps so that a crash
@@ -65,7 +66,14 @@ func (w *sendWorker) Work(ctx context.Context, job *river.Job[SendArgs]) error {
 	if o.Blocked > 0 {
 		return river.JobSnooze(o.Blocked)
 	}
-	m, err := composeEmail(w.cfg, o, time.Now())
+	doc, err := w.docs.get(ctx, w.cfg.Pool, o.ReportID)
+	if mail.IsPermanent(err) {
+		return w.fail(ctx, o, fmt.Errorf("delivery %d: %w", o.DeliveryID, err))
+	}
+	if err != nil {
+		return err
+	}
+	m, err := composeEmail(w.cfg, o, doc, time.Now())
 	if err != nil {
 		return w.fail(ctx, o, err)
 	}

@@ -392,9 +392,11 @@ func setReportStatus(ctx context.Context, q dbtx, reportID int64, status string)
 	return nil
 }
 
-// outgoing is everything the send job needs of a delivery.
+// outgoing is everything the send job needs of a delivery but the
+// document's bytes (its Document has no CDA or PDF: see documentCache).
 type outgoing struct {
 	DeliveryID int64
+	ReportID   int64
 	Action     Action
 	Status     string
 	Channel    string
@@ -426,25 +428,24 @@ type outgoing struct {
 
 func loadOutgoing(ctx context.Context, q dbtx, deliveryID int64) (outgoing, error) {
 	var o outgoing
-	err := q.QueryRow(ctx, `SELECT d.id, r.action, d.status, d.channel, d.address, coalesce(d.message_id, ''),
+	err := q.QueryRow(ctx, `SELECT d.id, d.report_id, r.action, d.status, d.channel, d.address, coalesce(d.message_id, ''),
 			r.patient_family, r.patient_given, r.patient_birth_date, r.patient_sex, r.patient_ins, r.patient_ins_oid,
 			r.patient_ins_qualified, r.patient_ipp,
-			r.document_id, r.document_code, r.document_title, doc.cda, doc.pdf,
+			r.document_id, r.document_code, r.document_title,
 			rc.role, rc.kind, rc.national_id, rc.rpps, rc.finess, rc.family, rc.given, rc.organisation, rc.address,
 			r.author, r.reply_to, r.flags, r.body_professional, r.body_patient, d.policy,
 			coalesce((SELECT max(e.at) FROM delivery_events e WHERE e.delivery_id = d.id AND e.to_status = 'queued'
 				AND e.from_status IS DISTINCT FROM 'queued'), d.created_at),
 			dom.domain, coalesce(blocked.wait, '0'), blocked.failures > 0
-		FROM deliveries d JOIN reports r ON r.id = d.report_id JOIN documents doc ON doc.report_id = r.id
-			JOIN recipients rc ON rc.id = d.recipient_id
+		FROM deliveries d JOIN reports r ON r.id = d.report_id JOIN recipients rc ON rc.id = d.recipient_id
 			CROSS JOIN LATERAL (SELECT lower(substr(d.address, strpos(d.address, '@') + 1)) AS domain) dom
 			CROSS JOIN LATERAL (SELECT max(m.blocked_until - now()) FILTER (WHERE m.blocked_until > now()) AS wait,
 					count(*) AS failures
 				FROM mail_domains m WHERE m.domain IN (dom.domain, $2)) blocked
-		WHERE d.id = $1`, deliveryID, serverScope).Scan(&o.DeliveryID, &o.Action, &o.Status, &o.Channel, &o.Address, &o.MessageID,
+		WHERE d.id = $1`, deliveryID, serverScope).Scan(&o.DeliveryID, &o.ReportID, &o.Action, &o.Status, &o.Channel, &o.Address, &o.MessageID,
 		&o.Patient.Family, &o.Patient.Given, &o.Patient.BirthDate, &o.Patient.Sex, &o.Patient.INS, &o.Patient.INSOID,
 		&o.Patient.INSQualified, &o.Patient.IPP,
-		&o.Document.ID, &o.Document.Code, &o.Document.Title, &o.Document.CDA, &o.Document.PDF,
+		&o.Document.ID, &o.Document.Code, &o.Document.Title,
 		&o.Recipient.Role, &o.Recipient.Kind, &o.Recipient.NationalID, &o.Recipient.RPPS, &o.Recipient.FINESS,
 		&o.Recipient.Family, &o.Recipient.Given, &o.Recipient.Organisation, &o.Recipient.Address,
 		&o.Author, &o.ReplyTo, &o.Flags, &o.BodyProfessional, &o.BodyPatient, &o.Policy, &o.QueuedAt,

@@ -1,0 +1,113 @@
+package dispatch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/mssdispatch/mssdispatch/cda"
+	"github.com/mssdispatch/mssdispatch/dispatch/mail"
+)
+
+// sendDocument is what a report's emails attach: its CDA ready to be packaged
+// as IHE_XDM.ZIP for each recipient (nil when the report has none, a deletion
+// without its CDA) and its PDF.
+type sendDocument struct {
+	xdm *cda.XDMDocument
+	pdf []byte
+}
+
+// prepareDocument reads a report's CDA once for all its emails.
+func prepareDocument(cdaDoc, pdf []byte) (sendDocument, error) {
+	doc := sendDocument{pdf: pdf}
+	if len(cdaDoc) == 0 {
+		return doc, nil
+	}
+	var err error
+	doc.xdm, err = cda.PrepareXDM(cdaDoc)
+	return doc, err
+}
+
+// documentCacheSize is how many reports' documents a send worker keeps: a
+// report's emails are sent within moments of each other, and an entry
+// holds about a compressed CDA and a PDF (≈ 200 kB for a 100 kB PDF).
+const documentCacheSize = 32
+
+// documentCache keeps the last reports' sendDocuments, so that a report's
+// emails (three in the load test) load its CDA and PDF from PostgreSQL, and
+// parse and compress the CDA, once instead of once each. A document does not
+// change once stored (retention purges only reports with nothing left to
+// send), so an entry is never stale; the oldest goes first.
+type documentCache struct {
+	mu      sync.Mutex
+	entries map[int64]*cachedDocument
+	order   []int64 // report ids, oldest first
+}
+
+// cachedDocument is loaded once by the first send that asks for it; the
+// others wait for it.
+type cachedDocument struct {
+	once sync.Once
+	doc  sendDocument
+	err  error
+}
+
+// get returns the sendDocument of report reportID, loading it from q when
+// it is not kept. A failed load is not kept: the next send tries again.
+func (c *documentCache) get(ctx context.Context, q dbtx, reportID int64) (sendDocument, error) {
+	c.mu.Lock()
+	if c.entries == nil {
+		c.entries = make(map[int64]*cachedDocument, documentCacheSize)
+	}
+	e, ok := c.entries[reportID]
+	if !ok {
+		if len(c.order) == documentCacheSize {
+			delete(c.entries, c.order[0])
+			c.order = c.order[1:]
+		}
+		e = &cachedDocument{}
+		c.entries[reportID] = e
+		c.order = append(c.order, reportID)
+	}
+	c.mu.Unlock()
+	e.once.Do(func() { e.doc, e.err = loadSendDocument(ctx, q, reportID) })
+	if e.err != nil {
+		c.mu.Lock()
+		if c.entries[reportID] == e {
+			delete(c.entries, reportID)
+			c.order = deleteID(c.order, reportID)
+		}
+		c.mu.Unlock()
+	}
+	return e.doc, e.err
+}
+
+func deleteID(ids []int64, id int64) []int64 {
+	for i, v := range ids {
+		if v == id {
+			return append(ids[:i], ids[i+1:]...)
+		}
+	}
+	return ids
+}
+
+// loadSendDocument loads and prepares report reportID's document. A CDA
+// that cannot be packaged is a *mail.PermanentError: no retry helps.
+func loadSendDocument(ctx context.Context, q dbtx, reportID int64) (sendDocument, error) {
+	var cdaDoc, pdf []byte
+	err := q.QueryRow(ctx, `SELECT cda, pdf FROM documents WHERE report_id = $1`, reportID).Scan(&cdaDoc, &pdf)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return sendDocument{}, fmt.Errorf("document of report %d: %w", reportID, ErrNotFound)
+	}
+	if err != nil {
+		return sendDocument{}, fmt.Errorf("load document of report %d: %w", reportID, err)
+	}
+	doc, err := prepareDocument(cdaDoc, pdf)
+	if err != nil {
+		return sendDocument{}, &mail.PermanentError{Err: fmt.Errorf("IHE_XDM.ZIP: %w", err)}
+	}
+	return doc, nil
+}
