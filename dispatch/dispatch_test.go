@@ -1,12 +1,14 @@
 package dispatch_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -216,6 +218,65 @@ func TestReceiveRetransmission(t *testing.T) {
 	require.NoError(t, b.pool.QueryRow(b.ctx, "SELECT count(*) FROM river_job WHERE kind = 'resolve_report'").Scan(&jobs))
 	require.Equal(t, 1, reports)
 	require.Equal(t, 1, jobs)
+}
+
+// TestDocumentPDFStorage checks where a report's PDF is kept: in its CDA
+// only when the CDA embeds it (the usual case), apart when a client sent a
+// PDF beside a CDA; and that the dashboard's download and the emails get it
+// either way.
+func TestDocumentPDFStorage(t *testing.T) {
+	t.Parallel()
+	outboxDir := t.TempDir()
+	outbox, err := mail.NewOutbox(outboxDir)
+	require.NoError(t, err)
+	b := setup(t, outbox)
+	embedded := testReport(t).Document.PDF
+	other := append([]byte("%PDF-1.4 another rendering\n"), embedded[9:]...)
+	for _, tt := range []struct {
+		name  string
+		pdf   []byte // sent beside the CDA
+		want  []byte
+		apart bool
+	}{
+		{"the CDA's", nil, embedded, false},
+		{"another, sent beside the CDA", other, other, true},
+	} {
+		r := reportOf(t, tt.name)
+		r.Document.PDF = tt.pdf
+		id := b.receive(t, r).ReportID
+		var apart, inCDA bool
+		require.NoError(t, b.pool.QueryRow(b.ctx, "SELECT pdf IS NOT NULL, pdf_in_cda FROM documents WHERE report_id = $1",
+			id).Scan(&apart, &inCDA))
+		require.Equal(t, tt.apart, apart, tt.name)
+		require.Equal(t, !tt.apart, inCDA, tt.name)
+		got, err := b.svc.DocumentPDF(b.ctx, id)
+		require.NoError(t, err, tt.name)
+		require.Equal(t, tt.want, got, tt.name)
+		detail, err := b.svc.ReportDetail(b.ctx, id)
+		require.NoError(t, err, tt.name)
+		require.True(t, detail.HasPDF, tt.name)
+		b.waitDeliveries(t, id, 4)
+	}
+	files, err := filepath.Glob(filepath.Join(outboxDir, "*.eml"))
+	require.NoError(t, err)
+	attached := map[string]int{}
+	for _, f := range files {
+		raw, err := os.ReadFile(f)
+		require.NoError(t, err)
+		for name, data := range parseEmail(t, raw).attachments {
+			switch {
+			case !strings.HasSuffix(name, ".pdf"):
+			case bytes.Equal(data, embedded):
+				attached["embedded"]++
+			case bytes.Equal(data, other):
+				attached["other"]++
+			default:
+				t.Errorf("%s: a PDF neither report has", name)
+			}
+		}
+	}
+	require.Positive(t, attached["embedded"], "the CDA's PDF attached")
+	require.Equal(t, attached["embedded"], attached["other"], "each report's emails carry its own PDF")
 }
 
 func TestReceiveInvalid(t *testing.T) {

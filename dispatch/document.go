@@ -56,14 +56,14 @@ func (s *Service) prepare(r *Report, now time.Time) error {
 			if err != nil && !errors.Is(err, cda.ErrNoPDF) {
 				return &InvalidError{Field: "document.cda", Msg: fmt.Sprintf("the CDA's PDF cannot be read: %v", err)}
 			}
-			doc.PDF = pdf
+			doc.PDF, doc.PDFInCDA = pdf, pdf != nil
 		}
 	case len(doc.PDF) > 0 && r.Action != ActionDelete:
 		wrapped, err := s.wrapPDF(*r, now)
 		if err != nil {
 			return err
 		}
-		doc.CDA = wrapped
+		doc.CDA, doc.PDFInCDA = wrapped, true
 	}
 	r.patientRecipient()
 	return nil

@@ -69,6 +69,10 @@ type Document struct {
 	Confidentiality string
 	CDA             []byte
 	PDF             []byte // nil when the CDA embeds none
+	// PDFInCDA says PDF is the one the CDA embeds (it is then not stored
+	// apart from the CDA). The HL7 mapping sets it; Receive does for the
+	// others.
+	PDFInCDA bool `json:"-"`
 	// Header is CDA's header when the caller already parsed it (the HL7
 	// mapping did, with the PDF); nil makes Receive parse the CDA.
 	Header *cda.Document `json:"-"`

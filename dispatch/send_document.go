@@ -2,11 +2,8 @@ package dispatch
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
-
-	"github.com/jackc/pgx/v5"
 
 	"github.com/mssdispatch/mssdispatch/cda"
 	"github.com/mssdispatch/mssdispatch/dispatch/mail"
@@ -97,13 +94,9 @@ func deleteID(ids []int64, id int64) []int64 {
 // loadSendDocument loads and prepares report reportID's document. A CDA
 // that cannot be packaged is a *mail.PermanentError: no retry helps.
 func loadSendDocument(ctx context.Context, q dbtx, reportID int64) (sendDocument, error) {
-	var cdaDoc, pdf []byte
-	err := q.QueryRow(ctx, `SELECT cda, pdf FROM documents WHERE report_id = $1`, reportID).Scan(&cdaDoc, &pdf)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return sendDocument{}, fmt.Errorf("document of report %d: %w", reportID, ErrNotFound)
-	}
+	cdaDoc, pdf, err := loadDocument(ctx, q, reportID)
 	if err != nil {
-		return sendDocument{}, fmt.Errorf("load document of report %d: %w", reportID, err)
+		return sendDocument{}, err
 	}
 	doc, err := prepareDocument(cdaDoc, pdf)
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/mssdispatch/mssdispatch/cda"
 	"github.com/mssdispatch/mssdispatch/correspondents"
 )
 
@@ -125,8 +126,12 @@ func insertReport(ctx context.Context, tx pgx.Tx, inboundID int64, in Inbound, r
 	}
 	// The document and the recipients in one round trip.
 	batch := &pgx.Batch{}
-	batch.Queue("INSERT INTO documents (report_id, cda, pdf) VALUES ($1, coalesce($2, ''::bytea), $3)",
-		id, r.Document.CDA, r.Document.PDF)
+	pdf := r.Document.PDF
+	if r.Document.PDFInCDA {
+		pdf = nil // the CDA holds it: storedPDF takes it from there
+	}
+	batch.Queue("INSERT INTO documents (report_id, cda, pdf, pdf_in_cda) VALUES ($1, coalesce($2, ''::bytea), $3, $4)",
+		id, r.Document.CDA, pdf, r.Document.PDFInCDA)
 	for i, rc := range r.Recipients {
 		batch.Queue(insertRecipientSQL, recipientValues(id, i+1, rc)...)
 	}
@@ -134,6 +139,34 @@ func insertReport(ctx context.Context, tx pgx.Tx, inboundID int64, in Inbound, r
 		return 0, fmt.Errorf("insert document and recipients: %w", err)
 	}
 	return id, nil
+}
+
+// loadDocument returns report reportID's CDA and PDF (empty once purged),
+// or ErrNotFound.
+func loadDocument(ctx context.Context, q dbtx, reportID int64) (cdaDoc, pdf []byte, err error) {
+	var inCDA bool
+	err = q.QueryRow(ctx, `SELECT cda, pdf, pdf_in_cda FROM documents WHERE report_id = $1`, reportID).Scan(&cdaDoc, &pdf, &inCDA)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil, fmt.Errorf("document of report %d: %w", reportID, ErrNotFound)
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("load document of report %d: %w", reportID, err)
+	}
+	pdf, err = storedPDF(cdaDoc, pdf, inCDA)
+	return cdaDoc, pdf, err
+}
+
+// storedPDF is a stored document's PDF: its pdf column, or, when its CDA
+// embeds it (pdf_in_cda), the CDA's.
+func storedPDF(cdaDoc, pdf []byte, inCDA bool) ([]byte, error) {
+	if !inCDA {
+		return pdf, nil
+	}
+	pdf, err := cda.ExtractPDF(cdaDoc)
+	if err != nil {
+		return nil, fmt.Errorf("the PDF of the stored CDA: %w", err)
+	}
+	return pdf, nil
 }
 
 const insertRecipientSQL = `INSERT INTO recipients (report_id, position, role, kind, national_id, rpps,

@@ -27,12 +27,16 @@ func unbatchedServices(ctx context.Context, q dbtx) ([]string, error) {
 // letterColumns are the columns scanned by scanLetter (d deliveries, r reports, doc documents).
 const letterColumns = `d.id, d.report_id, d.recipient_name, d.postal_address, r.patient_family, r.patient_given,
 	r.patient_birth_date, r.patient_sex, r.document_title, d.service, r.received_at,
-	coalesce(doc.pdf, ''::bytea), coalesce(doc.cda, ''::bytea), doc.purged_at IS NOT NULL`
+	coalesce(doc.pdf, ''::bytea), coalesce(doc.cda, ''::bytea), coalesce(doc.pdf_in_cda, false), doc.purged_at IS NOT NULL`
 
 func scanLetter(row pgx.Row) (letterFacts, error) {
 	var l letterFacts
+	var inCDA bool
 	err := row.Scan(&l.DeliveryID, &l.ReportID, &l.Name, &l.Address, &l.Patient.Family, &l.Patient.Given,
-		&l.Patient.BirthDate, &l.Patient.Sex, &l.DocumentTitle, &l.Service, &l.ReceivedAt, &l.PDF, &l.CDA, &l.Purged)
+		&l.Patient.BirthDate, &l.Patient.Sex, &l.DocumentTitle, &l.Service, &l.ReceivedAt, &l.PDF, &l.CDA, &inCDA, &l.Purged)
+	if err == nil {
+		l.PDF, err = storedPDF(l.CDA, l.PDF, inCDA)
+	}
 	return l, err
 }
 

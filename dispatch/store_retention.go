@@ -73,7 +73,7 @@ func purgeDocumentBatch(ctx context.Context, db dbBeginner, rq retentionQuery, a
 		if _, err := tx.Exec(ctx, `SELECT 1 FROM deliveries WHERE report_id = ANY ($1) ORDER BY id FOR SHARE`, ids); err != nil {
 			return fmt.Errorf("lock deliveries of documents to purge: %w", err)
 		}
-		tag, err := tx.Exec(ctx, `UPDATE documents doc SET cda = ''::bytea, pdf = NULL, purged_at = now()
+		tag, err := tx.Exec(ctx, `UPDATE documents doc SET cda = ''::bytea, pdf = NULL, pdf_in_cda = false, purged_at = now()
 			FROM reports r WHERE r.id = doc.report_id
 				AND doc.report_id = ANY ($6) AND doc.purged_at IS NULL AND r.received_at < $1 AND NOT `+retainedSQL,
 			rq.args(ids)...)

@@ -160,7 +160,7 @@ func reportDetail(ctx context.Context, q dbtx, id int64) (ReportDetail, error) {
 	err := q.QueryRow(ctx, `SELECT r.id, r.document_id, r.parent_document_id, r.action, r.status, r.received_at,
 			r.patient_family, r.patient_given, r.patient_birth_date, r.patient_sex, r.patient_ins,
 			r.patient_ins_qualified, r.patient_ipp, r.service, r.document_code, r.document_title, r.confidentiality,
-			coalesce(doc.pdf IS NOT NULL AND length(doc.pdf) > 0, false), doc.purged_at IS NOT NULL
+			coalesce(doc.pdf_in_cda OR length(doc.pdf) > 0, false), doc.purged_at IS NOT NULL
 		FROM reports r LEFT JOIN documents doc ON doc.report_id = r.id WHERE r.id = $1`, id).Scan(
 		&v.ID, &v.DocumentID, &v.ParentDocumentID, &v.Action, &v.Status, &v.ReceivedAt,
 		&v.Patient.Family, &v.Patient.Given, &v.Patient.BirthDate, &v.Patient.Sex, &v.Patient.INS,
@@ -223,18 +223,14 @@ func reportDetail(ctx context.Context, q dbtx, id int64) (ReportDetail, error) {
 	return v, nil
 }
 
-// documentPDF returns the stored PDF of a report, or ErrNotFound.
+// documentPDF returns the stored PDF of a report, or ErrNotFound (none, or
+// purged).
 func documentPDF(ctx context.Context, q dbtx, reportID int64) ([]byte, error) {
-	var pdf []byte
-	err := q.QueryRow(ctx, `SELECT pdf FROM documents WHERE report_id = $1 AND purged_at IS NULL
-		AND pdf IS NOT NULL AND length(pdf) > 0`, reportID).Scan(&pdf)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, ErrNotFound
+	_, pdf, err := loadDocument(ctx, q, reportID)
+	if err == nil && len(pdf) == 0 {
+		err = ErrNotFound
 	}
-	if err != nil {
-		return nil, fmt.Errorf("load PDF of report %d: %w", reportID, err)
-	}
-	return pdf, nil
+	return pdf, err
 }
 
 // reportService returns a report's service, or ErrNotFound.

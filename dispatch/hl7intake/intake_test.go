@@ -138,9 +138,10 @@ func TestAccept(t *testing.T) {
 		{"899900000007", "99900000007", "ROUX", "julie.roux@medecin-demo.mssante.fr"},
 	}, got, "only RCT participations are recipients")
 
-	var pdfLen int
-	require.NoError(t, b.pool.QueryRow(b.ctx, "SELECT length(pdf) FROM documents").Scan(&pdfLen))
-	require.Positive(t, pdfLen, "the PDF of the level-1 CDA is kept")
+	var pdfApart, inCDA bool
+	require.NoError(t, b.pool.QueryRow(b.ctx, "SELECT pdf IS NOT NULL, pdf_in_cda FROM documents").Scan(&pdfApart, &inCDA))
+	require.True(t, inCDA, "the level-1 CDA has a PDF")
+	require.False(t, pdfApart, "the PDF is kept in its CDA only, not twice")
 }
 
 func TestRetransmission(t *testing.T) {

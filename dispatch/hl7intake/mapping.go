@@ -476,7 +476,7 @@ func decodeDocument(obx hl7.OBX, at seg, optional bool) (dispatch.Document, *cda
 	}
 	id := obx.Identifier()
 	doc := dispatch.Document{ID: header.UniqueID(), Code: header.Code.Code, Title: header.Title,
-		Confidentiality: header.Confidentiality.Code, CDA: data, PDF: pdf, Header: header}
+		Confidentiality: header.Confidentiality.Code, CDA: data, PDF: pdf, PDFInCDA: pdf != nil, Header: header}
 	if doc.Code == "" {
 		doc.Code = strings.TrimSpace(id.Identifier)
 	}
