@@ -105,6 +105,16 @@ func testReport(t *testing.T) dispatch.Report {
 	}
 }
 
+// setupOutbox is setup with an outbox transport writing to dir, a new
+// directory.
+func setupOutbox(t *testing.T) (b *testBundle, dir string) {
+	t.Helper()
+	dir = t.TempDir()
+	outbox, err := mail.NewOutbox(dir)
+	require.NoError(t, err)
+	return setup(t, outbox), dir
+}
+
 // inbound is the message that carried a report with controlID and content.
 func inbound(controlID, content string) dispatch.Inbound {
 	return dispatch.Inbound{Kind: "hl7", Source: "mllp", SendingApplication: "DPI", SendingFacility: "CH",
@@ -149,10 +159,7 @@ func (b *testBundle) waitReport(t *testing.T, reportID int64, what string, cond 
 
 func TestReceiveResolveSend(t *testing.T) {
 	t.Parallel()
-	outboxDir := t.TempDir()
-	outbox, err := mail.NewOutbox(outboxDir)
-	require.NoError(t, err)
-	b := setup(t, outbox)
+	b, outboxDir := setupOutbox(t)
 
 	report := testReport(t)
 	rc := b.receive(t, report)
@@ -188,9 +195,7 @@ func TestReceiveResolveSend(t *testing.T) {
 
 func TestReceiveRetransmission(t *testing.T) {
 	t.Parallel()
-	outbox, err := mail.NewOutbox(t.TempDir())
-	require.NoError(t, err)
-	b := setup(t, outbox)
+	b, _ := setupOutbox(t)
 
 	again := inbound("MSG-RETRY", testReport(t).Document.ID)
 	first, err := b.svc.Receive(b.ctx, again, testReport(t), respond)
@@ -226,10 +231,7 @@ func TestReceiveRetransmission(t *testing.T) {
 // either way.
 func TestDocumentPDFStorage(t *testing.T) {
 	t.Parallel()
-	outboxDir := t.TempDir()
-	outbox, err := mail.NewOutbox(outboxDir)
-	require.NoError(t, err)
-	b := setup(t, outbox)
+	b, outboxDir := setupOutbox(t)
 	embedded := testReport(t).Document.PDF
 	other := append([]byte("%PDF-1.4 another rendering\n"), embedded[9:]...)
 	for _, tt := range []struct {
@@ -281,9 +283,7 @@ func TestDocumentPDFStorage(t *testing.T) {
 
 func TestReceiveInvalid(t *testing.T) {
 	t.Parallel()
-	outbox, err := mail.NewOutbox(t.TempDir())
-	require.NoError(t, err)
-	b := setup(t, outbox)
+	b, _ := setupOutbox(t)
 	for name, mutate := range map[string]func(*dispatch.Report){
 		"no document":            func(r *dispatch.Report) { r.Document.CDA, r.Document.PDF = nil, nil },
 		"bare PDF, no custodian": func(r *dispatch.Report) { r.Document.CDA = nil },
@@ -301,7 +301,7 @@ func TestReceiveInvalid(t *testing.T) {
 		var invalid *dispatch.InvalidError
 		require.ErrorAs(t, err, &invalid, name)
 	}
-	_, err = b.svc.Report(b.ctx, 1)
+	_, err := b.svc.Report(b.ctx, 1)
 	require.ErrorIs(t, err, dispatch.ErrNotFound)
 	_, err = b.svc.ReportByDocumentID(b.ctx, "1.2.3^none")
 	require.ErrorIs(t, err, dispatch.ErrNotFound)

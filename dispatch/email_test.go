@@ -321,10 +321,7 @@ func TestEmailToPatient(t *testing.T) {
 
 func TestEmailReplaceAndDelete(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	outbox, err := mail.NewOutbox(dir)
-	require.NoError(t, err)
-	b := setup(t, outbox)
+	b, dir := setupOutbox(t)
 
 	first := testReport(t)
 	b.waitDeliveries(t, b.receive(t, first).ReportID, 4)
@@ -383,10 +380,7 @@ func clean(t *testing.T, dir string) {
 
 func TestEmailOversize(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	outbox, err := mail.NewOutbox(dir)
-	require.NoError(t, err)
-	b := setup(t, outbox)
+	b, dir := setupOutbox(t)
 
 	// An 11 MB PDF given with the CDA (a big CDA makes the test slow under
 	// -race without testing more).

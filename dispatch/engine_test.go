@@ -141,9 +141,7 @@ func TestGiveUp(t *testing.T) {
 // and leaves it to the worklist; an acknowledged email is left alone.
 func TestDeadlines(t *testing.T) {
 	t.Parallel()
-	outbox, err := mail.NewOutbox(t.TempDir())
-	require.NoError(t, err)
-	b := setup(t, outbox)
+	b, _ := setupOutbox(t)
 	b.setRules(t, dispatch.Rule{Name: "suivi", Action: dispatch.RuleAction{OnFailure: dispatch.FallbackPaper,
 		NoDSNHours: 24, NoDSNAction: dispatch.FallbackPaper, UnreadHours: 72, UnreadAction: dispatch.FallbackWorklist}})
 	rc := b.receive(t, testReport(t)).ReportID
@@ -274,13 +272,11 @@ func messageIDOf(raw string) string {
 // finds the overdue email and applies the deadline.
 func TestWatchdog(t *testing.T) {
 	t.Parallel()
-	outbox, err := mail.NewOutbox(t.TempDir())
-	require.NoError(t, err)
-	b := setup(t, outbox)
+	b, _ := setupOutbox(t)
 	b.setRules(t, dispatch.Rule{Name: "suivi", Action: dispatch.RuleAction{NoDSNHours: 1, NoDSNAction: dispatch.FallbackWorklist}})
 	rc := b.receive(t, testReport(t)).ReportID
 	d := b.statusIs(t, rc, julie, "mssante", dispatch.StatusSent)
-	_, err = b.pool.Exec(b.ctx, `DELETE FROM river_job WHERE kind = 'ack_deadline'`)
+	_, err := b.pool.Exec(b.ctx, `DELETE FROM river_job WHERE kind = 'ack_deadline'`)
 	require.NoError(t, err)
 	_, err = b.pool.Exec(b.ctx, `UPDATE deliveries SET sent_at = now() - interval '2 hours' WHERE id = $1`, d.ID)
 	require.NoError(t, err)

@@ -7,7 +7,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/mssdispatch/mssdispatch/dispatch"
-	"github.com/mssdispatch/mssdispatch/dispatch/mail"
 )
 
 // TestQuarantine checks that the quarantine lists the refused messages
@@ -15,9 +14,7 @@ import (
 // that QuarantinedRaw gives the bytes, empty once purged.
 func TestQuarantine(t *testing.T) {
 	t.Parallel()
-	outbox, err := mail.NewOutbox(t.TempDir())
-	require.NoError(t, err)
-	b := setup(t, outbox)
+	b, _ := setupOutbox(t)
 
 	msgs, err := b.svc.Quarantined(b.ctx, dispatch.QuarantineFilter{})
 	require.NoError(t, err)

@@ -7,7 +7,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/mssdispatch/mssdispatch/dispatch"
-	"github.com/mssdispatch/mssdispatch/dispatch/mail"
 )
 
 type line struct{ recipient, status, reason string }
@@ -22,10 +21,7 @@ func lines(v dispatch.ReportView) []line {
 
 func TestReplace(t *testing.T) {
 	t.Parallel()
-	outboxDir := t.TempDir()
-	outbox, err := mail.NewOutbox(outboxDir)
-	require.NoError(t, err)
-	b := setup(t, outbox)
+	b, outboxDir := setupOutbox(t)
 
 	original := testReport(t)
 	first := b.receive(t, original)
@@ -56,9 +52,7 @@ func TestReplace(t *testing.T) {
 
 func TestDelete(t *testing.T) {
 	t.Parallel()
-	outbox, err := mail.NewOutbox(t.TempDir())
-	require.NoError(t, err)
-	b := setup(t, outbox)
+	b, _ := setupOutbox(t)
 
 	original := testReport(t)
 	first := b.receive(t, original)
@@ -88,9 +82,7 @@ func TestDelete(t *testing.T) {
 
 func TestPatientOnly(t *testing.T) {
 	t.Parallel()
-	outbox, err := mail.NewOutbox(t.TempDir())
-	require.NoError(t, err)
-	b := setup(t, outbox)
+	b, _ := setupOutbox(t)
 
 	r := testReport(t)
 	r.Flags = dispatch.Flags{Present: true, ToPatient: true}
@@ -106,9 +98,7 @@ func TestPatientOnly(t *testing.T) {
 
 func TestReject(t *testing.T) {
 	t.Parallel()
-	outbox, err := mail.NewOutbox(t.TempDir())
-	require.NoError(t, err)
-	b := setup(t, outbox)
+	b, _ := setupOutbox(t)
 
 	in := inbound("MSG-BAD", "bad content")
 	answer, err := b.svc.Reject(b.ctx, in, []byte("raw message"), "OBX-5 is not base64", []byte("AE 1"))

@@ -11,7 +11,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/mssdispatch/mssdispatch/dispatch"
-	"github.com/mssdispatch/mssdispatch/dispatch/mail"
 )
 
 // worklistReports receives three reports (two of CARDIO, one of ONCO) and
@@ -36,9 +35,7 @@ func worklistReports(t *testing.T, b *testBundle) []int64 {
 
 func TestDeliveriesPages(t *testing.T) {
 	t.Parallel()
-	outbox, err := mail.NewOutbox(t.TempDir())
-	require.NoError(t, err)
-	b := setup(t, outbox)
+	b, _ := setupOutbox(t)
 	worklistReports(t, b)
 
 	all, err := b.svc.Deliveries(b.ctx, dispatch.DeliveryFilter{Limit: 200})
@@ -107,9 +104,7 @@ func TestDeliveriesPages(t *testing.T) {
 
 func TestReportDetailAndRecipientActions(t *testing.T) {
 	t.Parallel()
-	outbox, err := mail.NewOutbox(t.TempDir())
-	require.NoError(t, err)
-	b := setup(t, outbox)
+	b, _ := setupOutbox(t)
 	report := worklistReports(t, b)[0]
 	v, err := b.svc.ReportDetail(b.ctx, report)
 	require.NoError(t, err)
@@ -200,9 +195,7 @@ func TestReportDetailAndRecipientActions(t *testing.T) {
 // contents, and that it counts what the dashboard lists and its menu counts.
 func TestWorklistMetric(t *testing.T) {
 	t.Parallel()
-	outbox, err := mail.NewOutbox(t.TempDir())
-	require.NoError(t, err)
-	b := setup(t, outbox)
+	b, _ := setupOutbox(t)
 	collector := dispatch.NewWorklistCollector(b.pool)
 	requireWorklists := func(want map[string]int64) {
 		t.Helper()
