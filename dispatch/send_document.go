@@ -3,6 +3,7 @@ package dispatch
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 
 	"github.com/mssdispatch/mssdispatch/cda"
@@ -75,20 +76,11 @@ func (c *documentCache) get(ctx context.Context, q dbtx, reportID int64) (sendDo
 		c.mu.Lock()
 		if c.entries[reportID] == e {
 			delete(c.entries, reportID)
-			c.order = deleteID(c.order, reportID)
+			c.order = slices.DeleteFunc(c.order, func(id int64) bool { return id == reportID })
 		}
 		c.mu.Unlock()
 	}
 	return e.doc, e.err
-}
-
-func deleteID(ids []int64, id int64) []int64 {
-	for i, v := range ids {
-		if v == id {
-			return append(ids[:i], ids[i+1:]...)
-		}
-	}
-	return ids
 }
 
 // loadSendDocument loads and prepares report reportID's document. A CDA
