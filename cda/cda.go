@@ -101,6 +101,7 @@ func Parse(data []byte) (*Document, error) {
 // It keeps slices of the data it was read from, which must not change, and
 // is not safe for concurrent use.
 type Tree struct {
+	data []byte // as given to Read
 	root *etree.Element
 	// bulk holds the base64 texts cut out before parsing, by placeholder.
 	bulk map[string][]byte

@@ -155,14 +155,21 @@ type XDMDocument struct {
 
 // PrepareXDM reads the CDA document cdaDoc, hashes it and compresses it for
 // Package. It fails with the errors of Parse for input that is not a CDA
-// document, and with an error wrapping ErrXDM when the patient has no
-// identifier at all.
+// document, and with the errors of Tree.XDM.
 func PrepareXDM(cdaDoc []byte) (*XDMDocument, error) {
 	tree, err := Read(cdaDoc)
 	if err != nil {
 		return nil, err
 	}
-	d, err := tree.header()
+	return tree.XDM()
+}
+
+// XDM prepares the document read for Package, as PrepareXDM, for a caller
+// that reads its PDF from the same tree. It fails with an error wrapping
+// ErrXDM when the patient has no identifier at all.
+func (t *Tree) XDM() (*XDMDocument, error) {
+	cdaDoc := t.data
+	d, err := t.header()
 	if err != nil {
 		return nil, err
 	}
@@ -176,7 +183,7 @@ func PrepareXDM(cdaDoc []byte) (*XDMDocument, error) {
 	sum := sha1.Sum(cdaDoc)
 	return &XDMDocument{
 		doc:      d,
-		header:   readXDMHeader(tree.root),
+		header:   readXDMHeader(t.root),
 		sha1:     hex.EncodeToString(sum[:]),
 		size:     len(cdaDoc),
 		deflated: deflated,

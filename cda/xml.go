@@ -63,6 +63,7 @@ func readTree(data []byte, cut bool) (*Tree, error) {
 	if n := bytes.Count(data, []byte("<")) + bytes.Count(data, []byte("=")); n > MaxMarkup {
 		return nil, fmt.Errorf("%w: %d elements and attributes at most, limit %d", ErrTooComplex, n, MaxMarkup)
 	}
+	input := data
 	data = bytes.TrimPrefix(data, utf8BOM)
 	if err := checkProlog(data); err != nil {
 		return nil, err
@@ -101,7 +102,7 @@ func readTree(data []byte, cut bool) (*Tree, error) {
 	if root.Tag != "ClinicalDocument" || root.NamespaceURI() != NS {
 		return nil, fmt.Errorf("%w: root element is {%s}%s", ErrNotCDA, root.NamespaceURI(), root.Tag)
 	}
-	return &Tree{root: root, bulk: bulk}, nil
+	return &Tree{data: input, root: root, bulk: bulk}, nil
 }
 
 // checkProlog reads the tokens before the root element and rejects a

@@ -18,15 +18,22 @@ type sendDocument struct {
 	pdf []byte
 }
 
-// prepareDocument reads a report's CDA once for all its emails.
-func prepareDocument(cdaDoc, pdf []byte) (sendDocument, error) {
-	doc := sendDocument{pdf: pdf}
+// prepareDocument reads a report's CDA once for all its emails, with
+// storedPDF's arguments pdf and inCDA: the CDA's PDF comes from the same
+// read.
+func prepareDocument(cdaDoc, pdf []byte, inCDA bool) (sendDocument, error) {
 	if len(cdaDoc) == 0 {
-		return doc, nil
+		return sendDocument{pdf: pdf}, nil
 	}
-	var err error
-	doc.xdm, err = cda.PrepareXDM(cdaDoc)
-	return doc, err
+	tree, err := cda.Read(cdaDoc)
+	if err != nil {
+		return sendDocument{}, err
+	}
+	if pdf, err = storedPDF(pdf, inCDA, tree.PDF); err != nil {
+		return sendDocument{}, err
+	}
+	xdm, err := tree.XDM()
+	return sendDocument{xdm: xdm, pdf: pdf}, err
 }
 
 // documentCacheSize is how many reports' documents a send worker keeps: a
@@ -86,11 +93,11 @@ func (c *documentCache) get(ctx context.Context, q dbtx, reportID int64) (sendDo
 // loadSendDocument loads and prepares report reportID's document. A CDA
 // that cannot be packaged is a *mail.PermanentError: no retry helps.
 func loadSendDocument(ctx context.Context, q dbtx, reportID int64) (sendDocument, error) {
-	cdaDoc, pdf, err := loadDocument(ctx, q, reportID)
+	cdaDoc, pdf, inCDA, err := loadDocument(ctx, q, reportID)
 	if err != nil {
 		return sendDocument{}, err
 	}
-	doc, err := prepareDocument(cdaDoc, pdf)
+	doc, err := prepareDocument(cdaDoc, pdf, inCDA)
 	if err != nil {
 		return sendDocument{}, &mail.PermanentError{Err: fmt.Errorf("IHE_XDM.ZIP: %w", err)}
 	}

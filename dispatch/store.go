@@ -9,7 +9,6 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
-	"github.com/mssdispatch/mssdispatch/cda"
 	"github.com/mssdispatch/mssdispatch/correspondents"
 )
 
@@ -141,28 +140,27 @@ func insertReport(ctx context.Context, tx pgx.Tx, inboundID int64, in Inbound, r
 	return id, nil
 }
 
-// loadDocument returns report reportID's CDA and PDF (empty once purged),
-// or ErrNotFound.
-func loadDocument(ctx context.Context, q dbtx, reportID int64) (cdaDoc, pdf []byte, err error) {
-	var inCDA bool
+// loadDocument returns report reportID's document as stored (empty once
+// purged; storedPDF makes its PDF), or ErrNotFound.
+func loadDocument(ctx context.Context, q dbtx, reportID int64) (cdaDoc, pdf []byte, inCDA bool, err error) {
 	err = q.QueryRow(ctx, `SELECT cda, pdf, pdf_in_cda FROM documents WHERE report_id = $1`, reportID).Scan(&cdaDoc, &pdf, &inCDA)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, nil, fmt.Errorf("document of report %d: %w", reportID, ErrNotFound)
+		return nil, nil, false, fmt.Errorf("document of report %d: %w", reportID, ErrNotFound)
 	}
 	if err != nil {
-		return nil, nil, fmt.Errorf("load document of report %d: %w", reportID, err)
+		return nil, nil, false, fmt.Errorf("load document of report %d: %w", reportID, err)
 	}
-	pdf, err = storedPDF(cdaDoc, pdf, inCDA)
-	return cdaDoc, pdf, err
+	return cdaDoc, pdf, inCDA, nil
 }
 
 // storedPDF is a stored document's PDF: its pdf column, or, when its CDA
-// embeds it (pdf_in_cda), the CDA's.
-func storedPDF(cdaDoc, pdf []byte, inCDA bool) ([]byte, error) {
+// embeds it (pdf_in_cda), the CDA's, which cdaPDF extracts (cda.ExtractPDF,
+// or Tree.PDF for a caller that reads the tree anyway).
+func storedPDF(pdf []byte, inCDA bool, cdaPDF func() ([]byte, error)) ([]byte, error) {
 	if !inCDA {
 		return pdf, nil
 	}
-	pdf, err := cda.ExtractPDF(cdaDoc)
+	pdf, err := cdaPDF()
 	if err != nil {
 		return nil, fmt.Errorf("the PDF of the stored CDA: %w", err)
 	}

@@ -6,6 +6,8 @@ import (
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/mssdispatch/mssdispatch/cda"
 )
 
 // This file holds the SQL of the paper channel: letters, batches, posting.
@@ -35,7 +37,7 @@ func scanLetter(row pgx.Row) (letterFacts, error) {
 	err := row.Scan(&l.DeliveryID, &l.ReportID, &l.Name, &l.Address, &l.Patient.Family, &l.Patient.Given,
 		&l.Patient.BirthDate, &l.Patient.Sex, &l.DocumentTitle, &l.Service, &l.ReceivedAt, &l.PDF, &l.CDA, &inCDA, &l.Purged)
 	if err == nil {
-		l.PDF, err = storedPDF(l.CDA, l.PDF, inCDA)
+		l.PDF, err = storedPDF(l.PDF, inCDA, func() ([]byte, error) { return cda.ExtractPDF(l.CDA) })
 	}
 	return l, err
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/mssdispatch/mssdispatch/cda"
 	"github.com/mssdispatch/mssdispatch/correspondents"
 )
 
@@ -226,7 +227,10 @@ func reportDetail(ctx context.Context, q dbtx, id int64) (ReportDetail, error) {
 // documentPDF returns the stored PDF of a report, or ErrNotFound (none, or
 // purged).
 func documentPDF(ctx context.Context, q dbtx, reportID int64) ([]byte, error) {
-	_, pdf, err := loadDocument(ctx, q, reportID)
+	cdaDoc, pdf, inCDA, err := loadDocument(ctx, q, reportID)
+	if err == nil {
+		pdf, err = storedPDF(pdf, inCDA, func() ([]byte, error) { return cda.ExtractPDF(cdaDoc) })
+	}
 	if err == nil && len(pdf) == 0 {
 		err = ErrNotFound
 	}
