@@ -1,6 +1,7 @@
 package cda
 
 import (
+	"encoding/base64"
 	"testing"
 )
 
@@ -60,5 +61,36 @@ func BenchmarkPrepareXDM(b *testing.B) {
 		if _, err := PrepareXDM(doc); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// BenchmarkDecodeBase64 decodes 137 kB of base64 as an HL7 OBX-5 carries a
+// CDA (one line), as a CDA wraps a PDF (lines of 76, CRLF), and as an
+// indented XML text node (lines of 76, each after a few spaces).
+func BenchmarkDecodeBase64(b *testing.B) {
+	raw := make([]byte, 100<<10)
+	for i := range raw {
+		raw[i] = byte(i * 7)
+	}
+	line := []byte(base64.StdEncoding.EncodeToString(raw))
+	var wrapped, indented []byte
+	for s := line; len(s) > 0; {
+		n := min(76, len(s))
+		wrapped = append(append(wrapped, s[:n]...), "\r\n"...)
+		indented = append(append(append(indented, "      "...), s[:n]...), '\n')
+		s = s[n:]
+	}
+	for _, c := range []struct {
+		name string
+		text []byte
+	}{{"line", line}, {"wrapped", wrapped}, {"indented", indented}} {
+		b.Run(c.name, func(b *testing.B) {
+			b.SetBytes(int64(len(c.text)))
+			for b.Loop() {
+				if _, err := DecodeBase64(c.text); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
