@@ -174,9 +174,11 @@ func inbound(msg *hl7.Message, source string) dispatch.Inbound {
 			content.Add(s)
 		}
 	}
-	sum := sha256.Sum256(append([]byte(code+"^"+event+"\r"), content.Encode()...))
+	sum := sha256.New()
+	sum.Write([]byte(code + "^" + event + "\r"))
+	sum.Write(content.Encode())
 	return dispatch.Inbound{Kind: "hl7", Source: source, SendingApplication: msh.Get(3), SendingFacility: msh.Get(4),
-		ControlID: msg.ControlID(), MessageType: code + "^" + event, Fingerprint: sum[:]}
+		ControlID: msg.ControlID(), MessageType: code + "^" + event, Fingerprint: sum.Sum(nil)}
 }
 
 func reusedKey(in dispatch.Inbound) hl7.ErrDetail {

@@ -96,9 +96,12 @@ func (r *Reader) ReadMessage() ([]byte, error) {
 		if err == nil {
 			data = chunk[:len(chunk)-1]
 		}
-		if i := bytes.LastIndexByte(data, StartBlock); i >= 0 {
+		// A start block inside a frame starts it again (the sender gave
+		// up on the first). IndexByte first: LastIndexByte is not
+		// vectorized, and most chunks hold none.
+		if bytes.IndexByte(data, StartBlock) >= 0 {
 			buf, size, tooLarge = buf[:0], 0, nil
-			data = data[i+1:]
+			data = data[bytes.LastIndexByte(data, StartBlock)+1:]
 		}
 		size += int64(len(data))
 		switch {
