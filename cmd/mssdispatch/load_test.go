@@ -59,6 +59,8 @@ func TestLoadTable(t *testing.T) {
 	}
 	bin := buildBinary(t)
 	msgs := benchMessages(t, loadSingle+loadParallel)
+	start := time.Now()
+	_, steal0 := machineCPU(t)
 	payload := len(msgs[0])
 
 	// (a) The physical limit of durable intake here: one row per message, committed.
@@ -98,12 +100,14 @@ func TestLoadTable(t *testing.T) {
 		reports[i] = withThirdRecipient(t, benchMessages(t, 1)[0])
 	}
 	service, self := e2e.cmd.Process.Pid, os.Getpid()
-	began, machine0, service0, self0, pg0 := time.Now(), machineCPU(t), processCPU(t, service), processCPU(t, self), postgresCPU(t)
+	machine0, _ := machineCPU(t)
+	began, service0, self0, pg0 := time.Now(), processCPU(t, service), processCPU(t, self), postgresCPU(t)
 	measureMLLP(t, e2e.mllpAddr, loadConns, reports)
 	sink.WaitMessages(t, 3*loadReports, 10*time.Minute)
 	endToEnd := float64(loadReports) / time.Since(began).Seconds()
+	machine, _ := machineCPU(t)
 	cost := reportCost{service: (processCPU(t, service) - service0) / loadReports, test: (processCPU(t, self) - self0) / loadReports,
-		machine: (machineCPU(t) - machine0) / loadReports}
+		machine: (machine - machine0) / loadReports}
 	for pid, used := range postgresCPU(t) {
 		cost.postgres += (used - pg0[pid]) / loadReports // a backend started since counts from 0
 	}
@@ -123,7 +127,7 @@ func TestLoadTable(t *testing.T) {
 		t.Cleanup(func() { _ = c.Close() })
 		clients <- c
 	}
-	machine0 = machineCPU(t)
+	machine0, _ = machineCPU(t)
 	floor := measure(t, loadConns, loadReports, func(i int) error {
 		if err := insert(reports[i]); err != nil {
 			return err
@@ -137,10 +141,12 @@ func TestLoadTable(t *testing.T) {
 		}
 		return nil
 	})
-	floorCost := (machineCPU(t) - machine0) / loadReports
+	machine, steal := machineCPU(t)
+	floorCost := (machine - machine0) / loadReports
+	stealShare := float64(steal-steal0) / float64(time.Since(start)*time.Duration(runtime.NumCPU()))
 
 	table := loadMarkdown(loadResults{payload: payload, baseline1: baseline1, baseline16: baseline16, intake1: intake1,
-		intake16: intake16, floor: floor.perSecond, floorCost: floorCost, endToEnd: endToEnd, cost: cost,
+		intake16: intake16, floor: floor.perSecond, floorCost: floorCost, endToEnd: endToEnd, cost: cost, steal: stealShare,
 		intakeRSS: intakeRSS, e2eRSS: e2eRSS})
 	t.Log("\n" + table)
 	require.NoError(t, replaceSection(*loadTable, table))
@@ -290,20 +296,24 @@ func postgresCPU(t *testing.T) map[string]time.Duration {
 }
 
 // machineCPU is the CPU time every CPU of the machine spent busy so far
-// (/proc/stat: all but idle and iowait).
-func machineCPU(t *testing.T) time.Duration {
+// (/proc/stat: all but idle and iowait), and the part of it when the VM's
+// host ran other machines on them (steal). Busy counts steal because the
+// processes' own CPU times take in some of it.
+func machineCPU(t *testing.T) (busy, steal time.Duration) {
 	t.Helper()
 	stat, err := os.ReadFile("/proc/stat")
 	require.NoError(t, err)
 	line, _, _ := strings.Cut(string(stat), "\n")
 	fields := strings.Fields(line) // cpu user nice system idle iowait irq softirq steal ...
-	var busy time.Duration
 	for i, f := range fields[1:min(len(fields), 9)] {
 		if i != 3 && i != 4 {
 			busy += ticks(t, f)
 		}
 	}
-	return busy
+	if len(fields) > 8 {
+		steal = ticks(t, fields[8])
+	}
+	return busy, steal
 }
 
 // ticks converts a /proc count of clock ticks.
@@ -337,6 +347,9 @@ type loadResults struct {
 	floorCost time.Duration
 	endToEnd  float64 // reports/s
 	cost      reportCost
+	// steal is the share of the CPUs' time that the VM's host gave to other
+	// machines during the runs.
+	steal float64
 	// intakeRSS and e2eRSS are the service's peak RSS in MiB.
 	intakeRSS, e2eRSS float64
 }
@@ -356,7 +369,8 @@ func loadMarkdown(r loadResults) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s\n\nWritten by `make bench` (TestLoadTable, cmd/mssdispatch/load_test.go) on %s: %s, %d CPUs, %s.\n",
 		loadStart, time.Now().Format("2006-01-02 15:04"), cpu, runtime.NumCPU(), runtime.Version())
-	fmt.Fprintf(&b, "Payload: the sample ORU^R01 with a 100 KiB PDF, %d bytes. Host %s.\n\n", r.payload, host)
+	fmt.Fprintf(&b, "Payload: the sample ORU^R01 with a 100 KiB PDF, %d bytes. Host %s.\n", r.payload, host)
+	fmt.Fprintf(&b, "During these runs the VM's host gave %.0f %% of its CPUs' time to other machines (steal, /proc/stat).\n\n", 100*r.steal)
 	b.WriteString("| measure | 1 connection | 16 connections |\n|---|---|---|\n")
 	fmt.Fprintf(&b, "| (a) baseline: INSERT + COMMIT of the payload, msgs/s | %.0f | %.0f |\n", r.baseline1.perSecond, r.baseline16.perSecond)
 	fmt.Fprintf(&b, "| (b) MLLP intake to its ACK, msgs/s | %.0f | %.0f |\n", r.intake1.perSecond, r.intake16.perSecond)
