@@ -363,9 +363,10 @@ func TestServeConfig(t *testing.T) {
 	require.Equal(t, "mssdispatch", cfg.NIL)
 	require.Empty(t, cfg.SourceOID, "outbox: the dispatch demo OID applies")
 	require.False(t, cfg.PatientNoReply)
+	require.Equal(t, 30*time.Second, cfg.SendRetryBackoff)
 
 	vars := map[string]string{"MSSDISPATCH_SOURCE_OID": "1.2.250.1.71.4.2.2.123", "MSSDISPATCH_PATIENT_NO_REPLY": "true",
-		"MSSDISPATCH_NIL": "HopitalSoft 2.1"}
+		"MSSDISPATCH_NIL": "HopitalSoft 2.1", "MSSDISPATCH_SEND_RETRY_BACKOFF": "2m"}
 	for k, v := range base {
 		vars[k] = v
 	}
@@ -374,15 +375,17 @@ func TestServeConfig(t *testing.T) {
 	require.Equal(t, "1.2.250.1.71.4.2.2.123", cfg.SourceOID)
 	require.True(t, cfg.PatientNoReply)
 	require.Equal(t, "HopitalSoft 2.1", cfg.NIL)
+	require.Equal(t, 2*time.Minute, cfg.SendRetryBackoff)
 
 	for name, value := range map[string]string{
-		"MSSDISPATCH_SENDER":           "Hôpital <bal@ch.fr>",
-		"MSSDISPATCH_TRANSPORT":        "pigeon",
-		"MSSDISPATCH_MLLP_ADDR":        "2575",
-		"MSSDISPATCH_HL7_CHARSET":      "EBCDIC",
-		"MSSDISPATCH_SOURCE_OID":       "1.2.250.01",
-		"MSSDISPATCH_PATIENT_NO_REPLY": "oui",
-		"MSSDISPATCH_NIL":              "Logiciel é",
+		"MSSDISPATCH_SENDER":             "Hôpital <bal@ch.fr>",
+		"MSSDISPATCH_TRANSPORT":          "pigeon",
+		"MSSDISPATCH_MLLP_ADDR":          "2575",
+		"MSSDISPATCH_HL7_CHARSET":        "EBCDIC",
+		"MSSDISPATCH_SOURCE_OID":         "1.2.250.01",
+		"MSSDISPATCH_PATIENT_NO_REPLY":   "oui",
+		"MSSDISPATCH_NIL":                "Logiciel é",
+		"MSSDISPATCH_SEND_RETRY_BACKOFF": "soon",
 	} {
 		vars := map[string]string{}
 		for k, v := range base {

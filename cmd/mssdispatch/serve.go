@@ -80,10 +80,10 @@ type serveConfig struct {
 	// means defaultRetentionCron.
 	RetentionDays int
 	RetentionCron string
-	// Workers is the River concurrency; SendGiveUpAfter, JobTimeout and
-	// JobRescueAfter tune the queue (see the env table).
-	Workers                                     int
-	SendGiveUpAfter, JobTimeout, JobRescueAfter time.Duration
+	// Workers is the River concurrency; SendGiveUpAfter, SendRetryBackoff,
+	// JobTimeout and JobRescueAfter tune the queue (see the env table).
+	Workers                                                       int
+	SendGiveUpAfter, SendRetryBackoff, JobTimeout, JobRescueAfter time.Duration
 	// Letterhead heads the paper letters; PaperDir is LocalPrint's folder;
 	// PaperBatchCron is when the letters are batched.
 	Letterhead     paper.Letterhead
@@ -182,7 +182,7 @@ func loadServeConfig(e env) (serveConfig, error) {
 		c.SMTP.MaxConns = n
 	}
 	for name, d := range map[string]*time.Duration{"SEND_GIVE_UP_AFTER": &c.SendGiveUpAfter,
-		"JOB_TIMEOUT": &c.JobTimeout, "JOB_RESCUE_AFTER": &c.JobRescueAfter} {
+		"SEND_RETRY_BACKOFF": &c.SendRetryBackoff, "JOB_TIMEOUT": &c.JobTimeout, "JOB_RESCUE_AFTER": &c.JobRescueAfter} {
 		v, err := time.ParseDuration(e.get(name))
 		if err != nil || v <= 0 {
 			problems = append(problems, fmt.Errorf("MSSDISPATCH_%s %q: want a positive duration such as 90s, 15m or 48h", name, e.get(name)))
@@ -311,6 +311,7 @@ func serve(ctx context.Context, cfg serveConfig, logger *slog.Logger, ready func
 		SourceID:           cfg.SourceOID,
 		PatientNoReply:     cfg.PatientNoReply,
 		GiveUpAfter:        cfg.SendGiveUpAfter,
+		RetryBackoff:       cfg.SendRetryBackoff,
 		Registerer:         registry,
 		Logger:             logger,
 	})
