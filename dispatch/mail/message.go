@@ -127,7 +127,7 @@ func (m Message) Bytes() ([]byte, error) {
 	var buf bytes.Buffer
 	size := 4<<10 + 3*len(m.Body)
 	for _, a := range m.Attachments {
-		size += 1<<10 + len(a.Data)*4/3*78/76
+		size += 1<<10 + base64LinesLen(len(a.Data))
 	}
 	buf.Grow(size)
 	parts := textproto.NewMultipartWriter(&buf)
@@ -174,8 +174,7 @@ func (m Message) Bytes() ([]byte, error) {
 // CRLF (RFC 2045), the last one without.
 func base64Lines(data []byte) []byte {
 	const in = 57 // bytes a line of 76 characters encodes
-	n := base64.StdEncoding.EncodedLen(len(data))
-	out := make([]byte, n+(n-1)/76*2) // n = 0: (n-1)/76 is 0 too
+	out := make([]byte, base64LinesLen(len(data)))
 	o := 0
 	for len(data) > in {
 		base64.StdEncoding.Encode(out[o:], data[:in])
@@ -185,6 +184,12 @@ func base64Lines(data []byte) []byte {
 	}
 	base64.StdEncoding.Encode(out[o:], data)
 	return out
+}
+
+// base64LinesLen is the length of base64Lines of n bytes.
+func base64LinesLen(n int) int {
+	text := base64.StdEncoding.EncodedLen(n)
+	return text + (text-1)/76*2 // text = 0: (text-1)/76 is 0 too
 }
 
 // validField reports whether f has a token name and a printable ASCII value.
