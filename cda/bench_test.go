@@ -45,7 +45,7 @@ func BenchmarkPackageXDM(b *testing.B) {
 		}
 		b.SetBytes(int64(len(doc)))
 		for b.Loop() {
-			if _, err := x.Package(opt); err != nil {
+			if _, err := Package(opt, x); err != nil {
 				b.Fatal(err)
 			}
 		}

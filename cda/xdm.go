@@ -27,8 +27,21 @@ const (
 	XDMReadme       = "README.TXT"
 	XDMIndex        = "INDEX.HTM"
 	XDMMetadata     = "IHE_XDM/SUBSET01/METADATA.XML"
-	XDMDocumentFile = "IHE_XDM/SUBSET01/DOC0001.XML"
+	XDMDocumentFile = "IHE_XDM/SUBSET01/DOC0001.XML" // the first document: XDMDocumentPath(1)
 )
+
+// XDMDocumentPath returns the name in the zip of the n-th document of a
+// package, counting from 1: IHE_XDM/SUBSET01/DOC0001.XML, DOC0002.XML, …
+// (8.3 upper-case names up to n = 99999).
+func XDMDocumentPath(n int) string {
+	return "IHE_XDM/SUBSET01/" + xdmDocumentName(n)
+}
+
+// xdmDocumentName returns the file name of the n-th document, its URI in
+// the metadata: DOC0001.XML, …
+func xdmDocumentName(n int) string {
+	return fmt.Sprintf("DOC%04d.XML", n)
+}
 
 // XDMActionSlot is the name of the extra metadata slot of the DocumentEntry
 // that carries XDMOptions.Action ("C" replace, "D" delete).
@@ -99,14 +112,21 @@ type XDMOptions struct {
 	Class Code
 	// Application names the sending software in README.TXT; defaults to "mssdispatch".
 	Application string
+	// SubmissionAuthor is the author of the submission set (authorPerson and
+	// authorInstitution): the sender of the message, its PRT SB segment
+	// (person and organisation). Only its person and organisation are
+	// written, without authorSpecialty. Zero (no person and no
+	// organisation) means the author of the first document's CDA, with its
+	// specialty. Each document entry's author is always its own CDA's.
+	SubmissionAuthor Author
 
 	// rand is the source of the UUIDs and of the submission set uniqueId;
 	// nil = crypto/rand. Tests set it for stable output.
 	rand io.Reader
 }
 
-// ErrXDM is returned (wrapped) by PrepareXDM, Package and PackageXDM for a
-// document or options they cannot package.
+// ErrXDM is returned (wrapped) by PrepareXDM, Package and PackageXDM for
+// documents or options they cannot package.
 var ErrXDM = errors.New("cda: XDM")
 
 // XDS metadata identifiers (IHE ITI TF-3 4.2.5).
@@ -140,15 +160,16 @@ const (
 )
 
 // XDMDocument is a CDA document ready to be packaged as IHE_XDM.ZIP, once
-// per recipient, by Package: PrepareXDM has read its header, hashed it and
-// compressed it. It is read-only, so safe for concurrent use.
+// per recipient, by Package, alone or with the other documents of the same
+// report: PrepareXDM has read its header, hashed it and compressed it. It is
+// read-only, so safe for concurrent use.
 type XDMDocument struct {
 	doc    *Document
 	header xdmHeader
 	sha1   string // hex SHA-1 of the document (the hash slot)
 	size   int    // length of the document (the size slot)
-	// deflated is DOC0001.XML as stored in the zip; crc is the CRC-32 of
-	// the document.
+	// deflated is the document as stored in the zip (DOC0001.XML, …);
+	// crc is its CRC-32.
 	deflated []byte
 	crc      uint32
 }
@@ -178,7 +199,7 @@ func (t *Tree) XDM() (*XDMDocument, error) {
 	}
 	deflated, err := deflate(cdaDoc)
 	if err != nil {
-		return nil, fmt.Errorf("%w: compress %s: %w", ErrXDM, XDMDocumentFile, err)
+		return nil, fmt.Errorf("%w: compress the document: %w", ErrXDM, err)
 	}
 	sum := sha1.Sum(cdaDoc)
 	return &XDMDocument{
@@ -191,21 +212,39 @@ func (t *Tree) XDM() (*XDMDocument, error) {
 	}, nil
 }
 
-// Package returns the IHE_XDM.ZIP of the document for the recipients of
-// opt: README.TXT, INDEX.HTM, IHE_XDM/SUBSET01/METADATA.XML and
-// IHE_XDM/SUBSET01/DOC0001.XML (8.3 upper-case names).
+// Header is the header of the document, as PrepareXDM read it; it must not
+// be changed.
+func (x *XDMDocument) Header() *Document { return x.doc }
+
+// Package returns the IHE_XDM.ZIP of docs for the recipients of opt:
+// README.TXT, INDEX.HTM, IHE_XDM/SUBSET01/METADATA.XML and the documents, in
+// order, as IHE_XDM/SUBSET01/DOC0001.XML, DOC0002.XML, … (XDMDocumentPath;
+// 8.3 upper-case names). An HL7 message may carry a report as two CDA
+// documents (level 1 and level 3, each with its own id): both go in one
+// package.
 //
-// METADATA.XML is an ebRIM 3.0 lcm:SubmitObjectsRequest holding the
-// submission set, the document entry and their HasMember association, filled
-// from the CDA header as the ANS maps it (IG "volet transmission document
-// CDA R2", lien entête CDA / métadonnées XDS). The document is stored byte
-// for byte. The patientId is the INS (`matricule^^^&OID&ISO^NH`); for a
-// patient without one (structuration minimale allows a recordTarget with
-// local identifiers only) it is the first local identifier
-// (`id^^^&OID&ISO^PI`), and the receiver sees X-MSS-INS: N. Package fails
-// with an error wrapping ErrXDM when SourceID or Action is invalid.
-func (x *XDMDocument) Package(opt XDMOptions) ([]byte, error) {
+// METADATA.XML is an ebRIM 3.0 lcm:SubmitObjectsRequest holding one document
+// entry per document, one submission set and a HasMember association from
+// the submission set to each document entry, filled from the CDA headers as
+// the ANS maps them (IG "volet transmission document CDA R2", lien entête
+// CDA / métadonnées XDS). The submission set takes its name and
+// contentTypeCode from the first document, and its author from
+// opt.SubmissionAuthor, else from the first document. Each document is
+// stored byte for byte. The patientId is the INS (`matricule^^^&OID&ISO^NH`);
+// for a patient without one (structuration minimale allows a recordTarget
+// with local identifiers only) it is the first local identifier
+// (`id^^^&OID&ISO^PI`), and the receiver sees X-MSS-INS: N.
+//
+// Package fails with an error wrapping ErrXDM when SourceID or Action is
+// invalid, when docs is empty or holds nil, when two documents have the same
+// id, and when the documents' patientIds differ: a package never mixes
+// patients.
+func Package(opt XDMOptions, docs ...*XDMDocument) ([]byte, error) {
 	if err := opt.check(); err != nil {
+		return nil, err
+	}
+	patientID, err := checkXDMDocuments(docs)
+	if err != nil {
 		return nil, err
 	}
 	if opt.SubmissionTime.IsZero() {
@@ -217,21 +256,25 @@ func (x *XDMDocument) Package(opt XDMOptions) ([]byte, error) {
 	if opt.rand == nil {
 		opt.rand = rand.Reader
 	}
-	meta, err := buildMetadata(x, opt)
+	meta, err := buildMetadata(docs, patientID, opt)
 	if err != nil {
 		return nil, err
 	}
 
+	size := len(meta) + 4<<10 // the other files deflate to less than meta
+	for _, x := range docs {
+		size += len(x.deflated)
+	}
 	var buf bytes.Buffer
-	buf.Grow(len(x.deflated) + len(meta) + 4<<10) // the other files deflate to less than meta
+	buf.Grow(size)
 	zw := zip.NewWriter(&buf)
 	zw.RegisterCompressor(zip.Deflate, fastDeflate)
 	files := []struct {
 		name string
 		data []byte
 	}{
-		{XDMReadme, readmeTXT(x.doc, opt)},
-		{XDMIndex, indexHTM(x.doc, opt)},
+		{XDMReadme, readmeTXT(docs, opt)},
+		{XDMIndex, indexHTM(docs, opt)},
 		{XDMMetadata, meta},
 	}
 	var fh *zip.FileHeader
@@ -247,25 +290,57 @@ func (x *XDMDocument) Package(opt XDMOptions) ([]byte, error) {
 	}
 	// CreateRaw writes the header as given, where CreateHeader fills in the
 	// versions, the MS-DOS and extended timestamps of Modified and the data
-	// descriptor flag: the document takes the header CreateHeader filled in
+	// descriptor flag: each document takes the header CreateHeader filled in
 	// for METADATA.XML, so that the zip is the one CreateHeader would write.
-	doc := *fh
-	doc.Name = XDMDocumentFile
-	doc.Extra = slices.Clone(fh.Extra)
-	doc.CRC32 = x.crc
-	doc.CompressedSize64 = uint64(len(x.deflated))
-	doc.UncompressedSize64 = uint64(x.size)
-	w, err := zw.CreateRaw(&doc)
-	if err != nil {
-		return nil, fmt.Errorf("%w: zip %s: %w", ErrXDM, doc.Name, err)
-	}
-	if _, err := w.Write(x.deflated); err != nil {
-		return nil, fmt.Errorf("%w: zip %s: %w", ErrXDM, doc.Name, err)
+	for i, x := range docs {
+		doc := *fh
+		doc.Name = XDMDocumentPath(i + 1)
+		doc.Extra = slices.Clone(fh.Extra)
+		doc.CRC32 = x.crc
+		doc.CompressedSize64 = uint64(len(x.deflated))
+		doc.UncompressedSize64 = uint64(x.size)
+		w, err := zw.CreateRaw(&doc)
+		if err != nil {
+			return nil, fmt.Errorf("%w: zip %s: %w", ErrXDM, doc.Name, err)
+		}
+		if _, err := w.Write(x.deflated); err != nil {
+			return nil, fmt.Errorf("%w: zip %s: %w", ErrXDM, doc.Name, err)
+		}
 	}
 	if err := zw.Close(); err != nil {
 		return nil, fmt.Errorf("%w: zip: %w", ErrXDM, err)
 	}
 	return buf.Bytes(), nil
+}
+
+// checkXDMDocuments returns the patientId the documents share, or an error
+// wrapping ErrXDM when there is no document, one is nil, two have the same
+// id or two are for different patients. The errors name the documents by
+// position and id, never the patient.
+func checkXDMDocuments(docs []*XDMDocument) (patientID string, err error) {
+	if len(docs) == 0 {
+		return "", fmt.Errorf("%w: no document to package", ErrXDM)
+	}
+	for i, x := range docs {
+		if x == nil {
+			return "", fmt.Errorf("%w: document %d is nil", ErrXDM, i+1)
+		}
+		id, _, _ := xdsPatientIDs(x.doc.Patient)
+		if i == 0 {
+			patientID = id
+			continue
+		}
+		if id != patientID {
+			return "", fmt.Errorf("%w: document %d (%s) is not for the patient of document 1 (%s): their patientIds differ, and one package never mixes patients",
+				ErrXDM, i+1, x.doc.UniqueID(), docs[0].doc.UniqueID())
+		}
+		for j, y := range docs[:i] {
+			if y.doc.UniqueID() == x.doc.UniqueID() {
+				return "", fmt.Errorf("%w: documents %d and %d have the same id %s", ErrXDM, j+1, i+1, x.doc.UniqueID())
+			}
+		}
+	}
+	return patientID, nil
 }
 
 // check returns an error wrapping ErrXDM when SourceID or Action is invalid.
@@ -280,8 +355,8 @@ func (opt XDMOptions) check() error {
 	return fmt.Errorf("%w: XDMOptions.Action %q: want \"\", \"C\" or \"D\"", ErrXDM, opt.Action)
 }
 
-// PackageXDM returns the IHE_XDM.ZIP of the CDA document cdaDoc for the
-// recipients of opt: PrepareXDM then Package. It checks opt first, so a bad
+// PackageXDM returns the IHE_XDM.ZIP of the CDA document cdaDoc alone for
+// the recipients of opt: PrepareXDM then Package. It checks opt first, so a bad
 // SourceID or Action is reported whatever cdaDoc holds. A document sent to
 // several recipients is better prepared once and packaged for each.
 func PackageXDM(cdaDoc []byte, opt XDMOptions) ([]byte, error) {
@@ -292,7 +367,7 @@ func PackageXDM(cdaDoc []byte, opt XDMOptions) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return x.Package(opt)
+	return Package(opt, x)
 }
 
 // deflate compresses data as the zip writer of Package does, into a slice of
@@ -531,25 +606,22 @@ func xdsPatientIDs(p Patient) (patientID, sourcePatientID string, ok bool) {
 	return "", "", false
 }
 
-// buildMetadata returns METADATA.XML.
-func buildMetadata(x *XDMDocument, opt XDMOptions) ([]byte, error) {
-	d, h := x.doc, x.header
+// buildMetadata returns METADATA.XML of docs, whose patientId is patientID.
+func buildMetadata(docs []*XDMDocument, patientID string, opt XDMOptions) ([]byte, error) {
 	b := &metadataBuilder{rand: opt.rand}
-	ssID, deID, assocID := b.uuid(), b.uuid(), b.uuid()
+	// The ids are drawn in this order (for one document: submission set,
+	// document entry, association, uniqueId) so that a seeded source gives
+	// the same package as before Package took several documents.
+	ssID := b.uuid()
+	deIDs := make([]string, len(docs))
+	for i := range docs {
+		deIDs[i] = b.uuid()
+	}
+	assocIDs := make([]string, len(docs))
+	for i := range docs {
+		assocIDs[i] = b.uuid()
+	}
 	ssUniqueID := b.oid()
-
-	patientID, sourcePatientID, _ := xdsPatientIDs(d.Patient)
-	practice := firstCode(opt.PracticeSetting, h.practiceSetting, DefaultPracticeSetting)
-	facility := firstCode(opt.HealthcareFacilityType, h.healthcareFacilityType, DefaultHealthcareFacilityType)
-	class := firstCode(opt.Class, DefaultClassCode)
-	typeCode := d.Code
-	if typeCode.CodeSystem == "" {
-		typeCode.CodeSystem = OIDLOINC
-	}
-	language := h.language
-	if language == "" {
-		language = defaultLanguage
-	}
 
 	doc := etree.NewDocument()
 	doc.CreateProcInst("xml", `version="1.0" encoding="UTF-8"`)
@@ -558,7 +630,86 @@ func buildMetadata(x *XDMDocument, opt XDMOptions) ([]byte, error) {
 	req.CreateAttr("xmlns:rim", nsRIM)
 	list := req.CreateElement("rim:RegistryObjectList")
 
-	// The document entry.
+	// The document entries.
+	for i, x := range docs {
+		b.documentEntry(list, deIDs[i], xdmDocumentName(i+1), x, opt)
+	}
+
+	// The submission set.
+	first := docs[0]
+	ss := list.CreateElement("rim:RegistryPackage")
+	ss.CreateAttr("id", ssID)
+	ss.CreateAttr("objectType", rimRegistryPackage)
+	b.slot(ss, "submissionTime", opt.SubmissionTime.UTC().Format(xdsTimeLayout))
+	var recipients []string
+	for _, r := range opt.Recipients {
+		if v := intendedRecipient(r); v != "" {
+			recipients = append(recipients, v)
+		}
+	}
+	b.slot(ss, "intendedRecipient", recipients...)
+	localizedName(ss, "rim:Name", first.doc.Title)
+	if a := opt.SubmissionAuthor; xcn(a.Person) != "" || xon(a.Organization) != "" {
+		b.author(ss, xdsSSAuthor, ssID, a, Code{})
+	} else {
+		b.author(ss, xdsSSAuthor, ssID, first.doc.Author, first.header.authorSpecialty)
+	}
+	b.classification(ss, xdsSSContentTypeCode, ssID, first.typeCode())
+	b.externalID(ss, xdsSSUniqueID, ssID, ssUniqueID, "XDSSubmissionSet.uniqueId")
+	b.externalID(ss, xdsSSSourceID, ssID, opt.SourceID, "XDSSubmissionSet.sourceId")
+	b.externalID(ss, xdsSSPatientID, ssID, patientID, "XDSSubmissionSet.patientId")
+
+	// The registry package is a submission set.
+	cl := list.CreateElement("rim:Classification")
+	cl.CreateAttr("id", b.uuid())
+	cl.CreateAttr("objectType", rimClassificationType)
+	cl.CreateAttr("classifiedObject", ssID)
+	cl.CreateAttr("classificationNode", xdsSubmissionSetNode)
+
+	// The submission set holds the document entries.
+	for i, deID := range deIDs {
+		as := list.CreateElement("rim:Association")
+		as.CreateAttr("id", assocIDs[i])
+		as.CreateAttr("objectType", "urn:oasis:names:tc:ebxml-regrep:ObjectType:RegistryObject:Association")
+		as.CreateAttr("associationType", rimHasMember)
+		as.CreateAttr("sourceObject", ssID)
+		as.CreateAttr("targetObject", deID)
+		b.slot(as, xdmSubmissionSetStatusSlot, "Original")
+	}
+
+	if b.err != nil {
+		return nil, b.err
+	}
+	doc.Indent(2)
+	out, err := doc.WriteToBytes()
+	if err != nil {
+		return nil, fmt.Errorf("%w: write METADATA.XML: %w", ErrXDM, err)
+	}
+	return out, nil
+}
+
+// typeCode returns the XDS typeCode of the document: its LOINC code.
+func (x *XDMDocument) typeCode() Code {
+	c := x.doc.Code
+	if c.CodeSystem == "" {
+		c.CodeSystem = OIDLOINC
+	}
+	return c
+}
+
+// documentEntry adds to list the document entry deID of x, whose file in the
+// zip is uri (DOC0001.XML, …).
+func (b *metadataBuilder) documentEntry(list *etree.Element, deID, uri string, x *XDMDocument, opt XDMOptions) {
+	d, h := x.doc, x.header
+	patientID, sourcePatientID, _ := xdsPatientIDs(d.Patient)
+	practice := firstCode(opt.PracticeSetting, h.practiceSetting, DefaultPracticeSetting)
+	facility := firstCode(opt.HealthcareFacilityType, h.healthcareFacilityType, DefaultHealthcareFacilityType)
+	class := firstCode(opt.Class, DefaultClassCode)
+	language := h.language
+	if language == "" {
+		language = defaultLanguage
+	}
+
 	de := list.CreateElement("rim:ExtrinsicObject")
 	de.CreateAttr("id", deID)
 	de.CreateAttr("mimeType", "text/xml")
@@ -580,7 +731,7 @@ func buildMetadata(x *XDMDocument, opt XDMOptions) ([]byte, error) {
 	b.slot(de, "size", strconv.Itoa(x.size))
 	b.slot(de, "sourcePatientId", sourcePatientID)
 	b.slot(de, "sourcePatientInfo", sourcePatientInfo(d.Patient)...)
-	b.slot(de, "URI", strings.TrimPrefix(XDMDocumentFile, "IHE_XDM/SUBSET01/"))
+	b.slot(de, "URI", uri)
 	if opt.Action != "" {
 		b.slot(de, XDMActionSlot, opt.Action)
 	}
@@ -591,54 +742,9 @@ func buildMetadata(x *XDMDocument, opt XDMOptions) ([]byte, error) {
 	b.classification(de, xdsDEFormatCode, deID, h.formatCode())
 	b.classification(de, xdsDEHealthcareFacility, deID, facility)
 	b.classification(de, xdsDEPracticeSetting, deID, practice)
-	b.classification(de, xdsDETypeCode, deID, typeCode)
+	b.classification(de, xdsDETypeCode, deID, x.typeCode())
 	b.externalID(de, xdsDEPatientID, deID, patientID, "XDSDocumentEntry.patientId")
 	b.externalID(de, xdsDEUniqueID, deID, d.UniqueID(), "XDSDocumentEntry.uniqueId")
-
-	// The submission set.
-	ss := list.CreateElement("rim:RegistryPackage")
-	ss.CreateAttr("id", ssID)
-	ss.CreateAttr("objectType", rimRegistryPackage)
-	b.slot(ss, "submissionTime", opt.SubmissionTime.UTC().Format(xdsTimeLayout))
-	var recipients []string
-	for _, r := range opt.Recipients {
-		if v := intendedRecipient(r); v != "" {
-			recipients = append(recipients, v)
-		}
-	}
-	b.slot(ss, "intendedRecipient", recipients...)
-	localizedName(ss, "rim:Name", d.Title)
-	b.author(ss, xdsSSAuthor, ssID, d.Author, h.authorSpecialty)
-	b.classification(ss, xdsSSContentTypeCode, ssID, typeCode)
-	b.externalID(ss, xdsSSUniqueID, ssID, ssUniqueID, "XDSSubmissionSet.uniqueId")
-	b.externalID(ss, xdsSSSourceID, ssID, opt.SourceID, "XDSSubmissionSet.sourceId")
-	b.externalID(ss, xdsSSPatientID, ssID, patientID, "XDSSubmissionSet.patientId")
-
-	// The registry package is a submission set.
-	cl := list.CreateElement("rim:Classification")
-	cl.CreateAttr("id", b.uuid())
-	cl.CreateAttr("objectType", rimClassificationType)
-	cl.CreateAttr("classifiedObject", ssID)
-	cl.CreateAttr("classificationNode", xdsSubmissionSetNode)
-
-	// The submission set holds the document entry.
-	as := list.CreateElement("rim:Association")
-	as.CreateAttr("id", assocID)
-	as.CreateAttr("objectType", "urn:oasis:names:tc:ebxml-regrep:ObjectType:RegistryObject:Association")
-	as.CreateAttr("associationType", rimHasMember)
-	as.CreateAttr("sourceObject", ssID)
-	as.CreateAttr("targetObject", deID)
-	b.slot(as, xdmSubmissionSetStatusSlot, "Original")
-
-	if b.err != nil {
-		return nil, b.err
-	}
-	doc.Indent(2)
-	out, err := doc.WriteToBytes()
-	if err != nil {
-		return nil, fmt.Errorf("%w: write METADATA.XML: %w", ErrXDM, err)
-	}
-	return out, nil
 }
 
 // firstCode returns the first code with a Code.
@@ -750,32 +856,37 @@ func truncate(s string, n int) string {
 func isRuneStart(b byte) bool { return b&0xC0 != 0x80 }
 
 // readmeTXT returns README.TXT: who sent the package and what it holds.
-func readmeTXT(d *Document, opt XDMOptions) []byte {
+func readmeTXT(docs []*XDMDocument, opt XDMOptions) []byte {
 	var b strings.Builder
 	b.WriteString("IHE XDM package (IHE ITI Cross-Enterprise Document Media Interchange)\r\n\r\n")
 	fmt.Fprintf(&b, "Sending application: %s\r\n", opt.Application)
 	fmt.Fprintf(&b, "Sending organisation (sourceId): %s\r\n", opt.SourceID)
-	if d.Custodian.Name != "" {
-		fmt.Fprintf(&b, "Custodian: %s\r\n", d.Custodian.Name)
+	if c := docs[0].doc.Custodian.Name; c != "" {
+		fmt.Fprintf(&b, "Custodian: %s\r\n", c)
 	}
 	fmt.Fprintf(&b, "Submission time (UTC): %s\r\n\r\n", opt.SubmissionTime.UTC().Format(time.RFC3339))
 	b.WriteString("Contents:\r\n")
 	fmt.Fprintf(&b, "  %s  this file\r\n", XDMReadme)
 	fmt.Fprintf(&b, "  %s  index of the contents, for a web browser\r\n", XDMIndex)
 	fmt.Fprintf(&b, "  %s  XDS metadata of the submission set\r\n", XDMMetadata)
-	fmt.Fprintf(&b, "  %s  HL7 CDA R2 document: %s\r\n", XDMDocumentFile, d.Title)
+	for i, x := range docs {
+		fmt.Fprintf(&b, "  %s  HL7 CDA R2 document: %s\r\n", XDMDocumentPath(i+1), x.doc.Title)
+	}
 	return []byte(b.String())
 }
 
-// indexHTM returns INDEX.HTM, linking to the document and the metadata.
-func indexHTM(d *Document, opt XDMOptions) []byte {
+// indexHTM returns INDEX.HTM, linking to the documents and the metadata.
+func indexHTM(docs []*XDMDocument, opt XDMOptions) []byte {
 	e := html.EscapeString
 	var b strings.Builder
 	b.WriteString("<!DOCTYPE html>\r\n<html lang=\"fr\">\r\n<head><meta charset=\"utf-8\"><title>IHE XDM</title></head>\r\n<body>\r\n")
 	b.WriteString("<h1>IHE XDM</h1>\r\n")
 	fmt.Fprintf(&b, "<p>Sent by %s (sourceId %s) on %s UTC.</p>\r\n", e(opt.Application), e(opt.SourceID), e(opt.SubmissionTime.UTC().Format(time.RFC3339)))
 	b.WriteString("<ul>\r\n")
-	fmt.Fprintf(&b, "<li><a href=\"%s\">%s</a>: %s</li>\r\n", XDMDocumentFile, XDMDocumentFile, e(d.Title))
+	for i, x := range docs {
+		f := XDMDocumentPath(i + 1)
+		fmt.Fprintf(&b, "<li><a href=\"%s\">%s</a>: %s</li>\r\n", f, f, e(x.doc.Title))
+	}
 	fmt.Fprintf(&b, "<li><a href=\"%s\">%s</a>: XDS metadata</li>\r\n", XDMMetadata, XDMMetadata)
 	fmt.Fprintf(&b, "<li><a href=\"%s\">%s</a></li>\r\n", XDMReadme, XDMReadme)
 	b.WriteString("</ul>\r\n</body>\r\n</html>\r\n")

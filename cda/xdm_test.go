@@ -40,6 +40,58 @@ var xdmCases = []xdmCase{
 	{name: "ldl-ses-n3", file: "ldl-ses-n3.xml"},
 }
 
+// xdmPackageCase is one package of several documents, or with options
+// beyond those of xdmTestOptions.
+type xdmPackageCase struct {
+	name  string   // golden directory
+	files []string // testdata files, in package order
+	opt   func(*XDMOptions)
+}
+
+// xdmTestSender is the sender of the HL7 message (its PRT SB segment), the
+// author of the submission set when XDMOptions.SubmissionAuthor is set.
+var xdmTestSender = Author{
+	Person:       Person{ID: II{Root: OIDRPPS, Extension: "810007778889"}, Family: "ENVOI", Given: "Anne"},
+	Organization: Organization{ID: II{Root: "1.2.250.1.71.4.2.2", Extension: "1999000097"}, Name: "Service d'envoi des comptes rendus"},
+}
+
+// The report as a level 1 (PDF) and a level 3 document for one patient:
+// n1-pdf.xml has the INS and an IPP, n3-pdf-media.xml the INS only, so both
+// have the INS as patientId.
+var xdmPackageCases = []xdmPackageCase{
+	{name: "n1-pdf+n3-pdf-media", files: []string{"n1-pdf.xml", "n3-pdf-media.xml"}},
+	{name: "n1-pdf+n3-pdf-media-sender", files: []string{"n1-pdf.xml", "n3-pdf-media.xml"}, opt: func(o *XDMOptions) {
+		o.Action = "C"
+		o.SubmissionAuthor = xdmTestSender
+	}},
+}
+
+// options returns the options of the case, with a fresh random source.
+func (c xdmPackageCase) options() XDMOptions {
+	opt := xdmTestOptions("")
+	if c.opt != nil {
+		c.opt(&opt)
+	}
+	return opt
+}
+
+// packageDocs prepares the testdata files and packages them with opt; it
+// returns the documents read and the files of the zip.
+func packageDocs(t testing.TB, opt XDMOptions, names ...string) (cdaDocs [][]byte, z []byte) {
+	t.Helper()
+	var docs []*XDMDocument
+	for _, n := range names {
+		cdaDoc := readXDMTestdata(t, n)
+		x, err := PrepareXDM(cdaDoc)
+		require.NoError(t, err)
+		cdaDocs = append(cdaDocs, cdaDoc)
+		docs = append(docs, x)
+	}
+	z, err := Package(opt, docs...)
+	require.NoError(t, err)
+	return cdaDocs, z
+}
+
 // xdmTestOptions returns options with a fixed time and a seeded random
 // source, so the output is stable.
 func xdmTestOptions(action string) XDMOptions {
@@ -99,21 +151,33 @@ func packageCase(t testing.TB, c xdmCase) (cdaDoc []byte, files map[string][]byt
 // with testdata/xdm/golden/<case>/ (rewrite with -update-xdm).
 func TestPackageXDMGolden(t *testing.T) {
 	t.Parallel()
+	// check compares the files of the zip with the golden files of case name.
+	check := func(t *testing.T, name string, files map[string][]byte) {
+		dir := filepath.Join("testdata", "xdm", "golden", name)
+		for _, f := range []string{XDMMetadata, XDMReadme, XDMIndex} {
+			golden := filepath.Join(dir, filepath.Base(f))
+			if *updateXDM {
+				require.NoError(t, os.MkdirAll(dir, 0o755))
+				require.NoError(t, os.WriteFile(golden, files[f], 0o644))
+			}
+			want, err := os.ReadFile(golden)
+			require.NoError(t, err)
+			require.Equal(t, string(want), string(files[f]), "%s is stale: run go test ./cda -run TestPackageXDMGolden -update-xdm", golden)
+		}
+	}
 	for _, c := range xdmCases {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
 			_, files, _ := packageCase(t, c)
-			dir := filepath.Join("testdata", "xdm", "golden", c.name)
-			for _, f := range []string{XDMMetadata, XDMReadme, XDMIndex} {
-				golden := filepath.Join(dir, filepath.Base(f))
-				if *updateXDM {
-					require.NoError(t, os.MkdirAll(dir, 0o755))
-					require.NoError(t, os.WriteFile(golden, files[f], 0o644))
-				}
-				want, err := os.ReadFile(golden)
-				require.NoError(t, err)
-				require.Equal(t, string(want), string(files[f]), "%s is stale: run go test ./cda -run TestPackageXDMGolden -update-xdm", golden)
-			}
+			check(t, c.name, files)
+		})
+	}
+	for _, c := range xdmPackageCases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			_, z := packageDocs(t, c.options(), c.files...)
+			files, _ := unzipXDM(t, z)
+			check(t, c.name, files)
 		})
 	}
 }
@@ -139,15 +203,26 @@ func TestPackageXDMSchema(t *testing.T) {
 	}
 	schema, err := filepath.Abs(filepath.Join("testdata", "xdm", "schema", "lcm.xsd"))
 	require.NoError(t, err)
+	validate := func(t *testing.T, meta []byte) {
+		f := filepath.Join(t.TempDir(), "METADATA.XML")
+		require.NoError(t, os.WriteFile(f, meta, 0o644))
+		out, err := exec.Command(xmllint, "--noout", "--nonet", "--schema", schema, f).CombinedOutput()
+		require.NoError(t, err, "xmllint: %s", out)
+		require.Contains(t, string(out), "validates")
+	}
 	for _, c := range xdmCases {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
 			_, files, _ := packageCase(t, c)
-			f := filepath.Join(t.TempDir(), "METADATA.XML")
-			require.NoError(t, os.WriteFile(f, files[XDMMetadata], 0o644))
-			out, err := exec.Command(xmllint, "--noout", "--nonet", "--schema", schema, f).CombinedOutput()
-			require.NoError(t, err, "xmllint: %s", out)
-			require.Contains(t, string(out), "validates")
+			validate(t, files[XDMMetadata])
+		})
+	}
+	for _, c := range xdmPackageCases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			_, z := packageDocs(t, c.options(), c.files...)
+			files, _ := unzipXDM(t, z)
+			validate(t, files[XDMMetadata])
 		})
 	}
 }
@@ -171,6 +246,11 @@ func parseMetadata(t testing.TB, b []byte) metadata {
 	require.NotNil(t, m.de)
 	require.NotNil(t, m.ss)
 	return m
+}
+
+// documentEntries returns the ExtrinsicObjects of m, in order.
+func (m metadata) documentEntries() []*etree.Element {
+	return m.root.FindElement("RegistryObjectList").SelectElements("ExtrinsicObject")
 }
 
 // slotValues returns the values of the slot name of e.
@@ -524,7 +604,7 @@ func TestPackageXDMErrors(t *testing.T) {
 			// Prepared then packaged, the input fails the same way.
 			x, perr := PrepareXDM([]byte(tt.doc))
 			if perr == nil {
-				z, perr = x.Package(options())
+				z, perr = Package(options(), x)
 				require.Nil(t, z)
 			} else {
 				require.Nil(t, x)
@@ -558,7 +638,7 @@ func TestPrepareXDMPackage(t *testing.T) {
 			cdaDoc := readXDMTestdata(t, c.file)
 			x, err := PrepareXDM(cdaDoc)
 			require.NoError(t, err)
-			z, err := x.Package(xdmTestOptions(c.action))
+			z, err := Package(xdmTestOptions(c.action), x)
 			require.NoError(t, err)
 			want, err := PackageXDM(cdaDoc, xdmTestOptions(c.action))
 			require.NoError(t, err)
@@ -621,7 +701,7 @@ func TestXDMDocumentConcurrent(t *testing.T) {
 	errs := make([]error, n)
 	var wg sync.WaitGroup
 	for i := range n {
-		wg.Go(func() { zips[i], errs[i] = x.Package(options(i)) })
+		wg.Go(func() { zips[i], errs[i] = Package(options(i), x) })
 	}
 	wg.Wait()
 	for i := range n {
@@ -678,6 +758,9 @@ func FuzzPackageXDM(f *testing.F) {
 	for _, c := range xdmCases {
 		f.Add(readXDMTestdata(f, c.file))
 	}
+	n3 := readXDMTestdata(f, "n3-pdf-media.xml")
+	other, err := PrepareXDM(n3)
+	require.NoError(f, err)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		opt := xdmTestOptions("")
 		z, err := PackageXDM(data, opt)
@@ -688,6 +771,21 @@ func FuzzPackageXDM(f *testing.F) {
 		require.Equal(t, data, files[XDMDocumentFile])
 		doc := etree.NewDocument()
 		require.NoError(t, doc.ReadFromBytes(files[XDMMetadata]))
+
+		// With a second document: refused unless both are for one patient.
+		x, err := PrepareXDM(data)
+		require.NoError(t, err)
+		z, err = Package(xdmTestOptions(""), x, other)
+		if err != nil {
+			require.ErrorIs(t, err, ErrXDM)
+			require.Nil(t, z)
+			return
+		}
+		files, _ = unzipXDM(t, z)
+		require.Equal(t, data, files[XDMDocumentPath(1)])
+		require.Equal(t, n3, files[XDMDocumentPath(2)])
+		m := parseMetadata(t, files[XDMMetadata])
+		require.Len(t, m.documentEntries(), 2)
 	})
 }
 
@@ -720,4 +818,326 @@ func ExamplePackageXDM() {
 	// INDEX.HTM
 	// IHE_XDM/SUBSET01/METADATA.XML
 	// IHE_XDM/SUBSET01/DOC0001.XML
+}
+
+// TestXDMDocumentPath checks the names of the documents in the zip.
+func TestXDMDocumentPath(t *testing.T) {
+	t.Parallel()
+	require.Equal(t, XDMDocumentFile, XDMDocumentPath(1))
+	require.Equal(t, "IHE_XDM/SUBSET01/DOC0002.XML", XDMDocumentPath(2))
+	require.Equal(t, "IHE_XDM/SUBSET01/DOC0123.XML", XDMDocumentPath(123))
+	require.Equal(t, "DOC0002.XML", xdmDocumentName(2))
+}
+
+// TestPackageTwoDocuments packages a report sent as a level 1 (PDF) and a
+// level 3 CDA document: one submission set with two document entries, each
+// with its own values, and both documents in the zip.
+func TestPackageTwoDocuments(t *testing.T) {
+	t.Parallel()
+	opt := xdmTestOptions("C")
+	cdaDocs, z := packageDocs(t, opt, "n1-pdf.xml", "n3-pdf-media.xml")
+	files, names := unzipXDM(t, z)
+	require.Equal(t, []string{XDMReadme, XDMIndex, XDMMetadata, XDMDocumentPath(1), XDMDocumentPath(2)}, names)
+	name83 := regexp.MustCompile(`^[A-Z0-9_]{1,8}(\.[A-Z0-9_]{1,3})?$`)
+	for _, n := range names {
+		for _, part := range strings.Split(n, "/") {
+			require.Regexp(t, name83, part, "8.3 upper-case name in %s", n)
+		}
+	}
+	require.True(t, bytes.Equal(cdaDocs[0], files[XDMDocumentPath(1)]), "DOC0001.XML differs from the first document")
+	require.True(t, bytes.Equal(cdaDocs[1], files[XDMDocumentPath(2)]), "DOC0002.XML differs from the second document")
+
+	// The documents are stored precompressed with the header CreateHeader
+	// would write.
+	want := createHeaderZip(t, files, names, opt.SubmissionTime)
+	require.Equal(t, zipHeaders(t, want), zipHeaders(t, z))
+	require.True(t, bytes.Equal(want, z), "the zip differs from the one CreateHeader writes")
+
+	m := parseMetadata(t, files[XDMMetadata])
+	des := m.documentEntries()
+	require.Len(t, des, 2)
+	type wantDE struct {
+		uniqueID, uri, format, typeCode, confidentiality, sourcePatientID, authorPerson, authorSpecialty string
+	}
+	wantDEs := []wantDE{{
+		uniqueID:        "1.2.250.1.999.42.1.4^LDL-20240312-000123",
+		uri:             "DOC0001.XML",
+		format:          "urn:ihe:iti:xds-sd:pdf:2008|1.3.6.1.4.1.19376.1.2.3|Document à corps non structuré en Pdf/A-1",
+		typeCode:        "11490-0|2.16.840.1.113883.6.1|Lettre de sortie",
+		confidentiality: "N|2.16.840.1.113883.5.25|Normal",
+		sourcePatientID: "IPP0012345^^^&1.2.250.1.999.42.1.1&ISO^PI",
+		authorPerson:    "810001234567^MARTIN^Jean^^^^^^&1.2.250.1.71.4.2.1&ISO^D^^^IDNPS",
+		authorSpecialty: "G15_10/SM27^Médecin - Médecine interne (SM)^1.2.250.1.213.1.1.4.5",
+	}, {
+		uniqueID:        "1.2.250.1.999.77.3^CRBIO-20240715-0007",
+		uri:             "DOC0002.XML",
+		format:          "urn:ihe:lab:xd-lab:2008|1.3.6.1.4.1.19376.1.2.3|CR d'examens biologiques",
+		typeCode:        "11502-2|2.16.840.1.113883.6.1|CR d'examens biologiques",
+		confidentiality: "N|2.16.840.1.113883.5.25|N",
+		sourcePatientID: "280017512345678^^^&1.2.250.1.213.1.4.10&ISO^NH",
+		authorPerson:    "810005554443^BERNARD^Claire^^^^^^&1.2.250.1.71.4.2.1&ISO^D^^^IDNPS",
+	}}
+	const patientID = "280017512345678^^^&1.2.250.1.213.1.4.10&ISO^NH"
+	deIDs := map[string]bool{}
+	for i, de := range des {
+		w := wantDEs[i]
+		id := de.SelectAttrValue("id", "")
+		require.False(t, deIDs[id], "document entries %d: duplicate id %s", i+1, id)
+		deIDs[id] = true
+		sum := sha1.Sum(cdaDocs[i])
+		require.Equal(t, []string{hex.EncodeToString(sum[:])}, slotValues(de, "hash"), "document %d", i+1)
+		require.Equal(t, []string{strconv.Itoa(len(cdaDocs[i]))}, slotValues(de, "size"), "document %d", i+1)
+		require.Equal(t, []string{w.uri}, slotValues(de, "URI"), "document %d", i+1)
+		require.Equal(t, []string{"C"}, slotValues(de, XDMActionSlot), "document %d", i+1)
+		require.Equal(t, []string{w.sourcePatientID}, slotValues(de, "sourcePatientId"), "document %d", i+1)
+		require.Equal(t, w.uniqueID, externalID(de, xdsDEUniqueID), "document %d", i+1)
+		require.Equal(t, patientID, externalID(de, xdsDEPatientID), "document %d", i+1)
+		require.Equal(t, w.format, classifiedCode(de, xdsDEFormatCode), "document %d", i+1)
+		require.Equal(t, w.typeCode, classifiedCode(de, xdsDETypeCode), "document %d", i+1)
+		require.Equal(t, w.confidentiality, classifiedCode(de, xdsDEConfidentialityCode), "document %d", i+1)
+		author := classified(de, xdsDEAuthor)
+		require.NotNil(t, author, "document %d", i+1)
+		require.Equal(t, id, author.SelectAttrValue("classifiedObject", ""), "document %d", i+1)
+		require.Equal(t, []string{w.authorPerson}, slotValues(author, "authorPerson"), "document %d", i+1)
+		if w.authorSpecialty == "" {
+			require.Empty(t, slotValues(author, "authorSpecialty"), "document %d", i+1)
+		} else {
+			require.Equal(t, []string{w.authorSpecialty}, slotValues(author, "authorSpecialty"), "document %d", i+1)
+		}
+		for _, c := range de.SelectElements("Classification") {
+			require.Equal(t, id, c.SelectAttrValue("classifiedObject", ""), "document %d: classification of another object", i+1)
+		}
+	}
+
+	// One submission set, named and typed after the first document, with
+	// the first document's author (no SubmissionAuthor).
+	list := m.root.FindElement("RegistryObjectList")
+	require.Len(t, list.SelectElements("RegistryPackage"), 1)
+	ssID := m.ss.SelectAttrValue("id", "")
+	require.Equal(t, "Lettre de liaison de sortie", m.ss.FindElement("Name/LocalizedString").SelectAttrValue("value", ""))
+	require.Equal(t, wantDEs[0].typeCode, classifiedCode(m.ss, xdsSSContentTypeCode))
+	require.Equal(t, patientID, externalID(m.ss, xdsSSPatientID))
+	ssAuthor := classified(m.ss, xdsSSAuthor)
+	require.NotNil(t, ssAuthor)
+	require.Equal(t, []string{wantDEs[0].authorPerson}, slotValues(ssAuthor, "authorPerson"))
+	require.Equal(t, []string{wantDEs[0].authorSpecialty}, slotValues(ssAuthor, "authorSpecialty"))
+	nodes := list.SelectElements("Classification")
+	require.Len(t, nodes, 1)
+	require.Equal(t, ssID, nodes[0].SelectAttrValue("classifiedObject", ""))
+
+	// One HasMember association per document entry, in order.
+	assocs := list.SelectElements("Association")
+	require.Len(t, assocs, 2)
+	for i, as := range assocs {
+		require.Equal(t, rimHasMember, as.SelectAttrValue("associationType", ""))
+		require.Equal(t, ssID, as.SelectAttrValue("sourceObject", ""))
+		require.Equal(t, des[i].SelectAttrValue("id", ""), as.SelectAttrValue("targetObject", ""))
+		require.Equal(t, []string{"Original"}, slotValues(as, "SubmissionSetStatus"))
+	}
+
+	// Every id is distinct.
+	seen := map[string]bool{}
+	for _, e := range m.root.FindElements("//*[@id]") {
+		id := e.SelectAttrValue("id", "")
+		require.False(t, seen[id], "duplicate id %s", id)
+		seen[id] = true
+	}
+
+	// README.TXT and INDEX.HTM list both documents.
+	readme, index := string(files[XDMReadme]), string(files[XDMIndex])
+	require.Contains(t, readme, "  IHE_XDM/SUBSET01/DOC0001.XML  HL7 CDA R2 document: Lettre de liaison de sortie\r\n")
+	require.Contains(t, readme, "  IHE_XDM/SUBSET01/DOC0002.XML  HL7 CDA R2 document: Compte rendu d'examens biologiques\r\n")
+	require.Contains(t, index, `<a href="IHE_XDM/SUBSET01/DOC0001.XML">IHE_XDM/SUBSET01/DOC0001.XML</a>: Lettre de liaison de sortie`)
+	require.Contains(t, index, `<a href="IHE_XDM/SUBSET01/DOC0002.XML">IHE_XDM/SUBSET01/DOC0002.XML</a>: Compte rendu d&#39;examens biologiques`)
+
+	// In the other order, the other document comes first everywhere.
+	cdaDocs, z = packageDocs(t, xdmTestOptions(""), "n3-pdf-media.xml", "n1-pdf.xml")
+	files, _ = unzipXDM(t, z)
+	require.True(t, bytes.Equal(cdaDocs[0], files[XDMDocumentPath(1)]))
+	require.True(t, bytes.Equal(cdaDocs[1], files[XDMDocumentPath(2)]))
+	m = parseMetadata(t, files[XDMMetadata])
+	des = m.documentEntries()
+	require.Len(t, des, 2)
+	require.Equal(t, wantDEs[1].uniqueID, externalID(des[0], xdsDEUniqueID))
+	require.Equal(t, []string{"DOC0001.XML"}, slotValues(des[0], "URI"))
+	require.Equal(t, wantDEs[0].uniqueID, externalID(des[1], xdsDEUniqueID))
+	require.Equal(t, []string{"DOC0002.XML"}, slotValues(des[1], "URI"))
+	require.Equal(t, "Compte rendu d'examens biologiques", m.ss.FindElement("Name/LocalizedString").SelectAttrValue("value", ""))
+	require.Equal(t, wantDEs[1].typeCode, classifiedCode(m.ss, xdsSSContentTypeCode))
+	require.Equal(t, []string{wantDEs[1].authorPerson}, slotValues(classified(m.ss, xdsSSAuthor), "authorPerson"))
+}
+
+// TestPackageDocumentsRefused checks Package refuses documents it must not
+// put in one package, above all documents of different patients, and that
+// its errors name the documents, never the patient.
+func TestPackageDocumentsRefused(t *testing.T) {
+	t.Parallel()
+	n1 := string(readXDMTestdata(t, "n1-pdf.xml"))
+	n3 := string(readXDMTestdata(t, "n3-pdf-media.xml"))
+	const ins = `<id root="1.2.250.1.213.1.4.10" extension="280017512345678"/>`
+	n1NoINS := strings.Replace(n1, ins, "", 1)
+	require.NotEqual(t, n1, n1NoINS)
+	n3OtherINS := strings.Replace(n3, ins, `<id root="1.2.250.1.213.1.4.10" extension="280017512345679"/>`, 1)
+	require.NotEqual(t, n3, n3OtherINS)
+	n3OtherID := strings.Replace(n3, `extension="CRBIO-20240715-0007"/>
+  <code`, `extension="CRBIO-20240715-0008"/>
+  <code`, 1)
+	require.NotEqual(t, n3, n3OtherID)
+	prepare := func(doc string) *XDMDocument {
+		x, err := PrepareXDM([]byte(doc))
+		require.NoError(t, err)
+		return x
+	}
+	x1, x3 := prepare(n1), prepare(n3)
+	tests := []struct {
+		name    string
+		docs    []*XDMDocument
+		opt     func(*XDMOptions)
+		message string
+	}{
+		{name: "no document", message: "no document"},
+		{name: "nil document", docs: []*XDMDocument{x1, nil}, message: "document 2 is nil"},
+		{name: "another patient", docs: []*XDMDocument{x1, prepare(string(readXDMTestdata(t, "cr-bio-n3.xml")))},
+			message: "document 2 (1.2.250.1.999.77.3.20240104.2) is not for the patient of document 1 (1.2.250.1.999.42.1.4^LDL-20240312-000123)"},
+		{name: "another INS", docs: []*XDMDocument{x1, prepare(n3OtherINS)}, message: "document 2 (1.2.250.1.999.77.3^CRBIO-20240715-0007) is not for the patient"},
+		// The same person, but one document has the INS and the other the
+		// IPP only: their patientIds differ, and Package cannot tell.
+		{name: "INS and IPP only", docs: []*XDMDocument{prepare(n1NoINS), x3}, message: "is not for the patient"},
+		{name: "third document", docs: []*XDMDocument{x1, x3, prepare(n3OtherINS)}, message: "document 3 "},
+		{name: "same document twice", docs: []*XDMDocument{x1, x3, x1}, message: "documents 1 and 3 have the same id 1.2.250.1.999.42.1.4^LDL-20240312-000123"},
+		{name: "bad options first", opt: func(o *XDMOptions) { o.Action = "X" }, message: "Action"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			opt := xdmTestOptions("")
+			if tt.opt != nil {
+				tt.opt(&opt)
+			}
+			z, err := Package(opt, tt.docs...)
+			require.Nil(t, z)
+			require.ErrorIs(t, err, ErrXDM)
+			require.Contains(t, err.Error(), tt.message)
+			for _, patient := range []string{"280017512345678", "280017512345679", "IPP0012345", "DUPONT", "LEGRAND"} {
+				require.NotContains(t, err.Error(), patient, "the error names the patient")
+			}
+		})
+	}
+
+	// Two documents of one patient with different ids are packaged.
+	z, err := Package(xdmTestOptions(""), x3, prepare(n3OtherID))
+	require.NoError(t, err)
+	files, _ := unzipXDM(t, z)
+	require.Len(t, parseMetadata(t, files[XDMMetadata]).documentEntries(), 2)
+}
+
+// TestPackageSubmissionAuthor checks XDMOptions.SubmissionAuthor is the
+// author of the submission set, while each document entry keeps its CDA's.
+func TestPackageSubmissionAuthor(t *testing.T) {
+	t.Parallel()
+	const (
+		martin     = "810001234567^MARTIN^Jean^^^^^^&1.2.250.1.71.4.2.1&ISO^D^^^IDNPS"
+		hospital   = "Centre Hospitalier de Test^^^^^&1.2.250.1.71.4.2.2&ISO^IDNST^^^1999000014"
+		specialty  = "G15_10/SM27^Médecin - Médecine interne (SM)^1.2.250.1.213.1.1.4.5"
+		sender     = "810007778889^ENVOI^Anne^^^^^^&1.2.250.1.71.4.2.1&ISO^D^^^IDNPS"
+		senderOrg  = "Service d'envoi des comptes rendus^^^^^&1.2.250.1.71.4.2.2&ISO^IDNST^^^1999000097"
+		bernard    = "810005554443^BERNARD^Claire^^^^^^&1.2.250.1.71.4.2.1&ISO^D^^^IDNPS"
+		laboratory = "Laboratoire de Test^^^^^&1.2.250.1.71.4.2.2&ISO^IDNST^^^1999000030"
+	)
+	type authorSlots struct{ person, institution, specialty string } // "" = absent
+	tests := []struct {
+		name   string
+		author Author
+		want   authorSlots
+	}{
+		{name: "zero: the CDA's author", want: authorSlots{martin, hospital, specialty}},
+		{name: "only a time: the CDA's author", author: Author{Time: time.Date(2024, 3, 12, 14, 0, 0, 0, time.UTC)}, want: authorSlots{martin, hospital, specialty}},
+		{name: "person and organisation", author: xdmTestSender, want: authorSlots{person: sender, institution: senderOrg}},
+		{name: "organisation only", author: Author{Organization: xdmTestSender.Organization}, want: authorSlots{institution: senderOrg}},
+		{name: "person only", author: Author{Person: xdmTestSender.Person}, want: authorSlots{person: sender}},
+	}
+	check := func(t *testing.T, what string, e *etree.Element, want authorSlots) {
+		t.Helper()
+		require.NotNil(t, e, what)
+		for slot, v := range map[string]string{"authorPerson": want.person, "authorInstitution": want.institution, "authorSpecialty": want.specialty} {
+			if v == "" {
+				require.Empty(t, slotValues(e, slot), "%s %s", what, slot)
+			} else {
+				require.Equal(t, []string{v}, slotValues(e, slot), "%s %s", what, slot)
+			}
+		}
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			opt := xdmTestOptions("")
+			opt.SubmissionAuthor = tt.author
+			_, z := packageDocs(t, opt, "n1-pdf.xml", "n3-pdf-media.xml")
+			files, _ := unzipXDM(t, z)
+			m := parseMetadata(t, files[XDMMetadata])
+			check(t, "SubmissionSet author", classified(m.ss, xdsSSAuthor), tt.want)
+			des := m.documentEntries()
+			require.Len(t, des, 2)
+			check(t, "DocumentEntry 1 author", classified(des[0], xdsDEAuthor), authorSlots{martin, hospital, specialty})
+			check(t, "DocumentEntry 2 author", classified(des[1], xdsDEAuthor), authorSlots{person: bernard, institution: laboratory})
+		})
+	}
+}
+
+// TestPackageOneDocumentUnchanged checks a single document gives, for the
+// same randomness, what PackageXDM gives, whether prepared or not: the
+// golden files of TestPackageXDMGolden pin that output.
+func TestPackageOneDocumentUnchanged(t *testing.T) {
+	t.Parallel()
+	for _, c := range xdmCases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			cdaDocs, z := packageDocs(t, xdmTestOptions(c.action), c.file)
+			want, err := PackageXDM(cdaDocs[0], xdmTestOptions(c.action))
+			require.NoError(t, err)
+			require.True(t, bytes.Equal(want, z))
+			_, names := unzipXDM(t, z)
+			require.Equal(t, []string{XDMReadme, XDMIndex, XDMMetadata, XDMDocumentFile}, names)
+		})
+	}
+}
+
+func ExamplePackage() {
+	var docs []*XDMDocument
+	// The same report as a CDA level 1 (PDF) and a level 3 document.
+	for _, name := range []string{"n1-pdf.xml", "n3-pdf-media.xml"} {
+		cdaDoc, err := os.ReadFile(filepath.Join("testdata", name))
+		if err != nil {
+			panic(err)
+		}
+		x, err := PrepareXDM(cdaDoc)
+		if err != nil {
+			panic(err)
+		}
+		docs = append(docs, x)
+	}
+	z, err := Package(XDMOptions{
+		SourceID:   "1.2.250.1.999.42.9",
+		Recipients: []XDMRecipient{{Address: "paul.durand@medecin.mssante.fr"}},
+		SubmissionAuthor: Author{
+			Person:       Person{ID: II{Root: OIDRPPS, Extension: "810007778889"}, Family: "ENVOI", Given: "Anne"},
+			Organization: Organization{ID: II{Root: "1.2.250.1.71.4.2.2", Extension: "1999000097"}, Name: "Centre Hospitalier de Test"},
+		},
+	}, docs...)
+	if err != nil {
+		panic(err)
+	}
+	zr, err := zip.NewReader(bytes.NewReader(z), int64(len(z)))
+	if err != nil {
+		panic(err)
+	}
+	for _, f := range zr.File {
+		fmt.Println(f.Name)
+	}
+	// Output:
+	// README.TXT
+	// INDEX.HTM
+	// IHE_XDM/SUBSET01/METADATA.XML
+	// IHE_XDM/SUBSET01/DOC0001.XML
+	// IHE_XDM/SUBSET01/DOC0002.XML
 }

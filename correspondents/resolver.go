@@ -54,7 +54,20 @@ const (
 	// ReasonPatientNotQualified: the patient's identity is not qualified, so
 	// their INS and mailbox cannot be used.
 	ReasonPatientNotQualified = "patient_ins_not_qualified"
+	// ReasonPatientAddressMismatch: the DPI gave the patient an address that
+	// is not the mailbox of their qualified INS.
+	ReasonPatientAddressMismatch = "patient_address_mismatch"
 )
+
+// PatientMailbox is the MSSanté mailbox of the patient whose INS is ins:
+// INS@patient.mssante.fr, and "" when the identity is not qualified (then
+// neither the INS nor the mailbox may be used).
+func PatientMailbox(ins string, qualified bool) string {
+	if !qualified || ins == "" {
+		return ""
+	}
+	return ins + "@" + PatientMailDomain
+}
 
 // Recipient is a correspondent listed by the DPI for a report.
 type Recipient struct {
@@ -377,18 +390,31 @@ func (f facts) name() string {
 	return ""
 }
 
+// resolvePatient sends to the mailbox of the patient's qualified INS. The
+// address the DPI gave (PRT-15) is never used as such: when it is not that
+// mailbox, a secretary reviews the delivery, with the INS's mailbox
+// proposed; an identity not qualified goes to review too, with the
+// patient's postal address for a paper copy.
 func resolvePatient(rc Recipient) []Route {
-	if rc.INSQualified && rc.INS != "" {
-		a := rc.INS + "@" + PatientMailDomain
-		return []Route{{Channel: ChannelMSSante, Address: a, Name: rc.Name, PostalAddress: rc.PostalAddress, Reason: ReasonPatientMailbox,
+	mailbox := PatientMailbox(rc.INS, rc.INSQualified)
+	given := strings.ToLower(strings.TrimSpace(rc.Address))
+	switch {
+	case mailbox != "" && (given == "" || given == strings.ToLower(mailbox)):
+		return []Route{{Channel: ChannelMSSante, Address: mailbox, Name: rc.Name, PostalAddress: rc.PostalAddress, Reason: ReasonPatientMailbox,
 			Text: "Messagerie MSSanté du patient (identité qualifiée, INS)."}}
+	case mailbox != "":
+		r := reviewRoute(ChannelMSSante, mailbox, rc.Name, ReasonPatientAddressMismatch,
+			fmt.Sprintf("Le DPI a donné au patient l'adresse %s, qui n'est pas la messagerie de son INS qualifié (%s) : rien n'a été envoyé ; vérifiez avant d'envoyer à la messagerie de l'INS.", given, mailbox))
+		r.PostalAddress = rc.PostalAddress
+		return []Route{r}
 	}
-	why := "L'identité du patient n'est pas qualifiée: sa messagerie MSSanté ne peut pas être utilisée"
+	why := "L'identité du patient n'est pas qualifiée : sa messagerie MSSanté ne peut pas être utilisée"
 	if !rc.PostalAddress.Known() {
 		return []Route{reviewRoute(ChannelPaper, "", rc.Name, ReasonPatientNotQualified, why+", et son adresse postale est inconnue.")}
 	}
-	return []Route{{Channel: ChannelPaper, Name: rc.Name, PostalAddress: rc.PostalAddress, Reason: ReasonPatientNotQualified,
-		Text: why + ": envoi papier à son domicile."}}
+	r := reviewRoute(ChannelPaper, "", rc.Name, ReasonPatientNotQualified, why+" : envoi papier à son domicile, à confirmer.")
+	r.PostalAddress = rc.PostalAddress
+	return []Route{r}
 }
 
 func (r *Resolver) trusted(ctx context.Context, address string) (bool, error) {

@@ -213,15 +213,55 @@ func businessAcksFor(ctx context.Context, tx pgx.Tx, ins JobInserter, on bool, d
 var (
 	// smtpCodeRe finds an SMTP failure reply code in a DSN's diagnostic ("smtp; 550 5.1.1 …").
 	smtpCodeRe = regexp.MustCompile(`(?:^|[\s;:(])([45][0-9][0-9])(?:[\s\-)]|$)`)
+	// enhancedStatusRe finds an enhanced status code of failure (RFC 3463,
+	// "5.1.1") in a DSN's detail: the first one is its Status field.
+	enhancedStatusRe = regexp.MustCompile(`(?:^|[\s;:(])([45]\.[0-9]{1,3}\.[0-9]{1,3})(?:$|[^0-9.]|\.(?:$|[^0-9]))`)
 	// mssErrorRe finds an MSSanté integration error code and its label in an MDN ("… 902^label", "… 902 label").
 	mssErrorRe = regexp.MustCompile(`(?:^|[\s:/])(9[0-9][0-9])(?:[\s^]+(.*))?$`)
 )
 
+// dsnStatusCodes maps the enhanced status code (RFC 3463) of a failed DSN
+// that gives no SMTP reply code to the closest code of the volet's
+// SMTPERRORCODE table. The first row that matches wins: a row "x.y.z" matches
+// that status, a row "x.y." every status of that class and subject, a row
+// "x." every status of that class.
+var dsnStatusCodes = []struct{ status, code string }{
+	{"4.4.7", "441"}, // delivery time expired: "le serveur du destinataire ne répond pas"
+	{"5.4.7", "441"},
+	{"4.4.1", "441"}, // no answer from host
+	{"5.4.1", "441"},
+	{"4.4.2", "442"}, // bad connection: "la connexion a été interrompue"
+	{"5.4.2", "442"},
+	{"4.2.2", "422"}, // mailbox full (for now): "a dépassé sa limite de stockage"
+	{"5.2.2", "552"}, // mailbox full: "allocation de stockage dépassée"
+	{"5.3.4", "523"}, // message too big for system: "dépasse les limites du serveur destinataire"
+	{"5.1.2", "512"}, // bad destination system address: "erreur DNS, serveur introuvable"
+	{"4.4.4", "512"}, // unable to route (DNS)
+	{"5.4.4", "512"},
+	{"5.7.", "541"}, // security or policy: "l'adresse du destinataire a rejeté votre message"
+	{"5.1.", "550"}, // other addressing status: "boîte aux lettres non disponible"
+	{"5.", "554"},   // other permanent failure: "l'envoi a échoué"
+	{"4.", "554"},   // a transient status, but the DSN says failed: the MTA gave up
+}
+
+// smtpCodeForStatus returns the SMTPERRORCODE of an enhanced status code by
+// dsnStatusCodes, "" when no row matches.
+func smtpCodeForStatus(status string) string {
+	for _, row := range dsnStatusCodes {
+		if status == row.status || (strings.HasSuffix(row.status, ".") && strings.HasPrefix(status, row.status)) {
+			return row.code
+		}
+	}
+	return ""
+}
+
 // failedAck is the acknowledgement of a failure whose DSN or MDN said
-// detail: an MDN (detail "MDN …") fails the reading (Z03) with its MSSanté
-// error code, a DSN fails the delivery (Z02) with its SMTP reply code, else
-// 550 (mailbox unavailable) for a status 5.1.x (address), 554 (transaction
-// failed) for another permanent status 5.x.x.
+// detail. An MDN (detail "MDN …") fails the reading (Z03) with its MSSanté
+// error code. A DSN fails the delivery (Z02) with its SMTP reply code, or
+// when it gives none, the code dsnStatusCodes derives from its enhanced
+// status code, else 554 (the send failed); the detail goes with the code as
+// its explanation unless the code is the DSN's own and the volet's table
+// labels it.
 func failedAck(detail string) BusinessAckArgs {
 	detail = strings.TrimSpace(detail)
 	if strings.HasPrefix(detail, "MDN") {
@@ -234,17 +274,18 @@ func failedAck(detail string) BusinessAckArgs {
 		return a
 	}
 	a := BusinessAckArgs{Event: BusinessAckDelivery, Failed: true}
-	switch m := smtpCodeRe.FindStringSubmatch(detail); {
-	case m != nil:
+	if m := smtpCodeRe.FindStringSubmatch(detail); m != nil {
 		a.ErrorCode = m[1]
-	case strings.Contains(detail, " 5.1."): // bad address or mailbox (RFC 3463): "mailbox unavailable"
-		a.ErrorCode = "550"
-	case strings.Contains(detail, " 5."):
-		a.ErrorCode = "554"
+		if hl7.ZAMErrorText(hl7.ZAMDelivery, a.ErrorCode) == "" {
+			a.ErrorText = detail
+		}
+		return a
 	}
-	if hl7.ZAMErrorText(hl7.ZAMDelivery, a.ErrorCode) == "" {
-		a.ErrorText = detail
+	if m := enhancedStatusRe.FindStringSubmatch(detail); m != nil {
+		a.ErrorCode = smtpCodeForStatus(m[1])
 	}
+	a.ErrorCode = cmp.Or(a.ErrorCode, hl7.ZAMDefaultDeliveryError)
+	a.ErrorText = detail
 	return a
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -122,7 +123,7 @@ func (b *ackBundle) seed(t *testing.T, flags Flags, kind string) int64 {
 			ControlID: "MSG-0042", MessageType: "ORU^R01", Fingerprint: []byte("x")}
 		inboundID, _, err := insertInbound(b.ctx, tx, in, Answer{Accepted: true})
 		require.NoError(t, err)
-		reportID, err := insertReport(b.ctx, tx, inboundID, in, Report{Action: ActionNew, Flags: flags,
+		reportID, err := insertReport(b.ctx, tx, inboundID, in, &Report{Action: ActionNew, Flags: flags,
 			Patient:  Patient{Family: "DUPONT", Given: "Marie", BirthDate: "19800115", Sex: "F", INS: "280017512345678", INSOID: "1.2.250.1.213.1.4.10", IPP: "IPP1"},
 			Document: Document{ID: "1.2.250.1.999.2^DOC-1", CDA: []byte("<ClinicalDocument/>")},
 			Recipients: []Recipient{{Role: RoleResultCopiesTo, Kind: KindProfessional, NationalID: "899900000007",
@@ -449,10 +450,11 @@ func TestBusinessAcksFor(t *testing.T) {
 			want:   []BusinessAckArgs{{Event: "Z02", Failed: true, ErrorCode: "550"}}},
 		{name: "DSN failed without SMTP code", flags: allAcks, on: true, statuses: []string{StatusFailed}, ack: AckFailed,
 			detail: "DSN failed 5.4.4",
-			want:   []BusinessAckArgs{{Event: "Z02", Failed: true, ErrorCode: "554"}}},
+			want:   []BusinessAckArgs{{Event: "Z02", Failed: true, ErrorCode: "512", ErrorText: "DSN failed 5.4.4"}}},
 		{name: "DSN failed, unknown mailbox, no SMTP code", flags: allAcks, on: true, statuses: []string{StatusFailed}, ack: AckFailed,
 			detail: `DSN failed 5.1.1 X-Postfix; unknown user: "julie@example.org"`,
-			want:   []BusinessAckArgs{{Event: "Z02", Failed: true, ErrorCode: "550"}}},
+			want: []BusinessAckArgs{{Event: "Z02", Failed: true, ErrorCode: "550",
+				ErrorText: `DSN failed 5.1.1 X-Postfix; unknown user: "julie@example.org"`}}},
 		{name: "DSN failed with an odd code", flags: allAcks, on: true, statuses: []string{StatusFailed}, ack: AckFailed,
 			detail: "DSN failed 4.4.7 smtp; 499 gave up",
 			want:   []BusinessAckArgs{{Event: "Z02", Failed: true, ErrorCode: "499", ErrorText: "DSN failed 4.4.7 smtp; 499 gave up"}}},
@@ -492,6 +494,95 @@ func TestBusinessAcksFor(t *testing.T) {
 	}
 }
 
+// TestFailedAck checks the acknowledgement of each kind of failure: the
+// SMTP reply code of a DSN when it gives one, else the code its enhanced
+// status code (RFC 3463) maps to in dsnStatusCodes, else 554; the MSSanté
+// error code of an MDN.
+func TestFailedAck(t *testing.T) {
+	t.Parallel()
+	dsn := func(code, text string) BusinessAckArgs {
+		return BusinessAckArgs{Event: BusinessAckDelivery, Failed: true, ErrorCode: code, ErrorText: text}
+	}
+	mdn := func(code, text string) BusinessAckArgs {
+		return BusinessAckArgs{Event: BusinessAckRead, Failed: true, ErrorCode: code, ErrorText: text}
+	}
+	tests := []struct {
+		detail string
+		want   BusinessAckArgs
+	}{
+		// The DSN's own SMTP reply code: the volet's label says it, or the detail does.
+		{"DSN failed 5.1.1 smtp; 550 5.1.1 No such user", dsn("550", "")},
+		{"DSN failed 5.2.2 smtp; 552-5.2.2 Mailbox full", dsn("552", "")},
+		{"DSN failed 4.4.7 (smtp; 421 too busy)", dsn("421", "")},
+		{"DSN failed 4.4.7 smtp; 499 gave up", dsn("499", "DSN failed 4.4.7 smtp; 499 gave up")},
+		// No SMTP reply code: the enhanced status code.
+		{"DSN failed 4.4.7", dsn("441", "DSN failed 4.4.7")},
+		{"DSN failed 5.4.7 X-Postfix; delivery time expired", dsn("441", "DSN failed 5.4.7 X-Postfix; delivery time expired")},
+		{"DSN failed 4.4.1 X-Postfix; connect to mx.example.org: Connection timed out", dsn("441", "DSN failed 4.4.1 X-Postfix; connect to mx.example.org: Connection timed out")},
+		{"DSN failed 5.4.2", dsn("442", "DSN failed 5.4.2")},
+		{"DSN failed 4.2.2", dsn("422", "DSN failed 4.2.2")},
+		{"DSN failed 5.2.2", dsn("552", "DSN failed 5.2.2")},
+		{"DSN failed 5.3.4", dsn("523", "DSN failed 5.3.4")},
+		{"DSN failed 5.1.2 X-Postfix; Host or domain name not found", dsn("512", "DSN failed 5.1.2 X-Postfix; Host or domain name not found")},
+		{"DSN failed 4.4.4", dsn("512", "DSN failed 4.4.4")},
+		{"DSN failed 5.4.4", dsn("512", "DSN failed 5.4.4")},
+		{"DSN failed 5.7.1 X-Postfix; Relay access denied", dsn("541", "DSN failed 5.7.1 X-Postfix; Relay access denied")},
+		{"DSN failed 5.7.26", dsn("541", "DSN failed 5.7.26")},
+		{"DSN failed 5.1.1", dsn("550", "DSN failed 5.1.1")},
+		{"DSN failed 5.1.10.", dsn("550", "DSN failed 5.1.10.")},
+		{"DSN failed 5.4.70", dsn("554", "DSN failed 5.4.70")},
+		{"DSN failed 5.0.0", dsn("554", "DSN failed 5.0.0")},
+		{"DSN failed 4.0.0", dsn("554", "DSN failed 4.0.0")},
+		{"DSN failed 5.4.4 X-Postfix; host 10.4.7.1 refused", dsn("512", "DSN failed 5.4.4 X-Postfix; host 10.4.7.1 refused")},
+		// Neither: the send failed.
+		{"DSN failed", dsn("554", "DSN failed")},
+		{"DSN failed X-Postfix; connect to 10.5.2.2: timeout", dsn("554", "DSN failed X-Postfix; connect to 10.5.2.2: timeout")},
+		// MDNs.
+		{"MDN processed/error 902 Identifiant patient inconnu", mdn("902", "Identifiant patient inconnu")},
+		{"MDN processed/Error: 904^INS différent", mdn("904", "INS différent")},
+		{"MDN processed/error 906", mdn("906", "")},
+		{"MDN processed/error", mdn("", "MDN processed/error")},
+	}
+	for _, tt := range tests {
+		t.Run(tt.detail, func(t *testing.T) {
+			t.Parallel()
+			got := failedAck(" " + tt.detail + " ")
+			require.Equal(t, tt.want, got)
+
+			// The ZAM of it always has an ERR-5, the explanation in ERR-8 when it says more.
+			z := hl7.ZAM{Event: got.Event, ControlID: "ZAM-1", Time: time.Now(), SendingApplication: hl7.HD{NamespaceID: "MSSDISPATCH"},
+				ReceivingApplication: hl7.HD{NamespaceID: "DPI"}, OriginalControlID: "MSG-1", RecipientAddress: "a@medecin.mssante.fr",
+				Error: &hl7.ZAMError{Code: got.ErrorCode, Text: got.ErrorText}}
+			m, err := hl7.BuildZAM(z)
+			require.NoError(t, err)
+			e := m.Segment("ERR")
+			require.NotNil(t, e)
+			require.Len(t, e.Component(5, 1), 3)
+			require.NotEmpty(t, e.Component(5, 3))
+			if got.ErrorCode != "" && hl7.ZAMErrorText(got.Event, got.ErrorCode) != "" {
+				require.Equal(t, hl7.ZAMErrorText(got.Event, got.ErrorCode), e.Component(5, 2))
+			}
+		})
+	}
+}
+
+// TestDSNStatusCodes checks that each row of dsnStatusCodes names a code of
+// the volet's SMTPERRORCODE table and is reachable (no earlier row hides it).
+func TestDSNStatusCodes(t *testing.T) {
+	t.Parallel()
+	for i, row := range dsnStatusCodes {
+		require.NotEmpty(t, hl7.ZAMErrorText(hl7.ZAMDelivery, row.code), "row %s", row.status)
+		status := row.status
+		if strings.HasSuffix(status, ".") {
+			status += "99"
+			if strings.Count(status, ".") < 2 {
+				status += ".99"
+			}
+		}
+		require.Equal(t, row.code, smtpCodeForStatus(status), "row %d %s", i, row.status)
+	}
+}
+
 // seedWith is seed with a control id of its own (n), a kind of inbound
 // message, and a paper delivery when paper is true.
 func (b *ackBundle) seedWith(t *testing.T, flags Flags, kind string, paper bool, n int) int64 {
@@ -502,7 +593,7 @@ func (b *ackBundle) seedWith(t *testing.T, flags Flags, kind string, paper bool,
 			ControlID: "MSG-" + string(rune('A'+n)), MessageType: "ORU^R01", Fingerprint: []byte("x")}
 		inboundID, _, err := insertInbound(b.ctx, tx, in, Answer{Accepted: true})
 		require.NoError(t, err)
-		reportID, err := insertReport(b.ctx, tx, inboundID, in, Report{Action: ActionNew, Flags: flags,
+		reportID, err := insertReport(b.ctx, tx, inboundID, in, &Report{Action: ActionNew, Flags: flags,
 			Document:   Document{ID: "1.2.3^" + in.ControlID, CDA: []byte("<x/>")},
 			Recipients: []Recipient{{Role: RoleResultCopiesTo, Kind: KindProfessional, Address: "a@medecin-demo.mssante.fr"}}})
 		require.NoError(t, err)

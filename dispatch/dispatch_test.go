@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -105,6 +106,24 @@ func testReport(t *testing.T) dispatch.Report {
 	}
 }
 
+// documentIDElement is the ClinicalDocument/id of a CDA: its first id.
+var documentIDElement = regexp.MustCompile(`<id root="[^"]*"(?: extension="[^"]*")?/>`)
+
+// setDocumentID gives r's document the id id (root^extension), in the
+// report and in its CDA: another document.
+func setDocumentID(t *testing.T, r *dispatch.Report, id string) {
+	t.Helper()
+	root, ext, _ := strings.Cut(id, "^")
+	element := `<id root="` + root + `"`
+	if ext != "" {
+		element += ` extension="` + ext + `"`
+	}
+	loc := documentIDElement.FindIndex(r.Document.CDA)
+	require.NotNil(t, loc, "the CDA has an id")
+	r.Document.CDA = slices.Concat(r.Document.CDA[:loc[0]], []byte(element+"/>"), r.Document.CDA[loc[1]:])
+	r.Document.ID = id
+}
+
 // setupOutbox is setup with an outbox transport writing to dir, a new
 // directory.
 func setupOutbox(t *testing.T) (b *testBundle, dir string) {
@@ -122,7 +141,7 @@ func inbound(controlID, content string) dispatch.Inbound {
 }
 
 // respond answers a report with "ACK <id>".
-func respond(id int64, _ string) []byte { return fmt.Appendf(nil, "ACK %d", id) }
+func respond(id int64, _ string, _ []dispatch.Warning) []byte { return fmt.Appendf(nil, "ACK %d", id) }
 
 // receive stores r as a message keyed by its action and document.
 func (b *testBundle) receive(t *testing.T, r dispatch.Report) dispatch.Receipt {
@@ -200,7 +219,7 @@ func TestReceiveRetransmission(t *testing.T) {
 	again := inbound("MSG-RETRY", testReport(t).Document.ID)
 	first, err := b.svc.Receive(b.ctx, again, testReport(t), respond)
 	require.NoError(t, err)
-	second, err := b.svc.Receive(b.ctx, again, testReport(t), func(int64, string) []byte { return []byte("another ACK") })
+	second, err := b.svc.Receive(b.ctx, again, testReport(t), func(int64, string, []dispatch.Warning) []byte { return []byte("another ACK") })
 	require.NoError(t, err)
 	require.True(t, second.Duplicate)
 	require.Equal(t, first.ReportID, second.ReportID)
@@ -291,9 +310,8 @@ func TestReceiveInvalid(t *testing.T) {
 		"unknown parent":         func(r *dispatch.Report) { r.Action, r.Document.ParentID = dispatch.ActionReplace, "1.2.3^unknown" },
 		"unknown delete":         func(r *dispatch.Report) { r.Action = dispatch.ActionDelete },
 		"bad flags":              func(r *dispatch.Report) { r.Flags = dispatch.Flags{Present: true} },
-		"patient without qualified INS": func(r *dispatch.Report) {
-			r.Flags = dispatch.Flags{Present: true, ToProfessionals: true, ToPatient: true}
-		},
+		"NUL in a name":          func(r *dispatch.Report) { r.Patient.Family = "DUPONT\x00" },
+		"id too long":            func(r *dispatch.Report) { r.Document.ID = strings.Repeat("1.2.", 200) },
 	} {
 		r := testReport(t)
 		mutate(&r)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/mssdispatch/mssdispatch/cda"
+	"github.com/mssdispatch/mssdispatch/correspondents"
 )
 
 // Organisation is the hospital running the service: the custodian of the
@@ -25,53 +26,80 @@ const (
 	oidLOINC  = "2.16.840.1.113883.6.1"
 )
 
-// prepare completes r before it is stored: a CDA gives the document's id, code,
-// title and PDF when they are missing; a bare PDF is wrapped into a CDA R2
-// level-1 document; the patient's mailbox is added when the flags ask for it.
+// prepare completes r before it is stored: a CDA gives its document's id,
+// code, title and PDF when they are missing; a bare PDF is wrapped into a CDA
+// R2 level-1 document; the patient's mailbox is added when the flags ask for
+// it, with a warning when it cannot be used as given.
 func (s *Service) prepare(r *Report, now time.Time) error {
-	doc := &r.Document
-	switch {
-	case len(doc.CDA) > 0:
-		header, err := doc.Header, error(nil)
-		if header == nil {
-			header, err = cda.Parse(doc.CDA)
-		}
-		if err != nil {
-			return &InvalidError{Field: "document.cda", Msg: fmt.Sprintf("not a CDA R2 document: %v", err)}
-		}
-		if doc.ID == "" {
-			doc.ID = header.UniqueID()
-		}
-		if doc.Code == "" {
-			doc.Code = header.Code.Code
-		}
-		if doc.Title == "" {
-			doc.Title = header.Title
-		}
-		if doc.Confidentiality == "" {
-			doc.Confidentiality = header.Confidentiality.Code
-		}
-		if doc.PDF == nil {
-			pdf, err := cda.ExtractPDF(doc.CDA)
-			if err != nil && !errors.Is(err, cda.ErrNoPDF) {
-				return &InvalidError{Field: "document.cda", Msg: fmt.Sprintf("the CDA's PDF cannot be read: %v", err)}
+	for i, doc := range r.documents() {
+		field := documentField(i)
+		switch {
+		case len(doc.CDA) > 0:
+			if err := completeFromCDA(doc, field); err != nil {
+				return err
 			}
-			doc.PDF, doc.PDFInCDA = pdf, pdf != nil
+		case i == 0 && len(doc.PDF) > 0 && r.Action != ActionDelete:
+			wrapped, err := s.wrapPDF(*r, now)
+			if err != nil {
+				return err
+			}
+			doc.CDA, doc.PDFInCDA = wrapped, true
 		}
-	case len(doc.PDF) > 0 && r.Action != ActionDelete:
-		wrapped, err := s.wrapPDF(*r, now)
-		if err != nil {
-			return err
-		}
-		doc.CDA, doc.PDFInCDA = wrapped, true
 	}
 	r.patientRecipient()
 	return nil
 }
 
+// documentField is the name of the i-th document of a report in the fields
+// of an InvalidError or a Warning: "document", then "other_format".
+func documentField(i int) string {
+	if i == 0 {
+		return "document"
+	}
+	return "other_format"
+}
+
+// completeFromCDA fills what doc lacks from its CDA's header, and its PDF.
+func completeFromCDA(doc *Document, field string) error {
+	header, err := doc.Header, error(nil)
+	if header == nil {
+		header, err = cda.Parse(doc.CDA)
+	}
+	if err != nil {
+		return &InvalidError{Field: field + ".cda", Msg: fmt.Sprintf("ce n'est pas un document CDA R2 : %v", err)}
+	}
+	switch id := header.UniqueID(); {
+	case doc.ID == "":
+		doc.ID = id
+	case doc.ID != id:
+		return &InvalidError{Field: field + ".id", Msg: fmt.Sprintf("l'identifiant %s n'est pas celui du CDA (ClinicalDocument/id) %s", doc.ID, id)}
+	}
+	if doc.Code == "" {
+		doc.Code = header.Code.Code
+	}
+	if doc.Title == "" {
+		doc.Title = header.Title
+	}
+	if doc.Confidentiality == "" {
+		doc.Confidentiality = header.Confidentiality.Code
+	}
+	if doc.PDF == nil {
+		pdf, err := cda.ExtractPDF(doc.CDA)
+		if err != nil && !errors.Is(err, cda.ErrNoPDF) {
+			return &InvalidError{Field: field + ".cda", Msg: fmt.Sprintf("le PDF du CDA est illisible : %v", err)}
+		}
+		doc.PDF, doc.PDFInCDA = pdf, pdf != nil
+	}
+	return nil
+}
+
 // patientRecipient keeps the patient among the recipients only when the flags
 // send to the patient: the patient the DPI listed, else the report's patient
-// (the resolver routes it to INS@patient.mssante.fr when the INS is qualified).
+// (the resolver routes it to INS@patient.mssante.fr when the INS is
+// qualified). When the patient's mailbox cannot be used as the DPI gave it
+// (an identity not qualified, an address that is not the INS's mailbox),
+// the resolver leaves the patient's delivery for review and r gets a
+// warning saying so.
 func (r *Report) patientRecipient() {
 	i := slices.IndexFunc(r.Recipients, func(rc Recipient) bool { return rc.Role == RolePatient })
 	if !r.Flags.SendsToPatient() {
@@ -85,6 +113,15 @@ func (r *Report) patientRecipient() {
 	rc := &r.Recipients[i]
 	if rc.Family == "" && rc.Given == "" {
 		rc.Family, rc.Given = r.Patient.Family, r.Patient.Given
+	}
+	mailbox := correspondents.PatientMailbox(r.Patient.INS, r.Patient.INSQualified)
+	switch {
+	case mailbox == "":
+		r.Warnings = append(r.Warnings, Warning{Field: "patient.ins",
+			Msg: "DESTMSSANTEPAT=Y mais l'identité du patient n'est pas qualifiée (PID-32 différent de VALI) : sa messagerie MSSanté ne peut pas être utilisée, l'envoi au patient attend une vérification"})
+	case rc.Address != "" && !strings.EqualFold(rc.Address, mailbox):
+		r.Warnings = append(r.Warnings, Warning{Field: "patient.mailbox",
+			Msg: "l'adresse MSSanté du patient donnée par le DPI n'est pas la messagerie de son INS qualifié (" + mailbox + ") : rien n'y est envoyé, l'envoi au patient attend une vérification"})
 	}
 }
 

@@ -1,6 +1,7 @@
 package dispatch
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"regexp"
@@ -80,23 +81,30 @@ func composeEmail(cfg WorkerConfig, o outgoing, doc sendDocument, now time.Time)
 		Body:      emailBody(o, title),
 		Headers:   []mail.Field{{Name: headerNIL, Value: cfg.NIL}},
 	}
-	if doc.xdm != nil {
+	if len(doc.xdm) > 0 {
 		xdm, err := packageXDM(cfg, o, doc.xdm, now)
 		if err != nil {
 			return mail.Message{}, &mail.PermanentError{Err: fmt.Errorf("delivery %d: IHE_XDM.ZIP: %w", o.DeliveryID, err)}
 		}
 		m.Attachments = append(m.Attachments, mail.Attachment{Filename: xdmFilename, ContentType: "application/zip", Data: xdm})
-		if len(doc.pdf) > 0 {
-			m.Attachments = append(m.Attachments, mail.Attachment{Filename: fileSafe.ReplaceAllString(title, "_") + ".pdf",
-				ContentType: "application/pdf", Data: doc.pdf})
+		for i, pdf := range doc.pdfs {
+			name := fileSafe.ReplaceAllString(title, "_")
+			if i > 0 { // the same report in another format
+				name += fmt.Sprintf("_%d", i+1)
+			}
+			m.Attachments = append(m.Attachments, mail.Attachment{Filename: name + ".pdf", ContentType: "application/pdf", Data: pdf})
+		}
+		codes := make([]string, len(doc.codes))
+		for i, c := range doc.codes {
+			codes[i] = cmp.Or(c, o.Document.Code)
 		}
 		ins := "N"
 		if o.Patient.INSQualified {
 			ins = "O"
 		}
-		m.Headers = append(m.Headers, mail.Field{Name: headerCodeCDA, Value: o.Document.Code}, mail.Field{Name: headerINS, Value: ins})
+		m.Headers = append(m.Headers, mail.Field{Name: headerCodeCDA, Value: strings.Join(codes, ",")}, mail.Field{Name: headerINS, Value: ins})
 	}
-	if o.Recipient.Kind == KindPatient && cfg.PatientNoReply {
+	if o.Recipient.Kind == KindPatient && (cfg.PatientNoReply || o.Flags.PatientNoReply) {
 		m.Headers = append(m.Headers, mail.Field{Name: headerMES, Value: "FIN"})
 	}
 	if o.Flags.ReadAck || o.Policy.UnreadHours > 0 {
@@ -108,10 +116,12 @@ func composeEmail(cfg WorkerConfig, o outgoing, doc sendDocument, now time.Time)
 	return m, nil
 }
 
-// packageXDM builds the IHE_XDM.ZIP of the report's CDA, prepared in x,
-// addressed to o's recipient. It is the one call into cda's XDM packaging.
-func packageXDM(cfg WorkerConfig, o outgoing, x *cda.XDMDocument, now time.Time) ([]byte, error) {
-	return x.Package(cda.XDMOptions{
+// packageXDM builds the IHE_XDM.ZIP of the report's CDAs, prepared in docs,
+// addressed to o's recipient: one submission set whose author is the
+// sender the DPI named (PRT SB), else the first CDA's author. It is the one
+// call into cda's XDM packaging.
+func packageXDM(cfg WorkerConfig, o outgoing, docs []*cda.XDMDocument, now time.Time) ([]byte, error) {
+	return cda.Package(cda.XDMOptions{
 		SourceID:       cfg.SourceID,
 		SubmissionTime: now,
 		Action:         xdmActions[o.Action],
@@ -119,7 +129,26 @@ func packageXDM(cfg WorkerConfig, o outgoing, x *cda.XDMDocument, now time.Time)
 			Given: o.Recipient.Given, Organization: o.Recipient.Organisation}},
 		PracticeSetting:        cfg.PracticeSetting,
 		HealthcareFacilityType: cfg.HealthcareFacilityType,
-	})
+		SubmissionAuthor:       submissionAuthor(o.Author),
+	}, docs...)
+}
+
+// submissionAuthor is the author of the XDM submission set: the sender the
+// DPI named (PRT SB: PRT-5 person, PRT-8 organisation), zero otherwise.
+func submissionAuthor(a Recipient) cda.Author {
+	if a.Role != RoleSender {
+		return cda.Author{}
+	}
+	var out cda.Author
+	out.Family, out.Given = a.Family, a.Given
+	if a.NationalID != "" {
+		out.ID = cda.II{Root: cda.OIDRPPS, Extension: a.NationalID}
+	}
+	out.Organization.Name = a.Organisation
+	if a.FINESS != "" {
+		out.Organization.ID = cda.II{Root: cda.OIDFINESS, Extension: "1" + a.FINESS}
+	}
+	return out
 }
 
 // xdmActions are the XDM metadata actions: none for a new document, C for a

@@ -82,7 +82,7 @@ func TestComposeEmailDeletionWithCDA(t *testing.T) {
 		Recipient: Recipient{Kind: KindProfessional, NationalID: "899900000002"},
 		Patient:   Patient{INS: "280017512345678", INSOID: "1.2.250.1.213.1.4.10", INSQualified: true},
 		Document:  Document{Code: "11490-0", Title: "Lettre"}}
-	prepared, err := prepareDocument(doc, []byte("%PDF-1.4 x"), false)
+	prepared, err := prepareDocuments([]storedDocumentBytes{{cda: doc, pdf: []byte("%PDF-1.4 x")}})
 	require.NoError(t, err)
 	m, err := composeEmail(cfg, o, prepared, time.Now())
 	require.NoError(t, err)

@@ -331,9 +331,9 @@ func TestEmailReplaceAndDelete(t *testing.T) {
 	replaced := testReport(t)
 	replaced.Action = dispatch.ActionReplace
 	replaced.Document.ParentID = first.Document.ID
-	replaced.Document.ID = first.Document.ID + "-v2"
 	replaced.Document.CDA = bytes.Replace(first.Document.CDA, []byte("Lettre de liaison de sortie</title>"),
 		[]byte("Lettre de liaison de sortie</title><!-- v2 -->"), 1)
+	setDocumentID(t, &replaced, first.Document.ID+"-v2")
 	rc := b.receive(t, replaced)
 	b.waitDeliveries(t, rc.ReportID, 4)
 	emails := readOutbox(t, dir)

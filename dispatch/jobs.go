@@ -21,15 +21,19 @@ import (
 	"github.com/mssdispatch/mssdispatch/dispatch/mail"
 )
 
-// ResolveArgs is the job that turns a report's recipients into deliveries.
+// ResolveArgs is the job that turns a report's recipients without a
+// delivery into deliveries.
 type ResolveArgs struct {
 	ReportID int64 `json:"report_id"`
+	// Inbound is the message that sent the report's documents again with new
+	// recipients, for the job that serves them (0 for the report's first).
+	Inbound int64 `json:"inbound,omitempty"`
 }
 
 // Kind is the River job kind.
 func (ResolveArgs) Kind() string { return "resolve_report" }
 
-// InsertOpts makes the job unique per report.
+// InsertOpts makes the job unique per report and message.
 func (ResolveArgs) InsertOpts() river.InsertOpts {
 	return river.InsertOpts{UniqueOpts: river.UniqueOpts{ByArgs: true}}
 }

@@ -65,7 +65,7 @@ func TestPaperBatches(t *testing.T) {
 	for i, service := range []string{"CARDIO", "CARDIO", "ONCO"} {
 		r := testReport(t)
 		r.Service = service
-		r.Document.ID += string(rune('a' + i))
+		setDocumentID(t, &r, r.Document.ID+string(rune('a'+i)))
 		reports = append(reports, b.receive(t, r).ReportID)
 	}
 	for _, id := range reports {
@@ -174,7 +174,7 @@ func TestPaperBatchSkipsUnprintable(t *testing.T) {
 	var reports []int64
 	for i := range 2 {
 		r := testReport(t)
-		r.Document.ID += string(rune('a' + i))
+		setDocumentID(t, &r, r.Document.ID+string(rune('a'+i)))
 		reports = append(reports, b.receive(t, r).ReportID)
 	}
 	letters := map[int64]int64{}

@@ -1,6 +1,7 @@
 package dispatch
 
 import (
+	"crypto/sha256"
 	"errors"
 	"time"
 
@@ -18,6 +19,11 @@ type Report struct {
 	// else ORC/OBR ordering unit), for the CME rules; may be empty.
 	Service  string
 	Document Document
+	// OtherFormat is the second document an ORU^R01 may carry: the same
+	// report in another format (the volet: CDA level 1 and level 3, each with
+	// its own id). It goes with Document in every email, and a replacement
+	// or deletion applies to both. Nil for most reports.
+	OtherFormat *Document `json:"-"`
 	// Author is the professional who signed or sent the document (PRT SB,
 	// else the CDA author), when known.
 	Author Recipient
@@ -29,6 +35,30 @@ type Report struct {
 	// (CORPSMAIL_PS, CORPSMAIL_PATIENT); empty means the default text.
 	BodyProfessional string
 	BodyPatient      string
+	// Warnings are what the edge or the domain ignored or could not use
+	// without refusing the report (an optional field unreadable, the
+	// patient's mailbox not that of the INS): they go to the DPI with the
+	// acknowledgement and into the report's history.
+	Warnings []Warning `json:"-"`
+}
+
+// Warning is something of a report the service did not use, without
+// refusing the report.
+type Warning struct {
+	// Field names the field of the report concerned, as InvalidError.Field
+	// does, for the edge to locate it in the message; empty when the edge
+	// raised the warning itself (it then knows where).
+	Field string
+	// Msg says what was ignored and why, in French.
+	Msg string
+}
+
+// documents returns the report's documents: Document, then OtherFormat.
+func (r *Report) documents() []*Document {
+	if r.OtherFormat == nil {
+		return []*Document{&r.Document}
+	}
+	return []*Document{&r.Document, r.OtherFormat}
 }
 
 // Action is what a report does to its document.
@@ -76,6 +106,18 @@ type Document struct {
 	// Header is CDA's header when the caller already parsed it (the HL7
 	// mapping did, with the PDF); nil makes Receive parse the CDA.
 	Header *cda.Document `json:"-"`
+	// sha256 is the SHA-256 of CDA, once sum computed it.
+	sha256 []byte
+}
+
+// sum returns the SHA-256 of d's CDA (nil without a CDA), by which a
+// document sent again is recognised.
+func (d *Document) sum() []byte {
+	if d.sha256 == nil && len(d.CDA) > 0 {
+		s := sha256.Sum256(d.CDA)
+		d.sha256 = s[:]
+	}
+	return d.sha256
 }
 
 // Recipient kinds.
@@ -150,11 +192,14 @@ var ErrNotFound = errors.New("not found")
 
 // ReportView is a report as users and the DPI see it.
 type ReportView struct {
-	ID         int64          `json:"id"`
-	DocumentID string         `json:"document_id"`
-	Status     string         `json:"status"`
-	ReceivedAt time.Time      `json:"received_at"`
-	Deliveries []DeliveryView `json:"deliveries"`
+	ID         int64  `json:"id"`
+	DocumentID string `json:"document_id"`
+	// DocumentIDs are the ids of all its documents: DocumentID, and the
+	// same report in another format when an ORU carried two.
+	DocumentIDs []string       `json:"document_ids"`
+	Status      string         `json:"status"`
+	ReceivedAt  time.Time      `json:"received_at"`
+	Deliveries  []DeliveryView `json:"deliveries"`
 }
 
 // DeliveryView is one delivery as users and the DPI see it.

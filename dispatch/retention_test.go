@@ -41,7 +41,7 @@ func setupRetention(t *testing.T, cfg dispatch.RetentionConfig) *retentionBundle
 func (b *retentionBundle) resolvedReport(t *testing.T, name string) int64 {
 	t.Helper()
 	r := testReport(t)
-	r.Document.ID = "1.2.250.1.999.1^" + name
+	setDocumentID(t, &r, "1.2.250.1.999.1^"+name)
 	rc := b.receive(t, r)
 	b.waitDeliveries(t, rc.ReportID, 4)
 	return rc.ReportID

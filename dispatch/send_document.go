@@ -1,6 +1,7 @@
 package dispatch
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"slices"
@@ -10,30 +11,44 @@ import (
 	"github.com/mssdispatch/mssdispatch/dispatch/mail"
 )
 
-// sendDocument is what a report's emails attach: its CDA ready to be packaged
-// as IHE_XDM.ZIP for each recipient (nil when the report has none, a deletion
-// without its CDA) and its PDF.
+// sendDocument is what a report's emails attach: its CDAs (one, or the
+// same report in two formats), ready to be packaged together as
+// IHE_XDM.ZIP for each recipient (none when the report has no CDA, a
+// deletion without its CDA), the PDF of each (once when two are the same),
+// and the type code of each for X-MSS-CODECDA.
 type sendDocument struct {
-	xdm *cda.XDMDocument
-	pdf []byte
+	xdm   []*cda.XDMDocument
+	pdfs  [][]byte
+	codes []string
 }
 
-// prepareDocument reads a report's CDA once for all its emails, with
-// storedPDF's arguments pdf and inCDA: the CDA's PDF comes from the same
-// read.
-func prepareDocument(cdaDoc, pdf []byte, inCDA bool) (sendDocument, error) {
-	if len(cdaDoc) == 0 {
-		return sendDocument{pdf: pdf}, nil
+// prepareDocuments reads a report's stored documents once for all its
+// emails: each CDA's PDF comes from the same read.
+func prepareDocuments(stored []storedDocumentBytes) (sendDocument, error) {
+	var out sendDocument
+	for _, s := range stored {
+		if len(s.cda) == 0 {
+			continue
+		}
+		tree, err := cda.Read(s.cda)
+		if err != nil {
+			return sendDocument{}, err
+		}
+		pdf, err := storedPDF(s.pdf, s.inCDA, tree.PDF)
+		if err != nil {
+			return sendDocument{}, err
+		}
+		xdm, err := tree.XDM()
+		if err != nil {
+			return sendDocument{}, err
+		}
+		out.xdm = append(out.xdm, xdm)
+		out.codes = append(out.codes, xdm.Header().Code.Code)
+		if len(pdf) > 0 && !slices.ContainsFunc(out.pdfs, func(p []byte) bool { return bytes.Equal(p, pdf) }) {
+			out.pdfs = append(out.pdfs, pdf)
+		}
 	}
-	tree, err := cda.Read(cdaDoc)
-	if err != nil {
-		return sendDocument{}, err
-	}
-	if pdf, err = storedPDF(pdf, inCDA, tree.PDF); err != nil {
-		return sendDocument{}, err
-	}
-	xdm, err := tree.XDM()
-	return sendDocument{xdm: xdm, pdf: pdf}, err
+	return out, nil
 }
 
 // documentCacheSize is how many reports' documents a send worker keeps: a
@@ -90,14 +105,14 @@ func (c *documentCache) get(ctx context.Context, q dbtx, reportID int64) (sendDo
 	return e.doc, e.err
 }
 
-// loadSendDocument loads and prepares report reportID's document. A CDA
+// loadSendDocument loads and prepares report reportID's documents. A CDA
 // that cannot be packaged is a *mail.PermanentError: no retry helps.
 func loadSendDocument(ctx context.Context, q dbtx, reportID int64) (sendDocument, error) {
-	cdaDoc, pdf, inCDA, err := loadDocument(ctx, q, reportID)
+	stored, err := loadDocuments(ctx, q, reportID)
 	if err != nil {
 		return sendDocument{}, err
 	}
-	doc, err := prepareDocument(cdaDoc, pdf, inCDA)
+	doc, err := prepareDocuments(stored)
 	if err != nil {
 		return sendDocument{}, &mail.PermanentError{Err: fmt.Errorf("IHE_XDM.ZIP: %w", err)}
 	}

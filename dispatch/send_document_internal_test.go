@@ -28,6 +28,11 @@ func (c *countingDB) QueryRow(ctx context.Context, sql string, args ...any) pgx.
 	return c.dbtx.QueryRow(ctx, sql, args...)
 }
 
+func (c *countingDB) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
+	c.queries.Add(1)
+	return c.dbtx.Query(ctx, sql, args...)
+}
+
 // TestDocumentCache checks that a report's emails load and prepare its
 // document once, even when they ask at the same time; that a failed load is
 // not kept; that a CDA that cannot be packaged is a permanent failure; and
@@ -62,10 +67,10 @@ func TestDocumentCache(t *testing.T) {
 	require.NoError(t, errors.Join(errs...))
 	require.EqualValues(t, 1, db.queries.Load(), "three emails, one load")
 	for _, d := range docs {
-		require.Same(t, docs[0].xdm, d.xdm)
-		require.Equal(t, []byte("%PDF-1.4 x"), d.pdf)
+		require.Same(t, docs[0].xdm[0], d.xdm[0])
+		require.Equal(t, [][]byte{[]byte("%PDF-1.4 x")}, d.pdfs)
 	}
-	zip, err := docs[0].xdm.Package(cda.XDMOptions{SourceID: DemoSourceID})
+	zip, err := cda.Package(cda.XDMOptions{SourceID: DemoSourceID}, docs[0].xdm...)
 	require.NoError(t, err)
 	require.NotEmpty(t, zip)
 
@@ -73,7 +78,7 @@ func TestDocumentCache(t *testing.T) {
 	bare, err := cache.get(ctx, db, report(1, []byte{}, nil))
 	require.NoError(t, err)
 	require.Nil(t, bare.xdm)
-	require.Nil(t, bare.pdf)
+	require.Nil(t, bare.pdfs)
 
 	// Not there yet: an error, not kept.
 	missing := report(2, nil, nil)

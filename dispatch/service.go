@@ -6,9 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
@@ -89,6 +92,10 @@ type Inbound struct {
 	// SendingApplication, SendingFacility and ControlID are the key: MSH-3,
 	// MSH-4 and MSH-10, or "", "" and the Idempotency-Key of a REST request.
 	SendingApplication, SendingFacility, ControlID string
+	// ReceivingApplication and ReceivingFacility are MSH-5 and MSH-6: this
+	// service as the DPI names it, where its business acknowledgements come
+	// from; empty for a REST request.
+	ReceivingApplication, ReceivingFacility string
 	// MessageType is e.g. "ORU^R01" or "report".
 	MessageType string
 	// Fingerprint identifies the content; a key reused for another content
@@ -138,15 +145,26 @@ func (s *Service) Previous(ctx context.Context, in Inbound) (Answer, bool, error
 }
 
 // Receive durably stores r, the message it came in with the response respond
-// builds for the new report (from its id and document id), and the job that will resolve its recipients, in
-// one transaction: when it returns, the report is committed and the response
-// may be sent. A replacement supersedes the pending
-// deliveries of the document it replaces and is also sent to those who
-// received it; a deletion cancels the document's pending deliveries and
-// notifies those who received it.
-func (s *Service) Receive(ctx context.Context, in Inbound, r Report, respond func(reportID int64, documentID string) []byte) (Receipt, error) {
+// builds for the new report (from its id, its document id and the warnings
+// of its intake), and the job that will resolve its recipients, in one
+// transaction: when it returns, the report is committed and the response
+// may be sent. A replacement supersedes the pending deliveries of the
+// document it replaces and is also sent to those who received it; a
+// deletion cancels the document's pending deliveries and notifies those
+// who received it.
+//
+// A message that sends again documents already received (same ids, same
+// CDA bytes: a DPI's operator resending, an interface engine restarted)
+// stores no second report: the recipients it lists that the first did not
+// are added to the first report and served, the others get nothing more;
+// the receipt names the first report. The same document id with other
+// bytes is refused: a new version is a replacement with its own id.
+func (s *Service) Receive(ctx context.Context, in Inbound, r Report, respond func(reportID int64, documentID string, warnings []Warning) []byte) (Receipt, error) {
 	if in.ControlID == "" {
-		return Receipt{}, &InvalidError{Field: "control_id", Msg: "the message has no key (control id or Idempotency-Key)"}
+		return Receipt{}, &InvalidError{Field: "control_id", Msg: "le message n'a pas de clé (identifiant de message ou Idempotency-Key)"}
+	}
+	if err := in.validate(); err != nil {
+		return Receipt{}, err
 	}
 	if err := s.prepare(&r, time.Now()); err != nil {
 		return Receipt{}, err
@@ -155,6 +173,7 @@ func (s *Service) Receive(ctx context.Context, in Inbound, r Report, respond fun
 		return Receipt{}, err
 	}
 	var rc Receipt
+	resent := false
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		inboundID, dup, err := insertInbound(ctx, tx, in, Answer{Accepted: true})
 		if err != nil {
@@ -167,28 +186,133 @@ func (s *Service) Receive(ctx context.Context, in Inbound, r Report, respond fun
 			rc = Receipt{ReportID: dup.reportID, Duplicate: true, Answer: dup.answer}
 			return nil
 		}
-		if err := applyVersioning(ctx, tx, &r); err != nil {
-			return err
-		}
-		id, err := insertReport(ctx, tx, inboundID, in, r)
+		stored, err := storedDocuments(ctx, tx, r.documentIDs())
 		if err != nil {
 			return err
 		}
-		rc = Receipt{ReportID: id, Answer: Answer{Response: respond(id, r.Document.ID), Accepted: true}}
-		if err := setInboundResponse(ctx, tx, inboundID, rc.Response); err != nil {
+		id, err := resentReport(&r, stored)
+		if err != nil {
 			return err
 		}
-		if err := insertJobs(ctx, tx, s.jobs, []river.InsertManyParams{{Args: ResolveArgs{ReportID: id}}}); err != nil {
+		if resent = id != 0; resent {
+			err = s.receiveAgain(ctx, tx, id, inboundID, in, &r)
+		} else {
+			id, err = s.receiveNew(ctx, tx, inboundID, in, &r)
+		}
+		if err != nil {
 			return err
 		}
-		return nil
+		if err := insertReportEvents(ctx, tx, id, warningEvents(r.Warnings)); err != nil {
+			return err
+		}
+		rc = Receipt{ReportID: id, Answer: Answer{Response: respond(id, r.Document.ID, r.Warnings), Accepted: true}}
+		return setInboundResponse(ctx, tx, inboundID, rc.Response)
 	})
 	if err != nil {
+		if permanent := storageRefusal(err); permanent != nil {
+			return Receipt{}, permanent
+		}
 		return Receipt{}, fmt.Errorf("receive report: %w", err)
 	}
 	s.logger.InfoContext(ctx, "report received", "report_id", rc.ReportID, "control_id", in.ControlID,
-		"action", r.Action, "duplicate", rc.Duplicate, "recipients", len(r.Recipients))
+		"action", r.Action, "duplicate", rc.Duplicate, "resent", resent, "recipients", len(r.Recipients),
+		"documents", len(r.documents()), "warnings", len(r.Warnings))
 	return rc, nil
+}
+
+// receiveNew stores r as a new report, received with the inbound message
+// inboundID, and the job that resolves its recipients.
+func (s *Service) receiveNew(ctx context.Context, tx pgx.Tx, inboundID int64, in Inbound, r *Report) (int64, error) {
+	if err := applyVersioning(ctx, tx, r); err != nil {
+		return 0, err
+	}
+	id, err := insertReport(ctx, tx, inboundID, in, r)
+	if err != nil {
+		return 0, err
+	}
+	return id, insertJobs(ctx, tx, s.jobs, []river.InsertManyParams{{Args: ResolveArgs{ReportID: id}}})
+}
+
+// receiveAgain takes r, which sends again the documents of report id: the
+// recipients r lists that the report does not are added to it and
+// resolved; the report's history says so.
+func (s *Service) receiveAgain(ctx context.Context, tx pgx.Tx, id, inboundID int64, in Inbound, r *Report) error {
+	_, known, _, err := reportRecipients(ctx, tx, id)
+	if err != nil {
+		return err
+	}
+	var added []Recipient
+	for _, rc := range r.Recipients {
+		isKnown := slices.ContainsFunc(known, func(k storedRecipient) bool { return rc.same(k.Recipient) })
+		if rc.Role != RoleSender && !isKnown && !slices.ContainsFunc(added, rc.same) {
+			added = append(added, rc)
+		}
+	}
+	detail := fmt.Sprintf("Le DPI a envoyé à nouveau ce document (message %s) : aucun nouveau destinataire, rien n'est renvoyé.", in.ControlID)
+	if len(added) > 0 {
+		position, err := nextRecipientPosition(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		for i, rc := range added {
+			if _, err := insertRecipient(ctx, tx, id, position+i, rc); err != nil {
+				return err
+			}
+		}
+		if err := setReportStatus(ctx, tx, id, ReportReceived); err != nil {
+			return err
+		}
+		if err := insertJobs(ctx, tx, s.jobs, []river.InsertManyParams{{Args: ResolveArgs{ReportID: id, Inbound: inboundID}}}); err != nil {
+			return err
+		}
+		detail = fmt.Sprintf("Le DPI a envoyé à nouveau ce document (message %s) avec %d nouveau(x) destinataire(s), qui le reçoivent ; les autres ne le reçoivent pas une seconde fois.",
+			in.ControlID, len(added))
+	}
+	return insertReportEvents(ctx, tx, id, []reportEvent{{Event: ReportEventResent, Detail: detail}})
+}
+
+// same reports whether r and o are the same recipient: the patient, the
+// same professional (national id), the same organisation (FINESS) or the
+// same address.
+func (r Recipient) same(o Recipient) bool {
+	switch {
+	case r.Kind == KindPatient || o.Kind == KindPatient:
+		return r.Kind == o.Kind
+	case r.NationalID != "" && r.NationalID == o.NationalID,
+		r.FINESS != "" && r.FINESS == o.FINESS && r.NationalID == "" && o.NationalID == "",
+		r.Address != "" && strings.EqualFold(r.Address, o.Address):
+		return true
+	}
+	return false
+}
+
+// maxKeyLen is the longest part of a message key (MSH-3, MSH-4, MSH-10, an
+// Idempotency-Key): HL7 v2 allows 227 characters for an HD, 199 for MSH-10.
+const maxKeyLen = 256
+
+// validate checks that the key of in can be stored and indexed.
+func (in Inbound) validate() error {
+	for _, part := range []string{in.SendingApplication, in.SendingFacility, in.ControlID, in.ReceivingApplication, in.ReceivingFacility} {
+		switch {
+		case strings.IndexByte(part, 0) >= 0:
+			return &InvalidError{Field: "control_id", Msg: "la clé du message (MSH-3 à MSH-6, MSH-10 ou Idempotency-Key) contient un caractère NUL"}
+		case len(part) > maxKeyLen:
+			return &InvalidError{Field: "control_id", Msg: fmt.Sprintf("la clé du message (MSH-3 à MSH-6, MSH-10 ou Idempotency-Key) dépasse %d octets", maxKeyLen)}
+		}
+	}
+	return nil
+}
+
+// storageRefusal returns an InvalidError when PostgreSQL refused to store a
+// report for its data (an invalid character, a value too long for an
+// index): the same message would be refused every time it is sent again,
+// so it is the DPI's to fix, not to resend. nil for any other error.
+func storageRefusal(err error) error {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) || !(strings.HasPrefix(pgErr.Code, "22") || strings.HasPrefix(pgErr.Code, "54")) {
+		return nil
+	}
+	return &InvalidError{Msg: fmt.Sprintf("la base de données refuse une valeur du message (erreur PostgreSQL %s) : il serait refusé à chaque nouvel envoi", pgErr.Code)}
 }
 
 // Reject keeps a refused message in quarantine and returns the answer to
@@ -237,39 +361,128 @@ func (s *Service) ReportByDocumentID(ctx context.Context, documentID string) (Re
 	return reportView(ctx, s.pool, 0, documentID)
 }
 
-// applyVersioning checks that a replacement or deletion names a known
-// document, stops what is still pending for it, and adds to r those who
-// already received it.
+// applyVersioning checks that a replacement or deletion names known
+// documents, stops what is still pending for them, and adds to r those who
+// already received them. A replacement names the documents it replaces
+// (each document's parent; of a pair, one may have none); a deletion names
+// its own documents.
 func applyVersioning(ctx context.Context, tx pgx.Tx, r *Report) error {
-	var target, field, stopped, event string
+	var targets []string
+	var field, stopped, event string
 	switch r.Action {
 	case ActionReplace:
-		target, field, stopped, event = r.Document.ParentID, "document.parent_id", StatusSuperseded, EventSuperseded
+		field, stopped, event = "document.parent_id", StatusSuperseded, EventSuperseded
+		for _, d := range r.documents() {
+			if d.ParentID != "" {
+				targets = append(targets, d.ParentID)
+			}
+		}
 	case ActionDelete:
-		target, field, stopped, event = r.Document.ID, "document.id", StatusCancelled, EventCancelled
+		field, stopped, event = "document.id", StatusCancelled, EventCancelled
+		targets = r.documentIDs()
 	default:
 		return nil
 	}
-	known, err := documentKnown(ctx, tx, target)
-	if err != nil {
-		return err
-	}
-	if !known {
-		return &InvalidError{Field: field, Msg: fmt.Sprintf("document %s is unknown to this service or was deleted", target)}
-	}
-	if err := stopPendingDeliveries(ctx, tx, target, stopped, event); err != nil {
-		return err
-	}
-	served, err := servedRecipients(ctx, tx, target)
-	if err != nil {
-		return err
-	}
-	for _, s := range served {
-		if !listed(r.Recipients, s) {
-			r.Recipients = append(r.Recipients, s)
+	for _, target := range targets {
+		known, err := documentKnown(ctx, tx, target)
+		if err != nil {
+			return err
+		}
+		if !known {
+			return &InvalidError{Field: field, Msg: fmt.Sprintf("le document %s est inconnu de ce service ou a été supprimé", target)}
+		}
+		if err := stopPendingDeliveries(ctx, tx, target, stopped, event); err != nil {
+			return err
+		}
+		served, err := servedRecipients(ctx, tx, target)
+		if err != nil {
+			return err
+		}
+		for _, s := range served {
+			if !listed(r.Recipients, s) {
+				r.Recipients = append(r.Recipients, s)
+			}
 		}
 	}
 	return nil
+}
+
+// documentIDs returns the ids of r's documents.
+func (r *Report) documentIDs() []string {
+	var ids []string
+	for _, d := range r.documents() {
+		ids = append(ids, d.ID)
+	}
+	return ids
+}
+
+// storedDocument is a document already received, in one of the reports
+// that carried it.
+type storedDocument struct {
+	ID       string
+	ReportID int64
+	Action   Action // of that report
+	SHA256   []byte // of its CDA; nil when the report carried none
+}
+
+// resentReport returns the report that already carried r's documents when
+// r sends them again, 0 when r is new, or an InvalidError when r reuses a
+// document id for something else. stored holds every report carrying an id
+// of r, oldest first.
+//
+// A new document or a replacement is sent again when each of its documents
+// is the latest received with its id, byte for byte, in one same report
+// (not deleted since). A deletion is sent again when its documents were
+// all deleted already: the report is then the deletion's.
+func resentReport(r *Report, stored []storedDocument) (int64, error) {
+	latest := map[string]storedDocument{}
+	deletedBy := map[string]int64{}
+	for _, d := range stored {
+		if d.Action == ActionDelete {
+			deletedBy[d.ID] = d.ReportID
+		} else {
+			latest[d.ID] = d
+		}
+	}
+	docs := r.documents()
+	if r.Action == ActionDelete {
+		var report int64
+		for _, d := range docs {
+			id, ok := deletedBy[d.ID]
+			if !ok {
+				return 0, nil // a deletion to apply (applyVersioning checks the document is known)
+			}
+			report = max(report, id)
+		}
+		return report, nil
+	}
+	var report int64
+	matched := 0
+	for _, d := range docs {
+		if _, ok := deletedBy[d.ID]; ok {
+			return 0, &InvalidError{Field: "document.id", Msg: fmt.Sprintf("le document %s a été supprimé : un nouveau document a un nouvel identifiant", d.ID)}
+		}
+		prev, ok := latest[d.ID]
+		if !ok {
+			continue
+		}
+		if !bytes.Equal(prev.SHA256, d.sum()) {
+			msg := "envoyez la nouvelle version comme un remplacement (OBX-11 C, ORC-1 RO, ou MDM^T10), avec son propre identifiant"
+			if r.Action == ActionReplace {
+				msg = "une nouvelle version a son propre identifiant"
+			}
+			return 0, &InvalidError{Field: "document.id", Msg: fmt.Sprintf("le document %s a déjà été reçu avec un autre contenu : %s", d.ID, msg)}
+		}
+		if report != 0 && prev.ReportID != report {
+			return 0, &InvalidError{Field: "document.id", Msg: "les documents du message ont déjà été reçus, mais pas ensemble"}
+		}
+		report = prev.ReportID
+		matched++
+	}
+	if matched > 0 && matched < len(docs) {
+		return 0, &InvalidError{Field: "document.id", Msg: "une partie des documents du message a déjà été reçue sans les autres : renvoyez-les tels que reçus la première fois, ou comme un remplacement"}
+	}
+	return report, nil
 }
 
 // listed reports whether rs already holds the person or address of s.

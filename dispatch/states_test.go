@@ -81,15 +81,16 @@ func (b *testBundle) releaseNow(t *testing.T, kind string) {
 // reportOf is the test report for another document.
 func reportOf(t *testing.T, name string) dispatch.Report {
 	r := testReport(t)
-	r.Document.ID += "-" + name
+	setDocumentID(t, &r, r.Document.ID+"-"+name)
 	return r
 }
 
 // replacementOf is a new version of r.
-func replacementOf(r dispatch.Report) dispatch.Report {
+func replacementOf(t *testing.T, r dispatch.Report) dispatch.Report {
 	v2 := r
 	v2.Action = dispatch.ActionReplace
-	v2.Document.ParentID, v2.Document.ID = r.Document.ID, r.Document.ID+"-v2"
+	v2.Document.ParentID = r.Document.ID
+	setDocumentID(t, &v2, r.Document.ID+"-v2")
 	return v2
 }
 
@@ -137,7 +138,7 @@ func TestTransitions(t *testing.T) {
 	require.NoError(t, b.svc.MarkPaperSent(ctx, claireAPaper.ID, "sec1"))
 	require.NoError(t, b.svc.PostalReturn(ctx, claireAPaper.ID, "sec1", "NPAI"))
 	// A replacement supersedes what waits in review.
-	b.waitDeliveries(t, b.receive(t, replacementOf(a)).ReportID, 4)
+	b.waitDeliveries(t, b.receive(t, replacementOf(t, a)).ReportID, 4)
 	b.statusIs(t, ra, jean, mss, dispatch.StatusSuperseded)
 	b.statusIs(t, ra, claireName, paper, dispatch.StatusSuperseded)
 
@@ -171,7 +172,7 @@ func TestTransitions(t *testing.T) {
 	rc := b.receive(t, c).ReportID
 	b.waitReport(t, rc, "4 deliveries", func(v dispatch.ReportView) bool { return len(v.Deliveries) == 4 })
 	require.NoError(t, b.svc.Cancel(ctx, b.statusIs(t, rc, claire, mss, dispatch.StatusQueued).ID, "sec3", "envoi par erreur"))
-	c2 := replacementOf(c)
+	c2 := replacementOf(t, c)
 	rc2 := b.receive(t, c2).ReportID
 	b.statusIs(t, rc, julie, mss, dispatch.StatusSuperseded)
 	b.statusIs(t, rc, claireName, paper, dispatch.StatusSuperseded)
@@ -214,7 +215,7 @@ func TestTransitions(t *testing.T) {
 	rg := b.receive(t, g).ReportID
 	v = b.waitReport(t, rg, "scheduled", func(v dispatch.ReportView) bool { return len(v.Deliveries) == 4 })
 	require.NoError(t, b.svc.Cancel(ctx, delivery(t, v, claire, mss).ID, "sec5", "erreur"))
-	b.receive(t, replacementOf(g))
+	b.receive(t, replacementOf(t, g))
 	b.statusIs(t, rg, julie, mss, dispatch.StatusSuperseded)
 
 	// "" -> cancelled: the DPI excludes professionals.

@@ -103,18 +103,20 @@ func insertQuarantine(ctx context.Context, tx pgx.Tx, in Inbound, inboundID *int
 }
 
 // insertReport stores r, received as the inbound message inboundID, with its
-// document and recipients.
-func insertReport(ctx context.Context, tx pgx.Tx, inboundID int64, in Inbound, r Report) (int64, error) {
+// documents and recipients.
+func insertReport(ctx context.Context, tx pgx.Tx, inboundID int64, in Inbound, r *Report) (int64, error) {
 	var id int64
 	err := tx.QueryRow(ctx, `INSERT INTO reports (inbound_id, source, sending_application, sending_facility,
+			receiving_application, receiving_facility,
 			message_control_id, message_type, action, document_id, parent_document_id, document_code, document_title,
 			patient_family, patient_given, patient_birth_date, patient_sex, patient_ins, patient_ins_oid,
 			patient_ins_qualified, patient_ipp, patient_address, service, author, reply_to, flags,
 			body_professional, body_patient, status, confidentiality, patient_key)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20,
-			$21, $22, $23, $24, $25, $26, $27, $28, $29)
+			$21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31)
 		RETURNING id`,
-		inboundID, in.Source, in.SendingApplication, in.SendingFacility, in.ControlID, in.MessageType,
+		inboundID, in.Source, in.SendingApplication, in.SendingFacility, in.ReceivingApplication, in.ReceivingFacility,
+		in.ControlID, in.MessageType,
 		r.Action, r.Document.ID, r.Document.ParentID, r.Document.Code, r.Document.Title,
 		r.Patient.Family, r.Patient.Given, r.Patient.BirthDate, r.Patient.Sex, r.Patient.INS, r.Patient.INSOID,
 		r.Patient.INSQualified, r.Patient.IPP, r.Patient.Address, r.Service, r.Author, r.ReplyTo, r.Flags,
@@ -123,27 +125,80 @@ func insertReport(ctx context.Context, tx pgx.Tx, inboundID int64, in Inbound, r
 	if err != nil {
 		return 0, fmt.Errorf("insert report: %w", err)
 	}
-	// The document and the recipients in one round trip.
+	// The documents and the recipients in one round trip.
 	batch := &pgx.Batch{}
-	pdf := r.Document.PDF
-	if r.Document.PDFInCDA {
-		pdf = nil // the CDA holds it: storedPDF takes it from there
+	for i, d := range r.documents() {
+		pdf := d.PDF
+		if d.PDFInCDA {
+			pdf = nil // the CDA holds it: storedPDF takes it from there
+		}
+		batch.Queue(`INSERT INTO documents (report_id, position, document_id, parent_document_id, cda, cda_sha256, pdf, pdf_in_cda)
+			VALUES ($1, $2, $3, $4, coalesce($5, ''::bytea), $6, $7, $8)`,
+			id, i+1, d.ID, d.ParentID, d.CDA, d.sum(), pdf, d.PDFInCDA)
 	}
-	batch.Queue("INSERT INTO documents (report_id, cda, pdf, pdf_in_cda) VALUES ($1, coalesce($2, ''::bytea), $3, $4)",
-		id, r.Document.CDA, pdf, r.Document.PDFInCDA)
 	for i, rc := range r.Recipients {
 		batch.Queue(insertRecipientSQL, recipientValues(id, i+1, rc)...)
 	}
 	if err := tx.SendBatch(ctx, batch).Close(); err != nil {
-		return 0, fmt.Errorf("insert document and recipients: %w", err)
+		return 0, fmt.Errorf("insert documents and recipients: %w", err)
 	}
 	return id, nil
 }
 
-// loadDocument returns report reportID's document as stored (empty once
-// purged; storedPDF makes its PDF), or ErrNotFound.
+// storedDocuments returns, oldest first, the documents of every report that
+// carried one of ids.
+func storedDocuments(ctx context.Context, q dbtx, ids []string) ([]storedDocument, error) {
+	rows, err := q.Query(ctx, `SELECT doc.document_id, doc.report_id, r.action, doc.cda_sha256
+		FROM documents doc JOIN reports r ON r.id = doc.report_id
+		WHERE doc.document_id = ANY ($1) ORDER BY doc.report_id`, ids)
+	if err != nil {
+		return nil, fmt.Errorf("look up documents: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowToStructByPos[storedDocument])
+	if err != nil {
+		return nil, fmt.Errorf("look up documents: %w", err)
+	}
+	return out, nil
+}
+
+// reportEvent is an event of a report as a whole (report_events).
+type reportEvent struct {
+	Event  string
+	Detail string
+}
+
+// Events of a report as a whole, in its history besides its deliveries'.
+const (
+	// ReportEventWarning: the intake ignored something of the message
+	// without refusing it (a Warning).
+	ReportEventWarning = "intake_warning"
+	// ReportEventResent: the DPI sent the report's documents again.
+	ReportEventResent = "dpi_resent"
+)
+
+// warningEvents are the history events of warnings.
+func warningEvents(warnings []Warning) []reportEvent {
+	out := make([]reportEvent, len(warnings))
+	for i, w := range warnings {
+		out[i] = reportEvent{Event: ReportEventWarning, Detail: w.Msg}
+	}
+	return out
+}
+
+// insertReportEvents appends events to the history of report id.
+func insertReportEvents(ctx context.Context, q dbtx, id int64, events []reportEvent) error {
+	for _, e := range events {
+		if _, err := q.Exec(ctx, `INSERT INTO report_events (report_id, event, detail) VALUES ($1, $2, $3)`, id, e.Event, e.Detail); err != nil {
+			return fmt.Errorf("report %d: record %s: %w", id, e.Event, err)
+		}
+	}
+	return nil
+}
+
+// loadDocument returns report reportID's (first) document as stored (empty
+// once purged; storedPDF makes its PDF), or ErrNotFound.
 func loadDocument(ctx context.Context, q dbtx, reportID int64) (cdaDoc, pdf []byte, inCDA bool, err error) {
-	err = q.QueryRow(ctx, `SELECT cda, pdf, pdf_in_cda FROM documents WHERE report_id = $1`, reportID).Scan(&cdaDoc, &pdf, &inCDA)
+	err = q.QueryRow(ctx, `SELECT cda, pdf, pdf_in_cda FROM documents WHERE report_id = $1 AND position = 1`, reportID).Scan(&cdaDoc, &pdf, &inCDA)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, nil, false, fmt.Errorf("document of report %d: %w", reportID, ErrNotFound)
 	}
@@ -151,6 +206,32 @@ func loadDocument(ctx context.Context, q dbtx, reportID int64) (cdaDoc, pdf []by
 		return nil, nil, false, fmt.Errorf("load document of report %d: %w", reportID, err)
 	}
 	return cdaDoc, pdf, inCDA, nil
+}
+
+// storedDocumentBytes is a document of a report as stored (see loadDocument).
+type storedDocumentBytes struct {
+	cda, pdf []byte
+	inCDA    bool
+}
+
+// loadDocuments returns the documents of report reportID as stored, in
+// order, or ErrNotFound when it has none.
+func loadDocuments(ctx context.Context, q dbtx, reportID int64) ([]storedDocumentBytes, error) {
+	rows, err := q.Query(ctx, `SELECT cda, pdf, pdf_in_cda FROM documents WHERE report_id = $1 ORDER BY position`, reportID)
+	if err != nil {
+		return nil, fmt.Errorf("load documents of report %d: %w", reportID, err)
+	}
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (storedDocumentBytes, error) {
+		var d storedDocumentBytes
+		return d, row.Scan(&d.cda, &d.pdf, &d.inCDA)
+	})
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("load documents of report %d: %w", reportID, err)
+	case len(out) == 0:
+		return nil, fmt.Errorf("documents of report %d: %w", reportID, ErrNotFound)
+	}
+	return out, nil
 }
 
 // storedPDF is a stored document's PDF: its pdf column, or, when its CDA
@@ -190,8 +271,8 @@ func insertRecipient(ctx context.Context, tx pgx.Tx, reportID int64, position in
 // withdrew it since.
 func documentKnown(ctx context.Context, q dbtx, documentID string) (bool, error) {
 	var known bool
-	err := q.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM reports WHERE document_id = $1 AND action <> 'delete')
-		AND NOT EXISTS (SELECT 1 FROM reports WHERE document_id = $1 AND action = 'delete')`,
+	err := q.QueryRow(ctx, `SELECT coalesce(bool_or(r.action <> 'delete') AND NOT bool_or(r.action = 'delete'), false)
+		FROM documents doc JOIN reports r ON r.id = doc.report_id WHERE doc.document_id = $1`,
 		documentID).Scan(&known)
 	if err != nil {
 		return false, fmt.Errorf("look up document: %w", err)
@@ -211,8 +292,8 @@ func stopPendingDeliveries(ctx context.Context, q dbtx, documentID, status, even
 		}
 	}
 	_, err := q.Exec(ctx, `WITH stopped AS (
-			SELECT d.id, d.status FROM deliveries d JOIN reports r ON r.id = d.report_id
-			WHERE r.document_id = $1 AND d.status = ANY ($3) AND d.sending_at IS NULL FOR UPDATE OF d
+			SELECT d.id, d.status FROM deliveries d JOIN documents doc ON doc.report_id = d.report_id
+			WHERE doc.document_id = $1 AND d.status = ANY ($3) AND d.sending_at IS NULL FOR UPDATE OF d
 		), moved AS (
 			UPDATE deliveries d SET status = $2, updated_at = now() FROM stopped s WHERE d.id = s.id
 			RETURNING d.id, s.status AS from_status
@@ -230,8 +311,8 @@ func stopPendingDeliveries(ctx context.Context, q dbtx, documentID, status, even
 func servedRecipients(ctx context.Context, q dbtx, documentID string) ([]Recipient, error) {
 	rows, err := q.Query(ctx, `SELECT DISTINCT ON (d.address) rc.kind, rc.national_id, rc.rpps, rc.finess,
 			rc.family, rc.given, rc.organisation, d.address
-		FROM deliveries d JOIN recipients rc ON rc.id = d.recipient_id JOIN reports r ON r.id = d.report_id
-		WHERE r.document_id = $1 AND d.channel = 'mssante' AND d.status IN ('sent', 'delivered', 'read')
+		FROM deliveries d JOIN recipients rc ON rc.id = d.recipient_id JOIN documents doc ON doc.report_id = d.report_id
+		WHERE doc.document_id = $1 AND d.channel = 'mssante' AND d.status IN ('sent', 'delivered', 'read')
 		ORDER BY d.address, d.id`, documentID)
 	if err != nil {
 		return nil, fmt.Errorf("list served recipients: %w", err)
@@ -617,9 +698,12 @@ func recordDeliveryError(ctx context.Context, q dbtx, deliveryID int64, lastErro
 // reportView loads a report by id, or the latest with a document id when id is 0.
 func reportView(ctx context.Context, q dbtx, id int64, documentID string) (ReportView, error) {
 	var v ReportView
-	err := q.QueryRow(ctx, `SELECT id, document_id, status, received_at FROM reports
-		WHERE ($1 <> 0 AND id = $1) OR ($1 = 0 AND document_id = $2)
-		ORDER BY id DESC LIMIT 1`, id, documentID).Scan(&v.ID, &v.DocumentID, &v.Status, &v.ReceivedAt)
+	err := q.QueryRow(ctx, `SELECT r.id, r.document_id, r.status, r.received_at,
+			array(SELECT doc.document_id FROM documents doc WHERE doc.report_id = r.id ORDER BY doc.position)
+		FROM reports r
+		WHERE ($1 <> 0 AND r.id = $1)
+			OR ($1 = 0 AND r.id IN (SELECT doc.report_id FROM documents doc WHERE doc.document_id = $2))
+		ORDER BY r.id DESC LIMIT 1`, id, documentID).Scan(&v.ID, &v.DocumentID, &v.Status, &v.ReceivedAt, &v.DocumentIDs)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return ReportView{}, ErrNotFound
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -220,7 +221,20 @@ func reportDetail(ctx context.Context, q dbtx, id int64) (ReportDetail, error) {
 	if err != nil {
 		return ReportDetail{}, fmt.Errorf("load timeline of report %d: %w", id, err)
 	}
-	v.Timeline = append([]TimelineEvent{{At: v.ReceivedAt, Event: EventReceived, ActorKind: ActorSystem}}, events...)
+	rows, err = q.Query(ctx, `SELECT at, event, detail FROM report_events WHERE report_id = $1 ORDER BY id`, id)
+	if err != nil {
+		return ReportDetail{}, fmt.Errorf("load history of report %d: %w", id, err)
+	}
+	own, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (TimelineEvent, error) {
+		e := TimelineEvent{ActorKind: ActorSystem}
+		return e, row.Scan(&e.At, &e.Event, &e.Detail)
+	})
+	if err != nil {
+		return ReportDetail{}, fmt.Errorf("load history of report %d: %w", id, err)
+	}
+	// The report's own events first at equal times: received, then its warnings.
+	v.Timeline = append(append([]TimelineEvent{{At: v.ReceivedAt, Event: EventReceived, ActorKind: ActorSystem}}, own...), events...)
+	slices.SortStableFunc(v.Timeline, func(a, b TimelineEvent) int { return a.At.Compare(b.At) })
 	return v, nil
 }
 

@@ -30,7 +30,8 @@ func TestReplace(t *testing.T) {
 	// Version 2 lists only Claire; Julie received version 1 and gets it too.
 	v2 := testReport(t)
 	v2.Action = dispatch.ActionReplace
-	v2.Document.ParentID, v2.Document.ID = original.Document.ID, original.Document.ID+"-v2"
+	v2.Document.ParentID = original.Document.ID
+	setDocumentID(t, &v2, original.Document.ID+"-v2")
 	v2.Recipients = v2.Recipients[:1]
 	second := b.receive(t, v2)
 
@@ -72,12 +73,31 @@ func TestDelete(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "cancelled", lines(v1)[3].status)
 
-	// The document is gone: replacing or deleting it again is refused.
+	// The deletion sent again (a new MSH-10) is the same deletion: accepted,
+	// nothing more is sent.
 	again := testReport(t)
 	again.Action = dispatch.ActionDelete
-	_, err = b.svc.Receive(b.ctx, inbound("MSG-D3", "x"), again, respond)
-	var invalid *dispatch.InvalidError
-	require.ErrorAs(t, err, &invalid)
+	again.Document.CDA, again.Document.PDF = nil, nil
+	resent, err := b.svc.Receive(b.ctx, inbound("MSG-D3", "x"), again, respond)
+	require.NoError(t, err)
+	require.Equal(t, second.ReportID, resent.ReportID)
+	require.Len(t, lines(b.waitDeliveries(t, second.ReportID, 2)), 2)
+
+	// The document is gone: replacing it, or sending it as new, is refused.
+	for _, action := range []dispatch.Action{dispatch.ActionReplace, dispatch.ActionNew} {
+		r := testReport(t)
+		r.Action = action
+		want := "a été supprimé : un nouveau document a un nouvel identifiant"
+		if action == dispatch.ActionReplace {
+			r.Document.ParentID = r.Document.ID
+			setDocumentID(t, &r, r.Document.ID+"-v2")
+			want = "est inconnu de ce service ou a été supprimé"
+		}
+		_, err = b.svc.Receive(b.ctx, inbound("MSG-D4-"+string(action), string(action)), r, respond)
+		var invalid *dispatch.InvalidError
+		require.ErrorAs(t, err, &invalid, action)
+		require.Contains(t, invalid.Msg, want)
+	}
 }
 
 func TestPatientOnly(t *testing.T) {

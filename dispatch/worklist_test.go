@@ -21,7 +21,7 @@ func worklistReports(t *testing.T, b *testBundle) []int64 {
 	for i, service := range []string{"CARDIO", "CARDIO", "ONCO"} {
 		r := testReport(t)
 		r.Service = service
-		r.Document.ID += string(rune('a' + i))
+		setDocumentID(t, &r, r.Document.ID+string(rune('a'+i)))
 		r.Patient.IPP = "IPP-" + string(rune('a'+i))
 		id := b.receive(t, r).ReportID
 		b.waitReport(t, id, "resolved", func(v dispatch.ReportView) bool {
@@ -229,7 +229,7 @@ func TestWorklistMetric(t *testing.T) {
 	// email is in review.
 	b.setRules(t, dispatch.Rule{Name: "délai", Action: dispatch.RuleAction{Send: dispatch.SendDelay, DelayHours: 2}})
 	delayed := testReport(t)
-	delayed.Document.ID += "b"
+	setDocumentID(t, &delayed, delayed.Document.ID+"b")
 	rd := b.receive(t, delayed).ReportID
 	b.waitReport(t, rd, "resolved", func(v dispatch.ReportView) bool { return v.Status == dispatch.ReportResolved })
 

@@ -1,18 +1,15 @@
 package hl7
 
 import (
-	"bytes"
 	"strconv"
-	"strings"
 	"time"
-	"unicode/utf8"
 )
 
 // Acknowledgment codes (HL7 table 0008) for MSA-1.
 const (
 	AckAccept = "AA" // message accepted
 	AckError  = "AE" // message rejected for an error in its content; do not resend as is
-	AckReject = "AR" // message rejected (unsupported, unparseable or system failure)
+	AckReject = "AR" // message rejected for now (a circumstance): it may be sent again later
 )
 
 // Error codes of HL7 table 0357 (message error condition codes) for ERR-3 and ParseError.Code.
@@ -32,6 +29,10 @@ const (
 	CodeRecordLocked            = 206 // application record locked
 	CodeInternal                = 207 // application internal error
 )
+
+// messageErrorSystem is the coding system of ERR-3 (HL7 table 0357) as the
+// volet writes it ("203^Unsupported version^messageErrorCondition").
+const messageErrorSystem = "messageErrorCondition"
 
 // ErrorCodeText returns the HL7 table 0357 text of code, "" for an unknown code.
 func ErrorCodeText(code int) string {
@@ -73,7 +74,7 @@ type ErrDetail struct {
 	Segment  string // ERR-2.1 segment ID of the error location ("" for no location)
 	Sequence int    // ERR-2.2 1-based position of that segment in the message (0 if unknown)
 	Field    int    // ERR-2.3 field number (0 if the whole segment)
-	Code     int    // ERR-3 HL7 table 0357 code
+	Code     int    // ERR-3 HL7 table 0357 code (coding system messageErrorCondition, as the volet writes it)
 	Severity string // ERR-4 "E" (error), "W" (warning) or "I" (information); "" means "E"
 	Msg      string // ERR-8 user message
 }
@@ -88,15 +89,17 @@ const ackTimeLayout = "20060102150405"
 // MSH-3/4, MSH-9 is ACK^<orig event>^ACK, MSH-11 and MSH-12 repeat orig's
 // processing ID (default "P") and version (default "2.5"), MSH-17 repeats the
 // country code; MSH-7 is now, MSH-10 is controlID and MSH-18 "UNICODE UTF-8".
-// Each ErrDetail becomes an ERR segment. orig may be nil or partial (as
-// returned with a *ParseError); use NewACKFor when only the control ID of the
-// original message is known.
+// Each ErrDetail becomes an ERR segment. orig may be nil or partial: the
+// message Parse returns with a *ParseError, or when Parse returns none,
+// SalvageHeader(raw), whose MSA-2 is then ControlIDOf(raw).
 func NewACK(orig *Message, ackCode, controlID string, now time.Time, errs ...ErrDetail) *Message {
 	return newACK(orig, orig.ControlID(), ackCode, controlID, now, errs)
 }
 
-// NewACKFor builds the acknowledgement of a message whose header could not be
-// parsed: generic header, MSA-2 = origControlID (typically ControlIDOf(raw)).
+// NewACKFor builds the acknowledgement of a message of which only the control
+// ID is known: generic header, MSA-2 = origControlID. For raw input Parse
+// rejected without a message, NewACK(SalvageHeader(raw), …) mirrors more of
+// the sender's header.
 func NewACKFor(origControlID, ackCode, controlID string, now time.Time, errs ...ErrDetail) *Message {
 	return newACK(nil, origControlID, ackCode, controlID, now, errs)
 }
@@ -130,7 +133,9 @@ func newACK(orig *Message, origControlID, ackCode, controlID string, now time.Ti
 
 	msa := NewSegment("MSA")
 	msa.Set(1, Text(ackCode))
-	msa.Set(2, Text(origControlID))
+	if origControlID != "" {
+		msa.Set(2, Text(origControlID)) // Set(2, nil) would leave a trailing empty field
+	}
 
 	ack := &Message{Delims: DefaultDelimiters, Charset: CharsetUTF8}
 	ack.Add(msh)
@@ -154,7 +159,7 @@ func (e ErrDetail) segment() *Segment {
 		}
 		err.Set(2, Comps(loc...))
 	}
-	err.Set(3, Comps(strconv.Itoa(e.Code), ErrorCodeText(e.Code), "HL70357"))
+	err.Set(3, Comps(strconv.Itoa(e.Code), ErrorCodeText(e.Code), messageErrorSystem))
 	sev := e.Severity
 	if sev == "" {
 		sev = "E"
@@ -164,51 +169,15 @@ func (e ErrDetail) segment() *Segment {
 	return err
 }
 
-// maxControlIDLen bounds what ControlIDOf returns (MSH-10 is at most 199 characters in v2.7).
+// maxControlIDLen bounds, in bytes, each value SalvageHeader keeps, so what
+// ControlIDOf returns, and the MSH-10 of a ZAM (MSH-10 is at most 199
+// characters in v2.7).
 const maxControlIDLen = 199
 
 // ControlIDOf returns, best effort, MSH-10 of raw input that Parse rejected, for
-// MSA-2 of the acknowledgement; it returns "" when no MSH segment is found.
-// Escape sequences are not decoded and non-printable characters are dropped.
+// MSA-2 of the acknowledgement: the MSH-10 of SalvageHeader(raw), "" when raw
+// holds no MSH segment or no MSH-10. Escape sequences are not decoded and
+// non-printable characters are dropped.
 func ControlIDOf(raw []byte) string {
-	i := bytes.Index(raw, []byte("MSH"))
-	if i < 0 {
-		return ""
-	}
-	line := raw[i:]
-	line = line[:indexEOL(line)]
-	if len(line) < 4 || !validDelimiter(line[3]) {
-		return ""
-	}
-	sep := line[3]
-	fields := bytes.SplitN(line, []byte{sep}, 11) // [0] "MSH", [1] MSH-2, [9] MSH-10
-	if len(fields) < 10 {
-		return ""
-	}
-	v := fields[9]
-	if enc := fields[1]; len(enc) >= 2 {
-		// Cut at the component and repetition separators.
-		for _, c := range enc[:2] {
-			if j := bytes.IndexByte(v, c); j >= 0 {
-				v = v[:j]
-			}
-		}
-	}
-	if !utf8.Valid(v) {
-		v = []byte(latin1Charset.decode(v))
-	}
-	var sb strings.Builder
-	for _, r := range string(v) {
-		if r >= ' ' && r != utf8.RuneError && !(r >= 0x7F && r < 0xA0) {
-			sb.WriteRune(r)
-		}
-	}
-	id := strings.TrimSpace(sb.String())
-	if len(id) > maxControlIDLen {
-		id = id[:maxControlIDLen]
-		for !utf8.ValidString(id) {
-			id = id[:len(id)-1]
-		}
-	}
-	return id
+	return SalvageHeader(raw).ControlID()
 }

@@ -72,6 +72,26 @@ func TestNewACK(t *testing.T) {
 			},
 		},
 		{
+			name: "ae_salvaged_header.hl7",
+			build: func(t *testing.T) *Message {
+				raw := []byte("MSH|^~|&|DPI|CH-X|PFI|CH-X|20240405||ORU^R01^ORU_R01|DPI-99|P|2.5|||||FRA|8859/15\rPID|1")
+				orig, err := Parse(raw, ParseOptions{})
+				pe := parseError(t, err)
+				require.Nil(t, orig)
+				return NewACK(SalvageHeader(raw), AckError, "ACK-0006", now, pe.Detail())
+			},
+		},
+		{
+			name: "ae_nul_in_msh.hl7",
+			build: func(t *testing.T) *Message {
+				raw := []byte("MSH|^~\\&|DPI|CH-X|PFI|CH-X|20240405||MDM^T02^MDM_T02|DPI-100|P|2.6|||||FRA|UNICODE UTF-8\x00\rPID|1")
+				orig, err := Parse(raw, ParseOptions{})
+				pe := parseError(t, err)
+				require.Nil(t, orig)
+				return NewACK(SalvageHeader(raw), AckError, "ACK-0007", now, pe.Detail())
+			},
+		},
+		{
 			name: "aa_defaults.hl7",
 			build: func(t *testing.T) *Message {
 				orig := &Message{}

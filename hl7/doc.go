@@ -1,8 +1,10 @@
 // Package hl7 owns the HL7 v2 wire format used by the intake: the message
 // model (segments, fields, repetitions, components, sub-components), a
 // tolerant parser for the ER7 "pipe" encoding as sent by hospital EHRs, the
-// encoder, escape sequences, character sets (MSH-18) and the technical
-// acknowledgement (ACK with MSA and ERR, HL7 table 0357).
+// encoder, escape sequences, character sets (MSH-18), the technical
+// acknowledgement (ACK with MSA and ERR, HL7 table 0357, coding system
+// messageErrorCondition as the volet writes it) and the business
+// acknowledgement (ZAM).
 //
 // It knows nothing about MLLP transport (see package mllp) nor about the
 // meaning of ORU/MDM messages for MSSanté: callers read fields by number, or
@@ -35,6 +37,14 @@
 //     character is declared) give back the delimiter, \Xhh…\ gives bytes
 //     decoded in the message charset, \.br\ gives "\n", \H\ and \N\
 //     (highlighting) are dropped, any other escape is kept literally.
+//   - A NUL character (0x00) in a segment, raw or decoded from \X..\, is an
+//     error (code 102, located at its segment and field): no text field can
+//     hold it (PostgreSQL refuses it). NULs in what Parse ignores anyway
+//     (before MSH, in blank lines) are ignored with it.
+//
+// When Parse cannot read MSH itself, it returns no message; SalvageHeader
+// then recovers what it can of the header so that the ACK still mirrors the
+// sender.
 //
 // All values in a parsed Message are UTF-8. The parser returns a canonical
 // form: empty fields, repetitions and components are nil, and trailing empty

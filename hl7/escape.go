@@ -1,6 +1,9 @@
 package hl7
 
-import "strings"
+import (
+	"bytes"
+	"strings"
+)
 
 // unescape decodes the escape sequences of one raw sub-component. Values
 // without the escape character are returned as is (no allocation).
@@ -59,6 +62,9 @@ func (p *parser) appendEscape(b []byte, seq string) []byte {
 	if len(seq) > 1 && seq[0] == 'X' {
 		if raw, ok := decodeHex(p.hexBuf[:0], seq[1:]); ok {
 			p.hexBuf = raw
+			if bytes.IndexByte(raw, 0) >= 0 {
+				p.escNUL = true // parseSegment rejects the segment
+			}
 			return p.cs.appendDecoded(b, raw)
 		}
 	}

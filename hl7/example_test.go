@@ -37,15 +37,33 @@ func ExampleNewACK() {
 	var pe *hl7.ParseError
 	switch {
 	case errors.As(err, &pe) && m != nil:
-		ack = hl7.NewACK(m, hl7.AckReject, "ACK1", now, pe.Detail())
-	case err != nil:
-		ack = hl7.NewACKFor(hl7.ControlIDOf(raw), hl7.AckReject, "ACK1", now, pe.Detail())
+		// An error in the message: AE, it would fail again (AR means "try later").
+		ack = hl7.NewACK(m, hl7.AckError, "ACK1", now, pe.Detail())
+	case errors.As(err, &pe):
+		// MSH itself is unreadable: mirror what can be salvaged of it.
+		ack = hl7.NewACK(hl7.SalvageHeader(raw), hl7.AckError, "ACK1", now, pe.Detail())
 	default:
 		ack = hl7.NewACK(m, hl7.AckAccept, "ACK1", now)
 	}
 	fmt.Print(strings.ReplaceAll(string(ack.Encode()), "\r", "\n"))
 	// Output:
 	// MSH|^~\&|PFI|CH|SIL|LABO|20240312093105||ACK^R01^ACK|ACK1|P|2.5||||||UNICODE UTF-8
-	// MSA|AR|MSG1
-	// ERR|||100^Segment sequence error^HL70357|E||||segment 2: invalid segment name "pid"
+	// MSA|AE|MSG1
+	// ERR|||100^Segment sequence error^messageErrorCondition|E||||segment 2 : nom de segment "pid" invalide
+}
+
+func ExampleSalvageHeader() {
+	now := time.Date(2024, 3, 12, 9, 31, 5, 0, time.UTC)
+	// The field separator inside MSH-2: Parse cannot read the header.
+	raw := []byte("MSH|^~|&|SIL|LABO|PFI|CH|20240312093100||ORU^R01^ORU_R01|MSG2|P|2.5\rPID|1\r")
+	m, err := hl7.Parse(raw, hl7.ParseOptions{})
+	var pe *hl7.ParseError
+	if m == nil && errors.As(err, &pe) {
+		ack := hl7.NewACK(hl7.SalvageHeader(raw), hl7.AckError, "ACK2", now, pe.Detail())
+		fmt.Print(strings.ReplaceAll(string(ack.Encode()), "\r", "\n"))
+	}
+	// Output:
+	// MSH|^~\&|PFI|CH|SIL|LABO|20240312093105||ACK^R01^ACK|ACK2|P|2.5||||||UNICODE UTF-8
+	// MSA|AE|MSG2
+	// ERR||MSH^1^2|102^Data type error^messageErrorCondition|E||||les caractères d'encodage (MSH-2) doivent être 4 (ou 5 avec la troncature) caractères distincts, ni lettres ni chiffres
 }

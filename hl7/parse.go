@@ -54,7 +54,7 @@ func (e *ParseError) Error() string {
 func (e *ParseError) Detail() ErrDetail {
 	msg := e.Msg
 	if e.Segment == "" && e.Sequence > 0 {
-		msg = fmt.Sprintf("segment %d: %s", e.Sequence, msg)
+		msg = fmt.Sprintf("segment %d : %s", e.Sequence, msg)
 	}
 	return ErrDetail{Segment: e.Segment, Sequence: e.Sequence, Field: e.Field, Code: e.Code, Severity: "E", Msg: msg}
 }
@@ -73,12 +73,15 @@ func Parse(data []byte, opt ParseOptions) (*Message, error) {
 	data = trimLeading(data)
 	if len(data) < 3 || string(data[:3]) != "MSH" {
 		return nil, &ParseError{Segment: segmentID(data), Sequence: 1, Code: CodeSegmentSequence,
-			Msg: fmt.Sprintf("message starts with %q, not with an MSH segment", sanitizeName(data))}
+			Msg: fmt.Sprintf("le message commence par %q, pas par un segment MSH", sanitizeName(data))}
 	}
 	d, encLen, perr := parseDelimiters(data)
 	if perr != nil {
 		return nil, perr
 	}
+	// A NUL byte is rare and fatal: one memchr over the input tells whether
+	// the segments need to be searched for it (see parser.nulError).
+	nul := bytes.IndexByte(data, 0) >= 0
 	header := data[:indexEOL(data)]
 	label := mshCharsetLabel(header, d)
 
@@ -88,22 +91,22 @@ func Parse(data []byte, opt ParseOptions) (*Message, error) {
 	case label == "":
 		if cs, ok = lookupCharset(opt.DefaultCharset); !ok {
 			hdrErr = &ParseError{Segment: "MSH", Sequence: 1, Field: 18, Code: CodeInternal,
-				Msg: fmt.Sprintf("invalid default character set %q", opt.DefaultCharset)}
+				Msg: fmt.Sprintf("jeu de caractères par défaut %q invalide", opt.DefaultCharset)}
 		}
 	case !ok:
 		hdrErr = &ParseError{Segment: "MSH", Sequence: 1, Field: 18, Code: CodeDataType,
-			Msg: fmt.Sprintf("unsupported character set %q", label)}
+			Msg: fmt.Sprintf("jeu de caractères %q non pris en charge (UNICODE UTF-8, 8859/15 ou 8859/1)", label)}
 	}
 	if hdrErr == nil && size > maxSize {
 		hdrErr = &ParseError{Code: CodeInternal,
-			Msg: fmt.Sprintf("message of %d bytes exceeds the limit of %d bytes", size, maxSize)}
+			Msg: fmt.Sprintf("le message de %d octets dépasse la limite de %d octets", size, maxSize)}
 	}
 	if hdrErr != nil {
 		// Parse MSH alone so that the caller can acknowledge the message.
 		if !ok {
 			cs = latin1Charset
 		}
-		p := newParser(d, encLen, cs.effective(header))
+		p := newParser(d, encLen, cs.effective(header), nul)
 		s := p.cs.decode(header)
 		p.prepare(s)
 		m, err := p.parseMessage(s, label, true)
@@ -112,7 +115,7 @@ func Parse(data []byte, opt ParseOptions) (*Message, error) {
 		}
 		return m, hdrErr
 	}
-	p := newParser(d, encLen, cs.effective(data))
+	p := newParser(d, encLen, cs.effective(data), nul)
 	s := p.cs.decode(data)
 	p.prepare(s)
 	return p.parseMessage(s, label, false)
@@ -126,6 +129,8 @@ type parser struct {
 	d      Delimiters
 	encLen int
 	cs     charset
+	nul    bool // the input holds a NUL byte somewhere: segments are searched for it
+	escNUL bool // a \X..\ escape decoded to a NUL byte: parseSegment rejects the segment
 
 	segs   []Segment
 	fields []Field
@@ -136,8 +141,8 @@ type parser struct {
 	hexBuf []byte // scratch for \X..\ escapes
 }
 
-func newParser(d Delimiters, encLen int, cs charset) *parser {
-	return &parser{d: d, encLen: encLen, cs: cs}
+func newParser(d Delimiters, encLen int, cs charset, nul bool) *parser {
+	return &parser{d: d, encLen: encLen, cs: cs, nul: nul}
 }
 
 // prepare sizes the slabs for the decoded message s.
@@ -232,15 +237,17 @@ func partial(m *Message) *Message {
 	return m
 }
 
-// checkMSH verifies the MSH fields every message needs to be processed and acknowledged.
+// checkMSH verifies the MSH fields every message needs to be processed and
+// acknowledged: its type and its control id (an acknowledgement without a
+// processing id or a version takes P and 2.5).
 func checkMSH(seg *Segment) *ParseError {
 	for _, f := range []struct {
 		n    int
 		what string
-	}{{9, "message type"}, {10, "message control ID"}, {11, "processing ID"}, {12, "version ID"}} {
+	}{{9, "le type du message"}, {10, "l'identifiant du message"}} {
 		if seg.Get(f.n) == "" {
 			return &ParseError{Segment: "MSH", Sequence: 1, Field: f.n, Code: CodeRequiredField,
-				Msg: fmt.Sprintf("%s (MSH-%d) is missing", f.what, f.n)}
+				Msg: fmt.Sprintf("MSH-%d (%s) est vide", f.n, f.what)}
 		}
 	}
 	return nil
@@ -248,14 +255,19 @@ func checkMSH(seg *Segment) *ParseError {
 
 // parseSegment parses one logical segment; seq is its 1-based position.
 func (p *parser) parseSegment(text string, seq int) (*Segment, *ParseError) {
+	if p.nul {
+		if perr := p.nulError(text, seq); perr != nil {
+			return nil, perr
+		}
+	}
 	if !p.isHeader(text) {
 		return nil, &ParseError{Segment: segmentID([]byte(text)), Sequence: seq, Code: CodeSegmentSequence,
-			Msg: fmt.Sprintf("invalid segment name %q", sanitizeName([]byte(text)))}
+			Msg: fmt.Sprintf("nom de segment %q invalide", sanitizeName([]byte(text)))}
 	}
 	name := text[:3]
 	if (name == "MSH") != (seq == 1) {
 		return nil, &ParseError{Segment: name, Sequence: seq, Code: CodeSegmentSequence,
-			Msg: "MSH must be the first segment and appear once"}
+			Msg: "MSH doit être le premier segment, et le seul MSH"}
 	}
 	var seg *Segment
 	if len(p.segs) < cap(p.segs) {
@@ -270,7 +282,7 @@ func (p *parser) parseSegment(text string, seq int) (*Segment, *ParseError) {
 	if seq == 1 {
 		if len(text) < 4+p.encLen {
 			return nil, &ParseError{Segment: "MSH", Sequence: 1, Field: 2, Code: CodeDataType,
-				Msg: "encoding characters are missing"}
+				Msg: "les caractères d'encodage (MSH-2) manquent"}
 		}
 		f1 := p.text(text[3:4])
 		f2 := p.text(text[4 : 4+p.encLen])
@@ -289,6 +301,9 @@ func (p *parser) parseSegment(text string, seq int) (*Segment, *ParseError) {
 		f := p.field(v)
 		p.fields = append(p.fields, f)
 	}
+	if p.escNUL {
+		return nil, escapedNULError(name, seq, p.fields[start:])
+	}
 	end := len(p.fields)
 	for end > start && p.fields[end-1] == nil {
 		end--
@@ -298,6 +313,57 @@ func (p *parser) parseSegment(text string, seq int) (*Segment, *ParseError) {
 		seg.fields = p.fields[start:end:end]
 	}
 	return seg, nil
+}
+
+// nulMsg is the ParseError message of a NUL byte in a value.
+const nulMsg = "caractère NUL (0x00) dans les données : un texte HL7 ne peut pas en contenir"
+
+// nulError reports a raw NUL byte in the segment text, located at its field
+// when the segment has a valid name. Parse calls it only when the input
+// holds a NUL, so that messages without one pay a single bytes.IndexByte.
+func (p *parser) nulError(text string, seq int) *ParseError {
+	i := strings.IndexByte(text, 0)
+	if i < 0 {
+		return nil
+	}
+	pe := &ParseError{Sequence: seq, Code: CodeDataType, Msg: nulMsg}
+	if p.isHeader(text) && i > 3 {
+		pe.Segment = text[:3]
+		// The separators before the NUL count the fields; MSH-1 is the first one.
+		pe.Field = strings.Count(text[3:i], string(p.d.Field))
+		if pe.Segment == "MSH" {
+			pe.Field++
+		}
+	}
+	return pe
+}
+
+// escapedNULError reports the field of fields (fields[0] is field 1) that
+// holds a NUL byte decoded from a \X..\ escape sequence.
+func escapedNULError(name string, seq int, fields []Field) *ParseError {
+	pe := &ParseError{Segment: name, Sequence: seq, Code: CodeDataType,
+		Msg: `une séquence d'échappement \X..\ donne un caractère NUL (0x00) : un texte HL7 ne peut pas en contenir`}
+	for i, f := range fields {
+		if fieldHasNUL(f) {
+			pe.Field = i + 1
+			break
+		}
+	}
+	return pe
+}
+
+// fieldHasNUL reports whether a value of f holds a NUL byte.
+func fieldHasNUL(f Field) bool {
+	for _, r := range f {
+		for _, c := range r {
+			for _, s := range c {
+				if strings.IndexByte(s, 0) >= 0 {
+					return true
+				}
+			}
+		}
+	}
+	return false
 }
 
 // text returns a field holding v verbatim (for MSH-1 and MSH-2).
@@ -425,7 +491,7 @@ func indexFrom(s string, from int, c byte) int {
 func parseDelimiters(data []byte) (Delimiters, int, *ParseError) {
 	if len(data) < 4 || !validDelimiter(data[3]) {
 		return Delimiters{}, 0, &ParseError{Segment: "MSH", Sequence: 1, Field: 1, Code: CodeDataType,
-			Msg: "invalid field separator"}
+			Msg: "séparateur de champ (MSH-1) invalide"}
 	}
 	f := data[3]
 	i := 4
@@ -434,7 +500,7 @@ func parseDelimiters(data []byte) (Delimiters, int, *ParseError) {
 	}
 	enc := data[4:i]
 	bad := &ParseError{Segment: "MSH", Sequence: 1, Field: 2, Code: CodeDataType,
-		Msg: "encoding characters must be 4 (or 5 with truncation) distinct non-alphanumeric characters"}
+		Msg: "les caractères d'encodage (MSH-2) doivent être 4 (ou 5 avec la troncature) caractères distincts, ni lettres ni chiffres"}
 	if len(enc) < 4 || len(enc) > 5 {
 		return Delimiters{}, 0, bad
 	}

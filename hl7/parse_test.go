@@ -316,7 +316,7 @@ func TestParseBase64Continuation(t *testing.T) {
 		pe := parseError(t, err)
 		require.Equal(t, CodeSegmentSequence, pe.Code)
 		require.Equal(t, "", pe.Segment)
-		require.Equal(t, `invalid segment name "sui"`, pe.Msg)
+		require.Equal(t, `nom de segment "sui" invalide`, pe.Msg)
 	})
 }
 
@@ -345,8 +345,6 @@ func TestParseErrors(t *testing.T) {
 		{"duplicate encoding characters", "MSH|^~^&|X", ParseOptions{}, CodeDataType, "MSH", 1, 2, -1},
 		{"missing message type", `MSH|^~\&|A|B|C|D|20240101||||P|2.5`, ParseOptions{}, CodeRequiredField, "MSH", 1, 9, 1},
 		{"missing control id", `MSH|^~\&|A|B|C|D|20240101||ORU^R01|||2.5`, ParseOptions{}, CodeRequiredField, "MSH", 1, 10, 1},
-		{"missing processing id", `MSH|^~\&|A|B|C|D|20240101||ORU^R01|1||2.5`, ParseOptions{}, CodeRequiredField, "MSH", 1, 11, 1},
-		{"missing version", `MSH|^~\&|A|B|C|D|20240101||ORU^R01|1|P`, ParseOptions{}, CodeRequiredField, "MSH", 1, 12, 1},
 		{"unknown charset", testMSH + "|||||FRA|UNICODE UTF-16\rPID|1", ParseOptions{}, CodeDataType, "MSH", 1, 18, 1},
 		{"invalid default charset", testMSH + "\rPID|1", ParseOptions{DefaultCharset: "EBCDIC"}, CodeInternal, "MSH", 1, 18, 1},
 		{"too large", testMSH + "\rNTE|1||" + strings.Repeat("x", 200), ParseOptions{MaxSize: 100}, CodeInternal, "", 0, 0, 1},
@@ -356,6 +354,19 @@ func TestParseErrors(t *testing.T) {
 		{"digit first", testMSH + "\r1AB|1", ParseOptions{}, CodeSegmentSequence, "1AB", 2, 0, 1},
 		{"control characters", testMSH + "\r\x01\x02X|1", ParseOptions{}, CodeSegmentSequence, "", 2, 0, 1},
 		{"second message", testMSH + "\rPID|1\r" + testMSH, ParseOptions{}, CodeSegmentSequence, "MSH", 3, 0, 2},
+		{"NUL in a value", testMSH + "\rPID|1||12\x003", ParseOptions{}, CodeDataType, "PID", 2, 3, 1},
+		{"NUL in a component", testMSH + "\rPID|1\rPV1|1|I|^^\x00", ParseOptions{}, CodeDataType, "PV1", 3, 3, 2},
+		{"NUL at the end of a segment", testMSH + "\rPID|1|\x00\rPV1|1", ParseOptions{}, CodeDataType, "PID", 2, 2, 1},
+		{"NUL in 8859/15", testMSH + "|||||FRA|8859/15\rNTE|1||\xa4\x00", ParseOptions{}, CodeDataType, "NTE", 2, 3, 1},
+		{"NUL in a segment name", testMSH + "\rPI\x00|1", ParseOptions{}, CodeDataType, "", 2, 0, 1},
+		{"NUL starting a line", testMSH + "\r\x00PID|1", ParseOptions{}, CodeDataType, "", 2, 0, 1},
+		{"NUL in MSH", "MSH|^~\\&|A|B\x00|C|D|20240101||ORU^R01|1|P|2.5\rPID|1", ParseOptions{}, CodeDataType, "MSH", 1, 4, -1},
+		{"NUL in MSH-18", testMSH + "|||||FRA|8859/1\x00\rPID|1", ParseOptions{}, CodeDataType, "MSH", 1, 18, -1},
+		{"NUL in MSH-2", "MSH|^~\\\x00|A", ParseOptions{}, CodeDataType, "MSH", 1, 2, -1},
+		{"escaped NUL", testMSH + "\rNTE|1||a\\X00\\b|X", ParseOptions{}, CodeDataType, "NTE", 2, 3, 1},
+		{"escaped NUL among other bytes", testMSH + "\rNTE|1||\\X410042\\", ParseOptions{}, CodeDataType, "NTE", 2, 3, 1},
+		{"escaped NUL in a sub-component", testMSH + "\rPID|1\rPID|1||1~2^^^A&\\X00\\", ParseOptions{}, CodeDataType, "PID", 3, 3, 2},
+		{"escaped NUL in MSH", `MSH|^~\&|A|B|C|D|20240101||ORU^R01|\X00\|P|2.5`, ParseOptions{}, CodeDataType, "MSH", 1, 10, -1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -376,6 +387,47 @@ func TestParseErrors(t *testing.T) {
 			require.Equal(t, "MSH", m.Segments[0].Name)
 		})
 	}
+}
+
+// TestParseNULIgnored checks that NUL bytes where Parse ignores everything
+// (before MSH, lines of control characters) are ignored too.
+func TestParseNULIgnored(t *testing.T) {
+	t.Parallel()
+
+	m := mustParse(t, []byte("\x00\x00"+testMSH+"\r\x00\rPID|1\r\x00 \x00\r"))
+	require.Len(t, m.Segments, 2)
+	require.Equal(t, "1", m.Segment("PID").Get(1))
+}
+
+// TestParseNULError checks what the error of a NUL says (no message content)
+// and that the ACK of the partial message mirrors its header.
+// TestParseWithoutProcessingIDOrVersion checks that a message without
+// MSH-11 or MSH-12 is read: the application decides what they mean.
+func TestParseWithoutProcessingIDOrVersion(t *testing.T) {
+	t.Parallel()
+	for _, raw := range []string{`MSH|^~\&|A|B|C|D|20240101||ORU^R01|1||2.5`, `MSH|^~\&|A|B|C|D|20240101||ORU^R01|1|P`} {
+		m, err := Parse([]byte(raw+"\rPID|1"), ParseOptions{})
+		require.NoError(t, err, raw)
+		require.Equal(t, "1", m.ControlID())
+	}
+}
+
+func TestParseNULError(t *testing.T) {
+	t.Parallel()
+
+	m, err := Parse([]byte(testMSH+"\rPID|1||SECRET\x00NAME"), ParseOptions{})
+	pe := parseError(t, err)
+	require.Equal(t, "hl7: PID-3 (segment 2): caractère NUL (0x00) dans les données : un texte HL7 ne peut pas en contenir (102 Data type error)", pe.Error())
+	require.NotContains(t, pe.Error(), "SECRET")
+	ack := NewACK(m, AckError, "A1", testNow, pe.Detail())
+	require.Equal(t, "CTRL-1", ack.Segment("MSA").Get(2))
+	require.Equal(t, "SIL", ack.Segment("MSH").Get(5))
+	require.Equal(t, "PID^2^3", strings.Join([]string{ack.Segment("ERR").Component(2, 1),
+		ack.Segment("ERR").Component(2, 2), ack.Segment("ERR").Component(2, 3)}, "^"))
+
+	_, err = Parse([]byte(testMSH+"\rNTE|1||SECRET\\X00\\"), ParseOptions{})
+	pe = parseError(t, err)
+	require.Equal(t, `hl7: NTE-3 (segment 2): une séquence d'échappement \X..\ donne un caractère NUL (0x00) : un texte HL7 ne peut pas en contenir (102 Data type error)`, pe.Error())
 }
 
 func TestParseErrorPartialHeaderForACK(t *testing.T) {

@@ -16,7 +16,7 @@ import (
 //	EVN||<time of the DSN>
 //	OBX|1|CWE|ACK_RECEPTION_MSS^Accusé de réception MSSanté^AckMetierZAM|<original MSH-10>|Y^^expandedYes-NoIndicator||||||F
 //	OBX|2|XTN|DESTINATAIRE_MSS^Destinataire MSSanté^AckMetierZAM|<recipient id>|^^X.400^<address>||||||F
-//	[ERR|||207^Application error^messageErrorCondition|E|<code>^<label>^SMTPERRORCODE]
+//	[ERR|||207^Application error^messageErrorCondition|E|<code>^<label>^SMTPERRORCODE[|||<explanation>]]
 //
 // and the same for ZAM^Z03 with ACK_LECTURE_MSS / LECTEUR_MSS and the
 // applicationErrorCondition codes (900…) of the MDN. The layout is that of
@@ -81,18 +81,26 @@ type ZAMError struct {
 	// Code is ERR-5.1: for Z02 an SMTP reply code of the volet's
 	// SMTPERRORCODE table (e.g. "550"), for Z03 an integration error of its
 	// applicationErrorCondition table (e.g. "902", from the MDN). Three
-	// digits, or empty when unknown (ERR-5 is then left out).
+	// digits, or empty when unknown: ERR-5 is required, so it then defaults
+	// to ZAMDefaultDeliveryError (Z02) or ZAMDefaultReadError (Z03).
 	Code string
-	// Text is ERR-5.2, the label of the code. Defaults to the label of the
-	// volet's table (ZAMErrorText); without a code it goes to ERR-8.
+	// Text is a free-text explanation (such as the DSN's diagnostic). ERR-5.2
+	// is the label the volet's table gives the code (ZAMErrorText), or Text
+	// for a code the table does not list; Text goes to ERR-8 (user message)
+	// when it says something other than ERR-5.2.
 	Text string
 }
+
+// Error codes BuildZAM writes in ERR-5 when ZAMError.Code is empty.
+const (
+	ZAMDefaultDeliveryError = "554" // SMTPERRORCODE: "l'envoi a échoué", a permanent error
+	ZAMDefaultReadError     = "906" // applicationErrorCondition: "Erreur 'Autre'"
+)
 
 // Coding systems of a ZAM.
 const (
 	zamCodingSystem     = "AckMetierZAM"
 	yesNoCodingSystem   = "expandedYes-NoIndicator"
-	messageErrorSystem  = "messageErrorCondition"
 	smtpErrorSystem     = "SMTPERRORCODE"
 	applicationErrorSys = "applicationErrorCondition"
 )
@@ -201,25 +209,33 @@ func (z ZAM) validate() error {
 	return nil
 }
 
-// segment returns the ERR segment of e in a ZAM of event: ERR-3 207
-// (application error), ERR-4 E, ERR-5 the code in the event's table.
+// segment returns the ERR segment of e in a ZAM of event, as the volet's
+// constraints on ZAM_Z01 want it: ERR-3 207^Application error^messageErrorCondition,
+// ERR-4 E, ERR-5 (required) <code>^<label>^<the event's table>, and ERR-8 the
+// explanation of e when it is not the label.
 func (e *ZAMError) segment(event string) *Segment {
-	err := NewSegment("ERR")
-	err.Set(3, Comps(fmt.Sprint(CodeInternal), "Application error", messageErrorSystem))
-	err.Set(4, Text("E"))
-	text := e.Text
-	if text == "" {
-		text = ZAMErrorText(event, e.Code)
-	}
-	if e.Code == "" {
-		err.Set(8, Text(text))
-		return err
-	}
-	system := smtpErrorSystem
+	code, system := e.Code, smtpErrorSystem
 	if event == ZAMRead {
 		system = applicationErrorSys
 	}
-	err.Set(5, Comps(e.Code, text, system))
+	if code == "" {
+		code = ZAMDefaultDeliveryError
+		if event == ZAMRead {
+			code = ZAMDefaultReadError
+		}
+	}
+	text := strings.TrimSpace(e.Text)
+	label := ZAMErrorText(event, code)
+	if label == "" {
+		label = text
+	}
+	err := NewSegment("ERR")
+	err.Set(3, Comps(fmt.Sprint(CodeInternal), "Application error", messageErrorSystem))
+	err.Set(4, Text("E"))
+	err.Set(5, Comps(code, label, system))
+	if text != "" && text != label {
+		err.Set(8, Text(text))
+	}
 	return err
 }
 
@@ -276,6 +292,7 @@ var applicationErrorText = map[string]string{
 	"903": "INS non présent dans le document",
 	"904": "L'INS transmis ne correspond pas exactement à celui stocké dans la base du consommateur",
 	"905": "L’INS transmis n’est pas complet",
+	"906": "Erreur 'Autre'",
 }
 
 // hdField returns h as a field (HD.1^HD.2^HD.3), nil when empty.

@@ -59,6 +59,10 @@ func TestBuildZAMGolden(t *testing.T) {
 			z.Error = &ZAMError{Code: "902", Text: "patient inconnu | INS absent"}
 		}},
 		{"z02_failed_no_code.hl7", func(z *ZAM) { z.Error = &ZAMError{Text: "DSN failed 5.4.4"} }},
+		{"z03_failed_no_code.hl7", func(z *ZAM) {
+			z.Event, z.ControlID = ZAMRead, "021"
+			z.Error = &ZAMError{}
+		}},
 		{"z02_full_hd_test_processing.hl7", func(z *ZAM) {
 			z.SendingApplication = HD{NamespaceID: "MSSDISPATCH", UniversalID: "1.2.250.1.999.1", UniversalIDType: "ISO"}
 			z.SendingFacility = HD{NamespaceID: "CH-DEMO", UniversalID: "1.2.250.1.999", UniversalIDType: "ISO"}
@@ -126,7 +130,8 @@ func TestBuildZAMRoundTrip(t *testing.T) {
 			z := testZAM()
 			z.Event = event
 			z.RecipientAddress = "dr.o'brien|x@medecin.mssante.fr" // a delimiter in a value is escaped
-			z.Error = &ZAMError{Code: "904", Text: "INS ^ différent"}
+			errCode := map[string]string{ZAMDelivery: "552", ZAMRead: "904"}[event]
+			z.Error = &ZAMError{Code: errCode, Text: "INS ^ différent"}
 			m, err := BuildZAM(z)
 			require.NoError(t, err)
 			raw := m.Encode()
@@ -168,10 +173,110 @@ func TestBuildZAMRoundTrip(t *testing.T) {
 			require.NotNil(t, errSeg)
 			require.Equal(t, "207", errSeg.Component(3, 1))
 			require.Equal(t, "E", errSeg.Get(4))
-			require.Equal(t, "904", errSeg.Component(5, 1))
-			require.Equal(t, "INS ^ différent", errSeg.Component(5, 2))
+			require.Equal(t, errCode, errSeg.Component(5, 1))
+			require.Equal(t, ZAMErrorText(event, errCode), errSeg.Component(5, 2))
 			system := map[string]string{ZAMDelivery: "SMTPERRORCODE", ZAMRead: "applicationErrorCondition"}[event]
 			require.Equal(t, system, errSeg.Component(5, 3))
+			require.Equal(t, "INS ^ différent", errSeg.Get(8))
+		})
+	}
+}
+
+// TestBuildZAMVoletExamplesWithError checks a Z02 and a Z03 saying N against
+// the same official examples and the volet's constraints on the ERR segment
+// of ZAM_Z01 (profils-messages): present when the first OBX-5 is N, ERR-3
+// "207^Application error^messageErrorCondition", ERR-4 the severity (E),
+// ERR-5 required: "<SMTP code>^<label>^SMTPERRORCODE" for Z02,
+// "<code>^<label>^applicationErrorCondition" (900–906) for Z03, the labels of
+// the volet's tables (error-codes).
+func TestBuildZAMVoletExamplesWithError(t *testing.T) {
+	t.Parallel()
+	z02 := "MSH|^~\\&|PFI-X|Organisation-X|SIL-Y|labo|20210606093400||ZAM^Z02^ZAM_Z01|018|P|2.6|||||FRA|UNICODE UTF-8|||2.1^CISIS_CDA_HL7_V2\n" +
+		"EVN||20211005152908\n" +
+		"OBX|1|CWE|ACK_RECEPTION_MSS^Accusé de réception MSSanté^AckMetierZAM|015|N^^expandedYes-NoIndicator||||||F\n" +
+		"OBX|2|XTN|DESTINATAIRE_MSS^Destinataire MSSanté^AckMetierZAM|801234567897|^^X.400^adam.hoda@medecin.mssante.fr||||||F\n" +
+		"ERR|||207^Application error^messageErrorCondition|E|552^Action abandonnée - Allocation de stockage dépassée. La boîte aux lettres du destinataire a dépassé ses limites.^SMTPERRORCODE\n"
+	z03 := "MSH|^~\\&|PFI-X|Organisation-X|SIL-Y|labo|20210607093300||ZAM^Z03^ZAM_Z01|019|P|2.6|||||FRA|UNICODE UTF-8|||2.1^CISIS_CDA_HL7_V2\n" +
+		"EVN||20211005152908\n" +
+		"OBX|1|CWE|ACK_LECTURE_MSS^Accusé de lecture^AckMetierZAM|015|N^^expandedYes-NoIndicator||||||F\n" +
+		"OBX|2|XTN|LECTEUR_MSS^Lecteur du courriel MSSanté^AckMetierZAM|801234567897|^^X.400^adam.hoda@medecin.mssante.fr||||||F\n" +
+		"ERR|||207^Application error^messageErrorCondition|E|906^Erreur 'Autre'^applicationErrorCondition|||document illisible\n"
+
+	z := testZAM()
+	z.Error = &ZAMError{Code: "552"}
+	m, err := BuildZAM(z)
+	require.NoError(t, err)
+	require.Equal(t, z02, strings.ReplaceAll(string(m.Encode()), "\r", "\n"))
+
+	z.Event, z.ControlID = ZAMRead, "019"
+	z.Time = time.Date(2021, 6, 7, 9, 33, 0, 0, z.Time.Location())
+	z.Error = &ZAMError{Text: "document illisible"}
+	m, err = BuildZAM(z)
+	require.NoError(t, err)
+	require.Equal(t, z03, strings.ReplaceAll(string(m.Encode()), "\r", "\n"))
+}
+
+// TestBuildZAMErrorSegment checks every field of the ERR segment: ERR-5 is
+// always filled, with the table's label, and ERR-8 carries an explanation
+// that says more than the label.
+func TestBuildZAMErrorSegment(t *testing.T) {
+	t.Parallel()
+	label554 := ZAMErrorText(ZAMDelivery, "554")
+	tests := []struct {
+		name  string
+		event string
+		err   ZAMError
+		err5  [3]string // code, label, coding system
+		err8  string
+	}{
+		{"Z02 code of the table", ZAMDelivery, ZAMError{Code: "550"},
+			[3]string{"550", ZAMErrorText(ZAMDelivery, "550"), "SMTPERRORCODE"}, ""},
+		{"Z02 code and its own label", ZAMDelivery, ZAMError{Code: "510", Text: " Mauvaise adresse courriel "},
+			[3]string{"510", "Mauvaise adresse courriel", "SMTPERRORCODE"}, ""},
+		{"Z02 code and an explanation", ZAMDelivery, ZAMError{Code: "552", Text: "DSN failed 5.2.2 smtp; 552 quota"},
+			[3]string{"552", ZAMErrorText(ZAMDelivery, "552"), "SMTPERRORCODE"}, "DSN failed 5.2.2 smtp; 552 quota"},
+		{"Z02 code outside the table", ZAMDelivery, ZAMError{Code: "499", Text: "gave up"},
+			[3]string{"499", "gave up", "SMTPERRORCODE"}, ""},
+		{"Z02 code outside the table, no text", ZAMDelivery, ZAMError{Code: "499"},
+			[3]string{"499", "", "SMTPERRORCODE"}, ""},
+		{"Z02 no code", ZAMDelivery, ZAMError{}, [3]string{"554", label554, "SMTPERRORCODE"}, ""},
+		{"Z02 no code, an explanation", ZAMDelivery, ZAMError{Text: "DSN failed"},
+			[3]string{"554", label554, "SMTPERRORCODE"}, "DSN failed"},
+		{"Z03 code of the table", ZAMRead, ZAMError{Code: "902"},
+			[3]string{"902", "Identifiant patient inconnu", "applicationErrorCondition"}, ""},
+		{"Z03 other", ZAMRead, ZAMError{Code: "906"},
+			[3]string{"906", "Erreur 'Autre'", "applicationErrorCondition"}, ""},
+		{"Z03 no code", ZAMRead, ZAMError{}, [3]string{"906", "Erreur 'Autre'", "applicationErrorCondition"}, ""},
+		{"Z03 no code, an explanation", ZAMRead, ZAMError{Text: "MDN processed/error"},
+			[3]string{"906", "Erreur 'Autre'", "applicationErrorCondition"}, "MDN processed/error"},
+		{"Z03 code and an explanation", ZAMRead, ZAMError{Code: "904", Text: "INS différent"},
+			[3]string{"904", ZAMErrorText(ZAMRead, "904"), "applicationErrorCondition"}, "INS différent"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			z := testZAM()
+			z.Event = tt.event
+			zerr := tt.err
+			z.Error = &zerr
+			m, err := BuildZAM(z)
+			require.NoError(t, err)
+			got, err := Parse(m.Encode(), ParseOptions{})
+			require.NoError(t, err)
+			require.Equal(t, m, got, "canonical: Parse(Encode(m)) equals m")
+			require.Equal(t, "N", OBX{got.SegmentsNamed("OBX")[0]}.CodedValue().Identifier)
+			e := got.Segment("ERR")
+			require.NotNil(t, e)
+			require.Nil(t, e.Field(1))
+			require.Nil(t, e.Field(2))
+			require.Equal(t, Comps("207", "Application error", "messageErrorCondition"), e.Field(3))
+			require.Equal(t, "E", e.Get(4))
+			require.Equal(t, tt.err5, [3]string{e.Component(5, 1), e.Component(5, 2), e.Component(5, 3)})
+			require.Len(t, e.Field(5).Rep(0), 3)
+			require.Nil(t, e.Field(6))
+			require.Nil(t, e.Field(7))
+			require.Equal(t, tt.err8, e.Get(8))
+			require.LessOrEqual(t, e.NumFields(), 8)
 		})
 	}
 }
@@ -213,6 +318,9 @@ func TestZAMErrorText(t *testing.T) {
 	t.Parallel()
 	require.Equal(t, "Mauvaise adresse courriel", ZAMErrorText(ZAMDelivery, "510"))
 	require.Equal(t, "Identifiant patient inconnu", ZAMErrorText(ZAMRead, "902"))
+	require.Equal(t, "Erreur 'Autre'", ZAMErrorText(ZAMRead, "906"))
+	require.Equal(t, "Erreur 'Autre'", ZAMErrorText(ZAMRead, ZAMDefaultReadError))
+	require.Contains(t, ZAMErrorText(ZAMDelivery, ZAMDefaultDeliveryError), "l'envoi a échoué")
 	require.Empty(t, ZAMErrorText(ZAMRead, "550"), "an SMTP code is not a read error")
 	require.Empty(t, ZAMErrorText(ZAMDelivery, "999"))
 }

@@ -18,7 +18,7 @@ import (
 // ReportIntake stores reports received as JSON (dispatch.Service).
 type ReportIntake interface {
 	Previous(ctx context.Context, in dispatch.Inbound) (dispatch.Answer, bool, error)
-	Receive(ctx context.Context, in dispatch.Inbound, r dispatch.Report, respond func(reportID int64, documentID string) []byte) (dispatch.Receipt, error)
+	Receive(ctx context.Context, in dispatch.Inbound, r dispatch.Report, respond func(reportID int64, documentID string, warnings []dispatch.Warning) []byte) (dispatch.Receipt, error)
 	Reject(ctx context.Context, in dispatch.Inbound, raw []byte, reason string, response []byte) (dispatch.Answer, error)
 }
 
@@ -187,9 +187,10 @@ func (s *server) postReport(w http.ResponseWriter, r *http.Request) {
 		s.refuse(w, r, in, body, fe.field, fe.msg)
 		return
 	}
-	receipt, err := s.cfg.Intake.Receive(ctx, in, report, func(id int64, documentID string) []byte {
-		b, _ := json.Marshal(dispatch.ReportView{ID: id, DocumentID: documentID, Status: dispatch.ReportReceived,
-			Deliveries: []dispatch.DeliveryView{}})
+	receipt, err := s.cfg.Intake.Receive(ctx, in, report, func(id int64, documentID string, warnings []dispatch.Warning) []byte {
+		b, _ := json.Marshal(receivedReport{ReportView: dispatch.ReportView{ID: id, DocumentID: documentID,
+			DocumentIDs: []string{documentID}, Status: dispatch.ReportReceived, Deliveries: []dispatch.DeliveryView{}},
+			Warnings: warningsOf(warnings)})
 		return b
 	})
 	var invalid *dispatch.InvalidError
@@ -203,6 +204,27 @@ func (s *server) postReport(w http.ResponseWriter, r *http.Request) {
 	default:
 		s.unavailable(w, r, err)
 	}
+}
+
+// receivedReport is the answer to a report received: the report, and what
+// was not used of it without refusing it.
+type receivedReport struct {
+	dispatch.ReportView
+	Warnings []warningView `json:"warnings,omitempty"`
+}
+
+// warningView is a dispatch.Warning in JSON.
+type warningView struct {
+	Field   string `json:"field,omitempty"`
+	Message string `json:"message"`
+}
+
+func warningsOf(ws []dispatch.Warning) []warningView {
+	var out []warningView
+	for _, w := range ws {
+		out = append(out, warningView{Field: w.Field, Message: w.Msg})
+	}
+	return out
 }
 
 // refuse answers 422 with the field at fault, after keeping the request in quarantine.

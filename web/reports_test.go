@@ -1,6 +1,7 @@
 package web_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -36,6 +37,16 @@ func b64File(t testing.TB, path string) string {
 	b, err := os.ReadFile(path)
 	require.NoError(t, err)
 	return base64.StdEncoding.EncodeToString(b)
+}
+
+// b64Document is the base64 of the level-1 CDA of cda/testdata with the id
+// extension ext: a document of its own (the same id and bytes sent again
+// would be the same document).
+func b64Document(t testing.TB, ext string) string {
+	t.Helper()
+	b, err := os.ReadFile("../cda/testdata/n1-pdf.xml")
+	require.NoError(t, err)
+	return base64.StdEncoding.EncodeToString(bytes.Replace(b, []byte(`extension="LDL-20240312-000123"`), []byte(`extension="`+ext+`"`), 1))
 }
 
 func TestPostReportCDA(t *testing.T) {

@@ -6,6 +6,7 @@ import (
 	_ "embed"
 	"encoding/json"
 	"errors"
+	"io"
 	"log/slog"
 	"net/http"
 	"time"
@@ -25,9 +26,13 @@ type Reports interface {
 	ReportByDocumentID(ctx context.Context, documentID string) (dispatch.ReportView, error)
 }
 
-// HL7Intake handles one raw HL7 message and returns its ACK.
+// HL7Intake handles one raw HL7 message and returns its ACK, as it does for
+// a message received over MLLP.
 type HL7Intake interface {
 	HandleHL7(ctx context.Context, raw []byte) []byte
+	// HandleHL7TooLarge answers a message of size bytes, larger than the
+	// body limit, of which head is the start.
+	HandleHL7TooLarge(ctx context.Context, head []byte, size int64) []byte
 }
 
 // Pinger checks the database (a pgxpool.Pool).
@@ -165,15 +170,24 @@ func (s *server) requireToken(next http.Handler) http.Handler {
 }
 
 // postHL7 takes one raw HL7 message and answers its ACK, whatever the ACK
-// code: the HTTP status only says whether the message was read.
+// code, the very ACK MLLP would (an empty or oversize message included):
+// the HTTP status only says whether the body could be read.
 func (s *server) postHL7(w http.ResponseWriter, r *http.Request) {
-	body, ok := s.readBody(w, r)
-	if !ok {
+	body, err := io.ReadAll(io.LimitReader(r.Body, s.cfg.MaxBodySize+1))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "cannot read the body")
 		return
+	}
+	var ack []byte
+	if int64(len(body)) > s.cfg.MaxBodySize {
+		rest, _ := io.Copy(io.Discard, r.Body)
+		ack = s.cfg.HL7.HandleHL7TooLarge(r.Context(), body, int64(len(body))+rest)
+	} else {
+		ack = s.cfg.HL7.HandleHL7(r.Context(), body)
 	}
 	w.Header().Set("Content-Type", "x-application/hl7-v2+er7; charset=utf-8")
 	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write(s.cfg.HL7.HandleHL7(r.Context(), body))
+	_, _ = w.Write(ack)
 }
 
 func (s *server) getReport(w http.ResponseWriter, r *http.Request) {

@@ -165,14 +165,14 @@ func TestHL7AndReports(t *testing.T) {
 
 	code, _, ack = b.do(t, "POST", "/api/v1/hl7", bearer, "not hl7")
 	require.Equal(t, http.StatusOK, code, "an HL7 refusal is still an HL7 answer")
-	require.Contains(t, ack, "MSA|AR")
+	require.Contains(t, ack, "MSA|AE")
 
 	code, _, body := b.do(t, "POST", "/api/v1/hl7", bearer, "  ")
-	require.Equal(t, http.StatusBadRequest, code)
-	require.Contains(t, body, "empty body")
+	require.Equal(t, http.StatusOK, code, "an empty message gets the ACK MLLP would give it")
+	require.Contains(t, body, "MSA|AE")
 	_, _, metrics := b.do(t, "GET", "/metrics", "", "")
-	require.Contains(t, metrics, `mssdispatch_intake_duration_seconds_count{source="api"} 2`, "both messages timed to their ACK")
-	require.Contains(t, metrics, `mssdispatch_intake_messages_total{ack="AR",source="api"} 1`)
+	require.Contains(t, metrics, `mssdispatch_intake_duration_seconds_count{source="api"} 3`, "the messages timed to their ACK")
+	require.Contains(t, metrics, `mssdispatch_intake_messages_total{ack="AE",source="api"} 2`)
 
 	docID := "1.2.250.1.999.42.1.4^LDL-20240312-000123"
 	code, _, body = b.do(t, "GET", "/api/v1/reports?document_id="+url.QueryEscape(docID), bearer, "")

@@ -354,7 +354,7 @@ func TestAdminQuarantine(t *testing.T) {
 	// from the newest to the oldest.
 	code, _, ack := b.call(t, "POST", "/api/v1/hl7", "not hl7")
 	require.Equal(t, http.StatusOK, code)
-	require.Contains(t, ack, "MSA|AR")
+	require.Contains(t, ack, "MSA|AE")
 	for i := range 50 {
 		b.quarantine(t, fmt.Sprintf("MSG-P-%02d", i), "test", "x")
 	}

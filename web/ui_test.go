@@ -118,7 +118,7 @@ func (b *testBundle) reviewReport(t testing.TB, key, service string) int64 {
 	t.Helper()
 	body := `{"patient": {"family": "DURAND", "given": "Léa", "birth_date": "1975-03-02", "sex": "F", "ipp": "IPP-` + key + `"},
 		"service": "` + service + `",
-		"document": {"cda": "` + b64File(t, "../cda/testdata/n1-pdf.xml") + `"},
+		"document": {"cda": "` + b64Document(t, key) + `"},
 		"recipients": [{"rpps": "99900000001", "family": "MARTIN", "given": "Jean"},
 		               {"rpps": "99900000002", "family": "DUPONT-DEMO", "given": "Claire"},
 		               {"rpps": "99900000999", "family": "INCONNU", "given": "Paul"}]}`

@@ -32,12 +32,14 @@ const (
 	mtaJulie  = "julie.roux@medecin-demo.mssante.fr"
 )
 
-// ackFlags ask for the delivery and read acknowledgements (MetaDMPMSS OBX).
-const ackFlags = "OBX|2|CE|DESTDMP^Destinataire DMP^MetaDMPMSS||N^^expandedYes-NoIndicator||||||F\r" +
-	"OBX|3|CE|DESTMSSANTEPS^Destinataire (Professionnel de Santé, organisation ou BAL applicative)^MetaDMPMSS||Y^^expandedYes-NoIndicator||||||F\r" +
-	"OBX|4|CE|DESTMSSANTEPAT^Destinataire Patient^MetaDMPMSS||N^^expandedYes-NoIndicator||||||F\r" +
-	"OBX|5|CE|ACK_RECEPTION^Accusé de réception^MetaDMPMSS||Y^^expandedYes-NoIndicator||||||F\r" +
-	"OBX|6|CE|ACK_LECTURE^Accusé de lecture^MetaDMPMSS||Y^^expandedYes-NoIndicator||||||F\r"
+// askAcks makes a sample report ask for the delivery and read
+// acknowledgements (its MetaDMPMSS OBX ACK_RECEPTION and ACK_LECTURE_MSS Y).
+func askAcks(msg []byte) []byte {
+	for _, code := range []string{"ACK_RECEPTION^Accusé de réception", "ACK_LECTURE_MSS^Accusé de lecture"} {
+		msg = bytes.Replace(msg, []byte(code+"^MetaDMPMSS||N^^"), []byte(code+"^MetaDMPMSS||Y^^"), 1)
+	}
+	return msg
+}
 
 // TestEndToEndWithPostfix runs the service binary against Postfix and
 // Dovecot: a report with acknowledgements asked goes out by SMTP submission
@@ -75,7 +77,7 @@ func TestEndToEndWithPostfix(t *testing.T) {
 
 	msg, documentID, err := sampleReport(time.Now())
 	require.NoError(t, err)
-	msg = append(msg, ackFlags...)
+	msg = askAcks(msg)
 	ack := sendMLLP(t, mllpAddr, msg)
 	require.Equal(t, "AA", ack.Segment("MSA").Get(1), "%s", ack.Encode())
 	controlID := hl7.ControlIDOf(msg)

@@ -75,7 +75,7 @@ func TestRefusedMessagesAreKept(t *testing.T) {
 	require.Equal(t, first, b.handler.ServeMLLP(b.ctx, bad), "a retransmitted refusal gets the same ACK")
 
 	garbage := []byte("MSH|^~\\&|DPI\rPID|1\r")
-	require.Equal(t, "AR", parseACK(t, b.handler.ServeMLLP(b.ctx, garbage)).Segment("MSA").Get(1))
+	require.Equal(t, "AE", parseACK(t, b.handler.ServeMLLP(b.ctx, garbage)).Segment("MSA").Get(1))
 
 	rows, err := b.pool.Query(b.ctx, "SELECT reason, raw FROM quarantine ORDER BY id")
 	require.NoError(t, err)

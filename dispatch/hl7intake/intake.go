@@ -8,18 +8,20 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/mssdispatch/mssdispatch/dispatch"
 	"github.com/mssdispatch/mssdispatch/hl7"
+	"github.com/mssdispatch/mssdispatch/hl7/mllp"
 )
 
 // Receiver stores reports and refused messages (dispatch.Service).
 type Receiver interface {
 	Previous(ctx context.Context, in dispatch.Inbound) (dispatch.Answer, bool, error)
-	Receive(ctx context.Context, in dispatch.Inbound, r dispatch.Report, respond func(reportID int64, documentID string) []byte) (dispatch.Receipt, error)
+	Receive(ctx context.Context, in dispatch.Inbound, r dispatch.Report, respond func(reportID int64, documentID string, warnings []dispatch.Warning) []byte) (dispatch.Receipt, error)
 	Reject(ctx context.Context, in dispatch.Inbound, raw []byte, reason string, response []byte) (dispatch.Answer, error)
 }
 
@@ -30,7 +32,9 @@ type Config struct {
 	// DefaultCharset applies when MSH-18 is empty: "UNICODE UTF-8" (default),
 	// "8859/1" or "8859/15".
 	DefaultCharset string
-	// MaxSize is the largest message accepted, in bytes. Defaults to 16 MiB.
+	// MaxSize is the largest message accepted, in bytes, over MLLP (set the
+	// mllp.Server's MaxMessageSize to it) and the REST API. Defaults to
+	// hl7.DefaultMaxSize, 16 MiB.
 	MaxSize int
 	// Registerer receives the intake metrics; nil registers nothing.
 	Registerer prometheus.Registerer
@@ -53,6 +57,9 @@ func New(cfg Config) (*Handler, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
+	}
+	if cfg.MaxSize <= 0 {
+		cfg.MaxSize = hl7.DefaultMaxSize
 	}
 	h := &Handler{cfg: cfg, messages: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "mssdispatch_intake_messages_total",
@@ -83,15 +90,29 @@ func (h *Handler) ServeMLLP(ctx context.Context, raw []byte) []byte {
 	return h.handle(ctx, raw, "mllp")
 }
 
-// ServeMLLPTooLarge answers a message over the MLLP size limit with an AR,
-// keeping its head (all the server read of it) in quarantine.
+// ServeMLLPTooLarge answers a message over the MLLP size limit with an AE
+// (sent again, it would be refused again), keeping its head (all the server
+// read of it) in quarantine.
 func (h *Handler) ServeMLLPTooLarge(ctx context.Context, head []byte, size int64) []byte {
+	return h.tooLarge(ctx, head, size, "mllp")
+}
+
+// HandleHL7TooLarge answers a message over the REST API's size limit as
+// ServeMLLPTooLarge does over MLLP.
+func (h *Handler) HandleHL7TooLarge(ctx context.Context, head []byte, size int64) []byte {
+	return h.tooLarge(ctx, head, size, "api")
+}
+
+// tooLarge answers a message of size bytes over the limit, of which head is
+// the start: AE, and its first mllp.HeadSize bytes in quarantine.
+func (h *Handler) tooLarge(ctx context.Context, head []byte, size int64, source string) []byte {
+	head = head[:min(len(head), mllp.HeadSize)]
 	msg, _ := hl7.Parse(head, hl7.ParseOptions{DefaultCharset: h.cfg.DefaultCharset})
 	// Without a key it is not remembered: a smaller message may follow with the same id.
-	in := dispatch.Inbound{Kind: "hl7", Source: "mllp"}
+	in := dispatch.Inbound{Kind: "hl7", Source: source}
 	detail := hl7.ErrDetail{Code: hl7.CodeInternal, Severity: "E",
-		Msg: fmt.Sprintf("the message (%d bytes) is larger than the service accepts", size)}
-	return h.quarantine(ctx, in, head, detail, h.ack(msg, hl7.ControlIDOf(head), hl7.AckReject, detail).Encode())
+		Msg: fmt.Sprintf("le message (%d octets) dépasse la taille que le service accepte", size)}
+	return h.quarantine(ctx, in, head, detail, h.ack(msg, head, hl7.AckError, detail).Encode())
 }
 
 // HandleHL7 handles a message received through the REST API and returns its ACK.
@@ -114,8 +135,12 @@ func reject(code string, seg string, field, errCode int, format string, args ...
 
 func (h *Handler) handle(ctx context.Context, raw []byte, source string) []byte {
 	defer func(start time.Time) { h.latency.WithLabelValues(source).Observe(time.Since(start).Seconds()) }(time.Now())
+	if len(raw) > h.cfg.MaxSize {
+		return h.tooLarge(ctx, raw, int64(len(raw)), source)
+	}
 	msg, err := hl7.Parse(raw, hl7.ParseOptions{DefaultCharset: h.cfg.DefaultCharset, MaxSize: h.cfg.MaxSize})
 	if err != nil {
+		// Sent again as is, it would fail again: AE.
 		detail := hl7.ErrDetail{Code: hl7.CodeInternal, Severity: "E", Msg: err.Error()}
 		var pe *hl7.ParseError
 		if errors.As(err, &pe) {
@@ -125,7 +150,7 @@ func (h *Handler) handle(ctx context.Context, raw []byte, source string) []byte 
 		if msg != nil {
 			in = inbound(msg, source)
 		}
-		return h.quarantine(ctx, in, raw, detail, h.ack(msg, hl7.ControlIDOf(raw), hl7.AckReject, detail).Encode())
+		return h.quarantine(ctx, in, raw, detail, h.ack(msg, raw, hl7.AckError, detail).Encode())
 	}
 	in := inbound(msg, source)
 	prev, found, err := h.cfg.Receiver.Previous(ctx, in)
@@ -138,18 +163,28 @@ func (h *Handler) handle(ctx context.Context, raw []byte, source string) []byte 
 	case err != nil:
 		return h.unavailable(ctx, msg, in, err)
 	}
-	report, err := toReport(msg)
+	report, warnings, err := toReport(msg)
 	var rej *rejection
 	if errors.As(err, &rej) {
 		return h.refuse(ctx, msg, in, raw, rej.code, rej.detail)
 	}
-	ack := h.ack(msg, "", hl7.AckAccept).Encode()
-	receipt, err := h.cfg.Receiver.Receive(ctx, in, report, func(int64, string) []byte { return ack })
+	receipt, err := h.cfg.Receiver.Receive(ctx, in, report, func(_ int64, _ string, all []dispatch.Warning) []byte {
+		errs := slices.Clone(warnings)
+		for _, w := range all {
+			if w.Field == "" {
+				continue // the mapping's own, in warnings
+			}
+			d := locate(msg, w.Field)
+			d.Severity, d.Msg = "W", w.Msg
+			errs = append(errs, d)
+		}
+		return h.ack(msg, raw, hl7.AckAccept, errs...).Encode()
+	})
 	var invalid *dispatch.InvalidError
 	switch {
 	case err == nil:
 		h.cfg.Logger.InfoContext(ctx, "HL7 message accepted", "source", source, "control_id", in.ControlID,
-			"report_id", receipt.ReportID, "duplicate", receipt.Duplicate)
+			"report_id", receipt.ReportID, "duplicate", receipt.Duplicate, "warnings", len(report.Warnings))
 		return h.count(source, receipt.Response)
 	case errors.As(err, &invalid):
 		detail := locate(msg, invalid.Field)
@@ -178,17 +213,18 @@ func inbound(msg *hl7.Message, source string) dispatch.Inbound {
 	sum.Write([]byte(code + "^" + event + "\r"))
 	sum.Write(content.Encode())
 	return dispatch.Inbound{Kind: "hl7", Source: source, SendingApplication: msh.Get(3), SendingFacility: msh.Get(4),
+		ReceivingApplication: msh.Get(5), ReceivingFacility: msh.Get(6),
 		ControlID: msg.ControlID(), MessageType: code + "^" + event, Fingerprint: sum.Sum(nil)}
 }
 
 func reusedKey(in dispatch.Inbound) hl7.ErrDetail {
 	return hl7.ErrDetail{Segment: "MSH", Sequence: 1, Field: 10, Code: hl7.CodeDuplicateKey, Severity: "E",
-		Msg: fmt.Sprintf("MSH-10 %q was already used by %s for a different message: give each message its own control id", in.ControlID, in.SendingApplication)}
+		Msg: fmt.Sprintf("MSH-10 %q a déjà servi à %s pour un autre message : chaque message a son propre identifiant", in.ControlID, in.SendingApplication)}
 }
 
 // refuse answers msg with code and detail, after keeping it in quarantine.
 func (h *Handler) refuse(ctx context.Context, msg *hl7.Message, in dispatch.Inbound, raw []byte, code string, detail hl7.ErrDetail) []byte {
-	return h.quarantine(ctx, in, raw, detail, h.ack(msg, "", code, detail).Encode())
+	return h.quarantine(ctx, in, raw, detail, h.ack(msg, raw, code, detail).Encode())
 }
 
 // quarantine keeps a refused message and returns ack, or the first ACK of a
@@ -200,18 +236,18 @@ func (h *Handler) quarantine(ctx context.Context, in dispatch.Inbound, raw []byt
 	answer, err := h.cfg.Receiver.Reject(ctx, in, raw, detail.Msg, ack)
 	if err != nil {
 		h.cfg.Logger.ErrorContext(ctx, "HL7 message not quarantined", "source", in.Source, "control_id", in.ControlID, "error", err)
-		return h.count(in.Source, h.ack(nil, in.ControlID, hl7.AckReject, unavailableDetail).Encode())
+		return h.count(in.Source, h.ack(nil, raw, hl7.AckReject, unavailableDetail).Encode())
 	}
 	return h.count(in.Source, answer.Response)
 }
 
 var unavailableDetail = hl7.ErrDetail{Code: hl7.CodeInternal, Severity: "E",
-	Msg: "the message could not be stored, send it again later"}
+	Msg: "le message n'a pas pu être enregistré : envoyez-le à nouveau plus tard"}
 
 // unavailable answers a message the service could not store now with an AR.
 func (h *Handler) unavailable(ctx context.Context, msg *hl7.Message, in dispatch.Inbound, err error) []byte {
 	h.cfg.Logger.ErrorContext(ctx, "HL7 message not stored", "source", in.Source, "control_id", in.ControlID, "error", err)
-	return h.count(in.Source, h.ack(msg, "", hl7.AckReject, unavailableDetail).Encode())
+	return h.count(in.Source, h.ack(msg, nil, hl7.AckReject, unavailableDetail).Encode())
 }
 
 // count counts an ACK by its code and returns it.
@@ -224,11 +260,11 @@ func (h *Handler) count(source string, ack []byte) []byte {
 	return ack
 }
 
-// ack acknowledges orig, or when nothing could be parsed the message whose
-// control id is origControlID.
-func (h *Handler) ack(orig *hl7.Message, origControlID, code string, errs ...hl7.ErrDetail) *hl7.Message {
+// ack acknowledges orig, or when its header could not be parsed the message
+// raw, mirroring what can be salvaged of its header.
+func (h *Handler) ack(orig *hl7.Message, raw []byte, code string, errs ...hl7.ErrDetail) *hl7.Message {
 	if orig == nil {
-		return hl7.NewACKFor(origControlID, code, newControlID(), time.Now(), errs...)
+		orig = hl7.SalvageHeader(raw)
 	}
 	return hl7.NewACK(orig, code, newControlID(), time.Now(), errs...)
 }

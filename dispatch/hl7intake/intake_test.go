@@ -106,7 +106,9 @@ func TestAccept(t *testing.T) {
 	ack := parseACK(t, b.handler.ServeMLLP(b.ctx, oru(t, n1)))
 	require.Equal(t, "AA", ack.Segment("MSA").Get(1))
 	require.Equal(t, "MSG0001", ack.Segment("MSA").Get(2))
-	require.Nil(t, ack.Segment("ERR"))
+	for _, e := range ack.SegmentsNamed("ERR") {
+		require.Equal(t, "W", e.Get(4), "an AA carries warnings only: %s", e.Get(8))
+	}
 
 	var r struct {
 		source, app, controlID, documentID, code, title, family, given, birth, ins, insOID, ipp string
@@ -168,9 +170,10 @@ func TestRefused(t *testing.T) {
 		errLoc  string // ERR-2 as SEG^seq^field
 		errCode string
 	}{
-		{"not HL7", []byte("hello"), "AR", "", "", ""},
-		{"unsupported type", oru(t, n1, replace("MSH", "ORU^R01^ORU_R01", "ADT^A01^ADT_A01"), replace("MSH", "|MSG0001|", "|R01|")), "AR", "R01", "MSH^1^9", "200"},
-		{"no control id", oru(t, n1, replace("MSH", "|MSG0001|", "||")), "AR", "", "MSH^1^10", "101"},
+		{"not HL7", []byte("hello"), "AE", "", "", ""},
+		{"unsupported type", oru(t, n1, replace("MSH", "ORU^R01^ORU_R01", "ADT^A01^ADT_A01"), replace("MSH", "|MSG0001|", "|R01|")), "AE", "R01", "MSH^1^9", "200"},
+		{"no control id", oru(t, n1, replace("MSH", "|MSG0001|", "||")), "AE", "", "MSH^1^10", "101"},
+		{"malformed MSH-2", oru(t, n1, replace("MSH", `MSH|^~\&|`, `MSH|^~^&|`), replace("MSH", "|MSG0001|", "|R08|")), "AE", "R08", "MSH^1^2", "102"},
 		{"no PID", oru(t, n1, drop("PID"), replace("MSH", "|MSG0001|", "|R02|")), "AE", "R02", "PID^1", "100"},
 		{"no document", oru(t, n1, drop("OBX"), replace("MSH", "|MSG0001|", "|R03|")), "AE", "R03", "OBX^1^5", "101"},
 		{"bad base64", oru(t, n1, replace("OBX", "^Base64^", "^Base64^!!"), replace("MSH", "|MSG0001|", "|R04|")), "AE", "R04", "OBX^1^5", "102"},
@@ -209,6 +212,53 @@ func TestStoreFailureIsAR(t *testing.T) {
 	require.Equal(t, "207", ack.Segment("ERR").Component(3, 1))
 }
 
+// TestNULOverMLLP sends messages holding a NUL byte, raw or escaped, as a
+// DPI's feed would: each gets an AE (sent again, it would fail again) and is
+// kept whole in quarantine, and the next message on the connection is
+// accepted. Before, PostgreSQL refused the text and the DPI got an AR, sent
+// it again, forever, its feed blocked behind it.
+func TestNULOverMLLP(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	srv := &mllp.Server{Handler: b.handler, Logger: quiet}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	c, err := mllp.Dial(b.ctx, ln.Addr().String())
+	require.NoError(t, err)
+	defer c.Close()
+
+	bad := map[string][]byte{
+		"raw NUL in PID-5":       oru(t, n1, replace("PID", "DUPONT^Marie", "DUPONT\x00^Marie"), replace("MSH", "|MSG0001|", "|NUL1|")),
+		"escaped NUL in PID-5":   oru(t, n1, replace("PID", "DUPONT^Marie", `DUPONT\X00\^Marie`), replace("MSH", "|MSG0001|", "|NUL2|")),
+		"raw NUL in MSH-10":      oru(t, n1, replace("MSH", "|MSG0001|", "|NUL\x003|")),
+		"escaped NUL in an OBX":  oru(t, n1, replace("OBX", "||||||F", `||||||F|\X41004142\`), replace("MSH", "|MSG0001|", "|NUL4|")),
+		"raw NUL in a PRT-15":    oru(t, n1, replace("PRT|2|", "Julie.Roux@", "Julie.Roux\x00@"), replace("MSH", "|MSG0001|", "|NUL5|")),
+		"raw NUL in the base64":  oru(t, n1, replace("OBX", "^Base64^", "^Base64^PD94\x00"), replace("MSH", "|MSG0001|", "|NUL6|")),
+		"escaped NUL in MSH-4":   oru(t, n1, replace("MSH", "|CH_TEST|", `|CH\X00\TEST|`), replace("MSH", "|MSG0001|", "|NUL7|")),
+		"raw NUL before the MSH": append([]byte("\x00"), oru(t, n1, replace("MSH", "|MSG0001|", "|NUL8|"))...),
+	}
+	for name, msg := range bad {
+		raw, err := c.Send(b.ctx, msg)
+		require.NoError(t, err, name)
+		ack := parseACK(t, raw)
+		if name == "raw NUL before the MSH" { // bytes before the message are dropped
+			require.Equal(t, "AA", ack.Segment("MSA").Get(1), name)
+			continue
+		}
+		require.Equal(t, "AE", ack.Segment("MSA").Get(1), name)
+		require.Contains(t, ack.Segment("ERR").Get(8), "NUL", name)
+		var kept int
+		require.NoError(t, b.pool.QueryRow(b.ctx, "SELECT count(*) FROM quarantine WHERE raw = $1", msg).Scan(&kept))
+		require.Equal(t, 1, kept, "%s: kept whole", name)
+
+		raw, err = c.Send(b.ctx, oru(t, n1, replace("MSH", "|MSG0001|", "|NEXT-"+strings.ReplaceAll(name, " ", "-")+"|")))
+		require.NoError(t, err, name)
+		require.Equal(t, "AA", parseACK(t, raw).Segment("MSA").Get(1), "%s: the feed goes on", name)
+	}
+}
+
 func TestTooLargeOverMLLP(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
@@ -225,9 +275,12 @@ func TestTooLargeOverMLLP(t *testing.T) {
 	raw, err := c.Send(b.ctx, big)
 	require.NoError(t, err)
 	ack := parseACK(t, raw)
-	require.Equal(t, "AR", ack.Segment("MSA").Get(1))
+	require.Equal(t, "AE", ack.Segment("MSA").Get(1), "sent again, it would be refused again")
 	require.Equal(t, "MSG0001", ack.Segment("MSA").Get(2))
-	require.Contains(t, ack.Segment("ERR").Get(8), "larger than")
+	require.Contains(t, ack.Segment("ERR").Get(8), "dépasse la taille")
+	var kept int
+	require.NoError(t, b.pool.QueryRow(b.ctx, "SELECT count(*) FROM quarantine WHERE length(raw) > 0").Scan(&kept))
+	require.Equal(t, 1, kept, "its head is kept in quarantine")
 
 	// The connection goes on with the next message.
 	raw, err = c.Send(b.ctx, oru(t, n1))

@@ -1,6 +1,8 @@
 package hl7intake
 
 import (
+	"bytes"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -71,9 +73,9 @@ type action struct {
 
 // Actions by OBX-11 (ORU) and MDM event (volet, "Evènements déclenchants" and ORC-1).
 var (
-	actNew     = action{dispatch.ActionNew, "F", "NW", "a new document"}
-	actReplace = action{dispatch.ActionReplace, "C", "RO", "a replacement"}
-	actDelete  = action{dispatch.ActionDelete, "D", "CA", "a deletion"}
+	actNew     = action{dispatch.ActionNew, "F", "NW", "un nouveau document"}
+	actReplace = action{dispatch.ActionReplace, "C", "RO", "un remplacement"}
+	actDelete  = action{dispatch.ActionDelete, "D", "CA", "une suppression"}
 )
 
 var (
@@ -93,6 +95,9 @@ type mapper struct {
 	mdm     bool
 	msgType string // e.g. "ORU^R01"
 	r       dispatch.Report
+	// warnings are what the mapping ignored, located, for the ACK (their
+	// messages also go to r.Warnings, for the report's history).
+	warnings []hl7.ErrDetail
 }
 
 // fail returns an AE rejection located at field of s.
@@ -101,32 +106,71 @@ func fail(s seg, name string, field, code int, format string, args ...any) *reje
 		Code: code, Severity: "E", Msg: fmt.Sprintf(format, args...)}}
 }
 
-// toReport maps an ORU^R01 or MDM^T02/T10/T04 to a dispatch.Report, or
-// returns a *rejection.
-func toReport(msg *hl7.Message) (dispatch.Report, error) {
+// warn records d as a warning (severity W), once per segment, field, code
+// and message (a field missing from several segments is told once).
+func (m *mapper) warn(d hl7.ErrDetail) {
+	d.Severity = "W"
+	if d.Sequence == 0 {
+		d.Sequence = 1
+	}
+	for _, w := range m.warnings {
+		if w.Segment == d.Segment && w.Field == d.Field && w.Code == d.Code && w.Msg == d.Msg {
+			return
+		}
+	}
+	m.warnings = append(m.warnings, d)
+	m.r.Warnings = append(m.r.Warnings, dispatch.Warning{Msg: d.Msg})
+}
+
+// toReport maps an ORU^R01 or MDM^T02/T10/T04 to a dispatch.Report, with the
+// warnings of what it ignored (severity W), or returns a *rejection.
+func toReport(msg *hl7.Message) (dispatch.Report, []hl7.ErrDetail, error) {
 	code, event, _ := msg.Type()
 	m := &mapper{msg: msg, mdm: code == "MDM"}
 	switch {
 	case code == "ORU" && event == "R01", m.mdm && actionsByEvent[event].action != "":
 	case code == "ORU" || code == "MDM":
-		return dispatch.Report{}, reject(hl7.AckReject, "MSH", 9, hl7.CodeUnsupportedEvent,
-			"MSH-9 event %s^%s is not supported: send ORU^R01, MDM^T02, MDM^T10 or MDM^T04", code, event)
+		return dispatch.Report{}, nil, reject(hl7.AckError, "MSH", 9, hl7.CodeUnsupportedEvent,
+			"MSH-9 : l'événement %s^%s n'est pas pris en charge : envoyez ORU^R01, MDM^T02, MDM^T10 ou MDM^T04", code, event)
 	default:
-		return dispatch.Report{}, reject(hl7.AckReject, "MSH", 9, hl7.CodeUnsupportedMessageType,
-			"MSH-9 message type %s^%s is not supported: send ORU^R01 or MDM^T02/T10/T04", code, event)
+		return dispatch.Report{}, nil, reject(hl7.AckError, "MSH", 9, hl7.CodeUnsupportedMessageType,
+			"MSH-9 : le type de message %s^%s n'est pas pris en charge : envoyez ORU^R01 ou MDM^T02, MDM^T10, MDM^T04", code, event)
 	}
 	m.msgType = code + "^" + event
 	if msg.ControlID() == "" {
-		return dispatch.Report{}, reject(hl7.AckReject, "MSH", 10, hl7.CodeRequiredField, "MSH-10 (message control id) is empty")
+		return dispatch.Report{}, nil, reject(hl7.AckError, "MSH", 10, hl7.CodeRequiredField, "MSH-10 (identifiant du message) est vide")
 	}
-	for _, step := range []func() error{m.patient, m.document, m.flags, m.participants} {
+	for _, step := range []func() error{m.header, m.patient, m.document, m.flags, m.participants} {
 		if err := step(); err != nil {
-			return dispatch.Report{}, err
+			return dispatch.Report{}, nil, err
 		}
 	}
 	m.fallbackCorrespondents()
 	m.service()
-	return m.r, nil
+	return m.r, m.warnings, nil
+}
+
+// header checks the version of the message (MSH-12): another 2.x than the
+// volet's is read with a warning, anything else is refused.
+func (m *mapper) header() error {
+	want := "2.5"
+	if m.mdm {
+		want = "2.6"
+	}
+	switch v := strings.TrimSpace(m.msg.Version()); {
+	case v == "":
+	case !strings.HasPrefix(v, "2."):
+		return reject(hl7.AckError, "MSH", 12, hl7.CodeUnsupportedVersion,
+			"MSH-12 : la version HL7 %q n'est pas prise en charge : le volet utilise %s pour %s", v, want, m.msgType)
+	case v != want:
+		m.warn(hl7.ErrDetail{Segment: "MSH", Field: 12, Code: hl7.CodeUnsupportedVersion,
+			Msg: fmt.Sprintf("MSH-12 : version %s, le volet utilise %s pour %s : le message est lu selon le volet", v, want, m.msgType)})
+	}
+	if p := norm(m.msg.ProcessingID()); p != "" && p != "P" && p != "T" && p != "D" {
+		m.warn(hl7.ErrDetail{Segment: "MSH", Field: 11, Code: hl7.CodeUnsupportedProcessingID,
+			Msg: fmt.Sprintf("MSH-11 : identifiant de traitement %q inconnu (P, T ou D) : ignoré", p)})
+	}
+	return nil
 }
 
 // first returns the first segment named name.
@@ -166,17 +210,35 @@ func (m *mapper) before(name string, target *hl7.Segment) seg {
 	return found
 }
 
+// following returns the segments that follow target up to the next segment
+// not named name: the NTE of an OBX.
+func (m *mapper) following(target *hl7.Segment, name string) []*hl7.Segment {
+	i := slices.Index(m.msg.Segments, target)
+	if i < 0 {
+		return nil
+	}
+	var out []*hl7.Segment
+	for _, s := range m.msg.Segments[i+1:] {
+		if s.Name != name {
+			break
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
 func norm(s string) string { return strings.ToUpper(strings.TrimSpace(s)) }
 
-// patient maps PID.
+// patient maps PID: it must identify the patient (PID-3) and name them (PID-5).
 func (m *mapper) patient() error {
 	s := m.first("PID")
 	if s.Segment == nil {
-		return reject(hl7.AckError, "PID", 0, hl7.CodeSegmentSequence, "the PID segment is missing")
+		return reject(hl7.AckError, "PID", 0, hl7.CodeSegmentSequence, "le segment PID est absent")
 	}
 	pid := hl7.PID{Segment: s.Segment}
 	p := &m.r.Patient
-	for _, id := range pid.Identifiers() {
+	ids := pid.Identifiers()
+	for _, id := range ids {
 		switch norm(id.TypeCode) {
 		case "INS":
 			if oid := authorityOID(id.AssigningAuthority, insOIDs); oid != "" && p.INS == "" {
@@ -188,12 +250,18 @@ func (m *mapper) patient() error {
 			}
 		}
 	}
+	if !slices.ContainsFunc(ids, func(id hl7.CX) bool { return strings.TrimSpace(id.ID) != "" }) {
+		return fail(s, "PID", 3, hl7.CodeRequiredField, "PID-3 (identifiants du patient) est vide")
+	}
 	names := pid.Names()
 	if i := slices.IndexFunc(names, func(n hl7.XPN) bool { return norm(n.TypeCode) == "L" }); i > 0 {
 		names = names[i:]
 	}
 	if len(names) > 0 {
 		p.Family, p.Given = strings.TrimSpace(names[0].Family), strings.TrimSpace(names[0].Given)
+	}
+	if p.Family == "" && p.Given == "" {
+		return fail(s, "PID", 5, hl7.CodeRequiredField, "PID-5 (nom du patient) est vide")
 	}
 	p.BirthDate = strings.TrimSpace(pid.BirthDate())
 	if len(p.BirthDate) > 8 {
@@ -247,38 +315,61 @@ func isMetadata(id hl7.CE) bool {
 	return flagFields[code] != nil || code == bodyProfessional || code == bodyPatient
 }
 
-// documentOBX returns the OBX that carries the document: the first of type
-// ED that is not a MetaDMPMSS metadata (CORPSMAIL_*); seq is 0 when there is none.
-func documentOBX(msg *hl7.Message) (hl7.OBX, int) {
+// documentOBXs returns the OBX that carry documents: those of type ED that
+// are not MetaDMPMSS metadata (CORPSMAIL_*).
+func documentOBXs(msg *hl7.Message) []seg {
+	var out []seg
 	for i, s := range msg.SegmentsNamed("OBX") {
 		obx := hl7.OBX{Segment: s}
 		if norm(obx.ValueType()) == "ED" && !isMetadata(obx.Identifier()) {
-			return obx, i + 1
+			out = append(out, seg{s, i + 1})
 		}
 	}
-	return hl7.OBX{}, 0
+	return out
 }
 
-// document checks what the message asks and that the document is validated,
-// then maps the document.
+// document checks what the message asks and that its documents are
+// validated, then maps them: an MDM carries one, an ORU one or two (the
+// same report as CDA level 1 and level 3).
 func (m *mapper) document() error {
-	obx, seq := documentOBX(m.msg)
-	at := seg{obx.Segment, seq}
-	act, err := m.action(obx, at)
+	docs := documentOBXs(m.msg)
+	m.warnMissing(docs)
+	most, what := 2, "un message ORU porte un ou deux documents (le même compte rendu en CDA niveau 1 et niveau 3)"
+	if m.mdm {
+		most, what = 1, "un message MDM porte un seul document"
+	}
+	if len(docs) > most {
+		return fail(docs[most], "OBX", 5, hl7.CodeSegmentSequence, "l'OBX %d est le document n°%d du message : %s", docs[most].seq, most+1, what)
+	}
+	act, err := m.action(docs)
 	if err != nil {
 		return err
 	}
 	m.r.Action = act.action
-	if err := m.orderControl(obx, act); err != nil {
-		return err
+	orders := docs
+	if len(orders) == 0 {
+		orders = []seg{{}} // the message's ORC
 	}
-	txa, err := m.validated(obx, act)
+	for _, d := range orders {
+		if err := m.orderControl(d.Segment, act); err != nil {
+			return err
+		}
+	}
+	txa, err := m.validated(docs, act)
 	if err != nil {
 		return err
 	}
-	if seq != 0 {
-		if err := m.content(obx, at, act); err != nil {
+	for i, d := range docs {
+		doc, err := m.content(d, act)
+		if err != nil {
 			return err
+		}
+		switch {
+		case doc.ID == "" && doc.CDA == nil: // a deletion's empty OBX-5: named by TXA-12
+		case i == 0:
+			m.r.Document = doc
+		default:
+			m.r.OtherFormat = &doc
 		}
 	}
 	if m.mdm {
@@ -288,42 +379,50 @@ func (m *mapper) document() error {
 }
 
 // action returns what the message asks: by the event of an MDM, which OBX-11
-// of the document must agree with, or by OBX-11 of an ORU.
-func (m *mapper) action(obx hl7.OBX, at seg) (action, error) {
+// of its document must agree with, or by OBX-11 of an ORU's documents.
+func (m *mapper) action(docs []seg) (action, error) {
 	var act action
 	if m.mdm {
 		_, event, _ := m.msg.Type()
 		act = actionsByEvent[event]
 	}
-	if at.seq == 0 {
+	if len(docs) == 0 {
 		if m.mdm && act == actDelete {
 			return act, nil // a deletion may name its document by TXA-12 alone
 		}
 		return act, reject(hl7.AckError, "OBX", 5, hl7.CodeRequiredField,
-			"no OBX of type ED carries the CDA document (OBX-5 ^text^XML^Base64^<document>)")
+			"aucun OBX de type ED ne porte le document CDA (OBX-5 ^TEXT^XML^Base64^<document>)")
 	}
-	status := norm(obx.Status())
-	byStatus, ok := actionsByStatus[status]
-	switch {
-	case status == "":
-		return act, fail(at, "OBX", 11, hl7.CodeRequiredField,
-			"OBX-11 (observation result status) of the document is empty: expected F (new), C (replacement) or D (deletion)")
-	case !ok:
-		return act, fail(at, "OBX", 11, hl7.CodeTableValue,
-			"OBX-11 (observation result status) of the document is %q: expected F (new), C (replacement) or D (deletion)", obx.Status())
-	case m.mdm && byStatus != act:
-		return act, fail(at, "OBX", 11, hl7.CodeTableValue, "OBX-11 (observation result status) is %q but the event %s is %s: expected %s",
-			obx.Status(), m.msgType, act.what, act.obxStatus)
+	var first action
+	for i, at := range docs {
+		obx := hl7.OBX{Segment: at.Segment}
+		status := norm(obx.Status())
+		byStatus, ok := actionsByStatus[status]
+		switch {
+		case status == "":
+			return act, fail(at, "OBX", 11, hl7.CodeRequiredField,
+				"OBX-11 (statut) du document est vide : F (nouveau), C (remplacement) ou D (suppression) attendu")
+		case !ok:
+			return act, fail(at, "OBX", 11, hl7.CodeTableValue,
+				"OBX-11 (statut) du document vaut %q : F (nouveau), C (remplacement) ou D (suppression) attendu", obx.Status())
+		case m.mdm && byStatus != act:
+			return act, fail(at, "OBX", 11, hl7.CodeTableValue, "OBX-11 (statut) vaut %q mais l'événement %s demande %s : %s attendu",
+				obx.Status(), m.msgType, act.what, act.obxStatus)
+		case i > 0 && byStatus != first:
+			return act, fail(at, "OBX", 11, hl7.CodeTableValue,
+				"OBX-11 (statut) des deux documents diffère (%s puis %s) : les deux formats d'un compte rendu vont ensemble", first.obxStatus, byStatus.obxStatus)
+		}
+		first = byStatus
 	}
-	return byStatus, nil
+	return first, nil
 }
 
-// orderControl checks that ORC-1 (of the order of the document) agrees with
-// the action: NW, RO or CA.
-func (m *mapper) orderControl(obx hl7.OBX, act action) error {
-	s := m.before("ORC", obx.Segment)
+// orderControl checks that ORC-1 (of the order of the document obx, or the
+// message's first) agrees with the action: NW, RO or CA.
+func (m *mapper) orderControl(obx *hl7.Segment, act action) error {
+	s := m.before("ORC", obx)
 	if s.Segment == nil {
-		return reject(hl7.AckError, "ORC", 0, hl7.CodeSegmentSequence, "the ORC segment is missing: ORC-1 must say %s for %s", act.orcCtrl, act.what)
+		return reject(hl7.AckError, "ORC", 0, hl7.CodeSegmentSequence, "le segment ORC est absent : ORC-1 doit valoir %s pour %s", act.orcCtrl, act.what)
 	}
 	ctrl := hl7.ORC{Segment: s.Segment}.OrderControl()
 	if norm(ctrl) == act.orcCtrl {
@@ -331,62 +430,70 @@ func (m *mapper) orderControl(obx hl7.OBX, act action) error {
 	}
 	by := "OBX-11 " + act.obxStatus
 	if m.mdm {
-		by = "the event " + m.msgType
+		by = "l'événement " + m.msgType
 	}
-	return fail(s, "ORC", 1, hl7.CodeTableValue, "ORC-1 (order control) is %q but %s asks for %s: expected %s", ctrl, by, act.what, act.orcCtrl)
+	if strings.TrimSpace(ctrl) == "" {
+		return fail(s, "ORC", 1, hl7.CodeRequiredField, "ORC-1 (demande) est vide : %s demande %s, ORC-1 %s attendu", by, act.what, act.orcCtrl)
+	}
+	return fail(s, "ORC", 1, hl7.CodeTableValue, "ORC-1 (demande) vaut %q mais %s demande %s : %s attendu", ctrl, by, act.what, act.orcCtrl)
 }
 
-// validated checks that the document is validated: TXA-17 AU or LA (MDM),
-// OBR-25 F, or C for a replacement (ORU). It returns the TXA of an MDM.
-func (m *mapper) validated(obx hl7.OBX, act action) (hl7.TXA, error) {
+// validated checks that the documents are validated: TXA-17 AU or LA
+// (MDM); OBR-25, optional, F or C when given (ORU: the volet's examples
+// write F whatever OBX-11 asks). It returns the TXA of an MDM.
+func (m *mapper) validated(docs []seg, act action) (hl7.TXA, error) {
 	if !m.mdm {
-		s := m.before("OBR", obx.Segment)
-		if s.Segment == nil {
-			return hl7.TXA{}, reject(hl7.AckError, "OBR", 0, hl7.CodeSegmentSequence, "the OBR segment is missing")
+		for _, d := range docs {
+			s := m.before("OBR", d.Segment)
+			if s.Segment == nil {
+				continue // warnMissing warned
+			}
+			switch st := norm(hl7.OBR{Segment: s.Segment}.ResultStatus()); st {
+			case "", "F", "C":
+			default:
+				return hl7.TXA{}, fail(s, "OBR", 25, hl7.CodeTableValue,
+					"OBR-25 (statut du résultat) vaut %q : seul un document validé est envoyé (F, ou C pour une correction ; OBR-25 peut aussi être vide)", st)
+			}
 		}
-		switch st := norm(hl7.OBR{Segment: s.Segment}.ResultStatus()); {
-		case st == "F", st == "C" && act == actReplace:
-			return hl7.TXA{}, nil
-		case st == "":
-			return hl7.TXA{}, fail(s, "OBR", 25, hl7.CodeRequiredField, "OBR-25 (result status) is empty: expected F (final)")
-		default:
-			return hl7.TXA{}, fail(s, "OBR", 25, hl7.CodeTableValue, "OBR-25 (result status) is %q: expected F (final), or C for a replacement", st)
-		}
+		return hl7.TXA{}, nil
 	}
 	s := m.first("TXA")
 	if s.Segment == nil {
-		return hl7.TXA{}, reject(hl7.AckError, "TXA", 0, hl7.CodeSegmentSequence, "the TXA segment is missing")
+		return hl7.TXA{}, reject(hl7.AckError, "TXA", 0, hl7.CodeSegmentSequence, "le segment TXA est absent")
 	}
 	txa := hl7.TXA{Segment: s.Segment}
 	switch norm(txa.CompletionStatus()) {
 	case "AU", "LA":
 		return txa, nil
 	case "":
-		return txa, fail(s, "TXA", 17, hl7.CodeRequiredField, "TXA-17 (document completion status) is empty: expected AU (validated) or LA")
+		return txa, fail(s, "TXA", 17, hl7.CodeRequiredField, "TXA-17 (statut de complétude) est vide : AU (validé) attendu")
 	}
 	return txa, fail(s, "TXA", 17, hl7.CodeTableValue,
-		"TXA-17 (document completion status) is %q: only validated documents (AU or LA) are sent", txa.CompletionStatus())
+		"TXA-17 (statut de complétude) vaut %q : seul un document validé (AU ou LA) est envoyé", txa.CompletionStatus())
 }
 
-// content decodes the CDA of the document OBX and maps what it says: the
-// document, the parent of a replacement, the author (unless a PRT SB names
-// one); the INS of its recordTarget must be that of PID-3.
-func (m *mapper) content(obx hl7.OBX, at seg, act action) error {
+// content decodes the CDA of the document OBX at and maps what it says: the
+// document, the parent of a replacement, the author of the first document
+// (unless a PRT SB names one); the INS of its recordTarget must be that of
+// PID-3.
+func (m *mapper) content(at seg, act action) (dispatch.Document, error) {
+	obx := hl7.OBX{Segment: at.Segment}
 	doc, header, err := decodeDocument(obx, at, act == actDelete && m.mdm)
 	if err != nil || header == nil {
-		return err
+		return doc, err
 	}
 	p := m.r.Patient
 	if ins, oid, ok := header.Patient.INS(); ok && p.INS != "" && (ins != p.INS || oid != p.INSOID) {
-		return fail(m.first("PID"), "PID", 3, hl7.CodeDataType, "PID-3 INS %s (%s) is not the INS of the CDA recordTarget, %s (%s)",
-			p.INS, p.INSOID, ins, oid)
+		return doc, fail(m.first("PID"), "PID", 3, hl7.CodeDataType, "l'INS de PID-3, %s (%s), n'est pas celui du recordTarget du CDA de l'OBX %d, %s (%s)",
+			p.INS, p.INSOID, at.seq, ins, oid)
 	}
 	if act == actReplace && !header.ParentID.IsZero() {
 		doc.ParentID = uniqueID(header.ParentID)
 	}
-	m.r.Document = doc
-	m.r.Author = cdaAuthor(header.Author)
-	return nil
+	if m.r.Author.Kind == "" {
+		m.r.Author = cdaAuthor(header.Author)
+	}
+	return doc, nil
 }
 
 // documentIDs checks TXA-12 and TXA-13 against the CDA, and takes them when
@@ -396,12 +503,12 @@ func (m *mapper) documentIDs(txa hl7.TXA, act action) error {
 	doc := &m.r.Document
 	if id := eiUniqueID(txa.UniqueDocumentNumber()); id != "" {
 		if doc.ID != "" && doc.ID != id {
-			return fail(s, "TXA", 12, hl7.CodeDataType, "TXA-12 (unique document number) %q is not the CDA ClinicalDocument/id %q", id, doc.ID)
+			return fail(s, "TXA", 12, hl7.CodeDataType, "TXA-12 (identifiant du document) %q n'est pas l'identifiant du CDA (ClinicalDocument/id) %q", id, doc.ID)
 		}
 		doc.ID = id
 	}
 	if doc.ID == "" {
-		return fail(s, "TXA", 12, hl7.CodeRequiredField, "TXA-12 (unique document number) is empty and the message carries no CDA")
+		return fail(s, "TXA", 12, hl7.CodeRequiredField, "TXA-12 (identifiant du document) est vide et le message ne porte pas de CDA")
 	}
 	if doc.Code == "" { // no CDA: a deletion named by TXA-12, of type TXA-2 (else OBR-4)
 		dt := txa.DocumentType()
@@ -415,9 +522,12 @@ func (m *mapper) documentIDs(txa hl7.TXA, act action) error {
 	}
 	if id := eiUniqueID(txa.ParentDocumentNumber()); id != "" {
 		if doc.ParentID != "" && doc.ParentID != id {
-			return fail(s, "TXA", 13, hl7.CodeDataType, "TXA-13 (parent document number) %q is not the CDA relatedDocument/parentDocument/id %q", id, doc.ParentID)
+			return fail(s, "TXA", 13, hl7.CodeDataType, "TXA-13 (document remplacé) %q n'est pas le relatedDocument/parentDocument/id du CDA %q", id, doc.ParentID)
 		}
 		doc.ParentID = id
+	}
+	if doc.ParentID == "" {
+		return fail(s, "TXA", 13, hl7.CodeRequiredField, "TXA-13 (document remplacé) est vide et le CDA ne nomme pas de relatedDocument : un remplacement nomme le document qu'il remplace")
 	}
 	return nil
 }
@@ -448,19 +558,19 @@ func uniqueID(ii cda.II) string {
 func decodeDocument(obx hl7.OBX, at seg, optional bool) (dispatch.Document, *cda.Document, error) {
 	ed := obx.EncapsulatedData()
 	if enc := strings.TrimSpace(ed.Encoding); !strings.EqualFold(enc, "Base64") {
-		return dispatch.Document{}, nil, fail(at, "OBX", 5, hl7.CodeDataType, "OBX-5.4 (encoding) of the document is %q: expected Base64", enc)
+		return dispatch.Document{}, nil, fail(at, "OBX", 5, hl7.CodeDataType, "OBX-5.4 (encodage) du document vaut %q : Base64 attendu", enc)
 	}
 	if sub := strings.TrimSpace(ed.Subtype); !strings.EqualFold(sub, "XML") {
-		return dispatch.Document{}, nil, fail(at, "OBX", 5, hl7.CodeDataType, "OBX-5.3 (data subtype) of the document is %q: expected XML (a CDA R2 document)", sub)
+		return dispatch.Document{}, nil, fail(at, "OBX", 5, hl7.CodeDataType, "OBX-5.3 (sous-type) du document vaut %q : XML attendu (un document CDA R2)", sub)
 	}
 	data, err := cda.DecodeBase64([]byte(ed.Data))
 	switch {
 	case err != nil:
-		return dispatch.Document{}, nil, fail(at, "OBX", 5, hl7.CodeDataType, "OBX-5.5 (data) of the document is not base64: %v", err)
+		return dispatch.Document{}, nil, fail(at, "OBX", 5, hl7.CodeDataType, "OBX-5.5 (données) du document n'est pas du base64 (%s)", decodeProblem(err))
 	case len(data) == 0 && optional:
 		return dispatch.Document{}, nil, nil
 	case len(data) == 0:
-		return dispatch.Document{}, nil, fail(at, "OBX", 5, hl7.CodeRequiredField, "OBX-5.5 (data) of the document is empty")
+		return dispatch.Document{}, nil, fail(at, "OBX", 5, hl7.CodeRequiredField, "OBX-5.5 (données) du document est vide")
 	}
 	tree, err := cda.Read(data)
 	var header *cda.Document
@@ -468,11 +578,11 @@ func decodeDocument(obx hl7.OBX, at seg, optional bool) (dispatch.Document, *cda
 		header, err = tree.Header()
 	}
 	if err != nil {
-		return dispatch.Document{}, nil, fail(at, "OBX", 5, hl7.CodeDataType, "OBX-5.5 is not a CDA R2 document: %v", err)
+		return dispatch.Document{}, nil, fail(at, "OBX", 5, hl7.CodeDataType, "OBX-5.5 n'est pas un document CDA R2 : %v", err)
 	}
 	pdf, err := tree.PDF()
 	if err != nil && !errors.Is(err, cda.ErrNoPDF) {
-		return dispatch.Document{}, nil, fail(at, "OBX", 5, hl7.CodeDataType, "the PDF embedded in the CDA cannot be read: %v", err)
+		return dispatch.Document{}, nil, fail(at, "OBX", 5, hl7.CodeDataType, "le PDF inclus dans le CDA est illisible : %v", err)
 	}
 	id := obx.Identifier()
 	doc := dispatch.Document{ID: header.UniqueID(), Code: header.Code.Code, Title: header.Title,
@@ -484,6 +594,21 @@ func decodeDocument(obx hl7.OBX, at seg, optional bool) (dispatch.Document, *cda
 		doc.Title = strings.TrimSpace(id.Text)
 	}
 	return doc, header, nil
+}
+
+// decodeProblem says where base64 or hex text is corrupt.
+func decodeProblem(err error) string {
+	var b64 base64.CorruptInputError
+	var bad hex.InvalidByteError
+	switch {
+	case errors.As(err, &b64):
+		return fmt.Sprintf("caractère %d invalide, ou longueur impossible", int64(b64)+1)
+	case errors.As(err, &bad):
+		return fmt.Sprintf("caractère %q invalide", rune(bad))
+	case errors.Is(err, hex.ErrLength):
+		return "nombre impair de chiffres"
+	}
+	return err.Error()
 }
 
 // cdaAuthor returns the first author of the CDA as a participant.
@@ -530,10 +655,18 @@ func digits(s string) bool {
 	return s != "" && strings.Trim(s, "0123456789") == ""
 }
 
-// flags maps the MetaDMPMSS OBX: flags and email bodies.
+// flags maps the MetaDMPMSS OBX: the flags, the FIN of DESTMSSANTEPAT and
+// the email bodies. A message with flags must carry those the volet
+// requires and the service needs to know who may receive the document
+// (voletFields); the others, and the optional ones, default to N with a
+// warning when missing or unreadable. A message with no flag at all (a DPI
+// that does not follow the volet) gets DefaultFlags, with a warning. An
+// unreadable email body or an unknown metadata code is ignored with a
+// warning.
 func (m *mapper) flags() error {
 	f := dispatch.Flags{Present: true}
 	seen := map[string]bool{}
+	var group seg // the first flag, where missing ones are reported
 	for _, s := range m.all("OBX") {
 		obx := hl7.OBX{Segment: s.Segment}
 		id := obx.Identifier()
@@ -541,27 +674,20 @@ func (m *mapper) flags() error {
 			continue
 		}
 		code := flagCode(id.Identifier)
-		switch code {
-		case bodyProfessional, bodyPatient:
-			if seen[code] {
-				return fail(s, "OBX", 3, hl7.CodeSegmentSequence, "a second OBX %s: the volet allows one", code)
-			}
-			seen[code] = true
-			text, err := bodyText(obx, s, code, m.msg.Charset)
-			if err != nil {
-				return err
-			}
-			if code == bodyProfessional {
-				m.r.BodyProfessional = text
-			} else {
-				m.r.BodyPatient = text
-			}
+		if code == bodyProfessional || code == bodyPatient {
+			m.body(obx, s, code, seen)
 			continue
 		}
 		field := flagFields[code]
 		if field == nil {
-			continue // a metadata of a later version of the volet
+			m.warn(hl7.ErrDetail{Segment: "OBX", Sequence: s.seq, Field: 3, Code: hl7.CodeTableValue,
+				Msg: fmt.Sprintf("OBX-3 : %q n'est pas une métadonnée MetaDMPMSS du volet : ignorée", strings.TrimSpace(id.Identifier))})
+			continue
 		}
+		if group.Segment == nil {
+			group = s
+		}
+		needed := flagRequired(code)
 		v := obx.CodedValue().Identifier
 		var on bool
 		switch norm(v) {
@@ -569,30 +695,97 @@ func (m *mapper) flags() error {
 			on = true
 		case "N":
 		case "":
-			return fail(s, "OBX", 5, hl7.CodeRequiredField, "OBX-5 (value) of %s is empty: expected Y or N", code)
+			if needed {
+				return fail(s, "OBX", 5, hl7.CodeRequiredField, "OBX-5 (valeur) de %s est vide : Y ou N attendu", code)
+			}
+			m.warn(hl7.ErrDetail{Segment: "OBX", Sequence: s.seq, Field: 5, Code: hl7.CodeRequiredField,
+				Msg: fmt.Sprintf("OBX-5 (valeur) de %s est vide : N retenu", code)})
 		default:
-			return fail(s, "OBX", 5, hl7.CodeTableValue, "OBX-5 (value) of %s is %q: expected Y or N", code, v)
+			if needed {
+				return fail(s, "OBX", 5, hl7.CodeTableValue, "OBX-5 (valeur) de %s vaut %q : Y ou N attendu", code, v)
+			}
+			m.warn(hl7.ErrDetail{Segment: "OBX", Sequence: s.seq, Field: 5, Code: hl7.CodeTableValue,
+				Msg: fmt.Sprintf("OBX-5 (valeur) de %s vaut %q, ni Y ni N : N retenu", code, v)})
 		}
 		if seen[code] && *field(&f) != on {
-			return fail(s, "OBX", 5, hl7.CodeTableValue, "%s is given twice, Y and N", code)
+			if needed {
+				return fail(s, "OBX", 5, hl7.CodeTableValue, "%s est donné deux fois, Y et N", code)
+			}
+			m.warn(hl7.ErrDetail{Segment: "OBX", Sequence: s.seq, Field: 5, Code: hl7.CodeTableValue,
+				Msg: fmt.Sprintf("%s est donné deux fois, Y et N : le premier est retenu", code)})
+			continue
 		}
 		seen[code] = true
 		*field(&f) = on
+		if code == "DESTMSSANTEPAT" && on && m.noReply(s.Segment) {
+			f.PatientNoReply = true
+		}
 	}
-	m.r.Flags = dispatch.DefaultFlags
-	delete(seen, bodyProfessional)
-	delete(seen, bodyPatient)
-	if len(seen) > 0 {
-		m.r.Flags = f
+	if group.Segment == nil {
+		m.r.Flags = dispatch.DefaultFlags
+		m.warn(hl7.ErrDetail{Segment: "OBX", Field: 3, Code: hl7.CodeRequiredField,
+			Msg: "aucune métadonnée MetaDMPMSS (MASQUE_PS à DESTMSSANTEPAT) : le document est envoyé aux professionnels listés, pas au patient"})
+		return nil
 	}
+	for _, vf := range voletFields {
+		if vf.Segment != "OBX" || vf.Field != 0 || seen[vf.Label] {
+			continue
+		}
+		if vf.Refused {
+			return fail(group, "OBX", 3, hl7.CodeRequiredField,
+				"l'OBX de la métadonnée %s est absent : le volet la requiert et elle décide qui peut recevoir le document", vf.Label)
+		}
+		m.warn(hl7.ErrDetail{Segment: "OBX", Sequence: group.seq, Field: 3, Code: hl7.CodeRequiredField,
+			Msg: fmt.Sprintf("l'OBX de la métadonnée %s, requis par le volet, est absent : %s retenu", vf.Label, vf.Instead)})
+	}
+	m.r.Flags = f
 	return nil
+}
+
+// flagRequired reports whether the service refuses a message whose flag code
+// is missing or unreadable (voletFields).
+func flagRequired(code string) bool {
+	return slices.ContainsFunc(voletFields, func(f voletField) bool {
+		return f.Segment == "OBX" && f.Field == 0 && f.Label == code && f.Refused
+	})
+}
+
+// noReply reports whether an NTE of the DESTMSSANTEPAT OBX says FIN (NTE-4):
+// the professional does not want the patient to answer.
+func (m *mapper) noReply(obx *hl7.Segment) bool {
+	return slices.ContainsFunc(m.following(obx, "NTE"), func(s *hl7.Segment) bool {
+		return norm(hl7.NTE{Segment: s}.CommentType().Identifier) == "FIN"
+	})
+}
+
+// body maps a CORPSMAIL_* OBX: an email body the DPI wrote. One that cannot
+// be read, or a second one, is ignored with a warning (the default body is
+// used).
+func (m *mapper) body(obx hl7.OBX, s seg, code string, seen map[string]bool) {
+	if seen[code] {
+		m.warn(hl7.ErrDetail{Segment: "OBX", Sequence: s.seq, Field: 3, Code: hl7.CodeSegmentSequence,
+			Msg: fmt.Sprintf("un second OBX %s : le volet en permet un, celui-ci est ignoré", code)})
+		return
+	}
+	seen[code] = true
+	text, err := bodyText(obx, code, m.msg.Charset)
+	if err != nil {
+		m.warn(hl7.ErrDetail{Segment: "OBX", Sequence: s.seq, Field: 5, Code: hl7.CodeDataType,
+			Msg: fmt.Sprintf("%s illisible (%v) : le corps du courriel par défaut est utilisé", code, err)})
+		return
+	}
+	if code == bodyProfessional {
+		m.r.BodyProfessional = text
+	} else {
+		m.r.BodyPatient = text
+	}
 }
 
 // bodyText decodes the text of a CORPSMAIL_* OBX: ED ^TEXT^^Base64^<text>
 // per the volet (also A or Hex encodings, and TX/FT/ST values). The bytes
 // are UTF-8; when they are not valid UTF-8, they are ISO-8859-15 if the
 // message says so (MSH-18 8859/15), else ISO-8859-1.
-func bodyText(obx hl7.OBX, at seg, code, charset string) (string, error) {
+func bodyText(obx hl7.OBX, code, charset string) (string, error) {
 	var b []byte
 	switch vt := norm(obx.ValueType()); vt {
 	case "ED":
@@ -606,10 +799,10 @@ func bodyText(obx hl7.OBX, at seg, code, charset string) (string, error) {
 		case "A", "":
 			b = []byte(ed.Data)
 		default:
-			return "", fail(at, "OBX", 5, hl7.CodeDataType, "OBX-5.4 (encoding) of %s is %q: expected Base64", code, ed.Encoding)
+			return "", fmt.Errorf("OBX-5.4 (encodage) vaut %q, Base64 attendu", ed.Encoding)
 		}
 		if err != nil {
-			return "", fail(at, "OBX", 5, hl7.CodeDataType, "OBX-5.5 (data) of %s is not %s: %v", code, ed.Encoding, err)
+			return "", fmt.Errorf("OBX-5.5 n'est pas du %s valide (%s)", ed.Encoding, decodeProblem(err))
 		}
 	case "TX", "FT", "ST":
 		var lines []string
@@ -618,7 +811,10 @@ func bodyText(obx hl7.OBX, at seg, code, charset string) (string, error) {
 		}
 		b = []byte(strings.Join(lines, "\n"))
 	default:
-		return "", fail(at, "OBX", 2, hl7.CodeDataType, "OBX-2 (value type) of %s is %q: expected ED", code, obx.ValueType())
+		return "", fmt.Errorf("OBX-2 (type de valeur) de %s vaut %q, ED attendu", code, obx.ValueType())
+	}
+	if bytes.IndexByte(b, 0) >= 0 {
+		return "", errors.New("le texte contient un caractère NUL")
 	}
 	if utf8.Valid(b) {
 		return string(b), nil
@@ -629,21 +825,38 @@ func bodyText(obx hl7.OBX, at seg, code, charset string) (string, error) {
 	}
 	text, err := cm.NewDecoder().Bytes(b)
 	if err != nil {
-		return "", fail(at, "OBX", 5, hl7.CodeDataType, "OBX-5.5 (data) of %s is not text: %v", code, err)
+		return "", fmt.Errorf("OBX-5.5 n'est pas du texte : %v", err)
 	}
 	return string(text), nil
 }
 
-// participants maps the PRT segments: RCT recipients, SB author, REPLY address.
+// participants maps the PRT segments: RCT recipients, SB author, REPLY
+// address. A PRT RCT that names no one is refused; the fields the volet
+// requires and the service can do without (PRT-2, the RCT's PRT-15, a PRT
+// SB) are warned about; an unusable REPLY (optional) is ignored with a
+// warning.
 func (m *mapper) participants() error {
+	sender, rct := false, false
 	for _, s := range m.all("PRT") {
 		prt := hl7.PRT{Segment: s.Segment}
-		switch norm(prt.Participation().Identifier) {
+		role := norm(prt.Participation().Identifier)
+		if role != "" && !hasValue(s.Field(2)) {
+			m.warn(hl7.ErrDetail{Segment: "PRT", Sequence: s.seq, Field: 2, Code: hl7.CodeRequiredField,
+				Msg: "PRT-2 (code action, UC), requis par le volet, est vide : sans objet"})
+		}
+		switch role {
+		case "":
+			return fail(s, "PRT", 4, hl7.CodeRequiredField, "PRT-4 (participation) est vide : SB, RCT ou REPLY attendu")
 		case "RCT":
+			rct = true
 			rc := participant(prt)
 			if rc.Kind == "" {
 				return fail(s, "PRT", 5, hl7.CodeRequiredField,
-					"PRT %d (RCT) has neither a person (PRT-5), an organisation (PRT-8) nor an MSSanté address (PRT-15 ^NET^X.400^address)", s.seq)
+					"le PRT %d (RCT) ne nomme ni personne (PRT-5), ni organisation (PRT-8), ni adresse MSSanté (PRT-15 ^NET^X.400^adresse)", s.seq)
+			}
+			if rc.Address == "" {
+				m.warn(hl7.ErrDetail{Segment: "PRT", Sequence: s.seq, Field: 15, Code: hl7.CodeRequiredField,
+					Msg: fmt.Sprintf("PRT-15 (adresse MSSanté) du PRT %d (RCT), requis par le volet, est vide : l'adresse est cherchée dans l'annuaire", s.seq)})
 			}
 			rc.Role = dispatch.RoleResultCopiesTo
 			if rc.Kind == dispatch.KindPatient {
@@ -653,21 +866,30 @@ func (m *mapper) participants() error {
 				m.r.Recipients = append(m.r.Recipients, rc)
 			}
 		case "SB":
-			if m.r.Author.Role == dispatch.RoleSender {
+			if sender {
 				continue // the first sender is the author
 			}
 			if rc := participant(prt); rc.Kind != "" && rc.Kind != dispatch.KindPatient {
 				rc.Role = dispatch.RoleSender
-				m.r.Author = rc
+				m.r.Author, sender = rc, true
 			}
 		case "REPLY":
 			if m.r.ReplyTo != "" {
 				continue
 			}
 			if m.r.ReplyTo = emailOf(prt.Telecoms()); m.r.ReplyTo == "" {
-				return fail(s, "PRT", 15, hl7.CodeRequiredField, "PRT %d (REPLY) has no address in PRT-15 (^NET^X.400^address)", s.seq)
+				m.warn(hl7.ErrDetail{Segment: "PRT", Sequence: s.seq, Field: 15, Code: hl7.CodeRequiredField,
+					Msg: fmt.Sprintf("le PRT %d (REPLY) n'a pas d'adresse en PRT-15 (^NET^X.400^adresse) : pas d'adresse de réponse", s.seq)})
 			}
 		}
+	}
+	if !sender {
+		m.warn(hl7.ErrDetail{Segment: "PRT", Field: 4, Code: hl7.CodeRequiredField,
+			Msg: "aucun PRT SB (expéditeur), requis par le volet : l'auteur du lot de soumission XDM est celui du CDA"})
+	}
+	if !rct && m.r.Flags.ToProfessionals {
+		m.warn(hl7.ErrDetail{Segment: "PRT", Field: 4, Code: hl7.CodeSegmentSequence,
+			Msg: "DESTMSSANTEPS=Y mais aucun PRT RCT ne nomme de destinataire : le document n'est envoyé à aucun professionnel (sauf les correspondants ROL, PV1-8, OBR-28, PD1-4 si l'établissement l'a activé)"})
 	}
 	return nil
 }
@@ -827,22 +1049,23 @@ func (m *mapper) service() {
 }
 
 // locate returns the location in msg of the field of a report that the
-// domain found invalid (dispatch.InvalidError.Field), with its table 0357
-// code; the caller sets the message. An unknown field gives code 207 and no
+// domain found invalid or warned about (dispatch.InvalidError.Field,
+// dispatch.Warning.Field), with its table 0357 code; the caller sets the
+// severity and the message. An unknown field gives code 207 and no
 // location.
 func locate(msg *hl7.Message, field string) hl7.ErrDetail {
 	code, _, _ := msg.Type()
 	mdm := code == "MDM"
-	_, docSeq := documentOBX(msg)
-	doc := func(f, code int) hl7.ErrDetail {
-		seq := docSeq
-		if seq == 0 {
-			seq = 1 // where the document is expected
+	docs := documentOBXs(msg)
+	doc := func(i, f, code int) hl7.ErrDetail {
+		seq := 1 // where the document is expected
+		if i < len(docs) {
+			seq = docs[i].seq
 		}
-		return hl7.ErrDetail{Segment: "OBX", Sequence: seq, Field: f, Code: code, Severity: "E"}
+		return hl7.ErrDetail{Segment: "OBX", Sequence: seq, Field: f, Code: code}
 	}
 	at := func(seg string, f, code int) hl7.ErrDetail {
-		return hl7.ErrDetail{Segment: seg, Sequence: 1, Field: f, Code: code, Severity: "E"}
+		return hl7.ErrDetail{Segment: seg, Sequence: 1, Field: f, Code: code}
 	}
 	switch field {
 	case "control_id":
@@ -851,19 +1074,21 @@ func locate(msg *hl7.Message, field string) hl7.ErrDetail {
 		if mdm {
 			return at("TXA", 12, hl7.CodeRequiredField)
 		}
-		return doc(5, hl7.CodeRequiredField)
+		return doc(0, 5, hl7.CodeRequiredField)
 	case "document.cda":
-		return doc(5, hl7.CodeRequiredField)
+		return doc(0, 5, hl7.CodeRequiredField)
+	case "other_format.id", "other_format.cda":
+		return doc(1, 5, hl7.CodeRequiredField)
 	case "document.parent_id":
 		if mdm {
 			return at("TXA", 13, hl7.CodeRequiredField)
 		}
-		return doc(5, hl7.CodeRequiredField) // the CDA's relatedDocument/parentDocument
+		return doc(0, 5, hl7.CodeRequiredField) // the CDA's relatedDocument/parentDocument
 	case "action":
 		if mdm {
 			return at("MSH", 9, hl7.CodeUnsupportedEvent)
 		}
-		return doc(11, hl7.CodeTableValue)
+		return doc(0, 11, hl7.CodeTableValue)
 	case "patient.ins":
 		pid := hl7.PID{Segment: msg.Segment("PID")}
 		for _, id := range pid.Identifiers() {
@@ -872,19 +1097,27 @@ func locate(msg *hl7.Message, field string) hl7.ErrDetail {
 			}
 		}
 		return at("PID", 3, hl7.CodeRequiredField)
+	case "patient.mailbox":
+		for i, s := range msg.SegmentsNamed("PRT") {
+			prt := hl7.PRT{Segment: s}
+			if norm(prt.Participation().Identifier) == "RCT" && participant(prt).Kind == dispatch.KindPatient {
+				return hl7.ErrDetail{Segment: "PRT", Sequence: i + 1, Field: 15, Code: hl7.CodeTableValue}
+			}
+		}
+		return at("PID", 3, hl7.CodeTableValue)
 	}
 	if name, ok := strings.CutPrefix(field, "flags."); ok {
 		name = flagCode(name)
 		for i, s := range msg.SegmentsNamed("OBX") {
 			id := (hl7.OBX{Segment: s}).Identifier()
 			if isMetadata(id) && flagCode(id.Identifier) == name {
-				return hl7.ErrDetail{Segment: "OBX", Sequence: i + 1, Field: 5, Code: hl7.CodeTableValue, Severity: "E"}
+				return hl7.ErrDetail{Segment: "OBX", Sequence: i + 1, Field: 5, Code: hl7.CodeTableValue}
 			}
 		}
 		if flagFields[name] != nil {
 			// No OBX carries the flag: the OBX with that OBX-3 is missing.
-			return hl7.ErrDetail{Segment: "OBX", Field: 3, Code: hl7.CodeRequiredField, Severity: "E"}
+			return hl7.ErrDetail{Segment: "OBX", Sequence: 1, Field: 3, Code: hl7.CodeRequiredField}
 		}
 	}
-	return hl7.ErrDetail{Code: hl7.CodeInternal, Severity: "E"}
+	return hl7.ErrDetail{Code: hl7.CodeInternal}
 }

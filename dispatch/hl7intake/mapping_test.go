@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -122,10 +123,13 @@ func summary(b []byte) *blob {
 }
 
 // goldenReport is a report as the golden files show it: the CDA and PDF
-// bytes are replaced by their length and hash.
+// bytes are replaced by their length and hash; the warnings are the
+// located ones of the ACK.
 type goldenReport struct {
 	dispatch.Report
-	Document goldenDocument
+	Document    goldenDocument
+	OtherFormat *goldenDocument `json:",omitempty"`
+	Warnings    []string        `json:",omitempty"`
 }
 
 type goldenDocument struct {
@@ -134,9 +138,15 @@ type goldenDocument struct {
 	PDF *blob
 }
 
-func goldenJSON(tb testing.TB, r dispatch.Report) []byte {
+func goldenJSON(tb testing.TB, r dispatch.Report, warnings []hl7.ErrDetail) []byte {
 	tb.Helper()
 	g := goldenReport{Report: r, Document: goldenDocument{Document: r.Document, CDA: summary(r.Document.CDA), PDF: summary(r.Document.PDF)}}
+	if d := r.OtherFormat; d != nil {
+		g.OtherFormat = &goldenDocument{Document: *d, CDA: summary(d.CDA), PDF: summary(d.PDF)}
+	}
+	for _, w := range warnings {
+		g.Warnings = append(g.Warnings, fmt.Sprintf("%s %d %s: %s", where(w), w.Code, w.Severity, w.Msg))
+	}
 	out, err := json.MarshalIndent(g, "", "  ")
 	require.NoError(tb, err)
 	return append(out, '\n')
@@ -190,23 +200,22 @@ func requireRefusal(t *testing.T, err error, want refusal) {
 func TestToReport(t *testing.T) {
 	t.Parallel()
 	refused := map[string]refusal{
-		"adt_a01_unsupported_type.hl7":    {"AR", "MSH^1^9", hl7.CodeUnsupportedMessageType, "ADT^A01 is not supported"},
-		"mdm_t01_unsupported_event.hl7":   {"AR", "MSH^1^9", hl7.CodeUnsupportedEvent, "MDM^T01 is not supported"},
-		"mdm_t02_txa12_mismatch.hl7":      {"AE", "TXA^1^12", hl7.CodeDataType, `TXA-12 (unique document number) "1.2.250.1.999.42.1.4^LDL-20240312-000124" is not the CDA ClinicalDocument/id "1.2.250.1.999.42.1.4^LDL-20240312-000123"`},
-		"mdm_t02_txa17_not_validated.hl7": {"AE", "TXA^1^17", hl7.CodeTableValue, `TXA-17 (document completion status) is "IP"`},
-		"mdm_t04_no_id.hl7":               {"AE", "TXA^1^12", hl7.CodeRequiredField, "TXA-12 (unique document number) is empty"},
-		"mdm_t10_obx11_mismatch.hl7":      {"AE", "OBX^1^11", hl7.CodeTableValue, `OBX-11 (observation result status) is "F" but the event MDM^T10 is a replacement: expected C`},
-		"oru_r01_bad_body.hl7":            {"AE", "OBX^12^5", hl7.CodeDataType, "OBX-5.5 (data) of CORPSMAIL_PS is not Base64"},
-		"oru_r01_bad_flag.hl7":            {"AE", "OBX^2^5", hl7.CodeTableValue, `OBX-5 (value) of MASQUE_PS is "Oui": expected Y or N`},
-		"oru_r01_empty_rct.hl7":           {"AE", "PRT^3^5", hl7.CodeRequiredField, "PRT 3 (RCT) has neither a person (PRT-5)"},
-		"oru_r01_ins_mismatch.hl7":        {"AE", "PID^1^3", hl7.CodeDataType, "PID-3 INS 299127512300012 (1.2.250.1.213.1.4.10) is not the INS of the CDA recordTarget, 280017512345678"},
-		"oru_r01_no_pid.hl7":              {"AE", "PID^1", hl7.CodeSegmentSequence, "the PID segment is missing"},
-		"oru_r01_obr25_not_final.hl7":     {"AE", "OBR^1^25", hl7.CodeTableValue, `OBR-25 (result status) is "P": expected F (final), or C for a replacement`},
-		"oru_r01_orc_mismatch.hl7":        {"AE", "ORC^1^1", hl7.CodeTableValue, `ORC-1 (order control) is "NW" but OBX-11 C asks for a replacement: expected RO`},
+		"adt_a01_unsupported_type.hl7":    {"AE", "MSH^1^9", hl7.CodeUnsupportedMessageType, "le type de message ADT^A01 n'est pas pris en charge"},
+		"mdm_t01_unsupported_event.hl7":   {"AE", "MSH^1^9", hl7.CodeUnsupportedEvent, "l'événement MDM^T01 n'est pas pris en charge"},
+		"mdm_t02_txa12_mismatch.hl7":      {"AE", "TXA^1^12", hl7.CodeDataType, `TXA-12 (identifiant du document) "1.2.250.1.999.42.1.4^LDL-20240312-000124" n'est pas l'identifiant du CDA (ClinicalDocument/id) "1.2.250.1.999.42.1.4^LDL-20240312-000123"`},
+		"mdm_t02_txa17_not_validated.hl7": {"AE", "TXA^1^17", hl7.CodeTableValue, `TXA-17 (statut de complétude) vaut "IP"`},
+		"mdm_t04_no_id.hl7":               {"AE", "TXA^1^12", hl7.CodeRequiredField, "TXA-12 (identifiant du document) est vide"},
+		"mdm_t10_obx11_mismatch.hl7":      {"AE", "OBX^1^11", hl7.CodeTableValue, `OBX-11 (statut) vaut "F" mais l'événement MDM^T10 demande un remplacement : C attendu`},
+		"oru_r01_bad_flag.hl7":            {"AE", "OBX^2^5", hl7.CodeTableValue, `OBX-5 (valeur) de MASQUE_PS vaut "Oui" : Y ou N attendu`},
+		"oru_r01_empty_rct.hl7":           {"AE", "PRT^3^5", hl7.CodeRequiredField, "le PRT 3 (RCT) ne nomme ni personne (PRT-5)"},
+		"oru_r01_ins_mismatch.hl7":        {"AE", "PID^1^3", hl7.CodeDataType, "l'INS de PID-3, 299127512300012 (1.2.250.1.213.1.4.10), n'est pas celui du recordTarget du CDA de l'OBX 1, 280017512345678"},
+		"oru_r01_no_pid.hl7":              {"AE", "PID^1", hl7.CodeSegmentSequence, "le segment PID est absent"},
+		"oru_r01_obr25_not_final.hl7":     {"AE", "OBR^1^25", hl7.CodeTableValue, `OBR-25 (statut du résultat) vaut "P" : seul un document validé est envoyé`},
+		"oru_r01_orc_mismatch.hl7":        {"AE", "ORC^1^1", hl7.CodeTableValue, `ORC-1 (demande) vaut "NW" mais OBX-11 C demande un remplacement : RO attendu`},
 	}
 	accepted := []string{
 		"mdm_t02_new.hl7", "mdm_t04_delete.hl7", "mdm_t04_delete_no_document.hl7", "mdm_t10_replace.hl7",
-		"oru_r01.hl7", "oru_r01_correction.hl7", "oru_r01_deletion.hl7", "oru_r01_fallback_correspondents.hl7",
+		"oru_r01.hl7", "oru_r01_bad_body.hl7", "oru_r01_correction.hl7", "oru_r01_deletion.hl7", "oru_r01_fallback_correspondents.hl7",
 		"oru_r01_latin9.hl7", "oru_r01_n3_lf.hl7", "oru_r01_new_flags.hl7", "oru_r01_wrapped_base64_crlf.hl7",
 	}
 	var covered []string
@@ -220,15 +229,15 @@ func TestToReport(t *testing.T) {
 	for _, name := range accepted {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			r, err := toReport(parseMessage(t, loadMessage(t, name)))
+			r, warnings, err := toReport(parseMessage(t, loadMessage(t, name)))
 			require.NoError(t, err)
-			golden(t, strings.TrimSuffix(name, ".hl7")+".json", goldenJSON(t, r))
+			golden(t, strings.TrimSuffix(name, ".hl7")+".json", goldenJSON(t, r, warnings))
 		})
 	}
 	for name, want := range refused {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			_, err := toReport(parseMessage(t, loadMessage(t, name)))
+			_, _, err := toReport(parseMessage(t, loadMessage(t, name)))
 			requireRefusal(t, err, want)
 		})
 	}
@@ -251,104 +260,154 @@ func TestToReportVariants(t *testing.T) {
 		want refusal
 	}{
 		{"no document OBX", edit(t, newFlags, change{"OBX|1|", "|ED|", "|RP|"}),
-			refusal{"AE", "OBX^1^5", hl7.CodeRequiredField, "no OBX of type ED carries the CDA document"}},
+			refusal{"AE", "OBX^1^5", hl7.CodeRequiredField, "aucun OBX de type ED ne porte le document CDA"}},
 		{"OBX-11 empty", edit(t, newFlags, change{"OBX|1|", "||||||F", ""}),
-			refusal{"AE", "OBX^1^11", hl7.CodeRequiredField, "OBX-11 (observation result status) of the document is empty"}},
+			refusal{"AE", "OBX^1^11", hl7.CodeRequiredField, "OBX-11 (statut) du document est vide"}},
 		{"OBX-11 unknown", edit(t, newFlags, change{"OBX|1|", "||||||F", "||||||X"}),
-			refusal{"AE", "OBX^1^11", hl7.CodeTableValue, `OBX-11 (observation result status) of the document is "X"`}},
+			refusal{"AE", "OBX^1^11", hl7.CodeTableValue, `OBX-11 (statut) du document vaut "X"`}},
 		{"XO is not the volet's RO", edit(t, correction, change{"ORC|", "ORC|RO|", "ORC|XO|"}),
-			refusal{"AE", "ORC^1^1", hl7.CodeTableValue, `ORC-1 (order control) is "XO" but OBX-11 C asks for a replacement: expected RO`}},
+			refusal{"AE", "ORC^1^1", hl7.CodeTableValue, `ORC-1 (demande) vaut "XO" mais OBX-11 C demande un remplacement : RO attendu`}},
+		{"ORC-1 empty", edit(t, newFlags, change{"ORC|", "ORC|NW|", "ORC||"}),
+			refusal{"AE", "ORC^1^1", hl7.CodeRequiredField, "ORC-1 (demande) est vide"}},
 		{"deletion with ORC NW", edit(t, "oru_r01_deletion.hl7", change{"ORC|", "ORC|CA|", "ORC|NW|"}),
-			refusal{"AE", "ORC^1^1", hl7.CodeTableValue, "expected CA"}},
+			refusal{"AE", "ORC^1^1", hl7.CodeTableValue, "CA attendu"}},
 		{"MDM T04 with ORC NW", edit(t, mdmDelete, change{"ORC|", "ORC|CA", "ORC|NW"}),
-			refusal{"AE", "ORC^1^1", hl7.CodeTableValue, `ORC-1 (order control) is "NW" but the event MDM^T04 asks for a deletion: expected CA`}},
+			refusal{"AE", "ORC^1^1", hl7.CodeTableValue, `ORC-1 (demande) vaut "NW" mais l'événement MDM^T04 demande une suppression : CA attendu`}},
 		{"no ORC", edit(t, newFlags, change{"ORC|", "ORC|", "NTE|"}),
-			refusal{"AE", "ORC^1", hl7.CodeSegmentSequence, "the ORC segment is missing: ORC-1 must say NW for a new document"}},
-		{"no OBR", edit(t, newFlags, change{"OBR|", "OBR|", "NTE|"}),
-			refusal{"AE", "OBR^1", hl7.CodeSegmentSequence, "the OBR segment is missing"}},
-		{"OBR-25 empty", edit(t, newFlags, change{"OBR|", "||F", "||"}),
-			refusal{"AE", "OBR^1^25", hl7.CodeRequiredField, "OBR-25 (result status) is empty: expected F (final)"}},
-		{"OBR-25 C for a new document", edit(t, newFlags, change{"OBR|", "||F", "||C"}),
-			refusal{"AE", "OBR^1^25", hl7.CodeTableValue, `OBR-25 (result status) is "C"`}},
+			refusal{"AE", "ORC^1", hl7.CodeSegmentSequence, "le segment ORC est absent : ORC-1 doit valoir NW pour un nouveau document"}},
+		{"OBR-25 preliminary", edit(t, newFlags, change{"OBR|", "||F", "||P"}),
+			refusal{"AE", "OBR^1^25", hl7.CodeTableValue, `OBR-25 (statut du résultat) vaut "P"`}},
 		{"no TXA", edit(t, mdmNew, change{"TXA|", "TXA|", "NTE|"}),
-			refusal{"AE", "TXA^1", hl7.CodeSegmentSequence, "the TXA segment is missing"}},
+			refusal{"AE", "TXA^1", hl7.CodeSegmentSequence, "le segment TXA est absent"}},
 		{"TXA-17 empty", edit(t, mdmNew, change{"TXA|", "|AU|", "||"}),
-			refusal{"AE", "TXA^1^17", hl7.CodeRequiredField, "TXA-17 (document completion status) is empty"}},
+			refusal{"AE", "TXA^1^17", hl7.CodeRequiredField, "TXA-17 (statut de complétude) est vide"}},
 		{"TXA-13 is not the CDA parent", edit(t, "mdm_t10_replace.hl7", change{"TXA|", "|1.2.250.1.999.77.3.20240104.1|", "|1.2.250.1.999.77.3.20240104.9|"}),
-			refusal{"AE", "TXA^1^13", hl7.CodeDataType, `TXA-13 (parent document number) "1.2.250.1.999.77.3.20240104.9" is not the CDA relatedDocument/parentDocument/id "1.2.250.1.999.77.3.20240104.1"`}},
+			refusal{"AE", "TXA^1^13", hl7.CodeDataType, `TXA-13 (document remplacé) "1.2.250.1.999.77.3.20240104.9" n'est pas le relatedDocument/parentDocument/id du CDA "1.2.250.1.999.77.3.20240104.1"`}},
 		{"ORU deletion without the CDA", edit(t, "oru_r01_deletion.hl7", change{"OBX|1|", "^Base64^", "^Base64^||||||D|"}),
-			refusal{"AE", "OBX^1^5", hl7.CodeRequiredField, "OBX-5.5 (data) of the document is empty"}},
+			refusal{"AE", "OBX^1^5", hl7.CodeRequiredField, "OBX-5.5 (données) du document est vide"}},
 		{"document not Base64", edit(t, newFlags, change{"OBX|1|", "^Base64^", "^A^"}),
-			refusal{"AE", "OBX^1^5", hl7.CodeDataType, `OBX-5.4 (encoding) of the document is "A": expected Base64`}},
+			refusal{"AE", "OBX^1^5", hl7.CodeDataType, `OBX-5.4 (encodage) du document vaut "A" : Base64 attendu`}},
 		{"document not XML", edit(t, newFlags, change{"OBX|1|", "^XML^", "^PDF^"}),
-			refusal{"AE", "OBX^1^5", hl7.CodeDataType, `OBX-5.3 (data subtype) of the document is "PDF"`}},
+			refusal{"AE", "OBX^1^5", hl7.CodeDataType, `OBX-5.3 (sous-type) du document vaut "PDF"`}},
 		{"bad base64", edit(t, newFlags, change{"OBX|1|", "^Base64^", "^Base64^!!"}),
-			refusal{"AE", "OBX^1^5", hl7.CodeDataType, "OBX-5.5 (data) of the document is not base64"}},
+			refusal{"AE", "OBX^1^5", hl7.CodeDataType, "OBX-5.5 (données) du document n'est pas du base64"}},
 		{"not a CDA", edit(t, newFlags, change{"OBX|1|", "^Base64^", "^Base64^PGh0bWw+PC9odG1sPg==||||||F|"}),
-			refusal{"AE", "OBX^1^5", hl7.CodeDataType, "OBX-5.5 is not a CDA R2 document"}},
+			refusal{"AE", "OBX^1^5", hl7.CodeDataType, "OBX-5.5 n'est pas un document CDA R2"}},
 		{"flag empty", edit(t, newFlags, change{"OBX|9|", "||Y^^", "||^^"}),
-			refusal{"AE", "OBX^9^5", hl7.CodeRequiredField, "OBX-5 (value) of DESTMSSANTEPAT is empty: expected Y or N"}},
+			refusal{"AE", "OBX^9^5", hl7.CodeRequiredField, "OBX-5 (valeur) de DESTMSSANTEPAT est vide : Y ou N attendu"}},
 		{"flag given twice, Y and N", edit(t, newFlags, change{"OBX|3|", "INVISIBLE_PATIENT^", "DESTMSSANTEPAT^"}),
-			refusal{"AE", "OBX^9^5", hl7.CodeTableValue, "DESTMSSANTEPAT is given twice, Y and N"}},
-		{"second CORPSMAIL_PS", edit(t, newFlags, change{"OBX|13|", "CORPSMAIL_PATIENT^", "CORPSMAIL_PS^"}),
-			refusal{"AE", "OBX^13^3", hl7.CodeSegmentSequence, "a second OBX CORPSMAIL_PS"}},
-		{"body of another type", edit(t, newFlags, change{"OBX|12|", "|ED|", "|NM|"}),
-			refusal{"AE", "OBX^12^2", hl7.CodeDataType, `OBX-2 (value type) of CORPSMAIL_PS is "NM": expected ED`}},
-		{"REPLY without address", edit(t, newFlags, change{"PRT||UC||REPLY", "^^X.400^Secretariat.Cardio@ch-test.mssante.fr", "^PRN^PH^^^^0100000000"}),
-			refusal{"AE", "PRT^7^15", hl7.CodeRequiredField, "PRT 7 (REPLY) has no address in PRT-15"}},
+			refusal{"AE", "OBX^9^5", hl7.CodeTableValue, "DESTMSSANTEPAT est donné deux fois, Y et N"}},
+		{"a flag the service needs is missing", edit(t, newFlags, change{"OBX|3|", "INVISIBLE_PATIENT^", "AUTRE^"}),
+			refusal{"AE", "OBX^2^3", hl7.CodeRequiredField, "l'OBX de la métadonnée INVISIBLE_PATIENT est absent"}},
+		{"PID-5 empty", edit(t, newFlags, change{"PID|", "||DUPONT^Marie^Marie Louise^^^^L~MARTIN-TEST^Marie", "||"}),
+			refusal{"AE", "PID^1^5", hl7.CodeRequiredField, "PID-5 (nom du patient) est vide"}},
+		{"PID-3 empty", edit(t, newFlags, change{"PID|", "280017512345678^^^ASIP-SANTE-INS-NIR&1.2.250.1.213.1.4.10&ISO^INS^^20200101~IPP0012345^^^CH_TEST&1.2.250.1.999.42.1.1&ISO^PI", ""}),
+			refusal{"AE", "PID^1^3", hl7.CodeRequiredField, "PID-3 (identifiants du patient) est vide"}},
+		{"HL7 version 3", edit(t, newFlags, change{"MSH|", "|P|2.5|", "|P|3.0|"}),
+			refusal{"AE", "MSH^1^12", hl7.CodeUnsupportedVersion, `MSH-12 : la version HL7 "3.0" n'est pas prise en charge`}},
+		{"a third document", edit(t, newFlags, change{"OBX|12|", "CORPSMAIL_PS^Corps du mail pour un PS^MetaDMPMSS||^TEXT^^Base64^", "11490-0^Lettre de sortie^LN||^TEXT^XML^Base64^"},
+			change{"OBX|13|", "CORPSMAIL_PATIENT^Corps du mail pour le patient^MetaDMPMSS||^TEXT^^Base64^", "11490-0^Lettre de sortie^LN||^TEXT^XML^Base64^"}),
+			refusal{"AE", "OBX^13^5", hl7.CodeSegmentSequence, "l'OBX 13 est le document n°3 du message : un message ORU porte un ou deux documents"}},
+		{"two documents in an MDM", edit(t, mdmNew, change{"OBX|12|", "CORPSMAIL_PS^Corps du mail pour un PS^MetaDMPMSS||^text^^Base64^", "11490-0^Lettre de sortie^LN||^text^XML^Base64^"}),
+			refusal{"AE", "OBX^12^5", hl7.CodeSegmentSequence, "un message MDM porte un seul document"}},
 	}
 	for _, tt := range refusedTests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			_, err := toReport(tt.msg)
+			_, _, err := toReport(tt.msg)
 			requireRefusal(t, err, tt.want)
 		})
 	}
 
 	acceptedTests := []struct {
-		name  string
-		msg   *hl7.Message
-		check func(t *testing.T, r dispatch.Report)
+		name string
+		msg  *hl7.Message
+		// warned is the warning the ACK carries (ERR-2 and a part of
+		// ERR-8), empty for none beyond those of the unedited message.
+		warned refusal
+		check  func(t *testing.T, r dispatch.Report)
 	}{
-		{"correction with OBR-25 C", edit(t, correction, change{"OBR|", "||F", "||C"}), func(t *testing.T, r dispatch.Report) {
+		{"correction with OBR-25 C", edit(t, correction, change{"OBR|", "||F", "||C"}), refusal{}, func(t *testing.T, r dispatch.Report) {
 			require.Equal(t, dispatch.ActionReplace, r.Action)
 			require.Equal(t, "1.2.250.1.999.77.3.20240104.1", r.Document.ParentID)
 		}},
-		{"flags in lower case and spaces", edit(t, newFlags, change{"OBX|2|", "||N^^", "|| y ^^"}), func(t *testing.T, r dispatch.Report) {
+		{"OBR-25 empty: optional", edit(t, newFlags, change{"OBR|", "||F", "||"}), refusal{}, func(t *testing.T, r dispatch.Report) {
+			require.Equal(t, dispatch.ActionNew, r.Action)
+		}},
+		{"OBR-25 C for a new document: the volet's examples write F or C whatever OBX-11", edit(t, newFlags, change{"OBR|", "||F", "||C"}), refusal{},
+			func(t *testing.T, r dispatch.Report) { require.Equal(t, dispatch.ActionNew, r.Action) }},
+		{"no OBR: warned", edit(t, newFlags, change{"OBR|", "OBR|", "NTE|"}),
+			refusal{"W", "OBR^1", hl7.CodeSegmentSequence, "le segment OBR, requis par le volet, est absent"},
+			func(t *testing.T, r dispatch.Report) { require.Equal(t, "11490-0", r.Document.Code) }},
+		{"OBR-4 empty: the CDA's code", edit(t, newFlags, change{"OBR|", "11490-0^Lettre de sortie^LN", ""}),
+			refusal{"W", "OBR^1^4", hl7.CodeRequiredField, "OBR-4 (code du document), requis par le volet, est vide : le code du CDA"},
+			func(t *testing.T, r dispatch.Report) { require.Equal(t, "11490-0", r.Document.Code) }},
+		{"MSH-21 empty", edit(t, newFlags, change{"MSH|", "|||2.1^CISIS_CDA_HL7_V2", ""}),
+			refusal{"W", "MSH^1^21", hl7.CodeRequiredField, "MSH-21 (profil (2.1^CISIS_CDA_HL7_V2)), requis par le volet, est vide"}, nil},
+		{"ORU in 2.6", edit(t, newFlags, change{"MSH|", "|P|2.5|", "|P|2.6|"}),
+			refusal{"W", "MSH^1^12", hl7.CodeUnsupportedVersion, "MSH-12 : version 2.6, le volet utilise 2.5 pour ORU^R01"}, nil},
+		{"an unknown metadata code", edit(t, newFlags, change{"OBX|10|", "ACK_RECEPTION^", "ACK_NOUVEAU^"}),
+			refusal{"W", "OBX^10^3", hl7.CodeTableValue, `OBX-3 : "ACK_NOUVEAU" n'est pas une métadonnée MetaDMPMSS du volet : ignorée`},
+			func(t *testing.T, r dispatch.Report) { require.False(t, r.Flags.DeliveryAck) }},
+		{"a flag the service can do without is missing", edit(t, newFlags, change{"OBX|7|", "DESTDMP^", "AUTRE^"}),
+			refusal{"W", "OBX^2^3", hl7.CodeRequiredField, "l'OBX de la métadonnée DESTDMP, requis par le volet, est absent : N retenu"},
+			func(t *testing.T, r dispatch.Report) { require.False(t, r.Flags.ToDMP) }},
+		{"no flag at all: the professionals only", edit(t, "oru_r01.hl7"), refusal{"W", "OBX^1^3", hl7.CodeRequiredField, "aucune métadonnée MetaDMPMSS"},
+			func(t *testing.T, r dispatch.Report) { require.Equal(t, dispatch.DefaultFlags, r.Flags) }},
+		{"REPLY without address: ignored", edit(t, newFlags, change{"PRT||UC||REPLY", "^^X.400^Secretariat.Cardio@ch-test.mssante.fr", "^PRN^PH^^^^0100000000"}),
+			refusal{"W", "PRT^7^15", hl7.CodeRequiredField, "le PRT 7 (REPLY) n'a pas d'adresse en PRT-15"},
+			func(t *testing.T, r dispatch.Report) { require.Empty(t, r.ReplyTo) }},
+		{"body of another type: the default body", edit(t, newFlags, change{"OBX|12|", "|ED|", "|NM|"}),
+			refusal{"W", "OBX^12^5", hl7.CodeDataType, `CORPSMAIL_PS illisible (OBX-2 (type de valeur) de CORPSMAIL_PS vaut "NM", ED attendu)`},
+			func(t *testing.T, r dispatch.Report) { require.Empty(t, r.BodyProfessional) }},
+		{"second CORPSMAIL_PS: ignored", edit(t, newFlags, change{"OBX|13|", "CORPSMAIL_PATIENT^", "CORPSMAIL_PS^"}),
+			refusal{"W", "OBX^13^3", hl7.CodeSegmentSequence, "un second OBX CORPSMAIL_PS"},
+			func(t *testing.T, r dispatch.Report) {
+				require.NotEmpty(t, r.BodyProfessional)
+				require.Empty(t, r.BodyPatient)
+			}},
+		{"NTE FIN of DESTMSSANTEPAT", edit(t, newFlags), refusal{}, func(t *testing.T, r dispatch.Report) {
+			require.True(t, r.Flags.PatientNoReply)
+		}},
+		{"NTE without FIN", edit(t, newFlags, change{"NTE|", "|||FIN", "|||RE"}), refusal{}, func(t *testing.T, r dispatch.Report) {
+			require.False(t, r.Flags.PatientNoReply)
+		}},
+		{"flags in lower case and spaces", edit(t, newFlags, change{"OBX|2|", "||N^^", "|| y ^^"}), refusal{}, func(t *testing.T, r dispatch.Report) {
 			require.True(t, r.Flags.MaskedForPros)
 		}},
-		{"flags without coding system", edit(t, newFlags, change{"OBX|", "^MetaDMPMSS|", "|"}), func(t *testing.T, r dispatch.Report) {
+		{"flags without coding system", edit(t, newFlags, change{"OBX|", "^MetaDMPMSS|", "|"}), refusal{}, func(t *testing.T, r dispatch.Report) {
 			require.True(t, r.Flags.Present)
 			require.True(t, r.Flags.ToPatient)
 			require.Equal(t, "Bonjour,\nvoici votre lettre de liaison de sortie.\nLe service de cardiologie.", r.BodyPatient)
 		}},
-		{"MDM T04 with an empty document", edit(t, mdmDelete, change{"OBX|1|", "^Base64^", "^Base64^||||||D|"}), func(t *testing.T, r dispatch.Report) {
+		{"MDM T04 with an empty document", edit(t, mdmDelete, change{"OBX|1|", "^Base64^", "^Base64^||||||D|"}), refusal{}, func(t *testing.T, r dispatch.Report) {
 			require.Equal(t, dispatch.ActionDelete, r.Action)
 			require.Equal(t, "1.2.250.1.999.42.1.4^LDL-20240312-000123", r.Document.ID)
 			require.Empty(t, r.Document.CDA)
 			require.Equal(t, "11490-0", r.Document.Code)
 		}},
 		{"MDM T04 without CDA nor TXA-2: the type of OBR-4", edit(t, "mdm_t04_delete_no_document.hl7", change{"TXA|", "|18748-4^CR d'imagerie médicale^LN|", "||"}),
+			refusal{"W", "TXA^1^2", hl7.CodeRequiredField, "TXA-2 (type de document), requis par le volet, est vide"},
 			func(t *testing.T, r dispatch.Report) {
 				require.Equal(t, "18748-4", r.Document.Code)
 				require.Equal(t, "CR d'imagerie médicale", r.Document.Title)
 			}},
-		{"MDM without TXA-12 takes the CDA id", edit(t, mdmNew, change{"TXA|", "LDL-20240312-000123^^1.2.250.1.999.42.1.4^ISO", ""}), func(t *testing.T, r dispatch.Report) {
+		{"MDM without TXA-12 takes the CDA id", edit(t, mdmNew, change{"TXA|", "LDL-20240312-000123^^1.2.250.1.999.42.1.4^ISO", ""}), refusal{}, func(t *testing.T, r dispatch.Report) {
 			require.Equal(t, "1.2.250.1.999.42.1.4^LDL-20240312-000123", r.Document.ID)
 		}},
-		{"MDM T10 without TXA-13 takes the CDA parent", edit(t, "mdm_t10_replace.hl7", change{"TXA|", "|1.2.250.1.999.77.3.20240104.1|", "||"}), func(t *testing.T, r dispatch.Report) {
+		{"MDM T10 without TXA-13 takes the CDA parent", edit(t, "mdm_t10_replace.hl7", change{"TXA|", "|1.2.250.1.999.77.3.20240104.1|", "||"}), refusal{}, func(t *testing.T, r dispatch.Report) {
 			require.Equal(t, "1.2.250.1.999.77.3.20240104.1", r.Document.ParentID)
 		}},
 		{"PID-32 PROV: the INS is not qualified",
-			edit(t, "oru_r01.hl7", change{"PID|", "|VALI", "|PROV"}), func(t *testing.T, r dispatch.Report) {
+			edit(t, "oru_r01.hl7", change{"PID|", "|VALI", "|PROV"}), refusal{}, func(t *testing.T, r dispatch.Report) {
 				require.Equal(t, "280017512345678", r.Patient.INS)
 				require.False(t, r.Patient.INSQualified)
 			}},
-		{"RPPS without its prefix", edit(t, "oru_r01.hl7", change{"PRT|1|", "899900000002^", "99900000002^"}), func(t *testing.T, r dispatch.Report) {
+		{"RPPS without its prefix", edit(t, "oru_r01.hl7", change{"PRT|1|", "899900000002^", "99900000002^"}), refusal{}, func(t *testing.T, r dispatch.Report) {
 			require.Equal(t, "899900000002", r.Recipients[0].NationalID)
 			require.Equal(t, "99900000002", r.Recipients[0].RPPS)
 		}},
-		{"a local id is not a national id", edit(t, "oru_r01.hl7", change{"PRT|1|", "^ASIP-SANTE-PS&1.2.250.1.71.4.2.1&ISO^L^^^IDNPS", "^CH_TEST&1.2.250.1.999.42.3&ISO^L^^^EI"}),
+		{"a local id is not a national id", edit(t, "oru_r01.hl7", change{"PRT|1|", "^ASIP-SANTE-PS&1.2.250.1.71.4.2.1&ISO^L^^^IDNPS", "^CH_TEST&1.2.250.1.999.42.3&ISO^L^^^EI"}), refusal{},
 			func(t *testing.T, r dispatch.Report) {
 				require.Equal(t, dispatch.Recipient{Role: dispatch.RoleResultCopiesTo, Kind: dispatch.KindProfessional, Family: "DUPONT-DEMO", Given: "Claire"}, r.Recipients[0])
 			}},
@@ -356,9 +415,19 @@ func TestToReportVariants(t *testing.T) {
 	for _, tt := range acceptedTests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			r, err := toReport(tt.msg)
+			r, warnings, err := toReport(tt.msg)
 			require.NoError(t, err)
-			tt.check(t, r)
+			if tt.warned.ack != "" {
+				i := slices.IndexFunc(warnings, func(w hl7.ErrDetail) bool { return where(w) == tt.warned.at })
+				require.GreaterOrEqual(t, i, 0, "no warning at %s in %+v", tt.warned.at, warnings)
+				require.Equal(t, "W", warnings[i].Severity)
+				require.Equal(t, tt.warned.code, warnings[i].Code)
+				require.Contains(t, warnings[i].Msg, tt.warned.msg)
+				require.Contains(t, r.Warnings, dispatch.Warning{Msg: warnings[i].Msg}, "the report keeps it for its history")
+			}
+			if tt.check != nil {
+				tt.check(t, r)
+			}
 		})
 	}
 }
@@ -385,7 +454,9 @@ func TestLocate(t *testing.T) {
 		{msg("oru_r01_new_flags.hl7"), "flags.DESTMSSANTEPAT", "OBX^9^5", hl7.CodeTableValue},
 		{msg("oru_r01_new_flags.hl7"), "flags.ACK_LECTURE_MSS", "OBX^11^5", hl7.CodeTableValue}, // sent as ACK_LECTURE
 		{msg("mdm_t02_new.hl7"), "flags.INVISIBLE_REP_LEGAUX", "OBX^4^5", hl7.CodeTableValue},
-		{msg("oru_r01.hl7"), "flags.DESTMSSANTEPS", "OBX^^3", hl7.CodeRequiredField},
+		{msg("oru_r01.hl7"), "flags.DESTMSSANTEPS", "OBX^1^3", hl7.CodeRequiredField},
+		{msg("oru_r01_new_flags.hl7"), "patient.mailbox", "PRT^6^15", hl7.CodeTableValue},
+		{msg("oru_r01.hl7"), "patient.mailbox", "PID^1^3", hl7.CodeTableValue},
 		{msg("oru_r01.hl7"), "patient.ins", "PID^1^32", hl7.CodeTableValue},
 		{edit(t, "oru_r01.hl7", change{"PID|", "^INS~", "^XX~"}), "patient.ins", "PID^1^3", hl7.CodeRequiredField},
 		{msg("oru_r01.hl7"), "flags.UNKNOWN", "", hl7.CodeInternal},
@@ -397,7 +468,6 @@ func TestLocate(t *testing.T) {
 			d := locate(tt.msg, tt.field)
 			require.Equal(t, tt.at, where(d))
 			require.Equal(t, tt.code, d.Code)
-			require.Equal(t, "E", d.Severity)
 		})
 	}
 }
@@ -413,13 +483,14 @@ func TestLocateDomainErrors(t *testing.T) {
 		at    string
 	}{
 		{"masked to professionals but sent to them", edit(t, "oru_r01_new_flags.hl7", change{"OBX|2|", "||N^^", "||Y^^"}), "flags.MASQUE_PS", "OBX^2^5"},
-		{"secret connection", edit(t, "mdm_t02_new.hl7", change{"OBX|5|", "||N^^", "||Y^^"}), "flags.CONNEXION_SECRETE", "OBX^5^5"},
+		{"secret connection for the patient alone", edit(t, "oru_r01_new_flags.hl7", change{"OBX|5|", "||N^^", "||Y^^"}, change{"OBX|8|", "||Y^^", "||N^^"},
+			change{"OBX|7|", "||Y^^", "||N^^"}), "flags.CONNEXION_SECRETE", "OBX^5^5"},
 		{"nothing to send", edit(t, "oru_r01_correction.hl7", change{"OBX|8|", "||Y^^", "||N^^"}), "flags.DESTMSSANTEPS", "OBX^8^5"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			r, err := toReport(tt.msg)
+			r, _, err := toReport(tt.msg)
 			require.NoError(t, err)
 			var invalid *dispatch.InvalidError
 			require.ErrorAs(t, r.Flags.Validate(), &invalid)

@@ -37,7 +37,7 @@ type HandlerFunc func(ctx context.Context, msg []byte) []byte
 func (f HandlerFunc) ServeMLLP(ctx context.Context, msg []byte) []byte { return f(ctx, msg) }
 
 // TooLargeHandler is implemented by a Handler that answers frames over
-// Server.MaxMessageSize (typically with an AR acknowledgement built from the
+// Server.MaxMessageSize (typically with an AE acknowledgement built from the
 // MSH segment found in head); size is the frame content size. Without it the
 // server closes the connection on an oversize frame.
 type TooLargeHandler interface {
