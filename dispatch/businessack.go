@@ -82,9 +82,10 @@ type BusinessAckConfig struct {
 	// is cancelled unsent.
 	Addr string
 	// SendingApplication and SendingFacility are MSH-3 and MSH-4 of the
-	// acknowledgements: this service as the DPI knows it (the MSH-5 and
-	// MSH-6 of its messages). SendingApplication defaults to "MSSDISPATCH";
-	// SendingFacility may be empty.
+	// acknowledgements: this service as the DPI knows it. Each defaults to
+	// what the DPI's message named as MSH-5 and MSH-6 (the volet's
+	// acknowledgements swap them back), and SendingApplication to
+	// "MSSDISPATCH" when that message named none.
 	SendingApplication, SendingFacility string
 	// ProcessingID is MSH-11: P (production, the default), T or D.
 	ProcessingID string
@@ -113,9 +114,6 @@ func (c BusinessAckConfig) Enabled() bool { return c.Addr != "" }
 func AddBusinessAcks(workers *river.Workers, cfg BusinessAckConfig) error {
 	if cfg.Pool == nil {
 		return errors.New("dispatch: BusinessAckConfig.Pool is required")
-	}
-	if cfg.SendingApplication == "" {
-		cfg.SendingApplication = "MSSDISPATCH"
 	}
 	switch cfg.ProcessingID {
 	case "":
@@ -393,8 +391,8 @@ func (w *businessAckWorker) zam(a BusinessAckArgs, b storedBusinessAck, controlI
 		ControlID:            controlID,
 		Time:                 now,
 		ProcessingID:         w.cfg.ProcessingID,
-		SendingApplication:   hl7.HD{NamespaceID: w.cfg.SendingApplication},
-		SendingFacility:      hl7.HD{NamespaceID: w.cfg.SendingFacility},
+		SendingApplication:   hl7.HD{NamespaceID: cmp.Or(w.cfg.SendingApplication, b.ReceivingApplication, "MSSDISPATCH")},
+		SendingFacility:      hl7.HD{NamespaceID: cmp.Or(w.cfg.SendingFacility, b.ReceivingFacility)},
 		ReceivingApplication: hl7.HD{NamespaceID: b.SendingApplication},
 		ReceivingFacility:    hl7.HD{NamespaceID: b.SendingFacility},
 		EventTime:            at,

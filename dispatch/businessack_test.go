@@ -120,6 +120,7 @@ func (b *ackBundle) seed(t *testing.T, flags Flags, kind string) int64 {
 	var id int64
 	require.NoError(t, pgx.BeginFunc(b.ctx, b.pool, func(tx pgx.Tx) error {
 		in := Inbound{Kind: kind, Source: "mllp", SendingApplication: "DPI", SendingFacility: "CH",
+			ReceivingApplication: "PFI", ReceivingFacility: "CH-PFI",
 			ControlID: "MSG-0042", MessageType: "ORU^R01", Fingerprint: []byte("x")}
 		inboundID, _, err := insertInbound(b.ctx, tx, in, Answer{Accepted: true})
 		require.NoError(t, err)
@@ -282,6 +283,20 @@ func TestBusinessAcksDeliveredThenRead(t *testing.T) {
 }
 
 // TestBusinessAckRefused cancels the job when the DPI answers AE: not retried.
+// TestBusinessAckHeader checks that a ZAM comes from what the DPI named as
+// the receiver of its message (its MSH-5 and MSH-6), unless configured.
+func TestBusinessAckHeader(t *testing.T) {
+	t.Parallel()
+	dpi := startDPI(t, "127.0.0.1:0", func(int) string { return hl7.AckAccept })
+	b := setupAcks(t, dpi.addr, func(c *BusinessAckConfig) { c.SendingApplication, c.SendingFacility = "", "" })
+	id := b.seed(t, allAcks, "hl7")
+	b.acknowledge(t, id, AckDelivered, "DSN delivered 2.0.0")
+	b.waitJob(t, id, BusinessAckDelivery, rivertype.JobStateCompleted)
+	msh := dpi.messages(t)[0].Segment("MSH")
+	require.Equal(t, []string{"PFI", "CH-PFI", "DPI", "CH"}, []string{msh.Get(3), msh.Get(4), msh.Get(5), msh.Get(6)},
+		"the DPI's MSH-5/6 and MSH-3/4, swapped as in the volet's examples")
+}
+
 func TestBusinessAckRefused(t *testing.T) {
 	t.Parallel()
 	dpi := startDPI(t, "127.0.0.1:0", func(int) string { return hl7.AckError })

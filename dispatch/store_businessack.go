@@ -20,8 +20,10 @@ type storedBusinessAck struct {
 	DeliveredAt, ReadAt *time.Time
 	UpdatedAt           time.Time
 	// SendingApplication, SendingFacility and ControlID are the MSH-3, MSH-4
-	// and MSH-10 of the message that carried the report.
+	// and MSH-10 of the message that carried the report; ReceivingApplication
+	// and ReceivingFacility its MSH-5 and MSH-6.
 	SendingApplication, SendingFacility, ControlID string
+	ReceivingApplication, ReceivingFacility        string
 	Flags                                          Flags
 	// FromHL7 is true when the report came as an HL7 message (MLLP or
 	// POST /api/v1/hl7), the only ones a ZAM can answer.
@@ -38,7 +40,8 @@ type storedBusinessAck struct {
 func loadBusinessAck(ctx context.Context, q dbtx, id int64) (storedBusinessAck, error) {
 	var b storedBusinessAck
 	err := q.QueryRow(ctx, `SELECT d.channel, d.status, d.address, d.delivered_at, d.read_at, d.updated_at,
-			r.sending_application, r.sending_facility, r.message_control_id, r.flags,
+			r.sending_application, r.sending_facility, r.message_control_id, r.receiving_application,
+			r.receiving_facility, r.flags,
 			EXISTS (SELECT 1 FROM inbound_messages i WHERE i.id = r.inbound_id AND i.kind = 'hl7'),
 			rc.national_id, rc.rpps,
 			coalesce((SELECT array_agg(DISTINCT split_part(split_part(e.detail, ' ', 1), '^', 2))
@@ -47,7 +50,8 @@ func loadBusinessAck(ctx context.Context, q dbtx, id int64) (storedBusinessAck, 
 				FROM delivery_events e WHERE e.delivery_id = d.id AND e.event = $3), '{}')
 		FROM deliveries d JOIN reports r ON r.id = d.report_id JOIN recipients rc ON rc.id = d.recipient_id
 		WHERE d.id = $1`, id, EventBusinessAckSent, EventBusinessAckRefused).Scan(&b.Channel, &b.Status, &b.Address,
-		&b.DeliveredAt, &b.ReadAt, &b.UpdatedAt, &b.SendingApplication, &b.SendingFacility, &b.ControlID, &b.Flags,
+		&b.DeliveredAt, &b.ReadAt, &b.UpdatedAt, &b.SendingApplication, &b.SendingFacility, &b.ControlID, &b.ReceivingApplication,
+		&b.ReceivingFacility, &b.Flags,
 		&b.FromHL7, &b.NationalID, &b.RPPS, &b.Sent, &b.Refused)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return storedBusinessAck{}, fmt.Errorf("delivery %d: %w", id, ErrNotFound)
