@@ -46,7 +46,7 @@ func scanLetter(row pgx.Row) (letterFacts, error) {
 // no batch, oldest first, skipping those another instance holds.
 func lockUnbatched(ctx context.Context, tx pgx.Tx, service string, limit int) ([]letterFacts, error) {
 	rows, err := tx.Query(ctx, `SELECT `+letterColumns+`
-		FROM deliveries d JOIN reports r ON r.id = d.report_id LEFT JOIN documents doc ON doc.report_id = r.id
+		FROM deliveries d JOIN reports r ON r.id = d.report_id LEFT JOIN documents doc ON doc.report_id = r.id AND doc.position = 1
 		WHERE d.status = 'paper_pending' AND d.paper_batch_id IS NULL AND d.service = $1
 		ORDER BY d.id LIMIT $2 FOR UPDATE OF d SKIP LOCKED`, service, limit)
 	if err != nil {
@@ -62,7 +62,7 @@ func lockUnbatched(ctx context.Context, tx pgx.Tx, service string, limit int) ([
 // loadLetter loads the letter of a paper delivery, or ErrNotFound.
 func loadLetter(ctx context.Context, q dbtx, deliveryID int64) (letterFacts, error) {
 	l, err := scanLetter(q.QueryRow(ctx, `SELECT `+letterColumns+`
-		FROM deliveries d JOIN reports r ON r.id = d.report_id LEFT JOIN documents doc ON doc.report_id = r.id
+		FROM deliveries d JOIN reports r ON r.id = d.report_id LEFT JOIN documents doc ON doc.report_id = r.id AND doc.position = 1
 		WHERE d.id = $1 AND d.channel = 'paper'`, deliveryID))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return letterFacts{}, fmt.Errorf("paper delivery %d: %w", deliveryID, ErrNotFound)

@@ -123,7 +123,7 @@ type keptDocuments struct {
 // that are not purged, with the ids of the oldest sampleSize and what keeps them.
 func keptPastPeriod(ctx context.Context, q dbtx, rq retentionQuery, sampleSize int) (keptDocuments, error) {
 	k := keptDocuments{ByStatus: map[string]int{}}
-	err := q.QueryRow(ctx, `SELECT count(*), coalesce((array_agg(doc.report_id ORDER BY doc.report_id))[1:$2], '{}')
+	err := q.QueryRow(ctx, `SELECT count(*), coalesce((array_agg(DISTINCT doc.report_id ORDER BY doc.report_id))[1:$2], '{}')
 		FROM documents doc JOIN reports r ON r.id = doc.report_id
 		WHERE doc.purged_at IS NULL AND r.received_at < $1`, rq.Cutoff, sampleSize).Scan(&k.Count, &k.Sample)
 	if err != nil {

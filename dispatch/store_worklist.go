@@ -162,12 +162,13 @@ func reportDetail(ctx context.Context, q dbtx, id int64) (ReportDetail, error) {
 	err := q.QueryRow(ctx, `SELECT r.id, r.document_id, r.parent_document_id, r.action, r.status, r.received_at,
 			r.patient_family, r.patient_given, r.patient_birth_date, r.patient_sex, r.patient_ins,
 			r.patient_ins_qualified, r.patient_ipp, r.service, r.document_code, r.document_title, r.confidentiality,
-			coalesce(doc.pdf_in_cda OR length(doc.pdf) > 0, false), doc.purged_at IS NOT NULL
-		FROM reports r LEFT JOIN documents doc ON doc.report_id = r.id WHERE r.id = $1`, id).Scan(
+			coalesce(doc.pdf_in_cda OR length(doc.pdf) > 0, false), doc.purged_at IS NOT NULL,
+			coalesce((SELECT other.document_id FROM documents other WHERE other.report_id = r.id AND other.position = 2), '')
+		FROM reports r LEFT JOIN documents doc ON doc.report_id = r.id AND doc.position = 1 WHERE r.id = $1`, id).Scan(
 		&v.ID, &v.DocumentID, &v.ParentDocumentID, &v.Action, &v.Status, &v.ReceivedAt,
 		&v.Patient.Family, &v.Patient.Given, &v.Patient.BirthDate, &v.Patient.Sex, &v.Patient.INS,
 		&v.Patient.INSQualified, &v.Patient.IPP, &v.Service, &v.DocumentCode, &v.DocumentTitle, &v.Confidentiality,
-		&v.HasPDF, &v.Purged)
+		&v.HasPDF, &v.Purged, &v.OtherFormatID)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return ReportDetail{}, ErrNotFound
 	}

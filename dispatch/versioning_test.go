@@ -1,11 +1,16 @@
 package dispatch_test
 
 import (
+	"bytes"
+	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/mssdispatch/mssdispatch/correspondents"
 	"github.com/mssdispatch/mssdispatch/dispatch"
 )
 
@@ -143,4 +148,96 @@ func TestReject(t *testing.T) {
 	require.Equal(t, 2, quarantined, "one row per distinct refused message")
 	require.NoError(t, b.pool.QueryRow(b.ctx, "SELECT attempts FROM inbound_messages WHERE message_control_id = 'MSG-BAD'").Scan(&attempts))
 	require.Equal(t, 3, attempts)
+}
+
+// TestResend sends a report's document again with a new key, as a DPI's
+// operator resending it or an interface engine restarted would: nobody gets
+// it twice, a recipient the first message did not list gets it, and the
+// same id with other bytes is refused.
+func TestResend(t *testing.T) {
+	t.Parallel()
+	b, outboxDir := setupOutbox(t)
+	first := b.receive(t, testReport(t))
+	b.waitDeliveries(t, first.ReportID, 4)
+	emails := func() int {
+		files, err := filepath.Glob(filepath.Join(outboxDir, "*.eml"))
+		require.NoError(t, err)
+		return len(files)
+	}
+	require.Equal(t, 2, emails())
+
+	again, err := b.svc.Receive(b.ctx, inbound("MSG-AGAIN", "again"), testReport(t), respond)
+	require.NoError(t, err)
+	require.Equal(t, first.ReportID, again.ReportID, "the same report")
+	require.Equal(t, "ACK 1", string(again.Response))
+
+	more := testReport(t)
+	more.Recipients = append(more.Recipients, dispatch.Recipient{Role: dispatch.RoleResultCopiesTo, Kind: dispatch.KindProfessional,
+		Family: "NOUVEAU", Given: "Luc", Address: "luc.nouveau@medecin-demo.mssante.fr"})
+	added, err := b.svc.Receive(b.ctx, inbound("MSG-MORE", "more"), more, respond)
+	require.NoError(t, err)
+	require.Equal(t, first.ReportID, added.ReportID)
+	v := b.waitDeliveries(t, first.ReportID, 5)
+	require.Contains(t, lines(v), line{"luc.nouveau@medecin-demo.mssante.fr", "sent", correspondents.ReasonDPIAddress})
+	require.Equal(t, 3, emails(), "only the new recipient got it")
+
+	detail, err := b.svc.ReportDetail(b.ctx, first.ReportID)
+	require.NoError(t, err)
+	var resent []string
+	for _, e := range detail.Timeline {
+		if e.Event == dispatch.ReportEventResent {
+			resent = append(resent, e.Detail)
+		}
+	}
+	require.Len(t, resent, 2)
+	require.Contains(t, resent[0], "MSG-AGAIN")
+	require.Contains(t, resent[1], "1 nouveau(x) destinataire(s)")
+
+	other := testReport(t)
+	other.Document.CDA = bytes.Replace(other.Document.CDA, []byte("</title>"), []byte("</title><!-- autre -->"), 1)
+	_, err = b.svc.Receive(b.ctx, inbound("MSG-OTHER", "other"), other, respond)
+	var invalid *dispatch.InvalidError
+	require.ErrorAs(t, err, &invalid)
+	require.Contains(t, invalid.Msg, "déjà été reçu avec un autre contenu")
+	require.Equal(t, 3, emails())
+}
+
+// TestPatientMailbox checks that the patient is sent to only at the mailbox
+// of their qualified INS: an address the DPI gave that is not it, or an
+// identity not qualified, leaves the patient's delivery for review, the
+// rest of the report going on, with a warning in the report's history.
+func TestPatientMailbox(t *testing.T) {
+	t.Parallel()
+	b, outboxDir := setupOutbox(t)
+	for name, tt := range map[string]struct {
+		address   string
+		qualified bool
+		want      line
+	}{
+		"another address": {"27707280017512345678@patient.mssante.fr", true,
+			line{"280017512345678@patient.mssante.fr", "review", correspondents.ReasonPatientAddressMismatch}},
+		"not qualified": {"", false, line{"Marie DUPONT", "review", correspondents.ReasonPatientNotQualified}},
+		"its own":       {"280017512345678@patient.mssante.fr", true, line{"280017512345678@patient.mssante.fr", "sent", correspondents.ReasonPatientMailbox}},
+	} {
+		r := testReport(t)
+		setDocumentID(t, &r, r.Document.ID+"-"+strings.ReplaceAll(name, " ", "-"))
+		r.Flags = dispatch.Flags{Present: true, ToProfessionals: true, ToPatient: true}
+		r.Patient.INSQualified = tt.qualified
+		r.Recipients = append(r.Recipients[1:2], dispatch.Recipient{Role: dispatch.RolePatient, Kind: dispatch.KindPatient,
+			Family: "DUPONT", Given: "Marie", Address: tt.address})
+		rc := b.receive(t, r)
+		v := b.waitDeliveries(t, rc.ReportID, 2)
+		require.Equal(t, []line{{"julie.roux@medecin-demo.mssante.fr", "sent", correspondents.ReasonDPIAddress}, tt.want}, lines(v), name)
+		detail, err := b.svc.ReportDetail(b.ctx, rc.ReportID)
+		require.NoError(t, err)
+		warned := slices.ContainsFunc(detail.Timeline, func(e dispatch.TimelineEvent) bool { return e.Event == dispatch.ReportEventWarning })
+		require.Equal(t, tt.want.status == "review", warned, "%s: a warning in the history", name)
+	}
+	emails, err := os.ReadDir(outboxDir)
+	require.NoError(t, err)
+	for _, e := range emails {
+		raw, err := os.ReadFile(filepath.Join(outboxDir, e.Name()))
+		require.NoError(t, err)
+		require.NotContains(t, string(raw), "27707280017512345678", "nothing to the DPI's other address")
+	}
 }

@@ -133,14 +133,17 @@ type ReportDetail struct {
 	ID               int64
 	DocumentID       string
 	ParentDocumentID string
-	Action           Action
-	Status           string
-	ReceivedAt       time.Time
-	Patient          Patient
-	Service          string
-	DocumentCode     string
-	DocumentTitle    string
-	Confidentiality  string
+	// OtherFormatID is the id of the report's second document (the same
+	// report as CDA level 1 and level 3 in one ORU), empty for most.
+	OtherFormatID   string
+	Action          Action
+	Status          string
+	ReceivedAt      time.Time
+	Patient         Patient
+	Service         string
+	DocumentCode    string
+	DocumentTitle   string
+	Confidentiality string
 	// HasPDF is true when the document's PDF is stored; Purged when the
 	// retention purged the document's bytes.
 	HasPDF, Purged bool

@@ -153,6 +153,30 @@ func TestAPIAuth(t *testing.T) {
 	}
 }
 
+// TestHL7NUL posts messages holding a NUL byte, raw or escaped, as a DPI
+// using the REST API would: each gets an AE (not a 503 the DPI would retry
+// forever) and is kept whole in quarantine, and the next message goes
+// through.
+func TestHL7NUL(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	bearer := "Bearer " + token
+	for name, nul := range map[string]string{"raw": "\x00", "escaped": `\X00\`} {
+		msg := strings.Replace(strings.Replace(sampleORU(t), "DUPONT^Marie", "DUPONT"+nul+"^Marie", 1), "|MSG0001|", "|NUL-"+name+"|", 1)
+		code, _, ack := b.do(t, "POST", "/api/v1/hl7", bearer, msg)
+		require.Equal(t, http.StatusOK, code, name)
+		require.Contains(t, ack, "MSA|AE|NUL-"+name, name)
+		require.Contains(t, ack, "NUL", name)
+		var kept bool
+		require.NoError(t, b.pool.QueryRow(context.Background(), "SELECT EXISTS (SELECT 1 FROM quarantine WHERE raw = $1)",
+			[]byte(msg)).Scan(&kept))
+		require.True(t, kept, "%s: kept whole", name)
+	}
+	code, _, ack := b.do(t, "POST", "/api/v1/hl7", bearer, sampleORU(t))
+	require.Equal(t, http.StatusOK, code)
+	require.Contains(t, ack, "MSA|AA|MSG0001")
+}
+
 func TestHL7AndReports(t *testing.T) {
 	t.Parallel()
 	b := setup(t)

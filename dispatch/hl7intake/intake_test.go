@@ -33,7 +33,7 @@ type testBundle struct {
 
 // setup returns a handler storing through a real dispatch.Service; jobs are
 // enqueued but not worked.
-func setup(t *testing.T) *testBundle {
+func setup(t testing.TB) *testBundle {
 	t.Helper()
 	pool := pgtest.NewPool(t)
 	outbox, err := mail.NewOutbox(t.TempDir())

@@ -390,6 +390,12 @@ func (m *mapper) action(docs []seg) (action, error) {
 		if m.mdm && act == actDelete {
 			return act, nil // a deletion may name its document by TXA-12 alone
 		}
+		for _, s := range m.all("OBX") {
+			obx := hl7.OBX{Segment: s.Segment}
+			if ed := obx.EncapsulatedData(); !isMetadata(obx.Identifier()) && norm(ed.Subtype) == "XML" && norm(ed.Encoding) == "BASE64" {
+				return act, fail(s, "OBX", 2, hl7.CodeDataType, "OBX-2 (type de valeur) du document vaut %q : ED attendu", obx.ValueType())
+			}
+		}
 		return act, reject(hl7.AckError, "OBX", 5, hl7.CodeRequiredField,
 			"aucun OBX de type ED ne porte le document CDA (OBX-5 ^TEXT^XML^Base64^<document>)")
 	}

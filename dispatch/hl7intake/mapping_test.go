@@ -216,7 +216,7 @@ func TestToReport(t *testing.T) {
 	accepted := []string{
 		"mdm_t02_new.hl7", "mdm_t04_delete.hl7", "mdm_t04_delete_no_document.hl7", "mdm_t10_replace.hl7",
 		"oru_r01.hl7", "oru_r01_bad_body.hl7", "oru_r01_correction.hl7", "oru_r01_deletion.hl7", "oru_r01_fallback_correspondents.hl7",
-		"oru_r01_latin9.hl7", "oru_r01_n3_lf.hl7", "oru_r01_new_flags.hl7", "oru_r01_wrapped_base64_crlf.hl7",
+		"oru_r01_latin9.hl7", "oru_r01_n3_lf.hl7", "oru_r01_new_flags.hl7", "oru_r01_volet_complete.hl7", "oru_r01_wrapped_base64_crlf.hl7",
 	}
 	var covered []string
 	for name := range refused {
@@ -259,8 +259,10 @@ func TestToReportVariants(t *testing.T) {
 		msg  *hl7.Message
 		want refusal
 	}{
-		{"no document OBX", edit(t, newFlags, change{"OBX|1|", "|ED|", "|RP|"}),
+		{"no document OBX", edit(t, newFlags, change{"OBX|1|", "|ED|", "|RP|"}, change{"OBX|1|", "^XML^", "^PDF^"}),
 			refusal{"AE", "OBX^1^5", hl7.CodeRequiredField, "aucun OBX de type ED ne porte le document CDA"}},
+		{"the document's OBX-2 is not ED", edit(t, newFlags, change{"OBX|1|", "|ED|", "|RP|"}),
+			refusal{"AE", "OBX^1^2", hl7.CodeDataType, `OBX-2 (type de valeur) du document vaut "RP" : ED attendu`}},
 		{"OBX-11 empty", edit(t, newFlags, change{"OBX|1|", "||||||F", ""}),
 			refusal{"AE", "OBX^1^11", hl7.CodeRequiredField, "OBX-11 (statut) du document est vide"}},
 		{"OBX-11 unknown", edit(t, newFlags, change{"OBX|1|", "||||||F", "||||||X"}),

@@ -66,7 +66,7 @@ var voletFields = []voletField{
 	{"TXA", 1, "set id (1)", mdmOnly, false, "sans objet"},
 	{"TXA", 2, "type de document", mdmOnly, false, "le code du CDA"},
 	{"TXA", 3, "présentation (TEXT)", mdmOnly, false, "sans objet"},
-	{"TXA", 12, "identifiant unique du document", mdmOnly, true, ""},
+	{"TXA", 12, "identifiant unique du document", mdmOnly, false, "l'identifiant du CDA (ClinicalDocument/id) ; une suppression sans CDA est refusée"},
 	{"TXA", 17, "statut de complétude (AU)", mdmOnly, true, ""},
 	{"OBX", 1, "set id du document", both, false, "sans objet"},
 	{"OBX", 2, "type de valeur du document (ED)", both, true, ""},
