@@ -22,7 +22,7 @@ run: build ## the demo: private PostgreSQL, demo directory, outbox transport
 
 test: lint $(E2E_MODULES) ## lint, every test against a real PostgreSQL (see scripts/with-test-db), then each fuzz target briefly
 	scripts/with-test-db $(GO) test -race -count=1 -timeout 15m ./...
-	GO=$(GO) scripts/fuzz $(TEST_FUZZTIME)
+	GO=$(GO) scripts/with-test-db scripts/fuzz $(TEST_FUZZTIME)
 
 $(E2E_MODULES): web/e2e/package.json web/e2e/package-lock.json
 	cd web/e2e && npm ci --no-audit --no-fund
@@ -38,8 +38,8 @@ bench: ## the load table (baseline, MLLP intake, end to end, RSS) into BENCHMARK
 faults: ## the fault suite: PostgreSQL restarted, SMTP down for minutes, an instance killed mid-load (about 5 minutes)
 	scripts/with-test-db $(GO) test -count=1 -v -run '^TestFault' -timeout 20m ./cmd/mssdispatch -args -faults
 
-fuzz: ## every fuzz target for FUZZTIME seconds each (default 60), stops at the first failure
-	GO=$(GO) scripts/fuzz $(FUZZTIME)
+fuzz: ## every fuzz target for FUZZTIME seconds each (default 60), stops at the first failure (FuzzIntake needs PostgreSQL)
+	GO=$(GO) scripts/with-test-db scripts/fuzz $(FUZZTIME)
 
 clean: ## remove build outputs and the demo's state (.run/)
 	rm -rf bin .run artifacts web/e2e/node_modules

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	mrand "math/rand/v2"
 	"os"
 	"os/exec"
@@ -22,6 +21,8 @@ import (
 
 	"github.com/beevik/etree"
 	"github.com/stretchr/testify/require"
+
+	"github.com/mssdispatch/mssdispatch/internal/mailtest"
 )
 
 var updateXDM = flag.Bool("update-xdm", false, "rewrite the golden files of testdata/xdm/golden")
@@ -119,31 +120,12 @@ func readXDMTestdata(t testing.TB, name string) []byte {
 	return b
 }
 
-// unzipXDM returns the files of an XDM zip by name, in archive order.
-func unzipXDM(t testing.TB, z []byte) (map[string][]byte, []string) {
-	t.Helper()
-	zr, err := zip.NewReader(bytes.NewReader(z), int64(len(z)))
-	require.NoError(t, err)
-	files := map[string][]byte{}
-	var names []string
-	for _, f := range zr.File {
-		rc, err := f.Open()
-		require.NoError(t, err)
-		b, err := io.ReadAll(rc)
-		require.NoError(t, err)
-		require.NoError(t, rc.Close())
-		files[f.Name] = b
-		names = append(names, f.Name)
-	}
-	return files, names
-}
-
 func packageCase(t testing.TB, c xdmCase) (cdaDoc []byte, files map[string][]byte, names []string) {
 	t.Helper()
 	cdaDoc = readXDMTestdata(t, c.file)
 	z, err := PackageXDM(cdaDoc, xdmTestOptions(c.action))
 	require.NoError(t, err)
-	files, names = unzipXDM(t, z)
+	files, names = mailtest.Unzip(t, z)
 	return cdaDoc, files, names
 }
 
@@ -176,7 +158,7 @@ func TestPackageXDMGolden(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
 			_, z := packageDocs(t, c.options(), c.files...)
-			files, _ := unzipXDM(t, z)
+			files, _ := mailtest.Unzip(t, z)
 			check(t, c.name, files)
 		})
 	}
@@ -221,7 +203,7 @@ func TestPackageXDMSchema(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
 			_, z := packageDocs(t, c.options(), c.files...)
-			files, _ := unzipXDM(t, z)
+			files, _ := mailtest.Unzip(t, z)
 			validate(t, files[XDMMetadata])
 		})
 	}
@@ -551,7 +533,7 @@ func TestPackageXDMOptions(t *testing.T) {
 	opt.Recipients = append(opt.Recipients, XDMRecipient{Address: "a|b^c@x.fr"}, XDMRecipient{})
 	z, err := PackageXDM(readXDMTestdata(t, "n1-pdf.xml"), opt)
 	require.NoError(t, err)
-	files, _ := unzipXDM(t, z)
+	files, _ := mailtest.Unzip(t, z)
 	m := parseMetadata(t, files[XDMMetadata])
 	require.Equal(t, "AMBULATOIRE|1.2.250.1.213.1.1.4.9|Ambulatoire", classifiedCode(m.de, xdsDEPracticeSetting))
 	require.Equal(t, "SA07|1.2.250.1.71.4.2.4|Cabinet individuel", classifiedCode(m.de, xdsDEHealthcareFacility))
@@ -644,7 +626,7 @@ func TestPrepareXDMPackage(t *testing.T) {
 			require.NoError(t, err)
 			require.True(t, bytes.Equal(want, z), "Package and PackageXDM differ")
 
-			files, names := unzipXDM(t, z) // reads each file to its end: checks its CRC-32
+			files, names := mailtest.Unzip(t, z) // reads each file to its end: checks its CRC-32
 			require.True(t, bytes.Equal(cdaDoc, files[XDMDocumentFile]), "DOC0001.XML differs from the input")
 			want = createHeaderZip(t, files, names, xdmTestOptions("").SubmissionTime)
 			require.Equal(t, zipHeaders(t, want), zipHeaders(t, z))
@@ -710,7 +692,7 @@ func TestXDMDocumentConcurrent(t *testing.T) {
 		want, err := PackageXDM(cdaDoc, opt)
 		require.NoError(t, err)
 		require.True(t, bytes.Equal(want, zips[i]), "recipient %d: Package and PackageXDM differ", i)
-		files, _ := unzipXDM(t, zips[i])
+		files, _ := mailtest.Unzip(t, zips[i])
 		require.True(t, bytes.Equal(cdaDoc, files[XDMDocumentFile]), "recipient %d: DOC0001.XML differs from the input", i)
 		m := parseMetadata(t, files[XDMMetadata])
 		require.Equal(t, []string{fmt.Sprintf("||^^Internet^recipient%d@test.mssante.fr", i)}, slotValues(m.ss, "intendedRecipient"))
@@ -730,7 +712,7 @@ func TestPackageXDMWithoutINS(t *testing.T) {
 	noINS := strings.Replace(n1, `<id root="1.2.250.1.213.1.4.10" extension="280017512345678"/>`, "", 1)
 	z, err := PackageXDM([]byte(noINS), xdmTestOptions(""))
 	require.NoError(t, err)
-	files, _ := unzipXDM(t, z)
+	files, _ := mailtest.Unzip(t, z)
 	m := parseMetadata(t, files[XDMMetadata])
 	const ipp = "IPP0012345^^^&1.2.250.1.999.42.1.1&ISO^PI"
 	require.Equal(t, ipp, externalID(m.de, xdsDEPatientID))
@@ -767,7 +749,7 @@ func FuzzPackageXDM(f *testing.F) {
 		if err != nil {
 			return
 		}
-		files, _ := unzipXDM(t, z)
+		files, _ := mailtest.Unzip(t, z)
 		require.Equal(t, data, files[XDMDocumentFile])
 		doc := etree.NewDocument()
 		require.NoError(t, doc.ReadFromBytes(files[XDMMetadata]))
@@ -781,7 +763,7 @@ func FuzzPackageXDM(f *testing.F) {
 			require.Nil(t, z)
 			return
 		}
-		files, _ = unzipXDM(t, z)
+		files, _ = mailtest.Unzip(t, z)
 		require.Equal(t, data, files[XDMDocumentPath(1)])
 		require.Equal(t, n3, files[XDMDocumentPath(2)])
 		m := parseMetadata(t, files[XDMMetadata])
@@ -836,7 +818,7 @@ func TestPackageTwoDocuments(t *testing.T) {
 	t.Parallel()
 	opt := xdmTestOptions("C")
 	cdaDocs, z := packageDocs(t, opt, "n1-pdf.xml", "n3-pdf-media.xml")
-	files, names := unzipXDM(t, z)
+	files, names := mailtest.Unzip(t, z)
 	require.Equal(t, []string{XDMReadme, XDMIndex, XDMMetadata, XDMDocumentPath(1), XDMDocumentPath(2)}, names)
 	name83 := regexp.MustCompile(`^[A-Z0-9_]{1,8}(\.[A-Z0-9_]{1,3})?$`)
 	for _, n := range names {
@@ -952,7 +934,7 @@ func TestPackageTwoDocuments(t *testing.T) {
 
 	// In the other order, the other document comes first everywhere.
 	cdaDocs, z = packageDocs(t, xdmTestOptions(""), "n3-pdf-media.xml", "n1-pdf.xml")
-	files, _ = unzipXDM(t, z)
+	files, _ = mailtest.Unzip(t, z)
 	require.True(t, bytes.Equal(cdaDocs[0], files[XDMDocumentPath(1)]))
 	require.True(t, bytes.Equal(cdaDocs[1], files[XDMDocumentPath(2)]))
 	m = parseMetadata(t, files[XDMMetadata])
@@ -1027,7 +1009,7 @@ func TestPackageDocumentsRefused(t *testing.T) {
 	// Two documents of one patient with different ids are packaged.
 	z, err := Package(xdmTestOptions(""), x3, prepare(n3OtherID))
 	require.NoError(t, err)
-	files, _ := unzipXDM(t, z)
+	files, _ := mailtest.Unzip(t, z)
 	require.Len(t, parseMetadata(t, files[XDMMetadata]).documentEntries(), 2)
 }
 
@@ -1073,7 +1055,7 @@ func TestPackageSubmissionAuthor(t *testing.T) {
 			opt := xdmTestOptions("")
 			opt.SubmissionAuthor = tt.author
 			_, z := packageDocs(t, opt, "n1-pdf.xml", "n3-pdf-media.xml")
-			files, _ := unzipXDM(t, z)
+			files, _ := mailtest.Unzip(t, z)
 			m := parseMetadata(t, files[XDMMetadata])
 			check(t, "SubmissionSet author", classified(m.ss, xdsSSAuthor), tt.want)
 			des := m.documentEntries()
@@ -1096,7 +1078,7 @@ func TestPackageOneDocumentUnchanged(t *testing.T) {
 			want, err := PackageXDM(cdaDocs[0], xdmTestOptions(c.action))
 			require.NoError(t, err)
 			require.True(t, bytes.Equal(want, z))
-			_, names := unzipXDM(t, z)
+			_, names := mailtest.Unzip(t, z)
 			require.Equal(t, []string{XDMReadme, XDMIndex, XDMMetadata, XDMDocumentFile}, names)
 		})
 	}

@@ -25,6 +25,7 @@ import (
 	"github.com/mssdispatch/mssdispatch/correspondents"
 	"github.com/mssdispatch/mssdispatch/dispatch"
 	"github.com/mssdispatch/mssdispatch/dispatch/mail"
+	"github.com/mssdispatch/mssdispatch/internal/mailtest"
 	"github.com/mssdispatch/mssdispatch/internal/pgtest"
 	"github.com/mssdispatch/mssdispatch/internal/smtptest"
 	"github.com/mssdispatch/mssdispatch/queue"
@@ -284,7 +285,7 @@ func TestDocumentPDFStorage(t *testing.T) {
 	for _, f := range files {
 		raw, err := os.ReadFile(f)
 		require.NoError(t, err)
-		for name, data := range parseEmail(t, raw).attachments {
+		for name, data := range mailtest.Parse(t, raw).Attachments {
 			switch {
 			case !strings.HasSuffix(name, ".pdf"):
 			case bytes.Equal(data, embedded):

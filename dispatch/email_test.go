@@ -1,10 +1,8 @@
 package dispatch_test
 
 import (
-	"archive/zip"
 	"bytes"
 	"flag"
-	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -12,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	gomail "github.com/emersion/go-message/mail"
 	"github.com/riverqueue/river/rivertype"
 	"github.com/stretchr/testify/require"
 
@@ -20,98 +17,41 @@ import (
 	"github.com/mssdispatch/mssdispatch/correspondents"
 	"github.com/mssdispatch/mssdispatch/dispatch"
 	"github.com/mssdispatch/mssdispatch/dispatch/mail"
+	"github.com/mssdispatch/mssdispatch/internal/mailtest"
 )
 
 var updateEmail = flag.Bool("update-email", false, "rewrite testdata/email/*.golden")
 
-// sentEmail is an .eml the outbox received, parsed.
-type sentEmail struct {
-	raw         []byte
-	header      gomail.Header
-	body        string
-	attachments map[string][]byte
-	names       []string // attachment names in order
-}
-
-func (e sentEmail) get(t *testing.T, name string) string {
+// address returns the single address of the address-list field name of e.
+func address(t *testing.T, e mailtest.Email, name string) string {
 	t.Helper()
-	return e.header.Get(name)
-}
-
-// address returns the single address of an address-list header.
-func (e sentEmail) address(t *testing.T, name string) string {
-	t.Helper()
-	list, err := e.header.AddressList(name)
-	require.NoError(t, err)
+	list := e.Addresses(t, name)
 	require.Len(t, list, 1, name)
-	return list[0].Address
+	return list[0]
 }
 
 // readOutbox parses every .eml of dir, by recipient.
-func readOutbox(t *testing.T, dir string) map[string]sentEmail {
+func readOutbox(t *testing.T, dir string) map[string]mailtest.Email {
 	t.Helper()
 	files, err := filepath.Glob(filepath.Join(dir, "*.eml"))
 	require.NoError(t, err)
-	out := map[string]sentEmail{}
+	out := map[string]mailtest.Email{}
 	for _, f := range files {
 		raw, err := os.ReadFile(f)
 		require.NoError(t, err)
-		e := parseEmail(t, raw)
-		to := e.address(t, "To")
+		e := mailtest.Parse(t, raw)
+		to := address(t, e, "To")
 		require.NotContains(t, out, to, "one email per recipient")
 		out[to] = e
 	}
 	return out
 }
 
-func parseEmail(t *testing.T, raw []byte) sentEmail {
-	t.Helper()
-	r, err := gomail.CreateReader(bytes.NewReader(raw))
-	require.NoError(t, err)
-	e := sentEmail{raw: raw, header: r.Header, attachments: map[string][]byte{}}
-	for {
-		p, err := r.NextPart()
-		if err == io.EOF {
-			break
-		}
-		require.NoError(t, err)
-		data, err := io.ReadAll(p.Body)
-		require.NoError(t, err)
-		switch h := p.Header.(type) {
-		case *gomail.InlineHeader:
-			e.body = string(data)
-		case *gomail.AttachmentHeader:
-			name, err := h.Filename()
-			require.NoError(t, err)
-			e.attachments[name] = data
-			e.names = append(e.names, name)
-		}
-	}
-	return e
-}
-
-// unzip returns the files of a zip archive by name.
-func unzip(t *testing.T, data []byte) map[string][]byte {
-	t.Helper()
-	zr, err := zip.NewReader(bytes.NewReader(data), int64(len(data)))
-	require.NoError(t, err)
-	files := map[string][]byte{}
-	for _, f := range zr.File {
-		rc, err := f.Open()
-		require.NoError(t, err)
-		b, err := io.ReadAll(rc)
-		require.NoError(t, err)
-		require.NoError(t, rc.Close())
-		files[f.Name] = b
-	}
-	return files
-}
-
 // requireXDM checks IHE_XDM.ZIP: README.TXT, INDEX.HTM, the subset's
 // METADATA.XML, and the CDA byte for byte in IHE_XDM/SUBSET01/.
 func requireXDM(t *testing.T, xdm, cdaDoc []byte) {
 	t.Helper()
-	files := unzip(t, xdm)
+	files, _ := mailtest.Unzip(t, xdm)
 	require.Contains(t, files, "README.TXT")
 	require.Contains(t, files, "INDEX.HTM")
 	require.Contains(t, files, "IHE_XDM/SUBSET01/METADATA.XML")
@@ -127,7 +67,8 @@ func requireXDM(t *testing.T, xdm, cdaDoc []byte) {
 // xdmMetadata returns the METADATA.XML of an IHE_XDM.ZIP.
 func xdmMetadata(t *testing.T, xdm []byte) string {
 	t.Helper()
-	return string(unzip(t, xdm)["IHE_XDM/SUBSET01/METADATA.XML"])
+	files, _ := mailtest.Unzip(t, xdm)
+	return string(files["IHE_XDM/SUBSET01/METADATA.XML"])
 }
 
 // actionSlot matches the XDM extra metadata "action" (CI-SIS) and its value.
@@ -172,42 +113,42 @@ func TestEmailToProfessionals(t *testing.T) {
 	require.Len(t, emails, 2)
 	for _, to := range []string{claire, julie} {
 		e := emails[to]
-		require.NotNil(t, e.raw, to)
-		require.Equal(t, sender, e.address(t, "From"))
-		require.Equal(t, to, e.address(t, "To"))
-		require.Equal(t, report.ReplyTo, e.address(t, "Reply-To"))
-		subject, err := e.header.Subject()
+		require.NotNil(t, e.Raw, to)
+		require.Equal(t, sender, address(t, e, "From"))
+		require.Equal(t, to, address(t, e, "To"))
+		require.Equal(t, report.ReplyTo, address(t, e, "Reply-To"))
+		subject, err := e.Header.Subject()
 		require.NoError(t, err)
 		require.Equal(t, "XDM/1.0/DDM+Lettre de liaison de sortie DUPONT Marie 15/01/1980", subject)
-		id, err := e.header.MessageID()
+		id, err := e.Header.MessageID()
 		require.NoError(t, err)
 		require.Equal(t, b.messageID(t, rc.ReportID, to), id)
-		require.Equal(t, "mssdispatch-test/1.0", e.get(t, "X-MSS-NIL"))
-		require.Equal(t, "11490-0", e.get(t, "X-MSS-CODECDA"))
-		require.Equal(t, "N", e.get(t, "X-MSS-INS"), "the INS is not qualified")
-		require.False(t, e.header.Has("X-MSS-MES"), "not to a patient")
-		require.Equal(t, "<"+sender+">", e.get(t, "Disposition-Notification-To"))
+		require.Equal(t, "mssdispatch-test/1.0", e.Header.Get("X-MSS-NIL"))
+		require.Equal(t, "11490-0", e.Header.Get("X-MSS-CODECDA"))
+		require.Equal(t, "N", e.Header.Get("X-MSS-INS"), "the INS is not qualified")
+		require.False(t, e.Header.Has("X-MSS-MES"), "not to a patient")
+		require.Equal(t, "<"+sender+">", e.Header.Get("Disposition-Notification-To"))
 
-		require.Contains(t, e.body, "Veuillez trouver ci-joint le document « Lettre de liaison de sortie »")
-		require.Equal(t, []string{"IHE_XDM.ZIP", "Lettre_de_liaison_de_sortie.pdf"}, e.names)
-		requireXDM(t, e.attachments["IHE_XDM.ZIP"], report.Document.CDA)
-		metadata := xdmMetadata(t, e.attachments["IHE_XDM.ZIP"])
+		require.Contains(t, e.Body, "Veuillez trouver ci-joint le document « Lettre de liaison de sortie »")
+		require.Equal(t, []string{"IHE_XDM.ZIP", "Lettre_de_liaison_de_sortie.pdf"}, e.Names)
+		requireXDM(t, e.Attachments["IHE_XDM.ZIP"], report.Document.CDA)
+		metadata := xdmMetadata(t, e.Attachments["IHE_XDM.ZIP"])
 		require.Contains(t, metadata, dispatch.DemoSourceID, "sourceId")
 		require.Contains(t, metadata, "^^Internet^"+to, "intendedRecipient: this delivery's recipient only")
 		require.NotContains(t, metadata, "^^Internet^"+map[string]string{claire: julie, julie: claire}[to])
 		require.Nil(t, actionSlot.FindStringSubmatch(metadata), "no action for a new document")
-		require.Equal(t, report.Document.PDF, e.attachments["Lettre_de_liaison_de_sortie.pdf"])
+		require.Equal(t, report.Document.PDF, e.Attachments["Lettre_de_liaison_de_sortie.pdf"])
 	}
 	requireGoldenHeaders(t, "n1-headers.golden", emails[claire])
 }
 
 // requireGoldenHeaders compares e's header, without Date and with its
 // Message-ID and MIME boundary replaced, to testdata/email/name.
-func requireGoldenHeaders(t *testing.T, name string, e sentEmail) {
+func requireGoldenHeaders(t *testing.T, name string, e mailtest.Email) {
 	t.Helper()
-	head, _, ok := bytes.Cut(e.raw, []byte("\r\n\r\n"))
+	head, _, ok := bytes.Cut(e.Raw, []byte("\r\n\r\n"))
 	require.True(t, ok)
-	id, err := e.header.MessageID()
+	id, err := e.Header.MessageID()
 	require.NoError(t, err)
 	var lines []string
 	for line := range strings.SplitSeq(string(head), "\r\n") {
@@ -274,10 +215,10 @@ func TestEmailGoldenPerDocumentShape(t *testing.T) {
 			emails := readOutbox(t, dir)
 			require.Len(t, emails, 1)
 			e := emails[claire]
-			require.Equal(t, c.attachments, e.names)
-			requireXDM(t, e.attachments["IHE_XDM.ZIP"], doc)
+			require.Equal(t, c.attachments, e.Names)
+			requireXDM(t, e.Attachments["IHE_XDM.ZIP"], doc)
 			if pdf != nil {
-				require.Equal(t, pdf, e.attachments[c.attachments[1]], "the PDF byte for byte")
+				require.Equal(t, pdf, e.Attachments[c.attachments[1]], "the PDF byte for byte")
 			}
 			requireGoldenHeaders(t, c.golden, e)
 		})
@@ -303,17 +244,17 @@ func TestEmailToPatient(t *testing.T) {
 	require.Len(t, emails, 3)
 	patient := report.Patient.INS + "@" + correspondents.PatientMailDomain
 	for to, e := range emails {
-		require.Equal(t, "O", e.get(t, "X-MSS-INS"), "qualified INS")
-		require.Equal(t, dispatch.DefaultNIL, e.get(t, "X-MSS-NIL"))
-		require.False(t, e.header.Has("Reply-To"), "no PRT REPLY")
-		require.False(t, e.header.Has("Disposition-Notification-To"), "no ACK_LECTURE_MSS")
-		requireXDM(t, e.attachments["IHE_XDM.ZIP"], report.Document.CDA)
+		require.Equal(t, "O", e.Header.Get("X-MSS-INS"), "qualified INS")
+		require.Equal(t, dispatch.DefaultNIL, e.Header.Get("X-MSS-NIL"))
+		require.False(t, e.Header.Has("Reply-To"), "no PRT REPLY")
+		require.False(t, e.Header.Has("Disposition-Notification-To"), "no ACK_LECTURE_MSS")
+		requireXDM(t, e.Attachments["IHE_XDM.ZIP"], report.Document.CDA)
 		if to == patient {
-			require.Equal(t, "FIN", e.get(t, "X-MSS-MES"))
-			require.Equal(t, "Madame,\r\nVoici votre lettre de sortie.\r\n", e.body)
+			require.Equal(t, "FIN", e.Header.Get("X-MSS-MES"))
+			require.Equal(t, "Madame,\r\nVoici votre lettre de sortie.\r\n", e.Body)
 		} else {
-			require.False(t, e.header.Has("X-MSS-MES"), to)
-			require.Equal(t, "Cher confrère,\r\nVoici la lettre de sortie de notre patiente.\r\n", e.body)
+			require.False(t, e.Header.Has("X-MSS-MES"), to)
+			require.Equal(t, "Cher confrère,\r\nVoici la lettre de sortie de notre patiente.\r\n", e.Body)
 		}
 	}
 	require.Contains(t, emails, patient)
@@ -339,12 +280,12 @@ func TestEmailReplaceAndDelete(t *testing.T) {
 	emails := readOutbox(t, dir)
 	require.Len(t, emails, 2)
 	for to, e := range emails {
-		require.Contains(t, e.body, "annule et remplace", to)
-		requireXDM(t, e.attachments["IHE_XDM.ZIP"], replaced.Document.CDA)
-		m := actionSlot.FindStringSubmatch(xdmMetadata(t, e.attachments["IHE_XDM.ZIP"]))
+		require.Contains(t, e.Body, "annule et remplace", to)
+		requireXDM(t, e.Attachments["IHE_XDM.ZIP"], replaced.Document.CDA)
+		m := actionSlot.FindStringSubmatch(xdmMetadata(t, e.Attachments["IHE_XDM.ZIP"]))
 		require.NotNil(t, m, "action slot")
 		require.Equal(t, "C", m[1], "a replacement")
-		require.Equal(t, "11490-0", e.get(t, "X-MSS-CODECDA"))
+		require.Equal(t, "11490-0", e.Header.Get("X-MSS-CODECDA"))
 	}
 
 	// A deletion without its CDA: no attachment, no CDA header, the deletion text.
@@ -356,11 +297,11 @@ func TestEmailReplaceAndDelete(t *testing.T) {
 	emails = readOutbox(t, dir)
 	require.Len(t, emails, 2)
 	for to, e := range emails {
-		require.Empty(t, e.attachments, to)
-		require.Contains(t, e.body, "est annulé : merci de ne plus en tenir compte")
-		require.Equal(t, dispatch.DefaultNIL, e.get(t, "X-MSS-NIL"))
-		require.False(t, e.header.Has("X-MSS-CODECDA"))
-		require.False(t, e.header.Has("X-MSS-INS"))
+		require.Empty(t, e.Attachments, to)
+		require.Contains(t, e.Body, "est annulé : merci de ne plus en tenir compte")
+		require.Equal(t, dispatch.DefaultNIL, e.Header.Get("X-MSS-NIL"))
+		require.False(t, e.Header.Has("X-MSS-CODECDA"))
+		require.False(t, e.Header.Has("X-MSS-INS"))
 	}
 }
 

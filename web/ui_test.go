@@ -437,3 +437,24 @@ func TestDashboardProfiler(t *testing.T) {
 	require.Equal(t, http.StatusOK, status)
 	require.Contains(t, body, "goroutine profile:")
 }
+
+// TestReportPageWarnings posts an HL7 report whose CORPSMAIL_PS is
+// unreadable, as the volet's own examples carry it: the DPI gets an AA with
+// a warning, and the secretary finds the warning in the report's history.
+func TestReportPageWarnings(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	msg := sampleORU(t) + "OBX|2|ED|CORPSMAIL_PS^Corps du mail pour un PS^MetaDMPMSS||^TEXT^^Base64^Q2hlciBjb25mcsOocmUs*||||||F\r"
+	code, _, ack := b.call(t, "POST", "/api/v1/hl7", msg)
+	require.Equal(t, http.StatusOK, code)
+	require.Contains(t, ack, "MSA|AA|MSG0001")
+	require.Contains(t, ack, "|W||||CORPSMAIL_PS illisible")
+	var id int64
+	require.NoError(t, b.pool.QueryRow(context.Background(), "SELECT id FROM reports").Scan(&id))
+	c := b.login(t, "alice", auth.RoleSecretary)
+	status, page := c.get(t, fmt.Sprintf("/reports/%d", id))
+	require.Equal(t, http.StatusOK, status)
+	require.Contains(t, page, "Avertissement à la réception")
+	require.Contains(t, page, "CORPSMAIL_PS illisible")
+	require.Contains(t, page, "le corps du courriel par défaut est utilisé")
+}

@@ -186,6 +186,11 @@ func TestRefused(t *testing.T) {
 			ack := parseACK(t, b.handler.HandleHL7(b.ctx, tt.msg))
 			require.Equal(t, tt.ack, ack.Segment("MSA").Get(1))
 			require.Equal(t, tt.msa2, ack.Segment("MSA").Get(2))
+			if tt.name != "not HL7" { // the header mirrors the message's, even one that cannot be parsed
+				msh := ack.Segment("MSH")
+				require.Equal(t, []string{"MSSDISPATCH", "CH_TEST", "DPI_TEST", "CH_TEST", "P", "2.5"},
+					[]string{msh.Get(3), msh.Get(4), msh.Get(5), msh.Get(6), msh.Get(11), msh.Get(12)})
+			}
 			errSeg := ack.Segment("ERR")
 			require.NotNil(t, errSeg, "a refusal says why")
 			require.NotEmpty(t, errSeg.Get(8), "ERR-8 has a message for people")

@@ -480,8 +480,9 @@ func (m *mapper) validated(docs []seg, act action) (hl7.TXA, error) {
 
 // content decodes the CDA of the document OBX at and maps what it says: the
 // document, the parent of a replacement, the author of the first document
-// (unless a PRT SB names one); the INS of its recordTarget must be that of
-// PID-3.
+// (unless a PRT SB names one), the patient's birth date and sex when PID
+// leaves them out (the volet does not require PID-7 and PID-8); the INS of
+// its recordTarget must be that of PID-3.
 func (m *mapper) content(at seg, act action) (dispatch.Document, error) {
 	obx := hl7.OBX{Segment: at.Segment}
 	doc, header, err := decodeDocument(obx, at, act == actDelete && m.mdm)
@@ -495,6 +496,12 @@ func (m *mapper) content(at seg, act action) (dispatch.Document, error) {
 	}
 	if act == actReplace && !header.ParentID.IsZero() {
 		doc.ParentID = uniqueID(header.ParentID)
+	}
+	if pat := &m.r.Patient; pat.BirthDate == "" {
+		pat.BirthDate = header.Patient.BirthDate[:min(8, len(header.Patient.BirthDate))]
+	}
+	if pat := &m.r.Patient; pat.Sex == "" {
+		pat.Sex = header.Patient.Sex
 	}
 	if m.r.Author.Kind == "" {
 		m.r.Author = cdaAuthor(header.Author)

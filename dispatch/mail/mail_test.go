@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/x509"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -13,10 +12,11 @@ import (
 	"testing"
 	"time"
 
-	gomail "github.com/emersion/go-message/mail"
 	"github.com/emersion/go-smtp"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/mssdispatch/mssdispatch/internal/mailtest"
 	"software.sslmate.com/src/go-pkcs12"
 
 	"github.com/mssdispatch/mssdispatch/dispatch/mail"
@@ -44,38 +44,16 @@ func TestMessageBytes(t *testing.T) {
 	raw, err := testMessage("dr@medecin.mssante.fr").Bytes()
 	require.NoError(t, err)
 
-	r, err := gomail.CreateReader(bytes.NewReader(raw))
-	require.NoError(t, err)
-	subject, err := r.Header.Subject()
+	e := mailtest.Parse(t, raw)
+	subject, err := e.Header.Subject()
 	require.NoError(t, err)
 	require.Equal(t, "XDM/1.0/DDM+Lettre de sortie DUPONT Marie 15/01/1980", subject)
-	id, err := r.Header.MessageID()
+	id, err := e.Header.MessageID()
 	require.NoError(t, err)
 	require.Equal(t, "abc123@ch-demo.mssante.fr", id)
-	from, err := r.Header.AddressList("From")
-	require.NoError(t, err)
-	require.Equal(t, sender, from[0].Address)
-
-	var body string
-	var attachments []string
-	for {
-		p, err := r.NextPart()
-		if err == io.EOF {
-			break
-		}
-		require.NoError(t, err)
-		data, err := io.ReadAll(p.Body)
-		require.NoError(t, err)
-		switch h := p.Header.(type) {
-		case *gomail.InlineHeader:
-			body = string(data)
-		case *gomail.AttachmentHeader:
-			name, err := h.Filename()
-			require.NoError(t, err)
-			attachments = append(attachments, name)
-			require.Equal(t, "%PDF-1.4 fake", string(data))
-		}
-	}
+	require.Equal(t, []string{sender}, e.Addresses(t, "From"))
+	body, attachments := e.Body, e.Names
+	require.Equal(t, "%PDF-1.4 fake", string(e.Attachments["Lettre de sortie.pdf"]))
 	require.Equal(t, "Bonjour,\r\nci-joint.\r\n", body)
 	require.Equal(t, []string{"Lettre de sortie.pdf"}, attachments)
 }
