@@ -130,15 +130,15 @@ func (s *Service) wrapPDF(r Report, now time.Time) ([]byte, error) {
 	switch {
 	case s.custodian.FINESS == "":
 		return nil, &InvalidError{Field: "document.pdf",
-			Msg: "this service cannot build a CDA around a bare PDF: its FINESS is not configured; send a CDA"}
+			Msg: "ce service ne peut pas construire de CDA autour d'un PDF seul : son FINESS n'est pas configuré ; envoyez un CDA"}
 	case r.Document.ID == "":
-		return nil, &InvalidError{Field: "document.id", Msg: "a bare PDF needs its document id (OID root, optionally ^extension)"}
+		return nil, &InvalidError{Field: "document.id", Msg: "un PDF seul a besoin de l'identifiant du document (racine OID, ^extension facultative)"}
 	case r.Document.Code == "" || r.Document.Title == "":
-		return nil, &InvalidError{Field: "document.code", Msg: "a bare PDF needs its LOINC code and title"}
+		return nil, &InvalidError{Field: "document.code", Msg: "un PDF seul a besoin de son code LOINC et de son titre"}
 	case r.Patient.INS == "" || r.Patient.INSOID == "":
-		return nil, &InvalidError{Field: "patient.ins", Msg: "a bare PDF needs the patient's INS and its OID"}
+		return nil, &InvalidError{Field: "patient.ins", Msg: "un PDF seul a besoin de l'INS du patient et de son OID"}
 	case r.Author.RPPS == "":
-		return nil, &InvalidError{Field: "author.rpps", Msg: "a bare PDF needs its author's RPPS"}
+		return nil, &InvalidError{Field: "author.rpps", Msg: "un PDF seul a besoin du RPPS de son auteur"}
 	}
 	root, ext, _ := strings.Cut(r.Document.ID, "^")
 	custodian := cda.Organization{ID: cda.II{Root: oidFINESS, Extension: "1" + s.custodian.FINESS}, Name: s.custodian.Name}

@@ -244,8 +244,8 @@ func (s *Service) receiveAgain(ctx context.Context, tx pgx.Tx, id, inboundID int
 	var added []Recipient
 	for _, rc := range r.Recipients {
 		isKnown := slices.ContainsFunc(known, func(k storedRecipient) bool { return rc.same(k.Recipient) })
-		if rc.Role != RoleSender && !isKnown && !slices.ContainsFunc(added, rc.same) {
-			added = append(added, rc)
+		if r.Action != ActionDelete && rc.Role != RoleSender && !isKnown && !slices.ContainsFunc(added, rc.same) {
+			added = append(added, rc) // (a deletion is told to those who had the document, not to others)
 		}
 	}
 	detail := fmt.Sprintf("Le DPI a envoyé à nouveau ce document (message %s) : aucun nouveau destinataire, rien n'est renvoyé.", in.ControlID)
@@ -420,6 +420,7 @@ func (r *Report) documentIDs() []string {
 // that carried it.
 type storedDocument struct {
 	ID       string
+	ParentID string // the document it replaces, for a replacement
 	ReportID int64
 	Action   Action // of that report
 	SHA256   []byte // of its CDA; nil when the report carried none
@@ -427,20 +428,26 @@ type storedDocument struct {
 
 // resentReport returns the report that already carried r's documents when
 // r sends them again, 0 when r is new, or an InvalidError when r reuses a
-// document id for something else. stored holds every report carrying an id
-// of r, oldest first.
+// document id for something else or sends a version since replaced. stored
+// holds, oldest first, every document received with an id of r or
+// replacing one.
 //
 // A new document or a replacement is sent again when each of its documents
 // is the latest received with its id, byte for byte, in one same report
-// (not deleted since). A deletion is sent again when its documents were
-// all deleted already: the report is then the deletion's.
+// (not deleted nor replaced since). A deletion is sent again when its
+// documents were all deleted already: the report is then the deletion's.
 func resentReport(r *Report, stored []storedDocument) (int64, error) {
 	latest := map[string]storedDocument{}
 	deletedBy := map[string]int64{}
+	replacedBy := map[string]string{}
 	for _, d := range stored {
-		if d.Action == ActionDelete {
+		switch {
+		case d.Action == ActionDelete:
 			deletedBy[d.ID] = d.ReportID
-		} else {
+		case d.Action == ActionReplace && d.ParentID != "" && !slices.Contains(r.documentIDs(), d.ID):
+			replacedBy[d.ParentID] = d.ID
+			fallthrough
+		default:
 			latest[d.ID] = d
 		}
 	}
@@ -461,6 +468,9 @@ func resentReport(r *Report, stored []storedDocument) (int64, error) {
 	for _, d := range docs {
 		if _, ok := deletedBy[d.ID]; ok {
 			return 0, &InvalidError{Field: "document.id", Msg: fmt.Sprintf("le document %s a été supprimé : un nouveau document a un nouvel identifiant", d.ID)}
+		}
+		if next, ok := replacedBy[d.ID]; ok {
+			return 0, &InvalidError{Field: "document.id", Msg: fmt.Sprintf("le document %s a été remplacé depuis par %s : envoyez la dernière version", d.ID, next)}
 		}
 		prev, ok := latest[d.ID]
 		if !ok {

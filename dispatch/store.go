@@ -145,12 +145,12 @@ func insertReport(ctx context.Context, tx pgx.Tx, inboundID int64, in Inbound, r
 	return id, nil
 }
 
-// storedDocuments returns, oldest first, the documents of every report that
-// carried one of ids.
+// storedDocuments returns, oldest first, the documents received with one of
+// ids, or replacing one.
 func storedDocuments(ctx context.Context, q dbtx, ids []string) ([]storedDocument, error) {
-	rows, err := q.Query(ctx, `SELECT doc.document_id, doc.report_id, r.action, doc.cda_sha256
+	rows, err := q.Query(ctx, `SELECT doc.document_id, doc.parent_document_id, doc.report_id, r.action, doc.cda_sha256
 		FROM documents doc JOIN reports r ON r.id = doc.report_id
-		WHERE doc.document_id = ANY ($1) ORDER BY doc.report_id`, ids)
+		WHERE doc.document_id = ANY ($1) OR doc.parent_document_id = ANY ($1) ORDER BY doc.report_id`, ids)
 	if err != nil {
 		return nil, fmt.Errorf("look up documents: %w", err)
 	}

@@ -74,7 +74,7 @@ func TestDirectoryResolve(t *testing.T) {
 
 	code, _, body = b.do(t, "GET", "/api/v1/directory/resolve?rpps=123", bearer, "")
 	require.Equal(t, http.StatusUnprocessableEntity, code)
-	require.JSONEq(t, `{"error":"an RPPS number has 11 digits","field":"rpps"}`, body)
+	require.JSONEq(t, `{"error":"un numéro RPPS a 11 chiffres","field":"rpps"}`, body)
 	code, _, _ = b.do(t, "GET", "/api/v1/directory/resolve", bearer, "")
 	require.Equal(t, http.StatusBadRequest, code)
 }

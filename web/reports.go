@@ -96,7 +96,7 @@ func (req *reportRequest) report() (dispatch.Report, error) {
 		r.Flags.Present = true
 	}
 	if len(r.Document.CDA) == 0 && len(r.Document.PDF) == 0 && r.Action != dispatch.ActionDelete {
-		return r, &fieldError{"document", "give the document as cda or pdf (base64)"}
+		return r, &fieldError{"document", "donnez le document en cda ou en pdf (base64)"}
 	}
 	author, err := req.Author.recipient("author", dispatch.RoleSender)
 	if err != nil {
@@ -111,7 +111,7 @@ func (req *reportRequest) report() (dispatch.Report, error) {
 			return r, err
 		}
 		if rc.Kind == "" {
-			return r, &fieldError{fmt.Sprintf("recipients[%d]", i), "give an rpps, adeli, finess, name or address"}
+			return r, &fieldError{fmt.Sprintf("recipients[%d]", i), "donnez un rpps, un adeli, un finess, un nom ou une adresse"}
 		}
 		r.Recipients = append(r.Recipients, rc)
 	}
@@ -131,9 +131,9 @@ func (rr recipientRequest) recipient(field, role string) (dispatch.Recipient, er
 	}
 	switch {
 	case rr.RPPS != "" && !rppsPattern.MatchString(rr.RPPS):
-		return rc, &fieldError{sub("rpps"), "an RPPS number has 11 digits"}
+		return rc, &fieldError{sub("rpps"), "un numéro RPPS a 11 chiffres"}
 	case rr.ADELI != "" && !adeliPattern.MatchString(rr.ADELI):
-		return rc, &fieldError{sub("adeli"), "an ADELI number has 9 digits"}
+		return rc, &fieldError{sub("adeli"), "un numéro ADELI a 9 chiffres"}
 	case rr.RPPS != "":
 		rc.RPPS, rc.NationalID = rr.RPPS, "8"+rr.RPPS
 	case rr.ADELI != "":
@@ -178,7 +178,7 @@ func (s *server) postReport(w http.ResponseWriter, r *http.Request) {
 
 	var req reportRequest
 	if err := decodeStrict(body, &req); err != nil {
-		s.refuse(w, r, in, body, "", fmt.Sprintf("the body is not a valid report: %v", err))
+		s.refuse(w, r, in, body, "", fmt.Sprintf("le corps n'est pas un compte rendu valide : %v", err))
 		return
 	}
 	report, err := req.report()
