@@ -9,10 +9,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
+	"github.com/mssdispatch/mssdispatch/audit"
 	"github.com/mssdispatch/mssdispatch/auth"
 	"github.com/mssdispatch/mssdispatch/internal/pgtest"
 )
@@ -47,7 +47,7 @@ func (tb *testBundle) addUser(t *testing.T, username string, role auth.Role, ser
 // auditActions returns the actions of the audit log, oldest first.
 func (tb *testBundle) auditActions(t *testing.T) []string {
 	t.Helper()
-	records, err := tb.store.AuditLog(tb.ctx, auth.AuditFilter{Limit: 500})
+	records, err := audit.NewLog(tb.pool).Read(tb.ctx, audit.Filter{Limit: 500})
 	require.NoError(t, err)
 	var out []string
 	for i := len(records) - 1; i >= 0; i-- {
@@ -61,7 +61,7 @@ func TestUserPermissions(t *testing.T) {
 	t.Parallel()
 	perms := []auth.Permission{auth.PermView, auth.PermAct, auth.PermCorrespondents, auth.PermRules, auth.PermAdmin}
 	want := map[auth.Role][]bool{
-		auth.RoleSecretary: {true, true, true, false, false},
+		auth.RoleSecretary: {true, true, false, false, false},
 		auth.RoleCME:       {true, false, false, true, false},
 		auth.RoleAdmin:     {true, true, true, true, true},
 		"nurse":            {false, false, false, false, false},
@@ -73,6 +73,11 @@ func TestUserPermissions(t *testing.T) {
 		}
 	}
 	require.False(t, auth.User{Role: auth.RoleAdmin}.Can(auth.Permission(99)))
+	granted := auth.User{Role: auth.RoleSecretary, Grants: []string{auth.GrantCorrespondents}}
+	require.True(t, granted.Can(auth.PermCorrespondents), "a secretary an admin trusts with the local directory")
+	require.True(t, auth.User{Role: auth.RoleCME, Grants: []string{auth.GrantCorrespondents}}.Can(auth.PermCorrespondents))
+	granted.Disabled = true
+	require.False(t, granted.Can(auth.PermCorrespondents))
 	require.Equal(t, "rules", auth.PermRules.String())
 
 	require.True(t, auth.User{}.SeesService("cardiologie"))
@@ -250,82 +255,224 @@ func TestAuthenticateRehashes(t *testing.T) {
 	require.NoError(t, err)
 }
 
-func TestRateLimitByUsername(t *testing.T) {
+// wrong is a password no account has.
+const wrong = "wrong password"
+
+// elapse makes the recorded login failures d older, as if d had passed.
+func (tb *testBundle) elapse(t *testing.T, d time.Duration) {
+	t.Helper()
+	_, err := tb.pool.Exec(tb.ctx, "UPDATE login_failures SET at = at - make_interval(secs => $1)", d.Seconds())
+	require.NoError(t, err)
+}
+
+// retryAfter returns the wait of a refused attempt, failing t for any other error.
+func retryAfter(t *testing.T, err error) time.Duration {
+	t.Helper()
+	require.ErrorIs(t, err, auth.ErrRateLimited)
+	rle, ok := errors.AsType[*auth.RateLimitError](err)
+	require.True(t, ok)
+	return rle.RetryAfter
+}
+
+// hammer makes attempt as fast as the throttle allows for the simulated
+// duration d (the failures are aged by each wait) and returns how many
+// attempts were checked, and the waits, in order.
+func (tb *testBundle) hammer(t *testing.T, d time.Duration, attempt func(i int) error) (checked int, waits []time.Duration) {
+	t.Helper()
+	var elapsed time.Duration
+	for i := 0; elapsed < d; i++ {
+		err := attempt(i)
+		if errors.Is(err, auth.ErrRateLimited) {
+			wait := (retryAfter(t, err) + time.Second - 1).Truncate(time.Second)
+			waits = append(waits, wait)
+			tb.elapse(t, wait)
+			elapsed += wait
+			continue
+		}
+		require.ErrorIs(t, err, auth.ErrBadCredentials, i)
+		checked++
+	}
+	return checked, waits
+}
+
+// TestLoginThrottleLegitimateUser is the defect of issue #19, item 5: five
+// wrong passwords locked the account for 15 minutes from every address, and
+// twenty failures from one address (every user behind the reverse proxy)
+// locked everyone out. An attacker now never keeps a user out.
+func TestLoginThrottleLegitimateUser(t *testing.T) {
 	t.Parallel()
 	tb := setup(t)
 	tb.addUser(t, "alice", auth.RoleSecretary)
 	tb.addUser(t, "bob", auth.RoleSecretary)
 
-	// Five failures, from five addresses: the sixth attempt is refused even
-	// with the right password, without a check of the password.
+	// Bob logged in from the shared address before.
+	_, err := tb.store.Authenticate(tb.ctx, "bob", password, "192.0.2.1")
+	require.NoError(t, err)
+
+	// An attacker hammers alice's account from one address.
+	for i := range 50 {
+		_, err := tb.store.Authenticate(tb.ctx, "alice", wrong, "203.0.113.66")
+		if i < 5 {
+			require.ErrorIs(t, err, auth.ErrBadCredentials, i)
+		} else {
+			require.ErrorIs(t, err, auth.ErrRateLimited, i)
+		}
+	}
+	// Alice logs in from her workstation at once.
+	_, err = tb.store.Authenticate(tb.ctx, "alice", password, "198.51.100.7")
+	require.NoError(t, err)
+
+	// Someone at the shared address tries forty usernames: bob, who logs
+	// in from there, still does at once.
+	for i := range 40 {
+		_, err := tb.store.Authenticate(tb.ctx, fmt.Sprintf("user%d", i), wrong, "192.0.2.1")
+		require.Error(t, err)
+	}
+	_, err = tb.store.Authenticate(tb.ctx, "bob", password, "192.0.2.1")
+	require.NoError(t, err)
+}
+
+// TestLoginThrottleOneAddress checks the growing delays of one account from
+// one address, and how few attempts an attacker gets in a day.
+func TestLoginThrottleOneAddress(t *testing.T) {
+	t.Parallel()
+	tb := setup(t)
+	tb.addUser(t, "alice", auth.RoleSecretary)
+	tb.addUser(t, "bob", auth.RoleSecretary)
+	const attacker = "203.0.113.9"
+
 	for i := range 5 {
-		_, err := tb.store.Authenticate(tb.ctx, "alice", "wrong password", fmt.Sprintf("192.0.2.%d", i+1))
+		_, err := tb.store.Authenticate(tb.ctx, "alice", wrong, attacker)
 		require.ErrorIs(t, err, auth.ErrBadCredentials, i)
 	}
-	_, err := tb.store.Authenticate(tb.ctx, "ALICE", password, "198.51.100.1")
-	require.ErrorIs(t, err, auth.ErrRateLimited)
-	rle, ok := errors.AsType[*auth.RateLimitError](err)
-	require.True(t, ok)
-	require.Greater(t, rle.RetryAfter, 14*time.Minute)
-	require.LessOrEqual(t, rle.RetryAfter, 15*time.Minute)
-	require.Contains(t, err.Error(), "too many failed logins: retry in 1")
-
-	// Refused attempts do not count: they neither extend the limit nor are
-	// written to the audit log.
+	// The sixth waits a second, even with the right password, which is not
+	// checked; refused attempts neither count nor reach the audit log.
 	for range 3 {
-		_, err = tb.store.Authenticate(tb.ctx, "alice", password, "")
-		require.ErrorIs(t, err, auth.ErrRateLimited)
+		_, err := tb.store.Authenticate(tb.ctx, "ALICE", password, attacker)
+		require.InDelta(t, time.Second, retryAfter(t, err), float64(500*time.Millisecond))
+		require.Contains(t, err.Error(), "too many failed logins: retry in 1s")
 	}
 	var failures int
-	require.NoError(t, tb.pool.QueryRow(tb.ctx, "SELECT count(*) FROM login_failures WHERE key = 'user:alice'").Scan(&failures))
+	require.NoError(t, tb.pool.QueryRow(tb.ctx, "SELECT count(*) FROM login_failures WHERE key = 'pair:alice|203.0.113.9'").Scan(&failures))
 	require.Equal(t, 5, failures)
-	records, err := tb.store.AuditLog(tb.ctx, auth.AuditFilter{Action: "login_failed"})
+	records, err := audit.NewLog(tb.pool).Read(tb.ctx, audit.Filter{Action: "login_failed"})
 	require.NoError(t, err)
 	require.Len(t, records, 5)
 
-	// Another user is not limited.
-	_, err = tb.store.Authenticate(tb.ctx, "bob", password, "192.0.2.1")
+	// Another account from the same address is not delayed.
+	_, err = tb.store.Authenticate(tb.ctx, "bob", password, attacker)
 	require.NoError(t, err)
 
-	// Ten minutes later, still limited; once the oldest failure is 15
-	// minutes old, one attempt is allowed again.
-	_, err = tb.pool.Exec(tb.ctx, "UPDATE login_failures SET at = at - interval '10 minutes'")
-	require.NoError(t, err)
-	_, err = tb.store.Authenticate(tb.ctx, "alice", password, "")
-	require.ErrorIs(t, err, auth.ErrRateLimited)
-	rle, _ = errors.AsType[*auth.RateLimitError](err)
-	require.Less(t, rle.RetryAfter, 5*time.Minute+time.Second)
-	_, err = tb.pool.Exec(tb.ctx, `UPDATE login_failures SET at = at - interval '5 minutes 1 second'
-		WHERE id = (SELECT min(id) FROM login_failures WHERE key = 'user:alice')`)
-	require.NoError(t, err)
-	_, err = tb.store.Authenticate(tb.ctx, "alice", password, "")
-	require.NoError(t, err)
+	// A day of attempts as fast as allowed: the delays double up to 15
+	// minutes, and the attacker gets no more than 5 + 10 + 96 tries.
+	checked, waits := tb.hammer(t, 24*time.Hour, func(int) error {
+		_, err := tb.store.Authenticate(tb.ctx, "alice", wrong, attacker)
+		return err
+	})
+	require.Equal(t, []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second, 16 * time.Second},
+		waits[:5], "the first waits, rounded up to the second")
+	require.Equal(t, 15*time.Minute, waits[len(waits)-1])
+	t.Logf("checked %d, waits %d", checked, len(waits))
+	require.LessOrEqual(t, checked, 5+10+96-5, "the five free failures were spent before")
+	require.Greater(t, checked, 90, "a slow attacker is slowed, not locked out")
 
-	// A success clears the username's failures.
-	require.NoError(t, tb.pool.QueryRow(tb.ctx, "SELECT count(*) FROM login_failures WHERE key = 'user:alice'").Scan(&failures))
+	// The right password, once the wait is over (hammer ends on one),
+	// logs in and clears the pair's failures.
+	_, err = tb.store.Authenticate(tb.ctx, "alice", password, attacker)
+	require.NoError(t, err)
+	require.NoError(t, tb.pool.QueryRow(tb.ctx, "SELECT count(*) FROM login_failures WHERE key = 'pair:alice|203.0.113.9'").Scan(&failures))
 	require.Zero(t, failures)
 
-	// Unknown usernames are limited alike (the limit does not tell which exist).
-	for range 5 {
-		_, err = tb.store.Authenticate(tb.ctx, "nobody", password, "")
-		require.ErrorIs(t, err, auth.ErrBadCredentials)
+	// Unknown usernames are throttled alike (the throttle does not tell
+	// which exist), and so are invalid ones.
+	for _, name := range []string{"nobody", "not a username"} {
+		for range 5 {
+			_, err = tb.store.Authenticate(tb.ctx, name, password, "192.0.2.50")
+			require.ErrorIs(t, err, auth.ErrBadCredentials)
+		}
+		_, err = tb.store.Authenticate(tb.ctx, name, password, "192.0.2.50")
+		require.ErrorIs(t, err, auth.ErrRateLimited)
 	}
-	_, err = tb.store.Authenticate(tb.ctx, "nobody", password, "")
+
+	// A new password set by an administrator is tried at once.
+	for range 6 {
+		_, _ = tb.store.Authenticate(tb.ctx, "bob", wrong, "192.0.2.60")
+	}
+	_, err = tb.store.Authenticate(tb.ctx, "bob", password, "192.0.2.60")
 	require.ErrorIs(t, err, auth.ErrRateLimited)
+	require.NoError(t, tb.store.SetPassword(tb.ctx, "bob", "a brand new passphrase"))
+	_, err = tb.store.Authenticate(tb.ctx, "bob", "a brand new passphrase", "192.0.2.60")
+	require.NoError(t, err)
 }
 
-func TestRateLimitByAddress(t *testing.T) {
+// TestLoginThrottleManyAddresses checks an attack on one account from many
+// addresses: once the account has 20 failures within the hour, each address
+// gets one attempt, then waits; the right password from another address
+// still logs in at once.
+func TestLoginThrottleManyAddresses(t *testing.T) {
 	t.Parallel()
 	tb := setup(t)
 	tb.addUser(t, "alice", auth.RoleSecretary)
 
-	// Twenty failures from one address on twenty usernames: the address is
-	// refused, for any user; another address is not.
-	for i := range 20 {
-		_, err := tb.store.Authenticate(tb.ctx, fmt.Sprintf("user%d", i), password, "203.0.113.9")
-		require.ErrorIs(t, err, auth.ErrBadCredentials, i)
+	const addresses = 60
+	checked := 0
+	for a := range addresses {
+		for range 3 {
+			_, err := tb.store.Authenticate(tb.ctx, "alice", wrong, fmt.Sprintf("203.0.113.%d", a+1))
+			if errors.Is(err, auth.ErrBadCredentials) {
+				checked++
+			} else {
+				require.ErrorIs(t, err, auth.ErrRateLimited)
+			}
+		}
 	}
-	_, err := tb.store.Authenticate(tb.ctx, "alice", password, "203.0.113.9")
+	require.Equal(t, 20+(addresses-7), checked, "3 tries for 6 addresses, 2 for the 7th, then one each")
+
+	// Alice from her workstation: at once; after a typo, two seconds later.
+	_, err := tb.store.Authenticate(tb.ctx, "alice", password, "198.51.100.7")
+	require.NoError(t, err)
+	_, err = tb.store.Authenticate(tb.ctx, "alice", wrong, "198.51.100.8")
+	require.ErrorIs(t, err, auth.ErrBadCredentials)
+	_, err = tb.store.Authenticate(tb.ctx, "alice", password, "198.51.100.8")
+	require.InDelta(t, 2*time.Second, retryAfter(t, err), float64(500*time.Millisecond))
+	tb.elapse(t, 2*time.Second)
+	_, err = tb.store.Authenticate(tb.ctx, "alice", password, "198.51.100.8")
+	require.NoError(t, err)
+
+	// An hour later the account is no longer attacked: five free failures again.
+	tb.elapse(t, time.Hour)
+	for range 5 {
+		_, err := tb.store.Authenticate(tb.ctx, "alice", wrong, "198.51.100.9")
+		require.ErrorIs(t, err, auth.ErrBadCredentials)
+	}
+}
+
+// TestLoginThrottleSpray checks one address trying many accounts: after 30
+// failures within the hour it waits up to a minute between attempts,
+// except on the accounts that logged in from it before.
+func TestLoginThrottleSpray(t *testing.T) {
+	t.Parallel()
+	tb := setup(t)
+	tb.addUser(t, "alice", auth.RoleSecretary)
+	tb.addUser(t, "bob", auth.RoleSecretary)
+	_, err := tb.store.Authenticate(tb.ctx, "bob", password, "203.0.113.9")
+	require.NoError(t, err)
+
+	checked, waits := tb.hammer(t, time.Hour, func(i int) error {
+		_, err := tb.store.Authenticate(tb.ctx, fmt.Sprintf("user%d", i), wrong, "203.0.113.9")
+		return err
+	})
+	require.Equal(t, time.Minute, waits[len(waits)-1])
+	t.Logf("checked %d, waits %d", checked, len(waits))
+	require.LessOrEqual(t, checked, 30+6+60, "30 free, 6 within the first minute, then one a minute")
+	_, err = tb.store.Authenticate(tb.ctx, "user-last", wrong, "203.0.113.9")
+	require.ErrorIs(t, err, auth.ErrBadCredentials, "hammer ends when the wait is over")
+
+	// Bob, who logs in from there, still does; alice, who never did, waits
+	// (also from the address written as IPv6); from elsewhere she does not.
+	_, err = tb.store.Authenticate(tb.ctx, "bob", password, "203.0.113.9")
+	require.NoError(t, err)
+	_, err = tb.store.Authenticate(tb.ctx, "alice", password, "203.0.113.9")
 	require.ErrorIs(t, err, auth.ErrRateLimited)
 	_, err = tb.store.Authenticate(tb.ctx, "alice", password, "::ffff:203.0.113.9")
 	require.ErrorIs(t, err, auth.ErrRateLimited, "the same address mapped in IPv6")
@@ -333,8 +480,8 @@ func TestRateLimitByAddress(t *testing.T) {
 	require.NoError(t, err)
 
 	// An IPv6 client counts as its /64.
-	for i := range 20 {
-		_, err := tb.store.Authenticate(tb.ctx, fmt.Sprintf("user%d", i), password, fmt.Sprintf("2001:db8:1:2::%x", i+1))
+	for i := range 30 {
+		_, err := tb.store.Authenticate(tb.ctx, fmt.Sprintf("user%d", i), wrong, fmt.Sprintf("2001:db8:1:2::%x", i+1))
 		require.ErrorIs(t, err, auth.ErrBadCredentials, i)
 	}
 	_, err = tb.store.Authenticate(tb.ctx, "alice", password, "2001:db8:1:2:ffff::1")
@@ -343,17 +490,17 @@ func TestRateLimitByAddress(t *testing.T) {
 	require.NoError(t, err)
 }
 
-func TestRateLimitConcurrent(t *testing.T) {
+func TestLoginThrottleConcurrent(t *testing.T) {
 	t.Parallel()
 	tb := setup(t)
 	tb.addUser(t, "alice", auth.RoleSecretary)
 
-	// Thirty wrong passwords at once: the attempts are counted before the
-	// passwords are checked, so no more than five are.
+	// Thirty wrong passwords at once from one address: the attempts are
+	// counted before the passwords are checked, so no more than five are.
 	var wg sync.WaitGroup
 	errs := make([]error, 30)
 	for i := range errs {
-		wg.Go(func() { _, errs[i] = tb.store.Authenticate(tb.ctx, "alice", "wrong password", "") })
+		wg.Go(func() { _, errs[i] = tb.store.Authenticate(tb.ctx, "alice", wrong, "192.0.2.7") })
 	}
 	wg.Wait()
 	checked := 0
@@ -366,9 +513,9 @@ func TestRateLimitConcurrent(t *testing.T) {
 	}
 	require.LessOrEqual(t, checked, 5)
 	var failures int
-	require.NoError(t, tb.pool.QueryRow(tb.ctx, "SELECT count(*) FROM login_failures WHERE key = 'user:alice'").Scan(&failures))
+	require.NoError(t, tb.pool.QueryRow(tb.ctx, "SELECT count(*) FROM login_failures WHERE key = 'pair:alice|192.0.2.7'").Scan(&failures))
 	require.Equal(t, checked, failures, "the refused attempts left nothing behind")
-	_, err := tb.store.Authenticate(tb.ctx, "alice", password, "")
+	_, err := tb.store.Authenticate(tb.ctx, "alice", password, "192.0.2.7")
 	if checked < 5 {
 		require.NoError(t, err)
 	} else {
@@ -376,82 +523,15 @@ func TestRateLimitConcurrent(t *testing.T) {
 	}
 }
 
-func TestAudit(t *testing.T) {
+// TestAuditActor: the store's entries are in the name of the context's
+// actor (the command line's), else of the user of the request (see the
+// web tests), else "system".
+func TestAuditActor(t *testing.T) {
 	t.Parallel()
 	tb := setup(t)
-
-	// In the caller's transaction: rolled back with it.
-	err := pgx.BeginFunc(tb.ctx, tb.pool, func(tx pgx.Tx) error {
-		require.NoError(t, tb.store.Audit(tb.ctx, tx, auth.AuditEntry{Actor: "alice", Action: "rules_changed", Object: "rules:2"}))
-		return errors.New("rolled back")
-	})
-	require.EqualError(t, err, "rolled back")
-	records, err := tb.store.AuditLog(tb.ctx, auth.AuditFilter{})
+	_, err := tb.store.AddUser(auth.WithActor(tb.ctx, "cli:root"), auth.NewUser{Username: "alice", Password: password, Role: auth.RoleSecretary})
 	require.NoError(t, err)
-	require.Empty(t, records)
-
-	// The actor defaults to the context's.
-	require.NoError(t, tb.store.Audit(tb.ctx, nil, auth.AuditEntry{Action: "retention_purged", Detail: "3 documents"}))
-	require.NoError(t, tb.store.Audit(auth.WithActor(tb.ctx, "cli:root"), tb.pool, auth.AuditEntry{Action: "user_added", Object: "user:x"}))
-	require.Error(t, tb.store.Audit(tb.ctx, nil, auth.AuditEntry{Actor: "alice"}), "no action")
-	// Text PostgreSQL would refuse is cleaned, not lost.
-	require.NoError(t, tb.store.Audit(tb.ctx, nil, auth.AuditEntry{Actor: "alice", Action: "correspondent_saved", Detail: "a\x00b\xffc"}))
-	records, err = tb.store.AuditLog(tb.ctx, auth.AuditFilter{})
-	require.NoError(t, err)
-	require.Len(t, records, 3)
-	require.Equal(t, auth.AuditEntry{Actor: "alice", Action: "correspondent_saved", Detail: "ab\uFFFDc"}, records[0].AuditEntry)
-	require.Equal(t, auth.AuditEntry{Actor: "cli:root", Action: "user_added", Object: "user:x"}, records[1].AuditEntry)
-	require.Equal(t, auth.AuditEntry{Actor: "system", Action: "retention_purged", Detail: "3 documents"}, records[2].AuditEntry)
-	require.WithinDuration(t, time.Now(), records[0].At, time.Minute)
-
-	// Append-only.
-	_, err = tb.pool.Exec(tb.ctx, "UPDATE audit_log SET actor = 'mallory'")
-	require.ErrorContains(t, err, "audit_log is append-only")
-	_, err = tb.pool.Exec(tb.ctx, "DELETE FROM audit_log")
-	require.ErrorContains(t, err, "audit_log is append-only")
-	_, err = tb.pool.Exec(tb.ctx, "TRUNCATE audit_log")
-	require.ErrorContains(t, err, "audit_log is append-only")
-}
-
-func TestAuditLogPagination(t *testing.T) {
-	t.Parallel()
-	tb := setup(t)
-	for i := range 7 {
-		actor := []string{"alice", "bob"}[i%2]
-		require.NoError(t, tb.store.Audit(tb.ctx, nil, auth.AuditEntry{Actor: actor, Action: "delivery_approved",
-			Object: fmt.Sprintf("delivery:%d", i)}))
-	}
-	require.NoError(t, tb.store.Audit(tb.ctx, nil, auth.AuditEntry{Actor: "alice", Action: "logout"}))
-
-	// Pages of three, newest first, each after the last id of the previous.
-	var objects []string
-	var pages int
-	f := auth.AuditFilter{Action: "delivery_approved", Limit: 3}
-	for {
-		page, err := tb.store.AuditLog(tb.ctx, f)
-		require.NoError(t, err)
-		if len(page) == 0 {
-			break
-		}
-		pages++
-		for i, r := range page {
-			if i > 0 {
-				require.Less(t, r.ID, page[i-1].ID)
-			}
-			objects = append(objects, r.Object)
-		}
-		f.BeforeID = page[len(page)-1].ID
-	}
-	require.Equal(t, 3, pages)
-	require.Equal(t, []string{"delivery:6", "delivery:5", "delivery:4", "delivery:3", "delivery:2", "delivery:1", "delivery:0"}, objects)
-
-	alice, err := tb.store.AuditLog(tb.ctx, auth.AuditFilter{Actor: "alice"})
-	require.NoError(t, err)
-	require.Len(t, alice, 5)
-	require.Equal(t, "logout", alice[0].Action)
-	both, err := tb.store.AuditLog(tb.ctx, auth.AuditFilter{Actor: "alice", Action: "delivery_approved", Limit: 2})
-	require.NoError(t, err)
-	require.Len(t, both, 2)
-	require.Equal(t, "delivery:6", both[0].Object)
-	require.Equal(t, "delivery:4", both[1].Object)
+	require.NoError(t, tb.store.SetDisabled(tb.ctx, "alice", true))
+	require.Equal(t, []string{"cli:root user_added user:alice role secretary, services all", "system user_disabled user:alice "},
+		tb.auditActions(t))
 }

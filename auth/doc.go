@@ -2,8 +2,11 @@
 // users (local accounts whose passwords are Argon2id PHC strings), their roles
 // and the permissions these grant (secretary, cme, admin; each user
 // optionally restricted to some hospital services), the login with its
-// durable rate limit (per username and per client address, shared by every
-// instance through PostgreSQL), the sessions (a random cookie token whose
+// durable throttle (growing delays per username and client address, never a
+// lockout, shared by every instance through PostgreSQL; Authenticate), the
+// client's address behind trusted reverse proxies (ClientAddress), the
+// in-memory limit of wrong API tokens per address (AddressLimiter), the
+// sessions (a random cookie token whose
 // SHA-256 only is stored, absolute and idle timeouts), the HTTP middleware
 // that finds the user of a request, requires one, checks a permission and
 // the CSRF token of forms, and the append-only audit log that the rest of the
@@ -15,6 +18,7 @@
 //
 // A typical chain of middleware:
 //
+//	r.Use(auth.ClientAddress(trustedProxies)) // for ClientIP
 //	r.Use(sessions.Middleware, sessions.CSRF)
 //	r.Get("/login", showLogin)   // CSRFToken(ctx) in the form
 //	r.Post("/login", doLogin)    // store.Authenticate, then sessions.Login

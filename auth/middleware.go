@@ -11,6 +11,8 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/mssdispatch/mssdispatch/internal/redact"
 )
 
 // RequireUser lets through the requests with a user (see Middleware). Without
@@ -79,7 +81,7 @@ func (m *Sessions) CSRF(next http.Handler) http.Handler {
 			} else if safe {
 				token, err := randomToken()
 				if err != nil {
-					m.cfg.Logger.ErrorContext(ctx, "csrf token", "error", err)
+					m.cfg.Logger.ErrorContext(ctx, "csrf token", "error", redact.Text(err.Error()))
 					writeError(w, r, http.StatusInternalServerError, "erreur interne")
 					return
 				}

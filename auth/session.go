@@ -8,10 +8,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/mssdispatch/mssdispatch/audit"
+	"github.com/mssdispatch/mssdispatch/internal/redact"
 )
 
 // SecureMode says when the cookies carry the Secure attribute.
@@ -163,7 +165,7 @@ func (m *Sessions) Logout(w http.ResponseWriter, r *http.Request) error {
 			return fmt.Errorf("logout: %w", err)
 		}
 		if found {
-			err := m.cfg.Store.Audit(ctx, nil, AuditEntry{Actor: username, Action: "logout", Object: "user:" + username,
+			err := m.cfg.Store.audit(ctx, nil, audit.Entry{Actor: username, Action: "logout", Object: "user:" + username,
 				Detail: ipDetail(ClientIP(r))})
 			if err != nil {
 				return fmt.Errorf("logout: %w", err)
@@ -191,7 +193,7 @@ func (m *Sessions) Middleware(next http.Handler) http.Handler {
 			}
 			u, csrf, stale, found, err := m.cfg.Store.loadSession(ctx, th, m.cfg.IdleTimeout, touchEvery)
 			if err != nil {
-				m.cfg.Logger.ErrorContext(ctx, "load session", "error", err)
+				m.cfg.Logger.ErrorContext(ctx, "load session", "error", redact.Text(err.Error()))
 				writeError(w, r, http.StatusInternalServerError, "erreur interne : session illisible")
 				return
 			}
@@ -200,7 +202,7 @@ func (m *Sessions) Middleware(next http.Handler) http.Handler {
 			}
 			if stale {
 				if err := m.cfg.Store.touchSession(ctx, th); err != nil {
-					m.cfg.Logger.WarnContext(ctx, "touch session", "user", u.Username, "error", err)
+					m.cfg.Logger.WarnContext(ctx, "touch session", "user", u.Username, "error", redact.Text(err.Error()))
 				}
 			}
 			ctx = context.WithValue(ctx, sessionKey{}, &session{user: u, csrf: csrf})
@@ -214,11 +216,11 @@ func (m *Sessions) Middleware(next http.Handler) http.Handler {
 	})
 }
 
-// Purge deletes the sessions past their TTL or idle timeout and the login
-// failures too old to count, for a periodic job; it returns the number of
-// sessions deleted.
+// Purge deletes the sessions past their TTL or idle timeout, the login
+// failures too old to count and the login addresses too old to exempt, for a
+// periodic job; it returns the number of sessions deleted.
 func (m *Sessions) Purge(ctx context.Context) (int64, error) {
-	return m.cfg.Store.purgeSessions(ctx, m.cfg.IdleTimeout, failureWindow)
+	return m.cfg.Store.purgeSessions(ctx, m.cfg.IdleTimeout, pairWindow, knownFor)
 }
 
 // cookie returns a cookie for the browser's session (no Expires).
@@ -260,17 +262,6 @@ func (m *Sessions) secure(r *http.Request) bool {
 		return false
 	}
 	return r.TLS != nil || strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https")
-}
-
-// ClientIP returns the address of r's client: the host of r.RemoteAddr
-// (behind a trusted reverse proxy, rewrite RemoteAddr first, e.g. with chi's
-// middleware.RealIP).
-func ClientIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
 }
 
 // randomToken returns 32 random bytes in unpadded base64url.

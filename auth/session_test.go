@@ -15,6 +15,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/mssdispatch/mssdispatch/audit"
 	"github.com/mssdispatch/mssdispatch/auth"
 )
 
@@ -365,10 +366,10 @@ func TestSessionLogout(t *testing.T) {
 	status, _ := a.get(t, "/me", c)
 	require.Equal(t, http.StatusUnauthorized, status)
 
-	records, err := a.store.AuditLog(a.ctx, auth.AuditFilter{Action: "logout"})
+	records, err := audit.NewLog(a.pool).Read(a.ctx, audit.Filter{Action: "logout"})
 	require.NoError(t, err)
 	require.Len(t, records, 1)
-	require.Equal(t, auth.AuditEntry{Actor: "alice", Action: "logout", Object: "user:alice", Detail: "from 192.0.2.1"}, records[0].AuditEntry)
+	require.Equal(t, audit.Entry{Actor: "alice", Action: "logout", Object: "user:alice", Detail: "from 192.0.2.1"}, records[0].Entry)
 
 	// Without a session, logout only deletes the cookie.
 	w := httptest.NewRecorder()
@@ -549,7 +550,10 @@ func TestSessionPurge(t *testing.T) {
 	_, err = a.pool.Exec(a.ctx, `INSERT INTO sessions (token_hash, user_id, csrf_token, expires_at, last_seen_at)
 		SELECT sha256('idle'), id, 'x', now() + interval '1 hour', now() - interval '3 hours' FROM users`)
 	require.NoError(t, err)
-	_, err = a.pool.Exec(a.ctx, `INSERT INTO login_failures (key, at) VALUES ('user:old', now() - interval '16 minutes')`)
+	_, err = a.pool.Exec(a.ctx, `INSERT INTO login_failures (key, at) VALUES ('pair:old|192.0.2.1', now() - interval '25 hours')`)
+	require.NoError(t, err)
+	_, err = a.pool.Exec(a.ctx, `INSERT INTO login_known_addresses (user_id, address, last_login_at)
+		SELECT id, '192.0.2.200', now() - interval '91 days' FROM users`)
 	require.NoError(t, err)
 
 	n, err := a.sessions.Purge(a.ctx)
@@ -566,7 +570,17 @@ func TestSessionPurge(t *testing.T) {
 		keys = append(keys, k)
 	}
 	require.NoError(t, rows.Err())
-	require.Equal(t, []string{"user:alice"}, keys, "the recent failure stays")
+	require.ElementsMatch(t, []string{"pair:alice|", "user:alice"}, keys, "the recent failure stays")
+	var addresses []string
+	rows, err = a.pool.Query(a.ctx, "SELECT address FROM login_known_addresses ORDER BY address")
+	require.NoError(t, err)
+	for rows.Next() {
+		var s string
+		require.NoError(t, rows.Scan(&s))
+		addresses = append(addresses, s)
+	}
+	require.NoError(t, rows.Err())
+	require.Equal(t, []string{"192.0.2.1"}, addresses, "the logins of over 90 days ago purged, the recent ones kept")
 
 	// The periodic job does the same.
 	_, err = a.pool.Exec(a.ctx, `UPDATE sessions SET expires_at = now() - interval '1 minute'`)

@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -10,6 +11,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/mssdispatch/mssdispatch/audit"
 )
 
 // This file holds every SQL statement of the package.
@@ -22,15 +25,14 @@ var (
 	ErrUserExists = errors.New("username already taken")
 )
 
-// Querier runs a statement: a *pgxpool.Pool, or a pgx.Tx when the audit entry
-// must be written in the caller's transaction.
-type Querier interface {
+// execer runs a statement: a pool or a transaction.
+type execer interface {
 	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
 }
 
 // queryer is a pool or a transaction.
 type queryer interface {
-	Querier
+	execer
 	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 }
@@ -83,16 +85,19 @@ func (s *Store) hash(ctx context.Context, password string) (string, error) {
 	return h, err
 }
 
-const userColumns = `id, username, display_name, role, services, source, disabled, created_at, last_login_at`
+const userColumns = `id, username, display_name, role, services, source, disabled, created_at, last_login_at, grants`
 
 func scanUser(row pgx.Row, extra ...any) (User, error) {
 	var u User
 	var role string
 	err := row.Scan(append([]any{&u.ID, &u.Username, &u.DisplayName, &role, &u.Services, &u.Source, &u.Disabled,
-		&u.CreatedAt, &u.LastLoginAt}, extra...)...)
+		&u.CreatedAt, &u.LastLoginAt, &u.Grants}, extra...)...)
 	u.Role = Role(role)
 	if len(u.Services) == 0 {
 		u.Services = nil
+	}
+	if len(u.Grants) == 0 {
+		u.Grants = nil
 	}
 	return u, err
 }
@@ -122,7 +127,7 @@ func (s *Store) AddUser(ctx context.Context, nu NewUser) (User, error) {
 		if err != nil {
 			return err
 		}
-		return s.Audit(ctx, tx, AuditEntry{Action: "user_added", Object: "user:" + u.Username,
+		return s.audit(ctx, tx, audit.Entry{Action: "user_added", Object: "user:" + u.Username,
 			Detail: fmt.Sprintf("role %s, services %s", u.Role, servicesText(u.Services))})
 	})
 	if err != nil {
@@ -170,10 +175,42 @@ func (s *Store) SetPassword(ctx context.Context, username, password string) erro
 		if _, err := tx.Exec(ctx, `DELETE FROM sessions WHERE user_id = $1`, id); err != nil {
 			return err
 		}
-		return s.Audit(ctx, tx, AuditEntry{Action: "password_changed", Object: "user:" + name})
+		// The new password is tried at once, from wherever the user failed.
+		if _, err := tx.Exec(ctx, `DELETE FROM login_failures WHERE starts_with(key, $1)`, "pair:"+name+"|"); err != nil {
+			return err
+		}
+		return s.audit(ctx, tx, audit.Entry{Action: "password_changed", Object: "user:" + name})
 	})
 	if err != nil {
 		return fmt.Errorf("set password of %s: %w", name, err)
+	}
+	return nil
+}
+
+// SetGrant gives the user username grant (a Grant constant), or takes it
+// back; it returns ErrNotFound for an unknown user. The user's sessions see
+// the change at their next request.
+func (s *Store) SetGrant(ctx context.Context, username, grant string, on bool) error {
+	name := normalizeUsername(username)
+	if grant != GrantCorrespondents {
+		return fmt.Errorf("%w: grant %q: want %s", ErrInvalid, grant, GrantCorrespondents)
+	}
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var grants []string
+		err := tx.QueryRow(ctx, `UPDATE users SET grants = CASE WHEN $3 THEN array_append(array_remove(grants, $2), $2)
+				ELSE array_remove(grants, $2) END, updated_at = now()
+			WHERE username = $1 RETURNING grants`, name, grant, on).Scan(&grants)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		return s.audit(ctx, tx, audit.Entry{Action: "grants_changed", Object: "user:" + name,
+			Detail: "droits : " + cmp.Or(strings.Join(grants, ", "), "aucun")})
+	})
+	if err != nil {
+		return fmt.Errorf("set grant %s of user %s: %w", grant, name, err)
 	}
 	return nil
 }
@@ -199,7 +236,7 @@ func (s *Store) SetDisabled(ctx context.Context, username string, disabled bool)
 		if _, err := tx.Exec(ctx, `DELETE FROM sessions WHERE user_id = $1`, id); err != nil {
 			return err
 		}
-		return s.Audit(ctx, tx, AuditEntry{Action: "user_" + verb + "d", Object: "user:" + name})
+		return s.audit(ctx, tx, audit.Entry{Action: "user_" + verb + "d", Object: "user:" + name})
 	})
 	if err != nil {
 		return fmt.Errorf("%s user %s: %w", verb, name, err)
@@ -245,9 +282,9 @@ func (s *Store) loginUser(ctx context.Context, username string) (u User, hash *s
 	return u, hash, true, nil
 }
 
-// loginSucceeded records the login of u from ip, and its password's new hash
-// when not empty.
-func (s *Store) loginSucceeded(ctx context.Context, u *User, newHash, ip string) error {
+// loginSucceeded records the login of u from ip (whose addressKey is
+// address), and its password's new hash when not empty.
+func (s *Store) loginSucceeded(ctx context.Context, u *User, newHash, ip, address string) error {
 	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		err := tx.QueryRow(ctx, `UPDATE users
 			SET last_login_at = now(), password_hash = coalesce(nullif($2, ''), password_hash)
@@ -255,7 +292,14 @@ func (s *Store) loginSucceeded(ctx context.Context, u *User, newHash, ip string)
 		if err != nil {
 			return fmt.Errorf("record login of %s: %w", u.Username, err)
 		}
-		return s.Audit(ctx, tx, AuditEntry{Actor: u.Username, Action: "login", Object: "user:" + u.Username, Detail: ipDetail(ip)})
+		if address != "" {
+			_, err := tx.Exec(ctx, `INSERT INTO login_known_addresses (user_id, address) VALUES ($1, $2)
+				ON CONFLICT (user_id, address) DO UPDATE SET last_login_at = now()`, u.ID, address)
+			if err != nil {
+				return fmt.Errorf("record login address of %s: %w", u.Username, err)
+			}
+		}
+		return s.audit(ctx, tx, audit.Entry{Actor: u.Username, Action: "login", Object: "user:" + u.Username, Detail: ipDetail(ip)})
 	})
 }
 
@@ -268,14 +312,12 @@ func ipDetail(ip string) string {
 }
 
 // Login attempts: one row per key per attempt, written before the password is
-// checked (so that concurrent attempts count) and deleted when it was right.
+// checked (so that concurrent attempts count) and deleted when it was right
+// or refused.
 
-// recordAttempts writes a pending failure for each key and returns their ids.
-func (s *Store) recordAttempts(ctx context.Context, keys []string) ([]int64, error) {
-	if len(keys) == 0 {
-		return nil, nil
-	}
-	rows, err := s.pool.Query(ctx, `INSERT INTO login_failures (key) SELECT unnest($1::text[]) RETURNING id`, keys)
+// recordAttempt writes a pending failure under each key of keys and returns their ids.
+func (s *Store) recordAttempt(ctx context.Context, keys loginKeys) ([]int64, error) {
+	rows, err := s.pool.Query(ctx, `INSERT INTO login_failures (key) SELECT unnest($1::text[]) RETURNING id`, keys.all())
 	if err != nil {
 		return nil, fmt.Errorf("record login attempt: %w", err)
 	}
@@ -286,48 +328,31 @@ func (s *Store) recordAttempts(ctx context.Context, keys []string) ([]int64, err
 	return ids, nil
 }
 
-// failureCounts returns the failures of each key within window, pending ones included.
-func (s *Store) failureCounts(ctx context.Context, keys []string, window time.Duration) (map[string]int, error) {
-	counts := make(map[string]int, len(keys))
-	if len(keys) == 0 {
-		return counts, nil
-	}
-	rows, err := s.pool.Query(ctx, `SELECT key, count(*) FROM login_failures
-		WHERE key = ANY($1) AND at > now() - make_interval(secs => $2)
-		GROUP BY key`, keys, window.Seconds())
-	if err != nil {
-		return nil, fmt.Errorf("count login failures: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var key string
-		var n int
-		if err := rows.Scan(&key, &n); err != nil {
-			return nil, fmt.Errorf("count login failures: %w", err)
-		}
-		counts[key] = n
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("count login failures: %w", err)
-	}
-	return counts, nil
-}
-
-// retryAfter returns how long until key has fewer than limit failures
-// within window.
-func (s *Store) retryAfter(ctx context.Context, key string, limit int, window time.Duration) (time.Duration, error) {
-	var secs float64
-	err := s.pool.QueryRow(ctx, `SELECT extract(epoch FROM at + make_interval(secs => $3) - now())::float8
+// loginFacts returns the failures that decide the attempt of keys, other
+// than its own rows ids (pending failures of concurrent attempts included),
+// and whether the account logged in from the address within knownFor.
+func (s *Store) loginFacts(ctx context.Context, keys loginKeys, ids []int64) (loginFacts, error) {
+	var f loginFacts
+	var sincePair, sinceAddress float64
+	err := s.pool.QueryRow(ctx, `SELECT
+			count(*) FILTER (WHERE key = $1),
+			coalesce(extract(epoch FROM now() - max(at) FILTER (WHERE key = $1)), 0)::float8,
+			count(*) FILTER (WHERE key = $2 AND at > now() - make_interval(secs => $6)),
+			count(*) FILTER (WHERE key = $3 AND at > now() - make_interval(secs => $6)),
+			coalesce(extract(epoch FROM now() - max(at) FILTER (WHERE key = $3)), 0)::float8,
+			EXISTS (SELECT 1 FROM login_known_addresses k JOIN users u ON u.id = k.user_id
+				WHERE u.username = $7 AND k.address = $8 AND k.last_login_at > now() - make_interval(secs => $9))
 		FROM login_failures
-		WHERE key = $1 AND at > now() - make_interval(secs => $3)
-		ORDER BY at DESC OFFSET $2 LIMIT 1`, key, limit-1, window.Seconds()).Scan(&secs)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return 0, nil
-	}
+		WHERE key IN ($1, $2, $3) AND at > now() - make_interval(secs => $5) AND NOT (id = ANY($4))`,
+		keys.pair(), keys.accountKey(), keys.addressKey(), ids, pairWindow.Seconds(), ceilingWindow.Seconds(),
+		keys.account, keys.address, knownFor.Seconds()).
+		Scan(&f.pair, &sincePair, &f.account, &f.address, &sinceAddress, &f.known)
 	if err != nil {
-		return 0, fmt.Errorf("compute login retry delay: %w", err)
+		return loginFacts{}, fmt.Errorf("count login failures: %w", err)
 	}
-	return time.Duration(secs * float64(time.Second)), nil
+	f.sincePair = time.Duration(sincePair * float64(time.Second))
+	f.sinceAddress = time.Duration(sinceAddress * float64(time.Second))
+	return f, nil
 }
 
 // forgetAttempts deletes the rows ids and, when key is not empty, every
@@ -341,7 +366,7 @@ func (s *Store) forgetAttempts(ctx context.Context, ids []int64, key string) err
 }
 
 // pruneFailures deletes the failures older than window.
-func pruneFailures(ctx context.Context, q Querier, window time.Duration) (int64, error) {
+func pruneFailures(ctx context.Context, q execer, window time.Duration) (int64, error) {
 	tag, err := q.Exec(ctx, `DELETE FROM login_failures WHERE at < now() - make_interval(secs => $1)`, window.Seconds())
 	if err != nil {
 		return 0, fmt.Errorf("prune login failures: %w", err)
@@ -376,7 +401,7 @@ func (s *Store) createSession(ctx context.Context, old [][]byte, tokenHash []byt
 func (s *Store) loadSession(ctx context.Context, tokenHash []byte, idle, touchEvery time.Duration) (
 	u User, csrf string, stale, found bool, err error) {
 	row := s.pool.QueryRow(ctx, `SELECT u.id, u.username, u.display_name, u.role, u.services, u.source, u.disabled,
-			u.created_at, u.last_login_at, s.csrf_token, s.last_seen_at < now() - make_interval(secs => $3)
+			u.created_at, u.last_login_at, u.grants, s.csrf_token, s.last_seen_at < now() - make_interval(secs => $3)
 		FROM sessions s JOIN users u ON u.id = s.user_id
 		WHERE s.token_hash = $1 AND s.expires_at > now() AND s.last_seen_at > now() - make_interval(secs => $2)
 			AND NOT u.disabled`, tokenHash, idle.Seconds(), touchEvery.Seconds())
@@ -412,9 +437,10 @@ func (s *Store) deleteSession(ctx context.Context, tokenHash []byte) (username s
 	return username, true, nil
 }
 
-// purgeSessions deletes the sessions expired or idle longer than idle, and
-// the login failures older than window; it returns the number of sessions.
-func (s *Store) purgeSessions(ctx context.Context, idle, window time.Duration) (int64, error) {
+// purgeSessions deletes the sessions expired or idle longer than idle, the
+// login failures older than window and the login addresses older than
+// known; it returns the number of sessions.
+func (s *Store) purgeSessions(ctx context.Context, idle, window, known time.Duration) (int64, error) {
 	var n int64
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, `DELETE FROM sessions
@@ -423,93 +449,27 @@ func (s *Store) purgeSessions(ctx context.Context, idle, window time.Duration) (
 			return fmt.Errorf("purge sessions: %w", err)
 		}
 		n = tag.RowsAffected()
+		if _, err := tx.Exec(ctx, `DELETE FROM login_known_addresses WHERE last_login_at < now() - make_interval(secs => $1)`,
+			known.Seconds()); err != nil {
+			return fmt.Errorf("purge login addresses: %w", err)
+		}
 		_, err = pruneFailures(ctx, tx, window)
 		return err
 	})
 	return n, err
 }
 
-// AuditEntry is one line of the audit log: who did what to what.
-type AuditEntry struct {
-	// Actor is a username, or "system"; it defaults to the actor of the
-	// context (see WithActor).
-	Actor string
-	// Action is what was done, e.g. "login", "login_failed", "logout",
-	// "user_added", "rules_changed", "correspondent_saved",
-	// "delivery_approved". Required.
-	Action string
-	// Object is what it was done to, e.g. "delivery:123", "user:alice".
-	Object string
-	// Detail says more, for a human; never a password or patient data.
-	Detail string
-}
-
-// AuditRecord is an audit entry as stored.
-type AuditRecord struct {
-	ID int64
-	At time.Time
-	AuditEntry
-}
-
-// AuditFilter selects audit records; zero fields select everything.
-type AuditFilter struct {
-	// Actor and Action, when not empty, must be equal.
-	Actor, Action string
-	// BeforeID, when positive, returns the records older than this id (the
-	// ID of the last record of the previous page).
-	BeforeID int64
-	// Limit defaults to 50, at most 500.
-	Limit int
-}
-
-// Limits of AuditLog's pages.
-const (
-	defaultAuditLimit = 50
-	maxAuditLimit     = 500
-)
-
-// Audit appends e to the audit log through q: a transaction of the caller,
-// so that the entry is written with the change it records, or nil for the
-// store's pool.
-func (s *Store) Audit(ctx context.Context, q Querier, e AuditEntry) error {
-	if e.Action == "" {
-		return errors.New("audit: AuditEntry.Action is required")
-	}
+// audit appends e to the audit log through q (the transaction of the change
+// it records; nil: the store's pool), in the name of the context's actor
+// when e names none (see WithActor).
+func (s *Store) audit(ctx context.Context, q audit.Querier, e audit.Entry) error {
 	if e.Actor == "" {
 		e.Actor = actorOf(ctx)
 	}
 	if q == nil {
 		q = s.pool
 	}
-	_, err := q.Exec(ctx, `INSERT INTO audit_log (actor, action, object, detail) VALUES ($1, $2, $3, $4)`,
-		clean(e.Actor, 200), clean(e.Action, 100), clean(e.Object, 200), clean(e.Detail, 4000))
-	if err != nil {
-		return fmt.Errorf("audit %s: %w", e.Action, err)
-	}
-	return nil
-}
-
-// AuditLog returns the records selected by f, newest first.
-func (s *Store) AuditLog(ctx context.Context, f AuditFilter) ([]AuditRecord, error) {
-	if f.Limit <= 0 {
-		f.Limit = defaultAuditLimit
-	}
-	f.Limit = min(f.Limit, maxAuditLimit)
-	rows, err := s.pool.Query(ctx, `SELECT id, at, actor, action, object, detail FROM audit_log
-		WHERE ($1 = '' OR actor = $1) AND ($2 = '' OR action = $2) AND ($3 <= 0 OR id < $3)
-		ORDER BY id DESC LIMIT $4`, f.Actor, f.Action, f.BeforeID, f.Limit)
-	if err != nil {
-		return nil, fmt.Errorf("read audit log: %w", err)
-	}
-	records, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (AuditRecord, error) {
-		var r AuditRecord
-		err := row.Scan(&r.ID, &r.At, &r.Actor, &r.Action, &r.Object, &r.Detail)
-		return r, err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("read audit log: %w", err)
-	}
-	return records, nil
+	return audit.Write(ctx, q, e)
 }
 
 // actorKey is the context key of WithActor.

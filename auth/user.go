@@ -38,8 +38,10 @@ const (
 	// PermAct is acting on deliveries (approve, edit the recipient, paper,
 	// resend, cancel): secretary and admin.
 	PermAct
-	// PermCorrespondents is editing the local correspondents that override
-	// the directory: secretary and admin.
+	// PermCorrespondents is changing the local correspondents that
+	// override the national directory, for every service's letters: admin,
+	// and the users an admin grants it (GrantCorrespondents). The others
+	// with PermAct propose a change, which one of them applies.
 	PermCorrespondents
 	// PermRules is editing the CME's dispatch rules: cme and admin.
 	PermRules
@@ -65,6 +67,12 @@ func (p Permission) String() string {
 	return fmt.Sprintf("Permission(%d)", int(p))
 }
 
+// Grants an admin gives a user beyond their role.
+const (
+	// GrantCorrespondents allows changing the local directory (PermCorrespondents).
+	GrantCorrespondents = "correspondents"
+)
+
 // User is an account of the dashboard.
 type User struct {
 	ID          int64
@@ -74,6 +82,9 @@ type User struct {
 	// Services are the hospital services whose deliveries the user sees;
 	// empty means all of them.
 	Services []string
+	// Grants are what an admin allows the user beyond their role (the
+	// Grant constants).
+	Grants []string
 	// Source is "local" for an account with a password here, later the
 	// issuer of an external identity provider (OIDC).
 	Source      string
@@ -90,8 +101,10 @@ func (u User) Can(p Permission) bool {
 	switch p {
 	case PermView:
 		return true
-	case PermAct, PermCorrespondents:
+	case PermAct:
 		return u.Role == RoleSecretary || u.Role == RoleAdmin
+	case PermCorrespondents:
+		return u.Role == RoleAdmin || slices.Contains(u.Grants, GrantCorrespondents)
 	case PermRules:
 		return u.Role == RoleCME || u.Role == RoleAdmin
 	case PermAdmin:

@@ -160,6 +160,36 @@ type PostalAddress struct {
 	Country     string   `json:"country,omitempty"`
 }
 
+// Envelope is a as it is written on an envelope: its lines, its routing
+// line (else postal code and city), its country unless France.
+func (a PostalAddress) Envelope() []string {
+	var out []string
+	for _, l := range a.Lines {
+		if l = strings.TrimSpace(l); l != "" {
+			out = append(out, l)
+		}
+	}
+	routing := strings.TrimSpace(a.RoutingLine)
+	if routing == "" {
+		routing = strings.TrimSpace(a.PostalCode + " " + strings.ToUpper(a.City))
+	}
+	if routing != "" {
+		out = append(out, routing)
+	}
+	if c := strings.TrimSpace(a.Country); c != "" && !strings.EqualFold(c, "france") && !strings.EqualFold(c, "FR") {
+		out = append(out, strings.ToUpper(c))
+	}
+	return out
+}
+
+// String is a on one line, or "(aucune)".
+func (a PostalAddress) String() string {
+	if lines := a.Envelope(); len(lines) > 0 {
+		return strings.Join(lines, ", ")
+	}
+	return "(aucune)"
+}
+
 // Known reports whether a letter can be posted to a: it has a routing line
 // or a city.
 func (a PostalAddress) Known() bool {
@@ -372,7 +402,7 @@ func parseEntry(line int, raw []byte) (Entry, error) {
 	default:
 		return Entry{}, bad(colBoxType, fmt.Errorf("%q is not PER, ORG, APP or CAB", f(colBoxType)))
 	}
-	addr, err := normaliseAddress(f(colAddress))
+	addr, err := ParseMailbox(f(colAddress))
 	if err != nil {
 		return Entry{}, bad(colAddress, err)
 	}
@@ -396,27 +426,6 @@ func parseDematerialised(s string) (value, ok bool) {
 		return false, true
 	}
 	return false, false
-}
-
-// normaliseAddress lower-cases a mailbox address and puts its domain in the
-// ASCII form returned by NormaliseDomain, so that it compares with the
-// domains of the whitelist.
-func normaliseAddress(s string) (string, error) {
-	if s == "" {
-		return "", errors.New("empty address")
-	}
-	local, domain, ok := strings.Cut(s, "@")
-	if !ok || local == "" || strings.Contains(domain, "@") {
-		return "", fmt.Errorf("%q is not of the form local@domain", s)
-	}
-	if strings.IndexFunc(local, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) >= 0 {
-		return "", fmt.Errorf("%q has spaces or control characters", s)
-	}
-	d, err := NormaliseDomain(domain)
-	if err != nil {
-		return "", err
-	}
-	return strings.ToLower(local) + "@" + d, nil
 }
 
 // postalAddress builds the structure address from the fields of a row.

@@ -259,8 +259,7 @@ func (f facts) electronic() (Route, bool) {
 	case f.hasLocal && f.local.MSSanteAddress != "":
 		a := f.local.MSSanteAddress
 		if !f.localTrusted {
-			return reviewRoute(ChannelMSSante, a, name, ReasonUntrustedAddress,
-				fmt.Sprintf("L'adresse %s de l'annuaire local n'est pas dans l'espace de confiance MSSanté.", a)), true
+			return f.untrustedRoute(a, "de l'annuaire local"), true
 		}
 		return Route{Channel: ChannelMSSante, Address: a, Name: name, Reason: ReasonLocalAddress,
 			Text: fmt.Sprintf("Adresse MSSanté de l'annuaire local de l'établissement (%s).", a)}, true
@@ -269,9 +268,7 @@ func (f facts) electronic() (Route, bool) {
 		known := addresses(f.trusted)
 		switch {
 		case !f.dpiTrusted && len(known) > 0:
-			return reviewRoute(ChannelMSSante, a, name, ReasonUntrustedAddress,
-				fmt.Sprintf("L'adresse %s transmise par le DPI n'est pas dans l'espace de confiance MSSanté; l'annuaire connaît %s.",
-					a, strings.Join(known, ", "))), true
+			return f.untrustedRoute(a, "transmise par le DPI"), true
 		case !f.dpiTrusted:
 			return Route{}, false
 		case len(known) == 0 || slices.Contains(known, a):
@@ -294,6 +291,24 @@ func (f facts) electronic() (Route, bool) {
 			fmt.Sprintf("L'annuaire connaît %d adresses MSSanté pour ce destinataire (%s): choisir la bonne.",
 				len(known), strings.Join(known, ", "))), true
 	}
+}
+
+// untrustedRoute is the review route of an address outside the trust space
+// (from, where it comes from): it is never proposed; the directory's
+// trusted address is, when it knows one.
+func (f facts) untrustedRoute(a, from string) Route {
+	text := fmt.Sprintf("L'adresse %s %s n'est pas dans l'espace de confiance MSSanté : rien n'y sera envoyé.", a, from)
+	proposed := ""
+	switch known := addresses(f.trusted); len(known) {
+	case 0:
+		text += " Choisissez une adresse de l'annuaire, ou envoyez par courrier."
+	case 1:
+		proposed = known[0]
+		text += fmt.Sprintf(" Approuver envoie à l'adresse de l'annuaire, %s ; ou envoyez par courrier.", proposed)
+	default:
+		text += fmt.Sprintf(" L'annuaire connaît %s : choisissez-en une, ou envoyez par courrier.", strings.Join(known, ", "))
+	}
+	return reviewRoute(ChannelMSSante, proposed, f.name(), ReasonUntrustedAddress, text)
 }
 
 // paperCopy is the paper route that goes with an MSSanté route to address,

@@ -22,12 +22,14 @@ const MaxDownloadSize = 2 << 30
 // downloadProgressStep is how many bytes are downloaded between two calls of a progress callback.
 const downloadProgressStep = 1 << 20
 
-// ErrInsecureSource is wrapped by the error of a source given as an http:// URL: only https:// is downloaded.
+// ErrInsecureSource is wrapped by the error of a source given as an http://
+// URL, or redirected to one: only https:// is downloaded.
 var ErrInsecureSource = errors.New("http:// source refused, use https://")
 
 // OpenExtractionSource opens the extraction at src, a file path or an
 // https:// URL, as OpenExtraction does (text or zip archive); an http:// URL
-// is refused with ErrInsecureSource. A URL is downloaded with client (nil: a
+// is refused with ErrInsecureSource, and so is a redirect to one, before it
+// is requested. A URL is downloaded with client (nil: a
 // client that waits at most a minute for the response headers and 30
 // minutes for the whole download) to a temporary file of at most
 // MaxDownloadSize bytes, removed on Close; progress, when not nil, is called
@@ -134,14 +136,11 @@ func download(ctx context.Context, w io.Writer, u *url.URL, client *http.Client,
 	if err != nil {
 		return err
 	}
-	resp, err := client.Do(req)
+	resp, err := httpsOnly(client).Do(req)
 	if err != nil {
 		return err
 	}
 	defer resp.Body.Close()
-	if resp.Request != nil && resp.Request.URL.Scheme != "https" {
-		return fmt.Errorf("redirected to %s: %w", resp.Request.URL.Redacted(), ErrInsecureSource)
-	}
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("server answered %s", resp.Status)
 	}
@@ -158,6 +157,31 @@ func download(ctx context.Context, w io.Writer, u *url.URL, client *http.Client,
 	}
 	cw.report()
 	return nil
+}
+
+// maxRedirects is how many redirects a download follows, as net/http's default.
+const maxRedirects = 10
+
+// httpsOnly returns a copy of client that refuses, before requesting it, a
+// redirect to anything but https:// (the file would travel in clear, and a
+// forged one could be swapped in), then applies client's own CheckRedirect
+// or else the default limit of redirects.
+func httpsOnly(client *http.Client) *http.Client {
+	c := *client
+	next := client.CheckRedirect
+	c.CheckRedirect = func(req *http.Request, via []*http.Request) error {
+		if !strings.EqualFold(req.URL.Scheme, "https") {
+			return fmt.Errorf("redirected to %s: %w", req.URL.Redacted(), ErrInsecureSource)
+		}
+		if next != nil {
+			return next(req, via)
+		}
+		if len(via) >= maxRedirects {
+			return fmt.Errorf("stopped after %d redirects", maxRedirects)
+		}
+		return nil
+	}
+	return &c
 }
 
 // countingWriter calls progress each time another downloadProgressStep bytes are written.

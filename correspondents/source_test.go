@@ -4,6 +4,7 @@ import (
 	"archive/zip"
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -12,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -108,6 +110,58 @@ func TestFetchSource(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestFetchSourceRedirectToHTTP is issue #19, item 7: a redirect from
+// https:// to http:// was refused only once the plain request was made. It
+// is now refused before; a redirect to https:// is followed, and a client's
+// own CheckRedirect still applies.
+func TestFetchSourceRedirectToHTTP(t *testing.T) {
+	t.Parallel()
+	var plainRequests atomic.Int32
+	plain := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		plainRequests.Add(1)
+		_, _ = w.Write([]byte("in clear"))
+	}))
+	t.Cleanup(plain.Close)
+	server := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/to-http":
+			http.Redirect(w, r, plain.URL+"/file?token=x", http.StatusFound)
+		case "/to-https":
+			http.Redirect(w, r, "/file", http.StatusMovedPermanently)
+		case "/loop":
+			http.Redirect(w, r, "/loop", http.StatusFound)
+		default:
+			_, _ = w.Write([]byte("encrypted"))
+		}
+	}))
+	t.Cleanup(server.Close)
+	ctx := context.Background()
+
+	_, _, err := fetchSource(ctx, server.URL+"/to-http", server.Client(), MaxDownloadSize, nil)
+	require.ErrorIs(t, err, ErrInsecureSource)
+	require.ErrorContains(t, err, "redirected to "+plain.URL+"/file")
+	require.Zero(t, plainRequests.Load(), "the plain-HTTP request is never made")
+
+	path, cleanup, err := fetchSource(ctx, server.URL+"/to-https", server.Client(), MaxDownloadSize, nil)
+	require.NoError(t, err)
+	got, err := os.ReadFile(path)
+	require.NoError(t, err)
+	require.Equal(t, "encrypted", string(got))
+	require.NoError(t, cleanup())
+
+	_, _, err = fetchSource(ctx, server.URL+"/loop", server.Client(), MaxDownloadSize, nil)
+	require.ErrorContains(t, err, "stopped after 10 redirects")
+
+	client := server.Client()
+	client.CheckRedirect = func(*http.Request, []*http.Request) error { return errors.New("no redirect, thanks") }
+	_, _, err = fetchSource(ctx, server.URL+"/to-https", client, MaxDownloadSize, nil)
+	require.ErrorContains(t, err, "no redirect, thanks")
+	require.NotNil(t, client.CheckRedirect, "the caller's client is not changed")
+	_, _, err = fetchSource(ctx, server.URL+"/to-http", client, MaxDownloadSize, nil)
+	require.ErrorIs(t, err, ErrInsecureSource, "refused first")
+	require.Zero(t, plainRequests.Load())
 }
 
 func TestFetchSourceCancelled(t *testing.T) {

@@ -1,6 +1,7 @@
 package correspondents
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -10,6 +11,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/mssdispatch/mssdispatch/audit"
 )
 
 // Preferences of a local correspondent: how the hospital was told to write to them.
@@ -100,7 +103,7 @@ func (c *LocalCorrespondent) normalise() error {
 		return &ValidationError{Field: "preference", Msg: fmt.Sprintf("%q: want directory, electronic, paper or both", c.Preference)}
 	}
 	if c.MSSanteAddress != "" {
-		a, err := normaliseAddress(c.MSSanteAddress)
+		a, err := ParseMailbox(c.MSSanteAddress)
 		if err != nil {
 			return &ValidationError{Field: "mssante_address", Msg: err.Error()}
 		}
@@ -113,24 +116,46 @@ const localColumns = `id, national_id, finess, family, given, organisation, mssa
 	preference, note, updated_by, updated_at`
 
 // SaveLocal creates c (ID 0) or replaces the local correspondent c.ID, and
-// returns it as stored. actor names who made the change. It returns a
-// *ValidationError for invalid fields, ErrConflict when the national id or
-// FINESS is taken, and ErrNotFound for an unknown ID.
+// returns it as stored; the audit entry of actor, with the fields before
+// and after, is written in the same transaction. Who may call it is the
+// caller's decision: a local correspondent changes where every service's
+// letters go. It returns a *ValidationError for invalid fields, ErrConflict
+// when the national id or FINESS is taken, and ErrNotFound for an unknown ID.
 func (s *Store) SaveLocal(ctx context.Context, c LocalCorrespondent, actor string) (LocalCorrespondent, error) {
 	if err := c.normalise(); err != nil {
 		return LocalCorrespondent{}, err
+	}
+	var saved LocalCorrespondent
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var err error
+		saved, err = saveLocal(ctx, tx, c, actor, "")
+		return err
+	})
+	return saved, err
+}
+
+// saveLocal is SaveLocal in tx, c normalised; why, when not empty, ends the
+// audit entry's detail.
+func saveLocal(ctx context.Context, tx pgx.Tx, c LocalCorrespondent, actor, why string) (LocalCorrespondent, error) {
+	var before *LocalCorrespondent
+	if c.ID != 0 {
+		b, err := lockLocal(ctx, tx, c.ID)
+		if err != nil {
+			return LocalCorrespondent{}, err
+		}
+		before = &b
 	}
 	search := SearchKey(c.Family + " " + c.Given + " " + c.Organisation)
 	args := []any{c.NationalID, c.FINESS, c.Family, c.Given, c.Organisation, c.MSSanteAddress, c.PostalAddress,
 		c.Preference, c.Note, search, actor}
 	var row pgx.Row
-	if c.ID == 0 {
-		row = s.pool.QueryRow(ctx, `INSERT INTO local_correspondents (national_id, finess, family, given,
+	if before == nil {
+		row = tx.QueryRow(ctx, `INSERT INTO local_correspondents (national_id, finess, family, given,
 				organisation, mssante_address, postal_address, preference, note, search_name, updated_by)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
 			RETURNING `+localColumns, args...)
 	} else {
-		row = s.pool.QueryRow(ctx, `UPDATE local_correspondents SET national_id = $1, finess = $2, family = $3,
+		row = tx.QueryRow(ctx, `UPDATE local_correspondents SET national_id = $1, finess = $2, family = $3,
 				given = $4, organisation = $5, mssante_address = $6, postal_address = $7, preference = $8,
 				note = $9, search_name = $10, updated_by = $11, updated_at = now()
 			WHERE id = $12
@@ -139,14 +164,64 @@ func (s *Store) SaveLocal(ctx context.Context, c LocalCorrespondent, actor strin
 	saved, err := scanLocal(row)
 	var pgErr *pgconn.PgError
 	switch {
-	case errors.Is(err, pgx.ErrNoRows):
-		return LocalCorrespondent{}, fmt.Errorf("local correspondent %d: %w", c.ID, ErrNotFound)
 	case errors.As(err, &pgErr) && pgErr.Code == "23505":
 		return LocalCorrespondent{}, ErrConflict
 	case err != nil:
 		return LocalCorrespondent{}, fmt.Errorf("save local correspondent: %w", err)
 	}
-	return saved, nil
+	action, detail := "correspondent_created", "créé : "+saved.describe()
+	if before != nil {
+		action, detail = "correspondent_changed", changes(*before, saved)
+	}
+	if why != "" {
+		detail += " (" + why + ")"
+	}
+	return saved, audit.Write(ctx, tx, audit.Entry{Actor: actor, Action: action, Object: fmt.Sprintf("correspondent:%d", saved.ID), Detail: detail})
+}
+
+// lockLocal locks and returns the local correspondent id, or ErrNotFound.
+func lockLocal(ctx context.Context, tx pgx.Tx, id int64) (LocalCorrespondent, error) {
+	c, err := scanLocal(tx.QueryRow(ctx, `SELECT `+localColumns+` FROM local_correspondents WHERE id = $1 FOR UPDATE`, id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return LocalCorrespondent{}, fmt.Errorf("local correspondent %d: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return LocalCorrespondent{}, fmt.Errorf("load local correspondent %d: %w", id, err)
+	}
+	return c, nil
+}
+
+// fields are c's fields a person reads, named in French, in order.
+func (c LocalCorrespondent) fields() [][2]string {
+	return [][2]string{{"identifiant national", c.NationalID}, {"FINESS", c.FINESS}, {"nom", c.Family}, {"prénom", c.Given},
+		{"organisation", c.Organisation}, {"adresse MSSanté", c.MSSanteAddress}, {"adresse postale", strings.Join(c.PostalAddress.Envelope(), ", ")},
+		{"préférence", c.Preference}, {"note", c.Note}}
+}
+
+// describe lists c's fields that are set.
+func (c LocalCorrespondent) describe() string {
+	var parts []string
+	for _, f := range c.fields() {
+		if f[1] != "" {
+			parts = append(parts, f[0]+" "+f[1])
+		}
+	}
+	return strings.Join(parts, " ; ")
+}
+
+// changes lists the fields that differ from before to after, as "name: old → new".
+func changes(before, after LocalCorrespondent) string {
+	var parts []string
+	b := before.fields()
+	for i, f := range after.fields() {
+		if f[1] != b[i][1] {
+			parts = append(parts, fmt.Sprintf("%s : %s → %s", f[0], cmp.Or(b[i][1], "(vide)"), cmp.Or(f[1], "(vide)")))
+		}
+	}
+	if len(parts) == 0 {
+		return "aucun changement"
+	}
+	return strings.Join(parts, " ; ")
 }
 
 // Local returns the local correspondent id, or ErrNotFound.
@@ -194,16 +269,21 @@ func (s *Store) ListLocal(ctx context.Context, q string, limit int) ([]LocalCorr
 	return out, nil
 }
 
-// DeleteLocal removes the local correspondent id, or returns ErrNotFound.
-func (s *Store) DeleteLocal(ctx context.Context, id int64) error {
-	tag, err := s.pool.Exec(ctx, `DELETE FROM local_correspondents WHERE id = $1`, id)
-	if err != nil {
-		return fmt.Errorf("delete local correspondent %d: %w", id, err)
-	}
-	if tag.RowsAffected() == 0 {
-		return fmt.Errorf("local correspondent %d: %w", id, ErrNotFound)
-	}
-	return nil
+// DeleteLocal removes the local correspondent id, or returns ErrNotFound;
+// the audit entry of actor, with what it was, is written in the same
+// transaction.
+func (s *Store) DeleteLocal(ctx context.Context, id int64, actor string) error {
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		before, err := lockLocal(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM local_correspondents WHERE id = $1`, id); err != nil {
+			return fmt.Errorf("delete local correspondent %d: %w", id, err)
+		}
+		return audit.Write(ctx, tx, audit.Entry{Actor: actor, Action: "correspondent_deleted", Object: fmt.Sprintf("correspondent:%d", id),
+			Detail: "supprimé : " + before.describe()})
+	})
 }
 
 func scanLocal(row pgx.Row) (LocalCorrespondent, error) {

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/mssdispatch/mssdispatch/dispatch/mail"
+	"github.com/mssdispatch/mssdispatch/internal/redact"
 )
 
 // AckConfig configures the ingestion of the acknowledgements that come back
@@ -105,7 +106,7 @@ func (a *AckIngester) Run(ctx context.Context) error {
 			return err
 		}
 		if err != nil {
-			a.cfg.Logger.WarnContext(ctx, "acknowledgement reader: cannot take its lock", "error", err)
+			a.cfg.Logger.WarnContext(ctx, "acknowledgement reader: cannot take its lock", "error", redact.Text(err.Error()))
 		}
 		select {
 		case <-ctx.Done():
@@ -198,7 +199,7 @@ func (a *AckIngester) apply(ctx context.Context, n *mail.Notification, id int64,
 func (a *AckIngester) observeDelay(ctx context.Context, id int64, ack string) {
 	delay, first, err := firstAckDelay(ctx, a.cfg.Pool, id, ackEvents[ack])
 	if err != nil {
-		a.cfg.Logger.WarnContext(ctx, "acknowledgement delay", "delivery_id", id, "error", err)
+		a.cfg.Logger.WarnContext(ctx, "acknowledgement delay", "delivery_id", id, "error", redact.Text(err.Error()))
 		return
 	}
 	if first {
@@ -210,7 +211,7 @@ func (a *AckIngester) observeDelay(ctx context.Context, id int64, ack string) {
 func (a *AckIngester) record(ctx context.Context, r notificationRecord) {
 	a.seen.WithLabelValues(r.Kind, r.Outcome).Inc()
 	if err := insertNotification(ctx, a.cfg.Pool, r); err != nil {
-		a.cfg.Logger.WarnContext(ctx, "record notification", "error", err)
+		a.cfg.Logger.WarnContext(ctx, "record notification", "error", redact.Text(err.Error()))
 	}
 	a.cfg.Logger.InfoContext(ctx, "notification", "kind", r.Kind, "outcome", r.Outcome, "delivery_id", r.DeliveryID)
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 
+	"github.com/mssdispatch/mssdispatch/audit"
 	"github.com/mssdispatch/mssdispatch/correspondents"
 )
 
@@ -32,65 +33,70 @@ const (
 // paper_pending. It returns ErrNoAddress when the delivery has no address to
 // go to, and an error wrapping ErrTransition from another status.
 func (s *Service) Approve(ctx context.Context, deliveryID int64, user string) error {
-	return s.act(ctx, deliveryID, func(tx pgx.Tx, d storedDelivery) error {
+	return s.userAct(ctx, deliveryID, user, EventApproved, func(tx pgx.Tx, d storedDelivery) (string, error) {
 		if d.Status != StatusReview && d.Status != StatusScheduled {
-			return allowedAction(d, "approve")
+			return "", allowedAction(d, "approve")
 		}
-		return release(ctx, tx, s.jobs, d, EventApproved, userActor(user), "")
+		if d.Channel == correspondents.ChannelMSSante && d.Address != "" {
+			if err := s.trusted(ctx, d.Address); err != nil {
+				return "", err // never approved to an address outside the trust space
+			}
+		}
+		return d.destination(), release(ctx, tx, s.jobs, d, EventApproved, userActor(user), "")
 	})
 }
 
 // Hold puts a scheduled or paper_pending delivery back in review.
 func (s *Service) Hold(ctx context.Context, deliveryID int64, user, why string) error {
-	return s.act(ctx, deliveryID, func(tx pgx.Tx, d storedDelivery) error {
+	return s.userAct(ctx, deliveryID, user, EventHeld, func(tx pgx.Tx, d storedDelivery) (string, error) {
 		if d.Status != StatusScheduled && d.Status != StatusPaperPending {
-			return allowedAction(d, "hold")
+			return "", allowedAction(d, "hold")
 		}
-		return transition(ctx, tx, d.ID, d.Status, StatusReview, EventHeld, userActor(user), why)
+		return why, transition(ctx, tx, d.ID, d.Status, StatusReview, EventHeld, userActor(user), why)
 	})
 }
 
 // Cancel stops a delivery that has not left. An email being sent cannot be
 // cancelled any more (ErrStale).
 func (s *Service) Cancel(ctx context.Context, deliveryID int64, user, why string) error {
-	return s.act(ctx, deliveryID, func(tx pgx.Tx, d storedDelivery) error {
+	return s.userAct(ctx, deliveryID, user, EventCancelled, func(tx pgx.Tx, d storedDelivery) (string, error) {
 		if d.SendingAt {
-			return fmt.Errorf("delivery %d is being sent: %w", d.ID, ErrStale)
+			return "", fmt.Errorf("delivery %d is being sent: %w", d.ID, ErrStale)
 		}
-		return transition(ctx, tx, d.ID, d.Status, StatusCancelled, EventCancelled, userActor(user), why)
+		return why, transition(ctx, tx, d.ID, d.Status, StatusCancelled, EventCancelled, userActor(user), why)
 	})
 }
 
 // Resend queues a failed MSSanté delivery again, with a new Message-ID (a new
 // email: its acknowledgements must not be mistaken for the old one's).
 func (s *Service) Resend(ctx context.Context, deliveryID int64, user string) error {
-	return s.act(ctx, deliveryID, func(tx pgx.Tx, d storedDelivery) error {
+	return s.userAct(ctx, deliveryID, user, EventResent, func(tx pgx.Tx, d storedDelivery) (string, error) {
 		if d.Status != StatusFailed || d.Channel != correspondents.ChannelMSSante {
-			return allowedAction(d, "resend")
+			return "", allowedAction(d, "resend")
 		}
 		messageID := newMessageID(domainOf(d.MessageID))
 		if err := setMessageID(ctx, tx, d.ID, messageID); err != nil {
-			return err
+			return "", err
 		}
 		if err := transition(ctx, tx, d.ID, StatusFailed, StatusQueued, EventResent, userActor(user), messageID); err != nil {
-			return err
+			return "", err
 		}
-		return insertJobs(ctx, tx, s.jobs, []river.InsertManyParams{{Args: SendArgs{DeliveryID: d.ID, MessageID: messageID}}})
+		return d.destination(), insertJobs(ctx, tx, s.jobs, []river.InsertManyParams{{Args: SendArgs{DeliveryID: d.ID, MessageID: messageID}}})
 	})
 }
 
 // MarkPaperSent records that a paper delivery was posted.
 func (s *Service) MarkPaperSent(ctx context.Context, deliveryID int64, user string) error {
-	return s.act(ctx, deliveryID, func(tx pgx.Tx, d storedDelivery) error {
-		return transition(ctx, tx, d.ID, d.Status, StatusPaperSent, EventPaperSent, userActor(user), "")
+	return s.userAct(ctx, deliveryID, user, EventPaperSent, func(tx pgx.Tx, d storedDelivery) (string, error) {
+		return "", transition(ctx, tx, d.ID, d.Status, StatusPaperSent, EventPaperSent, userActor(user), "")
 	})
 }
 
 // PostalReturn records a letter that came back (NPAI): the delivery goes
 // back to review, for a secretary to correct the address.
 func (s *Service) PostalReturn(ctx context.Context, deliveryID int64, user, why string) error {
-	return s.act(ctx, deliveryID, func(tx pgx.Tx, d storedDelivery) error {
-		return transition(ctx, tx, d.ID, d.Status, StatusReview, EventReturned, userActor(user), why)
+	return s.userAct(ctx, deliveryID, user, EventReturned, func(tx pgx.Tx, d storedDelivery) (string, error) {
+		return why, transition(ctx, tx, d.ID, d.Status, StatusReview, EventReturned, userActor(user), why)
 	})
 }
 
@@ -153,6 +159,20 @@ func (s *Service) act(ctx context.Context, deliveryID int64, change func(pgx.Tx,
 	return nil
 }
 
+// userAct runs the action of user that records event on the locked
+// delivery, and its audit entry ("delivery_<event>", with the detail change
+// returns), in one transaction.
+func (s *Service) userAct(ctx context.Context, deliveryID int64, user, event string, change func(pgx.Tx, storedDelivery) (string, error)) error {
+	return s.act(ctx, deliveryID, func(tx pgx.Tx, d storedDelivery) error {
+		detail, err := change(tx, d)
+		if err != nil {
+			return err
+		}
+		return audit.Write(ctx, tx, audit.Entry{Actor: user, Action: "delivery_" + event, Object: fmt.Sprintf("delivery:%d", d.ID),
+			ReportID: d.ReportID, DeliveryID: d.ID, Detail: detail})
+	})
+}
+
 // withDelivery runs change on the delivery id, loaded and locked in a
 // transaction of its own that commits the change.
 func withDelivery(ctx context.Context, pool *pgxpool.Pool, id int64, change func(pgx.Tx, storedDelivery) error) error {
@@ -195,9 +215,9 @@ const (
 // delivery's id.
 func (s *Service) SwitchToPaper(ctx context.Context, deliveryID int64, user string) (int64, error) {
 	var paperID int64
-	err := s.act(ctx, deliveryID, func(tx pgx.Tx, d storedDelivery) error {
+	err := s.userAct(ctx, deliveryID, user, EventPaper, func(tx pgx.Tx, d storedDelivery) (string, error) {
 		if d.Channel != correspondents.ChannelMSSante || !canSwitchToPaper(d.Status, d.SendingAt) {
-			return allowedAction(d, "switch to paper")
+			return "", allowedAction(d, "switch to paper")
 		}
 		paper := newDelivery{RecipientID: d.RecipientID, Channel: correspondents.ChannelPaper, Status: StatusPaperPending,
 			Name: d.Name, PostalAddress: d.PostalAddress, Reason: ReasonUserPaper,
@@ -209,17 +229,17 @@ func (s *Service) SwitchToPaper(ctx context.Context, deliveryID int64, user stri
 		}
 		id, created, err := insertDelivery(ctx, tx, d.ReportID, paper, userActor(user))
 		if err != nil {
-			return err
+			return "", err
 		}
 		if !created {
-			return fmt.Errorf("%w: the recipient already has a paper delivery", ErrTransition)
+			return "", fmt.Errorf("%w: the recipient already has a paper delivery", ErrTransition)
 		}
 		paperID = id
 		detail := fmt.Sprintf("envoi papier créé (%d)", id)
 		if slices.Contains(pendingStatuses, d.Status) {
-			return transition(ctx, tx, d.ID, d.Status, StatusCancelled, EventPaper, userActor(user), detail)
+			return detail, transition(ctx, tx, d.ID, d.Status, StatusCancelled, EventPaper, userActor(user), detail)
 		}
-		return insertEvent(ctx, tx, d.ID, d.Status, d.Status, EventPaper, userActor(user), detail)
+		return detail, insertEvent(ctx, tx, d.ID, d.Status, d.Status, EventPaper, userActor(user), detail)
 	})
 	return paperID, err
 }
@@ -241,7 +261,7 @@ type RecipientError struct {
 
 // Problems of a RecipientError.
 const (
-	ProblemNotAnAddress = "not_an_address" // no @
+	ProblemNotAnAddress = "not_an_address" // not an RFC 5321 mailbox
 	ProblemUntrusted    = "untrusted"      // outside the MSSanté trust space
 	ProblemNoPostal     = "no_postal"      // a letter without city nor routing line
 	ProblemNoAddress    = "no_address"     // neither an MSSanté nor a postal address
@@ -260,36 +280,38 @@ func (e *RecipientError) Error() string {
 // trust space; the delivery keeps its status (a secretary then approves or
 // resends it).
 func (s *Service) EditRecipient(ctx context.Context, deliveryID int64, user string, c RecipientChange) error {
-	c.Address = strings.TrimSpace(c.Address)
+	if a, err := correspondents.ParseMailbox(c.Address); err == nil {
+		c.Address = a // else trusted says so
+	}
 	c.Name = strings.TrimSpace(c.Name)
-	return s.act(ctx, deliveryID, func(tx pgx.Tx, d storedDelivery) error {
+	return s.userAct(ctx, deliveryID, user, EventEdited, func(tx pgx.Tx, d storedDelivery) (string, error) {
 		editable := d.Status == StatusReview || d.Status == StatusPaperPending ||
 			(d.Status == StatusFailed && d.Channel == correspondents.ChannelMSSante)
 		if !editable || d.SendingAt {
-			return allowedAction(d, "edit")
+			return "", allowedAction(d, "edit")
 		}
 		name := cmp.Or(c.Name, d.Name)
 		var detail string
 		if d.Channel == correspondents.ChannelMSSante {
 			if err := s.trusted(ctx, c.Address); err != nil {
-				return err
+				return "", err
 			}
 			detail = fmt.Sprintf("adresse: %s → %s", cmp.Or(d.Address, "(aucune)"), c.Address)
 			if err := setDeliveryRecipient(ctx, tx, d.ID, c.Address, name, d.PostalAddress, ReasonUserEdit,
 				"Adresse choisie par "+user+"."); err != nil {
-				return err
+				return "", err
 			}
 		} else {
 			if !c.PostalAddress.Known() {
-				return &RecipientError{Problem: ProblemNoPostal}
+				return "", &RecipientError{Problem: ProblemNoPostal}
 			}
-			detail = "adresse postale corrigée"
+			detail = fmt.Sprintf("adresse postale: %s → %s", d.PostalAddress, c.PostalAddress)
 			if err := setDeliveryRecipient(ctx, tx, d.ID, "", name, c.PostalAddress, ReasonUserEdit,
 				"Adresse postale saisie par "+user+"."); err != nil {
-				return err
+				return "", err
 			}
 		}
-		return insertEvent(ctx, tx, d.ID, d.Status, d.Status, EventEdited, userActor(user), detail)
+		return detail, insertEvent(ctx, tx, d.ID, d.Status, d.Status, EventEdited, userActor(user), detail)
 	})
 }
 
@@ -304,6 +326,9 @@ func (s *Service) AddRecipient(ctx context.Context, reportID int64, user string,
 	}
 	d := newDelivery{Status: StatusReview, Name: rc.Name(), PostalAddress: rc.PostalAddress, Reason: ReasonUserAdded,
 		ReasonText: "Destinataire ajouté par " + user + "."}
+	if a, err := correspondents.ParseMailbox(rc.Address); err == nil {
+		rc.Address = a // else trusted says so
+	}
 	switch {
 	case rc.Address != "":
 		if err := s.trusted(ctx, rc.Address); err != nil {
@@ -327,8 +352,11 @@ func (s *Service) AddRecipient(ctx context.Context, reportID int64, user string,
 		if d.RecipientID, err = insertRecipient(ctx, tx, reportID, position, rc); err != nil {
 			return err
 		}
-		id, _, err = insertDelivery(ctx, tx, reportID, d, userActor(user))
-		return err
+		if id, _, err = insertDelivery(ctx, tx, reportID, d, userActor(user)); err != nil {
+			return err
+		}
+		return audit.Write(ctx, tx, audit.Entry{Actor: user, Action: "recipient_added", Object: fmt.Sprintf("delivery:%d", id),
+			ReportID: reportID, DeliveryID: id, Detail: cmp.Or(d.Address, d.PostalAddress.String())})
 	})
 	if err != nil {
 		return 0, fmt.Errorf("report %d: add recipient: %w", reportID, err)
@@ -339,7 +367,7 @@ func (s *Service) AddRecipient(ctx context.Context, reportID int64, user string,
 // trusted returns a *RecipientError unless the resolver would
 // send to address as is (a well-formed address of the trust space).
 func (s *Service) trusted(ctx context.Context, address string) error {
-	if !strings.Contains(address, "@") {
+	if _, err := correspondents.ParseMailbox(address); err != nil {
 		return &RecipientError{Problem: ProblemNotAnAddress, Address: address}
 	}
 	routes, err := s.resolver.Resolve(ctx, correspondents.Recipient{Address: address, Name: "?"})

@@ -19,6 +19,7 @@ import (
 	"github.com/mssdispatch/mssdispatch/correspondents"
 	"github.com/mssdispatch/mssdispatch/hl7"
 	"github.com/mssdispatch/mssdispatch/hl7/mllp"
+	"github.com/mssdispatch/mssdispatch/internal/redact"
 )
 
 // This file holds the business acknowledgements ("accusés métier") sent
@@ -331,7 +332,7 @@ func (w *businessAckWorker) Work(ctx context.Context, job *river.Job[BusinessAck
 	msg, err := hl7.BuildZAM(w.zam(a, b, controlID, time.Now()))
 	if err != nil {
 		w.acks.WithLabelValues(a.Event, "invalid").Inc()
-		log.ErrorContext(ctx, "business acknowledgement cannot be built", "error", err)
+		log.ErrorContext(ctx, "business acknowledgement cannot be built", "error", redact.Text(err.Error()))
 		return river.JobCancel(err)
 	}
 	log = log.With("control_id", controlID, "original_control_id", b.ControlID)
@@ -339,13 +340,13 @@ func (w *businessAckWorker) Work(ctx context.Context, job *river.Job[BusinessAck
 	if err != nil {
 		w.acks.WithLabelValues(a.Event, "retry").Inc()
 		log.WarnContext(ctx, "business acknowledgement not acknowledged by the DPI, will retry",
-			"attempt", job.Attempt, "maybe_delivered", mllp.MaybeDelivered(err), "error", err)
+			"attempt", job.Attempt, "maybe_delivered", mllp.MaybeDelivered(err), "error", redact.Text(err.Error()))
 		return fmt.Errorf("send ZAM^%s %s: %w", a.Event, controlID, err)
 	}
 	answer, err := readDPIAck(resp, controlID)
 	if err != nil {
 		w.acks.WithLabelValues(a.Event, "retry").Inc()
-		log.WarnContext(ctx, "unusable answer of the DPI, will retry", "attempt", job.Attempt, "error", err)
+		log.WarnContext(ctx, "unusable answer of the DPI, will retry", "attempt", job.Attempt, "error", redact.Text(err.Error()))
 		return fmt.Errorf("ZAM^%s %s: %w", a.Event, controlID, err)
 	}
 	detail := fmt.Sprintf("ZAM^%s %s: %s", a.Event, controlID, answer)

@@ -11,6 +11,7 @@ import (
 	"github.com/riverqueue/river"
 
 	"github.com/mssdispatch/mssdispatch/correspondents"
+	"github.com/mssdispatch/mssdispatch/internal/redact"
 )
 
 // DirectorySyncArgs is the periodic job that imports the MSSanté whitelist,
@@ -108,7 +109,7 @@ func (w *directorySyncWorker) Work(ctx context.Context, job *river.Job[Directory
 		sum, err := imp.run(ctx, imp.src, opts)
 		if err != nil {
 			w.cfg.Logger.ErrorContext(ctx, "directory sync failed, the previous data stays in use", "kind", imp.kind,
-				"attempt", job.Attempt, "error", err)
+				"attempt", job.Attempt, "error", redact.Text(err.Error()))
 			errs = append(errs, fmt.Errorf("sync %s: %w", imp.kind, err))
 			continue
 		}
@@ -145,7 +146,7 @@ func (c importCollector) Collect(ch chan<- prometheus.Metric) {
 	defer cancel()
 	statuses, err := c.importer.ImportStatuses(ctx)
 	if err != nil {
-		c.logger.Warn("directory import metrics", "error", err)
+		c.logger.Warn("directory import metrics", "error", redact.Text(err.Error()))
 		ch <- prometheus.NewInvalidMetric(importFailedDesc, err)
 		return
 	}

@@ -166,7 +166,7 @@ func (b *testBundle) waitDeliveries(t *testing.T, reportID int64, want int) disp
 func (b *testBundle) waitReport(t *testing.T, reportID int64, what string, cond func(dispatch.ReportView) bool) dispatch.ReportView {
 	t.Helper()
 	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		v, err := b.svc.Report(b.ctx, reportID)
+		v, err := b.svc.Report(b.ctx, "test", reportID)
 		require.NoError(t, err)
 		if cond(v) {
 			return v
@@ -208,7 +208,7 @@ func TestReceiveResolveSend(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, files, 2)
 
-	got2, err := b.svc.ReportByDocumentID(b.ctx, report.Document.ID)
+	got2, err := b.svc.ReportByDocumentID(b.ctx, "test", report.Document.ID)
 	require.NoError(t, err)
 	require.Equal(t, v.ID, got2.ID)
 }
@@ -271,10 +271,10 @@ func TestDocumentPDFStorage(t *testing.T) {
 			id).Scan(&apart, &inCDA))
 		require.Equal(t, tt.apart, apart, tt.name)
 		require.Equal(t, !tt.apart, inCDA, tt.name)
-		got, err := b.svc.DocumentPDF(b.ctx, id)
+		got, err := b.svc.DocumentPDF(b.ctx, "test", id)
 		require.NoError(t, err, tt.name)
 		require.Equal(t, tt.want, got, tt.name)
-		detail, err := b.svc.ReportDetail(b.ctx, id)
+		detail, err := b.svc.ReportDetail(b.ctx, "test", id)
 		require.NoError(t, err, tt.name)
 		require.True(t, detail.HasPDF, tt.name)
 		b.waitDeliveries(t, id, 4)
@@ -320,9 +320,9 @@ func TestReceiveInvalid(t *testing.T) {
 		var invalid *dispatch.InvalidError
 		require.ErrorAs(t, err, &invalid, name)
 	}
-	_, err := b.svc.Report(b.ctx, 1)
+	_, err := b.svc.Report(b.ctx, "test", 1)
 	require.ErrorIs(t, err, dispatch.ErrNotFound)
-	_, err = b.svc.ReportByDocumentID(b.ctx, "1.2.3^none")
+	_, err = b.svc.ReportByDocumentID(b.ctx, "test", "1.2.3^none")
 	require.ErrorIs(t, err, dispatch.ErrNotFound)
 }
 
@@ -375,7 +375,7 @@ func TestSendFailures(t *testing.T) {
 	require.True(t, blocked, "a 451 at RCPT TO blocks the recipient's domain")
 	require.Empty(t, srv.Messages())
 
-	v, err := b.svc.Report(b.ctx, rc.ReportID)
+	v, err := b.svc.Report(b.ctx, "test", rc.ReportID)
 	require.NoError(t, err)
 	require.Len(t, v.Deliveries, 4, "Claire's paper copy besides the three emails")
 }

@@ -26,11 +26,15 @@ const (
 	oidLOINC  = "2.16.840.1.113883.6.1"
 )
 
-// prepare completes r before it is stored: a CDA gives its document's id,
-// code, title and PDF when they are missing; a bare PDF is wrapped into a CDA
-// R2 level-1 document; the patient's mailbox is added when the flags ask for
-// it, with a warning when it cannot be used as given.
+// prepare completes r before it is stored: its addresses are checked and
+// put in their stored form; a CDA gives its document's id, code, title and
+// PDF when they are missing; a bare PDF is wrapped into a CDA R2 level-1
+// document; the patient's mailbox is added when the flags ask for it, with
+// a warning when it cannot be used as given.
 func (s *Service) prepare(r *Report, now time.Time) error {
+	if err := r.parseAddresses(); err != nil {
+		return err
+	}
 	for i, doc := range r.documents() {
 		field := documentField(i)
 		switch {
@@ -47,6 +51,29 @@ func (s *Service) prepare(r *Report, now time.Time) error {
 		}
 	}
 	r.patientRecipient()
+	return nil
+}
+
+// parseAddresses puts r's email addresses in their stored form, or returns
+// an InvalidError for one that is not an RFC 5321 mailbox (it could carry
+// a header line or a second recipient into an email).
+func (r *Report) parseAddresses() error {
+	fields := []*string{&r.ReplyTo}
+	names := []string{"reply_to"}
+	for i := range r.Recipients {
+		fields = append(fields, &r.Recipients[i].Address)
+		names = append(names, fmt.Sprintf("recipients[%d].address", i))
+	}
+	for i, f := range fields {
+		if *f == "" {
+			continue
+		}
+		a, err := correspondents.ParseMailbox(*f)
+		if err != nil {
+			return &InvalidError{Field: names[i], Msg: err.Error()}
+		}
+		*f = a
+	}
 	return nil
 }
 

@@ -130,9 +130,9 @@ func AddWorkers(workers *river.Workers, cfg WorkerConfig) error {
 	}
 	sends := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "mssdispatch_sends_total",
-		Help: "Emails handed to the transport, by result (sent, failed, retry).",
+		Help: "Emails to send, by result: sent, failed, retry, or untrusted (not handed to the transport: its address was outside the trust space).",
 	}, []string{"result"})
-	for _, result := range []string{"sent", "failed", "retry"} {
+	for _, result := range []string{"sent", "failed", "retry", "untrusted"} {
 		sends.WithLabelValues(result)
 	}
 	interrupted := prometheus.NewCounter(prometheus.CounterOpts{

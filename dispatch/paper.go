@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 
+	"github.com/mssdispatch/mssdispatch/audit"
 	"github.com/mssdispatch/mssdispatch/cda"
 	"github.com/mssdispatch/mssdispatch/paper"
 )
@@ -323,14 +324,19 @@ func patientLine(p Patient) string {
 }
 
 // LetterPDF renders the letter of the paper delivery id (to reprint one),
-// with the letterhead of the service's configuration.
-func (s *Service) LetterPDF(ctx context.Context, deliveryID int64) ([]byte, error) {
+// with the letterhead of the service's configuration; viewer's printing is
+// in the audit log.
+func (s *Service) LetterPDF(ctx context.Context, viewer string, deliveryID int64) ([]byte, error) {
 	l, err := loadLetter(ctx, s.pool, deliveryID)
 	if err != nil {
 		return nil, err
 	}
 	pdf, _, err := renderLetter(s.letterhead, l)
-	return pdf, err
+	if err != nil {
+		return nil, err
+	}
+	return served(pdf, s.viewed(ctx, audit.Entry{Actor: viewer, Action: "letter_printed", Object: fmt.Sprintf("delivery:%d", deliveryID),
+		ReportID: l.ReportID, DeliveryID: deliveryID}))
 }
 
 // PaperBatches returns the newest batches, up to limit (default 50).
@@ -341,14 +347,29 @@ func (s *Service) PaperBatches(ctx context.Context, limit int) ([]PaperBatch, er
 	return listBatches(ctx, s.pool, limit)
 }
 
-// PaperBatch returns the batch id with its letters, or ErrNotFound.
+// PaperBatch returns the batch id with its letters (their recipients, no
+// patient data), or ErrNotFound.
 func (s *Service) PaperBatch(ctx context.Context, id int64) (PaperBatch, []BatchLetter, error) {
 	return loadBatch(ctx, s.pool, id)
 }
 
-// PaperBatchPDF returns the batch's PDF, or ErrNotFound.
-func (s *Service) PaperBatchPDF(ctx context.Context, id int64) ([]byte, error) {
-	return batchPDF(ctx, s.pool, id)
+// PaperBatchPDF returns the batch's PDF, or ErrNotFound; viewer's
+// printing is in the audit log, once per letter (its report and delivery).
+func (s *Service) PaperBatchPDF(ctx context.Context, viewer string, id int64) ([]byte, error) {
+	pdf, err := batchPDF(ctx, s.pool, id)
+	if err != nil {
+		return nil, err
+	}
+	_, letters, err := loadBatch(ctx, s.pool, id)
+	if err != nil {
+		return nil, err
+	}
+	entries := make([]audit.Entry, len(letters))
+	for i, l := range letters {
+		entries[i] = audit.Entry{Actor: viewer, Action: "letter_printed", Object: fmt.Sprintf("batch:%d", id),
+			ReportID: l.ReportID, DeliveryID: l.DeliveryID, Detail: fmt.Sprintf("lot n° %d", id)}
+	}
+	return served(pdf, s.viewed(ctx, entries...))
 }
 
 // MakePaperBatches enqueues the batching now, rather than at its schedule.
@@ -381,7 +402,11 @@ func (s *Service) MarkBatchPosted(ctx context.Context, batchID int64, user strin
 			}
 		}
 		n = len(ids)
-		return setBatchPosted(ctx, tx, batchID, user)
+		if err := setBatchPosted(ctx, tx, batchID, user); err != nil {
+			return err
+		}
+		return audit.Write(ctx, tx, audit.Entry{Actor: user, Action: "batch_posted", Object: fmt.Sprintf("batch:%d", batchID),
+			Detail: fmt.Sprintf("%d courriers", n)})
 	})
 	if err != nil {
 		return 0, fmt.Errorf("batch %d: %w", batchID, err)

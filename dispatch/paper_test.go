@@ -90,7 +90,7 @@ func TestPaperBatches(t *testing.T) {
 	cardio := byService["CARDIO"]
 	require.Equal(t, 2, cardio.Letters)
 	require.Equal(t, 1, byService["ONCO"].Letters)
-	pdf, err := b.svc.PaperBatchPDF(b.ctx, cardio.ID)
+	pdf, err := b.svc.PaperBatchPDF(b.ctx, "test", cardio.ID)
 	require.NoError(t, err)
 	text := pdfText(t, pdf)
 	require.Contains(t, text, "CH Démo")
@@ -143,7 +143,7 @@ func TestPaperBatches(t *testing.T) {
 	require.Equal(t, 2, again.Letters)
 
 	// The history of a letter tells its batches.
-	v, err := b.svc.ReportDetail(b.ctx, first.ReportID)
+	v, err := b.svc.ReportDetail(b.ctx, "test", first.ReportID)
 	require.NoError(t, err)
 	var events []string
 	for _, e := range v.Timeline {
@@ -155,10 +155,10 @@ func TestPaperBatches(t *testing.T) {
 		dispatch.EventApproved, dispatch.EventBatched}, events)
 
 	// One letter alone, to reprint.
-	letter, err := b.svc.LetterPDF(b.ctx, first.DeliveryID)
+	letter, err := b.svc.LetterPDF(b.ctx, "test", first.DeliveryID)
 	require.NoError(t, err)
 	require.Contains(t, pdfText(t, letter), "DUPONT-DEMO")
-	_, err = b.svc.LetterPDF(b.ctx, 999999)
+	_, err = b.svc.LetterPDF(b.ctx, "test", 999999)
 	require.ErrorIs(t, err, dispatch.ErrNotFound)
 }
 
@@ -199,7 +199,7 @@ func TestPaperBatchSkipsUnprintable(t *testing.T) {
 	require.NoError(t, b.svc.MakePaperBatches(b.ctx))
 	batches := b.waitBatches(t, 1)
 	require.Equal(t, 1, batches[0].Letters)
-	v, err := b.svc.ReportDetail(b.ctx, reports[0])
+	v, err := b.svc.ReportDetail(b.ctx, "test", reports[0])
 	require.NoError(t, err)
 	// The letter's last event (the emails' events go on meanwhile).
 	var last dispatch.TimelineEvent

@@ -11,6 +11,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/riverqueue/river"
+
+	"github.com/mssdispatch/mssdispatch/audit"
 )
 
 // RetentionArgs is the periodic job that purges the patient data bytes kept
@@ -56,6 +58,9 @@ type RetentionConfig struct {
 	// quarantined message, once it was received more than Days days ago. At
 	// least MinRetentionDays. Defaults to 90.
 	Days int
+	// AuditDays is the retention period of the audit log's entries, at
+	// least audit.MinRetentionDays; defaults to audit.DefaultRetentionDays.
+	AuditDays int
 	// BatchSize is the number of rows purged per transaction. Defaults to 500.
 	BatchSize int
 	// Registerer receives the retention metrics; nil registers nothing.
@@ -79,6 +84,12 @@ func AddRetention(workers *river.Workers, cfg RetentionConfig) error {
 	if cfg.Days < MinRetentionDays {
 		return fmt.Errorf("dispatch: RetentionConfig.Days %d: want at least %d", cfg.Days, MinRetentionDays)
 	}
+	if cfg.AuditDays == 0 {
+		cfg.AuditDays = audit.DefaultRetentionDays
+	}
+	if cfg.AuditDays < audit.MinRetentionDays {
+		return fmt.Errorf("dispatch: RetentionConfig.AuditDays %d: want at least %d", cfg.AuditDays, audit.MinRetentionDays)
+	}
 	if cfg.BatchSize == 0 {
 		cfg.BatchSize = 500
 	}
@@ -91,14 +102,14 @@ func AddRetention(workers *river.Workers, cfg RetentionConfig) error {
 	w := &retentionWorker{cfg: cfg,
 		purged: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mssdispatch_retention_purged_total",
-			Help: "Patient data purged past the retention period, by kind (document: a report's document bytes; quarantine: a refused message's raw bytes).",
+			Help: "Data purged past its retention period, by kind (document: a report's document bytes; quarantine: a refused message's raw bytes; audit: an audit log entry).",
 		}, []string{"kind"}),
 		kept: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "mssdispatch_retention_kept_documents",
 			Help: "Documents past the retention period that the last retention run kept because a delivery still needs them.",
 		}),
 	}
-	for _, kind := range []string{retentionDocument, retentionQuarantine} {
+	for _, kind := range []string{retentionDocument, retentionQuarantine, retentionAudit} {
 		w.purged.WithLabelValues(kind)
 	}
 	if cfg.Registerer != nil {
@@ -118,6 +129,7 @@ func AddRetention(workers *river.Workers, cfg RetentionConfig) error {
 const (
 	retentionDocument   = "document"
 	retentionQuarantine = "quarantine"
+	retentionAudit      = "audit"
 )
 
 // keptSample is how many ids of kept reports a run logs.
@@ -138,8 +150,9 @@ func (w *retentionWorker) Timeout(*river.Job[RetentionArgs]) time.Duration {
 }
 
 // Work purges, batch after batch, the documents past the period that no
-// delivery needs, then the quarantined messages past the period, and counts
-// and logs the documents kept past the period.
+// delivery needs, then the quarantined messages past the period, then the
+// audit log's entries past theirs, and counts and logs the documents kept
+// past the period.
 func (w *retentionWorker) Work(ctx context.Context, job *river.Job[RetentionArgs]) error {
 	start := time.Now()
 	cutoff, err := retentionCutoff(ctx, w.cfg.Pool, w.cfg.Days)
@@ -166,13 +179,20 @@ func (w *retentionWorker) Work(ctx context.Context, job *river.Job[RetentionArgs
 		return err
 	}
 
+	audited, err := audit.NewLog(w.cfg.Pool).Purge(ctx, w.cfg.AuditDays, w.cfg.BatchSize)
+	w.purged.WithLabelValues(retentionAudit).Add(float64(audited))
+	if err != nil {
+		return fmt.Errorf("retention purge of the audit log stopped after %d: %w", audited, err)
+	}
+
 	kept, err := keptPastPeriod(ctx, w.cfg.Pool, rq, keptSample)
 	if err != nil {
 		return err
 	}
 	w.kept.Set(float64(kept.Count))
 	w.cfg.Logger.InfoContext(ctx, "retention purge done", "days", w.cfg.Days, "cutoff", cutoff,
-		"documents_purged", documents, "quarantine_purged", quarantined, "documents_kept", kept.Count,
+		"documents_purged", documents, "quarantine_purged", quarantined, "audit_purged", audited, "audit_days", w.cfg.AuditDays,
+		"documents_kept", kept.Count,
 		"attempt", job.Attempt, "duration", time.Since(start).Round(time.Millisecond))
 	if kept.Count > 0 {
 		attrs := []any{"count", kept.Count, "oldest_report_ids", kept.Sample}

@@ -100,7 +100,7 @@ func (b *retentionBundle) requirePurged(t *testing.T, reportID int64, deliverySt
 	require.NotNil(t, d.PurgedAt, "report %d", reportID)
 	require.Empty(t, d.CDA, "report %d", reportID)
 	require.Nil(t, d.PDF, "report %d", reportID)
-	v, err := b.svc.Report(b.ctx, reportID)
+	v, err := b.svc.Report(b.ctx, "test", reportID)
 	require.NoError(t, err)
 	require.Equal(t, dispatch.ReportResolved, v.Status)
 	require.Len(t, v.Deliveries, 4)
@@ -251,7 +251,7 @@ func TestRetentionQuarantine(t *testing.T) {
 	b := setupRetention(t, dispatch.RetentionConfig{Days: 30})
 	for i := range 3 {
 		in := inbound(fmt.Sprintf("MSG-BAD-%d", i), fmt.Sprintf("bad %d", i))
-		_, err := b.svc.Reject(b.ctx, in, []byte("MSH|^~\\&|DPI|CH|bad message "+fmt.Sprint(i)), "PID-3 missing", []byte("ACK AE"))
+		_, err := b.svc.Reject(b.ctx, in, []byte("MSH|^~\\&|DPI|CH|bad message "+fmt.Sprint(i)), dispatch.Refusal{Reason: "PID-3 missing"}, []byte("ACK AE"))
 		require.NoError(t, err)
 	}
 	_, err := b.pool.Exec(b.ctx, "UPDATE quarantine SET received_at = now() - interval '31 days' WHERE message_control_id <> 'MSG-BAD-2'")
@@ -292,6 +292,32 @@ func TestRetentionQuarantine(t *testing.T) {
 	require.Equal(t, 2.0, b.metric(t, "mssdispatch_retention_purged_total", "quarantine"))
 }
 
+// TestRetentionAudit checks that the audit log's entries older than its
+// period (a year by default) are purged by the retention job, the others kept.
+func TestRetentionAudit(t *testing.T) {
+	t.Parallel()
+	b := setupRetention(t, dispatch.RetentionConfig{Days: 30, AuditDays: 200})
+	for _, age := range []string{"400 days", "201 days", "199 days", "1 day"} {
+		_, err := b.pool.Exec(b.ctx, `INSERT INTO audit_log (at, actor, action) VALUES (now() - $1::interval, 'alice', $1)`, age)
+		require.NoError(t, err)
+	}
+	b.runRetention(t)
+	var left []string
+	rows, err := b.pool.Query(b.ctx, `SELECT action FROM audit_log ORDER BY id`)
+	require.NoError(t, err)
+	for rows.Next() {
+		var a string
+		require.NoError(t, rows.Scan(&a))
+		left = append(left, a)
+	}
+	require.NoError(t, rows.Err())
+	require.Equal(t, []string{"199 days", "1 day", "audit_purged"}, left)
+	require.Equal(t, 2.0, b.metric(t, "mssdispatch_retention_purged_total", "audit"))
+
+	err = dispatch.AddRetention(river.NewWorkers(), dispatch.RetentionConfig{Pool: b.pool, AuditDays: 90})
+	require.ErrorContains(t, err, "AuditDays 90: want at least 183")
+}
+
 // TestRetentionBatches checks that a run goes through more rows than one
 // batch holds, one transaction per batch, documents and quarantine alike.
 func TestRetentionBatches(t *testing.T) {
@@ -308,7 +334,7 @@ func TestRetentionBatches(t *testing.T) {
 	b.age(t, 8, append(reports, kept)...)
 	for i := range 5 {
 		in := inbound(fmt.Sprintf("MSG-BATCH-%d", i), fmt.Sprint(i))
-		_, err := b.svc.Reject(b.ctx, in, []byte("not HL7"), "not an HL7 message", []byte("ACK AR"))
+		_, err := b.svc.Reject(b.ctx, in, []byte("not HL7"), dispatch.Refusal{Reason: "not an HL7 message"}, []byte("ACK AR"))
 		require.NoError(t, err)
 	}
 	_, err := b.pool.Exec(b.ctx, "UPDATE quarantine SET received_at = now() - interval '8 days'")

@@ -53,7 +53,7 @@ type ruleDelivery struct {
 func (b *rulesBundle) waitResolved(t *testing.T, reportID int64) []ruleDelivery {
 	t.Helper()
 	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		v, err := b.svc.Report(b.ctx, reportID)
+		v, err := b.svc.Report(b.ctx, "test", reportID)
 		require.NoError(t, err)
 		if v.Status == dispatch.ReportResolved && !slices.ContainsFunc(v.Deliveries,
 			func(d dispatch.DeliveryView) bool { return d.Status == dispatch.StatusQueued }) {

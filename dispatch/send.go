@@ -11,7 +11,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/riverqueue/river"
 
+	"github.com/mssdispatch/mssdispatch/correspondents"
 	"github.com/mssdispatch/mssdispatch/dispatch/mail"
+	"github.com/mssdispatch/mssdispatch/internal/redact"
 )
 
 // SendArgs is the job that sends one email of an MSSanté delivery.
@@ -62,6 +64,9 @@ func (w *sendWorker) Work(ctx context.Context, job *river.Job[SendArgs]) error {
 	}
 	if o.Status != StatusQueued || o.MessageID != job.Args.MessageID {
 		return nil // sent, cancelled, or resent as another email meanwhile
+	}
+	if _, err := correspondents.ParseMailbox(o.Address); err != nil || !o.Trusted {
+		return w.untrusted(ctx, job, o)
 	}
 	if o.Blocked > 0 {
 		return river.JobSnooze(o.Blocked)
@@ -126,6 +131,28 @@ func (w *sendWorker) Work(ctx context.Context, job *river.Job[SendArgs]) error {
 	return nil
 }
 
+// untrusted puts back in review, unsent, an email whose address is not in the
+// MSSanté trust space now (the whitelist changed since the delivery was
+// decided, an address from before it was checked) or not a mailbox: patient
+// data never leaves the trust space, whoever approved the email. The
+// address is taken off the delivery (its history keeps it): a secretary
+// chooses a trusted one or paper.
+func (w *sendWorker) untrusted(ctx context.Context, job *river.Job[SendArgs], o outgoing) error {
+	w.sends.WithLabelValues("untrusted").Inc()
+	w.cfg.Logger.WarnContext(ctx, "delivery not sent: its address is outside the trust space", "delivery_id", o.DeliveryID)
+	text := fmt.Sprintf("L'adresse %s n'était pas dans l'espace de confiance MSSanté au moment de l'envoi : rien n'a été envoyé. "+
+		"Choisissez une adresse de l'annuaire, ou envoyez par courrier.", o.Address)
+	return pgx.BeginFunc(ctx, w.cfg.Pool, func(tx pgx.Tx) error {
+		if err := transition(ctx, tx, o.DeliveryID, StatusQueued, StatusReview, EventUntrusted, actorSystem, o.Address); err != nil {
+			return err
+		}
+		if err := withdrawAddress(ctx, tx, o.DeliveryID, correspondents.ReasonUntrustedAddress, text); err != nil {
+			return err
+		}
+		return completeTx(ctx, tx, job)
+	})
+}
+
 // retry records a temporary failure and snoozes the job while the domain is
 // blocked, or fails the delivery when it has waited too long.
 func (w *sendWorker) retry(ctx context.Context, o outgoing, cause error) error {
@@ -156,14 +183,14 @@ func (w *sendWorker) retry(ctx context.Context, o outgoing, cause error) error {
 		return errors.Join(cause, err)
 	}
 	w.cfg.Logger.WarnContext(ctx, "send failed, will retry", "delivery_id", o.DeliveryID, "scope", scope,
-		"wait", wait.Round(time.Second), "error", cause)
+		"wait", wait.Round(time.Second), "error", redact.Text(cause.Error()))
 	return river.JobSnooze(wait)
 }
 
 // fail fails the delivery for good, enqueues its fallback and cancels the job.
 func (w *sendWorker) fail(ctx context.Context, o outgoing, cause error) error {
 	w.sends.WithLabelValues("failed").Inc()
-	w.cfg.Logger.WarnContext(ctx, "delivery failed", "delivery_id", o.DeliveryID, "error", cause)
+	w.cfg.Logger.WarnContext(ctx, "delivery failed", "delivery_id", o.DeliveryID, "error", redact.Text(cause.Error()))
 	ins, err := workerJobs(ctx)
 	if err != nil {
 		return errors.Join(cause, err)

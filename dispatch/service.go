@@ -16,6 +16,7 @@ import (
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
 
+	"github.com/mssdispatch/mssdispatch/audit"
 	"github.com/mssdispatch/mssdispatch/paper"
 )
 
@@ -98,6 +99,10 @@ type Inbound struct {
 	ReceivingApplication, ReceivingFacility string
 	// MessageType is e.g. "ORU^R01" or "report".
 	MessageType string
+	// Service is the care unit the message names, read as a report's, ""
+	// when unknown: a refused message's patient data is shown only to the
+	// users who see it (Quarantined).
+	Service string
 	// Fingerprint identifies the content; a key reused for another content
 	// is refused with ErrKeyReused.
 	Fingerprint []byte
@@ -319,7 +324,7 @@ func storageRefusal(err error) error {
 // give: response. When in has a key, the refusal is remembered so that a
 // retransmission gets the same answer; if the key was meanwhile accepted or
 // refused, that first answer is returned instead.
-func (s *Service) Reject(ctx context.Context, in Inbound, raw []byte, reason string, response []byte) (Answer, error) {
+func (s *Service) Reject(ctx context.Context, in Inbound, raw []byte, why Refusal, response []byte) (Answer, error) {
 	answer := Answer{Response: response}
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		var inboundID *int64
@@ -336,7 +341,7 @@ func (s *Service) Reject(ctx context.Context, in Inbound, raw []byte, reason str
 				inboundID = &id
 			}
 		}
-		return insertQuarantine(ctx, tx, in, inboundID, raw, reason)
+		return insertQuarantine(ctx, tx, in, inboundID, raw, why)
 	})
 	if err != nil {
 		return Answer{}, fmt.Errorf("quarantine message: %w", err)
@@ -345,20 +350,30 @@ func (s *Service) Reject(ctx context.Context, in Inbound, raw []byte, reason str
 	return answer, nil
 }
 
-// Report returns the report with id, or ErrNotFound.
-func (s *Service) Report(ctx context.Context, id int64) (ReportView, error) {
+// Report returns the report with id, or ErrNotFound; viewer's reading is
+// in the audit log.
+func (s *Service) Report(ctx context.Context, viewer string, id int64) (ReportView, error) {
 	if id <= 0 {
 		return ReportView{}, ErrNotFound
 	}
-	return reportView(ctx, s.pool, id, "")
+	return s.viewReport(ctx, viewer, id, "")
 }
 
-// ReportByDocumentID returns the latest report carrying documentID, or ErrNotFound.
-func (s *Service) ReportByDocumentID(ctx context.Context, documentID string) (ReportView, error) {
+// ReportByDocumentID returns the latest report carrying documentID, or
+// ErrNotFound; viewer's reading is in the audit log.
+func (s *Service) ReportByDocumentID(ctx context.Context, viewer, documentID string) (ReportView, error) {
 	if documentID == "" {
 		return ReportView{}, ErrNotFound
 	}
-	return reportView(ctx, s.pool, 0, documentID)
+	return s.viewReport(ctx, viewer, 0, documentID)
+}
+
+func (s *Service) viewReport(ctx context.Context, viewer string, id int64, documentID string) (ReportView, error) {
+	v, err := reportView(ctx, s.pool, id, documentID)
+	if err != nil {
+		return ReportView{}, err
+	}
+	return served(v, s.viewed(ctx, audit.Entry{Actor: viewer, Action: "report_viewed", Object: fmt.Sprintf("report:%d", v.ID), ReportID: v.ID}))
 }
 
 // applyVersioning checks that a replacement or deletion names known

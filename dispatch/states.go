@@ -28,7 +28,7 @@ var transitions = map[string][]string{
 	"":                 {StatusReview, StatusScheduled, StatusQueued, StatusPaperPending, StatusCancelled},
 	StatusReview:       {StatusQueued, StatusPaperPending, StatusCancelled, StatusSuperseded},
 	StatusScheduled:    {StatusQueued, StatusPaperPending, StatusReview, StatusCancelled, StatusSuperseded},
-	StatusQueued:       {StatusSent, StatusFailed, StatusCancelled, StatusSuperseded},
+	StatusQueued:       {StatusSent, StatusFailed, StatusReview, StatusCancelled, StatusSuperseded}, // review: outside the trust space when it was to go
 	StatusSent:         {StatusDelivered, StatusRead, StatusFailed},
 	StatusDelivered:    {StatusRead, StatusFailed},
 	StatusFailed:       {StatusQueued, StatusDelivered, StatusRead}, // a resend; a late acknowledgement
@@ -114,4 +114,5 @@ const (
 	EventReply      = "reply"       // a human reply came back
 	EventPurged     = "doc_purged"  // the document's bytes were purged
 	EventDomainWait = "domain_wait" // its operator is refusing for now; it waits its turn
+	EventUntrusted  = "untrusted"   // its address was outside the trust space when it was to go: not sent
 )

@@ -11,6 +11,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/mssdispatch/mssdispatch/correspondents"
 	"github.com/mssdispatch/mssdispatch/dispatch"
 	"github.com/mssdispatch/mssdispatch/dispatch/mail"
 )
@@ -75,6 +76,13 @@ func (b *testBundle) setRules(t *testing.T, rules ...dispatch.Rule) {
 func (b *testBundle) releaseNow(t *testing.T, kind string) {
 	t.Helper()
 	_, err := b.pool.Exec(b.ctx, `UPDATE river_job SET scheduled_at = now() WHERE kind = $1 AND state = 'scheduled'`, kind)
+	require.NoError(t, err)
+}
+
+// setTrustSpace puts domains in force as the trust space's whitelist.
+func (b *testBundle) setTrustSpace(t *testing.T, domains ...string) {
+	t.Helper()
+	_, err := correspondents.NewStore(b.pool).ImportWhitelist(b.ctx, "test", domains, correspondents.ImportOptions{Force: true})
 	require.NoError(t, err)
 }
 
@@ -182,8 +190,15 @@ func TestTransitions(t *testing.T) {
 	b.receive(t, del)
 	b.statusIs(t, rc2, julie, mss, dispatch.StatusCancelled)
 	b.statusIs(t, rc2, claireName, paper, dispatch.StatusCancelled)
+	// queued -> review: the trust space lost the domain before the email went.
+	ri := b.receive(t, reportOf(t, "I")).ReportID
+	b.statusIs(t, ri, claire, mss, dispatch.StatusQueued)
+	b.setTrustSpace(t, "ch-demo.mssante.fr")
 	_, err = b.pool.Exec(ctx, `DELETE FROM mail_domains`)
 	require.NoError(t, err)
+	b.releaseNow(t, dispatch.SendArgs{}.Kind())
+	b.statusIs(t, ri, claireName, mss, dispatch.StatusReview)
+	b.setTrustSpace(t, "medecin-demo.mssante.fr", "ch-demo.mssante.fr")
 
 	// Rule "review": review -> queued -> sent and review -> paper_pending by
 	// approval; a review without an address cannot be approved.

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	_ "time/tzdata" // Europe/Paris must load on hosts without a zoneinfo database.
+
+	"github.com/mssdispatch/mssdispatch/audit"
 )
 
 // This file holds the statistics of the dashboard — the dematerialisation
@@ -258,4 +260,16 @@ func (s *Service) Campaign(ctx context.Context, f CampaignFilter) ([]CampaignEnt
 		f.Limit = 5000
 	}
 	return campaign(ctx, s.pool, f)
+}
+
+// ExportCampaign is Campaign for an export (format names it: the CSV file,
+// the invitation letters), which is recorded in the audit log in the name
+// of actor.
+func (s *Service) ExportCampaign(ctx context.Context, actor, format string, f CampaignFilter) ([]CampaignEntry, error) {
+	entries, err := s.Campaign(ctx, f)
+	if err != nil {
+		return nil, err
+	}
+	return served(entries, s.viewed(ctx, audit.Entry{Actor: actor, Action: "campaign_exported",
+		Detail: fmt.Sprintf("%s : %d correspondants, du %s au %s", format, len(entries), f.From.Format(time.DateOnly), f.To.Format(time.DateOnly))}))
 }

@@ -93,15 +93,6 @@ func setInboundResponse(ctx context.Context, tx pgx.Tx, id int64, response []byt
 	return nil
 }
 
-func insertQuarantine(ctx context.Context, tx pgx.Tx, in Inbound, inboundID *int64, raw []byte, reason string) error {
-	_, err := tx.Exec(ctx, `INSERT INTO quarantine (kind, source, inbound_id, message_control_id, reason, raw)
-		VALUES ($1, $2, $3, $4, $5, $6)`, in.Kind, in.Source, inboundID, in.ControlID, reason, raw)
-	if err != nil {
-		return fmt.Errorf("insert quarantine: %w", err)
-	}
-	return nil
-}
-
 // insertReport stores r, received as the inbound message inboundID, with its
 // documents and recipients.
 func insertReport(ctx context.Context, tx pgx.Tx, inboundID int64, in Inbound, r *Report) (int64, error) {
@@ -536,6 +527,9 @@ type outgoing struct {
 	Domain   string
 	Blocked  time.Duration
 	Failures bool
+	// Trusted is true when Domain is in the MSSanté trust space now: the
+	// whitelist (a domain or a parent of it) or the patients' domain.
+	Trusted bool
 }
 
 func loadOutgoing(ctx context.Context, q dbtx, deliveryID int64) (outgoing, error) {
@@ -548,20 +542,23 @@ func loadOutgoing(ctx context.Context, q dbtx, deliveryID int64) (outgoing, erro
 			r.author, r.reply_to, r.flags, r.body_professional, r.body_patient, d.policy,
 			coalesce((SELECT max(e.at) FROM delivery_events e WHERE e.delivery_id = d.id AND e.to_status = 'queued'
 				AND e.from_status IS DISTINCT FROM 'queued'), d.created_at),
-			dom.domain, coalesce(blocked.wait, '0'), blocked.failures > 0
+			dom.domain, coalesce(blocked.wait, '0'), blocked.failures > 0,
+			dom.domain = $3 OR EXISTS (SELECT 1 FROM trust_domains t WHERE t.domain IN (
+				SELECT array_to_string(l.labels[i:], '.') FROM (SELECT string_to_array(dom.domain, '.') AS labels) l,
+					generate_subscripts(l.labels, 1) AS i))
 		FROM deliveries d JOIN reports r ON r.id = d.report_id JOIN recipients rc ON rc.id = d.recipient_id
 			CROSS JOIN LATERAL (SELECT lower(substr(d.address, strpos(d.address, '@') + 1)) AS domain) dom
 			CROSS JOIN LATERAL (SELECT max(m.blocked_until - now()) FILTER (WHERE m.blocked_until > now()) AS wait,
 					count(*) AS failures
 				FROM mail_domains m WHERE m.domain IN (dom.domain, $2)) blocked
-		WHERE d.id = $1`, deliveryID, serverScope).Scan(&o.DeliveryID, &o.ReportID, &o.Action, &o.Status, &o.Channel, &o.Address, &o.MessageID,
+		WHERE d.id = $1`, deliveryID, serverScope, correspondents.PatientMailDomain).Scan(&o.DeliveryID, &o.ReportID, &o.Action, &o.Status, &o.Channel, &o.Address, &o.MessageID,
 		&o.Patient.Family, &o.Patient.Given, &o.Patient.BirthDate, &o.Patient.Sex, &o.Patient.INS, &o.Patient.INSOID,
 		&o.Patient.INSQualified, &o.Patient.IPP,
 		&o.Document.ID, &o.Document.Code, &o.Document.Title,
 		&o.Recipient.Role, &o.Recipient.Kind, &o.Recipient.NationalID, &o.Recipient.RPPS, &o.Recipient.FINESS,
 		&o.Recipient.Family, &o.Recipient.Given, &o.Recipient.Organisation, &o.Recipient.Address,
 		&o.Author, &o.ReplyTo, &o.Flags, &o.BodyProfessional, &o.BodyPatient, &o.Policy, &o.QueuedAt,
-		&o.Domain, &o.Blocked, &o.Failures)
+		&o.Domain, &o.Blocked, &o.Failures, &o.Trusted)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return outgoing{}, fmt.Errorf("delivery %d: %w", deliveryID, ErrNotFound)
 	}
@@ -584,6 +581,14 @@ type storedDelivery struct {
 	Policy        Policy
 	RuleName      string
 	RuleVersion   int
+}
+
+// destination is where d goes: its MSSanté address, or its postal address.
+func (d storedDelivery) destination() string {
+	if d.Channel == correspondents.ChannelMSSante {
+		return d.Address
+	}
+	return d.PostalAddress.String()
 }
 
 // loadDelivery locks and returns the delivery id, or ErrNotFound.
@@ -683,6 +688,16 @@ func block(ctx context.Context, q dbtx, scope, lastError string, base time.Durat
 func unblock(ctx context.Context, q dbtx, domain string) error {
 	if _, err := q.Exec(ctx, `DELETE FROM mail_domains WHERE domain IN ($1, $2)`, domain, serverScope); err != nil {
 		return fmt.Errorf("unblock %s: %w", domain, err)
+	}
+	return nil
+}
+
+// withdrawAddress takes the MSSanté address off delivery id, saying why.
+func withdrawAddress(ctx context.Context, q dbtx, id int64, reason, reasonText string) error {
+	_, err := q.Exec(ctx, `UPDATE deliveries SET address = '', reason = $2, reason_text = $3, updated_at = now() WHERE id = $1`,
+		id, reason, reasonText)
+	if err != nil {
+		return fmt.Errorf("withdraw the address of delivery %d: %w", id, err)
 	}
 	return nil
 }

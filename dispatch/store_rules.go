@@ -6,6 +6,8 @@ import (
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/mssdispatch/mssdispatch/audit"
 )
 
 // This file holds the SQL of the CME rules: their versions, and what the dry
@@ -39,9 +41,16 @@ func insertRuleSet(ctx context.Context, db dbBeginner, rs RuleSet, source []byte
 		if _, err := tx.Exec(ctx, "LOCK TABLE rule_sets IN EXCLUSIVE MODE"); err != nil {
 			return fmt.Errorf("lock rules: %w", err)
 		}
-		return tx.QueryRow(ctx, `INSERT INTO rule_sets (version, rules, source, comment, created_by)
+		if err := tx.QueryRow(ctx, `INSERT INTO rule_sets (version, rules, source, comment, created_by)
 			SELECT coalesce(max(version), 0) + 1, $1, $2, $3, $4 FROM rule_sets
-			RETURNING version, created_at`, rs.Rules, string(source), rs.Comment, actor).Scan(&rs.Version, &rs.CreatedAt)
+			RETURNING version, created_at`, rs.Rules, string(source), rs.Comment, actor).Scan(&rs.Version, &rs.CreatedAt); err != nil {
+			return err
+		}
+		detail := fmt.Sprintf("%d règles", len(rs.Rules))
+		if rs.Comment != "" {
+			detail += " : " + rs.Comment
+		}
+		return audit.Write(ctx, tx, audit.Entry{Actor: actor, Action: "rules_changed", Object: fmt.Sprintf("rules:%d", rs.Version), Detail: detail})
 	})
 	if err != nil {
 		return RuleSet{}, fmt.Errorf("store rules: %w", err)

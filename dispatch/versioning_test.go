@@ -46,7 +46,7 @@ func TestReplace(t *testing.T) {
 		{"Claire DUPONT-DEMO", "paper_pending", "paper_copy"},
 		{"julie.roux@medecin-demo.mssante.fr", "sent", dispatch.ReasonServed},
 	}, got)
-	v1, err := b.svc.Report(b.ctx, first.ReportID)
+	v1, err := b.svc.Report(b.ctx, "test", first.ReportID)
 	require.NoError(t, err)
 	require.Equal(t, line{"Jean MARTIN", "superseded", "several_addresses"}, lines(v1)[3], "what was still pending is superseded")
 	require.Equal(t, "sent", lines(v1)[0].status, "what left stays as it was")
@@ -74,7 +74,7 @@ func TestDelete(t *testing.T) {
 		{"claire.dupont-demo@medecin-demo.mssante.fr", "sent", dispatch.ReasonServed},
 		{"julie.roux@medecin-demo.mssante.fr", "sent", dispatch.ReasonServed},
 	}, got, "those who received the document are told it is withdrawn")
-	v1, err := b.svc.Report(b.ctx, first.ReportID)
+	v1, err := b.svc.Report(b.ctx, "test", first.ReportID)
 	require.NoError(t, err)
 	require.Equal(t, "cancelled", lines(v1)[3].status)
 
@@ -126,11 +126,11 @@ func TestReject(t *testing.T) {
 	b, _ := setupOutbox(t)
 
 	in := inbound("MSG-BAD", "bad content")
-	answer, err := b.svc.Reject(b.ctx, in, []byte("raw message"), "OBX-5 is not base64", []byte("AE 1"))
+	answer, err := b.svc.Reject(b.ctx, in, []byte("raw message"), dispatch.Refusal{Reason: "OBX-5 is not base64"}, []byte("AE 1"))
 	require.NoError(t, err)
 	require.Equal(t, dispatch.Answer{Response: []byte("AE 1")}, answer)
 
-	answer, err = b.svc.Reject(b.ctx, in, []byte("raw message"), "OBX-5 is not base64", []byte("AE 2"))
+	answer, err = b.svc.Reject(b.ctx, in, []byte("raw message"), dispatch.Refusal{Reason: "OBX-5 is not base64"}, []byte("AE 2"))
 	require.NoError(t, err)
 	require.Equal(t, "AE 1", string(answer.Response), "a retransmitted refusal gets the first response")
 	prev, found, err := b.svc.Previous(b.ctx, in)
@@ -139,7 +139,7 @@ func TestReject(t *testing.T) {
 	require.Equal(t, dispatch.Answer{Response: []byte("AE 1")}, prev)
 
 	// Unparseable input has no key: kept, not remembered.
-	answer, err = b.svc.Reject(b.ctx, dispatch.Inbound{Kind: "hl7", Source: "mllp"}, []byte("garbage"), "not HL7", []byte("AR"))
+	answer, err = b.svc.Reject(b.ctx, dispatch.Inbound{Kind: "hl7", Source: "mllp"}, []byte("garbage"), dispatch.Refusal{Reason: "not HL7"}, []byte("AR"))
 	require.NoError(t, err)
 	require.Equal(t, "AR", string(answer.Response))
 
@@ -181,7 +181,7 @@ func TestResend(t *testing.T) {
 	require.Contains(t, lines(v), line{"luc.nouveau@medecin-demo.mssante.fr", "sent", correspondents.ReasonDPIAddress})
 	require.Equal(t, 3, emails(), "only the new recipient got it")
 
-	detail, err := b.svc.ReportDetail(b.ctx, first.ReportID)
+	detail, err := b.svc.ReportDetail(b.ctx, "test", first.ReportID)
 	require.NoError(t, err)
 	var resent []string
 	for _, e := range detail.Timeline {
@@ -228,7 +228,7 @@ func TestPatientMailbox(t *testing.T) {
 		rc := b.receive(t, r)
 		v := b.waitDeliveries(t, rc.ReportID, 2)
 		require.Equal(t, []line{{"julie.roux@medecin-demo.mssante.fr", "sent", correspondents.ReasonDPIAddress}, tt.want}, lines(v), name)
-		detail, err := b.svc.ReportDetail(b.ctx, rc.ReportID)
+		detail, err := b.svc.ReportDetail(b.ctx, "test", rc.ReportID)
 		require.NoError(t, err)
 		warned := slices.ContainsFunc(detail.Timeline, func(e dispatch.TimelineEvent) bool { return e.Event == dispatch.ReportEventWarning })
 		require.Equal(t, tt.want.status == "review", warned, "%s: a warning in the history", name)

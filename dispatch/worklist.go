@@ -8,6 +8,9 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
+	"github.com/mssdispatch/mssdispatch/audit"
 	"github.com/mssdispatch/mssdispatch/correspondents"
 )
 
@@ -80,8 +83,9 @@ type DeliveryPage struct {
 var ErrBadFilter = errors.New("invalid filter")
 
 // Deliveries returns a page of the deliveries f selects, newest first, by
-// keyset pagination (the page's cost does not grow with the table).
-func (s *Service) Deliveries(ctx context.Context, f DeliveryFilter) (DeliveryPage, error) {
+// keyset pagination (the page's cost does not grow with the table). A
+// search by patient is recorded in the audit log in the name of viewer.
+func (s *Service) Deliveries(ctx context.Context, viewer string, f DeliveryFilter) (DeliveryPage, error) {
 	if f.Worklist == "" {
 		f.Worklist = WorklistAll
 	}
@@ -91,6 +95,12 @@ func (s *Service) Deliveries(ctx context.Context, f DeliveryFilter) (DeliveryPag
 	if f.Status != "" {
 		if _, ok := transitions[f.Status]; !ok {
 			return DeliveryPage{}, fmt.Errorf("%w: status %q", ErrBadFilter, f.Status)
+		}
+	}
+	if f.Patient != "" && f.After == "" {
+		if err := s.viewed(ctx, audit.Entry{Actor: viewer, Action: "patient_searched", Patient: f.Patient,
+			Detail: "liste " + f.Worklist}); err != nil {
+			return DeliveryPage{}, err
 		}
 	}
 	var after int64
@@ -208,7 +218,7 @@ func (d DeliveryDetail) Actions() []string {
 		}
 	}
 	mssante := d.Channel == correspondents.ChannelMSSante
-	add(d.Status == StatusReview || d.Status == StatusScheduled, ActionApprove)
+	add(approvable(d.Status, d.Channel, d.Address), ActionApprove)
 	add(d.Status == StatusScheduled || d.Status == StatusPaperPending, ActionHold)
 	add(d.Status == StatusReview || (d.Status == StatusFailed && mssante) || d.Status == StatusPaperPending, ActionEdit)
 	add(mssante && canSwitchToPaper(d.Status, d.Sending), ActionPaper)
@@ -217,6 +227,14 @@ func (d DeliveryDetail) Actions() []string {
 	add(d.Status == StatusPaperPending, ActionPosted)
 	add(d.Status == StatusPaperSent, ActionReturn)
 	return out
+}
+
+// Approvable reports whether the delivery can be approved: an email
+// waiting with a trusted address (the only kind it may hold), or a letter.
+func (d DeliveryRow) Approvable() bool { return approvable(d.Status, d.Channel, d.Address) }
+
+func approvable(status, channel, address string) bool {
+	return (status == StatusReview || status == StatusScheduled) && (channel != correspondents.ChannelMSSante || address != "")
 }
 
 // canSwitchToPaper reports whether an email in status may be replaced or
@@ -242,15 +260,46 @@ type TimelineEvent struct {
 const EventReceived = "received"
 
 // ReportDetail returns the report id with its recipients, deliveries and
-// timeline, or ErrNotFound.
-func (s *Service) ReportDetail(ctx context.Context, id int64) (ReportDetail, error) {
-	return reportDetail(ctx, s.pool, id)
+// timeline, or ErrNotFound; viewer's reading is in the audit log.
+func (s *Service) ReportDetail(ctx context.Context, viewer string, id int64) (ReportDetail, error) {
+	d, err := reportDetail(ctx, s.pool, id)
+	if err != nil {
+		return ReportDetail{}, err
+	}
+	return served(d, s.viewed(ctx, audit.Entry{Actor: viewer, Action: "report_viewed", Object: fmt.Sprintf("report:%d", id), ReportID: id}))
 }
 
 // DocumentPDF returns the PDF of the report id, or ErrNotFound when it has
-// none (a CDA without PDF, or purged).
-func (s *Service) DocumentPDF(ctx context.Context, reportID int64) ([]byte, error) {
-	return documentPDF(ctx, s.pool, reportID)
+// none (a CDA without PDF, or purged); viewer's download is in the audit log.
+func (s *Service) DocumentPDF(ctx context.Context, viewer string, reportID int64) ([]byte, error) {
+	pdf, err := documentPDF(ctx, s.pool, reportID)
+	if err != nil {
+		return nil, err
+	}
+	return served(pdf, s.viewed(ctx, audit.Entry{Actor: viewer, Action: "document_downloaded", Object: fmt.Sprintf("report:%d", reportID),
+		ReportID: reportID}))
+}
+
+// served is v, unless err: patient data goes with its audit entry or not at all.
+func served[T any](v T, err error) (T, error) {
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	return v, nil
+}
+
+// viewed records, in one transaction, that patient data is about to be
+// served: an error keeps it from being served.
+func (s *Service) viewed(ctx context.Context, entries ...audit.Entry) error {
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		for _, e := range entries {
+			if err := audit.Write(ctx, tx, e); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
 
 // ReportService returns the service of the report id, to check who may see it.

@@ -38,7 +38,7 @@ func TestDeliveriesPages(t *testing.T) {
 	b, _ := setupOutbox(t)
 	worklistReports(t, b)
 
-	all, err := b.svc.Deliveries(b.ctx, dispatch.DeliveryFilter{Limit: 200})
+	all, err := b.svc.Deliveries(b.ctx, "test", dispatch.DeliveryFilter{Limit: 200})
 	require.NoError(t, err)
 	require.Empty(t, all.Next)
 	require.Greater(t, len(all.Rows), 6)
@@ -46,7 +46,7 @@ func TestDeliveriesPages(t *testing.T) {
 	f := dispatch.DeliveryFilter{Limit: 2}
 	for pages := 0; ; pages++ {
 		require.Less(t, pages, len(all.Rows), "the pages end")
-		page, err := b.svc.Deliveries(b.ctx, f)
+		page, err := b.svc.Deliveries(b.ctx, "test", f)
 		require.NoError(t, err)
 		require.LessOrEqual(t, len(page.Rows), 2)
 		for _, r := range page.Rows {
@@ -64,29 +64,29 @@ func TestDeliveriesPages(t *testing.T) {
 	require.Equal(t, want, paged, "the pages are the whole list, newest first, without overlap")
 	require.True(t, slices.IsSortedFunc(want, func(a, b int64) int { return int(b - a) }))
 
-	onco, err := b.svc.Deliveries(b.ctx, dispatch.DeliveryFilter{Services: []string{"ONCO"}, Limit: 200})
+	onco, err := b.svc.Deliveries(b.ctx, "test", dispatch.DeliveryFilter{Services: []string{"ONCO"}, Limit: 200})
 	require.NoError(t, err)
 	require.Len(t, onco.Rows, len(all.Rows)/3)
 	for _, r := range onco.Rows {
 		require.Equal(t, "ONCO", r.Service)
 	}
-	byIPP, err := b.svc.Deliveries(b.ctx, dispatch.DeliveryFilter{Patient: "IPP-b"})
+	byIPP, err := b.svc.Deliveries(b.ctx, "test", dispatch.DeliveryFilter{Patient: "IPP-b"})
 	require.NoError(t, err)
 	require.Len(t, byIPP.Rows, len(all.Rows)/3)
-	byName, err := b.svc.Deliveries(b.ctx, dispatch.DeliveryFilter{Patient: "Dupônt  m"})
+	byName, err := b.svc.Deliveries(b.ctx, "test", dispatch.DeliveryFilter{Patient: "Dupônt  m"})
 	require.NoError(t, err)
 	require.Len(t, byName.Rows, len(all.Rows), "accents, case and spaces ignored")
-	none, err := b.svc.Deliveries(b.ctx, dispatch.DeliveryFilter{Patient: "dupond"})
+	none, err := b.svc.Deliveries(b.ctx, "test", dispatch.DeliveryFilter{Patient: "dupond"})
 	require.NoError(t, err)
 	require.Empty(t, none.Rows)
-	byAddress, err := b.svc.Deliveries(b.ctx, dispatch.DeliveryFilter{Correspondent: "JULIE.ROUX@"})
+	byAddress, err := b.svc.Deliveries(b.ctx, "test", dispatch.DeliveryFilter{Correspondent: "JULIE.ROUX@"})
 	require.NoError(t, err)
 	require.Len(t, byAddress.Rows, 3)
-	percent, err := b.svc.Deliveries(b.ctx, dispatch.DeliveryFilter{Correspondent: "%"})
+	percent, err := b.svc.Deliveries(b.ctx, "test", dispatch.DeliveryFilter{Correspondent: "%"})
 	require.NoError(t, err)
 	require.Empty(t, percent.Rows, "LIKE wildcards are literal")
 
-	review, err := b.svc.Deliveries(b.ctx, dispatch.DeliveryFilter{Worklist: dispatch.WorklistReview})
+	review, err := b.svc.Deliveries(b.ctx, "test", dispatch.DeliveryFilter{Worklist: dispatch.WorklistReview})
 	require.NoError(t, err)
 	require.Len(t, review.Rows, 3)
 	counts, err := b.svc.WorklistCounts(b.ctx, nil)
@@ -97,7 +97,7 @@ func TestDeliveriesPages(t *testing.T) {
 	require.EqualValues(t, 1, counts[dispatch.WorklistReview])
 
 	for _, bad := range []dispatch.DeliveryFilter{{Worklist: "nope"}, {After: "!!"}, {After: "-1"}, {Status: "lost"}} {
-		_, err := b.svc.Deliveries(b.ctx, bad)
+		_, err := b.svc.Deliveries(b.ctx, "test", bad)
 		require.ErrorIs(t, err, dispatch.ErrBadFilter, "%+v", bad)
 	}
 }
@@ -106,7 +106,7 @@ func TestReportDetailAndRecipientActions(t *testing.T) {
 	t.Parallel()
 	b, _ := setupOutbox(t)
 	report := worklistReports(t, b)[0]
-	v, err := b.svc.ReportDetail(b.ctx, report)
+	v, err := b.svc.ReportDetail(b.ctx, "test", report)
 	require.NoError(t, err)
 	require.Equal(t, "DUPONT", v.Patient.Family)
 	require.Equal(t, "CARDIO", v.Service)
@@ -118,8 +118,8 @@ func TestReportDetailAndRecipientActions(t *testing.T) {
 	require.Len(t, martin.Deliveries, 1)
 	email := martin.Deliveries[0]
 	require.Equal(t, dispatch.StatusReview, email.Status)
-	require.Equal(t, []string{dispatch.ActionApprove, dispatch.ActionEdit, dispatch.ActionPaper, dispatch.ActionCancel}, email.Actions())
-	_, err = b.svc.ReportDetail(b.ctx, 999999)
+	require.Equal(t, []string{dispatch.ActionEdit, dispatch.ActionPaper, dispatch.ActionCancel}, email.Actions(), "no address to approve")
+	_, err = b.svc.ReportDetail(b.ctx, "test", 999999)
 	require.ErrorIs(t, err, dispatch.ErrNotFound)
 
 	var bad *dispatch.RecipientError
@@ -135,7 +135,7 @@ func TestReportDetailAndRecipientActions(t *testing.T) {
 	require.NoError(t, err)
 	_, err = b.svc.SwitchToPaper(b.ctx, email.ID, "alice")
 	require.ErrorIs(t, err, dispatch.ErrTransition, "a cancelled email cannot go to paper again")
-	v, err = b.svc.ReportDetail(b.ctx, report)
+	v, err = b.svc.ReportDetail(b.ctx, "test", report)
 	require.NoError(t, err)
 	martin = v.Recipients[2]
 	require.Len(t, martin.Deliveries, 2)
@@ -155,7 +155,7 @@ func TestReportDetailAndRecipientActions(t *testing.T) {
 	require.NoError(t, b.svc.EditRecipient(b.ctx, letter.ID, "alice", dispatch.RecipientChange{Name: "Dr Jean Martin",
 		PostalAddress: dispatch.PostalAddress{Lines: []string{"1 rue de la Paix"}, RoutingLine: "33000 BORDEAUX", City: "BORDEAUX"}}))
 	require.NoError(t, b.svc.Approve(b.ctx, letter.ID, "alice"))
-	v, err = b.svc.ReportDetail(b.ctx, report)
+	v, err = b.svc.ReportDetail(b.ctx, "test", report)
 	require.NoError(t, err)
 	letter = v.Recipients[2].Deliveries[1]
 	require.Equal(t, dispatch.StatusPaperPending, letter.Status)
@@ -206,7 +206,7 @@ func TestWorklistMetric(t *testing.T) {
 		exposition.WriteString("# HELP mssdispatch_worklist Deliveries in each worklist of the dashboard (review, failed, paper, scheduled).\n" +
 			"# TYPE mssdispatch_worklist gauge\n")
 		for list, n := range want {
-			page, err := b.svc.Deliveries(b.ctx, dispatch.DeliveryFilter{Worklist: list, Limit: 200})
+			page, err := b.svc.Deliveries(b.ctx, "test", dispatch.DeliveryFilter{Worklist: list, Limit: 200})
 			require.NoError(t, err)
 			require.Len(t, page.Rows, int(n), "the %s list", list)
 			fmt.Fprintf(&exposition, "mssdispatch_worklist{list=%q} %d\n", list, n)

@@ -2,6 +2,7 @@ package hl7
 
 import (
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -146,17 +147,29 @@ func newACK(orig *Message, origControlID, ackCode, controlID string, now time.Ti
 	return ack
 }
 
+// Location is ERR-2 as text, e.g. "PID^1^3" (segment, sequence, field),
+// "" when e has no location: where the error is, without the value.
+func (e ErrDetail) Location() string { return strings.Join(e.location(), "^") }
+
+// location is the components of ERR-2, nil when e has no location.
+func (e ErrDetail) location() []string {
+	if e.Segment == "" {
+		return nil
+	}
+	loc := []string{e.Segment, "", ""}
+	if e.Sequence > 0 {
+		loc[1] = strconv.Itoa(e.Sequence)
+	}
+	if e.Field > 0 {
+		loc[2] = strconv.Itoa(e.Field)
+	}
+	return loc
+}
+
 // segment returns the ERR segment (v2.5) describing e.
 func (e ErrDetail) segment() *Segment {
 	err := NewSegment("ERR")
-	if e.Segment != "" {
-		loc := []string{e.Segment, "", ""}
-		if e.Sequence > 0 {
-			loc[1] = strconv.Itoa(e.Sequence)
-		}
-		if e.Field > 0 {
-			loc[2] = strconv.Itoa(e.Field)
-		}
+	if loc := e.location(); loc != nil {
 		err.Set(2, Comps(loc...))
 	}
 	err.Set(3, Comps(strconv.Itoa(e.Code), ErrorCodeText(e.Code), messageErrorSystem))

@@ -191,3 +191,20 @@ func TestControlIDOf(t *testing.T) {
 		})
 	}
 }
+
+// TestErrDetailLocation: where an error is, as logs carry it instead of
+// the message, which may repeat the field's value.
+func TestErrDetailLocation(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		e    ErrDetail
+		want string
+	}{
+		{ErrDetail{Segment: "PID", Sequence: 1, Field: 3, Msg: "INS 280017512345678"}, "PID^1^3"},
+		{ErrDetail{Segment: "OBX", Sequence: 2}, "OBX^2^"},
+		{ErrDetail{Segment: "MSH", Field: 10}, "MSH^^10"},
+		{ErrDetail{Code: CodeInternal, Msg: "no location"}, ""},
+	} {
+		require.Equal(t, c.want, c.e.Location(), "%+v", c.e)
+	}
+}

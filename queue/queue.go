@@ -14,6 +14,8 @@ import (
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/riverqueue/river/rivermigrate"
 	"github.com/robfig/cron/v3"
+
+	"github.com/mssdispatch/mssdispatch/internal/redact"
 )
 
 // Client is the River client the service uses.
@@ -51,7 +53,8 @@ type Config struct {
 	// FetchPollInterval is how often workers poll when no notification
 	// arrives. Defaults to River's one second.
 	FetchPollInterval time.Duration
-	// Logger receives River's logs. Defaults to slog.Default().
+	// Logger receives River's logs, patient data masked (internal/redact).
+	// Defaults to slog.Default().
 	Logger *slog.Logger
 }
 
@@ -90,7 +93,7 @@ func New(pool *pgxpool.Pool, cfg Config) (*Client, error) {
 		JobTimeout:           cfg.JobTimeout,
 		RescueStuckJobsAfter: cfg.RescueStuckJobsAfter,
 		FetchPollInterval:    cfg.FetchPollInterval,
-		Logger:               cfg.Logger,
+		Logger:               redact.Logger(cfg.Logger),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("queue: new river client: %w", err)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/mssdispatch/mssdispatch/audit"
 	"github.com/mssdispatch/mssdispatch/auth"
 )
 
@@ -79,7 +80,7 @@ func TestBrowserDashboard(t *testing.T) {
 	}
 	require.NoError(t, rows.Err())
 	require.Equal(t, []string{"edited", "approved", "created", "created", "paper"}, events, "the letter is created, then the email says so")
-	entries, err := b.accounts.AuditLog(ctx, auth.AuditFilter{Actor: "alice", Action: "login"})
+	entries, err := audit.NewLog(b.pool).Read(ctx, audit.Filter{Actor: "alice", Action: "login"})
 	require.NoError(t, err)
 	require.NotEmpty(t, entries, "alice's login is in the audit log")
 }

@@ -11,7 +11,9 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
+	"github.com/mssdispatch/mssdispatch/audit"
 	"github.com/mssdispatch/mssdispatch/correspondents"
+	"github.com/mssdispatch/mssdispatch/internal/redact"
 )
 
 // Directory searches the national directory and keeps the hospital's local
@@ -21,7 +23,11 @@ type Directory interface {
 	ListLocal(ctx context.Context, q string, limit int) ([]correspondents.LocalCorrespondent, error)
 	Local(ctx context.Context, id int64) (correspondents.LocalCorrespondent, error)
 	SaveLocal(ctx context.Context, c correspondents.LocalCorrespondent, actor string) (correspondents.LocalCorrespondent, error)
-	DeleteLocal(ctx context.Context, id int64) error
+	DeleteLocal(ctx context.Context, id int64, actor string) error
+	ProposeLocal(ctx context.Context, c correspondents.LocalCorrespondent, actor, why string) (correspondents.LocalProposal, error)
+	LocalProposals(ctx context.Context, f correspondents.ProposalFilter) ([]correspondents.LocalProposal, error)
+	ApplyProposal(ctx context.Context, id int64, actor string) (correspondents.LocalCorrespondent, error)
+	RejectProposal(ctx context.Context, id int64, actor, why string) error
 	ImportStatuses(ctx context.Context) ([]correspondents.ImportStatus, error)
 }
 
@@ -29,9 +35,6 @@ type Directory interface {
 type Resolver interface {
 	Resolve(ctx context.Context, rc correspondents.Recipient) ([]correspondents.Route, error)
 }
-
-// apiActor names the changes made through the REST API in the local directory.
-const apiActor = "api"
 
 // searchDirectory answers GET /api/v1/directory?q=&city=&profession=&limit=.
 func (s *server) searchDirectory(w http.ResponseWriter, r *http.Request) {
@@ -161,7 +164,7 @@ func (s *server) saveCorrespondent(w http.ResponseWriter, r *http.Request, id in
 	c := correspondents.LocalCorrespondent{ID: id, NationalID: who.NationalID, FINESS: req.FINESS, Family: req.Family,
 		Given: req.Given, Organisation: req.Organisation, MSSanteAddress: req.MSSanteAddress,
 		PostalAddress: req.PostalAddress, Preference: req.Preference, Note: req.Note}
-	saved, err := s.cfg.Directory.SaveLocal(r.Context(), c, apiActor)
+	saved, err := s.cfg.Directory.SaveLocal(r.Context(), c, audit.ActorAPI)
 	s.writeCorrespondent(w, r, status, saved, err)
 }
 
@@ -170,7 +173,7 @@ func (s *server) deleteCorrespondent(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	err := s.cfg.Directory.DeleteLocal(r.Context(), id)
+	err := s.cfg.Directory.DeleteLocal(r.Context(), id, audit.ActorAPI)
 	if err == nil {
 		w.WriteHeader(http.StatusNoContent)
 		return
@@ -207,7 +210,7 @@ func writeFieldError(w http.ResponseWriter, fe *fieldError) {
 }
 
 func (s *server) internalError(w http.ResponseWriter, r *http.Request, what string, err error) {
-	s.cfg.Logger.ErrorContext(r.Context(), what, "error", err)
+	s.cfg.Logger.ErrorContext(r.Context(), what, "error", redact.Text(err.Error()))
 	writeError(w, http.StatusInternalServerError, "internal error: "+what)
 }
 

@@ -13,13 +13,14 @@ import (
 	"strings"
 
 	"github.com/mssdispatch/mssdispatch/dispatch"
+	"github.com/mssdispatch/mssdispatch/internal/redact"
 )
 
 // ReportIntake stores reports received as JSON (dispatch.Service).
 type ReportIntake interface {
 	Previous(ctx context.Context, in dispatch.Inbound) (dispatch.Answer, bool, error)
 	Receive(ctx context.Context, in dispatch.Inbound, r dispatch.Report, respond func(reportID int64, documentID string, warnings []dispatch.Warning) []byte) (dispatch.Receipt, error)
-	Reject(ctx context.Context, in dispatch.Inbound, raw []byte, reason string, response []byte) (dispatch.Answer, error)
+	Reject(ctx context.Context, in dispatch.Inbound, raw []byte, why dispatch.Refusal, response []byte) (dispatch.Answer, error)
 }
 
 // reportRequest is the body of POST /api/v1/reports (see openapi.json).
@@ -181,6 +182,7 @@ func (s *server) postReport(w http.ResponseWriter, r *http.Request) {
 		s.refuse(w, r, in, body, "", fmt.Sprintf("le corps n'est pas un compte rendu valide : %v", err))
 		return
 	}
+	in.Service = req.Service // the report's, for the quarantine's scope
 	report, err := req.report()
 	var fe *fieldError
 	if errors.As(err, &fe) {
@@ -230,7 +232,7 @@ func warningsOf(ws []dispatch.Warning) []warningView {
 // refuse answers 422 with the field at fault, after keeping the request in quarantine.
 func (s *server) refuse(w http.ResponseWriter, r *http.Request, in dispatch.Inbound, body []byte, field, msg string) {
 	resp, _ := json.Marshal(map[string]string{"error": msg, "field": field})
-	answer, err := s.cfg.Intake.Reject(r.Context(), in, body, msg, resp)
+	answer, err := s.cfg.Intake.Reject(r.Context(), in, body, dispatch.Refusal{Reason: msg, Location: field}, resp)
 	if err != nil {
 		s.unavailable(w, r, err)
 		return
@@ -239,7 +241,7 @@ func (s *server) refuse(w http.ResponseWriter, r *http.Request, in dispatch.Inbo
 }
 
 func (s *server) unavailable(w http.ResponseWriter, r *http.Request, err error) {
-	s.cfg.Logger.ErrorContext(r.Context(), "report not stored", "error", err)
+	s.cfg.Logger.ErrorContext(r.Context(), "report not stored", "error", redact.Text(err.Error()))
 	writeError(w, http.StatusServiceUnavailable, "the report could not be stored, send it again later")
 }
 

@@ -121,7 +121,7 @@ func TestPostReportRefused(t *testing.T) {
 		{"not JSON", "k1", `{"patient": `, http.StatusUnprocessableEntity, ""},
 		{"unknown field", "k2", `{"patient": {}, "document": {"cda": "` + cdaB64 + `"}, "urgent": true}`, http.StatusUnprocessableEntity, ""},
 		{"no document", "k3", `{"patient": {}, "document": {}}`, http.StatusUnprocessableEntity, "document"},
-		{"bad RPPS", "k4", `{"document": {"cda": "` + cdaB64 + `"}, "recipients": [{"rpps": "123"}]}`, http.StatusUnprocessableEntity, "recipients[0].rpps"},
+		{"bad RPPS", "k4", `{"service": "CARDIO", "document": {"cda": "` + cdaB64 + `"}, "recipients": [{"rpps": "123"}]}`, http.StatusUnprocessableEntity, "recipients[0].rpps"},
 		{"empty recipient", "k5", `{"document": {"cda": "` + cdaB64 + `"}, "recipients": [{}]}`, http.StatusUnprocessableEntity, "recipients[0]"},
 		{"flags outside the matrix", "k6", `{"document": {"cda": "` + cdaB64 + `"}, "flags": {"MASQUE_PS": true, "DESTMSSANTEPS": true}}`, http.StatusUnprocessableEntity, "flags.MASQUE_PS"},
 		{"unknown parent", "k7", `{"document": {"action": "replace", "parent_id": "1.2.3^old", "cda": "` + cdaB64 + `"}}`, http.StatusUnprocessableEntity, "document.parent_id"},
@@ -146,6 +146,11 @@ func TestPostReportRefused(t *testing.T) {
 	var kept, reports int
 	require.NoError(t, b.pool.QueryRow(context.Background(), "SELECT count(*) FROM quarantine WHERE kind = 'json'").Scan(&kept))
 	require.Equal(t, len(tests)-1, kept, "every refused request is kept once")
+	var service, location, messageType string
+	require.NoError(t, b.pool.QueryRow(context.Background(), `SELECT service, error_location, message_type FROM quarantine
+		WHERE message_control_id = 'k4'`).Scan(&service, &location, &messageType))
+	require.Equal(t, []string{"CARDIO", "recipients[0].rpps", "report"}, []string{service, location, messageType},
+		"what says who may read the reason, and where the error is without it")
 	require.NoError(t, b.pool.QueryRow(context.Background(), "SELECT count(*) FROM reports").Scan(&reports))
 	require.Zero(t, reports)
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
+	"github.com/mssdispatch/mssdispatch/audit"
 	"github.com/mssdispatch/mssdispatch/dispatch"
 )
 
@@ -114,7 +115,7 @@ func (s *server) putRules(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	rs, err := s.cfg.Rules.SetRules(r.Context(), body, apiActor, r.URL.Query().Get("comment"))
+	rs, err := s.cfg.Rules.SetRules(r.Context(), body, audit.ActorAPI, r.URL.Query().Get("comment"))
 	if s.ruleError(w, r, "store the rules", err) {
 		return
 	}

@@ -9,6 +9,8 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/netip"
+	"strconv"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -16,14 +18,16 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/mssdispatch/mssdispatch/audit"
 	"github.com/mssdispatch/mssdispatch/auth"
 	"github.com/mssdispatch/mssdispatch/dispatch"
+	"github.com/mssdispatch/mssdispatch/internal/redact"
 )
 
 // Reports answers questions about reports (dispatch.Service).
 type Reports interface {
-	Report(ctx context.Context, id int64) (dispatch.ReportView, error)
-	ReportByDocumentID(ctx context.Context, documentID string) (dispatch.ReportView, error)
+	Report(ctx context.Context, viewer string, id int64) (dispatch.ReportView, error)
+	ReportByDocumentID(ctx context.Context, viewer, documentID string) (dispatch.ReportView, error)
 }
 
 // HL7Intake handles one raw HL7 message and returns its ACK, as it does for
@@ -70,10 +74,19 @@ type Config struct {
 	Stats Stats
 	// Quarantine lists the rejected messages (a *dispatch.Service). Required.
 	Quarantine Quarantine
+	// Audit is the journal of the audit log, for admins (an *audit.Log). Required.
+	Audit AuditLog
 	// JobsUI is River's UI (NewJobsUI), mounted on /admin/jobs/ for admins; nil leaves it out.
 	JobsUI http.Handler
-	// MaxBodySize bounds request bodies, in bytes. Defaults to 32 MiB.
+	// MaxBodySize bounds the API's request bodies, in bytes. Defaults to
+	// 32 MiB. The dashboard's forms have their own, smaller limits (limits.go).
 	MaxBodySize int64
+	// TrustedProxies are the reverse proxies in front of the service: the
+	// client's address of a request from one of them is read from
+	// X-Forwarded-For (auth.ClientAddress), for the login throttle, the
+	// limit of wrong API tokens and the audit log. Empty (the default):
+	// X-Forwarded-For is never read, the client is the TCP peer.
+	TrustedProxies []netip.Prefix
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 }
@@ -86,8 +99,9 @@ func NewHandler(cfg Config) (http.Handler, error) {
 	case cfg.Reports == nil || cfg.Intake == nil || cfg.HL7 == nil || cfg.Directory == nil || cfg.Resolver == nil ||
 		cfg.Rules == nil || cfg.DB == nil || cfg.Gatherer == nil:
 		return nil, errors.New("web: Config.Reports, Intake, HL7, Directory, Resolver, Rules, DB and Gatherer are required")
-	case cfg.Dashboard == nil || cfg.Accounts == nil || cfg.Sessions == nil || cfg.Stats == nil || cfg.Quarantine == nil:
-		return nil, errors.New("web: Config.Dashboard, Accounts, Sessions, Stats and Quarantine are required")
+	case cfg.Dashboard == nil || cfg.Accounts == nil || cfg.Sessions == nil || cfg.Stats == nil || cfg.Quarantine == nil ||
+		cfg.Audit == nil:
+		return nil, errors.New("web: Config.Dashboard, Accounts, Sessions, Stats, Quarantine and Audit are required")
 	}
 	if cfg.MaxBodySize == 0 {
 		cfg.MaxBodySize = 32 << 20
@@ -95,13 +109,13 @@ func NewHandler(cfg Config) (http.Handler, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	s := &server{cfg: cfg}
+	s := &server{cfg: cfg, tokenLimiter: apiTokenLimiter()}
 	dashboard, err := newUI(cfg)
 	if err != nil {
 		return nil, err
 	}
 	r := chi.NewRouter()
-	r.Use(middleware.Recoverer)
+	r.Use(middleware.Recoverer, auth.ClientAddress(cfg.TrustedProxies), validURL)
 	r.Get("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
@@ -143,29 +157,45 @@ var openAPI []byte
 
 type server struct {
 	cfg Config
+	// tokenLimiter slows the addresses that send wrong bearer tokens.
+	tokenLimiter *auth.AddressLimiter
 }
 
 func (s *server) readyz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
 	if err := s.cfg.DB.Ping(ctx); err != nil {
-		s.cfg.Logger.WarnContext(ctx, "not ready", "error", err)
+		s.cfg.Logger.WarnContext(ctx, "not ready", "error", redact.Text(err.Error()))
 		writeError(w, http.StatusServiceUnavailable, "database unreachable")
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 }
 
+// requireToken lets through the requests carrying the bearer token. A
+// client address that keeps sending wrong ones waits (429 with
+// Retry-After, the token not even compared): ten free failures, then 1 s,
+// 2 s… up to a minute (apiTokenLimiter). A request without an
+// Authorization header guesses nothing: it gets 401 and does not count.
 func (s *server) requireToken(next http.Handler) http.Handler {
 	want := []byte("Bearer " + s.cfg.APIToken)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		got := []byte(r.Header.Get("Authorization"))
-		if subtle.ConstantTimeCompare(got, want) != 1 {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="mssdispatch"`)
-			writeError(w, http.StatusUnauthorized, "missing or wrong bearer token")
-			return
+		if len(got) > 0 {
+			ip := auth.ClientIP(r)
+			if wait := s.tokenLimiter.Attempt(ip); wait > 0 {
+				w.Header().Set("Retry-After", strconv.Itoa(retryAfterSeconds(wait)))
+				writeError(w, http.StatusTooManyRequests, "too many wrong bearer tokens from this address: retry later")
+				return
+			}
+			if subtle.ConstantTimeCompare(got, want) == 1 {
+				s.tokenLimiter.Succeeded(ip)
+				next.ServeHTTP(w, r)
+				return
+			}
 		}
-		next.ServeHTTP(w, r)
+		w.Header().Set("WWW-Authenticate", `Bearer realm="mssdispatch"`)
+		writeError(w, http.StatusUnauthorized, "missing or wrong bearer token")
 	})
 }
 
@@ -195,7 +225,7 @@ func (s *server) getReport(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	v, err := s.cfg.Reports.Report(r.Context(), id)
+	v, err := s.cfg.Reports.Report(r.Context(), audit.ActorAPI, id)
 	s.writeReport(w, r, v, err)
 }
 
@@ -205,7 +235,7 @@ func (s *server) getReportByDocumentID(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "the document_id query parameter is required")
 		return
 	}
-	v, err := s.cfg.Reports.ReportByDocumentID(r.Context(), docID)
+	v, err := s.cfg.Reports.ReportByDocumentID(r.Context(), audit.ActorAPI, docID)
 	s.writeReport(w, r, v, err)
 }
 
@@ -214,7 +244,7 @@ func (s *server) writeReport(w http.ResponseWriter, r *http.Request, v dispatch.
 	case errors.Is(err, dispatch.ErrNotFound):
 		writeError(w, http.StatusNotFound, "no such report")
 	case err != nil:
-		s.cfg.Logger.ErrorContext(r.Context(), "load report", "error", err)
+		s.cfg.Logger.ErrorContext(r.Context(), "load report", "error", redact.Text(err.Error()))
 		writeError(w, http.StatusInternalServerError, "cannot load the report")
 	default:
 		if v.Deliveries == nil {

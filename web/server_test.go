@@ -19,6 +19,7 @@ import (
 	"github.com/riverqueue/river"
 	"github.com/stretchr/testify/require"
 
+	"github.com/mssdispatch/mssdispatch/audit"
 	"github.com/mssdispatch/mssdispatch/auth"
 	"github.com/mssdispatch/mssdispatch/correspondents"
 	"github.com/mssdispatch/mssdispatch/dispatch"
@@ -55,8 +56,8 @@ func (b *testBundle) work(t testing.TB) {
 }
 
 // setup serves the real handler over the real service (jobs enqueued, not
-// worked until work is called).
-func setup(t testing.TB) *testBundle {
+// worked until work is called), its configuration changed by configure.
+func setup(t testing.TB, configure ...func(*web.Config)) *testBundle {
 	t.Helper()
 	pool := pgtest.NewPool(t)
 	registry := prometheus.NewRegistry()
@@ -66,7 +67,7 @@ func setup(t testing.TB) *testBundle {
 	resolver := correspondents.NewResolver(directory)
 	workers := river.NewWorkers()
 	require.NoError(t, dispatch.AddWorkers(workers, dispatch.WorkerConfig{Pool: pool, Sender: "bal@ch-test.mssante.fr",
-		Resolver: resolver, Transport: outbox, Registerer: registry}))
+		Resolver: resolver, Transport: outbox, Registerer: registry, Logger: quiet}))
 	require.NoError(t, dispatch.AddPaperBatches(workers, dispatch.PaperConfig{Pool: pool, Logger: quiet,
 		Letterhead: paper.Letterhead{Name: "CH Démo"}}))
 	client, err := queue.New(pool, queue.Config{Workers: workers, FetchPollInterval: 100 * time.Millisecond, Logger: quiet})
@@ -81,10 +82,14 @@ func setup(t testing.TB) *testBundle {
 	accounts := auth.NewStore(pool)
 	sessions, err := auth.NewSessions(auth.SessionConfig{Store: accounts, Logger: quiet})
 	require.NoError(t, err)
-	h, err := web.NewHandler(web.Config{APIToken: token, Reports: service, Intake: service, HL7: intake,
+	cfg := web.Config{APIToken: token, Reports: service, Intake: service, HL7: intake,
 		Directory: directory, Resolver: resolver, Rules: service, DB: pool, Gatherer: registry, Logger: quiet,
-		Dashboard: service, Accounts: accounts, Sessions: sessions, Stats: service, Quarantine: service,
-		Hospital: "CH Démo", HospitalAddresses: []string{"secretariat@ch-test.mssante.fr"}, JobsUI: jobsUI})
+		Dashboard: service, Accounts: accounts, Sessions: sessions, Stats: service, Quarantine: service, Audit: audit.NewLog(pool),
+		Hospital: "CH Démo", HospitalAddresses: []string{"secretariat@ch-test.mssante.fr"}, JobsUI: jobsUI}
+	for _, c := range configure {
+		c(&cfg)
+	}
+	h, err := web.NewHandler(cfg)
 	require.NoError(t, err)
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)

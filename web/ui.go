@@ -17,6 +17,7 @@ import (
 
 	"github.com/mssdispatch/mssdispatch/auth"
 	"github.com/mssdispatch/mssdispatch/dispatch"
+	"github.com/mssdispatch/mssdispatch/internal/redact"
 )
 
 // This file holds the frame of the dashboard: its routes, the templates and
@@ -24,12 +25,12 @@ import (
 
 // Dashboard is what the secretaries' screens read and do (a *dispatch.Service).
 type Dashboard interface {
-	Deliveries(ctx context.Context, f dispatch.DeliveryFilter) (dispatch.DeliveryPage, error)
+	Deliveries(ctx context.Context, viewer string, f dispatch.DeliveryFilter) (dispatch.DeliveryPage, error)
 	WorklistCounts(ctx context.Context, services []string) (map[string]int64, error)
-	ReportDetail(ctx context.Context, id int64) (dispatch.ReportDetail, error)
+	ReportDetail(ctx context.Context, viewer string, id int64) (dispatch.ReportDetail, error)
 	ReportService(ctx context.Context, reportID int64) (string, error)
 	DeliveryReport(ctx context.Context, deliveryID int64) (int64, error)
-	DocumentPDF(ctx context.Context, reportID int64) ([]byte, error)
+	DocumentPDF(ctx context.Context, viewer string, reportID int64) ([]byte, error)
 	Approve(ctx context.Context, deliveryID int64, user string) error
 	Hold(ctx context.Context, deliveryID int64, user, why string) error
 	Cancel(ctx context.Context, deliveryID int64, user, why string) error
@@ -39,10 +40,10 @@ type Dashboard interface {
 	AddRecipient(ctx context.Context, reportID int64, user string, rc dispatch.Recipient) (int64, error)
 	MarkPaperSent(ctx context.Context, deliveryID int64, user string) error
 	PostalReturn(ctx context.Context, deliveryID int64, user, why string) error
-	LetterPDF(ctx context.Context, deliveryID int64) ([]byte, error)
+	LetterPDF(ctx context.Context, viewer string, deliveryID int64) ([]byte, error)
 	PaperBatches(ctx context.Context, limit int) ([]dispatch.PaperBatch, error)
 	PaperBatch(ctx context.Context, id int64) (dispatch.PaperBatch, []dispatch.BatchLetter, error)
-	PaperBatchPDF(ctx context.Context, id int64) ([]byte, error)
+	PaperBatchPDF(ctx context.Context, viewer string, id int64) ([]byte, error)
 	MakePaperBatches(ctx context.Context) error
 	MarkBatchPosted(ctx context.Context, batchID int64, user string) (int, error)
 }
@@ -86,12 +87,12 @@ func (u *ui) routes(r chi.Router) {
 	// River's UI checks the origin of its changes itself (ui_jobs.go): it
 	// does not know the dashboard's CSRF token; the profiler only reads.
 	r.Group(func(r chi.Router) {
-		r.Use(u.cfg.Sessions.Middleware, securityHeaders, u.cfg.Sessions.RequireUser, auth.Require(auth.PermAdmin))
+		r.Use(limitForms, u.cfg.Sessions.Middleware, securityHeaders, u.cfg.Sessions.RequireUser, auth.Require(auth.PermAdmin))
 		u.jobsRoutes(r)
 		u.pprofRoutes(r)
 	})
 	r.Group(func(r chi.Router) {
-		r.Use(u.cfg.Sessions.Middleware, u.cfg.Sessions.CSRF, securityHeaders)
+		r.Use(limitForms, u.cfg.Sessions.Middleware, u.cfg.Sessions.CSRF, securityHeaders)
 		r.Get("/login", u.getLogin)
 		r.Post("/login", u.postLogin)
 		r.Group(func(r chi.Router) {
@@ -218,7 +219,7 @@ func (u *ui) execute(w http.ResponseWriter, r *http.Request, status int, name, r
 
 // serverError logs err (never patient data: errors carry ids) and answers 500.
 func (u *ui) serverError(w http.ResponseWriter, r *http.Request, err error) {
-	u.cfg.Logger.ErrorContext(r.Context(), "dashboard", "path", r.URL.Path, "error", err)
+	u.cfg.Logger.ErrorContext(r.Context(), "dashboard", "path", r.URL.Path, "error", redact.Text(err.Error()))
 	http.Error(w, "Erreur interne: l'incident est journalisé.", http.StatusInternalServerError)
 }
 
@@ -270,7 +271,13 @@ func (u *ui) postLogin(w http.ResponseWriter, r *http.Request) {
 	var limited *auth.RateLimitError
 	switch {
 	case errors.As(err, &limited):
-		form.Error = fmt.Sprintf("Trop de tentatives: réessayez dans %d minutes.", int(limited.RetryAfter.Minutes())+1)
+		secs := retryAfterSeconds(limited.RetryAfter)
+		if secs < 60 {
+			form.Error = fmt.Sprintf("Trop de tentatives : réessayez dans %d secondes.", secs)
+		} else {
+			form.Error = fmt.Sprintf("Trop de tentatives : réessayez dans %d minutes.", (secs+59)/60)
+		}
+		w.Header().Set("Retry-After", strconv.Itoa(secs))
 		u.render(w, r, http.StatusTooManyRequests, "login", "Connexion", "", form)
 		return
 	case errors.Is(err, auth.ErrBadCredentials):

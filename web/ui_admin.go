@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -15,19 +16,27 @@ import (
 	"github.com/go-chi/chi/v5"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/mssdispatch/mssdispatch/audit"
 	"github.com/mssdispatch/mssdispatch/auth"
 	"github.com/mssdispatch/mssdispatch/correspondents"
 	"github.com/mssdispatch/mssdispatch/dispatch"
+	"github.com/mssdispatch/mssdispatch/internal/redact"
 )
 
 // This file holds the screens of the CME and of the administrators: the
 // dispatch rules, the directory and the local correspondents, the quarantine,
 // the audit log and the users (River's UI is in ui_jobs.go).
 
+// AuditLog is the audit log, for its journal (an *audit.Log).
+type AuditLog interface {
+	Read(ctx context.Context, f audit.Filter) ([]audit.Record, error)
+	Export(ctx context.Context, actor string, f audit.Filter, w io.Writer) (int, error)
+}
+
 // Quarantine lists the messages the intake refused (a *dispatch.Service).
 type Quarantine interface {
 	Quarantined(ctx context.Context, f dispatch.QuarantineFilter) ([]dispatch.QuarantinedMessage, error)
-	QuarantinedRaw(ctx context.Context, id int64) ([]byte, error)
+	QuarantinedRaw(ctx context.Context, viewer string, id int64) ([]byte, error)
 }
 
 // adminPageSize is the length of a page of the quarantine and the audit log.
@@ -50,21 +59,21 @@ func (u *ui) adminRoutes(r chi.Router) {
 		r.Use(auth.Require(auth.PermCorrespondents))
 		r.Post("/directory/local", u.postLocal)
 		r.Post("/directory/local/{id}/delete", u.postLocalDelete)
+		r.Post("/directory/proposals/{id}/{decision}", u.postProposalDecision)
+	})
+	r.Group(func(r chi.Router) {
+		r.Use(auth.Require(auth.PermAct))
+		r.Post("/directory/proposals", u.postProposal)
 	})
 	r.Group(func(r chi.Router) {
 		r.Use(auth.Require(auth.PermAdmin))
 		r.Get("/quarantine/{id}/raw", u.getQuarantineRaw)
 		r.Get("/audit", u.getAuditPage)
+		r.Get("/audit.csv", u.getAuditCSV)
 		r.Get("/admin/users", u.getUsersPage)
 		r.Post("/admin/users", u.postUser)
 		r.Post("/admin/users/{username}/{action}", u.postUserAction)
 	})
-}
-
-// audit writes an audit entry in the name of the current user.
-func (u *ui) audit(r *http.Request, action, object, detail string) error {
-	return u.cfg.Accounts.Audit(r.Context(), nil, auth.AuditEntry{Actor: currentUser(r).Username,
-		Action: action, Object: object, Detail: detail})
 }
 
 // badRequest answers the error page with status 400.
@@ -295,14 +304,6 @@ func (u *ui) postRules(w http.ResponseWriter, r *http.Request) {
 		u.ruleFormError(w, r, p, err)
 		return
 	}
-	detail := fmt.Sprintf("%d règles", len(rs.Rules))
-	if rs.Comment != "" {
-		detail += ": " + rs.Comment
-	}
-	if err := u.audit(r, "rules_changed", fmt.Sprintf("rules:%d", rs.Version), detail); err != nil {
-		u.serverError(w, r, err)
-		return
-	}
 	setFlash(w, false, fmt.Sprintf("Règles enregistrées: version %d, appliquée aux comptes rendus reçus dès maintenant.", rs.Version))
 	http.Redirect(w, r, "/rules", http.StatusSeeOther)
 }
@@ -491,9 +492,14 @@ type directoryPage struct {
 	Results     []correspondents.SearchResult
 	Local       []correspondents.LocalCorrespondent
 	// Form is the local correspondent being created or edited.
-	Form    localForm
-	Error   string
-	CanEdit bool
+	Form  localForm
+	Error string
+	// CanEdit is whether the user may change the local directory; CanPropose
+	// whether she may propose a change to those who may.
+	CanEdit, CanPropose bool
+	// Proposals are the changes waiting for approval (for those who may
+	// approve them), or the user's own proposals.
+	Proposals []correspondents.LocalProposal
 	// Imports are the states of the imports, for administrators.
 	Imports          []correspondents.ImportStatus
 	Preferences      []string
@@ -507,6 +513,8 @@ type localForm struct {
 	Address, Lines, PostalCode, PostalCity, Preference string
 	Note, UpdatedBy                                    string
 	UpdatedAt                                          time.Time
+	// Why is the reason of a proposal.
+	Why string
 }
 
 // preferenceLabels name the preferences of a local correspondent in French.
@@ -533,7 +541,8 @@ func localFormFrom(v url.Values) localForm {
 	get := func(name string) string { return strings.TrimSpace(v.Get(name)) }
 	f := localForm{NationalID: get("national_id"), FINESS: get("finess"), Family: get("family"), Given: get("given"),
 		Organisation: get("organisation"), Address: get("mssante_address"), Lines: get("postal_lines"),
-		PostalCode: get("postal_code"), PostalCity: get("postal_city"), Preference: get("preference"), Note: get("note")}
+		PostalCode: get("postal_code"), PostalCity: get("postal_city"), Preference: get("preference"), Note: get("note"),
+		Why: get("why")}
 	f.ID, _ = strconv.ParseInt(get("id"), 10, 64)
 	return f
 }
@@ -603,6 +612,7 @@ func (u *ui) getDirectoryPage(w http.ResponseWriter, r *http.Request) {
 func (u *ui) renderDirectory(w http.ResponseWriter, r *http.Request, status int, p *directoryPage) {
 	ctx, user := r.Context(), currentUser(r)
 	p.CanEdit, p.Preferences, p.PreferenceLabels = user.Can(auth.PermCorrespondents), preferences, preferenceLabels
+	p.CanPropose = !p.CanEdit && user.Can(auth.PermAct)
 	if p.Form.Preference == "" {
 		p.Form.Preference = correspondents.PreferenceDirectory
 	}
@@ -612,6 +622,16 @@ func (u *ui) renderDirectory(w http.ResponseWriter, r *http.Request, status int,
 		return
 	}
 	p.Local = local
+	f := correspondents.ProposalFilter{Status: correspondents.ProposalPending}
+	if !p.CanEdit {
+		f = correspondents.ProposalFilter{ProposedBy: user.Username, Limit: 20}
+	}
+	if p.CanEdit || p.CanPropose {
+		if p.Proposals, err = u.cfg.Directory.LocalProposals(ctx, f); err != nil {
+			u.serverError(w, r, err)
+			return
+		}
+	}
 	if user.Can(auth.PermAdmin) {
 		if p.Imports, err = u.cfg.Directory.ImportStatuses(ctx); err != nil {
 			u.serverError(w, r, err)
@@ -636,30 +656,83 @@ func (u *ui) postLocal(w http.ResponseWriter, r *http.Request) {
 	}
 	p := &directoryPage{Form: localFormFrom(r.PostForm)}
 	saved, err := u.cfg.Directory.SaveLocal(r.Context(), p.Form.correspondent(), currentUser(r).Username)
+	if !u.localSaved(w, r, p, err) {
+		return
+	}
+	setFlash(w, false, "Fiche locale de "+saved.Name()+" enregistrée: elle prime sur l'annuaire national.")
+	http.Redirect(w, r, fmt.Sprintf("/directory?edit=%d", saved.ID), http.StatusSeeOther)
+}
+
+// localSaved answers the error of saving or proposing the form of p, and
+// reports whether there was none.
+func (u *ui) localSaved(w http.ResponseWriter, r *http.Request, p *directoryPage, err error) bool {
 	var ve *correspondents.ValidationError
 	switch {
 	case errors.As(err, &ve):
 		p.Error = fmt.Sprintf("Fiche refusée: %s: %s.", label(localFields, ve.Field), ve.Msg)
 		u.renderDirectory(w, r, http.StatusBadRequest, p)
-		return
 	case errors.Is(err, correspondents.ErrConflict):
 		p.Error = "Une fiche locale existe déjà pour cet identifiant national ou ce FINESS: modifiez-la plutôt."
 		u.renderDirectory(w, r, http.StatusConflict, p)
-		return
 	case errors.Is(err, correspondents.ErrNotFound):
 		u.notFound(w, r, "Ce correspondant n'existe pas (ou plus).")
+	case err != nil:
+		u.serverError(w, r, err)
+	}
+	return err == nil
+}
+
+// postProposal records a proposal of the local directory's change, for
+// those who may change it to apply.
+func (u *ui) postProposal(w http.ResponseWriter, r *http.Request) {
+	if err := r.ParseForm(); err != nil {
+		u.badRequest(w, r, "Formulaire illisible.")
 		return
+	}
+	p := &directoryPage{Form: localFormFrom(r.PostForm)}
+	proposal, err := u.cfg.Directory.ProposeLocal(r.Context(), p.Form.correspondent(), currentUser(r).Username, p.Form.Why)
+	if !u.localSaved(w, r, p, err) {
+		return
+	}
+	setFlash(w, false, fmt.Sprintf("Proposition n° %d enregistrée : elle s'appliquera quand un administrateur l'aura approuvée.", proposal.ID))
+	http.Redirect(w, r, "/directory#proposals", http.StatusSeeOther)
+}
+
+// postProposalDecision applies or rejects a proposal.
+func (u *ui) postProposalDecision(w http.ResponseWriter, r *http.Request) {
+	id, ok := u.pathID(w, r, "Cette proposition n'existe pas.")
+	if !ok {
+		return
+	}
+	ctx, user := r.Context(), currentUser(r).Username
+	var err error
+	var done string
+	switch chi.URLParam(r, "decision") {
+	case "apply":
+		var saved correspondents.LocalCorrespondent
+		saved, err = u.cfg.Directory.ApplyProposal(ctx, id, user)
+		done = "Proposition appliquée : fiche locale de " + saved.Name() + " enregistrée."
+	case "reject":
+		err = u.cfg.Directory.RejectProposal(ctx, id, user, r.PostFormValue("why"))
+		done = "Proposition refusée."
+	default:
+		u.notFound(w, r, "Décision inconnue.")
+		return
+	}
+	switch {
+	case errors.Is(err, correspondents.ErrDecided):
+		setFlash(w, true, "Cette proposition a déjà été traitée.")
+	case errors.Is(err, correspondents.ErrConflict):
+		setFlash(w, true, "Une autre fiche locale a déjà cet identifiant national ou ce FINESS : la proposition ne peut pas s'appliquer.")
+	case errors.Is(err, correspondents.ErrNotFound):
+		setFlash(w, true, "Cette proposition, ou la fiche qu'elle modifie, n'existe plus.")
 	case err != nil:
 		u.serverError(w, r, err)
 		return
+	default:
+		setFlash(w, false, done)
 	}
-	detail := fmt.Sprintf("%s, préférence %s", saved.Name(), saved.Preference)
-	if err := u.audit(r, "correspondent_saved", fmt.Sprintf("correspondent:%d", saved.ID), detail); err != nil {
-		u.serverError(w, r, err)
-		return
-	}
-	setFlash(w, false, "Fiche locale de "+saved.Name()+" enregistrée: elle prime sur l'annuaire national.")
-	http.Redirect(w, r, fmt.Sprintf("/directory?edit=%d", saved.ID), http.StatusSeeOther)
+	http.Redirect(w, r, "/directory#proposals", http.StatusSeeOther)
 }
 
 // postLocalDelete deletes a local correspondent.
@@ -671,7 +744,7 @@ func (u *ui) postLocalDelete(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	c, err := u.cfg.Directory.Local(ctx, id)
 	if err == nil {
-		err = u.cfg.Directory.DeleteLocal(ctx, id)
+		err = u.cfg.Directory.DeleteLocal(ctx, id, currentUser(r).Username)
 	}
 	switch {
 	case errors.Is(err, correspondents.ErrNotFound):
@@ -680,10 +753,6 @@ func (u *ui) postLocalDelete(w http.ResponseWriter, r *http.Request) {
 		u.serverError(w, r, err)
 		return
 	default:
-		if err := u.audit(r, "correspondent_deleted", fmt.Sprintf("correspondent:%d", id), c.Name()); err != nil {
-			u.serverError(w, r, err)
-			return
-		}
 		setFlash(w, false, "Fiche locale de "+c.Name()+" supprimée: l'annuaire national s'applique de nouveau.")
 	}
 	http.Redirect(w, r, "/directory", http.StatusSeeOther)
@@ -705,12 +774,17 @@ func (u *ui) getQuarantinePage(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	msgs, err := u.cfg.Quarantine.Quarantined(r.Context(), dispatch.QuarantineFilter{BeforeID: before, Limit: adminPageSize + 1})
+	user := currentUser(r)
+	f := dispatch.QuarantineFilter{BeforeID: before, Limit: adminPageSize + 1}
+	if !user.Can(auth.PermAdmin) {
+		f.Services = servicesOf(user) // the others' patient data never leaves the database
+	}
+	msgs, err := u.cfg.Quarantine.Quarantined(r.Context(), f)
 	if err != nil {
 		u.serverError(w, r, err)
 		return
 	}
-	p := quarantinePage{Messages: msgs, CanRaw: currentUser(r).Can(auth.PermAdmin)}
+	p := quarantinePage{Messages: msgs, CanRaw: user.Can(auth.PermAdmin)}
 	if len(msgs) > adminPageSize {
 		p.Messages = msgs[:adminPageSize]
 		p.NextURL = olderURL(r, p.Messages[adminPageSize-1].ID)
@@ -718,14 +792,14 @@ func (u *ui) getQuarantinePage(w http.ResponseWriter, r *http.Request) {
 	u.render(w, r, http.StatusOK, "quarantine", "Messages en quarantaine", "quarantine", p)
 }
 
-// getQuarantineRaw downloads the bytes of a quarantined message, after
-// writing the audit entry of the reading.
+// getQuarantineRaw downloads the bytes of a quarantined message (the
+// reading is in the audit log).
 func (u *ui) getQuarantineRaw(w http.ResponseWriter, r *http.Request) {
 	id, ok := u.pathID(w, r, "Ce message n'existe pas.")
 	if !ok {
 		return
 	}
-	raw, err := u.cfg.Quarantine.QuarantinedRaw(r.Context(), id)
+	raw, err := u.cfg.Quarantine.QuarantinedRaw(r.Context(), currentUser(r).Username, id)
 	switch {
 	case errors.Is(err, dispatch.ErrNotFound):
 		u.notFound(w, r, "Ce message n'existe pas.")
@@ -736,10 +810,6 @@ func (u *ui) getQuarantineRaw(w http.ResponseWriter, r *http.Request) {
 	case len(raw) == 0:
 		u.render(w, r, http.StatusGone, "error", "Message purgé", "quarantine",
 			"Le contenu de ce message a été purgé (durée de conservation écoulée); son motif reste dans la liste.")
-		return
-	}
-	if err := u.audit(r, "quarantine_viewed", fmt.Sprintf("quarantine:%d", id), fmt.Sprintf("%d octets", len(raw))); err != nil {
-		u.serverError(w, r, err)
 		return
 	}
 	ct := "text/plain"
@@ -756,26 +826,50 @@ func (u *ui) getQuarantineRaw(w http.ResponseWriter, r *http.Request) {
 
 // auditPage is a page of the audit log.
 type auditPage struct {
-	Actor, Action string
-	Records       []auth.AuditRecord
-	NextURL       string
+	// The filter's fields, as typed.
+	Actor, Action, Patient, Report, From, To string
+	Records                                  []audit.Record
+	NextURL                                  string
+	// ExportURL downloads the entries of the filter as CSV.
+	ExportURL string
 	// Actions are the known actions, for the filter.
 	Actions []string
+	Error   string
 }
 
-// auditActions are the actions the filter proposes.
-var auditActions = []string{"login", "login_failed", "logout", "user_added", "user_disabled", "user_enabled",
-	"password_changed", "rules_changed", "correspondent_saved", "correspondent_deleted", "quarantine_viewed"}
+// auditFilter reads the journal's filter from the query of r: the page's
+// fields as typed, the filter, and what is wrong with them.
+func auditFilter(r *http.Request) (auditPage, audit.Filter, []string) {
+	q := r.URL.Query()
+	get := func(name string) string { return strings.TrimSpace(q.Get(name)) }
+	p := auditPage{Actor: get("actor"), Action: get("action"), Patient: get("patient"), Report: get("report"),
+		From: get("from"), To: get("to"), Actions: audit.Actions}
+	f := audit.Filter{Actor: p.Actor, Action: p.Action, Patient: p.Patient}
+	var errs []string
+	f.From, f.To, errs = dayRange(p.From, p.To)
+	if p.Report != "" {
+		id, err := strconv.ParseInt(p.Report, 10, 64)
+		if err != nil || id <= 0 {
+			errs = append(errs, "numéro de compte rendu invalide")
+		}
+		f.ReportID = id
+	}
+	return p, f, errs
+}
 
 func (u *ui) getAuditPage(w http.ResponseWriter, r *http.Request) {
 	before, ok := u.beforeParam(w, r)
 	if !ok {
 		return
 	}
-	q := r.URL.Query()
-	p := auditPage{Actor: strings.TrimSpace(q.Get("actor")), Action: strings.TrimSpace(q.Get("action")), Actions: auditActions}
-	records, err := u.cfg.Accounts.AuditLog(r.Context(), auth.AuditFilter{Actor: p.Actor, Action: p.Action,
-		BeforeID: before, Limit: adminPageSize + 1})
+	p, f, errs := auditFilter(r)
+	if len(errs) > 0 {
+		p.Error = "Filtre refusé : " + strings.Join(errs, ", ") + "."
+		u.render(w, r, http.StatusBadRequest, "audit", "Journal d'audit", "audit", p)
+		return
+	}
+	f.BeforeID, f.Limit = before, adminPageSize+1
+	records, err := u.cfg.Audit.Read(r.Context(), f)
 	if err != nil {
 		u.serverError(w, r, err)
 		return
@@ -785,7 +879,27 @@ func (u *ui) getAuditPage(w http.ResponseWriter, r *http.Request) {
 		p.Records = records[:adminPageSize]
 		p.NextURL = olderURL(r, p.Records[adminPageSize-1].ID)
 	}
+	export := r.URL.Query()
+	export.Del("before")
+	p.ExportURL = "/audit.csv?" + export.Encode()
 	u.render(w, r, http.StatusOK, "audit", "Journal d'audit", "audit", p)
+}
+
+// getAuditCSV streams the entries of the journal's filter as CSV; the
+// export is itself in the journal.
+func (u *ui) getAuditCSV(w http.ResponseWriter, r *http.Request) {
+	_, f, errs := auditFilter(r)
+	if len(errs) > 0 {
+		u.badRequest(w, r, "Filtre refusé : "+strings.Join(errs, ", ")+".")
+		return
+	}
+	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+	w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="journal-%s.csv"`, time.Now().In(paris).Format("20060102-150405")))
+	w.Header().Set("Cache-Control", "private, no-store")
+	if _, err := u.cfg.Audit.Export(r.Context(), currentUser(r).Username, f, w); err != nil {
+		// The CSV is cut short; the export's entry is in the journal.
+		u.cfg.Logger.ErrorContext(r.Context(), "export the audit log", "error", redact.Text(err.Error()))
+	}
 }
 
 // The users.
@@ -895,6 +1009,13 @@ func (u *ui) postUserAction(w http.ResponseWriter, r *http.Request) {
 	case "password":
 		err, done = u.cfg.Accounts.SetPassword(ctx, name, r.PostFormValue("password")),
 			"Mot de passe de « "+name+" » changé: ses sessions sont closes."
+	case "grant-correspondents", "revoke-correspondents":
+		on := strings.HasPrefix(chi.URLParam(r, "action"), "grant")
+		err = u.cfg.Accounts.SetGrant(ctx, name, auth.GrantCorrespondents, on)
+		done = "« " + name + " » peut désormais modifier l'annuaire local."
+		if !on {
+			done = "« " + name + " » ne peut plus modifier l'annuaire local : ses changements seront des propositions."
+		}
 	default:
 		u.notFound(w, r, "Action inconnue.")
 		return

@@ -8,22 +8,34 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/mssdispatch/mssdispatch/audit"
 	"github.com/mssdispatch/mssdispatch/auth"
 	"github.com/mssdispatch/mssdispatch/web"
 )
 
 // auditEntries returns the audit records of action, newest first.
-func (b *testBundle) auditEntries(t *testing.T, action string) []auth.AuditRecord {
+func (b *testBundle) auditEntries(t *testing.T, action string) []audit.Record {
 	t.Helper()
-	records, err := b.accounts.AuditLog(context.Background(), auth.AuditFilter{Action: action})
+	records, err := audit.NewLog(b.pool).Read(context.Background(), audit.Filter{Action: action})
 	require.NoError(t, err)
 	return records
+}
+
+// deliveryAddress returns the id and address of the email of report to the
+// recipient of that family name, once it has left review or was decided.
+func (b *testBundle) deliveryAddress(t *testing.T, report int64, family string) (id int64, address string) {
+	t.Helper()
+	require.NoError(t, b.pool.QueryRow(context.Background(), `SELECT d.id, d.address FROM deliveries d
+		JOIN recipients r ON r.id = d.recipient_id WHERE d.report_id = $1 AND r.family = $2 AND d.channel = 'mssante'`,
+		report, family).Scan(&id, &address))
+	return id, address
 }
 
 // quarantine stores a refused message and returns its id.
@@ -287,7 +299,7 @@ func TestAdminAuditLog(t *testing.T) {
 	admin := b.login(t, "root", auth.RoleAdmin)
 	ctx := context.Background()
 	for i := range 60 {
-		require.NoError(t, b.accounts.Audit(ctx, nil, auth.AuditEntry{Actor: "robot", Action: "test_entry",
+		require.NoError(t, audit.Write(ctx, b.pool, audit.Entry{Actor: "robot", Action: "test_entry",
 			Object: fmt.Sprintf("thing:%d", i)}))
 	}
 	status, body := admin.get(t, "/audit?actor=robot")
@@ -375,77 +387,168 @@ func TestAdminDirectory(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	b.importDemo(t)
-	sec := b.login(t, "alice", auth.RoleSecretary)
+	editor := b.login(t, "claude", auth.RoleSecretary)
+	admin := b.login(t, "root", auth.RoleAdmin)
+	status, _ := editor.post(t, "/directory/local", url.Values{"national_id": {"899900000002"}, "family": {"X"}})
+	require.Equal(t, http.StatusForbidden, status, "a secretary proposes")
+	// The administrator trusts claude with the local directory.
+	status, _ = admin.post(t, "/admin/users/claude/grant-correspondents", nil)
+	require.Equal(t, http.StatusSeeOther, status)
+	require.Contains(t, admin.mustGet(t, "/admin/users"), "peut désormais modifier l&#39;annuaire local")
+	require.Equal(t, "droits : correspondents", b.auditEntries(t, "grants_changed")[0].Detail)
 
-	status, body := sec.get(t, "/directory?q=dupont-demo")
+	status, body := editor.get(t, "/directory?q=dupont-demo")
 	require.Equal(t, http.StatusOK, status)
 	require.Contains(t, body, "claire.dupont-demo@medecin-demo.mssante.fr")
 	require.Contains(t, body, "RPPS 99900000002")
 	require.Contains(t, body, "Créer une fiche locale")
 	require.NotContains(t, body, "Imports de l", "imports are for administrators")
-	_, body = sec.get(t, "/directory?q=zzzz")
+	_, body = editor.get(t, "/directory?q=zzzz")
 	require.Contains(t, body, "Aucune boîte aux lettres trouvée")
 
 	// A local override, by RPPS typed without its prefix.
 	form := url.Values{"national_id": {"99900000002"}, "family": {"DUPONT-DEMO"}, "given": {"Claire"},
 		"mssante_address": {"claire.dupont-demo@medecin-demo.mssante.fr"}, "postal_lines": {"Cabinet\r\n3 rue des Lilas"},
 		"postal_code": {"33000"}, "postal_city": {"Bordeaux"}, "preference": {"paper"}, "note": {"Préfère le courrier"}}
-	status, loc := sec.post(t, "/directory/local", form)
+	status, loc := editor.post(t, "/directory/local", form)
 	require.Equal(t, http.StatusSeeOther, status, loc)
 	require.True(t, strings.HasPrefix(loc, "/directory?edit="), loc)
-	status, body = sec.get(t, loc)
+	status, body = editor.get(t, loc)
 	require.Equal(t, http.StatusOK, status)
 	require.Contains(t, body, "Fiche locale de Claire DUPONT-DEMO enregistrée")
 	require.Contains(t, body, `value="899900000002"`)
 	require.Contains(t, body, "Papier seulement")
 	require.Contains(t, body, "Cabinet, 3 rue des Lilas 33000 BORDEAUX")
-	saved := b.auditEntries(t, "correspondent_saved")
+	saved := b.auditEntries(t, "correspondent_created")
 	require.Len(t, saved, 1)
-	require.Equal(t, "alice", saved[0].Actor)
+	require.Equal(t, "claude", saved[0].Actor)
 	id := strings.TrimPrefix(saved[0].Object, "correspondent:")
 	require.Equal(t, "/directory?edit="+id, loc)
 	var pref string
 	require.NoError(t, b.pool.QueryRow(context.Background(), `SELECT preference FROM local_correspondents WHERE national_id = '899900000002'`).Scan(&pref))
 	require.Equal(t, "paper", pref)
 
-	// Edit it.
+	// Edit it: the journal keeps the before and after.
 	form.Set("id", id)
 	form.Set("preference", "both")
-	status, _ = sec.post(t, "/directory/local", form)
+	status, _ = editor.post(t, "/directory/local", form)
 	require.Equal(t, http.StatusSeeOther, status)
-	require.Contains(t, sec.mustGet(t, "/directory"), "MSSanté et papier")
+	require.Contains(t, editor.mustGet(t, "/directory"), "MSSanté et papier")
+	require.Equal(t, "préférence : paper → both", b.auditEntries(t, "correspondent_changed")[0].Detail)
 
 	// Refusals keep the form.
-	status, body = sec.post(t, "/directory/local", url.Values{"national_id": {"123"}, "family": {"NOUVEAU"}})
+	status, body = editor.post(t, "/directory/local", url.Values{"national_id": {"123"}, "family": {"NOUVEAU"}})
 	require.Equal(t, http.StatusBadRequest, status)
 	require.Contains(t, body, "Fiche refusée: identifiant national")
 	require.Contains(t, body, `value="NOUVEAU"`)
 	form.Del("id")
-	status, body = sec.post(t, "/directory/local", form)
+	status, body = editor.post(t, "/directory/local", form)
 	require.Equal(t, http.StatusConflict, status)
 	require.Contains(t, body, "Une fiche locale existe déjà")
 
 	// An administrator sees the imports.
-	admin := b.login(t, "root", auth.RoleAdmin)
 	body = admin.mustGet(t, "/directory")
 	require.Contains(t, body, `data-import="directory"`)
 	require.Contains(t, body, `data-import="whitelist"`)
 
 	// Delete it.
-	status, loc = sec.post(t, "/directory/local/"+id+"/delete", nil)
+	status, loc = editor.post(t, "/directory/local/"+id+"/delete", nil)
 	require.Equal(t, http.StatusSeeOther, status)
 	require.Equal(t, "/directory", loc)
-	body = sec.mustGet(t, "/directory")
+	body = editor.mustGet(t, "/directory")
 	require.Contains(t, body, "supprimée")
 	require.Contains(t, body, "Aucun correspondant local")
 	deleted := b.auditEntries(t, "correspondent_deleted")
 	require.Len(t, deleted, 1)
 	require.Equal(t, "correspondent:"+id, deleted[0].Object)
-	status, _ = sec.post(t, "/directory/local/"+id+"/delete", nil)
+	require.Contains(t, deleted[0].Detail, "préférence both")
+	status, _ = editor.post(t, "/directory/local/"+id+"/delete", nil)
 	require.Equal(t, http.StatusSeeOther, status)
-	require.Contains(t, sec.mustGet(t, "/directory"), "existe plus")
-	status, _ = sec.get(t, "/directory?edit="+id)
+	require.Contains(t, editor.mustGet(t, "/directory"), "existe plus")
+	status, _ = editor.get(t, "/directory?edit="+id)
 	require.Equal(t, http.StatusNotFound, status)
+
+	// Taken back, claude proposes again.
+	status, _ = admin.post(t, "/admin/users/claude/revoke-correspondents", nil)
+	require.Equal(t, http.StatusSeeOther, status)
+	status, _ = editor.post(t, "/directory/local", form)
+	require.Equal(t, http.StatusForbidden, status)
+	require.Equal(t, "droits : aucun", b.auditEntries(t, "grants_changed")[0].Detail)
+}
+
+// TestLocalDirectoryScope: a local correspondent changes where every
+// service's letters go. A secretary limited to CARDIO could, before, change
+// through the directory screen the address a PNEUMO report then went to;
+// now she can only propose it, and it applies once an administrator
+// approves.
+func TestLocalDirectoryScope(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.importDemo(t)
+	b.work(t)
+	cardio := b.login(t, "alice", auth.RoleSecretary, "CARDIO")
+	admin := b.login(t, "root", auth.RoleAdmin)
+	form := url.Values{"national_id": {"99900000002"}, "family": {"DUPONT-DEMO"}, "given": {"Claire"},
+		"mssante_address": {"cabinet@ch-demo.mssante.fr"}, "why": {"nouvelle adresse donnée au téléphone"}}
+
+	status, body := cardio.post(t, "/directory/local", form)
+	require.Equal(t, http.StatusForbidden, status, body)
+	body = cardio.mustGet(t, "/directory?q=dupont-demo")
+	require.Contains(t, body, "Proposer une fiche locale")
+	require.NotContains(t, body, `action="/directory/local"`)
+	require.Contains(t, body, `action="/directory/proposals"`)
+
+	status, loc := cardio.post(t, "/directory/proposals", form)
+	require.Equal(t, http.StatusSeeOther, status, loc)
+	body = cardio.mustGet(t, loc)
+	require.Contains(t, body, "Proposition n° ")
+	require.Contains(t, body, "Vos propositions")
+	require.Contains(t, body, "en attente")
+	var n int
+	require.NoError(t, b.pool.QueryRow(context.Background(), `SELECT count(*) FROM local_correspondents`).Scan(&n))
+	require.Zero(t, n, "nothing changes before approval")
+	report := b.reviewReport(t, "pneumo-1", "PNEUMO")
+	_, address := b.deliveryAddress(t, report, "DUPONT-DEMO")
+	require.Equal(t, "claire.dupont-demo@medecin-demo.mssante.fr", address, "the PNEUMO report goes to the directory's address")
+
+	// The administrator sees it with its changes, and applies it.
+	body = admin.mustGet(t, "/directory")
+	require.Contains(t, body, "Propositions à examiner")
+	require.Contains(t, body, "adresse MSSanté cabinet@ch-demo.mssante.fr")
+	require.Contains(t, body, "nouvelle adresse donnée au téléphone")
+	m := regexp.MustCompile(`action="(/directory/proposals/\d+)/apply"`).FindStringSubmatch(body)
+	require.NotNil(t, m, body)
+	status, _ = cardio.post(t, m[1]+"/apply", nil)
+	require.Equal(t, http.StatusForbidden, status, "she cannot apply her own")
+	status, _ = admin.post(t, m[1]+"/apply", nil)
+	require.Equal(t, http.StatusSeeOther, status)
+	require.Contains(t, admin.mustGet(t, "/directory"), "Proposition appliquée")
+	require.Contains(t, cardio.mustGet(t, "/directory"), "appliquée par root")
+	report = b.reviewReport(t, "pneumo-2", "PNEUMO")
+	_, address = b.deliveryAddress(t, report, "DUPONT-DEMO")
+	require.Equal(t, "cabinet@ch-demo.mssante.fr", address)
+
+	// The journal: who proposed, who applied, with the before and after.
+	changed := b.auditEntries(t, "correspondent_created")
+	require.Len(t, changed, 1)
+	require.Equal(t, "root", changed[0].Actor)
+	require.Contains(t, changed[0].Detail, "proposition n° ")
+	require.Contains(t, changed[0].Detail, "de alice")
+	proposed := b.auditEntries(t, "correspondent_proposed")
+	require.Len(t, proposed, 1)
+	require.Equal(t, "alice", proposed[0].Actor)
+
+	// A rejected proposal says why.
+	form.Set("mssante_address", "autre@ch-demo.mssante.fr")
+	_, _ = cardio.post(t, "/directory/proposals", form)
+	m = regexp.MustCompile(`action="(/directory/proposals/\d+)/reject"`).FindStringSubmatch(admin.mustGet(t, "/directory"))
+	require.NotNil(t, m)
+	status, _ = admin.post(t, m[1]+"/reject", url.Values{"why": {"adresse non vérifiée"}})
+	require.Equal(t, http.StatusSeeOther, status)
+	require.Contains(t, cardio.mustGet(t, "/directory"), "refusée par root : adresse non vérifiée")
+	status, _ = admin.post(t, m[1]+"/apply", nil)
+	require.Equal(t, http.StatusSeeOther, status)
+	require.Contains(t, admin.mustGet(t, "/directory"), "déjà été traitée")
 }
 
 func TestJobsUI(t *testing.T) {
@@ -488,4 +591,65 @@ func TestJobsUI(t *testing.T) {
 	status, body = get("/admin/jobs/", "text/html")
 	require.Equal(t, http.StatusOK, status)
 	require.Contains(t, body, "/admin/jobs/api")
+}
+
+// TestQuarantineScopedByService: a refused message's reason repeats its
+// patient data (here both INS), so the quarantine shows it only to the users
+// who see the message's service, admins and the users of every service
+// (issue #19); the others get the row without it: its type, service and
+// error, marked "service non autorisé".
+func TestQuarantineScopedByService(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	refuse := func(controlID, pv1 string) {
+		msg := strings.Replace(sampleORU(t), "|MSG0001|", "|"+controlID+"|", 1)
+		msg = strings.Replace(msg, "PID|1||280017512345678^", "PID|1||299127512300012^", 1) // INS mismatch
+		msg = strings.Replace(msg, "\rPV1|1|O\r", "\r"+pv1+"\r", 1)
+		code, _, ack := b.call(t, "POST", "/api/v1/hl7", msg)
+		require.Equal(t, http.StatusOK, code)
+		require.Contains(t, ack, "MSA|AE|"+controlID+"\r")
+	}
+	refuse("MSG-CARDIO", "PV1|1|O|CARDIO^^^CH")
+	refuse("MSG-PNEUMO", "PV1|1|O|PNEUMO^^^CH")
+	refuse("MSG-NONE", "PV1|1|O") // no service named
+
+	// row returns the quarantine's row of controlID in page.
+	row := func(page, controlID string) string {
+		for _, r := range strings.Split(page, "<tr id=\"q-")[1:] {
+			if r = r[:strings.Index(r, "</tr>")]; strings.Contains(r, "<td>"+controlID+"</td>") {
+				return r
+			}
+		}
+		t.Fatalf("no row of %s in %s", controlID, page)
+		return ""
+	}
+	for _, c := range []struct {
+		user     *uiClient
+		who      string
+		visible  []string
+		withheld []string
+	}{
+		{b.login(t, "cardio", auth.RoleSecretary, "CARDIO"), "a secretary of cardiology", []string{"MSG-CARDIO"}, []string{"MSG-PNEUMO", "MSG-NONE"}},
+		{b.login(t, "cme", auth.RoleCME), "the CME, every service", []string{"MSG-CARDIO", "MSG-PNEUMO", "MSG-NONE"}, nil},
+		{b.login(t, "root", auth.RoleAdmin, "PNEUMO"), "an admin", []string{"MSG-CARDIO", "MSG-PNEUMO", "MSG-NONE"}, nil},
+	} {
+		status, page := c.user.get(t, "/quarantine")
+		require.Equal(t, http.StatusOK, status)
+		for _, id := range c.visible {
+			r := row(page, id)
+			require.Contains(t, r, "299127512300012", "%s reads the reason of %s", c.who, id)
+			require.NotContains(t, r, "service non autorisé", c.who)
+		}
+		for _, id := range c.withheld {
+			r := row(page, id)
+			for _, data := range []string{"299127512300012", "280017512345678", "INS"} {
+				require.NotContains(t, r, data, "%s does not read the reason of %s", c.who, id)
+			}
+			require.Contains(t, r, "service non autorisé", c.who)
+			require.Contains(t, r, "ORU^R01", "the message type is no patient data")
+			require.Contains(t, r, "102 PID^1^3", "nor is the error")
+		}
+		require.Contains(t, row(page, "MSG-PNEUMO"), "<td>PNEUMO</td>")
+		require.Contains(t, row(page, "MSG-NONE"), "<td>inconnu</td>")
+	}
 }

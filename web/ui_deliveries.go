@@ -15,6 +15,7 @@ import (
 	"github.com/mssdispatch/mssdispatch/auth"
 	"github.com/mssdispatch/mssdispatch/correspondents"
 	"github.com/mssdispatch/mssdispatch/dispatch"
+	"github.com/mssdispatch/mssdispatch/internal/redact"
 )
 
 // This file holds the secretaries' screens: the worklists, the search of
@@ -49,23 +50,10 @@ func (u *ui) getWorklist(w http.ResponseWriter, r *http.Request) {
 		DocumentCode: strings.TrimSpace(q.Get("document_code")), Service: strings.TrimSpace(q.Get("service")),
 		Status: q.Get("status"), Services: servicesOf(user), After: q.Get("after")}
 	var errs []string
-	if p.From != "" {
-		t, err := time.ParseInLocation(time.DateOnly, p.From, paris)
-		if err != nil {
-			errs = append(errs, "date de début invalide (AAAA-MM-JJ)")
-		}
-		p.Filter.From = t
-	}
-	if p.To != "" {
-		t, err := time.ParseInLocation(time.DateOnly, p.To, paris)
-		if err != nil {
-			errs = append(errs, "date de fin invalide (AAAA-MM-JJ)")
-		}
-		p.Filter.To = t.AddDate(0, 0, 1) // the end day included
-	}
+	p.Filter.From, p.Filter.To, errs = dayRange(p.From, p.To)
 	status := http.StatusOK
 	if len(errs) == 0 {
-		page, err := u.cfg.Dashboard.Deliveries(r.Context(), p.Filter)
+		page, err := u.cfg.Dashboard.Deliveries(r.Context(), currentUser(r).Username, p.Filter)
 		switch {
 		case errors.Is(err, dispatch.ErrBadFilter):
 			errs = append(errs, "filtre invalide")
@@ -102,6 +90,28 @@ type reportPage struct {
 	Query   string
 	Results []correspondents.SearchResult
 	CanAct  bool
+}
+
+// dayRange reads the days from and to of a form (AAAA-MM-JJ, Paris time,
+// either empty): the period from the start of from to the end of to, and
+// what is wrong with them, in French.
+func dayRange(from, to string) (start, end time.Time, errs []string) {
+	if from != "" {
+		t, err := time.ParseInLocation(time.DateOnly, from, paris)
+		if err != nil {
+			errs = append(errs, "date de début invalide (AAAA-MM-JJ)")
+		}
+		start = t
+	}
+	if to != "" {
+		t, err := time.ParseInLocation(time.DateOnly, to, paris)
+		if err != nil {
+			errs = append(errs, "date de fin invalide (AAAA-MM-JJ)")
+		} else {
+			end = t.AddDate(0, 0, 1) // the end day included
+		}
+	}
+	return start, end, errs
 }
 
 // reportID reads the route's report {id} and checks that the user may see it (reportFor).
@@ -148,7 +158,7 @@ func (u *ui) getReportPage(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	report, err := u.cfg.Dashboard.ReportDetail(r.Context(), id)
+	report, err := u.cfg.Dashboard.ReportDetail(r.Context(), currentUser(r).Username, id)
 	if err != nil {
 		u.serverError(w, r, err)
 		return
@@ -171,7 +181,7 @@ func (u *ui) getReportPDF(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	pdf, err := u.cfg.Dashboard.DocumentPDF(r.Context(), id)
+	pdf, err := u.cfg.Dashboard.DocumentPDF(r.Context(), currentUser(r).Username, id)
 	switch {
 	case errors.Is(err, dispatch.ErrNotFound):
 		u.notFound(w, r, "Ce compte rendu n'a pas de PDF (ou il a été purgé).")
@@ -192,7 +202,7 @@ func (u *ui) getSuggest(w http.ResponseWriter, r *http.Request) {
 	}
 	results, err := u.cfg.Directory.Search(r.Context(), correspondents.SearchQuery{Text: q, Limit: 10})
 	if err != nil {
-		u.cfg.Logger.ErrorContext(r.Context(), "directory suggest", "error", err)
+		u.cfg.Logger.ErrorContext(r.Context(), "directory suggest", "error", redact.Text(err.Error()))
 		writeError(w, http.StatusInternalServerError, "directory search failed")
 		return
 	}

@@ -61,6 +61,7 @@ var eventLabels = map[string]string{
 	dispatch.EventReply:         "Réponse reçue",
 	dispatch.EventPurged:        "Document purgé",
 	dispatch.EventDomainWait:    "Opérateur en attente",
+	dispatch.EventUntrusted:     "Non envoyé : hors espace de confiance",
 	dispatch.EventEdited:        "Destinataire modifié",
 	dispatch.EventPaper:         "Passé en papier",
 	dispatch.EventBatched:       "Mis dans un lot à imprimer",

@@ -95,7 +95,7 @@ func (u *ui) getBatchPDF(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	pdf, err := u.cfg.Dashboard.PaperBatchPDF(r.Context(), p.Batch.ID)
+	pdf, err := u.cfg.Dashboard.PaperBatchPDF(r.Context(), currentUser(r).Username, p.Batch.ID)
 	switch {
 	case errors.Is(err, dispatch.ErrNotFound):
 		u.notFound(w, r, "Le PDF de ce lot n'est plus conservé.")
@@ -112,7 +112,7 @@ func (u *ui) getLetterPDF(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	pdf, err := u.cfg.Dashboard.LetterPDF(r.Context(), id)
+	pdf, err := u.cfg.Dashboard.LetterPDF(r.Context(), currentUser(r).Username, id)
 	switch {
 	case errors.Is(err, dispatch.ErrNotFound):
 		u.notFound(w, r, "Cet envoi n'est pas un courrier.")

@@ -18,7 +18,6 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"github.com/mssdispatch/mssdispatch/auth"
-	"github.com/mssdispatch/mssdispatch/correspondents"
 	"github.com/mssdispatch/mssdispatch/dispatch"
 )
 
@@ -30,6 +29,7 @@ import (
 type Stats interface {
 	Stats(ctx context.Context, f dispatch.StatsFilter) (dispatch.Stats, error)
 	Campaign(ctx context.Context, f dispatch.CampaignFilter) ([]dispatch.CampaignEntry, error)
+	ExportCampaign(ctx context.Context, actor, format string, f dispatch.CampaignFilter) ([]dispatch.CampaignEntry, error)
 }
 
 // statsRoutes mounts the statistics and the adoption campaign.
@@ -409,28 +409,7 @@ func campaignLines(entries []dispatch.CampaignEntry) []campaignLine {
 		if e.Kind == dispatch.KindOrganisation {
 			kind = "Structure"
 		}
-		out[i] = campaignLine{Rank: i + 1, CampaignEntry: e, Address: postalLines(e.PostalAddress), KindLabel: kind}
-	}
-	return out
-}
-
-// postalLines is a postal address as it is written on an envelope.
-func postalLines(a correspondents.PostalAddress) []string {
-	var out []string
-	for _, l := range a.Lines {
-		if l = strings.TrimSpace(l); l != "" {
-			out = append(out, l)
-		}
-	}
-	routing := strings.TrimSpace(a.RoutingLine)
-	if routing == "" {
-		routing = strings.TrimSpace(a.PostalCode + " " + strings.ToUpper(a.City))
-	}
-	if routing != "" {
-		out = append(out, routing)
-	}
-	if c := strings.TrimSpace(a.Country); c != "" && !strings.EqualFold(c, "france") && !strings.EqualFold(c, "FR") {
-		out = append(out, strings.ToUpper(c))
+		out[i] = campaignLine{Rank: i + 1, CampaignEntry: e, Address: e.PostalAddress.Envelope(), KindLabel: kind}
 	}
 	return out
 }
@@ -477,7 +456,7 @@ func (u *ui) getCampaignCSV(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "Recherche impossible: "+err.Error()+".", http.StatusBadRequest)
 		return
 	}
-	entries, err := u.cfg.Stats.Campaign(r.Context(), f)
+	entries, err := u.cfg.Stats.ExportCampaign(r.Context(), currentUser(r).Username, "fichier CSV", f)
 	if err != nil {
 		u.serverError(w, r, err)
 		return
@@ -535,7 +514,7 @@ func (u *ui) getCampaignLetters(w http.ResponseWriter, r *http.Request) {
 		u.render(w, r, http.StatusBadRequest, "error", "Recherche impossible", "campaign", err.Error()+".")
 		return
 	}
-	entries, err := u.cfg.Stats.Campaign(r.Context(), f)
+	entries, err := u.cfg.Stats.ExportCampaign(r.Context(), currentUser(r).Username, "lettres d'invitation", f)
 	if err != nil {
 		u.serverError(w, r, err)
 		return

@@ -162,7 +162,7 @@ func fetch(t *testing.T, c *uiClient, path string) (*http.Response, []byte) {
 	t.Helper()
 	req, err := http.NewRequestWithContext(context.Background(), http.MethodGet, c.b.srv.URL+path, nil)
 	require.NoError(t, err)
-	resp, err := c.http.Do(req)
+	resp, err := c.Client().Do(req)
 	require.NoError(t, err)
 	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)

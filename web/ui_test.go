@@ -4,11 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
-	"net/http/cookiejar"
 	"net/url"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -16,14 +13,13 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/mssdispatch/mssdispatch/auth"
+	"github.com/mssdispatch/mssdispatch/internal/webtest"
 )
 
-// uiClient is a browser of the dashboard: it keeps its cookies, does not
-// follow redirects, and puts the page's CSRF token in the forms it posts.
+// uiClient is a browser of the dashboard (webtest.Browser) on the bundle's server.
 type uiClient struct {
-	b    *testBundle
-	http *http.Client
-	csrf string
+	*webtest.Browser
+	b *testBundle
 }
 
 const testPassword = "correct horse battery"
@@ -37,9 +33,8 @@ func (b *testBundle) login(t testing.TB, username string, role auth.Role, servic
 		require.ErrorIs(t, err, auth.ErrUserExists)
 	}
 	c := b.anonymous(t)
-	status, body := c.post(t, "/login", url.Values{"username": {username}, "password": {testPassword}})
-	require.Equal(t, http.StatusSeeOther, status, body)
-	status, body = c.get(t, "/worklists/review")
+	c.Login(t, username, testPassword)
+	status, body := c.get(t, "/worklists/review")
 	require.Equal(t, http.StatusOK, status, body)
 	return c
 }
@@ -47,67 +42,22 @@ func (b *testBundle) login(t testing.TB, username string, role auth.Role, servic
 // anonymous is a browser that has not signed in.
 func (b *testBundle) anonymous(t testing.TB) *uiClient {
 	t.Helper()
-	jar, err := cookiejar.New(nil)
-	require.NoError(t, err)
-	return &uiClient{b: b, http: &http.Client{Jar: jar, Timeout: 30 * time.Second,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+	return &uiClient{Browser: webtest.New(t, b.srv.URL), b: b}
 }
 
-var csrfField = regexp.MustCompile(`name="csrf_token" value="([^"]+)"`)
-
-// get fetches path and returns the status and body (and remembers its CSRF token).
-func (c *uiClient) get(t testing.TB, path string) (int, string) {
-	t.Helper()
-	return c.send(t, http.MethodGet, path, nil)
-}
-
-// post submits form to path with the last page's CSRF token, unless form has one.
+// get, post, send and do are the Browser's.
+func (c *uiClient) get(t testing.TB, path string) (int, string) { t.Helper(); return c.Get(t, path) }
 func (c *uiClient) post(t testing.TB, path string, form url.Values) (int, string) {
 	t.Helper()
-	if form == nil {
-		form = url.Values{}
-	}
-	if !form.Has("csrf_token") {
-		if c.csrf == "" {
-			c.get(t, "/login")
-		}
-		form.Set("csrf_token", c.csrf)
-	}
-	return c.send(t, http.MethodPost, path, form)
+	return c.Post(t, path, form)
 }
-
 func (c *uiClient) send(t testing.TB, method, path string, form url.Values) (int, string) {
 	t.Helper()
-	resp, body := c.do(t, method, path, form)
-	if loc := resp.Header.Get("Location"); loc != "" && resp.StatusCode/100 == 3 {
-		return resp.StatusCode, loc
-	}
-	return resp.StatusCode, body
+	return c.Send(t, method, path, form)
 }
-
-// do sends the request and returns the response with its body read (and
-// remembers the page's CSRF token).
 func (c *uiClient) do(t testing.TB, method, path string, form url.Values) (*http.Response, string) {
 	t.Helper()
-	var body io.Reader
-	if form != nil {
-		body = strings.NewReader(form.Encode())
-	}
-	req, err := http.NewRequestWithContext(context.Background(), method, c.b.srv.URL+path, body)
-	require.NoError(t, err)
-	req.Header.Set("Accept", "text/html")
-	if form != nil {
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	}
-	resp, err := c.http.Do(req)
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	data, err := io.ReadAll(resp.Body)
-	require.NoError(t, err)
-	if m := csrfField.FindSubmatch(data); m != nil {
-		c.csrf = string(m[1])
-	}
-	return resp, string(data)
+	return c.Do(t, method, path, form)
 }
 
 // reviewReport posts a report of service whose recipients are: Jean Martin
@@ -294,7 +244,7 @@ func TestDashboardCSRFAndServices(t *testing.T) {
 	status, _ := c.send(t, http.MethodPost, fmt.Sprintf("/deliveries/%d/cancel", martin), url.Values{})
 	require.Equal(t, http.StatusForbidden, status)
 	other := b.login(t, "bob", auth.RoleSecretary)
-	status, _ = c.send(t, http.MethodPost, fmt.Sprintf("/deliveries/%d/cancel", martin), url.Values{"csrf_token": {other.csrf}})
+	status, _ = c.send(t, http.MethodPost, fmt.Sprintf("/deliveries/%d/cancel", martin), url.Values{"csrf_token": {other.CSRF(t)}})
 	require.Equal(t, http.StatusForbidden, status)
 	_, s := b.delivery(t, cardio, "MARTIN", "mssante")
 	require.Equal(t, "review", s)

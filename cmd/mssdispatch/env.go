@@ -4,8 +4,12 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"text/tabwriter"
+
+	"github.com/mssdispatch/mssdispatch/audit"
+	"github.com/mssdispatch/mssdispatch/hl7/mllp"
 )
 
 // envVar is one MSSDISPATCH_ environment variable: the single list used to
@@ -27,10 +31,13 @@ const defaultPaperBatchCron = "0 14 * * 1-5"
 var envVars = []envVar{
 	{"DATABASE_URL", "", "PostgreSQL URL, e.g. postgres://mss@db/mss (required)"},
 	{"MLLP_ADDR", "127.0.0.1:2575", "MLLP listener for the DPI's HL7 messages (send-sample sends there)"},
+	{"MLLP_MAX_CONNS", strconv.Itoa(mllp.DefaultMaxConns), "the most MLLP connections served at once; more wait in the listen backlog until one closes"},
+	{"MLLP_MAX_BUFFER_MIB", strconv.Itoa(mllp.DefaultMaxBufferedBytes >> 20), "MiB of message bytes all MLLP connections may hold at once (at least 16, the largest message); a frame beyond waits for room"},
 	{"HTTP_ADDR", "127.0.0.1:8080", "HTTP listener: the dashboard (/), /healthz, /readyz, /metrics, /api/v1/"},
 	{"COOKIE_SECURE", "auto", "Secure attribute of the dashboard's cookies: auto (when the request came over TLS or X-Forwarded-Proto: https), always or never"},
 	{"HOSPITAL_ADDRESSES", "", "comma-separated MSSanté addresses the adoption campaign's letters invite correspondents to write to; empty = SENDER"},
-	{"API_TOKEN", "", "bearer token required on /api/v1/ (required)"},
+	{"TRUSTED_PROXIES", "", "comma-separated IP addresses or CIDR prefixes of the reverse proxies whose X-Forwarded-For names the client (its right-most address not itself a proxy), for the login throttle, the API's limit of wrong tokens and the audit log; empty = none, the client is the TCP peer"},
+	{"API_TOKEN", "", "bearer token required on /api/v1/, at least 32 characters, e.g. `openssl rand -hex 32` (required); an address sending wrong ones waits, up to a minute"},
 	{"SENDER", "", "the BAL applicative address, From of every email (required)"},
 	{"TRANSPORT", "smtp", "smtp (submission through the BAL applicative) or outbox (.eml files)"},
 	{"OUTBOX_DIR", "outbox", "directory of the outbox transport"},
@@ -65,6 +72,7 @@ var envVars = []envVar{
 	{"PAPER_BATCH_CRON", defaultPaperBatchCron, "when to put the letters to print in batches, one per service (five-field cron spec, local time)"},
 	{"PAPER_DIR", "", "directory where each batch's PDF is also written (a printer's hot folder); empty = download from the dashboard only"},
 	{"RETENTION_DAYS", "90", "days after which the bytes of a report's document are purged, once no delivery needs them, and those of quarantined messages (at least 7)"},
+	{"AUDIT_RETENTION_DAYS", strconv.Itoa(audit.DefaultRetentionDays), "days after which the audit log's entries are purged (at least 183; CNIL: six months to a year)"},
 	{"RETENTION_CRON", defaultRetentionCron, "when to purge them (five-field cron spec, local time)"},
 	{"WORKERS", "20", "jobs worked at once by this instance (sends, resolutions, imports)"},
 	{"SEND_GIVE_UP_AFTER", "48h", "how long an email may wait through temporary failures (4xx, network) before it fails and its fallback applies"},

@@ -45,6 +45,7 @@ type lockedBuffer struct {
 func (l *lockedBuffer) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	captured.write(l, p) // the log scan (logscan_test.go)
 	return l.b.Write(p)
 }
 
@@ -87,7 +88,7 @@ func TestKillDuringSends(t *testing.T) {
 	}})
 	mllpAddr, httpAddr := freeAddr(t), freeAddr(t)
 	env := append(os.Environ(),
-		"MSSDISPATCH_DATABASE_URL="+dbURL, "MSSDISPATCH_API_TOKEN=t", "MSSDISPATCH_SENDER="+testSender,
+		"MSSDISPATCH_DATABASE_URL="+dbURL, "MSSDISPATCH_API_TOKEN="+testToken, "MSSDISPATCH_SENDER="+testSender,
 		"MSSDISPATCH_TRANSPORT=smtp", "MSSDISPATCH_SMTP_ADDR="+srv.Addr, "MSSDISPATCH_SMTP_CA_FILE="+srv.CA.File,
 		"MSSDISPATCH_SOURCE_OID=1.2.250.1.999.7", "MSSDISPATCH_MLLP_ADDR="+mllpAddr, "MSSDISPATCH_HTTP_ADDR="+httpAddr,
 		"MSSDISPATCH_WORKERS="+faultWorkers, "MSSDISPATCH_JOB_TIMEOUT=2s", "MSSDISPATCH_JOB_RESCUE_AFTER=3s",

@@ -233,7 +233,7 @@ func startBinary(t *testing.T, bin, dbURL string, extra ...string) *process {
 	httpAddr := freeAddr(t)
 	logs := &lockedBuffer{}
 	p.cmd = exec.Command(bin, "serve")
-	p.cmd.Env = append(append(os.Environ(), "MSSDISPATCH_DATABASE_URL="+dbURL, "MSSDISPATCH_API_TOKEN=t",
+	p.cmd.Env = append(append(os.Environ(), "MSSDISPATCH_DATABASE_URL="+dbURL, "MSSDISPATCH_API_TOKEN="+testToken,
 		"MSSDISPATCH_SENDER="+testSender, "MSSDISPATCH_MLLP_ADDR="+p.mllpAddr, "MSSDISPATCH_HTTP_ADDR="+httpAddr,
 		"MSSDISPATCH_LOG_LEVEL=warn"), extra...)
 	p.cmd.Stdout, p.cmd.Stderr = logs, logs

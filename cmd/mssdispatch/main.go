@@ -46,6 +46,9 @@ Usage:
                                         change a password (ends the user's sessions)
   mssdispatch user disable|enable USERNAME
                                         disable an account (ending its sessions) or enable it
+  mssdispatch user grant|revoke USERNAME correspondents
+                                        allow (or no longer) a user to change the local
+                                        directory, which admins may; the others propose
 
 Configuration is by environment ([default]):
 `

@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"os"
 	"os/exec"
@@ -34,10 +36,12 @@ import (
 
 const (
 	testSender = "bal-applicative@ch-demo.mssante.fr"
-	testToken  = "test-token"
+	testToken  = "test-token-of-at-least-32-characters"
 )
 
-var quiet = slog.New(slog.DiscardHandler)
+// quiet is the in-process services' logger: nothing on the terminal, every
+// line, debug included, to the log scan (logscan_test.go).
+var quiet = slog.New(slog.NewTextHandler(captured.source(), &slog.HandlerOptions{Level: slog.LevelDebug}))
 
 // mapEnv is an environment for run.
 func mapEnv(vars map[string]string) env {
@@ -353,10 +357,11 @@ func TestServeConfig(t *testing.T) {
 		require.Contains(t, err.Error(), want)
 	}
 
-	base := map[string]string{"MSSDISPATCH_DATABASE_URL": "postgres://x/y", "MSSDISPATCH_API_TOKEN": "t",
+	base := map[string]string{"MSSDISPATCH_DATABASE_URL": "postgres://x/y", "MSSDISPATCH_API_TOKEN": testToken,
 		"MSSDISPATCH_SENDER": testSender, "MSSDISPATCH_TRANSPORT": "outbox"}
 	cfg, err := loadServeConfig(mapEnv(base))
 	require.NoError(t, err)
+	require.Empty(t, cfg.TrustedProxies, "X-Forwarded-For is not read by default")
 	require.Equal(t, "127.0.0.1:2575", cfg.MLLPAddr)
 	require.Equal(t, "127.0.0.1:8080", cfg.HTTPAddr)
 	require.Equal(t, "outbox", cfg.OutboxDir)
@@ -364,9 +369,14 @@ func TestServeConfig(t *testing.T) {
 	require.Empty(t, cfg.SourceOID, "outbox: the dispatch demo OID applies")
 	require.False(t, cfg.PatientNoReply)
 	require.Equal(t, 30*time.Second, cfg.SendRetryBackoff)
+	require.Equal(t, 64, cfg.MLLPMaxConns)
+	require.Equal(t, 64<<20, cfg.MLLPMaxBuffered)
+	require.Equal(t, 365, cfg.AuditRetentionDays)
 
 	vars := map[string]string{"MSSDISPATCH_SOURCE_OID": "1.2.250.1.71.4.2.2.123", "MSSDISPATCH_PATIENT_NO_REPLY": "true",
-		"MSSDISPATCH_NIL": "HopitalSoft 2.1", "MSSDISPATCH_SEND_RETRY_BACKOFF": "2m"}
+		"MSSDISPATCH_NIL": "HopitalSoft 2.1", "MSSDISPATCH_SEND_RETRY_BACKOFF": "2m", "MSSDISPATCH_MLLP_MAX_CONNS": "8",
+		"MSSDISPATCH_MLLP_MAX_BUFFER_MIB": "32", "MSSDISPATCH_AUDIT_RETENTION_DAYS": "1095",
+		"MSSDISPATCH_TRUSTED_PROXIES": " 127.0.0.1, 10.0.0.0/8,::1 ,2001:db8:ffff::1/48,::ffff:192.0.2.0/120"}
 	for k, v := range base {
 		vars[k] = v
 	}
@@ -376,16 +386,47 @@ func TestServeConfig(t *testing.T) {
 	require.True(t, cfg.PatientNoReply)
 	require.Equal(t, "HopitalSoft 2.1", cfg.NIL)
 	require.Equal(t, 2*time.Minute, cfg.SendRetryBackoff)
+	require.Equal(t, 8, cfg.MLLPMaxConns)
+	require.Equal(t, 32<<20, cfg.MLLPMaxBuffered)
+	require.Equal(t, 1095, cfg.AuditRetentionDays)
+	require.Equal(t, []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32"), netip.MustParsePrefix("10.0.0.0/8"),
+		netip.MustParsePrefix("::1/128"), netip.MustParsePrefix("2001:db8:ffff::/48"), netip.MustParsePrefix("192.0.2.0/24")},
+		cfg.TrustedProxies)
+
+	// Issue #19, item 7: a short API token is refused, without being shown.
+	for _, short := range []string{"demo-token", "a-secret-of-31-characters-xxxxx", strings.Repeat("é", 31)} {
+		vars := maps.Clone(base)
+		vars["MSSDISPATCH_API_TOKEN"] = short
+		_, err := loadServeConfig(mapEnv(vars))
+		require.ErrorContains(t, err, "MSSDISPATCH_API_TOKEN is ")
+		require.ErrorContains(t, err, "want at least 32")
+		require.NotContains(t, err.Error(), short)
+	}
+	vars["MSSDISPATCH_API_TOKEN"] = strings.Repeat("é", 32)
+	_, err = loadServeConfig(mapEnv(vars))
+	require.NoError(t, err, "32 characters")
+
+	// Issue #19, item 6: the HTTP server bounds every client's time and header.
+	srv := newHTTPServer(http.NotFoundHandler(), quiet)
+	require.Equal(t, 10*time.Second, srv.ReadHeaderTimeout)
+	require.Equal(t, 2*time.Minute, srv.ReadTimeout)
+	require.Equal(t, 10*time.Minute, srv.WriteTimeout, "long enough for a paper batch's PDF")
+	require.Equal(t, 2*time.Minute, srv.IdleTimeout)
+	require.Equal(t, 64<<10, srv.MaxHeaderBytes)
 
 	for name, value := range map[string]string{
-		"MSSDISPATCH_SENDER":             "Hôpital <bal@ch.fr>",
-		"MSSDISPATCH_TRANSPORT":          "pigeon",
-		"MSSDISPATCH_MLLP_ADDR":          "2575",
-		"MSSDISPATCH_HL7_CHARSET":        "EBCDIC",
-		"MSSDISPATCH_SOURCE_OID":         "1.2.250.01",
-		"MSSDISPATCH_PATIENT_NO_REPLY":   "oui",
-		"MSSDISPATCH_NIL":                "Logiciel é",
-		"MSSDISPATCH_SEND_RETRY_BACKOFF": "soon",
+		"MSSDISPATCH_SENDER":               "Hôpital <bal@ch.fr>",
+		"MSSDISPATCH_TRANSPORT":            "pigeon",
+		"MSSDISPATCH_MLLP_ADDR":            "2575",
+		"MSSDISPATCH_HL7_CHARSET":          "EBCDIC",
+		"MSSDISPATCH_SOURCE_OID":           "1.2.250.01",
+		"MSSDISPATCH_PATIENT_NO_REPLY":     "oui",
+		"MSSDISPATCH_NIL":                  "Logiciel é",
+		"MSSDISPATCH_SEND_RETRY_BACKOFF":   "soon",
+		"MSSDISPATCH_TRUSTED_PROXIES":      "127.0.0.1,proxy.example",
+		"MSSDISPATCH_MLLP_MAX_CONNS":       "0",
+		"MSSDISPATCH_MLLP_MAX_BUFFER_MIB":  "8",
+		"MSSDISPATCH_AUDIT_RETENTION_DAYS": "90",
 	} {
 		vars := map[string]string{}
 		for k, v := range base {
@@ -408,7 +449,7 @@ func TestSIGTERM(t *testing.T) {
 	mllpAddr, httpAddr := freeAddr(t), freeAddr(t)
 	cmd := exec.Command(bin, "serve")
 	cmd.Env = append(os.Environ(),
-		"MSSDISPATCH_DATABASE_URL="+pgtest.NewDatabase(t), "MSSDISPATCH_API_TOKEN=t", "MSSDISPATCH_SENDER="+testSender,
+		"MSSDISPATCH_DATABASE_URL="+pgtest.NewDatabase(t), "MSSDISPATCH_API_TOKEN="+testToken, "MSSDISPATCH_SENDER="+testSender,
 		"MSSDISPATCH_TRANSPORT=outbox", "MSSDISPATCH_OUTBOX_DIR="+t.TempDir(),
 		"MSSDISPATCH_MLLP_ADDR="+mllpAddr, "MSSDISPATCH_HTTP_ADDR="+httpAddr)
 	var logs bytes.Buffer

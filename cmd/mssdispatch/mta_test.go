@@ -63,7 +63,7 @@ func TestEndToEndWithPostfix(t *testing.T) {
 	logs := &lockedBuffer{}
 	cmd.Stdout, cmd.Stderr = logs, logs
 	cmd.Env = append(os.Environ(),
-		"MSSDISPATCH_DATABASE_URL="+dbURL, "MSSDISPATCH_API_TOKEN=t", "MSSDISPATCH_SENDER="+mtaBAL,
+		"MSSDISPATCH_DATABASE_URL="+dbURL, "MSSDISPATCH_API_TOKEN="+testToken, "MSSDISPATCH_SENDER="+mtaBAL,
 		"MSSDISPATCH_TRANSPORT=smtp", "MSSDISPATCH_SMTP_ADDR="+mta.SubmissionAddr, "MSSDISPATCH_SMTP_CA_FILE="+mta.CA.File,
 		"MSSDISPATCH_SMTP_CERT_FILE="+client.CertFile, "MSSDISPATCH_SMTP_KEY_FILE="+client.KeyFile,
 		"MSSDISPATCH_IMAP_ADDR="+mta.IMAPAddr, "MSSDISPATCH_IMAP_CA_FILE="+mta.CA.File,

@@ -9,11 +9,13 @@ import (
 	"net"
 	"net/http"
 	"net/mail"
+	"net/netip"
 	"os"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
@@ -21,6 +23,7 @@ import (
 	"github.com/riverqueue/river"
 	"github.com/robfig/cron/v3"
 
+	"github.com/mssdispatch/mssdispatch/audit"
 	"github.com/mssdispatch/mssdispatch/auth"
 	"github.com/mssdispatch/mssdispatch/correspondents"
 	"github.com/mssdispatch/mssdispatch/dispatch"
@@ -28,6 +31,7 @@ import (
 	dmail "github.com/mssdispatch/mssdispatch/dispatch/mail"
 	"github.com/mssdispatch/mssdispatch/hl7"
 	"github.com/mssdispatch/mssdispatch/hl7/mllp"
+	"github.com/mssdispatch/mssdispatch/internal/redact"
 	"github.com/mssdispatch/mssdispatch/migrations"
 	"github.com/mssdispatch/mssdispatch/paper"
 	"github.com/mssdispatch/mssdispatch/queue"
@@ -43,16 +47,45 @@ const watchdogCron = "*/15 * * * *"
 // sessionPurgeCron is when expired dashboard sessions are deleted.
 const sessionPurgeCron = "7 * * * *"
 
+// minAPITokenLen is the shortest MSSDISPATCH_API_TOKEN serve accepts, in
+// characters: `openssl rand -hex 32` gives 64.
+const minAPITokenLen = 32
+
+// The HTTP server's limits, for every client, authenticated or not.
+const (
+	// httpReadHeaderTimeout bounds the reading of a request's header.
+	httpReadHeaderTimeout = 10 * time.Second
+	// httpReadTimeout bounds the reading of a whole request: the API's
+	// largest body (32 MiB) at 2.2 Mbit/s; the dashboard's forms are at
+	// most 3.25 MiB (the rules YAML), 256 KiB otherwise.
+	httpReadTimeout = 2 * time.Minute
+	// httpWriteTimeout bounds a response, from the end of its request:
+	// the largest downloads are the dashboard's PDFs, a paper batch of up
+	// to 200 letters each carrying its report's PDF (hundreds of MiB at
+	// worst, about 750 MB at 10 Mbit/s in 10 minutes), the campaign's
+	// letters, and the profiler's CPU profile (30 s by default, at most
+	// this long).
+	httpWriteTimeout = 10 * time.Minute
+	// httpIdleTimeout closes a kept-alive connection idle that long.
+	httpIdleTimeout = 2 * time.Minute
+	// httpMaxHeaderBytes bounds a request's header (cookies included).
+	httpMaxHeaderBytes = 64 << 10
+)
+
 // serveConfig is the validated configuration of serve.
 type serveConfig struct {
 	DatabaseURL string
 	MLLPAddr    string
-	HTTPAddr    string
-	APIToken    string
-	Sender      string
-	Transport   string
-	OutboxDir   string
-	SMTP        dmail.SMTPConfig
+	// MLLPMaxConns and MLLPMaxBuffered bound the MLLP listener: the
+	// connections served at once, the frame bytes all of them hold
+	// (mllp.Server's MaxConns and MaxBufferedBytes; 0: their defaults).
+	MLLPMaxConns, MLLPMaxBuffered int
+	HTTPAddr                      string
+	APIToken                      string
+	Sender                        string
+	Transport                     string
+	OutboxDir                     string
+	SMTP                          dmail.SMTPConfig
 	// IMAP reads the acknowledgements; an empty Addr turns it off.
 	IMAP dmail.InboxConfig
 	// DPIAck sends the business acknowledgements (ZAM) to the DPI; an empty
@@ -80,6 +113,9 @@ type serveConfig struct {
 	// means defaultRetentionCron.
 	RetentionDays int
 	RetentionCron string
+	// AuditRetentionDays is the retention period of the audit log's
+	// entries; 0 means audit.DefaultRetentionDays.
+	AuditRetentionDays int
 	// Workers is the River concurrency; SendGiveUpAfter, SendRetryBackoff,
 	// JobTimeout and JobRescueAfter tune the queue (see the env table).
 	Workers                                                       int
@@ -94,6 +130,9 @@ type serveConfig struct {
 	// HospitalAddresses are the hospital's MSSanté addresses for the
 	// adoption campaign's letters; empty means Sender.
 	HospitalAddresses []string
+	// TrustedProxies are the reverse proxies whose X-Forwarded-For names
+	// the client (web.Config.TrustedProxies); empty means none.
+	TrustedProxies []netip.Prefix
 }
 
 func loadServeConfig(e env) (serveConfig, error) {
@@ -145,6 +184,11 @@ func loadServeConfig(e env) (serveConfig, error) {
 			problems = append(problems, fmt.Errorf("MSSDISPATCH_PAPER_DIR %q: not a directory", c.PaperDir))
 		}
 	}
+	proxies, err := parseTrustedProxies(e.get("TRUSTED_PROXIES"))
+	if err != nil {
+		problems = append(problems, err)
+	}
+	c.TrustedProxies = proxies
 	c.HospitalAddresses = splitList(e.get("HOSPITAL_ADDRESSES"), ",")
 	if len(c.HospitalAddresses) == 0 && c.Sender != "" {
 		c.HospitalAddresses = []string{c.Sender}
@@ -171,10 +215,27 @@ func loadServeConfig(e env) (serveConfig, error) {
 	} else {
 		c.RetentionDays = days
 	}
+	if days, err := strconv.Atoi(e.get("AUDIT_RETENTION_DAYS")); err != nil || days < audit.MinRetentionDays {
+		problems = append(problems, fmt.Errorf("MSSDISPATCH_AUDIT_RETENTION_DAYS %q: want a whole number of days, at least %d",
+			e.get("AUDIT_RETENTION_DAYS"), audit.MinRetentionDays))
+	} else {
+		c.AuditRetentionDays = days
+	}
 	if n, err := strconv.Atoi(e.get("WORKERS")); err != nil || n < 1 || n > 1000 {
 		problems = append(problems, fmt.Errorf("MSSDISPATCH_WORKERS %q: want 1 to 1000", e.get("WORKERS")))
 	} else {
 		c.Workers = n
+	}
+	if n, err := strconv.Atoi(e.get("MLLP_MAX_CONNS")); err != nil || n < 1 || n > 10000 {
+		problems = append(problems, fmt.Errorf("MSSDISPATCH_MLLP_MAX_CONNS %q: want 1 to 10000", e.get("MLLP_MAX_CONNS")))
+	} else {
+		c.MLLPMaxConns = n
+	}
+	if n, err := strconv.Atoi(e.get("MLLP_MAX_BUFFER_MIB")); err != nil || n < mllp.DefaultMaxMessageSize>>20 || n > 4096 {
+		problems = append(problems, fmt.Errorf("MSSDISPATCH_MLLP_MAX_BUFFER_MIB %q: want %d (the largest message) to 4096",
+			e.get("MLLP_MAX_BUFFER_MIB"), mllp.DefaultMaxMessageSize>>20))
+	} else {
+		c.MLLPMaxBuffered = n << 20
 	}
 	if n, err := strconv.Atoi(e.get("SMTP_MAX_CONNS")); err != nil || n < 1 || n > 100 {
 		problems = append(problems, fmt.Errorf("MSSDISPATCH_SMTP_MAX_CONNS %q: want 1 to 100", e.get("SMTP_MAX_CONNS")))
@@ -215,6 +276,10 @@ func loadServeConfig(e env) (serveConfig, error) {
 	}
 	need("DATABASE_URL", c.DatabaseURL)
 	need("API_TOKEN", c.APIToken)
+	if n := utf8.RuneCountInString(c.APIToken); n > 0 && n < minAPITokenLen {
+		problems = append(problems, fmt.Errorf("MSSDISPATCH_API_TOKEN is %d characters long: want at least %d (generate one with `openssl rand -hex 32`)",
+			n, minAPITokenLen))
+	}
 	need("SENDER", c.Sender)
 	if c.Sender != "" {
 		if a, err := mail.ParseAddress(c.Sender); err != nil || a.Address != c.Sender {
@@ -249,6 +314,40 @@ func loadServeConfig(e env) (serveConfig, error) {
 		return c, &configError{msg: "configuration: " + errors.Join(problems...).Error()}
 	}
 	return c, nil
+}
+
+// parseTrustedProxies reads MSSDISPATCH_TRUSTED_PROXIES: IP addresses or
+// CIDR prefixes separated by commas.
+func parseTrustedProxies(s string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, v := range splitList(s, ",") {
+		p, err := netip.ParsePrefix(v)
+		if err != nil {
+			a, aerr := netip.ParseAddr(v)
+			if aerr != nil || a.Zone() != "" {
+				return nil, fmt.Errorf("MSSDISPATCH_TRUSTED_PROXIES %q: want IP addresses or CIDR prefixes (10.0.0.0/8) separated by commas", v)
+			}
+			p = netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen())
+		}
+		if p.Addr().Is4In6() {
+			p = netip.PrefixFrom(p.Addr().Unmap(), max(0, p.Bits()-96))
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
+}
+
+// newHTTPServer returns the HTTP server of handler, with the limits above.
+func newHTTPServer(handler http.Handler, logger *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: httpReadHeaderTimeout,
+		ReadTimeout:       httpReadTimeout,
+		WriteTimeout:      httpWriteTimeout,
+		IdleTimeout:       httpIdleTimeout,
+		MaxHeaderBytes:    httpMaxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(redact.Logger(logger).Handler(), slog.LevelWarn),
+	}
 }
 
 // splitList returns the non-empty items of s separated by sep, trimmed.
@@ -329,7 +428,7 @@ func serve(ctx context.Context, cfg serveConfig, logger *slog.Logger, ready func
 		return &configError{msg: err.Error()}
 	}
 	err = dispatch.AddRetention(workers, dispatch.RetentionConfig{Pool: pool, Days: cfg.RetentionDays,
-		Registerer: registry, Logger: logger})
+		AuditDays: cfg.AuditRetentionDays, Registerer: registry, Logger: logger})
 	if err != nil {
 		return err
 	}
@@ -386,14 +485,14 @@ func serve(ctx context.Context, cfg serveConfig, logger *slog.Logger, ready func
 	// River's UI lives as long as the HTTP server.
 	jobsUICtx, stopJobsUI := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopJobsUI()
-	jobsUI, err := web.NewJobsUI(jobsUICtx, jobs, logger)
+	jobsUI, err := web.NewJobsUI(jobsUICtx, jobs, redact.Logger(logger))
 	if err != nil {
 		return err
 	}
 	handler, err := web.NewHandler(web.Config{APIToken: cfg.APIToken, Reports: service, Intake: service, HL7: intake,
 		Directory: directory, Resolver: resolver, Rules: service, DB: pool, Gatherer: registry, Logger: logger,
-		Dashboard: service, Accounts: accounts, Sessions: sessions, Stats: service, Quarantine: service,
-		Hospital: cfg.Organisation, HospitalAddresses: cfg.HospitalAddresses, JobsUI: jobsUI})
+		Dashboard: service, Accounts: accounts, Sessions: sessions, Stats: service, Quarantine: service, Audit: audit.NewLog(pool),
+		Hospital: cfg.Organisation, HospitalAddresses: cfg.HospitalAddresses, JobsUI: jobsUI, TrustedProxies: cfg.TrustedProxies})
 	if err != nil {
 		return err
 	}
@@ -407,8 +506,8 @@ func serve(ctx context.Context, cfg serveConfig, logger *slog.Logger, ready func
 		mllpLn.Close()
 		return fmt.Errorf("HTTP listener: %w", err)
 	}
-	mllpSrv := &mllp.Server{Handler: intake, Logger: logger}
-	httpSrv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
+	mllpSrv := &mllp.Server{Handler: intake, Logger: logger, MaxConns: cfg.MLLPMaxConns, MaxBufferedBytes: cfg.MLLPMaxBuffered}
+	httpSrv := newHTTPServer(handler, logger)
 
 	// River's work outlives ctx: it stops in the shutdown below.
 	if err := jobs.Start(context.WithoutCancel(ctx)); err != nil {

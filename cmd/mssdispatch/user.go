@@ -19,7 +19,7 @@ import (
 // isUserCommand reports whether cmd (the first two arguments) is a user command.
 func isUserCommand(cmd string) bool {
 	sub, ok := strings.CutPrefix(cmd, "user ")
-	return ok && slices.Contains([]string{"add", "list", "passwd", "disable", "enable"}, sub)
+	return ok && slices.Contains([]string{"add", "list", "passwd", "disable", "enable", "grant", "revoke"}, sub)
 }
 
 // userArgs are the arguments of a user command.
@@ -29,6 +29,7 @@ type userArgs struct {
 	name         string
 	services     []string
 	passwordFile string // "" or "-": stdin
+	grant        string // of grant and revoke
 }
 
 // parseUserArgs reads the arguments after `user SUB`: USERNAME but for
@@ -42,10 +43,14 @@ func parseUserArgs(sub string, args []string) (userArgs, error) {
 	for i := 0; i < len(args); i++ {
 		arg := args[i]
 		if !strings.HasPrefix(arg, "-") {
-			if sub == "list" || a.username != "" {
+			switch {
+			case sub != "list" && a.username == "":
+				a.username = arg
+			case (sub == "grant" || sub == "revoke") && a.grant == "":
+				a.grant = arg
+			default:
 				return userArgs{}, configErrorf("user %s: unexpected argument %q", sub, arg)
 			}
-			a.username = arg
 			continue
 		}
 		name, value, hasValue := strings.Cut(arg, "=")
@@ -79,11 +84,13 @@ func parseUserArgs(sub string, args []string) (userArgs, error) {
 		return userArgs{}, configErrorf("user %s: USERNAME missing", sub)
 	case sub == "add" && a.role == "":
 		return userArgs{}, configErrorf("user add: --role missing (%s, %s or %s)", auth.RoleSecretary, auth.RoleCME, auth.RoleAdmin)
+	case (sub == "grant" || sub == "revoke") && a.grant != auth.GrantCorrespondents:
+		return userArgs{}, configErrorf("user %s USERNAME %s: the grant %q is unknown", sub, auth.GrantCorrespondents, a.grant)
 	}
 	return a, nil
 }
 
-// userCommand runs `user add|list|passwd|disable|enable` (sub) with the
+// userCommand runs `user add|list|passwd|disable|enable|grant|revoke` (sub) with the
 // arguments after it; passwords are read from stdin (prompted for twice
 // without echo on a terminal) or the --password-file, prompts go to stderr,
 // the outcome to stdout.
@@ -124,6 +131,11 @@ func userCommand(ctx context.Context, e env, sub string, args []string, stdin io
 			return err
 		}
 		fmt.Fprintf(stdout, "user %s %sd\n", username, sub)
+	case "grant", "revoke":
+		if err := store.SetGrant(ctx, username, a.grant, sub == "grant"); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "user %s: %s %s\n", username, a.grant, map[string]string{"grant": "granted", "revoke": "revoked"}[sub])
 	default:
 		users, err := store.Users(ctx)
 		if err != nil {
@@ -198,7 +210,7 @@ func printUsers(w io.Writer, users []auth.User) error {
 		return err
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "USERNAME\tNAME\tROLE\tSERVICES\tDISABLED\tLAST LOGIN")
+	fmt.Fprintln(tw, "USERNAME\tNAME\tROLE\tSERVICES\tGRANTS\tDISABLED\tLAST LOGIN")
 	for _, u := range users {
 		services := "all"
 		if len(u.Services) > 0 {
@@ -212,7 +224,11 @@ func printUsers(w io.Writer, users []auth.User) error {
 		if u.LastLoginAt != nil {
 			last = u.LastLoginAt.Local().Format("2006-01-02 15:04")
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", u.Username, u.DisplayName, u.Role, services, disabled, last)
+		grants := "-"
+		if len(u.Grants) > 0 {
+			grants = strings.Join(u.Grants, ",")
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", u.Username, u.DisplayName, u.Role, services, grants, disabled, last)
 	}
 	return tw.Flush()
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/mssdispatch/mssdispatch/audit"
 	"github.com/mssdispatch/mssdispatch/auth"
 	"github.com/mssdispatch/mssdispatch/internal/pgtest"
 )
@@ -42,6 +43,11 @@ func TestParseUserArgs(t *testing.T) {
 		{sub: "passwd", args: []string{"alice", "--role", "cme"}, wantErr: `user passwd: unknown flag "--role"`},
 		{sub: "enable", args: []string{}, wantErr: "user enable: USERNAME missing"},
 		{sub: "disable", args: []string{"-f", "bob"}, wantErr: `user disable: unknown flag "-f"`},
+		{sub: "grant", args: []string{"bob", "correspondents"}, want: userArgs{username: "bob", grant: auth.GrantCorrespondents}},
+		{sub: "revoke", args: []string{"bob", "correspondents"}, want: userArgs{username: "bob", grant: auth.GrantCorrespondents}},
+		{sub: "grant", args: []string{"bob"}, wantErr: `user grant USERNAME correspondents: the grant "" is unknown`},
+		{sub: "grant", args: []string{"bob", "rules"}, wantErr: `user grant USERNAME correspondents: the grant "rules" is unknown`},
+		{sub: "disable", args: []string{"bob", "correspondents"}, wantErr: `user disable: unexpected argument "correspondents"`},
 	}
 	for _, tt := range tests {
 		got, err := parseUserArgs(tt.sub, tt.args)
@@ -106,9 +112,9 @@ func TestUserCommands(t *testing.T) {
 	out = runOK(t, e, "user", "list")
 	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
 	require.Len(t, lines, 3, out)
-	require.Regexp(t, `^USERNAME +NAME +ROLE +SERVICES +DISABLED +LAST LOGIN$`, lines[0])
-	require.Regexp(t, `^alice +Alice Martin +secretary +cardiologie,pneumologie +no +never$`, lines[1])
-	require.Regexp(t, `^dr-girard +dr-girard +cme +all +no +never$`, lines[2])
+	require.Regexp(t, `^USERNAME +NAME +ROLE +SERVICES +GRANTS +DISABLED +LAST LOGIN$`, lines[0])
+	require.Regexp(t, `^alice +Alice Martin +secretary +cardiologie,pneumologie +- +no +never$`, lines[1])
+	require.Regexp(t, `^dr-girard +dr-girard +cme +all +- +no +never$`, lines[2])
 
 	// The accounts work with the store, the password as written in the file
 	// (without its line ending).
@@ -117,7 +123,7 @@ func TestUserCommands(t *testing.T) {
 	u, err := store.Authenticate(ctx, "alice", "correct horse battery", "")
 	require.NoError(t, err)
 	require.Equal(t, []string{"cardiologie", "pneumologie"}, u.Services)
-	require.Regexp(t, `^alice +Alice Martin +secretary +cardiologie,pneumologie +no +\d{4}-\d\d-\d\d \d\d:\d\d$`,
+	require.Regexp(t, `^alice +Alice Martin +secretary +cardiologie,pneumologie +- +no +\d{4}-\d\d-\d\d \d\d:\d\d$`,
 		strings.Split(runOK(t, e, "user", "list"), "\n")[1])
 
 	require.Equal(t, "password of alice changed, its sessions ended\n", runOK(t, e, "user", "passwd", "alice", "--password-file", second))
@@ -134,6 +140,16 @@ func TestUserCommands(t *testing.T) {
 	_, err = store.Authenticate(ctx, "alice", "another long passphrase", "")
 	require.NoError(t, err)
 
+	require.Equal(t, "user alice: correspondents granted\n", runOK(t, e, "user", "grant", "alice", "correspondents"))
+	require.Regexp(t, `^alice .* correspondents +no `, strings.Split(runOK(t, e, "user", "list"), "\n")[1])
+	u, err = store.Authenticate(ctx, "alice", "another long passphrase", "")
+	require.NoError(t, err)
+	require.True(t, u.Can(auth.PermCorrespondents))
+	require.Equal(t, "user alice: correspondents revoked\n", runOK(t, e, "user", "revoke", "alice", "correspondents"))
+	code, _, stderr = runCode("user", "grant", "nobody", "correspondents")
+	require.Equal(t, 1, code)
+	require.Contains(t, stderr, "no such user")
+
 	code, _, stderr = runCode("user", "disable", "nobody")
 	require.Equal(t, 1, code)
 	require.Contains(t, stderr, "disable user nobody: no such user")
@@ -148,7 +164,7 @@ func TestUserCommands(t *testing.T) {
 	require.Contains(t, stderr, `user list: unknown flag "--all"`)
 
 	// Every change is in the audit log, by the command line.
-	records, err := store.AuditLog(ctx, auth.AuditFilter{})
+	records, err := audit.NewLog(pgtest.Connect(t, dbURL)).Read(ctx, audit.Filter{})
 	require.NoError(t, err)
 	var changes []string
 	for _, r := range records {
@@ -157,7 +173,7 @@ func TestUserCommands(t *testing.T) {
 		}
 	}
 	require.Equal(t, []string{"user_added user:alice", "user_added user:dr-girard", "password_changed user:alice",
-		"user_disabled user:alice", "user_enabled user:alice"}, changes)
+		"user_disabled user:alice", "user_enabled user:alice", "grants_changed user:alice", "grants_changed user:alice"}, changes)
 
 	// Without a database.
 	code, _, stderr = runWith(t, mapEnv(nil), "user", "list")

@@ -392,7 +392,7 @@ func (b *voletBundle) report(t *testing.T, documentID string, want map[string]st
 	var v dispatch.ReportView
 	var err error
 	require.Eventually(t, func() bool {
-		v, err = b.svc.ReportByDocumentID(b.ctx, documentID)
+		v, err = b.svc.ReportByDocumentID(b.ctx, "test", documentID)
 		if err != nil || len(v.Deliveries) != len(want) {
 			return false
 		}
@@ -732,7 +732,7 @@ func TestVoletORUSegurDelete(t *testing.T) {
 			body: "est annulé", pdfs: [][]byte{segurV1.pdf(t)}, docs: []voletCDA{segurV1}, action: "D",
 			ssPerson: voletDiaz, ssInstitu: voletLabo})
 	}
-	initial, err := b.svc.Report(b.ctx, initial.ID)
+	initial, err := b.svc.Report(b.ctx, "test", initial.ID)
 	require.NoError(t, err)
 	require.Equal(t, "sent", voletDelivery(t, initial, voletHoda).Status)
 	require.Equal(t, "cancelled", voletDelivery(t, initial, voletPatientBox).Status, "the pending delivery of the deleted document")
@@ -761,7 +761,7 @@ func TestVoletORUPair(t *testing.T) {
 	requireVoletAA(t, ack, officialACKORU, "PAIR-INIT-1", pairWarnings...)
 	initial := b.report(t, pairN1V1.ID, map[string]string{voletHoda: "sent", voletPatientBox: "sent"})
 	require.Equal(t, []string{pairN1V1.ID, pairN3V1.ID}, initial.DocumentIDs)
-	byN3, err := b.svc.ReportByDocumentID(b.ctx, pairN3V1.ID)
+	byN3, err := b.svc.ReportByDocumentID(b.ctx, "test", pairN3V1.ID)
 	require.NoError(t, err)
 	require.Equal(t, initial.ID, byN3.ID, "one report for the pair")
 	require.Equal(t, correspondents.ReasonPatientMailbox, voletDelivery(t, initial, voletPatientBox).Reason)
@@ -792,7 +792,7 @@ func TestVoletORUPair(t *testing.T) {
 	for _, to := range []string{voletHoda, voletPatientBox} {
 		requireVoletEmail(t, b.email(t, voletDelivery(t, deleted, to)), pair)
 	}
-	replaced, err = b.svc.Report(b.ctx, replaced.ID)
+	replaced, err = b.svc.Report(b.ctx, "test", replaced.ID)
 	require.NoError(t, err)
 	for _, d := range replaced.Deliveries {
 		require.Equal(t, "sent", d.Status, "%s: sent before the deletion", d.Recipient)
@@ -941,7 +941,7 @@ func TestVoletResent(t *testing.T) {
 	require.Equal(t, "MIN-4", ack.Segment("MSA").Get(2))
 	require.Equal(t, []string{"OBX^1^5 101 E"}, voletErrs(ack))
 	require.Contains(t, ack.Segment("ERR").Get(8), "remplacement", "ERR-8 tells the DPI to send a replacement")
-	v, err := b.svc.Report(b.ctx, first.ID)
+	v, err := b.svc.Report(b.ctx, "test", first.ID)
 	require.NoError(t, err)
 	require.Len(t, v.Deliveries, 2)
 	require.Len(t, mailtest.ReadDir(t, b.outbox), 2)

@@ -16,13 +16,14 @@ import (
 	"github.com/mssdispatch/mssdispatch/dispatch"
 	"github.com/mssdispatch/mssdispatch/hl7"
 	"github.com/mssdispatch/mssdispatch/hl7/mllp"
+	"github.com/mssdispatch/mssdispatch/internal/redact"
 )
 
 // Receiver stores reports and refused messages (dispatch.Service).
 type Receiver interface {
 	Previous(ctx context.Context, in dispatch.Inbound) (dispatch.Answer, bool, error)
 	Receive(ctx context.Context, in dispatch.Inbound, r dispatch.Report, respond func(reportID int64, documentID string, warnings []dispatch.Warning) []byte) (dispatch.Receipt, error)
-	Reject(ctx context.Context, in dispatch.Inbound, raw []byte, reason string, response []byte) (dispatch.Answer, error)
+	Reject(ctx context.Context, in dispatch.Inbound, raw []byte, why dispatch.Refusal, response []byte) (dispatch.Answer, error)
 }
 
 // Config configures a Handler.
@@ -197,7 +198,7 @@ func (h *Handler) handle(ctx context.Context, raw []byte, source string) []byte 
 	}
 }
 
-// inbound identifies msg: its key (MSH-3, MSH-4, MSH-10) and a fingerprint
+// inbound identifies msg: its key (MSH-3, MSH-4, MSH-10), its care unit and a fingerprint
 // of its content (its type and every segment but MSH, whose date and control
 // id a retransmission may change, in canonical encoding).
 func inbound(msg *hl7.Message, source string) dispatch.Inbound {
@@ -214,7 +215,7 @@ func inbound(msg *hl7.Message, source string) dispatch.Inbound {
 	sum.Write(content.Encode())
 	return dispatch.Inbound{Kind: "hl7", Source: source, SendingApplication: msh.Get(3), SendingFacility: msh.Get(4),
 		ReceivingApplication: msh.Get(5), ReceivingFacility: msh.Get(6),
-		ControlID: msg.ControlID(), MessageType: code + "^" + event, Fingerprint: sum.Sum(nil)}
+		ControlID: msg.ControlID(), MessageType: code + "^" + event, Service: serviceOf(msg), Fingerprint: sum.Sum(nil)}
 }
 
 func reusedKey(in dispatch.Inbound) hl7.ErrDetail {
@@ -232,10 +233,10 @@ func (h *Handler) refuse(ctx context.Context, msg *hl7.Message, in dispatch.Inbo
 // message again.
 func (h *Handler) quarantine(ctx context.Context, in dispatch.Inbound, raw []byte, detail hl7.ErrDetail, ack []byte) []byte {
 	h.cfg.Logger.WarnContext(ctx, "HL7 message refused", "source", in.Source, "control_id", in.ControlID,
-		"bytes", len(raw), "error", detail.Msg)
-	answer, err := h.cfg.Receiver.Reject(ctx, in, raw, detail.Msg, ack)
+		"bytes", len(raw), "err_code", detail.Code, "err_location", detail.Location()) // ERR-8 may repeat patient data
+	answer, err := h.cfg.Receiver.Reject(ctx, in, raw, dispatch.Refusal{Reason: detail.Msg, Code: detail.Code, Location: detail.Location()}, ack)
 	if err != nil {
-		h.cfg.Logger.ErrorContext(ctx, "HL7 message not quarantined", "source", in.Source, "control_id", in.ControlID, "error", err)
+		h.cfg.Logger.ErrorContext(ctx, "HL7 message not quarantined", "source", in.Source, "control_id", in.ControlID, "error", redact.Text(err.Error()))
 		return h.count(in.Source, h.ack(nil, raw, hl7.AckReject, unavailableDetail).Encode())
 	}
 	return h.count(in.Source, answer.Response)
@@ -246,7 +247,7 @@ var unavailableDetail = hl7.ErrDetail{Code: hl7.CodeInternal, Severity: "E",
 
 // unavailable answers a message the service could not store now with an AR.
 func (h *Handler) unavailable(ctx context.Context, msg *hl7.Message, in dispatch.Inbound, err error) []byte {
-	h.cfg.Logger.ErrorContext(ctx, "HL7 message not stored", "source", in.Source, "control_id", in.ControlID, "error", err)
+	h.cfg.Logger.ErrorContext(ctx, "HL7 message not stored", "source", in.Source, "control_id", in.ControlID, "error", redact.Text(err.Error()))
 	return h.count(in.Source, h.ack(msg, nil, hl7.AckReject, unavailableDetail).Encode())
 }
 

@@ -1,6 +1,7 @@
 package hl7intake_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"log/slog"
@@ -29,6 +30,7 @@ type testBundle struct {
 	ctx     context.Context
 	pool    *pgxpool.Pool
 	handler *hl7intake.Handler
+	logs    *bytes.Buffer // the handler's and the service's
 }
 
 // setup returns a handler storing through a real dispatch.Service; jobs are
@@ -44,11 +46,13 @@ func setup(t testing.TB) *testBundle {
 		Resolver: resolver, Transport: outbox}))
 	client, err := queue.New(pool, queue.Config{Workers: workers, Logger: quiet})
 	require.NoError(t, err)
-	svc, err := dispatch.NewService(dispatch.ServiceConfig{Pool: pool, Jobs: client, Resolver: resolver, Logger: quiet})
+	logs := &bytes.Buffer{}
+	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	svc, err := dispatch.NewService(dispatch.ServiceConfig{Pool: pool, Jobs: client, Resolver: resolver, Logger: logger})
 	require.NoError(t, err)
-	h, err := hl7intake.New(hl7intake.Config{Receiver: svc, Logger: quiet})
+	h, err := hl7intake.New(hl7intake.Config{Receiver: svc, Logger: logger})
 	require.NoError(t, err)
-	return &testBundle{ctx: context.Background(), pool: pool, handler: h}
+	return &testBundle{ctx: context.Background(), pool: pool, handler: h, logs: logs}
 }
 
 // oru returns testdata/oru_r01.hl7 carrying cdaFile, with segment ends \r,
@@ -98,6 +102,37 @@ func parseACK(t *testing.T, raw []byte) *hl7.Message {
 	ack, err := hl7.Parse(raw, hl7.ParseOptions{})
 	require.NoError(t, err, "the ACK is valid HL7: %q", raw)
 	return ack
+}
+
+// TestRefusalLogs: a refusal is logged with its codes, never its text,
+// which repeats the message's values (issue #19: an INS mismatch put both
+// INS in a WARN line); the quarantine keeps the codes and the service too,
+// which says who may read the text.
+func TestRefusalLogs(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	msg := oru(t, n1, replace("PID|", "280017512345678^", "299127512300012^"), replace("PV1|", "PV1|1|O", "PV1|1|O|CARDIO^^^CH"))
+	ack := parseACK(t, b.handler.ServeMLLP(b.ctx, msg))
+	require.Equal(t, "AE", ack.Segment("MSA").Get(1))
+	require.Contains(t, ack.Segment("ERR").Get(8), "299127512300012", "the DPI is told what is wrong")
+	var q struct {
+		service, messageType, location, reason string
+		code                                   int
+	}
+	require.NoError(t, b.pool.QueryRow(b.ctx, `SELECT service, message_type, error_code, error_location, reason FROM quarantine`).Scan(
+		&q.service, &q.messageType, &q.code, &q.location, &q.reason))
+	require.Equal(t, "CARDIO", q.service)
+	require.Equal(t, "ORU^R01", q.messageType)
+	require.Equal(t, hl7.CodeDataType, q.code)
+	require.Equal(t, "PID^1^3", q.location)
+	require.Equal(t, ack.Segment("ERR").Get(8), q.reason)
+
+	logs := b.logs.String()
+	require.Contains(t, logs, `msg="HL7 message refused" source=mllp control_id=MSG0001 bytes=`)
+	require.Contains(t, logs, "err_code=102 err_location=PID^1^3\n")
+	for _, data := range []string{"299127512300012", "280017512345678", "INS", "DUPONT", "Marie", "19800115", "IPP0012345"} {
+		require.NotContains(t, logs, data)
+	}
 }
 
 func TestAccept(t *testing.T) {

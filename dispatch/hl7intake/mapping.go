@@ -862,7 +862,13 @@ func (m *mapper) participants() error {
 			return fail(s, "PRT", 4, hl7.CodeRequiredField, "PRT-4 (participation) est vide : SB, RCT ou REPLY attendu")
 		case "RCT":
 			rct = true
-			rc := participant(prt)
+			rc, addrErr := participant(prt)
+			switch {
+			case addrErr != nil && rc.Kind == "":
+				return fail(s, "PRT", 15, hl7.CodeDataType, "PRT-15 du PRT %d (RCT) : %v ; et le PRT ne nomme personne d'autre", s.seq, addrErr)
+			case addrErr != nil:
+				m.warnAddress(s, 15, addrErr)
+			}
 			if rc.Kind == "" {
 				return fail(s, "PRT", 5, hl7.CodeRequiredField,
 					"le PRT %d (RCT) ne nomme ni personne (PRT-5), ni organisation (PRT-8), ni adresse MSSanté (PRT-15 ^NET^X.400^adresse)", s.seq)
@@ -882,7 +888,7 @@ func (m *mapper) participants() error {
 			if sender {
 				continue // the first sender is the author
 			}
-			if rc := participant(prt); rc.Kind != "" && rc.Kind != dispatch.KindPatient {
+			if rc, _ := participant(prt); rc.Kind != "" && rc.Kind != dispatch.KindPatient {
 				rc.Role = dispatch.RoleSender
 				m.r.Author, sender = rc, true
 			}
@@ -890,10 +896,15 @@ func (m *mapper) participants() error {
 			if m.r.ReplyTo != "" {
 				continue
 			}
-			if m.r.ReplyTo = emailOf(prt.Telecoms()); m.r.ReplyTo == "" {
+			reply, err := emailOf(prt.Telecoms())
+			switch {
+			case err != nil:
+				m.warnAddress(s, 15, err)
+			case reply == "":
 				m.warn(hl7.ErrDetail{Segment: "PRT", Sequence: s.seq, Field: 15, Code: hl7.CodeRequiredField,
 					Msg: fmt.Sprintf("le PRT %d (REPLY) n'a pas d'adresse en PRT-15 (^NET^X.400^adresse) : pas d'adresse de réponse", s.seq)})
 			}
+			m.r.ReplyTo = reply
 		}
 	}
 	if !sender {
@@ -910,10 +921,12 @@ func (m *mapper) participants() error {
 // participant maps a PRT: a professional (PRT-5), the patient (PRT-5 with an
 // INS, or an address at patient.mssante.fr), else an organisation (PRT-8, or
 // an address alone: a service's or an application's mailbox, PRT-10). Kind
-// is empty when it names no one.
-func participant(prt hl7.PRT) dispatch.Recipient {
+// is empty when it names no one. addrErr says why PRT-15 holds an address
+// that cannot be used (it is left out).
+func participant(prt hl7.PRT) (rc dispatch.Recipient, addrErr error) {
 	person, org := prt.Person(), prt.Organisation()
-	rc := dispatch.Recipient{Address: emailOf(prt.Telecoms()), PostalAddress: postalAddress(prt.Addresses())}
+	address, addrErr := emailOf(prt.Telecoms())
+	rc = dispatch.Recipient{Address: address, PostalAddress: postalAddress(prt.Addresses())}
 	rc.Family, rc.Given = strings.TrimSpace(person.Family), strings.TrimSpace(person.Given)
 	rc.Organisation = strings.TrimSpace(org.Name)
 	if isFINESS(org) {
@@ -921,7 +934,7 @@ func participant(prt hl7.PRT) dispatch.Recipient {
 	}
 	if norm(person.TypeCode) == "INS" || authorityOID(person.AssigningAuthority, insOIDs) != "" ||
 		strings.HasSuffix(rc.Address, "@"+correspondents.PatientMailDomain) {
-		return dispatch.Recipient{Kind: dispatch.KindPatient, Family: rc.Family, Given: rc.Given, Address: rc.Address}
+		return dispatch.Recipient{Kind: dispatch.KindPatient, Family: rc.Family, Given: rc.Given, Address: rc.Address}, addrErr
 	}
 	rc.NationalID, rc.RPPS = professionalID(person)
 	switch {
@@ -931,7 +944,7 @@ func participant(prt hl7.PRT) dispatch.Recipient {
 		// An organisation, a service, or an application mailbox (PRT-10).
 		rc.Kind = dispatch.KindOrganisation
 	}
-	return rc
+	return rc, addrErr
 }
 
 // isFINESS reports whether an XON is identified by a FINESS: XON.7 FINEG or
@@ -967,23 +980,29 @@ func professionalID(x hl7.XCN) (national, rpps string) {
 	return nationalID(id)
 }
 
-// emailOf returns the first email address of telecoms, lower-cased:
-// ^NET^X.400^address (or ^^X.400^, ^NET^Internet^).
-func emailOf(telecoms []hl7.XTN) string {
+// emailOf returns the first email address of telecoms (^NET^X.400^address,
+// or ^^X.400^, ^NET^Internet^) in its stored form (correspondents.
+// ParseMailbox), "" when there is none; an address that is not one RFC 5321
+// mailbox (control characters, a second @, a display name…) is never used:
+// err says why.
+func emailOf(telecoms []hl7.XTN) (string, error) {
 	for _, t := range telecoms {
-		addr := strings.ToLower(strings.TrimSpace(t.Email))
+		addr := strings.TrimSpace(t.Email)
 		if addr == "" {
 			continue
 		}
-		switch norm(t.EquipmentType) {
-		case "X.400", "INTERNET":
-			return addr
-		}
-		if norm(t.Use) == "NET" {
-			return addr
+		switch {
+		case norm(t.EquipmentType) == "X.400", norm(t.EquipmentType) == "INTERNET", norm(t.Use) == "NET":
+			return correspondents.ParseMailbox(addr)
 		}
 	}
-	return ""
+	return "", nil
+}
+
+// warnAddress warns that field of s holds an address that is left out.
+func (m *mapper) warnAddress(s seg, field int, err error) {
+	m.warn(hl7.ErrDetail{Segment: s.Name, Sequence: s.seq, Field: field, Code: hl7.CodeDataType,
+		Msg: fmt.Sprintf("%s-%d du %s %d : %v ; elle est ignorée, rien n'y est envoyé", s.Name, field, s.Name, s.seq, err)})
 }
 
 // fallbackCorrespondents maps the correspondents of DPIs that do not follow
@@ -1013,7 +1032,11 @@ func (m *mapper) fallbackCorrespondents() {
 		if role == "" || norm(rol.ActionCode()) == "DE" {
 			continue
 		}
-		add(role, rol.Persons(), emailOf(rol.Telecoms()))
+		address, err := emailOf(rol.Telecoms())
+		if err != nil {
+			m.warnAddress(s, 12, err)
+		}
+		add(role, rol.Persons(), address)
 	}
 	add(dispatch.RoleReferring, hl7.PV1{Segment: m.msg.Segment("PV1")}.ReferringDoctors(), "")
 	for _, s := range m.all("OBR") {
@@ -1045,20 +1068,24 @@ func (m *mapper) addFallback(rc dispatch.Recipient) {
 	m.r.Recipients = append(m.r.Recipients, rc)
 }
 
-// service maps the care unit: PV1-3.1 (point of care), else ORC-13.1
-// (enterer's location), else ORC-17.1 (entering organization).
-func (m *mapper) service() {
-	orc := hl7.ORC{Segment: m.msg.Segment("ORC")}
+// service maps the care unit (serviceOf).
+func (m *mapper) service() { m.r.Service = serviceOf(m.msg) }
+
+// serviceOf is the care unit msg names: PV1-3.1 (point of care), else
+// ORC-13.1 (enterer's location), else ORC-17.1 (entering organization);
+// "" when none.
+func serviceOf(msg *hl7.Message) string {
+	orc := hl7.ORC{Segment: msg.Segment("ORC")}
 	for _, v := range []string{
-		hl7.PV1{Segment: m.msg.Segment("PV1")}.AssignedLocation().PointOfCare,
+		hl7.PV1{Segment: msg.Segment("PV1")}.AssignedLocation().PointOfCare,
 		orc.EntererLocation().PointOfCare,
 		orc.EnteringOrganization().Identifier,
 	} {
 		if v = strings.TrimSpace(v); v != "" {
-			m.r.Service = v
-			return
+			return v
 		}
 	}
+	return ""
 }
 
 // locate returns the location in msg of the field of a report that the
@@ -1113,7 +1140,7 @@ func locate(msg *hl7.Message, field string) hl7.ErrDetail {
 	case "patient.mailbox":
 		for i, s := range msg.SegmentsNamed("PRT") {
 			prt := hl7.PRT{Segment: s}
-			if norm(prt.Participation().Identifier) == "RCT" && participant(prt).Kind == dispatch.KindPatient {
+			if rc, _ := participant(prt); norm(prt.Participation().Identifier) == "RCT" && rc.Kind == dispatch.KindPatient {
 				return hl7.ErrDetail{Segment: "PRT", Sequence: i + 1, Field: 15, Code: hl7.CodeTableValue}
 			}
 		}

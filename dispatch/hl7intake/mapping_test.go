@@ -295,6 +295,8 @@ func TestToReportVariants(t *testing.T) {
 			refusal{"AE", "OBX^1^5", hl7.CodeDataType, "OBX-5.5 (données) du document n'est pas du base64"}},
 		{"not a CDA", edit(t, newFlags, change{"OBX|1|", "^Base64^", "^Base64^PGh0bWw+PC9odG1sPg==||||||F|"}),
 			refusal{"AE", "OBX^1^5", hl7.CodeDataType, "OBX-5.5 n'est pas un document CDA R2"}},
+		{"a PRT naming no one but by an unusable address", edit(t, newFlags, change{"PRT||UC||RCT^Result Copies To^participation||||||12", "appli-dossier@", "appli@dossier@"}),
+			refusal{"AE", "PRT^5^15", hl7.CodeDataType, "PRT-15 du PRT 5 (RCT) : adresse de messagerie invalide : plus d'un @ ; et le PRT ne nomme personne d'autre"}},
 		{"flag empty", edit(t, newFlags, change{"OBX|9|", "||Y^^", "||^^"}),
 			refusal{"AE", "OBX^9^5", hl7.CodeRequiredField, "OBX-5 (valeur) de DESTMSSANTEPAT est vide : Y ou N attendu"}},
 		{"flag given twice, Y and N", edit(t, newFlags, change{"OBX|3|", "INVISIBLE_PATIENT^", "DESTMSSANTEPAT^"}),
@@ -359,6 +361,19 @@ func TestToReportVariants(t *testing.T) {
 		{"REPLY without address: ignored", edit(t, newFlags, change{"PRT||UC||REPLY", "^^X.400^Secretariat.Cardio@ch-test.mssante.fr", "^PRN^PH^^^^0100000000"}),
 			refusal{"W", "PRT^7^15", hl7.CodeRequiredField, "le PRT 7 (REPLY) n'a pas d'adresse en PRT-15"},
 			func(t *testing.T, r dispatch.Report) { require.Empty(t, r.ReplyTo) }},
+		{"PRT-15 carrying a CRLF and a Bcc: left out", edit(t, newFlags, change{"PRT||UC||RCT^Result Copies To^participation|899900000007", "Julie.Roux@medecin-demo.mssante.fr", `Julie.Roux@medecin-demo.mssante.fr\X0D0A\bcc:evil@attacker.example`}),
+			refusal{"W", "PRT^3^15", hl7.CodeDataType, "PRT-15 du PRT 3 : adresse de messagerie invalide : plus d'un @ ; elle est ignorée"},
+			func(t *testing.T, r dispatch.Report) {
+				require.Equal(t, "ROUX", r.Recipients[1].Family, "the recipient stays, by RPPS")
+				require.Empty(t, r.Recipients[1].Address)
+			}},
+		{"REPLY address with a space: none", edit(t, newFlags, change{"PRT||UC||REPLY", "Secretariat.Cardio@", "Secretariat Cardio@"}),
+			refusal{"W", "PRT^7^15", hl7.CodeDataType, "PRT-15 du PRT 7 : adresse de messagerie invalide"},
+			func(t *testing.T, r dispatch.Report) { require.Empty(t, r.ReplyTo) }},
+		{"PRT-15 in capitals: lower-cased", edit(t, newFlags), refusal{}, func(t *testing.T, r dispatch.Report) {
+			require.Equal(t, "julie.roux@medecin-demo.mssante.fr", r.Recipients[1].Address)
+			require.Equal(t, "secretariat.cardio@ch-test.mssante.fr", r.ReplyTo)
+		}},
 		{"body of another type: the default body", edit(t, newFlags, change{"OBX|12|", "|ED|", "|NM|"}),
 			refusal{"W", "OBX^12^5", hl7.CodeDataType, `CORPSMAIL_PS illisible (OBX-2 (type de valeur) de CORPSMAIL_PS vaut "NM", ED attendu)`},
 			func(t *testing.T, r dispatch.Report) { require.Empty(t, r.BodyProfessional) }},

@@ -15,6 +15,8 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
+
+	"github.com/mssdispatch/mssdispatch/internal/redact"
 )
 
 // InboxConfig configures the reading of the BAL applicative's mailbox, where
@@ -129,7 +131,7 @@ func (in *Inbox) Run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return nil
 		}
-		in.logger.WarnContext(ctx, "mailbox reading stopped, reconnecting", "addr", in.cfg.Addr, "in", pause, "error", err)
+		in.logger.WarnContext(ctx, "mailbox reading stopped, reconnecting", "addr", in.cfg.Addr, "in", pause, "error", redact.Text(err.Error()))
 		select {
 		case <-ctx.Done():
 			return nil

@@ -2,10 +2,13 @@ package mllp
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"io"
+	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -41,22 +44,134 @@ func TestReadMessage(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			r := NewReader(strings.NewReader(tt.input), tt.max)
-			var got []string
-			var err error
-			for {
-				var msg []byte
-				msg, err = r.ReadMessage()
-				if err != nil {
-					break
+			for _, r := range []*Reader{
+				NewReader(strings.NewReader(tt.input), tt.max),
+				newReader(strings.NewReader(tt.input), tt.max, 16, 7), // frames over many chunks
+			} {
+				var got []string
+				var err error
+				for {
+					var msg []byte
+					msg, err = r.ReadMessage()
+					if err != nil {
+						break
+					}
+					require.NotNil(t, msg)
+					got = append(got, string(msg))
 				}
-				require.NotNil(t, msg)
-				got = append(got, string(msg))
+				require.Equal(t, tt.want, got)
+				require.ErrorIs(t, err, tt.wantErr)
 			}
-			require.Equal(t, tt.want, got)
-			require.ErrorIs(t, err, tt.wantErr)
 		})
 	}
+}
+
+// TestReadMessageBudget checks the bytes a Reader takes from a budget: the
+// size of the message it returned, until the next call or releaseMessage,
+// and nothing after an error.
+func TestReadMessageBudget(t *testing.T) {
+	t.Parallel()
+
+	big := strings.Repeat("0123456789", 10)
+	input := frame(big) + frame("A") + "\x0babandoned" + frame("B") + frame(big+"!") +
+		"\x0bC\x1cX" + frame("") + frame(big) + "\x0bpartial"
+	for _, r := range []*Reader{
+		newReader(strings.NewReader(input), 100, 16, 7),
+		newReader(strings.NewReader(input), 100, 16, 64),
+		newReader(strings.NewReader(input), 100, 256, 1000),
+	} {
+		bb := setupBudget(t, 100, 0)
+		r.lease = bb.b.newLease()
+		type result struct {
+			msg  string
+			err  error
+			used int64
+		}
+		var got []result
+		for {
+			msg, err := r.ReadMessage()
+			used, _ := bb.b.stats()
+			got = append(got, result{string(msg), err, used})
+			if err == io.ErrUnexpectedEOF {
+				break
+			}
+		}
+		require.Len(t, got, 8)
+		for i, want := range []result{
+			{big, nil, 100},
+			{"A", nil, 1},
+			{"B", nil, 1},
+			{"", ErrMessageTooLarge, 0},
+			{"", ErrInvalidFrame, 0},
+			{"", nil, 0},
+			{big, nil, 100},
+			{"", io.ErrUnexpectedEOF, 0},
+		} {
+			require.Equal(t, want.msg, got[i].msg, "message %d", i)
+			require.ErrorIs(t, got[i].err, want.err, "message %d", i)
+			require.Equal(t, want.used, got[i].used, "message %d", i)
+		}
+		r.releaseMessage()
+		bb.requireUsed(t, 0)
+		require.Zero(t, bb.b.holders)
+		require.Empty(t, r.chunks)
+	}
+}
+
+// TestReadMessageBudgetWait checks that a frame waits for room in the
+// budget until the Reader's deadline, then fails with the bytes released.
+func TestReadMessageBudgetWait(t *testing.T) {
+	t.Parallel()
+
+	bb := setupBudget(t, 100, 1)
+	other := bb.leases[0]
+	require.NoError(t, other.acquire(context.Background(), time.Time{}, 60))
+
+	pr, pw := io.Pipe()
+	r := newReader(pr, 100, 16, 7)
+	r.lease = bb.b.newLease()
+	r.deadline = time.Now().Add(5 * time.Second)
+	type result struct {
+		msg []byte
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		msg, err := r.ReadMessage()
+		done <- result{msg, err}
+	}()
+	t.Cleanup(func() { _ = pw.Close() })
+	write := func(s string) { go func() { _, _ = pw.Write([]byte(s)) }() } // blocks while the Reader waits
+	write("\x0b" + strings.Repeat("x", 50))
+	require.Eventually(t, func() bool {
+		bb.b.mu.Lock()
+		defer bb.b.mu.Unlock()
+		return len(bb.b.waiters) == 1
+	}, 5*time.Second, time.Millisecond, "waiting for room")
+	bb.requireUsed(t, 60+35)
+
+	other.release(60) // room: the frame goes on
+	time.Sleep(10 * time.Millisecond)
+	write(strings.Repeat("y", 50) + "\x1c\r")
+	res := <-done
+	require.NoError(t, res.err)
+	require.Equal(t, strings.Repeat("x", 50)+strings.Repeat("y", 50), string(res.msg))
+	bb.requireUsed(t, 100)
+
+	// The same, but nobody makes room before the deadline.
+	r.releaseMessage()
+	require.NoError(t, other.acquire(context.Background(), time.Time{}, 60))
+	r.deadline = time.Now().Add(100 * time.Millisecond)
+	go func() {
+		msg, err := r.ReadMessage()
+		done <- result{msg, err}
+	}()
+	write("\x0b" + strings.Repeat("x", 50))
+	res = <-done
+	require.ErrorIs(t, res.err, os.ErrDeadlineExceeded)
+	require.Nil(t, res.msg)
+	bb.requireUsed(t, 60)
+	require.Empty(t, r.chunks)
 }
 
 func TestReadMessageTooLargeThenContinue(t *testing.T) {
@@ -124,8 +239,10 @@ func TestWriteMessage(t *testing.T) {
 }
 
 // FuzzReader checks that ReadMessage never panics nor returns a message over
-// the limit or holding a frame byte, and that frames written by WriteMessage
-// are read back unchanged.
+// the limit or holding a frame byte; that a Reader gathering frames in tiny
+// chunks, with a budget, reads the same (holding in the budget the size of
+// the message returned, nothing after an error); and that frames written by
+// WriteMessage are read back unchanged.
 func FuzzReader(f *testing.F) {
 	for _, s := range []string{
 		"",
@@ -135,14 +252,25 @@ func FuzzReader(f *testing.F) {
 		"\x0b\x0b\x1c\r\x1c\r",
 		frame(strings.Repeat("z", 300)),
 		"A\x00B\x00\x00C",
+		"\x0b" + strings.Repeat("y", 40) + "\x0b" + strings.Repeat("z", 30) + "\x1c\r",
+		frame(strings.Repeat("w", 255)) + frame(strings.Repeat("v", 257)) + frame("u"),
+		"\x0b" + strings.Repeat("t", 300) + "\x0bs\x1c\r",
 	} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		const limit = 256
 		r := NewReader(bytes.NewReader(data), limit)
+		small := newReader(bytes.NewReader(data), limit, 16, 7)
+		bb := setupBudget(t, limit, 0)
+		small.lease = bb.b.newLease()
 		for range len(data) + 1 {
 			msg, err := r.ReadMessage()
+			smallMsg, smallErr := small.ReadMessage()
+			require.Equal(t, msg, smallMsg)
+			require.Equal(t, err, smallErr)
+			used, _ := bb.b.stats()
+			require.Equal(t, int64(len(smallMsg)), used)
 			if err != nil {
 				var tl *TooLargeError
 				switch {

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/mssdispatch/mssdispatch/internal/redact"
 )
 
 // Server defaults.
@@ -20,6 +22,12 @@ const (
 	DefaultReadTimeout  = 30 * time.Second
 	DefaultWriteTimeout = 30 * time.Second
 	DefaultIdleTimeout  = 5 * time.Minute
+
+	// DefaultMaxConns is the default Server.MaxConns: a DPI opens a few
+	// connections, the rest of the room is for reconnections and tools.
+	DefaultMaxConns = 64
+	// DefaultMaxBufferedBytes is the least default Server.MaxBufferedBytes (64 MiB).
+	DefaultMaxBufferedBytes = 4 * DefaultMaxMessageSize
 )
 
 // ErrServerClosed is returned by Serve and ListenAndServe after Shutdown or Close.
@@ -61,6 +69,26 @@ type Server struct {
 	IdleTimeout time.Duration
 	// MaxMessageSize is the largest message content in bytes. Defaults to DefaultMaxMessageSize.
 	MaxMessageSize int
+	// MaxConns is the most connections served at once. At the limit the
+	// server stops accepting, as with netutil.LimitListener: new
+	// connections wait in the kernel's listen backlog (connected, but not
+	// answered) and are served in turn as served ones close, at the latest
+	// when their IdleTimeout or ReadTimeout ends; a warning is logged (once
+	// a minute at most). Defaults to DefaultMaxConns.
+	MaxConns int
+	// MaxBufferedBytes is the most bytes of frames held at once by all the
+	// connections together: frames being read and messages being handled
+	// (until the handler returns). A frame takes its bytes as it grows: its
+	// exact size if it fits in the 32 KiB read buffer, else 64 KiB at a
+	// time. Without room, it stops reading and waits for other frames to
+	// release theirs; it is dropped, and its connection closed, when its
+	// ReadTimeout ends first, or when every frame holding bytes waits for
+	// more (the one holding the most is then dropped, so that the others go
+	// on). Besides, each connection holds a 32 KiB read buffer, and a frame
+	// being completed is copied once into its message. Must be at least
+	// MaxMessageSize. Defaults to the larger of DefaultMaxBufferedBytes and
+	// 4 × MaxMessageSize.
+	MaxBufferedBytes int
 	// Logger receives connection events (never message content). Defaults to slog.Default().
 	Logger *slog.Logger
 
@@ -70,6 +98,9 @@ type Server struct {
 	conns      map[*conn]struct{}
 	baseCtx    context.Context // parent of handler contexts, cancelled by Close
 	cancel     context.CancelFunc
+	done       chan struct{} // closed by Shutdown and Close
+	slots      chan struct{} // a token per connection served, MaxConns tokens at most
+	budget     *budget       // the bytes of MaxBufferedBytes
 }
 
 // ListenAndServe listens on Addr (TCP) and calls Serve; it always returns a non-nil error.
@@ -91,9 +122,9 @@ func (s *Server) ListenAndServe() error {
 // Serve accepts connections on l and serves each in its own goroutine until
 // Shutdown or Close, then returns ErrServerClosed; l is closed on return.
 func (s *Server) Serve(l net.Listener) error {
-	if s.Handler == nil {
+	if err := s.validate(); err != nil {
 		_ = l.Close()
-		return errors.New("mllp: Server.Handler is nil")
+		return err
 	}
 	ln := &onceCloseListener{Listener: l}
 	defer ln.Close()
@@ -102,10 +133,17 @@ func (s *Server) Serve(l net.Listener) error {
 	}
 	defer s.trackListener(ln, false)
 
-	var delay time.Duration
+	var (
+		delay     time.Duration
+		limitLogs time.Time // when the connection limit was last logged
+	)
 	for {
+		if !s.acquireSlot(&limitLogs) {
+			return ErrServerClosed
+		}
 		rwc, err := ln.Accept()
 		if err != nil {
+			s.releaseSlot()
 			if s.inShutdown.Load() {
 				return ErrServerClosed
 			}
@@ -114,7 +152,7 @@ func (s *Server) Serve(l net.Listener) error {
 			}
 			// Probably temporary (out of file descriptors…): back off.
 			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-			s.logger().Warn("mllp: accept failed, retrying", "error", err, "delay", delay)
+			s.logger().Warn("mllp: accept failed, retrying", "error", redact.Text(err.Error()), "delay", delay)
 			time.Sleep(delay)
 			continue
 		}
@@ -122,11 +160,52 @@ func (s *Server) Serve(l net.Listener) error {
 		c := &conn{srv: s, rwc: rwc}
 		if !s.trackConn(c, true) {
 			_ = rwc.Close()
+			s.releaseSlot()
 			return ErrServerClosed
 		}
 		go c.serve()
 	}
 }
+
+// validate checks the configuration.
+func (s *Server) validate() error {
+	switch {
+	case s.Handler == nil:
+		return errors.New("mllp: Server.Handler is nil")
+	case s.MaxMessageSize < 0 || s.MaxConns < 0 || s.MaxBufferedBytes < 0:
+		return errors.New("mllp: Server.MaxMessageSize, MaxConns and MaxBufferedBytes must not be negative")
+	case s.MaxBufferedBytes > 0 && s.MaxBufferedBytes < s.maxMessageSize():
+		return fmt.Errorf("mllp: Server.MaxBufferedBytes (%d) must be at least MaxMessageSize (%d)",
+			s.MaxBufferedBytes, s.maxMessageSize())
+	}
+	return nil
+}
+
+func (s *Server) maxMessageSize() int { return orDefault(s.MaxMessageSize, DefaultMaxMessageSize) }
+
+// acquireSlot waits for the room to serve one more connection; false once
+// the server is shutting down. It logs when the limit is reached, once a
+// minute at most (*logged is when it last did).
+func (s *Server) acquireSlot(logged *time.Time) bool {
+	select {
+	case s.slots <- struct{}{}:
+		return true
+	default:
+	}
+	if time.Since(*logged) >= time.Minute {
+		*logged = time.Now()
+		s.logger().Warn("mllp: connection limit reached, new connections wait until one closes",
+			"max_conns", cap(s.slots))
+	}
+	select {
+	case s.slots <- struct{}{}:
+		return true
+	case <-s.done:
+		return false
+	}
+}
+
+func (s *Server) releaseSlot() { <-s.slots }
 
 // Shutdown stops the server gracefully: it closes the listeners and idle
 // connections, lets the messages being handled finish and their responses be
@@ -135,6 +214,8 @@ func (s *Server) Serve(l net.Listener) error {
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.inShutdown.Store(true)
 	s.mu.Lock()
+	s.initLocked()
+	s.closeDoneLocked()
 	err := s.closeListenersLocked()
 	s.mu.Unlock()
 
@@ -163,8 +244,9 @@ func (s *Server) Close() error {
 	s.inShutdown.Store(true)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	err := s.closeListenersLocked()
 	s.initLocked()
+	s.closeDoneLocked()
+	err := s.closeListenersLocked()
 	s.cancel()
 	for c := range s.conns {
 		_ = c.rwc.Close()
@@ -172,12 +254,34 @@ func (s *Server) Close() error {
 	return err
 }
 
+// initLocked sets the server up on first use; the limits are read then.
 func (s *Server) initLocked() {
 	if s.baseCtx == nil {
 		s.baseCtx, s.cancel = context.WithCancel(context.Background())
 		s.listeners = make(map[*onceCloseListener]struct{})
 		s.conns = make(map[*conn]struct{})
+		s.done = make(chan struct{})
+		s.slots = make(chan struct{}, max(orDefault(s.MaxConns, DefaultMaxConns), 1))
+		budget := orDefault(s.MaxBufferedBytes, max(DefaultMaxBufferedBytes, 4*s.maxMessageSize()))
+		s.budget = newBudget(int64(budget))
 	}
+}
+
+func (s *Server) closeDoneLocked() {
+	select {
+	case <-s.done:
+	default:
+		close(s.done)
+	}
+}
+
+// buffered returns the bytes of frames held now and the most held at once (for tests).
+func (s *Server) buffered() (used, peak int64) {
+	s.mu.Lock()
+	s.initLocked()
+	b := s.budget
+	s.mu.Unlock()
+	return b.stats()
 }
 
 func (s *Server) trackListener(ln *onceCloseListener, add bool) bool {
@@ -289,20 +393,24 @@ func RemoteAddr(ctx context.Context) net.Addr {
 func (c *conn) serve() {
 	s := c.srv
 	log := s.logger().With("remote", c.rwc.RemoteAddr().String())
+	s.mu.Lock()
+	ctx := context.WithValue(s.baseCtx, ctxKey{}, c.rwc.RemoteAddr())
+	r := NewReader(c.rwc, s.maxMessageSize())
+	r.lease, r.ctx = s.budget.newLease(), s.baseCtx
+	s.mu.Unlock()
 	defer func() {
 		_ = c.rwc.Close()
+		r.dropChunks()
+		r.releaseMessage()
 		s.trackConn(c, false)
+		s.releaseSlot()
 		log.Debug("mllp: connection closed")
 	}()
 	log.Debug("mllp: connection accepted")
 
-	s.mu.Lock()
-	ctx := context.WithValue(s.baseCtx, ctxKey{}, c.rwc.RemoteAddr())
-	s.mu.Unlock()
 	readTimeout := orDefault(s.ReadTimeout, DefaultReadTimeout)
 	writeTimeout := orDefault(s.WriteTimeout, DefaultWriteTimeout)
 	idleTimeout := orDefault(s.IdleTimeout, DefaultIdleTimeout)
-	r := NewReader(c.rwc, orDefault(s.MaxMessageSize, DefaultMaxMessageSize))
 
 	for {
 		// Idle: wait for the first byte of the next frame.
@@ -315,7 +423,8 @@ func (c *conn) serve() {
 			return
 		}
 		start := time.Now()
-		_ = c.rwc.SetReadDeadline(start.Add(readTimeout))
+		r.deadline = start.Add(readTimeout) // also ends a wait for room among the buffered bytes
+		_ = c.rwc.SetReadDeadline(r.deadline)
 		msg, err := r.ReadMessage()
 		var (
 			resp     []byte
@@ -337,13 +446,14 @@ func (c *conn) serve() {
 			logReadError(log, "mllp: read failed", err, slog.LevelWarn)
 			return
 		}
+		r.releaseMessage() // the handler returned: msg is no longer ours to count
 		if !ok {
 			return
 		}
 		if resp != nil {
 			_ = c.rwc.SetWriteDeadline(time.Now().Add(writeTimeout))
 			if err := WriteMessage(c.rwc, resp); err != nil {
-				log.Warn("mllp: response not written", "error", err, "size", len(resp))
+				log.Warn("mllp: response not written", "error", redact.Text(err.Error()), "size", len(resp))
 				return
 			}
 		}
@@ -358,7 +468,7 @@ func (c *conn) serve() {
 func (c *conn) handle(log *slog.Logger, fn func() []byte) (resp []byte, ok bool) {
 	defer func() {
 		if p := recover(); p != nil {
-			log.Error("mllp: handler panicked", "panic", p, "stack", string(debug.Stack()))
+			log.Error("mllp: handler panicked", "panic", redact.Text(fmt.Sprint(p)), "stack", string(debug.Stack()))
 			resp, ok = nil, false
 		}
 	}()
@@ -374,7 +484,7 @@ func logReadError(log *slog.Logger, msg string, err error, timeoutLevel slog.Lev
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		level = timeoutLevel
 	}
-	log.Log(context.Background(), level, msg, "error", err)
+	log.Log(context.Background(), level, msg, "error", redact.Text(err.Error()))
 }
 
 // onceCloseListener protects a listener against double Close.
