@@ -19,13 +19,14 @@ import (
 // screens (CI keeps the folder as an artifact).
 const screenshotDir = "../artifacts/screenshots"
 
-// TestBrowserDashboard drives the dashboard in Debian's headless Chromium
-// with playwright-core (web/e2e/dashboard.mjs): log in, open the review
-// worklist, edit a recipient, approve, add one and switch it to paper, check
-// the statuses and the timeline, screenshot the main screens. It needs node,
-// /usr/bin/chromium (or $CHROMIUM) and `npm ci` in web/e2e (make test does it).
-func TestBrowserDashboard(t *testing.T) {
-	t.Parallel()
+// runScenario runs the browser scenario web/e2e/script (playwright-core in
+// Debian's headless Chromium) against b's dashboard, with the environment
+// vars (name=value) besides MSSD_URL, MSSD_PASSWORD (testPassword),
+// MSSD_SCREENSHOTS and CHROMIUM, and fails t with its output unless it
+// succeeds. It needs node, /usr/bin/chromium (or $CHROMIUM) and `npm ci` in
+// web/e2e (make test does it).
+func runScenario(t *testing.T, b *testBundle, script string, vars ...string) {
+	t.Helper()
 	node, err := exec.LookPath("node")
 	require.NoError(t, err, "the browser test needs Node.js")
 	_, err = os.Stat("e2e/node_modules/playwright-core")
@@ -36,7 +37,25 @@ func TestBrowserDashboard(t *testing.T) {
 	}
 	_, err = os.Stat(chromium)
 	require.NoError(t, err, "the browser test needs Debian's chromium package")
+	shots, err := filepath.Abs(screenshotDir)
+	require.NoError(t, err)
 
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, node, filepath.Join("e2e", script))
+	cmd.Env = append(os.Environ(), "MSSD_URL="+b.srv.URL, "MSSD_PASSWORD="+testPassword, "MSSD_SCREENSHOTS="+shots,
+		"CHROMIUM="+chromium)
+	cmd.Env = append(cmd.Env, vars...)
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "%s:\n%s", script, out)
+	t.Logf("%s: %s(screenshots in %s)", script, out, shots)
+}
+
+// TestBrowserDashboard drives the dashboard (web/e2e/dashboard.mjs): log in,
+// open the review worklist, edit a recipient, approve, add one and switch it
+// to paper, check the statuses and the timeline, screenshot the main screens.
+func TestBrowserDashboard(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	b.importDemo(t)
 	b.work(t)
@@ -47,18 +66,7 @@ func TestBrowserDashboard(t *testing.T) {
 		_, err := b.accounts.AddUser(ctx, auth.NewUser{Username: name, Password: testPassword, Role: role})
 		require.NoError(t, err)
 	}
-	shots, err := filepath.Abs(screenshotDir)
-	require.NoError(t, err)
-
-	cmdCtx, cancel := context.WithTimeout(ctx, 3*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(cmdCtx, node, "e2e/dashboard.mjs")
-	cmd.Env = append(os.Environ(), "MSSD_URL="+b.srv.URL, "MSSD_PASSWORD="+testPassword,
-		fmt.Sprintf("MSSD_REPORT=%d", report), fmt.Sprintf("MSSD_MARTIN=%d", martin), "MSSD_SCREENSHOTS="+shots,
-		"CHROMIUM="+chromium)
-	out, err := cmd.CombinedOutput()
-	require.NoError(t, err, "dashboard.mjs:\n%s", out)
-	t.Logf("dashboard.mjs: %s(screenshots in %s)", out, shots)
+	runScenario(t, b, "dashboard.mjs", fmt.Sprintf("MSSD_REPORT=%d", report), fmt.Sprintf("MSSD_MARTIN=%d", martin))
 
 	// What the browser did is in the database, with its user.
 	var address, status string

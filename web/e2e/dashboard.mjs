@@ -1,62 +1,17 @@
-// Browser test of the secretaries' dashboard, in Debian's headless Chromium
-// driven by playwright-core. web/browser_test.go serves the dashboard over a
-// real database, creates the users and a report, then runs this script with:
-//   MSSD_URL         the dashboard's base URL
-//   MSSD_PASSWORD    the password of the users alice (secretary) and root (admin)
+// The secretaries' dashboard, the tour: log in, the review worklist, edit a
+// recipient, approve, add one and send him a letter, the timeline, then a
+// screenshot of each main screen. Run by web/browser_test.go
+// (TestBrowserDashboard) with, besides lib.mjs's variables:
 //   MSSD_REPORT      the report's id
 //   MSSD_MARTIN      the id of its delivery in review (a doctor with two addresses)
-//   MSSD_SCREENSHOTS the folder where the screenshots go
-//   CHROMIUM         the browser (default /usr/bin/chromium)
-// It exits non-zero at the first failed check.
+// alice is a secretary, root an admin.
 import assert from "node:assert/strict";
-import { mkdirSync } from "node:fs";
-import { join } from "node:path";
-import { chromium } from "playwright-core";
+import { base, env, flash, launch, login as signIn, shot, submit } from "./lib.mjs";
 
-const env = (name) => {
-  const v = process.env[name];
-  if (!v) throw new Error(`${name} is not set`);
-  return v;
-};
-const base = env("MSSD_URL");
-const password = env("MSSD_PASSWORD");
 const report = env("MSSD_REPORT");
 const martin = env("MSSD_MARTIN");
-const shots = env("MSSD_SCREENSHOTS");
-mkdirSync(shots, { recursive: true });
-
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync"],
-});
-const shot = (page, name) => page.screenshot({ path: join(shots, name + ".png"), fullPage: true });
-
-async function login(username) {
-  const context = await browser.newContext({ viewport: { width: 1366, height: 768 }, locale: "fr-FR" });
-  const page = await context.newPage();
-  page.on("pageerror", (err) => { throw new Error("page script error: " + err.message); });
-  await page.goto(base + "/worklists/review");
-  assert.match(page.url(), /\/login\?next=/, "a logged-out user is sent to the login page");
-  await page.getByLabel("Identifiant").fill(username);
-  await page.getByLabel("Mot de passe").fill(password);
-  if (username === "alice") await shot(page, "01-login");
-  await page.getByRole("button", { name: "Se connecter" }).click();
-  await page.waitForURL(/\/worklists\/review$/);
-  return page;
-}
-
-// submit clicks a button that posts a form and waits for the page it leads to.
-const submit = (page, button) => Promise.all([page.waitForNavigation(), button.click()]);
-
-// flash checks the page's message: a string is the whole text, a RegExp matches it.
-const flash = async (page, want) => {
-  const f = page.locator(".flash").first();
-  await f.waitFor();
-  const text = (await f.innerText()).trim();
-  if (want instanceof RegExp) assert.match(text, want);
-  else assert.equal(text, want);
-};
+const browser = await launch();
+const login = (username) => signIn(browser, username, { before: username === "alice" ? (p) => shot(p, "01-login") : undefined });
 
 try {
   // The review worklist, its count, then the report.
