@@ -17,7 +17,7 @@ help: ## list the targets
 build: ## build bin/mssdispatch
 	$(GO) build -o $(BIN) ./cmd/mssdispatch
 
-run: build ## the demo: private PostgreSQL, demo directory, outbox transport
+run: build ## the demo: private PostgreSQL (port DEMO_PGPORT, default 55432), demo directory and rules, outbox transport
 	scripts/demo
 
 test: lint $(E2E_MODULES) ## lint, every test against a real PostgreSQL (see scripts/with-test-db), then each fuzz target briefly

@@ -48,6 +48,8 @@ var Actions = []string{
 	"login", "login_failed", "logout", "user_added", "user_disabled", "user_enabled", "password_changed", "grants_changed",
 	// Views of patient data (dispatch).
 	"report_viewed", "document_downloaded", "letter_printed", "patient_searched", "quarantine_viewed",
+	// Actions on refused messages (dispatch).
+	"quarantine_reprocessed", "quarantine_dismissed",
 	// Actions on deliveries (dispatch): "delivery_" and the event they record.
 	"delivery_approved", "delivery_held", "delivery_edited", "delivery_paper", "delivery_cancelled", "delivery_resent",
 	"delivery_paper_sent", "delivery_returned", "recipient_added", "batch_posted",

@@ -151,10 +151,10 @@ func TestAddUser(t *testing.T) {
 	require.Equal(t, []string{"alice.martin", "bob", "carole", "dr-cme"}, names)
 
 	require.Equal(t, []string{
-		"system user_added user:alice.martin role secretary, services cardiologie, pneumologie",
-		"system user_added user:dr-cme role cme, services all",
-		"system user_added user:bob role cme, services all",
-		"system user_added user:carole role cme, services all",
+		"system user_added user:alice.martin rôle secretary, services cardiologie, pneumologie",
+		"system user_added user:dr-cme rôle cme, services tous",
+		"system user_added user:bob rôle cme, services tous",
+		"system user_added user:carole rôle cme, services tous",
 	}, tb.auditActions(t))
 
 	// The database refuses what the store would.
@@ -215,20 +215,20 @@ func TestAuthenticate(t *testing.T) {
 	require.ErrorIs(t, tb.store.SetPassword(tb.ctx, "nobody", password), auth.ErrNotFound)
 
 	require.Equal(t, []string{
-		"system user_added user:alice role secretary, services cardiologie",
-		"system user_added user:bob role cme, services all",
-		"alice login user:alice from 192.0.2.7",
-		"alice login_failed user:alice wrong password, from 192.0.2.7",
-		"nobody login_failed user:nobody unknown user, from 192.0.2.7",
-		"(invalid username) login_failed  unknown user",
-		"alice login_failed user:alice wrong password",
+		"system user_added user:alice rôle secretary, services cardiologie",
+		"system user_added user:bob rôle cme, services tous",
+		"alice login user:alice depuis 192.0.2.7",
+		"alice login_failed user:alice mot de passe erroné, depuis 192.0.2.7",
+		"nobody login_failed user:nobody utilisateur inconnu, depuis 192.0.2.7",
+		"(identifiant invalide) login_failed  utilisateur inconnu",
+		"alice login_failed user:alice mot de passe erroné",
 		"system user_disabled user:bob ",
-		"bob login_failed user:bob account disabled, from 2001:db8::1",
+		"bob login_failed user:bob compte désactivé, depuis 2001:db8::1",
 		"system user_enabled user:bob ",
-		"bob login user:bob from 2001:db8::1",
-		"psc-user login_failed user:psc-user no local password (https://auth.esw.esante.gouv.fr/auth/realms/esante-wallet)",
+		"bob login user:bob depuis 2001:db8::1",
+		"psc-user login_failed user:psc-user pas de mot de passe local (https://auth.esw.esante.gouv.fr/auth/realms/esante-wallet)",
 		"system password_changed user:alice ",
-		"alice login_failed user:alice wrong password",
+		"alice login_failed user:alice mot de passe erroné",
 		"alice login user:alice ",
 	}, tb.auditActions(t))
 	var leaked int
@@ -256,7 +256,7 @@ func TestAuthenticateRehashes(t *testing.T) {
 }
 
 // wrong is a password no account has.
-const wrong = "wrong password"
+const wrong = "mot de passe erroné"
 
 // elapse makes the recorded login failures d older, as if d had passed.
 func (tb *testBundle) elapse(t *testing.T, d time.Duration) {
@@ -532,6 +532,6 @@ func TestAuditActor(t *testing.T) {
 	_, err := tb.store.AddUser(auth.WithActor(tb.ctx, "cli:root"), auth.NewUser{Username: "alice", Password: password, Role: auth.RoleSecretary})
 	require.NoError(t, err)
 	require.NoError(t, tb.store.SetDisabled(tb.ctx, "alice", true))
-	require.Equal(t, []string{"cli:root user_added user:alice role secretary, services all", "system user_disabled user:alice "},
+	require.Equal(t, []string{"cli:root user_added user:alice rôle secretary, services tous", "system user_disabled user:alice "},
 		tb.auditActions(t))
 }

@@ -95,19 +95,19 @@ func (s *Store) Authenticate(ctx context.Context, username, password, clientIP s
 	h, reason := s.dummy, ""
 	switch {
 	case !found:
-		reason = "unknown user"
+		reason = "utilisateur inconnu"
 	case stored == nil:
-		reason = "no local password (" + u.Source + ")"
+		reason = "pas de mot de passe local (" + u.Source + ")"
 	default:
 		if h, err = parseHash(*stored); err != nil {
-			h, reason = s.dummy, "unreadable password hash"
+			h, reason = s.dummy, "empreinte du mot de passe illisible"
 		}
 	}
 	pw := password
 	if len(pw) > maxPasswordBytes {
 		pw = pw[:maxPasswordBytes]
 		if reason == "" {
-			reason = "password too long"
+			reason = "mot de passe trop long"
 		}
 	}
 	ok := false
@@ -117,13 +117,13 @@ func (s *Store) Authenticate(ctx context.Context, username, password, clientIP s
 	switch {
 	case reason != "":
 	case !ok:
-		reason = "wrong password"
+		reason = "mot de passe erroné"
 	case u.Disabled:
-		reason = "account disabled"
+		reason = "compte désactivé"
 	}
 
 	if reason != "" {
-		actor, object := "(invalid username)", ""
+		actor, object := "(identifiant invalide)", ""
 		if validName {
 			actor, object = name, "user:"+name
 		}

@@ -226,7 +226,7 @@ func TestSessionLogin(t *testing.T) {
 	require.NotEqual(t, "alice "+csrf.Value, body)
 
 	// A wrong password gets no session.
-	form.Set("password", "wrong password")
+	form.Set("password", "mot de passe erroné")
 	resp = a.do(t, request{method: http.MethodPost, target: "/login", cookies: []*http.Cookie{csrf}, form: form})
 	require.Equal(t, http.StatusUnauthorized, resp.StatusCode)
 	require.Nil(t, cookie(resp, "mssdispatch_session"))
@@ -369,7 +369,7 @@ func TestSessionLogout(t *testing.T) {
 	records, err := audit.NewLog(a.pool).Read(a.ctx, audit.Filter{Action: "logout"})
 	require.NoError(t, err)
 	require.Len(t, records, 1)
-	require.Equal(t, audit.Entry{Actor: "alice", Action: "logout", Object: "user:alice", Detail: "from 192.0.2.1"}, records[0].Entry)
+	require.Equal(t, audit.Entry{Actor: "alice", Action: "logout", Object: "user:alice", Detail: "depuis 192.0.2.1"}, records[0].Entry)
 
 	// Without a session, logout only deletes the cookie.
 	w := httptest.NewRecorder()
@@ -542,7 +542,7 @@ func TestSessionPurge(t *testing.T) {
 		a.login(t, "alice")
 	}
 	live := a.login(t, "alice")
-	_, err := a.store.Authenticate(a.ctx, "alice", "wrong password", "")
+	_, err := a.store.Authenticate(a.ctx, "alice", "mot de passe erroné", "")
 	require.ErrorIs(t, err, auth.ErrBadCredentials)
 	sum := sha256.Sum256([]byte(live.Value))
 	_, err = a.pool.Exec(a.ctx, `UPDATE sessions SET expires_at = now() - interval '1 minute' WHERE token_hash <> $1`, sum[:])

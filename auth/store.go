@@ -128,7 +128,7 @@ func (s *Store) AddUser(ctx context.Context, nu NewUser) (User, error) {
 			return err
 		}
 		return s.audit(ctx, tx, audit.Entry{Action: "user_added", Object: "user:" + u.Username,
-			Detail: fmt.Sprintf("role %s, services %s", u.Role, servicesText(u.Services))})
+			Detail: fmt.Sprintf("rôle %s, services %s", u.Role, servicesText(u.Services))})
 	})
 	if err != nil {
 		return User{}, fmt.Errorf("add user %s: %w", nu.Username, err)
@@ -139,7 +139,7 @@ func (s *Store) AddUser(ctx context.Context, nu NewUser) (User, error) {
 // servicesText shows services in an audit entry.
 func servicesText(services []string) string {
 	if len(services) == 0 {
-		return "all"
+		return "tous"
 	}
 	return strings.Join(services, ", ")
 }
@@ -308,7 +308,7 @@ func ipDetail(ip string) string {
 	if ip == "" {
 		return ""
 	}
-	return "from " + clean(ip, 64)
+	return "depuis " + clean(ip, 64)
 }
 
 // Login attempts: one row per key per attempt, written before the password is

@@ -879,16 +879,16 @@ func readmeTXT(docs []*XDMDocument, opt XDMOptions) []byte {
 func indexHTM(docs []*XDMDocument, opt XDMOptions) []byte {
 	e := html.EscapeString
 	var b strings.Builder
-	b.WriteString("<!DOCTYPE html>\r\n<html lang=\"fr\">\r\n<head><meta charset=\"utf-8\"><title>IHE XDM</title></head>\r\n<body>\r\n")
-	b.WriteString("<h1>IHE XDM</h1>\r\n")
-	fmt.Fprintf(&b, "<p>Sent by %s (sourceId %s) on %s UTC.</p>\r\n", e(opt.Application), e(opt.SourceID), e(opt.SubmissionTime.UTC().Format(time.RFC3339)))
+	b.WriteString("<!DOCTYPE html>\r\n<html lang=\"fr\">\r\n<head><meta charset=\"utf-8\"><title>Documents transmis (IHE XDM)</title></head>\r\n<body>\r\n")
+	b.WriteString("<h1>Documents transmis (IHE XDM)</h1>\r\n")
+	fmt.Fprintf(&b, "<p>Envoyés par %s (sourceId %s) le %s (UTC).</p>\r\n", e(opt.Application), e(opt.SourceID), e(opt.SubmissionTime.UTC().Format("02/01/2006 à 15:04:05")))
 	b.WriteString("<ul>\r\n")
 	for i, x := range docs {
 		f := XDMDocumentPath(i + 1)
-		fmt.Fprintf(&b, "<li><a href=\"%s\">%s</a>: %s</li>\r\n", f, f, e(x.doc.Title))
+		fmt.Fprintf(&b, "<li><a href=\"%s\">%s</a> : %s</li>\r\n", f, f, e(x.doc.Title))
 	}
-	fmt.Fprintf(&b, "<li><a href=\"%s\">%s</a>: XDS metadata</li>\r\n", XDMMetadata, XDMMetadata)
-	fmt.Fprintf(&b, "<li><a href=\"%s\">%s</a></li>\r\n", XDMReadme, XDMReadme)
+	fmt.Fprintf(&b, "<li><a href=\"%s\">%s</a> : métadonnées XDS de l'envoi</li>\r\n", XDMMetadata, XDMMetadata)
+	fmt.Fprintf(&b, "<li><a href=\"%s\">%s</a> : description de l'envoi</li>\r\n", XDMReadme, XDMReadme)
 	b.WriteString("</ul>\r\n</body>\r\n</html>\r\n")
 	return []byte(b.String())
 }

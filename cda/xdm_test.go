@@ -929,8 +929,8 @@ func TestPackageTwoDocuments(t *testing.T) {
 	readme, index := string(files[XDMReadme]), string(files[XDMIndex])
 	require.Contains(t, readme, "  IHE_XDM/SUBSET01/DOC0001.XML  HL7 CDA R2 document: Lettre de liaison de sortie\r\n")
 	require.Contains(t, readme, "  IHE_XDM/SUBSET01/DOC0002.XML  HL7 CDA R2 document: Compte rendu d'examens biologiques\r\n")
-	require.Contains(t, index, `<a href="IHE_XDM/SUBSET01/DOC0001.XML">IHE_XDM/SUBSET01/DOC0001.XML</a>: Lettre de liaison de sortie`)
-	require.Contains(t, index, `<a href="IHE_XDM/SUBSET01/DOC0002.XML">IHE_XDM/SUBSET01/DOC0002.XML</a>: Compte rendu d&#39;examens biologiques`)
+	require.Contains(t, index, `<a href="IHE_XDM/SUBSET01/DOC0001.XML">IHE_XDM/SUBSET01/DOC0001.XML</a> : Lettre de liaison de sortie`)
+	require.Contains(t, index, `<a href="IHE_XDM/SUBSET01/DOC0002.XML">IHE_XDM/SUBSET01/DOC0002.XML</a> : Compte rendu d&#39;examens biologiques`)
 
 	// In the other order, the other document comes first everywhere.
 	cdaDocs, z = packageDocs(t, xdmTestOptions(""), "n3-pdf-media.xml", "n1-pdf.xml")

@@ -117,6 +117,9 @@ type Route struct {
 	PostalAddress PostalAddress
 	// Review is true when the resolver could not decide and a secretary must.
 	Review bool
+	// Choices are the trusted addresses a secretary chooses among, when
+	// the directories know several (or the DPI's differs from theirs).
+	Choices []string
 	// Reason is machine-readable (one of the Reason constants).
 	Reason string
 	// Text explains the decision to a secretary, in French.
@@ -170,6 +173,7 @@ func (r *Resolver) Resolve(ctx context.Context, rc Recipient) ([]Route, error) {
 	mss, ok := f.electronic()
 	switch {
 	case ok && mss.Review:
+		mss.PostalAddress, _ = f.postal(mss.Address)
 		return []Route{mss}, nil
 	case ok:
 		mss.PostalAddress, _ = f.postal(mss.Address)
@@ -277,7 +281,7 @@ func (f facts) electronic() (Route, bool) {
 		default:
 			return Route{Channel: ChannelMSSante, Address: a, Name: name, Reason: ReasonDPIAddressMismatch,
 				Text: fmt.Sprintf("Adresse MSSanté transmise par le DPI (%s), absente de l'annuaire qui connaît %s.",
-					a, strings.Join(known, ", "))}, true
+					a, strings.Join(known, ", ")), Choices: append([]string{a}, known...)}, true
 		}
 	}
 	switch known := addresses(f.trusted); len(known) {
@@ -287,9 +291,11 @@ func (f facts) electronic() (Route, bool) {
 		return Route{Channel: ChannelMSSante, Address: known[0], Name: name, Reason: ReasonDirectoryAddress,
 			Text: fmt.Sprintf("Adresse MSSanté trouvée dans l'annuaire (%s).", known[0])}, true
 	default:
-		return reviewRoute(ChannelMSSante, "", name, ReasonSeveralAddresses,
+		r := reviewRoute(ChannelMSSante, "", name, ReasonSeveralAddresses,
 			fmt.Sprintf("L'annuaire connaît %d adresses MSSanté pour ce destinataire (%s): choisir la bonne.",
-				len(known), strings.Join(known, ", "))), true
+				len(known), strings.Join(known, ", ")))
+		r.Choices = known
+		return r, true
 	}
 }
 
@@ -298,8 +304,8 @@ func (f facts) electronic() (Route, bool) {
 // trusted address is, when it knows one.
 func (f facts) untrustedRoute(a, from string) Route {
 	text := fmt.Sprintf("L'adresse %s %s n'est pas dans l'espace de confiance MSSanté : rien n'y sera envoyé.", a, from)
-	proposed := ""
-	switch known := addresses(f.trusted); len(known) {
+	proposed, known := "", addresses(f.trusted)
+	switch len(known) {
 	case 0:
 		text += " Choisissez une adresse de l'annuaire, ou envoyez par courrier."
 	case 1:
@@ -308,7 +314,11 @@ func (f facts) untrustedRoute(a, from string) Route {
 	default:
 		text += fmt.Sprintf(" L'annuaire connaît %s : choisissez-en une, ou envoyez par courrier.", strings.Join(known, ", "))
 	}
-	return reviewRoute(ChannelMSSante, proposed, f.name(), ReasonUntrustedAddress, text)
+	r := reviewRoute(ChannelMSSante, proposed, f.name(), ReasonUntrustedAddress, text)
+	if len(known) > 1 {
+		r.Choices = known
+	}
+	return r
 }
 
 // paperCopy is the paper route that goes with an MSSanté route to address,

@@ -254,6 +254,18 @@ func TestResolveFallbackAddress(t *testing.T) {
 	routes, err = resolver.Resolve(ctx, Recipient{NationalID: pNoPostal})
 	require.NoError(t, err)
 	require.False(t, routes[0].PostalAddress.Known())
+
+	// A review route too: a secretary may send a letter instead. Its
+	// choices are the trusted addresses she picks from.
+	routes, err = resolver.Resolve(ctx, Recipient{NationalID: pTwo})
+	require.NoError(t, err)
+	require.True(t, routes[0].Review)
+	require.True(t, routes[0].PostalAddress.Known(), "%+v", routes[0])
+	require.Equal(t, []string{"two.a@trusted-demo.fr", "two.b@trusted-demo.fr"}, routes[0].Choices)
+	routes, err = resolver.Resolve(ctx, Recipient{NationalID: pTwo, Address: "two.c@trusted-demo.fr"})
+	require.NoError(t, err)
+	require.Equal(t, ReasonDPIAddressMismatch, routes[0].Reason)
+	require.Equal(t, []string{"two.c@trusted-demo.fr", "two.a@trusted-demo.fr", "two.b@trusted-demo.fr"}, routes[0].Choices)
 }
 
 func TestResolveNames(t *testing.T) {

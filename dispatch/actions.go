@@ -46,6 +46,37 @@ func (s *Service) Approve(ctx context.Context, deliveryID int64, user string) er
 	})
 }
 
+// SendTo sends an email in review at once to address, which the secretary
+// chose (one of its Choices, or another trusted address): the address and
+// the approval in one transaction. The address must be in the trust space
+// (*RecipientError otherwise).
+func (s *Service) SendTo(ctx context.Context, deliveryID int64, user, address string) error {
+	a, err := correspondents.ParseMailbox(address)
+	if err != nil {
+		return fmt.Errorf("delivery %d: %w", deliveryID, &RecipientError{Problem: ProblemNotAnAddress, Address: address})
+	}
+	return s.userAct(ctx, deliveryID, user, EventApproved, func(tx pgx.Tx, d storedDelivery) (string, error) {
+		if d.Status != StatusReview || d.Channel != correspondents.ChannelMSSante || d.SendingAt {
+			return "", allowedAction(d, "send to an address")
+		}
+		if err := s.trusted(ctx, a); err != nil {
+			return "", err
+		}
+		if a != d.Address {
+			if err := setDeliveryRecipient(ctx, tx, d.ID, a, d.Name, d.PostalAddress, ReasonUserEdit,
+				"Adresse choisie par "+user+"."); err != nil {
+				return "", err
+			}
+			detail := fmt.Sprintf("adresse: %s → %s", cmp.Or(d.Address, "(aucune)"), a)
+			if err := insertEvent(ctx, tx, d.ID, d.Status, d.Status, EventEdited, userActor(user), detail); err != nil {
+				return "", err
+			}
+			d.Address = a
+		}
+		return "adresse choisie : " + a, release(ctx, tx, s.jobs, d, EventApproved, userActor(user), "")
+	})
+}
+
 // Hold puts a scheduled or paper_pending delivery back in review.
 func (s *Service) Hold(ctx context.Context, deliveryID int64, user, why string) error {
 	return s.userAct(ctx, deliveryID, user, EventHeld, func(tx pgx.Tx, d storedDelivery) (string, error) {

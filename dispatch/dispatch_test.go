@@ -142,7 +142,9 @@ func inbound(controlID, content string) dispatch.Inbound {
 }
 
 // respond answers a report with "ACK <id>".
-func respond(id int64, _ string, _ []dispatch.Warning) []byte { return fmt.Appendf(nil, "ACK %d", id) }
+func respond(id int64, _ string, _ time.Time, _ []dispatch.Warning) []byte {
+	return fmt.Appendf(nil, "ACK %d", id)
+}
 
 // receive stores r as a message keyed by its action and document.
 func (b *testBundle) receive(t *testing.T, r dispatch.Report) dispatch.Receipt {
@@ -220,7 +222,7 @@ func TestReceiveRetransmission(t *testing.T) {
 	again := inbound("MSG-RETRY", testReport(t).Document.ID)
 	first, err := b.svc.Receive(b.ctx, again, testReport(t), respond)
 	require.NoError(t, err)
-	second, err := b.svc.Receive(b.ctx, again, testReport(t), func(int64, string, []dispatch.Warning) []byte { return []byte("another ACK") })
+	second, err := b.svc.Receive(b.ctx, again, testReport(t), func(int64, string, time.Time, []dispatch.Warning) []byte { return []byte("another ACK") })
 	require.NoError(t, err)
 	require.True(t, second.Duplicate)
 	require.Equal(t, first.ReportID, second.ReportID)

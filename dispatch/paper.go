@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 
 	"github.com/mssdispatch/mssdispatch/audit"
 	"github.com/mssdispatch/mssdispatch/cda"
+	"github.com/mssdispatch/mssdispatch/correspondents"
 	"github.com/mssdispatch/mssdispatch/paper"
 )
 
@@ -45,21 +47,41 @@ type PaperBatch struct {
 	Created  time.Time
 	PostedAt *time.Time
 	PostedBy string
+	// Duplicates counts the letters the batch did not print because they
+	// repeat one printed (see BatchLetter.DuplicateOf).
+	Duplicates int
 }
 
 // BatchLetter is a letter of a batch, with its delivery's status now.
 type BatchLetter struct {
 	DeliveryID int64
 	ReportID   int64
-	Position   int
-	Pages      int
-	Name       string
-	City       string
-	Status     string
-	// InBatch is false when the letter left the batch after it was printed
-	// (held, cancelled, superseded): it must not be posted.
+	// Position is the letter's in the batch, from 1; for a duplicate, that
+	// of the letter printed for it, 0 when it is in an earlier batch.
+	Position int
+	Pages    int
+	Name     string
+	City     string
+	Status   string
+	// InBatch is true for a letter printed in the batch that is still in
+	// it, to post or posted; see Withdrawn.
 	InBatch bool
+	// Patient is who the letter's report is about (names, birth date, sex
+	// and IPP): how a secretary finds the letter in the printed pile.
+	Patient Patient
+	// DuplicateOf is, for a letter the batch did not print because it
+	// repeats one printed for the same recipient and document (the DPI
+	// sent the document again), the delivery of the letter printed; 0 for
+	// a letter printed.
+	DuplicateOf int64
+	// DuplicateBatch is the earlier batch where DuplicateOf was printed, 0
+	// when it is this one (or it was posted alone).
+	DuplicateBatch int64
 }
+
+// Withdrawn reports whether l was printed in its batch and left it since
+// (held, cancelled, replaced by a new version): it must not be posted.
+func (l BatchLetter) Withdrawn() bool { return !l.InBatch && l.DuplicateOf == 0 }
 
 // PaperSink takes the batches once made: Submit returns true when the sink
 // posts them itself (the batch is then submitted), false when they wait for
@@ -160,6 +182,9 @@ func (w *paperBatchWorker) Timeout(*river.Job[PaperBatchArgs]) time.Duration { r
 // to print not yet in a batch are locked, rendered and merged behind a
 // summary sheet, recorded with the batch and handed to the sink. Two
 // instances never batch a letter twice (the rows are locked, SKIP LOCKED).
+// A letter that repeats one printed, in the batch or before, for the same
+// recipient and document is not printed again: it is cancelled and
+// recorded with the batch as a duplicate (see BatchLetter.DuplicateOf).
 func (w *paperBatchWorker) Work(ctx context.Context, job *river.Job[PaperBatchArgs]) error {
 	services, err := unbatchedServices(ctx, w.cfg.Pool)
 	if err != nil {
@@ -192,12 +217,22 @@ func (w *paperBatchWorker) batch(ctx context.Context, service string) (int, erro
 			return err
 		}
 		letters = len(pending)
+		printed, err := printedLetters(ctx, tx, pending)
+		if err != nil {
+			return err
+		}
 		pdfs := make([][]byte, 0, len(pending)+1)
 		summary := make([]paper.SummaryLine, 0, len(pending))
 		pages := make([]int, 0, len(pending))
 		total := 0
 		printable := pending[:0:0]
+		var dups []duplicate
 		for _, l := range pending {
+			key, keyed := newLetterKey(l.DocumentID, l.Name, l.Address)
+			if of, ok := printed[key]; keyed && ok {
+				dups = append(dups, duplicate{DeliveryID: l.DeliveryID, Of: of})
+				continue
+			}
 			pdf, n, err := renderLetter(w.cfg.Letterhead, l)
 			if err != nil {
 				// One letter that cannot be made must not stop the others:
@@ -213,9 +248,12 @@ func (w *paperBatchWorker) batch(ctx context.Context, service string) (int, erro
 			pages = append(pages, n)
 			total += n
 			summary = append(summary, paper.SummaryLine{Reference: l.reference(), Name: l.Name, City: l.Address.City, Pages: n})
+			if keyed {
+				printed[key] = printedLetter{DeliveryID: l.DeliveryID, Position: len(printable)}
+			}
 		}
 		if pending = printable; len(pending) == 0 {
-			return nil
+			return cancelDuplicates(ctx, tx, dups, 0)
 		}
 		day := time.Now().In(Zone)
 		title := fmt.Sprintf("Lot du %s — %s", day.Format("02/01/2006"), serviceLabel(service))
@@ -228,7 +266,10 @@ func (w *paperBatchWorker) batch(ctx context.Context, service string) (int, erro
 			return fmt.Errorf("merge letters: %w", err)
 		}
 		b := PaperBatch{Day: day, Service: service, Status: BatchReady, Sink: w.cfg.Sink.Name(), Letters: len(pending), Pages: total}
-		if b.ID, err = insertBatch(ctx, tx, b, all, pending, pages); err != nil {
+		if b.ID, err = insertBatch(ctx, tx, b, all, pending, pages, dups); err != nil {
+			return err
+		}
+		if err := cancelDuplicates(ctx, tx, dups, b.ID); err != nil {
 			return err
 		}
 		for _, l := range pending {
@@ -250,6 +291,60 @@ func (w *paperBatchWorker) batch(ctx context.Context, service string) (int, erro
 	return letters, err
 }
 
+// letterKey is what makes two letters the same: the document they carry
+// and what their envelope reads (see paper.Envelope).
+type letterKey struct{ document, envelope string }
+
+// newLetterKey returns the key of the letter of document to name at a;
+// ok is false when it has none (no document, an address that cannot be
+// posted): it is the same as no other.
+func newLetterKey(document, name string, a PostalAddress) (key letterKey, ok bool) {
+	envelope, err := paper.Envelope(name, a)
+	if document == "" || err != nil {
+		return letterKey{}, false
+	}
+	return letterKey{document: document, envelope: envelope}, true
+}
+
+// printedLetter is a letter printed for a recipient and a document: in
+// the batch being made at Position (from 1), else before, in BatchID (0
+// when it was posted alone).
+type printedLetter struct {
+	DeliveryID int64
+	BatchID    int64
+	Position   int
+}
+
+// duplicate is a letter a batch does not print: it repeats Of.
+type duplicate struct {
+	DeliveryID int64
+	Of         printedLetter
+}
+
+// detail says in the duplicate's history why it was not printed, in the
+// batch batchID (0 when none was made).
+func (d duplicate) detail(batchID int64) string {
+	s := fmt.Sprintf("doublon de l'envoi n° %d (même destinataire, même document)", d.Of.DeliveryID)
+	switch {
+	case d.Of.Position > 0:
+		return s + fmt.Sprintf(", imprimé une seule fois dans le lot n° %d", batchID)
+	case d.Of.BatchID > 0:
+		return s + fmt.Sprintf(", déjà imprimé dans le lot n° %d : pas imprimé une seconde fois", d.Of.BatchID)
+	}
+	return s + ", déjà posté : pas imprimé une seconde fois"
+}
+
+// cancelDuplicates cancels the letters dups, not printed in the batch batchID.
+func cancelDuplicates(ctx context.Context, tx pgx.Tx, dups []duplicate, batchID int64) error {
+	for _, d := range dups {
+		if err := transition(ctx, tx, d.DeliveryID, StatusPaperPending, StatusCancelled, EventCancelled, actorSystem,
+			d.detail(batchID)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // serviceLabel names a batch's service on its summary sheet.
 func serviceLabel(service string) string {
 	if service == "" {
@@ -269,6 +364,32 @@ type letterFacts struct {
 	ReceivedAt           time.Time
 	PDF, CDA             []byte
 	Purged               bool
+	// DocumentID is the id of the report's document.
+	DocumentID string
+	// RecipientKind and Reason are the recipient's kind and why the letter
+	// goes on paper; EmailStatus is the status of the recipient's MSSanté
+	// delivery of the report, "" when there is none (see kind).
+	RecipientKind, Reason, EmailStatus string
+}
+
+// kind is what l's cover letter says of MSSanté: to a patient, of their
+// own document; after an email that failed or was not acknowledged, that
+// it came by MSSanté without a confirmation; with an email on its way or
+// gone, that it is a paper copy; when paper was chosen though an address
+// was known, nothing; and only when no MSSanté address is known, an
+// invitation to open a mailbox.
+func (l letterFacts) kind() paper.Kind {
+	switch {
+	case l.RecipientKind == KindPatient:
+		return paper.KindPatient
+	case l.Reason == ReasonFallbackPaper || l.EmailStatus == StatusFailed:
+		return paper.KindFallback
+	case slices.Contains([]string{StatusScheduled, StatusQueued, StatusSent, StatusDelivered, StatusRead}, l.EmailStatus):
+		return paper.KindCopy
+	case l.EmailStatus != "" || l.Reason == correspondents.ReasonLocalPaper:
+		return paper.KindChosen
+	}
+	return paper.KindNoMailbox
 }
 
 // reference is the letter's reference: its delivery and report.
@@ -296,7 +417,7 @@ func renderLetter(lh paper.Letterhead, l letterFacts) ([]byte, int, error) {
 		return nil, 0, ErrDocumentPurged
 	}
 	letter := paper.Letter{Reference: l.reference(), Name: l.Name, Address: l.Address, Date: time.Now().In(Zone),
-		Patient: patientLine(l.Patient), DocumentTitle: l.DocumentTitle, Service: l.Service, ReportPDF: l.PDF}
+		Patient: patientLine(l.Patient), DocumentTitle: l.DocumentTitle, Service: l.Service, ReportPDF: l.PDF, Kind: l.kind()}
 	if len(l.PDF) == 0 {
 		sections, err := cda.Text(l.CDA)
 		if err != nil {
@@ -347,14 +468,29 @@ func (s *Service) PaperBatches(ctx context.Context, limit int) ([]PaperBatch, er
 	return listBatches(ctx, s.pool, limit)
 }
 
-// PaperBatch returns the batch id with its letters (their recipients, no
-// patient data), or ErrNotFound.
-func (s *Service) PaperBatch(ctx context.Context, id int64) (PaperBatch, []BatchLetter, error) {
-	return loadBatch(ctx, s.pool, id)
+// PaperBatchService returns the service of the batch id, to check who may
+// see it, or ErrNotFound.
+func (s *Service) PaperBatchService(ctx context.Context, id int64) (string, error) {
+	return batchService(ctx, s.pool, id)
+}
+
+// PaperBatch returns the batch id with its letters, their recipients and
+// patients, or ErrNotFound; viewer's reading is in the audit log, once per
+// letter (its report and delivery).
+func (s *Service) PaperBatch(ctx context.Context, viewer string, id int64) (PaperBatch, []BatchLetter, error) {
+	b, letters, err := loadBatch(ctx, s.pool, id)
+	if err != nil {
+		return PaperBatch{}, nil, err
+	}
+	if err := s.viewed(ctx, batchEntries(viewer, "report_viewed", id, letters)...); err != nil {
+		return PaperBatch{}, nil, err
+	}
+	return b, letters, nil
 }
 
 // PaperBatchPDF returns the batch's PDF, or ErrNotFound; viewer's
-// printing is in the audit log, once per letter (its report and delivery).
+// printing is in the audit log, once per letter printed (its report and
+// delivery).
 func (s *Service) PaperBatchPDF(ctx context.Context, viewer string, id int64) ([]byte, error) {
 	pdf, err := batchPDF(ctx, s.pool, id)
 	if err != nil {
@@ -364,12 +500,19 @@ func (s *Service) PaperBatchPDF(ctx context.Context, viewer string, id int64) ([
 	if err != nil {
 		return nil, err
 	}
+	letters = slices.DeleteFunc(letters, func(l BatchLetter) bool { return l.DuplicateOf != 0 })
+	return served(pdf, s.viewed(ctx, batchEntries(viewer, "letter_printed", id, letters)...))
+}
+
+// batchEntries are the audit entries of viewer's action on the letters of
+// the batch id, one per letter.
+func batchEntries(viewer, action string, id int64, letters []BatchLetter) []audit.Entry {
 	entries := make([]audit.Entry, len(letters))
 	for i, l := range letters {
-		entries[i] = audit.Entry{Actor: viewer, Action: "letter_printed", Object: fmt.Sprintf("batch:%d", id),
+		entries[i] = audit.Entry{Actor: viewer, Action: action, Object: fmt.Sprintf("batch:%d", id),
 			ReportID: l.ReportID, DeliveryID: l.DeliveryID, Detail: fmt.Sprintf("lot n° %d", id)}
 	}
-	return served(pdf, s.viewed(ctx, entries...))
+	return entries
 }
 
 // MakePaperBatches enqueues the batching now, rather than at its schedule.

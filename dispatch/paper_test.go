@@ -1,13 +1,16 @@
 package dispatch_test
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/riverqueue/river"
@@ -20,6 +23,30 @@ import (
 
 // letterhead is the test hospital's.
 var letterhead = paper.Letterhead{Name: "CH Démo", Lines: []string{"1 rue de l'Hôpital", "33000 Bordeaux"}}
+
+// setupPaper is setup with the paper batches, handed to sink (LocalPrint{}
+// when nil).
+func setupPaper(t *testing.T, sink dispatch.PaperSink) *testBundle {
+	t.Helper()
+	outbox, err := mail.NewOutbox(t.TempDir())
+	require.NoError(t, err)
+	return setupWith(t, outbox, func(w *river.Workers, pool *pgxpool.Pool, _ prometheus.Registerer) {
+		require.NoError(t, dispatch.AddPaperBatches(w, dispatch.PaperConfig{Pool: pool, Letterhead: letterhead, Sink: sink, Logger: quiet}))
+	})
+}
+
+// batchNow makes the paper batches now, and waits until it is done (until
+// then, asking again would not batch the letters since).
+func (b *testBundle) batchNow(t *testing.T) {
+	t.Helper()
+	require.NoError(t, b.svc.MakePaperBatches(b.ctx))
+	require.Eventually(t, func() bool {
+		var running bool
+		require.NoError(t, b.pool.QueryRow(b.ctx, `SELECT EXISTS (SELECT 1 FROM river_job
+			WHERE kind = 'paper_batch' AND finalized_at IS NULL)`).Scan(&running))
+		return !running
+	}, 30*time.Second, 50*time.Millisecond)
+}
 
 // waitBatches waits until there are want batches.
 func (b *testBundle) waitBatches(t *testing.T, want int) []dispatch.PaperBatch {
@@ -53,13 +80,8 @@ func pdfText(t *testing.T, pdf []byte) string {
 // postal return printed again in the next batch.
 func TestPaperBatches(t *testing.T) {
 	t.Parallel()
-	outbox, err := mail.NewOutbox(t.TempDir())
-	require.NoError(t, err)
 	spool := t.TempDir()
-	b := setupWith(t, outbox, func(w *river.Workers, pool *pgxpool.Pool, _ prometheus.Registerer) {
-		require.NoError(t, dispatch.AddPaperBatches(w, dispatch.PaperConfig{Pool: pool, Letterhead: letterhead,
-			Sink: dispatch.LocalPrint{Dir: spool}, Logger: quiet}))
-	})
+	b := setupPaper(t, dispatch.LocalPrint{Dir: spool})
 	// Claire gets a paper copy of each report (she did not tick dématérialisation).
 	var reports []int64
 	for i, service := range []string{"CARDIO", "CARDIO", "ONCO"} {
@@ -69,17 +91,10 @@ func TestPaperBatches(t *testing.T) {
 		reports = append(reports, b.receive(t, r).ReportID)
 	}
 	for _, id := range reports {
-		b.waitReport(t, id, "a letter to print", func(v dispatch.ReportView) bool {
-			for _, d := range v.Deliveries {
-				if d.Channel == "paper" && d.Status == dispatch.StatusPaperPending {
-					return true
-				}
-			}
-			return false
-		})
+		b.waitLetters(t, id, 1)
 	}
 
-	require.NoError(t, b.svc.MakePaperBatches(b.ctx))
+	b.batchNow(t)
 	batches := b.waitBatches(t, 2)
 	byService := map[string]dispatch.PaperBatch{}
 	for _, batch := range batches {
@@ -99,7 +114,7 @@ func TestPaperBatches(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, files, 2, "each batch is written to the print folder")
 
-	_, letters, err := b.svc.PaperBatch(b.ctx, cardio.ID)
+	_, letters, err := b.svc.PaperBatch(b.ctx, "test", cardio.ID)
 	require.NoError(t, err)
 	require.Len(t, letters, 2)
 	first, second := letters[0], letters[1]
@@ -109,13 +124,12 @@ func TestPaperBatches(t *testing.T) {
 	require.Equal(t, cardio.Pages, first.Pages+second.Pages)
 
 	// Batching again finds nothing new.
-	require.NoError(t, b.svc.MakePaperBatches(b.ctx))
-	time.Sleep(500 * time.Millisecond)
+	b.batchNow(t)
 	b.waitBatches(t, 2)
 
 	// A letter held after printing is not posted with its batch.
 	require.NoError(t, b.svc.Hold(b.ctx, second.DeliveryID, "alice", "adresse à vérifier"))
-	_, letters, err = b.svc.PaperBatch(b.ctx, cardio.ID)
+	_, letters, err = b.svc.PaperBatch(b.ctx, "test", cardio.ID)
 	require.NoError(t, err)
 	require.False(t, letters[1].InBatch)
 	n, err := b.svc.MarkBatchPosted(b.ctx, cardio.ID, "alice")
@@ -123,7 +137,7 @@ func TestPaperBatches(t *testing.T) {
 	require.Equal(t, 1, n)
 	_, err = b.svc.MarkBatchPosted(b.ctx, cardio.ID, "alice")
 	require.ErrorIs(t, err, dispatch.ErrTransition, "a batch is posted once")
-	cardio, letters, err = b.svc.PaperBatch(b.ctx, cardio.ID)
+	cardio, letters, err = b.svc.PaperBatch(b.ctx, "test", cardio.ID)
 	require.NoError(t, err)
 	require.Equal(t, dispatch.BatchPosted, cardio.Status)
 	require.Equal(t, "alice", cardio.PostedBy)
@@ -136,7 +150,7 @@ func TestPaperBatches(t *testing.T) {
 	for _, id := range []int64{first.DeliveryID, second.DeliveryID} {
 		require.NoError(t, b.svc.Approve(b.ctx, id, "alice"))
 	}
-	require.NoError(t, b.svc.MakePaperBatches(b.ctx))
+	b.batchNow(t)
 	batches = b.waitBatches(t, 3)
 	again := batches[0]
 	require.Equal(t, "CARDIO", again.Service)
@@ -166,11 +180,7 @@ func TestPaperBatches(t *testing.T) {
 // document purged) goes back to review with why; the others are batched.
 func TestPaperBatchSkipsUnprintable(t *testing.T) {
 	t.Parallel()
-	outbox, err := mail.NewOutbox(t.TempDir())
-	require.NoError(t, err)
-	b := setupWith(t, outbox, func(w *river.Workers, pool *pgxpool.Pool, _ prometheus.Registerer) {
-		require.NoError(t, dispatch.AddPaperBatches(w, dispatch.PaperConfig{Pool: pool, Letterhead: letterhead, Logger: quiet}))
-	})
+	b := setupPaper(t, nil)
 	var reports []int64
 	for i := range 2 {
 		r := testReport(t)
@@ -179,36 +189,205 @@ func TestPaperBatchSkipsUnprintable(t *testing.T) {
 	}
 	letters := map[int64]int64{}
 	for _, id := range reports {
-		v := b.waitReport(t, id, "a letter to print", func(v dispatch.ReportView) bool {
-			for _, d := range v.Deliveries {
-				if d.Channel == "paper" && d.Status == dispatch.StatusPaperPending {
-					return true
-				}
-			}
-			return false
-		})
-		for _, d := range v.Deliveries {
-			if d.Channel == "paper" {
-				letters[id] = d.ID
-			}
-		}
+		letters[id] = b.waitLetters(t, id, 1)[0].ID
 	}
-	_, err = b.pool.Exec(b.ctx, `UPDATE documents SET pdf = NULL, cda = '', purged_at = now() WHERE report_id = $1`, reports[0])
+	_, err := b.pool.Exec(b.ctx, `UPDATE documents SET pdf = NULL, cda = '', purged_at = now() WHERE report_id = $1`, reports[0])
 	require.NoError(t, err)
 
-	require.NoError(t, b.svc.MakePaperBatches(b.ctx))
+	b.batchNow(t)
 	batches := b.waitBatches(t, 1)
 	require.Equal(t, 1, batches[0].Letters)
-	v, err := b.svc.ReportDetail(b.ctx, "test", reports[0])
-	require.NoError(t, err)
 	// The letter's last event (the emails' events go on meanwhile).
-	var last dispatch.TimelineEvent
-	for _, e := range v.Timeline {
-		if e.DeliveryID == letters[reports[0]] {
-			last = e
-		}
-	}
+	last := b.lastEvent(t, reports[0], letters[reports[0]])
 	require.Equal(t, dispatch.EventHeld, last.Event)
 	require.Equal(t, dispatch.StatusReview, last.To)
 	require.Contains(t, last.Detail, "purgé")
+}
+
+// waitLetters waits until the report has want letters to print, and
+// returns them.
+func (b *testBundle) waitLetters(t *testing.T, reportID int64, want int) []dispatch.DeliveryView {
+	t.Helper()
+	letters := func(v dispatch.ReportView) []dispatch.DeliveryView {
+		return slices.DeleteFunc(slices.Clone(v.Deliveries), func(d dispatch.DeliveryView) bool {
+			return d.Channel != "paper" || d.Status != dispatch.StatusPaperPending
+		})
+	}
+	return letters(b.waitReport(t, reportID, fmt.Sprintf("%d letters to print", want),
+		func(v dispatch.ReportView) bool { return len(letters(v)) == want }))
+}
+
+// lastEvent is the last event of the delivery id in the report's history.
+func (b *testBundle) lastEvent(t *testing.T, reportID, id int64) dispatch.TimelineEvent {
+	t.Helper()
+	v, err := b.svc.ReportDetail(b.ctx, "test", reportID)
+	require.NoError(t, err)
+	var last dispatch.TimelineEvent
+	for _, e := range v.Timeline {
+		if e.DeliveryID == id {
+			last = e
+		}
+	}
+	return last
+}
+
+// auditedDeliveries lists the deliveries of the audit entries of actor's
+// action on object.
+func (b *testBundle) auditedDeliveries(t *testing.T, actor, action, object string) []int64 {
+	t.Helper()
+	rows, err := b.pool.Query(b.ctx, `SELECT delivery_id FROM audit_log WHERE actor = $1 AND action = $2 AND object = $3
+		ORDER BY delivery_id`, actor, action, object)
+	require.NoError(t, err)
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	require.NoError(t, err)
+	return ids
+}
+
+// legrand is a doctor the DPI knows by name and postal address only (no
+// RPPS, no MSSanté address): each message that lists him again adds him
+// again, and he gets a letter (no MSSanté address is known for him).
+var legrand = dispatch.Recipient{Role: dispatch.RoleResultCopiesTo, Kind: dispatch.KindProfessional, Family: "LEGRAND", Given: "Paul",
+	PostalAddress: dispatch.PostalAddress{Lines: []string{"3, place Gambetta"}, PostalCode: "33000", City: "Bordeaux"}}
+
+// receiveLegrand receives testReport listing Paul Legrand too, and waits for
+// its letters: Claire's paper copy and his.
+func (b *testBundle) receiveLegrand(t *testing.T) (r dispatch.Report, reportID int64, letters []dispatch.DeliveryView) {
+	t.Helper()
+	r = testReport(t)
+	r.Recipients = append(r.Recipients, legrand)
+	reportID = b.receive(t, r).ReportID
+	return r, reportID, b.waitLetters(t, reportID, 2)
+}
+
+// TestPaperBatchDuplicates: the DPI sends a document again, listing anew a
+// doctor it knows by name and address only; the batch prints his letter
+// once, records the other as a duplicate (cancelled, not posted), and a
+// third copy sent after the batch is not printed again. The batch's page
+// shows each letter's patient, its reading audited per letter. Before, the
+// batch printed the same letter twice, for the secretary to post twice.
+func TestPaperBatchDuplicates(t *testing.T) {
+	t.Parallel()
+	b := setupPaper(t, nil)
+	r, report, _ := b.receiveLegrand(t)
+	_, err := b.svc.Receive(b.ctx, inbound("MSG-AGAIN", "again"), r, respond)
+	require.NoError(t, err)
+	letters := b.waitLetters(t, report, 3)
+	claire, first, again := letters[0], letters[1], letters[2]
+	require.Equal(t, "Claire DUPONT-DEMO", claire.Recipient)
+	require.Equal(t, "Paul LEGRAND", first.Recipient)
+	require.Equal(t, "Paul LEGRAND", again.Recipient)
+
+	b.batchNow(t)
+	batch := b.waitBatches(t, 1)[0]
+	require.Equal(t, 2, batch.Letters, "Claire's paper copy, and Paul Legrand's letter once")
+	require.Equal(t, 1, batch.Duplicates)
+	pdf, err := b.svc.PaperBatchPDF(b.ctx, "alice", batch.ID)
+	require.NoError(t, err)
+	require.Equal(t, 2, strings.Count(pdfText(t, pdf), "LEGRAND"), "the summary sheet, then one letter's address block")
+
+	got, rows, err := b.svc.PaperBatch(b.ctx, "alice", batch.ID)
+	require.NoError(t, err)
+	require.Equal(t, 1, got.Duplicates)
+	require.Len(t, rows, 3)
+	require.Equal(t, []int64{claire.ID, first.ID, again.ID}, []int64{rows[0].DeliveryID, rows[1].DeliveryID, rows[2].DeliveryID},
+		"the letters in print order, the duplicate after the letter printed for it")
+	printed, dup := rows[1], rows[2]
+	require.True(t, printed.InBatch)
+	require.Equal(t, 2, printed.Position)
+	require.Equal(t, first.ID, dup.DuplicateOf)
+	require.Equal(t, printed.Position, dup.Position)
+	require.Zero(t, dup.Pages)
+	require.Zero(t, dup.DuplicateBatch)
+	require.Equal(t, dispatch.StatusCancelled, dup.Status)
+	require.False(t, dup.Withdrawn(), "a duplicate was never in the pile")
+	for _, l := range rows {
+		require.Equal(t, dispatch.Patient{Family: "DUPONT", Given: "Marie", BirthDate: "19800115", Sex: "F", IPP: "IPP1"}, l.Patient,
+			"the batch page shows whom each letter is about")
+	}
+	e := b.lastEvent(t, report, again.ID)
+	require.Equal(t, dispatch.EventCancelled, e.Event)
+	require.Equal(t, fmt.Sprintf("doublon de l'envoi n° %d (même destinataire, même document), imprimé une seule fois dans le lot n° %d",
+		first.ID, batch.ID), e.Detail)
+
+	// Reading the batch's page is audited once per letter shown, printing
+	// its PDF once per letter printed.
+	object := fmt.Sprintf("batch:%d", batch.ID)
+	require.Equal(t, []int64{claire.ID, first.ID, again.ID}, b.auditedDeliveries(t, "alice", "report_viewed", object))
+	require.Equal(t, []int64{claire.ID, first.ID}, b.auditedDeliveries(t, "alice", "letter_printed", object))
+
+	n, err := b.svc.MarkBatchPosted(b.ctx, batch.ID, "alice")
+	require.NoError(t, err)
+	require.Equal(t, 2, n)
+
+	// Sent once more after the posting: nothing to print again.
+	_, err = b.svc.Receive(b.ctx, inbound("MSG-THIRD", "third"), r, respond)
+	require.NoError(t, err)
+	third := b.waitReport(t, report, "a third letter to Paul Legrand", func(v dispatch.ReportView) bool {
+		return len(v.Deliveries) == 7
+	}).Deliveries[6]
+	require.Equal(t, "Paul LEGRAND", third.Recipient)
+	b.batchNow(t)
+	b.waitReport(t, report, "the third letter cancelled", func(v dispatch.ReportView) bool {
+		return v.Deliveries[6].Status == dispatch.StatusCancelled
+	})
+	require.Equal(t, fmt.Sprintf("doublon de l'envoi n° %d (même destinataire, même document), déjà imprimé dans le lot n° %d : pas imprimé une seconde fois",
+		first.ID, batch.ID), b.lastEvent(t, report, third.ID).Detail)
+	b.waitBatches(t, 1)
+}
+
+// TestPaperLetterKinds: Claire, who gets the document by MSSanté too, is
+// told her letter is its paper copy and is not invited to open an MSSanté
+// mailbox; Paul Legrand, whose MSSanté address nobody knows, is. Before,
+// both were invited.
+func TestPaperLetterKinds(t *testing.T) {
+	t.Parallel()
+	b := setupPaper(t, nil)
+	_, _, letters := b.receiveLegrand(t)
+	const invitation = "il vous suffit de disposer d'une boîte aux lettres MSSanté publiée dans l'Annuaire Santé"
+	text := func(id int64) string {
+		pdf, err := b.svc.LetterPDF(b.ctx, "test", id)
+		require.NoError(t, err)
+		return strings.Join(strings.Fields(pdfText(t, pdf)), " ")
+	}
+	claire := text(letters[0].ID)
+	require.Contains(t, claire, "Ce document vous est également adressé par messagerie sécurisée de santé (MSSanté) : ce courrier en est la copie papier.")
+	require.NotContains(t, claire, invitation)
+	require.Contains(t, text(letters[1].ID), invitation)
+}
+
+// TestPaperBatchReplacedAfterPrinting: a letter printed in a batch whose
+// document is then replaced is shown withdrawn (not to post), and the new
+// version is printed in the next batch. Before, the old version was shown
+// to post, as if still in the batch.
+func TestPaperBatchReplacedAfterPrinting(t *testing.T) {
+	t.Parallel()
+	b := setupPaper(t, nil)
+	original := testReport(t)
+	first := b.receive(t, original).ReportID
+	b.waitLetters(t, first, 1)
+	b.batchNow(t)
+	batch := b.waitBatches(t, 1)[0]
+
+	v2 := testReport(t)
+	v2.Action = dispatch.ActionReplace
+	v2.Document.ParentID = original.Document.ID
+	setDocumentID(t, &v2, original.Document.ID+"-v2")
+	v2.Recipients = v2.Recipients[:1]
+	second := b.receive(t, v2).ReportID
+	b.waitLetters(t, second, 1)
+
+	_, letters, err := b.svc.PaperBatch(b.ctx, "test", batch.ID)
+	require.NoError(t, err)
+	require.Len(t, letters, 1)
+	require.Equal(t, dispatch.StatusSuperseded, letters[0].Status)
+	require.False(t, letters[0].InBatch)
+	require.True(t, letters[0].Withdrawn(), "the old version must not be posted")
+	n, err := b.svc.MarkBatchPosted(b.ctx, batch.ID, "alice")
+	require.NoError(t, err)
+	require.Zero(t, n)
+
+	b.batchNow(t)
+	next := b.waitBatches(t, 2)[0]
+	require.Equal(t, 1, next.Letters, "the new version is printed")
+	require.Zero(t, next.Duplicates)
 }

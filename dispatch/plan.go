@@ -73,10 +73,13 @@ func planReport(ctx context.Context, resolver Resolver, rs RuleSet, rf reportFac
 		add := func(route correspondents.Route, status string) {
 			d := newDelivery{RecipientID: r.ID, Channel: route.Channel, Status: status, Address: route.Address,
 				Name: route.Name, PostalAddress: route.PostalAddress, Reason: route.Reason, ReasonText: route.Text,
-				RuleName: rule.Name, RuleVersion: rs.Version, Policy: rule.Action.policy()}
+				RuleName: rule.Name, RuleVersion: rs.Version, Policy: rule.Action.policy(), Choices: route.Choices}
 			if status == StatusScheduled {
 				t := rf.ReceivedAt.Add(time.Duration(rule.Action.DelayHours) * time.Hour)
 				d.ScheduledFor = &t
+			}
+			if held := heldText(rule, rs.Version, route, status, d.ScheduledFor); held != "" {
+				d.ReasonText = held + " " + d.ReasonText
 			}
 			plan = append(plan, plannedDelivery{newDelivery: d, Rule: rule})
 		}
@@ -111,6 +114,21 @@ func planReport(ctx context.Context, resolver Resolver, rs RuleSet, rf reportFac
 		}
 	}
 	return plan, nil
+}
+
+// heldText says why a delivery the resolver could send waits: the rule
+// (in its version) holds it, and what the rule asks; "" when no rule holds it.
+func heldText(rule Rule, version int, route correspondents.Route, status string, until *time.Time) string {
+	switch {
+	case status == StatusScheduled && until != nil:
+		return fmt.Sprintf("Retenu par la règle « %s » (version %d) : envoi différé de %d h, jusqu'au %s.",
+			rule.Name, version, rule.Action.DelayHours, until.In(Zone).Format("02/01/2006 à 15:04"))
+	case status != StatusReview || route.Review:
+		return ""
+	case rule.Action.Send == SendReview:
+		return fmt.Sprintf("Retenu par la règle « %s » (version %d) : le secrétariat vérifie avant l'envoi.", rule.Name, version)
+	}
+	return fmt.Sprintf("Retenu par la règle « %s » (version %d) : l'adresse du DPI diffère de l'annuaire, à vérifier.", rule.Name, version)
 }
 
 // initialStatus is the status a route starts in under rule: review when the

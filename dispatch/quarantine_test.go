@@ -6,6 +6,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/mssdispatch/mssdispatch/audit"
 	"github.com/mssdispatch/mssdispatch/dispatch"
 )
 
@@ -23,7 +24,8 @@ func TestQuarantine(t *testing.T) {
 	for i := range 5 {
 		in := inbound(fmt.Sprintf("MSG-Q-%d", i), fmt.Sprintf("content %d", i))
 		_, err := b.svc.Reject(b.ctx, in, []byte(fmt.Sprintf("MSH|^~\\&|DPI|CH|||PID|DUPONT %d", i)),
-			dispatch.Refusal{Reason: fmt.Sprintf("PID-3 missing (%d)", i)}, []byte("ACK AR"))
+			dispatch.Refusal{Reason: fmt.Sprintf("PID-3 missing (%d)", i), Patient: fmt.Sprintf("PATIENT %d", i), Document: "Lettre de sortie"},
+			[]byte("ACK AR"))
 		require.NoError(t, err)
 	}
 	// A refusal without a key (an unreadable message) is kept too.
@@ -36,11 +38,19 @@ func TestQuarantine(t *testing.T) {
 	require.Equal(t, "json", page[0].Kind)
 	require.Equal(t, "api", page[0].Source)
 	require.Empty(t, page[0].ControlID)
+	require.Empty(t, page[0].SendingApplication)
 	require.Equal(t, "body is not JSON", page[0].Reason)
 	for i, m := range page[1:] {
 		n := 4 - i
 		require.Equal(t, fmt.Sprintf("MSG-Q-%d", n), m.ControlID)
 		require.Equal(t, fmt.Sprintf("PID-3 missing (%d)", n), m.Reason)
+		require.Equal(t, fmt.Sprintf("PATIENT %d", n), m.Patient, "whom it is about, as the intake read it")
+		require.Equal(t, "Lettre de sortie", m.Document)
+		require.Equal(t, "DPI", m.SendingApplication, "MSH-3")
+		require.Equal(t, "CH", m.SendingFacility, "MSH-4")
+		require.Equal(t, dispatch.QuarantineOpen, m.Status)
+		require.True(t, m.Reprocessable())
+		require.True(t, m.Dismissable())
 		require.Equal(t, "hl7", m.Kind)
 		require.Equal(t, "mllp", m.Source)
 		require.Equal(t, int64(len(fmt.Sprintf("MSH|^~\\&|DPI|CH|||PID|DUPONT %d", n))), m.Size)
@@ -73,6 +83,8 @@ func TestQuarantine(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, rest, 1)
 	require.True(t, rest[0].Purged)
+	require.False(t, rest[0].Reprocessable(), "its bytes are gone")
+	require.True(t, rest[0].Dismissable())
 	require.Zero(t, rest[0].Size)
 	require.Equal(t, "PID-3 missing (1)", rest[0].Reason, "the reason outlives the bytes")
 
@@ -92,7 +104,8 @@ func TestQuarantineScope(t *testing.T) {
 		in := inbound(controlID, controlID)
 		in.Service = service
 		_, err := b.svc.Reject(b.ctx, in, []byte("MSH|^~\\&|DPI|CH|||PID|DUPONT"), dispatch.Refusal{
-			Reason: "l'INS de PID-3, 280017512345678, n'est pas celui du CDA", Code: 102, Location: "PID^1^3"}, []byte("ACK AE"))
+			Reason: "l'INS de PID-3, 280017512345678, n'est pas celui du CDA", Code: 102, Location: "PID^1^3",
+			Patient: "DUPONT Marie · IPP 123", Document: "Lettre de sortie du 12/03/2024"}, []byte("ACK AE"))
 		require.NoError(t, err)
 	}
 	refuse("MSG-CARDIO", "CARDIO")
@@ -108,6 +121,11 @@ func TestQuarantineScope(t *testing.T) {
 			require.Equal(t, 102, m.ErrorCode)
 			require.Equal(t, "PID^1^3", m.ErrorLocation)
 			require.Equal(t, m.Reason == "", m.Restricted, m.ControlID)
+			require.Equal(t, m.Patient == "", m.Restricted, "the patient is withheld too")
+			require.Equal(t, m.Document == "", m.Restricted, "and the document")
+			require.Equal(t, !m.Restricted, m.Dismissable(), "only those who see it whole act on it")
+			require.Equal(t, !m.Restricted, m.Reprocessable())
+			require.Equal(t, "DPI", m.SendingApplication, "where it came from is no patient data")
 			got[m.ControlID+" "+m.Service] = m.Reason
 		}
 		return got
@@ -119,4 +137,181 @@ func TestQuarantineScope(t *testing.T) {
 		reasons([]string{"CARDIO"}), "a secretary of cardiology: an unknown service is not hers")
 	require.Equal(t, map[string]string{"MSG-CARDIO CARDIO": "", "MSG-PNEUMO PNEUMO": "", "MSG-UNKNOWN ": ""},
 		reasons([]string{}), "no service")
+}
+
+// TestQuarantineDismiss: a user who sees a refused message whole may set it
+// aside, saying why; it stays listed, dismissed, with who did it and why,
+// and the audit log records it in the same transaction. Before issue #20,
+// a quarantined message could only be looked at.
+func TestQuarantineDismiss(t *testing.T) {
+	t.Parallel()
+	b, _ := setupOutbox(t)
+	in := inbound("MSG-CARDIO", "cardio")
+	in.Service = "CARDIO"
+	_, err := b.svc.Reject(b.ctx, in, []byte("MSH|^~\\&|DPI|CH"), dispatch.Refusal{Reason: "PID-3 vide", Code: 101,
+		Location: "PID^1^3", Patient: "DUPONT Marie"}, []byte("ACK AE"))
+	require.NoError(t, err)
+	open, err := b.svc.Quarantined(b.ctx, dispatch.QuarantineFilter{Status: dispatch.QuarantineOpen})
+	require.NoError(t, err)
+	require.Len(t, open, 1)
+	id := open[0].ID
+
+	err = b.svc.DismissQuarantined(b.ctx, id, "pneumo", []string{"PNEUMO"}, "doublon")
+	require.ErrorIs(t, err, dispatch.ErrNotFound, "a message of another service")
+	var invalid *dispatch.InvalidError
+	require.ErrorAs(t, b.svc.DismissQuarantined(b.ctx, id, "cardio", []string{"CARDIO"}, "  "), &invalid, "a reason is required")
+	require.Equal(t, "why", invalid.Field)
+	require.ErrorIs(t, b.svc.DismissQuarantined(b.ctx, id+1000, "cardio", nil, "doublon"), dispatch.ErrNotFound)
+
+	// The audit log unavailable, nothing changes.
+	_, err = b.pool.Exec(b.ctx, `CREATE FUNCTION refuse_audit() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN RAISE EXCEPTION 'audit log unavailable'; END $$;
+		CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_log FOR EACH ROW EXECUTE FUNCTION refuse_audit()`)
+	require.NoError(t, err)
+	require.ErrorContains(t, b.svc.DismissQuarantined(b.ctx, id, "cardio", []string{"CARDIO"}, "renvoyé corrigé"), "audit log unavailable")
+	open, err = b.svc.Quarantined(b.ctx, dispatch.QuarantineFilter{Status: dispatch.QuarantineOpen})
+	require.NoError(t, err)
+	require.Len(t, open, 1, "still open")
+	_, err = b.pool.Exec(b.ctx, `DROP TRIGGER refuse_audit ON audit_log`)
+	require.NoError(t, err)
+
+	require.NoError(t, b.svc.DismissQuarantined(b.ctx, id, "cardio", []string{"CARDIO"}, " renvoyé corrigé par le DPI "))
+	open, err = b.svc.Quarantined(b.ctx, dispatch.QuarantineFilter{Status: dispatch.QuarantineOpen})
+	require.NoError(t, err)
+	require.Empty(t, open)
+	all, err := b.svc.Quarantined(b.ctx, dispatch.QuarantineFilter{Services: []string{"CARDIO"}})
+	require.NoError(t, err)
+	require.Len(t, all, 1)
+	m := all[0]
+	require.Equal(t, dispatch.QuarantineDismissed, m.Status)
+	require.Equal(t, "cardio", m.ActedBy)
+	require.NotNil(t, m.ActedAt)
+	require.Equal(t, "renvoyé corrigé par le DPI", m.Note)
+	require.Equal(t, "PID-3 vide", m.Reason, "the reason stays")
+	require.False(t, m.Dismissable())
+	require.False(t, m.Reprocessable())
+	other, err := b.svc.Quarantined(b.ctx, dispatch.QuarantineFilter{Services: []string{"PNEUMO"}})
+	require.NoError(t, err)
+	require.Empty(t, other[0].Note, "why, which may name the patient, is withheld as the reason is")
+
+	err = b.svc.DismissQuarantined(b.ctx, id, "root", nil, "encore")
+	require.ErrorIs(t, err, dispatch.ErrQuarantineHandled)
+	_, err = b.svc.Requeue(b.ctx, id, "root", nil)
+	require.ErrorIs(t, err, dispatch.ErrQuarantineHandled)
+
+	records, err := audit.NewLog(b.pool).Read(b.ctx, audit.Filter{Action: "quarantine_dismissed"})
+	require.NoError(t, err)
+	require.Len(t, records, 1)
+	require.Equal(t, audit.Entry{Actor: "cardio", Action: "quarantine_dismissed", Object: fmt.Sprintf("quarantine:%d", id),
+		Detail: "renvoyé corrigé par le DPI"}, records[0].Entry)
+}
+
+// TestRequeue: a message is taken up again only by a user who sees it
+// whole, while open, and when its bytes can go through the intake again;
+// accepted, its row names the report, the key it was refused with is
+// accepted from then on, and the audit log says so, all in one
+// transaction (the HL7 intake's side is in hl7intake's TestReprocess).
+func TestRequeue(t *testing.T) {
+	t.Parallel()
+	b, _ := setupOutbox(t)
+	refuse := func(in dispatch.Inbound, why dispatch.Refusal) int64 {
+		t.Helper()
+		in.Service = "CARDIO"
+		_, err := b.svc.Reject(b.ctx, in, []byte("MSH|^~\\&|DPI|CH"), why, []byte("ACK AE"))
+		require.NoError(t, err)
+		msgs, err := b.svc.Quarantined(b.ctx, dispatch.QuarantineFilter{Limit: 1})
+		require.NoError(t, err)
+		return msgs[0].ID
+	}
+	api := refuse(dispatch.Inbound{Kind: "json", Source: "api", ControlID: "KEY-1", Fingerprint: []byte("x")}, dispatch.Refusal{Reason: "x"})
+	partial := refuse(dispatch.Inbound{Kind: "hl7", Source: "mllp"}, dispatch.Refusal{Reason: "trop grand", Partial: true})
+	in := inbound("MSG-1", "content")
+	id := refuse(in, dispatch.Refusal{Reason: "le document X est inconnu", Code: 101})
+
+	for _, c := range []struct {
+		id       int64
+		services []string
+		want     error
+	}{
+		{api, nil, dispatch.ErrNotReprocessable},
+		{partial, nil, dispatch.ErrNotReprocessable},
+		{id, []string{"PNEUMO"}, dispatch.ErrNotFound},
+		{id + 1000, nil, dispatch.ErrNotFound},
+	} {
+		_, err := b.svc.Requeue(b.ctx, c.id, "alice", c.services)
+		require.ErrorIs(t, err, c.want, c.id)
+	}
+
+	// The audit log unavailable, nothing is stored.
+	q, err := b.svc.Requeue(b.ctx, id, "alice", []string{"CARDIO"})
+	require.NoError(t, err)
+	require.Equal(t, "mllp", q.Source)
+	require.Equal(t, "MSH|^~\\&|DPI|CH", string(q.Raw))
+	_, found, err := q.Previous(b.ctx, in)
+	require.NoError(t, err)
+	require.False(t, found, "its own refusal is not the answer")
+	_, err = b.pool.Exec(b.ctx, `CREATE FUNCTION refuse_audit() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN RAISE EXCEPTION 'audit log unavailable'; END $$;
+		CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_log FOR EACH ROW EXECUTE FUNCTION refuse_audit()`)
+	require.NoError(t, err)
+	_, err = q.Receive(b.ctx, in, testReport(t), respond)
+	require.ErrorContains(t, err, "audit log unavailable")
+	_, err = q.Outcome()
+	require.ErrorContains(t, err, "audit log unavailable")
+	var reports int
+	require.NoError(t, b.pool.QueryRow(b.ctx, `SELECT count(*) FROM reports`).Scan(&reports))
+	require.Zero(t, reports)
+	_, err = b.pool.Exec(b.ctx, `DROP TRIGGER refuse_audit ON audit_log`)
+	require.NoError(t, err)
+
+	q, err = b.svc.Requeue(b.ctx, id, "alice", []string{"CARDIO"})
+	require.NoError(t, err)
+	rc, err := q.Receive(b.ctx, in, testReport(t), respond)
+	require.NoError(t, err)
+	got, err := q.Outcome()
+	require.NoError(t, err)
+	require.Equal(t, dispatch.Reprocessed{ReportID: rc.ReportID}, got)
+	msgs, err := b.svc.Quarantined(b.ctx, dispatch.QuarantineFilter{Limit: 1})
+	require.NoError(t, err)
+	require.Equal(t, dispatch.QuarantineAccepted, msgs[0].Status)
+	require.Equal(t, rc.ReportID, msgs[0].ReportID)
+	require.Equal(t, "alice", msgs[0].ActedBy)
+	prev, found, err := b.svc.Previous(b.ctx, in)
+	require.NoError(t, err)
+	require.True(t, found)
+	require.Equal(t, dispatch.Answer{Response: fmt.Appendf(nil, "ACK %d", rc.ReportID), Accepted: true}, prev,
+		"a retransmission now gets the acceptance")
+	records, err := audit.NewLog(b.pool).Read(b.ctx, audit.Filter{Action: "quarantine_reprocessed"})
+	require.NoError(t, err)
+	require.Len(t, records, 1)
+	require.Equal(t, audit.Entry{Actor: "alice", Action: "quarantine_reprocessed", Object: fmt.Sprintf("quarantine:%d", id),
+		ReportID: rc.ReportID, Detail: fmt.Sprintf("accepté : compte rendu n° %d", rc.ReportID)}, records[0].Entry)
+
+	// Once accepted, it is not taken up again, even by one who had it in hand.
+	_, err = b.svc.Requeue(b.ctx, id, "bob", nil)
+	require.ErrorIs(t, err, dispatch.ErrQuarantineHandled)
+	_, err = q.Reject(b.ctx, in, nil, dispatch.Refusal{Reason: "late"}, nil)
+	require.ErrorIs(t, err, dispatch.ErrQuarantineHandled)
+}
+
+// TestQuarantineRemedy: who can make a refused message go through, by its
+// kind and error code.
+func TestQuarantineRemedy(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		m    dispatch.QuarantinedMessage
+		want dispatch.Remedy
+	}{
+		{dispatch.QuarantinedMessage{Kind: "hl7", ErrorCode: 101}, dispatch.RemedyContent},
+		{dispatch.QuarantinedMessage{Kind: "hl7", ErrorCode: 102}, dispatch.RemedyContent},
+		{dispatch.QuarantinedMessage{Kind: "hl7", ErrorCode: 100}, dispatch.RemedyContent},
+		{dispatch.QuarantinedMessage{Kind: "hl7", ErrorCode: 207}, dispatch.RemedyContent},
+		{dispatch.QuarantinedMessage{Kind: "hl7", ErrorCode: 200}, dispatch.RemedyInterface},
+		{dispatch.QuarantinedMessage{Kind: "hl7", ErrorCode: 203}, dispatch.RemedyInterface},
+		{dispatch.QuarantinedMessage{Kind: "hl7", ErrorCode: 205}, dispatch.RemedyInterface},
+		{dispatch.QuarantinedMessage{Kind: "hl7", ErrorCode: 207, Partial: true}, dispatch.RemedyInterface},
+		{dispatch.QuarantinedMessage{Kind: "json"}, dispatch.RemedyCaller},
+	} {
+		require.Equal(t, c.want, c.m.Remedy(), "%+v", c.m)
+	}
 }

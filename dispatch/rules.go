@@ -109,58 +109,100 @@ var DefaultRule = Rule{Name: "défaut", Action: RuleAction{Send: SendAuto, Patie
 // DefaultRuleSet is the rule set in force before the CME writes one.
 var DefaultRuleSet = RuleSet{Rules: []Rule{DefaultRule}}
 
-// RuleError is a rule set that cannot be used, with the rule and field at fault.
+// RuleError is a mistake in a rule set, with the rule and field at fault.
 type RuleError struct {
 	Rule  int    // 1-based position of the rule, 0 for the whole set
 	Field string // e.g. action.delay_hours
-	Msg   string
+	Msg   string // in French
 	// Line is the line of the YAML source at fault, 0 when unknown.
 	Line int
+	// Name is the name of the rule, when the source gives it.
+	Name string
 }
 
+// Error says the mistake in French, as the rules' authors read it: "règle
+// 3 (ligne 14): action.delay_hours: 900: un délai va de 1 à 720 heures
+// (règle « Biologie »)".
 func (e *RuleError) Error() string {
-	s := "rules"
+	s := "règles"
 	if e.Rule != 0 {
-		s = fmt.Sprintf("rule %d", e.Rule)
+		s = fmt.Sprintf("règle %d", e.Rule)
 	}
 	if e.Line > 0 {
-		s += fmt.Sprintf(" (line %d)", e.Line)
+		s += fmt.Sprintf(" (ligne %d)", e.Line)
 	}
 	if e.Field != "" {
 		s += ": " + e.Field
 	}
-	return s + ": " + e.Msg
+	s += ": " + e.Msg
+	if e.Name != "" {
+		s += fmt.Sprintf(" (règle « %s »)", e.Name)
+	}
+	return s
+}
+
+// RuleErrors are all the mistakes of a rule set, in the order of its
+// source; errors.As finds the first as a *RuleError.
+type RuleErrors []*RuleError
+
+// Error says each mistake on a line of its own.
+func (errs RuleErrors) Error() string {
+	lines := make([]string, len(errs))
+	for i, e := range errs {
+		lines[i] = e.Error()
+	}
+	return strings.Join(lines, "\n")
+}
+
+// Unwrap returns the mistakes, for errors.As and errors.Is.
+func (errs RuleErrors) Unwrap() []error {
+	out := make([]error, len(errs))
+	for i, e := range errs {
+		out[i] = e
+	}
+	return out
 }
 
 // Normalise fills the defaults of rs and checks it: known values, a name per
 // rule, delays and deadlines in range, and a last rule matching everything
-// (DefaultRule is appended when there is none). It returns a *RuleError.
+// (DefaultRule is appended when there is none). It returns every mistake as
+// RuleErrors.
 func (rs *RuleSet) Normalise() error {
-	if len(rs.Rules) == 0 {
-		return &RuleError{Msg: "no rule"}
+	if errs := rs.normalise(); len(errs) > 0 {
+		return errs
 	}
+	return nil
+}
+
+// normalise is Normalise, returning the mistakes without their lines.
+func (rs *RuleSet) normalise() RuleErrors {
+	if len(rs.Rules) == 0 {
+		return RuleErrors{{Msg: "aucune règle"}}
+	}
+	var errs RuleErrors
 	names := map[string]int{}
 	for i := range rs.Rules {
 		r := &rs.Rules[i]
-		bad := func(field, format string, args ...any) error {
-			return &RuleError{Rule: i + 1, Field: field, Msg: fmt.Sprintf(format, args...)}
+		bad := func(field, format string, args ...any) {
+			errs = append(errs, &RuleError{Rule: i + 1, Field: field, Msg: fmt.Sprintf(format, args...)})
 		}
 		r.Name = strings.TrimSpace(r.Name)
-		if r.Name == "" {
-			return bad("name", "every rule needs a name")
+		switch j, dup := names[r.Name]; {
+		case r.Name == "":
+			bad("name", "chaque règle a besoin d'un nom")
+		case dup:
+			bad("name", "%q est déjà le nom de la règle %d", r.Name, j)
+		default:
+			names[r.Name] = i + 1
 		}
-		if j, ok := names[r.Name]; ok {
-			return bad("name", "%q is already the name of rule %d", r.Name, j)
-		}
-		names[r.Name] = i + 1
 		for _, k := range r.Match.RecipientKinds {
 			if k != KindProfessional && k != KindOrganisation && k != KindPatient {
-				return bad("match.recipient_kinds", "%q: want professional, organisation or patient", k)
+				bad("match.recipient_kinds", "%q: valeurs possibles professional, organisation, patient", k)
 			}
 		}
 		for _, a := range r.Match.Authors {
 			if !rppsSyntax(a) {
-				return bad("match.authors", "%q is not an 11-digit RPPS", a)
+				bad("match.authors", "%q n'est pas un RPPS à 11 chiffres", a)
 			}
 		}
 		a := &r.Action
@@ -182,36 +224,39 @@ func (rs *RuleSet) Normalise() error {
 				*c.value = c.def
 			}
 			if !slices.Contains(c.allow, *c.value) {
-				return bad(c.field, "%q: want %s", *c.value, strings.Join(c.allow, ", "))
+				bad(c.field, "%q: valeurs possibles %s", *c.value, strings.Join(c.allow, ", "))
 			}
 		}
 		switch {
 		case a.Send == SendDelay && (a.DelayHours < 1 || a.DelayHours > 720):
-			return bad("action.delay_hours", "%d: a delay is 1 to 720 hours", a.DelayHours)
+			bad("action.delay_hours", "%d: un délai va de 1 à 720 heures", a.DelayHours)
 		case a.Send != SendDelay && a.DelayHours != 0:
-			return bad("action.delay_hours", "only with send: delay")
-		case a.NoDSNHours < 0 || a.NoDSNHours > 720:
-			return bad("action.no_dsn_hours", "%d: 0 (off) to 720 hours", a.NoDSNHours)
-		case a.UnreadHours < 0 || a.UnreadHours > 2160:
-			return bad("action.unread_hours", "%d: 0 (off) to 2160 hours", a.UnreadHours)
+			bad("action.delay_hours", "seulement avec send: delay")
+		}
+		if a.NoDSNHours < 0 || a.NoDSNHours > 720 {
+			bad("action.no_dsn_hours", "%d: de 0 (désactivé) à 720 heures", a.NoDSNHours)
+		}
+		if a.UnreadHours < 0 || a.UnreadHours > 2160 {
+			bad("action.unread_hours", "%d: de 0 (désactivé) à 2160 heures", a.UnreadHours)
 		}
 	}
-	if last := rs.Rules[len(rs.Rules)-1]; !last.Match.empty() {
-		if _, taken := names[DefaultRule.Name]; taken {
-			return &RuleError{Rule: names[DefaultRule.Name], Field: "name",
-				Msg: fmt.Sprintf("%q is the name of the default rule, appended because the last rule does not match everything", DefaultRule.Name)}
+	if last := rs.Rules[len(rs.Rules)-1]; !last.Match.Empty() {
+		if taken, ok := names[DefaultRule.Name]; ok {
+			errs = append(errs, &RuleError{Rule: taken, Field: "name",
+				Msg: fmt.Sprintf("%q est le nom de la règle par défaut, ajoutée parce que la dernière règle ne vaut pas pour tous les envois", DefaultRule.Name)})
+		} else if len(errs) == 0 {
+			rs.Rules = append(rs.Rules, DefaultRule)
 		}
-		rs.Rules = append(rs.Rules, DefaultRule)
 	}
-	return nil
+	return errs
 }
 
 func rppsSyntax(s string) bool {
 	return len(s) == 11 && strings.Trim(s, "0123456789") == ""
 }
 
-// empty reports whether m matches every delivery.
-func (m Match) empty() bool {
+// Empty reports whether m matches every delivery.
+func (m Match) Empty() bool {
 	return len(m.DocumentCodes)+len(m.Services)+len(m.Authors)+len(m.RecipientKinds)+len(m.Confidentiality) == 0
 }
 

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/mssdispatch/mssdispatch/correspondents"
 )
 
 // This file holds the Service's side of the CME rules: their versions and
@@ -81,6 +83,23 @@ func (s *Service) RulesHistory(ctx context.Context, limit int) ([]RuleSet, error
 	return ruleSetHistory(ctx, s.pool, min(limit, maxHistory))
 }
 
+// documentTypesReports is how many of the newest reports DocumentTypes reads.
+const documentTypesReports = 10_000
+
+// DocumentType is a type of document the service received: its LOINC code
+// and the title it came with most often.
+type DocumentType struct {
+	Code  string `json:"code"`
+	Title string `json:"title"`
+}
+
+// DocumentTypes returns the types of document of the newest reports (at
+// most 10,000), by title, so that the rules' authors can pick a code by
+// its name.
+func (s *Service) DocumentTypes(ctx context.Context) ([]DocumentType, error) {
+	return documentTypes(ctx, s.pool, documentTypesReports)
+}
+
 // DryRun is what a proposed rule set would change, compared with the rules
 // in force, on recent reports.
 type DryRun struct {
@@ -88,12 +107,13 @@ type DryRun struct {
 	CurrentVersion int `json:"current_version"`
 	// ReportsChecked is the number of reports planned under both.
 	ReportsChecked int `json:"reports_checked"`
-	// Changed lists the deliveries whose outcome differs, newest report first.
+	// Changed lists the deliveries that would change for their recipient,
+	// newest report first.
 	Changed []DryRunChange `json:"changed"`
 }
 
 // DryRunChange is one delivery of a report (a recipient on a channel) that
-// the proposed rules decide differently.
+// the proposed rules change for its recipient.
 type DryRunChange struct {
 	ReportID   int64  `json:"report_id"`
 	DocumentID string `json:"document_id"`
@@ -111,15 +131,32 @@ type DryRunOutcome struct {
 	Channel string `json:"channel"`
 	Status  string `json:"status"`
 	Address string `json:"address,omitempty"`
-	Reason  string `json:"reason"`
-	Rule    string `json:"rule"`
-	Policy  Policy `json:"policy"`
+	// DelayHours is the delay of a scheduled delivery: it would go out that
+	// many hours after the report was received.
+	DelayHours int    `json:"delay_hours,omitempty"`
+	Reason     string `json:"reason"`
+	Rule       string `json:"rule"`
+	Policy     Policy `json:"policy"`
+}
+
+// forRecipient is what of o makes a difference to the recipient: whether,
+// where and when the delivery goes, and, for an email that may go, what
+// happens when it fails or is not acknowledged. Which rule decided it, and
+// the reason it gives a secretary, do not.
+func (o DryRunOutcome) forRecipient() DryRunOutcome {
+	o.Rule, o.Reason = "", ""
+	if o.Channel != correspondents.ChannelMSSante || o.Status == StatusCancelled {
+		o.Policy = Policy{}
+	}
+	return o
 }
 
 // DryRun plans the newest reports that have deliveries (reports, defaults to
 // 50, at most 500) under the rules in force and under the rules of source,
-// with the same resolver, and returns the deliveries whose channel, initial
-// status, address, reason, rule or fallback policy differ. Every report is
+// with the same resolver, and returns the deliveries that would change for
+// their recipient: channel, initial status, address, delay or (for an
+// email) fallback policy; a rule renamed or moved with the same effect
+// changes none. Every report is
 // planned with all its recipients as if it arrived now, so that a delay
 // shows as scheduled. It writes nothing. Invalid rules are a *RuleError.
 func (s *Service) DryRun(ctx context.Context, source []byte, reports int) (DryRun, error) {
@@ -165,8 +202,9 @@ type deliveryKey struct {
 	channel     string
 }
 
-// comparePlans returns the deliveries of a report that differ between two
-// plans, in the order of its recipients.
+// comparePlans returns the deliveries of a report that two plans make
+// differently for their recipient (see DryRunOutcome.forRecipient), in the
+// order of its recipients.
 func comparePlans(ref reportRef, recipients []storedRecipient, before, after []plannedDelivery) []DryRunChange {
 	index := func(plan []plannedDelivery) map[deliveryKey]DryRunOutcome {
 		m := map[deliveryKey]DryRunOutcome{}
@@ -182,8 +220,12 @@ func comparePlans(ref reportRef, recipients []storedRecipient, before, after []p
 			if policy.UnreadHours == 0 {
 				policy.UnreadAction = ""
 			}
-			m[k] = DryRunOutcome{Channel: p.Channel, Status: p.Status, Address: p.Address, Reason: p.Reason,
+			o := DryRunOutcome{Channel: p.Channel, Status: p.Status, Address: p.Address, Reason: p.Reason,
 				Rule: p.RuleName, Policy: policy}
+			if p.ScheduledFor != nil {
+				o.DelayHours = p.Rule.Action.DelayHours
+			}
+			m[k] = o
 		}
 		return m
 	}
@@ -210,7 +252,7 @@ func comparePlans(ref reportRef, recipients []storedRecipient, before, after []p
 			}
 			ob, inBefore := b[k]
 			oa, inAfter := a[k]
-			if inBefore && inAfter && ob == oa {
+			if inBefore && inAfter && ob.forRecipient() == oa.forRecipient() {
 				continue
 			}
 			c := DryRunChange{ReportID: ref.ID, DocumentID: ref.DocumentID, Recipient: name}

@@ -537,8 +537,7 @@ func TestDryRun(t *testing.T) {
 		{claireName, "paper/paper_pending/défaut", "paper/review/Tout relu"},
 		{"Julie ROUX", "mssante/queued/défaut", "mssante/review/Tout relu"},
 		{"Julie ROUX", "-", "paper/review/Tout relu"},
-		{jeanName, "mssante/review/défaut", "mssante/review/Tout relu"},
-	}, got)
+	}, got, "Jean was in review already: another rule name is no change")
 
 	// A delay shows as scheduled: the reports are planned as if they arrived now.
 	dr, err = svc.DryRun(b.ctx, []byte("rules:\n  - name: défaut\n    action: {send: delay, delay_hours: 1}\n"), 1)
@@ -557,4 +556,61 @@ func TestDryRun(t *testing.T) {
 	require.Equal(t, "action.delay_hours", re.Field)
 
 	require.Equal(t, snapshot, dbSnapshot(t, b), "a dry run writes nothing")
+}
+
+// TestDryRunCountsWhatMattersToRecipients checks that a dry run lists only
+// the deliveries that change for their recipient: not those a renamed or
+// moved rule decides the same way, nor the fallback policy of a letter; but
+// a delay that changes.
+func TestDryRunCountsWhatMattersToRecipients(t *testing.T) {
+	t.Parallel()
+	b := setupRules(t)
+	code := testReport(t).Document.Code
+	b.putRules(t, `rules:
+  - name: Compte rendu relu
+    match: {document_codes: ["`+code+`"]}
+    action: {send: review}
+  - name: Psychiatrie relue
+    match: {services: [PSY]}
+    action: {send: review, patient: never}
+`)
+	b.waitResolved(t, b.receive(t, testReport(t)).ReportID)
+
+	changes := func(source string) []string {
+		t.Helper()
+		dr, err := b.svc.DryRun(b.ctx, []byte(source), 0)
+		require.NoError(t, err)
+		require.Equal(t, 1, dr.ReportsChecked)
+		var out []string
+		for _, c := range dr.Changed {
+			out = append(out, fmt.Sprintf("%s %s %s→%s", c.Recipient, c.After.Channel, c.Before.Status, c.After.Status))
+		}
+		return out
+	}
+	require.Empty(t, changes(`rules:
+  - name: Psychiatrie
+    match: {services: [PSY]}
+    action: {send: review, patient: never}
+  - name: Ce type de document, relu
+    match: {document_codes: ["`+code+`"]}
+    action: {send: review, paper: directory}
+`), "the rules renamed and swapped decide the same")
+
+	// A delay that changes is a change, though the rule and the status are the same.
+	b.putRules(t, "rules:\n  - name: Différé\n    action: {send: delay, delay_hours: 24}\n")
+	dr, err := b.svc.DryRun(b.ctx, []byte("rules:\n  - name: Différé\n    action: {send: delay, delay_hours: 48}\n"), 0)
+	require.NoError(t, err)
+	require.Len(t, dr.Changed, 3, "Claire's email and letter, Julie's email; Jean stays in review")
+	for _, c := range dr.Changed {
+		require.Equal(t, dispatch.StatusScheduled, c.Before.Status)
+		require.Equal(t, 24, c.Before.DelayHours)
+		require.Equal(t, 48, c.After.DelayHours)
+	}
+
+	// What an email does when it fails is a change; a letter has no such thing.
+	require.Equal(t, []string{
+		claireName + " mssante scheduled→scheduled",
+		"Julie ROUX mssante scheduled→scheduled",
+		jeanName + " mssante review→review",
+	}, changes("rules:\n  - name: Différé\n    action: {send: delay, delay_hours: 24, on_failure: worklist}\n"))
 }

@@ -2,6 +2,7 @@ package dispatch
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -34,47 +35,64 @@ type yamlRuleSet struct {
 	Rules   []Rule `yaml:"rules"`
 }
 
+// maxRuleErrors bounds the mistakes ParseRules lists; the last one says how
+// many more there are.
+const maxRuleErrors = 50
+
 // ParseRules reads a rule set from its YAML source and normalises it (see
 // RuleSet.Normalise). It is strict: an unknown or repeated key, a value of
 // the wrong type, a second YAML document or a source that is not UTF-8 text
-// is an error. Every error is a *RuleError naming the rule, the field and,
-// when it can be found, the line of the source; the message ends with the
-// rule's name when it has one.
+// is an error. The error is RuleErrors listing every mistake in the order
+// of the source (a YAML syntax error, which stops the reading, is the only
+// one), each naming the rule, the field, the line when it can be found and
+// the rule's name when the source gives it.
 func ParseRules(data []byte) (RuleSet, error) {
 	switch {
 	case len(data) > MaxRulesSize:
-		return RuleSet{}, &RuleError{Msg: fmt.Sprintf("the rules are larger than %d bytes", MaxRulesSize)}
+		return RuleSet{}, RuleErrors{{Msg: fmt.Sprintf("les règles dépassent %d octets", MaxRulesSize)}}
 	case !utf8.Valid(data) || bytes.IndexByte(data, 0) >= 0:
-		return RuleSet{}, &RuleError{Msg: "the rules must be UTF-8 text"}
+		return RuleSet{}, RuleErrors{{Msg: "les règles doivent être du texte UTF-8"}}
 	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var doc yaml.Node
-	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return RuleSet{}, yamlError(err, nil)
+	if err := dec.Decode(&doc); err != nil && !errors.Is(err, io.EOF) {
+		return RuleSet{}, RuleErrors{yamlError(err, nil)}
 	}
 	if doc.Kind != yaml.DocumentNode || len(doc.Content) == 0 {
-		return RuleSet{}, &RuleError{Msg: "no rule: the file is empty (want a list under rules:)"}
+		return RuleSet{}, RuleErrors{{Msg: "aucune règle: le fichier est vide (une liste sous rules: est attendue)"}}
 	}
 	root := doc.Content[0]
 	if root.Kind != yaml.MappingNode {
-		return RuleSet{}, &RuleError{Line: root.Line, Msg: "the top level must be a mapping with rules: (and comment:)"}
+		return RuleSet{}, RuleErrors{{Line: root.Line, Msg: "le premier niveau doit être une table avec rules: (et comment:)"}}
 	}
-	w := schemaWalker{budget: maxRuleNodes}
-	if e := w.check(root, reflect.TypeFor[yamlRuleSet](), nil, 0); e != nil {
-		return RuleSet{}, withRuleName(e, root)
+	w := schemaWalker{budget: maxRuleNodes, drop: map[*yaml.Node]bool{}}
+	if w.check(root, reflect.TypeFor[yamlRuleSet](), nil, 0) == stop {
+		return RuleSet{}, withRuleNames(w.errs[len(w.errs)-1:], root) // an alias bomb: nothing else is worth saying
 	}
-
-	var y yamlRuleSet
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(&y); err != nil {
-		return RuleSet{}, yamlError(err, root)
-	}
+	errs := w.errs
 	var extra yaml.Node
 	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
-		return RuleSet{}, &RuleError{Line: extra.Line, Msg: "one YAML document only (a second one starts with ---)"}
+		errs = append(errs, &RuleError{Line: extra.Line, Msg: "un seul document YAML (un second commence par ---)"})
 	}
 
-	rs := RuleSet{Rules: y.Rules, Comment: y.Comment}
+	// Decode what can be, each rule on its own: the mistakes of one do not
+	// hide those of the others.
+	var rs RuleSet
+	decode := func(n *yaml.Node, v any, rule int) {
+		if err := n.Decode(v); err != nil && !w.faulty(rule) {
+			errs = append(errs, yamlError(err, root))
+		}
+	}
+	clean := w.pruned(root)
+	if n := mappingValue(clean, "comment"); n != nil {
+		decode(n, &rs.Comment, 0)
+	}
+	if seq := mappingValue(clean, "rules"); seq != nil && seq.Kind == yaml.SequenceNode {
+		rs.Rules = make([]Rule, len(seq.Content))
+		for i, n := range seq.Content {
+			decode(n, &rs.Rules[i], i+1)
+		}
+	}
 	for i := range rs.Rules {
 		m := &rs.Rules[i].Match
 		for _, list := range []*[]string{&m.DocumentCodes, &m.Services, &m.Authors, &m.RecipientKinds, &m.Confidentiality} {
@@ -83,16 +101,21 @@ func ParseRules(data []byte) (RuleSet, error) {
 			}
 		}
 	}
-	if err := rs.Normalise(); err != nil {
-		var re *RuleError
-		if errors.As(err, &re) {
-			e := *re
+	for _, e := range rs.normalise() {
+		if !w.explains(e) {
 			e.Line = lineOf(root, e.Rule, e.Field)
-			return RuleSet{}, withRuleName(&e, root)
+			errs = append(errs, e)
 		}
-		return RuleSet{}, err
 	}
-	return rs, nil
+	if len(errs) == 0 {
+		return rs, nil
+	}
+	slices.SortStableFunc(errs, func(a, b *RuleError) int { return cmp.Compare(a.Line, b.Line) })
+	if len(errs) > maxRuleErrors {
+		more := len(errs) - maxRuleErrors + 1
+		errs = append(errs[:maxRuleErrors-1], &RuleError{Msg: fmt.Sprintf("%d autres erreurs, non listées", more)})
+	}
+	return RuleSet{}, withRuleNames(errs, root)
 }
 
 // MarshalRules writes rs as YAML that ParseRules reads back to the same
@@ -143,98 +166,163 @@ func flowLists(n *yaml.Node) {
 }
 
 // schemaWalker checks a YAML tree against the Go types it will be decoded
-// into, to name the rule, field and line of the first mistake.
+// into, to name the rule, field and line of each mistake; it notes the keys
+// of the pairs that cannot be decoded, so that the rest can be (pruned).
 type schemaWalker struct {
 	budget int
+	errs   RuleErrors
+	drop   map[*yaml.Node]bool
 }
 
-// check checks n against t; path is the field within the rule (or the top
-// level when rule is 0).
-func (w *schemaWalker) check(n *yaml.Node, t reflect.Type, path []string, rule int) *RuleError {
+// verdict is what the walker found of a node.
+type verdict int
+
+const (
+	sound  verdict = iota // decodable, once its faulty pairs are dropped
+	faulty                // not decodable: the pair or list holding it is dropped
+	stop                  // too many nodes: the walk stops there
+)
+
+// check checks n against t, adding its mistakes to w.errs; path is the
+// field within the rule (or the top level when rule is 0).
+func (w *schemaWalker) check(n *yaml.Node, t reflect.Type, path []string, rule int) verdict {
+	bad := func(line int, path []string, format string, args ...any) verdict {
+		w.errs = append(w.errs, &RuleError{Rule: rule, Field: strings.Join(path, "."), Line: line, Msg: fmt.Sprintf(format, args...)})
+		return faulty
+	}
 	if w.budget--; w.budget < 0 {
-		return &RuleError{Rule: rule, Field: strings.Join(path, "."), Line: n.Line, Msg: "too many YAML nodes (aliases?)"}
+		bad(n.Line, path, "trop de nœuds YAML (des alias ?)")
+		return stop
 	}
 	if n.Kind == yaml.AliasNode && n.Alias != nil {
 		return w.check(n.Alias, t, path, rule)
 	}
 	if n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null" {
-		return nil
-	}
-	bad := func(line int, path []string, format string, args ...any) *RuleError {
-		return &RuleError{Rule: rule, Field: strings.Join(path, "."), Line: line, Msg: fmt.Sprintf(format, args...)}
+		return sound
 	}
 	switch t.Kind() {
 	case reflect.Struct:
 		fields, names := yamlFields(t)
 		if n.Kind != yaml.MappingNode {
-			return bad(n.Line, path, "want a mapping of %s, not %s", strings.Join(names, ", "), kindName(n))
+			return bad(n.Line, path, "une table de %s est attendue, pas %s", strings.Join(names, ", "), kindName(n))
 		}
 		seen := map[string]int{}
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k, v := n.Content[i], n.Content[i+1]
-			if k.Kind == yaml.ScalarNode && k.ShortTag() == "!!merge" {
-				if e := w.checkMerge(v, t, path, rule); e != nil {
-					return e
-				}
-				continue
+			var found verdict
+			switch ft, known := fields[k.Value]; {
+			case k.Kind == yaml.ScalarNode && k.ShortTag() == "!!merge":
+				found = w.checkMerge(v, t, path, rule)
+			case k.Kind != yaml.ScalarNode:
+				found = bad(k.Line, path, "une clé est l'une de %s, pas %s", strings.Join(names, ", "), kindName(k))
+			case !known:
+				found = bad(k.Line, append(slices.Clip(path), k.Value), "clé inconnue %q (clés possibles: %s)", k.Value, strings.Join(names, ", "))
+			case seen[k.Value] > 0:
+				found = bad(k.Line, append(slices.Clip(path), k.Value), "clé %q déjà donnée ligne %d", k.Value, seen[k.Value])
+			default:
+				seen[k.Value] = k.Line
+				found = w.check(v, ft, append(slices.Clip(path), k.Value), rule)
 			}
-			if k.Kind != yaml.ScalarNode {
-				return bad(k.Line, path, "a key must be one of %s, not %s", strings.Join(names, ", "), kindName(k))
-			}
-			at := append(slices.Clip(path), k.Value)
-			ft, ok := fields[k.Value]
-			if !ok {
-				return bad(k.Line, at, "unknown key %q (want %s)", k.Value, strings.Join(names, ", "))
-			}
-			if line, dup := seen[k.Value]; dup {
-				return bad(k.Line, at, "key %q already given at line %d", k.Value, line)
-			}
-			seen[k.Value] = k.Line
-			if e := w.check(v, ft, at, rule); e != nil {
-				return e
+			switch found {
+			case stop:
+				return stop
+			case faulty:
+				w.drop[k] = true
 			}
 		}
 	case reflect.Slice:
 		if n.Kind != yaml.SequenceNode {
-			return bad(n.Line, path, "want a list, not %s", kindName(n))
+			return bad(n.Line, path, "une liste est attendue, pas %s", kindName(n))
 		}
+		rules := t.Elem() == reflect.TypeFor[Rule]()
+		list := sound
 		for i, item := range n.Content {
 			itemPath, itemRule := path, rule
-			if t.Elem() == reflect.TypeFor[Rule]() {
+			if rules {
 				itemPath, itemRule = nil, i+1
 			}
-			if e := w.check(item, t.Elem(), itemPath, itemRule); e != nil {
-				return e
+			switch w.check(item, t.Elem(), itemPath, itemRule) {
+			case stop:
+				return stop
+			case faulty:
+				if rules { // a rule that cannot be read leaves the others in place
+					w.drop[item] = true
+				} else {
+					list = faulty
+				}
 			}
 		}
+		return list
 	default:
-		if n.Kind != yaml.ScalarNode {
-			return bad(n.Line, path, "want a single value, not %s", kindName(n))
-		}
-		if t.Kind() == reflect.Int && n.ShortTag() != "!!int" { // yaml would truncate 1.5 to 1
-			return bad(n.Line, path, "%q: want a whole number", n.Value)
+		switch {
+		case n.Kind != yaml.ScalarNode:
+			return bad(n.Line, path, "une seule valeur est attendue, pas %s", kindName(n))
+		case t.Kind() == reflect.Int && n.ShortTag() != "!!int": // yaml would truncate 1.5 to 1
+			return bad(n.Line, path, "%q: un nombre entier est attendu", n.Value)
 		}
 		if err := n.Decode(reflect.New(t).Interface()); err != nil {
 			return bad(n.Line, path, "%s", stripYAMLLine(err))
 		}
 	}
-	return nil
+	return sound
 }
 
 // checkMerge checks the value of a merge key (<<): a mapping or a list of mappings.
-func (w *schemaWalker) checkMerge(v *yaml.Node, t reflect.Type, path []string, rule int) *RuleError {
+func (w *schemaWalker) checkMerge(v *yaml.Node, t reflect.Type, path []string, rule int) verdict {
 	if v.Kind == yaml.AliasNode && v.Alias != nil {
 		v = v.Alias
 	}
 	if v.Kind != yaml.SequenceNode {
 		return w.check(v, t, path, rule)
 	}
+	merged := sound
 	for _, m := range v.Content {
-		if e := w.check(m, t, path, rule); e != nil {
-			return e
+		switch w.check(m, t, path, rule) {
+		case stop:
+			return stop
+		case faulty:
+			merged = faulty
 		}
 	}
-	return nil
+	return merged
+}
+
+// pruned returns a copy of n, aliases resolved, without the pairs the walk
+// dropped, and with null for the rules it dropped. It follows only what the
+// walk went through, which has no cycle when the walk did not stop.
+func (w *schemaWalker) pruned(n *yaml.Node) *yaml.Node {
+	n = resolveAlias(n)
+	c := *n
+	c.Content = make([]*yaml.Node, 0, len(n.Content))
+	for i := 0; i < len(n.Content); i++ {
+		switch {
+		case n.Kind == yaml.MappingNode && i+1 < len(n.Content):
+			if !w.drop[n.Content[i]] {
+				c.Content = append(c.Content, w.pruned(n.Content[i]), w.pruned(n.Content[i+1]))
+			}
+			i++
+		case w.drop[n.Content[i]]:
+			c.Content = append(c.Content, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!null", Line: n.Content[i].Line})
+		default:
+			c.Content = append(c.Content, w.pruned(n.Content[i]))
+		}
+	}
+	return &c
+}
+
+// faulty reports whether the walker found a mistake in rule (0: the top level).
+func (w *schemaWalker) faulty(rule int) bool {
+	return slices.ContainsFunc(w.errs, func(s *RuleError) bool { return s.Rule == rule })
+}
+
+// explains reports whether a mistake the walker found explains e, a mistake
+// of the decoded rules: a field that could not be read is left empty, and
+// what depends on it is wrong for that reason only.
+func (w *schemaWalker) explains(e *RuleError) bool {
+	return slices.ContainsFunc(w.errs, func(s *RuleError) bool {
+		return s.Rule == e.Rule && (e.Rule == 0 || s.Field == "" || s.Field == e.Field ||
+			strings.HasPrefix(e.Field, s.Field+".") || s.Field == "action.send" && e.Field == "action.delay_hours")
+	})
 }
 
 // yamlFields returns the fields of struct t by YAML key, and the keys in order.
@@ -259,13 +347,13 @@ func yamlFields(t reflect.Type) (map[string]reflect.Type, []string) {
 func kindName(n *yaml.Node) string {
 	switch n.Kind {
 	case yaml.MappingNode:
-		return "a mapping"
+		return "une table"
 	case yaml.SequenceNode:
-		return "a list"
+		return "une liste"
 	case yaml.ScalarNode:
 		return strconv.Quote(n.Value)
 	}
-	return "an alias"
+	return "un alias"
 }
 
 // yamlLine finds the line and message in an error of the yaml package.
@@ -283,10 +371,10 @@ func stripYAMLLine(err error) string {
 // yamlError turns an error of the yaml package into a *RuleError, with the
 // rule at its line when root is known.
 func yamlError(err error, root *yaml.Node) *RuleError {
-	e := &RuleError{Msg: "YAML: " + strings.TrimPrefix(err.Error(), "yaml: ")}
+	e := &RuleError{Msg: "syntaxe YAML: " + strings.TrimPrefix(err.Error(), "yaml: ")}
 	if m := yamlLine.FindStringSubmatch(err.Error()); m != nil {
 		e.Line, _ = strconv.Atoi(m[1])
-		e.Msg = "YAML: " + m[2]
+		e.Msg = "syntaxe YAML: " + m[2]
 	}
 	if root != nil && e.Line > 0 {
 		if rules := mappingValue(root, "rules"); rules != nil && rules.Kind == yaml.SequenceNode {
@@ -300,17 +388,18 @@ func yamlError(err error, root *yaml.Node) *RuleError {
 	return e
 }
 
-// withRuleName adds the name of rule e.Rule, from the source, to e's message.
-func withRuleName(e *RuleError, root *yaml.Node) *RuleError {
-	if e.Rule == 0 || e.Field == "name" {
-		return e
-	}
-	if n := mappingValue(ruleNode(root, e.Rule), "name"); n != nil && n.Kind == yaml.ScalarNode {
-		if name := strings.TrimSpace(n.Value); name != "" {
-			e.Msg += fmt.Sprintf(" (rule %q)", name)
+// withRuleNames sets the name of the rule of each of errs, from the source,
+// except for mistakes of the name itself; it returns errs.
+func withRuleNames(errs RuleErrors, root *yaml.Node) RuleErrors {
+	for _, e := range errs {
+		if e.Rule == 0 || e.Field == "name" {
+			continue
+		}
+		if n := mappingValue(ruleNode(root, e.Rule), "name"); n != nil && n.Kind == yaml.ScalarNode {
+			e.Name = strings.TrimSpace(n.Value)
 		}
 	}
-	return e
+	return errs
 }
 
 // lineOf returns the line of field (e.g. action.delay_hours) in rule (1-based)
@@ -346,15 +435,38 @@ func ruleNode(root *yaml.Node, rule int) *yaml.Node {
 	return resolveAlias(rules.Content[rule-1])
 }
 
-// mappingValue returns the value of key in mapping n, or nil.
+// mappingValue returns the value of key in mapping n, written there or
+// merged into it (<<), or nil.
 func mappingValue(n *yaml.Node, key string) *yaml.Node {
+	return lookup(n, key, maxMergeDepth)
+}
+
+// maxMergeDepth bounds the merges lookup follows: an anchor may merge itself.
+const maxMergeDepth = 8
+
+// lookup is mappingValue, following at most depth merges.
+func lookup(n *yaml.Node, key string, depth int) *yaml.Node {
 	n = resolveAlias(n)
-	if n == nil || n.Kind != yaml.MappingNode {
+	if n == nil || n.Kind != yaml.MappingNode || depth < 0 {
 		return nil
 	}
+	var merged []*yaml.Node
 	for i := 0; i+1 < len(n.Content); i += 2 {
-		if k := n.Content[i]; k.Kind == yaml.ScalarNode && k.Value == key && k.ShortTag() != "!!merge" {
-			return resolveAlias(n.Content[i+1])
+		switch k, v := n.Content[i], n.Content[i+1]; {
+		case k.Kind != yaml.ScalarNode:
+		case k.ShortTag() == "!!merge":
+			if v = resolveAlias(v); v != nil && v.Kind == yaml.SequenceNode {
+				merged = append(merged, v.Content...)
+			} else {
+				merged = append(merged, v)
+			}
+		case k.Value == key:
+			return resolveAlias(v)
+		}
+	}
+	for _, m := range merged {
+		if v := lookup(m, key, depth-1); v != nil {
+			return v
 		}
 	}
 	return nil

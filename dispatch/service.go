@@ -150,8 +150,9 @@ func (s *Service) Previous(ctx context.Context, in Inbound) (Answer, bool, error
 }
 
 // Receive durably stores r, the message it came in with the response respond
-// builds for the new report (from its id, its document id and the warnings
-// of its intake), and the job that will resolve its recipients, in one
+// builds for the new report (from its id, its document id, when it was
+// received as the database recorded it, and the warnings of its intake),
+// and the job that will resolve its recipients, in one
 // transaction: when it returns, the report is committed and the response
 // may be sent. A replacement supersedes the pending deliveries of the
 // document it replaces and is also sent to those who received it; a
@@ -164,7 +165,12 @@ func (s *Service) Previous(ctx context.Context, in Inbound) (Answer, bool, error
 // are added to the first report and served, the others get nothing more;
 // the receipt names the first report. The same document id with other
 // bytes is refused: a new version is a replacement with its own id.
-func (s *Service) Receive(ctx context.Context, in Inbound, r Report, respond func(reportID int64, documentID string, warnings []Warning) []byte) (Receipt, error) {
+func (s *Service) Receive(ctx context.Context, in Inbound, r Report, respond func(reportID int64, documentID string, receivedAt time.Time, warnings []Warning) []byte) (Receipt, error) {
+	return s.receive(ctx, in, r, respond, fromDPI{})
+}
+
+// receive is Receive, the message's key and outcome recorded as via says.
+func (s *Service) receive(ctx context.Context, in Inbound, r Report, respond func(reportID int64, documentID string, receivedAt time.Time, warnings []Warning) []byte, via receiving) (Receipt, error) {
 	if in.ControlID == "" {
 		return Receipt{}, &InvalidError{Field: "control_id", Msg: "le message n'a pas de clé (identifiant de message ou Idempotency-Key)"}
 	}
@@ -180,7 +186,7 @@ func (s *Service) Receive(ctx context.Context, in Inbound, r Report, respond fun
 	var rc Receipt
 	resent := false
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		inboundID, dup, err := insertInbound(ctx, tx, in, Answer{Accepted: true})
+		inboundID, dup, err := via.key(ctx, tx, in)
 		if err != nil {
 			return err
 		}
@@ -189,7 +195,7 @@ func (s *Service) Receive(ctx context.Context, in Inbound, r Report, respond fun
 				return ErrKeyReused
 			}
 			rc = Receipt{ReportID: dup.reportID, Duplicate: true, Answer: dup.answer}
-			return nil
+			return via.received(ctx, tx, rc)
 		}
 		stored, err := storedDocuments(ctx, tx, r.documentIDs())
 		if err != nil {
@@ -210,8 +216,15 @@ func (s *Service) Receive(ctx context.Context, in Inbound, r Report, respond fun
 		if err := insertReportEvents(ctx, tx, id, warningEvents(r.Warnings)); err != nil {
 			return err
 		}
-		rc = Receipt{ReportID: id, Answer: Answer{Response: respond(id, r.Document.ID, r.Warnings), Accepted: true}}
-		return setInboundResponse(ctx, tx, inboundID, rc.Response)
+		receivedAt, err := reportReceivedAt(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		rc = Receipt{ReportID: id, Answer: Answer{Response: respond(id, r.Document.ID, receivedAt, r.Warnings), Accepted: true}}
+		if err := setInboundResponse(ctx, tx, inboundID, rc.Response); err != nil {
+			return err
+		}
+		return via.received(ctx, tx, rc)
 	})
 	if err != nil {
 		if permanent := storageRefusal(err); permanent != nil {
@@ -224,6 +237,26 @@ func (s *Service) Receive(ctx context.Context, in Inbound, r Report, respond fun
 		"documents", len(r.documents()), "warnings", len(r.Warnings))
 	return rc, nil
 }
+
+// receiving is how receive records a message, in its transaction: fromDPI
+// for a message the DPI sent, a *Requeued for a quarantined one processed
+// again.
+type receiving interface {
+	// key records the message's key and returns its id, or the message
+	// recorded before with that key.
+	key(ctx context.Context, tx pgx.Tx, in Inbound) (int64, *storedInbound, error)
+	// received runs once the message is stored, or known as a retransmission.
+	received(ctx context.Context, tx pgx.Tx, rc Receipt) error
+}
+
+// fromDPI records a message the DPI sent.
+type fromDPI struct{}
+
+func (fromDPI) key(ctx context.Context, tx pgx.Tx, in Inbound) (int64, *storedInbound, error) {
+	return insertInbound(ctx, tx, in, Answer{Accepted: true})
+}
+
+func (fromDPI) received(context.Context, pgx.Tx, Receipt) error { return nil }
 
 // receiveNew stores r as a new report, received with the inbound message
 // inboundID, and the job that resolves its recipients.

@@ -152,6 +152,16 @@ func storedDocuments(ctx context.Context, q dbtx, ids []string) ([]storedDocumen
 	return out, nil
 }
 
+// reportReceivedAt returns when report id was received, as the database
+// recorded it.
+func reportReceivedAt(ctx context.Context, q dbtx, id int64) (time.Time, error) {
+	var at time.Time
+	if err := q.QueryRow(ctx, `SELECT received_at FROM reports WHERE id = $1`, id).Scan(&at); err != nil {
+		return time.Time{}, fmt.Errorf("report %d: when received: %w", id, err)
+	}
+	return at, nil
+}
+
 // reportEvent is an event of a report as a whole (report_events).
 type reportEvent struct {
 	Event  string
@@ -397,6 +407,8 @@ type newDelivery struct {
 	ScheduledFor *time.Time
 	// FallbackOf is the delivery this one replaces after it failed, or 0.
 	FallbackOf int64
+	// Choices are the addresses a secretary chooses among (Route.Choices).
+	Choices []string
 }
 
 // insertDelivery creates d, recording its creation by actor, and returns its
@@ -417,8 +429,8 @@ func insertDelivery(ctx context.Context, tx pgx.Tx, reportID int64, d newDeliver
 	err = tx.QueryRow(ctx, `WITH d AS (
 			INSERT INTO deliveries (report_id, recipient_id, channel, status, address,
 				recipient_name, postal_address, reason, reason_text, message_id, rule_name, rule_version, policy,
-				scheduled_for, fallback_of, service)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,
+				scheduled_for, fallback_of, choices, service)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, coalesce($19, '{}'::text[]),
 				(SELECT service FROM reports WHERE id = $1))
 			ON CONFLICT (recipient_id, channel) DO NOTHING
 			RETURNING id
@@ -426,7 +438,7 @@ func insertDelivery(ctx context.Context, tx pgx.Tx, reportID int64, d newDeliver
 		SELECT id FROM d`,
 		reportID, d.RecipientID, d.Channel, d.Status, d.Address, d.Name, d.PostalAddress, d.Reason, d.ReasonText,
 		messageID, d.RuleName, d.RuleVersion, d.Policy, d.ScheduledFor, fallbackOf,
-		EventCreated, actor.Kind, actor.Name).Scan(&id)
+		EventCreated, actor.Kind, actor.Name, d.Choices).Scan(&id)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return 0, false, nil
 	}

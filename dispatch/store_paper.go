@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/jackc/pgx/v5"
 
@@ -26,16 +27,24 @@ func unbatchedServices(ctx context.Context, q dbtx) ([]string, error) {
 	return services, nil
 }
 
-// letterColumns are the columns scanned by scanLetter (d deliveries, r reports, doc documents).
+// letterColumns are the columns scanned by scanLetter, from letterTables.
 const letterColumns = `d.id, d.report_id, d.recipient_name, d.postal_address, r.patient_family, r.patient_given,
 	r.patient_birth_date, r.patient_sex, r.document_title, d.service, r.received_at,
-	coalesce(doc.pdf, ''::bytea), coalesce(doc.cda, ''::bytea), coalesce(doc.pdf_in_cda, false), doc.purged_at IS NOT NULL`
+	coalesce(doc.pdf, ''::bytea), coalesce(doc.cda, ''::bytea), coalesce(doc.pdf_in_cda, false), doc.purged_at IS NOT NULL,
+	coalesce(doc.document_id, ''), rc.kind, d.reason, coalesce(e.status, '')`
+
+// letterTables are the tables of letterColumns: d the paper delivery, r its
+// report, doc its document, rc its recipient, e the recipient's email.
+const letterTables = `deliveries d JOIN reports r ON r.id = d.report_id JOIN recipients rc ON rc.id = d.recipient_id
+	LEFT JOIN documents doc ON doc.report_id = r.id AND doc.position = 1
+	LEFT JOIN deliveries e ON e.recipient_id = d.recipient_id AND e.channel = 'mssante'`
 
 func scanLetter(row pgx.Row) (letterFacts, error) {
 	var l letterFacts
 	var inCDA bool
 	err := row.Scan(&l.DeliveryID, &l.ReportID, &l.Name, &l.Address, &l.Patient.Family, &l.Patient.Given,
-		&l.Patient.BirthDate, &l.Patient.Sex, &l.DocumentTitle, &l.Service, &l.ReceivedAt, &l.PDF, &l.CDA, &inCDA, &l.Purged)
+		&l.Patient.BirthDate, &l.Patient.Sex, &l.DocumentTitle, &l.Service, &l.ReceivedAt, &l.PDF, &l.CDA, &inCDA, &l.Purged,
+		&l.DocumentID, &l.RecipientKind, &l.Reason, &l.EmailStatus)
 	if err == nil {
 		l.PDF, err = storedPDF(l.PDF, inCDA, func() ([]byte, error) { return cda.ExtractPDF(l.CDA) })
 	}
@@ -45,8 +54,7 @@ func scanLetter(row pgx.Row) (letterFacts, error) {
 // lockUnbatched locks up to limit letters of service to print that are in
 // no batch, oldest first, skipping those another instance holds.
 func lockUnbatched(ctx context.Context, tx pgx.Tx, service string, limit int) ([]letterFacts, error) {
-	rows, err := tx.Query(ctx, `SELECT `+letterColumns+`
-		FROM deliveries d JOIN reports r ON r.id = d.report_id LEFT JOIN documents doc ON doc.report_id = r.id AND doc.position = 1
+	rows, err := tx.Query(ctx, `SELECT `+letterColumns+` FROM `+letterTables+`
 		WHERE d.status = 'paper_pending' AND d.paper_batch_id IS NULL AND d.service = $1
 		ORDER BY d.id LIMIT $2 FOR UPDATE OF d SKIP LOCKED`, service, limit)
 	if err != nil {
@@ -61,8 +69,7 @@ func lockUnbatched(ctx context.Context, tx pgx.Tx, service string, limit int) ([
 
 // loadLetter loads the letter of a paper delivery, or ErrNotFound.
 func loadLetter(ctx context.Context, q dbtx, deliveryID int64) (letterFacts, error) {
-	l, err := scanLetter(q.QueryRow(ctx, `SELECT `+letterColumns+`
-		FROM deliveries d JOIN reports r ON r.id = d.report_id LEFT JOIN documents doc ON doc.report_id = r.id AND doc.position = 1
+	l, err := scanLetter(q.QueryRow(ctx, `SELECT `+letterColumns+` FROM `+letterTables+`
 		WHERE d.id = $1 AND d.channel = 'paper'`, deliveryID))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return letterFacts{}, fmt.Errorf("paper delivery %d: %w", deliveryID, ErrNotFound)
@@ -73,8 +80,48 @@ func loadLetter(ctx context.Context, q dbtx, deliveryID int64) (letterFacts, err
 	return l, nil
 }
 
-// insertBatch records a batch of letters (pages[i] is the page count of letters[i]).
-func insertBatch(ctx context.Context, tx pgx.Tx, b PaperBatch, pdf []byte, letters []letterFacts, pages []int) (int64, error) {
+// printedLetters returns the letters already printed for the documents of
+// letters (in a batch, not withdrawn since, or posted), by what makes them
+// the same letter.
+func printedLetters(ctx context.Context, q dbtx, letters []letterFacts) (map[letterKey]printedLetter, error) {
+	var documents []string
+	for _, l := range letters {
+		if l.DocumentID != "" && !slices.Contains(documents, l.DocumentID) {
+			documents = append(documents, l.DocumentID)
+		}
+	}
+	printed := map[letterKey]printedLetter{}
+	if len(documents) == 0 {
+		return printed, nil
+	}
+	rows, err := q.Query(ctx, `SELECT d.id, coalesce(d.paper_batch_id, 0), doc.document_id, d.recipient_name, d.postal_address
+		FROM deliveries d JOIN documents doc ON doc.report_id = d.report_id AND doc.position = 1
+		WHERE doc.document_id = ANY ($1) AND d.channel = 'paper'
+			AND (d.status = 'paper_sent' OR (d.status = 'paper_pending' AND d.paper_batch_id IS NOT NULL))
+		ORDER BY d.id`, documents)
+	if err != nil {
+		return nil, fmt.Errorf("letters printed: %w", err)
+	}
+	var p printedLetter
+	var document, name string
+	var address PostalAddress
+	_, err = pgx.ForEachRow(rows, []any{&p.DeliveryID, &p.BatchID, &document, &name, &address}, func() error {
+		if key, ok := newLetterKey(document, name, address); ok {
+			if _, seen := printed[key]; !seen {
+				printed[key] = p
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("letters printed: %w", err)
+	}
+	return printed, nil
+}
+
+// insertBatch records a batch of letters (pages[i] is the page count of
+// letters[i]) and the duplicates it did not print.
+func insertBatch(ctx context.Context, tx pgx.Tx, b PaperBatch, pdf []byte, letters []letterFacts, pages []int, dups []duplicate) (int64, error) {
 	var id int64
 	err := tx.QueryRow(ctx, `INSERT INTO paper_batches (day, service, status, sink, letters, pages, pdf)
 		VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id`,
@@ -93,6 +140,12 @@ func insertBatch(ctx context.Context, tx pgx.Tx, b PaperBatch, pdf []byte, lette
 	if _, err := tx.Exec(ctx, `UPDATE deliveries SET paper_batch_id = $1, updated_at = now() WHERE id = ANY($2)`,
 		id, ids); err != nil {
 		return 0, fmt.Errorf("batch letters %d: %w", id, err)
+	}
+	for _, d := range dups {
+		if _, err := tx.Exec(ctx, `INSERT INTO paper_batch_letters (batch_id, delivery_id, position, pages, duplicate_of)
+			VALUES ($1, $2, $3, 0, $4)`, id, d.DeliveryID, d.Of.Position, d.Of.DeliveryID); err != nil {
+			return 0, fmt.Errorf("insert duplicates of batch %d: %w", id, err)
+		}
 	}
 	return id, nil
 }
@@ -139,7 +192,21 @@ func batchedDeliveries(ctx context.Context, tx pgx.Tx, batchID int64) ([]int64, 
 	return ids, nil
 }
 
-const batchColumns = `id, day::timestamptz, service, status, sink, letters, pages, created_at, posted_at, posted_by`
+const batchColumns = `id, day::timestamptz, service, status, sink, letters, pages, created_at, posted_at, posted_by,
+	(SELECT count(*) FROM paper_batch_letters l WHERE l.batch_id = paper_batches.id AND l.duplicate_of IS NOT NULL)`
+
+// batchService returns the service of the batch id, or ErrNotFound.
+func batchService(ctx context.Context, q dbtx, id int64) (string, error) {
+	var service string
+	err := q.QueryRow(ctx, `SELECT service FROM paper_batches WHERE id = $1`, id).Scan(&service)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", ErrNotFound
+	}
+	if err != nil {
+		return "", fmt.Errorf("service of batch %d: %w", id, err)
+	}
+	return service, nil
+}
 
 func listBatches(ctx context.Context, q dbtx, limit int) ([]PaperBatch, error) {
 	rows, err := q.Query(ctx, `SELECT `+batchColumns+` FROM paper_batches ORDER BY id DESC LIMIT $1`, limit)
@@ -165,14 +232,28 @@ func loadBatch(ctx context.Context, q dbtx, id int64) (PaperBatch, []BatchLetter
 	if err != nil {
 		return PaperBatch{}, nil, fmt.Errorf("load batch %d: %w", id, err)
 	}
+	// A letter is in the batch while its delivery is, waiting to be posted
+	// or posted (a replacement or a deletion leaves the batch id: its
+	// status tells). A duplicate is listed after the letter printed for it,
+	// those of earlier batches last.
 	rows, err = q.Query(ctx, `SELECT d.id, d.report_id, l.position, l.pages, d.recipient_name,
-			coalesce(d.postal_address->>'city', ''), d.status, coalesce(d.paper_batch_id = l.batch_id, false)
-		FROM paper_batch_letters l JOIN deliveries d ON d.id = l.delivery_id
-		WHERE l.batch_id = $1 ORDER BY l.position`, id)
+			coalesce(d.postal_address->>'city', ''), d.status,
+			l.duplicate_of IS NULL AND d.paper_batch_id IS NOT DISTINCT FROM l.batch_id AND d.status IN ('paper_pending', 'paper_sent'),
+			r.patient_family, r.patient_given, r.patient_birth_date, r.patient_sex, r.patient_ipp, coalesce(l.duplicate_of, 0),
+			coalesce((SELECT max(o.batch_id) FROM paper_batch_letters o
+				WHERE o.delivery_id = l.duplicate_of AND o.duplicate_of IS NULL AND o.batch_id < l.batch_id), 0)
+		FROM paper_batch_letters l JOIN deliveries d ON d.id = l.delivery_id JOIN reports r ON r.id = d.report_id
+		WHERE l.batch_id = $1 ORDER BY l.position = 0, l.position, l.duplicate_of IS NOT NULL, d.id`, id)
 	if err != nil {
 		return PaperBatch{}, nil, fmt.Errorf("letters of batch %d: %w", id, err)
 	}
-	letters, err := pgx.CollectRows(rows, pgx.RowToStructByPos[BatchLetter])
+	letters, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (BatchLetter, error) {
+		var l BatchLetter
+		p := &l.Patient
+		err := row.Scan(&l.DeliveryID, &l.ReportID, &l.Position, &l.Pages, &l.Name, &l.City, &l.Status, &l.InBatch,
+			&p.Family, &p.Given, &p.BirthDate, &p.Sex, &p.IPP, &l.DuplicateOf, &l.DuplicateBatch)
+		return l, err
+	})
 	if err != nil {
 		return PaperBatch{}, nil, fmt.Errorf("letters of batch %d: %w", id, err)
 	}

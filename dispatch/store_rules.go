@@ -10,8 +10,8 @@ import (
 	"github.com/mssdispatch/mssdispatch/audit"
 )
 
-// This file holds the SQL of the CME rules: their versions, and what the dry
-// run of a proposed version reads.
+// This file holds the SQL of the CME rules: their versions, what the dry run
+// of a proposed version reads, and the document types their authors pick from.
 
 // activeRuleSet returns the rules in force: the newest version, or
 // DefaultRuleSet when the CME has written none.
@@ -95,6 +95,23 @@ func ruleSetHistory(ctx context.Context, q dbtx, limit int) ([]RuleSet, error) {
 	})
 	if err != nil {
 		return nil, fmt.Errorf("list rules versions: %w", err)
+	}
+	return out, nil
+}
+
+// documentTypes returns the document codes of the newest n reports, each
+// with its most frequent title, by title.
+func documentTypes(ctx context.Context, q dbtx, n int) ([]DocumentType, error) {
+	rows, err := q.Query(ctx, `SELECT document_code, mode() WITHIN GROUP (ORDER BY document_title)
+		FROM (SELECT document_code, document_title FROM reports ORDER BY id DESC LIMIT $1) r
+		WHERE document_code <> ''
+		GROUP BY document_code ORDER BY 2, 1`, n)
+	if err != nil {
+		return nil, fmt.Errorf("list document types: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowToStructByPos[DocumentType])
+	if err != nil {
+		return nil, fmt.Errorf("list document types: %w", err)
 	}
 	return out, nil
 }

@@ -79,7 +79,8 @@ func searchDeliveries(ctx context.Context, q dbtx, f DeliveryFilter, after int64
 	}
 	sql := `SELECT d.id, d.report_id, d.channel, d.status, ` + recipientName + `, d.address, d.reason_text,
 			d.attention, d.last_error, trim(both ' ' FROM r.patient_family || ' ' || r.patient_given), r.patient_ipp,
-			r.document_title, r.document_code, d.service, d.created_at, d.updated_at
+			r.document_title, r.document_code, d.service, d.created_at, d.updated_at, d.postal_address, d.choices,
+			d.scheduled_for, d.rule_name, d.rule_version
 		FROM deliveries d JOIN reports r ON r.id = d.report_id JOIN recipients rc ON rc.id = d.recipient_id`
 	if len(where) > 0 {
 		sql += " WHERE " + strings.Join(where, " AND ")
@@ -190,7 +191,8 @@ func reportDetail(ctx context.Context, q dbtx, id int64) (ReportDetail, error) {
 	}
 	rows, err = q.Query(ctx, `SELECT d.recipient_id, d.id, d.channel, d.status, d.address, d.recipient_name,
 			d.postal_address, d.reason, d.reason_text, d.rule_name, d.rule_version, d.last_error, d.attention,
-			d.send_attempts, d.sending_at IS NOT NULL, coalesce(d.fallback_of, 0), d.updated_at, d.sent_at
+			d.send_attempts, d.sending_at IS NOT NULL, coalesce(d.fallback_of, 0), d.updated_at, d.sent_at, d.choices,
+			d.scheduled_for
 		FROM deliveries d WHERE d.report_id = $1 ORDER BY d.id`, id)
 	if err != nil {
 		return ReportDetail{}, fmt.Errorf("load deliveries of report %d: %w", id, err)
@@ -200,7 +202,7 @@ func reportDetail(ctx context.Context, q dbtx, id int64) (ReportDetail, error) {
 	var d DeliveryDetail
 	_, err = pgx.ForEachRow(rows, []any{&recipientID, &d.ID, &d.Channel, &d.Status, &d.Address, &d.Name,
 		&d.PostalAddress, &d.Reason, &d.ReasonText, &d.RuleName, &d.RuleVersion, &d.LastError, &d.Attention,
-		&d.SendAttempts, &d.Sending, &d.FallbackOf, &d.UpdatedAt, &d.SentAt}, func() error {
+		&d.SendAttempts, &d.Sending, &d.FallbackOf, &d.UpdatedAt, &d.SentAt, &d.Choices, &d.ScheduledFor}, func() error {
 		byRecipient[recipientID] = append(byRecipient[recipientID], d)
 		d = DeliveryDetail{}
 		return nil

@@ -70,6 +70,15 @@ type DeliveryRow struct {
 	Service       string
 	CreatedAt     time.Time
 	UpdatedAt     time.Time
+	// PostalAddress is where a letter to the recipient goes (zero when unknown).
+	PostalAddress PostalAddress
+	// Choices are the addresses a secretary chooses among, for an email in review.
+	Choices []string
+	// ScheduledFor is when a scheduled delivery leaves; RuleName and
+	// RuleVersion the rule that decided it.
+	ScheduledFor *time.Time
+	RuleName     string
+	RuleVersion  int
 }
 
 // DeliveryPage is a page of deliveries; Next is the cursor of the next page,
@@ -194,11 +203,17 @@ type DeliveryDetail struct {
 	FallbackOf int64
 	UpdatedAt  time.Time
 	SentAt     *time.Time
+	// Choices are the addresses a secretary chooses among, for an email in review.
+	Choices []string
+	// ScheduledFor is when a scheduled delivery leaves.
+	ScheduledFor *time.Time
 }
 
 // Actions a user may take on a delivery (DeliveryDetail.Actions).
 const (
 	ActionApprove = "approve"
+	ActionSendNow = "send-now" // a scheduled delivery, before its rule's delay ends
+	ActionSendTo  = "send-to"  // an email in review, to one of its Choices
 	ActionHold    = "hold"
 	ActionEdit    = "edit"
 	ActionPaper   = "paper"
@@ -218,7 +233,8 @@ func (d DeliveryDetail) Actions() []string {
 		}
 	}
 	mssante := d.Channel == correspondents.ChannelMSSante
-	add(approvable(d.Status, d.Channel, d.Address), ActionApprove)
+	add(d.Status == StatusReview && approvable(d.Status, d.Channel, d.Address, d.PostalAddress), ActionApprove)
+	add(d.Status == StatusScheduled, ActionSendNow)
 	add(d.Status == StatusScheduled || d.Status == StatusPaperPending, ActionHold)
 	add(d.Status == StatusReview || (d.Status == StatusFailed && mssante) || d.Status == StatusPaperPending, ActionEdit)
 	add(mssante && canSwitchToPaper(d.Status, d.Sending), ActionPaper)
@@ -229,12 +245,21 @@ func (d DeliveryDetail) Actions() []string {
 	return out
 }
 
-// Approvable reports whether the delivery can be approved: an email
-// waiting with a trusted address (the only kind it may hold), or a letter.
-func (d DeliveryRow) Approvable() bool { return approvable(d.Status, d.Channel, d.Address) }
+// Approvable reports whether the delivery in review can be approved: an
+// email with an address (a trusted one: the only kind it may hold), or a
+// letter with a postal address. A button that cannot succeed is not offered.
+func (d DeliveryRow) Approvable() bool {
+	return d.Status == StatusReview && approvable(d.Status, d.Channel, d.Address, d.PostalAddress)
+}
 
-func approvable(status, channel, address string) bool {
-	return (status == StatusReview || status == StatusScheduled) && (channel != correspondents.ChannelMSSante || address != "")
+func approvable(status, channel, address string, postal PostalAddress) bool {
+	if status != StatusReview && status != StatusScheduled {
+		return false
+	}
+	if channel == correspondents.ChannelMSSante {
+		return address != ""
+	}
+	return postal.Known()
 }
 
 // canSwitchToPaper reports whether an email in status may be replaced or

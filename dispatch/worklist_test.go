@@ -145,10 +145,12 @@ func TestReportDetailAndRecipientActions(t *testing.T) {
 	require.Equal(t, paper, letter.ID)
 	require.Equal(t, email.ID, letter.FallbackOf)
 	require.Equal(t, dispatch.ReasonUserPaper, letter.Reason)
-	// With two mailboxes, the resolver chose no postal address: the letter
-	// waits for one, cannot be approved before, then goes to print.
-	require.Equal(t, dispatch.StatusReview, letter.Status)
-	require.ErrorIs(t, b.svc.Approve(b.ctx, letter.ID, "alice"), dispatch.ErrNoAddress)
+	// The letter goes to the postal address the directory knows (issue #20,
+	// item 4: before, a review row's letter waited for one by hand).
+	require.Equal(t, dispatch.StatusPaperPending, letter.Status)
+	require.Equal(t, "69003 LYON", letter.PostalAddress.RoutingLine)
+	// Held, it is corrected, then approved again.
+	require.NoError(t, b.svc.Hold(b.ctx, letter.ID, "alice", "adresse à corriger"))
 	err = b.svc.EditRecipient(b.ctx, letter.ID, "alice", dispatch.RecipientChange{Name: "X"})
 	require.True(t, errors.As(err, &bad))
 	require.Equal(t, dispatch.ProblemNoPostal, bad.Problem)
@@ -168,8 +170,8 @@ func TestReportDetailAndRecipientActions(t *testing.T) {
 			events = append(events, e.Event)
 		}
 	}
-	require.Equal(t, []string{dispatch.EventEdited, dispatch.EventCreated, dispatch.EventPaper, dispatch.EventEdited,
-		dispatch.EventApproved}, events)
+	require.Equal(t, []string{dispatch.EventEdited, dispatch.EventCreated, dispatch.EventPaper, dispatch.EventHeld,
+		dispatch.EventEdited, dispatch.EventApproved}, events)
 
 	_, err = b.svc.AddRecipient(b.ctx, report, "alice", dispatch.Recipient{Address: "paul.leroux@medecin-demo.mssante.fr"})
 	require.True(t, errors.As(err, &bad))

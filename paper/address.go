@@ -126,6 +126,19 @@ func AddressBlock(name string, a PostalAddress) ([]string, error) {
 	return out, nil
 }
 
+// Envelope returns what the envelope of a letter to name at a reads, in a
+// form to compare: the words of its address block (see AddressBlock) in
+// upper case, without accents nor punctuation. Two letters with the same
+// Envelope go to the same person: the post cannot tell them apart. It
+// returns ErrNotPostable as AddressBlock does.
+func Envelope(name string, a PostalAddress) (string, error) {
+	lines, err := AddressBlock(name, a)
+	if err != nil {
+		return "", err
+	}
+	return postalText(strings.Join(lines, " "), true), nil
+}
+
 // fitLine returns the line s cut into lines of at most MaxLineLen
 // characters: at words onto at most spare more lines, else abbreviated by
 // abbr and truncated. It also returns the spare lines left.

@@ -48,6 +48,32 @@ const (
 // paragraphs (see cda.Text).
 type Section = cda.TextSection
 
+// Kind is why a letter goes on paper, which its cover letter tells the
+// recipient about MSSanté, the secure email of health professionals.
+type Kind int
+
+// Kinds of letters.
+const (
+	// KindNoMailbox: no MSSanté mailbox of the recipient is known; the
+	// letter invites them to publish one in the Annuaire Santé.
+	KindNoMailbox Kind = iota
+	// KindCopy: the recipient gets the document by MSSanté too; the letter
+	// says it is its paper copy, and invites them to nothing.
+	KindCopy
+	// KindFallback: the document was sent by MSSanté without a confirmation
+	// that it arrived (a failure, no delivery or read notification); the
+	// letter says so and asks them to keep their address up to date.
+	KindFallback
+	// KindChosen: paper was chosen for the recipient (the hospital's local
+	// directory says paper, a secretary switched to paper); the letter says
+	// nothing of MSSanté.
+	KindChosen
+	// KindPatient: the patient's own document, sent to them; the letter
+	// speaks of their document, not of "your patient", and says nothing of
+	// the professionals' MSSanté.
+	KindPatient
+)
+
 // Letter is a report sent on paper to one recipient: a cover letter
 // addressed through the envelope window, followed by the report.
 type Letter struct {
@@ -69,6 +95,8 @@ type Letter struct {
 	// typeset on A4 pages instead.
 	ReportPDF  []byte
 	ReportText []Section
+	// Kind is why the letter goes on paper (KindNoMailbox when zero).
+	Kind Kind
 }
 
 // Layout of the pages, in millimetres.
@@ -358,10 +386,10 @@ func (d *document) cover(lh Letterhead, l Letter, lines []string) error {
 	d.pdf.Ln(3)
 	d.paragraph(coverBody(l))
 	d.pdf.Ln(3)
-	d.paragraph("Pour recevoir nos prochains documents par messagerie sécurisée de santé (MSSanté), " +
-		"plus vite et sans papier, il vous suffit de disposer d'une boîte aux lettres MSSanté publiée " +
-		"dans l'Annuaire Santé : nous le consultons avant chaque envoi.")
-	d.pdf.Ln(3)
+	if s := mssanteText[l.Kind]; s != "" {
+		d.paragraph(s)
+		d.pdf.Ln(3)
+	}
 	d.paragraph("Nous vous prions d'agréer, Madame, Monsieur, l'expression de nos salutations distinguées.")
 	d.pdf.Ln(8)
 	var sign []string
@@ -378,16 +406,35 @@ func (d *document) cover(lh Letterhead, l Letter, lines []string) error {
 	return nil
 }
 
+// mssanteText is what the cover letter of each kind says of MSSanté, after
+// presenting the report ("" for nothing).
+var mssanteText = map[Kind]string{
+	KindNoMailbox: "Pour recevoir nos prochains documents par messagerie sécurisée de santé (MSSanté), " +
+		"plus vite et sans papier, il vous suffit de disposer d'une boîte aux lettres MSSanté publiée " +
+		"dans l'Annuaire Santé : nous le consultons avant chaque envoi.",
+	KindCopy: "Ce document vous est également adressé par messagerie sécurisée de santé (MSSanté) : " +
+		"ce courrier en est la copie papier.",
+	KindFallback: "Ce document vous a été adressé par messagerie sécurisée de santé (MSSanté), sans que nous " +
+		"ayons la confirmation que vous l'avez reçu : nous vous l'adressons aussi par courrier. Si votre " +
+		"adresse MSSanté a changé, merci de la mettre à jour dans l'Annuaire Santé.",
+}
+
 // coverBody returns the sentence of the cover letter that presents the
 // report.
 func coverBody(l Letter) string {
 	s := "Veuillez trouver ci-joint "
-	if t := strings.TrimSpace(l.DocumentTitle); t != "" {
-		s += "le document « " + t + " »"
-	} else {
+	title := strings.TrimSpace(l.DocumentTitle)
+	switch {
+	case l.Kind == KindPatient && title != "":
+		s += "votre document « " + title + " »"
+	case l.Kind == KindPatient:
+		s += "votre document"
+	case title != "":
+		s += "le document « " + title + " »"
+	default:
 		s += "un document"
 	}
-	if p := strings.TrimSpace(l.Patient); p != "" {
+	if p := strings.TrimSpace(l.Patient); p != "" && l.Kind != KindPatient {
 		s += " concernant votre patient(e) " + p
 	}
 	if sv := strings.TrimSpace(l.Service); sv != "" {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -89,14 +90,14 @@ func TestAuditTrail(t *testing.T) {
 	require.Equal(t, http.StatusForbidden, status)
 }
 
-// journal lists the "actor action" of the entries of an audit page.
+// journal lists the "actor action" of the entries of an audit page (the
+// action's code is the title of its label).
 func journal(page string) []string {
 	var out []string
-	for _, row := range strings.Split(page, "<tr data-audit=")[1:] {
-		cells := strings.Split(row, "<td>")
-		actor := strings.TrimSuffix(strings.TrimSpace(cells[2]), "</td>")
-		action := strings.TrimSuffix(strings.TrimPrefix(cells[3], "<code>"), "</code></td>")
-		out = append(out, actor+" "+action)
+	for _, m := range journalRow.FindAllStringSubmatch(page, -1) {
+		out = append(out, m[1]+" "+m[2])
 	}
 	return out
 }
+
+var journalRow = regexp.MustCompile(`(?s)<tr data-audit="\d+">.*?</td>\s*<td>([^<]*)</td><td title="([^"]+)">`)

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/mssdispatch/mssdispatch/dispatch"
 	"github.com/mssdispatch/mssdispatch/internal/redact"
@@ -19,24 +20,15 @@ import (
 // ReportIntake stores reports received as JSON (dispatch.Service).
 type ReportIntake interface {
 	Previous(ctx context.Context, in dispatch.Inbound) (dispatch.Answer, bool, error)
-	Receive(ctx context.Context, in dispatch.Inbound, r dispatch.Report, respond func(reportID int64, documentID string, warnings []dispatch.Warning) []byte) (dispatch.Receipt, error)
+	Receive(ctx context.Context, in dispatch.Inbound, r dispatch.Report, respond func(reportID int64, documentID string, receivedAt time.Time, warnings []dispatch.Warning) []byte) (dispatch.Receipt, error)
 	Reject(ctx context.Context, in dispatch.Inbound, raw []byte, why dispatch.Refusal, response []byte) (dispatch.Answer, error)
 }
 
 // reportRequest is the body of POST /api/v1/reports (see openapi.json).
 type reportRequest struct {
-	Patient struct {
-		Family       string                 `json:"family"`
-		Given        string                 `json:"given"`
-		BirthDate    string                 `json:"birth_date"`
-		Sex          string                 `json:"sex"`
-		INS          string                 `json:"ins"`
-		INSOID       string                 `json:"ins_oid"`
-		INSQualified bool                   `json:"ins_qualified"`
-		IPP          string                 `json:"ipp"`
-		Address      dispatch.PostalAddress `json:"address"`
-	} `json:"patient"`
-	Service  string `json:"service"`
+	// Patient is required: nil when the request has none.
+	Patient  *patientRequest `json:"patient"`
+	Service  string          `json:"service"`
 	Document struct {
 		ID       string `json:"id"`
 		ParentID string `json:"parent_id"`
@@ -52,6 +44,35 @@ type reportRequest struct {
 	Flags            *dispatch.Flags    `json:"flags"`
 	BodyProfessional string             `json:"body_professional"`
 	BodyPatient      string             `json:"body_patient"`
+}
+
+// patientRequest is the patient of a reportRequest.
+type patientRequest struct {
+	Family       string                 `json:"family"`
+	Given        string                 `json:"given"`
+	BirthDate    string                 `json:"birth_date"`
+	Sex          string                 `json:"sex"`
+	INS          string                 `json:"ins"`
+	INSOID       string                 `json:"ins_oid"`
+	INSQualified bool                   `json:"ins_qualified"`
+	IPP          string                 `json:"ipp"`
+	Address      dispatch.PostalAddress `json:"address"`
+}
+
+// patient maps the patient, who must be named and identified as HL7's PID-5
+// and PID-3 must: a report whose patient no one can tell would be sent,
+// shown, searched and printed without one.
+func (p *patientRequest) patient() (dispatch.Patient, error) {
+	switch {
+	case p == nil:
+		return dispatch.Patient{}, &fieldError{"patient", "le compte rendu doit identifier son patient : donnez patient, avec son nom (family) et son IPP (ipp) ou son INS (ins)"}
+	case strings.TrimSpace(p.Family) == "":
+		return dispatch.Patient{}, &fieldError{"patient.family", "le nom de famille du patient est vide"}
+	case strings.TrimSpace(p.IPP) == "" && strings.TrimSpace(p.INS) == "":
+		return dispatch.Patient{}, &fieldError{"patient.ipp", "donnez l'IPP (ipp) ou l'INS (ins) du patient : son nom seul ne l'identifie pas"}
+	}
+	return dispatch.Patient{Family: p.Family, Given: p.Given, BirthDate: strings.ReplaceAll(p.BirthDate, "-", ""),
+		Sex: p.Sex, INS: p.INS, INSOID: p.INSOID, INSQualified: p.INSQualified, IPP: p.IPP, Address: p.Address}, nil
 }
 
 type recipientRequest struct {
@@ -89,9 +110,11 @@ func (req *reportRequest) report() (dispatch.Report, error) {
 	if r.Action == "" {
 		r.Action = dispatch.ActionNew
 	}
-	p := req.Patient
-	r.Patient = dispatch.Patient{Family: p.Family, Given: p.Given, BirthDate: strings.ReplaceAll(p.BirthDate, "-", ""),
-		Sex: p.Sex, INS: p.INS, INSOID: p.INSOID, INSQualified: p.INSQualified, IPP: p.IPP, Address: p.Address}
+	patient, err := req.Patient.patient()
+	if err != nil {
+		return r, err
+	}
+	r.Patient = patient
 	if req.Flags != nil {
 		r.Flags = *req.Flags
 		r.Flags.Present = true
@@ -189,9 +212,9 @@ func (s *server) postReport(w http.ResponseWriter, r *http.Request) {
 		s.refuse(w, r, in, body, fe.field, fe.msg)
 		return
 	}
-	receipt, err := s.cfg.Intake.Receive(ctx, in, report, func(id int64, documentID string, warnings []dispatch.Warning) []byte {
+	receipt, err := s.cfg.Intake.Receive(ctx, in, report, func(id int64, documentID string, receivedAt time.Time, warnings []dispatch.Warning) []byte {
 		b, _ := json.Marshal(receivedReport{ReportView: dispatch.ReportView{ID: id, DocumentID: documentID,
-			DocumentIDs: []string{documentID}, Status: dispatch.ReportReceived, Deliveries: []dispatch.DeliveryView{}},
+			DocumentIDs: []string{documentID}, Status: dispatch.ReportReceived, ReceivedAt: receivedAt, Deliveries: []dispatch.DeliveryView{}},
 			Warnings: warningsOf(warnings)})
 		return b
 	})

@@ -9,6 +9,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -52,21 +53,25 @@ func b64Document(t testing.TB, ext string) string {
 func TestPostReportCDA(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	body := `{"patient": {"family": "DUPONT", "given": "Marie", "birth_date": "1980-01-15", "sex": "F"},
+	body := `{"patient": {"family": "DUPONT", "given": "Marie", "birth_date": "1980-01-15", "sex": "F", "ipp": "IPP1"},
 		"document": {"cda": "` + b64File(t, "../cda/testdata/n1-pdf.xml") + `"},
 		"recipients": [{"rpps": "99900000002", "family": "DUPONT-DEMO", "given": "Claire"},
 		               {"address": "cardio@clinique-demo.mssante.fr", "organisation": "Clinique des Lilas"}]}`
 	code, resp := b.post(t, "req-1", body)
 	require.Equal(t, http.StatusCreated, code, resp)
 	var v struct {
-		ID         int64  `json:"id"`
-		DocumentID string `json:"document_id"`
-		Status     string `json:"status"`
+		ID         int64     `json:"id"`
+		DocumentID string    `json:"document_id"`
+		Status     string    `json:"status"`
+		ReceivedAt time.Time `json:"received_at"`
 	}
 	require.NoError(t, json.Unmarshal([]byte(resp), &v))
 	require.Positive(t, v.ID)
 	require.Equal(t, "1.2.250.1.999.42.1.4^LDL-20240312-000123", v.DocumentID, "taken from the CDA header")
 	require.Equal(t, "received", v.Status)
+	var receivedAt time.Time
+	require.NoError(t, b.pool.QueryRow(context.Background(), "SELECT received_at FROM reports WHERE id = $1", v.ID).Scan(&receivedAt))
+	require.True(t, receivedAt.Equal(v.ReceivedAt), "received_at is the database's, %s, not %s", receivedAt, v.ReceivedAt)
 
 	code, again := b.post(t, "req-1", body)
 	require.Equal(t, http.StatusCreated, code)
@@ -112,6 +117,7 @@ func TestPostReportRefused(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	cdaB64 := b64File(t, "../cda/testdata/n1-pdf.xml")
+	const patient = `"patient": {"family": "DUPONT", "ipp": "IPP1"}, `
 	tests := []struct {
 		name, key, body string
 		code            int
@@ -120,13 +126,18 @@ func TestPostReportRefused(t *testing.T) {
 		{"no key", "", `{}`, http.StatusBadRequest, ""},
 		{"not JSON", "k1", `{"patient": `, http.StatusUnprocessableEntity, ""},
 		{"unknown field", "k2", `{"patient": {}, "document": {"cda": "` + cdaB64 + `"}, "urgent": true}`, http.StatusUnprocessableEntity, ""},
-		{"no document", "k3", `{"patient": {}, "document": {}}`, http.StatusUnprocessableEntity, "document"},
-		{"bad RPPS", "k4", `{"service": "CARDIO", "document": {"cda": "` + cdaB64 + `"}, "recipients": [{"rpps": "123"}]}`, http.StatusUnprocessableEntity, "recipients[0].rpps"},
-		{"empty recipient", "k5", `{"document": {"cda": "` + cdaB64 + `"}, "recipients": [{}]}`, http.StatusUnprocessableEntity, "recipients[0]"},
-		{"flags outside the matrix", "k6", `{"document": {"cda": "` + cdaB64 + `"}, "flags": {"MASQUE_PS": true, "DESTMSSANTEPS": true}}`, http.StatusUnprocessableEntity, "flags.MASQUE_PS"},
-		{"unknown parent", "k7", `{"document": {"action": "replace", "parent_id": "1.2.3^old", "cda": "` + cdaB64 + `"}}`, http.StatusUnprocessableEntity, "document.parent_id"},
-		{"not a CDA", "k8", `{"document": {"cda": "` + base64.StdEncoding.EncodeToString([]byte("<html/>")) + `"}}`, http.StatusUnprocessableEntity, "document.cda"},
-		{"PDF without id", "k9", `{"document": {"pdf": "` + b64File(t, "../cda/testdata/sample.pdf") + `"}}`, http.StatusUnprocessableEntity, "document.id"},
+		{"no document", "k3", `{` + patient + `"document": {}}`, http.StatusUnprocessableEntity, "document"},
+		{"bad RPPS", "k4", `{` + patient + `"service": "CARDIO", "document": {"cda": "` + cdaB64 + `"}, "recipients": [{"rpps": "123"}]}`, http.StatusUnprocessableEntity, "recipients[0].rpps"},
+		{"empty recipient", "k5", `{` + patient + `"document": {"cda": "` + cdaB64 + `"}, "recipients": [{}]}`, http.StatusUnprocessableEntity, "recipients[0]"},
+		{"flags outside the matrix", "k6", `{` + patient + `"document": {"cda": "` + cdaB64 + `"}, "flags": {"MASQUE_PS": true, "DESTMSSANTEPS": true}}`, http.StatusUnprocessableEntity, "flags.MASQUE_PS"},
+		{"unknown parent", "k7", `{` + patient + `"document": {"action": "replace", "parent_id": "1.2.3^old", "cda": "` + cdaB64 + `"}}`, http.StatusUnprocessableEntity, "document.parent_id"},
+		{"not a CDA", "k8", `{` + patient + `"document": {"cda": "` + base64.StdEncoding.EncodeToString([]byte("<html/>")) + `"}}`, http.StatusUnprocessableEntity, "document.cda"},
+		{"PDF without id", "k9", `{` + patient + `"document": {"pdf": "` + b64File(t, "../cda/testdata/sample.pdf") + `"}}`, http.StatusUnprocessableEntity, "document.id"},
+		// Issue #20, item 12: a report must identify its patient, as PID-3 and PID-5 must over HL7.
+		{"no patient", "k10", `{"document": {"cda": "` + cdaB64 + `"}}`, http.StatusUnprocessableEntity, "patient"},
+		{"patient without a name", "k11", `{"patient": {"given": "Marie", "ipp": "IPP1"}, "document": {"cda": "` + cdaB64 + `"}}`, http.StatusUnprocessableEntity, "patient.family"},
+		{"patient without an identifier", "k12", `{"patient": {"family": "DUPONT", "given": "Marie"}, "document": {"cda": "` + cdaB64 + `"}}`, http.StatusUnprocessableEntity, "patient.ipp"},
+		{"a deletion without patient", "k13", `{"document": {"action": "delete", "id": "1.2.3^gone"}}`, http.StatusUnprocessableEntity, "patient"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -162,11 +173,36 @@ func TestOpenAPI(t *testing.T) {
 	require.Equal(t, http.StatusOK, code, "readable without a token")
 	require.Equal(t, "application/json", h.Get("Content-Type"))
 	var doc struct {
-		OpenAPI string                    `json:"openapi"`
-		Paths   map[string]map[string]any `json:"paths"`
+		OpenAPI    string                    `json:"openapi"`
+		Paths      map[string]map[string]any `json:"paths"`
+		Components struct {
+			Schemas struct {
+				ReportRequest struct {
+					Required   []string `json:"required"`
+					Properties struct {
+						Patient struct {
+							Required []string `json:"required"`
+							AnyOf    []struct {
+								Required []string `json:"required"`
+							} `json:"anyOf"`
+						} `json:"patient"`
+					} `json:"properties"`
+				} `json:"ReportRequest"`
+			} `json:"schemas"`
+		} `json:"components"`
 	}
 	require.NoError(t, json.Unmarshal([]byte(body), &doc))
 	require.Equal(t, "3.0.3", doc.OpenAPI)
+	// What TestPostReportRefused sees the server refuse: no patient, no
+	// family name, neither ipp nor ins.
+	req := doc.Components.Schemas.ReportRequest
+	require.Contains(t, req.Required, "patient")
+	require.Equal(t, []string{"family"}, req.Properties.Patient.Required)
+	var anyOf [][]string
+	for _, alt := range req.Properties.Patient.AnyOf {
+		anyOf = append(anyOf, alt.Required)
+	}
+	require.Equal(t, [][]string{{"ipp"}, {"ins"}}, anyOf, "ipp or ins")
 	for path, methods := range map[string][]string{
 		"/api/v1/hl7": {"post"}, "/api/v1/reports": {"post", "get"}, "/api/v1/reports/{id}": {"get"},
 		"/api/v1/directory": {"get"}, "/api/v1/directory/resolve": {"get"}, "/api/v1/correspondents": {"get", "post"},

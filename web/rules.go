@@ -21,6 +21,7 @@ type Rules interface {
 	RulesHistory(ctx context.Context, limit int) ([]dispatch.RuleSet, error)
 	SetRules(ctx context.Context, source []byte, actor, comment string) (dispatch.RuleSet, error)
 	DryRun(ctx context.Context, source []byte, reports int) (dispatch.DryRun, error)
+	DocumentTypes(ctx context.Context) ([]dispatch.DocumentType, error)
 }
 
 // ruleSetView is a version of the rules as the API shows it.
@@ -145,22 +146,51 @@ func (s *server) postDryRun(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, dr)
 }
 
-// ruleError writes err, if any: 422 {"error","field","rule","line"} for
-// rules to fix, else 500. It reports whether there was an error.
+// ruleMistake is a mistake of rules as the API shows it.
+type ruleMistake struct {
+	Error string `json:"error"`
+	Field string `json:"field"`
+	Rule  int    `json:"rule"`
+	Line  int    `json:"line,omitempty"`
+	// RuleName is the name of the rule, when the text gives it.
+	RuleName string `json:"rule_name,omitempty"`
+}
+
+// ruleMistakes returns the mistakes err is about, and whether it is about rules.
+func ruleMistakes(err error) (dispatch.RuleErrors, bool) {
+	var errs dispatch.RuleErrors
+	if errors.As(err, &errs) && len(errs) > 0 {
+		return errs, true
+	}
+	var re *dispatch.RuleError
+	if errors.As(err, &re) {
+		return dispatch.RuleErrors{re}, true
+	}
+	return nil, false
+}
+
+// ruleError writes err, if any: 422 for rules to fix, with the first
+// mistake ({"error","field","rule","line","rule_name"}) and all of them
+// ("errors": a list of the same), else 500. It reports whether there was
+// an error.
 func (s *server) ruleError(w http.ResponseWriter, r *http.Request, what string, err error) bool {
 	if err == nil {
 		return false
 	}
-	var re *dispatch.RuleError
-	if errors.As(err, &re) {
-		out := map[string]any{"error": re.Error(), "field": re.Field, "rule": re.Rule}
-		if re.Line > 0 {
-			out["line"] = re.Line
-		}
-		writeJSON(w, http.StatusUnprocessableEntity, out)
+	mistakes, ok := ruleMistakes(err)
+	if !ok {
+		s.internalError(w, r, what, err)
 		return true
 	}
-	s.internalError(w, r, what, err)
+	out := struct {
+		ruleMistake
+		Errors []ruleMistake `json:"errors"`
+	}{}
+	for _, e := range mistakes {
+		out.Errors = append(out.Errors, ruleMistake{Error: e.Error(), Field: e.Field, Rule: e.Rule, Line: e.Line, RuleName: e.Name})
+	}
+	out.ruleMistake = out.Errors[0]
+	writeJSON(w, http.StatusUnprocessableEntity, out)
 	return true
 }
 

@@ -31,6 +31,14 @@ type ruleSetJSON struct {
 	Rules     []dispatch.Rule `json:"rules"`
 }
 
+// ruleVersions is the number of versions of the rules stored.
+func (b *testBundle) ruleVersions(t *testing.T) int {
+	t.Helper()
+	var versions int
+	require.NoError(t, b.pool.QueryRow(context.Background(), "SELECT count(*) FROM rule_sets").Scan(&versions))
+	return versions
+}
+
 func decodeRuleSet(t *testing.T, body string) ruleSetJSON {
 	t.Helper()
 	var rs ruleSetJSON
@@ -60,9 +68,7 @@ func TestRulesAPIAuth(t *testing.T) {
 		resp.Body.Close()
 		require.Equal(t, http.StatusUnauthorized, resp.StatusCode, r)
 	}
-	var versions int
-	require.NoError(t, b.pool.QueryRow(context.Background(), "SELECT count(*) FROM rule_sets").Scan(&versions))
-	require.Zero(t, versions)
+	require.Zero(t, b.ruleVersions(t))
 }
 
 func TestRulesAPIGetPut(t *testing.T) {
@@ -111,11 +117,12 @@ func TestRulesAPIGetPut(t *testing.T) {
 	// Invalid rules: 422 with the rule, field and line, nothing stored.
 	code, _, body = b.call(t, "PUT", "/api/v1/rules", "rules:\n  - name: Biologie\n    action:\n      send: delay\n      delay_hours: 900\n")
 	require.Equal(t, http.StatusUnprocessableEntity, code, body)
-	require.JSONEq(t, `{"error": "rule 1 (line 5): action.delay_hours: 900: a delay is 1 to 720 hours (rule \"Biologie\")",
-		"field": "action.delay_hours", "rule": 1, "line": 5}`, body)
+	mistake := `"error": "règle 1 (ligne 5): action.delay_hours: 900: un délai va de 1 à 720 heures (règle « Biologie »)",
+		"field": "action.delay_hours", "rule": 1, "line": 5, "rule_name": "Biologie"`
+	require.JSONEq(t, `{`+mistake+`, "errors": [{`+mistake+`}]}`, body)
 	code, _, body = b.call(t, "PUT", "/api/v1/rules", "rules:\n  - name: x\n    actoin: {}\n")
 	require.Equal(t, http.StatusUnprocessableEntity, code, body)
-	require.Contains(t, body, `unknown key \"actoin\"`)
+	require.Contains(t, body, `clé inconnue \"actoin\"`)
 	code, _, body = b.call(t, "PUT", "/api/v1/rules", "rules: [\n")
 	require.Equal(t, http.StatusUnprocessableEntity, code, body)
 	require.Contains(t, body, `"rule":0`)
@@ -211,6 +218,9 @@ func TestRulesAPIDryRun(t *testing.T) {
 	code, _, body = b.call(t, "POST", "/api/v1/rules/dry-run", "rules:\n  - name: défaut\n")
 	require.Equal(t, http.StatusOK, code, body)
 	require.Contains(t, body, `"changed":[]`)
+	code, _, body = b.call(t, "POST", "/api/v1/rules/dry-run", "rules:\n  - name: Règle générale\n    action: {send: auto}\n")
+	require.Equal(t, http.StatusOK, code, body)
+	require.Contains(t, body, `"changed":[]`, "the default rule renamed changes nothing for anyone")
 
 	code, _, body = b.call(t, "POST", "/api/v1/rules/dry-run", "rules:\n  - name: x\n    action: {paper: sometimes}\n")
 	require.Equal(t, http.StatusUnprocessableEntity, code)
@@ -223,7 +233,97 @@ func TestRulesAPIDryRun(t *testing.T) {
 	code, _, _ = b.call(t, "POST", "/api/v1/rules/dry-run", "")
 	require.Equal(t, http.StatusBadRequest, code)
 
-	var versions int
-	require.NoError(t, b.pool.QueryRow(context.Background(), "SELECT count(*) FROM rule_sets").Scan(&versions))
-	require.Zero(t, versions, "a dry run stores no rules")
+	require.Zero(t, b.ruleVersions(t), "a dry run stores no rules")
+}
+
+// TestRulesAPIMistakes checks that the API lists every mistake of the
+// rules with its line, the first one also at the top level as before.
+func TestRulesAPIMistakes(t *testing.T) {
+	t.Parallel()
+	b := setupRulesAPI(t)
+	bad := `rules:
+  - name: Biologie
+    action: {send: delay, delay_hours: 900}
+  - name: Imagerie
+    match: {document_codes: [18748-4]}
+    action: {paper: sometimes}
+  - name: Biologie
+`
+	for _, r := range []struct{ method, path string }{{"PUT", "/api/v1/rules"}, {"POST", "/api/v1/rules/dry-run"}} {
+		code, _, body := b.call(t, r.method, r.path, bad)
+		require.Equal(t, http.StatusUnprocessableEntity, code, body)
+		type mistake struct {
+			Error    string `json:"error"`
+			Field    string `json:"field"`
+			Rule     int    `json:"rule"`
+			Line     int    `json:"line"`
+			RuleName string `json:"rule_name"`
+		}
+		var got struct {
+			mistake
+			Errors []mistake `json:"errors"`
+		}
+		require.NoError(t, json.Unmarshal([]byte(body), &got), body)
+		require.Equal(t, []mistake{
+			{`règle 1 (ligne 3): action.delay_hours: 900: un délai va de 1 à 720 heures (règle « Biologie »)`, "action.delay_hours", 1, 3, "Biologie"},
+			{`règle 2 (ligne 6): action.paper: "sometimes": valeurs possibles directory, always, never (règle « Imagerie »)`, "action.paper", 2, 6, "Imagerie"},
+			{`règle 3 (ligne 7): name: "Biologie" est déjà le nom de la règle 1`, "name", 3, 7, ""},
+		}, got.Errors, r.path)
+		require.Equal(t, got.Errors[0], got.mistake, "the first mistake, where it always was")
+	}
+	require.Zero(t, b.ruleVersions(t))
+}
+
+// TestRulesOpenAPI checks that the OpenAPI description names every key of
+// the rules' refusals and of a dry run's deliveries, as the server sends them.
+func TestRulesOpenAPI(t *testing.T) {
+	t.Parallel()
+	b := setupRulesAPI(t)
+	b.reviewReport(t, "openapi-1", "CARDIO")
+	_, _, body := b.call(t, "GET", "/api/v1/openapi.json", "")
+	type schema struct {
+		Properties map[string]any `json:"properties"`
+		AllOf      []struct {
+			Ref        string         `json:"$ref"`
+			Properties map[string]any `json:"properties"`
+		} `json:"allOf"`
+	}
+	var doc struct {
+		Components struct {
+			Schemas map[string]schema `json:"schemas"`
+		} `json:"components"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(body), &doc))
+	schemas := doc.Components.Schemas
+	keys := func(m map[string]any) []string {
+		var out []string
+		for k := range m {
+			out = append(out, k)
+		}
+		return out
+	}
+
+	code, _, body := b.call(t, "PUT", "/api/v1/rules", "rules:\n  - name: a\n    action: {send: later}\n")
+	require.Equal(t, http.StatusUnprocessableEntity, code)
+	var refusal map[string]any
+	require.NoError(t, json.Unmarshal([]byte(body), &refusal))
+	mistake := schemas["RuleMistake"].Properties
+	described := keys(mistake)
+	for _, part := range schemas["RuleError"].AllOf {
+		described = append(described, keys(part.Properties)...)
+	}
+	require.ElementsMatch(t, keys(refusal), described, "RuleError")
+	require.Subset(t, keys(mistake), keys(refusal["errors"].([]any)[0].(map[string]any)), "RuleMistake")
+
+	code, _, body = b.call(t, "POST", "/api/v1/rules/dry-run", "rules:\n  - name: Différé\n    action: {send: delay, delay_hours: 5}\n")
+	require.Equal(t, http.StatusOK, code, body)
+	var dr struct {
+		Changed []struct {
+			After map[string]any `json:"after"`
+		} `json:"changed"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(body), &dr))
+	require.NotEmpty(t, dr.Changed)
+	require.Contains(t, dr.Changed[0].After, "delay_hours")
+	require.Subset(t, keys(schemas["DryRunOutcome"].Properties), keys(dr.Changed[0].After), "DryRunOutcome")
 }

@@ -31,12 +31,15 @@ type Reports interface {
 }
 
 // HL7Intake handles one raw HL7 message and returns its ACK, as it does for
-// a message received over MLLP.
+// a message received over MLLP (an *hl7intake.Handler).
 type HL7Intake interface {
 	HandleHL7(ctx context.Context, raw []byte) []byte
 	// HandleHL7TooLarge answers a message of size bytes, larger than the
 	// body limit, of which head is the start.
 	HandleHL7TooLarge(ctx context.Context, head []byte, size int64) []byte
+	// Reprocess runs a quarantined message through the intake again, for
+	// the quarantine's "Retraiter".
+	Reprocess(ctx context.Context, id int64, user string, services []string) (dispatch.Reprocessed, error)
 }
 
 // Pinger checks the database (a pgxpool.Pool).

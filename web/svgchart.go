@@ -6,6 +6,7 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // This file draws the statistics' charts as inline SVG on the server: no
@@ -25,14 +26,18 @@ type barChart struct {
 	Categories []string
 	// Series are the bars of each category, side by side.
 	Series []barSeries
-	// Max is the top of the y axis; 0 rounds up the largest value (and the target).
+	// Max is the least top of the y axis (100 for a rate); the axis goes up
+	// to the next step above the largest value (and the target) when larger.
 	Max float64
 	// TargetLabel, when set, draws a dashed line at Target labelled with it.
 	Target      float64
 	TargetLabel string
-	// Format writes a value for the axis and the bars' labels. Defaults to
-	// one decimal.
-	Format func(float64) string
+	// Unit follows every number the chart writes ("%", "min"), after a
+	// no-break space; none when empty.
+	Unit string
+	// Decimals is the number of decimals of the bars' values; the axis
+	// writes as many as its step needs.
+	Decimals int
 }
 
 // barSeries is one bar per category.
@@ -62,14 +67,8 @@ var seriesColours = []string{"#1f5f99", "#b85c00", "#2e7d4f", "#7a3e9d"}
 
 // SVG returns the chart as an <svg> element.
 func (c barChart) SVG() template.HTML {
-	format := c.Format
-	if format == nil {
-		format = func(v float64) string { return strconv.FormatFloat(v, 'f', 1, 64) }
-	}
-	top := c.Max
-	if top <= 0 {
-		top = niceCeil(c.largest())
-	}
+	format := func(v float64) string { return chartNumber(v, c.Decimals, c.Unit) }
+	top, step := niceAxis(math.Max(c.Max, c.largest()))
 	height := float64(chartHeight)
 	legend := len(c.Series) > 1
 	if legend {
@@ -77,7 +76,7 @@ func (c barChart) SVG() template.HTML {
 	}
 	plotW := float64(chartWidth - chartLeft - chartRight)
 	plotH := float64(chartHeight - chartTop - chartBottom)
-	y := func(v float64) float64 { return chartTop + plotH - plotH*math.Min(v, top)/top }
+	y := func(v float64) float64 { return chartTop + plotH - plotH*v/top }
 
 	var b strings.Builder
 	id := c.ID
@@ -85,14 +84,16 @@ func (c barChart) SVG() template.HTML {
 		chartWidth, svgNum(height), chartWidth, svgNum(height), svgEsc(id), svgEsc(id))
 	fmt.Fprintf(&b, `<title id="%s-title">%s</title><desc id="%s-desc">%s</desc>`, svgEsc(id), svgEsc(c.Title), svgEsc(id), svgEsc(c.Desc))
 
-	// The y axis: five lines from 0 to top.
+	// The y axis: a line at each step from 0 to top.
 	b.WriteString(`<g class="grid" font-size="11" fill="#555">`)
-	for i := 0; i <= 4; i++ {
-		v := top * float64(i) / 4
+	decimals := decimalsOf(step)
+	for i := 0; float64(i)*step <= top*(1+1e-9); i++ {
+		v := float64(i) * step
 		yy := y(v)
 		fmt.Fprintf(&b, `<line x1="%d" y1="%s" x2="%d" y2="%s" stroke="#d0d4d9" stroke-width="1"/>`,
 			chartLeft, svgNum(yy), chartWidth-chartRight, svgNum(yy))
-		fmt.Fprintf(&b, `<text x="%d" y="%s" text-anchor="end">%s</text>`, chartLeft-6, svgNum(yy+4), svgEsc(format(v)))
+		fmt.Fprintf(&b, `<text class="tick" x="%d" y="%s" text-anchor="end">%s</text>`, chartLeft-6, svgNum(yy+4),
+			svgEsc(chartNumber(v, decimals, c.Unit)))
 	}
 	b.WriteString(`</g>`)
 
@@ -172,6 +173,53 @@ func (c barChart) largest() float64 {
 		}
 	}
 	return m
+}
+
+// niceAxis returns the top of a y axis showing values up to v, and its step:
+// 1, 2, 2.5 or 5 times a power of ten, for three or four intervals (0 to 1 by
+// 0.25 when v is not positive).
+func niceAxis(v float64) (top, step float64) {
+	if !(v > 0) || math.IsInf(v, 0) {
+		v = 1
+	}
+	step = niceCeil(v / 4)
+	return math.Ceil(v/step-1e-9) * step, step
+}
+
+// decimalsOf is the number of decimals that write step exactly (at most 6).
+func decimalsOf(step float64) int {
+	for d := range 6 {
+		x := step * math.Pow10(d)
+		if math.Abs(x-math.Round(x)) <= 1e-6*x {
+			return d
+		}
+	}
+	return 6
+}
+
+// chartNumber writes v in French with that many decimals ("2,5"), then a
+// no-break space and unit unless unit is empty.
+func chartNumber(v float64, decimals int, unit string) string {
+	s := strings.Replace(strconv.FormatFloat(v, 'f', decimals, 64), ".", ",", 1)
+	if unit == "" {
+		return s
+	}
+	return s + "\u00a0" + unit
+}
+
+// durationUnit picks the unit a chart of durations up to top reads best in,
+// and its size: seconds under 2 minutes, minutes under 2 hours, hours under
+// 3 days, days beyond.
+func durationUnit(top time.Duration) (string, time.Duration) {
+	switch {
+	case top < 2*time.Minute:
+		return "s", time.Second
+	case top < 2*time.Hour:
+		return "min", time.Minute
+	case top < 72*time.Hour:
+		return "h", time.Hour
+	}
+	return "j", 24 * time.Hour
 }
 
 // niceCeil rounds v up to 1, 2, 2.5 or 5 times a power of ten (1 for v ≤ 0).

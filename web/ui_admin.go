@@ -1,7 +1,6 @@
 package web
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -14,18 +13,19 @@ import (
 	"unicode/utf8"
 
 	"github.com/go-chi/chi/v5"
-	"go.yaml.in/yaml/v3"
 
 	"github.com/mssdispatch/mssdispatch/audit"
 	"github.com/mssdispatch/mssdispatch/auth"
 	"github.com/mssdispatch/mssdispatch/correspondents"
 	"github.com/mssdispatch/mssdispatch/dispatch"
+	"github.com/mssdispatch/mssdispatch/hl7"
 	"github.com/mssdispatch/mssdispatch/internal/redact"
 )
 
 // This file holds the screens of the CME and of the administrators: the
-// dispatch rules, the directory and the local correspondents, the quarantine,
-// the audit log and the users (River's UI is in ui_jobs.go).
+// summary of the dispatch rules (their screen is ui_rules.go), the directory
+// and the local correspondents, the quarantine, the audit log and the users
+// (River's UI is in ui_jobs.go).
 
 // AuditLog is the audit log, for its journal (an *audit.Log).
 type AuditLog interface {
@@ -33,10 +33,12 @@ type AuditLog interface {
 	Export(ctx context.Context, actor string, f audit.Filter, w io.Writer) (int, error)
 }
 
-// Quarantine lists the messages the intake refused (a *dispatch.Service).
+// Quarantine lists the messages the intake refused and sets them aside (a
+// *dispatch.Service); the HL7 intake processes them again (HL7Intake.Reprocess).
 type Quarantine interface {
 	Quarantined(ctx context.Context, f dispatch.QuarantineFilter) ([]dispatch.QuarantinedMessage, error)
 	QuarantinedRaw(ctx context.Context, viewer string, id int64) ([]byte, error)
+	DismissQuarantined(ctx context.Context, id int64, user string, services []string, why string) error
 }
 
 // adminPageSize is the length of a page of the quarantine and the audit log.
@@ -50,10 +52,16 @@ func (u *ui) adminRoutes(r chi.Router) {
 	r.Get("/directory", u.getDirectoryPage)
 	r.Get("/quarantine", u.getQuarantinePage)
 	r.Group(func(r chi.Router) {
+		r.Use(auth.Require(auth.PermAct))
+		r.Post("/quarantine/{id}/reprocess", u.postQuarantineReprocess)
+		r.Post("/quarantine/{id}/dismiss", u.postQuarantineDismiss)
+	})
+	r.Group(func(r chi.Router) {
 		r.Use(auth.Require(auth.PermRules))
 		r.Post("/rules", u.postRules)
 		r.Post("/rules/dry-run", u.postRulesDryRun)
 		r.Post("/rules/move", u.postRulesMove)
+		r.Post("/rules/form", u.postRulesForm)
 	})
 	r.Group(func(r chi.Router) {
 		r.Use(auth.Require(auth.PermCorrespondents))
@@ -103,317 +111,7 @@ func olderURL(r *http.Request, last int64) string {
 	return r.URL.Path + "?" + q.Encode()
 }
 
-// The rules.
-
-// rulesPage is the editor of the rules, or one version of them (Old).
-type rulesPage struct {
-	// InForce is the version in force.
-	InForce dispatch.RuleSet
-	// Shown is the version read, when Old.
-	Shown dispatch.RuleSet
-	Old   bool
-	// Source is the YAML of the text area: the rules in force, or as typed
-	// (Proposed).
-	Source   string
-	Proposed bool
-	// Base is the version the text was started from; saving over a newer
-	// version is refused.
-	Base    int
-	Comment string
-	// Reports is the number of reports of the dry run.
-	Reports    int
-	MaxReports int
-	// Rules summarise the rules of Source (empty when it does not parse).
-	Rules []ruleView
-	// Error says why Source cannot be used.
-	Error string
-	// Conflict is set when the rules changed since Base.
-	Conflict string
-	DryRun   *dispatch.DryRun
-	CanEdit  bool
-}
-
-// ruleView is a rule summarised in French.
-type ruleView struct {
-	Position int
-	Name     string
-	When     []string
-	Then     []string
-	// Implicit is the default rule appended because the last rule written
-	// does not match everything.
-	Implicit bool
-	// Up and Down are the moves the rule can make in the YAML.
-	Up, Down bool
-}
-
-// newRulesPage starts the page of the rules for the request's user.
-func (u *ui) newRulesPage(r *http.Request) (*rulesPage, error) {
-	rs, err := u.cfg.Rules.Rules(r.Context())
-	if err != nil {
-		return nil, err
-	}
-	return &rulesPage{InForce: rs, Base: rs.Version, Reports: dispatch.DefaultDryRunReports,
-		MaxReports: dispatch.MaxDryRunReports, CanEdit: currentUser(r).Can(auth.PermRules)}, nil
-}
-
-const rulesTitle = "Règles d'envoi"
-
-func (u *ui) getRulesPage(w http.ResponseWriter, r *http.Request) {
-	p, err := u.newRulesPage(r)
-	if err != nil {
-		u.serverError(w, r, err)
-		return
-	}
-	_, source, err := u.cfg.Rules.RulesVersion(r.Context(), p.InForce.Version)
-	if err != nil {
-		u.serverError(w, r, err)
-		return
-	}
-	p.Source = string(source)
-	p.Rules = ruleViews(p.InForce.Rules, source)
-	u.render(w, r, http.StatusOK, "rules", rulesTitle, "rules", p)
-}
-
-func (u *ui) getRulesVersionPage(w http.ResponseWriter, r *http.Request) {
-	version, err := strconv.Atoi(chi.URLParam(r, "version"))
-	if err != nil || version < 0 {
-		u.notFound(w, r, "Cette version des règles n'existe pas.")
-		return
-	}
-	p, err := u.newRulesPage(r)
-	if err != nil {
-		u.serverError(w, r, err)
-		return
-	}
-	rs, source, err := u.cfg.Rules.RulesVersion(r.Context(), version)
-	switch {
-	case errors.Is(err, dispatch.ErrNotFound):
-		u.notFound(w, r, "Cette version des règles n'existe pas.")
-		return
-	case err != nil:
-		u.serverError(w, r, err)
-		return
-	}
-	rs.Version = version
-	p.Old, p.Shown, p.Source = true, rs, string(source)
-	p.Rules = ruleViews(rs.Rules, source)
-	u.render(w, r, http.StatusOK, "rules", fmt.Sprintf("Règles, version %d", version), "rules", p)
-}
-
-// rulesHistoryPage lists the versions of the rules.
-type rulesHistoryPage struct {
-	InForce  int
-	Versions []dispatch.RuleSet
-}
-
-func (u *ui) getRulesHistoryPage(w http.ResponseWriter, r *http.Request) {
-	history, err := u.cfg.Rules.RulesHistory(r.Context(), 500)
-	if err != nil {
-		u.serverError(w, r, err)
-		return
-	}
-	p := rulesHistoryPage{Versions: history}
-	if len(history) > 0 {
-		p.InForce = history[0].Version
-	}
-	u.render(w, r, http.StatusOK, "rules_history", "Historique des règles", "rules", p)
-}
-
-// rulesForm reads the editor's form: the page, with the text typed.
-func (u *ui) rulesForm(w http.ResponseWriter, r *http.Request) (*rulesPage, bool) {
-	p, err := u.newRulesPage(r)
-	if err != nil {
-		u.serverError(w, r, err)
-		return nil, false
-	}
-	// Browsers send the lines of a text area ended by CRLF.
-	p.Source, p.Proposed = strings.ReplaceAll(r.PostFormValue("source"), "\r\n", "\n"), true
-	p.Comment = strings.TrimSpace(r.PostFormValue("comment"))
-	if v := r.PostFormValue("base"); v != "" {
-		if p.Base, err = strconv.Atoi(v); err != nil {
-			p.Base = -1
-		}
-	}
-	if v := strings.TrimSpace(r.PostFormValue("reports")); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > dispatch.MaxDryRunReports {
-			p.Error = fmt.Sprintf("Le nombre de comptes rendus doit être un nombre de 1 à %d.", dispatch.MaxDryRunReports)
-			u.render(w, r, http.StatusBadRequest, "rules", rulesTitle, "rules", p)
-			return nil, false
-		}
-		p.Reports = n
-	}
-	return p, true
-}
-
-// parseSource reads the page's text into its rules' summary, or sets the
-// page's error and answers 400; it reports whether the text is usable.
-func (u *ui) parseSource(w http.ResponseWriter, r *http.Request, p *rulesPage) bool {
-	rs, err := dispatch.ParseRules([]byte(p.Source))
-	if err != nil {
-		u.ruleFormError(w, r, p, err)
-		return false
-	}
-	p.Rules = ruleViews(rs.Rules, []byte(p.Source))
-	return true
-}
-
-// ruleFormError shows err on the editor: 400 for rules to fix, else 500.
-func (u *ui) ruleFormError(w http.ResponseWriter, r *http.Request, p *rulesPage, err error) {
-	var re *dispatch.RuleError
-	if !errors.As(err, &re) {
-		u.serverError(w, r, err)
-		return
-	}
-	p.Rules = nil
-	p.Error = "Règles invalides: " + re.Error()
-	u.render(w, r, http.StatusBadRequest, "rules", rulesTitle, "rules", p)
-}
-
-// postRulesDryRun previews what the text's rules would change, saving nothing.
-func (u *ui) postRulesDryRun(w http.ResponseWriter, r *http.Request) {
-	p, ok := u.rulesForm(w, r)
-	if !ok || !u.parseSource(w, r, p) {
-		return
-	}
-	dr, err := u.cfg.Rules.DryRun(r.Context(), []byte(p.Source), p.Reports)
-	if err != nil {
-		u.ruleFormError(w, r, p, err)
-		return
-	}
-	p.DryRun = &dr
-	u.render(w, r, http.StatusOK, "rules", rulesTitle, "rules", p)
-}
-
-// postRules stores the text's rules as the next version.
-func (u *ui) postRules(w http.ResponseWriter, r *http.Request) {
-	p, ok := u.rulesForm(w, r)
-	if !ok || !u.parseSource(w, r, p) {
-		return
-	}
-	if p.Base != p.InForce.Version {
-		p.Conflict = fmt.Sprintf("Les règles ont changé pendant votre modification (version %d, par %s): "+
-			"vérifiez votre texte puis enregistrez à nouveau.", p.InForce.Version, p.InForce.CreatedBy)
-		p.Base = p.InForce.Version
-		u.render(w, r, http.StatusConflict, "rules", rulesTitle, "rules", p)
-		return
-	}
-	user := currentUser(r)
-	rs, err := u.cfg.Rules.SetRules(r.Context(), []byte(p.Source), user.Username, p.Comment)
-	if err != nil {
-		u.ruleFormError(w, r, p, err)
-		return
-	}
-	setFlash(w, false, fmt.Sprintf("Règles enregistrées: version %d, appliquée aux comptes rendus reçus dès maintenant.", rs.Version))
-	http.Redirect(w, r, "/rules", http.StatusSeeOther)
-}
-
-// postRulesMove moves a rule of the text up or down (form field move:
-// "up:<name>" or "down:<name>") and shows the text, saving nothing.
-func (u *ui) postRulesMove(w http.ResponseWriter, r *http.Request) {
-	p, ok := u.rulesForm(w, r)
-	if !ok || !u.parseSource(w, r, p) {
-		return
-	}
-	dir, name, _ := strings.Cut(r.PostFormValue("move"), ":")
-	delta := map[string]int{"up": -1, "down": 1}[dir]
-	if delta == 0 {
-		u.badRequest(w, r, "Déplacement inconnu.")
-		return
-	}
-	moved, err := moveRule([]byte(p.Source), name, delta)
-	if err != nil {
-		u.ruleFormError(w, r, p, &dispatch.RuleError{Msg: err.Error()})
-		return
-	}
-	p.Source = string(moved)
-	if !u.parseSource(w, r, p) {
-		return
-	}
-	u.render(w, r, http.StatusOK, "rules", rulesTitle, "rules", p)
-}
-
-// rulesNodes returns the sequence node of the rules in a YAML rule set.
-func rulesNodes(doc *yaml.Node) *yaml.Node {
-	if doc.Kind != yaml.DocumentNode || len(doc.Content) == 0 || doc.Content[0].Kind != yaml.MappingNode {
-		return nil
-	}
-	root := doc.Content[0]
-	for i := 0; i+1 < len(root.Content); i += 2 {
-		if root.Content[i].Value == "rules" && root.Content[i+1].Kind == yaml.SequenceNode {
-			return root.Content[i+1]
-		}
-	}
-	return nil
-}
-
-// ruleName is the name of a rule's YAML node.
-func ruleName(n *yaml.Node) string {
-	if n.Kind != yaml.MappingNode {
-		return ""
-	}
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		if n.Content[i].Value == "name" {
-			return strings.TrimSpace(n.Content[i+1].Value)
-		}
-	}
-	return ""
-}
-
-// moveRule swaps the rule called name with its neighbour delta (-1 or 1)
-// in the YAML source, keeping the comments; at either end it changes nothing.
-func moveRule(source []byte, name string, delta int) ([]byte, error) {
-	var doc yaml.Node
-	if err := yaml.Unmarshal(source, &doc); err != nil {
-		return nil, err
-	}
-	seq := rulesNodes(&doc)
-	if seq == nil {
-		return nil, errors.New("no list under rules:")
-	}
-	from := -1
-	for i, n := range seq.Content {
-		if ruleName(n) == strings.TrimSpace(name) {
-			from = i
-		}
-	}
-	if from < 0 {
-		return nil, fmt.Errorf("no rule named %q", name)
-	}
-	to := from + delta
-	if to < 0 || to >= len(seq.Content) {
-		return source, nil
-	}
-	seq.Content[from], seq.Content[to] = seq.Content[to], seq.Content[from]
-	var buf bytes.Buffer
-	enc := yaml.NewEncoder(&buf)
-	enc.SetIndent(2)
-	if err := enc.Encode(&doc); err != nil {
-		return nil, err
-	}
-	if err := enc.Close(); err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
-}
-
-// ruleViews summarises rules, parsed from source: the rules after those
-// written there are implicit (the appended default rule).
-func ruleViews(rules []dispatch.Rule, source []byte) []ruleView {
-	written := len(rules)
-	var doc yaml.Node
-	if yaml.Unmarshal(source, &doc) == nil {
-		if seq := rulesNodes(&doc); seq != nil {
-			written = min(written, len(seq.Content))
-		}
-	}
-	out := make([]ruleView, 0, len(rules))
-	for i, rule := range rules {
-		out = append(out, ruleView{Position: i + 1, Name: rule.Name, When: matchText(rule.Match),
-			Then: actionText(rule.Action), Implicit: i >= written, Up: i > 0 && i < written, Down: i < written-1})
-	}
-	return out
-}
+// The summary of the rules (ui_rules.go), in French.
 
 var (
 	kindLabels = map[string]string{dispatch.KindProfessional: "professionnel", dispatch.KindOrganisation: "établissement",
@@ -762,11 +460,69 @@ func (u *ui) postLocalDelete(w http.ResponseWriter, r *http.Request) {
 
 // quarantinePage is a page of the quarantine.
 type quarantinePage struct {
-	Messages []dispatch.QuarantinedMessage
+	Messages []quarantineRow
 	// NextURL is the link to older messages, empty on the last page.
 	NextURL string
+	// All is whether the messages accepted or set aside are listed too,
+	// not only those to deal with.
+	All bool
 	// CanRaw is whether the user may read the messages' bytes.
 	CanRaw bool
+	// CanAct is whether the user may process messages again or set them
+	// aside (those of her services).
+	CanAct bool
+}
+
+// quarantineRow is a refused message and what the page says of it.
+type quarantineRow struct {
+	dispatch.QuarantinedMessage
+	// Error names the refusal's error code in French; Remedy says what to do.
+	Error, Remedy string
+}
+
+// refusalErrors name in French the HL7 table 0357 codes of refusals (ERR-3).
+var refusalErrors = map[int]string{
+	hl7.CodeSegmentSequence:         "segment absent ou mal placé",
+	hl7.CodeRequiredField:           "information obligatoire absente",
+	hl7.CodeDataType:                "valeur incorrecte",
+	hl7.CodeTableValue:              "valeur non reconnue",
+	hl7.CodeValueTooLong:            "valeur trop longue",
+	hl7.CodeUnsupportedMessageType:  "type de message non pris en charge",
+	hl7.CodeUnsupportedEvent:        "événement non pris en charge",
+	hl7.CodeUnsupportedProcessingID: "mode de traitement non pris en charge",
+	hl7.CodeUnsupportedVersion:      "version HL7 non prise en charge",
+	hl7.CodeUnknownKey:              "identifiant inconnu",
+	hl7.CodeDuplicateKey:            "identifiant de message déjà utilisé",
+	hl7.CodeRecordLocked:            "enregistrement verrouillé",
+	hl7.CodeInternal:                "message impossible à enregistrer",
+}
+
+// remedies say in French what to do about a refused message.
+var remedies = map[dispatch.Remedy]string{
+	dispatch.RemedyContent:   "À corriger dans le DPI : contactez l'équipe d'interface du DPI.",
+	dispatch.RemedyInterface: "Paramétrage de l'interface : contactez l'équipe d'interface du DPI.",
+	dispatch.RemedyCaller:    "Le logiciel qui a appelé l'API a reçu ce refus : il doit renvoyer la demande corrigée (contactez son éditeur).",
+}
+
+// newQuarantineRow says m in French.
+func newQuarantineRow(m dispatch.QuarantinedMessage) quarantineRow {
+	row := quarantineRow{QuarantinedMessage: m, Remedy: remedies[m.Remedy()], Error: refusalErrors[m.ErrorCode]}
+	switch {
+	case m.Kind == "json":
+		row.Error = "requête refusée"
+	case row.Error == "":
+		row.Error = fmt.Sprintf("erreur %d", m.ErrorCode)
+	}
+	return row
+}
+
+// quarantineScope is the services whose messages user sees whole: all for
+// admins (nil), else hers.
+func quarantineScope(user auth.User) []string {
+	if user.Can(auth.PermAdmin) {
+		return nil
+	}
+	return servicesOf(user) // the others' patient data never leaves the database
 }
 
 func (u *ui) getQuarantinePage(w http.ResponseWriter, r *http.Request) {
@@ -775,21 +531,83 @@ func (u *ui) getQuarantinePage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	user := currentUser(r)
-	f := dispatch.QuarantineFilter{BeforeID: before, Limit: adminPageSize + 1}
-	if !user.Can(auth.PermAdmin) {
-		f.Services = servicesOf(user) // the others' patient data never leaves the database
+	p := quarantinePage{All: r.URL.Query().Get("all") == "1", CanRaw: user.Can(auth.PermAdmin), CanAct: user.Can(auth.PermAct)}
+	f := dispatch.QuarantineFilter{BeforeID: before, Limit: adminPageSize + 1, Services: quarantineScope(user)}
+	if !p.All {
+		f.Status = dispatch.QuarantineOpen
 	}
 	msgs, err := u.cfg.Quarantine.Quarantined(r.Context(), f)
 	if err != nil {
 		u.serverError(w, r, err)
 		return
 	}
-	p := quarantinePage{Messages: msgs, CanRaw: user.Can(auth.PermAdmin)}
 	if len(msgs) > adminPageSize {
-		p.Messages = msgs[:adminPageSize]
-		p.NextURL = olderURL(r, p.Messages[adminPageSize-1].ID)
+		msgs = msgs[:adminPageSize]
+		p.NextURL = olderURL(r, msgs[adminPageSize-1].ID)
+	}
+	for _, m := range msgs {
+		p.Messages = append(p.Messages, newQuarantineRow(m))
 	}
 	u.render(w, r, http.StatusOK, "quarantine", "Messages en quarantaine", "quarantine", p)
+}
+
+// postQuarantineReprocess runs a refused message through the intake again
+// (its cause fixed) and comes back to it: accepted, among the messages
+// dealt with, with its report; refused, with the new reason.
+func (u *ui) postQuarantineReprocess(w http.ResponseWriter, r *http.Request) {
+	id, ok := u.pathID(w, r, "Ce message n'existe pas.")
+	if !ok {
+		return
+	}
+	user := currentUser(r)
+	got, err := u.cfg.HL7.Reprocess(r.Context(), id, user.Username, quarantineScope(user))
+	back := fmt.Sprintf("/quarantine#q-%d", id)
+	switch {
+	case err != nil:
+		u.afterQuarantineAction(w, r, err, "", back)
+		return
+	case got.ReportID != 0:
+		setFlash(w, false, fmt.Sprintf("Message accepté : compte rendu n° %d.", got.ReportID))
+		back = fmt.Sprintf("/quarantine?all=1#q-%d", id)
+	default:
+		setFlash(w, true, "Toujours refusé : le motif affiché est celui d'aujourd'hui.")
+	}
+	http.Redirect(w, r, back, http.StatusSeeOther)
+}
+
+// postQuarantineDismiss sets a refused message aside, for the reason typed.
+func (u *ui) postQuarantineDismiss(w http.ResponseWriter, r *http.Request) {
+	id, ok := u.pathID(w, r, "Ce message n'existe pas.")
+	if !ok {
+		return
+	}
+	user := currentUser(r)
+	err := u.cfg.Quarantine.DismissQuarantined(r.Context(), id, user.Username, quarantineScope(user), r.PostFormValue("why"))
+	u.afterQuarantineAction(w, r, err, "Message écarté.", fmt.Sprintf("/quarantine#q-%d", id))
+}
+
+// afterQuarantineAction says how an action on a refused message went (done
+// when err is nil) and goes back; a message the user does not see is not
+// found.
+func (u *ui) afterQuarantineAction(w http.ResponseWriter, r *http.Request, err error, done, back string) {
+	var invalid *dispatch.InvalidError
+	switch {
+	case err == nil:
+		setFlash(w, false, done)
+	case errors.Is(err, dispatch.ErrNotFound):
+		u.notFound(w, r, "Ce message n'existe pas, ou n'est pas d'un de vos services.")
+		return
+	case errors.Is(err, dispatch.ErrQuarantineHandled):
+		setFlash(w, true, "Ce message a déjà été retraité ou écarté entre-temps.")
+	case errors.Is(err, dispatch.ErrNotReprocessable):
+		setFlash(w, true, "Ce message ne peut pas être retraité (requête de l'API, ou contenu purgé ou incomplet).")
+	case errors.As(err, &invalid):
+		setFlash(w, true, "Message non écarté : "+invalid.Msg+".")
+	default:
+		u.serverError(w, r, err)
+		return
+	}
+	http.Redirect(w, r, back, http.StatusSeeOther)
 }
 
 // getQuarantineRaw downloads the bytes of a quarantined message (the

@@ -2,12 +2,14 @@ package web_test
 
 import (
 	"context"
+	"encoding/base64"
 	"fmt"
 	"html"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"regexp"
 	"strings"
 	"testing"
@@ -44,6 +46,46 @@ func (b *testBundle) quarantine(t *testing.T, controlID, reason, raw string) int
 	var id int64
 	require.NoError(t, b.pool.QueryRow(context.Background(), `INSERT INTO quarantine (kind, source, message_control_id, reason, raw)
 		VALUES ('hl7', 'mllp', $1, $2, $3) RETURNING id`, controlID, reason, []byte(raw)).Scan(&id))
+	return id
+}
+
+// sent is msg (sampleORU or a variant) as the DPI sends it with the
+// control id controlID from the care unit service (PV1-3; none when empty).
+func sent(msg, controlID, service string) string {
+	msg = strings.Replace(msg, "|MSG0001|", "|"+controlID+"|", 1)
+	if service != "" {
+		msg = strings.Replace(msg, "\rPV1|1|O\r", "\rPV1|1|O|"+service+"^^^CH\r", 1)
+	}
+	return msg
+}
+
+// replacementORU is sampleORU replacing its document by version 2
+// (dispatch/hl7intake/testdata/n1-pdf-v2.xml).
+func replacementORU(t *testing.T) string {
+	t.Helper()
+	v1, err := os.ReadFile("../cda/testdata/n1-pdf.xml")
+	require.NoError(t, err)
+	v2, err := os.ReadFile("../dispatch/hl7intake/testdata/n1-pdf-v2.xml")
+	require.NoError(t, err)
+	msg := strings.Replace(sampleORU(t), "^Base64^"+base64.StdEncoding.EncodeToString(v1)+"||||||F",
+		"^Base64^"+base64.StdEncoding.EncodeToString(v2)+"||||||C", 1)
+	return strings.Replace(msg, "\rORC|NW|", "\rORC|RO|", 1)
+}
+
+// sendHL7 posts msg to the HL7 route of the API and checks its ACK code (AA, AE).
+func (b *testBundle) sendHL7(t *testing.T, msg, want string) {
+	t.Helper()
+	code, _, ack := b.call(t, "POST", "/api/v1/hl7", msg)
+	require.Equal(t, http.StatusOK, code)
+	require.Contains(t, ack, "MSA|"+want+"|", ack)
+}
+
+// quarantineID returns the id of the quarantine's row of the message controlID.
+func (b *testBundle) quarantineID(t *testing.T, controlID string) int64 {
+	t.Helper()
+	var id int64
+	require.NoError(t, b.pool.QueryRow(context.Background(), `SELECT id FROM quarantine WHERE message_control_id = $1`,
+		controlID).Scan(&id))
 	return id
 }
 
@@ -131,9 +173,7 @@ func TestAdminRulesEditor(t *testing.T) {
 	require.Contains(t, body, "jamais au patient")
 	require.Contains(t, body, html.EscapeString("# tout le reste"), "the text is kept as typed")
 	require.NotContains(t, body, "\r\n# tout le reste", "CRLF are read as LF")
-	var versions int
-	require.NoError(t, b.pool.QueryRow(context.Background(), "SELECT count(*) FROM rule_sets").Scan(&versions))
-	require.Zero(t, versions, "a dry run stores nothing")
+	require.Zero(t, b.ruleVersions(t), "a dry run stores nothing")
 
 	// Moving a rule rewrites the text's order, keeping its comments.
 	status, body = cme.post(t, "/rules/move", url.Values{"source": {twoRules}, "move": {"down:Psychiatrie relue"}})
@@ -278,11 +318,11 @@ func TestAdminUsers(t *testing.T) {
 	status, body = admin.get(t, "/audit?action=user_added")
 	require.Equal(t, http.StatusOK, status)
 	require.Contains(t, body, "user:sec2")
-	require.NotContains(t, body, "<code>user_disabled</code>")
+	require.NotContains(t, body, `title="user_disabled"`)
 	_, body = admin.get(t, "/audit?actor=root")
-	require.Contains(t, body, "<code>user_disabled</code>")
-	require.Contains(t, body, "<code>user_enabled</code>")
-	require.Contains(t, body, "<code>password_changed</code>")
+	require.Contains(t, body, `title="user_disabled"`)
+	require.Contains(t, body, `title="user_enabled"`)
+	require.Contains(t, body, `title="password_changed"`)
 }
 
 // mustGet gets path, which must answer 200, and returns the body.
@@ -373,13 +413,13 @@ func TestAdminQuarantine(t *testing.T) {
 	_, body = sec.get(t, "/quarantine")
 	require.Equal(t, 50, strings.Count(body, "data-quarantine="))
 	require.Contains(t, body, "MSG-P-49")
-	require.NotContains(t, body, "MSG-Q<")
+	require.NotContains(t, body, "MSG-Q<br>")
 	start := strings.Index(body, `<a rel="next" href="`)
 	require.Positive(t, start)
 	next := html.UnescapeString(body[start+len(`<a rel="next" href="`):])
 	_, body = sec.get(t, next[:strings.Index(next, `"`)])
 	require.Equal(t, 2, strings.Count(body, "data-quarantine="))
-	require.Contains(t, body, "MSG-Q<")
+	require.Contains(t, body, "MSG-Q<br>")
 	require.NotContains(t, body, `rel="next"`)
 }
 
@@ -594,29 +634,23 @@ func TestJobsUI(t *testing.T) {
 }
 
 // TestQuarantineScopedByService: a refused message's reason repeats its
-// patient data (here both INS), so the quarantine shows it only to the users
-// who see the message's service, admins and the users of every service
-// (issue #19); the others get the row without it: its type, service and
-// error, marked "service non autorisé".
+// patient data (here both INS), and names its patient and document, so the
+// quarantine shows them only to the users who see the message's service,
+// admins and the users of every service (issue #19); the others get the
+// row without them: where it came from, its type, service and error,
+// marked "service non autorisé", and no action on it (issue #20).
 func TestQuarantineScopedByService(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	refuse := func(controlID, pv1 string) {
-		msg := strings.Replace(sampleORU(t), "|MSG0001|", "|"+controlID+"|", 1)
-		msg = strings.Replace(msg, "PID|1||280017512345678^", "PID|1||299127512300012^", 1) // INS mismatch
-		msg = strings.Replace(msg, "\rPV1|1|O\r", "\r"+pv1+"\r", 1)
-		code, _, ack := b.call(t, "POST", "/api/v1/hl7", msg)
-		require.Equal(t, http.StatusOK, code)
-		require.Contains(t, ack, "MSA|AE|"+controlID+"\r")
-	}
-	refuse("MSG-CARDIO", "PV1|1|O|CARDIO^^^CH")
-	refuse("MSG-PNEUMO", "PV1|1|O|PNEUMO^^^CH")
-	refuse("MSG-NONE", "PV1|1|O") // no service named
+	insMismatch := strings.Replace(sampleORU(t), "PID|1||280017512345678^", "PID|1||299127512300012^", 1)
+	b.sendHL7(t, sent(insMismatch, "MSG-CARDIO", "CARDIO"), "AE")
+	b.sendHL7(t, sent(insMismatch, "MSG-PNEUMO", "PNEUMO"), "AE")
+	b.sendHL7(t, sent(insMismatch, "MSG-NONE", ""), "AE") // no service named
 
 	// row returns the quarantine's row of controlID in page.
 	row := func(page, controlID string) string {
 		for _, r := range strings.Split(page, "<tr id=\"q-")[1:] {
-			if r = r[:strings.Index(r, "</tr>")]; strings.Contains(r, "<td>"+controlID+"</td>") {
+			if r = r[:strings.Index(r, "</tr>")]; strings.Contains(r, "(MSH-10) : "+controlID+"<br>") {
 				return r
 			}
 		}
@@ -628,28 +662,110 @@ func TestQuarantineScopedByService(t *testing.T) {
 		who      string
 		visible  []string
 		withheld []string
+		acts     bool
 	}{
-		{b.login(t, "cardio", auth.RoleSecretary, "CARDIO"), "a secretary of cardiology", []string{"MSG-CARDIO"}, []string{"MSG-PNEUMO", "MSG-NONE"}},
-		{b.login(t, "cme", auth.RoleCME), "the CME, every service", []string{"MSG-CARDIO", "MSG-PNEUMO", "MSG-NONE"}, nil},
-		{b.login(t, "root", auth.RoleAdmin, "PNEUMO"), "an admin", []string{"MSG-CARDIO", "MSG-PNEUMO", "MSG-NONE"}, nil},
+		{b.login(t, "cardio", auth.RoleSecretary, "CARDIO"), "a secretary of cardiology", []string{"MSG-CARDIO"}, []string{"MSG-PNEUMO", "MSG-NONE"}, true},
+		{b.login(t, "cme", auth.RoleCME), "the CME, every service, read-only", []string{"MSG-CARDIO", "MSG-PNEUMO", "MSG-NONE"}, nil, false},
+		{b.login(t, "root", auth.RoleAdmin, "PNEUMO"), "an admin", []string{"MSG-CARDIO", "MSG-PNEUMO", "MSG-NONE"}, nil, true},
 	} {
 		status, page := c.user.get(t, "/quarantine")
 		require.Equal(t, http.StatusOK, status)
 		for _, id := range c.visible {
 			r := row(page, id)
 			require.Contains(t, r, "299127512300012", "%s reads the reason of %s", c.who, id)
+			require.Contains(t, r, "DUPONT Marie · né(e) le 15/01/1980 · IPP IPP0012345", "and whom it is about")
+			require.Contains(t, r, "Lettre de sortie du 12/03/2024", "and what")
 			require.NotContains(t, r, "service non autorisé", c.who)
+			require.Equal(t, c.acts, strings.Contains(r, "Retraiter"), c.who)
+			require.Equal(t, c.acts, strings.Contains(r, "Écarter"), c.who)
 		}
 		for _, id := range c.withheld {
 			r := row(page, id)
-			for _, data := range []string{"299127512300012", "280017512345678", "INS"} {
+			for _, data := range []string{"299127512300012", "280017512345678", "INS", "DUPONT", "Lettre de sortie"} {
 				require.NotContains(t, r, data, "%s does not read the reason of %s", c.who, id)
 			}
 			require.Contains(t, r, "service non autorisé", c.who)
+			require.Contains(t, r, "DPI_TEST <small>(CH_TEST)</small>", "where it came from is no patient data")
 			require.Contains(t, r, "ORU^R01", "the message type is no patient data")
-			require.Contains(t, r, "102 PID^1^3", "nor is the error")
+			require.Contains(t, r, "Erreur : 102 PID^1^3", "nor is the error")
+			require.Contains(t, r, "valeur incorrecte", "said in French")
+			require.NotContains(t, r, "Retraiter", "no action on what one does not see")
+			require.NotContains(t, r, "Écarter")
 		}
-		require.Contains(t, row(page, "MSG-PNEUMO"), "<td>PNEUMO</td>")
-		require.Contains(t, row(page, "MSG-NONE"), "<td>inconnu</td>")
+		require.Contains(t, row(page, "MSG-PNEUMO"), "Service PNEUMO")
+		require.Contains(t, row(page, "MSG-NONE"), "Service inconnu")
 	}
+}
+
+// TestQuarantineActions: a secretary of the message's service processes a
+// refused message again once its cause is gone (here the document a
+// replacement replaces arrived after it), or sets one aside saying why;
+// she comes back to the row, which says what became of it. The others
+// cannot, nor can the CME, and the raw bytes stay the admins'. Before
+// issue #20 the quarantine could only be looked at.
+func TestQuarantineActions(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.sendHL7(t, sent(replacementORU(t), "RPLC-1", "CARDIO"), "AE")
+	b.sendHL7(t, sent(strings.Replace(sampleORU(t), "PID|1||280017512345678^", "PID|1||299127512300012^", 1), "INS-1", "CARDIO"), "AE")
+	rplc, ins := b.quarantineID(t, "RPLC-1"), b.quarantineID(t, "INS-1")
+	cardio := b.login(t, "cardio", auth.RoleSecretary, "CARDIO")
+	pneumo := b.login(t, "pneumo", auth.RoleSecretary, "PNEUMO")
+	cme := b.login(t, "cme", auth.RoleCME)
+	follow := func(c *uiClient, path string, form url.Values) string {
+		t.Helper()
+		status, loc := c.post(t, path, form)
+		require.Equal(t, http.StatusSeeOther, status, loc)
+		status, page := c.get(t, loc)
+		require.Equal(t, http.StatusOK, status)
+		return page
+	}
+
+	for _, action := range []string{"reprocess", "dismiss"} {
+		path := fmt.Sprintf("/quarantine/%d/%s", rplc, action)
+		status, _ := pneumo.post(t, path, url.Values{"why": {"pas à moi"}})
+		require.Equal(t, http.StatusNotFound, status, "a message of another service: %s", action)
+		status, _ = cme.post(t, path, url.Values{"why": {"pas à moi"}})
+		require.Equal(t, http.StatusForbidden, status, "the CME reads: %s", action)
+	}
+
+	// Processed again before the DPI sent the original: still refused.
+	page := follow(cardio, fmt.Sprintf("/quarantine/%d/reprocess", rplc), nil)
+	require.Contains(t, page, "Toujours refusé : le motif affiché est celui d&#39;aujourd&#39;hui.")
+	require.Contains(t, page, "par cardio : toujours refusé.")
+	require.Contains(t, page, "est inconnu de ce service")
+
+	// The DPI sent it: processed again, it is a report, linked from its row.
+	b.sendHL7(t, sent(sampleORU(t), "ORIG-1", "CARDIO"), "AA")
+	status, loc := cardio.post(t, fmt.Sprintf("/quarantine/%d/reprocess", rplc), nil)
+	require.Equal(t, http.StatusSeeOther, status)
+	require.Equal(t, fmt.Sprintf("/quarantine?all=1#q-%d", rplc), loc)
+	_, page = cardio.get(t, loc)
+	var report int64
+	require.NoError(t, b.pool.QueryRow(context.Background(), `SELECT report_id FROM quarantine WHERE id = $1`, rplc).Scan(&report))
+	require.Contains(t, page, fmt.Sprintf("Message accepté : compte rendu n° %d.", report))
+	require.Contains(t, page, fmt.Sprintf(`<a href="/reports/%d">compte rendu n° %d</a>`, report, report))
+	_, page = cardio.get(t, "/quarantine")
+	require.NotContains(t, page, fmt.Sprintf(`id="q-%d"`, rplc), "no longer to deal with")
+	require.Contains(t, page, fmt.Sprintf(`id="q-%d"`, ins))
+
+	// Set aside: a reason is required, then it is shown with the row.
+	page = follow(cardio, fmt.Sprintf("/quarantine/%d/dismiss", ins), url.Values{"why": {" "}})
+	require.Contains(t, page, "Message non écarté : indiquez pourquoi le message est écarté.")
+	page = follow(cardio, fmt.Sprintf("/quarantine/%d/dismiss", ins), url.Values{"why": {"Renvoyé corrigé par le DPI"}})
+	require.Contains(t, page, "Message écarté.")
+	require.Contains(t, page, "Aucun message à traiter.")
+	_, page = cardio.get(t, "/quarantine?all=1")
+	require.Contains(t, page, "par cardio : « Renvoyé corrigé par le DPI »")
+
+	// A second click, from a page left open, finds it dealt with.
+	page = follow(cardio, fmt.Sprintf("/quarantine/%d/reprocess", rplc), nil)
+	require.Contains(t, page, "Ce message a déjà été retraité ou écarté entre-temps.")
+
+	require.Len(t, b.auditEntries(t, "quarantine_reprocessed"), 2)
+	dismissed := b.auditEntries(t, "quarantine_dismissed")
+	require.Len(t, dismissed, 1)
+	require.Equal(t, "cardio", dismissed[0].Actor)
+	status, _ = cardio.get(t, fmt.Sprintf("/quarantine/%d/raw", rplc))
+	require.Equal(t, http.StatusForbidden, status)
 }

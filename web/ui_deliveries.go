@@ -141,16 +141,25 @@ func (u *ui) deliveryFor(w http.ResponseWriter, r *http.Request) (id, reportID i
 // reportFor loads the report id for user, answering 404 (also for a report
 // of a service the user does not see) and false when it cannot be shown.
 func (u *ui) reportFor(w http.ResponseWriter, r *http.Request, id int64) bool {
-	service, err := u.cfg.Dashboard.ReportService(r.Context(), id)
+	ok, err := u.sees(r, id)
 	switch {
-	case errors.Is(err, dispatch.ErrNotFound) || (err == nil && !currentUser(r).SeesService(service)):
-		u.notFound(w, r, "Ce compte rendu n'existe pas, ou n'est pas d'un de vos services.")
-		return false
 	case err != nil:
 		u.serverError(w, r, err)
 		return false
+	case !ok:
+		u.notFound(w, r, "Ce compte rendu n'existe pas, ou n'est pas d'un de vos services.")
 	}
-	return true
+	return ok
+}
+
+// sees reports whether the report id exists and is of a service the
+// request's user sees.
+func (u *ui) sees(r *http.Request, reportID int64) (bool, error) {
+	service, err := u.cfg.Dashboard.ReportService(r.Context(), reportID)
+	if errors.Is(err, dispatch.ErrNotFound) {
+		return false, nil
+	}
+	return err == nil && currentUser(r).SeesService(service), err
 }
 
 func (u *ui) getReportPage(w http.ResponseWriter, r *http.Request) {
@@ -230,6 +239,11 @@ func (u *ui) postDeliveryAction(w http.ResponseWriter, r *http.Request) {
 	switch action := chi.URLParam(r, "action"); action {
 	case dispatch.ActionApprove:
 		err, done = u.cfg.Dashboard.Approve(ctx, id, user), "Envoi approuvé."
+	case dispatch.ActionSendTo:
+		address := strings.TrimSpace(r.PostFormValue("address"))
+		err, done = u.cfg.Dashboard.SendTo(ctx, id, user, address), "Envoi à "+address+" approuvé."
+	case dispatch.ActionSendNow:
+		err, done = u.cfg.Dashboard.Approve(ctx, id, user), "Envoyé sans attendre la fin du délai de la règle."
 	case dispatch.ActionHold:
 		err, done = u.cfg.Dashboard.Hold(ctx, id, user, why), "Envoi remis en vérification."
 	case dispatch.ActionCancel:
@@ -278,25 +292,37 @@ func (u *ui) postAddRecipient(w http.ResponseWriter, r *http.Request) {
 // afterAction redirects to back with the outcome of an action as a flash:
 // done, or why the action could not be done.
 func (u *ui) afterAction(w http.ResponseWriter, r *http.Request, err error, done, back string) {
-	var bad *dispatch.RecipientError
-	switch {
+	switch problem := actionProblem(err); {
 	case err == nil:
 		setFlash(w, false, done)
-	case errors.Is(err, dispatch.ErrTransition):
-		setFlash(w, true, "Action impossible dans l'état actuel de l'envoi (il a peut-être changé entre-temps).")
-	case errors.Is(err, dispatch.ErrStale):
-		setFlash(w, true, "L'envoi est en cours de transmission: action impossible.")
-	case errors.Is(err, dispatch.ErrNoAddress):
-		setFlash(w, true, "Pas d'adresse où envoyer: modifiez d'abord le destinataire.")
-	case errors.As(err, &bad):
-		setFlash(w, true, "Destinataire refusé: "+recipientProblems[bad.Problem])
-	case errors.Is(err, dispatch.ErrNotFound):
-		setFlash(w, true, "Introuvable.")
+	case problem != "":
+		setFlash(w, true, problem)
 	default:
 		u.serverError(w, r, err)
 		return
 	}
 	http.Redirect(w, r, back, http.StatusSeeOther)
+}
+
+// actionProblem says in French why an action on a delivery failed, "" for
+// an error that is not the user's to fix (or none).
+func actionProblem(err error) string {
+	var bad *dispatch.RecipientError
+	switch {
+	case err == nil:
+		return ""
+	case errors.Is(err, dispatch.ErrTransition):
+		return "Action impossible dans l'état actuel de l'envoi (il a peut-être changé entre-temps)."
+	case errors.Is(err, dispatch.ErrStale):
+		return "L'envoi est en cours de transmission: action impossible."
+	case errors.Is(err, dispatch.ErrNoAddress):
+		return "Pas d'adresse où envoyer: modifiez d'abord le destinataire."
+	case errors.As(err, &bad):
+		return "Destinataire refusé: " + recipientProblems[bad.Problem]
+	case errors.Is(err, dispatch.ErrNotFound):
+		return "Introuvable."
+	}
+	return ""
 }
 
 // recipientProblems says in French why a recipient was refused.

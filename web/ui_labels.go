@@ -1,12 +1,14 @@
 package web
 
 import (
+	"fmt"
 	"html/template"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/mssdispatch/mssdispatch/auth"
+	"github.com/mssdispatch/mssdispatch/correspondents"
 	"github.com/mssdispatch/mssdispatch/dispatch"
 )
 
@@ -43,7 +45,7 @@ var eventLabels = map[string]string{
 	dispatch.EventReleased:      "Délai écoulé",
 	dispatch.EventApproved:      "Approuvé",
 	dispatch.EventHeld:          "Remis en vérification",
-	dispatch.EventSending:       "Transmission SMTP",
+	dispatch.EventSending:       "Transmission au serveur de messagerie",
 	dispatch.EventSent:          "Envoyé",
 	dispatch.EventRetry:         "Nouvel essai prévu",
 	dispatch.EventFailed:        "Échec",
@@ -69,6 +71,7 @@ var eventLabels = map[string]string{
 
 var actionLabels = map[string]string{
 	dispatch.ActionApprove: "Approuver l'envoi",
+	dispatch.ActionSendNow: "Envoyer maintenant",
 	dispatch.ActionHold:    "Remettre en vérification",
 	dispatch.ActionEdit:    "Modifier le destinataire",
 	dispatch.ActionPaper:   "Envoyer par courrier",
@@ -76,6 +79,68 @@ var actionLabels = map[string]string{
 	dispatch.ActionCancel:  "Annuler",
 	dispatch.ActionPosted:  "Marquer posté",
 	dispatch.ActionReturn:  "Retour postal (NPAI)",
+}
+
+// reasonLabels say why a delivery was made as it was (its reason code).
+var reasonLabels = map[string]string{
+	correspondents.ReasonLocalAddress:           "adresse de l'annuaire local",
+	correspondents.ReasonDPIAddress:             "adresse transmise par le DPI",
+	correspondents.ReasonDPIAddressMismatch:     "adresse du DPI absente de l'annuaire",
+	correspondents.ReasonDirectoryAddress:       "adresse de l'annuaire national",
+	correspondents.ReasonUntrustedAddress:       "adresse hors de l'espace de confiance",
+	correspondents.ReasonSeveralAddresses:       "plusieurs adresses connues : à choisir",
+	correspondents.ReasonNoAddress:              "aucune adresse MSSanté connue",
+	correspondents.ReasonPaperCopy:              "copie papier (pas de dématérialisation)",
+	correspondents.ReasonLocalPaper:             "courrier demandé par l'annuaire local",
+	correspondents.ReasonPatientMailbox:         "messagerie du patient (INS)",
+	correspondents.ReasonPatientNotQualified:    "identité du patient non qualifiée",
+	correspondents.ReasonPatientAddressMismatch: "adresse du patient différente de son INS",
+	dispatch.ReasonUserPaper:                    "courrier demandé par le secrétariat",
+	dispatch.ReasonUserEdit:                     "adresse choisie par le secrétariat",
+	dispatch.ReasonUserAdded:                    "destinataire ajouté par le secrétariat",
+	dispatch.ReasonFallbackPaper:                "courrier de secours après un échec",
+	dispatch.ReasonNotForProfessionals:          "le DPI n'envoie pas aux professionnels",
+	dispatch.ReasonServed:                       "avait reçu la version précédente",
+	dispatch.ReasonRuleNoPatient:                "la règle n'envoie pas au patient",
+}
+
+// recipientRoleLabels name why a recipient is on the report (its role code).
+var recipientRoleLabels = map[string]string{
+	dispatch.RoleResultCopiesTo: "destinataire",
+	dispatch.RolePatient:        "patient",
+	dispatch.RoleSender:         "auteur",
+	dispatch.RoleGP:             "médecin traitant",
+	dispatch.RoleReferring:      "médecin adresseur",
+	dispatch.RoleAttending:      "médecin responsable",
+	dispatch.RoleAdmitting:      "médecin ayant admis",
+	dispatch.RoleConsulting:     "médecin consultant",
+	dispatch.RoleResultsCopy:    "copie des résultats",
+	dispatch.RolePrimaryCare:    "médecin de premier recours",
+	dispatch.RoleAdded:          "ajouté par le secrétariat",
+	dispatch.RoleServed:         "avait reçu la version précédente",
+}
+
+// boxTypeLabels name the kinds of mailboxes of the national directory.
+var boxTypeLabels = map[string]string{"PER": "personnelle", "ORG": "de structure", "APP": "applicative", "CAB": "de cabinet"}
+
+// technicalEvents are the events whose detail is for administrators (a
+// Message-ID): the others see the event without it.
+var technicalEvents = map[string]bool{dispatch.EventSending: true, dispatch.EventSent: true, dispatch.EventResent: true}
+
+// auditLabels name the actions of the audit log (audit.Actions).
+var auditLabels = map[string]string{
+	"login": "connexion", "login_failed": "connexion refusée", "logout": "déconnexion", "user_added": "compte créé",
+	"user_disabled": "compte désactivé", "user_enabled": "compte réactivé", "password_changed": "mot de passe changé",
+	"grants_changed": "droits changés", "report_viewed": "compte rendu consulté", "document_downloaded": "PDF du compte rendu ouvert",
+	"letter_printed": "courrier imprimé", "patient_searched": "recherche par patient", "quarantine_viewed": "message en quarantaine lu",
+	"quarantine_reprocessed": "message en quarantaine retraité", "quarantine_dismissed": "message en quarantaine écarté",
+	"delivery_approved": "envoi approuvé", "delivery_held": "envoi remis en vérification", "delivery_edited": "destinataire modifié",
+	"delivery_paper": "passé en courrier", "delivery_cancelled": "envoi annulé", "delivery_resent": "envoi relancé",
+	"delivery_paper_sent": "courrier posté", "delivery_returned": "retour postal", "recipient_added": "destinataire ajouté",
+	"batch_posted": "lot posté", "rules_changed": "règles modifiées", "correspondent_created": "fiche locale créée",
+	"correspondent_changed": "fiche locale modifiée", "correspondent_deleted": "fiche locale supprimée",
+	"correspondent_proposed": "fiche locale proposée", "correspondent_proposal_rejected": "proposition refusée",
+	"campaign_exported": "campagne exportée", "audit_exported": "journal exporté", "audit_purged": "journal purgé (conservation)",
 }
 
 var batchLabels = map[string]string{
@@ -106,6 +171,11 @@ var uiFuncs = template.FuncMap{
 	"eventLabel":    func(s string) string { return label(eventLabels, s) },
 	"actionLabel":   func(s string) string { return label(actionLabels, s) },
 	"channelLabel":  func(s string) string { return label(channelLabels, s) },
+	"reasonLabel":   func(s string) string { return label(reasonLabels, s) },
+	"recipientRole": func(s string) string { return label(recipientRoleLabels, s) },
+	"boxTypeLabel":  func(s string) string { return label(boxTypeLabels, s) },
+	"auditLabel":    func(s string) string { return label(auditLabels, s) },
+	"technical":     func(event string) bool { return technicalEvents[event] },
 	"batchLabel":    func(s string) string { return label(batchLabels, s) },
 	"roleLabel":     func(r auth.Role) string { return roleLabels[r] },
 	"can":           func(u auth.User, p string) bool { return u.Can(permissions[p]) },
@@ -138,6 +208,34 @@ var uiFuncs = template.FuncMap{
 		return strconv.FormatInt(n, 10)
 	},
 	"worklist": func() []string { return dispatch.Worklists },
+	// paperConfirm asks before a letter to p; paperLabel names its button.
+	"paperConfirm": func(p dispatch.PostalAddress) string {
+		if !p.Known() {
+			return "Envoyer par courrier ? L'adresse postale est inconnue : la lettre attendra que vous la complétiez."
+		}
+		return "Envoyer par courrier à " + p.String() + " ?"
+	},
+	"paperLabel": func(p dispatch.PostalAddress) string {
+		if !p.Known() {
+			return "Envoyer par courrier (adresse à compléter)"
+		}
+		return "Envoyer par courrier"
+	},
+	// sendNowConfirm asks before sending a delivery the rule holds until at.
+	"sendNowConfirm": func(rule string, version int, at *time.Time) string {
+		until := "jusqu'à la fin de son délai"
+		if at != nil {
+			until = "jusqu'au " + at.In(paris).Format("02/01/2006 à 15:04")
+		}
+		return fmt.Sprintf("La règle « %s » (version %d) retient cet envoi %s. L'envoyer maintenant ?", rule, version, until)
+	},
+	// releaseTime says when a scheduled delivery leaves.
+	"releaseTime": func(at *time.Time) string {
+		if at == nil {
+			return ""
+		}
+		return "Part le " + at.In(paris).Format("02/01/2006 à 15:04")
+	},
 }
 
 // permissions names the permissions for the templates' can.

@@ -57,45 +57,51 @@ type batchPage struct {
 	Withdrawn int
 }
 
-// batchFor loads the route's batch for the user, answering 404 (also for a
-// batch of a service the user does not see) and false when it cannot be shown.
-func (u *ui) batchFor(w http.ResponseWriter, r *http.Request) (batchPage, bool) {
+// batchFor returns the route's batch id when the user sees its service,
+// answering 404 (also for a batch of a service the user does not see) and
+// false otherwise.
+func (u *ui) batchFor(w http.ResponseWriter, r *http.Request) (int64, bool) {
 	id, ok := u.pathID(w, r, "Ce lot n'existe pas.")
 	if !ok {
-		return batchPage{}, false
+		return 0, false
 	}
-	b, letters, err := u.cfg.Dashboard.PaperBatch(r.Context(), id)
+	service, err := u.cfg.Dashboard.PaperBatchService(r.Context(), id)
 	switch {
-	case errors.Is(err, dispatch.ErrNotFound) || (err == nil && !currentUser(r).SeesService(b.Service)):
+	case errors.Is(err, dispatch.ErrNotFound) || (err == nil && !currentUser(r).SeesService(service)):
 		u.notFound(w, r, "Ce lot n'existe pas, ou n'est pas d'un de vos services.")
-		return batchPage{}, false
+		return 0, false
 	case err != nil:
 		u.serverError(w, r, err)
-		return batchPage{}, false
+		return 0, false
 	}
-	p := batchPage{Batch: b, Letters: letters}
-	for _, l := range letters {
-		if !l.InBatch {
-			p.Withdrawn++
-		}
-	}
-	return p, true
+	return id, true
 }
 
 func (u *ui) getBatch(w http.ResponseWriter, r *http.Request) {
-	p, ok := u.batchFor(w, r)
+	id, ok := u.batchFor(w, r)
 	if !ok {
 		return
 	}
-	u.render(w, r, http.StatusOK, "paper_batch", fmt.Sprintf("Lot n° %d", p.Batch.ID), dispatch.WorklistPaper, p)
+	b, letters, err := u.cfg.Dashboard.PaperBatch(r.Context(), currentUser(r).Username, id)
+	if err != nil {
+		u.serverError(w, r, err)
+		return
+	}
+	p := batchPage{Batch: b, Letters: letters}
+	for _, l := range letters {
+		if l.Withdrawn() {
+			p.Withdrawn++
+		}
+	}
+	u.render(w, r, http.StatusOK, "paper_batch", fmt.Sprintf("Lot n° %d", b.ID), dispatch.WorklistPaper, p)
 }
 
 func (u *ui) getBatchPDF(w http.ResponseWriter, r *http.Request) {
-	p, ok := u.batchFor(w, r)
+	id, ok := u.batchFor(w, r)
 	if !ok {
 		return
 	}
-	pdf, err := u.cfg.Dashboard.PaperBatchPDF(r.Context(), currentUser(r).Username, p.Batch.ID)
+	pdf, err := u.cfg.Dashboard.PaperBatchPDF(r.Context(), currentUser(r).Username, id)
 	switch {
 	case errors.Is(err, dispatch.ErrNotFound):
 		u.notFound(w, r, "Le PDF de ce lot n'est plus conservé.")
@@ -104,7 +110,7 @@ func (u *ui) getBatchPDF(w http.ResponseWriter, r *http.Request) {
 		u.serverError(w, r, err)
 		return
 	}
-	writePDF(w, fmt.Sprintf("lot-%d.pdf", p.Batch.ID), pdf)
+	writePDF(w, fmt.Sprintf("lot-%d.pdf", id), pdf)
 }
 
 func (u *ui) getLetterPDF(w http.ResponseWriter, r *http.Request) {
@@ -138,13 +144,12 @@ func (u *ui) postMakeBatches(w http.ResponseWriter, r *http.Request) {
 }
 
 func (u *ui) postBatchPosted(w http.ResponseWriter, r *http.Request) {
-	p, ok := u.batchFor(w, r)
+	id, ok := u.batchFor(w, r)
 	if !ok {
 		return
 	}
-	n, err := u.cfg.Dashboard.MarkBatchPosted(r.Context(), p.Batch.ID, currentUser(r).Username)
-	u.afterAction(w, r, err, fmt.Sprintf("Lot n° %d posté (%d courrier(s)).", p.Batch.ID, n),
-		fmt.Sprintf("/paper/batches/%d", p.Batch.ID))
+	n, err := u.cfg.Dashboard.MarkBatchPosted(r.Context(), id, currentUser(r).Username)
+	u.afterAction(w, r, err, fmt.Sprintf("Lot n° %d posté (%d courrier(s)).", id, n), fmt.Sprintf("/paper/batches/%d", id))
 }
 
 // writePDF answers a PDF to show in the browser, named name when saved.

@@ -140,7 +140,7 @@ func frenchDate(t time.Time) string {
 
 // percent writes a share as "33,3 %".
 func percent(v float64) string {
-	return strings.Replace(strconv.FormatFloat(v*100, 'f', 1, 64), ".", ",", 1) + "\u00a0%"
+	return chartNumber(v*100, 1, "%")
 }
 
 // formatDelay writes a delay in French: "moins d'une minute", "45 min",
@@ -260,7 +260,7 @@ func (u *ui) getStats(w http.ResponseWriter, r *http.Request) {
 			"avec l'objectif Hop'En de " + p.Target + ". Les chiffres sont dans le tableau qui suit.",
 		Categories: months, Series: []barSeries{{Name: "Taux", Values: rates, Titles: tips}},
 		Max: 100, Target: dispatch.DematerialisationTarget * 100, TargetLabel: "Objectif " + p.Target,
-		Format: func(v float64) string { return strconv.FormatFloat(v, 'f', 0, 64) + "\u00a0%" },
+		Unit: "%",
 	}.SVG()
 	for _, s := range st.Services {
 		p.Services = append(p.Services, newRateView(cmp.Or(s.Service, "(sans service)"), "", s.Rate))
@@ -302,7 +302,13 @@ func delaysByChannel(st dispatch.Stats, categories []string) []channelDelays {
 	}
 	for i := range out {
 		c := &out[i]
-		unit, scale := delayUnit(st.Delays, c.Channel)
+		var top time.Duration
+		for _, d := range st.Delays {
+			if d.Channel == c.Channel {
+				top = max(top, d.P90)
+			}
+		}
+		unit, scale := durationUnit(top)
 		p50, p90 := nanValues(len(categories)), nanValues(len(categories))
 		for _, d := range st.Delays {
 			if j, ok := index[d.Month]; ok && d.Channel == c.Channel && d.Month != "" {
@@ -317,29 +323,13 @@ func delaysByChannel(st dispatch.Stats, categories []string) []channelDelays {
 				name + "), mois par mois. Les chiffres sont dans le tableau qui suit.",
 			Categories: categories,
 			Series:     []barSeries{{Name: "Médiane", Values: p50}, {Name: "90e centile", Values: p90}},
-			Format: func(v float64) string {
-				return strings.Replace(strconv.FormatFloat(v, 'f', 1, 64), ".", ",", 1) + "\u00a0" + unit
-			},
+			// The axis spans one unit at least: delays under a second stay small.
+			Max:      1,
+			Unit:     unit,
+			Decimals: 1,
 		}.SVG()
 	}
 	return out
-}
-
-// delayUnit chooses the unit of a channel's delay chart from its largest 90th percentile.
-func delayUnit(delays []dispatch.Delay, channel string) (string, time.Duration) {
-	var top time.Duration
-	for _, d := range delays {
-		if d.Channel == channel && d.P90 > top {
-			top = d.P90
-		}
-	}
-	switch {
-	case top < 2*time.Hour:
-		return "min", time.Minute
-	case top < 72*time.Hour:
-		return "h", time.Hour
-	}
-	return "j", 24 * time.Hour
 }
 
 func nanValues(n int) []float64 {

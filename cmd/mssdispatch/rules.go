@@ -232,6 +232,7 @@ func changedFields(before, after *dispatch.DryRunOutcome) string {
 		diff bool
 	}{
 		{"status", before.Status != after.Status},
+		{"delay", before.DelayHours != after.DelayHours},
 		{"address " + after.Address, before.Address != after.Address},
 		{"reason " + after.Reason, before.Reason != after.Reason},
 		{"rule", before.Rule != after.Rule},

@@ -81,7 +81,26 @@ func sendSampleCommand(ctx context.Context, e env, stdout io.Writer) error {
 		return fmt.Errorf("sample refused: %s", ack.Segment("ERR").Get(8))
 	}
 	fmt.Fprintf(stdout, "document_id: %s\n", documentID)
-	fmt.Fprintf(stdout, "follow it:   curl -s -H \"Authorization: Bearer $MSSDISPATCH_API_TOKEN\" 'http://%s/api/v1/reports?document_id=%s'\n",
-		e.get("HTTP_ADDR"), url.QueryEscape(documentID))
+	fmt.Fprintf(stdout, "follow it:   %s\n", followCommand(e, documentID))
 	return nil
+}
+
+// followCommand is the command that shows the report of documentID and its
+// deliveries. It works when pasted into any shell, a new terminal's too: it
+// spells out the API token (the caller's own, from MSSDISPATCH_API_TOKEN)
+// and the address instead of naming variables that shell may not have.
+// Without a token it points to the dashboard.
+func followCommand(e env, documentID string) string {
+	base := "http://" + e.get("HTTP_ADDR") + "/"
+	token := e.get("API_TOKEN")
+	if token == "" {
+		return base + " (the dashboard; with MSSDISPATCH_API_TOKEN set, a curl command of the API)"
+	}
+	return "curl -s -H " + shellQuote("Authorization: Bearer "+token) + " " +
+		shellQuote(base+"api/v1/reports?document_id="+url.QueryEscape(documentID))
+}
+
+// shellQuote quotes s as one word of sh.
+func shellQuote(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }

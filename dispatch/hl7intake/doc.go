@@ -7,6 +7,7 @@
 // unsupported, content the DPI must fix); AR only for what may succeed when
 // sent again later (the database unavailable, the service stopping). A
 // retransmission gets the first ACK; every refused message is quarantined,
-// its bytes whole.
+// its bytes whole, with whom and what it is about as far as it can be read;
+// Reprocess runs one through the intake again once its cause is gone.
 // It serves MLLP connections and the REST endpoint that takes raw HL7.
 package hl7intake

@@ -21,8 +21,17 @@ import (
 
 // Receiver stores reports and refused messages (dispatch.Service).
 type Receiver interface {
+	Recorder
+	// Requeue takes up a quarantined message again, for Reprocess.
+	Requeue(ctx context.Context, id int64, user string, services []string) (*dispatch.Requeued, error)
+}
+
+// Recorder records what becomes of a message: a dispatch.Service for a
+// message received, a *dispatch.Requeued for a quarantined one processed
+// again.
+type Recorder interface {
 	Previous(ctx context.Context, in dispatch.Inbound) (dispatch.Answer, bool, error)
-	Receive(ctx context.Context, in dispatch.Inbound, r dispatch.Report, respond func(reportID int64, documentID string, warnings []dispatch.Warning) []byte) (dispatch.Receipt, error)
+	Receive(ctx context.Context, in dispatch.Inbound, r dispatch.Report, respond func(reportID int64, documentID string, receivedAt time.Time, warnings []dispatch.Warning) []byte) (dispatch.Receipt, error)
 	Reject(ctx context.Context, in dispatch.Inbound, raw []byte, why dispatch.Refusal, response []byte) (dispatch.Answer, error)
 }
 
@@ -95,25 +104,30 @@ func (h *Handler) ServeMLLP(ctx context.Context, raw []byte) []byte {
 // (sent again, it would be refused again), keeping its head (all the server
 // read of it) in quarantine.
 func (h *Handler) ServeMLLPTooLarge(ctx context.Context, head []byte, size int64) []byte {
-	return h.tooLarge(ctx, head, size, "mllp")
+	return h.count("mllp", h.tooLarge(ctx, h.cfg.Receiver, head, size, "mllp"))
 }
 
 // HandleHL7TooLarge answers a message over the REST API's size limit as
 // ServeMLLPTooLarge does over MLLP.
 func (h *Handler) HandleHL7TooLarge(ctx context.Context, head []byte, size int64) []byte {
-	return h.tooLarge(ctx, head, size, "api")
+	return h.count("api", h.tooLarge(ctx, h.cfg.Receiver, head, size, "api"))
 }
 
 // tooLarge answers a message of size bytes over the limit, of which head is
-// the start: AE, and its first mllp.HeadSize bytes in quarantine.
-func (h *Handler) tooLarge(ctx context.Context, head []byte, size int64, source string) []byte {
+// the start: AE, and its first mllp.HeadSize bytes in quarantine, through rec.
+func (h *Handler) tooLarge(ctx context.Context, rec Recorder, head []byte, size int64, source string) []byte {
 	head = head[:min(len(head), mllp.HeadSize)]
 	msg, _ := hl7.Parse(head, hl7.ParseOptions{DefaultCharset: h.cfg.DefaultCharset})
-	// Without a key it is not remembered: a smaller message may follow with the same id.
 	in := dispatch.Inbound{Kind: "hl7", Source: source}
+	if msg != nil {
+		in = inbound(msg, source)
+		in.ControlID = "" // without a key it is not remembered: a smaller message may follow with the same id
+	}
 	detail := hl7.ErrDetail{Code: hl7.CodeInternal, Severity: "E",
 		Msg: fmt.Sprintf("le message (%d octets) dépasse la taille que le service accepte", size)}
-	return h.quarantine(ctx, in, head, detail, h.ack(msg, head, hl7.AckError, detail).Encode())
+	why := refusalOf(msg, detail)
+	why.Partial = true
+	return h.quarantine(ctx, rec, in, head, why, h.ack(msg, head, hl7.AckError, detail).Encode())
 }
 
 // HandleHL7 handles a message received through the REST API and returns its ACK.
@@ -134,10 +148,35 @@ func reject(code string, seg string, field, errCode int, format string, args ...
 		Severity: "E", Msg: fmt.Sprintf(format, args...)}}
 }
 
+// Reprocess runs the quarantined message id through the intake again, as
+// if received again, for user, who sees services (nil: all): accepted, it
+// is stored as a report (none if the DPI sent the same document again
+// meanwhile: its row then names that report) and its row says so; refused,
+// its row gives the new reason (see dispatch.Requeued). Nothing is counted
+// as received. It returns dispatch.ErrNotFound for a message the user does
+// not see whole, dispatch.ErrQuarantineHandled once it was accepted or set
+// aside, dispatch.ErrNotReprocessable for one that cannot be processed
+// again.
+func (h *Handler) Reprocess(ctx context.Context, id int64, user string, services []string) (dispatch.Reprocessed, error) {
+	q, err := h.cfg.Receiver.Requeue(ctx, id, user, services)
+	if err != nil {
+		return dispatch.Reprocessed{}, err
+	}
+	h.process(ctx, q.Raw, q.Source, q)
+	return q.Outcome()
+}
+
+// handle handles a message received from source and returns its ACK.
 func (h *Handler) handle(ctx context.Context, raw []byte, source string) []byte {
 	defer func(start time.Time) { h.latency.WithLabelValues(source).Observe(time.Since(start).Seconds()) }(time.Now())
+	return h.count(source, h.process(ctx, raw, source, h.cfg.Receiver))
+}
+
+// process runs raw, received from source, through the intake, recording
+// what becomes of it through rec, and returns its ACK.
+func (h *Handler) process(ctx context.Context, raw []byte, source string, rec Recorder) []byte {
 	if len(raw) > h.cfg.MaxSize {
-		return h.tooLarge(ctx, raw, int64(len(raw)), source)
+		return h.tooLarge(ctx, rec, raw, int64(len(raw)), source)
 	}
 	msg, err := hl7.Parse(raw, hl7.ParseOptions{DefaultCharset: h.cfg.DefaultCharset, MaxSize: h.cfg.MaxSize})
 	if err != nil {
@@ -151,25 +190,25 @@ func (h *Handler) handle(ctx context.Context, raw []byte, source string) []byte 
 		if msg != nil {
 			in = inbound(msg, source)
 		}
-		return h.quarantine(ctx, in, raw, detail, h.ack(msg, raw, hl7.AckError, detail).Encode())
+		return h.quarantine(ctx, rec, in, raw, refusalOf(msg, detail), h.ack(msg, raw, hl7.AckError, detail).Encode())
 	}
 	in := inbound(msg, source)
-	prev, found, err := h.cfg.Receiver.Previous(ctx, in)
+	prev, found, err := rec.Previous(ctx, in)
 	switch {
 	case found:
 		h.cfg.Logger.InfoContext(ctx, "HL7 message retransmitted", "source", source, "control_id", in.ControlID)
-		return h.count(source, prev.Response)
+		return prev.Response
 	case errors.Is(err, dispatch.ErrKeyReused):
-		return h.refuse(ctx, msg, in, raw, hl7.AckError, reusedKey(in))
+		return h.refuse(ctx, rec, msg, in, raw, hl7.AckError, reusedKey(in))
 	case err != nil:
 		return h.unavailable(ctx, msg, in, err)
 	}
 	report, warnings, err := toReport(msg)
 	var rej *rejection
 	if errors.As(err, &rej) {
-		return h.refuse(ctx, msg, in, raw, rej.code, rej.detail)
+		return h.refuse(ctx, rec, msg, in, raw, rej.code, rej.detail)
 	}
-	receipt, err := h.cfg.Receiver.Receive(ctx, in, report, func(_ int64, _ string, all []dispatch.Warning) []byte {
+	receipt, err := rec.Receive(ctx, in, report, func(_ int64, _ string, _ time.Time, all []dispatch.Warning) []byte {
 		errs := slices.Clone(warnings)
 		for _, w := range all {
 			if w.Field == "" {
@@ -186,13 +225,13 @@ func (h *Handler) handle(ctx context.Context, raw []byte, source string) []byte 
 	case err == nil:
 		h.cfg.Logger.InfoContext(ctx, "HL7 message accepted", "source", source, "control_id", in.ControlID,
 			"report_id", receipt.ReportID, "duplicate", receipt.Duplicate, "warnings", len(report.Warnings))
-		return h.count(source, receipt.Response)
+		return receipt.Response
 	case errors.As(err, &invalid):
 		detail := locate(msg, invalid.Field)
 		detail.Severity, detail.Msg = "E", invalid.Msg
-		return h.refuse(ctx, msg, in, raw, hl7.AckError, detail)
+		return h.refuse(ctx, rec, msg, in, raw, hl7.AckError, detail)
 	case errors.Is(err, dispatch.ErrKeyReused):
-		return h.refuse(ctx, msg, in, raw, hl7.AckError, reusedKey(in))
+		return h.refuse(ctx, rec, msg, in, raw, hl7.AckError, reusedKey(in))
 	default:
 		return h.unavailable(ctx, msg, in, err)
 	}
@@ -223,23 +262,33 @@ func reusedKey(in dispatch.Inbound) hl7.ErrDetail {
 		Msg: fmt.Sprintf("MSH-10 %q a déjà servi à %s pour un autre message : chaque message a son propre identifiant", in.ControlID, in.SendingApplication)}
 }
 
-// refuse answers msg with code and detail, after keeping it in quarantine.
-func (h *Handler) refuse(ctx context.Context, msg *hl7.Message, in dispatch.Inbound, raw []byte, code string, detail hl7.ErrDetail) []byte {
-	return h.quarantine(ctx, in, raw, detail, h.ack(msg, raw, code, detail).Encode())
+// refuse answers msg with code and detail, after keeping it in quarantine
+// through rec.
+func (h *Handler) refuse(ctx context.Context, rec Recorder, msg *hl7.Message, in dispatch.Inbound, raw []byte, code string, detail hl7.ErrDetail) []byte {
+	return h.quarantine(ctx, rec, in, raw, refusalOf(msg, detail), h.ack(msg, raw, code, detail).Encode())
 }
 
-// quarantine keeps a refused message and returns ack, or the first ACK of a
-// retransmission. If even that fails, the ACK is an AR: the DPI sends the
-// message again.
-func (h *Handler) quarantine(ctx context.Context, in dispatch.Inbound, raw []byte, detail hl7.ErrDetail, ack []byte) []byte {
+// refusalOf is the refusal of msg (nil when unreadable) for detail.
+func refusalOf(msg *hl7.Message, detail hl7.ErrDetail) dispatch.Refusal {
+	why := dispatch.Refusal{Reason: detail.Msg, Code: detail.Code, Location: detail.Location()}
+	if msg != nil {
+		why.Patient, why.Document = patientOf(msg), documentOf(msg)
+	}
+	return why
+}
+
+// quarantine keeps a refused message through rec and returns ack, or the
+// first ACK of a retransmission. If even that fails, the ACK is an AR: the
+// DPI sends the message again.
+func (h *Handler) quarantine(ctx context.Context, rec Recorder, in dispatch.Inbound, raw []byte, why dispatch.Refusal, ack []byte) []byte {
 	h.cfg.Logger.WarnContext(ctx, "HL7 message refused", "source", in.Source, "control_id", in.ControlID,
-		"bytes", len(raw), "err_code", detail.Code, "err_location", detail.Location()) // ERR-8 may repeat patient data
-	answer, err := h.cfg.Receiver.Reject(ctx, in, raw, dispatch.Refusal{Reason: detail.Msg, Code: detail.Code, Location: detail.Location()}, ack)
+		"bytes", len(raw), "err_code", why.Code, "err_location", why.Location) // ERR-8 may repeat patient data
+	answer, err := rec.Reject(ctx, in, raw, why, ack)
 	if err != nil {
 		h.cfg.Logger.ErrorContext(ctx, "HL7 message not quarantined", "source", in.Source, "control_id", in.ControlID, "error", redact.Text(err.Error()))
-		return h.count(in.Source, h.ack(nil, raw, hl7.AckReject, unavailableDetail).Encode())
+		return h.ack(nil, raw, hl7.AckReject, unavailableDetail).Encode()
 	}
-	return h.count(in.Source, answer.Response)
+	return answer.Response
 }
 
 var unavailableDetail = hl7.ErrDetail{Code: hl7.CodeInternal, Severity: "E",
@@ -248,7 +297,7 @@ var unavailableDetail = hl7.ErrDetail{Code: hl7.CodeInternal, Severity: "E",
 // unavailable answers a message the service could not store now with an AR.
 func (h *Handler) unavailable(ctx context.Context, msg *hl7.Message, in dispatch.Inbound, err error) []byte {
 	h.cfg.Logger.ErrorContext(ctx, "HL7 message not stored", "source", in.Source, "control_id", in.ControlID, "error", redact.Text(err.Error()))
-	return h.count(in.Source, h.ack(msg, nil, hl7.AckReject, unavailableDetail).Encode())
+	return h.ack(msg, nil, hl7.AckReject, unavailableDetail).Encode()
 }
 
 // count counts an ACK by its code and returns it.

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/riverqueue/river"
 	"github.com/stretchr/testify/require"
 
@@ -31,6 +32,7 @@ type testBundle struct {
 	pool    *pgxpool.Pool
 	handler *hl7intake.Handler
 	logs    *bytes.Buffer // the handler's and the service's
+	metrics *prometheus.Registry
 }
 
 // setup returns a handler storing through a real dispatch.Service; jobs are
@@ -50,9 +52,10 @@ func setup(t testing.TB) *testBundle {
 	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	svc, err := dispatch.NewService(dispatch.ServiceConfig{Pool: pool, Jobs: client, Resolver: resolver, Logger: logger})
 	require.NoError(t, err)
-	h, err := hl7intake.New(hl7intake.Config{Receiver: svc, Logger: logger})
+	metrics := prometheus.NewRegistry()
+	h, err := hl7intake.New(hl7intake.Config{Receiver: svc, Logger: logger, Registerer: metrics})
 	require.NoError(t, err)
-	return &testBundle{ctx: context.Background(), pool: pool, handler: h, logs: logs}
+	return &testBundle{ctx: context.Background(), pool: pool, handler: h, logs: logs, metrics: metrics}
 }
 
 // oru returns testdata/oru_r01.hl7 carrying cdaFile, with segment ends \r,

@@ -253,13 +253,7 @@ func (m *mapper) patient() error {
 	if !slices.ContainsFunc(ids, func(id hl7.CX) bool { return strings.TrimSpace(id.ID) != "" }) {
 		return fail(s, "PID", 3, hl7.CodeRequiredField, "PID-3 (identifiants du patient) est vide")
 	}
-	names := pid.Names()
-	if i := slices.IndexFunc(names, func(n hl7.XPN) bool { return norm(n.TypeCode) == "L" }); i > 0 {
-		names = names[i:]
-	}
-	if len(names) > 0 {
-		p.Family, p.Given = strings.TrimSpace(names[0].Family), strings.TrimSpace(names[0].Given)
-	}
+	p.Family, p.Given = legalName(pid)
 	if p.Family == "" && p.Given == "" {
 		return fail(s, "PID", 5, hl7.CodeRequiredField, "PID-5 (nom du patient) est vide")
 	}

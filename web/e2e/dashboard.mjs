@@ -6,7 +6,7 @@
 //   MSSD_MARTIN      the id of its delivery in review (a doctor with two addresses)
 // alice is a secretary, root an admin.
 import assert from "node:assert/strict";
-import { base, env, flash, launch, login as signIn, shot, submit } from "./lib.mjs";
+import { accepting, base, env, flash, launch, login as signIn, shot, submit } from "./lib.mjs";
 
 const report = env("MSSD_REPORT");
 const martin = env("MSSD_MARTIN");
@@ -55,7 +55,7 @@ try {
   await submit(page, page.getByRole("button", { name: "Ajouter (à approuver ensuite)" }));
   await flash(page, /^Destinataire ajouté \(envoi n° \d+, à approuver\)\.$/);
   const added = page.locator(".recipient", { hasText: "LEROUX" });
-  await submit(page, added.getByRole("button", { name: "Envoyer par courrier" }));
+  await accepting(page, added.getByRole("button", { name: "Envoyer par courrier (adresse à compléter)" }), /adresse postale est inconnue/);
   await flash(page, /^Envoi papier créé \(n° \d+\)\.$/);
   const leroux = page.locator(".recipient", { hasText: "LEROUX" });
   assert.match(await leroux.innerText(), /MSSanté · Annulé/);

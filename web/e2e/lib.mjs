@@ -67,3 +67,12 @@ export const flash = async (page, want) => {
   if (want instanceof RegExp) assert.match(text, want);
   else assert.equal(text, want);
 };
+
+// accepting clicks button, expects the confirmation (data-confirm) whose
+// text matches want, accepts it and waits for the page the form leads to.
+export async function accepting(page, button, want) {
+  let asked = "";
+  page.once("dialog", (d) => { asked = d.message(); d.accept(); });
+  await submit(page, button);
+  assert.match(asked, want);
+}

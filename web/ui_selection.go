@@ -1,0 +1,154 @@
+package web
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/mssdispatch/mssdispatch/auth"
+	"github.com/mssdispatch/mssdispatch/dispatch"
+	"github.com/mssdispatch/mssdispatch/paper"
+)
+
+// This file holds the worklists' selection: one action on the rows a
+// secretary ticked, with a summary of what was done and what was not.
+
+// Actions on a selection.
+const (
+	selectionApprove = "approve"
+	selectionCancel  = "cancel"
+	selectionPrint   = "print"
+)
+
+// maxSelection bounds a selection: two pages of a worklist.
+const maxSelection = 200
+
+// postSelection runs the action of the form on the deliveries it selects
+// (ids), each as the secretary would one by one: only those of her
+// services, each in its own transaction, and comes back to the worklist
+// saying how many it did and, for the others, why not. Printing answers the
+// letters' PDF, or nothing printed and why when one of them cannot be.
+func (u *ui) postSelection(w http.ResponseWriter, r *http.Request) {
+	name := chi.URLParam(r, "name")
+	if !slices.Contains(dispatch.Worklists, name) {
+		u.notFound(w, r, "Cette liste n'existe pas.")
+		return
+	}
+	back := auth.SafeRedirect(cmp.Or(r.PostFormValue("back"), "/worklists/"+name))
+	done := func(failed bool, msg string) {
+		setFlash(w, failed, msg)
+		http.Redirect(w, r, back, http.StatusSeeOther)
+	}
+	var ids []int64
+	for _, v := range r.PostForm["ids"] {
+		id, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || id <= 0 {
+			u.badRequest(w, r, "Sélection illisible.")
+			return
+		}
+		ids = append(ids, id)
+	}
+	action, why := r.PostFormValue("action"), strings.TrimSpace(r.PostFormValue("why"))
+	switch {
+	case len(ids) == 0:
+		done(true, "Aucun envoi sélectionné : cochez les lignes à traiter.")
+		return
+	case len(ids) > maxSelection:
+		done(true, fmt.Sprintf("Sélection trop grande : %d envois au plus à la fois.", maxSelection))
+		return
+	case action == selectionCancel && why == "":
+		done(true, "Donnez le motif de l'annulation.")
+		return
+	}
+	ctx, user := r.Context(), currentUser(r).Username
+	var problems []string
+	fail := func(id int64, msg string) {
+		problems = append(problems, fmt.Sprintf("n° %d : %s", id, strings.TrimSuffix(msg, ".")))
+	}
+	var visible []int64
+	for _, id := range ids {
+		reportID, err := u.cfg.Dashboard.DeliveryReport(ctx, id)
+		ok := err == nil
+		if ok {
+			ok, err = u.sees(r, reportID)
+		}
+		switch {
+		case errors.Is(err, dispatch.ErrNotFound) || (err == nil && !ok):
+			fail(id, "introuvable, ou d'un service qui n'est pas le vôtre")
+		case err != nil:
+			u.serverError(w, r, err)
+			return
+		default:
+			visible = append(visible, id)
+		}
+	}
+	var n int
+	var verb string
+	switch action {
+	case selectionPrint:
+		if len(problems) > 0 {
+			done(true, "Rien n'est imprimé. "+strings.Join(problems, " ; ")+".")
+			return
+		}
+		pdf, refused, err := u.cfg.Dashboard.LettersPDF(ctx, user, visible)
+		if err != nil {
+			u.serverError(w, r, err)
+			return
+		}
+		for _, id := range visible {
+			if err, ok := refused[id]; ok {
+				fail(id, letterProblem(err))
+			}
+		}
+		if len(problems) > 0 {
+			done(true, "Rien n'est imprimé : retirez ces envois de la sélection ou corrigez-les. "+strings.Join(problems, " ; ")+".")
+			return
+		}
+		writePDF(w, fmt.Sprintf("courriers-%d.pdf", len(visible)), pdf)
+		return
+	case selectionApprove, selectionCancel:
+		act := func(id int64) error { return u.cfg.Dashboard.Approve(ctx, id, user) }
+		verb = "approuvé(s)"
+		if action == selectionCancel {
+			act = func(id int64) error { return u.cfg.Dashboard.Cancel(ctx, id, user, why) }
+			verb = "annulé(s)"
+		}
+		for _, id := range visible {
+			err := act(id)
+			switch problem := actionProblem(err); {
+			case err == nil:
+				n++
+			case problem == "":
+				u.serverError(w, r, err)
+				return
+			default:
+				fail(id, problem)
+			}
+		}
+	default:
+		u.badRequest(w, r, "Action inconnue.")
+		return
+	}
+	msg := fmt.Sprintf("%d envoi(s) %s.", n, verb)
+	if len(problems) > 0 {
+		msg += fmt.Sprintf(" %d non traité(s) : %s.", len(problems), strings.Join(problems, " ; "))
+	}
+	done(len(problems) > 0, msg)
+}
+
+// letterProblem says in French why a letter cannot be printed.
+func letterProblem(err error) string {
+	switch {
+	case errors.Is(err, paper.ErrNotPostable):
+		return "adresse postale incomplète (ville ou ligne d'acheminement)"
+	case errors.Is(err, dispatch.ErrDocumentPurged):
+		return "document purgé (durée de conservation écoulée)"
+	}
+	return "ce n'est pas un courrier"
+}
