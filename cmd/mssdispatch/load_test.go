@@ -209,15 +209,17 @@ func measureMLLP(t *testing.T, addr string, conns int, msgs [][]byte) loadRun {
 }
 
 // withThirdRecipient adds Paul Leroux (one address in the demo directory) to
-// the sample's recipients: Claire and Julie get an email, Martin (two
-// addresses) waits in review, Paul gets the third email.
+// the sample's recipients, after the last of them: Claire and Julie get an
+// email, Martin (two addresses) waits in review, Paul gets the third email.
 func withThirdRecipient(t *testing.T, msg []byte) []byte {
 	t.Helper()
 	s := string(msg)
-	i := strings.Index(s, "\rPRT|3|")
-	require.Positive(t, i, "the sample has a third PRT")
-	prt := "\rPRT|4|AD||RCT^Result Copies To^participation|899900000003^LEROUX^Paul^^^^^^ASIP-SANTE-PS&1.2.250.1.71.4.2.1&ISO^L^^^IDNPS"
-	return []byte(s[:i] + prt + s[i:])
+	last := strings.LastIndex(s, "\rPRT|")
+	require.Positive(t, last, "the sample lists its recipients in PRT segments")
+	end := last + 1 + strings.IndexByte(s[last+1:], '\r')
+	require.Greater(t, end, last, "the sample's last PRT is followed by another segment")
+	prt := "\rPRT||UC||RCT^Result Copies To^participation|899900000003^LEROUX^Paul^^^^^^ASIP-SANTE-PS&1.2.250.1.71.4.2.1&ISO^D^^^IDNPS"
+	return []byte(s[:end] + prt + s[end:])
 }
 
 // process is a running mssdispatch serve.
