@@ -13,6 +13,8 @@ import (
 	"unicode/utf8"
 
 	"golang.org/x/text/unicode/norm"
+
+	"github.com/mssdispatch/mssdispatch/postal"
 )
 
 // The published layout of the Annuaire Santé extraction
@@ -142,59 +144,9 @@ type Entry struct {
 	PostalAddress           PostalAddress
 }
 
-// PostalAddress is the postal address of the structure of a mailbox, built from columns 21 to 31.
-//
-// Lines are the non-empty lines L2 (location complement), L3 (distribution
-// complement: BP, CS…), L4 (number, repetition index, street type code and
-// street name joined by spaces) and L5 (place name or mention), in this
-// order. RoutingLine is L6, the "ligne d'acheminement" as published (for
-// example "75002 PARIS" or "75700 PARIS CEDEX 07"): a letter is addressed
-// with Lines followed by RoutingLine. City is RoutingLine without a leading
-// PostalCode.
-type PostalAddress struct {
-	Lines       []string `json:"lines,omitempty"`
-	RoutingLine string   `json:"routing_line,omitempty"`
-	PostalCode  string   `json:"postal_code,omitempty"`
-	City        string   `json:"city,omitempty"`
-	Department  string   `json:"department,omitempty"`
-	Country     string   `json:"country,omitempty"`
-}
-
-// Envelope is a as it is written on an envelope: its lines, its routing
-// line (else postal code and city), its country unless France.
-func (a PostalAddress) Envelope() []string {
-	var out []string
-	for _, l := range a.Lines {
-		if l = strings.TrimSpace(l); l != "" {
-			out = append(out, l)
-		}
-	}
-	routing := strings.TrimSpace(a.RoutingLine)
-	if routing == "" {
-		routing = strings.TrimSpace(a.PostalCode + " " + strings.ToUpper(a.City))
-	}
-	if routing != "" {
-		out = append(out, routing)
-	}
-	if c := strings.TrimSpace(a.Country); c != "" && !strings.EqualFold(c, "france") && !strings.EqualFold(c, "FR") {
-		out = append(out, strings.ToUpper(c))
-	}
-	return out
-}
-
-// String is a on one line, or "(aucune)".
-func (a PostalAddress) String() string {
-	if lines := a.Envelope(); len(lines) > 0 {
-		return strings.Join(lines, ", ")
-	}
-	return "(aucune)"
-}
-
-// Known reports whether a letter can be posted to a: it has a routing line
-// or a city.
-func (a PostalAddress) Known() bool {
-	return strings.TrimSpace(a.RoutingLine) != "" || strings.TrimSpace(a.City) != ""
-}
+// PostalAddress is the postal address of the structure of a mailbox, built
+// from columns 21 to 31 (see postal.PostalAddress).
+type PostalAddress = postal.PostalAddress
 
 // HeaderError reports a header that does not match the known layout, naming the first differing column.
 type HeaderError struct {

@@ -6,12 +6,13 @@ import (
 	"fmt"
 
 	"github.com/mssdispatch/mssdispatch/paper"
+	"github.com/mssdispatch/mssdispatch/postal"
 )
 
 // LettersPDF renders the letters of the paper deliveries ids, in order, as
 // one PDF to print (each reading in the audit log, in the name of viewer).
 // It renders nothing when one of them cannot be printed: refused maps each
-// such delivery to why (ErrNotFound: not a letter, paper.ErrNotPostable:
+// such delivery to why (ErrNotFound: not a letter, postal.ErrNotPostable:
 // its address is incomplete, ErrDocumentPurged), so that the secretary
 // fixes or leaves it out and nobody posts half a selection unknowingly.
 func (s *Service) LettersPDF(ctx context.Context, viewer string, ids []int64) (pdf []byte, refused map[int64]error, err error) {
@@ -29,7 +30,7 @@ func (s *Service) LettersPDF(ctx context.Context, viewer string, ids []int64) (p
 		case l.Purged:
 			refused[id] = ErrDocumentPurged
 		case !l.Address.Known():
-			refused[id] = paper.ErrNotPostable
+			refused[id] = postal.ErrNotPostable
 		}
 	}
 	if len(refused) > 0 {

@@ -19,6 +19,7 @@ import (
 	"github.com/mssdispatch/mssdispatch/cda"
 	"github.com/mssdispatch/mssdispatch/correspondents"
 	"github.com/mssdispatch/mssdispatch/paper"
+	"github.com/mssdispatch/mssdispatch/postal"
 )
 
 // This file holds the paper channel: the print-ready letter of a paper
@@ -292,14 +293,14 @@ func (w *paperBatchWorker) batch(ctx context.Context, service string) (int, erro
 }
 
 // letterKey is what makes two letters the same: the document they carry
-// and what their envelope reads (see paper.Envelope).
+// and what their envelope reads (see postal.Envelope).
 type letterKey struct{ document, envelope string }
 
 // newLetterKey returns the key of the letter of document to name at a;
 // ok is false when it has none (no document, an address that cannot be
 // posted): it is the same as no other.
 func newLetterKey(document, name string, a PostalAddress) (key letterKey, ok bool) {
-	envelope, err := paper.Envelope(name, a)
+	envelope, err := postal.Envelope(name, a)
 	if document == "" || err != nil {
 		return letterKey{}, false
 	}
@@ -402,7 +403,7 @@ func letterProblem(err error) string {
 	switch {
 	case errors.Is(err, ErrDocumentPurged):
 		return "le document a été purgé, le redemander au DPI"
-	case errors.Is(err, paper.ErrNotPostable):
+	case errors.Is(err, postal.ErrNotPostable):
 		return "adresse postale incomplète"
 	}
 	return err.Error()

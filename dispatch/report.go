@@ -7,6 +7,7 @@ import (
 
 	"github.com/mssdispatch/mssdispatch/cda"
 	"github.com/mssdispatch/mssdispatch/correspondents"
+	"github.com/mssdispatch/mssdispatch/postal"
 )
 
 // Report is a validated report received from the DPI, with the recipients it
@@ -85,7 +86,7 @@ type Patient struct {
 }
 
 // PostalAddress is a postal address.
-type PostalAddress = correspondents.PostalAddress
+type PostalAddress = postal.PostalAddress
 
 // Document is the report's document.
 type Document struct {

@@ -11,7 +11,7 @@ import (
 
 	"github.com/mssdispatch/mssdispatch/audit"
 	"github.com/mssdispatch/mssdispatch/dispatch"
-	"github.com/mssdispatch/mssdispatch/paper"
+	"github.com/mssdispatch/mssdispatch/postal"
 )
 
 // row returns the worklist row of the delivery id.
@@ -127,7 +127,7 @@ func TestLettersPDF(t *testing.T) {
 	pdf, refused, err = b.svc.LettersPDF(b.ctx, "alice", append(letters, 999999))
 	require.NoError(t, err)
 	require.Nil(t, pdf)
-	require.ErrorIs(t, refused[letters[1]], paper.ErrNotPostable)
+	require.ErrorIs(t, refused[letters[1]], postal.ErrNotPostable)
 	require.ErrorIs(t, refused[999999], dispatch.ErrNotFound)
 	require.NotContains(t, refused, letters[0])
 	records, err = audit.NewLog(b.pool).Read(b.ctx, audit.Filter{Actor: "alice", Action: "letter_printed"})

@@ -7,6 +7,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/mssdispatch/mssdispatch/paper"
+	"github.com/mssdispatch/mssdispatch/postal"
 )
 
 // TestRenderCoverKinds checks what the cover letter of each kind says: only
@@ -38,7 +39,7 @@ func TestRenderCoverKinds(t *testing.T) {
 		{paper.KindPatient, []string{yours}, []string{invitation, paperCopy, fallback, "votre patient"}, false},
 	}
 	for _, tt := range tests {
-		l := letter("Dr Zoé LŒUVRE", paper.PostalAddress{Lines: []string{"12 rue de l'Église"}, PostalCode: "69130", City: "Écully"})
+		l := letter("Dr Zoé LŒUVRE", postal.PostalAddress{Lines: []string{"12 rue de l'Église"}, PostalCode: "69130", City: "Écully"})
 		l.Kind = tt.kind
 		pdf, pages, err := paper.Render(letterhead(t), l)
 		require.NoError(t, err)
@@ -52,33 +53,4 @@ func TestRenderCoverKinds(t *testing.T) {
 		}
 		require.Equal(t, tt.mentionsM, strings.Contains(text, "MSSanté"), "kind %d", tt.kind)
 	}
-}
-
-// TestEnvelope checks that letters whose envelopes read the same compare
-// equal, whatever the case, accents, punctuation and spacing of their
-// name and address, and that another person or address differs.
-func TestEnvelope(t *testing.T) {
-	t.Parallel()
-	claire := paper.PostalAddress{Lines: []string{"12, rue de l'Église"}, PostalCode: "33000", City: "Bordeaux"}
-	key, err := paper.Envelope("Dr Claire DUPONT-DEMO", claire)
-	require.NoError(t, err)
-	require.Equal(t, "DR CLAIRE DUPONT-DEMO 12 RUE DE L EGLISE 33000 BORDEAUX", key)
-	tests := []struct {
-		name string
-		to   string
-		a    paper.PostalAddress
-		same bool
-	}{
-		{"written otherwise", "dr  claire dupont-démo", paper.PostalAddress{Lines: []string{"12 RUE DE L EGLISE"}, RoutingLine: "33000 BORDEAUX"}, true},
-		{"another person", "Dr Jean MARTIN", claire, false},
-		{"another number", "Dr Claire DUPONT-DEMO", paper.PostalAddress{Lines: []string{"14, rue de l'Église"}, PostalCode: "33000", City: "Bordeaux"}, false},
-		{"another city", "Dr Claire DUPONT-DEMO", paper.PostalAddress{Lines: claire.Lines, PostalCode: "33700", City: "Mérignac"}, false},
-	}
-	for _, tt := range tests {
-		got, err := paper.Envelope(tt.to, tt.a)
-		require.NoError(t, err, tt.name)
-		require.Equal(t, tt.same, got == key, "%s: %q", tt.name, got)
-	}
-	_, err = paper.Envelope("Dr A", paper.PostalAddress{Lines: []string{"1 rue B"}})
-	require.ErrorIs(t, err, paper.ErrNotPostable)
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/go-pdf/fpdf"
 
 	"github.com/mssdispatch/mssdispatch/cda"
+	"github.com/mssdispatch/mssdispatch/postal"
 )
 
 var (
@@ -80,8 +81,8 @@ type Letter struct {
 	// Reference identifies the letter: printed under the address block
 	// ("Réf. : …") and in the footer of every page.
 	Reference string
-	Name      string        // The recipient's name ("Dr Claire DUPONT-DEMO"), line 1 of the address block.
-	Address   PostalAddress // The recipient's address (see AddressBlock).
+	Name      string               // The recipient's name ("Dr Claire DUPONT-DEMO"), line 1 of the address block.
+	Address   postal.PostalAddress // The recipient's address (see postal.AddressBlock).
 	// Date is the letter's date, printed "Le 2 décembre 2026" in its own
 	// location (convert it to Europe/Paris first).
 	Date time.Time
@@ -266,16 +267,16 @@ func (d *document) paragraph(text string) {
 }
 
 // Render returns the PDF to print and post for l: a cover letter from lh
-// whose address block (see AddressBlock) shows through the window of a DL
+// whose address block (see postal.AddressBlock) shows through the window of a DL
 // envelope, followed by the report, ReportPDF's pages or ReportText
 // typeset; every page has the footer "<Reference> — page i/n". It also
 // returns the number of pages of the PDF.
 //
-// Render returns ErrNotPostable for an address without routing line,
+// Render returns postal.ErrNotPostable for an address without routing line,
 // ErrNoDate, ErrNoReport, ErrInvalidLogo and, for a ReportPDF that cannot
 // be read, ErrInvalidPDF; all are permanent.
 func Render(lh Letterhead, l Letter) (pdf []byte, pages int, err error) {
-	lines, err := AddressBlock(l.Name, l.Address)
+	lines, err := postal.AddressBlock(l.Name, l.Address)
 	if err != nil {
 		return nil, 0, err
 	}

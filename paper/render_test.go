@@ -14,6 +14,7 @@ import (
 
 	"github.com/mssdispatch/mssdispatch/cda"
 	"github.com/mssdispatch/mssdispatch/paper"
+	"github.com/mssdispatch/mssdispatch/postal"
 )
 
 // letterhead returns the letterhead of the tests, with a logo.
@@ -28,7 +29,7 @@ func letterhead(t testing.TB) paper.Letterhead {
 
 // letter returns a letter of the tests to name at a, with a short
 // structured report.
-func letter(name string, a paper.PostalAddress) paper.Letter {
+func letter(name string, a postal.PostalAddress) paper.Letter {
 	return paper.Letter{
 		Reference:     "Envoi 12 / CR 34",
 		Name:          name,
@@ -53,26 +54,26 @@ func cdaTestdata(t testing.TB, name string) []byte {
 var trickyLetters = []struct {
 	name string
 	to   string
-	a    paper.PostalAddress
+	a    postal.PostalAddress
 }{
-	{"long name and CEDEX", "Pr Jean-Christophe DE LA ROCHEFOUCAULD-MONTMORENCY", paper.PostalAddress{
+	{"long name and CEDEX", "Pr Jean-Christophe DE LA ROCHEFOUCAULD-MONTMORENCY", postal.PostalAddress{
 		Lines:       []string{"SERVICE DE CHIRURGIE CARDIAQUE", "HOPITAL CARDIOLOGIQUE HAUT-LEVEQUE", "AVENUE DE MAGELLAN"},
 		RoutingLine: "33604 PESSAC CEDEX",
 	}},
-	{"accents", "Dr Zoé LŒUVRE-ÉMERIC", paper.PostalAddress{
+	{"accents", "Dr Zoé LŒUVRE-ÉMERIC", postal.PostalAddress{
 		Lines: []string{"Bâtiment B, Résidence « Les Œillets »", "12, rue de l'Église"}, PostalCode: "69130", City: "Écully",
 	}},
-	{"wide capitals", "Dr WWWWWWWWWW MMMMMMMMMMMMMMMMMMMMMMMMM", paper.PostalAddress{
+	{"wide capitals", "Dr WWWWWWWWWW MMMMMMMMMMMMMMMMMMMMMMMMM", postal.PostalAddress{
 		Lines:       []string{"MMMMMMMMMMMMMMMMMMMMMMMMMMMMMMMMMMMMMM", "WWWWWWWWWWWWWWWWWWWWWWWWWWWWWWWWWWWWWW"},
 		RoutingLine: "75002 PARIS CEDEX 02",
 	}},
-	{"overseas", "Dr Marie-Hélène CÉSAIRE", paper.PostalAddress{
+	{"overseas", "Dr Marie-Hélène CÉSAIRE", postal.PostalAddress{
 		Lines: []string{"Quartier Bois-Carré"}, PostalCode: "97232", City: "Le Lamentin", Country: "Martinique",
 	}},
-	{"abroad", "Dr Hans MÜLLER", paper.PostalAddress{
+	{"abroad", "Dr Hans MÜLLER", postal.PostalAddress{
 		Lines: []string{"Universitätsklinikum", "Hauptstraße 5"}, PostalCode: "79098", City: "Freiburg im Breisgau", Country: "Allemagne",
 	}},
-	{"six lines", "Dr Jean MARTIN", paper.PostalAddress{
+	{"six lines", "Dr Jean MARTIN", postal.PostalAddress{
 		Lines: []string{"APPARTEMENT 12 ESCALIER B", "RESIDENCE LES JARDINS DE LA MEDITERRANEE", "BATIMENT C",
 			"12 BOULEVARD DU MARECHAL DE LATTRE DE TASSIGNY", "LIEU-DIT LE GRAND CHEMIN", "CS 90001", "SERVICE COURRIER"},
 		RoutingLine: "13385 MARSEILLE CEDEX 05",
@@ -87,7 +88,7 @@ func TestRenderAddressInWindow(t *testing.T) {
 	for _, tt := range trickyLetters {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			block, err := paper.AddressBlock(tt.to, tt.a)
+			block, err := postal.AddressBlock(tt.to, tt.a)
 			require.NoError(t, err)
 			pdf, pages, err := paper.Render(letterhead(t), letter(tt.to, tt.a))
 			require.NoError(t, err)
@@ -114,7 +115,7 @@ func TestRenderAddressInWindow(t *testing.T) {
 // TestRenderCoverText checks the cover letter's text, accents included.
 func TestRenderCoverText(t *testing.T) {
 	t.Parallel()
-	l := letter("Dr Zoé LŒUVRE", paper.PostalAddress{Lines: []string{"12 rue de l'Église"}, PostalCode: "69130", City: "Écully"})
+	l := letter("Dr Zoé LŒUVRE", postal.PostalAddress{Lines: []string{"12 rue de l'Église"}, PostalCode: "69130", City: "Écully"})
 	pdf, _, err := paper.Render(letterhead(t), l)
 	require.NoError(t, err)
 	text := strings.Join(strings.Fields(pageText(t, pdf, 1)), " ")
@@ -141,7 +142,7 @@ func TestRenderOptional(t *testing.T) {
 	t.Parallel()
 	l := paper.Letter{
 		Name:       "Dr A",
-		Address:    paper.PostalAddress{RoutingLine: "75002 PARIS"},
+		Address:    postal.PostalAddress{RoutingLine: "75002 PARIS"},
 		Date:       time.Date(2027, 3, 1, 0, 0, 0, 0, time.UTC),
 		ReportText: []paper.Section{{Paragraphs: []string{"Texte."}}},
 	}
@@ -162,7 +163,7 @@ func TestRenderReportPDF(t *testing.T) {
 	t.Parallel()
 	report, err := cda.ExtractPDF(cdaTestdata(t, "n1-pdf.xml"))
 	require.NoError(t, err)
-	l := letter("Dr Claire DUPONT-DEMO", paper.PostalAddress{Lines: []string{"12 rue de la Paix"}, RoutingLine: "75002 PARIS"})
+	l := letter("Dr Claire DUPONT-DEMO", postal.PostalAddress{Lines: []string{"12 rue de la Paix"}, RoutingLine: "75002 PARIS"})
 	l.ReportPDF, l.ReportText = report, nil
 	pdf, pages, err := paper.Render(letterhead(t), l)
 	require.NoError(t, err)
@@ -191,7 +192,7 @@ func reportPDF(t testing.TB, n int) []byte {
 
 func TestRenderReportPDFPages(t *testing.T) {
 	t.Parallel()
-	l := letter("Dr Claire DUPONT-DEMO", paper.PostalAddress{RoutingLine: "75002 PARIS"})
+	l := letter("Dr Claire DUPONT-DEMO", postal.PostalAddress{RoutingLine: "75002 PARIS"})
 	l.ReportPDF, l.ReportText = reportPDF(t, 3), nil
 	l.Reference = "CR 100% 42" // a % is no stamp placeholder
 	pdf, pages, err := paper.Render(letterhead(t), l)
@@ -212,7 +213,7 @@ func TestRenderReportText(t *testing.T) {
 	t.Parallel()
 	sections, err := cda.Text(cdaTestdata(t, "cr-imagerie-n3.xml"))
 	require.NoError(t, err)
-	l := letter("Dr Claire DUPONT-DEMO", paper.PostalAddress{RoutingLine: "75002 PARIS"})
+	l := letter("Dr Claire DUPONT-DEMO", postal.PostalAddress{RoutingLine: "75002 PARIS"})
 	l.ReportText = sections
 	pdf, pages, err := paper.Render(letterhead(t), l)
 	require.NoError(t, err)
@@ -248,7 +249,7 @@ func TestRenderReportTextPages(t *testing.T) {
 		s.Paragraphs = append(s.Paragraphs, "• un élément de liste dont le texte est assez long pour tenir sur deux lignes de la page, avec retrait")
 		sections = append(sections, s)
 	}
-	l := letter("Dr Claire DUPONT-DEMO", paper.PostalAddress{RoutingLine: "75002 PARIS"})
+	l := letter("Dr Claire DUPONT-DEMO", postal.PostalAddress{RoutingLine: "75002 PARIS"})
 	l.ReportText = sections
 	pdf, pages, err := paper.Render(letterhead(t), l)
 	require.NoError(t, err)
@@ -268,14 +269,14 @@ func TestRenderReportTextPages(t *testing.T) {
 
 func TestRenderErrors(t *testing.T) {
 	t.Parallel()
-	ok := letter("Dr A", paper.PostalAddress{RoutingLine: "75002 PARIS"})
+	ok := letter("Dr A", postal.PostalAddress{RoutingLine: "75002 PARIS"})
 	for _, tt := range []struct {
 		name   string
 		lh     paper.Letterhead
 		change func(l *paper.Letter)
 		is     error
 	}{
-		{"no address", paper.Letterhead{}, func(l *paper.Letter) { l.Address = paper.PostalAddress{Lines: []string{"12 rue de la Paix"}} }, paper.ErrNotPostable},
+		{"no address", paper.Letterhead{}, func(l *paper.Letter) { l.Address = postal.PostalAddress{Lines: []string{"12 rue de la Paix"}} }, postal.ErrNotPostable},
 		{"no date", paper.Letterhead{}, func(l *paper.Letter) { l.Date = time.Time{} }, paper.ErrNoDate},
 		{"no report", paper.Letterhead{}, func(l *paper.Letter) { l.ReportText = nil }, paper.ErrNoReport},
 		{"empty report PDF and no text", paper.Letterhead{}, func(l *paper.Letter) { l.ReportText, l.ReportPDF = nil, []byte{} }, paper.ErrNoReport},
@@ -364,7 +365,7 @@ func readPGM(t testing.TB, b []byte) [][]byte {
 // pages count them before the report's.
 func TestRenderLongCover(t *testing.T) {
 	t.Parallel()
-	l := letter("Dr A", paper.PostalAddress{RoutingLine: "75002 PARIS"})
+	l := letter("Dr A", postal.PostalAddress{RoutingLine: "75002 PARIS"})
 	l.DocumentTitle = strings.Repeat("Compte rendu très détaillé ", 60)
 	l.ReportPDF, l.ReportText = reportPDF(t, 2), nil
 	pdf, pages, err := paper.Render(paper.Letterhead{}, l)

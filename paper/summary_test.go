@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/mssdispatch/mssdispatch/paper"
+	"github.com/mssdispatch/mssdispatch/postal"
 )
 
 func TestRenderSummary(t *testing.T) {
@@ -123,7 +124,7 @@ func TestNoConfigDir(t *testing.T) {
 	home := t.TempDir()
 	t.Setenv("HOME", home)
 	t.Setenv("XDG_CONFIG_HOME", filepath.Join(home, ".config"))
-	l := letter("Dr A", paper.PostalAddress{RoutingLine: "75002 PARIS"})
+	l := letter("Dr A", postal.PostalAddress{RoutingLine: "75002 PARIS"})
 	l.ReportPDF = reportPDF(t, 2)
 	pdf, _, err := paper.Render(paper.Letterhead{}, l)
 	require.NoError(t, err)

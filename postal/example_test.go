@@ -1,13 +1,13 @@
-package paper_test
+package postal_test
 
 import (
 	"fmt"
 
-	"github.com/mssdispatch/mssdispatch/paper"
+	"github.com/mssdispatch/mssdispatch/postal"
 )
 
 func ExampleAddressBlock() {
-	lines, err := paper.AddressBlock("Dr Claire DUPONT-DEMO", paper.PostalAddress{
+	lines, err := postal.AddressBlock("Dr Claire DUPONT-DEMO", postal.PostalAddress{
 		Lines:      []string{"Résidence « Les Œillets », bât. B", "12, avenue de l'Église"},
 		PostalCode: "33076",
 		City:       "Bordeaux Cedex",

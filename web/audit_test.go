@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/mssdispatch/mssdispatch/auth"
+	"github.com/mssdispatch/mssdispatch/dispatch"
 )
 
 // TestAuditTrail: what a secretary and the API do with a patient's report
@@ -63,7 +64,7 @@ func TestAuditTrail(t *testing.T) {
 	require.ElementsMatch(t, []string{"alice report_viewed", "alice document_downloaded", "alice letter_printed",
 		"alice delivery_edited", "alice delivery_approved"}, byReport)
 	require.Equal(t, []string{"api correspondent_created"}, journal(admin.mustGet(t, "/audit?actor=api&action=correspondent_created")))
-	today := time.Now().Format(time.DateOnly)
+	today := time.Now().In(dispatch.Zone).Format(time.DateOnly) // the journal's days are Paris days
 	require.NotEmpty(t, journal(admin.mustGet(t, "/audit?patient=IPP-trail-1&from="+today+"&to="+today)))
 	require.Empty(t, journal(admin.mustGet(t, "/audit?patient=IPP-trail-1&to=2020-01-01")))
 	status, page = admin.get(t, "/audit?report=abc&from=hier")

@@ -9,7 +9,7 @@ import (
 
 	"github.com/mssdispatch/mssdispatch/auth"
 	"github.com/mssdispatch/mssdispatch/dispatch"
-	"github.com/mssdispatch/mssdispatch/paper"
+	"github.com/mssdispatch/mssdispatch/postal"
 )
 
 // This file holds the paper screens: the batches of letters to print, their
@@ -123,7 +123,7 @@ func (u *ui) getLetterPDF(w http.ResponseWriter, r *http.Request) {
 	case errors.Is(err, dispatch.ErrNotFound):
 		u.notFound(w, r, "Cet envoi n'est pas un courrier.")
 		return
-	case errors.Is(err, paper.ErrNotPostable):
+	case errors.Is(err, postal.ErrNotPostable):
 		u.render(w, r, http.StatusConflict, "error", "Adresse incomplète", "",
 			"Ce courrier n'a pas d'adresse postale complète (ville ou ligne d'acheminement): modifiez le destinataire.")
 		return

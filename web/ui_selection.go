@@ -13,7 +13,7 @@ import (
 
 	"github.com/mssdispatch/mssdispatch/auth"
 	"github.com/mssdispatch/mssdispatch/dispatch"
-	"github.com/mssdispatch/mssdispatch/paper"
+	"github.com/mssdispatch/mssdispatch/postal"
 )
 
 // This file holds the worklists' selection: one action on the rows a
@@ -145,7 +145,7 @@ func (u *ui) postSelection(w http.ResponseWriter, r *http.Request) {
 // letterProblem says in French why a letter cannot be printed.
 func letterProblem(err error) string {
 	switch {
-	case errors.Is(err, paper.ErrNotPostable):
+	case errors.Is(err, postal.ErrNotPostable):
 		return "adresse postale incomplète (ville ou ligne d'acheminement)"
 	case errors.Is(err, dispatch.ErrDocumentPurged):
 		return "document purgé (durée de conservation écoulée)"
