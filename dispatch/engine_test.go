@@ -15,6 +15,7 @@ import (
 	"github.com/mssdispatch/mssdispatch/dispatch"
 	"github.com/mssdispatch/mssdispatch/dispatch/mail"
 	"github.com/mssdispatch/mssdispatch/internal/smtptest"
+	"github.com/mssdispatch/mssdispatch/rules"
 )
 
 // twoDomainReport is a report to one recipient on each of two trusted
@@ -142,8 +143,8 @@ func TestGiveUp(t *testing.T) {
 func TestDeadlines(t *testing.T) {
 	t.Parallel()
 	b, _ := setupOutbox(t)
-	b.setRules(t, dispatch.Rule{Name: "suivi", Action: dispatch.RuleAction{OnFailure: dispatch.FallbackPaper,
-		NoDSNHours: 24, NoDSNAction: dispatch.FallbackPaper, UnreadHours: 72, UnreadAction: dispatch.FallbackWorklist}})
+	b.setRules(t, rules.Rule{Name: "suivi", Action: rules.Action{OnFailure: rules.FallbackPaper,
+		NoDSNHours: 24, NoDSNAction: rules.FallbackPaper, UnreadHours: 72, UnreadAction: rules.FallbackWorklist}})
 	rc := b.receive(t, testReport(t)).ReportID
 	claireD := b.statusIs(t, rc, claire, "mssante", dispatch.StatusSent)
 	julieD := b.statusIs(t, rc, julie, "mssante", dispatch.StatusSent)
@@ -210,7 +211,7 @@ func TestFallbackPolicies(t *testing.T) {
 	require.Contains(t, review.ReasonText, "Adresse postale inconnue")
 
 	// Worklist: nothing but the failed delivery and its history.
-	b.setRules(t, dispatch.Rule{Name: "liste", Action: dispatch.RuleAction{OnFailure: dispatch.FallbackWorklist}})
+	b.setRules(t, rules.Rule{Name: "liste", Action: rules.Action{OnFailure: rules.FallbackWorklist}})
 	rw := b.receive(t, reportOf(t, "worklist")).ReportID
 	failed := b.statusIs(t, rw, julie, "mssante", dispatch.StatusFailed)
 	require.Eventually(t, func() bool { return b.eventCount(t, failed.ID, dispatch.EventFallback) == 1 }, 10*time.Second, 50*time.Millisecond)
@@ -273,7 +274,7 @@ func messageIDOf(raw string) string {
 func TestWatchdog(t *testing.T) {
 	t.Parallel()
 	b, _ := setupOutbox(t)
-	b.setRules(t, dispatch.Rule{Name: "suivi", Action: dispatch.RuleAction{NoDSNHours: 1, NoDSNAction: dispatch.FallbackWorklist}})
+	b.setRules(t, rules.Rule{Name: "suivi", Action: rules.Action{NoDSNHours: 1, NoDSNAction: rules.FallbackWorklist}})
 	rc := b.receive(t, testReport(t)).ReportID
 	d := b.statusIs(t, rc, julie, "mssante", dispatch.StatusSent)
 	_, err := b.pool.Exec(b.ctx, `DELETE FROM river_job WHERE kind = 'ack_deadline'`)

@@ -12,6 +12,7 @@ import (
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 
 	"github.com/mssdispatch/mssdispatch/correspondents"
+	"github.com/mssdispatch/mssdispatch/rules"
 )
 
 // This file holds the jobs that follow a delivery after its creation: the
@@ -191,7 +192,7 @@ func (w *fallbackWorker) Work(ctx context.Context, job *river.Job[FallbackArgs])
 	return onDelivery(ctx, w.cfg.Pool, job, job.Args.DeliveryID, func(tx pgx.Tx, d storedDelivery) error {
 		action := d.Policy.action(job.Args.Cause)
 		detail := "liste des échecs à traiter"
-		if action == FallbackPaper {
+		if action == rules.FallbackPaper {
 			paper := newDelivery{RecipientID: d.RecipientID, Channel: correspondents.ChannelPaper, Status: StatusPaperPending,
 				Name: d.Name, PostalAddress: d.PostalAddress, Reason: ReasonFallbackPaper,
 				ReasonText: "Envoi papier de secours: " + causeText[job.Args.Cause] + ".",
@@ -200,7 +201,7 @@ func (w *fallbackWorker) Work(ctx context.Context, job *river.Job[FallbackArgs])
 				paper.Status = StatusReview
 				paper.ReasonText += " Adresse postale inconnue: à compléter."
 			}
-			id, created, err := insertDelivery(ctx, tx, d.ReportID, paper, actorRule(Rule{Name: d.RuleName}))
+			id, created, err := insertDelivery(ctx, tx, d.ReportID, paper, actorRule(rules.Rule{Name: d.RuleName}))
 			switch {
 			case err != nil:
 				return err
@@ -210,7 +211,7 @@ func (w *fallbackWorker) Work(ctx context.Context, job *river.Job[FallbackArgs])
 				detail = "le destinataire a déjà un envoi papier"
 			}
 		}
-		return insertEvent(ctx, tx, d.ID, d.Status, d.Status, EventFallback, actorRule(Rule{Name: d.RuleName}),
+		return insertEvent(ctx, tx, d.ID, d.Status, d.Status, EventFallback, actorRule(rules.Rule{Name: d.RuleName}),
 			causeText[job.Args.Cause]+": "+detail)
 	})
 }
@@ -235,7 +236,7 @@ func (p Policy) action(cause string) string {
 		a = p.UnreadAction
 	}
 	if a == "" {
-		return FallbackWorklist
+		return rules.FallbackWorklist
 	}
 	return a
 }

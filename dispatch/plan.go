@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/mssdispatch/mssdispatch/correspondents"
+	"github.com/mssdispatch/mssdispatch/rules"
 )
 
 // Reasons of the deliveries the dispatch decides itself, besides the
@@ -33,8 +34,8 @@ type Policy struct {
 	UnreadAction string `json:"unread_action,omitempty"`
 }
 
-// policy is the fallback policy of a.
-func (a RuleAction) policy() Policy {
+// policyOf is the fallback policy of a.
+func policyOf(a rules.Action) Policy {
 	return Policy{OnFailure: a.OnFailure, NoDSNHours: a.NoDSNHours, NoDSNAction: a.NoDSNAction,
 		UnreadHours: a.UnreadHours, UnreadAction: a.UnreadAction}
 }
@@ -54,7 +55,7 @@ type reportFacts struct {
 type plannedDelivery struct {
 	newDelivery
 	// Rule is the rule that decided it.
-	Rule Rule
+	Rule rules.Rule
 }
 
 // planReport decides the deliveries of the recipients of a report under the
@@ -62,18 +63,18 @@ type plannedDelivery struct {
 // listed outside PRT RCT; it resolves each recipient with the paper policy
 // of its rule and applies the rule's send mode to each route. It writes
 // nothing, so that a dry run of other rules can call it too.
-func planReport(ctx context.Context, resolver Resolver, rs RuleSet, rf reportFacts, recipients []storedRecipient, useFallbacks bool) ([]plannedDelivery, error) {
+func planReport(ctx context.Context, resolver Resolver, rs rules.Set, rf reportFacts, recipients []storedRecipient, useFallbacks bool) ([]plannedDelivery, error) {
 	var plan []plannedDelivery
 	for _, r := range recipients {
 		if r.Role == RoleSender || (isFallbackRole(r.Role) && !useFallbacks) {
 			continue
 		}
-		rule := rs.Decide(Facts{DocumentCode: rf.DocumentCode, Service: rf.Service, AuthorRPPS: rf.AuthorRPPS,
+		rule := rs.Decide(rules.Facts{DocumentCode: rf.DocumentCode, Service: rf.Service, AuthorRPPS: rf.AuthorRPPS,
 			RecipientKind: r.Kind, Confidentiality: rf.Confidentiality})
 		add := func(route correspondents.Route, status string) {
 			d := newDelivery{RecipientID: r.ID, Channel: route.Channel, Status: status, Address: route.Address,
 				Name: route.Name, PostalAddress: route.PostalAddress, Reason: route.Reason, ReasonText: route.Text,
-				RuleName: rule.Name, RuleVersion: rs.Version, Policy: rule.Action.policy(), Choices: route.Choices}
+				RuleName: rule.Name, RuleVersion: rs.Version, Policy: policyOf(rule.Action), Choices: route.Choices}
 			if status == StatusScheduled {
 				t := rf.ReceivedAt.Add(time.Duration(rule.Action.DelayHours) * time.Hour)
 				d.ScheduledFor = &t
@@ -88,7 +89,7 @@ func planReport(ctx context.Context, resolver Resolver, rs RuleSet, rf reportFac
 			add(correspondents.Route{Channel: correspondents.ChannelMSSante, Name: r.Name(), Reason: ReasonNotForProfessionals,
 				Text: "Le DPI a demandé de ne pas envoyer ce document aux professionnels (DESTMSSANTEPS=N)."}, StatusCancelled)
 			continue
-		case r.Kind == KindPatient && rule.Action.Patient == PatientNever:
+		case r.Kind == KindPatient && rule.Action.Patient == rules.PatientNever:
 			add(correspondents.Route{Channel: correspondents.ChannelMSSante, Name: r.Name(), Reason: ReasonRuleNoPatient,
 				Text: fmt.Sprintf("La règle « %s » n'envoie pas ce document au patient.", rule.Name)}, StatusCancelled)
 			continue
@@ -118,14 +119,14 @@ func planReport(ctx context.Context, resolver Resolver, rs RuleSet, rf reportFac
 
 // heldText says why a delivery the resolver could send waits: the rule
 // (in its version) holds it, and what the rule asks; "" when no rule holds it.
-func heldText(rule Rule, version int, route correspondents.Route, status string, until *time.Time) string {
+func heldText(rule rules.Rule, version int, route correspondents.Route, status string, until *time.Time) string {
 	switch {
 	case status == StatusScheduled && until != nil:
 		return fmt.Sprintf("Retenu par la règle « %s » (version %d) : envoi différé de %d h, jusqu'au %s.",
 			rule.Name, version, rule.Action.DelayHours, until.In(Zone).Format("02/01/2006 à 15:04"))
 	case status != StatusReview || route.Review:
 		return ""
-	case rule.Action.Send == SendReview:
+	case rule.Action.Send == rules.SendReview:
 		return fmt.Sprintf("Retenu par la règle « %s » (version %d) : le secrétariat vérifie avant l'envoi.", rule.Name, version)
 	}
 	return fmt.Sprintf("Retenu par la règle « %s » (version %d) : l'adresse du DPI diffère de l'annuaire, à vérifier.", rule.Name, version)
@@ -134,13 +135,13 @@ func heldText(rule Rule, version int, route correspondents.Route, status string,
 // initialStatus is the status a route starts in under rule: review when the
 // resolver could not decide or the rule wants a secretary, scheduled while
 // the rule's delay runs, else queued (MSSanté) or paper_pending.
-func initialStatus(rule Rule, route correspondents.Route, receivedAt time.Time) string {
+func initialStatus(rule rules.Rule, route correspondents.Route, receivedAt time.Time) string {
 	a := rule.Action
 	switch {
-	case route.Review, a.Send == SendReview,
-		route.Reason == correspondents.ReasonDPIAddressMismatch && a.AddressMismatch == MismatchReview:
+	case route.Review, a.Send == rules.SendReview,
+		route.Reason == correspondents.ReasonDPIAddressMismatch && a.AddressMismatch == rules.MismatchReview:
 		return StatusReview
-	case a.Send == SendDelay && time.Now().Before(receivedAt.Add(time.Duration(a.DelayHours)*time.Hour)):
+	case a.Send == rules.SendDelay && time.Now().Before(receivedAt.Add(time.Duration(a.DelayHours)*time.Hour)):
 		return StatusScheduled
 	case route.Channel == correspondents.ChannelMSSante:
 		return StatusQueued

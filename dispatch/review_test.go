@@ -12,6 +12,7 @@ import (
 	"github.com/mssdispatch/mssdispatch/audit"
 	"github.com/mssdispatch/mssdispatch/dispatch"
 	"github.com/mssdispatch/mssdispatch/postal"
+	"github.com/mssdispatch/mssdispatch/rules"
 )
 
 // row returns the worklist row of the delivery id.
@@ -64,9 +65,9 @@ func TestReviewChoices(t *testing.T) {
 func TestHeldByRule(t *testing.T) {
 	t.Parallel()
 	b, _ := setupOutbox(t)
-	b.setRules(t, dispatch.Rule{Name: "Vérifier la cardio", Match: dispatch.Match{Services: []string{"CARDIO"}},
-		Action: dispatch.RuleAction{Send: dispatch.SendReview}},
-		dispatch.Rule{Name: "Attendre la consultation", Action: dispatch.RuleAction{Send: dispatch.SendDelay, DelayHours: 48}})
+	b.setRules(t, rules.Rule{Name: "Vérifier la cardio", Match: rules.Match{Services: []string{"CARDIO"}},
+		Action: rules.Action{Send: rules.SendReview}},
+		rules.Rule{Name: "Attendre la consultation", Action: rules.Action{Send: rules.SendDelay, DelayHours: 48}})
 	held := testReport(t)
 	held.Service = "CARDIO"
 	id := b.receive(t, held).ReportID

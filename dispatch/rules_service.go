@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/mssdispatch/mssdispatch/correspondents"
+	"github.com/mssdispatch/mssdispatch/rules"
 )
 
 // This file holds the Service's side of the CME rules: their versions and
@@ -31,20 +32,20 @@ const (
 // received from then on are dispatched under it. actor is who made the
 // change; comment, when not empty, replaces the source's comment. Invalid
 // rules are a *RuleError and store nothing.
-func (s *Service) SetRules(ctx context.Context, source []byte, actor, comment string) (RuleSet, error) {
+func (s *Service) SetRules(ctx context.Context, source []byte, actor, comment string) (rules.Set, error) {
 	if strings.TrimSpace(actor) == "" {
-		return RuleSet{}, errors.New("set rules: actor is required")
+		return rules.Set{}, errors.New("set rules: actor is required")
 	}
-	rs, err := ParseRules(source)
+	rs, err := rules.Parse(source)
 	if err != nil {
-		return RuleSet{}, err
+		return rules.Set{}, err
 	}
 	if comment = strings.TrimSpace(comment); comment != "" {
 		rs.Comment = comment
 	}
 	rs, err = insertRuleSet(ctx, s.pool, rs, source, actor)
 	if err != nil {
-		return RuleSet{}, err
+		return rules.Set{}, err
 	}
 	s.logger.InfoContext(ctx, "rules changed", "version", rs.Version, "rules", len(rs.Rules), "actor", actor)
 	return rs, nil
@@ -52,23 +53,23 @@ func (s *Service) SetRules(ctx context.Context, source []byte, actor, comment st
 
 // Rules returns the rules in force: the newest version, or DefaultRuleSet
 // (version 0) when the CME has written none.
-func (s *Service) Rules(ctx context.Context) (RuleSet, error) {
+func (s *Service) Rules(ctx context.Context) (rules.Set, error) {
 	return activeRuleSet(ctx, s.pool)
 }
 
 // RulesVersion returns a version of the rules and its YAML source as
 // written, or ErrNotFound. Version 0 is DefaultRuleSet, its source
 // MarshalRules's.
-func (s *Service) RulesVersion(ctx context.Context, version int) (RuleSet, []byte, error) {
+func (s *Service) RulesVersion(ctx context.Context, version int) (rules.Set, []byte, error) {
 	switch {
 	case version < 0:
-		return RuleSet{}, nil, fmt.Errorf("rules version %d: %w", version, ErrNotFound)
+		return rules.Set{}, nil, fmt.Errorf("rules version %d: %w", version, ErrNotFound)
 	case version == 0:
-		source, err := MarshalRules(DefaultRuleSet)
+		source, err := rules.Marshal(rules.DefaultSet)
 		if err != nil {
-			return RuleSet{}, nil, err
+			return rules.Set{}, nil, err
 		}
-		return DefaultRuleSet, source, nil
+		return rules.DefaultSet, source, nil
 	}
 	return ruleSetVersion(ctx, s.pool, version)
 }
@@ -76,7 +77,7 @@ func (s *Service) RulesVersion(ctx context.Context, version int) (RuleSet, []byt
 // RulesHistory returns the stored versions of the rules, newest first: at
 // most limit (defaults to 50, at most 500), each with its rules, author,
 // time and comment. The built-in version 0 is not part of it.
-func (s *Service) RulesHistory(ctx context.Context, limit int) ([]RuleSet, error) {
+func (s *Service) RulesHistory(ctx context.Context, limit int) ([]rules.Set, error) {
 	if limit <= 0 {
 		limit = defaultHistory
 	}
@@ -160,7 +161,7 @@ func (o DryRunOutcome) forRecipient() DryRunOutcome {
 // planned with all its recipients as if it arrived now, so that a delay
 // shows as scheduled. It writes nothing. Invalid rules are a *RuleError.
 func (s *Service) DryRun(ctx context.Context, source []byte, reports int) (DryRun, error) {
-	proposed, err := ParseRules(source)
+	proposed, err := rules.Parse(source)
 	if err != nil {
 		return DryRun{}, err
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/mssdispatch/mssdispatch/correspondents"
 	"github.com/mssdispatch/mssdispatch/dispatch"
 	"github.com/mssdispatch/mssdispatch/dispatch/mail"
+	"github.com/mssdispatch/mssdispatch/rules"
 )
 
 // rulesBundle is a testBundle whose outbox directory is known.
@@ -32,7 +33,7 @@ func setupRules(t *testing.T) *rulesBundle {
 }
 
 // putRules puts the rules of the YAML source in force through the service.
-func (b *rulesBundle) putRules(t *testing.T, source string) dispatch.RuleSet {
+func (b *rulesBundle) putRules(t *testing.T, source string) rules.Set {
 	t.Helper()
 	rs, err := b.svc.SetRules(b.ctx, []byte(source), "test", "")
 	require.NoError(t, err)
@@ -116,13 +117,13 @@ func TestRulesVersions(t *testing.T) {
 
 	rs, err := b.svc.Rules(b.ctx)
 	require.NoError(t, err)
-	require.Equal(t, dispatch.DefaultRuleSet, rs, "version 0 before the CME writes any")
+	require.Equal(t, rules.DefaultSet, rs, "version 0 before the CME writes any")
 	v0, source, err := b.svc.RulesVersion(b.ctx, 0)
 	require.NoError(t, err)
-	require.Equal(t, dispatch.DefaultRuleSet, v0)
-	parsed, err := dispatch.ParseRules(source)
+	require.Equal(t, rules.DefaultSet, v0)
+	parsed, err := rules.Parse(source)
 	require.NoError(t, err)
-	require.Equal(t, dispatch.DefaultRule.Name, parsed.Rules[0].Name)
+	require.Equal(t, rules.Default.Name, parsed.Rules[0].Name)
 	history, err := b.svc.RulesHistory(b.ctx, 0)
 	require.NoError(t, err)
 	require.Empty(t, history)
@@ -135,7 +136,7 @@ func TestRulesVersions(t *testing.T) {
 	require.Equal(t, "alice", v1.CreatedBy)
 	require.Equal(t, "CME du 12 mars", v1.Comment, "the comment given replaces the file's")
 	require.WithinDuration(t, before, v1.CreatedAt, time.Minute)
-	require.Equal(t, []string{"psy", dispatch.DefaultRule.Name}, ruleNames(v1))
+	require.Equal(t, []string{"psy", rules.Default.Name}, ruleNames(v1))
 
 	src2 := "comment: from the file\nrules:\n  - name: tout relu\n    action: {send: review}\n"
 	v2, err := b.svc.SetRules(b.ctx, []byte(src2), "bob", "")
@@ -144,7 +145,7 @@ func TestRulesVersions(t *testing.T) {
 	require.Equal(t, "from the file", v2.Comment)
 
 	_, err = b.svc.SetRules(b.ctx, []byte("rules:\n  - name: x\n    action: {send: never}\n"), "bob", "")
-	var re *dispatch.RuleError
+	var re *rules.Error
 	require.ErrorAs(t, err, &re)
 	require.Equal(t, "action.send", re.Field)
 	_, err = b.svc.SetRules(b.ctx, []byte(src2), " ", "")
@@ -179,7 +180,7 @@ func TestRulesVersions(t *testing.T) {
 	require.Equal(t, 2, history[0].Version)
 }
 
-func ruleNames(rs dispatch.RuleSet) []string {
+func ruleNames(rs rules.Set) []string {
 	var names []string
 	for _, r := range rs.Rules {
 		names = append(names, r.Name)
@@ -290,7 +291,7 @@ func TestRulePatientNever(t *testing.T) {
 		outcomes(ds)[4])
 	require.Equal(t, 1, patient.Version)
 	for _, d := range ds[:4] {
-		require.Equal(t, dispatch.DefaultRule.Name, d.Rule, "the professionals fall to the default rule")
+		require.Equal(t, rules.Default.Name, d.Rule, "the professionals fall to the default rule")
 	}
 	require.Equal(t, 2, b.emails(t), "Claire and Julie, not the patient")
 }
@@ -337,7 +338,7 @@ func TestRulePaperNever(t *testing.T) {
 	other.Recipients = r.Recipients[3:]
 	ds = b.waitResolved(t, b.receive(t, other).ReportID)
 	require.Equal(t, []ruleOutcome{
-		{"Marc PETIT", chPaper, dispatch.StatusPaperPending, correspondents.ReasonUntrustedAddress, dispatch.DefaultRule.Name},
+		{"Marc PETIT", chPaper, dispatch.StatusPaperPending, correspondents.ReasonUntrustedAddress, rules.Default.Name},
 	}, outcomes(ds))
 }
 
@@ -442,8 +443,8 @@ func TestRulePolicy(t *testing.T) {
 	r.Flags = dispatch.Flags{Present: true, ToProfessionals: true, ReadAck: true}
 	ds := b.waitResolved(t, b.receive(t, r).ReportID)
 	require.Len(t, ds, 1)
-	require.Equal(t, dispatch.Policy{OnFailure: dispatch.FallbackWorklist, NoDSNHours: 24, NoDSNAction: dispatch.FallbackWorklist,
-		UnreadHours: 72, UnreadAction: dispatch.FallbackPaper}, ds[0].Policy)
+	require.Equal(t, dispatch.Policy{OnFailure: rules.FallbackWorklist, NoDSNHours: 24, NoDSNAction: rules.FallbackWorklist,
+		UnreadHours: 72, UnreadAction: rules.FallbackPaper}, ds[0].Policy)
 	var raw []byte
 	require.NoError(t, b.pool.QueryRow(b.ctx, "SELECT policy FROM deliveries WHERE id = $1", ds[0].ID).Scan(&raw))
 	require.JSONEq(t, `{"on_failure":"worklist","no_dsn_hours":24,"no_dsn_action":"worklist","unread_hours":72,"unread_action":"paper"}`, string(raw))
@@ -510,7 +511,7 @@ func TestDryRun(t *testing.T) {
 	require.Equal(t, claireName, c.Recipient)
 	require.NotNil(t, c.Before)
 	require.Equal(t, dispatch.DryRunOutcome{Channel: chPaper, Status: dispatch.StatusPaperPending, Reason: correspondents.ReasonPaperCopy,
-		Rule: dispatch.DefaultRule.Name, Policy: dispatch.Policy{OnFailure: dispatch.FallbackPaper}}, *c.Before)
+		Rule: rules.Default.Name, Policy: dispatch.Policy{OnFailure: rules.FallbackPaper}}, *c.Before)
 	require.Nil(t, c.After)
 
 	// Everything reviewed, one report: every delivery of the newest changes.
@@ -551,7 +552,7 @@ func TestDryRun(t *testing.T) {
 	require.Contains(t, string(out), `"before":{"channel":"mssante","status":"queued","address":"claire.dupont-demo@medecin-demo.mssante.fr"`)
 
 	_, err = svc.DryRun(b.ctx, []byte("rules:\n  - name: x\n    action: {send: delay}\n"), 0)
-	var re *dispatch.RuleError
+	var re *rules.Error
 	require.ErrorAs(t, err, &re)
 	require.Equal(t, "action.delay_hours", re.Field)
 
@@ -613,4 +614,15 @@ func TestDryRunCountsWhatMattersToRecipients(t *testing.T) {
 		"Julie ROUX mssante scheduled→scheduled",
 		jeanName + " mssante review→review",
 	}, changes("rules:\n  - name: Différé\n    action: {send: delay, delay_hours: 24, on_failure: worklist}\n"))
+}
+
+// TestRulesVocabulary keeps the words of the rules equal to those of the
+// directory that applies them: a rule's paper policy goes to the resolver
+// as written, and its recipient kinds are the recipients' kinds.
+func TestRulesVocabulary(t *testing.T) {
+	t.Parallel()
+	require.Equal(t, []string{correspondents.PaperDirectory, correspondents.PaperAlways, correspondents.PaperNever},
+		[]string{rules.PaperDirectory, rules.PaperAlways, rules.PaperNever})
+	require.Equal(t, []string{correspondents.KindProfessional, correspondents.KindOrganisation, correspondents.KindPatient},
+		rules.RecipientKinds)
 }

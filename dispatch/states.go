@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+
+	"github.com/mssdispatch/mssdispatch/rules"
 )
 
 // Delivery statuses.
@@ -88,7 +90,7 @@ type Actor struct {
 var actorSystem = Actor{Kind: ActorSystem}
 
 // actorRule is the rule r acting.
-func actorRule(r Rule) Actor { return Actor{Kind: ActorRule, Name: r.Name} }
+func actorRule(r rules.Rule) Actor { return Actor{Kind: ActorRule, Name: r.Name} }
 
 // Events of the delivery history (delivery_events.event).
 const (

@@ -14,6 +14,7 @@ import (
 	"github.com/mssdispatch/mssdispatch/correspondents"
 	"github.com/mssdispatch/mssdispatch/dispatch"
 	"github.com/mssdispatch/mssdispatch/dispatch/mail"
+	"github.com/mssdispatch/mssdispatch/rules"
 )
 
 // refusingTransport delivers to an outbox but answers a permanent failure
@@ -64,9 +65,9 @@ func (b *testBundle) statusIs(t *testing.T, reportID int64, recipient, channel, 
 }
 
 // setRules puts rules in force through the service, as the CME's tools do.
-func (b *testBundle) setRules(t *testing.T, rules ...dispatch.Rule) {
+func (b *testBundle) setRules(t *testing.T, rs ...rules.Rule) {
 	t.Helper()
-	source, err := dispatch.MarshalRules(dispatch.RuleSet{Rules: rules})
+	source, err := rules.Marshal(rules.Set{Rules: rs})
 	require.NoError(t, err)
 	_, err = b.svc.SetRules(b.ctx, source, "test", "")
 	require.NoError(t, err)
@@ -202,8 +203,8 @@ func TestTransitions(t *testing.T) {
 
 	// Rule "review": review -> queued -> sent and review -> paper_pending by
 	// approval; a review without an address cannot be approved.
-	b.setRules(t, dispatch.Rule{Name: "revue", Match: dispatch.Match{DocumentCodes: []string{"11490-0"}},
-		Action: dispatch.RuleAction{Send: dispatch.SendReview}})
+	b.setRules(t, rules.Rule{Name: "revue", Match: rules.Match{DocumentCodes: []string{"11490-0"}},
+		Action: rules.Action{Send: rules.SendReview}})
 	re := b.receive(t, reportOf(t, "E")).ReportID
 	v = b.waitDeliveries(t, re, 4)
 	for _, d := range v.Deliveries {
@@ -217,7 +218,7 @@ func TestTransitions(t *testing.T) {
 	// Rule "delay": "" -> scheduled; scheduled -> queued and scheduled ->
 	// paper_pending when the delay ends; scheduled -> review (held);
 	// scheduled -> cancelled; scheduled -> superseded.
-	b.setRules(t, dispatch.Rule{Name: "délai", Action: dispatch.RuleAction{Send: dispatch.SendDelay, DelayHours: 2}})
+	b.setRules(t, rules.Rule{Name: "délai", Action: rules.Action{Send: rules.SendDelay, DelayHours: 2}})
 	rf := b.receive(t, reportOf(t, "F")).ReportID
 	v = b.waitReport(t, rf, "scheduled", func(v dispatch.ReportView) bool {
 		return len(v.Deliveries) == 4 && delivery(t, v, claire, mss).Status == dispatch.StatusScheduled
@@ -234,7 +235,7 @@ func TestTransitions(t *testing.T) {
 	b.statusIs(t, rg, julie, mss, dispatch.StatusSuperseded)
 
 	// "" -> cancelled: the DPI excludes professionals.
-	b.setRules(t, dispatch.DefaultRule)
+	b.setRules(t, rules.Default)
 	patientOnly := reportOf(t, "H")
 	patientOnly.Flags = dispatch.Flags{Present: true, ToPatient: true}
 	patientOnly.Patient.INSQualified = true

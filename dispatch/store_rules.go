@@ -8,6 +8,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/mssdispatch/mssdispatch/audit"
+	"github.com/mssdispatch/mssdispatch/rules"
 )
 
 // This file holds the SQL of the CME rules: their versions, what the dry run
@@ -15,18 +16,18 @@ import (
 
 // activeRuleSet returns the rules in force: the newest version, or
 // DefaultRuleSet when the CME has written none.
-func activeRuleSet(ctx context.Context, q dbtx) (RuleSet, error) {
-	var rs RuleSet
+func activeRuleSet(ctx context.Context, q dbtx) (rules.Set, error) {
+	var rs rules.Set
 	err := q.QueryRow(ctx, `SELECT version, rules, comment, created_by, created_at FROM rule_sets
 		ORDER BY version DESC LIMIT 1`).Scan(&rs.Version, &rs.Rules, &rs.Comment, &rs.CreatedBy, &rs.CreatedAt)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return DefaultRuleSet, nil
+		return rules.DefaultSet, nil
 	}
 	if err != nil {
-		return RuleSet{}, fmt.Errorf("load rules: %w", err)
+		return rules.Set{}, fmt.Errorf("load rules: %w", err)
 	}
 	if err := rs.Normalise(); err != nil {
-		return RuleSet{}, fmt.Errorf("rules version %d: %w", rs.Version, err)
+		return rules.Set{}, fmt.Errorf("rules version %d: %w", rs.Version, err)
 	}
 	return rs, nil
 }
@@ -35,7 +36,7 @@ func activeRuleSet(ctx context.Context, q dbtx) (RuleSet, error) {
 // source, and returns it with its version and creation time. Writers are
 // serialised by a lock on the table (readers are not blocked), so that two
 // concurrent versions get distinct numbers.
-func insertRuleSet(ctx context.Context, db dbBeginner, rs RuleSet, source []byte, actor string) (RuleSet, error) {
+func insertRuleSet(ctx context.Context, db dbBeginner, rs rules.Set, source []byte, actor string) (rules.Set, error) {
 	rs.CreatedBy = actor
 	err := pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, "LOCK TABLE rule_sets IN EXCLUSIVE MODE"); err != nil {
@@ -53,43 +54,43 @@ func insertRuleSet(ctx context.Context, db dbBeginner, rs RuleSet, source []byte
 		return audit.Write(ctx, tx, audit.Entry{Actor: actor, Action: "rules_changed", Object: fmt.Sprintf("rules:%d", rs.Version), Detail: detail})
 	})
 	if err != nil {
-		return RuleSet{}, fmt.Errorf("store rules: %w", err)
+		return rules.Set{}, fmt.Errorf("store rules: %w", err)
 	}
 	return rs, nil
 }
 
 // ruleSetVersion returns the stored version and its YAML source, or ErrNotFound.
-func ruleSetVersion(ctx context.Context, q dbtx, version int) (RuleSet, []byte, error) {
-	var rs RuleSet
+func ruleSetVersion(ctx context.Context, q dbtx, version int) (rules.Set, []byte, error) {
+	var rs rules.Set
 	var source string
 	err := q.QueryRow(ctx, `SELECT version, rules, source, comment, created_by, created_at FROM rule_sets
 		WHERE version = $1`, version).Scan(&rs.Version, &rs.Rules, &source, &rs.Comment, &rs.CreatedBy, &rs.CreatedAt)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return RuleSet{}, nil, fmt.Errorf("rules version %d: %w", version, ErrNotFound)
+		return rules.Set{}, nil, fmt.Errorf("rules version %d: %w", version, ErrNotFound)
 	}
 	if err != nil {
-		return RuleSet{}, nil, fmt.Errorf("load rules version %d: %w", version, err)
+		return rules.Set{}, nil, fmt.Errorf("load rules version %d: %w", version, err)
 	}
 	if err := rs.Normalise(); err != nil {
-		return RuleSet{}, nil, fmt.Errorf("rules version %d: %w", version, err)
+		return rules.Set{}, nil, fmt.Errorf("rules version %d: %w", version, err)
 	}
 	return rs, []byte(source), nil
 }
 
 // ruleSetHistory returns the newest limit versions, newest first.
-func ruleSetHistory(ctx context.Context, q dbtx, limit int) ([]RuleSet, error) {
+func ruleSetHistory(ctx context.Context, q dbtx, limit int) ([]rules.Set, error) {
 	rows, err := q.Query(ctx, `SELECT version, rules, comment, created_by, created_at FROM rule_sets
 		ORDER BY version DESC LIMIT $1`, limit)
 	if err != nil {
 		return nil, fmt.Errorf("list rules versions: %w", err)
 	}
-	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (RuleSet, error) {
-		var rs RuleSet
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (rules.Set, error) {
+		var rs rules.Set
 		if err := row.Scan(&rs.Version, &rs.Rules, &rs.Comment, &rs.CreatedBy, &rs.CreatedAt); err != nil {
-			return RuleSet{}, err
+			return rules.Set{}, err
 		}
 		if err := rs.Normalise(); err != nil {
-			return RuleSet{}, fmt.Errorf("rules version %d: %w", rs.Version, err)
+			return rules.Set{}, fmt.Errorf("rules version %d: %w", rs.Version, err)
 		}
 		return rs, nil
 	})

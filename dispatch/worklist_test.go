@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/mssdispatch/mssdispatch/dispatch"
+	"github.com/mssdispatch/mssdispatch/rules"
 )
 
 // worklistReports receives three reports (two of CARDIO, one of ONCO) and
@@ -229,7 +230,7 @@ func TestWorklistMetric(t *testing.T) {
 	require.NoError(t, b.svc.Acknowledge(b.ctx, claireD.ID, dispatch.AckReply, "réponse"))
 	// A report under a delay: its three addressed deliveries wait, Jean's
 	// email is in review.
-	b.setRules(t, dispatch.Rule{Name: "délai", Action: dispatch.RuleAction{Send: dispatch.SendDelay, DelayHours: 2}})
+	b.setRules(t, rules.Rule{Name: "délai", Action: rules.Action{Send: rules.SendDelay, DelayHours: 2}})
 	delayed := testReport(t)
 	setDocumentID(t, &delayed, delayed.Document.ID+"b")
 	rd := b.receive(t, delayed).ReportID

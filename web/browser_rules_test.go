@@ -7,7 +7,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/mssdispatch/mssdispatch/auth"
-	"github.com/mssdispatch/mssdispatch/dispatch"
+	"github.com/mssdispatch/mssdispatch/rules"
 )
 
 // TestBrowserRules is issue #20, item 11, as a member of the CME works
@@ -30,11 +30,11 @@ func TestBrowserRules(t *testing.T) {
 	require.Equal(t, 1, versions)
 	require.Equal(t, "dr-cme", by)
 	require.Equal(t, "CME du 12 mars", comment)
-	rs, err := dispatch.ParseRules([]byte(source))
+	rs, err := rules.Parse([]byte(source))
 	require.NoError(t, err)
 	require.Equal(t, "Lettres de sortie différées", rs.Rules[0].Name)
 	require.Equal(t, []string{"11490-0"}, rs.Rules[0].Match.DocumentCodes)
 	a := rs.Rules[0].Action
-	require.Equal(t, []any{dispatch.SendDelay, 48, dispatch.PatientNever, dispatch.PaperDirectory},
+	require.Equal(t, []any{rules.SendDelay, 48, rules.PatientNever, rules.PaperDirectory},
 		[]any{a.Send, a.DelayHours, a.Patient, a.Paper})
 }

@@ -9,7 +9,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/mssdispatch/mssdispatch/auth"
-	"github.com/mssdispatch/mssdispatch/dispatch"
+	"github.com/mssdispatch/mssdispatch/rules"
 )
 
 // This file bounds what a client, authenticated or not, may make the
@@ -25,9 +25,9 @@ const (
 	// the JSON of River's UI.
 	maxFormBytes = 256 << 10
 	// maxRulesFormBytes bounds the rules' forms (save, dry run, move): their YAML
-	// may take dispatch.MaxRulesSize bytes, each up to three once
+	// may take rules.MaxSize bytes, each up to three once
 	// percent-encoded.
-	maxRulesFormBytes = 3*dispatch.MaxRulesSize + maxFormBytes
+	maxRulesFormBytes = 3*rules.MaxSize + maxFormBytes
 )
 
 // formBodyLimit returns the body limit of a dashboard request.

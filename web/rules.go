@@ -12,33 +12,34 @@ import (
 
 	"github.com/mssdispatch/mssdispatch/audit"
 	"github.com/mssdispatch/mssdispatch/dispatch"
+	"github.com/mssdispatch/mssdispatch/rules"
 )
 
 // Rules keeps the CME's dispatch rules and their versions (a *dispatch.Service).
 type Rules interface {
-	Rules(ctx context.Context) (dispatch.RuleSet, error)
-	RulesVersion(ctx context.Context, version int) (dispatch.RuleSet, []byte, error)
-	RulesHistory(ctx context.Context, limit int) ([]dispatch.RuleSet, error)
-	SetRules(ctx context.Context, source []byte, actor, comment string) (dispatch.RuleSet, error)
+	Rules(ctx context.Context) (rules.Set, error)
+	RulesVersion(ctx context.Context, version int) (rules.Set, []byte, error)
+	RulesHistory(ctx context.Context, limit int) ([]rules.Set, error)
+	SetRules(ctx context.Context, source []byte, actor, comment string) (rules.Set, error)
 	DryRun(ctx context.Context, source []byte, reports int) (dispatch.DryRun, error)
 	DocumentTypes(ctx context.Context) ([]dispatch.DocumentType, error)
 }
 
 // ruleSetView is a version of the rules as the API shows it.
 type ruleSetView struct {
-	Version   int             `json:"version"`
-	CreatedBy string          `json:"created_by,omitempty"`
-	CreatedAt time.Time       `json:"created_at,omitzero"`
-	Comment   string          `json:"comment"`
-	Rules     []dispatch.Rule `json:"rules"`
+	Version   int          `json:"version"`
+	CreatedBy string       `json:"created_by,omitempty"`
+	CreatedAt time.Time    `json:"created_at,omitzero"`
+	Comment   string       `json:"comment"`
+	Rules     []rules.Rule `json:"rules"`
 }
 
-func viewRuleSet(rs dispatch.RuleSet) ruleSetView {
-	rules := rs.Rules
-	if rules == nil {
-		rules = []dispatch.Rule{}
+func viewRuleSet(rs rules.Set) ruleSetView {
+	list := rs.Rules
+	if list == nil {
+		list = []rules.Rule{}
 	}
-	return ruleSetView{Version: rs.Version, CreatedBy: rs.CreatedBy, CreatedAt: rs.CreatedAt, Comment: rs.Comment, Rules: rules}
+	return ruleSetView{Version: rs.Version, CreatedBy: rs.CreatedBy, CreatedAt: rs.CreatedAt, Comment: rs.Comment, Rules: list}
 }
 
 // getRules answers GET /api/v1/rules: the rules in force, as JSON, or their
@@ -157,14 +158,14 @@ type ruleMistake struct {
 }
 
 // ruleMistakes returns the mistakes err is about, and whether it is about rules.
-func ruleMistakes(err error) (dispatch.RuleErrors, bool) {
-	var errs dispatch.RuleErrors
+func ruleMistakes(err error) (rules.Errors, bool) {
+	var errs rules.Errors
 	if errors.As(err, &errs) && len(errs) > 0 {
 		return errs, true
 	}
-	var re *dispatch.RuleError
+	var re *rules.Error
 	if errors.As(err, &re) {
-		return dispatch.RuleErrors{re}, true
+		return rules.Errors{re}, true
 	}
 	return nil, false
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/mssdispatch/mssdispatch/dispatch"
+	"github.com/mssdispatch/mssdispatch/rules"
 )
 
 // setupRulesAPI is setup with the demo directory, its jobs worked.
@@ -24,11 +25,11 @@ func setupRulesAPI(t *testing.T) *testBundle {
 
 // ruleSetJSON is the JSON of a version of the rules.
 type ruleSetJSON struct {
-	Version   int             `json:"version"`
-	CreatedBy string          `json:"created_by"`
-	CreatedAt *time.Time      `json:"created_at"`
-	Comment   string          `json:"comment"`
-	Rules     []dispatch.Rule `json:"rules"`
+	Version   int          `json:"version"`
+	CreatedBy string       `json:"created_by"`
+	CreatedAt *time.Time   `json:"created_at"`
+	Comment   string       `json:"comment"`
+	Rules     []rules.Rule `json:"rules"`
 }
 
 // ruleVersions is the number of versions of the rules stored.
@@ -82,11 +83,11 @@ func TestRulesAPIGetPut(t *testing.T) {
 	rs := decodeRuleSet(t, body)
 	require.Equal(t, 0, rs.Version)
 	require.Nil(t, rs.CreatedAt, "no creation time for the built-in rules")
-	require.Equal(t, []dispatch.Rule{dispatch.DefaultRule}, rs.Rules)
+	require.Equal(t, []rules.Rule{rules.Default}, rs.Rules)
 	code, h, body = b.call(t, "GET", "/api/v1/rules", "", "Accept", "text/yaml")
 	require.Equal(t, http.StatusOK, code)
 	require.Equal(t, "text/yaml; charset=utf-8", h.Get("Content-Type"))
-	_, err := dispatch.ParseRules([]byte(body))
+	_, err := rules.Parse([]byte(body))
 	require.NoError(t, err, body)
 
 	// A new version.
@@ -97,8 +98,8 @@ func TestRulesAPIGetPut(t *testing.T) {
 	require.Equal(t, "api", rs.CreatedBy)
 	require.Equal(t, "CME du 12 mars", rs.Comment)
 	require.NotNil(t, rs.CreatedAt)
-	require.Equal(t, []string{"Psychiatrie relue", dispatch.DefaultRule.Name}, []string{rs.Rules[0].Name, rs.Rules[1].Name})
-	require.Equal(t, dispatch.SendReview, rs.Rules[0].Action.Send)
+	require.Equal(t, []string{"Psychiatrie relue", rules.Default.Name}, []string{rs.Rules[0].Name, rs.Rules[1].Name})
+	require.Equal(t, rules.SendReview, rs.Rules[0].Action.Send)
 
 	code, _, body = b.call(t, "GET", "/api/v1/rules", "")
 	require.Equal(t, http.StatusOK, code)
@@ -153,7 +154,7 @@ func TestRulesAPIVersionsAndHistory(t *testing.T) {
 	require.Equal(t, apiRules, body)
 	code, _, body = b.call(t, "GET", "/api/v1/rules/0", "")
 	require.Equal(t, http.StatusOK, code)
-	require.Equal(t, []dispatch.Rule{dispatch.DefaultRule}, decodeRuleSet(t, body).Rules)
+	require.Equal(t, []rules.Rule{rules.Default}, decodeRuleSet(t, body).Rules)
 
 	code, _, body = b.call(t, "GET", "/api/v1/rules/3", "")
 	require.Equal(t, http.StatusNotFound, code)

@@ -20,6 +20,7 @@ import (
 	"github.com/mssdispatch/mssdispatch/dispatch"
 	"github.com/mssdispatch/mssdispatch/hl7"
 	"github.com/mssdispatch/mssdispatch/internal/redact"
+	"github.com/mssdispatch/mssdispatch/rules"
 )
 
 // This file holds the screens of the CME and of the administrators: the
@@ -117,11 +118,11 @@ var (
 	kindLabels = map[string]string{dispatch.KindProfessional: "professionnel", dispatch.KindOrganisation: "établissement",
 		dispatch.KindPatient: "patient"}
 	confidentialityLabels = map[string]string{"N": "normale (N)", "R": "restreinte (R)", "V": "très restreinte (V)"}
-	fallbackLabels        = map[string]string{dispatch.FallbackPaper: "courrier papier", dispatch.FallbackWorklist: "liste des échecs"}
+	fallbackLabels        = map[string]string{rules.FallbackPaper: "courrier papier", rules.FallbackWorklist: "liste des échecs"}
 )
 
 // matchText says in French which deliveries m matches.
-func matchText(m dispatch.Match) []string {
+func matchText(m rules.Match) []string {
 	var out []string
 	add := func(what string, values []string, labels map[string]string) {
 		if len(values) == 0 {
@@ -145,30 +146,30 @@ func matchText(m dispatch.Match) []string {
 }
 
 // actionText says in French what a (normalised) action does.
-func actionText(a dispatch.RuleAction) []string {
+func actionText(a rules.Action) []string {
 	var out []string
 	switch a.Send {
-	case dispatch.SendReview:
+	case rules.SendReview:
 		out = append(out, "vérification par le secrétariat avant envoi")
-	case dispatch.SendDelay:
+	case rules.SendDelay:
 		out = append(out, fmt.Sprintf("envoi différé de %d h", a.DelayHours))
 	default:
 		out = append(out, "envoi automatique")
 	}
-	if a.Patient == dispatch.PatientNever {
+	if a.Patient == rules.PatientNever {
 		out = append(out, "jamais au patient")
 	} else {
 		out = append(out, "au patient si le DPI le demande")
 	}
 	switch a.Paper {
-	case dispatch.PaperAlways:
+	case rules.PaperAlways:
 		out = append(out, "toujours une copie papier")
-	case dispatch.PaperNever:
+	case rules.PaperNever:
 		out = append(out, "jamais de papier (sans MSSanté: à vérifier)")
 	default:
 		out = append(out, "papier selon l'annuaire")
 	}
-	if a.AddressMismatch == dispatch.MismatchReview {
+	if a.AddressMismatch == rules.MismatchReview {
 		out = append(out, "adresse du DPI inconnue de l'annuaire: à vérifier")
 	}
 	out = append(out, "en cas d'échec: "+label(fallbackLabels, a.OnFailure))

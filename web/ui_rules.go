@@ -10,23 +10,23 @@ import (
 	"strings"
 
 	"github.com/go-chi/chi/v5"
-	"go.yaml.in/yaml/v3"
 
 	"github.com/mssdispatch/mssdispatch/auth"
 	"github.com/mssdispatch/mssdispatch/dispatch"
+	"github.com/mssdispatch/mssdispatch/rules"
 )
 
 // This file holds the screen of the CME's rules: the rules in force and
 // their versions, the editor of their YAML text with its preview, and the
-// form of the common rules, which writes into that text (ui_rules_yaml.go).
+// form of the common rules, which writes into that text (rules.Write).
 // Everything is saved the one way: the text, as a new version.
 
 // rulesPage is the editor of the rules, or one version of them (Old).
 type rulesPage struct {
 	// InForce is the version in force.
-	InForce dispatch.RuleSet
+	InForce rules.Set
 	// Shown is the version read, when Old.
-	Shown dispatch.RuleSet
+	Shown rules.Set
 	Old   bool
 	// Source is the YAML of the text area: the rules in force, or as typed
 	// (Proposed).
@@ -44,7 +44,7 @@ type rulesPage struct {
 	// Error says why the request cannot be served as it is.
 	Error string
 	// Mistakes are the mistakes of Source, in its order.
-	Mistakes dispatch.RuleErrors
+	Mistakes rules.Errors
 	// Conflict is set when the rules changed since Base.
 	Conflict string
 	DryRun   *dispatch.DryRun
@@ -135,7 +135,7 @@ func (u *ui) getRulesVersionPage(w http.ResponseWriter, r *http.Request) {
 // rulesHistoryPage lists the versions of the rules.
 type rulesHistoryPage struct {
 	InForce  int
-	Versions []dispatch.RuleSet
+	Versions []rules.Set
 }
 
 func (u *ui) getRulesHistoryPage(w http.ResponseWriter, r *http.Request) {
@@ -154,11 +154,11 @@ func (u *ui) getRulesHistoryPage(w http.ResponseWriter, r *http.Request) {
 // rulesForm reads the editor's form: the page, with the text typed and the
 // form of the common rules as filled, and the rules of the text. It answers
 // itself (400 with the text's mistakes) when they are not usable.
-func (u *ui) rulesForm(w http.ResponseWriter, r *http.Request) (*rulesPage, dispatch.RuleSet, bool) {
+func (u *ui) rulesForm(w http.ResponseWriter, r *http.Request) (*rulesPage, rules.Set, bool) {
 	p, err := u.newRulesPage(r)
 	if err != nil {
 		u.serverError(w, r, err)
-		return nil, dispatch.RuleSet{}, false
+		return nil, rules.Set{}, false
 	}
 	// Browsers send the lines of a text area ended by CRLF.
 	p.Source, p.Proposed = strings.ReplaceAll(r.PostFormValue("source"), "\r\n", "\n"), true
@@ -174,7 +174,7 @@ func (u *ui) rulesForm(w http.ResponseWriter, r *http.Request) (*rulesPage, disp
 		if err != nil || n < 1 || n > dispatch.MaxDryRunReports {
 			p.Error = fmt.Sprintf("Le nombre de comptes rendus doit être un nombre de 1 à %d.", dispatch.MaxDryRunReports)
 			u.render(w, r, http.StatusBadRequest, "rules", rulesTitle, "rules", p)
-			return nil, dispatch.RuleSet{}, false
+			return nil, rules.Set{}, false
 		}
 		p.Reports = n
 	}
@@ -185,11 +185,11 @@ func (u *ui) rulesForm(w http.ResponseWriter, r *http.Request) (*rulesPage, disp
 // parseSource reads the page's text into its rules, their summary and what
 // the rule of the form keeps, or shows the text's mistakes and answers
 // 400; it reports whether the text is usable.
-func (u *ui) parseSource(w http.ResponseWriter, r *http.Request, p *rulesPage) (dispatch.RuleSet, bool) {
-	rs, err := dispatch.ParseRules([]byte(p.Source))
+func (u *ui) parseSource(w http.ResponseWriter, r *http.Request, p *rulesPage) (rules.Set, bool) {
+	rs, err := rules.Parse([]byte(p.Source))
 	if err != nil {
 		u.ruleFormError(w, r, p, err)
-		return dispatch.RuleSet{}, false
+		return rules.Set{}, false
 	}
 	p.Rules = ruleViews(rs.Rules, []byte(p.Source))
 	if p.Form.Old != "" {
@@ -266,9 +266,9 @@ func (u *ui) postRulesMove(w http.ResponseWriter, r *http.Request) {
 		u.badRequest(w, r, "Déplacement inconnu.")
 		return
 	}
-	moved, err := moveRule([]byte(p.Source), name, delta)
+	moved, err := rules.Move([]byte(p.Source), name, delta)
 	if err != nil {
-		u.ruleFormError(w, r, p, &dispatch.RuleError{Msg: err.Error()})
+		u.ruleFormError(w, r, p, &rules.Error{Msg: err.Error()})
 		return
 	}
 	p.Source = string(moved)
@@ -279,7 +279,7 @@ func (u *ui) postRulesMove(w http.ResponseWriter, r *http.Request) {
 
 // postRulesForm serves the form of the common rules, saving nothing. Its
 // field form says what to do: "edit:<name>" fills it with that rule of the
-// text, "new" empties it, "write" writes it into the text (see writeRule)
+// text, "new" empties it, "write" writes it into the text (see rules.Write)
 // and previews the text as "Prévisualiser" does.
 func (u *ui) postRulesForm(w http.ResponseWriter, r *http.Request) {
 	p, rs, ok := u.rulesForm(w, r)
@@ -301,7 +301,7 @@ func (u *ui) postRulesForm(w http.ResponseWriter, r *http.Request) {
 			u.render(w, r, http.StatusBadRequest, "rules", rulesTitle, "rules", p)
 			return
 		}
-		source, line, err := writeRule([]byte(p.Source), p.Form, rs)
+		source, line, err := rules.Write([]byte(p.Source), p.Form.Old, p.Form.simple(), rs)
 		if err != nil {
 			u.serverError(w, r, err)
 			return
@@ -325,17 +325,14 @@ func (u *ui) postRulesForm(w http.ResponseWriter, r *http.Request) {
 
 // ruleViews summarises rules, parsed from source: the rules after those
 // written there are implicit (the appended default rule).
-func ruleViews(rules []dispatch.Rule, source []byte) []ruleView {
-	written := len(rules)
-	var items []*yaml.Node
-	if _, seq, _ := rulesDoc(source); seq != nil {
-		written, items = min(written, len(seq.Content)), seq.Content
-	}
-	out := make([]ruleView, 0, len(rules))
-	for i, rule := range rules {
+func ruleViews(list []rules.Rule, source []byte) []ruleView {
+	rs := rules.Set{Rules: list}
+	written, editable := rules.Written(rs, source), rules.Editable(rs, source)
+	out := make([]ruleView, 0, len(list))
+	for i, rule := range list {
 		out = append(out, ruleView{Position: i + 1, Name: rule.Name, When: matchText(rule.Match),
 			Then: actionText(rule.Action), Implicit: i >= written, Up: i > 0 && i < written, Down: i < written-1,
-			Form: i < len(items) && formEdits(rule) && plainRule(items[i])})
+			Form: editable[i]})
 	}
 	return out
 }
@@ -361,9 +358,15 @@ type ruleForm struct {
 	Error string
 }
 
+// simple is the rule f writes (f checked: its delay is a number).
+func (f ruleForm) simple() rules.Simple {
+	hours, _ := strconv.Atoi(f.Delay)
+	return rules.Simple{Name: f.Name, Code: f.Code, Send: f.Send, DelayHours: hours, Patient: f.Patient, Paper: f.Paper}
+}
+
 // newRuleForm is the empty form: a rule as the default one.
 func newRuleForm() ruleForm {
-	return ruleForm{Send: dispatch.SendAuto, Patient: dispatch.PatientSend, Paper: dispatch.PaperDirectory}
+	return ruleForm{Send: rules.SendAuto, Patient: rules.PatientSend, Paper: rules.PaperDirectory}
 }
 
 // readRuleForm reads the form of the common rules from the request.
@@ -386,25 +389,25 @@ var loincCode = regexp.MustCompile(`^[0-9]{1,7}-[0-9]$`)
 
 // check returns what to correct in f, in French, before it is written into
 // source, whose rules are rs; "" when it can be written.
-func (f ruleForm) check(rs dispatch.RuleSet, source []byte) string {
+func (f ruleForm) check(rs rules.Set, source []byte) string {
 	hours, err := strconv.Atoi(f.Delay)
 	switch {
 	case f.Name == "":
 		return "Donnez un nom à la règle."
 	case !loincCode.MatchString(f.Code):
 		return "Le type de document est un code LOINC: des chiffres, un tiret et un chiffre (par exemple 11502-2)."
-	case !slices.Contains([]string{dispatch.SendAuto, dispatch.SendReview, dispatch.SendDelay}, f.Send),
-		!slices.Contains([]string{dispatch.PatientSend, dispatch.PatientNever}, f.Patient),
-		!slices.Contains([]string{dispatch.PaperDirectory, dispatch.PaperAlways, dispatch.PaperNever}, f.Paper):
+	case !slices.Contains([]string{rules.SendAuto, rules.SendReview, rules.SendDelay}, f.Send),
+		!slices.Contains([]string{rules.PatientSend, rules.PatientNever}, f.Patient),
+		!slices.Contains([]string{rules.PaperDirectory, rules.PaperAlways, rules.PaperNever}, f.Paper):
 		return "Choisissez l'envoi, la copie au patient et le courrier papier parmi ceux proposés."
-	case f.Send == dispatch.SendDelay && (err != nil || hours < 1 || hours > 720):
+	case f.Send == rules.SendDelay && (err != nil || hours < 1 || hours > 720):
 		return "Le délai est un nombre d'heures de 1 à 720."
 	}
 	for _, rule := range rs.Rules {
 		switch {
 		case rule.Name == f.Name && f.Name != f.Old:
 			return fmt.Sprintf("Une règle s'appelle déjà « %s »: choisissez un autre nom.", f.Name)
-		case f.Old == "" && formEdits(rule) && strings.EqualFold(strings.TrimSpace(rule.Match.DocumentCodes[0]), f.Code) && onlyCodes(rule.Match):
+		case f.Old == "" && len(rule.Match.DocumentCodes) == 1 && strings.EqualFold(strings.TrimSpace(rule.Match.DocumentCodes[0]), f.Code) && onlyCodes(rule.Match):
 			return fmt.Sprintf("La règle « %s » décide déjà de ce type de document: modifiez-la plutôt (bouton « Modifier » de la liste).", rule.Name)
 		}
 	}
@@ -414,31 +417,24 @@ func (f ruleForm) check(rs dispatch.RuleSet, source []byte) string {
 	return ""
 }
 
-// formEdits reports whether the form can edit rule: it decides one type of
-// document (its other conditions are kept).
-func formEdits(rule dispatch.Rule) bool {
-	return len(rule.Match.DocumentCodes) == 1
-}
-
 // onlyCodes reports whether m has no condition but document types.
-func onlyCodes(m dispatch.Match) bool {
+func onlyCodes(m rules.Match) bool {
 	m.DocumentCodes = nil
 	return m.Empty()
 }
 
 // formOf fills the form with the rule called name of rs, read from source,
 // when the form can edit it.
-func formOf(rs dispatch.RuleSet, source []byte, name string) (ruleForm, bool) {
-	i := slices.IndexFunc(rs.Rules, func(r dispatch.Rule) bool { return r.Name == name })
-	_, seq, _ := rulesDoc(source)
-	if i < 0 || seq == nil || i >= len(seq.Content) || !formEdits(rs.Rules[i]) || !plainRule(seq.Content[i]) {
+func formOf(rs rules.Set, source []byte, name string) (ruleForm, bool) {
+	i := slices.IndexFunc(rs.Rules, func(r rules.Rule) bool { return r.Name == name })
+	if i < 0 || !rules.Editable(rs, source)[i] {
 		return ruleForm{}, false
 	}
 	rule := rs.Rules[i]
 	a := rule.Action
 	f := ruleForm{Old: name, Name: name, Code: strings.TrimSpace(rule.Match.DocumentCodes[0]), Send: a.Send,
 		Patient: a.Patient, Paper: a.Paper}
-	if a.Send == dispatch.SendDelay {
+	if a.Send == rules.SendDelay {
 		f.Delay = strconv.Itoa(a.DelayHours)
 	}
 	// What the rule says besides what the form sets, in the words of the list.
@@ -447,7 +443,7 @@ func formOf(rs dispatch.RuleSet, source []byte, name string) (ruleForm, bool) {
 		m.DocumentCodes = nil
 		f.Kept = matchText(m)
 	}
-	set := dispatch.DefaultRule.Action
+	set := rules.Default.Action
 	set.Send, set.DelayHours, set.Patient, set.Paper = a.Send, a.DelayHours, a.Patient, a.Paper
 	formOnly := actionText(set)
 	for _, s := range actionText(a) {

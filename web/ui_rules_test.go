@@ -10,7 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/mssdispatch/mssdispatch/auth"
-	"github.com/mssdispatch/mssdispatch/dispatch"
+	"github.com/mssdispatch/mssdispatch/rules"
 )
 
 // rulesText is the text of the rules' editor on a page, as a browser reads
@@ -94,9 +94,9 @@ func TestRulesScreenForm(t *testing.T) {
 	rs := decodeRuleSet(t, rulesJSON)
 	require.Equal(t, 1, rs.Version)
 	require.Equal(t, "Lettres de sortie différées", rs.Rules[0].Name)
-	require.Equal(t, dispatch.RuleAction{Send: dispatch.SendDelay, DelayHours: 24, Patient: dispatch.PatientSend,
-		Paper: dispatch.PaperDirectory, AddressMismatch: dispatch.MismatchSend, OnFailure: dispatch.FallbackPaper,
-		NoDSNAction: dispatch.FallbackWorklist, UnreadAction: dispatch.FallbackWorklist}, rs.Rules[0].Action)
+	require.Equal(t, rules.Action{Send: rules.SendDelay, DelayHours: 24, Patient: rules.PatientSend,
+		Paper: rules.PaperDirectory, AddressMismatch: rules.MismatchSend, OnFailure: rules.FallbackPaper,
+		NoDSNAction: rules.FallbackWorklist, UnreadAction: rules.FallbackWorklist}, rs.Rules[0].Action)
 
 	// Editing a rule fills the form with it; writing it changes it in place.
 	status, body = cme.get(t, "/rules")

@@ -19,6 +19,7 @@ import (
 	"github.com/mssdispatch/mssdispatch/correspondents"
 	"github.com/mssdispatch/mssdispatch/dispatch"
 	"github.com/mssdispatch/mssdispatch/queue"
+	"github.com/mssdispatch/mssdispatch/rules"
 )
 
 // rulesArgs are the arguments of a rules command.
@@ -128,12 +129,12 @@ func readRulesFile(name string) ([]byte, error) {
 		return nil, err
 	}
 	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, dispatch.MaxRulesSize+1))
+	data, err := io.ReadAll(io.LimitReader(f, rules.MaxSize+1))
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", name, err)
 	}
-	if len(data) > dispatch.MaxRulesSize {
-		return nil, fmt.Errorf("%s: larger than %d bytes, not a rules file", name, dispatch.MaxRulesSize)
+	if len(data) > rules.MaxSize {
+		return nil, fmt.Errorf("%s: larger than %d bytes, not a rules file", name, rules.MaxSize)
 	}
 	return data, nil
 }
@@ -178,7 +179,7 @@ func cliActor() string {
 	return "cli"
 }
 
-func ruleNames(rs dispatch.RuleSet) []string {
+func ruleNames(rs rules.Set) []string {
 	names := make([]string, 0, len(rs.Rules))
 	for _, r := range rs.Rules {
 		names = append(names, r.Name)

@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/mssdispatch/mssdispatch/dispatch"
+	"github.com/mssdispatch/mssdispatch/rules"
 )
 
 func TestParseRulesArgs(t *testing.T) {
@@ -62,9 +63,9 @@ func TestRulesCommands(t *testing.T) {
 
 	// Before any import: the built-in default.
 	out := runOK(t, e, "rules", "export")
-	rs, err := dispatch.ParseRules([]byte(out))
+	rs, err := rules.Parse([]byte(out))
 	require.NoError(t, err, out)
-	require.Equal(t, dispatch.DefaultRule.Name, rs.Rules[0].Name)
+	require.Equal(t, rules.Default.Name, rs.Rules[0].Name)
 
 	// A dry run with no report yet.
 	out = runOK(t, e, "rules", "dry-run", demo)
@@ -92,9 +93,9 @@ func TestRulesCommands(t *testing.T) {
 	require.Regexp(t, `^rules version 1 in force: 7 rules \(Psychiatrie relue, .*, Règle générale\), by cli`, out)
 	require.Equal(t, string(source), runOK(t, e, "rules", "export"))
 	require.Equal(t, string(source), runOK(t, e, "rules", "export", "--version", "1"))
-	rs, err = dispatch.ParseRules([]byte(runOK(t, e, "rules", "export", "--version", "0")))
+	rs, err = rules.Parse([]byte(runOK(t, e, "rules", "export", "--version", "0")))
 	require.NoError(t, err)
-	require.Equal(t, dispatch.DefaultRule.Name, rs.Rules[0].Name)
+	require.Equal(t, rules.Default.Name, rs.Rules[0].Name)
 
 	code, _, stderr := runCode("rules", "export", "--version", "9")
 	require.Equal(t, 1, code)

@@ -1,4 +1,4 @@
-package dispatch_test
+package rules_test
 
 import (
 	"flag"
@@ -11,42 +11,42 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/mssdispatch/mssdispatch/dispatch"
+	"github.com/mssdispatch/mssdispatch/rules"
 )
 
-var updateRules = flag.Bool("update-rules", false, "rewrite testdata/rules/*.golden.yaml")
+var updateRules = flag.Bool("update-rules", false, "rewrite testdata/*.golden.yaml")
 
 // normalisedDefault is DefaultRule as a parsed rule set holds it: with the
 // actions of its (off) deadlines filled in.
-var normalisedDefault = func() dispatch.Rule {
-	r := dispatch.DefaultRule
-	r.Action.NoDSNAction, r.Action.UnreadAction = dispatch.FallbackWorklist, dispatch.FallbackWorklist
+var normalisedDefault = func() rules.Rule {
+	r := rules.Default
+	r.Action.NoDSNAction, r.Action.UnreadAction = rules.FallbackWorklist, rules.FallbackWorklist
 	return r
 }()
 
 // normalAction is a normalised action with the given send mode.
-func normalAction(send string) dispatch.RuleAction {
-	return dispatch.RuleAction{Send: send, Patient: dispatch.PatientSend, Paper: dispatch.PaperDirectory,
-		AddressMismatch: dispatch.MismatchSend, OnFailure: dispatch.FallbackPaper,
-		NoDSNAction: dispatch.FallbackWorklist, UnreadAction: dispatch.FallbackWorklist}
+func normalAction(send string) rules.Action {
+	return rules.Action{Send: send, Patient: rules.PatientSend, Paper: rules.PaperDirectory,
+		AddressMismatch: rules.MismatchSend, OnFailure: rules.FallbackPaper,
+		NoDSNAction: rules.FallbackWorklist, UnreadAction: rules.FallbackWorklist}
 }
 
 func TestParseRulesValid(t *testing.T) {
 	t.Parallel()
-	src, err := os.ReadFile("testdata/rules/valid.yaml")
+	src, err := os.ReadFile("testdata/valid.yaml")
 	require.NoError(t, err)
-	rs, err := dispatch.ParseRules(src)
+	rs, err := rules.Parse(src)
 	require.NoError(t, err)
-	bio := normalAction(dispatch.SendDelay)
+	bio := normalAction(rules.SendDelay)
 	bio.DelayHours = 48
-	require.Equal(t, dispatch.RuleSet{Comment: "test set", Rules: []dispatch.Rule{
-		{Name: "Biologie au patient", Match: dispatch.Match{DocumentCodes: []string{"11502-2"}, RecipientKinds: []string{"patient"}},
+	require.Equal(t, rules.Set{Comment: "test set", Rules: []rules.Rule{
+		{Name: "Biologie au patient", Match: rules.Match{DocumentCodes: []string{"11502-2"}, RecipientKinds: []string{"patient"}},
 			Action: bio},
-		{Name: "Cardiologie", Match: dispatch.Match{Services: []string{"CARDIO"}, Authors: []string{"99900000010", "99900000011"},
+		{Name: "Cardiologie", Match: rules.Match{Services: []string{"CARDIO"}, Authors: []string{"99900000010", "99900000011"},
 			Confidentiality: []string{"N", "R"}},
-			Action: dispatch.RuleAction{Send: dispatch.SendReview, Patient: dispatch.PatientNever, Paper: dispatch.PaperAlways,
-				AddressMismatch: dispatch.MismatchReview, OnFailure: dispatch.FallbackWorklist,
-				NoDSNHours: 24, NoDSNAction: dispatch.FallbackPaper, UnreadHours: 72, UnreadAction: dispatch.FallbackPaper}},
+			Action: rules.Action{Send: rules.SendReview, Patient: rules.PatientNever, Paper: rules.PaperAlways,
+				AddressMismatch: rules.MismatchReview, OnFailure: rules.FallbackWorklist,
+				NoDSNHours: 24, NoDSNAction: rules.FallbackPaper, UnreadHours: 72, UnreadAction: rules.FallbackPaper}},
 		normalisedDefault,
 	}}, rs, "names trimmed, defaults filled, an unquoted RPPS read as text, the default rule appended")
 }
@@ -59,7 +59,7 @@ func TestParseRules(t *testing.T) {
 		src  string // or file, under testdata/rules
 		file string
 		// want is the rule set when no error is expected.
-		want *dispatch.RuleSet
+		want *rules.Set
 		// rule, field, line and msg are the expected mistake, the only
 		// one unless mistakes says how many; ruleName, when set, the name
 		// of its rule.
@@ -70,17 +70,17 @@ func TestParseRules(t *testing.T) {
 		ruleName string
 		mistakes int
 	}{
-		{name: "minimal", src: "rules:\n  - name: tout\n", want: &dispatch.RuleSet{Rules: []dispatch.Rule{
-			{Name: "tout", Action: normalAction(dispatch.SendAuto)}}}},
+		{name: "minimal", src: "rules:\n  - name: tout\n", want: &rules.Set{Rules: []rules.Rule{
+			{Name: "tout", Action: normalAction(rules.SendAuto)}}}},
 		{name: "default rule appended", src: "rules:\n  - name: psy\n    match: {services: [PSY]}\n    action: {send: review}\n",
-			want: &dispatch.RuleSet{Rules: []dispatch.Rule{
-				{Name: "psy", Match: dispatch.Match{Services: []string{"PSY"}}, Action: normalAction(dispatch.SendReview)}, normalisedDefault}}},
+			want: &rules.Set{Rules: []rules.Rule{
+				{Name: "psy", Match: rules.Match{Services: []string{"PSY"}}, Action: normalAction(rules.SendReview)}, normalisedDefault}}},
 		{name: "empty lists match everything", src: "rules:\n  - name: tout\n    match: {services: []}\n",
-			want: &dispatch.RuleSet{Rules: []dispatch.Rule{{Name: "tout", Action: normalAction(dispatch.SendAuto)}}}},
+			want: &rules.Set{Rules: []rules.Rule{{Name: "tout", Action: normalAction(rules.SendAuto)}}}},
 		{name: "anchors and merge keys", src: "rules:\n  - &psy {name: psy, match: {services: [PSY]}, action: {send: review}}\n  - <<: *psy\n    name: tout\n    match: {}\n",
-			want: &dispatch.RuleSet{Rules: []dispatch.Rule{
-				{Name: "psy", Match: dispatch.Match{Services: []string{"PSY"}}, Action: normalAction(dispatch.SendReview)},
-				{Name: "tout", Action: normalAction(dispatch.SendReview)}}}},
+			want: &rules.Set{Rules: []rules.Rule{
+				{Name: "psy", Match: rules.Match{Services: []string{"PSY"}}, Action: normalAction(rules.SendReview)},
+				{Name: "tout", Action: normalAction(rules.SendReview)}}}},
 
 		{name: "unknown key", file: "unknown_key.yaml", rule: 1, field: "action.delay", line: 7, msg: `clé inconnue "delay"`},
 		{name: "unknown top-level key", src: "rule:\n  - name: a\n", field: "rule", line: 1, msg: `clé inconnue "rule" (clés possibles: comment, rules)`},
@@ -148,19 +148,19 @@ func TestParseRules(t *testing.T) {
 			src := []byte(tt.src)
 			if tt.file != "" {
 				var err error
-				src, err = os.ReadFile(filepath.Join("testdata/rules", tt.file))
+				src, err = os.ReadFile(filepath.Join("testdata", tt.file))
 				require.NoError(t, err)
 			}
-			rs, err := dispatch.ParseRules(src)
+			rs, err := rules.Parse(src)
 			if tt.want != nil {
 				require.NoError(t, err)
 				require.Equal(t, *tt.want, rs)
 				return
 			}
-			var errs dispatch.RuleErrors
+			var errs rules.Errors
 			require.ErrorAs(t, err, &errs)
 			require.Len(t, errs, max(tt.mistakes, 1), "%v", err)
-			var re *dispatch.RuleError
+			var re *rules.Error
 			require.ErrorAs(t, err, &re)
 			require.Same(t, errs[0], re, "errors.As finds the first mistake")
 			require.Equal(t, tt.rule, re.Rule, "rule: %v", err)
@@ -176,14 +176,14 @@ func TestParseRules(t *testing.T) {
 
 func TestRuleErrorMessage(t *testing.T) {
 	t.Parallel()
-	src, err := os.ReadFile("testdata/rules/unknown_key.yaml")
+	src, err := os.ReadFile("testdata/unknown_key.yaml")
 	require.NoError(t, err)
-	_, err = dispatch.ParseRules(src)
+	_, err = rules.Parse(src)
 	require.EqualError(t, err, `règle 1 (ligne 7): action.delay: clé inconnue "delay" (clés possibles: send, delay_hours, patient, paper, `+
 		`address_mismatch, on_failure, no_dsn_hours, no_dsn_action, unread_hours, unread_action) (règle « Psychiatrie »)`)
-	require.EqualError(t, dispatch.RuleErrors{{Msg: "aucune règle"}, {Rule: 2, Line: 9, Field: "action.send", Msg: `"later": valeurs possibles auto, review, delay`, Name: "b"}},
+	require.EqualError(t, rules.Errors{{Msg: "aucune règle"}, {Rule: 2, Line: 9, Field: "action.send", Msg: `"later": valeurs possibles auto, review, delay`, Name: "b"}},
 		"règles: aucune règle\n"+`règle 2 (ligne 9): action.send: "later": valeurs possibles auto, review, delay (règle « b »)`, "one mistake a line")
-	require.EqualError(t, &dispatch.RuleError{Rule: 2, Field: "name", Msg: "chaque règle a besoin d'un nom"}, "règle 2: name: chaque règle a besoin d'un nom")
+	require.EqualError(t, &rules.Error{Rule: 2, Field: "name", Msg: "chaque règle a besoin d'un nom"}, "règle 2: name: chaque règle a besoin d'un nom")
 }
 
 // TestParseRulesMistakes checks that every mistake of a file is listed, in
@@ -191,13 +191,13 @@ func TestRuleErrorMessage(t *testing.T) {
 // golden list.
 func TestParseRulesMistakes(t *testing.T) {
 	t.Parallel()
-	src, err := os.ReadFile("testdata/rules/many_mistakes.yaml")
+	src, err := os.ReadFile("testdata/many_mistakes.yaml")
 	require.NoError(t, err)
-	_, err = dispatch.ParseRules(src)
-	var errs dispatch.RuleErrors
+	_, err = rules.Parse(src)
+	var errs rules.Errors
 	require.ErrorAs(t, err, &errs)
 	got := err.Error() + "\n"
-	golden := "testdata/rules/many_mistakes.golden.txt"
+	golden := "testdata/many_mistakes.golden.txt"
 	if *updateRules {
 		require.NoError(t, os.WriteFile(golden, []byte(got), 0o644))
 	}
@@ -205,7 +205,7 @@ func TestParseRulesMistakes(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, string(want), got)
 	require.Len(t, errs, strings.Count(got, "\n"), "one mistake a line")
-	require.True(t, slices.IsSortedFunc(errs, func(a, b *dispatch.RuleError) int { return a.Line - b.Line }), "in the order of the source")
+	require.True(t, slices.IsSortedFunc(errs, func(a, b *rules.Error) int { return a.Line - b.Line }), "in the order of the source")
 
 	// A file of mistakes only: the list is bounded, its end says how many more.
 	var many strings.Builder
@@ -213,7 +213,7 @@ func TestParseRulesMistakes(t *testing.T) {
 	for i := range 200 {
 		fmt.Fprintf(&many, "  - name: r%d\n    action: {send: later}\n", i)
 	}
-	_, err = dispatch.ParseRules([]byte(many.String()))
+	_, err = rules.Parse([]byte(many.String()))
 	require.ErrorAs(t, err, &errs)
 	require.Len(t, errs, 50)
 	require.Equal(t, "151 autres erreurs, non listées", errs[49].Msg)
@@ -221,46 +221,46 @@ func TestParseRulesMistakes(t *testing.T) {
 
 func TestParseRulesSize(t *testing.T) {
 	t.Parallel()
-	big := make([]byte, dispatch.MaxRulesSize+1)
-	_, err := dispatch.ParseRules(big)
-	var re *dispatch.RuleError
+	big := make([]byte, rules.MaxSize+1)
+	_, err := rules.Parse(big)
+	var re *rules.Error
 	require.ErrorAs(t, err, &re)
 	require.Contains(t, re.Msg, "dépassent")
 }
 
 func TestMarshalRulesRoundTrip(t *testing.T) {
 	t.Parallel()
-	files, err := filepath.Glob("testdata/rules/*.yaml")
+	files, err := filepath.Glob("testdata/*.yaml")
 	require.NoError(t, err)
 	files = append(files, "../testdata/demo/regles-cme.yaml")
 	parsed := 0
 	for _, f := range files {
 		src, err := os.ReadFile(f)
 		require.NoError(t, err)
-		rs, err := dispatch.ParseRules(src)
+		rs, err := rules.Parse(src)
 		if err != nil {
 			continue // the invalid examples
 		}
 		parsed++
-		out, err := dispatch.MarshalRules(rs)
+		out, err := rules.Marshal(rs)
 		require.NoError(t, err)
-		again, err := dispatch.ParseRules(out)
+		again, err := rules.Parse(out)
 		require.NoError(t, err, "%s exported:\n%s", f, out)
 		require.Equal(t, rs, again, f)
-		again2, err := dispatch.MarshalRules(again)
+		again2, err := rules.Marshal(again)
 		require.NoError(t, err)
 		require.Equal(t, string(out), string(again2), "the export is stable")
 	}
 	require.GreaterOrEqual(t, parsed, 3, "the valid files, the golden and the demo")
 
 	// Values YAML would not keep in a block: escaped in double quotes.
-	odd := dispatch.RuleSet{Comment: "ligne 1\r\nligne 2\ttab", Rules: []dispatch.Rule{
-		{Name: "a\u2028b", Match: dispatch.Match{Services: []string{" PSY ", "", "#x", "- y", "null", "true", "42"}}, Action: normalAction(dispatch.SendAuto)},
+	odd := rules.Set{Comment: "ligne 1\r\nligne 2\ttab", Rules: []rules.Rule{
+		{Name: "a\u2028b", Match: rules.Match{Services: []string{" PSY ", "", "#x", "- y", "null", "true", "42"}}, Action: normalAction(rules.SendAuto)},
 		normalisedDefault,
 	}}
-	out, err := dispatch.MarshalRules(odd)
+	out, err := rules.Marshal(odd)
 	require.NoError(t, err)
-	again, err := dispatch.ParseRules(out)
+	again, err := rules.Parse(out)
 	require.NoError(t, err, string(out))
 	require.Equal(t, odd, again, string(out))
 }
@@ -270,11 +270,11 @@ func TestMarshalRulesGolden(t *testing.T) {
 	t.Parallel()
 	src, err := os.ReadFile("../testdata/demo/regles-cme.yaml")
 	require.NoError(t, err)
-	rs, err := dispatch.ParseRules(src)
+	rs, err := rules.Parse(src)
 	require.NoError(t, err)
-	out, err := dispatch.MarshalRules(rs)
+	out, err := rules.Marshal(rs)
 	require.NoError(t, err)
-	golden := "testdata/rules/regles-cme.golden.yaml"
+	golden := "testdata/regles-cme.golden.yaml"
 	if *updateRules {
 		require.NoError(t, os.WriteFile(golden, out, 0o644))
 	}
@@ -284,7 +284,7 @@ func TestMarshalRulesGolden(t *testing.T) {
 }
 
 func FuzzParseRules(f *testing.F) {
-	files, err := filepath.Glob("testdata/rules/*.yaml")
+	files, err := filepath.Glob("testdata/*.yaml")
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -298,21 +298,21 @@ func FuzzParseRules(f *testing.F) {
 	f.Add([]byte("rules:\n  - &a {name: a, match: {services: [A]}}\n  - {<<: *a, name: b, match: {}}\n"))
 	f.Add([]byte("rules: [{name: \"\\r\\n\", action: {send: delay, delay_hours: 0x10}}]\n"))
 	f.Fuzz(func(t *testing.T, src []byte) {
-		rs, err := dispatch.ParseRules(src)
+		rs, err := rules.Parse(src)
 		if err != nil {
-			errs, ok := err.(dispatch.RuleErrors)
+			errs, ok := err.(rules.Errors)
 			if !ok || len(errs) == 0 || slices.Contains(errs, nil) {
 				t.Fatalf("ParseRules: %T %v, want RuleErrors", err, err)
 			}
 			return
 		}
-		out, err := dispatch.MarshalRules(rs)
+		out, err := rules.Marshal(rs)
 		if err != nil {
 			t.Fatalf("MarshalRules: %v", err)
 		}
-		again, err := dispatch.ParseRules(out)
+		again, err := rules.Parse(out)
 		if err != nil {
-			t.Fatalf("ParseRules(MarshalRules(rs)): %v\n%s", err, out)
+			t.Fatalf("ParseRules(Marshal(rs)): %v\n%s", err, out)
 		}
 		require.Equal(t, rs, again, "export:\n%s", out)
 	})

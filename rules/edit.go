@@ -1,4 +1,4 @@
-package web
+package rules
 
 import (
 	"bytes"
@@ -10,13 +10,51 @@ import (
 	"strings"
 
 	"go.yaml.in/yaml/v3"
-
-	"github.com/mssdispatch/mssdispatch/dispatch"
 )
 
 // This file changes the YAML text of the rules as the rules screen's
 // buttons and form ask, keeping what its authors wrote around: comments,
 // quotes, blank lines.
+
+// Simple is a rule as the rules screen's form writes it: one type of
+// document and what to do with it.
+type Simple struct {
+	Name string
+	// Code is the LOINC code of the type of document.
+	Code string
+	// Send is SendAuto, SendReview or SendDelay, DelayHours the delay of SendDelay.
+	Send       string
+	DelayHours int
+	// Patient is PatientSend or PatientNever; Paper PaperDirectory, PaperAlways or PaperNever.
+	Patient, Paper string
+}
+
+// Editable reports, for each rule of rs read from source, whether Write can
+// change it: it decides one type of document (its other conditions are
+// kept), and is written plainly in the text (no anchor, alias or merge key
+// where Write writes). The rules after those written in the text (the
+// default rule appended) are not.
+func Editable(rs Set, source []byte) []bool {
+	out := make([]bool, len(rs.Rules))
+	_, seq, _ := rulesDoc(source)
+	if seq == nil {
+		return out
+	}
+	for i, rule := range rs.Rules[:min(len(rs.Rules), len(seq.Content))] {
+		out[i] = len(rule.Match.DocumentCodes) == 1 && plainRule(seq.Content[i])
+	}
+	return out
+}
+
+// Written is how many rules of rs are written in source: those after are
+// implicit (the default rule appended).
+func Written(rs Set, source []byte) int {
+	_, seq, _ := rulesDoc(source)
+	if seq == nil {
+		return len(rs.Rules)
+	}
+	return min(len(rs.Rules), len(seq.Content))
+}
 
 // rulesDoc reads the YAML text of rules into a tree, and returns it with
 // its list of rules (nil when there is none).
@@ -73,9 +111,9 @@ func plainRule(n *yaml.Node) bool {
 	return true
 }
 
-// moveRule swaps the rule called name with its neighbour delta (-1 or 1)
+// Move swaps the rule called name with its neighbour delta (-1 or 1)
 // in the YAML source, keeping the comments; at either end it changes nothing.
-func moveRule(source []byte, name string, delta int) ([]byte, error) {
+func Move(source []byte, name string, delta int) ([]byte, error) {
 	doc, seq, err := rulesDoc(source)
 	switch {
 	case err != nil:
@@ -95,29 +133,29 @@ func moveRule(source []byte, name string, delta int) ([]byte, error) {
 	return encodeLike(doc, source, "")
 }
 
-// writeRule writes the rule of the form f into the YAML source of the
-// rules rs: in place of the rule f.Old, keeping what the form does not set,
-// or as a new rule before the first rule that matches everything (else
-// last). It returns the new text and the line where the rule is. The form
-// must have been checked (ruleForm.check).
-func writeRule(source []byte, f ruleForm, rs dispatch.RuleSet) ([]byte, int, error) {
+// Write writes the rule f into the YAML source of the rules rs: in place of
+// the rule called old, keeping what f does not set, or, old empty, as a new
+// rule before the first rule that matches everything (else last). It
+// returns the new text and the line where the rule is. The caller checks f
+// first (a known name, a valid code and values).
+func Write(source []byte, old string, f Simple, rs Set) ([]byte, int, error) {
 	doc, seq, err := rulesDoc(source)
 	if err != nil || seq == nil || len(rs.Rules) < len(seq.Content) {
 		return nil, 0, fmt.Errorf("write rule: the rules' text does not parse as the rules (%v)", err)
 	}
 	var rule *yaml.Node
 	added := ""
-	if f.Old == "" {
+	if old == "" {
 		rule, added = &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"}, f.Name
-		at := slices.IndexFunc(rs.Rules[:len(seq.Content)], func(r dispatch.Rule) bool { return r.Match.Empty() })
+		at := slices.IndexFunc(rs.Rules[:len(seq.Content)], func(r Rule) bool { return r.Match.Empty() })
 		if at < 0 {
 			at = len(seq.Content)
 		}
 		seq.Content = slices.Insert(seq.Content, at, rule)
-	} else if i := ruleIndex(seq, f.Old); i >= 0 && plainRule(seq.Content[i]) {
+	} else if i := ruleIndex(seq, old); i >= 0 && plainRule(seq.Content[i]) {
 		rule = seq.Content[i]
 	} else {
-		return nil, 0, fmt.Errorf("write rule: no plain rule %q in the text", f.Old)
+		return nil, 0, fmt.Errorf("write rule: no plain rule %q in the text", old)
 	}
 	setValue(rule, "name", "", yamlScalar("!!str", f.Name))
 	match := mappingOf(rule, "match", "name")
@@ -125,8 +163,8 @@ func writeRule(source []byte, f ruleForm, rs dispatch.RuleSet) ([]byte, int, err
 		Content: []*yaml.Node{{Kind: yaml.ScalarNode, Tag: "!!str", Style: yaml.DoubleQuotedStyle, Value: f.Code}}})
 	action := mappingOf(rule, "action", "match")
 	setValue(action, "send", "", yamlScalar("!!str", f.Send))
-	if hours, err := strconv.Atoi(f.Delay); f.Send == dispatch.SendDelay && err == nil {
-		setValue(action, "delay_hours", "send", yamlScalar("!!int", strconv.Itoa(hours)))
+	if f.Send == SendDelay {
+		setValue(action, "delay_hours", "send", yamlScalar("!!int", strconv.Itoa(f.DelayHours)))
 	} else {
 		deleteValue(action, "delay_hours")
 	}

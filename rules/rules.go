@@ -1,17 +1,15 @@
-package dispatch
+package rules
 
 import (
 	"fmt"
 	"slices"
 	"strings"
 	"time"
-
-	"github.com/mssdispatch/mssdispatch/correspondents"
 )
 
-// RuleSet is a version of the CME's dispatch rules: the first rule that
+// Set is a version of the CME's dispatch rules: the first rule that
 // matches a delivery decides it; the last rule matches everything.
-type RuleSet struct {
+type Set struct {
 	// Version is 0 for the built-in default, then 1, 2… as the CME changes them.
 	Version   int       `json:"version" yaml:"-"`
 	Rules     []Rule    `json:"rules" yaml:"rules"`
@@ -22,9 +20,9 @@ type RuleSet struct {
 
 // Rule is one dispatch rule: when Match matches, Action applies.
 type Rule struct {
-	Name   string     `json:"name" yaml:"name"`
-	Match  Match      `json:"match" yaml:"match,omitempty"`
-	Action RuleAction `json:"action" yaml:"action"`
+	Name   string `json:"name" yaml:"name"`
+	Match  Match  `json:"match" yaml:"match,omitempty"`
+	Action Action `json:"action" yaml:"action"`
 }
 
 // Match says which deliveries a rule applies to. Each non-empty list must
@@ -55,12 +53,18 @@ const (
 	PatientNever = "never" // never to the patient, whatever the flags
 )
 
-// Paper policies of a rule.
+// Paper policies of a rule: the values of correspondents' paper policy,
+// which the resolver applies (a test of package dispatch keeps them equal).
 const (
-	PaperDirectory = correspondents.PaperDirectory // as the directory says: a copy unless dématérialisation
-	PaperAlways    = correspondents.PaperAlways    // always a paper copy when a postal address is known
-	PaperNever     = correspondents.PaperNever     // never on paper: recipients without MSSanté wait in review
+	PaperDirectory = "directory" // as the directory says: a copy unless dématérialisation
+	PaperAlways    = "always"    // always a paper copy when a postal address is known
+	PaperNever     = "never"     // never on paper: recipients without MSSanté wait in review
 )
+
+// RecipientKinds are the values of match.recipient_kinds: the kinds of
+// recipients of package correspondents (a test of package dispatch keeps
+// them equal).
+var RecipientKinds = []string{"professional", "organisation", "patient"}
 
 // Fallbacks of a rule, when an MSSanté delivery fails or is not acknowledged in time.
 const (
@@ -69,14 +73,15 @@ const (
 )
 
 // Address mismatch policies of a rule, for a DPI address the directory does
-// not know for the recipient (correspondents.ReasonDPIAddressMismatch).
+// not know for the recipient (the reason dpi_address_mismatch of package
+// correspondents).
 const (
 	MismatchSend   = "send"   // use the DPI's address (it is in the trust space)
 	MismatchReview = "review" // a secretary checks it first
 )
 
-// RuleAction is what a rule does to the deliveries it matches.
-type RuleAction struct {
+// Action is what a rule does to the deliveries it matches.
+type Action struct {
 	// Send is auto, review or delay. Defaults to auto.
 	Send string `json:"send,omitempty" yaml:"send,omitempty"`
 	// DelayHours is the delay of Send delay (1 to 720).
@@ -99,18 +104,18 @@ type RuleAction struct {
 	UnreadAction string `json:"unread_action,omitempty" yaml:"unread_action,omitempty"`
 }
 
-// DefaultRule is the rule in force when the CME set none, and the last rule
+// Default is the rule in force when the CME set none, and the last rule
 // of every rule set: send automatically, follow the directory for paper,
 // fall back to paper when an email fails.
-var DefaultRule = Rule{Name: "défaut", Action: RuleAction{Send: SendAuto, Patient: PatientSend,
+var Default = Rule{Name: "défaut", Action: Action{Send: SendAuto, Patient: PatientSend,
 	Paper: PaperDirectory, AddressMismatch: MismatchSend, OnFailure: FallbackPaper,
 	NoDSNAction: FallbackWorklist, UnreadAction: FallbackWorklist}}
 
-// DefaultRuleSet is the rule set in force before the CME writes one.
-var DefaultRuleSet = RuleSet{Rules: []Rule{DefaultRule}}
+// DefaultSet is the rule set in force before the CME writes one.
+var DefaultSet = Set{Rules: []Rule{Default}}
 
-// RuleError is a mistake in a rule set, with the rule and field at fault.
-type RuleError struct {
+// Error is a mistake in a rule set, with the rule and field at fault.
+type Error struct {
 	Rule  int    // 1-based position of the rule, 0 for the whole set
 	Field string // e.g. action.delay_hours
 	Msg   string // in French
@@ -123,7 +128,7 @@ type RuleError struct {
 // Error says the mistake in French, as the rules' authors read it: "règle
 // 3 (ligne 14): action.delay_hours: 900: un délai va de 1 à 720 heures
 // (règle « Biologie »)".
-func (e *RuleError) Error() string {
+func (e *Error) Error() string {
 	s := "règles"
 	if e.Rule != 0 {
 		s = fmt.Sprintf("règle %d", e.Rule)
@@ -141,12 +146,12 @@ func (e *RuleError) Error() string {
 	return s
 }
 
-// RuleErrors are all the mistakes of a rule set, in the order of its
-// source; errors.As finds the first as a *RuleError.
-type RuleErrors []*RuleError
+// Errors are all the mistakes of a rule set, in the order of its
+// source; errors.As finds the first as an *Error.
+type Errors []*Error
 
 // Error says each mistake on a line of its own.
-func (errs RuleErrors) Error() string {
+func (errs Errors) Error() string {
 	lines := make([]string, len(errs))
 	for i, e := range errs {
 		lines[i] = e.Error()
@@ -155,7 +160,7 @@ func (errs RuleErrors) Error() string {
 }
 
 // Unwrap returns the mistakes, for errors.As and errors.Is.
-func (errs RuleErrors) Unwrap() []error {
+func (errs Errors) Unwrap() []error {
 	out := make([]error, len(errs))
 	for i, e := range errs {
 		out[i] = e
@@ -165,9 +170,9 @@ func (errs RuleErrors) Unwrap() []error {
 
 // Normalise fills the defaults of rs and checks it: known values, a name per
 // rule, delays and deadlines in range, and a last rule matching everything
-// (DefaultRule is appended when there is none). It returns every mistake as
-// RuleErrors.
-func (rs *RuleSet) Normalise() error {
+// (Default is appended when there is none). It returns every mistake as
+// Errors.
+func (rs *Set) Normalise() error {
 	if errs := rs.normalise(); len(errs) > 0 {
 		return errs
 	}
@@ -175,16 +180,16 @@ func (rs *RuleSet) Normalise() error {
 }
 
 // normalise is Normalise, returning the mistakes without their lines.
-func (rs *RuleSet) normalise() RuleErrors {
+func (rs *Set) normalise() Errors {
 	if len(rs.Rules) == 0 {
-		return RuleErrors{{Msg: "aucune règle"}}
+		return Errors{{Msg: "aucune règle"}}
 	}
-	var errs RuleErrors
+	var errs Errors
 	names := map[string]int{}
 	for i := range rs.Rules {
 		r := &rs.Rules[i]
 		bad := func(field, format string, args ...any) {
-			errs = append(errs, &RuleError{Rule: i + 1, Field: field, Msg: fmt.Sprintf(format, args...)})
+			errs = append(errs, &Error{Rule: i + 1, Field: field, Msg: fmt.Sprintf(format, args...)})
 		}
 		r.Name = strings.TrimSpace(r.Name)
 		switch j, dup := names[r.Name]; {
@@ -196,7 +201,7 @@ func (rs *RuleSet) normalise() RuleErrors {
 			names[r.Name] = i + 1
 		}
 		for _, k := range r.Match.RecipientKinds {
-			if k != KindProfessional && k != KindOrganisation && k != KindPatient {
+			if !slices.Contains(RecipientKinds, k) {
 				bad("match.recipient_kinds", "%q: valeurs possibles professional, organisation, patient", k)
 			}
 		}
@@ -241,11 +246,11 @@ func (rs *RuleSet) normalise() RuleErrors {
 		}
 	}
 	if last := rs.Rules[len(rs.Rules)-1]; !last.Match.Empty() {
-		if taken, ok := names[DefaultRule.Name]; ok {
-			errs = append(errs, &RuleError{Rule: taken, Field: "name",
-				Msg: fmt.Sprintf("%q est le nom de la règle par défaut, ajoutée parce que la dernière règle ne vaut pas pour tous les envois", DefaultRule.Name)})
+		if taken, ok := names[Default.Name]; ok {
+			errs = append(errs, &Error{Rule: taken, Field: "name",
+				Msg: fmt.Sprintf("%q est le nom de la règle par défaut, ajoutée parce que la dernière règle ne vaut pas pour tous les envois", Default.Name)})
 		} else if len(errs) == 0 {
-			rs.Rules = append(rs.Rules, DefaultRule)
+			rs.Rules = append(rs.Rules, Default)
 		}
 	}
 	return errs
@@ -280,11 +285,11 @@ func (m Match) matches(f Facts) bool {
 
 // Decide returns the first rule of rs that matches f; a normalised rule set
 // always has one.
-func (rs RuleSet) Decide(f Facts) Rule {
+func (rs Set) Decide(f Facts) Rule {
 	for _, r := range rs.Rules {
 		if r.Match.matches(f) {
 			return r
 		}
 	}
-	return DefaultRule
+	return Default
 }

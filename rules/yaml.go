@@ -1,4 +1,4 @@
-package dispatch
+package rules
 
 import (
 	"bytes"
@@ -22,8 +22,8 @@ import (
 // `comment:`, with the keys of the yaml tags of RuleSet, Rule, Match and
 // RuleAction.
 
-// MaxRulesSize bounds the YAML source of a rule set, in bytes.
-const MaxRulesSize = 1 << 20
+// MaxSize bounds the YAML source of a rule set, in bytes.
+const MaxSize = 1 << 20
 
 // maxRuleNodes bounds the YAML nodes visited while checking a rule set,
 // aliases followed: a rule set is small, an alias bomb is not.
@@ -35,49 +35,49 @@ type yamlRuleSet struct {
 	Rules   []Rule `yaml:"rules"`
 }
 
-// maxRuleErrors bounds the mistakes ParseRules lists; the last one says how
+// maxRuleErrors bounds the mistakes Parse lists; the last one says how
 // many more there are.
 const maxRuleErrors = 50
 
-// ParseRules reads a rule set from its YAML source and normalises it (see
+// Parse reads a rule set from its YAML source and normalises it (see
 // RuleSet.Normalise). It is strict: an unknown or repeated key, a value of
 // the wrong type, a second YAML document or a source that is not UTF-8 text
-// is an error. The error is RuleErrors listing every mistake in the order
+// is an error. The error is Errors listing every mistake in the order
 // of the source (a YAML syntax error, which stops the reading, is the only
 // one), each naming the rule, the field, the line when it can be found and
 // the rule's name when the source gives it.
-func ParseRules(data []byte) (RuleSet, error) {
+func Parse(data []byte) (Set, error) {
 	switch {
-	case len(data) > MaxRulesSize:
-		return RuleSet{}, RuleErrors{{Msg: fmt.Sprintf("les règles dépassent %d octets", MaxRulesSize)}}
+	case len(data) > MaxSize:
+		return Set{}, Errors{{Msg: fmt.Sprintf("les règles dépassent %d octets", MaxSize)}}
 	case !utf8.Valid(data) || bytes.IndexByte(data, 0) >= 0:
-		return RuleSet{}, RuleErrors{{Msg: "les règles doivent être du texte UTF-8"}}
+		return Set{}, Errors{{Msg: "les règles doivent être du texte UTF-8"}}
 	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var doc yaml.Node
 	if err := dec.Decode(&doc); err != nil && !errors.Is(err, io.EOF) {
-		return RuleSet{}, RuleErrors{yamlError(err, nil)}
+		return Set{}, Errors{yamlError(err, nil)}
 	}
 	if doc.Kind != yaml.DocumentNode || len(doc.Content) == 0 {
-		return RuleSet{}, RuleErrors{{Msg: "aucune règle: le fichier est vide (une liste sous rules: est attendue)"}}
+		return Set{}, Errors{{Msg: "aucune règle: le fichier est vide (une liste sous rules: est attendue)"}}
 	}
 	root := doc.Content[0]
 	if root.Kind != yaml.MappingNode {
-		return RuleSet{}, RuleErrors{{Line: root.Line, Msg: "le premier niveau doit être une table avec rules: (et comment:)"}}
+		return Set{}, Errors{{Line: root.Line, Msg: "le premier niveau doit être une table avec rules: (et comment:)"}}
 	}
 	w := schemaWalker{budget: maxRuleNodes, drop: map[*yaml.Node]bool{}}
 	if w.check(root, reflect.TypeFor[yamlRuleSet](), nil, 0) == stop {
-		return RuleSet{}, withRuleNames(w.errs[len(w.errs)-1:], root) // an alias bomb: nothing else is worth saying
+		return Set{}, withRuleNames(w.errs[len(w.errs)-1:], root) // an alias bomb: nothing else is worth saying
 	}
 	errs := w.errs
 	var extra yaml.Node
 	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
-		errs = append(errs, &RuleError{Line: extra.Line, Msg: "un seul document YAML (un second commence par ---)"})
+		errs = append(errs, &Error{Line: extra.Line, Msg: "un seul document YAML (un second commence par ---)"})
 	}
 
 	// Decode what can be, each rule on its own: the mistakes of one do not
 	// hide those of the others.
-	var rs RuleSet
+	var rs Set
 	decode := func(n *yaml.Node, v any, rule int) {
 		if err := n.Decode(v); err != nil && !w.faulty(rule) {
 			errs = append(errs, yamlError(err, root))
@@ -110,18 +110,18 @@ func ParseRules(data []byte) (RuleSet, error) {
 	if len(errs) == 0 {
 		return rs, nil
 	}
-	slices.SortStableFunc(errs, func(a, b *RuleError) int { return cmp.Compare(a.Line, b.Line) })
+	slices.SortStableFunc(errs, func(a, b *Error) int { return cmp.Compare(a.Line, b.Line) })
 	if len(errs) > maxRuleErrors {
 		more := len(errs) - maxRuleErrors + 1
-		errs = append(errs[:maxRuleErrors-1], &RuleError{Msg: fmt.Sprintf("%d autres erreurs, non listées", more)})
+		errs = append(errs[:maxRuleErrors-1], &Error{Msg: fmt.Sprintf("%d autres erreurs, non listées", more)})
 	}
-	return RuleSet{}, withRuleNames(errs, root)
+	return Set{}, withRuleNames(errs, root)
 }
 
-// MarshalRules writes rs as YAML that ParseRules reads back to the same
+// Marshal writes rs as YAML that Parse reads back to the same
 // rules and comment (the version and its author are not part of it). The
 // action of a no-DSN or unread deadline that is off is left out.
-func MarshalRules(rs RuleSet) ([]byte, error) {
+func Marshal(rs Set) ([]byte, error) {
 	y := yamlRuleSet{Comment: rs.Comment, Rules: make([]Rule, len(rs.Rules))}
 	for i, r := range rs.Rules {
 		a := &r.Action
@@ -170,7 +170,7 @@ func flowLists(n *yaml.Node) {
 // of the pairs that cannot be decoded, so that the rest can be (pruned).
 type schemaWalker struct {
 	budget int
-	errs   RuleErrors
+	errs   Errors
 	drop   map[*yaml.Node]bool
 }
 
@@ -187,7 +187,7 @@ const (
 // field within the rule (or the top level when rule is 0).
 func (w *schemaWalker) check(n *yaml.Node, t reflect.Type, path []string, rule int) verdict {
 	bad := func(line int, path []string, format string, args ...any) verdict {
-		w.errs = append(w.errs, &RuleError{Rule: rule, Field: strings.Join(path, "."), Line: line, Msg: fmt.Sprintf(format, args...)})
+		w.errs = append(w.errs, &Error{Rule: rule, Field: strings.Join(path, "."), Line: line, Msg: fmt.Sprintf(format, args...)})
 		return faulty
 	}
 	if w.budget--; w.budget < 0 {
@@ -312,14 +312,14 @@ func (w *schemaWalker) pruned(n *yaml.Node) *yaml.Node {
 
 // faulty reports whether the walker found a mistake in rule (0: the top level).
 func (w *schemaWalker) faulty(rule int) bool {
-	return slices.ContainsFunc(w.errs, func(s *RuleError) bool { return s.Rule == rule })
+	return slices.ContainsFunc(w.errs, func(s *Error) bool { return s.Rule == rule })
 }
 
 // explains reports whether a mistake the walker found explains e, a mistake
 // of the decoded rules: a field that could not be read is left empty, and
 // what depends on it is wrong for that reason only.
-func (w *schemaWalker) explains(e *RuleError) bool {
-	return slices.ContainsFunc(w.errs, func(s *RuleError) bool {
+func (w *schemaWalker) explains(e *Error) bool {
+	return slices.ContainsFunc(w.errs, func(s *Error) bool {
 		return s.Rule == e.Rule && (e.Rule == 0 || s.Field == "" || s.Field == e.Field ||
 			strings.HasPrefix(e.Field, s.Field+".") || s.Field == "action.send" && e.Field == "action.delay_hours")
 	})
@@ -368,10 +368,10 @@ func stripYAMLLine(err error) string {
 	return strings.TrimPrefix(err.Error(), "yaml: ")
 }
 
-// yamlError turns an error of the yaml package into a *RuleError, with the
+// yamlError turns an error of the yaml package into an *Error, with the
 // rule at its line when root is known.
-func yamlError(err error, root *yaml.Node) *RuleError {
-	e := &RuleError{Msg: "syntaxe YAML: " + strings.TrimPrefix(err.Error(), "yaml: ")}
+func yamlError(err error, root *yaml.Node) *Error {
+	e := &Error{Msg: "syntaxe YAML: " + strings.TrimPrefix(err.Error(), "yaml: ")}
 	if m := yamlLine.FindStringSubmatch(err.Error()); m != nil {
 		e.Line, _ = strconv.Atoi(m[1])
 		e.Msg = "syntaxe YAML: " + m[2]
@@ -390,7 +390,7 @@ func yamlError(err error, root *yaml.Node) *RuleError {
 
 // withRuleNames sets the name of the rule of each of errs, from the source,
 // except for mistakes of the name itself; it returns errs.
-func withRuleNames(errs RuleErrors, root *yaml.Node) RuleErrors {
+func withRuleNames(errs Errors, root *yaml.Node) Errors {
 	for _, e := range errs {
 		if e.Rule == 0 || e.Field == "name" {
 			continue
