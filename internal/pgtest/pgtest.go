@@ -145,21 +145,14 @@ func ensureTemplate(ctx context.Context) (string, error) {
 		if err != nil && err != pgx.ErrNoRows {
 			return err
 		}
-		// Absent, or left half-built by an interrupted run. Templates of older
-		// schemas are dropped too.
-		rows, err := conn.Query(ctx, "SELECT datname FROM pg_database WHERE datname LIKE 'mssdispatch\\_tmpl\\_%'")
-		if err != nil {
-			return err
-		}
-		old, err := pgx.CollectRows(rows, pgx.RowTo[string])
-		if err != nil {
-			return err
-		}
-		for _, db := range append(old, name) {
-			if _, err := conn.Exec(ctx, fmt.Sprintf("ALTER DATABASE %s WITH IS_TEMPLATE false", db)); err != nil && db != name {
+		// Absent, or left half-built by an interrupted run (dropped). The
+		// templates of other schemas stay: another checkout (a branch with
+		// other migrations) may be running its tests from one right now.
+		if err == nil {
+			if _, err := conn.Exec(ctx, fmt.Sprintf("ALTER DATABASE %s WITH IS_TEMPLATE false", name)); err != nil {
 				return err
 			}
-			if _, err := conn.Exec(ctx, fmt.Sprintf("DROP DATABASE IF EXISTS %s WITH (FORCE)", db)); err != nil {
+			if _, err := conn.Exec(ctx, fmt.Sprintf("DROP DATABASE %s WITH (FORCE)", name)); err != nil {
 				return err
 			}
 		}
