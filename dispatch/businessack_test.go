@@ -3,9 +3,9 @@ package dispatch
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"log/slog"
-	"net"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -18,76 +18,51 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/mssdispatch/mssdispatch/correspondents"
-	"github.com/mssdispatch/mssdispatch/hl7"
-	"github.com/mssdispatch/mssdispatch/hl7/mllp"
 	"github.com/mssdispatch/mssdispatch/internal/pgtest"
 	"github.com/mssdispatch/mssdispatch/queue"
 )
 
 var quietLog = slog.New(slog.DiscardHandler)
 
-// fakeDPI is an MLLP listener playing the DPI: it keeps every message it
-// gets and answers each with what answer returns (an ACK code, or "" for no
-// answer at all).
-type fakeDPI struct {
-	addr string
-	srv  *mllp.Server
-
-	mu       sync.Mutex
-	received [][]byte
-	answer   func(n int) string // n: 1 for the first message
+// fakeNotifier is a DPINotifier playing the DPI: it keeps every notice it
+// gets and answers each with what answer returns for it.
+type fakeNotifier struct {
+	mu      sync.Mutex
+	notices []DPINotice
+	answer  func(n int) (DPIAnswer, error) // n: 1 for the first notice
 }
 
-// startDPI starts a fake DPI on addr ("127.0.0.1:0" for any port).
-func startDPI(t *testing.T, addr string, answer func(n int) string) *fakeDPI {
-	t.Helper()
-	d := &fakeDPI{answer: answer}
-	d.srv = &mllp.Server{Handler: mllp.HandlerFunc(d.serve), Logger: quietLog}
-	var l net.Listener
-	var err error
-	require.Eventually(t, func() bool { // the port of a listener just closed may take a moment
-		l, err = net.Listen("tcp", addr)
-		return err == nil
-	}, 5*time.Second, 20*time.Millisecond, "listen on %s", addr)
-	d.addr = l.Addr().String()
-	go func() { _ = d.srv.Serve(l) }()
-	t.Cleanup(func() { _ = d.srv.Close() })
-	return d
+func (f *fakeNotifier) NotifyDPI(_ context.Context, notice DPINotice) (DPIAnswer, error) {
+	f.mu.Lock()
+	f.notices = append(f.notices, notice)
+	n := len(f.notices)
+	f.mu.Unlock()
+	return f.answer(n)
 }
 
-func (d *fakeDPI) serve(_ context.Context, msg []byte) []byte {
-	d.mu.Lock()
-	d.received = append(d.received, msg)
-	n := len(d.received)
-	d.mu.Unlock()
-	code := d.answer(n)
-	if code == "" {
-		return nil
-	}
-	m, err := hl7.Parse(msg, hl7.ParseOptions{})
-	if err != nil {
-		return hl7.NewACKFor(hl7.ControlIDOf(msg), hl7.AckReject, "DPI-ACK", time.Now()).Encode()
-	}
-	var errs []hl7.ErrDetail
-	if code != hl7.AckAccept {
-		errs = append(errs, hl7.ErrDetail{Code: hl7.CodeUnknownKey, Msg: "message d'origine inconnu"})
-	}
-	return hl7.NewACK(m, code, "DPI-ACK", time.Now(), errs...).Encode()
-}
-
-// messages returns the messages the DPI got, parsed.
-func (d *fakeDPI) messages(t *testing.T) []*hl7.Message {
-	t.Helper()
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	out := make([]*hl7.Message, 0, len(d.received))
-	for _, raw := range d.received {
-		m, err := hl7.Parse(raw, hl7.ParseOptions{})
-		require.NoError(t, err)
-		out = append(out, m)
+// got returns the notices the DPI got about delivery id.
+func (f *fakeNotifier) got(id int64) []DPINotice {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []DPINotice
+	for _, n := range f.notices {
+		if n.DeliveryID == id {
+			out = append(out, n)
+		}
 	}
 	return out
 }
+
+// Answers of the fake DPI.
+func accept(n int) (DPIAnswer, error) {
+	return DPIAnswer{Detail: fmt.Sprintf("ACK-%d: AA", n)}, nil
+}
+
+func refuse(n int) (DPIAnswer, error) {
+	return DPIAnswer{Refused: true, Detail: fmt.Sprintf("ACK-%d: AE 204 message d'origine inconnu", n)}, nil
+}
+
+var errDPIDown = errors.New("dial tcp 127.0.0.1:2576: connection refused")
 
 type ackBundle struct {
 	ctx      context.Context
@@ -96,19 +71,15 @@ type ackBundle struct {
 	registry *prometheus.Registry
 }
 
-// setupAcks starts the business acknowledgement worker sending to addr
-// (empty: off) on a fresh database.
-func setupAcks(t *testing.T, addr string, configure ...func(*BusinessAckConfig)) *ackBundle {
+// setupAcks starts the business acknowledgement worker sending through
+// notifier (nil: off) on a fresh database.
+func setupAcks(t *testing.T, notifier DPINotifier) *ackBundle {
 	t.Helper()
 	pool := pgtest.NewPool(t)
 	registry := prometheus.NewRegistry()
-	cfg := BusinessAckConfig{Pool: pool, Addr: addr, SendingApplication: "MSSDISPATCH", SendingFacility: "CH-DEMO",
-		Timeout: 2 * time.Second, RetryBackoff: 10 * time.Millisecond, Registerer: registry, Logger: quietLog}
-	for _, c := range configure {
-		c(&cfg)
-	}
 	workers := river.NewWorkers()
-	require.NoError(t, AddBusinessAcks(workers, cfg))
+	require.NoError(t, AddBusinessAcks(workers, BusinessAckConfig{Pool: pool, Notifier: notifier,
+		RetryBackoff: 10 * time.Millisecond, Registerer: registry, Logger: quietLog}))
 	client := StartQueue(t, pool, workers)
 	return &ackBundle{ctx: context.Background(), pool: pool, client: client, registry: registry}
 }
@@ -225,14 +196,29 @@ func (b *ackBundle) events(t *testing.T, id int64) []string {
 	return out
 }
 
+// times returns when delivery id was delivered, read (zero when not) and last changed.
+func (b *ackBundle) times(t *testing.T, id int64) (delivered, read, updated time.Time) {
+	t.Helper()
+	var d, r *time.Time
+	require.NoError(t, b.pool.QueryRow(b.ctx, "SELECT delivered_at, read_at, updated_at FROM deliveries WHERE id = $1", id).
+		Scan(&d, &r, &updated))
+	if d != nil {
+		delivered = *d
+	}
+	if r != nil {
+		read = *r
+	}
+	return delivered, read, updated
+}
+
 var allAcks = Flags{Present: true, ToProfessionals: true, DeliveryAck: true, ReadAck: true}
 
 // TestBusinessAcksDeliveredThenRead sends a Z02 when the DSN comes and a Z03
-// when the MDN comes, each once, and checks what the DPI receives.
+// when the MDN comes, each once, and checks what the notifier is told.
 func TestBusinessAcksDeliveredThenRead(t *testing.T) {
 	t.Parallel()
-	dpi := startDPI(t, "127.0.0.1:0", func(int) string { return hl7.AckAccept })
-	b := setupAcks(t, dpi.addr)
+	dpi := &fakeNotifier{answer: accept}
+	b := setupAcks(t, dpi)
 	id := b.seed(t, allAcks, "hl7")
 
 	b.acknowledge(t, id, AckDelivered, "DSN delivered 2.0.0")
@@ -240,78 +226,59 @@ func TestBusinessAcksDeliveredThenRead(t *testing.T) {
 	b.acknowledge(t, id, AckRead, "MDN displayed")
 	b.waitJob(t, id, BusinessAckRead, rivertype.JobStateCompleted)
 
-	msgs := dpi.messages(t)
-	require.Len(t, msgs, 2)
-	for i, event := range []string{hl7.ZAMDelivery, hl7.ZAMRead} {
-		m := msgs[i]
-		code, ev, structure := m.Type()
-		require.Equal(t, []string{"ZAM", event, "ZAM_Z01"}, []string{code, ev, structure})
-		require.Equal(t, businessAckControlID(BusinessAckArgs{DeliveryID: id, Event: event}), m.ControlID())
-		msh := m.Segment("MSH")
-		require.Equal(t, []string{"MSSDISPATCH", "CH-DEMO", "DPI", "CH"}, []string{msh.Get(3), msh.Get(4), msh.Get(5), msh.Get(6)},
-			"from us to the DPI that sent the report (its MSH-3/4)")
-		require.Equal(t, "2.6", m.Version())
-		require.Equal(t, "CISIS_CDA_HL7_V2", msh.Component(21, 2))
-		require.Nil(t, m.Segment("PID"), "no patient data in a ZAM")
-		require.Nil(t, m.Segment("ERR"))
-		require.Len(t, m.SegmentsNamed("EVN"), 1)
-		obx := m.SegmentsNamed("OBX")
-		require.Len(t, obx, 2)
-		status, who := hl7.OBX{Segment: obx[0]}, hl7.OBX{Segment: obx[1]}
-		want := map[string][2]string{hl7.ZAMDelivery: {"ACK_RECEPTION_MSS", "DESTINATAIRE_MSS"}, hl7.ZAMRead: {"ACK_LECTURE_MSS", "LECTEUR_MSS"}}[event]
-		require.Equal(t, want[0], status.Identifier().Identifier)
-		require.Equal(t, "MSG-0042", status.Get(4), "OBX-4 is the MSH-10 of the report's message")
-		require.Equal(t, "Y", status.CodedValue().Identifier)
-		require.Equal(t, want[1], who.Identifier().Identifier)
-		require.Equal(t, "899900000007", who.Get(4), "OBX-4 is the recipient's id as the DPI gave it")
-		require.Equal(t, "X.400", who.Value().Rep(0).Comp(3))
-		require.Equal(t, "julie.roux@medecin-demo.mssante.fr", who.Value().Rep(0).Comp(4))
+	notices := dpi.got(id)
+	require.Len(t, notices, 2)
+	delivered, read, _ := b.times(t, id)
+	require.False(t, delivered.IsZero())
+	require.False(t, read.IsZero())
+	for i, want := range []struct {
+		event string
+		at    time.Time
+	}{{BusinessAckDelivery, delivered}, {BusinessAckRead, read}} {
+		n := notices[i]
+		require.Equal(t, want.event, n.Event)
+		require.Equal(t, id, n.DeliveryID)
+		require.False(t, n.Failed)
+		require.Empty(t, n.Detail)
+		require.Equal(t, "MSG-0042", n.ControlID, "the MSH-10 of the report's message")
+		require.Equal(t, "899900000007", n.RecipientID, "the recipient's id as the DPI gave it (national id first)")
+		require.Equal(t, "julie.roux@medecin-demo.mssante.fr", n.Address)
+		require.Equal(t, []string{"DPI", "CH", "PFI", "CH-PFI"},
+			[]string{n.SendingApplication, n.SendingFacility, n.ReceivingApplication, n.ReceivingFacility},
+			"the MSH-3/4/5/6 of the report's message")
+		require.WithinDuration(t, want.at, n.At, 0, "when the email was delivered (Z02) or read (Z03)")
 	}
 	require.Equal(t, []string{
-		"business_ack_sent ZAM^Z02 " + businessAckControlID(BusinessAckArgs{DeliveryID: id, Event: "Z02"}) + ": AA",
-		"business_ack_sent ZAM^Z03 " + businessAckControlID(BusinessAckArgs{DeliveryID: id, Event: "Z03"}) + ": AA",
+		"business_ack_sent ZAM^Z02 ACK-1: AA",
+		"business_ack_sent ZAM^Z03 ACK-2: AA",
 	}, b.events(t, id))
 	require.Equal(t, 1.0, b.metric(t, "Z02", "accepted"))
 	require.Equal(t, 1.0, b.metric(t, "Z03", "accepted"))
+	require.Zero(t, b.metric(t, "Z02", "retry"))
 
 	// A second DSN (the delivery is read now): nothing more for the DPI.
 	require.NoError(t, pgx.BeginFunc(b.ctx, b.pool, func(tx pgx.Tx) error {
 		return businessAcksFor(b.ctx, tx, b.client, true, id, AckDelivered, "DSN delivered 2.0.0, again")
 	}))
 	require.Len(t, b.jobs(t, id), 2)
-	require.Len(t, dpi.messages(t), 2)
+	require.Len(t, dpi.got(id), 2)
 }
 
-// TestBusinessAckRefused cancels the job when the DPI answers AE: not retried.
-// TestBusinessAckHeader checks that a ZAM comes from what the DPI named as
-// the receiver of its message (its MSH-5 and MSH-6), unless configured.
-func TestBusinessAckHeader(t *testing.T) {
-	t.Parallel()
-	dpi := startDPI(t, "127.0.0.1:0", func(int) string { return hl7.AckAccept })
-	b := setupAcks(t, dpi.addr, func(c *BusinessAckConfig) { c.SendingApplication, c.SendingFacility = "", "" })
-	id := b.seed(t, allAcks, "hl7")
-	b.acknowledge(t, id, AckDelivered, "DSN delivered 2.0.0")
-	b.waitJob(t, id, BusinessAckDelivery, rivertype.JobStateCompleted)
-	msh := dpi.messages(t)[0].Segment("MSH")
-	require.Equal(t, []string{"PFI", "CH-PFI", "DPI", "CH"}, []string{msh.Get(3), msh.Get(4), msh.Get(5), msh.Get(6)},
-		"the DPI's MSH-5/6 and MSH-3/4, swapped as in the volet's examples")
-}
-
+// TestBusinessAckRefused cancels the job when the DPI refuses the
+// acknowledgement for good: not retried, never enqueued again.
 func TestBusinessAckRefused(t *testing.T) {
 	t.Parallel()
-	dpi := startDPI(t, "127.0.0.1:0", func(int) string { return hl7.AckError })
-	b := setupAcks(t, dpi.addr)
+	dpi := &fakeNotifier{answer: refuse}
+	b := setupAcks(t, dpi)
 	id := b.seed(t, allAcks, "hl7")
 
 	b.acknowledge(t, id, AckDelivered, "DSN delivered 2.0.0")
 	job := b.waitJob(t, id, BusinessAckDelivery, rivertype.JobStateCancelled)
 	require.Equal(t, 1, job.Attempt, "a refusal is not retried")
-	require.Len(t, dpi.messages(t), 1)
-	events := b.events(t, id)
-	require.Len(t, events, 1)
-	require.Contains(t, events[0], "business_ack_refused ZAM^Z02 ")
-	require.Contains(t, events[0], ": AE 204")
+	require.Len(t, dpi.got(id), 1)
+	require.Equal(t, []string{"business_ack_refused ZAM^Z02 ACK-1: AE 204 message d'origine inconnu"}, b.events(t, id))
 	require.Equal(t, 1.0, b.metric(t, "Z02", "refused"))
+	require.Zero(t, b.metric(t, "Z02", "accepted"))
 
 	// Refused once, never enqueued again.
 	require.NoError(t, pgx.BeginFunc(b.ctx, b.pool, func(tx pgx.Tx) error {
@@ -320,78 +287,93 @@ func TestBusinessAckRefused(t *testing.T) {
 	require.Len(t, b.jobs(t, id), 1)
 }
 
-// TestBusinessAckDPIDown retries while the DPI is down and delivers the
-// acknowledgement once when it comes back.
+// TestBusinessAckDPIDown retries while the notifier fails (the DPI down,
+// silent, or refusing for now), with the same notice, and records the
+// acknowledgement once when it goes through.
 func TestBusinessAckDPIDown(t *testing.T) {
 	t.Parallel()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	addr := l.Addr().String()
-	require.NoError(t, l.Close()) // the DPI is down
-	b := setupAcks(t, addr)
+	dpi := &fakeNotifier{answer: func(n int) (DPIAnswer, error) {
+		if n <= 2 {
+			return DPIAnswer{}, fmt.Errorf("send ZAM^Z02: %w", errDPIDown)
+		}
+		return accept(n)
+	}}
+	b := setupAcks(t, dpi)
 	id := b.seed(t, allAcks, "hl7")
 
 	b.acknowledge(t, id, AckDelivered, "DSN delivered 2.0.0")
-	require.Eventually(t, func() bool {
-		jobs := b.jobs(t, id)
-		return len(jobs) == 1 && len(jobs[0].Errors) >= 2
-	}, 30*time.Second, 50*time.Millisecond)
-	require.Positive(t, b.metric(t, "Z02", "retry"))
-
-	dpi := startDPI(t, addr, func(int) string { return hl7.AckAccept }) // it comes back
 	job := b.waitJob(t, id, BusinessAckDelivery, rivertype.JobStateCompleted)
-	require.GreaterOrEqual(t, job.Attempt, 2)
-	require.Len(t, dpi.messages(t), 1, "delivered once")
+	require.Equal(t, 3, job.Attempt)
+	require.Len(t, job.Errors, 2)
+	require.Contains(t, job.Errors[0].Error, "connection refused")
+	notices := dpi.got(id)
+	require.Len(t, notices, 3)
+	require.Equal(t, notices[0], notices[2], "each attempt tells the same")
+	require.Equal(t, []string{"business_ack_sent ZAM^Z02 ACK-3: AA"}, b.events(t, id), "recorded once")
+	require.Equal(t, 2.0, b.metric(t, "Z02", "retry"))
 	require.Equal(t, 1.0, b.metric(t, "Z02", "accepted"))
 }
 
-// TestBusinessAckNoAnswer retries a ZAM the DPI did not acknowledge in time,
-// with the same MSH-10, so that the DPI can tell it got it twice.
-func TestBusinessAckNoAnswer(t *testing.T) {
+// TestBusinessAckUnsendable gives up an acknowledgement the notifier cannot
+// say at all (an error wrapping ErrUnsendable): cancelled, not retried.
+func TestBusinessAckUnsendable(t *testing.T) {
 	t.Parallel()
-	dpi := startDPI(t, "127.0.0.1:0", func(n int) string {
-		if n == 1 {
-			return "" // swallowed
-		}
-		return hl7.AckAccept
-	})
-	b := setupAcks(t, dpi.addr, func(c *BusinessAckConfig) { c.Timeout = 300 * time.Millisecond })
+	dpi := &fakeNotifier{answer: func(int) (DPIAnswer, error) {
+		return DPIAnswer{}, fmt.Errorf("%w: hl7: invalid ZAM: MSH-5: the receiving application is empty", ErrUnsendable)
+	}}
+	b := setupAcks(t, dpi)
 	id := b.seed(t, allAcks, "hl7")
 
 	b.acknowledge(t, id, AckRead, "MDN processed")
-	job := b.waitJob(t, id, BusinessAckRead, rivertype.JobStateCompleted)
-	require.Equal(t, 2, job.Attempt)
-	msgs := dpi.messages(t)
-	require.Len(t, msgs, 2)
-	require.Equal(t, msgs[0].ControlID(), msgs[1].ControlID())
-	require.Len(t, b.events(t, id), 1)
+	job := b.waitJob(t, id, BusinessAckRead, rivertype.JobStateCancelled)
+	require.Equal(t, 1, job.Attempt, "not retried")
+	require.Len(t, dpi.got(id), 1)
+	require.Empty(t, b.events(t, id), "neither sent nor refused")
+	require.Equal(t, 1.0, b.metric(t, "Z03", "invalid"))
+	require.Zero(t, b.metric(t, "Z03", "retry"))
 }
 
-// TestBusinessAckFailure tells the DPI that a delivery failed, with the
-// SMTP code of the DSN in the ERR segment.
+// TestBusinessAckFailure tells the DPI that a delivery failed (a DSN: Z02)
+// or a reading failed (an MDN: Z03), with what the DSN or MDN said.
 func TestBusinessAckFailure(t *testing.T) {
 	t.Parallel()
-	dpi := startDPI(t, "127.0.0.1:0", func(int) string { return hl7.AckAccept })
-	b := setupAcks(t, dpi.addr)
+	dpi := &fakeNotifier{answer: accept}
+	b := setupAcks(t, dpi)
 	id := b.seed(t, allAcks, "hl7")
 
-	b.acknowledge(t, id, AckFailed, "DSN failed 5.1.1 smtp; 550 5.1.1 No such user")
+	b.acknowledge(t, id, AckFailed, " DSN failed 5.1.1 smtp; 550 5.1.1 No such user\n")
 	b.waitJob(t, id, BusinessAckDelivery, rivertype.JobStateCompleted)
-	msgs := dpi.messages(t)
-	require.Len(t, msgs, 1)
-	require.Equal(t, "N", hl7.OBX{Segment: msgs[0].SegmentsNamed("OBX")[0]}.CodedValue().Identifier)
-	e := msgs[0].Segment("ERR")
-	require.NotNil(t, e)
-	require.Equal(t, "207", e.Component(3, 1))
-	require.Equal(t, []string{"550", hl7.ZAMErrorText(hl7.ZAMDelivery, "550"), "SMTPERRORCODE"},
-		[]string{e.Component(5, 1), e.Component(5, 2), e.Component(5, 3)})
+	notices := dpi.got(id)
+	require.Len(t, notices, 1)
+	n := notices[0]
+	require.Equal(t, BusinessAckDelivery, n.Event)
+	require.True(t, n.Failed)
+	require.Equal(t, "DSN failed 5.1.1 smtp; 550 5.1.1 No such user", n.Detail)
+	require.Equal(t, "MSG-0042", n.ControlID)
+	require.Equal(t, "julie.roux@medecin-demo.mssante.fr", n.Address)
+	_, _, updated := b.times(t, id)
+	require.WithinDuration(t, updated, n.At, 0, "never delivered: when it failed")
+	require.Equal(t, []string{"business_ack_sent ZAM^Z02 ACK-1: AA"}, b.events(t, id))
+
+	// An MDN reporting an error, to a DPI that asked for the read ack only.
+	mdn := b.seedWith(t, Flags{Present: true, ToProfessionals: true, ReadAck: true}, "hl7", false, 0)
+	b.acknowledge(t, mdn, AckFailed, "MDN processed/error 902 Identifiant patient inconnu")
+	b.waitJob(t, mdn, BusinessAckRead, rivertype.JobStateCompleted)
+	notices = dpi.got(mdn)
+	require.Len(t, notices, 1)
+	require.Equal(t, BusinessAckRead, notices[0].Event)
+	require.True(t, notices[0].Failed)
+	require.Equal(t, "MDN processed/error 902 Identifiant patient inconnu", notices[0].Detail)
+	require.Equal(t, "MSG-A", notices[0].ControlID)
+	require.Len(t, b.jobs(t, mdn), 1, "no Z02")
+	require.Equal(t, 1.0, b.metric(t, "Z03", "accepted"))
 }
 
-// TestBusinessAcksOff registers the worker without an address: the hook
+// TestBusinessAcksOff registers the worker without a notifier: the hook
 // enqueues nothing, and a job left from before is cancelled unsent.
 func TestBusinessAcksOff(t *testing.T) {
 	t.Parallel()
-	b := setupAcks(t, "")
+	b := setupAcks(t, nil)
 	id := b.seed(t, allAcks, "hl7")
 	require.NoError(t, pgx.BeginFunc(b.ctx, b.pool, func(tx pgx.Tx) error {
 		require.NoError(t, transition(b.ctx, tx, id, StatusSent, StatusDelivered, EventDelivered, actorSystem, ""))
@@ -403,7 +385,8 @@ func TestBusinessAcksOff(t *testing.T) {
 	later := &river.InsertOpts{ScheduledAt: time.Now().Add(time.Hour)}
 	first, err := b.client.Insert(b.ctx, BusinessAckArgs{DeliveryID: id + 1, Event: BusinessAckRead}, later)
 	require.NoError(t, err)
-	again, err := b.client.Insert(b.ctx, BusinessAckArgs{DeliveryID: id + 1, Event: BusinessAckRead, Failed: true, ErrorCode: "902"}, later)
+	again, err := b.client.Insert(b.ctx, BusinessAckArgs{DeliveryID: id + 1, Event: BusinessAckRead, Failed: true,
+		Detail: "MDN processed/error 902 inconnu"}, later)
 	require.NoError(t, err)
 	require.True(t, again.UniqueSkippedAsDuplicate)
 	require.Equal(t, first.Job.ID, again.Job.ID)
@@ -416,6 +399,7 @@ func TestBusinessAcksOff(t *testing.T) {
 	require.NoError(t, err)
 	b.waitJob(t, id, BusinessAckDelivery, rivertype.JobStateCancelled)
 	require.Equal(t, 1.0, b.metric(t, "Z02", "off"))
+	require.Empty(t, b.events(t, id))
 }
 
 // recordingInserter keeps the jobs it is asked to insert.
@@ -433,6 +417,9 @@ func TestBusinessAcksFor(t *testing.T) {
 	t.Parallel()
 	pool := pgtest.NewPool(t)
 	b := &ackBundle{ctx: context.Background(), pool: pool}
+	failed := func(event, detail string) []BusinessAckArgs {
+		return []BusinessAckArgs{{Event: event, Failed: true, Detail: detail}}
+	}
 	tests := []struct {
 		name     string
 		flags    Flags
@@ -445,12 +432,14 @@ func TestBusinessAcksFor(t *testing.T) {
 		want     []BusinessAckArgs
 	}{
 		{name: "delivered", flags: allAcks, on: true, statuses: []string{StatusDelivered}, ack: AckDelivered,
-			want: []BusinessAckArgs{{Event: "Z02"}}},
+			detail: "DSN delivered 2.0.0", want: []BusinessAckArgs{{Event: "Z02"}}},
 		{name: "DSN after the MDN", flags: allAcks, on: true, statuses: []string{StatusRead}, ack: AckDelivered,
 			want: []BusinessAckArgs{{Event: "Z02"}}},
 		{name: "read", flags: allAcks, on: true, statuses: []string{StatusRead}, ack: AckRead,
-			want: []BusinessAckArgs{{Event: "Z03"}}},
+			detail: "MDN displayed", want: []BusinessAckArgs{{Event: "Z03"}}},
 		{name: "acks off", flags: allAcks, on: false, statuses: []string{StatusDelivered}, ack: AckDelivered},
+		{name: "acks off, failure", flags: allAcks, on: false, statuses: []string{StatusFailed}, ack: AckFailed,
+			detail: "DSN failed 5.1.1"},
 		{name: "no delivery ack asked", flags: Flags{Present: true, ToProfessionals: true, ReadAck: true}, on: true,
 			statuses: []string{StatusDelivered}, ack: AckDelivered},
 		{name: "no read ack asked", flags: Flags{Present: true, ToProfessionals: true, DeliveryAck: true}, on: true,
@@ -460,25 +449,30 @@ func TestBusinessAcksFor(t *testing.T) {
 		{name: "paper delivery", flags: allAcks, paper: true, on: true, statuses: []string{StatusDelivered}, ack: AckDelivered},
 		{name: "acknowledgement without effect", flags: allAcks, on: true, statuses: []string{StatusRead}, ack: AckFailed,
 			detail: "DSN failed 5.1.1"},
+		{name: "delayed", flags: allAcks, on: true, ack: AckDelayed, detail: "DSN delayed 4.4.7"},
 		{name: "DSN failed", flags: allAcks, on: true, statuses: []string{StatusFailed}, ack: AckFailed,
 			detail: "DSN failed 5.1.1 smtp; 550 5.1.1 No such user",
-			want:   []BusinessAckArgs{{Event: "Z02", Failed: true, ErrorCode: "550"}}},
+			want:   failed("Z02", "DSN failed 5.1.1 smtp; 550 5.1.1 No such user")},
 		{name: "DSN failed without SMTP code", flags: allAcks, on: true, statuses: []string{StatusFailed}, ack: AckFailed,
-			detail: "DSN failed 5.4.4",
-			want:   []BusinessAckArgs{{Event: "Z02", Failed: true, ErrorCode: "512", ErrorText: "DSN failed 5.4.4"}}},
+			detail: "DSN failed 5.4.4", want: failed("Z02", "DSN failed 5.4.4")},
 		{name: "DSN failed, unknown mailbox, no SMTP code", flags: allAcks, on: true, statuses: []string{StatusFailed}, ack: AckFailed,
 			detail: `DSN failed 5.1.1 X-Postfix; unknown user: "julie@example.org"`,
-			want: []BusinessAckArgs{{Event: "Z02", Failed: true, ErrorCode: "550",
-				ErrorText: `DSN failed 5.1.1 X-Postfix; unknown user: "julie@example.org"`}}},
+			want:   failed("Z02", `DSN failed 5.1.1 X-Postfix; unknown user: "julie@example.org"`)},
 		{name: "DSN failed with an odd code", flags: allAcks, on: true, statuses: []string{StatusFailed}, ack: AckFailed,
-			detail: "DSN failed 4.4.7 smtp; 499 gave up",
-			want:   []BusinessAckArgs{{Event: "Z02", Failed: true, ErrorCode: "499", ErrorText: "DSN failed 4.4.7 smtp; 499 gave up"}}},
+			detail: "DSN failed 4.4.7 smtp; 499 gave up", want: failed("Z02", "DSN failed 4.4.7 smtp; 499 gave up")},
+		{name: "DSN failed, detail trimmed", flags: allAcks, on: true, statuses: []string{StatusFailed}, ack: AckFailed,
+			detail: " \tDSN failed 5.2.2 \r\n", want: failed("Z02", "DSN failed 5.2.2")},
+		{name: "failed, no detail", flags: allAcks, on: true, statuses: []string{StatusFailed}, ack: AckFailed,
+			want: failed("Z02", "")},
+		{name: "DSN failed, no delivery ack asked", flags: Flags{Present: true, ToProfessionals: true, ReadAck: true}, on: true,
+			statuses: []string{StatusFailed}, ack: AckFailed, detail: "DSN failed 5.1.1"},
 		{name: "MDN error", flags: allAcks, on: true, statuses: []string{StatusDelivered, StatusFailed}, ack: AckFailed,
 			detail: "MDN processed/error 902 Identifiant patient inconnu",
-			want:   []BusinessAckArgs{{Event: "Z03", Failed: true, ErrorCode: "902", ErrorText: "Identifiant patient inconnu"}}},
+			want:   failed("Z03", "MDN processed/error 902 Identifiant patient inconnu")},
 		{name: "MDN error, caret", flags: allAcks, on: true, statuses: []string{StatusFailed}, ack: AckFailed,
-			detail: "MDN processed/Error: 904^INS différent",
-			want:   []BusinessAckArgs{{Event: "Z03", Failed: true, ErrorCode: "904", ErrorText: "INS différent"}}},
+			detail: "MDN processed/Error: 904^INS différent", want: failed("Z03", "MDN processed/Error: 904^INS différent")},
+		{name: "MDN error, detail trimmed", flags: allAcks, on: true, statuses: []string{StatusFailed}, ack: AckFailed,
+			detail: "  MDN processed/error 906 ", want: failed("Z03", "MDN processed/error 906")},
 		{name: "MDN error, no read ack asked", flags: Flags{Present: true, ToProfessionals: true, DeliveryAck: true}, on: true,
 			statuses: []string{StatusFailed}, ack: AckFailed, detail: "MDN processed/error 902 inconnu"},
 	}
@@ -507,94 +501,19 @@ func TestBusinessAcksFor(t *testing.T) {
 			require.Equal(t, want, rec.args)
 		})
 	}
-}
 
-// TestFailedAck checks the acknowledgement of each kind of failure: the
-// SMTP reply code of a DSN when it gives one, else the code its enhanced
-// status code (RFC 3463) maps to in dsnStatusCodes, else 554; the MSSanté
-// error code of an MDN.
-func TestFailedAck(t *testing.T) {
-	t.Parallel()
-	dsn := func(code, text string) BusinessAckArgs {
-		return BusinessAckArgs{Event: BusinessAckDelivery, Failed: true, ErrorCode: code, ErrorText: text}
-	}
-	mdn := func(code, text string) BusinessAckArgs {
-		return BusinessAckArgs{Event: BusinessAckRead, Failed: true, ErrorCode: code, ErrorText: text}
-	}
-	tests := []struct {
-		detail string
-		want   BusinessAckArgs
-	}{
-		// The DSN's own SMTP reply code: the volet's label says it, or the detail does.
-		{"DSN failed 5.1.1 smtp; 550 5.1.1 No such user", dsn("550", "")},
-		{"DSN failed 5.2.2 smtp; 552-5.2.2 Mailbox full", dsn("552", "")},
-		{"DSN failed 4.4.7 (smtp; 421 too busy)", dsn("421", "")},
-		{"DSN failed 4.4.7 smtp; 499 gave up", dsn("499", "DSN failed 4.4.7 smtp; 499 gave up")},
-		// No SMTP reply code: the enhanced status code.
-		{"DSN failed 4.4.7", dsn("441", "DSN failed 4.4.7")},
-		{"DSN failed 5.4.7 X-Postfix; delivery time expired", dsn("441", "DSN failed 5.4.7 X-Postfix; delivery time expired")},
-		{"DSN failed 4.4.1 X-Postfix; connect to mx.example.org: Connection timed out", dsn("441", "DSN failed 4.4.1 X-Postfix; connect to mx.example.org: Connection timed out")},
-		{"DSN failed 5.4.2", dsn("442", "DSN failed 5.4.2")},
-		{"DSN failed 4.2.2", dsn("422", "DSN failed 4.2.2")},
-		{"DSN failed 5.2.2", dsn("552", "DSN failed 5.2.2")},
-		{"DSN failed 5.3.4", dsn("523", "DSN failed 5.3.4")},
-		{"DSN failed 5.1.2 X-Postfix; Host or domain name not found", dsn("512", "DSN failed 5.1.2 X-Postfix; Host or domain name not found")},
-		{"DSN failed 4.4.4", dsn("512", "DSN failed 4.4.4")},
-		{"DSN failed 5.4.4", dsn("512", "DSN failed 5.4.4")},
-		{"DSN failed 5.7.1 X-Postfix; Relay access denied", dsn("541", "DSN failed 5.7.1 X-Postfix; Relay access denied")},
-		{"DSN failed 5.7.26", dsn("541", "DSN failed 5.7.26")},
-		{"DSN failed 5.1.1", dsn("550", "DSN failed 5.1.1")},
-		{"DSN failed 5.1.10.", dsn("550", "DSN failed 5.1.10.")},
-		{"DSN failed 5.4.70", dsn("554", "DSN failed 5.4.70")},
-		{"DSN failed 5.0.0", dsn("554", "DSN failed 5.0.0")},
-		{"DSN failed 4.0.0", dsn("554", "DSN failed 4.0.0")},
-		{"DSN failed 5.4.4 X-Postfix; host 10.4.7.1 refused", dsn("512", "DSN failed 5.4.4 X-Postfix; host 10.4.7.1 refused")},
-		// Neither: the send failed.
-		{"DSN failed", dsn("554", "DSN failed")},
-		{"DSN failed X-Postfix; connect to 10.5.2.2: timeout", dsn("554", "DSN failed X-Postfix; connect to 10.5.2.2: timeout")},
-		// MDNs.
-		{"MDN processed/error 902 Identifiant patient inconnu", mdn("902", "Identifiant patient inconnu")},
-		{"MDN processed/Error: 904^INS différent", mdn("904", "INS différent")},
-		{"MDN processed/error 906", mdn("906", "")},
-		{"MDN processed/error", mdn("", "MDN processed/error")},
-	}
-	for _, tt := range tests {
-		t.Run(tt.detail, func(t *testing.T) {
-			t.Parallel()
-			got := failedAck(" " + tt.detail + " ")
-			require.Equal(t, tt.want, got)
-
-			// The ZAM of it always has an ERR-5, the explanation in ERR-8 when it says more.
-			z := hl7.ZAM{Event: got.Event, ControlID: "ZAM-1", Time: time.Now(), SendingApplication: hl7.HD{NamespaceID: "MSSDISPATCH"},
-				ReceivingApplication: hl7.HD{NamespaceID: "DPI"}, OriginalControlID: "MSG-1", RecipientAddress: "a@medecin.mssante.fr",
-				Error: &hl7.ZAMError{Code: got.ErrorCode, Text: got.ErrorText}}
-			m, err := hl7.BuildZAM(z)
+	// An acknowledgement the DPI already accepted, or refused, is not enqueued again.
+	for i, event := range []string{EventBusinessAckSent, EventBusinessAckRefused} {
+		id := b.seedWith(t, allAcks, "hl7", false, len(tests)+i)
+		rec := &recordingInserter{}
+		require.NoError(t, pgx.BeginFunc(b.ctx, pool, func(tx pgx.Tx) error {
+			require.NoError(t, recordBusinessAck(b.ctx, tx, id, event, "ZAM^Z03 ACK-1: AA"))
+			_, err := tx.Exec(b.ctx, "UPDATE deliveries SET status = 'read' WHERE id = $1", id)
 			require.NoError(t, err)
-			e := m.Segment("ERR")
-			require.NotNil(t, e)
-			require.Len(t, e.Component(5, 1), 3)
-			require.NotEmpty(t, e.Component(5, 3))
-			if got.ErrorCode != "" && hl7.ZAMErrorText(got.Event, got.ErrorCode) != "" {
-				require.Equal(t, hl7.ZAMErrorText(got.Event, got.ErrorCode), e.Component(5, 2))
-			}
-		})
-	}
-}
-
-// TestDSNStatusCodes checks that each row of dsnStatusCodes names a code of
-// the volet's SMTPERRORCODE table and is reachable (no earlier row hides it).
-func TestDSNStatusCodes(t *testing.T) {
-	t.Parallel()
-	for i, row := range dsnStatusCodes {
-		require.NotEmpty(t, hl7.ZAMErrorText(hl7.ZAMDelivery, row.code), "row %s", row.status)
-		status := row.status
-		if strings.HasSuffix(status, ".") {
-			status += "99"
-			if strings.Count(status, ".") < 2 {
-				status += ".99"
-			}
-		}
-		require.Equal(t, row.code, smtpCodeForStatus(status), "row %d %s", i, row.status)
+			require.NoError(t, businessAcksFor(b.ctx, tx, rec, true, id, AckRead, "MDN displayed"))
+			return businessAcksFor(b.ctx, tx, rec, true, id, AckDelivered, "DSN delivered 2.0.0")
+		}))
+		require.Equal(t, []river.JobArgs{BusinessAckArgs{DeliveryID: id, Event: "Z02"}}, rec.args, event)
 	}
 }
 
@@ -631,17 +550,23 @@ func (b *ackBundle) seedWith(t *testing.T, flags Flags, kind string, paper bool,
 func TestAddBusinessAcksConfig(t *testing.T) {
 	t.Parallel()
 	pool := pgtest.NewPool(t)
+	dpi := &fakeNotifier{answer: accept}
 	for name, cfg := range map[string]BusinessAckConfig{
-		"no pool":         {Addr: "127.0.0.1:2576"},
-		"bad address":     {Pool: pool, Addr: "dpi-without-port"},
-		"bad processing":  {Pool: pool, ProcessingID: "X"},
-		"negative backof": {Pool: pool, RetryBackoff: -time.Second},
+		"no pool":          {Notifier: dpi},
+		"negative backoff": {Pool: pool, Notifier: dpi, RetryBackoff: -time.Second},
 	} {
 		require.Error(t, AddBusinessAcks(river.NewWorkers(), cfg), name)
 	}
 	require.NoError(t, AddBusinessAcks(river.NewWorkers(), BusinessAckConfig{Pool: pool}), "off is a valid configuration")
+	registry := prometheus.NewRegistry()
+	require.NoError(t, AddBusinessAcks(river.NewWorkers(), BusinessAckConfig{Pool: pool, Notifier: dpi, Registerer: registry}))
+	require.Error(t, AddBusinessAcks(river.NewWorkers(), BusinessAckConfig{Pool: pool, Notifier: dpi, Registerer: registry}),
+		"the metric registered twice")
+	workers := river.NewWorkers()
+	require.NoError(t, AddBusinessAcks(workers, BusinessAckConfig{Pool: pool, Notifier: dpi}))
+	require.Error(t, AddBusinessAcks(workers, BusinessAckConfig{Pool: pool, Notifier: dpi}), "the worker registered twice")
 	require.False(t, BusinessAckConfig{}.Enabled())
-	require.True(t, BusinessAckConfig{Addr: "dpi:2576"}.Enabled())
+	require.True(t, BusinessAckConfig{Notifier: dpi}.Enabled())
 }
 
 func TestBusinessAckBackoff(t *testing.T) {
@@ -650,38 +575,5 @@ func TestBusinessAckBackoff(t *testing.T) {
 	for attempt, want := range map[int]time.Duration{1: time.Minute, 2: 2 * time.Minute, 5: 16 * time.Minute, 6: 30 * time.Minute, 49: 30 * time.Minute} {
 		next := w.NextRetry(&river.Job[BusinessAckArgs]{JobRow: &rivertype.JobRow{Attempt: attempt}})
 		require.WithinDuration(t, time.Now().Add(want), next, 5*time.Second, "attempt %d", attempt)
-	}
-}
-
-func TestReadDPIAck(t *testing.T) {
-	t.Parallel()
-	const id = "ZAM-Z02-7"
-	for _, tt := range []struct {
-		name, resp string
-		accepted   bool
-		permanent  bool
-		err        string
-	}{
-		{name: "AA", resp: "MSH|^~\\&|DPI|CH|MSSDISPATCH|CH|20240101||ACK^Z02^ACK|1|P|2.6\rMSA|AA|" + id, accepted: true},
-		{name: "CA", resp: "MSH|^~\\&|DPI|CH|||20240101||ACK|1|P|2.6\rMSA|CA|" + id, accepted: true},
-		{name: "AE", resp: "MSH|^~\\&|DPI|CH|||20240101||ACK|1|P|2.6\rMSA|AE|" + id + "\rERR|||204^Unknown key identifier^HL70357|E", permanent: true},
-		{name: "AR unsupported", resp: "MSH|^~\\&|DPI|CH|||20240101||ACK|1|P|2.6\rMSA|AR|" + id + "\rERR|||200^Unsupported message type^HL70357|E", permanent: true},
-		{name: "AR busy", resp: "MSH|^~\\&|DPI|CH|||20240101||ACK|1|P|2.6\rMSA|AR|" + id + "\rERR|||207^Application internal error^HL70357|E"},
-		{name: "other message", resp: "MSH|^~\\&|DPI|CH|||20240101||ACK|1|P|2.6\rMSA|AA|ZAM-Z02-8", err: "acknowledges"},
-		{name: "no MSA", resp: "MSH|^~\\&|DPI|CH|||20240101||ACK|1|P|2.6", err: "no MSA"},
-		{name: "bad code", resp: "MSH|^~\\&|DPI|CH|||20240101||ACK|1|P|2.6\rMSA|OK|" + id, err: "MSA-1"},
-		{name: "not HL7", resp: "OK", err: "not HL7"},
-	} {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			a, err := readDPIAck([]byte(tt.resp), id)
-			if tt.err != "" {
-				require.ErrorContains(t, err, tt.err)
-				return
-			}
-			require.NoError(t, err)
-			require.Equal(t, tt.accepted, a.accepted())
-			require.Equal(t, tt.permanent, a.permanent())
-		})
 	}
 }

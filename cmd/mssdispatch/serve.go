@@ -89,8 +89,8 @@ type serveConfig struct {
 	// IMAP reads the acknowledgements; an empty Addr turns it off.
 	IMAP dmail.InboxConfig
 	// DPIAck sends the business acknowledgements (ZAM) to the DPI; an empty
-	// Addr turns them off. Pool, Registerer and Logger are set by serve.
-	DPIAck     dispatch.BusinessAckConfig
+	// Addr turns them off.
+	DPIAck     hl7intake.NotifierConfig
 	HL7Charset string
 	// FINESS and Organisation name the hospital (custodian of CDAs built around a bare PDF).
 	FINESS       string
@@ -152,7 +152,7 @@ func loadServeConfig(e env) (serveConfig, error) {
 		},
 		IMAP: dmail.InboxConfig{Addr: e.get("IMAP_ADDR"), TLS: e.get("IMAP_TLS"), CAFile: e.get("IMAP_CA_FILE"),
 			Username: e.get("IMAP_USERNAME"), Password: e.get("IMAP_PASSWORD")},
-		DPIAck: dispatch.BusinessAckConfig{Addr: e.get("DPI_ACK_ADDR"), SendingApplication: e.get("DPI_ACK_APPLICATION"),
+		DPIAck: hl7intake.NotifierConfig{Addr: e.get("DPI_ACK_ADDR"), SendingApplication: e.get("DPI_ACK_APPLICATION"),
 			SendingFacility: e.get("DPI_ACK_FACILITY")},
 		HL7Charset:         e.get("HL7_CHARSET"),
 		FINESS:             e.get("FINESS"),
@@ -422,10 +422,19 @@ func serve(ctx context.Context, cfg serveConfig, logger *slog.Logger, ready func
 	if err != nil {
 		return err
 	}
-	dpiAck := cfg.DPIAck
-	dpiAck.Pool, dpiAck.Registerer, dpiAck.Logger = pool, registry, logger
-	if err := dispatch.AddBusinessAcks(workers, dpiAck); err != nil {
-		return &configError{msg: err.Error()}
+	var notifier dispatch.DPINotifier // nil: business acknowledgements off
+	if cfg.DPIAck.Addr != "" {
+		n, err := hl7intake.NewNotifier(cfg.DPIAck)
+		if err != nil {
+			return &configError{msg: err.Error()}
+		}
+		defer n.Close() // after the workers stopped
+		notifier = n
+	}
+	err = dispatch.AddBusinessAcks(workers, dispatch.BusinessAckConfig{Pool: pool, Notifier: notifier,
+		Registerer: registry, Logger: logger})
+	if err != nil {
+		return err
 	}
 	err = dispatch.AddRetention(workers, dispatch.RetentionConfig{Pool: pool, Days: cfg.RetentionDays,
 		AuditDays: cfg.AuditRetentionDays, Registerer: registry, Logger: logger})
@@ -465,7 +474,7 @@ func serve(ctx context.Context, cfg serveConfig, logger *slog.Logger, ready func
 		return err
 	}
 	service, err := dispatch.NewService(dispatch.ServiceConfig{Pool: pool, Jobs: jobs, Logger: logger, Resolver: resolver,
-		BusinessAcks: dpiAck.Enabled(), Sender: cfg.Sender, Letterhead: cfg.Letterhead,
+		BusinessAcks: notifier != nil, Sender: cfg.Sender, Letterhead: cfg.Letterhead,
 		Custodian: dispatch.Organisation{FINESS: cfg.FINESS, Name: cfg.Organisation}})
 	if err != nil {
 		return &configError{msg: err.Error()}

@@ -150,8 +150,10 @@ func setupVolet(t *testing.T, dpiAddr string) *voletBundle {
 	if dpiAddr != "" {
 		// SendingApplication and SendingFacility left empty: the ZAMs come
 		// from the MSH-5 and MSH-6 of the DPI's message.
-		require.NoError(t, dispatch.AddBusinessAcks(workers, dispatch.BusinessAckConfig{Pool: pool, Addr: dpiAddr,
-			Timeout: 5 * time.Second, RetryBackoff: 50 * time.Millisecond, Logger: voletLog}))
+		notifier, err := hl7intake.NewNotifier(hl7intake.NotifierConfig{Addr: dpiAddr, Timeout: 5 * time.Second})
+		require.NoError(t, err)
+		require.NoError(t, dispatch.AddBusinessAcks(workers, dispatch.BusinessAckConfig{Pool: pool, Notifier: notifier,
+			RetryBackoff: 50 * time.Millisecond, Logger: voletLog}))
 	}
 	client, err := queue.New(pool, queue.Config{Workers: workers, FetchPollInterval: 100 * time.Millisecond, Logger: voletLog})
 	require.NoError(t, err)

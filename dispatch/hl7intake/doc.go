@@ -9,5 +9,7 @@
 // retransmission gets the first ACK; every refused message is quarantined,
 // its bytes whole, with whom and what it is about as far as it can be read;
 // Reprocess runs one through the intake again once its cause is gone.
-// It serves MLLP connections and the REST endpoint that takes raw HL7.
+// It serves MLLP connections and the REST endpoint that takes raw HL7, and
+// sends the DPI the business acknowledgements it asked for (Notifier: a
+// ZAM^Z02 or ZAM^Z03 over MLLP, the domain's dispatch.DPINotifier).
 package hl7intake

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -103,6 +104,9 @@ func (n *Notifier) NotifyDPI(ctx context.Context, notice dispatch.DPINotice) (di
 			answer.Code, answer.ErrCode)
 	}
 }
+
+// Close closes the connection kept open to the DPI.
+func (n *Notifier) Close() error { return n.client.Close() }
 
 // zam is the message of notice n.
 func (n *Notifier) zam(notice dispatch.DPINotice, controlID string, now time.Time) hl7.ZAM {
@@ -215,7 +219,8 @@ type dpiAck struct {
 }
 
 func (a dpiAck) String() string {
-	return strings.TrimSpace(strings.Join([]string{a.Code, a.ErrCode, a.Text}, " "))
+	parts := slices.DeleteFunc([]string{a.Code, a.ErrCode, strings.TrimSpace(a.Text)}, func(s string) bool { return s == "" })
+	return strings.Join(parts, " ")
 }
 
 // accepted reports an AA (or an enhanced-mode CA).
