@@ -102,6 +102,35 @@ func Write(ctx context.Context, q Querier, e Entry) error {
 	return nil
 }
 
+// Beginner starts transactions: a *pgxpool.Pool.
+type Beginner interface {
+	Begin(ctx context.Context) (pgx.Tx, error)
+}
+
+// Viewed writes entries in one transaction of db, before the patient data
+// they record is served: an error keeps the data from being served.
+func Viewed(ctx context.Context, db Beginner, entries ...Entry) error {
+	return pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
+		for _, e := range entries {
+			if err := Write(ctx, tx, e); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// Served returns v once entries are written (Viewed), and nothing but the
+// error when they could not be: patient data goes with its audit entry or
+// not at all.
+func Served[T any](ctx context.Context, db Beginner, v T, entries ...Entry) (T, error) {
+	if err := Viewed(ctx, db, entries...); err != nil {
+		var zero T
+		return zero, err
+	}
+	return v, nil
+}
+
 // clean makes s storable text of at most limit characters.
 func clean(s string, limit int) string {
 	s = strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "")

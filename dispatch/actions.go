@@ -162,7 +162,7 @@ func (s *Service) Acknowledge(ctx context.Context, deliveryID int64, ack, detail
 		}
 		var err error
 		switch {
-		case allowed(d.Status, ack) != nil:
+		case Allowed(d.Status, ack) != nil:
 			err = insertEvent(ctx, tx, d.ID, d.Status, d.Status, event, actorSystem, detail+" (sans effet: "+d.Status+")")
 		case ack == AckFailed:
 			err = failDelivery(ctx, tx, d.ID, d.Status, event, detail, CauseFailed, s.jobs)
@@ -247,7 +247,7 @@ const (
 func (s *Service) SwitchToPaper(ctx context.Context, deliveryID int64, user string) (int64, error) {
 	var paperID int64
 	err := s.userAct(ctx, deliveryID, user, EventPaper, func(tx pgx.Tx, d storedDelivery) (string, error) {
-		if d.Channel != correspondents.ChannelMSSante || !canSwitchToPaper(d.Status, d.SendingAt) {
+		if d.Channel != correspondents.ChannelMSSante || !CanSwitchToPaper(d.Status, d.SendingAt) {
 			return "", allowedAction(d, "switch to paper")
 		}
 		paper := newDelivery{RecipientID: d.RecipientID, Channel: correspondents.ChannelPaper, Status: StatusPaperPending,

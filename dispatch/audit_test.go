@@ -28,9 +28,9 @@ func TestAuditInTheSameTransaction(t *testing.T) {
 	change := dispatch.RecipientChange{Address: "jean.martin@ch-demo.mssante.fr"}
 	require.ErrorContains(t, b.svc.EditRecipient(ctx, jeanRow.ID, "alice", change), "audit log unavailable")
 	require.ErrorContains(t, b.svc.Cancel(ctx, jeanRow.ID, "alice", "doublon"), "audit log unavailable")
-	_, err = b.svc.ReportDetail(ctx, "alice", id)
+	_, err = b.views.ReportDetail(ctx, "alice", id)
 	require.ErrorContains(t, err, "audit log unavailable", "not served unrecorded")
-	_, err = b.svc.DocumentPDF(ctx, "alice", id)
+	_, err = b.views.DocumentPDF(ctx, "alice", id)
 	require.ErrorContains(t, err, "audit log unavailable")
 	v, err := b.svc.Report(ctx, "test", id)
 	require.ErrorContains(t, err, "audit log unavailable")

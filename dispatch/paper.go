@@ -457,8 +457,8 @@ func (s *Service) LetterPDF(ctx context.Context, viewer string, deliveryID int64
 	if err != nil {
 		return nil, err
 	}
-	return served(pdf, s.viewed(ctx, audit.Entry{Actor: viewer, Action: "letter_printed", Object: fmt.Sprintf("delivery:%d", deliveryID),
-		ReportID: l.ReportID, DeliveryID: deliveryID}))
+	return audit.Served(ctx, s.pool, pdf, audit.Entry{Actor: viewer, Action: "letter_printed", Object: fmt.Sprintf("delivery:%d", deliveryID),
+		ReportID: l.ReportID, DeliveryID: deliveryID})
 }
 
 // PaperBatches returns the newest batches, up to limit (default 50).
@@ -483,7 +483,7 @@ func (s *Service) PaperBatch(ctx context.Context, viewer string, id int64) (Pape
 	if err != nil {
 		return PaperBatch{}, nil, err
 	}
-	if err := s.viewed(ctx, batchEntries(viewer, "report_viewed", id, letters)...); err != nil {
+	if err := audit.Viewed(ctx, s.pool, batchEntries(viewer, "report_viewed", id, letters)...); err != nil {
 		return PaperBatch{}, nil, err
 	}
 	return b, letters, nil
@@ -502,7 +502,7 @@ func (s *Service) PaperBatchPDF(ctx context.Context, viewer string, id int64) ([
 		return nil, err
 	}
 	letters = slices.DeleteFunc(letters, func(l BatchLetter) bool { return l.DuplicateOf != 0 })
-	return served(pdf, s.viewed(ctx, batchEntries(viewer, "letter_printed", id, letters)...))
+	return audit.Served(ctx, s.pool, pdf, batchEntries(viewer, "letter_printed", id, letters)...)
 }
 
 // batchEntries are the audit entries of viewer's action on the letters of

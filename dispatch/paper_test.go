@@ -19,6 +19,7 @@ import (
 	"github.com/mssdispatch/mssdispatch/dispatch"
 	"github.com/mssdispatch/mssdispatch/dispatch/mail"
 	"github.com/mssdispatch/mssdispatch/paper"
+	"github.com/mssdispatch/mssdispatch/readmodel"
 )
 
 // letterhead is the test hospital's.
@@ -157,7 +158,7 @@ func TestPaperBatches(t *testing.T) {
 	require.Equal(t, 2, again.Letters)
 
 	// The history of a letter tells its batches.
-	v, err := b.svc.ReportDetail(b.ctx, "test", first.ReportID)
+	v, err := b.views.ReportDetail(b.ctx, "test", first.ReportID)
 	require.NoError(t, err)
 	var events []string
 	for _, e := range v.Timeline {
@@ -218,11 +219,11 @@ func (b *testBundle) waitLetters(t *testing.T, reportID int64, want int) []dispa
 }
 
 // lastEvent is the last event of the delivery id in the report's history.
-func (b *testBundle) lastEvent(t *testing.T, reportID, id int64) dispatch.TimelineEvent {
+func (b *testBundle) lastEvent(t *testing.T, reportID, id int64) readmodel.TimelineEvent {
 	t.Helper()
-	v, err := b.svc.ReportDetail(b.ctx, "test", reportID)
+	v, err := b.views.ReportDetail(b.ctx, "test", reportID)
 	require.NoError(t, err)
-	var last dispatch.TimelineEvent
+	var last readmodel.TimelineEvent
 	for _, e := range v.Timeline {
 		if e.DeliveryID == id {
 			last = e

@@ -207,8 +207,8 @@ func (s *Service) QuarantinedRaw(ctx context.Context, viewer string, id int64) (
 	if len(raw) == 0 {
 		return raw, nil
 	}
-	return served(raw, s.viewed(ctx, audit.Entry{Actor: viewer, Action: "quarantine_viewed", Object: quarantineObject(id),
-		Detail: fmt.Sprintf("%d octets", len(raw))}))
+	return audit.Served(ctx, s.pool, raw, audit.Entry{Actor: viewer, Action: "quarantine_viewed", Object: quarantineObject(id),
+		Detail: fmt.Sprintf("%d octets", len(raw))})
 }
 
 // maxNoteLen is the longest reason for setting a message aside, in characters.

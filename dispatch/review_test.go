@@ -12,15 +12,16 @@ import (
 	"github.com/mssdispatch/mssdispatch/audit"
 	"github.com/mssdispatch/mssdispatch/dispatch"
 	"github.com/mssdispatch/mssdispatch/postal"
+	"github.com/mssdispatch/mssdispatch/readmodel"
 	"github.com/mssdispatch/mssdispatch/rules"
 )
 
 // row returns the worklist row of the delivery id.
-func (b *testBundle) row(t *testing.T, list string, id int64) dispatch.DeliveryRow {
+func (b *testBundle) row(t *testing.T, list string, id int64) readmodel.DeliveryRow {
 	t.Helper()
-	page, err := b.svc.Deliveries(b.ctx, "test", dispatch.DeliveryFilter{Worklist: list, Limit: 200})
+	page, err := b.views.Deliveries(b.ctx, "test", readmodel.DeliveryFilter{Worklist: list, Limit: 200})
 	require.NoError(t, err)
-	i := slices.IndexFunc(page.Rows, func(r dispatch.DeliveryRow) bool { return r.ID == id })
+	i := slices.IndexFunc(page.Rows, func(r readmodel.DeliveryRow) bool { return r.ID == id })
 	require.GreaterOrEqual(t, i, 0, "delivery %d in %s", id, list)
 	return page.Rows[i]
 }
@@ -35,7 +36,7 @@ func TestReviewChoices(t *testing.T) {
 	b, dir := setupOutbox(t)
 	id := b.receive(t, testReport(t)).ReportID
 	jeanRow := delivery(t, b.waitDeliveries(t, id, 4), jean, "mssante")
-	row := b.row(t, dispatch.WorklistReview, jeanRow.ID)
+	row := b.row(t, readmodel.WorklistReview, jeanRow.ID)
 	const chosen = "jean.martin@ch-demo.mssante.fr"
 	require.ElementsMatch(t, []string{"jean.martin@medecin-demo.mssante.fr", chosen}, row.Choices)
 	require.True(t, row.PostalAddress.Known(), "a letter can go where the directory says")
@@ -84,19 +85,19 @@ func TestHeldByRule(t *testing.T) {
 		return len(v.Deliveries) == 4 && delivery(t, v, claire, "mssante").Status == dispatch.StatusScheduled
 	})
 	scheduled := delivery(t, v, claire, "mssante")
-	row := b.row(t, dispatch.WorklistScheduled, scheduled.ID)
+	row := b.row(t, readmodel.WorklistScheduled, scheduled.ID)
 	require.NotNil(t, row.ScheduledFor)
 	require.WithinDuration(t, start.Add(48*time.Hour), *row.ScheduledFor, time.Minute)
 	require.Equal(t, "Attendre la consultation", row.RuleName)
 	require.Contains(t, row.ReasonText, "Retenu par la règle « Attendre la consultation » (version 1) : envoi différé de 48 h, jusqu'au "+
 		row.ScheduledFor.In(dispatch.Zone).Format("02/01/2006 à 15:04")+".")
-	detail, err := b.svc.ReportDetail(b.ctx, "test", later)
+	detail, err := b.views.ReportDetail(b.ctx, "test", later)
 	require.NoError(t, err)
 	for _, rc := range detail.Recipients {
 		for _, d := range rc.Deliveries {
 			if d.ID == scheduled.ID {
 				require.Equal(t, row.ScheduledFor.Unix(), d.ScheduledFor.Unix())
-				require.Equal(t, []string{dispatch.ActionSendNow, dispatch.ActionHold, dispatch.ActionPaper, dispatch.ActionCancel}, d.Actions(),
+				require.Equal(t, []string{readmodel.ActionSendNow, readmodel.ActionHold, readmodel.ActionPaper, readmodel.ActionCancel}, d.Actions(),
 					"sending now is its own action")
 			}
 		}

@@ -406,7 +406,7 @@ func (s *Service) viewReport(ctx context.Context, viewer string, id int64, docum
 	if err != nil {
 		return ReportView{}, err
 	}
-	return served(v, s.viewed(ctx, audit.Entry{Actor: viewer, Action: "report_viewed", Object: fmt.Sprintf("report:%d", v.ID), ReportID: v.ID}))
+	return audit.Served(ctx, s.pool, v, audit.Entry{Actor: viewer, Action: "report_viewed", Object: fmt.Sprintf("report:%d", v.ID), ReportID: v.ID})
 }
 
 // applyVersioning checks that a replacement or deletion names known

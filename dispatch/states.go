@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
+	_ "time/tzdata" // Europe/Paris must load on hosts without a zoneinfo database.
 
 	"github.com/mssdispatch/mssdispatch/rules"
 )
@@ -25,7 +27,7 @@ const (
 
 // transitions lists, for each status, the statuses a delivery may move to;
 // "" is a delivery being created. It is the one place that says what may
-// happen to a delivery: every status change goes through allowed.
+// happen to a delivery: every status change goes through Allowed.
 var transitions = map[string][]string{
 	"":                 {StatusReview, StatusScheduled, StatusQueued, StatusPaperPending, StatusCancelled},
 	StatusReview:       {StatusQueued, StatusPaperPending, StatusCancelled, StatusSuperseded},
@@ -61,8 +63,15 @@ var ErrTransition = errors.New("delivery status change not allowed")
 // ErrStale is returned when a delivery is no longer in the status an action expected.
 var ErrStale = errors.New("the delivery changed meanwhile")
 
-// allowed returns an error wrapping ErrTransition unless a delivery may move from to.
-func allowed(from, to string) error {
+// CanSwitchToPaper reports whether an email in status may be replaced or
+// doubled by a letter: not once cancelled or superseded, nor while handed
+// to SMTP (sending).
+func CanSwitchToPaper(status string, sending bool) bool {
+	return !sending && status != StatusCancelled && status != StatusSuperseded
+}
+
+// Allowed returns an error wrapping ErrTransition unless a delivery may move from to.
+func Allowed(from, to string) error {
 	next, known := transitions[from]
 	if !known || !slices.Contains(next, to) {
 		if from == "" {
@@ -118,3 +127,12 @@ const (
 	EventDomainWait = "domain_wait" // its operator is refusing for now; it waits its turn
 	EventUntrusted  = "untrusted"   // its address was outside the trust space when it was to go: not sent
 )
+
+// Zone is the hospital's time zone: the rules' delays, the statistics' months, the paper batches' days.
+var Zone = func() *time.Location {
+	loc, err := time.LoadLocation("Europe/Paris")
+	if err != nil {
+		panic(fmt.Sprintf("dispatch: load Europe/Paris: %v", err)) // unreachable: time/tzdata is embedded
+	}
+	return loc
+}()

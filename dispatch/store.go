@@ -9,6 +9,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/mssdispatch/mssdispatch/cda"
 	"github.com/mssdispatch/mssdispatch/correspondents"
 )
 
@@ -209,6 +211,19 @@ func loadDocument(ctx context.Context, q dbtx, reportID int64) (cdaDoc, pdf []by
 	return cdaDoc, pdf, inCDA, nil
 }
 
+// ReportPDF returns the stored PDF of a report's document, or ErrNotFound
+// (a CDA without PDF, or purged).
+func ReportPDF(ctx context.Context, q *pgxpool.Pool, reportID int64) ([]byte, error) {
+	cdaDoc, pdf, inCDA, err := loadDocument(ctx, q, reportID)
+	if err == nil {
+		pdf, err = storedPDF(pdf, inCDA, func() ([]byte, error) { return cda.ExtractPDF(cdaDoc) })
+	}
+	if err == nil && len(pdf) == 0 {
+		err = ErrNotFound
+	}
+	return pdf, err
+}
+
 // storedDocumentBytes is a document of a report as stored (see loadDocument).
 type storedDocumentBytes struct {
 	cda, pdf []byte
@@ -288,7 +303,7 @@ func documentKnown(ctx context.Context, q dbtx, documentID string) (bool, error)
 // the outcome.
 func stopPendingDeliveries(ctx context.Context, q dbtx, documentID, status, event string) error {
 	for _, from := range pendingStatuses {
-		if err := allowed(from, status); err != nil {
+		if err := Allowed(from, status); err != nil {
 			return err
 		}
 	}
@@ -414,7 +429,7 @@ type newDelivery struct {
 // insertDelivery creates d, recording its creation by actor, and returns its
 // id; created is false when the recipient already had a delivery on that channel.
 func insertDelivery(ctx context.Context, tx pgx.Tx, reportID int64, d newDelivery, actor Actor) (id int64, created bool, err error) {
-	if err := allowed("", d.Status); err != nil {
+	if err := Allowed("", d.Status); err != nil {
 		return 0, false, err
 	}
 	var messageID *string
@@ -471,7 +486,7 @@ func insertEvent(ctx context.Context, q dbtx, deliveryID int64, from, to, event 
 // (empty clears it); detail goes to the history. A move to sent or failed
 // ends the send attempt in flight (sending_at cleared).
 func transition(ctx context.Context, q dbtx, deliveryID int64, from, to, event string, actor Actor, detail string) error {
-	if err := allowed(from, to); err != nil {
+	if err := Allowed(from, to); err != nil {
 		return fmt.Errorf("delivery %d: %w", deliveryID, err)
 	}
 	lastError := ""
@@ -780,4 +795,32 @@ func overdueDeadlines(ctx context.Context, q dbtx) ([]DeadlineArgs, error) {
 		return nil, fmt.Errorf("overdue deadlines: %w", err)
 	}
 	return out, nil
+}
+
+// nextRecipientPosition is the position of a recipient added to a report.
+func nextRecipientPosition(ctx context.Context, tx pgx.Tx, reportID int64) (int, error) {
+	var n int
+	// Lock the report so that two additions get two positions.
+	if err := tx.QueryRow(ctx, `SELECT 1 FROM reports WHERE id = $1 FOR UPDATE`, reportID).Scan(&n); err != nil {
+		if errors.Is(err, pgx.ErrNoRows) {
+			return 0, ErrNotFound
+		}
+		return 0, fmt.Errorf("lock report %d: %w", reportID, err)
+	}
+	err := tx.QueryRow(ctx, `SELECT coalesce(max(position), 0) + 1 FROM recipients WHERE report_id = $1`, reportID).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("recipients of report %d: %w", reportID, err)
+	}
+	return n, nil
+}
+
+// setDeliveryRecipient changes where a delivery goes.
+func setDeliveryRecipient(ctx context.Context, q dbtx, id int64, address, name string, postal PostalAddress, reason, reasonText string) error {
+	_, err := q.Exec(ctx, `UPDATE deliveries SET address = $2, recipient_name = $3, postal_address = $4,
+			reason = $5, reason_text = $6, updated_at = now() WHERE id = $1`,
+		id, address, name, postal, reason, reasonText)
+	if err != nil {
+		return fmt.Errorf("edit delivery %d: %w", id, err)
+	}
+	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/mssdispatch/mssdispatch/correspondents"
 	"github.com/mssdispatch/mssdispatch/dispatch"
 	"github.com/mssdispatch/mssdispatch/internal/mailtest"
+	"github.com/mssdispatch/mssdispatch/readmodel"
 )
 
 const attacker = "evil@attacker.example"
@@ -77,11 +78,11 @@ func TestTrustSpaceInvariant(t *testing.T) {
 	// the secretary chooses an address or paper.
 	jeanRow := delivery(t, v, jean, mss)
 	require.ErrorIs(t, b.svc.Approve(ctx, jeanRow.ID, "sec1"), dispatch.ErrNoAddress)
-	detail, err := b.svc.ReportDetail(ctx, "test", id)
+	detail, err := b.views.ReportDetail(ctx, "test", id)
 	require.NoError(t, err)
-	i := slices.IndexFunc(detail.Recipients, func(rc dispatch.RecipientDetail) bool { return rc.Name == jean })
+	i := slices.IndexFunc(detail.Recipients, func(rc readmodel.RecipientDetail) bool { return rc.Name == jean })
 	require.GreaterOrEqual(t, i, 0)
-	require.Equal(t, []string{dispatch.ActionEdit, dispatch.ActionPaper, dispatch.ActionCancel}, detail.Recipients[i].Deliveries[0].Actions())
+	require.Equal(t, []string{readmodel.ActionEdit, readmodel.ActionPaper, readmodel.ActionCancel}, detail.Recipients[i].Deliveries[0].Actions())
 
 	// An untrusted address stored by an older version, or put there by hand,
 	// cannot be approved.

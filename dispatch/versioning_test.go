@@ -12,6 +12,7 @@ import (
 
 	"github.com/mssdispatch/mssdispatch/correspondents"
 	"github.com/mssdispatch/mssdispatch/dispatch"
+	"github.com/mssdispatch/mssdispatch/readmodel"
 )
 
 type line struct{ recipient, status, reason string }
@@ -181,7 +182,7 @@ func TestResend(t *testing.T) {
 	require.Contains(t, lines(v), line{"luc.nouveau@medecin-demo.mssante.fr", "sent", correspondents.ReasonDPIAddress})
 	require.Equal(t, 3, emails(), "only the new recipient got it")
 
-	detail, err := b.svc.ReportDetail(b.ctx, "test", first.ReportID)
+	detail, err := b.views.ReportDetail(b.ctx, "test", first.ReportID)
 	require.NoError(t, err)
 	var resent []string
 	for _, e := range detail.Timeline {
@@ -228,9 +229,9 @@ func TestPatientMailbox(t *testing.T) {
 		rc := b.receive(t, r)
 		v := b.waitDeliveries(t, rc.ReportID, 2)
 		require.Equal(t, []line{{"julie.roux@medecin-demo.mssante.fr", "sent", correspondents.ReasonDPIAddress}, tt.want}, lines(v), name)
-		detail, err := b.svc.ReportDetail(b.ctx, "test", rc.ReportID)
+		detail, err := b.views.ReportDetail(b.ctx, "test", rc.ReportID)
 		require.NoError(t, err)
-		warned := slices.ContainsFunc(detail.Timeline, func(e dispatch.TimelineEvent) bool { return e.Event == dispatch.ReportEventWarning })
+		warned := slices.ContainsFunc(detail.Timeline, func(e readmodel.TimelineEvent) bool { return e.Event == dispatch.ReportEventWarning })
 		require.Equal(t, tt.want.status == "review", warned, "%s: a warning in the history", name)
 	}
 	emails, err := os.ReadDir(outboxDir)

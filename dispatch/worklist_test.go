@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/mssdispatch/mssdispatch/dispatch"
+	"github.com/mssdispatch/mssdispatch/readmodel"
 	"github.com/mssdispatch/mssdispatch/rules"
 )
 
@@ -39,15 +40,15 @@ func TestDeliveriesPages(t *testing.T) {
 	b, _ := setupOutbox(t)
 	worklistReports(t, b)
 
-	all, err := b.svc.Deliveries(b.ctx, "test", dispatch.DeliveryFilter{Limit: 200})
+	all, err := b.views.Deliveries(b.ctx, "test", readmodel.DeliveryFilter{Limit: 200})
 	require.NoError(t, err)
 	require.Empty(t, all.Next)
 	require.Greater(t, len(all.Rows), 6)
 	var paged []int64
-	f := dispatch.DeliveryFilter{Limit: 2}
+	f := readmodel.DeliveryFilter{Limit: 2}
 	for pages := 0; ; pages++ {
 		require.Less(t, pages, len(all.Rows), "the pages end")
-		page, err := b.svc.Deliveries(b.ctx, "test", f)
+		page, err := b.views.Deliveries(b.ctx, "test", f)
 		require.NoError(t, err)
 		require.LessOrEqual(t, len(page.Rows), 2)
 		for _, r := range page.Rows {
@@ -65,41 +66,41 @@ func TestDeliveriesPages(t *testing.T) {
 	require.Equal(t, want, paged, "the pages are the whole list, newest first, without overlap")
 	require.True(t, slices.IsSortedFunc(want, func(a, b int64) int { return int(b - a) }))
 
-	onco, err := b.svc.Deliveries(b.ctx, "test", dispatch.DeliveryFilter{Services: []string{"ONCO"}, Limit: 200})
+	onco, err := b.views.Deliveries(b.ctx, "test", readmodel.DeliveryFilter{Services: []string{"ONCO"}, Limit: 200})
 	require.NoError(t, err)
 	require.Len(t, onco.Rows, len(all.Rows)/3)
 	for _, r := range onco.Rows {
 		require.Equal(t, "ONCO", r.Service)
 	}
-	byIPP, err := b.svc.Deliveries(b.ctx, "test", dispatch.DeliveryFilter{Patient: "IPP-b"})
+	byIPP, err := b.views.Deliveries(b.ctx, "test", readmodel.DeliveryFilter{Patient: "IPP-b"})
 	require.NoError(t, err)
 	require.Len(t, byIPP.Rows, len(all.Rows)/3)
-	byName, err := b.svc.Deliveries(b.ctx, "test", dispatch.DeliveryFilter{Patient: "Dupônt  m"})
+	byName, err := b.views.Deliveries(b.ctx, "test", readmodel.DeliveryFilter{Patient: "Dupônt  m"})
 	require.NoError(t, err)
 	require.Len(t, byName.Rows, len(all.Rows), "accents, case and spaces ignored")
-	none, err := b.svc.Deliveries(b.ctx, "test", dispatch.DeliveryFilter{Patient: "dupond"})
+	none, err := b.views.Deliveries(b.ctx, "test", readmodel.DeliveryFilter{Patient: "dupond"})
 	require.NoError(t, err)
 	require.Empty(t, none.Rows)
-	byAddress, err := b.svc.Deliveries(b.ctx, "test", dispatch.DeliveryFilter{Correspondent: "JULIE.ROUX@"})
+	byAddress, err := b.views.Deliveries(b.ctx, "test", readmodel.DeliveryFilter{Correspondent: "JULIE.ROUX@"})
 	require.NoError(t, err)
 	require.Len(t, byAddress.Rows, 3)
-	percent, err := b.svc.Deliveries(b.ctx, "test", dispatch.DeliveryFilter{Correspondent: "%"})
+	percent, err := b.views.Deliveries(b.ctx, "test", readmodel.DeliveryFilter{Correspondent: "%"})
 	require.NoError(t, err)
 	require.Empty(t, percent.Rows, "LIKE wildcards are literal")
 
-	review, err := b.svc.Deliveries(b.ctx, "test", dispatch.DeliveryFilter{Worklist: dispatch.WorklistReview})
+	review, err := b.views.Deliveries(b.ctx, "test", readmodel.DeliveryFilter{Worklist: readmodel.WorklistReview})
 	require.NoError(t, err)
 	require.Len(t, review.Rows, 3)
-	counts, err := b.svc.WorklistCounts(b.ctx, nil)
+	counts, err := b.views.WorklistCounts(b.ctx, nil)
 	require.NoError(t, err)
-	require.EqualValues(t, 3, counts[dispatch.WorklistReview])
-	counts, err = b.svc.WorklistCounts(b.ctx, []string{"ONCO"})
+	require.EqualValues(t, 3, counts[readmodel.WorklistReview])
+	counts, err = b.views.WorklistCounts(b.ctx, []string{"ONCO"})
 	require.NoError(t, err)
-	require.EqualValues(t, 1, counts[dispatch.WorklistReview])
+	require.EqualValues(t, 1, counts[readmodel.WorklistReview])
 
-	for _, bad := range []dispatch.DeliveryFilter{{Worklist: "nope"}, {After: "!!"}, {After: "-1"}, {Status: "lost"}} {
-		_, err := b.svc.Deliveries(b.ctx, "test", bad)
-		require.ErrorIs(t, err, dispatch.ErrBadFilter, "%+v", bad)
+	for _, bad := range []readmodel.DeliveryFilter{{Worklist: "nope"}, {After: "!!"}, {After: "-1"}, {Status: "lost"}} {
+		_, err := b.views.Deliveries(b.ctx, "test", bad)
+		require.ErrorIs(t, err, readmodel.ErrBadFilter, "%+v", bad)
 	}
 }
 
@@ -107,20 +108,20 @@ func TestReportDetailAndRecipientActions(t *testing.T) {
 	t.Parallel()
 	b, _ := setupOutbox(t)
 	report := worklistReports(t, b)[0]
-	v, err := b.svc.ReportDetail(b.ctx, "test", report)
+	v, err := b.views.ReportDetail(b.ctx, "test", report)
 	require.NoError(t, err)
 	require.Equal(t, "DUPONT", v.Patient.Family)
 	require.Equal(t, "CARDIO", v.Service)
 	require.True(t, v.HasPDF)
 	require.Len(t, v.Recipients, 3)
-	require.Equal(t, dispatch.EventReceived, v.Timeline[0].Event)
+	require.Equal(t, readmodel.EventReceived, v.Timeline[0].Event)
 	martin := v.Recipients[2]
 	require.Equal(t, "Jean MARTIN", martin.Name)
 	require.Len(t, martin.Deliveries, 1)
 	email := martin.Deliveries[0]
 	require.Equal(t, dispatch.StatusReview, email.Status)
-	require.Equal(t, []string{dispatch.ActionEdit, dispatch.ActionPaper, dispatch.ActionCancel}, email.Actions(), "no address to approve")
-	_, err = b.svc.ReportDetail(b.ctx, "test", 999999)
+	require.Equal(t, []string{readmodel.ActionEdit, readmodel.ActionPaper, readmodel.ActionCancel}, email.Actions(), "no address to approve")
+	_, err = b.views.ReportDetail(b.ctx, "test", 999999)
 	require.ErrorIs(t, err, dispatch.ErrNotFound)
 
 	var bad *dispatch.RecipientError
@@ -136,7 +137,7 @@ func TestReportDetailAndRecipientActions(t *testing.T) {
 	require.NoError(t, err)
 	_, err = b.svc.SwitchToPaper(b.ctx, email.ID, "alice")
 	require.ErrorIs(t, err, dispatch.ErrTransition, "a cancelled email cannot go to paper again")
-	v, err = b.svc.ReportDetail(b.ctx, "test", report)
+	v, err = b.views.ReportDetail(b.ctx, "test", report)
 	require.NoError(t, err)
 	martin = v.Recipients[2]
 	require.Len(t, martin.Deliveries, 2)
@@ -158,7 +159,7 @@ func TestReportDetailAndRecipientActions(t *testing.T) {
 	require.NoError(t, b.svc.EditRecipient(b.ctx, letter.ID, "alice", dispatch.RecipientChange{Name: "Dr Jean Martin",
 		PostalAddress: dispatch.PostalAddress{Lines: []string{"1 rue de la Paix"}, RoutingLine: "33000 BORDEAUX", City: "BORDEAUX"}}))
 	require.NoError(t, b.svc.Approve(b.ctx, letter.ID, "alice"))
-	v, err = b.svc.ReportDetail(b.ctx, "test", report)
+	v, err = b.views.ReportDetail(b.ctx, "test", report)
 	require.NoError(t, err)
 	letter = v.Recipients[2].Deliveries[1]
 	require.Equal(t, dispatch.StatusPaperPending, letter.Status)
@@ -189,7 +190,7 @@ func TestReportDetailAndRecipientActions(t *testing.T) {
 			return d.ID == added && d.Status == dispatch.StatusSent
 		})
 	})
-	reportOf, err := b.svc.DeliveryReport(b.ctx, added)
+	reportOf, err := b.views.DeliveryReport(b.ctx, added)
 	require.NoError(t, err)
 	require.Equal(t, report, reportOf)
 }
@@ -199,25 +200,25 @@ func TestReportDetailAndRecipientActions(t *testing.T) {
 func TestWorklistMetric(t *testing.T) {
 	t.Parallel()
 	b, _ := setupOutbox(t)
-	collector := dispatch.NewWorklistCollector(b.pool)
+	collector := readmodel.NewWorklistCollector(b.pool)
 	requireWorklists := func(want map[string]int64) {
 		t.Helper()
-		counts, err := b.svc.WorklistCounts(b.ctx, nil)
+		counts, err := b.views.WorklistCounts(b.ctx, nil)
 		require.NoError(t, err)
 		require.Equal(t, want, counts, "the menu's counts")
 		var exposition strings.Builder
 		exposition.WriteString("# HELP mssdispatch_worklist Deliveries in each worklist of the dashboard (review, failed, paper, scheduled).\n" +
 			"# TYPE mssdispatch_worklist gauge\n")
 		for list, n := range want {
-			page, err := b.svc.Deliveries(b.ctx, "test", dispatch.DeliveryFilter{Worklist: list, Limit: 200})
+			page, err := b.views.Deliveries(b.ctx, "test", readmodel.DeliveryFilter{Worklist: list, Limit: 200})
 			require.NoError(t, err)
 			require.Len(t, page.Rows, int(n), "the %s list", list)
 			fmt.Fprintf(&exposition, "mssdispatch_worklist{list=%q} %d\n", list, n)
 		}
 		require.NoError(t, testutil.CollectAndCompare(collector, strings.NewReader(exposition.String())))
 	}
-	requireWorklists(map[string]int64{dispatch.WorklistReview: 0, dispatch.WorklistFailed: 0,
-		dispatch.WorklistPaper: 0, dispatch.WorklistScheduled: 0})
+	requireWorklists(map[string]int64{readmodel.WorklistReview: 0, readmodel.WorklistFailed: 0,
+		readmodel.WorklistPaper: 0, readmodel.WorklistScheduled: 0})
 
 	// Jean's email in review, Claire's paper copy to print; Julie's email
 	// fails (its fallback goes to print) and gets a reply, Claire's a reply.
@@ -236,6 +237,6 @@ func TestWorklistMetric(t *testing.T) {
 	rd := b.receive(t, delayed).ReportID
 	b.waitReport(t, rd, "resolved", func(v dispatch.ReportView) bool { return v.Status == dispatch.ReportResolved })
 
-	requireWorklists(map[string]int64{dispatch.WorklistReview: 2, dispatch.WorklistFailed: 2,
-		dispatch.WorklistPaper: 2, dispatch.WorklistScheduled: 3})
+	requireWorklists(map[string]int64{readmodel.WorklistReview: 2, readmodel.WorklistFailed: 2,
+		readmodel.WorklistPaper: 2, readmodel.WorklistScheduled: 3})
 }

@@ -1,13 +1,13 @@
-package dispatch
+package readmodel
 
 import (
 	"context"
 	"fmt"
 	"time"
 
-	_ "time/tzdata" // Europe/Paris must load on hosts without a zoneinfo database.
-
 	"github.com/mssdispatch/mssdispatch/audit"
+	"github.com/mssdispatch/mssdispatch/dispatch"
+	"github.com/mssdispatch/mssdispatch/postal"
 )
 
 // This file holds the statistics of the dashboard — the dematerialisation
@@ -18,15 +18,6 @@ import (
 // DematerialisationTarget is the Hop'En target of the dematerialisation
 // rate: 60 % of the reports to MSSanté-equipped correspondents sent by MSSanté.
 const DematerialisationTarget = 0.60
-
-// Zone is the hospital's time zone: the statistics' months, the paper batches' days.
-var Zone = func() *time.Location {
-	loc, err := time.LoadLocation("Europe/Paris")
-	if err != nil {
-		panic(fmt.Sprintf("dispatch: load Europe/Paris: %v", err)) // unreachable: time/tzdata is embedded
-	}
-	return loc
-}()
 
 // StatsFilter selects the reports the statistics count, by the time they
 // were received from the DPI (the validation of the report).
@@ -145,7 +136,7 @@ type Stats struct {
 }
 
 // Stats returns the statistics of the reports f selects.
-func (s *Service) Stats(ctx context.Context, f StatsFilter) (Stats, error) {
+func (s *Reader) Stats(ctx context.Context, f StatsFilter) (Stats, error) {
 	var st Stats
 	if err := checkPeriod(f.From, f.To); err != nil {
 		return Stats{}, err
@@ -189,8 +180,8 @@ func fillMonths(months []MonthRate, from, to time.Time) []MonthRate {
 	for _, m := range months {
 		have[m.Month] = m
 	}
-	f := from.In(Zone)
-	cur := time.Date(f.Year(), f.Month(), 1, 0, 0, 0, 0, Zone)
+	f := from.In(dispatch.Zone)
+	cur := time.Date(f.Year(), f.Month(), 1, 0, 0, 0, 0, dispatch.Zone)
 	var out []MonthRate
 	for ; cur.Before(to); cur = cur.AddDate(0, 1, 0) {
 		if len(out) == maxFilledMonths {
@@ -230,7 +221,7 @@ type CampaignEntry struct {
 	Kind string
 	// Name and PostalAddress are those of its latest letter.
 	Name          string
-	PostalAddress PostalAddress
+	PostalAddress postal.PostalAddress
 	// Letters is the number of letters.
 	Letters int64
 	// Convertible is the number of letters that would have gone by MSSanté
@@ -249,7 +240,7 @@ type CampaignEntry struct {
 
 // Campaign returns the correspondents served on paper over the period f
 // selects, most letters first (then the most recent, then by name).
-func (s *Service) Campaign(ctx context.Context, f CampaignFilter) ([]CampaignEntry, error) {
+func (s *Reader) Campaign(ctx context.Context, f CampaignFilter) ([]CampaignEntry, error) {
 	if err := checkPeriod(f.From, f.To); err != nil {
 		return nil, err
 	}
@@ -265,11 +256,11 @@ func (s *Service) Campaign(ctx context.Context, f CampaignFilter) ([]CampaignEnt
 // ExportCampaign is Campaign for an export (format names it: the CSV file,
 // the invitation letters), which is recorded in the audit log in the name
 // of actor.
-func (s *Service) ExportCampaign(ctx context.Context, actor, format string, f CampaignFilter) ([]CampaignEntry, error) {
+func (s *Reader) ExportCampaign(ctx context.Context, actor, format string, f CampaignFilter) ([]CampaignEntry, error) {
 	entries, err := s.Campaign(ctx, f)
 	if err != nil {
 		return nil, err
 	}
-	return served(entries, s.viewed(ctx, audit.Entry{Actor: actor, Action: "campaign_exported",
-		Detail: fmt.Sprintf("%s : %d correspondants, du %s au %s", format, len(entries), f.From.Format(time.DateOnly), f.To.Format(time.DateOnly))}))
+	return audit.Served(ctx, s.pool, entries, audit.Entry{Actor: actor, Action: "campaign_exported",
+		Detail: fmt.Sprintf("%s : %d correspondants, du %s au %s", format, len(entries), f.From.Format(time.DateOnly), f.To.Format(time.DateOnly))})
 }

@@ -1,4 +1,4 @@
-package dispatch_test
+package readmodel_test
 
 import (
 	"context"
@@ -6,23 +6,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/rivertype"
 	"github.com/stretchr/testify/require"
 
 	"github.com/mssdispatch/mssdispatch/correspondents"
 	"github.com/mssdispatch/mssdispatch/dispatch"
 	"github.com/mssdispatch/mssdispatch/internal/pgtest"
+	"github.com/mssdispatch/mssdispatch/readmodel"
 )
-
-// statsNoJobs is a job inserter for the tests that enqueue nothing.
-type statsNoJobs struct{}
-
-func (statsNoJobs) InsertManyTx(context.Context, pgx.Tx, []river.InsertManyParams) ([]*rivertype.JobInsertResult, error) {
-	return nil, nil
-}
 
 // statsFixtures inserts rows straight into the tables, to give the
 // statistics a known mix.
@@ -146,12 +137,10 @@ func parisTime(s string) time.Time {
 //	                 posted (+50 h) — equipped; Foxtrot: failed 4.4.1; Golf: failed 5.1.1; India: failed, no DSN —
 //	                 equipped; Charlie and Legrand: paper; X: a cancelled email only (not counted)
 //	R4 cardio 01/03 00:30 (28/02 23:30 UTC): out of the period.
-func setupStats(t *testing.T) (*dispatch.Service, *statsFixtures) {
+func setupStats(t *testing.T) (*readmodel.Reader, *statsFixtures) {
 	t.Helper()
 	pool := pgtest.NewPool(t)
-	svc, err := dispatch.NewService(dispatch.ServiceConfig{Pool: pool, Jobs: statsNoJobs{},
-		Resolver: correspondents.NewResolver(correspondents.NewStore(pool)), Logger: quiet})
-	require.NoError(t, err)
+	svc := readmodel.New(pool)
 	f := &statsFixtures{t: t, ctx: context.Background(), pool: pool}
 
 	f.directoryEntry("alpha@medecin-demo.mssante.fr", "8A1", "PER", "")
@@ -213,7 +202,7 @@ func setupStats(t *testing.T) (*dispatch.Service, *statsFixtures) {
 }
 
 // statsPeriod is January and February 2025 in Paris.
-var statsPeriod = dispatch.StatsFilter{From: parisTime("2025-01-01 00:00"), To: parisTime("2025-03-01 00:00")}
+var statsPeriod = readmodel.StatsFilter{From: parisTime("2025-01-01 00:00"), To: parisTime("2025-03-01 00:00")}
 
 func TestStats(t *testing.T) {
 	t.Parallel()
@@ -223,20 +212,20 @@ func TestStats(t *testing.T) {
 		t.Parallel()
 		st, err := svc.Stats(f.ctx, statsPeriod)
 		require.NoError(t, err)
-		require.Equal(t, dispatch.Rate{Recipients: 14, Equipped: 10, Served: 3}, st.Rate)
+		require.Equal(t, readmodel.Rate{Recipients: 14, Equipped: 10, Served: 3}, st.Rate)
 		require.InDelta(t, 0.3, st.Rate.Value(), 1e-9)
 		require.False(t, st.Rate.MeetsTarget())
-		require.Equal(t, []dispatch.MonthRate{
-			{Month: "2025-01", Rate: dispatch.Rate{Recipients: 7, Equipped: 5, Served: 2}},
-			{Month: "2025-02", Rate: dispatch.Rate{Recipients: 7, Equipped: 5, Served: 1}},
+		require.Equal(t, []readmodel.MonthRate{
+			{Month: "2025-01", Rate: readmodel.Rate{Recipients: 7, Equipped: 5, Served: 2}},
+			{Month: "2025-02", Rate: readmodel.Rate{Recipients: 7, Equipped: 5, Served: 1}},
 		}, st.Months)
-		require.Equal(t, []dispatch.ServiceRate{
-			{Service: "cardio", Rate: dispatch.Rate{Recipients: 7, Equipped: 5, Served: 2}},
-			{Service: "pneumo", Rate: dispatch.Rate{Recipients: 7, Equipped: 5, Served: 1}},
+		require.Equal(t, []readmodel.ServiceRate{
+			{Service: "cardio", Rate: readmodel.Rate{Recipients: 7, Equipped: 5, Served: 2}},
+			{Service: "pneumo", Rate: readmodel.Rate{Recipients: 7, Equipped: 5, Served: 1}},
 		}, st.Services)
-		require.Equal(t, []dispatch.DocumentRate{
-			{Code: "11490-0", Title: "Lettre de sortie", Rate: dispatch.Rate{Recipients: 7, Equipped: 5, Served: 2}},
-			{Code: "34133-9", Title: "Synthèse", Rate: dispatch.Rate{Recipients: 7, Equipped: 5, Served: 1}},
+		require.Equal(t, []readmodel.DocumentRate{
+			{Code: "11490-0", Title: "Lettre de sortie", Rate: readmodel.Rate{Recipients: 7, Equipped: 5, Served: 2}},
+			{Code: "34133-9", Title: "Synthèse", Rate: readmodel.Rate{Recipients: 7, Equipped: 5, Served: 1}},
 		}, st.Documents)
 	})
 
@@ -244,7 +233,7 @@ func TestStats(t *testing.T) {
 		t.Parallel()
 		st, err := svc.Stats(f.ctx, statsPeriod)
 		require.NoError(t, err)
-		require.Equal(t, []dispatch.ChannelCount{
+		require.Equal(t, []readmodel.ChannelCount{
 			{Channel: "mssante", Status: "cancelled", Count: 1},
 			{Channel: "mssante", Status: "delivered", Count: 1},
 			{Channel: "mssante", Status: "failed", Count: 4},
@@ -261,7 +250,7 @@ func TestStats(t *testing.T) {
 		st, err := svc.Stats(f.ctx, statsPeriod)
 		require.NoError(t, err)
 		h := time.Hour
-		require.Equal(t, []dispatch.Delay{
+		require.Equal(t, []readmodel.Delay{
 			// 1 h, 2 h, 10 h: the median 2 h, the 90th percentile 2 + 0.8 × 8 h.
 			{Month: "", Channel: "mssante", Count: 3, P50: 2 * h, P90: 8*h + 24*time.Minute},
 			{Month: "2025-01", Channel: "mssante", Count: 2, P50: 6 * h, P90: 9*h + 12*time.Minute},
@@ -277,26 +266,26 @@ func TestStats(t *testing.T) {
 		t.Parallel()
 		st, err := svc.Stats(f.ctx, statsPeriod)
 		require.NoError(t, err)
-		require.Equal(t, []dispatch.FailureReason{
+		require.Equal(t, []readmodel.FailureReason{
 			{Reason: "5.1.1", Count: 2, Example: "DSN failed 5.1.1 smtp; 550 5.1.1 <alpha@medecin-demo.mssante.fr>: user unknown"},
 			{Reason: "4.4.1", Count: 1, Example: "temporary failures for 72h0m0s, giving up: mail: RCPT TO: SMTP error 451: 4.4.1 Connection timed out"},
 			{Reason: "pas d'accusé de réception", Count: 1, Example: "pas d'accusé de réception 48 h après l'envoi"},
 		}, st.Failures)
 
-		all, err := svc.Stats(f.ctx, dispatch.StatsFilter{})
+		all, err := svc.Stats(f.ctx, readmodel.StatsFilter{})
 		require.NoError(t, err)
-		require.Contains(t, all.Failures, dispatch.FailureReason{Reason: "554", Count: 1, Example: "SMTP error 554: refused"},
+		require.Contains(t, all.Failures, readmodel.FailureReason{Reason: "554", Count: 1, Example: "SMTP error 554: refused"},
 			"the reply code when there is no enhanced status code")
 	})
 
 	t.Run("Services", func(t *testing.T) {
 		t.Parallel()
-		st, err := svc.Stats(f.ctx, dispatch.StatsFilter{From: statsPeriod.From, To: statsPeriod.To, Services: []string{"pneumo"}})
+		st, err := svc.Stats(f.ctx, readmodel.StatsFilter{From: statsPeriod.From, To: statsPeriod.To, Services: []string{"pneumo"}})
 		require.NoError(t, err)
-		require.Equal(t, dispatch.Rate{Recipients: 7, Equipped: 5, Served: 1}, st.Rate)
-		require.Equal(t, []dispatch.MonthRate{
+		require.Equal(t, readmodel.Rate{Recipients: 7, Equipped: 5, Served: 1}, st.Rate)
+		require.Equal(t, []readmodel.MonthRate{
 			{Month: "2025-01"}, // no report of pneumo in January: a zero month for the chart
-			{Month: "2025-02", Rate: dispatch.Rate{Recipients: 7, Equipped: 5, Served: 1}},
+			{Month: "2025-02", Rate: readmodel.Rate{Recipients: 7, Equipped: 5, Served: 1}},
 		}, st.Months)
 		require.Len(t, st.Services, 1)
 		require.Equal(t, "pneumo", st.Services[0].Service)
@@ -306,27 +295,27 @@ func TestStats(t *testing.T) {
 		}
 		require.Len(t, st.Failures, 3)
 
-		none, err := svc.Stats(f.ctx, dispatch.StatsFilter{Services: []string{}})
+		none, err := svc.Stats(f.ctx, readmodel.StatsFilter{Services: []string{}})
 		require.NoError(t, err)
-		require.Equal(t, dispatch.Rate{}, none.Rate, "an empty list of services is none, not all")
+		require.Equal(t, readmodel.Rate{}, none.Rate, "an empty list of services is none, not all")
 		require.Empty(t, none.Deliveries)
 	})
 
 	t.Run("Unbounded", func(t *testing.T) {
 		t.Parallel()
-		st, err := svc.Stats(f.ctx, dispatch.StatsFilter{})
+		st, err := svc.Stats(f.ctx, readmodel.StatsFilter{})
 		require.NoError(t, err)
-		require.Equal(t, dispatch.Rate{Recipients: 16, Equipped: 11, Served: 3}, st.Rate, "R4 counted")
+		require.Equal(t, readmodel.Rate{Recipients: 16, Equipped: 11, Served: 3}, st.Rate, "R4 counted")
 		require.Len(t, st.Months, 3)
 		require.Equal(t, "2025-03", st.Months[2].Month, "28/02 23:30 UTC is March in Paris")
 	})
 
 	t.Run("BadPeriod", func(t *testing.T) {
 		t.Parallel()
-		_, err := svc.Stats(f.ctx, dispatch.StatsFilter{From: statsPeriod.To, To: statsPeriod.From})
-		require.ErrorIs(t, err, dispatch.ErrBadFilter)
-		_, err = svc.Campaign(f.ctx, dispatch.CampaignFilter{From: statsPeriod.To, To: statsPeriod.To})
-		require.ErrorIs(t, err, dispatch.ErrBadFilter)
+		_, err := svc.Stats(f.ctx, readmodel.StatsFilter{From: statsPeriod.To, To: statsPeriod.From})
+		require.ErrorIs(t, err, readmodel.ErrBadFilter)
+		_, err = svc.Campaign(f.ctx, readmodel.CampaignFilter{From: statsPeriod.To, To: statsPeriod.To})
+		require.ErrorIs(t, err, readmodel.ErrBadFilter)
 	})
 }
 
@@ -341,7 +330,7 @@ func TestCampaign(t *testing.T) {
 		Address                                    string
 		Last                                       time.Time
 	}
-	lines := func(entries []dispatch.CampaignEntry) []line {
+	lines := func(entries []readmodel.CampaignEntry) []line {
 		var out []line
 		for _, e := range entries {
 			out = append(out, line{e.Name, e.NationalID, e.FINESS, e.RPPS, e.Kind, e.PostalAddress.City,
@@ -361,7 +350,7 @@ func TestCampaign(t *testing.T) {
 
 	t.Run("Period", func(t *testing.T) {
 		t.Parallel()
-		entries, err := svc.Campaign(f.ctx, dispatch.CampaignFilter{From: statsPeriod.From, To: statsPeriod.To})
+		entries, err := svc.Campaign(f.ctx, readmodel.CampaignFilter{From: statsPeriod.From, To: statsPeriod.To})
 		require.NoError(t, err)
 		require.Equal(t, []line{charlie, legrand, bravo, clinic, alpha}, lines(entries))
 		require.Equal(t, []string{"1 place du Marché"}, entries[2].PostalAddress.Lines, "the latest letter's address")
@@ -369,7 +358,7 @@ func TestCampaign(t *testing.T) {
 
 	t.Run("Services", func(t *testing.T) {
 		t.Parallel()
-		entries, err := svc.Campaign(f.ctx, dispatch.CampaignFilter{From: statsPeriod.From, To: statsPeriod.To, Services: []string{"cardio"}})
+		entries, err := svc.Campaign(f.ctx, readmodel.CampaignFilter{From: statsPeriod.From, To: statsPeriod.To, Services: []string{"cardio"}})
 		require.NoError(t, err)
 		charlie, legrand := charlie, legrand
 		charlie.Letters, charlie.Convertible, charlie.Last = 1, 1, parisTime("2025-01-10 10:01")
@@ -379,14 +368,14 @@ func TestCampaign(t *testing.T) {
 
 	t.Run("Limit", func(t *testing.T) {
 		t.Parallel()
-		entries, err := svc.Campaign(f.ctx, dispatch.CampaignFilter{From: statsPeriod.From, To: statsPeriod.To, Limit: 2})
+		entries, err := svc.Campaign(f.ctx, readmodel.CampaignFilter{From: statsPeriod.From, To: statsPeriod.To, Limit: 2})
 		require.NoError(t, err)
 		require.Equal(t, []line{charlie, legrand}, lines(entries))
 	})
 
 	t.Run("Unbounded", func(t *testing.T) {
 		t.Parallel()
-		entries, err := svc.Campaign(f.ctx, dispatch.CampaignFilter{})
+		entries, err := svc.Campaign(f.ctx, readmodel.CampaignFilter{})
 		require.NoError(t, err)
 		require.Equal(t, "Claude CHARLIE", entries[0].Name)
 		require.Equal(t, int64(3), entries[0].Letters, "R4 counted")

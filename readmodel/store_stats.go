@@ -1,4 +1,4 @@
-package dispatch
+package readmodel
 
 import (
 	"context"
@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // This file holds the SQL of the statistics and of the adoption campaign:
@@ -46,7 +48,7 @@ func directoryListsMailbox(nationalID, finess string) string {
 
 // dematerialisationRates computes the rate (see Rate) overall, by month, by
 // service and by document type, in one pass (GROUPING SETS).
-func dematerialisationRates(ctx context.Context, q dbtx, f StatsFilter) (
+func dematerialisationRates(ctx context.Context, q *pgxpool.Pool, f StatsFilter) (
 	total Rate, months []MonthRate, services []ServiceRate, documents []DocumentRate, err error) {
 	rows, err := q.Query(ctx, `WITH per_recipient AS (
 			SELECT rc.national_id, rc.finess, `+statsMonth+` AS month, r.service, r.document_code, r.document_title,
@@ -97,7 +99,7 @@ func dematerialisationRates(ctx context.Context, q dbtx, f StatsFilter) (
 }
 
 // deliveryCounts counts the deliveries of the period's reports by channel and status.
-func deliveryCounts(ctx context.Context, q dbtx, f StatsFilter) ([]ChannelCount, error) {
+func deliveryCounts(ctx context.Context, q *pgxpool.Pool, f StatsFilter) ([]ChannelCount, error) {
 	rows, err := q.Query(ctx, `SELECT d.channel, d.status, count(*)
 		FROM deliveries d JOIN reports r ON r.id = d.report_id
 		WHERE `+periodWhere+`
@@ -114,7 +116,7 @@ func deliveryCounts(ctx context.Context, q dbtx, f StatsFilter) ([]ChannelCount,
 
 // deliveryDelays computes the percentiles of the delays (see Delay) by
 // channel, for the period and month by month.
-func deliveryDelays(ctx context.Context, q dbtx, f StatsFilter) ([]Delay, error) {
+func deliveryDelays(ctx context.Context, q *pgxpool.Pool, f StatsFilter) ([]Delay, error) {
 	rows, err := q.Query(ctx, `WITH delays AS (
 			SELECT `+statsMonth+` AS month, d.channel,
 				extract(epoch FROM CASE WHEN d.channel = 'mssante' THEN coalesce(d.delivered_at, d.sent_at)
@@ -165,7 +167,7 @@ const failureReason = `coalesce(
 
 // failureReasons returns the limit most frequent reasons of the period's
 // failed deliveries.
-func failureReasons(ctx context.Context, q dbtx, f StatsFilter, limit int) ([]FailureReason, error) {
+func failureReasons(ctx context.Context, q *pgxpool.Pool, f StatsFilter, limit int) ([]FailureReason, error) {
 	rows, err := q.Query(ctx, `SELECT reason, count(*), min(last_error)
 		FROM (SELECT `+failureReason+` AS reason, d.last_error
 			FROM deliveries d JOIN reports r ON r.id = d.report_id
@@ -183,7 +185,7 @@ func failureReasons(ctx context.Context, q dbtx, f StatsFilter, limit int) ([]Fa
 }
 
 // campaign returns the correspondents served on paper (see CampaignEntry).
-func campaign(ctx context.Context, q dbtx, f CampaignFilter) ([]CampaignEntry, error) {
+func campaign(ctx context.Context, q *pgxpool.Pool, f CampaignFilter) ([]CampaignEntry, error) {
 	rows, err := q.Query(ctx, `WITH letters AS (
 			SELECT CASE WHEN rc.national_id <> '' THEN 'n:' || rc.national_id
 					WHEN rc.finess <> '' THEN 'f:' || rc.finess

@@ -1,4 +1,4 @@
-package dispatch
+package readmodel
 
 import (
 	"context"
@@ -10,8 +10,9 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/mssdispatch/mssdispatch/cda"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/mssdispatch/mssdispatch/correspondents"
+	"github.com/mssdispatch/mssdispatch/dispatch"
 )
 
 // This file holds the SQL of the dashboard's reads: worklists, the search of
@@ -23,7 +24,7 @@ const recipientName = `CASE WHEN d.recipient_name <> '' THEN d.recipient_name
 
 // searchDeliveries returns up to f.Limit+1 deliveries f selects, older than
 // the delivery after (0: from the newest).
-func searchDeliveries(ctx context.Context, q dbtx, f DeliveryFilter, after int64) ([]DeliveryRow, error) {
+func searchDeliveries(ctx context.Context, q *pgxpool.Pool, f DeliveryFilter, after int64) ([]DeliveryRow, error) {
 	var where []string
 	var args []any
 	arg := func(v any) string {
@@ -120,7 +121,7 @@ var worklistConds = map[string][]string{
 // before it: one index scan each, where their OR would need a bitmap of all
 // the rows; with a limit, each reads at most limit rows, however long a
 // backlog grows.
-func worklistCounts(ctx context.Context, q dbtx, services []string, limit int64) (map[string]int64, error) {
+func worklistCounts(ctx context.Context, q *pgxpool.Pool, services []string, limit int64) (map[string]int64, error) {
 	var lists, columns []string
 	for _, list := range Worklists {
 		conds := worklistConds[list]
@@ -158,7 +159,7 @@ func worklistCounts(ctx context.Context, q dbtx, services []string, limit int64)
 }
 
 // reportDetail loads the report id for its page.
-func reportDetail(ctx context.Context, q dbtx, id int64) (ReportDetail, error) {
+func reportDetail(ctx context.Context, q *pgxpool.Pool, id int64) (ReportDetail, error) {
 	var v ReportDetail
 	err := q.QueryRow(ctx, `SELECT r.id, r.document_id, r.parent_document_id, r.action, r.status, r.received_at,
 			r.patient_family, r.patient_given, r.patient_birth_date, r.patient_sex, r.patient_ins,
@@ -171,7 +172,7 @@ func reportDetail(ctx context.Context, q dbtx, id int64) (ReportDetail, error) {
 		&v.Patient.INSQualified, &v.Patient.IPP, &v.Service, &v.DocumentCode, &v.DocumentTitle, &v.Confidentiality,
 		&v.HasPDF, &v.Purged, &v.OtherFormatID)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return ReportDetail{}, ErrNotFound
+		return ReportDetail{}, dispatch.ErrNotFound
 	}
 	if err != nil {
 		return ReportDetail{}, fmt.Errorf("load report %d: %w", id, err)
@@ -229,37 +230,24 @@ func reportDetail(ctx context.Context, q dbtx, id int64) (ReportDetail, error) {
 		return ReportDetail{}, fmt.Errorf("load history of report %d: %w", id, err)
 	}
 	own, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (TimelineEvent, error) {
-		e := TimelineEvent{ActorKind: ActorSystem}
+		e := TimelineEvent{ActorKind: dispatch.ActorSystem}
 		return e, row.Scan(&e.At, &e.Event, &e.Detail)
 	})
 	if err != nil {
 		return ReportDetail{}, fmt.Errorf("load history of report %d: %w", id, err)
 	}
 	// The report's own events first at equal times: received, then its warnings.
-	v.Timeline = append(append([]TimelineEvent{{At: v.ReceivedAt, Event: EventReceived, ActorKind: ActorSystem}}, own...), events...)
+	v.Timeline = append(append([]TimelineEvent{{At: v.ReceivedAt, Event: EventReceived, ActorKind: dispatch.ActorSystem}}, own...), events...)
 	slices.SortStableFunc(v.Timeline, func(a, b TimelineEvent) int { return a.At.Compare(b.At) })
 	return v, nil
 }
 
-// documentPDF returns the stored PDF of a report, or ErrNotFound (none, or
-// purged).
-func documentPDF(ctx context.Context, q dbtx, reportID int64) ([]byte, error) {
-	cdaDoc, pdf, inCDA, err := loadDocument(ctx, q, reportID)
-	if err == nil {
-		pdf, err = storedPDF(pdf, inCDA, func() ([]byte, error) { return cda.ExtractPDF(cdaDoc) })
-	}
-	if err == nil && len(pdf) == 0 {
-		err = ErrNotFound
-	}
-	return pdf, err
-}
-
 // reportService returns a report's service, or ErrNotFound.
-func reportService(ctx context.Context, q dbtx, reportID int64) (string, error) {
+func reportService(ctx context.Context, q *pgxpool.Pool, reportID int64) (string, error) {
 	var service string
 	err := q.QueryRow(ctx, `SELECT service FROM reports WHERE id = $1`, reportID).Scan(&service)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return "", ErrNotFound
+		return "", dispatch.ErrNotFound
 	}
 	if err != nil {
 		return "", fmt.Errorf("load report %d: %w", reportID, err)
@@ -268,42 +256,14 @@ func reportService(ctx context.Context, q dbtx, reportID int64) (string, error) 
 }
 
 // deliveryReport returns the report of a delivery, or ErrNotFound.
-func deliveryReport(ctx context.Context, q dbtx, deliveryID int64) (int64, error) {
+func deliveryReport(ctx context.Context, q *pgxpool.Pool, deliveryID int64) (int64, error) {
 	var id int64
 	err := q.QueryRow(ctx, `SELECT report_id FROM deliveries WHERE id = $1`, deliveryID).Scan(&id)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return 0, ErrNotFound
+		return 0, dispatch.ErrNotFound
 	}
 	if err != nil {
 		return 0, fmt.Errorf("load delivery %d: %w", deliveryID, err)
 	}
 	return id, nil
-}
-
-// nextRecipientPosition is the position of a recipient added to a report.
-func nextRecipientPosition(ctx context.Context, tx pgx.Tx, reportID int64) (int, error) {
-	var n int
-	// Lock the report so that two additions get two positions.
-	if err := tx.QueryRow(ctx, `SELECT 1 FROM reports WHERE id = $1 FOR UPDATE`, reportID).Scan(&n); err != nil {
-		if errors.Is(err, pgx.ErrNoRows) {
-			return 0, ErrNotFound
-		}
-		return 0, fmt.Errorf("lock report %d: %w", reportID, err)
-	}
-	err := tx.QueryRow(ctx, `SELECT coalesce(max(position), 0) + 1 FROM recipients WHERE report_id = $1`, reportID).Scan(&n)
-	if err != nil {
-		return 0, fmt.Errorf("recipients of report %d: %w", reportID, err)
-	}
-	return n, nil
-}
-
-// setDeliveryRecipient changes where a delivery goes.
-func setDeliveryRecipient(ctx context.Context, q dbtx, id int64, address, name string, postal PostalAddress, reason, reasonText string) error {
-	_, err := q.Exec(ctx, `UPDATE deliveries SET address = $2, recipient_name = $3, postal_address = $4,
-			reason = $5, reason_text = $6, updated_at = now() WHERE id = $1`,
-		id, address, name, postal, reason, reasonText)
-	if err != nil {
-		return fmt.Errorf("edit delivery %d: %w", id, err)
-	}
-	return nil
 }

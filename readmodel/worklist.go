@@ -1,4 +1,4 @@
-package dispatch
+package readmodel
 
 import (
 	"context"
@@ -8,10 +8,10 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/mssdispatch/mssdispatch/audit"
 	"github.com/mssdispatch/mssdispatch/correspondents"
+	"github.com/mssdispatch/mssdispatch/dispatch"
+	"github.com/mssdispatch/mssdispatch/postal"
 )
 
 // This file holds what the secretaries' dashboard reads: the worklists, the
@@ -71,7 +71,7 @@ type DeliveryRow struct {
 	CreatedAt     time.Time
 	UpdatedAt     time.Time
 	// PostalAddress is where a letter to the recipient goes (zero when unknown).
-	PostalAddress PostalAddress
+	PostalAddress postal.PostalAddress
 	// Choices are the addresses a secretary chooses among, for an email in review.
 	Choices []string
 	// ScheduledFor is when a scheduled delivery leaves; RuleName and
@@ -94,7 +94,7 @@ var ErrBadFilter = errors.New("invalid filter")
 // Deliveries returns a page of the deliveries f selects, newest first, by
 // keyset pagination (the page's cost does not grow with the table). A
 // search by patient is recorded in the audit log in the name of viewer.
-func (s *Service) Deliveries(ctx context.Context, viewer string, f DeliveryFilter) (DeliveryPage, error) {
+func (s *Reader) Deliveries(ctx context.Context, viewer string, f DeliveryFilter) (DeliveryPage, error) {
 	if f.Worklist == "" {
 		f.Worklist = WorklistAll
 	}
@@ -102,12 +102,12 @@ func (s *Service) Deliveries(ctx context.Context, viewer string, f DeliveryFilte
 		return DeliveryPage{}, fmt.Errorf("%w: worklist %q", ErrBadFilter, f.Worklist)
 	}
 	if f.Status != "" {
-		if _, ok := transitions[f.Status]; !ok {
+		if _, ok := dispatch.Transitions()[f.Status]; !ok {
 			return DeliveryPage{}, fmt.Errorf("%w: status %q", ErrBadFilter, f.Status)
 		}
 	}
 	if f.Patient != "" && f.After == "" {
-		if err := s.viewed(ctx, audit.Entry{Actor: viewer, Action: "patient_searched", Patient: f.Patient,
+		if err := audit.Viewed(ctx, s.pool, audit.Entry{Actor: viewer, Action: "patient_searched", Patient: f.Patient,
 			Detail: "liste " + f.Worklist}); err != nil {
 			return DeliveryPage{}, err
 		}
@@ -143,7 +143,7 @@ const CountCap = 1000
 
 // WorklistCounts returns the number of deliveries in each worklist but
 // WorklistAll, up to CountCap, for the reports of services (nil: every service).
-func (s *Service) WorklistCounts(ctx context.Context, services []string) (map[string]int64, error) {
+func (s *Reader) WorklistCounts(ctx context.Context, services []string) (map[string]int64, error) {
 	return worklistCounts(ctx, s.pool, services, CountCap)
 }
 
@@ -155,10 +155,10 @@ type ReportDetail struct {
 	// OtherFormatID is the id of the report's second document (the same
 	// report as CDA level 1 and level 3 in one ORU), empty for most.
 	OtherFormatID   string
-	Action          Action
+	Action          dispatch.Action
 	Status          string
 	ReceivedAt      time.Time
-	Patient         Patient
+	Patient         dispatch.Patient
 	Service         string
 	DocumentCode    string
 	DocumentTitle   string
@@ -190,7 +190,7 @@ type DeliveryDetail struct {
 	Status        string
 	Address       string
 	Name          string
-	PostalAddress PostalAddress
+	PostalAddress postal.PostalAddress
 	Reason        string
 	ReasonText    string
 	RuleName      string
@@ -233,15 +233,15 @@ func (d DeliveryDetail) Actions() []string {
 		}
 	}
 	mssante := d.Channel == correspondents.ChannelMSSante
-	add(d.Status == StatusReview && approvable(d.Status, d.Channel, d.Address, d.PostalAddress), ActionApprove)
-	add(d.Status == StatusScheduled, ActionSendNow)
-	add(d.Status == StatusScheduled || d.Status == StatusPaperPending, ActionHold)
-	add(d.Status == StatusReview || (d.Status == StatusFailed && mssante) || d.Status == StatusPaperPending, ActionEdit)
-	add(mssante && canSwitchToPaper(d.Status, d.Sending), ActionPaper)
-	add(mssante && d.Status == StatusFailed, ActionResend)
-	add(!d.Sending && allowed(d.Status, StatusCancelled) == nil, ActionCancel)
-	add(d.Status == StatusPaperPending, ActionPosted)
-	add(d.Status == StatusPaperSent, ActionReturn)
+	add(d.Status == dispatch.StatusReview && approvable(d.Status, d.Channel, d.Address, d.PostalAddress), ActionApprove)
+	add(d.Status == dispatch.StatusScheduled, ActionSendNow)
+	add(d.Status == dispatch.StatusScheduled || d.Status == dispatch.StatusPaperPending, ActionHold)
+	add(d.Status == dispatch.StatusReview || (d.Status == dispatch.StatusFailed && mssante) || d.Status == dispatch.StatusPaperPending, ActionEdit)
+	add(mssante && dispatch.CanSwitchToPaper(d.Status, d.Sending), ActionPaper)
+	add(mssante && d.Status == dispatch.StatusFailed, ActionResend)
+	add(!d.Sending && dispatch.Allowed(d.Status, dispatch.StatusCancelled) == nil, ActionCancel)
+	add(d.Status == dispatch.StatusPaperPending, ActionPosted)
+	add(d.Status == dispatch.StatusPaperSent, ActionReturn)
 	return out
 }
 
@@ -249,23 +249,17 @@ func (d DeliveryDetail) Actions() []string {
 // email with an address (a trusted one: the only kind it may hold), or a
 // letter with a postal address. A button that cannot succeed is not offered.
 func (d DeliveryRow) Approvable() bool {
-	return d.Status == StatusReview && approvable(d.Status, d.Channel, d.Address, d.PostalAddress)
+	return d.Status == dispatch.StatusReview && approvable(d.Status, d.Channel, d.Address, d.PostalAddress)
 }
 
-func approvable(status, channel, address string, postal PostalAddress) bool {
-	if status != StatusReview && status != StatusScheduled {
+func approvable(status, channel, address string, letterTo postal.PostalAddress) bool {
+	if status != dispatch.StatusReview && status != dispatch.StatusScheduled {
 		return false
 	}
 	if channel == correspondents.ChannelMSSante {
 		return address != ""
 	}
-	return postal.Known()
-}
-
-// canSwitchToPaper reports whether an email in status may be replaced or
-// doubled by a letter: not once cancelled or superseded, nor while handed to SMTP.
-func canSwitchToPaper(status string, sending bool) bool {
-	return !sending && status != StatusCancelled && status != StatusSuperseded
+	return letterTo.Known()
 }
 
 // TimelineEvent is one event of a report's history.
@@ -286,53 +280,31 @@ const EventReceived = "received"
 
 // ReportDetail returns the report id with its recipients, deliveries and
 // timeline, or ErrNotFound; viewer's reading is in the audit log.
-func (s *Service) ReportDetail(ctx context.Context, viewer string, id int64) (ReportDetail, error) {
+func (s *Reader) ReportDetail(ctx context.Context, viewer string, id int64) (ReportDetail, error) {
 	d, err := reportDetail(ctx, s.pool, id)
 	if err != nil {
 		return ReportDetail{}, err
 	}
-	return served(d, s.viewed(ctx, audit.Entry{Actor: viewer, Action: "report_viewed", Object: fmt.Sprintf("report:%d", id), ReportID: id}))
+	return audit.Served(ctx, s.pool, d, audit.Entry{Actor: viewer, Action: "report_viewed", Object: fmt.Sprintf("report:%d", id), ReportID: id})
 }
 
 // DocumentPDF returns the PDF of the report id, or ErrNotFound when it has
 // none (a CDA without PDF, or purged); viewer's download is in the audit log.
-func (s *Service) DocumentPDF(ctx context.Context, viewer string, reportID int64) ([]byte, error) {
-	pdf, err := documentPDF(ctx, s.pool, reportID)
+func (s *Reader) DocumentPDF(ctx context.Context, viewer string, reportID int64) ([]byte, error) {
+	pdf, err := dispatch.ReportPDF(ctx, s.pool, reportID)
 	if err != nil {
 		return nil, err
 	}
-	return served(pdf, s.viewed(ctx, audit.Entry{Actor: viewer, Action: "document_downloaded", Object: fmt.Sprintf("report:%d", reportID),
-		ReportID: reportID}))
-}
-
-// served is v, unless err: patient data goes with its audit entry or not at all.
-func served[T any](v T, err error) (T, error) {
-	if err != nil {
-		var zero T
-		return zero, err
-	}
-	return v, nil
-}
-
-// viewed records, in one transaction, that patient data is about to be
-// served: an error keeps it from being served.
-func (s *Service) viewed(ctx context.Context, entries ...audit.Entry) error {
-	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		for _, e := range entries {
-			if err := audit.Write(ctx, tx, e); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	return audit.Served(ctx, s.pool, pdf, audit.Entry{Actor: viewer, Action: "document_downloaded", Object: fmt.Sprintf("report:%d", reportID),
+		ReportID: reportID})
 }
 
 // ReportService returns the service of the report id, to check who may see it.
-func (s *Service) ReportService(ctx context.Context, reportID int64) (string, error) {
+func (s *Reader) ReportService(ctx context.Context, reportID int64) (string, error) {
 	return reportService(ctx, s.pool, reportID)
 }
 
 // DeliveryReport returns the report of the delivery id, or ErrNotFound.
-func (s *Service) DeliveryReport(ctx context.Context, deliveryID int64) (int64, error) {
+func (s *Reader) DeliveryReport(ctx context.Context, deliveryID int64) (int64, error) {
 	return deliveryReport(ctx, s.pool, deliveryID)
 }

@@ -73,8 +73,8 @@ type Config struct {
 	// HospitalAddresses are the hospital's MSSanté addresses that the
 	// adoption campaign's invitation letters give to correspondents.
 	HospitalAddresses []string
-	// Stats serves the statistics and the adoption campaign (a *dispatch.Service). Required.
-	Stats Stats
+	// Views is what the dashboard reads (a *readmodel.Reader). Required.
+	Views Views
 	// Quarantine lists the rejected messages (a *dispatch.Service). Required.
 	Quarantine Quarantine
 	// Audit is the journal of the audit log, for admins (an *audit.Log). Required.
@@ -102,9 +102,9 @@ func NewHandler(cfg Config) (http.Handler, error) {
 	case cfg.Reports == nil || cfg.Intake == nil || cfg.HL7 == nil || cfg.Directory == nil || cfg.Resolver == nil ||
 		cfg.Rules == nil || cfg.DB == nil || cfg.Gatherer == nil:
 		return nil, errors.New("web: Config.Reports, Intake, HL7, Directory, Resolver, Rules, DB and Gatherer are required")
-	case cfg.Dashboard == nil || cfg.Accounts == nil || cfg.Sessions == nil || cfg.Stats == nil || cfg.Quarantine == nil ||
+	case cfg.Dashboard == nil || cfg.Accounts == nil || cfg.Sessions == nil || cfg.Views == nil || cfg.Quarantine == nil ||
 		cfg.Audit == nil:
-		return nil, errors.New("web: Config.Dashboard, Accounts, Sessions, Stats, Quarantine and Audit are required")
+		return nil, errors.New("web: Config.Dashboard, Accounts, Sessions, Views, Quarantine and Audit are required")
 	}
 	if cfg.MaxBodySize == 0 {
 		cfg.MaxBodySize = 32 << 20

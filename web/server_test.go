@@ -28,6 +28,7 @@ import (
 	"github.com/mssdispatch/mssdispatch/internal/pgtest"
 	"github.com/mssdispatch/mssdispatch/paper"
 	"github.com/mssdispatch/mssdispatch/queue"
+	"github.com/mssdispatch/mssdispatch/readmodel"
 	"github.com/mssdispatch/mssdispatch/web"
 )
 
@@ -84,7 +85,7 @@ func setup(t testing.TB, configure ...func(*web.Config)) *testBundle {
 	require.NoError(t, err)
 	cfg := web.Config{APIToken: token, Reports: service, Intake: service, HL7: intake,
 		Directory: directory, Resolver: resolver, Rules: service, DB: pool, Gatherer: registry, Logger: quiet,
-		Dashboard: service, Accounts: accounts, Sessions: sessions, Stats: service, Quarantine: service, Audit: audit.NewLog(pool),
+		Dashboard: service, Accounts: accounts, Sessions: sessions, Views: readmodel.New(pool), Quarantine: service, Audit: audit.NewLog(pool),
 		Hospital: "CH Démo", HospitalAddresses: []string{"secretariat@ch-test.mssante.fr"}, JobsUI: jobsUI}
 	for _, c := range configure {
 		c(&cfg)

@@ -11,7 +11,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/mssdispatch/mssdispatch/dispatch"
+	"github.com/mssdispatch/mssdispatch/readmodel"
 )
 
 // svgElement is an element of a parsed chart, with its attributes and text.
@@ -183,7 +183,7 @@ func TestDelayChartUnits(t *testing.T) {
 		{20 * time.Hour, 30 * time.Hour, "h", []string{"0\u00a0h", "10\u00a0h", "20\u00a0h", "30\u00a0h"}},
 		{2 * 24 * time.Hour, 9 * 24 * time.Hour, "j", []string{"0,0\u00a0j", "2,5\u00a0j", "5,0\u00a0j", "7,5\u00a0j", "10,0\u00a0j"}},
 	} {
-		st := dispatch.Stats{Months: []dispatch.MonthRate{{Month: "2025-03"}}, Delays: []dispatch.Delay{
+		st := readmodel.Stats{Months: []readmodel.MonthRate{{Month: "2025-03"}}, Delays: []readmodel.Delay{
 			{Channel: "mssante", Count: 10, P50: tc.p50, P90: tc.p90},
 			{Month: "2025-03", Channel: "mssante", Count: 10, P50: tc.p50, P90: tc.p90},
 		}}

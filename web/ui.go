@@ -23,14 +23,9 @@ import (
 // This file holds the frame of the dashboard: its routes, the templates and
 // what every page shows (the user, the worklists' counts, a flash message).
 
-// Dashboard is what the secretaries' screens read and do (a *dispatch.Service).
+// Dashboard is what the secretaries' screens do (a *dispatch.Service); what
+// they read is Views.
 type Dashboard interface {
-	Deliveries(ctx context.Context, viewer string, f dispatch.DeliveryFilter) (dispatch.DeliveryPage, error)
-	WorklistCounts(ctx context.Context, services []string) (map[string]int64, error)
-	ReportDetail(ctx context.Context, viewer string, id int64) (dispatch.ReportDetail, error)
-	ReportService(ctx context.Context, reportID int64) (string, error)
-	DeliveryReport(ctx context.Context, deliveryID int64) (int64, error)
-	DocumentPDF(ctx context.Context, viewer string, reportID int64) ([]byte, error)
 	Approve(ctx context.Context, deliveryID int64, user string) error
 	LettersPDF(ctx context.Context, viewer string, ids []int64) ([]byte, map[int64]error, error)
 	SendTo(ctx context.Context, deliveryID int64, user, address string) error
@@ -191,7 +186,7 @@ func (u *ui) render(w http.ResponseWriter, r *http.Request, status int, name, ti
 	p := page{Title: title, Nav: nav, Hospital: u.cfg.Hospital, CSRF: auth.CSRFToken(r.Context()), Data: data}
 	if user, ok := auth.CurrentUser(r.Context()); ok {
 		p.User = user
-		counts, err := u.cfg.Dashboard.WorklistCounts(r.Context(), servicesOf(user))
+		counts, err := u.cfg.Views.WorklistCounts(r.Context(), servicesOf(user))
 		if err != nil {
 			u.serverError(w, r, err)
 			return

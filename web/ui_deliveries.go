@@ -16,6 +16,7 @@ import (
 	"github.com/mssdispatch/mssdispatch/correspondents"
 	"github.com/mssdispatch/mssdispatch/dispatch"
 	"github.com/mssdispatch/mssdispatch/internal/redact"
+	"github.com/mssdispatch/mssdispatch/readmodel"
 )
 
 // This file holds the secretaries' screens: the worklists, the search of
@@ -24,10 +25,10 @@ import (
 // worklistPage is a worklist or the search.
 type worklistPage struct {
 	Name   string
-	Filter dispatch.DeliveryFilter
+	Filter readmodel.DeliveryFilter
 	From   string // the date fields as typed (YYYY-MM-DD)
 	To     string
-	Rows   []dispatch.DeliveryRow
+	Rows   []readmodel.DeliveryRow
 	// NextURL is the link to the next page, empty on the last.
 	NextURL string
 	// Statuses are the choices of the status filter.
@@ -39,23 +40,23 @@ type worklistPage struct {
 
 func (u *ui) getWorklist(w http.ResponseWriter, r *http.Request) {
 	name := chi.URLParam(r, "name")
-	if !slices.Contains(dispatch.Worklists, name) {
+	if !slices.Contains(readmodel.Worklists, name) {
 		u.notFound(w, r, "Cette liste n'existe pas.")
 		return
 	}
 	q := r.URL.Query()
 	user := currentUser(r)
 	p := worklistPage{Name: name, Statuses: deliveryStatuses, From: q.Get("from"), To: q.Get("to"), Back: r.URL.RequestURI()}
-	p.Filter = dispatch.DeliveryFilter{Worklist: name, Patient: q.Get("patient"), Correspondent: q.Get("correspondent"),
+	p.Filter = readmodel.DeliveryFilter{Worklist: name, Patient: q.Get("patient"), Correspondent: q.Get("correspondent"),
 		DocumentCode: strings.TrimSpace(q.Get("document_code")), Service: strings.TrimSpace(q.Get("service")),
 		Status: q.Get("status"), Services: servicesOf(user), After: q.Get("after")}
 	var errs []string
 	p.Filter.From, p.Filter.To, errs = dayRange(p.From, p.To)
 	status := http.StatusOK
 	if len(errs) == 0 {
-		page, err := u.cfg.Dashboard.Deliveries(r.Context(), currentUser(r).Username, p.Filter)
+		page, err := u.cfg.Views.Deliveries(r.Context(), currentUser(r).Username, p.Filter)
 		switch {
-		case errors.Is(err, dispatch.ErrBadFilter):
+		case errors.Is(err, readmodel.ErrBadFilter):
 			errs = append(errs, "filtre invalide")
 		case err != nil:
 			u.serverError(w, r, err)
@@ -83,7 +84,7 @@ var deliveryStatuses = []string{dispatch.StatusReview, dispatch.StatusScheduled,
 
 // reportPage is a report's page.
 type reportPage struct {
-	Report dispatch.ReportDetail
+	Report readmodel.ReportDetail
 	// Edit is the delivery whose recipient is being edited, 0 for none;
 	// Query and Results are the directory search of that edit.
 	Edit    int64
@@ -126,7 +127,7 @@ func (u *ui) deliveryFor(w http.ResponseWriter, r *http.Request) (id, reportID i
 	if id, ok = u.pathID(w, r, "Cet envoi n'existe pas."); !ok {
 		return 0, 0, false
 	}
-	reportID, err := u.cfg.Dashboard.DeliveryReport(r.Context(), id)
+	reportID, err := u.cfg.Views.DeliveryReport(r.Context(), id)
 	switch {
 	case errors.Is(err, dispatch.ErrNotFound):
 		u.notFound(w, r, "Cet envoi n'existe pas.")
@@ -155,7 +156,7 @@ func (u *ui) reportFor(w http.ResponseWriter, r *http.Request, id int64) bool {
 // sees reports whether the report id exists and is of a service the
 // request's user sees.
 func (u *ui) sees(r *http.Request, reportID int64) (bool, error) {
-	service, err := u.cfg.Dashboard.ReportService(r.Context(), reportID)
+	service, err := u.cfg.Views.ReportService(r.Context(), reportID)
 	if errors.Is(err, dispatch.ErrNotFound) {
 		return false, nil
 	}
@@ -167,7 +168,7 @@ func (u *ui) getReportPage(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	report, err := u.cfg.Dashboard.ReportDetail(r.Context(), currentUser(r).Username, id)
+	report, err := u.cfg.Views.ReportDetail(r.Context(), currentUser(r).Username, id)
 	if err != nil {
 		u.serverError(w, r, err)
 		return
@@ -190,7 +191,7 @@ func (u *ui) getReportPDF(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	pdf, err := u.cfg.Dashboard.DocumentPDF(r.Context(), currentUser(r).Username, id)
+	pdf, err := u.cfg.Views.DocumentPDF(r.Context(), currentUser(r).Username, id)
 	switch {
 	case errors.Is(err, dispatch.ErrNotFound):
 		u.notFound(w, r, "Ce compte rendu n'a pas de PDF (ou il a été purgé).")
@@ -237,28 +238,28 @@ func (u *ui) postDeliveryAction(w http.ResponseWriter, r *http.Request) {
 	var done string
 	var err error
 	switch action := chi.URLParam(r, "action"); action {
-	case dispatch.ActionApprove:
+	case readmodel.ActionApprove:
 		err, done = u.cfg.Dashboard.Approve(ctx, id, user), "Envoi approuvé."
-	case dispatch.ActionSendTo:
+	case readmodel.ActionSendTo:
 		address := strings.TrimSpace(r.PostFormValue("address"))
 		err, done = u.cfg.Dashboard.SendTo(ctx, id, user, address), "Envoi à "+address+" approuvé."
-	case dispatch.ActionSendNow:
+	case readmodel.ActionSendNow:
 		err, done = u.cfg.Dashboard.Approve(ctx, id, user), "Envoyé sans attendre la fin du délai de la règle."
-	case dispatch.ActionHold:
+	case readmodel.ActionHold:
 		err, done = u.cfg.Dashboard.Hold(ctx, id, user, why), "Envoi remis en vérification."
-	case dispatch.ActionCancel:
+	case readmodel.ActionCancel:
 		err, done = u.cfg.Dashboard.Cancel(ctx, id, user, why), "Envoi annulé."
-	case dispatch.ActionResend:
+	case readmodel.ActionResend:
 		err, done = u.cfg.Dashboard.Resend(ctx, id, user), "Envoi relancé."
-	case dispatch.ActionPaper:
+	case readmodel.ActionPaper:
 		var paperID int64
 		paperID, err = u.cfg.Dashboard.SwitchToPaper(ctx, id, user)
 		done = fmt.Sprintf("Envoi papier créé (n° %d).", paperID)
-	case dispatch.ActionPosted:
+	case readmodel.ActionPosted:
 		err, done = u.cfg.Dashboard.MarkPaperSent(ctx, id, user), "Courrier marqué posté."
-	case dispatch.ActionReturn:
+	case readmodel.ActionReturn:
 		err, done = u.cfg.Dashboard.PostalReturn(ctx, id, user, cmp.Or(why, "retour NPAI")), "Retour postal enregistré: envoi à vérifier."
-	case dispatch.ActionEdit:
+	case readmodel.ActionEdit:
 		c := dispatch.RecipientChange{Address: r.PostFormValue("address"), Name: r.PostFormValue("name"),
 			PostalAddress: postalFromForm(r)}
 		err, done = u.cfg.Dashboard.EditRecipient(ctx, id, user, c), "Destinataire modifié."

@@ -10,17 +10,18 @@ import (
 	"github.com/mssdispatch/mssdispatch/auth"
 	"github.com/mssdispatch/mssdispatch/correspondents"
 	"github.com/mssdispatch/mssdispatch/dispatch"
+	"github.com/mssdispatch/mssdispatch/readmodel"
 )
 
 // This file holds what the dashboard's templates call: the French labels of
 // the codes, and the formatting of dates.
 
 var worklistLabels = map[string]string{
-	dispatch.WorklistReview:    "À vérifier",
-	dispatch.WorklistFailed:    "Échecs",
-	dispatch.WorklistPaper:     "Courrier papier",
-	dispatch.WorklistScheduled: "Programmés",
-	dispatch.WorklistAll:       "Tous les envois",
+	readmodel.WorklistReview:    "À vérifier",
+	readmodel.WorklistFailed:    "Échecs",
+	readmodel.WorklistPaper:     "Courrier papier",
+	readmodel.WorklistScheduled: "Programmés",
+	readmodel.WorklistAll:       "Tous les envois",
 }
 
 var statusLabels = map[string]string{
@@ -38,7 +39,7 @@ var statusLabels = map[string]string{
 }
 
 var eventLabels = map[string]string{
-	dispatch.EventReceived:      "Reçu du DPI",
+	readmodel.EventReceived:     "Reçu du DPI",
 	dispatch.ReportEventWarning: "Avertissement à la réception",
 	dispatch.ReportEventResent:  "Document envoyé à nouveau par le DPI",
 	dispatch.EventCreated:       "Envoi créé",
@@ -70,15 +71,15 @@ var eventLabels = map[string]string{
 }
 
 var actionLabels = map[string]string{
-	dispatch.ActionApprove: "Approuver l'envoi",
-	dispatch.ActionSendNow: "Envoyer maintenant",
-	dispatch.ActionHold:    "Remettre en vérification",
-	dispatch.ActionEdit:    "Modifier le destinataire",
-	dispatch.ActionPaper:   "Envoyer par courrier",
-	dispatch.ActionResend:  "Renvoyer",
-	dispatch.ActionCancel:  "Annuler",
-	dispatch.ActionPosted:  "Marquer posté",
-	dispatch.ActionReturn:  "Retour postal (NPAI)",
+	readmodel.ActionApprove: "Approuver l'envoi",
+	readmodel.ActionSendNow: "Envoyer maintenant",
+	readmodel.ActionHold:    "Remettre en vérification",
+	readmodel.ActionEdit:    "Modifier le destinataire",
+	readmodel.ActionPaper:   "Envoyer par courrier",
+	readmodel.ActionResend:  "Renvoyer",
+	readmodel.ActionCancel:  "Annuler",
+	readmodel.ActionPosted:  "Marquer posté",
+	readmodel.ActionReturn:  "Retour postal (NPAI)",
 }
 
 // reasonLabels say why a delivery was made as it was (its reason code).
@@ -202,12 +203,12 @@ var uiFuncs = template.FuncMap{
 	"join": strings.Join,
 	// countLabel shows a worklist's count, "1000+" at the cap.
 	"countLabel": func(n int64) string {
-		if n >= dispatch.CountCap {
-			return strconv.Itoa(dispatch.CountCap) + "+"
+		if n >= readmodel.CountCap {
+			return strconv.Itoa(readmodel.CountCap) + "+"
 		}
 		return strconv.FormatInt(n, 10)
 	},
-	"worklist": func() []string { return dispatch.Worklists },
+	"worklist": func() []string { return readmodel.Worklists },
 	// paperConfirm asks before a letter to p; paperLabel names its button.
 	"paperConfirm": func(p dispatch.PostalAddress) string {
 		if !p.Known() {

@@ -10,6 +10,7 @@ import (
 	"github.com/mssdispatch/mssdispatch/auth"
 	"github.com/mssdispatch/mssdispatch/dispatch"
 	"github.com/mssdispatch/mssdispatch/postal"
+	"github.com/mssdispatch/mssdispatch/readmodel"
 )
 
 // This file holds the paper screens: the batches of letters to print, their
@@ -45,7 +46,7 @@ func (u *ui) getBatches(w http.ResponseWriter, r *http.Request) {
 		u.serverError(w, r, err)
 		return
 	}
-	u.render(w, r, http.StatusOK, "paper_batches", "Lots de courrier", dispatch.WorklistPaper,
+	u.render(w, r, http.StatusOK, "paper_batches", "Lots de courrier", readmodel.WorklistPaper,
 		visibleBatches(currentUser(r), batches))
 }
 
@@ -93,7 +94,7 @@ func (u *ui) getBatch(w http.ResponseWriter, r *http.Request) {
 			p.Withdrawn++
 		}
 	}
-	u.render(w, r, http.StatusOK, "paper_batch", fmt.Sprintf("Lot n° %d", b.ID), dispatch.WorklistPaper, p)
+	u.render(w, r, http.StatusOK, "paper_batch", fmt.Sprintf("Lot n° %d", b.ID), readmodel.WorklistPaper, p)
 }
 
 func (u *ui) getBatchPDF(w http.ResponseWriter, r *http.Request) {

@@ -14,6 +14,7 @@ import (
 	"github.com/mssdispatch/mssdispatch/auth"
 	"github.com/mssdispatch/mssdispatch/dispatch"
 	"github.com/mssdispatch/mssdispatch/postal"
+	"github.com/mssdispatch/mssdispatch/readmodel"
 )
 
 // This file holds the worklists' selection: one action on the rows a
@@ -36,7 +37,7 @@ const maxSelection = 200
 // letters' PDF, or nothing printed and why when one of them cannot be.
 func (u *ui) postSelection(w http.ResponseWriter, r *http.Request) {
 	name := chi.URLParam(r, "name")
-	if !slices.Contains(dispatch.Worklists, name) {
+	if !slices.Contains(readmodel.Worklists, name) {
 		u.notFound(w, r, "Cette liste n'existe pas.")
 		return
 	}
@@ -73,7 +74,7 @@ func (u *ui) postSelection(w http.ResponseWriter, r *http.Request) {
 	}
 	var visible []int64
 	for _, id := range ids {
-		reportID, err := u.cfg.Dashboard.DeliveryReport(ctx, id)
+		reportID, err := u.cfg.Views.DeliveryReport(ctx, id)
 		ok := err == nil
 		if ok {
 			ok, err = u.sees(r, reportID)

@@ -19,17 +19,25 @@ import (
 
 	"github.com/mssdispatch/mssdispatch/auth"
 	"github.com/mssdispatch/mssdispatch/dispatch"
+	"github.com/mssdispatch/mssdispatch/readmodel"
 )
 
 // This file holds the statistics (the Hop'En dematerialisation rate, the
 // delays, the failures) and the adoption campaign: the correspondents still
 // served on paper, as a table, a CSV file and printable invitation letters.
 
-// Stats is what the statistics and campaign screens read (a *dispatch.Service).
-type Stats interface {
-	Stats(ctx context.Context, f dispatch.StatsFilter) (dispatch.Stats, error)
-	Campaign(ctx context.Context, f dispatch.CampaignFilter) ([]dispatch.CampaignEntry, error)
-	ExportCampaign(ctx context.Context, actor, format string, f dispatch.CampaignFilter) ([]dispatch.CampaignEntry, error)
+// Views is what the dashboard's screens read (a *readmodel.Reader): the
+// worklists and search, a report's page, the statistics and the campaign.
+type Views interface {
+	Deliveries(ctx context.Context, viewer string, f readmodel.DeliveryFilter) (readmodel.DeliveryPage, error)
+	WorklistCounts(ctx context.Context, services []string) (map[string]int64, error)
+	ReportDetail(ctx context.Context, viewer string, id int64) (readmodel.ReportDetail, error)
+	ReportService(ctx context.Context, reportID int64) (string, error)
+	DeliveryReport(ctx context.Context, deliveryID int64) (int64, error)
+	DocumentPDF(ctx context.Context, viewer string, reportID int64) ([]byte, error)
+	Stats(ctx context.Context, f readmodel.StatsFilter) (readmodel.Stats, error)
+	Campaign(ctx context.Context, f readmodel.CampaignFilter) ([]readmodel.CampaignEntry, error)
+	ExportCampaign(ctx context.Context, actor, format string, f readmodel.CampaignFilter) ([]readmodel.CampaignEntry, error)
 }
 
 // statsRoutes mounts the statistics and the adoption campaign.
@@ -167,13 +175,13 @@ func formatDelay(d time.Duration) string {
 type rateView struct {
 	Label  string
 	Detail string // e.g. the LOINC code of a document type
-	dispatch.Rate
+	readmodel.Rate
 	// Percent is the rate, "—" without equipped recipients.
 	Percent string
 	Meets   bool
 }
 
-func newRateView(label, detail string, r dispatch.Rate) rateView {
+func newRateView(label, detail string, r readmodel.Rate) rateView {
 	v := rateView{Label: label, Detail: detail, Rate: r, Percent: "—", Meets: r.MeetsTarget()}
 	if r.Equipped > 0 {
 		v.Percent = percent(r.Value())
@@ -216,7 +224,7 @@ type statsPage struct {
 	Services   []rateView
 	Documents  []rateView
 	Delays     []channelDelays
-	Deliveries []dispatch.ChannelCount
+	Deliveries []readmodel.ChannelCount
 	// DeliveriesTotal is the sum of Deliveries.
 	DeliveriesTotal int64
 	Failures        []failureView
@@ -225,7 +233,7 @@ type statsPage struct {
 
 func (u *ui) getStats(w http.ResponseWriter, r *http.Request) {
 	user := currentUser(r)
-	p := statsPage{Limited: servicesOf(user), Target: strconv.FormatFloat(dispatch.DematerialisationTarget*100, 'f', -1, 64) + "\u00a0%"}
+	p := statsPage{Limited: servicesOf(user), Target: strconv.FormatFloat(readmodel.DematerialisationTarget*100, 'f', -1, 64) + "\u00a0%"}
 	period, err := parseStatsPeriod(r.URL.Query(), time.Now())
 	if err != nil {
 		p.Period = statsPeriod{From: r.URL.Query().Get("from"), To: r.URL.Query().Get("to")}
@@ -234,7 +242,7 @@ func (u *ui) getStats(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p.Period = period
-	st, err := u.cfg.Stats.Stats(r.Context(), dispatch.StatsFilter{From: period.Start, To: period.End, Services: servicesOf(user)})
+	st, err := u.cfg.Views.Stats(r.Context(), readmodel.StatsFilter{From: period.Start, To: period.End, Services: servicesOf(user)})
 	if err != nil {
 		u.serverError(w, r, err)
 		return
@@ -259,7 +267,7 @@ func (u *ui) getStats(w http.ResponseWriter, r *http.Request) {
 		Desc: "Part des destinataires équipés d'une messagerie MSSanté servis par MSSanté, mois par mois, " +
 			"avec l'objectif Hop'En de " + p.Target + ". Les chiffres sont dans le tableau qui suit.",
 		Categories: months, Series: []barSeries{{Name: "Taux", Values: rates, Titles: tips}},
-		Max: 100, Target: dispatch.DematerialisationTarget * 100, TargetLabel: "Objectif " + p.Target,
+		Max: 100, Target: readmodel.DematerialisationTarget * 100, TargetLabel: "Objectif " + p.Target,
 		Unit: "%",
 	}.SVG()
 	for _, s := range st.Services {
@@ -281,7 +289,7 @@ func (u *ui) getStats(w http.ResponseWriter, r *http.Request) {
 
 // delaysByChannel arranges the delays by channel, each with its chart over
 // the period's months (categories, as st.Months).
-func delaysByChannel(st dispatch.Stats, categories []string) []channelDelays {
+func delaysByChannel(st readmodel.Stats, categories []string) []channelDelays {
 	var out []channelDelays
 	index := map[string]int{}
 	for i, m := range st.Months {
@@ -364,7 +372,7 @@ type campaignPage struct {
 // campaignLine is a correspondent of the campaign.
 type campaignLine struct {
 	Rank int
-	dispatch.CampaignEntry
+	readmodel.CampaignEntry
 	// Address is the postal address, one line per line.
 	Address []string
 	// KindLabel is "Professionnel" or "Structure".
@@ -373,26 +381,26 @@ type campaignLine struct {
 
 // campaignFilter reads the campaign's query: the period and limit (1 to
 // campaignMaxLimit, defaulting to def).
-func campaignFilter(r *http.Request, def int) (statsPeriod, dispatch.CampaignFilter, error) {
+func campaignFilter(r *http.Request, def int) (statsPeriod, readmodel.CampaignFilter, error) {
 	q := r.URL.Query()
 	period, err := parseStatsPeriod(q, time.Now())
 	if err != nil {
-		return statsPeriod{}, dispatch.CampaignFilter{}, err
+		return statsPeriod{}, readmodel.CampaignFilter{}, err
 	}
 	limit := def
 	if v := strings.TrimSpace(q.Get("limit")); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > campaignMaxLimit {
-			return statsPeriod{}, dispatch.CampaignFilter{}, fmt.Errorf("nombre de correspondants %q invalide (1 à %d)", v, campaignMaxLimit)
+			return statsPeriod{}, readmodel.CampaignFilter{}, fmt.Errorf("nombre de correspondants %q invalide (1 à %d)", v, campaignMaxLimit)
 		}
 		limit = n
 	}
-	return period, dispatch.CampaignFilter{From: period.Start, To: period.End, Services: servicesOf(currentUser(r)),
+	return period, readmodel.CampaignFilter{From: period.Start, To: period.End, Services: servicesOf(currentUser(r)),
 		Limit: limit}, nil
 }
 
 // campaignLines numbers the entries for display.
-func campaignLines(entries []dispatch.CampaignEntry) []campaignLine {
+func campaignLines(entries []readmodel.CampaignEntry) []campaignLine {
 	out := make([]campaignLine, len(entries))
 	for i, e := range entries {
 		kind := "Professionnel"
@@ -415,7 +423,7 @@ func (u *ui) getCampaign(w http.ResponseWriter, r *http.Request) {
 		u.render(w, r, http.StatusBadRequest, "campaign", "Campagne MSSanté", "campaign", p)
 		return
 	}
-	entries, err := u.cfg.Stats.Campaign(r.Context(), f)
+	entries, err := u.cfg.Views.Campaign(r.Context(), f)
 	if err != nil {
 		u.serverError(w, r, err)
 		return
@@ -446,7 +454,7 @@ func (u *ui) getCampaignCSV(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "Recherche impossible: "+err.Error()+".", http.StatusBadRequest)
 		return
 	}
-	entries, err := u.cfg.Stats.ExportCampaign(r.Context(), currentUser(r).Username, "fichier CSV", f)
+	entries, err := u.cfg.Views.ExportCampaign(r.Context(), currentUser(r).Username, "fichier CSV", f)
 	if err != nil {
 		u.serverError(w, r, err)
 		return
@@ -504,7 +512,7 @@ func (u *ui) getCampaignLetters(w http.ResponseWriter, r *http.Request) {
 		u.render(w, r, http.StatusBadRequest, "error", "Recherche impossible", "campaign", err.Error()+".")
 		return
 	}
-	entries, err := u.cfg.Stats.ExportCampaign(r.Context(), currentUser(r).Username, "lettres d'invitation", f)
+	entries, err := u.cfg.Views.ExportCampaign(r.Context(), currentUser(r).Username, "lettres d'invitation", f)
 	if err != nil {
 		u.serverError(w, r, err)
 		return

@@ -35,6 +35,7 @@ import (
 	"github.com/mssdispatch/mssdispatch/migrations"
 	"github.com/mssdispatch/mssdispatch/paper"
 	"github.com/mssdispatch/mssdispatch/queue"
+	"github.com/mssdispatch/mssdispatch/readmodel"
 	"github.com/mssdispatch/mssdispatch/web"
 )
 
@@ -395,7 +396,7 @@ func serve(ctx context.Context, cfg serveConfig, logger *slog.Logger, ready func
 
 	registry := prometheus.NewRegistry()
 	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		queue.NewDepthCollector(pool), dispatch.NewWorklistCollector(pool))
+		queue.NewDepthCollector(pool), readmodel.NewWorklistCollector(pool))
 
 	directory := correspondents.NewStore(pool)
 	resolver := correspondents.NewResolver(directory)
@@ -500,7 +501,7 @@ func serve(ctx context.Context, cfg serveConfig, logger *slog.Logger, ready func
 	}
 	handler, err := web.NewHandler(web.Config{APIToken: cfg.APIToken, Reports: service, Intake: service, HL7: intake,
 		Directory: directory, Resolver: resolver, Rules: service, DB: pool, Gatherer: registry, Logger: logger,
-		Dashboard: service, Accounts: accounts, Sessions: sessions, Stats: service, Quarantine: service, Audit: audit.NewLog(pool),
+		Dashboard: service, Accounts: accounts, Sessions: sessions, Views: readmodel.New(pool), Quarantine: service, Audit: audit.NewLog(pool),
 		Hospital: cfg.Organisation, HospitalAddresses: cfg.HospitalAddresses, JobsUI: jobsUI, TrustedProxies: cfg.TrustedProxies})
 	if err != nil {
 		return err
