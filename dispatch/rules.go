@@ -201,7 +201,7 @@ func (rs *RuleSet) normalise() RuleErrors {
 			}
 		}
 		for _, a := range r.Match.Authors {
-			if !rppsSyntax(a) {
+			if _, err := correspondents.NationalIDFromRPPS(a); err != nil {
 				bad("match.authors", "%q n'est pas un RPPS à 11 chiffres", a)
 			}
 		}
@@ -249,10 +249,6 @@ func (rs *RuleSet) normalise() RuleErrors {
 		}
 	}
 	return errs
-}
-
-func rppsSyntax(s string) bool {
-	return len(s) == 11 && strings.Trim(s, "0123456789") == ""
 }
 
 // Empty reports whether m matches every delivery.
