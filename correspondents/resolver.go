@@ -73,7 +73,7 @@ func PatientMailbox(ins string, qualified bool) string {
 type Recipient struct {
 	// Kind is KindProfessional, KindOrganisation or KindPatient; empty is a professional.
 	Kind string
-	// NationalID is the person's national id: "8" + RPPS or "0" + ADELI.
+	// NationalID is the person's national id: "8" + RPPS or "0" + ADELI (a NationalID).
 	NationalID string
 	// FINESS identifies an organisation.
 	FINESS string

@@ -293,6 +293,29 @@ func TestDomainAndParents(t *testing.T) {
 	require.Equal(t, []string{"localhost"}, domainAndParents("localhost"))
 }
 
+// TestSearchADELI checks that a professional known by an ADELI is found by
+// the national id or by the bare ADELI number.
+func TestSearchADELI(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	store := NewStore(pgtest.NewPool(t))
+	adeli := row(map[int]string{colBoxType: "PER", colAddress: "adeli@trusted-demo.fr", colPPIDType: "0",
+		colPPID: "999000201", colNationalID: "0999000201", colLastName: "NOMADELI", colFirstName: "Prénom"})
+	er, err := NewExtractionReader(strings.NewReader(strings.Join(extractionHeader[:], "|") + "\n" + adeli + "\n"))
+	require.NoError(t, err)
+	_, err = store.ImportDirectory(ctx, "fixture", er, ImportOptions{})
+	require.NoError(t, err)
+	for text, want := range map[string]int{"0999000201": 1, "999000201": 1, "899900020100": 0, "99900020100": 0} {
+		got, err := store.Search(ctx, SearchQuery{Text: text})
+		require.NoError(t, err, text)
+		require.Len(t, got, want, text)
+		if want > 0 {
+			require.Equal(t, "0999000201", got[0].NationalID, text)
+			require.Empty(t, got[0].RPPS, text)
+		}
+	}
+}
+
 func TestSearch(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()

@@ -49,7 +49,7 @@ func (e *ValidationError) Error() string { return e.Field + ": " + e.Msg }
 // id) or organisation (FINESS) when the resolver routes a report.
 type LocalCorrespondent struct {
 	ID int64 `json:"id"`
-	// NationalID is "8" + RPPS or "0" + ADELI; empty for an organisation.
+	// NationalID is "8" + RPPS or "0" + ADELI (a NationalID); empty for an organisation.
 	NationalID string `json:"national_id,omitempty"`
 	// FINESS identifies an organisation (9 characters).
 	FINESS       string `json:"finess,omitempty"`
@@ -74,21 +74,22 @@ func (c LocalCorrespondent) Name() string {
 	return c.Organisation
 }
 
-var (
-	nationalIDSyntax = regexp.MustCompile(`^(8[0-9]{11}|0[0-9]{9})$`)
-	finessSyntax     = regexp.MustCompile(`^[0-9][0-9AB][0-9]{7}$`)
-)
+var finessSyntax = regexp.MustCompile(`^[0-9][0-9AB][0-9]{7}$`)
 
 // normalise checks c and puts its fields in their stored form.
 func (c *LocalCorrespondent) normalise() error {
 	for _, f := range []*string{&c.NationalID, &c.FINESS, &c.Family, &c.Given, &c.Organisation, &c.MSSanteAddress, &c.Preference, &c.Note} {
 		*f = strings.TrimSpace(*f)
 	}
+	var badNationalID error
+	if c.NationalID != "" {
+		_, badNationalID = ParseNationalID(c.NationalID)
+	}
 	switch {
 	case c.NationalID == "" && c.FINESS == "":
 		return &ValidationError{Field: "national_id", Msg: "a national id (8 + RPPS, 0 + ADELI) or a FINESS is required"}
-	case c.NationalID != "" && !nationalIDSyntax.MatchString(c.NationalID):
-		return &ValidationError{Field: "national_id", Msg: fmt.Sprintf("%q is neither 8 + an 11-digit RPPS nor 0 + a 9-digit ADELI", c.NationalID)}
+	case badNationalID != nil:
+		return &ValidationError{Field: "national_id", Msg: badNationalID.Error()}
 	case c.FINESS != "" && !finessSyntax.MatchString(c.FINESS):
 		return &ValidationError{Field: "finess", Msg: fmt.Sprintf("%q is not a 9-character FINESS", c.FINESS)}
 	case c.Name() == "":

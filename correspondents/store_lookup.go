@@ -147,8 +147,13 @@ func (s *Store) Search(ctx context.Context, q SearchQuery) ([]SearchResult, erro
 		return fmt.Sprintf("$%d", len(args))
 	}
 	if id != "" {
+		// The text as a national id, or an RPPS or ADELI with its prefix added.
 		p := arg(id)
-		where = append(where, `((national_id <> '' AND national_id IN (`+p+`, '8' || `+p+`, '0' || `+p+`))
+		ids := p
+		if n, err := ParseNationalIDOrNumber(id); err == nil && n.String() != id {
+			ids += ", " + arg(n.String())
+		}
+		where = append(where, `((national_id <> '' AND national_id IN (`+ids+`))
 			OR (box_type IN ('ORG', 'APP') AND structure_id <> '' AND structure_id = `+p+`))`)
 	}
 	if first != "" {

@@ -167,6 +167,10 @@ func (s *Service) wrapPDF(r Report, now time.Time) ([]byte, error) {
 	case r.Author.RPPS == "":
 		return nil, &InvalidError{Field: "author.rpps", Msg: "un PDF seul a besoin du RPPS de son auteur"}
 	}
+	author, err := correspondents.NationalIDFromRPPS(r.Author.RPPS)
+	if err != nil {
+		return nil, &InvalidError{Field: "author.rpps", Msg: fmt.Sprintf("%q n'est pas un RPPS à 11 chiffres", r.Author.RPPS)}
+	}
 	root, ext, _ := strings.Cut(r.Document.ID, "^")
 	custodian := cda.Organization{ID: cda.II{Root: oidFINESS, Extension: "1" + s.custodian.FINESS}, Name: s.custodian.Name}
 	h := cda.WrapHeader{Document: cda.Document{
@@ -176,7 +180,7 @@ func (s *Service) wrapPDF(r Report, now time.Time) ([]byte, error) {
 		EffectiveTime: now,
 		Patient: cda.Patient{IDs: []cda.II{{Root: r.Patient.INSOID, Extension: r.Patient.INS}},
 			Family: r.Patient.Family, Given: r.Patient.Given, BirthDate: r.Patient.BirthDate, Sex: r.Patient.Sex},
-		Author: cda.Author{Person: cda.Person{ID: cda.II{Root: oidRPPS, Extension: "8" + r.Author.RPPS},
+		Author: cda.Author{Person: cda.Person{ID: cda.II{Root: oidRPPS, Extension: author.String()},
 			Family: r.Author.Family, Given: r.Author.Given}, Organization: custodian},
 		Custodian: custodian,
 	}}

@@ -153,7 +153,7 @@ type Recipient struct {
 	Role string `json:"role,omitempty"`
 	// Kind is professional, organisation or patient.
 	Kind string `json:"kind,omitempty"`
-	// NationalID is "8" + RPPS or "0" + ADELI, when known.
+	// NationalID is "8" + RPPS or "0" + ADELI (a correspondents.NationalID), when known.
 	NationalID string `json:"national_id,omitempty"`
 	// RPPS is the 11-digit RPPS number, when known.
 	RPPS string `json:"rpps,omitempty"`

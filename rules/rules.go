@@ -256,6 +256,9 @@ func (rs *Set) normalise() Errors {
 	return errs
 }
 
+// rppsSyntax reports whether s is written as an RPPS number: 11 digits
+// (the rules have no database, hence not correspondents.NationalID, whose
+// RPPS form is "8" + these 11 digits).
 func rppsSyntax(s string) bool {
 	return len(s) == 11 && strings.Trim(s, "0123456789") == ""
 }

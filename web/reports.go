@@ -9,10 +9,10 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"regexp"
 	"strings"
 	"time"
 
+	"github.com/mssdispatch/mssdispatch/correspondents"
 	"github.com/mssdispatch/mssdispatch/dispatch"
 	"github.com/mssdispatch/mssdispatch/internal/redact"
 )
@@ -85,11 +85,6 @@ type recipientRequest struct {
 	Address      string `json:"address"`
 }
 
-var (
-	rppsPattern  = regexp.MustCompile(`^[0-9]{11}$`)
-	adeliPattern = regexp.MustCompile(`^[0-9]{9}$`)
-)
-
 // fieldError is a request field the client must fix.
 type fieldError struct{ field, msg string }
 
@@ -153,15 +148,17 @@ func (rr recipientRequest) recipient(field, role string) (dispatch.Recipient, er
 		}
 		return field + "." + name
 	}
+	fromRPPS, errRPPS := correspondents.NationalIDFromRPPS(rr.RPPS)
+	fromADELI, errADELI := correspondents.NationalIDFromADELI(rr.ADELI)
 	switch {
-	case rr.RPPS != "" && !rppsPattern.MatchString(rr.RPPS):
+	case rr.RPPS != "" && errRPPS != nil:
 		return rc, &fieldError{sub("rpps"), "un numéro RPPS a 11 chiffres"}
-	case rr.ADELI != "" && !adeliPattern.MatchString(rr.ADELI):
+	case rr.ADELI != "" && errADELI != nil:
 		return rc, &fieldError{sub("adeli"), "un numéro ADELI a 9 chiffres"}
 	case rr.RPPS != "":
-		rc.RPPS, rc.NationalID = rr.RPPS, "8"+rr.RPPS
+		rc.RPPS, rc.NationalID = rr.RPPS, fromRPPS.String()
 	case rr.ADELI != "":
-		rc.NationalID = "0" + rr.ADELI
+		rc.NationalID = fromADELI.String()
 	}
 	switch {
 	case rc.NationalID != "" || rc.Family != "" || rc.Given != "":

@@ -250,13 +250,8 @@ func localFormFrom(v url.Values) localForm {
 // or ADELI (9) typed without its prefix gets it.
 func (f localForm) correspondent() correspondents.LocalCorrespondent {
 	id := f.NationalID
-	if strings.Trim(id, "0123456789") == "" {
-		switch len(id) {
-		case 11:
-			id = "8" + id
-		case 9:
-			id = "0" + id
-		}
+	if n, err := correspondents.ParseNationalIDOrNumber(id); err == nil {
+		id = n.String() // else LocalCorrespondent's checks say what is wrong
 	}
 	c := correspondents.LocalCorrespondent{ID: f.ID, NationalID: id, FINESS: f.FINESS, Family: f.Family,
 		Given: f.Given, Organisation: f.Organisation, MSSanteAddress: f.Address, Preference: f.Preference, Note: f.Note}

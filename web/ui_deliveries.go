@@ -282,9 +282,7 @@ func (u *ui) postAddRecipient(w http.ResponseWriter, r *http.Request) {
 	rc := dispatch.Recipient{Family: strings.TrimSpace(r.PostFormValue("family")),
 		Given: strings.TrimSpace(r.PostFormValue("given")), NationalID: strings.TrimSpace(r.PostFormValue("national_id")),
 		Address: strings.TrimSpace(r.PostFormValue("address")), PostalAddress: postalFromForm(r)}
-	if len(rc.NationalID) == 12 && rc.NationalID[0] == '8' {
-		rc.RPPS = rc.NationalID[1:]
-	}
+	rc.RPPS, _ = correspondents.NationalID(rc.NationalID).RPPS()
 	newID, err := u.cfg.Dashboard.AddRecipient(r.Context(), id, currentUser(r).Username, rc)
 	u.afterAction(w, r, err, fmt.Sprintf("Destinataire ajouté (envoi n° %d, à approuver).", newID),
 		fmt.Sprintf("/reports/%d#recipients", id))

@@ -638,14 +638,12 @@ func cdaAuthor(a cda.Author) dispatch.Recipient {
 	return rc
 }
 
-// nationalID returns the national id of a professional and its RPPS: the
-// national id is "8" + RPPS (12 digits) or "0" + ADELI.
+// nationalID returns the national id of a professional, kept as given
+// (trimmed), and its RPPS when it is "8" + RPPS (correspondents.NationalID).
 func nationalID(id string) (national, rpps string) {
 	id = strings.TrimSpace(id)
-	if len(id) == 12 && id[0] == '8' && digits(id) {
-		return id, id[1:]
-	}
-	return id, ""
+	rpps, _ = correspondents.NationalID(id).RPPS()
+	return id, rpps
 }
 
 // finess returns the FINESS number of an organisation id: the national
@@ -957,19 +955,23 @@ func isFINESS(o hl7.XON) bool {
 // professionalID returns the national id and RPPS of a person identified by
 // the national directory of professionals (XCN.9 1.2.250.1.71.4.2.1 or
 // XCN.13 RPPS, ADELI or IDNPS); other ids (local staff ids) are not kept. An
-// RPPS (11 digits) or ADELI (9 digits) given without its prefix gets it.
+// RPPS (11 digits) given without its prefix gets it, unless XCN.13 says
+// ADELI; an ADELI (9 digits) only when XCN.13 says ADELI. Any other id is
+// kept as given (nationalID).
 func professionalID(x hl7.XCN) (national, rpps string) {
 	id, typ := strings.TrimSpace(x.ID), norm(x.TypeCode)
 	directory := authorityOID(x.AssigningAuthority, []string{cda.OIDRPPS}) != "" ||
 		strings.EqualFold(strings.ReplaceAll(x.AssigningAuthority.NamespaceID, " ", ""), "ASIP-SANTE-PS")
 	known := directory || typ == "RPPS" || typ == "ADELI" || typ == "IDNPS"
-	switch {
-	case !known || id == "":
+	if !known || id == "" {
 		return "", ""
-	case len(id) == 11 && digits(id) && typ != "ADELI":
-		return "8" + id, id
-	case len(id) == 9 && digits(id) && typ == "ADELI":
-		return "0" + id, ""
+	}
+	if typ == "ADELI" {
+		if n, err := correspondents.NationalIDFromADELI(id); err == nil {
+			return n.String(), ""
+		}
+	} else if n, err := correspondents.NationalIDFromRPPS(id); err == nil {
+		return n.String(), id
 	}
 	return nationalID(id)
 }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/mssdispatch/mssdispatch/cda"
 	"github.com/mssdispatch/mssdispatch/dispatch"
 	"github.com/mssdispatch/mssdispatch/hl7"
 )
@@ -514,5 +515,41 @@ func TestLocateDomainErrors(t *testing.T) {
 			require.Equal(t, tt.field, invalid.Field)
 			require.Equal(t, tt.at, where(locate(tt.msg, invalid.Field)))
 		})
+	}
+}
+
+// TestProfessionalID pins which person ids become national ids, and RPPS.
+func TestProfessionalID(t *testing.T) {
+	t.Parallel()
+	rpps := hl7.HD{UniversalID: cda.OIDRPPS, UniversalIDType: "ISO"}
+	for _, tc := range []struct {
+		id, typ        string
+		authority      hl7.HD
+		national, rpps string
+	}{
+		{"810001234567", "IDNPS", rpps, "810001234567", "10001234567"},
+		{" 810001234567 ", "IDNPS", hl7.HD{}, "810001234567", "10001234567"},
+		{"0751234567", "IDNPS", rpps, "0751234567", ""},
+		{"10001234567", "RPPS", hl7.HD{}, "810001234567", "10001234567"},
+		{"10001234567", "", rpps, "810001234567", "10001234567"},
+		{"10001234567", "ADELI", hl7.HD{}, "10001234567", ""}, // not an ADELI: kept as given
+		{"751234567", "ADELI", hl7.HD{}, "0751234567", ""},
+		{"751234567", "IDNPS", rpps, "751234567", ""}, // a bare ADELI only when typed ADELI
+		{"8100012345X7", "IDNPS", rpps, "8100012345X7", ""},
+		{"810001234567", "EI", hl7.HD{NamespaceID: "CH_TEST"}, "", ""}, // a local id
+		{"", "IDNPS", rpps, "", ""},
+	} {
+		national, rpps := professionalID(hl7.XCN{ID: tc.id, TypeCode: tc.typ, AssigningAuthority: tc.authority})
+		require.Equal(t, [2]string{tc.national, tc.rpps}, [2]string{national, rpps}, "%q %s %+v", tc.id, tc.typ, tc.authority)
+	}
+	for id, want := range map[string][2]string{
+		"810001234567":  {"810001234567", "10001234567"},
+		" 0751234567":   {"0751234567", ""},
+		"10001234567":   {"10001234567", ""},
+		"8100012345X7":  {"8100012345X7", ""},
+		"8100012345678": {"8100012345678", ""},
+	} {
+		national, rpps := nationalID(id)
+		require.Equal(t, want, [2]string{national, rpps}, "nationalID(%q)", id)
 	}
 }
