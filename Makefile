@@ -27,9 +27,17 @@ test: lint $(E2E_MODULES) ## lint, every test against a real PostgreSQL (see scr
 $(E2E_MODULES): web/e2e/package.json web/e2e/package-lock.json
 	cd web/e2e && npm ci --no-audit --no-fund
 
-lint: ## vet and gofmt
+# TEMPORARY (issue #21): dispatch, web, cmd and hl7intake are being restructured; their findings are fixed when that lands
+# Packages staticcheck skips until then (.golangci.yml excludes the same paths).
+STATICCHECK_SKIP := /dispatch$$|/dispatch/hl7intake$$|/web$$|/cmd/
+
+lint: ## vet, gofmt, staticcheck and golangci-lint (.golangci.yml; scripts/lint-tools installs both)
 	$(GO) vet ./...
 	@test -z "$$(gofmt -l .)" || { gofmt -l .; echo "gofmt needed"; exit 1; }
+	@bin=$$(GO=$(GO) scripts/lint-tools) && \
+	  pkgs=$$($(GO) list ./... | grep -Ev '$(STATICCHECK_SKIP)') && \
+	  echo "staticcheck" && "$$bin/staticcheck" $$pkgs && \
+	  echo "golangci-lint run" && "$$bin/golangci-lint" run ./...
 
 bench: ## the load table (baseline, MLLP intake, end to end, RSS) into BENCHMARKS.md, then every Go benchmark
 	scripts/with-test-db $(GO) test -count=1 -v -run '^TestLoadTable$$' -timeout 20m ./cmd/mssdispatch -args -load-table=$(CURDIR)/BENCHMARKS.md

@@ -30,13 +30,6 @@ type execer interface {
 	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
 }
 
-// queryer is a pool or a transaction.
-type queryer interface {
-	execer
-	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
-	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
-}
-
 // Store keeps the dashboard's users, sessions, login failures and audit log
 // in PostgreSQL.
 type Store struct {

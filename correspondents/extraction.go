@@ -419,7 +419,7 @@ func OpenExtraction(path string) (io.ReadCloser, error) {
 	var magic [4]byte
 	n, err := f.ReadAt(magic[:], 0)
 	if err != nil && !errors.Is(err, io.EOF) {
-		f.Close()
+		_ = f.Close()
 		return nil, fmt.Errorf("open extraction %s: %w", path, err)
 	}
 	if s := string(magic[:n]); s != "PK\x03\x04" && s != "PK\x05\x06" {
@@ -427,7 +427,7 @@ func OpenExtraction(path string) (io.ReadCloser, error) {
 	}
 	rc, err := openZippedText(f)
 	if err != nil {
-		f.Close()
+		_ = f.Close()
 		return nil, fmt.Errorf("open extraction %s: %w", path, err)
 	}
 	return &zippedText{ReadCloser: rc, file: f}, nil

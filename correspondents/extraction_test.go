@@ -201,7 +201,8 @@ func TestNewExtractionReaderHeader(t *testing.T) {
 				return
 			}
 			require.Nil(t, r)
-			if want, ok := tt.wantErr.(*HeaderError); ok {
+			var want *HeaderError
+			if errors.As(tt.wantErr, &want) {
 				var got *HeaderError
 				require.ErrorAs(t, err, &got)
 				require.Equal(t, want, got)

@@ -60,12 +60,12 @@ func ReadWhitelistSource(ctx context.Context, src string, client *http.Client, p
 	if err != nil {
 		return nil, fmt.Errorf("read whitelist: %w", err)
 	}
-	defer cleanup()
+	defer func() { _ = cleanup() }()
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("read whitelist: %w", err)
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	return ParseWhitelist(f)
 }
 

@@ -133,7 +133,7 @@ func NormaliseDomain(d string) (string, error) {
 	for i, label := range labels {
 		ascii, err := labelToASCII(label)
 		if err != nil {
-			return "", fmt.Errorf("%w %q: %v", ErrInvalidDomain, d, err)
+			return "", fmt.Errorf("%w %q: %w", ErrInvalidDomain, d, err)
 		}
 		labels[i] = ascii
 	}

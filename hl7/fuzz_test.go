@@ -2,6 +2,7 @@ package hl7
 
 import (
 	"bytes"
+	"errors"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -37,8 +38,8 @@ func FuzzParse(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		m, err := Parse(data, ParseOptions{MaxSize: 1 << 20})
 		if err != nil {
-			pe, ok := err.(*ParseError)
-			require.True(t, ok, "error %T is not a *ParseError", err)
+			var pe *ParseError
+			require.True(t, errors.As(err, &pe), "error %T is not a *ParseError", err)
 			require.NotEmpty(t, pe.Msg)
 			if m != nil {
 				require.NotEmpty(t, m.Segments)

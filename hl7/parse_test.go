@@ -435,7 +435,7 @@ func TestParseErrorPartialHeaderForACK(t *testing.T) {
 
 	// An unsupported charset still yields the header fields an ACK mirrors.
 	m, err := Parse([]byte(testMSH+"|||||FRA|UNICODE UTF-16\rPID|1"), ParseOptions{})
-	parseError(t, err)
+	_ = parseError(t, err)
 	require.Equal(t, "CTRL-1", m.ControlID())
 	require.Equal(t, "SIL", m.Segment("MSH").Get(3))
 	require.Equal(t, "UNICODE UTF-16", m.Charset)

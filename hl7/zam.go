@@ -119,7 +119,7 @@ var ErrZAM = errors.New("hl7: invalid ZAM")
 // when a field the volet requires is missing or malformed.
 func BuildZAM(z ZAM) (*Message, error) {
 	if err := z.validate(); err != nil {
-		return nil, fmt.Errorf("%w: %s", ErrZAM, err)
+		return nil, fmt.Errorf("%w: %w", ErrZAM, err)
 	}
 	obs := zamObservations[z.Event]
 	processing := z.ProcessingID

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/xml"
 	"errors"
-	"flag"
 	"io"
 	"os"
 	"os/exec"
@@ -17,8 +16,6 @@ import (
 
 	"github.com/mssdispatch/mssdispatch/paper"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files")
 
 // poppler returns the path of a poppler-utils tool (pdftotext, pdfinfo,
 // pdftoppm, pdfimages); the tests need the real tools and fail without them.

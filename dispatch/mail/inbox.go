@@ -129,7 +129,7 @@ func (in *Inbox) Run(ctx context.Context) error {
 	for {
 		err := in.session(ctx)
 		if ctx.Err() != nil {
-			return nil
+			return nil //nolint:nilerr // false positive: a cancelled ctx is how Run is stopped, documented to return nil
 		}
 		in.logger.WarnContext(ctx, "mailbox reading stopped, reconnecting", "addr", in.cfg.Addr, "in", pause, "error", redact.Text(err.Error()))
 		select {
@@ -148,7 +148,7 @@ func (in *Inbox) Drain(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	defer c.Close()
+	defer func() { _ = c.Close() }()
 	n, err := in.processNew(ctx, c)
 	if err == nil {
 		err = c.Logout().Wait()
@@ -162,8 +162,8 @@ func (in *Inbox) session(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	defer c.Close()
-	stop := context.AfterFunc(ctx, func() { c.Close() }) // unblocks a command in flight
+	defer func() { _ = c.Close() }()
+	stop := context.AfterFunc(ctx, func() { _ = c.Close() }) // unblocks a command in flight
 	defer stop()
 	idle := c.Caps().Has(imap.CapIdle) || c.Caps().Has(imap.CapIMAP4rev2)
 	for {
@@ -220,15 +220,15 @@ func (in *Inbox) connect(ctx context.Context) (*imapclient.Client, <-chan struct
 	if err != nil {
 		return nil, nil, fmt.Errorf("mail: IMAP connect to %s: %w", in.cfg.Addr, err)
 	}
-	stop := context.AfterFunc(ctx, func() { c.Close() })
+	stop := context.AfterFunc(ctx, func() { _ = c.Close() })
 	defer stop()
 	if err := c.Login(in.cfg.Username, in.cfg.Password).Wait(); err != nil {
-		c.Close()
+		_ = c.Close()
 		return nil, nil, fmt.Errorf("mail: IMAP login as %s: %w", in.cfg.Username, err)
 	}
 	for _, folder := range []string{in.cfg.ProcessedFolder, in.cfg.UnknownFolder} {
 		if err := c.Create(folder, nil).Wait(); err != nil && !alreadyExists(err) {
-			c.Close()
+			_ = c.Close()
 			return nil, nil, fmt.Errorf("mail: IMAP create %s: %w", folder, err)
 		}
 	}

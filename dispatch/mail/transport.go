@@ -92,13 +92,13 @@ func (o *Outbox) Send(_ context.Context, env Envelope, msg []byte) error {
 	if err != nil {
 		return fmt.Errorf("mail: outbox: %w", err)
 	}
-	defer os.Remove(tmp.Name())
+	defer func() { _ = os.Remove(tmp.Name()) }()
 	if _, err := tmp.Write(msg); err != nil {
-		tmp.Close()
+		_ = tmp.Close()
 		return fmt.Errorf("mail: outbox: %w", err)
 	}
 	if err := tmp.Sync(); err != nil {
-		tmp.Close()
+		_ = tmp.Close()
 		return fmt.Errorf("mail: outbox: %w", err)
 	}
 	if err := tmp.Close(); err != nil {
@@ -307,7 +307,7 @@ func (s *SMTP) transaction(c *conn, env Envelope, msg []byte) error {
 		return classify("DATA", err)
 	}
 	if _, err := w.Write(msg); err != nil {
-		w.Close()
+		_ = w.Close()
 		return classify("DATA", err)
 	}
 	if err := w.Close(); err != nil {
@@ -329,7 +329,7 @@ type conn struct {
 	used bool
 }
 
-func (c *conn) close() { _ = c.Client.Close() }
+func (c *conn) close() { _ = c.Close() }
 
 // take returns an idle connection bounded by ctx's deadline, or nil.
 func (s *SMTP) take(ctx context.Context) *conn {
@@ -389,7 +389,7 @@ func (s *SMTP) dial(ctx context.Context) (*conn, error) {
 	}
 	if s.cfg.Username != "" {
 		if err := c.Auth(sasl.NewPlainClient("", s.cfg.Username, s.cfg.Password)); err != nil {
-			c.Close()
+			_ = c.Close()
 			return nil, classify("authenticate", err)
 		}
 	}
@@ -403,14 +403,14 @@ func (s *SMTP) handshake(ctx context.Context, bc *boundedConn) (*smtp.Client, er
 	case TLSImplicit:
 		tlsConn := tls.Client(bc, s.tls)
 		if err := tlsConn.HandshakeContext(ctx); err != nil {
-			bc.Close()
+			_ = bc.Close()
 			return nil, fmt.Errorf("mail: TLS handshake with %s: %w", s.cfg.Addr, err)
 		}
 		return smtp.NewClient(tlsConn), nil
 	case TLSStartTLS:
 		c, err := smtp.NewClientStartTLS(bc, s.tls)
 		if err != nil {
-			bc.Close()
+			_ = bc.Close()
 			return nil, classify("STARTTLS", err)
 		}
 		return c, nil

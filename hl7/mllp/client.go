@@ -326,7 +326,7 @@ func (cc *clientConn) readLoop(r *Reader) {
 	defer close(cc.done)
 	for {
 		msg, err := r.ReadMessage()
-		if err == io.EOF {
+		if errors.Is(err, io.EOF) {
 			err = fmt.Errorf("connection closed by the server: %w", io.ErrUnexpectedEOF)
 		}
 		select {

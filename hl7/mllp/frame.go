@@ -167,7 +167,7 @@ func (r *Reader) ReadMessage() ([]byte, error) {
 		if err == nil {
 			break
 		}
-		if err == bufio.ErrBufferFull {
+		if errors.Is(err, bufio.ErrBufferFull) {
 			continue
 		}
 		r.dropChunks()

@@ -92,7 +92,7 @@ func TestReadMessageBudget(t *testing.T) {
 			msg, err := r.ReadMessage()
 			used, _ := bb.b.stats()
 			got = append(got, result{string(msg), err, used})
-			if err == io.ErrUnexpectedEOF {
+			if errors.Is(err, io.ErrUnexpectedEOF) {
 				break
 			}
 		}
@@ -281,7 +281,7 @@ func FuzzReader(f *testing.F) {
 				case errors.Is(err, ErrInvalidFrame):
 					continue
 				}
-				require.True(t, err == io.EOF || err == io.ErrUnexpectedEOF, "unexpected error %v", err)
+				require.True(t, errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF), "unexpected error %v", err)
 				break
 			}
 			require.LessOrEqual(t, len(msg), limit)

@@ -127,7 +127,7 @@ func (s *Server) Serve(l net.Listener) error {
 		return err
 	}
 	ln := &onceCloseListener{Listener: l}
-	defer ln.Close()
+	defer func() { _ = ln.Close() }()
 	if !s.trackListener(ln, true) {
 		return ErrServerClosed
 	}

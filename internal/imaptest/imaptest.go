@@ -59,7 +59,7 @@ func (discard) Printf(string, ...any) {}
 func (s *Server) Deliver(t testing.TB, raws ...string) {
 	t.Helper()
 	c := s.login(t)
-	defer c.Close()
+	defer func() { _ = c.Close() }()
 	for _, raw := range raws {
 		cmd := c.Append("INBOX", int64(len(raw)), nil)
 		if _, err := cmd.Write([]byte(raw)); err != nil {
@@ -78,7 +78,7 @@ func (s *Server) Deliver(t testing.TB, raws ...string) {
 func (s *Server) Counts(t testing.TB, mailboxes ...string) map[string]uint32 {
 	t.Helper()
 	c := s.login(t)
-	defer c.Close()
+	defer func() { _ = c.Close() }()
 	out := map[string]uint32{}
 	for _, name := range mailboxes {
 		if st, err := c.Status(name, &imap.StatusOptions{NumMessages: true}).Wait(); err == nil {
@@ -95,7 +95,7 @@ func (s *Server) login(t testing.TB) *imapclient.Client {
 		t.Fatalf("imaptest: dial: %v", err)
 	}
 	if err := c.Login(Username, Password).Wait(); err != nil {
-		c.Close()
+		_ = c.Close()
 		t.Fatalf("imaptest: login: %v", err)
 	}
 	return c

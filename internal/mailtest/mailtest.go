@@ -7,6 +7,7 @@ package mailtest
 import (
 	"archive/zip"
 	"bytes"
+	"errors"
 	"io"
 	"os"
 	"path/filepath"
@@ -35,7 +36,7 @@ func Parse(t testing.TB, raw []byte) Email {
 	e := Email{Raw: raw, Header: r.Header, Attachments: map[string][]byte{}}
 	for {
 		p, err := r.NextPart()
-		if err == io.EOF {
+		if errors.Is(err, io.EOF) {
 			break
 		}
 		require.NoError(t, err)

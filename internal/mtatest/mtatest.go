@@ -366,7 +366,7 @@ func (s *Server) startDovecot() error {
 	if err != nil {
 		return err
 	}
-	defer out.Close() // the child has its own descriptor
+	defer func() { _ = out.Close() }() // the child has its own descriptor
 	cmd := exec.Command(dovecotBin, "-F", "-c", conf)
 	cmd.Env = cleanEnv()
 	cmd.Stdout, cmd.Stderr = out, out
@@ -495,7 +495,10 @@ func waitListen(addr, greeting string, done <-chan struct{}, exitErr *error) err
 		}
 		select {
 		case <-done:
-			return fmt.Errorf("exited before listening on %s: %v", addr, *exitErr)
+			if *exitErr == nil {
+				return fmt.Errorf("exited with status 0 before listening on %s", addr)
+			}
+			return fmt.Errorf("exited before listening on %s: %w", addr, *exitErr)
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
@@ -507,7 +510,7 @@ func readGreeting(addr string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	defer c.Close()
+	defer func() { _ = c.Close() }()
 	if err := c.SetDeadline(time.Now().Add(2 * time.Second)); err != nil {
 		return "", err
 	}
@@ -521,7 +524,7 @@ func freePort() (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("free port: %w", err)
 	}
-	defer l.Close()
+	defer func() { _ = l.Close() }()
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 

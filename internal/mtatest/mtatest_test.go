@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"crypto/tls"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -277,7 +278,7 @@ func parseDSN(t *testing.T, raw []byte) report {
 		msgFields, err := tr.ReadMIMEHeader()
 		require.NoError(t, err)
 		rcptFields, err := tr.ReadMIMEHeader()
-		if err != io.EOF {
+		if !errors.Is(err, io.EOF) {
 			require.NoError(t, err)
 		}
 		return report{message: msgFields, recipient: rcptFields}

@@ -12,6 +12,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
 	"sync"
@@ -87,7 +88,7 @@ func newDatabase(t testing.TB, template string) string {
 			t.Errorf("pgtest: drop database: %v", err)
 			return
 		}
-		defer conn.Close(ctx)
+		defer func() { _ = conn.Close(ctx) }()
 		if _, err := conn.Exec(ctx, fmt.Sprintf("DROP DATABASE IF EXISTS %s WITH (FORCE)", name)); err != nil {
 			t.Errorf("pgtest: drop database: %v", err)
 		}
@@ -142,7 +143,7 @@ func ensureTemplate(ctx context.Context) (string, error) {
 		if err == nil && ready {
 			return nil
 		}
-		if err != nil && err != pgx.ErrNoRows {
+		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 			return err
 		}
 		// Absent, or left half-built by an interrupted run (dropped). The
@@ -185,7 +186,7 @@ func withAdmin(ctx context.Context, fn func(conn *pgx.Conn) error) error {
 	if err != nil {
 		return fmt.Errorf("connect to %s (set MSSDISPATCH_TEST_DATABASE_URL): %w", AdminURL(), err)
 	}
-	defer conn.Close(context.Background())
+	defer func() { _ = conn.Close(context.Background()) }()
 	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1)", int64(lockKey)); err != nil {
 		return err
 	}

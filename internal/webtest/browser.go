@@ -79,7 +79,7 @@ func (b *Browser) Post(t testing.TB, path string, form url.Values) (int, string)
 // body, or the Location of a redirection.
 func (b *Browser) Send(t testing.TB, method, path string, form url.Values) (int, string) {
 	t.Helper()
-	resp, body := b.Do(t, method, path, form)
+	resp, body := b.Do(t, method, path, form) //nolint:bodyclose // false positive: Do read and closed the body
 	if loc := resp.Header.Get("Location"); loc != "" && resp.StatusCode/100 == 3 {
 		return resp.StatusCode, loc
 	}
