@@ -36,7 +36,7 @@ func TestParseMailbox(t *testing.T) {
 		"dr@localhost":                      "sans point",
 		"dr@ch mssante.fr":                  "caractère de contrôle",
 		"dr@ch.mssante.fr\x00":              "caractère de contrôle",
-		"dr@-ch.mssante.fr":                 "hyphen",
+		"dr@-ch.mssante.fr":                 `invalid label "-ch"`,
 		strings.Repeat("a", 65) + "@ch.mssante.fr": "plus de 64",
 	}
 	for in, want := range invalid {

@@ -6,11 +6,10 @@ import (
 	"io"
 	"slices"
 	"strings"
-	"unicode"
 	"unicode/utf8"
 
 	"github.com/beevik/etree"
-	"golang.org/x/text/unicode/norm"
+	"golang.org/x/net/idna"
 )
 
 // The MSSanté whitelist ("liste blanche", published by the ANS at
@@ -103,170 +102,58 @@ func utf8Only(charset string, input io.Reader) (io.Reader, error) {
 	return nil, fmt.Errorf("encoding %q not supported, want UTF-8", charset)
 }
 
+// domainProfile is the IDNA profile of NormaliseDomain: the lookup mapping
+// of UTS #46 (case folding, NFC, full-width and compatibility forms, the
+// ideographic full stops as dots), the label checks of RFC 5891 (hyphens,
+// joiners, STD3 characters), the Bidi rule of RFC 5893 and the DNS lengths.
+// It is spelled out rather than idna.Lookup, whose configuration "may change
+// over time" and which does not check lengths: the form it gives is stored
+// and compared, so it must not move under us.
+//
+// It is non-transitional: ß (like ς and the ZWJ/ZWNJ joiners) stays itself,
+// "straße.de" is xn--strae-oqa.de, not strasse.de. That is IDNA2008, where
+// ß is a letter of its own, as registries such as DENIC, current browsers
+// and x/net's own Lookup (since Go 1.18, golang.org/issue/47510) apply it;
+// UTS #46 has deprecated transitional processing since Unicode 15.1. The
+// whitelist's names are lower-case ASCII in practice, but the addresses
+// compared with them come from people and DPIs: the two names can belong to
+// different owners, and mapping ß to "ss" would trust a domain the ANS never
+// listed.
+var domainProfile = idna.New(
+	idna.MapForLookup(),
+	idna.Transitional(false),
+	idna.BidiRule(),
+	idna.VerifyDNSLength(true),
+)
+
 // NormaliseDomain returns a domain name in the lower-case ASCII form used to compare domains: trimmed, without a trailing dot, with Unicode labels converted to their "xn--" Punycode form.
 //
-// Unicode labels are lower-cased and put in Unicode normalisation form C
-// before Punycode encoding (RFC 3492). This covers the accented letters of
-// French names; it is not a full UTS #46 mapping (no compatibility or
-// special case mappings such as ß). Every label must then be 1 to 63
-// letters, digits or hyphens not starting or ending with a hyphen, and the
-// name at most 253 bytes. Errors wrap ErrInvalidDomain.
+// The conversion is golang.org/x/net/idna's with domainProfile: UTS #46
+// lookup mapping and IDNA2008 label validation, non-transitional (ß stays
+// ß). Every label must then be 1 to 63 bytes and the name at most 253. The
+// mapping tables follow the Unicode version of the Go toolchain. Errors wrap
+// ErrInvalidDomain.
 func NormaliseDomain(d string) (string, error) {
 	s := strings.TrimSpace(d)
 	if !utf8.ValidString(s) {
 		return "", fmt.Errorf("%w %q: not UTF-8", ErrInvalidDomain, d)
 	}
-	// The ideographic and full-width full stops separate labels too (UTS #46).
-	s = strings.Map(func(r rune) rune {
-		switch r {
-		case '\u3002', '\uff0e', '\uff61':
-			return '.'
-		}
-		return r
-	}, s)
-	s = strings.TrimSuffix(s, ".")
+	// The root's trailing dot goes, in any of the forms UTS #46 maps to '.'.
+	switch r, size := utf8.DecodeLastRuneInString(s); r {
+	case '.', '\u3002', '\uff0e', '\uff61':
+		s = s[:len(s)-size]
+	}
 	if s == "" {
 		return "", fmt.Errorf("%w: empty", ErrInvalidDomain)
 	}
-	s = norm.NFC.String(strings.ToLower(s))
-	labels := strings.Split(s, ".")
-	for i, label := range labels {
-		ascii, err := labelToASCII(label)
-		if err != nil {
-			return "", fmt.Errorf("%w %q: %w", ErrInvalidDomain, d, err)
-		}
-		labels[i] = ascii
+	ascii, err := domainProfile.ToASCII(s)
+	if strings.HasSuffix(ascii, ".") {
+		// A second trailing dot ("a.fr.."): an empty last label, which the
+		// profile refuses only from Unicode 16 on.
+		err = errors.New("empty label")
 	}
-	s = strings.Join(labels, ".")
-	if len(s) > 253 {
-		return "", fmt.Errorf("%w %q: longer than 253 bytes", ErrInvalidDomain, d)
-	}
-	return s, nil
-}
-
-// labelToASCII checks one lower-cased label and encodes it with Punycode if it is not ASCII.
-func labelToASCII(label string) (string, error) {
-	switch {
-	case label == "":
-		return "", errors.New("empty label")
-	case label[0] == '-' || label[len(label)-1] == '-':
-		return "", fmt.Errorf("label %q starts or ends with a hyphen", label)
-	case utf8.RuneCountInString(label) > 63:
-		return "", fmt.Errorf("label %q longer than 63 characters", label)
-	}
-	ascii := true
-	for _, r := range label {
-		switch {
-		case r >= 'a' && r <= 'z', r >= '0' && r <= '9', r == '-':
-		case r >= utf8.RuneSelf && (unicode.IsLetter(r) || unicode.IsDigit(r) || unicode.IsMark(r)):
-			ascii = false
-		default:
-			return "", fmt.Errorf("label %q has character %q", label, r)
-		}
-	}
-	if ascii {
-		return label, nil
-	}
-	enc, err := punycodeEncode(label)
 	if err != nil {
-		return "", fmt.Errorf("label %q: %w", label, err)
+		return "", fmt.Errorf("%w %q: %w", ErrInvalidDomain, d, err)
 	}
-	enc = "xn--" + enc
-	if len(enc) > 63 {
-		return "", fmt.Errorf("label %q longer than 63 bytes once encoded", label)
-	}
-	return enc, nil
-}
-
-// Punycode parameters (RFC 3492, section 5).
-const (
-	pcBase        = 36
-	pcTMin        = 1
-	pcTMax        = 26
-	pcSkew        = 38
-	pcDamp        = 700
-	pcInitialBias = 72
-	pcInitialN    = 128
-	pcMaxDelta    = 1<<31 - 1
-)
-
-// punycodeEncode encodes a string with Punycode (RFC 3492, section 6.3), without the "xn--" prefix.
-func punycodeEncode(input string) (string, error) {
-	runes := []rune(input)
-	out := make([]byte, 0, len(input)+8)
-	for _, r := range runes {
-		if r < 0x80 {
-			out = append(out, byte(r))
-		}
-	}
-	b := len(out)
-	h := b
-	if b > 0 {
-		out = append(out, '-')
-	}
-	n, delta, bias := rune(pcInitialN), int64(0), int64(pcInitialBias)
-	for h < len(runes) {
-		m := rune(unicode.MaxRune + 1)
-		for _, r := range runes {
-			if r >= n && r < m {
-				m = r
-			}
-		}
-		delta += int64(m-n) * int64(h+1)
-		if delta > pcMaxDelta {
-			return "", errors.New("punycode overflow")
-		}
-		n = m
-		for _, r := range runes {
-			if r < n {
-				delta++
-				if delta > pcMaxDelta {
-					return "", errors.New("punycode overflow")
-				}
-			}
-			if r != n {
-				continue
-			}
-			q := delta
-			for k := int64(pcBase); ; k += pcBase {
-				t := min(max(k-bias, pcTMin), pcTMax)
-				if q < t {
-					break
-				}
-				out = append(out, punycodeDigit(t+(q-t)%(pcBase-t)))
-				q = (q - t) / (pcBase - t)
-			}
-			out = append(out, punycodeDigit(q))
-			bias = punycodeAdapt(delta, int64(h+1), h == b)
-			delta = 0
-			h++
-		}
-		delta++
-		n++
-	}
-	return string(out), nil
-}
-
-// punycodeAdapt is the bias adaptation function of RFC 3492, section 6.1.
-func punycodeAdapt(delta, numPoints int64, first bool) int64 {
-	if first {
-		delta /= pcDamp
-	} else {
-		delta /= 2
-	}
-	delta += delta / numPoints
-	k := int64(0)
-	for delta > ((pcBase-pcTMin)*pcTMax)/2 {
-		delta /= pcBase - pcTMin
-		k += pcBase
-	}
-	return k + (pcBase-pcTMin+1)*delta/(delta+pcSkew)
-}
-
-// punycodeDigit returns the lower-case basic code point of a digit value (0 to 35).
-func punycodeDigit(d int64) byte {
-	if d < 26 {
-		return byte('a' + d)
-	}
-	return byte('0' + d - 26)
+	return ascii, nil
 }

@@ -10,7 +10,7 @@
 // of a batch (Merge).
 //
 // The package only works on values it is given: it never reads files, the
-// network or the environment. PDFs are written with github.com/go-pdf/fpdf
+// network or the environment. PDFs are written with codeberg.org/go-pdf/fpdf
 // in its core fonts (Helvetica, in Windows-1252: French accents, œ, « »
 // and € print, other characters are replaced) and read, merged and stamped
 // with github.com/pdfcpu/pdfcpu, in memory, its configuration directory

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-pdf/fpdf"
+	"codeberg.org/go-pdf/fpdf"
 	"github.com/stretchr/testify/require"
 
 	"github.com/mssdispatch/mssdispatch/cda"
