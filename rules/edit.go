@@ -119,7 +119,7 @@ func Move(source []byte, name string, delta int) ([]byte, error) {
 	case err != nil:
 		return nil, err
 	case seq == nil:
-		return nil, errors.New("pas de liste de règles sous rules:")
+		return nil, errors.New("pas de liste de règles sous « rules »")
 	}
 	from := ruleIndex(seq, name)
 	if from < 0 {
@@ -141,7 +141,7 @@ func Move(source []byte, name string, delta int) ([]byte, error) {
 func Write(source []byte, old string, f Simple, rs Set) ([]byte, int, error) {
 	doc, seq, err := rulesDoc(source)
 	if err != nil || seq == nil || len(rs.Rules) < len(seq.Content) {
-		return nil, 0, fmt.Errorf("write rule: the rules' text does not parse as the rules (%v)", err)
+		return nil, 0, fmt.Errorf("write rule: the rules' text does not parse as the rules (%w)", err)
 	}
 	var rule *yaml.Node
 	added := ""
@@ -176,7 +176,7 @@ func Write(source []byte, old string, f Simple, rs Set) ([]byte, int, error) {
 	}
 	_, seq, err = rulesDoc(out)
 	if err != nil || seq == nil || ruleIndex(seq, f.Name) < 0 {
-		return nil, 0, fmt.Errorf("write rule: the rule %q is not in the text written (%v)", f.Name, err)
+		return nil, 0, fmt.Errorf("write rule: the rule %q is not in the text written (%w)", f.Name, err)
 	}
 	return out, seq.Content[ruleIndex(seq, f.Name)].Line, nil
 }
@@ -286,7 +286,8 @@ func encodeLike(doc *yaml.Node, source []byte, added string) ([]byte, error) {
 	// Within a block scalar a blank line is part of the value: keep the
 	// text plain rather than change what it says.
 	var a, c any
-	if yaml.Unmarshal(plain, &a) != nil || yaml.Unmarshal(spaced, &c) != nil || !reflect.DeepEqual(a, c) {
+	same := yaml.Unmarshal(plain, &a) == nil && yaml.Unmarshal(spaced, &c) == nil && reflect.DeepEqual(a, c)
+	if !same {
 		return plain, nil
 	}
 	return spaced, nil

@@ -1,6 +1,7 @@
 package rules_test
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -300,8 +301,8 @@ func FuzzParseRules(f *testing.F) {
 	f.Fuzz(func(t *testing.T, src []byte) {
 		rs, err := rules.Parse(src)
 		if err != nil {
-			errs, ok := err.(rules.Errors)
-			if !ok || len(errs) == 0 || slices.Contains(errs, nil) {
+			var errs rules.Errors
+			if !errors.As(err, &errs) || len(errs) == 0 || slices.Contains(errs, nil) {
 				t.Fatalf("ParseRules: %T %v, want RuleErrors", err, err)
 			}
 			return
