@@ -36,10 +36,10 @@ func (s *Service) prepare(r *Report, now time.Time) error {
 		return err
 	}
 	for i, doc := range r.documents() {
-		field := documentField(i)
+		idField, cdaField := documentFields(i)
 		switch {
 		case len(doc.CDA) > 0:
-			if err := completeFromCDA(doc, field); err != nil {
+			if err := completeFromCDA(doc, idField, cdaField); err != nil {
 				return err
 			}
 		case i == 0 && len(doc.PDF) > 0 && r.Action != ActionDelete:
@@ -77,29 +77,29 @@ func (r *Report) parseAddresses() error {
 	return nil
 }
 
-// documentField is the name of the i-th document of a report in the fields
-// of an InvalidError or a Warning: "document", then "other_format".
-func documentField(i int) string {
+// documentFields are the fields of the i-th document of a report, its id
+// and its CDA, in an InvalidError or a Warning.
+func documentFields(i int) (id, cda string) {
 	if i == 0 {
-		return "document"
+		return FieldDocumentID, FieldDocumentCDA
 	}
-	return "other_format"
+	return FieldOtherFormatID, FieldOtherFormatCDA
 }
 
 // completeFromCDA fills what doc lacks from its CDA's header, and its PDF.
-func completeFromCDA(doc *Document, field string) error {
+func completeFromCDA(doc *Document, idField, cdaField string) error {
 	header, err := doc.Header, error(nil)
 	if header == nil {
 		header, err = cda.Parse(doc.CDA)
 	}
 	if err != nil {
-		return &InvalidError{Field: field + ".cda", Msg: fmt.Sprintf("ce n'est pas un document CDA R2 : %v", err)}
+		return &InvalidError{Field: cdaField, Msg: fmt.Sprintf("ce n'est pas un document CDA R2 : %v", err)}
 	}
 	switch id := header.UniqueID(); {
 	case doc.ID == "":
 		doc.ID = id
 	case doc.ID != id:
-		return &InvalidError{Field: field + ".id", Msg: fmt.Sprintf("l'identifiant %s n'est pas celui du CDA (ClinicalDocument/id) %s", doc.ID, id)}
+		return &InvalidError{Field: idField, Msg: fmt.Sprintf("l'identifiant %s n'est pas celui du CDA (ClinicalDocument/id) %s", doc.ID, id)}
 	}
 	if doc.Code == "" {
 		doc.Code = header.Code.Code
@@ -113,7 +113,7 @@ func completeFromCDA(doc *Document, field string) error {
 	if doc.PDF == nil {
 		pdf, err := cda.ExtractPDF(doc.CDA)
 		if err != nil && !errors.Is(err, cda.ErrNoPDF) {
-			return &InvalidError{Field: field + ".cda", Msg: fmt.Sprintf("le PDF du CDA est illisible : %v", err)}
+			return &InvalidError{Field: cdaField, Msg: fmt.Sprintf("le PDF du CDA est illisible : %v", err)}
 		}
 		doc.PDF, doc.PDFInCDA = pdf, pdf != nil
 	}
@@ -144,10 +144,10 @@ func (r *Report) patientRecipient() {
 	mailbox := correspondents.PatientMailbox(r.Patient.INS, r.Patient.INSQualified)
 	switch {
 	case mailbox == "":
-		r.Warnings = append(r.Warnings, Warning{Field: "patient.ins",
+		r.Warnings = append(r.Warnings, Warning{Field: FieldPatientINS,
 			Msg: "DESTMSSANTEPAT=Y mais l'identité du patient n'est pas qualifiée (PID-32 différent de VALI) : sa messagerie MSSanté ne peut pas être utilisée, l'envoi au patient attend une vérification"})
 	case rc.Address != "" && !strings.EqualFold(rc.Address, mailbox):
-		r.Warnings = append(r.Warnings, Warning{Field: "patient.mailbox",
+		r.Warnings = append(r.Warnings, Warning{Field: FieldPatientMailbox,
 			Msg: "l'adresse MSSanté du patient donnée par le DPI n'est pas la messagerie de son INS qualifié (" + mailbox + ") : rien n'y est envoyé, l'envoi au patient attend une vérification"})
 	}
 }
@@ -159,11 +159,11 @@ func (s *Service) wrapPDF(r Report, now time.Time) ([]byte, error) {
 		return nil, &InvalidError{Field: "document.pdf",
 			Msg: "ce service ne peut pas construire de CDA autour d'un PDF seul : son FINESS n'est pas configuré ; envoyez un CDA"}
 	case r.Document.ID == "":
-		return nil, &InvalidError{Field: "document.id", Msg: "un PDF seul a besoin de l'identifiant du document (racine OID, ^extension facultative)"}
+		return nil, &InvalidError{Field: FieldDocumentID, Msg: "un PDF seul a besoin de l'identifiant du document (racine OID, ^extension facultative)"}
 	case r.Document.Code == "" || r.Document.Title == "":
 		return nil, &InvalidError{Field: "document.code", Msg: "un PDF seul a besoin de son code LOINC et de son titre"}
 	case r.Patient.INS == "" || r.Patient.INSOID == "":
-		return nil, &InvalidError{Field: "patient.ins", Msg: "un PDF seul a besoin de l'INS du patient et de son OID"}
+		return nil, &InvalidError{Field: FieldPatientINS, Msg: "un PDF seul a besoin de l'INS du patient et de son OID"}
 	case r.Author.RPPS == "":
 		return nil, &InvalidError{Field: "author.rpps", Msg: "un PDF seul a besoin du RPPS de son auteur"}
 	}

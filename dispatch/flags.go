@@ -62,29 +62,29 @@ func (f Flags) Validate() error {
 	)
 	switch {
 	case !f.ToProfessionals && !f.ToPatient:
-		return &InvalidError{Field: "flags.DESTMSSANTEPS",
+		return &InvalidError{Field: FieldFlag("DESTMSSANTEPS"),
 			Msg: "DESTMSSANTEPS et DESTMSSANTEPAT valent N : rien à envoyer par MSSanté (cas absent de la matrice MSSanté du volet)"}
 	case f.ToProfessionals && f.MaskedForPros:
 		row := row2
 		if f.ToPatient {
 			row = row1
 		}
-		return &InvalidError{Field: "flags.MASQUE_PS",
+		return &InvalidError{Field: FieldFlag("MASQUE_PS"),
 			Msg: "MASQUE_PS=Y avec DESTMSSANTEPS=Y : un document masqué aux professionnels ne leur est pas envoyé (" + row + " : MASQUE_PS=N)"}
 	case f.ToProfessionals && f.ToPatient && f.InvisiblePatient:
-		return &InvalidError{Field: "flags.INVISIBLE_PATIENT",
+		return &InvalidError{Field: FieldFlag("INVISIBLE_PATIENT"),
 			Msg: "INVISIBLE_PATIENT=Y avec DESTMSSANTEPAT=Y (" + row1 + " : INVISIBLE_PATIENT=N ; pour ne pas l'envoyer au patient, DESTMSSANTEPAT=N, ligne 2)"}
 	case f.ToProfessionals && f.ToPatient && f.InvisibleGuardians:
-		return &InvalidError{Field: "flags.INVISIBLE_REP_LEGAUX",
+		return &InvalidError{Field: FieldFlag("INVISIBLE_REP_LEGAUX"),
 			Msg: "INVISIBLE_REP_LEGAUX=Y avec DESTMSSANTEPAT=Y et DESTMSSANTEPS=Y (" + row1 + " : INVISIBLE_REP_LEGAUX=N)"}
 	case !f.ToProfessionals && f.InvisiblePatient:
-		return &InvalidError{Field: "flags.INVISIBLE_PATIENT",
+		return &InvalidError{Field: FieldFlag("INVISIBLE_PATIENT"),
 			Msg: "INVISIBLE_PATIENT=Y avec DESTMSSANTEPAT=Y : un document invisible au patient ne lui est pas envoyé (" + row3 + " : INVISIBLE_PATIENT=N)"}
 	case !f.ToProfessionals && f.SecretConnection:
-		return &InvalidError{Field: "flags.CONNEXION_SECRETE",
+		return &InvalidError{Field: FieldFlag("CONNEXION_SECRETE"),
 			Msg: "CONNEXION_SECRETE=Y pour un envoi au patient seul (" + row3 + " : CONNEXION_SECRETE=N)"}
 	case !f.ToProfessionals && f.ToDMP:
-		return &InvalidError{Field: "flags.DESTDMP",
+		return &InvalidError{Field: FieldFlag("DESTDMP"),
 			Msg: "DESTDMP=Y pour un envoi au patient seul (" + row3 + " : DESTDMP=N)"}
 	}
 	return nil
@@ -93,23 +93,23 @@ func (f Flags) Validate() error {
 // validate checks what the domain requires of any report, whatever its edge.
 func (r Report) validate() error {
 	if r.Action != ActionNew && r.Action != ActionReplace && r.Action != ActionDelete {
-		return &InvalidError{Field: "action", Msg: fmt.Sprintf("action inconnue %q", r.Action)}
+		return &InvalidError{Field: FieldAction, Msg: fmt.Sprintf("action inconnue %q", r.Action)}
 	}
 	parent := false
 	for i, d := range r.documents() {
-		field := documentField(i)
+		idField, cdaField := documentFields(i)
 		switch {
 		case d.ID == "":
-			return &InvalidError{Field: field + ".id", Msg: "l'identifiant du document est vide"}
+			return &InvalidError{Field: idField, Msg: "l'identifiant du document est vide"}
 		case len(d.CDA) == 0 && r.Action != ActionDelete:
-			return &InvalidError{Field: field + ".cda", Msg: "le document est vide"}
+			return &InvalidError{Field: cdaField, Msg: "le document est vide"}
 		case i > 0 && d.ID == r.Document.ID:
-			return &InvalidError{Field: field + ".id", Msg: fmt.Sprintf("les deux documents du message ont le même identifiant %s : chaque format a le sien", d.ID)}
+			return &InvalidError{Field: idField, Msg: fmt.Sprintf("les deux documents du message ont le même identifiant %s : chaque format a le sien", d.ID)}
 		}
 		parent = parent || d.ParentID != ""
 	}
 	if r.Action == ActionReplace && !parent {
-		return &InvalidError{Field: "document.parent_id", Msg: "un remplacement doit nommer le document qu'il remplace"}
+		return &InvalidError{Field: FieldDocumentParent, Msg: "un remplacement doit nommer le document qu'il remplace"}
 	}
 	for i, rc := range r.Recipients {
 		switch {

@@ -120,9 +120,35 @@ var ErrKeyReused = errors.New("message key already used for a different message"
 
 // InvalidError says why a report cannot be accepted.
 type InvalidError struct {
+	// Field is the part of the report at fault: one of LocatedFields when
+	// the edges can point at it in what they received, else the path of
+	// the report's field (e.g. "patient.family", "recipients[2].kind").
 	Field string
 	Msg   string
 }
+
+// Fields of a report that InvalidError and Warning name and that the edges
+// locate in what they received (package hl7intake: the ERR-2 and ERR-3 of
+// its ACK). A test of hl7intake checks that it locates each of them.
+const (
+	FieldControlID      = "control_id"         // the message's key (MSH-10, Idempotency-Key)
+	FieldAction         = "action"             // new, replace or delete
+	FieldDocumentID     = "document.id"        // the document's id
+	FieldDocumentCDA    = "document.cda"       // the document itself
+	FieldDocumentParent = "document.parent_id" // the document a replacement replaces
+	FieldOtherFormatID  = "other_format.id"    // the id of the report's second document
+	FieldOtherFormatCDA = "other_format.cda"   // the second document itself
+	FieldPatientINS     = "patient.ins"        // the patient's INS (and its qualification)
+	FieldPatientMailbox = "patient.mailbox"    // the patient's MSSanté mailbox
+)
+
+// LocatedFields lists the fields above.
+var LocatedFields = []string{FieldControlID, FieldAction, FieldDocumentID, FieldDocumentCDA, FieldDocumentParent,
+	FieldOtherFormatID, FieldOtherFormatCDA, FieldPatientINS, FieldPatientMailbox}
+
+// FieldFlag is the field of the flag of the volet called code (flags.<code>,
+// e.g. flags.MASQUE_PS), which the edges locate too.
+func FieldFlag(code string) string { return "flags." + code }
 
 func (e *InvalidError) Error() string { return e.Field + ": " + e.Msg }
 
@@ -172,7 +198,7 @@ func (s *Service) Receive(ctx context.Context, in Inbound, r Report, respond fun
 // receive is Receive, the message's key and outcome recorded as via says.
 func (s *Service) receive(ctx context.Context, in Inbound, r Report, respond func(reportID int64, documentID string, receivedAt time.Time, warnings []Warning) []byte, via receiving) (Receipt, error) {
 	if in.ControlID == "" {
-		return Receipt{}, &InvalidError{Field: "control_id", Msg: "le message n'a pas de clé (identifiant de message ou Idempotency-Key)"}
+		return Receipt{}, &InvalidError{Field: FieldControlID, Msg: "le message n'a pas de clé (identifiant de message ou Idempotency-Key)"}
 	}
 	if err := in.validate(); err != nil {
 		return Receipt{}, err
@@ -333,9 +359,9 @@ func (in Inbound) validate() error {
 	for _, part := range []string{in.SendingApplication, in.SendingFacility, in.ControlID, in.ReceivingApplication, in.ReceivingFacility} {
 		switch {
 		case strings.IndexByte(part, 0) >= 0:
-			return &InvalidError{Field: "control_id", Msg: "la clé du message (MSH-3 à MSH-6, MSH-10 ou Idempotency-Key) contient un caractère NUL"}
+			return &InvalidError{Field: FieldControlID, Msg: "la clé du message (MSH-3 à MSH-6, MSH-10 ou Idempotency-Key) contient un caractère NUL"}
 		case len(part) > maxKeyLen:
-			return &InvalidError{Field: "control_id", Msg: fmt.Sprintf("la clé du message (MSH-3 à MSH-6, MSH-10 ou Idempotency-Key) dépasse %d octets", maxKeyLen)}
+			return &InvalidError{Field: FieldControlID, Msg: fmt.Sprintf("la clé du message (MSH-3 à MSH-6, MSH-10 ou Idempotency-Key) dépasse %d octets", maxKeyLen)}
 		}
 	}
 	return nil
@@ -419,14 +445,14 @@ func applyVersioning(ctx context.Context, tx pgx.Tx, r *Report) error {
 	var field, stopped, event string
 	switch r.Action {
 	case ActionReplace:
-		field, stopped, event = "document.parent_id", StatusSuperseded, EventSuperseded
+		field, stopped, event = FieldDocumentParent, StatusSuperseded, EventSuperseded
 		for _, d := range r.documents() {
 			if d.ParentID != "" {
 				targets = append(targets, d.ParentID)
 			}
 		}
 	case ActionDelete:
-		field, stopped, event = "document.id", StatusCancelled, EventCancelled
+		field, stopped, event = FieldDocumentID, StatusCancelled, EventCancelled
 		targets = r.documentIDs()
 	default:
 		return nil
@@ -515,10 +541,10 @@ func resentReport(r *Report, stored []storedDocument) (int64, error) {
 	matched := 0
 	for _, d := range docs {
 		if _, ok := deletedBy[d.ID]; ok {
-			return 0, &InvalidError{Field: "document.id", Msg: fmt.Sprintf("le document %s a été supprimé : un nouveau document a un nouvel identifiant", d.ID)}
+			return 0, &InvalidError{Field: FieldDocumentID, Msg: fmt.Sprintf("le document %s a été supprimé : un nouveau document a un nouvel identifiant", d.ID)}
 		}
 		if next, ok := replacedBy[d.ID]; ok {
-			return 0, &InvalidError{Field: "document.id", Msg: fmt.Sprintf("le document %s a été remplacé depuis par %s : envoyez la dernière version", d.ID, next)}
+			return 0, &InvalidError{Field: FieldDocumentID, Msg: fmt.Sprintf("le document %s a été remplacé depuis par %s : envoyez la dernière version", d.ID, next)}
 		}
 		prev, ok := latest[d.ID]
 		if !ok {
@@ -529,16 +555,16 @@ func resentReport(r *Report, stored []storedDocument) (int64, error) {
 			if r.Action == ActionReplace {
 				msg = "une nouvelle version a son propre identifiant"
 			}
-			return 0, &InvalidError{Field: "document.id", Msg: fmt.Sprintf("le document %s a déjà été reçu avec un autre contenu : %s", d.ID, msg)}
+			return 0, &InvalidError{Field: FieldDocumentID, Msg: fmt.Sprintf("le document %s a déjà été reçu avec un autre contenu : %s", d.ID, msg)}
 		}
 		if report != 0 && prev.ReportID != report {
-			return 0, &InvalidError{Field: "document.id", Msg: "les documents du message ont déjà été reçus, mais pas ensemble"}
+			return 0, &InvalidError{Field: FieldDocumentID, Msg: "les documents du message ont déjà été reçus, mais pas ensemble"}
 		}
 		report = prev.ReportID
 		matched++
 	}
 	if matched > 0 && matched < len(docs) {
-		return 0, &InvalidError{Field: "document.id", Msg: "une partie des documents du message a déjà été reçue sans les autres : renvoyez-les tels que reçus la première fois, ou comme un remplacement"}
+		return 0, &InvalidError{Field: FieldDocumentID, Msg: "une partie des documents du message a déjà été reçue sans les autres : renvoyez-les tels que reçus la première fois, ou comme un remplacement"}
 	}
 	return report, nil
 }

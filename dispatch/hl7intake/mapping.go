@@ -1104,28 +1104,28 @@ func locate(msg *hl7.Message, field string) hl7.ErrDetail {
 		return hl7.ErrDetail{Segment: seg, Sequence: 1, Field: f, Code: code}
 	}
 	switch field {
-	case "control_id":
+	case dispatch.FieldControlID:
 		return at("MSH", 10, hl7.CodeRequiredField)
-	case "document.id":
+	case dispatch.FieldDocumentID:
 		if mdm {
 			return at("TXA", 12, hl7.CodeRequiredField)
 		}
 		return doc(0, 5, hl7.CodeRequiredField)
-	case "document.cda":
+	case dispatch.FieldDocumentCDA:
 		return doc(0, 5, hl7.CodeRequiredField)
-	case "other_format.id", "other_format.cda":
+	case dispatch.FieldOtherFormatID, dispatch.FieldOtherFormatCDA:
 		return doc(1, 5, hl7.CodeRequiredField)
-	case "document.parent_id":
+	case dispatch.FieldDocumentParent:
 		if mdm {
 			return at("TXA", 13, hl7.CodeRequiredField)
 		}
 		return doc(0, 5, hl7.CodeRequiredField) // the CDA's relatedDocument/parentDocument
-	case "action":
+	case dispatch.FieldAction:
 		if mdm {
 			return at("MSH", 9, hl7.CodeUnsupportedEvent)
 		}
 		return doc(0, 11, hl7.CodeTableValue)
-	case "patient.ins":
+	case dispatch.FieldPatientINS:
 		pid := hl7.PID{Segment: msg.Segment("PID")}
 		for _, id := range pid.Identifiers() {
 			if norm(id.TypeCode) == "INS" && authorityOID(id.AssigningAuthority, insOIDs) != "" {
@@ -1133,7 +1133,7 @@ func locate(msg *hl7.Message, field string) hl7.ErrDetail {
 			}
 		}
 		return at("PID", 3, hl7.CodeRequiredField)
-	case "patient.mailbox":
+	case dispatch.FieldPatientMailbox:
 		for i, s := range msg.SegmentsNamed("PRT") {
 			prt := hl7.PRT{Segment: s}
 			if rc, _ := participant(prt); norm(prt.Participation().Identifier) == "RCT" && rc.Kind == dispatch.KindPatient {
@@ -1142,7 +1142,7 @@ func locate(msg *hl7.Message, field string) hl7.ErrDetail {
 		}
 		return at("PID", 3, hl7.CodeTableValue)
 	}
-	if name, ok := strings.CutPrefix(field, "flags."); ok {
+	if name, ok := strings.CutPrefix(field, dispatch.FieldFlag("")); ok {
 		name = flagCode(name)
 		for i, s := range msg.SegmentsNamed("OBX") {
 			id := (hl7.OBX{Segment: s}).Identifier()

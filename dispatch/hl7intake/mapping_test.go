@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"slices"
 	"sort"
@@ -551,5 +552,31 @@ func TestProfessionalID(t *testing.T) {
 	} {
 		national, rpps := nationalID(id)
 		require.Equal(t, want, [2]string{national, rpps}, "nationalID(%q)", id)
+	}
+}
+
+// TestLocateDomainFields checks that the HL7 edge points at every field the
+// domain may name in an InvalidError or a Warning (dispatch.LocatedFields,
+// and each flag of dispatch.Flags as dispatch.FieldFlag names it), in an ORU
+// and in an MDM: a field renamed on one side only would turn a precise ERR
+// into code 207.
+func TestLocateDomainFields(t *testing.T) {
+	t.Parallel()
+	fields := slices.Clone(dispatch.LocatedFields)
+	flags := reflect.TypeFor[dispatch.Flags]()
+	for i := range flags.NumField() {
+		if name, _, _ := strings.Cut(flags.Field(i).Tag.Get("json"), ","); name != "present" && name != "FIN" {
+			fields = append(fields, dispatch.FieldFlag(name))
+		}
+	}
+	for _, file := range []string{"oru_r01.hl7", "mdm_t02_new.hl7"} {
+		msg, err := hl7.Parse(loadMessage(t, file), hl7.ParseOptions{})
+		require.NoError(t, err)
+		for _, f := range fields {
+			d := locate(msg, f)
+			require.NotEqual(t, hl7.CodeInternal, d.Code, "%s: %s is not located", file, f)
+			require.NotEmpty(t, d.Segment, "%s: %s", file, f)
+		}
+		require.Equal(t, hl7.CodeInternal, locate(msg, "patient.shoe_size").Code, "an unknown field")
 	}
 }
