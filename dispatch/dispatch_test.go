@@ -18,6 +18,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertest"
 	"github.com/riverqueue/river/rivertype"
 	"github.com/stretchr/testify/require"
 
@@ -245,11 +246,11 @@ func TestReceiveRetransmission(t *testing.T) {
 	require.ErrorIs(t, err, dispatch.ErrKeyReused)
 
 	b.waitDeliveries(t, first.ReportID, 4)
-	var reports, jobs int
+	var reports int
 	require.NoError(t, b.pool.QueryRow(b.ctx, "SELECT count(*) FROM reports").Scan(&reports))
-	require.NoError(t, b.pool.QueryRow(b.ctx, "SELECT count(*) FROM river_job WHERE kind = 'resolve_report'").Scan(&jobs))
 	require.Equal(t, 1, reports)
-	require.Equal(t, 1, jobs)
+	// One resolve job: RequireInserted fails on none and on more than one.
+	rivertest.RequireInserted(b.ctx, t, b.driver(), dispatch.ResolveArgs{}, nil)
 }
 
 // TestDocumentPDFStorage checks where a report's PDF is kept: in its CDA
@@ -398,11 +399,13 @@ func deliveryStatus(t *testing.T, b *testBundle, address string) string {
 
 func sendJobState(t *testing.T, b *testBundle, address string) rivertype.JobState {
 	t.Helper()
-	var state string
-	err := b.pool.QueryRow(b.ctx, `SELECT j.state FROM river_job j JOIN deliveries d ON (j.args->>'delivery_id')::bigint = d.id
-		WHERE j.kind = 'send_delivery' AND d.address = $1`, address).Scan(&state)
-	if err != nil {
+	var id int64
+	if err := b.pool.QueryRow(b.ctx, "SELECT id FROM deliveries WHERE address = $1", address).Scan(&id); err != nil {
+		return "" // not resolved yet
+	}
+	jobs := b.deliveryJobs(t, dispatch.SendArgs{}.Kind(), id)
+	if len(jobs) == 0 {
 		return ""
 	}
-	return rivertype.JobState(state)
+	return jobs[len(jobs)-1].State
 }

@@ -3,6 +3,7 @@ package dispatch_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/emersion/go-smtp"
+	"github.com/riverqueue/river/rivertype"
 	"github.com/stretchr/testify/require"
 
 	"github.com/mssdispatch/mssdispatch/dispatch"
@@ -68,7 +70,9 @@ func TestOperatorOutage(t *testing.T) {
 	require.NoError(t, b.pool.QueryRow(b.ctx, `SELECT count(*) FROM deliveries
 		WHERE status = 'queued' AND address LIKE '%@medecin-demo.mssante.fr'`).Scan(&queued))
 	require.Equal(t, reports, queued)
-	require.NoError(t, b.pool.QueryRow(b.ctx, `SELECT coalesce(max(attempt), 0) FROM river_job WHERE kind = 'send_delivery'`).Scan(&attemptsUsed))
+	for _, j := range b.jobs(t, dispatch.SendArgs{}.Kind()) {
+		attemptsUsed = max(attemptsUsed, j.Attempt)
+	}
 	require.LessOrEqual(t, attemptsUsed, 1, "snoozes do not use up attempts")
 
 	// The operator recovers: the waiting emails go out.
@@ -149,11 +153,13 @@ func TestDeadlines(t *testing.T) {
 	claireD := b.statusIs(t, rc, claire, "mssante", dispatch.StatusSent)
 	julieD := b.statusIs(t, rc, julie, "mssante", dispatch.StatusSent)
 
-	var dsnAt time.Time
-	require.NoError(t, b.pool.QueryRow(b.ctx, `SELECT j.scheduled_at FROM river_job j
-		WHERE j.kind = 'ack_deadline' AND (j.args->>'delivery_id')::bigint = $1 AND j.args->>'deadline' = 'dsn'`,
-		julieD.ID).Scan(&dsnAt))
-	require.WithinDuration(t, time.Now().Add(24*time.Hour), dsnAt, time.Minute, "the DSN deadline is 24 h after the send")
+	deadlines := b.deliveryJobs(t, dispatch.DeadlineArgs{}.Kind(), julieD.ID)
+	dsn := slices.IndexFunc(deadlines, func(j *rivertype.JobRow) bool {
+		return jobArgs[dispatch.DeadlineArgs](t, j).Deadline == dispatch.DeadlineDSN
+	})
+	require.GreaterOrEqual(t, dsn, 0, "a DSN deadline job")
+	require.WithinDuration(t, time.Now().Add(24*time.Hour), deadlines[dsn].ScheduledAt, time.Minute,
+		"the DSN deadline is 24 h after the send")
 
 	// Claire's DSN came; Julie's did not. Then Claire's MDN does not come.
 	require.NoError(t, b.svc.Acknowledge(b.ctx, claireD.ID, dispatch.AckDelivered, "DSN 2.0.0"))
@@ -277,9 +283,11 @@ func TestWatchdog(t *testing.T) {
 	b.setRules(t, rules.Rule{Name: "suivi", Action: rules.Action{NoDSNHours: 1, NoDSNAction: rules.FallbackWorklist}})
 	rc := b.receive(t, testReport(t)).ReportID
 	d := b.statusIs(t, rc, julie, "mssante", dispatch.StatusSent)
-	_, err := b.pool.Exec(b.ctx, `DELETE FROM river_job WHERE kind = 'ack_deadline'`)
-	require.NoError(t, err)
-	_, err = b.pool.Exec(b.ctx, `UPDATE deliveries SET sent_at = now() - interval '2 hours' WHERE id = $1`, d.ID)
+	for _, j := range b.jobs(t, dispatch.DeadlineArgs{}.Kind()) {
+		_, err := b.client.JobDelete(b.ctx, j.ID)
+		require.NoError(t, err)
+	}
+	_, err := b.pool.Exec(b.ctx, `UPDATE deliveries SET sent_at = now() - interval '2 hours' WHERE id = $1`, d.ID)
 	require.NoError(t, err)
 
 	_, err = b.client.Insert(b.ctx, dispatch.WatchdogArgs{}, nil)

@@ -76,6 +76,39 @@ func (FallbackArgs) InsertOpts() river.InsertOpts {
 	return river.InsertOpts{UniqueOpts: river.UniqueOpts{ByArgs: true, ByState: activeJobStates}}
 }
 
+// followUpJob is a job that may yet give a delivery a paper fallback that
+// prints its document: an acknowledgement deadline, a fallback. Each is
+// unique per delivery and name while it waits or runs.
+type followUpJob interface {
+	river.JobArgs
+	// followUp returns the job's delivery and its name among the
+	// delivery's follow-ups: its kind and what else makes it unique.
+	followUp() (deliveryID int64, name string)
+}
+
+func (a DeadlineArgs) followUp() (int64, string) { return a.DeliveryID, a.Kind() + ":" + a.Deadline }
+
+func (a FallbackArgs) followUp() (int64, string) { return a.DeliveryID, a.Kind() + ":" + a.Cause }
+
+// onFollowUp is onDelivery for a follow-up job: the transaction that makes
+// its change and completes it also takes it off its delivery's follow-ups
+// (deliveries.follow_ups), where insertJobs put it in the transaction that
+// enqueued it. A delivery has a follow-up there exactly while the job has
+// not run (it waits, runs, or was cancelled or discarded: River's UI may
+// retry it), which keeps its document from the retention job.
+func onFollowUp[T followUpJob](ctx context.Context, pool *pgxpool.Pool, job *river.Job[T],
+	change func(pgx.Tx, storedDelivery) error) error {
+	id, name := job.Args.followUp()
+	return onDelivery(ctx, pool, job, id, func(tx pgx.Tx, d storedDelivery) error {
+		if err := change(tx, d); err != nil {
+			return err
+		}
+		// After the change: a job it enqueued under the same name (none
+		// does) would have been skipped as a duplicate of this one.
+		return followUpDone(ctx, tx, id, name)
+	})
+}
+
 // deadlines are the deadline jobs of an email just sent, from its policy.
 func deadlines(o outgoing, sentAt time.Time) []river.InsertManyParams {
 	var jobs []river.InsertManyParams
@@ -159,7 +192,7 @@ func (w *deadlineWorker) Work(ctx context.Context, job *river.Job[DeadlineArgs])
 	if err != nil {
 		return err
 	}
-	return onDelivery(ctx, w.cfg.Pool, job, job.Args.DeliveryID, func(tx pgx.Tx, d storedDelivery) error {
+	return onFollowUp(ctx, w.cfg.Pool, job, func(tx pgx.Tx, d storedDelivery) error {
 		switch {
 		case job.Args.Deadline == DeadlineDSN && d.Status == StatusSent:
 			detail := fmt.Sprintf("pas d'accusé de réception %d h après l'envoi", d.Policy.NoDSNHours)
@@ -189,7 +222,7 @@ type fallbackWorker struct {
 // worklist leaves it to the secretaries' worklist. Either way the history of
 // the delivery says so.
 func (w *fallbackWorker) Work(ctx context.Context, job *river.Job[FallbackArgs]) error {
-	return onDelivery(ctx, w.cfg.Pool, job, job.Args.DeliveryID, func(tx pgx.Tx, d storedDelivery) error {
+	return onFollowUp(ctx, w.cfg.Pool, job, func(tx pgx.Tx, d storedDelivery) error {
 		action := d.Policy.action(job.Args.Cause)
 		detail := "liste des échecs à traiter"
 		if action == rules.FallbackPaper {

@@ -233,10 +233,28 @@ func followUp(id int64, d newDelivery) []river.InsertManyParams {
 	return nil
 }
 
-// insertJobs inserts jobs in tx with ins.
+// insertJobs inserts jobs in tx with ins, after adding the follow-up jobs
+// among them to their deliveries' follow-ups (see onFollowUp). Adding first
+// locks those deliveries before the insert: a job of the same name running
+// meanwhile, which takes its name off in a transaction that locks its
+// delivery too, either commits before (the insert is then no duplicate of
+// it and the name is added again) or after (the insert is skipped as a
+// duplicate and the job takes the name off): the name stays from the
+// enqueueing until a job of that name has run.
 func insertJobs(ctx context.Context, tx pgx.Tx, ins JobInserter, jobs []river.InsertManyParams) error {
 	if len(jobs) == 0 {
 		return nil
+	}
+	var ids []int64
+	var names []string
+	for _, j := range jobs {
+		if f, ok := j.Args.(followUpJob); ok {
+			id, name := f.followUp()
+			ids, names = append(ids, id), append(names, name)
+		}
+	}
+	if err := addFollowUps(ctx, tx, ids, names); err != nil {
+		return err
 	}
 	if _, err := ins.InsertManyTx(ctx, tx, jobs); err != nil {
 		return fmt.Errorf("enqueue jobs: %w", err)

@@ -42,10 +42,7 @@ func (b *testBundle) batchNow(t *testing.T) {
 	t.Helper()
 	require.NoError(t, b.svc.MakePaperBatches(b.ctx))
 	require.Eventually(t, func() bool {
-		var running bool
-		require.NoError(t, b.pool.QueryRow(b.ctx, `SELECT EXISTS (SELECT 1 FROM river_job
-			WHERE kind = 'paper_batch' AND finalized_at IS NULL)`).Scan(&running))
-		return !running
+		return len(b.jobs(t, dispatch.PaperBatchArgs{}.Kind(), waitingStates...)) == 0
 	}, 30*time.Second, 50*time.Millisecond)
 }
 

@@ -37,14 +37,11 @@ const MinRetentionDays = 7
 // sent without a delivery notification (a bounce may still need the paper
 // fallback), failed (a secretary may send it again or print it). A document
 // of a resolved report whose deliveries are all delivered, read, paper_sent,
-// cancelled or superseded (or that has none), and that no follow-up job
-// waits for, is purged.
+// cancelled or superseded (or that has none), and none of which has a
+// follow-up job yet to run (an acknowledgement deadline, a fallback: they may
+// still give a delivery a paper fallback that prints the document; see
+// onFollowUp), is purged.
 var retainingStatuses = []string{StatusReview, StatusScheduled, StatusQueued, StatusSent, StatusFailed, StatusPaperPending}
-
-// followUpKinds are the jobs that may still give a delivery in another
-// status a paper fallback that prints the document: an acknowledgement
-// deadline (a delivered email not read in time) and the fallback itself.
-var followUpKinds = []string{DeadlineArgs{}.Kind(), FallbackArgs{}.Kind()}
 
 // RetentionConfig configures the retention job.
 type RetentionConfig struct {
@@ -54,7 +51,7 @@ type RetentionConfig struct {
 	// its report was received more than Days days ago and none of its
 	// deliveries still needs it (none waits to leave, sent without
 	// acknowledgement, failed, or with an acknowledgement deadline or a
-	// fallback still to come, and the report is resolved); those of a
+	// fallback yet to run, and the report is resolved); those of a
 	// quarantined message, once it was received more than Days days ago. At
 	// least MinRetentionDays. Defaults to 90.
 	Days int
@@ -159,12 +156,7 @@ func (w *retentionWorker) Work(ctx context.Context, job *river.Job[RetentionArgs
 	if err != nil {
 		return err
 	}
-	states := make([]string, len(activeJobStates))
-	for i, s := range activeJobStates {
-		states[i] = string(s)
-	}
-	rq := retentionQuery{Cutoff: cutoff, Statuses: retainingStatuses, FollowUpKinds: followUpKinds, FollowUpStates: states,
-		Unresolved: ReportReceived}
+	rq := retentionQuery{Cutoff: cutoff, Statuses: retainingStatuses, Unresolved: ReportReceived}
 
 	documents, err := w.purgeAll(ctx, retentionDocument, func(after int64) (int, int64, error) {
 		return purgeDocumentBatch(ctx, w.cfg.Pool, rq, after, w.cfg.BatchSize)

@@ -2,9 +2,11 @@ package dispatch_test
 
 import (
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/riverqueue/river"
@@ -14,6 +16,7 @@ import (
 	"github.com/mssdispatch/mssdispatch/dispatch"
 	"github.com/mssdispatch/mssdispatch/dispatch/mail"
 	"github.com/mssdispatch/mssdispatch/internal/pgtest"
+	"github.com/mssdispatch/mssdispatch/rules"
 )
 
 // retentionBundle is a testBundle whose River client also works the
@@ -76,6 +79,56 @@ func (b *retentionBundle) runRetention(t *testing.T) {
 		return job.State == rivertype.JobStateCompleted || job.State == rivertype.JobStateDiscarded
 	}, 20*time.Second, 50*time.Millisecond)
 	require.Equal(t, rivertype.JobStateCompleted, job.State, "errors: %+v", job.Errors)
+}
+
+// unreadDeadline is a rule whose emails have a read deadline: 72 hours
+// after the send, an email not read is flagged and left to the worklist.
+var unreadDeadline = rules.Rule{Name: "suivi", Action: rules.Action{UnreadHours: 72, UnreadAction: rules.FallbackWorklist}}
+
+// followUpJobs lists the acknowledgement deadline and fallback jobs of the
+// report's deliveries in the states (any state when none).
+func (b *retentionBundle) followUpJobs(t *testing.T, reportID int64, states ...rivertype.JobState) []*rivertype.JobRow {
+	t.Helper()
+	rows, err := b.pool.Query(b.ctx, "SELECT id FROM deliveries WHERE report_id = $1 ORDER BY id", reportID)
+	require.NoError(t, err)
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	require.NoError(t, err)
+	var jobs []*rivertype.JobRow
+	for _, kind := range []string{dispatch.DeadlineArgs{}.Kind(), dispatch.FallbackArgs{}.Kind()} {
+		for _, id := range ids {
+			jobs = append(jobs, b.deliveryJobs(t, kind, id, states...)...)
+		}
+	}
+	return jobs
+}
+
+// runDeadlines runs now the report's acknowledgement deadlines named (all
+// when none), waiting or cancelled, and waits until they and the fallbacks
+// they enqueue ran.
+func (b *retentionBundle) runDeadlines(t *testing.T, reportID int64, names ...string) {
+	t.Helper()
+	var run []*rivertype.JobRow
+	for _, j := range b.followUpJobs(t, reportID, rivertype.JobStateScheduled, rivertype.JobStateCancelled) {
+		if j.Kind == (dispatch.DeadlineArgs{}).Kind() &&
+			(len(names) == 0 || slices.Contains(names, jobArgs[dispatch.DeadlineArgs](t, j).Deadline)) {
+			run = append(run, j)
+		}
+	}
+	require.NotEmpty(t, run, "deadlines %v of report %d", names, reportID)
+	b.runNow(t, run)
+	require.Eventually(t, func() bool {
+		for _, j := range run {
+			j, err := b.client.JobGet(b.ctx, j.ID)
+			require.NoError(t, err)
+			if j.State != rivertype.JobStateCompleted {
+				return false
+			}
+		}
+		// The deadlines completed with the fallbacks they enqueued: those
+		// are all listed now.
+		return len(b.followUpJobs(t, reportID, rivertype.JobStateAvailable, rivertype.JobStateRunning,
+			rivertype.JobStateRetryable)) == 0
+	}, 20*time.Second, 50*time.Millisecond)
 }
 
 // storedDocument is a document row as the retention job leaves it.
@@ -176,14 +229,11 @@ func TestRetentionDocuments(t *testing.T) {
 	_, err := b.pool.Exec(b.ctx, `UPDATE deliveries SET status = 'review'
 		WHERE id = (SELECT min(id) FROM deliveries WHERE report_id = $1)`, inReview)
 	require.NoError(t, err)
-	// All delivered, but an unread deadline is still to come: its fallback may print it.
+	// All delivered, but the unread deadlines of its emails are still to
+	// come: their fallback may print it.
+	b.setRules(t, unreadDeadline)
 	followUp := b.resolvedReport(t, "unread-deadline")
 	b.setStatuses(t, followUp, dispatch.StatusDelivered)
-	var deliveryID int64
-	require.NoError(t, b.pool.QueryRow(b.ctx, "SELECT min(id) FROM deliveries WHERE report_id = $1", followUp).Scan(&deliveryID))
-	deadline, err := b.client.Insert(b.ctx, dispatch.DeadlineArgs{DeliveryID: deliveryID, Deadline: dispatch.DeadlineRead},
-		&river.InsertOpts{ScheduledAt: time.Now().Add(24 * time.Hour)})
-	require.NoError(t, err)
 	// All delivered, but received within the period.
 	recent := b.resolvedReport(t, "recent")
 	b.setStatuses(t, recent, dispatch.StatusDelivered)
@@ -230,17 +280,66 @@ func TestRetentionDocuments(t *testing.T) {
 	require.Equal(t, kept, b.metric(t, "mssdispatch_retention_kept_documents", ""))
 	require.Equal(t, before, b.document(t, byStatus[dispatch.StatusRead]))
 
-	// The last delivery in review is delivered, the deadline job is gone:
-	// both documents go at the next run.
+	// The last delivery in review is delivered, the deadlines ran (the
+	// emails flagged unread, left to the worklist): both documents go at
+	// the next run.
 	b.setStatuses(t, inReview, dispatch.StatusDelivered)
-	_, err = b.client.JobDelete(b.ctx, deadline.Job.ID)
-	require.NoError(t, err)
+	b.runDeadlines(t, followUp)
 	b.runRetention(t)
 	b.requirePurged(t, inReview, dispatch.StatusDelivered)
 	b.requirePurged(t, followUp, dispatch.StatusDelivered)
 	b.requireKept(t, recent)
 	require.Equal(t, purged+2, b.metric(t, "mssdispatch_retention_purged_total", "document"))
 	require.Equal(t, kept-2, b.metric(t, "mssdispatch_retention_kept_documents", ""))
+}
+
+// TestRetentionFollowUps checks that a document past the period is kept
+// exactly while a follow-up job of one of its deliveries (an acknowledgement
+// deadline, a fallback) has not run, whatever its deliveries' statuses: an
+// email's deadlines to come keep it, as does the read deadline still to come
+// once the DSN deadline ran; once both ran, with the fallback they enqueued,
+// it goes. A deadline cancelled in River's UI has not run and may be retried:
+// it keeps the document until it is retried and has run (before the
+// follow-ups were the deliveries' own, a cancelled job no longer kept it).
+func TestRetentionFollowUps(t *testing.T) {
+	t.Parallel()
+	b := setupRetention(t, dispatch.RetentionConfig{})
+	b.setRules(t, rules.Rule{Name: "suivi", Action: rules.Action{NoDSNHours: 24, NoDSNAction: rules.FallbackWorklist,
+		UnreadHours: 72, UnreadAction: rules.FallbackWorklist}})
+	pending := b.resolvedReport(t, "pending")
+	dsnRan := b.resolvedReport(t, "dsn-ran")
+	ran := b.resolvedReport(t, "ran")
+	cancelled := b.resolvedReport(t, "cancelled")
+	all := []int64{pending, dsnRan, ran, cancelled}
+	for _, id := range all {
+		b.setStatuses(t, id, dispatch.StatusDelivered) // the DSNs came, the rest is done
+		require.Len(t, b.followUpJobs(t, id, rivertype.JobStateScheduled), 4, "two emails, two deadlines each")
+	}
+	b.age(t, 91, all...)
+	b.runDeadlines(t, dsnRan, dispatch.DeadlineDSN)
+	b.runDeadlines(t, ran)
+	for _, j := range b.followUpJobs(t, cancelled) {
+		_, err := b.client.JobCancel(b.ctx, j.ID)
+		require.NoError(t, err)
+	}
+
+	b.runRetention(t)
+	b.requireKept(t, pending)
+	b.requireKept(t, dsnRan)
+	b.requirePurged(t, ran, dispatch.StatusDelivered)
+	b.requireKept(t, cancelled)
+	require.Equal(t, 3.0, b.metric(t, "mssdispatch_retention_kept_documents", ""))
+
+	// The cancelled deadlines are retried and run, and so do the others:
+	// nothing keeps the documents any more.
+	b.runDeadlines(t, cancelled)
+	b.runDeadlines(t, dsnRan, dispatch.DeadlineRead)
+	b.runRetention(t)
+	b.requirePurged(t, cancelled, dispatch.StatusDelivered)
+	b.requirePurged(t, dsnRan, dispatch.StatusDelivered)
+	b.requireKept(t, pending)
+	require.Equal(t, 1.0, b.metric(t, "mssdispatch_retention_kept_documents", ""))
+	require.Equal(t, 3.0, b.metric(t, "mssdispatch_retention_purged_total", "document"))
 }
 
 // TestRetentionQuarantine checks that the raw bytes of messages quarantined

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/riverqueue/river/rivertest"
+	"github.com/riverqueue/river/rivertype"
 	"github.com/stretchr/testify/require"
 
 	"github.com/mssdispatch/mssdispatch/correspondents"
@@ -227,9 +229,7 @@ func TestRuleSendReview(t *testing.T) {
 	for _, d := range ds {
 		require.Equal(t, 1, d.Version)
 	}
-	var sends int
-	require.NoError(t, b.pool.QueryRow(b.ctx, "SELECT count(*) FROM river_job WHERE kind = 'send_delivery'").Scan(&sends))
-	require.Zero(t, sends)
+	rivertest.RequireNotInserted(b.ctx, t, b.driver(), dispatch.SendArgs{}, nil)
 	require.Zero(t, b.emails(t))
 }
 
@@ -253,20 +253,16 @@ func TestRuleSendDelay(t *testing.T) {
 	for _, d := range ds[:3] {
 		require.NotNil(t, d.ScheduledFor, d.Recipient)
 		require.True(t, receivedAt.Add(2*time.Hour).Equal(*d.ScheduledFor), "%s: scheduled for %s", d.Recipient, d.ScheduledFor)
-		var state string
-		var at time.Time
-		require.NoError(t, b.pool.QueryRow(b.ctx, `SELECT state, scheduled_at FROM river_job
-			WHERE kind = 'release_delivery' AND (args->>'delivery_id')::bigint = $1`, d.ID).Scan(&state, &at))
-		require.Equal(t, "scheduled", state)
-		require.WithinDuration(t, *d.ScheduledFor, at, time.Millisecond, "the release job runs when the delay ends")
+		jobs := b.deliveryJobs(t, dispatch.ReleaseArgs{}.Kind(), d.ID)
+		require.Len(t, jobs, 1, d.Recipient)
+		require.Equal(t, rivertype.JobStateScheduled, jobs[0].State)
+		require.WithinDuration(t, *d.ScheduledFor, jobs[0].ScheduledAt, time.Millisecond, "the release job runs when the delay ends")
 	}
 	require.Nil(t, ds[3].ScheduledFor)
 	require.Zero(t, b.emails(t))
 
 	// The delay ends: the release worker sends the emails and the paper copy waits to be printed.
-	_, err := b.pool.Exec(b.ctx, `UPDATE river_job SET scheduled_at = now(), state = 'available'
-		WHERE kind = 'release_delivery' AND state = 'scheduled'`)
-	require.NoError(t, err)
+	b.releaseNow(t, dispatch.ReleaseArgs{}.Kind())
 	require.Eventually(t, func() bool {
 		got := outcomes(b.ruleDeliveries(t, id))
 		return got[0].status == dispatch.StatusSent && got[1].status == dispatch.StatusPaperPending &&
@@ -452,14 +448,11 @@ func TestRulePolicy(t *testing.T) {
 	// The email sent, its deadlines are scheduled from the policy.
 	var deadlines []string
 	require.Eventually(t, func() bool {
-		rows, err := b.pool.Query(b.ctx, `SELECT args->>'deadline' FROM river_job WHERE kind = 'ack_deadline'
-			AND (args->>'delivery_id')::bigint = $1 ORDER BY scheduled_at`, ds[0].ID)
-		require.NoError(t, err)
+		jobs := b.deliveryJobs(t, dispatch.DeadlineArgs{}.Kind(), ds[0].ID)
+		slices.SortStableFunc(jobs, func(x, y *rivertype.JobRow) int { return x.ScheduledAt.Compare(y.ScheduledAt) })
 		deadlines = nil
-		for rows.Next() {
-			var d string
-			require.NoError(t, rows.Scan(&d))
-			deadlines = append(deadlines, d)
+		for _, j := range jobs {
+			deadlines = append(deadlines, jobArgs[dispatch.DeadlineArgs](t, j).Deadline)
 		}
 		return len(deadlines) == 2
 	}, 10*time.Second, 50*time.Millisecond)
@@ -472,7 +465,7 @@ func dbSnapshot(t *testing.T, b *rulesBundle) string {
 	var deliveries, events, jobs string
 	require.NoError(t, b.pool.QueryRow(b.ctx, `SELECT coalesce(json_agg(d ORDER BY d.id)::text, '') FROM deliveries d`).Scan(&deliveries))
 	require.NoError(t, b.pool.QueryRow(b.ctx, `SELECT count(*)::text || ' ' || coalesce(max(id), 0)::text FROM delivery_events`).Scan(&events))
-	require.NoError(t, b.pool.QueryRow(b.ctx, `SELECT count(*)::text FROM river_job`).Scan(&jobs))
+	jobs = fmt.Sprint(len(b.jobs(t, "")))
 	return deliveries + "\n" + events + "\n" + jobs
 }
 

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/riverqueue/river/rivertype"
 	"github.com/stretchr/testify/require"
 
 	"github.com/mssdispatch/mssdispatch/correspondents"
@@ -73,11 +74,14 @@ func (b *testBundle) setRules(t *testing.T, rs ...rules.Rule) {
 	require.NoError(t, err)
 }
 
-// releaseNow makes the scheduled jobs of kind due now.
+// releaseNow makes the scheduled jobs of kind due now. It first waits for
+// the running ones to end: one may be about to snooze until the time the
+// test wants to skip.
 func (b *testBundle) releaseNow(t *testing.T, kind string) {
 	t.Helper()
-	_, err := b.pool.Exec(b.ctx, `UPDATE river_job SET scheduled_at = now() WHERE kind = $1 AND state = 'scheduled'`, kind)
-	require.NoError(t, err)
+	require.Eventually(t, func() bool { return len(b.jobs(t, kind, rivertype.JobStateRunning)) == 0 },
+		20*time.Second, 20*time.Millisecond, "%s jobs still running", kind)
+	b.runNow(t, b.jobs(t, kind, rivertype.JobStateScheduled))
 }
 
 // setTrustSpace puts domains in force as the trust space's whitelist.

@@ -775,6 +775,29 @@ func reportView(ctx context.Context, q dbtx, id int64, documentID string) (Repor
 	return v, nil
 }
 
+// addFollowUps adds each name to the follow-ups of the delivery of the same
+// index in ids (once: a name already there stays alone).
+func addFollowUps(ctx context.Context, q dbtx, ids []int64, names []string) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	_, err := q.Exec(ctx, `UPDATE deliveries d SET follow_ups = ARRAY(SELECT DISTINCT n FROM unnest(d.follow_ups || f.names) n ORDER BY n)
+		FROM (SELECT id, array_agg(name) AS names FROM unnest($1::bigint[], $2::text[]) AS u(id, name) GROUP BY id) f
+		WHERE d.id = f.id`, ids, names)
+	if err != nil {
+		return fmt.Errorf("record follow-ups: %w", err)
+	}
+	return nil
+}
+
+// followUpDone takes name off the follow-ups of the delivery id.
+func followUpDone(ctx context.Context, q dbtx, id int64, name string) error {
+	if _, err := q.Exec(ctx, `UPDATE deliveries SET follow_ups = array_remove(follow_ups, $2) WHERE id = $1`, id, name); err != nil {
+		return fmt.Errorf("delivery %d: follow-up %s done: %w", id, name, err)
+	}
+	return nil
+}
+
 // overdueDeadlines returns the deadlines passed without an acknowledgement:
 // an email still sent past no_dsn_hours, an email sent or delivered, unread
 // and not yet flagged, past unread_hours.

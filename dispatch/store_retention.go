@@ -13,28 +13,25 @@ import (
 // retentionQuery holds what every retention statement needs, passed first
 // (see args): when the period began ($1), and what still retains a document.
 type retentionQuery struct {
-	Cutoff         time.Time
-	Statuses       []string // delivery statuses that retain the document ($2)
-	FollowUpKinds  []string // River job kinds that may still need it ($3)
-	FollowUpStates []string // River job states in which they may ($4)
-	Unresolved     string   // the report status before its deliveries exist ($5)
+	Cutoff     time.Time
+	Statuses   []string // delivery statuses that retain the document ($2)
+	Unresolved string   // the report status before its deliveries exist ($3)
 }
 
-// args returns the arguments of a retention statement: rq's, then more from $6.
+// args returns the arguments of a retention statement: rq's, then more from $4.
 func (rq retentionQuery) args(more ...any) []any {
-	return append([]any{rq.Cutoff, rq.Statuses, rq.FollowUpKinds, rq.FollowUpStates, rq.Unresolved}, more...)
+	return append([]any{rq.Cutoff, rq.Statuses, rq.Unresolved}, more...)
 }
 
 // followUpSQL is true when the delivery dl has a follow-up job (an
-// acknowledgement deadline, a fallback) waiting or running, which may yet
-// create a paper delivery that prints the document.
-const followUpSQL = `EXISTS (SELECT 1 FROM river_job j WHERE j.args @> jsonb_build_object('delivery_id', dl.id)
-	AND j.kind = ANY ($3) AND j.state::text = ANY ($4))`
+// acknowledgement deadline, a fallback) that has not run yet, which may yet
+// create a paper delivery that prints the document (see onFollowUp).
+const followUpSQL = `cardinality(dl.follow_ups) > 0`
 
 // retainedSQL is true when the document doc is still needed: its report is
 // not resolved yet (its deliveries are still to come), or one of its
 // deliveries is in a retaining status or has a follow-up job.
-const retainedSQL = `(EXISTS (SELECT 1 FROM reports rr WHERE rr.id = doc.report_id AND rr.status = $5)
+const retainedSQL = `(EXISTS (SELECT 1 FROM reports rr WHERE rr.id = doc.report_id AND rr.status = $3)
 	OR EXISTS (SELECT 1 FROM deliveries dl WHERE dl.report_id = doc.report_id
 		AND (dl.status = ANY ($2) OR ` + followUpSQL + `)))`
 
@@ -57,8 +54,8 @@ func retentionCutoff(ctx context.Context, q dbtx, days int) (time.Time, error) {
 func purgeDocumentBatch(ctx context.Context, db dbBeginner, rq retentionQuery, after int64, limit int) (purged int, last int64, err error) {
 	err = pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
 		rows, err := tx.Query(ctx, `SELECT doc.report_id FROM documents doc JOIN reports r ON r.id = doc.report_id
-			WHERE doc.report_id > $6 AND doc.purged_at IS NULL AND r.received_at < $1 AND NOT `+retainedSQL+`
-			ORDER BY doc.report_id LIMIT $7 FOR UPDATE OF doc SKIP LOCKED`, rq.args(after, limit)...)
+			WHERE doc.report_id > $4 AND doc.purged_at IS NULL AND r.received_at < $1 AND NOT `+retainedSQL+`
+			ORDER BY doc.report_id LIMIT $5 FOR UPDATE OF doc SKIP LOCKED`, rq.args(after, limit)...)
 		if err != nil {
 			return fmt.Errorf("select documents to purge: %w", err)
 		}
@@ -75,7 +72,7 @@ func purgeDocumentBatch(ctx context.Context, db dbBeginner, rq retentionQuery, a
 		}
 		tag, err := tx.Exec(ctx, `UPDATE documents doc SET cda = ''::bytea, pdf = NULL, pdf_in_cda = false, purged_at = now()
 			FROM reports r WHERE r.id = doc.report_id
-				AND doc.report_id = ANY ($6) AND doc.purged_at IS NULL AND r.received_at < $1 AND NOT `+retainedSQL,
+				AND doc.report_id = ANY ($4) AND doc.purged_at IS NULL AND r.received_at < $1 AND NOT `+retainedSQL,
 			rq.args(ids)...)
 		if err != nil {
 			return fmt.Errorf("purge documents: %w", err)
@@ -114,7 +111,7 @@ type keptDocuments struct {
 	Sample []int64
 	// ByStatus counts, for each retaining status, the kept documents with
 	// a delivery in it, under "follow_up" those with a delivery in another
-	// status that has a follow-up job waiting, and under "unresolved" those
+	// status that has a follow-up job yet to run, and under "unresolved" those
 	// of reports not resolved yet; a document may count under several.
 	ByStatus map[string]int
 }
@@ -138,7 +135,7 @@ func keptPastPeriod(ctx context.Context, q dbtx, rq retentionQuery, sampleSize i
 			WHERE doc.purged_at IS NULL AND r.received_at < $1 AND (dl.status = ANY ($2) OR `+followUpSQL+`)
 			UNION ALL
 			SELECT doc.report_id, 'unresolved' FROM documents doc JOIN reports r ON r.id = doc.report_id
-			WHERE doc.purged_at IS NULL AND r.received_at < $1 AND r.status = $5
+			WHERE doc.purged_at IS NULL AND r.received_at < $1 AND r.status = $3
 		) k GROUP BY why`, rq.args()...)
 	if err != nil {
 		return keptDocuments{}, fmt.Errorf("count kept documents by status: %w", err)

@@ -20,6 +20,8 @@ import (
 
 	"github.com/emersion/go-smtp"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -296,20 +298,18 @@ func TestFaultKillMidLoad(t *testing.T) {
 // pendingJobs describes the jobs not completed, for a test that waited in vain.
 func pendingJobs(t *testing.T, pool *pgxpool.Pool) string {
 	t.Helper()
-	rows, err := pool.Query(context.Background(), `SELECT kind, args::text, state, attempt, max_attempts,
-		coalesce(extract(epoch FROM scheduled_at - now())::int, 0), coalesce(attempted_by::text, ''),
-		coalesce(errors[array_upper(errors, 1)]->>'error', '')
-		FROM river_job WHERE state NOT IN ('completed') ORDER BY id`)
-	require.NoError(t, err)
 	var b strings.Builder
-	for rows.Next() {
-		var kind, args, state, by, lastErr string
-		var attempt, maxAttempts, in int
-		require.NoError(t, rows.Scan(&kind, &args, &state, &attempt, &maxAttempts, &in, &by, &lastErr))
-		fmt.Fprintf(&b, "%s %s %s attempt %d/%d scheduled in %ds by %s: %s\n", kind, args, state, attempt, maxAttempts, in, by, lastErr)
+	for _, j := range listJobs(t, pool, river.NewJobListParams().States(rivertype.JobStateAvailable, rivertype.JobStateCancelled,
+		rivertype.JobStateDiscarded, rivertype.JobStatePending, rivertype.JobStateRetryable, rivertype.JobStateRunning,
+		rivertype.JobStateScheduled)) {
+		lastErr := ""
+		if len(j.Errors) > 0 {
+			lastErr = j.Errors[len(j.Errors)-1].Error
+		}
+		fmt.Fprintf(&b, "%s %s %s attempt %d/%d scheduled in %ds by %v: %s\n", j.Kind, j.EncodedArgs, j.State, j.Attempt,
+			j.MaxAttempts, int(time.Until(j.ScheduledAt).Seconds()), j.AttemptedBy, lastErr)
 	}
-	require.NoError(t, rows.Err())
-	rows, err = pool.Query(context.Background(), `SELECT e.delivery_id, e.event, e.detail, e.at::text FROM delivery_events e
+	rows, err := pool.Query(context.Background(), `SELECT e.delivery_id, e.event, e.detail, e.at::text FROM delivery_events e
 		JOIN deliveries d ON d.id = e.delivery_id WHERE d.status = 'queued' ORDER BY e.id`)
 	require.NoError(t, err)
 	for rows.Next() {

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
 	"github.com/stretchr/testify/require"
 
 	"github.com/mssdispatch/mssdispatch/dispatch"
@@ -161,7 +163,11 @@ func hourLater(t *testing.T, dbURL string) {
 	pool, err := pgxpool.New(context.Background(), dbURL)
 	require.NoError(t, err)
 	defer pool.Close()
-	_, err = pool.Exec(context.Background(), `UPDATE river_job SET scheduled_at = now()
-		WHERE state = 'scheduled' AND scheduled_at < now() + interval '61 minutes'`)
-	require.NoError(t, err)
+	client := jobsClient(t, pool)
+	for _, j := range listJobs(t, pool, river.NewJobListParams().States(rivertype.JobStateScheduled)) {
+		if j.ScheduledAt.Before(time.Now().Add(61 * time.Minute)) {
+			_, err := client.JobRetry(context.Background(), j.ID)
+			require.NoError(t, err)
+		}
+	}
 }
