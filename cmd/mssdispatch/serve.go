@@ -418,7 +418,7 @@ func serve(ctx context.Context, cfg serveConfig, logger *slog.Logger, ready func
 	if err != nil {
 		return err
 	}
-	err = dispatch.AddDirectorySync(workers, dispatch.DirectorySyncConfig{Importer: directory,
+	err = correspondents.AddDirectorySync(workers, correspondents.DirectorySyncConfig{Store: directory,
 		DirectorySource: cfg.DirectorySource, WhitelistSource: cfg.WhitelistSource, Registerer: registry, Logger: logger})
 	if err != nil {
 		return err
@@ -458,7 +458,7 @@ func serve(ctx context.Context, cfg serveConfig, logger *slog.Logger, ready func
 	var periodic []queue.Periodic
 	if cfg.DirectorySource != "" || cfg.WhitelistSource != "" {
 		periodic = append(periodic, queue.Periodic{Spec: cfg.DirectorySyncCron,
-			Args: func() river.JobArgs { return dispatch.DirectorySyncArgs{} }})
+			Args: func() river.JobArgs { return correspondents.DirectorySyncArgs{} }})
 	}
 	retentionCron := cfg.RetentionCron
 	if retentionCron == "" {
