@@ -1,228 +1,117 @@
 package dispatch
 
 import (
-	"bytes"
-	"cmp"
 	"context"
 	"errors"
-	"fmt"
-	"log/slog"
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/mssdispatch/mssdispatch/dispatch/mail"
 	"github.com/mssdispatch/mssdispatch/internal/redact"
 )
 
-// AckConfig configures the ingestion of the acknowledgements that come back
-// to the BAL applicative's mailbox.
-type AckConfig struct {
-	// Pool is the database. Required.
-	Pool *pgxpool.Pool
-	// Service records the acknowledgements (Service.Acknowledge). Required.
-	Service *Service
-	// Inbox says how to read the mailbox. Required.
-	Inbox mail.InboxConfig
-	// LockRetry is how often an instance that does not hold the ingestion
-	// lock tries to take it. Defaults to 30 seconds.
-	LockRetry time.Duration
-	// Registerer receives the metrics; nil registers nothing.
-	Registerer prometheus.Registerer
-	// Logger defaults to slog.Default().
-	Logger *slog.Logger
+// This file holds what the domain does with a message of the BAL
+// applicative's mailbox once its reader (package dispatch/mail/ingest) has
+// classified it, and the reader's checkpoint.
+
+// EmailAck is what the mailbox's reader made of one message: for a DSN, of
+// one of its recipient blocks.
+type EmailAck struct {
+	// Recipient is the DSN's recipient block; nil for any other message.
+	Recipient *mail.RecipientStatus
+	// Ack is AckDelivered, AckRead, AckFailed, AckDelayed or AckReply;
+	// empty when the message changes nothing (a DSN relayed, an MDN
+	// deleted, a message of unknown kind).
+	Ack string
+	// Outcome is recorded with the message: delivered, read, failed,
+	// delayed, reply, ignored, unknown or unreadable.
+	Outcome string
+	// Detail is what the message says, for the delivery's history and the
+	// record of the message.
+	Detail string
 }
 
-// AckIngester reads the BAL applicative's mailbox and turns each DSN, MDN
-// and reply into the state of the delivery it concerns. One instance at a
-// time reads it (a PostgreSQL advisory lock); the others wait their turn.
-type AckIngester struct {
-	cfg   AckConfig
-	inbox *mail.Inbox
-	seen  *prometheus.CounterVec
-	delay *prometheus.HistogramVec
+// AckRecord is what AcknowledgeEmail did with a message.
+type AckRecord struct {
+	// DeliveryID is the delivery the message concerns, 0 when none.
+	DeliveryID int64
+	// Outcome is the outcome recorded: EmailAck.Outcome, or "unmatched"
+	// when a DSN, MDN or reply concerns no delivery of this service.
+	Outcome string
+	// First is true when the acknowledgement was applied and is the first
+	// of its kind since the email was sent; Delay is then the time from the
+	// sending (accepted by SMTP) to it. An email whose sending time is
+	// unknown has no first.
+	First bool
+	Delay time.Duration
 }
 
-// ingestLockKey is the advisory lock of the mailbox reader.
-const ingestLockKey = 0x6d73736163 // "mssac"
-
-// ackDelayBuckets bound mssdispatch_ack_delay_seconds: from a DSN within
-// seconds to an MDN read after a week away.
-var ackDelayBuckets = []float64{10, 30, 60, 300, 900, 1800, 3600, 3 * 3600, 6 * 3600, 12 * 3600,
-	86400, 2 * 86400, 4 * 86400, 7 * 86400}
-
-// NewAckIngester validates cfg. Its metrics are
-// mssdispatch_notifications_total{kind,outcome} and
-// mssdispatch_ack_delay_seconds{ack}: the time from an email's sending
-// (accepted by SMTP) to the first acknowledgement of each kind it gets,
-// counted once whichever instance reads the mailbox.
-func NewAckIngester(cfg AckConfig) (*AckIngester, error) {
-	if cfg.Pool == nil || cfg.Service == nil {
-		return nil, errors.New("dispatch: AckConfig.Pool and Service are required")
-	}
-	if cfg.LockRetry == 0 {
-		cfg.LockRetry = 30 * time.Second
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
-	}
-	a := &AckIngester{cfg: cfg, seen: prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "mssdispatch_notifications_total",
-		Help: "Messages read from the BAL applicative's mailbox, by kind (dsn, mdn, reply, unknown) and outcome.",
-	}, []string{"kind", "outcome"}), delay: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-		Name:    "mssdispatch_ack_delay_seconds",
-		Help:    "Time from an email's sending to its first acknowledgement of each kind (delivered, read, failed, delayed, reply).",
-		Buckets: ackDelayBuckets,
-	}, []string{"ack"})}
-	for ack := range ackEvents {
-		a.delay.WithLabelValues(ack) // every kind is exported, at zero before its first
-	}
-	inbox, err := mail.NewInbox(cfg.Inbox, checkpointStore{cfg.Pool}, a.Handle, cfg.Logger)
-	if err != nil {
-		return nil, fmt.Errorf("dispatch: %w", err)
-	}
-	a.inbox = inbox
-	if cfg.Registerer != nil {
-		for _, c := range []prometheus.Collector{a.seen, a.delay} {
-			if err := cfg.Registerer.Register(c); err != nil {
-				return nil, fmt.Errorf("dispatch: register metrics: %w", err)
-			}
-		}
-	}
-	return a, nil
-}
-
-// Run reads the mailbox until ctx is cancelled, while this instance holds
-// the ingestion lock.
-func (a *AckIngester) Run(ctx context.Context) error {
-	for {
-		release, err := tryLock(ctx, a.cfg.Pool, ingestLockKey)
-		if err == nil && release != nil {
-			err = a.inbox.Run(ctx)
-			release()
-			return err
-		}
+// AcknowledgeEmail applies and records message n of the BAL applicative's
+// mailbox, as its reader classified it (a). It finds the delivery a DSN, MDN
+// or reply concerns, by the DSN's envelope id (checked against the
+// recipient the DSN names), else by the Message-ID of the email it answers
+// (Original-Message-ID, In-Reply-To, References); a message of unknown kind
+// concerns none. It applies a.Ack to that delivery (Acknowledge; a
+// delivery deleted meanwhile is skipped) and records the message in
+// mail_notifications. An error means the acknowledgement was not applied:
+// the message is to be read again. A failure to record the message or to
+// read the delay is logged.
+func (s *Service) AcknowledgeEmail(ctx context.Context, n *mail.Notification, a EmailAck) (AckRecord, error) {
+	rec := AckRecord{Outcome: a.Outcome}
+	if n.Kind != mail.KindUnknown {
+		id, err := s.deliveryOf(ctx, n, a.Recipient)
 		if err != nil {
-			a.cfg.Logger.WarnContext(ctx, "acknowledgement reader: cannot take its lock", "error", redact.Text(err.Error()))
+			return AckRecord{}, err
 		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(a.cfg.LockRetry):
+		rec.DeliveryID = id
+		if id == 0 {
+			rec.Outcome = "unmatched"
 		}
 	}
-}
-
-// Drain reads what the mailbox holds now, once (for tests and tools).
-func (a *AckIngester) Drain(ctx context.Context) (int, error) { return a.inbox.Drain(ctx) }
-
-// Handle processes one message of the mailbox: it classifies it, finds the
-// delivery it concerns (by the DSN's envelope id, the original Message-ID,
-// In-Reply-To and References), records it and acknowledges the delivery.
-// A message that concerns no delivery of this service is Unknown.
-func (a *AckIngester) Handle(ctx context.Context, raw []byte) (mail.Verdict, error) {
-	n, err := mail.ParseNotification(bytes.NewReader(raw))
-	if err != nil {
-		// Unreadable: kept aside for a person, never dropped.
-		a.record(ctx, notificationRecord{Kind: mail.KindUnknown, Outcome: "unreadable", Detail: err.Error()})
-		return mail.Unknown, nil
-	}
-	var handled bool
-	switch n.Kind {
-	case mail.KindDSN:
-		for _, r := range n.Recipients {
-			id, err := a.findDelivery(ctx, n, r.FinalRecipient, r.OriginalRecipient)
-			if err != nil {
-				return 0, err
-			}
-			outcome, ack := dsnAck(r.Action)
-			detail := strings.TrimSpace(fmt.Sprintf("DSN %s %s %s", r.Action, r.Status, r.DiagnosticCode))
-			if err := a.apply(ctx, n, id, ack, outcome, detail); err != nil {
-				return 0, err
-			}
-			handled = handled || id != 0
-		}
-	case mail.KindMDN:
-		id, err := a.findDelivery(ctx, n, "", "")
-		if err != nil {
-			return 0, err
-		}
-		outcome, ack, detail := mdnAck(n.Disposition)
-		if err := a.apply(ctx, n, id, ack, outcome, detail); err != nil {
-			return 0, err
-		}
-		handled = id != 0
-	case mail.KindReply:
-		id, err := a.findDelivery(ctx, n, "", "")
-		if err != nil {
-			return 0, err
-		}
-		if err := a.apply(ctx, n, id, AckReply, "reply", "réponse du destinataire"); err != nil {
-			return 0, err
-		}
-		handled = id != 0
-	default:
-		a.record(ctx, notificationRecord{Kind: n.Kind, MessageID: n.MessageID, Outcome: "unknown"})
-	}
-	if !handled {
-		return mail.Unknown, nil
-	}
-	return mail.Processed, nil
-}
-
-// apply acknowledges delivery id (0: none found) and records the message.
-func (a *AckIngester) apply(ctx context.Context, n *mail.Notification, id int64, ack, outcome, detail string) error {
-	if id == 0 {
-		outcome = "unmatched"
-	} else if ack != "" {
-		err := a.cfg.Service.Acknowledge(ctx, id, ack, detail)
+	if rec.DeliveryID != 0 && a.Ack != "" {
+		err := s.Acknowledge(ctx, rec.DeliveryID, a.Ack, a.Detail)
 		switch {
 		case err == nil:
-			a.observeDelay(ctx, id, ack)
+			rec.Delay, rec.First = s.ackDelay(ctx, rec.DeliveryID, a.Ack)
 		case !errors.Is(err, ErrNotFound):
-			return err
+			return AckRecord{}, err
 		}
 	}
-	a.record(ctx, notificationRecord{Kind: n.Kind, MessageID: n.MessageID, DeliveryID: id, Outcome: outcome, Detail: detail})
-	return nil
-}
-
-// observeDelay observes the delay of the acknowledgement ack just recorded
-// for delivery id when it is the first of its kind since the email was sent
-// (a duplicate DSN is not). Only the instance holding the ingestion lock
-// applies acknowledgements, so each counts once (were two to apply the same
-// one at once, each reading after its own commit, at most one would count
-// it). A failure to read the delay is logged.
-func (a *AckIngester) observeDelay(ctx context.Context, id int64, ack string) {
-	delay, first, err := firstAckDelay(ctx, a.cfg.Pool, id, ackEvents[ack])
+	err := insertNotification(ctx, s.pool, notificationRecord{Kind: n.Kind, MessageID: n.MessageID,
+		DeliveryID: rec.DeliveryID, Outcome: rec.Outcome, Detail: a.Detail})
 	if err != nil {
-		a.cfg.Logger.WarnContext(ctx, "acknowledgement delay", "delivery_id", id, "error", redact.Text(err.Error()))
-		return
+		s.logger.WarnContext(ctx, "record notification", "error", redact.Text(err.Error()))
 	}
-	if first {
-		a.delay.WithLabelValues(ack).Observe(delay.Seconds())
-	}
+	return rec, nil
 }
 
-// record keeps the message's trace and counts it; a failure to record is logged.
-func (a *AckIngester) record(ctx context.Context, r notificationRecord) {
-	a.seen.WithLabelValues(r.Kind, r.Outcome).Inc()
-	if err := insertNotification(ctx, a.cfg.Pool, r); err != nil {
-		a.cfg.Logger.WarnContext(ctx, "record notification", "error", redact.Text(err.Error()))
+// ackDelay returns the delay of the acknowledgement ack just recorded for
+// delivery id, and whether it is the first of its kind since the email was
+// sent (a duplicate DSN is not). Only the instance holding the mailbox's
+// lock applies acknowledgements, so each is first once (were two to apply
+// the same one at once, each reading after its own commit, at most one
+// would be first). A failure to read the delay is logged.
+func (s *Service) ackDelay(ctx context.Context, id int64, ack string) (time.Duration, bool) {
+	delay, first, err := firstAckDelay(ctx, s.pool, id, ackEvents[ack])
+	if err != nil {
+		s.logger.WarnContext(ctx, "acknowledgement delay", "delivery_id", id, "error", redact.Text(err.Error()))
+		return 0, false
 	}
-	a.cfg.Logger.InfoContext(ctx, "notification", "kind", r.Kind, "outcome", r.Outcome, "delivery_id", r.DeliveryID)
+	return delay, first
 }
 
-// findDelivery returns the delivery n concerns, or 0: by the envelope id of
-// a DSN (checked against the recipient when the DSN names one), else by the
+// deliveryOf returns the delivery n concerns, or 0: by the envelope id of a
+// DSN (checked against recipient r when the DSN names one), else by the
 // Message-ID of the email it answers.
-func (a *AckIngester) findDelivery(ctx context.Context, n *mail.Notification, final, original string) (int64, error) {
+func (s *Service) deliveryOf(ctx context.Context, n *mail.Notification, r *mail.RecipientStatus) (int64, error) {
 	if id, ok := strings.CutPrefix(n.EnvelopeID, "mssdispatch-"); ok {
 		if v, err := strconv.ParseInt(id, 10, 64); err == nil {
-			found, err := deliveryForEnvelope(ctx, a.cfg.Pool, v, final, original)
+			var final, original string
+			if r != nil {
+				final, original = r.FinalRecipient, r.OriginalRecipient
+			}
+			found, err := deliveryForEnvelope(ctx, s.pool, v, final, original)
 			if err != nil || found != 0 {
 				return found, err
 			}
@@ -230,47 +119,18 @@ func (a *AckIngester) findDelivery(ctx context.Context, n *mail.Notification, fi
 	}
 	ids := append([]string{n.OriginalMessageID}, n.InReplyTo...)
 	ids = append(ids, n.References...)
-	return deliveryForMessageIDs(ctx, a.cfg.Pool, ids)
+	return deliveryForMessageIDs(ctx, s.pool, ids)
 }
 
-// dsnAck maps a DSN action to the outcome recorded and the acknowledgement.
-func dsnAck(action string) (outcome, ack string) {
-	switch action {
-	case "delivered":
-		return "delivered", AckDelivered
-	case "failed":
-		return "failed", AckFailed
-	case "delayed":
-		return "delayed", AckDelayed
-	}
-	return "ignored", "" // relayed, expanded: nothing to learn
+// LoadCheckpoint returns the UIDVALIDITY and the last UID read of the IMAP
+// mailbox, zero when it was never read: the mailbox reader's
+// mail.Checkpoint, kept in the database.
+func (s *Service) LoadCheckpoint(ctx context.Context, mailbox string) (uidValidity, lastUID uint32, err error) {
+	return loadCheckpoint(ctx, s.pool, mailbox)
 }
 
-// mdnAck maps an MDN disposition to the outcome, the acknowledgement and its
-// detail: displayed or processed is read, an error (MSSanté 900–906: the
-// receiving software could not integrate the document) is a failure.
-func mdnAck(d *mail.Disposition) (outcome, ack, detail string) {
-	if d == nil {
-		return "ignored", "", ""
-	}
-	detail = "MDN " + d.Type
-	switch {
-	case d.Failed():
-		detail = strings.TrimSpace(fmt.Sprintf("MDN %s/error %s %s", d.Type, d.ErrorCode, cmp.Or(d.ErrorLabel, d.Error)))
-		return "failed", AckFailed, detail
-	case d.Type == "displayed" || d.Type == "processed":
-		return "read", AckRead, detail
-	}
-	return "ignored", "", detail
-}
-
-// checkpointStore keeps the mailbox checkpoints in imap_checkpoints.
-type checkpointStore struct{ pool *pgxpool.Pool }
-
-func (c checkpointStore) LoadCheckpoint(ctx context.Context, mailbox string) (uint32, uint32, error) {
-	return loadCheckpoint(ctx, c.pool, mailbox)
-}
-
-func (c checkpointStore) SaveCheckpoint(ctx context.Context, mailbox string, validity, last uint32) error {
-	return saveCheckpoint(ctx, c.pool, mailbox, validity, last)
+// SaveCheckpoint records the UIDVALIDITY and the last UID read of the IMAP
+// mailbox.
+func (s *Service) SaveCheckpoint(ctx context.Context, mailbox string, uidValidity, lastUID uint32) error {
+	return saveCheckpoint(ctx, s.pool, mailbox, uidValidity, lastUID)
 }

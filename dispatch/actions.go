@@ -132,7 +132,8 @@ func (s *Service) PostalReturn(ctx context.Context, deliveryID int64, user, why 
 }
 
 // ackEvents maps each acknowledgement to the event Acknowledge records for
-// it; its keys are also the ack label of mssdispatch_ack_delay_seconds.
+// it; its keys are also the ack label of mssdispatch_ack_delay_seconds (the
+// mailbox's reader, package dispatch/mail/ingest).
 var ackEvents = map[string]string{AckDelivered: EventDelivered, AckRead: EventRead, AckFailed: EventFailed,
 	AckDelayed: EventDelayed, AckReply: EventReply}
 

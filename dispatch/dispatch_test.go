@@ -28,6 +28,7 @@ import (
 	"github.com/mssdispatch/mssdispatch/dispatch/mail"
 	"github.com/mssdispatch/mssdispatch/internal/mailtest"
 	"github.com/mssdispatch/mssdispatch/internal/pgtest"
+	"github.com/mssdispatch/mssdispatch/internal/queuetest"
 	"github.com/mssdispatch/mssdispatch/internal/smtptest"
 	"github.com/mssdispatch/mssdispatch/queue"
 	"github.com/mssdispatch/mssdispatch/readmodel"
@@ -80,7 +81,7 @@ func setupWith(t *testing.T, transport mail.Transport, more func(*river.Workers,
 	if more != nil {
 		more(workers, pool, registry)
 	}
-	client := dispatch.StartQueue(t, pool, workers)
+	client := queuetest.Start(t, pool, workers, quiet)
 	svc, err := dispatch.NewService(dispatch.ServiceConfig{Pool: pool, Jobs: client, Resolver: resolver, Logger: quiet})
 	require.NoError(t, err)
 	return &testBundle{ctx: ctx, pool: pool, svc: svc, views: readmodel.New(pool), client: client, registry: registry}

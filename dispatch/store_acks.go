@@ -8,10 +8,9 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 )
 
-// This file holds the SQL of the acknowledgement ingestion.
+// This file holds the SQL of the messages read from the mailbox (acks.go).
 
 // notificationRecord is one message read from the mailbox, as recorded.
 type notificationRecord struct {
@@ -113,26 +112,4 @@ func saveCheckpoint(ctx context.Context, q dbtx, mailbox string, validity, last 
 		return fmt.Errorf("save mailbox checkpoint: %w", err)
 	}
 	return nil
-}
-
-// tryLock takes the session advisory lock key on a connection of its own
-// and returns its release, or nil when another session holds it.
-func tryLock(ctx context.Context, pool *pgxpool.Pool, key int64) (release func(), err error) {
-	conn, err := pool.Acquire(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("lock %x: %w", key, err)
-	}
-	var ok bool
-	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, key).Scan(&ok); err != nil {
-		conn.Release()
-		return nil, fmt.Errorf("lock %x: %w", key, err)
-	}
-	if !ok {
-		conn.Release()
-		return nil, nil
-	}
-	return func() {
-		_, _ = conn.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1)`, key)
-		conn.Release()
-	}, nil
 }

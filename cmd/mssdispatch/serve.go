@@ -29,6 +29,7 @@ import (
 	"github.com/mssdispatch/mssdispatch/dispatch"
 	"github.com/mssdispatch/mssdispatch/dispatch/hl7intake"
 	dmail "github.com/mssdispatch/mssdispatch/dispatch/mail"
+	"github.com/mssdispatch/mssdispatch/dispatch/mail/ingest"
 	"github.com/mssdispatch/mssdispatch/hl7"
 	"github.com/mssdispatch/mssdispatch/hl7/mllp"
 	"github.com/mssdispatch/mssdispatch/internal/redact"
@@ -418,7 +419,7 @@ func serve(ctx context.Context, cfg serveConfig, logger *slog.Logger, ready func
 	if err != nil {
 		return err
 	}
-	err = dispatch.AddDirectorySync(workers, dispatch.DirectorySyncConfig{Importer: directory,
+	err = correspondents.AddDirectorySync(workers, correspondents.DirectorySyncConfig{Store: directory,
 		DirectorySource: cfg.DirectorySource, WhitelistSource: cfg.WhitelistSource, Registerer: registry, Logger: logger})
 	if err != nil {
 		return err
@@ -458,7 +459,7 @@ func serve(ctx context.Context, cfg serveConfig, logger *slog.Logger, ready func
 	var periodic []queue.Periodic
 	if cfg.DirectorySource != "" || cfg.WhitelistSource != "" {
 		periodic = append(periodic, queue.Periodic{Spec: cfg.DirectorySyncCron,
-			Args: func() river.JobArgs { return dispatch.DirectorySyncArgs{} }})
+			Args: func() river.JobArgs { return correspondents.DirectorySyncArgs{} }})
 	}
 	retentionCron := cfg.RetentionCron
 	if retentionCron == "" {
@@ -480,9 +481,9 @@ func serve(ctx context.Context, cfg serveConfig, logger *slog.Logger, ready func
 	if err != nil {
 		return &configError{msg: err.Error()}
 	}
-	var acks *dispatch.AckIngester
+	var acks *ingest.Ingester
 	if cfg.IMAP.Addr != "" {
-		acks, err = dispatch.NewAckIngester(dispatch.AckConfig{Pool: pool, Service: service, Inbox: cfg.IMAP,
+		acks, err = ingest.New(ingest.Config{Pool: pool, Acknowledger: service, Inbox: cfg.IMAP,
 			Registerer: registry, Logger: logger})
 		if err != nil {
 			return &configError{msg: err.Error()}

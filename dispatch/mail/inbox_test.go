@@ -23,25 +23,6 @@ func deliver(t *testing.T, srv *imaptest.Server, subjects ...string) {
 	}
 }
 
-// memCheckpoint is a Checkpoint in memory.
-type memCheckpoint struct {
-	mu             sync.Mutex
-	validity, last uint32
-}
-
-func (m *memCheckpoint) LoadCheckpoint(context.Context, string) (uint32, uint32, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.validity, m.last, nil
-}
-
-func (m *memCheckpoint) SaveCheckpoint(_ context.Context, _ string, validity, last uint32) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.validity, m.last = validity, last
-	return nil
-}
-
 // recorder is a Handler that records the subjects it saw; subjects starting
 // with "unknown" are Unknown, "fail" fails.
 type recorder struct {
@@ -79,7 +60,7 @@ func TestInboxDrain(t *testing.T) {
 	t.Parallel()
 	srv := imaptest.Start(t)
 	deliver(t, srv, "dsn 1", "unknown 2", "mdn 3")
-	cp, rec := &memCheckpoint{}, &recorder{}
+	cp, rec := &imaptest.Checkpoint{}, &recorder{}
 	in, err := mail.NewInbox(mail.InboxConfig{Addr: srv.Addr, TLS: mail.TLSNone, Username: imaptest.Username, Password: imaptest.Password}, cp, rec.handle, nil)
 	require.NoError(t, err)
 
@@ -88,7 +69,7 @@ func TestInboxDrain(t *testing.T) {
 	require.Equal(t, 3, n)
 	require.Equal(t, []string{"dsn 1", "unknown 2", "mdn 3"}, rec.subjects(), "in UID order")
 	require.Equal(t, map[string]uint32{"INBOX": 0, "Traites": 2, "Inconnus": 1}, srv.Counts(t, "INBOX", "Traites", "Inconnus"))
-	require.Equal(t, uint32(3), cp.last)
+	require.Equal(t, uint32(3), cp.LastUID())
 
 	// Nothing new: nothing processed again.
 	n, err = in.Drain(context.Background())
@@ -100,17 +81,17 @@ func TestInboxDrain(t *testing.T) {
 	rec.fail = true
 	_, err = in.Drain(context.Background())
 	require.ErrorContains(t, err, "database down")
-	require.Equal(t, uint32(3), cp.last)
+	require.Equal(t, uint32(3), cp.LastUID())
 	require.Equal(t, uint32(1), srv.Counts(t, "INBOX", "Traites", "Inconnus")["INBOX"])
 	rec.fail = false
 	n, err = in.Drain(context.Background())
 	require.NoError(t, err)
 	require.Equal(t, 1, n)
-	require.Equal(t, uint32(4), cp.last)
+	require.Equal(t, uint32(4), cp.LastUID())
 
 	// A checkpoint of another UIDVALIDITY (the mailbox was rebuilt) starts over.
 	deliver(t, srv, "dsn 5")
-	cp.validity = 12345
+	require.NoError(t, cp.SaveCheckpoint(context.Background(), "INBOX", 12345, cp.LastUID()))
 	n, err = in.Drain(context.Background())
 	require.NoError(t, err)
 	require.Equal(t, 1, n, "the INBOX holds only the new message")
@@ -123,7 +104,7 @@ func TestInboxRunIdle(t *testing.T) {
 	srv := imaptest.Start(t)
 	rec := &recorder{}
 	in, err := mail.NewInbox(mail.InboxConfig{Addr: srv.Addr, TLS: mail.TLSNone, Username: imaptest.Username, Password: imaptest.Password,
-		PollInterval: time.Hour}, &memCheckpoint{}, rec.handle, nil)
+		PollInterval: time.Hour}, &imaptest.Checkpoint{}, rec.handle, nil)
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -153,7 +134,7 @@ func TestNewInboxErrors(t *testing.T) {
 		"bad tls":     {Addr: "imap.example:143", Username: "u", TLS: "ssl"},
 		"missing CA":  {Addr: "imap.example:143", Username: "u", CAFile: "/nonexistent.pem"},
 	} {
-		_, err := mail.NewInbox(cfg, &memCheckpoint{}, h, nil)
+		_, err := mail.NewInbox(cfg, &imaptest.Checkpoint{}, h, nil)
 		require.Error(t, err, name)
 	}
 }

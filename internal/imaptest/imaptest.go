@@ -1,10 +1,13 @@
 // Package imaptest runs a real IMAP server in the test process (go-imap's
 // in-memory server, IMAP4rev2: IDLE, MOVE, UIDPLUS) holding one mailbox,
-// for the tests of the acknowledgement reader.
+// and keeps a reader's checkpoint in memory (Checkpoint), for the tests of
+// the acknowledgement reader.
 package imaptest
 
 import (
+	"context"
 	"net"
+	"sync"
 	"testing"
 
 	"github.com/emersion/go-imap/v2"
@@ -99,4 +102,33 @@ func (s *Server) login(t testing.TB) *imapclient.Client {
 		t.Fatalf("imaptest: login: %v", err)
 	}
 	return c
+}
+
+// Checkpoint is a mailbox checkpoint in memory, for the reader under test
+// (a mail.Checkpoint): the UIDVALIDITY and the last UID it processed.
+type Checkpoint struct {
+	mu             sync.Mutex
+	validity, last uint32
+}
+
+// LoadCheckpoint returns the checkpoint, whatever the mailbox.
+func (c *Checkpoint) LoadCheckpoint(context.Context, string) (uidValidity, lastUID uint32, err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.validity, c.last, nil
+}
+
+// SaveCheckpoint records the checkpoint, whatever the mailbox.
+func (c *Checkpoint) SaveCheckpoint(_ context.Context, _ string, uidValidity, lastUID uint32) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.validity, c.last = uidValidity, lastUID
+	return nil
+}
+
+// LastUID returns the last UID recorded.
+func (c *Checkpoint) LastUID() uint32 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.last
 }

@@ -1,4 +1,4 @@
-package dispatch
+package correspondents
 
 import (
 	"context"
@@ -9,9 +9,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
 
-	"github.com/mssdispatch/mssdispatch/correspondents"
-	"github.com/mssdispatch/mssdispatch/internal/redact"
+	logredact "github.com/mssdispatch/mssdispatch/internal/redact"
 )
 
 // DirectorySyncArgs is the periodic job that imports the MSSanté whitelist,
@@ -24,20 +24,18 @@ func (DirectorySyncArgs) Kind() string { return "directory_sync" }
 // InsertOpts allows one sync at a time, however many instances or schedules
 // ask (a finished one does not block the next), and retries a failed sync twice.
 func (DirectorySyncArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{MaxAttempts: 3, UniqueOpts: river.UniqueOpts{ByState: activeJobStates}}
+	return river.InsertOpts{MaxAttempts: 3, UniqueOpts: river.UniqueOpts{ByState: unfinishedJobStates}}
 }
 
-// DirectoryImporter runs whole imports and reports their state (a *correspondents.Store).
-type DirectoryImporter interface {
-	ImportDirectoryFrom(ctx context.Context, src string, opts correspondents.ImportOptions) (correspondents.ImportSummary, error)
-	ImportWhitelistFrom(ctx context.Context, src string, opts correspondents.ImportOptions) (correspondents.ImportSummary, error)
-	ImportStatuses(ctx context.Context) ([]correspondents.ImportStatus, error)
-}
+// unfinishedJobStates are the states of a sync that block another: waiting
+// or running, not finished.
+var unfinishedJobStates = []rivertype.JobState{rivertype.JobStateAvailable, rivertype.JobStatePending,
+	rivertype.JobStateRunning, rivertype.JobStateRetryable, rivertype.JobStateScheduled}
 
 // DirectorySyncConfig configures the directory sync job.
 type DirectorySyncConfig struct {
-	// Importer runs the imports. Required.
-	Importer DirectoryImporter
+	// Store runs the imports and keeps their statuses. Required.
+	Store *Store
 	// DirectorySource and WhitelistSource are file paths or https:// URLs of
 	// the Extraction_Correspondance_MSSante (.txt or .zip) and of the
 	// whitelist XML; an empty one is not synced.
@@ -59,8 +57,8 @@ type DirectorySyncConfig struct {
 // mssdispatch_directory_import_last_success_timestamp_seconds and
 // mssdispatch_directory_entries.
 func AddDirectorySync(workers *river.Workers, cfg DirectorySyncConfig) error {
-	if cfg.Importer == nil {
-		return errors.New("dispatch: DirectorySyncConfig.Importer is required")
+	if cfg.Store == nil {
+		return errors.New("correspondents: DirectorySyncConfig.Store is required")
 	}
 	if cfg.Timeout == 0 {
 		cfg.Timeout = 10 * time.Minute
@@ -69,12 +67,12 @@ func AddDirectorySync(workers *river.Workers, cfg DirectorySyncConfig) error {
 		cfg.Logger = slog.Default()
 	}
 	if cfg.Registerer != nil {
-		if err := cfg.Registerer.Register(importCollector{importer: cfg.Importer, logger: cfg.Logger}); err != nil {
-			return fmt.Errorf("dispatch: register directory metrics: %w", err)
+		if err := cfg.Registerer.Register(importCollector{store: cfg.Store, logger: cfg.Logger}); err != nil {
+			return fmt.Errorf("correspondents: register directory metrics: %w", err)
 		}
 	}
 	if err := river.AddWorkerSafely(workers, &directorySyncWorker{cfg: cfg}); err != nil {
-		return fmt.Errorf("dispatch: %w", err)
+		return fmt.Errorf("correspondents: %w", err)
 	}
 	return nil
 }
@@ -93,14 +91,14 @@ func (w *directorySyncWorker) Timeout(*river.Job[DirectorySyncArgs]) time.Durati
 // its mailboxes arrive), then the directory. A failed import keeps the data
 // in use and is recorded; the job then fails and River retries it.
 func (w *directorySyncWorker) Work(ctx context.Context, job *river.Job[DirectorySyncArgs]) error {
-	opts := correspondents.ImportOptions{Trigger: correspondents.TriggerSchedule}
+	opts := ImportOptions{Trigger: TriggerSchedule}
 	var errs []error
 	for _, imp := range []struct {
 		kind, src string
-		run       func(context.Context, string, correspondents.ImportOptions) (correspondents.ImportSummary, error)
+		run       func(context.Context, string, ImportOptions) (ImportSummary, error)
 	}{
-		{"whitelist", w.cfg.WhitelistSource, w.cfg.Importer.ImportWhitelistFrom},
-		{"directory", w.cfg.DirectorySource, w.cfg.Importer.ImportDirectoryFrom},
+		{"whitelist", w.cfg.WhitelistSource, w.cfg.Store.ImportWhitelistFrom},
+		{"directory", w.cfg.DirectorySource, w.cfg.Store.ImportDirectoryFrom},
 	} {
 		if imp.src == "" {
 			continue
@@ -109,7 +107,7 @@ func (w *directorySyncWorker) Work(ctx context.Context, job *river.Job[Directory
 		sum, err := imp.run(ctx, imp.src, opts)
 		if err != nil {
 			w.cfg.Logger.ErrorContext(ctx, "directory sync failed, the previous data stays in use", "kind", imp.kind,
-				"attempt", job.Attempt, "error", redact.Text(err.Error()))
+				"attempt", job.Attempt, "error", logredact.Text(err.Error()))
 			errs = append(errs, fmt.Errorf("sync %s: %w", imp.kind, err))
 			continue
 		}
@@ -131,8 +129,8 @@ var (
 
 // importCollector reports the import statuses from the database at each scrape.
 type importCollector struct {
-	importer DirectoryImporter
-	logger   *slog.Logger
+	store  *Store
+	logger *slog.Logger
 }
 
 func (c importCollector) Describe(ch chan<- *prometheus.Desc) {
@@ -144,9 +142,9 @@ func (c importCollector) Describe(ch chan<- *prometheus.Desc) {
 func (c importCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	statuses, err := c.importer.ImportStatuses(ctx)
+	statuses, err := c.store.ImportStatuses(ctx)
 	if err != nil {
-		c.logger.Warn("directory import metrics", "error", redact.Text(err.Error()))
+		c.logger.Warn("directory import metrics", "error", logredact.Text(err.Error()))
 		ch <- prometheus.NewInvalidMetric(importFailedDesc, err)
 		return
 	}

@@ -1,7 +1,8 @@
-package dispatch_test
+package correspondents_test
 
 import (
 	"context"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"testing"
@@ -13,9 +14,11 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/mssdispatch/mssdispatch/correspondents"
-	"github.com/mssdispatch/mssdispatch/dispatch"
 	"github.com/mssdispatch/mssdispatch/internal/pgtest"
+	"github.com/mssdispatch/mssdispatch/internal/queuetest"
 )
+
+var quiet = slog.New(slog.DiscardHandler)
 
 // TestDirectorySync runs the sync job through River on the real database:
 // a good sync imports both sources; a broken directory file then fails the
@@ -33,12 +36,12 @@ func TestDirectorySync(t *testing.T) {
 
 	registry := prometheus.NewRegistry()
 	workers := river.NewWorkers()
-	require.NoError(t, dispatch.AddDirectorySync(workers, dispatch.DirectorySyncConfig{Importer: store,
+	require.NoError(t, correspondents.AddDirectorySync(workers, correspondents.DirectorySyncConfig{Store: store,
 		DirectorySource: directory, WhitelistSource: "../testdata/demo/liste_blanche.xml", Registerer: registry, Logger: quiet}))
-	client := dispatch.StartQueue(t, pool, workers)
+	client := queuetest.Start(t, pool, workers, quiet)
 	runSync := func(want rivertype.JobState) {
 		t.Helper()
-		res, err := client.Insert(ctx, dispatch.DirectorySyncArgs{}, &river.InsertOpts{MaxAttempts: 1})
+		res, err := client.Insert(ctx, correspondents.DirectorySyncArgs{}, &river.InsertOpts{MaxAttempts: 1})
 		require.NoError(t, err)
 		require.Eventually(t, func() bool {
 			j, err := client.JobGet(ctx, res.Job.ID)
