@@ -102,6 +102,20 @@ func Write(ctx context.Context, q Querier, e Entry) error {
 	return nil
 }
 
+// WriteAll appends entries in one transaction of pool: all or none. It
+// records that patient data is about to be served, which an error keeps
+// from being served.
+func WriteAll(ctx context.Context, pool *pgxpool.Pool, entries ...Entry) error {
+	return pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		for _, e := range entries {
+			if err := Write(ctx, tx, e); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
 // clean makes s storable text of at most limit characters.
 func clean(s string, limit int) string {
 	s = strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "")

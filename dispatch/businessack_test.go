@@ -19,6 +19,7 @@ import (
 
 	"github.com/mssdispatch/mssdispatch/correspondents"
 	"github.com/mssdispatch/mssdispatch/internal/pgtest"
+	"github.com/mssdispatch/mssdispatch/internal/queuetest"
 	"github.com/mssdispatch/mssdispatch/queue"
 )
 
@@ -80,7 +81,7 @@ func setupAcks(t *testing.T, notifier DPINotifier) *ackBundle {
 	workers := river.NewWorkers()
 	require.NoError(t, AddBusinessAcks(workers, BusinessAckConfig{Pool: pool, Notifier: notifier,
 		RetryBackoff: 10 * time.Millisecond, Registerer: registry, Logger: quietLog}))
-	client := StartQueue(t, pool, workers)
+	client := queuetest.Start(t, pool, workers)
 	return &ackBundle{ctx: context.Background(), pool: pool, client: client, registry: registry}
 }
 

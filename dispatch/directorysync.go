@@ -12,6 +12,7 @@ import (
 
 	"github.com/mssdispatch/mssdispatch/correspondents"
 	"github.com/mssdispatch/mssdispatch/internal/redact"
+	"github.com/mssdispatch/mssdispatch/queue"
 )
 
 // DirectorySyncArgs is the periodic job that imports the MSSanté whitelist,
@@ -24,7 +25,7 @@ func (DirectorySyncArgs) Kind() string { return "directory_sync" }
 // InsertOpts allows one sync at a time, however many instances or schedules
 // ask (a finished one does not block the next), and retries a failed sync twice.
 func (DirectorySyncArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{MaxAttempts: 3, UniqueOpts: river.UniqueOpts{ByState: activeJobStates}}
+	return river.InsertOpts{MaxAttempts: 3, UniqueOpts: river.UniqueOpts{ByState: queue.ActiveStates}}
 }
 
 // DirectoryImporter runs whole imports and reports their state (a *correspondents.Store).

@@ -15,6 +15,7 @@ import (
 	"github.com/mssdispatch/mssdispatch/correspondents"
 	"github.com/mssdispatch/mssdispatch/dispatch"
 	"github.com/mssdispatch/mssdispatch/internal/pgtest"
+	"github.com/mssdispatch/mssdispatch/internal/queuetest"
 )
 
 // TestDirectorySync runs the sync job through River on the real database:
@@ -35,7 +36,7 @@ func TestDirectorySync(t *testing.T) {
 	workers := river.NewWorkers()
 	require.NoError(t, dispatch.AddDirectorySync(workers, dispatch.DirectorySyncConfig{Importer: store,
 		DirectorySource: directory, WhitelistSource: "../testdata/demo/liste_blanche.xml", Registerer: registry, Logger: quiet}))
-	client := dispatch.StartQueue(t, pool, workers)
+	client := queuetest.Start(t, pool, workers)
 	runSync := func(want rivertype.JobState) {
 		t.Helper()
 		res, err := client.Insert(ctx, dispatch.DirectorySyncArgs{}, &river.InsertOpts{MaxAttempts: 1})

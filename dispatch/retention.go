@@ -13,6 +13,7 @@ import (
 	"github.com/riverqueue/river"
 
 	"github.com/mssdispatch/mssdispatch/audit"
+	"github.com/mssdispatch/mssdispatch/queue"
 )
 
 // RetentionArgs is the periodic job that purges the patient data bytes kept
@@ -26,7 +27,7 @@ func (RetentionArgs) Kind() string { return "retention_purge" }
 // InsertOpts allows one purge at a time, however many instances or schedules
 // ask (a finished one does not block the next), and retries a failed one twice.
 func (RetentionArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{MaxAttempts: 3, UniqueOpts: river.UniqueOpts{ByState: activeJobStates}}
+	return river.InsertOpts{MaxAttempts: 3, UniqueOpts: river.UniqueOpts{ByState: queue.ActiveStates}}
 }
 
 // MinRetentionDays is the shortest retention period RetentionConfig accepts.
@@ -159,8 +160,8 @@ func (w *retentionWorker) Work(ctx context.Context, job *river.Job[RetentionArgs
 	if err != nil {
 		return err
 	}
-	states := make([]string, len(activeJobStates))
-	for i, s := range activeJobStates {
+	states := make([]string, len(queue.ActiveStates))
+	for i, s := range queue.ActiveStates {
 		states[i] = string(s)
 	}
 	rq := retentionQuery{Cutoff: cutoff, Statuses: retainingStatuses, FollowUpKinds: followUpKinds, FollowUpStates: states,

@@ -270,6 +270,6 @@ func (s *Service) ExportCampaign(ctx context.Context, actor, format string, f Ca
 	if err != nil {
 		return nil, err
 	}
-	return served(entries, s.viewed(ctx, audit.Entry{Actor: actor, Action: "campaign_exported",
+	return served(entries, audit.WriteAll(ctx, s.pool, audit.Entry{Actor: actor, Action: "campaign_exported",
 		Detail: fmt.Sprintf("%s : %d correspondants, du %s au %s", format, len(entries), f.From.Format(time.DateOnly), f.To.Format(time.DateOnly))}))
 }

@@ -8,8 +8,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/mssdispatch/mssdispatch/audit"
 	"github.com/mssdispatch/mssdispatch/correspondents"
 )
@@ -107,7 +105,7 @@ func (s *Service) Deliveries(ctx context.Context, viewer string, f DeliveryFilte
 		}
 	}
 	if f.Patient != "" && f.After == "" {
-		if err := s.viewed(ctx, audit.Entry{Actor: viewer, Action: "patient_searched", Patient: f.Patient,
+		if err := audit.WriteAll(ctx, s.pool, audit.Entry{Actor: viewer, Action: "patient_searched", Patient: f.Patient,
 			Detail: "liste " + f.Worklist}); err != nil {
 			return DeliveryPage{}, err
 		}
@@ -291,7 +289,7 @@ func (s *Service) ReportDetail(ctx context.Context, viewer string, id int64) (Re
 	if err != nil {
 		return ReportDetail{}, err
 	}
-	return served(d, s.viewed(ctx, audit.Entry{Actor: viewer, Action: "report_viewed", Object: fmt.Sprintf("report:%d", id), ReportID: id}))
+	return served(d, audit.WriteAll(ctx, s.pool, audit.Entry{Actor: viewer, Action: "report_viewed", Object: fmt.Sprintf("report:%d", id), ReportID: id}))
 }
 
 // DocumentPDF returns the PDF of the report id, or ErrNotFound when it has
@@ -301,7 +299,7 @@ func (s *Service) DocumentPDF(ctx context.Context, viewer string, reportID int64
 	if err != nil {
 		return nil, err
 	}
-	return served(pdf, s.viewed(ctx, audit.Entry{Actor: viewer, Action: "document_downloaded", Object: fmt.Sprintf("report:%d", reportID),
+	return served(pdf, audit.WriteAll(ctx, s.pool, audit.Entry{Actor: viewer, Action: "document_downloaded", Object: fmt.Sprintf("report:%d", reportID),
 		ReportID: reportID}))
 }
 
@@ -312,19 +310,6 @@ func served[T any](v T, err error) (T, error) {
 		return zero, err
 	}
 	return v, nil
-}
-
-// viewed records, in one transaction, that patient data is about to be
-// served: an error keeps it from being served.
-func (s *Service) viewed(ctx context.Context, entries ...audit.Entry) error {
-	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		for _, e := range entries {
-			if err := audit.Write(ctx, tx, e); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
 }
 
 // ReportService returns the service of the report id, to check who may see it.
