@@ -9,9 +9,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/rivertype"
 
 	logredact "github.com/mssdispatch/mssdispatch/internal/redact"
+	"github.com/mssdispatch/mssdispatch/queue"
 )
 
 // DirectorySyncArgs is the periodic job that imports the MSSanté whitelist,
@@ -24,13 +24,8 @@ func (DirectorySyncArgs) Kind() string { return "directory_sync" }
 // InsertOpts allows one sync at a time, however many instances or schedules
 // ask (a finished one does not block the next), and retries a failed sync twice.
 func (DirectorySyncArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{MaxAttempts: 3, UniqueOpts: river.UniqueOpts{ByState: unfinishedJobStates}}
+	return river.InsertOpts{MaxAttempts: 3, UniqueOpts: river.UniqueOpts{ByState: queue.ActiveStates}}
 }
-
-// unfinishedJobStates are the states of a sync that block another: waiting
-// or running, not finished.
-var unfinishedJobStates = []rivertype.JobState{rivertype.JobStateAvailable, rivertype.JobStatePending,
-	rivertype.JobStateRunning, rivertype.JobStateRetryable, rivertype.JobStateScheduled}
 
 // DirectorySyncConfig configures the directory sync job.
 type DirectorySyncConfig struct {

@@ -38,7 +38,7 @@ func TestDirectorySync(t *testing.T) {
 	workers := river.NewWorkers()
 	require.NoError(t, correspondents.AddDirectorySync(workers, correspondents.DirectorySyncConfig{Store: store,
 		DirectorySource: directory, WhitelistSource: "../testdata/demo/liste_blanche.xml", Registerer: registry, Logger: quiet}))
-	client := queuetest.Start(t, pool, workers, quiet)
+	client := queuetest.Start(t, pool, workers)
 	runSync := func(want rivertype.JobState) {
 		t.Helper()
 		res, err := client.Insert(ctx, correspondents.DirectorySyncArgs{}, &river.InsertOpts{MaxAttempts: 1})

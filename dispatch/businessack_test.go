@@ -81,7 +81,7 @@ func setupAcks(t *testing.T, notifier DPINotifier) *ackBundle {
 	workers := river.NewWorkers()
 	require.NoError(t, AddBusinessAcks(workers, BusinessAckConfig{Pool: pool, Notifier: notifier,
 		RetryBackoff: 10 * time.Millisecond, Registerer: registry, Logger: quietLog}))
-	client := queuetest.Start(t, pool, workers, quietLog)
+	client := queuetest.Start(t, pool, workers)
 	return &ackBundle{ctx: context.Background(), pool: pool, client: client, registry: registry}
 }
 

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -22,23 +21,32 @@ import (
 	"github.com/riverqueue/river/rivertype"
 	"github.com/stretchr/testify/require"
 
-	"github.com/mssdispatch/mssdispatch/cda"
 	"github.com/mssdispatch/mssdispatch/correspondents"
 	"github.com/mssdispatch/mssdispatch/dispatch"
 	"github.com/mssdispatch/mssdispatch/dispatch/mail"
+	"github.com/mssdispatch/mssdispatch/internal/dispatchtest"
 	"github.com/mssdispatch/mssdispatch/internal/mailtest"
-	"github.com/mssdispatch/mssdispatch/internal/pgtest"
-	"github.com/mssdispatch/mssdispatch/internal/queuetest"
 	"github.com/mssdispatch/mssdispatch/internal/smtptest"
 	"github.com/mssdispatch/mssdispatch/queue"
 	"github.com/mssdispatch/mssdispatch/readmodel"
 )
 
-const sender = "bal-applicative@ch-demo.mssante.fr"
+const sender = dispatchtest.Sender
 
 var quiet = slog.New(slog.DiscardHandler)
 
+// The shared helpers (internal/dispatchtest), under this package's names.
+var (
+	testReport    = dispatchtest.Report
+	setDocumentID = dispatchtest.SetDocumentID
+	inbound       = dispatchtest.Inbound
+	respond       = dispatchtest.Respond
+)
+
+// testBundle is the domain running for a test: env, and its parts under
+// this package's names.
 type testBundle struct {
+	env      *dispatchtest.Env
 	ctx      context.Context
 	pool     *pgxpool.Pool
 	svc      *dispatch.Service
@@ -60,73 +68,8 @@ func setup(t *testing.T, transport mail.Transport, configure ...func(*dispatch.W
 func setupWith(t *testing.T, transport mail.Transport, more func(*river.Workers, *pgxpool.Pool, prometheus.Registerer),
 	configure ...func(*dispatch.WorkerConfig)) *testBundle {
 	t.Helper()
-	ctx := context.Background()
-	pool := pgtest.NewPool(t)
-	store := correspondents.NewStore(pool)
-	_, err := store.ImportDirectoryFrom(ctx, "../testdata/demo/Extraction_Correspondance_MSSante.txt", correspondents.ImportOptions{})
-	require.NoError(t, err)
-	_, err = store.ImportWhitelist(ctx, "demo", []string{"medecin-demo.mssante.fr", "ch-demo.mssante.fr"}, correspondents.ImportOptions{})
-	require.NoError(t, err)
-
-	workers := river.NewWorkers()
-	registry := prometheus.NewRegistry()
-	resolver := correspondents.NewResolver(store)
-	cfg := dispatch.WorkerConfig{
-		Pool: pool, Resolver: resolver, Transport: transport, Sender: sender, Registerer: registry, Logger: quiet,
-	}
-	for _, c := range configure {
-		c(&cfg)
-	}
-	require.NoError(t, dispatch.AddWorkers(workers, cfg))
-	if more != nil {
-		more(workers, pool, registry)
-	}
-	client := queuetest.Start(t, pool, workers, quiet)
-	svc, err := dispatch.NewService(dispatch.ServiceConfig{Pool: pool, Jobs: client, Resolver: resolver, Logger: quiet})
-	require.NoError(t, err)
-	return &testBundle{ctx: ctx, pool: pool, svc: svc, views: readmodel.New(pool), client: client, registry: registry}
-}
-
-// testReport is a report carrying the cda package's level-1 sample, listing
-// a correspondent known by RPPS, one with a trusted address from the DPI, and
-// one the directory knows twice.
-func testReport(t *testing.T) dispatch.Report {
-	t.Helper()
-	doc, err := os.ReadFile("../cda/testdata/n1-pdf.xml")
-	require.NoError(t, err)
-	header, err := cda.Parse(doc)
-	require.NoError(t, err)
-	pdf, err := cda.ExtractPDF(doc)
-	require.NoError(t, err)
-	return dispatch.Report{
-		Action:   dispatch.ActionNew,
-		Flags:    dispatch.DefaultFlags,
-		Patient:  dispatch.Patient{Family: "DUPONT", Given: "Marie", BirthDate: "19800115", Sex: "F", INS: "280017512345678", INSOID: "1.2.250.1.213.1.4.10", IPP: "IPP1"},
-		Document: dispatch.Document{ID: header.UniqueID(), Code: header.Code.Code, Title: header.Title, CDA: doc, PDF: pdf},
-		Recipients: []dispatch.Recipient{
-			{Role: "RCT", Kind: dispatch.KindProfessional, NationalID: "899900000002", RPPS: "99900000002", Family: "DUPONT-DEMO", Given: "Claire"},
-			{Role: "RCT", Kind: dispatch.KindProfessional, NationalID: "899900000007", RPPS: "99900000007", Family: "ROUX", Given: "Julie", Address: "julie.roux@medecin-demo.mssante.fr"},
-			{Role: "RCT", Kind: dispatch.KindProfessional, NationalID: "899900000001", RPPS: "99900000001", Family: "MARTIN", Given: "Jean"},
-		},
-	}
-}
-
-// documentIDElement is the ClinicalDocument/id of a CDA: its first id.
-var documentIDElement = regexp.MustCompile(`<id root="[^"]*"(?: extension="[^"]*")?/>`)
-
-// setDocumentID gives r's document the id id (root^extension), in the
-// report and in its CDA: another document.
-func setDocumentID(t *testing.T, r *dispatch.Report, id string) {
-	t.Helper()
-	root, ext, _ := strings.Cut(id, "^")
-	element := `<id root="` + root + `"`
-	if ext != "" {
-		element += ` extension="` + ext + `"`
-	}
-	loc := documentIDElement.FindIndex(r.Document.CDA)
-	require.NotNil(t, loc, "the CDA has an id")
-	r.Document.CDA = slices.Concat(r.Document.CDA[:loc[0]], []byte(element+"/>"), r.Document.CDA[loc[1]:])
-	r.Document.ID = id
+	e := dispatchtest.Start(t, transport, more, configure...)
+	return &testBundle{env: e, ctx: e.Ctx, pool: e.Pool, svc: e.Service, views: readmodel.New(e.Pool), client: e.Client, registry: e.Registry}
 }
 
 // setupOutbox is setup with an outbox transport writing to dir, a new
@@ -139,24 +82,10 @@ func setupOutbox(t *testing.T) (b *testBundle, dir string) {
 	return setup(t, outbox), dir
 }
 
-// inbound is the message that carried a report with controlID and content.
-func inbound(controlID, content string) dispatch.Inbound {
-	return dispatch.Inbound{Kind: "hl7", Source: "mllp", SendingApplication: "DPI", SendingFacility: "CH",
-		ControlID: controlID, MessageType: "ORU^R01", Fingerprint: []byte(content)}
-}
-
-// respond answers a report with "ACK <id>".
-func respond(id int64, _ string, _ time.Time, _ []dispatch.Warning) []byte {
-	return fmt.Appendf(nil, "ACK %d", id)
-}
-
 // receive stores r as a message keyed by its action and document.
 func (b *testBundle) receive(t *testing.T, r dispatch.Report) dispatch.Receipt {
 	t.Helper()
-	key := string(r.Action) + " " + r.Document.ID
-	rc, err := b.svc.Receive(b.ctx, inbound(key, key), r, respond)
-	require.NoError(t, err)
-	return rc
+	return b.env.Receive(t, r)
 }
 
 // waitDeliveries waits until the report has want deliveries none of which is queued.
@@ -174,16 +103,7 @@ func (b *testBundle) waitDeliveries(t *testing.T, reportID int64, want int) disp
 // when cond comes true, as it does in well under a second on an idle one.
 func (b *testBundle) waitReport(t *testing.T, reportID int64, what string, cond func(dispatch.ReportView) bool) dispatch.ReportView {
 	t.Helper()
-	for deadline := time.Now().Add(time.Minute); ; time.Sleep(50 * time.Millisecond) {
-		v, err := b.svc.Report(b.ctx, "test", reportID)
-		require.NoError(t, err)
-		if cond(v) {
-			return v
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("report %d: want %s, have %+v", reportID, what, v.Deliveries)
-		}
-	}
+	return b.env.WaitReport(t, reportID, what, cond)
 }
 
 func TestReceiveResolveSend(t *testing.T) {

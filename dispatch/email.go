@@ -75,7 +75,7 @@ func composeEmail(cfg WorkerConfig, o outgoing, doc sendDocument, now time.Time)
 		From:      cfg.Sender,
 		To:        []string{o.Address},
 		ReplyTo:   o.ReplyTo,
-		Subject:   "XDM/1.0/DDM+" + strings.Join(nonEmpty(title, strings.ToUpper(o.Patient.Family), o.Patient.Given, displayDate(o.Patient.BirthDate)), " "),
+		Subject:   "XDM/1.0/DDM+" + strings.Join(nonEmpty(title, strings.ToUpper(o.Patient.Family), o.Patient.Given, o.Patient.DisplayBirthDate()), " "),
 		MessageID: o.MessageID,
 		Date:      now,
 		Body:      emailBody(o, title),
@@ -223,14 +223,6 @@ var defaultBodies = map[Action]func(title string) string{
 }
 
 var fileSafe = regexp.MustCompile(`[^\pL\pN._-]+`)
-
-// displayDate turns YYYYMMDD into DD/MM/YYYY, leaving anything else as is.
-func displayDate(d string) string {
-	if len(d) < 8 {
-		return d
-	}
-	return d[6:8] + "/" + d[4:6] + "/" + d[0:4]
-}
 
 func nonEmpty(parts ...string) []string {
 	out := parts[:0]

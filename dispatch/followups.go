@@ -12,6 +12,7 @@ import (
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 
 	"github.com/mssdispatch/mssdispatch/correspondents"
+	"github.com/mssdispatch/mssdispatch/queue"
 	"github.com/mssdispatch/mssdispatch/rules"
 )
 
@@ -30,7 +31,7 @@ func (ReleaseArgs) Kind() string { return "release_delivery" }
 
 // InsertOpts makes the job unique per delivery.
 func (ReleaseArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{UniqueOpts: river.UniqueOpts{ByArgs: true, ByState: activeJobStates}}
+	return river.InsertOpts{UniqueOpts: river.UniqueOpts{ByArgs: true, ByState: queue.ActiveStates}}
 }
 
 // Deadlines of a sent email.
@@ -51,7 +52,7 @@ func (DeadlineArgs) Kind() string { return "ack_deadline" }
 
 // InsertOpts makes the job unique per delivery and deadline.
 func (DeadlineArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{UniqueOpts: river.UniqueOpts{ByArgs: true, ByState: activeJobStates}}
+	return river.InsertOpts{UniqueOpts: river.UniqueOpts{ByArgs: true, ByState: queue.ActiveStates}}
 }
 
 // Causes of a fallback.
@@ -73,7 +74,7 @@ func (FallbackArgs) Kind() string { return "delivery_fallback" }
 // InsertOpts makes the job unique per delivery and cause while it waits (a
 // later failure of the same delivery, after a resend, gets its own).
 func (FallbackArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{UniqueOpts: river.UniqueOpts{ByArgs: true, ByState: activeJobStates}}
+	return river.InsertOpts{UniqueOpts: river.UniqueOpts{ByArgs: true, ByState: queue.ActiveStates}}
 }
 
 // followUpJob is a job that may yet give a delivery a paper fallback that
@@ -292,7 +293,7 @@ func (WatchdogArgs) Kind() string { return "ack_watchdog" }
 
 // InsertOpts allows one watchdog at a time.
 func (WatchdogArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{UniqueOpts: river.UniqueOpts{ByState: activeJobStates}}
+	return river.InsertOpts{UniqueOpts: river.UniqueOpts{ByState: queue.ActiveStates}}
 }
 
 type watchdogWorker struct {

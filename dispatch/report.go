@@ -85,6 +85,16 @@ type Patient struct {
 	Address      PostalAddress
 }
 
+// DisplayBirthDate is the patient's birth date as written in French,
+// DD/MM/YYYY from the YYYYMMDD of BirthDate; BirthDate as is when shorter.
+func (p Patient) DisplayBirthDate() string {
+	d := p.BirthDate
+	if len(d) < 8 {
+		return d
+	}
+	return d[6:8] + "/" + d[4:6] + "/" + d[0:4]
+}
+
 // PostalAddress is a postal address.
 type PostalAddress = postal.PostalAddress
 

@@ -13,6 +13,7 @@ import (
 	"github.com/riverqueue/river"
 
 	"github.com/mssdispatch/mssdispatch/audit"
+	"github.com/mssdispatch/mssdispatch/queue"
 )
 
 // RetentionArgs is the periodic job that purges the patient data bytes kept
@@ -26,7 +27,7 @@ func (RetentionArgs) Kind() string { return "retention_purge" }
 // InsertOpts allows one purge at a time, however many instances or schedules
 // ask (a finished one does not block the next), and retries a failed one twice.
 func (RetentionArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{MaxAttempts: 3, UniqueOpts: river.UniqueOpts{ByState: activeJobStates}}
+	return river.InsertOpts{MaxAttempts: 3, UniqueOpts: river.UniqueOpts{ByState: queue.ActiveStates}}
 }
 
 // MinRetentionDays is the shortest retention period RetentionConfig accepts.

@@ -11,7 +11,6 @@ import (
 
 	"github.com/mssdispatch/mssdispatch/audit"
 	"github.com/mssdispatch/mssdispatch/dispatch"
-	"github.com/mssdispatch/mssdispatch/postal"
 	"github.com/mssdispatch/mssdispatch/readmodel"
 	"github.com/mssdispatch/mssdispatch/rules"
 )
@@ -102,37 +101,4 @@ func TestHeldByRule(t *testing.T) {
 			}
 		}
 	}
-}
-
-// TestLettersPDF: a selection of letters prints as one PDF, or not at all
-// when one of them cannot be printed, saying which and why.
-func TestLettersPDF(t *testing.T) {
-	t.Parallel()
-	b, _ := setupOutbox(t)
-	var letters []int64
-	for _, name := range []string{"A", "B"} {
-		id := b.receive(t, reportOf(t, name)).ReportID
-		letters = append(letters, delivery(t, b.waitDeliveries(t, id, 4), "Claire DUPONT-DEMO", "paper").ID)
-	}
-	pdf, refused, err := b.svc.LettersPDF(b.ctx, "alice", letters)
-	require.NoError(t, err)
-	require.Empty(t, refused)
-	one, err := b.svc.LetterPDF(b.ctx, "test", letters[0])
-	require.NoError(t, err)
-	require.Greater(t, len(pdf), len(one), "both letters")
-	records, err := audit.NewLog(b.pool).Read(b.ctx, audit.Filter{Actor: "alice", Action: "letter_printed"})
-	require.NoError(t, err)
-	require.Len(t, records, 2)
-
-	_, err = b.pool.Exec(b.ctx, `UPDATE deliveries SET postal_address = '{}' WHERE id = $1`, letters[1])
-	require.NoError(t, err)
-	pdf, refused, err = b.svc.LettersPDF(b.ctx, "alice", append(letters, 999999))
-	require.NoError(t, err)
-	require.Nil(t, pdf)
-	require.ErrorIs(t, refused[letters[1]], postal.ErrNotPostable)
-	require.ErrorIs(t, refused[999999], dispatch.ErrNotFound)
-	require.NotContains(t, refused, letters[0])
-	records, err = audit.NewLog(b.pool).Read(b.ctx, audit.Filter{Actor: "alice", Action: "letter_printed"})
-	require.NoError(t, err)
-	require.Len(t, records, 2, "nothing printed, nothing recorded")
 }

@@ -13,10 +13,6 @@ import (
 // The tests see River's jobs through River's API (the client's JobList and
 // JobRetry, rivertest's assertions), never through its tables.
 
-// waitingStates are the states of a job not finalized: waiting or running.
-var waitingStates = []rivertype.JobState{rivertype.JobStateAvailable, rivertype.JobStatePending,
-	rivertype.JobStateRunning, rivertype.JobStateRetryable, rivertype.JobStateScheduled}
-
 // jobs lists, in id order, the jobs of kind (any kind when empty) in the
 // states (any state when none).
 func (b *testBundle) jobs(t *testing.T, kind string, states ...rivertype.JobState) []*rivertype.JobRow {

@@ -14,6 +14,7 @@ import (
 	"github.com/mssdispatch/mssdispatch/correspondents"
 	"github.com/mssdispatch/mssdispatch/dispatch/mail"
 	"github.com/mssdispatch/mssdispatch/internal/redact"
+	"github.com/mssdispatch/mssdispatch/queue"
 )
 
 // SendArgs is the job that sends one email of an MSSanté delivery.
@@ -28,7 +29,7 @@ func (SendArgs) Kind() string { return "send_delivery" }
 
 // InsertOpts makes the job unique per email while it is waiting or running.
 func (SendArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{UniqueOpts: river.UniqueOpts{ByArgs: true, ByState: activeJobStates}}
+	return river.InsertOpts{UniqueOpts: river.UniqueOpts{ByArgs: true, ByState: queue.ActiveStates}}
 }
 
 // serverScope is the mail_domains key of the submission server itself: a

@@ -17,7 +17,6 @@ import (
 	"github.com/riverqueue/river/rivertype"
 
 	"github.com/mssdispatch/mssdispatch/audit"
-	"github.com/mssdispatch/mssdispatch/paper"
 )
 
 // JobInserter inserts River jobs within a transaction (a *river.Client).
@@ -43,8 +42,6 @@ type ServiceConfig struct {
 	// Sender is the applicative mailbox; its domain names the Message-ID of
 	// the emails users add to a report. Defaults to "mssdispatch.invalid".
 	Sender string
-	// Letterhead heads the letters users reprint (LetterPDF).
-	Letterhead paper.Letterhead
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 }
@@ -58,9 +55,8 @@ type Service struct {
 	// businessAcks is ServiceConfig.BusinessAcks.
 	businessAcks bool
 	// domain is the domain of ServiceConfig.Sender.
-	domain     string
-	letterhead paper.Letterhead
-	logger     *slog.Logger
+	domain string
+	logger *slog.Logger
 }
 
 // NewService validates cfg and returns a Service.
@@ -79,7 +75,7 @@ func NewService(cfg ServiceConfig) (*Service, error) {
 		domain = "mssdispatch.invalid"
 	}
 	return &Service{pool: cfg.Pool, jobs: cfg.Jobs, custodian: cfg.Custodian, resolver: cfg.Resolver,
-		businessAcks: cfg.BusinessAcks, domain: domain, letterhead: cfg.Letterhead, logger: cfg.Logger}, nil
+		businessAcks: cfg.BusinessAcks, domain: domain, logger: cfg.Logger}, nil
 }
 
 // Inbound identifies a message received from the DPI: a retransmission (same

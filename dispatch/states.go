@@ -1,11 +1,14 @@
 package dispatch
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"slices"
 	"time"
 	_ "time/tzdata" // Europe/Paris must load on hosts without a zoneinfo database.
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/mssdispatch/mssdispatch/rules"
 )
@@ -82,6 +85,33 @@ func Allowed(from, to string) error {
 	return nil
 }
 
+// Transition moves the delivery deliveryID from one status to another in
+// tx, if the state machine allows it (an error wrapping ErrTransition
+// otherwise), and records the change with event, actor and detail in its
+// history; it returns ErrStale when the delivery is no longer in from. It
+// is the door of the packages beside the domain (letters) to a status
+// change.
+func Transition(ctx context.Context, tx pgx.Tx, deliveryID int64, from, to, event string, actor Actor, detail string) error {
+	return transition(ctx, tx, deliveryID, from, to, event, actor, detail)
+}
+
+// PutInBatch records in tx that the letters ids (paper deliveries,
+// paper_pending) are in the paper batch batchID, an EventBatched in the
+// history of each. A letter leaves its batch at its next status change,
+// unless that is to paper_sent (see transition).
+func PutInBatch(ctx context.Context, tx pgx.Tx, batchID int64, ids []int64) error {
+	if err := setPaperBatch(ctx, tx, batchID, ids); err != nil {
+		return err
+	}
+	for _, id := range ids {
+		if err := insertEvent(ctx, tx, id, StatusPaperPending, StatusPaperPending, EventBatched, actorSystem,
+			fmt.Sprintf("lot n° %d", batchID)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // Actor kinds of a delivery event.
 const (
 	ActorSystem = "system" // the service itself (a job, an acknowledgement)
@@ -126,6 +156,7 @@ const (
 	EventPurged     = "doc_purged"  // the document's bytes were purged
 	EventDomainWait = "domain_wait" // its operator is refusing for now; it waits its turn
 	EventUntrusted  = "untrusted"   // its address was outside the trust space when it was to go: not sent
+	EventBatched    = "batched"     // a letter put in a paper batch to print (package letters)
 )
 
 // Zone is the hospital's time zone: the rules' delays, the statistics' months, the paper batches' days.

@@ -515,6 +515,15 @@ func transition(ctx context.Context, q dbtx, deliveryID int64, from, to, event s
 	return nil
 }
 
+// setPaperBatch puts the deliveries ids in the paper batch batchID.
+func setPaperBatch(ctx context.Context, q dbtx, batchID int64, ids []int64) error {
+	if _, err := q.Exec(ctx, `UPDATE deliveries SET paper_batch_id = $1, updated_at = now() WHERE id = ANY($2)`,
+		batchID, ids); err != nil {
+		return fmt.Errorf("batch letters %d: %w", batchID, err)
+	}
+	return nil
+}
+
 func setReportStatus(ctx context.Context, q dbtx, reportID int64, status string) error {
 	if _, err := q.Exec(ctx, "UPDATE reports SET status = $2, updated_at = now() WHERE id = $1", reportID, status); err != nil {
 		return fmt.Errorf("set report status: %w", err)

@@ -13,6 +13,7 @@ import (
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/riverqueue/river/rivermigrate"
+	"github.com/riverqueue/river/rivertype"
 	"github.com/robfig/cron/v3"
 
 	"github.com/mssdispatch/mssdispatch/internal/redact"
@@ -20,6 +21,12 @@ import (
 
 // Client is the River client the service uses.
 type Client = river.Client[pgx.Tx]
+
+// ActiveStates are the job states in which a unique job blocks another of
+// the same kind and arguments: waiting or running, not finished (the
+// UniqueOpts.ByState of the service's jobs).
+var ActiveStates = []rivertype.JobState{rivertype.JobStateAvailable, rivertype.JobStatePending,
+	rivertype.JobStateRunning, rivertype.JobStateRetryable, rivertype.JobStateScheduled}
 
 // Periodic is a job inserted on a cron schedule; only the elected leader among
 // the instances sharing a database inserts it.

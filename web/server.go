@@ -68,6 +68,8 @@ type Config struct {
 	Dashboard Dashboard
 	Accounts  *auth.Store
 	Sessions  *auth.Sessions
+	// Letters serves the letters and the paper batches (a *letters.Desk). Required.
+	Letters Letters
 	// Hospital is the name the dashboard shows; may be empty.
 	Hospital string
 	// HospitalAddresses are the hospital's MSSanté addresses that the
@@ -102,9 +104,9 @@ func NewHandler(cfg Config) (http.Handler, error) {
 	case cfg.Reports == nil || cfg.Intake == nil || cfg.HL7 == nil || cfg.Directory == nil || cfg.Resolver == nil ||
 		cfg.Rules == nil || cfg.DB == nil || cfg.Gatherer == nil:
 		return nil, errors.New("web: Config.Reports, Intake, HL7, Directory, Resolver, Rules, DB and Gatherer are required")
-	case cfg.Dashboard == nil || cfg.Accounts == nil || cfg.Sessions == nil || cfg.Views == nil || cfg.Quarantine == nil ||
-		cfg.Audit == nil:
-		return nil, errors.New("web: Config.Dashboard, Accounts, Sessions, Views, Quarantine and Audit are required")
+	case cfg.Dashboard == nil || cfg.Letters == nil || cfg.Accounts == nil || cfg.Sessions == nil || cfg.Views == nil ||
+		cfg.Quarantine == nil || cfg.Audit == nil:
+		return nil, errors.New("web: Config.Dashboard, Letters, Accounts, Sessions, Views, Quarantine and Audit are required")
 	}
 	if cfg.MaxBodySize == 0 {
 		cfg.MaxBodySize = 32 << 20

@@ -26,6 +26,7 @@ import (
 	"github.com/mssdispatch/mssdispatch/dispatch/hl7intake"
 	"github.com/mssdispatch/mssdispatch/dispatch/mail"
 	"github.com/mssdispatch/mssdispatch/internal/pgtest"
+	"github.com/mssdispatch/mssdispatch/letters"
 	"github.com/mssdispatch/mssdispatch/paper"
 	"github.com/mssdispatch/mssdispatch/queue"
 	"github.com/mssdispatch/mssdispatch/readmodel"
@@ -69,12 +70,14 @@ func setup(t testing.TB, configure ...func(*web.Config)) *testBundle {
 	workers := river.NewWorkers()
 	require.NoError(t, dispatch.AddWorkers(workers, dispatch.WorkerConfig{Pool: pool, Sender: "bal@ch-test.mssante.fr",
 		Resolver: resolver, Transport: outbox, Registerer: registry, Logger: quiet}))
-	require.NoError(t, dispatch.AddPaperBatches(workers, dispatch.PaperConfig{Pool: pool, Logger: quiet,
-		Letterhead: paper.Letterhead{Name: "CH Démo"}}))
+	paperCfg := letters.Config{Pool: pool, Logger: quiet, Letterhead: paper.Letterhead{Name: "CH Démo"}}
+	require.NoError(t, letters.AddBatches(workers, paperCfg))
 	client, err := queue.New(pool, queue.Config{Workers: workers, FetchPollInterval: 100 * time.Millisecond, Logger: quiet})
 	require.NoError(t, err)
 	service, err := dispatch.NewService(dispatch.ServiceConfig{Pool: pool, Jobs: client, Resolver: resolver, Logger: quiet,
 		Custodian: dispatch.Organisation{FINESS: "999000017", Name: "CH DEMO"}})
+	require.NoError(t, err)
+	desk, err := letters.NewDesk(paperCfg, client)
 	require.NoError(t, err)
 	intake, err := hl7intake.New(hl7intake.Config{Receiver: service, Registerer: registry, Logger: quiet})
 	require.NoError(t, err)
@@ -85,7 +88,7 @@ func setup(t testing.TB, configure ...func(*web.Config)) *testBundle {
 	require.NoError(t, err)
 	cfg := web.Config{APIToken: token, Reports: service, Intake: service, HL7: intake,
 		Directory: directory, Resolver: resolver, Rules: service, DB: pool, Gatherer: registry, Logger: quiet,
-		Dashboard: service, Accounts: accounts, Sessions: sessions, Views: readmodel.New(pool), Quarantine: service, Audit: audit.NewLog(pool),
+		Dashboard: service, Accounts: accounts, Sessions: sessions, Letters: desk, Views: readmodel.New(pool), Quarantine: service, Audit: audit.NewLog(pool),
 		Hospital: "CH Démo", HospitalAddresses: []string{"secretariat@ch-test.mssante.fr"}, JobsUI: jobsUI}
 	for _, c := range configure {
 		c(&cfg)

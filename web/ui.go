@@ -27,7 +27,6 @@ import (
 // they read is Views.
 type Dashboard interface {
 	Approve(ctx context.Context, deliveryID int64, user string) error
-	LettersPDF(ctx context.Context, viewer string, ids []int64) ([]byte, map[int64]error, error)
 	SendTo(ctx context.Context, deliveryID int64, user, address string) error
 	Hold(ctx context.Context, deliveryID int64, user, why string) error
 	Cancel(ctx context.Context, deliveryID int64, user, why string) error
@@ -37,13 +36,6 @@ type Dashboard interface {
 	AddRecipient(ctx context.Context, reportID int64, user string, rc dispatch.Recipient) (int64, error)
 	MarkPaperSent(ctx context.Context, deliveryID int64, user string) error
 	PostalReturn(ctx context.Context, deliveryID int64, user, why string) error
-	LetterPDF(ctx context.Context, viewer string, deliveryID int64) ([]byte, error)
-	PaperBatches(ctx context.Context, limit int) ([]dispatch.PaperBatch, error)
-	PaperBatchService(ctx context.Context, id int64) (string, error)
-	PaperBatch(ctx context.Context, viewer string, id int64) (dispatch.PaperBatch, []dispatch.BatchLetter, error)
-	PaperBatchPDF(ctx context.Context, viewer string, id int64) ([]byte, error)
-	MakePaperBatches(ctx context.Context) error
-	MarkBatchPosted(ctx context.Context, batchID int64, user string) (int, error)
 }
 
 //go:embed templates static

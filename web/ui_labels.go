@@ -11,6 +11,7 @@ import (
 	"github.com/mssdispatch/mssdispatch/correspondents"
 	"github.com/mssdispatch/mssdispatch/dispatch"
 	"github.com/mssdispatch/mssdispatch/readmodel"
+	"github.com/mssdispatch/mssdispatch/letters"
 )
 
 // This file holds what the dashboard's templates call: the French labels of
@@ -145,9 +146,9 @@ var auditLabels = map[string]string{
 }
 
 var batchLabels = map[string]string{
-	dispatch.BatchReady:     "À imprimer et poster",
-	dispatch.BatchSubmitted: "Confié au prestataire",
-	dispatch.BatchPosted:    "Posté",
+	letters.BatchReady:     "À imprimer et poster",
+	letters.BatchSubmitted: "Confié au prestataire",
+	letters.BatchPosted:    "Posté",
 }
 
 var channelLabels = map[string]string{"mssante": "MSSanté", "paper": "Papier"}

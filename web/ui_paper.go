@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -9,12 +10,26 @@ import (
 
 	"github.com/mssdispatch/mssdispatch/auth"
 	"github.com/mssdispatch/mssdispatch/dispatch"
+	"github.com/mssdispatch/mssdispatch/letters"
 	"github.com/mssdispatch/mssdispatch/postal"
 	"github.com/mssdispatch/mssdispatch/readmodel"
 )
 
 // This file holds the paper screens: the batches of letters to print, their
 // PDF, their posting, and a delivery's letter.
+
+// Letters is what the paper screens read and do (a *letters.Desk); the
+// worklists' selection prints its letters too (LettersPDF).
+type Letters interface {
+	LetterPDF(ctx context.Context, viewer string, deliveryID int64) ([]byte, error)
+	LettersPDF(ctx context.Context, viewer string, ids []int64) ([]byte, map[int64]error, error)
+	Batches(ctx context.Context, limit int) ([]letters.Batch, error)
+	BatchService(ctx context.Context, id int64) (string, error)
+	Batch(ctx context.Context, viewer string, id int64) (letters.Batch, []letters.BatchLetter, error)
+	BatchPDF(ctx context.Context, viewer string, id int64) ([]byte, error)
+	MakeBatches(ctx context.Context) error
+	MarkBatchPosted(ctx context.Context, batchID int64, user string) (int, error)
+}
 
 // paperRoutes mounts the paper screens (r requires a user).
 func (u *ui) paperRoutes(r chi.Router) {
@@ -30,8 +45,8 @@ func (u *ui) paperRoutes(r chi.Router) {
 }
 
 // visibleBatches keeps the batches of the user's services.
-func visibleBatches(user auth.User, all []dispatch.PaperBatch) []dispatch.PaperBatch {
-	var out []dispatch.PaperBatch
+func visibleBatches(user auth.User, all []letters.Batch) []letters.Batch {
+	var out []letters.Batch
 	for _, b := range all {
 		if user.SeesService(b.Service) {
 			out = append(out, b)
@@ -41,7 +56,7 @@ func visibleBatches(user auth.User, all []dispatch.PaperBatch) []dispatch.PaperB
 }
 
 func (u *ui) getBatches(w http.ResponseWriter, r *http.Request) {
-	batches, err := u.cfg.Dashboard.PaperBatches(r.Context(), 100)
+	batches, err := u.cfg.Letters.Batches(r.Context(), 100)
 	if err != nil {
 		u.serverError(w, r, err)
 		return
@@ -52,8 +67,8 @@ func (u *ui) getBatches(w http.ResponseWriter, r *http.Request) {
 
 // batchPage is a batch's page.
 type batchPage struct {
-	Batch   dispatch.PaperBatch
-	Letters []dispatch.BatchLetter
+	Batch   letters.Batch
+	Letters []letters.BatchLetter
 	// Withdrawn counts the letters that left the batch after it was printed.
 	Withdrawn int
 }
@@ -66,7 +81,7 @@ func (u *ui) batchFor(w http.ResponseWriter, r *http.Request) (int64, bool) {
 	if !ok {
 		return 0, false
 	}
-	service, err := u.cfg.Dashboard.PaperBatchService(r.Context(), id)
+	service, err := u.cfg.Letters.BatchService(r.Context(), id)
 	switch {
 	case errors.Is(err, dispatch.ErrNotFound) || (err == nil && !currentUser(r).SeesService(service)):
 		u.notFound(w, r, "Ce lot n'existe pas, ou n'est pas d'un de vos services.")
@@ -83,13 +98,13 @@ func (u *ui) getBatch(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	b, letters, err := u.cfg.Dashboard.PaperBatch(r.Context(), currentUser(r).Username, id)
+	b, batchLetters, err := u.cfg.Letters.Batch(r.Context(), currentUser(r).Username, id)
 	if err != nil {
 		u.serverError(w, r, err)
 		return
 	}
-	p := batchPage{Batch: b, Letters: letters}
-	for _, l := range letters {
+	p := batchPage{Batch: b, Letters: batchLetters}
+	for _, l := range batchLetters {
 		if l.Withdrawn() {
 			p.Withdrawn++
 		}
@@ -102,7 +117,7 @@ func (u *ui) getBatchPDF(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	pdf, err := u.cfg.Dashboard.PaperBatchPDF(r.Context(), currentUser(r).Username, id)
+	pdf, err := u.cfg.Letters.BatchPDF(r.Context(), currentUser(r).Username, id)
 	switch {
 	case errors.Is(err, dispatch.ErrNotFound):
 		u.notFound(w, r, "Le PDF de ce lot n'est plus conservé.")
@@ -119,7 +134,7 @@ func (u *ui) getLetterPDF(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	pdf, err := u.cfg.Dashboard.LetterPDF(r.Context(), currentUser(r).Username, id)
+	pdf, err := u.cfg.Letters.LetterPDF(r.Context(), currentUser(r).Username, id)
 	switch {
 	case errors.Is(err, dispatch.ErrNotFound):
 		u.notFound(w, r, "Cet envoi n'est pas un courrier.")
@@ -128,7 +143,7 @@ func (u *ui) getLetterPDF(w http.ResponseWriter, r *http.Request) {
 		u.render(w, r, http.StatusConflict, "error", "Adresse incomplète", "",
 			"Ce courrier n'a pas d'adresse postale complète (ville ou ligne d'acheminement): modifiez le destinataire.")
 		return
-	case errors.Is(err, dispatch.ErrDocumentPurged):
+	case errors.Is(err, letters.ErrDocumentPurged):
 		u.render(w, r, http.StatusGone, "error", "Document purgé", "",
 			"Le document a été purgé (durée de conservation écoulée): demandez au DPI de le renvoyer.")
 		return
@@ -140,7 +155,7 @@ func (u *ui) getLetterPDF(w http.ResponseWriter, r *http.Request) {
 }
 
 func (u *ui) postMakeBatches(w http.ResponseWriter, r *http.Request) {
-	err := u.cfg.Dashboard.MakePaperBatches(r.Context())
+	err := u.cfg.Letters.MakeBatches(r.Context())
 	u.afterAction(w, r, err, "Préparation des lots demandée: ils apparaissent ici dans quelques instants.", "/paper/batches")
 }
 
@@ -149,7 +164,7 @@ func (u *ui) postBatchPosted(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	n, err := u.cfg.Dashboard.MarkBatchPosted(r.Context(), id, currentUser(r).Username)
+	n, err := u.cfg.Letters.MarkBatchPosted(r.Context(), id, currentUser(r).Username)
 	u.afterAction(w, r, err, fmt.Sprintf("Lot n° %d posté (%d courrier(s)).", id, n), fmt.Sprintf("/paper/batches/%d", id))
 }
 

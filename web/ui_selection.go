@@ -13,6 +13,7 @@ import (
 
 	"github.com/mssdispatch/mssdispatch/auth"
 	"github.com/mssdispatch/mssdispatch/dispatch"
+	"github.com/mssdispatch/mssdispatch/letters"
 	"github.com/mssdispatch/mssdispatch/postal"
 	"github.com/mssdispatch/mssdispatch/readmodel"
 )
@@ -97,7 +98,7 @@ func (u *ui) postSelection(w http.ResponseWriter, r *http.Request) {
 			done(true, "Rien n'est imprimé. "+strings.Join(problems, " ; ")+".")
 			return
 		}
-		pdf, refused, err := u.cfg.Dashboard.LettersPDF(ctx, user, visible)
+		pdf, refused, err := u.cfg.Letters.LettersPDF(ctx, user, visible)
 		if err != nil {
 			u.serverError(w, r, err)
 			return
@@ -148,7 +149,7 @@ func letterProblem(err error) string {
 	switch {
 	case errors.Is(err, postal.ErrNotPostable):
 		return "adresse postale incomplète (ville ou ligne d'acheminement)"
-	case errors.Is(err, dispatch.ErrDocumentPurged):
+	case errors.Is(err, letters.ErrDocumentPurged):
 		return "document purgé (durée de conservation écoulée)"
 	}
 	return "ce n'est pas un courrier"

@@ -16,6 +16,7 @@ import (
 	"github.com/mssdispatch/mssdispatch/dispatch"
 	dmail "github.com/mssdispatch/mssdispatch/dispatch/mail"
 	"github.com/mssdispatch/mssdispatch/internal/smtptest"
+	"github.com/mssdispatch/mssdispatch/letters"
 )
 
 // TestTwoInstances runs two serve instances on one database, as a hospital
@@ -93,7 +94,7 @@ func TestTwoInstances(t *testing.T) {
 		return batched == reports
 	}, 75*time.Second, 200*time.Millisecond, "the paper batch job ran")
 	batches := map[time.Time]int{}
-	for _, j := range listJobs(t, pool, river.NewJobListParams().Kinds(dispatch.PaperBatchArgs{}.Kind())) {
+	for _, j := range listJobs(t, pool, river.NewJobListParams().Kinds(letters.BatchArgs{}.Kind())) {
 		batches[j.ScheduledAt.Truncate(time.Minute)]++
 	}
 	for minute, n := range batches {

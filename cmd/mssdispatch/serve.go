@@ -33,6 +33,7 @@ import (
 	"github.com/mssdispatch/mssdispatch/hl7"
 	"github.com/mssdispatch/mssdispatch/hl7/mllp"
 	"github.com/mssdispatch/mssdispatch/internal/redact"
+	"github.com/mssdispatch/mssdispatch/letters"
 	"github.com/mssdispatch/mssdispatch/migrations"
 	"github.com/mssdispatch/mssdispatch/paper"
 	"github.com/mssdispatch/mssdispatch/queue"
@@ -451,9 +452,9 @@ func serve(ctx context.Context, cfg serveConfig, logger *slog.Logger, ready func
 	if err := auth.AddPurge(workers, sessions); err != nil {
 		return err
 	}
-	err = dispatch.AddPaperBatches(workers, dispatch.PaperConfig{Pool: pool, Letterhead: cfg.Letterhead,
-		Sink: dispatch.LocalPrint{Dir: cfg.PaperDir}, Logger: logger})
-	if err != nil {
+	paperCfg := letters.Config{Pool: pool, Letterhead: cfg.Letterhead, Sink: letters.LocalPrint{Dir: cfg.PaperDir},
+		Logger: logger}
+	if err := letters.AddBatches(workers, paperCfg); err != nil {
 		return err
 	}
 	var periodic []queue.Periodic
@@ -469,17 +470,21 @@ func serve(ctx context.Context, cfg serveConfig, logger *slog.Logger, ready func
 		Args: func() river.JobArgs { return dispatch.RetentionArgs{} }},
 		queue.Periodic{Spec: watchdogCron, Args: func() river.JobArgs { return dispatch.WatchdogArgs{} }},
 		queue.Periodic{Spec: sessionPurgeCron, Args: func() river.JobArgs { return auth.PurgeArgs{} }},
-		queue.Periodic{Spec: cmp.Or(cfg.PaperBatchCron, defaultPaperBatchCron), Args: func() river.JobArgs { return dispatch.PaperBatchArgs{} }})
+		queue.Periodic{Spec: cmp.Or(cfg.PaperBatchCron, defaultPaperBatchCron), Args: func() river.JobArgs { return letters.BatchArgs{} }})
 	jobs, err := queue.New(pool, queue.Config{Workers: workers, Concurrency: cfg.Workers, Periodic: periodic,
 		JobTimeout: cfg.JobTimeout, RescueStuckJobsAfter: cfg.JobRescueAfter, Logger: logger})
 	if err != nil {
 		return err
 	}
 	service, err := dispatch.NewService(dispatch.ServiceConfig{Pool: pool, Jobs: jobs, Logger: logger, Resolver: resolver,
-		BusinessAcks: notifier != nil, Sender: cfg.Sender, Letterhead: cfg.Letterhead,
+		BusinessAcks: notifier != nil, Sender: cfg.Sender,
 		Custodian: dispatch.Organisation{FINESS: cfg.FINESS, Name: cfg.Organisation}})
 	if err != nil {
 		return &configError{msg: err.Error()}
+	}
+	desk, err := letters.NewDesk(paperCfg, jobs)
+	if err != nil {
+		return err
 	}
 	var acks *ingest.Ingester
 	if cfg.IMAP.Addr != "" {
@@ -502,8 +507,9 @@ func serve(ctx context.Context, cfg serveConfig, logger *slog.Logger, ready func
 	}
 	handler, err := web.NewHandler(web.Config{APIToken: cfg.APIToken, Reports: service, Intake: service, HL7: intake,
 		Directory: directory, Resolver: resolver, Rules: service, DB: pool, Gatherer: registry, Logger: logger,
-		Dashboard: service, Accounts: accounts, Sessions: sessions, Views: readmodel.New(pool), Quarantine: service, Audit: audit.NewLog(pool),
-		Hospital: cfg.Organisation, HospitalAddresses: cfg.HospitalAddresses, JobsUI: jobsUI, TrustedProxies: cfg.TrustedProxies})
+		Dashboard: service, Accounts: accounts, Sessions: sessions, Letters: desk, Views: readmodel.New(pool),
+		Quarantine: service, Audit: audit.NewLog(pool), Hospital: cfg.Organisation, HospitalAddresses: cfg.HospitalAddresses,
+		JobsUI: jobsUI, TrustedProxies: cfg.TrustedProxies})
 	if err != nil {
 		return err
 	}

@@ -1,4 +1,4 @@
-package dispatch
+package letters
 
 import (
 	"context"
@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -15,29 +16,27 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 
-	"github.com/mssdispatch/mssdispatch/audit"
 	"github.com/mssdispatch/mssdispatch/cda"
 	"github.com/mssdispatch/mssdispatch/correspondents"
+	"github.com/mssdispatch/mssdispatch/dispatch"
 	"github.com/mssdispatch/mssdispatch/paper"
 	"github.com/mssdispatch/mssdispatch/postal"
+	"github.com/mssdispatch/mssdispatch/queue"
 )
 
-// This file holds the paper channel: the print-ready letter of a paper
-// delivery, the daily batches of letters per service, their sink (the local
-// printer, or later a hybrid mail provider) and their posting.
+// This file holds the batches: the daily batches of letters per service,
+// their sink (the local printer, or later a hybrid mail provider), and the
+// print-ready letter of a paper delivery they are made of.
 
-// Paper batch statuses.
+// Batch statuses.
 const (
 	BatchReady     = "ready"     // to print and post by the secretaries
 	BatchSubmitted = "submitted" // the sink posts it (a hybrid mail provider)
 	BatchPosted    = "posted"    // marked posted: its letters are paper_sent
 )
 
-// EventBatched is the history event of a letter put in a batch.
-const EventBatched = "batched"
-
-// PaperBatch is a batch of letters: one PDF to print, for a day and a service.
-type PaperBatch struct {
+// Batch is a batch of letters: one PDF to print, for a day and a service.
+type Batch struct {
 	ID       int64
 	Day      time.Time // the day (Europe/Paris) it was made
 	Service  string
@@ -69,7 +68,7 @@ type BatchLetter struct {
 	InBatch bool
 	// Patient is who the letter's report is about (names, birth date, sex
 	// and IPP): how a secretary finds the letter in the printed pile.
-	Patient Patient
+	Patient dispatch.Patient
 	// DuplicateOf is, for a letter the batch did not print because it
 	// repeats one printed for the same recipient and document (the DPI
 	// sent the document again), the delivery of the letter printed; 0 for
@@ -84,13 +83,13 @@ type BatchLetter struct {
 // (held, cancelled, replaced by a new version): it must not be posted.
 func (l BatchLetter) Withdrawn() bool { return !l.InBatch && l.DuplicateOf == 0 }
 
-// PaperSink takes the batches once made: Submit returns true when the sink
+// Sink takes the batches once made: Submit returns true when the sink
 // posts them itself (the batch is then submitted), false when they wait for
 // the secretaries to print them (ready).
-type PaperSink interface {
+type Sink interface {
 	// Name names the sink in the batches' records.
 	Name() string
-	Submit(ctx context.Context, b PaperBatch, pdf []byte) (posts bool, err error)
+	Submit(ctx context.Context, b Batch, pdf []byte) (posts bool, err error)
 }
 
 // LocalPrint is the hospital's own printing: the batches wait in the
@@ -104,7 +103,7 @@ type LocalPrint struct {
 func (LocalPrint) Name() string { return "local" }
 
 // Submit writes the batch to Dir, if set; the secretaries print and post it.
-func (p LocalPrint) Submit(_ context.Context, b PaperBatch, pdf []byte) (bool, error) {
+func (p LocalPrint) Submit(_ context.Context, b Batch, pdf []byte) (bool, error) {
 	if p.Dir == "" {
 		return false, nil
 	}
@@ -123,27 +122,35 @@ func (p LocalPrint) Submit(_ context.Context, b PaperBatch, pdf []byte) (bool, e
 	return false, nil
 }
 
-// PaperBatchArgs is the periodic job that puts the letters to print in
+// fileSafe is what a file name in the print folder must not hold.
+var fileSafe = regexp.MustCompile(`[^\pL\pN._-]+`)
+
+// BatchArgs is the periodic job that puts the letters to print in
 // batches, one per service.
-type PaperBatchArgs struct{}
+type BatchArgs struct{}
 
 // Kind is the River job kind.
-func (PaperBatchArgs) Kind() string { return "paper_batch" }
+func (BatchArgs) Kind() string { return "paper_batch" }
 
 // InsertOpts allows one batching at a time (a click on "now" and the
 // schedule do not make two).
-func (PaperBatchArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{MaxAttempts: 5, UniqueOpts: river.UniqueOpts{ByState: activeJobStates}}
+func (BatchArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{MaxAttempts: 5, UniqueOpts: river.UniqueOpts{ByState: queue.ActiveStates}}
 }
 
-// PaperConfig configures the paper batches.
-type PaperConfig struct {
+// system is the service acting on its own, in the letters' histories.
+var system = dispatch.Actor{Kind: dispatch.ActorSystem}
+
+// Config configures the paper channel: the batches (AddBatches) and the
+// Desk (NewDesk).
+type Config struct {
 	// Pool is the database. Required.
 	Pool *pgxpool.Pool
-	// Letterhead heads every letter and summary sheet.
+	// Letterhead heads every letter, printed in a batch or alone, and
+	// summary sheet.
 	Letterhead paper.Letterhead
 	// Sink takes the batches. Defaults to LocalPrint{}.
-	Sink PaperSink
+	Sink Sink
 	// MaxLetters bounds a batch; more letters of a service make more
 	// batches. Defaults to 200.
 	MaxLetters int
@@ -151,10 +158,10 @@ type PaperConfig struct {
 	Logger *slog.Logger
 }
 
-// AddPaperBatches validates cfg and registers the worker of PaperBatchArgs.
-func AddPaperBatches(workers *river.Workers, cfg PaperConfig) error {
+// AddBatches validates cfg and registers the worker of BatchArgs.
+func AddBatches(workers *river.Workers, cfg Config) error {
 	if cfg.Pool == nil {
-		return errors.New("dispatch: PaperConfig.Pool is required")
+		return errors.New("letters: Config.Pool is required")
 	}
 	if cfg.Sink == nil {
 		cfg.Sink = LocalPrint{}
@@ -165,19 +172,19 @@ func AddPaperBatches(workers *river.Workers, cfg PaperConfig) error {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	if err := river.AddWorkerSafely(workers, &paperBatchWorker{cfg: cfg}); err != nil {
-		return fmt.Errorf("dispatch: %w", err)
+	if err := river.AddWorkerSafely(workers, &batchWorker{cfg: cfg}); err != nil {
+		return fmt.Errorf("letters: %w", err)
 	}
 	return nil
 }
 
-type paperBatchWorker struct {
-	river.WorkerDefaults[PaperBatchArgs]
-	cfg PaperConfig
+type batchWorker struct {
+	river.WorkerDefaults[BatchArgs]
+	cfg Config
 }
 
 // Timeout leaves a big batch the time to render.
-func (w *paperBatchWorker) Timeout(*river.Job[PaperBatchArgs]) time.Duration { return 10 * time.Minute }
+func (w *batchWorker) Timeout(*river.Job[BatchArgs]) time.Duration { return 10 * time.Minute }
 
 // Work makes the batches: for each service, in one transaction, the letters
 // to print not yet in a batch are locked, rendered and merged behind a
@@ -186,7 +193,7 @@ func (w *paperBatchWorker) Timeout(*river.Job[PaperBatchArgs]) time.Duration { r
 // A letter that repeats one printed, in the batch or before, for the same
 // recipient and document is not printed again: it is cancelled and
 // recorded with the batch as a duplicate (see BatchLetter.DuplicateOf).
-func (w *paperBatchWorker) Work(ctx context.Context, job *river.Job[PaperBatchArgs]) error {
+func (w *batchWorker) Work(ctx context.Context, job *river.Job[BatchArgs]) error {
 	services, err := unbatchedServices(ctx, w.cfg.Pool)
 	if err != nil {
 		return err
@@ -210,7 +217,7 @@ func (w *paperBatchWorker) Work(ctx context.Context, job *river.Job[PaperBatchAr
 
 // batch makes one batch of service's letters and returns how many letters
 // it took: batched, or sent back to review when one cannot be made.
-func (w *paperBatchWorker) batch(ctx context.Context, service string) (int, error) {
+func (w *batchWorker) batch(ctx context.Context, service string) (int, error) {
 	var letters int
 	err := pgx.BeginFunc(ctx, w.cfg.Pool, func(tx pgx.Tx) error {
 		pending, err := lockUnbatched(ctx, tx, service, w.cfg.MaxLetters)
@@ -238,8 +245,8 @@ func (w *paperBatchWorker) batch(ctx context.Context, service string) (int, erro
 			if err != nil {
 				// One letter that cannot be made must not stop the others:
 				// it goes back to a secretary, with why.
-				if err := transition(ctx, tx, l.DeliveryID, StatusPaperPending, StatusReview, EventHeld, actorSystem,
-					"courrier impossible à générer: "+letterProblem(err)); err != nil {
+				if err := dispatch.Transition(ctx, tx, l.DeliveryID, dispatch.StatusPaperPending, dispatch.StatusReview,
+					dispatch.EventHeld, system, "courrier impossible à générer: "+letterProblem(err)); err != nil {
 					return err
 				}
 				continue
@@ -256,7 +263,7 @@ func (w *paperBatchWorker) batch(ctx context.Context, service string) (int, erro
 		if pending = printable; len(pending) == 0 {
 			return cancelDuplicates(ctx, tx, dups, 0)
 		}
-		day := time.Now().In(Zone)
+		day := time.Now().In(dispatch.Zone)
 		title := fmt.Sprintf("Lot du %s — %s", day.Format("02/01/2006"), serviceLabel(service))
 		sheet, err := paper.RenderSummary(w.cfg.Letterhead, title, summary)
 		if err != nil {
@@ -266,18 +273,19 @@ func (w *paperBatchWorker) batch(ctx context.Context, service string) (int, erro
 		if err != nil {
 			return fmt.Errorf("merge letters: %w", err)
 		}
-		b := PaperBatch{Day: day, Service: service, Status: BatchReady, Sink: w.cfg.Sink.Name(), Letters: len(pending), Pages: total}
-		if b.ID, err = insertBatch(ctx, tx, b, all, pending, pages, dups); err != nil {
+		b := Batch{Day: day, Service: service, Status: BatchReady, Sink: w.cfg.Sink.Name(), Letters: len(pending), Pages: total}
+		ids := make([]int64, len(pending))
+		for i, l := range pending {
+			ids[i] = l.DeliveryID
+		}
+		if b.ID, err = insertBatch(ctx, tx, b, all, ids, pages, dups); err != nil {
 			return err
 		}
 		if err := cancelDuplicates(ctx, tx, dups, b.ID); err != nil {
 			return err
 		}
-		for _, l := range pending {
-			if err := insertEvent(ctx, tx, l.DeliveryID, StatusPaperPending, StatusPaperPending, EventBatched, actorSystem,
-				fmt.Sprintf("lot n° %d", b.ID)); err != nil {
-				return err
-			}
+		if err := dispatch.PutInBatch(ctx, tx, b.ID, ids); err != nil {
+			return err
 		}
 		// The sink last: a refusal rolls the batch back, the job retries.
 		posts, err := w.cfg.Sink.Submit(ctx, b, all)
@@ -299,7 +307,7 @@ type letterKey struct{ document, envelope string }
 // newLetterKey returns the key of the letter of document to name at a;
 // ok is false when it has none (no document, an address that cannot be
 // posted): it is the same as no other.
-func newLetterKey(document, name string, a PostalAddress) (key letterKey, ok bool) {
+func newLetterKey(document, name string, a postal.PostalAddress) (key letterKey, ok bool) {
 	envelope, err := postal.Envelope(name, a)
 	if document == "" || err != nil {
 		return letterKey{}, false
@@ -338,8 +346,8 @@ func (d duplicate) detail(batchID int64) string {
 // cancelDuplicates cancels the letters dups, not printed in the batch batchID.
 func cancelDuplicates(ctx context.Context, tx pgx.Tx, dups []duplicate, batchID int64) error {
 	for _, d := range dups {
-		if err := transition(ctx, tx, d.DeliveryID, StatusPaperPending, StatusCancelled, EventCancelled, actorSystem,
-			d.detail(batchID)); err != nil {
+		if err := dispatch.Transition(ctx, tx, d.DeliveryID, dispatch.StatusPaperPending, dispatch.StatusCancelled,
+			dispatch.EventCancelled, system, d.detail(batchID)); err != nil {
 			return err
 		}
 	}
@@ -358,8 +366,8 @@ func serviceLabel(service string) string {
 type letterFacts struct {
 	DeliveryID, ReportID int64
 	Name                 string
-	Address              PostalAddress
-	Patient              Patient
+	Address              postal.PostalAddress
+	Patient              dispatch.Patient
 	DocumentTitle        string
 	Service              string
 	ReceivedAt           time.Time
@@ -381,11 +389,12 @@ type letterFacts struct {
 // invitation to open a mailbox.
 func (l letterFacts) kind() paper.Kind {
 	switch {
-	case l.RecipientKind == KindPatient:
+	case l.RecipientKind == dispatch.KindPatient:
 		return paper.KindPatient
-	case l.Reason == ReasonFallbackPaper || l.EmailStatus == StatusFailed:
+	case l.Reason == dispatch.ReasonFallbackPaper || l.EmailStatus == dispatch.StatusFailed:
 		return paper.KindFallback
-	case slices.Contains([]string{StatusScheduled, StatusQueued, StatusSent, StatusDelivered, StatusRead}, l.EmailStatus):
+	case slices.Contains([]string{dispatch.StatusScheduled, dispatch.StatusQueued, dispatch.StatusSent, dispatch.StatusDelivered,
+		dispatch.StatusRead}, l.EmailStatus):
 		return paper.KindCopy
 	case l.EmailStatus != "" || l.Reason == correspondents.ReasonLocalPaper:
 		return paper.KindChosen
@@ -417,7 +426,7 @@ func renderLetter(lh paper.Letterhead, l letterFacts) ([]byte, int, error) {
 	if l.Purged {
 		return nil, 0, ErrDocumentPurged
 	}
-	letter := paper.Letter{Reference: l.reference(), Name: l.Name, Address: l.Address, Date: time.Now().In(Zone),
+	letter := paper.Letter{Reference: l.reference(), Name: l.Name, Address: l.Address, Date: time.Now().In(dispatch.Zone),
 		Patient: patientLine(l.Patient), DocumentTitle: l.DocumentTitle, Service: l.Service, ReportPDF: l.PDF, Kind: l.kind()}
 	if len(l.PDF) == 0 {
 		sections, err := cda.Text(l.CDA)
@@ -430,7 +439,7 @@ func renderLetter(lh paper.Letterhead, l letterFacts) ([]byte, int, error) {
 }
 
 // patientLine names the patient on a letter: "Mme DURAND Léa, née le 02/03/1975".
-func patientLine(p Patient) string {
+func patientLine(p dispatch.Patient) string {
 	civility, born := "", "né(e)"
 	switch p.Sex {
 	case "F":
@@ -440,120 +449,7 @@ func patientLine(p Patient) string {
 	}
 	s := civility + strings.TrimSpace(p.Family+" "+p.Given)
 	if p.BirthDate != "" {
-		s += ", " + born + " le " + displayDate(p.BirthDate)
+		s += ", " + born + " le " + p.DisplayBirthDate()
 	}
 	return s
-}
-
-// LetterPDF renders the letter of the paper delivery id (to reprint one),
-// with the letterhead of the service's configuration; viewer's printing is
-// in the audit log.
-func (s *Service) LetterPDF(ctx context.Context, viewer string, deliveryID int64) ([]byte, error) {
-	l, err := loadLetter(ctx, s.pool, deliveryID)
-	if err != nil {
-		return nil, err
-	}
-	pdf, _, err := renderLetter(s.letterhead, l)
-	if err != nil {
-		return nil, err
-	}
-	return audit.Served(ctx, s.pool, pdf, audit.Entry{Actor: viewer, Action: "letter_printed", Object: fmt.Sprintf("delivery:%d", deliveryID),
-		ReportID: l.ReportID, DeliveryID: deliveryID})
-}
-
-// PaperBatches returns the newest batches, up to limit (default 50).
-func (s *Service) PaperBatches(ctx context.Context, limit int) ([]PaperBatch, error) {
-	if limit <= 0 || limit > 500 {
-		limit = 50
-	}
-	return listBatches(ctx, s.pool, limit)
-}
-
-// PaperBatchService returns the service of the batch id, to check who may
-// see it, or ErrNotFound.
-func (s *Service) PaperBatchService(ctx context.Context, id int64) (string, error) {
-	return batchService(ctx, s.pool, id)
-}
-
-// PaperBatch returns the batch id with its letters, their recipients and
-// patients, or ErrNotFound; viewer's reading is in the audit log, once per
-// letter (its report and delivery).
-func (s *Service) PaperBatch(ctx context.Context, viewer string, id int64) (PaperBatch, []BatchLetter, error) {
-	b, letters, err := loadBatch(ctx, s.pool, id)
-	if err != nil {
-		return PaperBatch{}, nil, err
-	}
-	if err := audit.Viewed(ctx, s.pool, batchEntries(viewer, "report_viewed", id, letters)...); err != nil {
-		return PaperBatch{}, nil, err
-	}
-	return b, letters, nil
-}
-
-// PaperBatchPDF returns the batch's PDF, or ErrNotFound; viewer's
-// printing is in the audit log, once per letter printed (its report and
-// delivery).
-func (s *Service) PaperBatchPDF(ctx context.Context, viewer string, id int64) ([]byte, error) {
-	pdf, err := batchPDF(ctx, s.pool, id)
-	if err != nil {
-		return nil, err
-	}
-	_, letters, err := loadBatch(ctx, s.pool, id)
-	if err != nil {
-		return nil, err
-	}
-	letters = slices.DeleteFunc(letters, func(l BatchLetter) bool { return l.DuplicateOf != 0 })
-	return audit.Served(ctx, s.pool, pdf, batchEntries(viewer, "letter_printed", id, letters)...)
-}
-
-// batchEntries are the audit entries of viewer's action on the letters of
-// the batch id, one per letter.
-func batchEntries(viewer, action string, id int64, letters []BatchLetter) []audit.Entry {
-	entries := make([]audit.Entry, len(letters))
-	for i, l := range letters {
-		entries[i] = audit.Entry{Actor: viewer, Action: action, Object: fmt.Sprintf("batch:%d", id),
-			ReportID: l.ReportID, DeliveryID: l.DeliveryID, Detail: fmt.Sprintf("lot n° %d", id)}
-	}
-	return entries
-}
-
-// MakePaperBatches enqueues the batching now, rather than at its schedule.
-func (s *Service) MakePaperBatches(ctx context.Context) error {
-	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		return insertJobs(ctx, tx, s.jobs, []river.InsertManyParams{{Args: PaperBatchArgs{}}})
-	})
-}
-
-// MarkBatchPosted records that the letters of a ready batch were posted:
-// those still in it become paper_sent; it returns how many.
-func (s *Service) MarkBatchPosted(ctx context.Context, batchID int64, user string) (int, error) {
-	var n int
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		status, err := lockBatch(ctx, tx, batchID)
-		if err != nil {
-			return err
-		}
-		if status != BatchReady {
-			return fmt.Errorf("%w: batch %d is %s", ErrTransition, batchID, status)
-		}
-		ids, err := batchedDeliveries(ctx, tx, batchID)
-		if err != nil {
-			return err
-		}
-		for _, id := range ids {
-			if err := transition(ctx, tx, id, StatusPaperPending, StatusPaperSent, EventPaperSent, userActor(user),
-				fmt.Sprintf("lot n° %d", batchID)); err != nil {
-				return err
-			}
-		}
-		n = len(ids)
-		if err := setBatchPosted(ctx, tx, batchID, user); err != nil {
-			return err
-		}
-		return audit.Write(ctx, tx, audit.Entry{Actor: user, Action: "batch_posted", Object: fmt.Sprintf("batch:%d", batchID),
-			Detail: fmt.Sprintf("%d courriers", n)})
-	})
-	if err != nil {
-		return 0, fmt.Errorf("batch %d: %w", batchID, err)
-	}
-	return n, nil
 }

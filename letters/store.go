@@ -1,4 +1,4 @@
-package dispatch
+package letters
 
 import (
 	"context"
@@ -7,11 +7,23 @@ import (
 	"slices"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/mssdispatch/mssdispatch/cda"
+	"github.com/mssdispatch/mssdispatch/dispatch"
+	"github.com/mssdispatch/mssdispatch/postal"
 )
 
 // This file holds the SQL of the paper channel: letters, batches, posting.
+// The deliveries it reads are the domain's: their statuses change through
+// dispatch.Transition, their batch through dispatch.PutInBatch.
+
+// dbtx is a pool or a transaction.
+type dbtx interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
 
 // unbatchedServices lists the services that have letters to print not yet in a batch.
 func unbatchedServices(ctx context.Context, q dbtx) ([]string, error) {
@@ -45,8 +57,11 @@ func scanLetter(row pgx.Row) (letterFacts, error) {
 	err := row.Scan(&l.DeliveryID, &l.ReportID, &l.Name, &l.Address, &l.Patient.Family, &l.Patient.Given,
 		&l.Patient.BirthDate, &l.Patient.Sex, &l.DocumentTitle, &l.Service, &l.ReceivedAt, &l.PDF, &l.CDA, &inCDA, &l.Purged,
 		&l.DocumentID, &l.RecipientKind, &l.Reason, &l.EmailStatus)
-	if err == nil {
-		l.PDF, err = storedPDF(l.PDF, inCDA, func() ([]byte, error) { return cda.ExtractPDF(l.CDA) })
+	if err == nil && inCDA {
+		// The CDA embeds the document's PDF, stored once, there.
+		if l.PDF, err = cda.ExtractPDF(l.CDA); err != nil {
+			err = fmt.Errorf("the PDF of the stored CDA: %w", err)
+		}
 	}
 	return l, err
 }
@@ -67,12 +82,12 @@ func lockUnbatched(ctx context.Context, tx pgx.Tx, service string, limit int) ([
 	return out, nil
 }
 
-// loadLetter loads the letter of a paper delivery, or ErrNotFound.
+// loadLetter loads the letter of a paper delivery, or dispatch.ErrNotFound.
 func loadLetter(ctx context.Context, q dbtx, deliveryID int64) (letterFacts, error) {
 	l, err := scanLetter(q.QueryRow(ctx, `SELECT `+letterColumns+` FROM `+letterTables+`
 		WHERE d.id = $1 AND d.channel = 'paper'`, deliveryID))
 	if errors.Is(err, pgx.ErrNoRows) {
-		return letterFacts{}, fmt.Errorf("paper delivery %d: %w", deliveryID, ErrNotFound)
+		return letterFacts{}, fmt.Errorf("paper delivery %d: %w", deliveryID, dispatch.ErrNotFound)
 	}
 	if err != nil {
 		return letterFacts{}, fmt.Errorf("load letter %d: %w", deliveryID, err)
@@ -104,7 +119,7 @@ func printedLetters(ctx context.Context, q dbtx, letters []letterFacts) (map[let
 	}
 	var p printedLetter
 	var document, name string
-	var address PostalAddress
+	var address postal.PostalAddress
 	_, err = pgx.ForEachRow(rows, []any{&p.DeliveryID, &p.BatchID, &document, &name, &address}, func() error {
 		if key, ok := newLetterKey(document, name, address); ok {
 			if _, seen := printed[key]; !seen {
@@ -119,9 +134,9 @@ func printedLetters(ctx context.Context, q dbtx, letters []letterFacts) (map[let
 	return printed, nil
 }
 
-// insertBatch records a batch of letters (pages[i] is the page count of
-// letters[i]) and the duplicates it did not print.
-func insertBatch(ctx context.Context, tx pgx.Tx, b PaperBatch, pdf []byte, letters []letterFacts, pages []int, dups []duplicate) (int64, error) {
+// insertBatch records a batch of the letters of the deliveries ids (pages[i]
+// is the page count of ids[i]) and the duplicates it did not print.
+func insertBatch(ctx context.Context, tx pgx.Tx, b Batch, pdf []byte, ids []int64, pages []int, dups []duplicate) (int64, error) {
 	var id int64
 	err := tx.QueryRow(ctx, `INSERT INTO paper_batches (day, service, status, sink, letters, pages, pdf)
 		VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id`,
@@ -129,17 +144,9 @@ func insertBatch(ctx context.Context, tx pgx.Tx, b PaperBatch, pdf []byte, lette
 	if err != nil {
 		return 0, fmt.Errorf("insert paper batch: %w", err)
 	}
-	ids := make([]int64, len(letters))
-	for i, l := range letters {
-		ids[i] = l.DeliveryID
-	}
 	if _, err := tx.Exec(ctx, `INSERT INTO paper_batch_letters (batch_id, delivery_id, position, pages)
 		SELECT $1, d, p, n FROM unnest($2::bigint[], $3::int[]) WITH ORDINALITY AS u(d, n, p)`, id, ids, pages); err != nil {
 		return 0, fmt.Errorf("insert letters of batch %d: %w", id, err)
-	}
-	if _, err := tx.Exec(ctx, `UPDATE deliveries SET paper_batch_id = $1, updated_at = now() WHERE id = ANY($2)`,
-		id, ids); err != nil {
-		return 0, fmt.Errorf("batch letters %d: %w", id, err)
 	}
 	for _, d := range dups {
 		if _, err := tx.Exec(ctx, `INSERT INTO paper_batch_letters (batch_id, delivery_id, position, pages, duplicate_of)
@@ -165,12 +172,12 @@ func setBatchPosted(ctx context.Context, q dbtx, id int64, user string) error {
 	return nil
 }
 
-// lockBatch locks a batch and returns its status, or ErrNotFound.
+// lockBatch locks a batch and returns its status, or dispatch.ErrNotFound.
 func lockBatch(ctx context.Context, tx pgx.Tx, id int64) (string, error) {
 	var status string
 	err := tx.QueryRow(ctx, `SELECT status FROM paper_batches WHERE id = $1 FOR UPDATE`, id).Scan(&status)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return "", ErrNotFound
+		return "", dispatch.ErrNotFound
 	}
 	if err != nil {
 		return "", fmt.Errorf("lock batch %d: %w", id, err)
@@ -195,12 +202,12 @@ func batchedDeliveries(ctx context.Context, tx pgx.Tx, batchID int64) ([]int64, 
 const batchColumns = `id, day::timestamptz, service, status, sink, letters, pages, created_at, posted_at, posted_by,
 	(SELECT count(*) FROM paper_batch_letters l WHERE l.batch_id = paper_batches.id AND l.duplicate_of IS NOT NULL)`
 
-// batchService returns the service of the batch id, or ErrNotFound.
+// batchService returns the service of the batch id, or dispatch.ErrNotFound.
 func batchService(ctx context.Context, q dbtx, id int64) (string, error) {
 	var service string
 	err := q.QueryRow(ctx, `SELECT service FROM paper_batches WHERE id = $1`, id).Scan(&service)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return "", ErrNotFound
+		return "", dispatch.ErrNotFound
 	}
 	if err != nil {
 		return "", fmt.Errorf("service of batch %d: %w", id, err)
@@ -208,29 +215,29 @@ func batchService(ctx context.Context, q dbtx, id int64) (string, error) {
 	return service, nil
 }
 
-func listBatches(ctx context.Context, q dbtx, limit int) ([]PaperBatch, error) {
+func listBatches(ctx context.Context, q dbtx, limit int) ([]Batch, error) {
 	rows, err := q.Query(ctx, `SELECT `+batchColumns+` FROM paper_batches ORDER BY id DESC LIMIT $1`, limit)
 	if err != nil {
 		return nil, fmt.Errorf("list paper batches: %w", err)
 	}
-	out, err := pgx.CollectRows(rows, pgx.RowToStructByPos[PaperBatch])
+	out, err := pgx.CollectRows(rows, pgx.RowToStructByPos[Batch])
 	if err != nil {
 		return nil, fmt.Errorf("list paper batches: %w", err)
 	}
 	return out, nil
 }
 
-func loadBatch(ctx context.Context, q dbtx, id int64) (PaperBatch, []BatchLetter, error) {
+func loadBatch(ctx context.Context, q dbtx, id int64) (Batch, []BatchLetter, error) {
 	rows, err := q.Query(ctx, `SELECT `+batchColumns+` FROM paper_batches WHERE id = $1`, id)
 	if err != nil {
-		return PaperBatch{}, nil, fmt.Errorf("load batch %d: %w", id, err)
+		return Batch{}, nil, fmt.Errorf("load batch %d: %w", id, err)
 	}
-	b, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByPos[PaperBatch])
+	b, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByPos[Batch])
 	if errors.Is(err, pgx.ErrNoRows) {
-		return PaperBatch{}, nil, ErrNotFound
+		return Batch{}, nil, dispatch.ErrNotFound
 	}
 	if err != nil {
-		return PaperBatch{}, nil, fmt.Errorf("load batch %d: %w", id, err)
+		return Batch{}, nil, fmt.Errorf("load batch %d: %w", id, err)
 	}
 	// A letter is in the batch while its delivery is, waiting to be posted
 	// or posted (a replacement or a deletion leaves the batch id: its
@@ -245,7 +252,7 @@ func loadBatch(ctx context.Context, q dbtx, id int64) (PaperBatch, []BatchLetter
 		FROM paper_batch_letters l JOIN deliveries d ON d.id = l.delivery_id JOIN reports r ON r.id = d.report_id
 		WHERE l.batch_id = $1 ORDER BY l.position = 0, l.position, l.duplicate_of IS NOT NULL, d.id`, id)
 	if err != nil {
-		return PaperBatch{}, nil, fmt.Errorf("letters of batch %d: %w", id, err)
+		return Batch{}, nil, fmt.Errorf("letters of batch %d: %w", id, err)
 	}
 	letters, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (BatchLetter, error) {
 		var l BatchLetter
@@ -255,7 +262,7 @@ func loadBatch(ctx context.Context, q dbtx, id int64) (PaperBatch, []BatchLetter
 		return l, err
 	})
 	if err != nil {
-		return PaperBatch{}, nil, fmt.Errorf("letters of batch %d: %w", id, err)
+		return Batch{}, nil, fmt.Errorf("letters of batch %d: %w", id, err)
 	}
 	return b, letters, nil
 }
@@ -264,7 +271,7 @@ func batchPDF(ctx context.Context, q dbtx, id int64) ([]byte, error) {
 	var pdf []byte
 	err := q.QueryRow(ctx, `SELECT pdf FROM paper_batches WHERE id = $1 AND pdf IS NOT NULL`, id).Scan(&pdf)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, ErrNotFound
+		return nil, dispatch.ErrNotFound
 	}
 	if err != nil {
 		return nil, fmt.Errorf("load batch %d PDF: %w", id, err)

@@ -1,7 +1,8 @@
-package dispatch_test
+package letters_test
 
 import (
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,39 +19,55 @@ import (
 
 	"github.com/mssdispatch/mssdispatch/dispatch"
 	"github.com/mssdispatch/mssdispatch/dispatch/mail"
+	"github.com/mssdispatch/mssdispatch/internal/dispatchtest"
+	"github.com/mssdispatch/mssdispatch/letters"
 	"github.com/mssdispatch/mssdispatch/paper"
+	"github.com/mssdispatch/mssdispatch/queue"
 	"github.com/mssdispatch/mssdispatch/readmodel"
 )
 
 // letterhead is the test hospital's.
 var letterhead = paper.Letterhead{Name: "CH Démo", Lines: []string{"1 rue de l'Hôpital", "33000 Bordeaux"}}
 
-// setupPaper is setup with the paper batches, handed to sink (LocalPrint{}
-// when nil).
-func setupPaper(t *testing.T, sink dispatch.PaperSink) *testBundle {
+// testBundle is the domain running for a test, with the paper channel.
+type testBundle struct {
+	*dispatchtest.Env
+	desk *letters.Desk
+}
+
+// setup starts the domain with the paper batches, handed to sink
+// (LocalPrint{} when nil), and a Desk.
+func setup(t *testing.T, sink letters.Sink) *testBundle {
 	t.Helper()
 	outbox, err := mail.NewOutbox(t.TempDir())
 	require.NoError(t, err)
-	return setupWith(t, outbox, func(w *river.Workers, pool *pgxpool.Pool, _ prometheus.Registerer) {
-		require.NoError(t, dispatch.AddPaperBatches(w, dispatch.PaperConfig{Pool: pool, Letterhead: letterhead, Sink: sink, Logger: quiet}))
+	var cfg letters.Config
+	env := dispatchtest.Start(t, outbox, func(w *river.Workers, pool *pgxpool.Pool, _ prometheus.Registerer) {
+		cfg = letters.Config{Pool: pool, Letterhead: letterhead, Sink: sink, Logger: slog.New(slog.DiscardHandler)}
+		require.NoError(t, letters.AddBatches(w, cfg))
 	})
+	desk, err := letters.NewDesk(cfg, env.Client)
+	require.NoError(t, err)
+	return &testBundle{Env: env, desk: desk}
 }
 
 // batchNow makes the paper batches now, and waits until it is done (until
 // then, asking again would not batch the letters since).
 func (b *testBundle) batchNow(t *testing.T) {
 	t.Helper()
-	require.NoError(t, b.svc.MakePaperBatches(b.ctx))
+	require.NoError(t, b.desk.MakeBatches(b.Ctx))
 	require.Eventually(t, func() bool {
-		return len(b.jobs(t, dispatch.PaperBatchArgs{}.Kind(), waitingStates...)) == 0
+		res, err := b.Client.JobList(b.Ctx, river.NewJobListParams().Kinds(letters.BatchArgs{}.Kind()).States(queue.ActiveStates...))
+		require.NoError(t, err)
+		return len(res.Jobs) == 0
 	}, 30*time.Second, 50*time.Millisecond)
 }
 
 // waitBatches waits until there are want batches.
-func (b *testBundle) waitBatches(t *testing.T, want int) []dispatch.PaperBatch {
+func (b *testBundle) waitBatches(t *testing.T, want int) []letters.Batch {
 	t.Helper()
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		batches, err := b.svc.PaperBatches(b.ctx, 0)
+		batches, err := b.desk.Batches(b.Ctx, 0)
 		require.NoError(t, err)
 		if len(batches) >= want {
 			require.Len(t, batches, want)
@@ -79,14 +96,14 @@ func pdfText(t *testing.T, pdf []byte) string {
 func TestPaperBatches(t *testing.T) {
 	t.Parallel()
 	spool := t.TempDir()
-	b := setupPaper(t, dispatch.LocalPrint{Dir: spool})
+	b := setup(t, letters.LocalPrint{Dir: spool})
 	// Claire gets a paper copy of each report (she did not tick dématérialisation).
 	var reports []int64
 	for i, service := range []string{"CARDIO", "CARDIO", "ONCO"} {
-		r := testReport(t)
+		r := dispatchtest.Report(t)
 		r.Service = service
-		setDocumentID(t, &r, r.Document.ID+string(rune('a'+i)))
-		reports = append(reports, b.receive(t, r).ReportID)
+		dispatchtest.SetDocumentID(t, &r, r.Document.ID+string(rune('a'+i)))
+		reports = append(reports, b.Receive(t, r).ReportID)
 	}
 	for _, id := range reports {
 		b.waitLetters(t, id, 1)
@@ -94,16 +111,16 @@ func TestPaperBatches(t *testing.T) {
 
 	b.batchNow(t)
 	batches := b.waitBatches(t, 2)
-	byService := map[string]dispatch.PaperBatch{}
+	byService := map[string]letters.Batch{}
 	for _, batch := range batches {
 		byService[batch.Service] = batch
-		require.Equal(t, dispatch.BatchReady, batch.Status)
+		require.Equal(t, letters.BatchReady, batch.Status)
 		require.Equal(t, "local", batch.Sink)
 	}
 	cardio := byService["CARDIO"]
 	require.Equal(t, 2, cardio.Letters)
 	require.Equal(t, 1, byService["ONCO"].Letters)
-	pdf, err := b.svc.PaperBatchPDF(b.ctx, "test", cardio.ID)
+	pdf, err := b.desk.BatchPDF(b.Ctx, "test", cardio.ID)
 	require.NoError(t, err)
 	text := pdfText(t, pdf)
 	require.Contains(t, text, "CH Démo")
@@ -112,10 +129,10 @@ func TestPaperBatches(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, files, 2, "each batch is written to the print folder")
 
-	_, letters, err := b.svc.PaperBatch(b.ctx, "test", cardio.ID)
+	_, rows, err := b.desk.Batch(b.Ctx, "test", cardio.ID)
 	require.NoError(t, err)
-	require.Len(t, letters, 2)
-	first, second := letters[0], letters[1]
+	require.Len(t, rows, 2)
+	first, second := rows[0], rows[1]
 	require.Equal(t, 1, first.Position)
 	require.True(t, first.InBatch)
 	require.Greater(t, first.Pages, 1, "the cover page, then the report's")
@@ -126,27 +143,27 @@ func TestPaperBatches(t *testing.T) {
 	b.waitBatches(t, 2)
 
 	// A letter held after printing is not posted with its batch.
-	require.NoError(t, b.svc.Hold(b.ctx, second.DeliveryID, "alice", "adresse à vérifier"))
-	_, letters, err = b.svc.PaperBatch(b.ctx, "test", cardio.ID)
+	require.NoError(t, b.Service.Hold(b.Ctx, second.DeliveryID, "alice", "adresse à vérifier"))
+	_, rows, err = b.desk.Batch(b.Ctx, "test", cardio.ID)
 	require.NoError(t, err)
-	require.False(t, letters[1].InBatch)
-	n, err := b.svc.MarkBatchPosted(b.ctx, cardio.ID, "alice")
+	require.False(t, rows[1].InBatch)
+	n, err := b.desk.MarkBatchPosted(b.Ctx, cardio.ID, "alice")
 	require.NoError(t, err)
 	require.Equal(t, 1, n)
-	_, err = b.svc.MarkBatchPosted(b.ctx, cardio.ID, "alice")
+	_, err = b.desk.MarkBatchPosted(b.Ctx, cardio.ID, "alice")
 	require.ErrorIs(t, err, dispatch.ErrTransition, "a batch is posted once")
-	cardio, letters, err = b.svc.PaperBatch(b.ctx, "test", cardio.ID)
+	cardio, rows, err = b.desk.Batch(b.Ctx, "test", cardio.ID)
 	require.NoError(t, err)
-	require.Equal(t, dispatch.BatchPosted, cardio.Status)
+	require.Equal(t, letters.BatchPosted, cardio.Status)
 	require.Equal(t, "alice", cardio.PostedBy)
-	require.Equal(t, dispatch.StatusPaperSent, letters[0].Status)
-	require.Equal(t, dispatch.StatusReview, letters[1].Status)
+	require.Equal(t, dispatch.StatusPaperSent, rows[0].Status)
+	require.Equal(t, dispatch.StatusReview, rows[1].Status)
 
 	// The posted letter comes back (NPAI), is corrected and approved: it is
 	// printed again, with the held one, in a new batch.
-	require.NoError(t, b.svc.PostalReturn(b.ctx, first.DeliveryID, "alice", "NPAI"))
+	require.NoError(t, b.Service.PostalReturn(b.Ctx, first.DeliveryID, "alice", "NPAI"))
 	for _, id := range []int64{first.DeliveryID, second.DeliveryID} {
-		require.NoError(t, b.svc.Approve(b.ctx, id, "alice"))
+		require.NoError(t, b.Service.Approve(b.Ctx, id, "alice"))
 	}
 	b.batchNow(t)
 	batches = b.waitBatches(t, 3)
@@ -155,7 +172,7 @@ func TestPaperBatches(t *testing.T) {
 	require.Equal(t, 2, again.Letters)
 
 	// The history of a letter tells its batches.
-	v, err := b.views.ReportDetail(b.ctx, "test", first.ReportID)
+	v, err := readmodel.New(b.Pool).ReportDetail(b.Ctx, "test", first.ReportID)
 	require.NoError(t, err)
 	var events []string
 	for _, e := range v.Timeline {
@@ -167,10 +184,10 @@ func TestPaperBatches(t *testing.T) {
 		dispatch.EventApproved, dispatch.EventBatched}, events)
 
 	// One letter alone, to reprint.
-	letter, err := b.svc.LetterPDF(b.ctx, "test", first.DeliveryID)
+	letter, err := b.desk.LetterPDF(b.Ctx, "test", first.DeliveryID)
 	require.NoError(t, err)
 	require.Contains(t, pdfText(t, letter), "DUPONT-DEMO")
-	_, err = b.svc.LetterPDF(b.ctx, "test", 999999)
+	_, err = b.desk.LetterPDF(b.Ctx, "test", 999999)
 	require.ErrorIs(t, err, dispatch.ErrNotFound)
 }
 
@@ -178,18 +195,18 @@ func TestPaperBatches(t *testing.T) {
 // document purged) goes back to review with why; the others are batched.
 func TestPaperBatchSkipsUnprintable(t *testing.T) {
 	t.Parallel()
-	b := setupPaper(t, nil)
+	b := setup(t, nil)
 	var reports []int64
 	for i := range 2 {
-		r := testReport(t)
-		setDocumentID(t, &r, r.Document.ID+string(rune('a'+i)))
-		reports = append(reports, b.receive(t, r).ReportID)
+		r := dispatchtest.Report(t)
+		dispatchtest.SetDocumentID(t, &r, r.Document.ID+string(rune('a'+i)))
+		reports = append(reports, b.Receive(t, r).ReportID)
 	}
 	letters := map[int64]int64{}
 	for _, id := range reports {
 		letters[id] = b.waitLetters(t, id, 1)[0].ID
 	}
-	_, err := b.pool.Exec(b.ctx, `UPDATE documents SET pdf = NULL, cda = '', purged_at = now() WHERE report_id = $1`, reports[0])
+	_, err := b.Pool.Exec(b.Ctx, `UPDATE documents SET pdf = NULL, cda = '', purged_at = now() WHERE report_id = $1`, reports[0])
 	require.NoError(t, err)
 
 	b.batchNow(t)
@@ -211,14 +228,14 @@ func (b *testBundle) waitLetters(t *testing.T, reportID int64, want int) []dispa
 			return d.Channel != "paper" || d.Status != dispatch.StatusPaperPending
 		})
 	}
-	return letters(b.waitReport(t, reportID, fmt.Sprintf("%d letters to print", want),
+	return letters(b.WaitReport(t, reportID, fmt.Sprintf("%d letters to print", want),
 		func(v dispatch.ReportView) bool { return len(letters(v)) == want }))
 }
 
 // lastEvent is the last event of the delivery id in the report's history.
 func (b *testBundle) lastEvent(t *testing.T, reportID, id int64) readmodel.TimelineEvent {
 	t.Helper()
-	v, err := b.views.ReportDetail(b.ctx, "test", reportID)
+	v, err := readmodel.New(b.Pool).ReportDetail(b.Ctx, "test", reportID)
 	require.NoError(t, err)
 	var last readmodel.TimelineEvent
 	for _, e := range v.Timeline {
@@ -233,7 +250,7 @@ func (b *testBundle) lastEvent(t *testing.T, reportID, id int64) readmodel.Timel
 // action on object.
 func (b *testBundle) auditedDeliveries(t *testing.T, actor, action, object string) []int64 {
 	t.Helper()
-	rows, err := b.pool.Query(b.ctx, `SELECT delivery_id FROM audit_log WHERE actor = $1 AND action = $2 AND object = $3
+	rows, err := b.Pool.Query(b.Ctx, `SELECT delivery_id FROM audit_log WHERE actor = $1 AND action = $2 AND object = $3
 		ORDER BY delivery_id`, actor, action, object)
 	require.NoError(t, err)
 	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
@@ -251,9 +268,9 @@ var legrand = dispatch.Recipient{Role: dispatch.RoleResultCopiesTo, Kind: dispat
 // its letters: Claire's paper copy and his.
 func (b *testBundle) receiveLegrand(t *testing.T) (r dispatch.Report, reportID int64, letters []dispatch.DeliveryView) {
 	t.Helper()
-	r = testReport(t)
+	r = dispatchtest.Report(t)
 	r.Recipients = append(r.Recipients, legrand)
-	reportID = b.receive(t, r).ReportID
+	reportID = b.Receive(t, r).ReportID
 	return r, reportID, b.waitLetters(t, reportID, 2)
 }
 
@@ -265,9 +282,9 @@ func (b *testBundle) receiveLegrand(t *testing.T) (r dispatch.Report, reportID i
 // batch printed the same letter twice, for the secretary to post twice.
 func TestPaperBatchDuplicates(t *testing.T) {
 	t.Parallel()
-	b := setupPaper(t, nil)
+	b := setup(t, nil)
 	r, report, _ := b.receiveLegrand(t)
-	_, err := b.svc.Receive(b.ctx, inbound("MSG-AGAIN", "again"), r, respond)
+	_, err := b.Service.Receive(b.Ctx, dispatchtest.Inbound("MSG-AGAIN", "again"), r, dispatchtest.Respond)
 	require.NoError(t, err)
 	letters := b.waitLetters(t, report, 3)
 	claire, first, again := letters[0], letters[1], letters[2]
@@ -279,11 +296,11 @@ func TestPaperBatchDuplicates(t *testing.T) {
 	batch := b.waitBatches(t, 1)[0]
 	require.Equal(t, 2, batch.Letters, "Claire's paper copy, and Paul Legrand's letter once")
 	require.Equal(t, 1, batch.Duplicates)
-	pdf, err := b.svc.PaperBatchPDF(b.ctx, "alice", batch.ID)
+	pdf, err := b.desk.BatchPDF(b.Ctx, "alice", batch.ID)
 	require.NoError(t, err)
 	require.Equal(t, 2, strings.Count(pdfText(t, pdf), "LEGRAND"), "the summary sheet, then one letter's address block")
 
-	got, rows, err := b.svc.PaperBatch(b.ctx, "alice", batch.ID)
+	got, rows, err := b.desk.Batch(b.Ctx, "alice", batch.ID)
 	require.NoError(t, err)
 	require.Equal(t, 1, got.Duplicates)
 	require.Len(t, rows, 3)
@@ -313,19 +330,19 @@ func TestPaperBatchDuplicates(t *testing.T) {
 	require.Equal(t, []int64{claire.ID, first.ID, again.ID}, b.auditedDeliveries(t, "alice", "report_viewed", object))
 	require.Equal(t, []int64{claire.ID, first.ID}, b.auditedDeliveries(t, "alice", "letter_printed", object))
 
-	n, err := b.svc.MarkBatchPosted(b.ctx, batch.ID, "alice")
+	n, err := b.desk.MarkBatchPosted(b.Ctx, batch.ID, "alice")
 	require.NoError(t, err)
 	require.Equal(t, 2, n)
 
 	// Sent once more after the posting: nothing to print again.
-	_, err = b.svc.Receive(b.ctx, inbound("MSG-THIRD", "third"), r, respond)
+	_, err = b.Service.Receive(b.Ctx, dispatchtest.Inbound("MSG-THIRD", "third"), r, dispatchtest.Respond)
 	require.NoError(t, err)
-	third := b.waitReport(t, report, "a third letter to Paul Legrand", func(v dispatch.ReportView) bool {
+	third := b.WaitReport(t, report, "a third letter to Paul Legrand", func(v dispatch.ReportView) bool {
 		return len(v.Deliveries) == 7
 	}).Deliveries[6]
 	require.Equal(t, "Paul LEGRAND", third.Recipient)
 	b.batchNow(t)
-	b.waitReport(t, report, "the third letter cancelled", func(v dispatch.ReportView) bool {
+	b.WaitReport(t, report, "the third letter cancelled", func(v dispatch.ReportView) bool {
 		return v.Deliveries[6].Status == dispatch.StatusCancelled
 	})
 	require.Equal(t, fmt.Sprintf("doublon de l'envoi n° %d (même destinataire, même document), déjà imprimé dans le lot n° %d : pas imprimé une seconde fois",
@@ -339,11 +356,11 @@ func TestPaperBatchDuplicates(t *testing.T) {
 // both were invited.
 func TestPaperLetterKinds(t *testing.T) {
 	t.Parallel()
-	b := setupPaper(t, nil)
+	b := setup(t, nil)
 	_, _, letters := b.receiveLegrand(t)
 	const invitation = "il vous suffit de disposer d'une boîte aux lettres MSSanté publiée dans l'Annuaire Santé"
 	text := func(id int64) string {
-		pdf, err := b.svc.LetterPDF(b.ctx, "test", id)
+		pdf, err := b.desk.LetterPDF(b.Ctx, "test", id)
 		require.NoError(t, err)
 		return strings.Join(strings.Fields(pdfText(t, pdf)), " ")
 	}
@@ -359,28 +376,28 @@ func TestPaperLetterKinds(t *testing.T) {
 // to post, as if still in the batch.
 func TestPaperBatchReplacedAfterPrinting(t *testing.T) {
 	t.Parallel()
-	b := setupPaper(t, nil)
-	original := testReport(t)
-	first := b.receive(t, original).ReportID
+	b := setup(t, nil)
+	original := dispatchtest.Report(t)
+	first := b.Receive(t, original).ReportID
 	b.waitLetters(t, first, 1)
 	b.batchNow(t)
 	batch := b.waitBatches(t, 1)[0]
 
-	v2 := testReport(t)
+	v2 := dispatchtest.Report(t)
 	v2.Action = dispatch.ActionReplace
 	v2.Document.ParentID = original.Document.ID
-	setDocumentID(t, &v2, original.Document.ID+"-v2")
+	dispatchtest.SetDocumentID(t, &v2, original.Document.ID+"-v2")
 	v2.Recipients = v2.Recipients[:1]
-	second := b.receive(t, v2).ReportID
+	second := b.Receive(t, v2).ReportID
 	b.waitLetters(t, second, 1)
 
-	_, letters, err := b.svc.PaperBatch(b.ctx, "test", batch.ID)
+	_, rows, err := b.desk.Batch(b.Ctx, "test", batch.ID)
 	require.NoError(t, err)
-	require.Len(t, letters, 1)
-	require.Equal(t, dispatch.StatusSuperseded, letters[0].Status)
-	require.False(t, letters[0].InBatch)
-	require.True(t, letters[0].Withdrawn(), "the old version must not be posted")
-	n, err := b.svc.MarkBatchPosted(b.ctx, batch.ID, "alice")
+	require.Len(t, rows, 1)
+	require.Equal(t, dispatch.StatusSuperseded, rows[0].Status)
+	require.False(t, rows[0].InBatch)
+	require.True(t, rows[0].Withdrawn(), "the old version must not be posted")
+	n, err := b.desk.MarkBatchPosted(b.Ctx, batch.ID, "alice")
 	require.NoError(t, err)
 	require.Zero(t, n)
 
