@@ -36,8 +36,8 @@ type ServiceConfig struct {
 	// (DryRun). Required.
 	Resolver Resolver
 	// BusinessAcks enqueues the business acknowledgements (ZAM) the DPI asks
-	// for when DSNs and MDNs come back: BusinessAckConfig.Enabled() of the
-	// worker registered with AddBusinessAcks.
+	// for when DSNs and MDNs come back: whether the worker registered with
+	// AddBusinessAcks has a Notifier (Install derives it).
 	BusinessAcks bool
 	// Sender is the applicative mailbox; its domain names the Message-ID of
 	// the emails users add to a report. Defaults to "mssdispatch.invalid".

@@ -44,9 +44,6 @@ import (
 // shutdownTimeout bounds the graceful shutdown.
 const shutdownTimeout = 10 * time.Second
 
-// watchdogCron is when the acknowledgement watchdog looks for overdue deadlines.
-const watchdogCron = "*/15 * * * *"
-
 // sessionPurgeCron is when expired dashboard sessions are deleted.
 const sessionPurgeCron = "7 * * * *"
 
@@ -139,19 +136,20 @@ type serveConfig struct {
 }
 
 func loadServeConfig(e env) (serveConfig, error) {
-	var problems []error
+	r := &settings{e: e}
 	c := serveConfig{
-		DatabaseURL: e.get("DATABASE_URL"),
-		MLLPAddr:    e.get("MLLP_ADDR"),
-		HTTPAddr:    e.get("HTTP_ADDR"),
-		APIToken:    e.get("API_TOKEN"),
-		Sender:      e.get("SENDER"),
+		DatabaseURL: r.required("DATABASE_URL"),
+		MLLPAddr:    r.hostPort("MLLP_ADDR"),
+		HTTPAddr:    r.hostPort("HTTP_ADDR"),
+		APIToken:    r.required("API_TOKEN"),
+		Sender:      r.required("SENDER"),
 		Transport:   e.get("TRANSPORT"),
 		OutboxDir:   e.get("OUTBOX_DIR"),
 		SMTP: dmail.SMTPConfig{
 			Addr: e.get("SMTP_ADDR"), TLS: e.get("SMTP_TLS"), CAFile: e.get("SMTP_CA_FILE"),
 			CertFile: e.get("SMTP_CERT_FILE"), KeyFile: e.get("SMTP_KEY_FILE"), CertPassword: e.get("SMTP_CERT_PASSWORD"),
 			Username: e.get("SMTP_USERNAME"), Password: e.get("SMTP_PASSWORD"),
+			MaxConns: r.intIn("SMTP_MAX_CONNS", 1, 100, ""),
 		},
 		IMAP: dmail.InboxConfig{Addr: e.get("IMAP_ADDR"), TLS: e.get("IMAP_TLS"), CAFile: e.get("IMAP_CA_FILE"),
 			Username: e.get("IMAP_USERNAME"), Password: e.get("IMAP_PASSWORD")},
@@ -160,163 +158,190 @@ func loadServeConfig(e env) (serveConfig, error) {
 		HL7Charset:         e.get("HL7_CHARSET"),
 		FINESS:             e.get("FINESS"),
 		Organisation:       e.get("ORGANISATION"),
-		FallbackRecipients: e.get("FALLBACK_RECIPIENTS") == "true",
+		FallbackRecipients: r.boolean("FALLBACK_RECIPIENTS"),
 		NIL:                e.get("NIL"),
 		SourceOID:          e.get("SOURCE_OID"),
-		PatientNoReply:     e.get("PATIENT_NO_REPLY") == "true",
+		PatientNoReply:     r.boolean("PATIENT_NO_REPLY"),
 		DirectorySource:    e.get("DIRECTORY_SOURCE"),
 		WhitelistSource:    e.get("WHITELIST_SOURCE"),
-		DirectorySyncCron:  e.get("DIRECTORY_SYNC_CRON"),
-		RetentionCron:      e.get("RETENTION_CRON"),
+		DirectorySyncCron:  r.cron("DIRECTORY_SYNC_CRON"),
+		RetentionCron:      r.cron("RETENTION_CRON"),
+		RetentionDays:      r.days("RETENTION_DAYS", dispatch.MinRetentionDays),
+		AuditRetentionDays: r.days("AUDIT_RETENTION_DAYS", audit.MinRetentionDays),
+		Workers:            r.intIn("WORKERS", 1, 1000, ""),
+		MLLPMaxConns:       r.intIn("MLLP_MAX_CONNS", 1, 10000, ""),
+		MLLPMaxBuffered:    r.intIn("MLLP_MAX_BUFFER_MIB", mllp.DefaultMaxMessageSize>>20, 4096, "the largest message") << 20,
+		SendGiveUpAfter:    r.duration("SEND_GIVE_UP_AFTER"),
+		SendRetryBackoff:   r.duration("SEND_RETRY_BACKOFF"),
+		JobTimeout:         r.duration("JOB_TIMEOUT"),
+		JobRescueAfter:     r.duration("JOB_RESCUE_AFTER"),
+		PaperDir:           e.get("PAPER_DIR"),
+		PaperBatchCron:     r.cron("PAPER_BATCH_CRON"),
+		CookieSecure:       r.cookieSecure("COOKIE_SECURE"),
+		HospitalAddresses:  splitList(e.get("HOSPITAL_ADDRESSES"), ","),
 	}
-	c.Letterhead.Name = c.Organisation
-	c.Letterhead.Lines = splitList(e.get("LETTERHEAD"), "|")
-	if logo := e.get("LETTERHEAD_LOGO"); logo != "" {
-		b, err := os.ReadFile(logo)
-		if err != nil {
-			problems = append(problems, fmt.Errorf("MSSDISPATCH_LETTERHEAD_LOGO: %w", err))
-		}
-		c.Letterhead.Logo = b
-	}
-	c.PaperDir, c.PaperBatchCron = e.get("PAPER_DIR"), e.get("PAPER_BATCH_CRON")
-	if _, err := cron.ParseStandard(c.PaperBatchCron); err != nil {
-		problems = append(problems, fmt.Errorf("MSSDISPATCH_PAPER_BATCH_CRON %q: %v", c.PaperBatchCron, err))
-	}
+	c.Letterhead = r.letterhead(c.Organisation)
 	if c.PaperDir != "" {
 		if st, err := os.Stat(c.PaperDir); err != nil || !st.IsDir() {
-			problems = append(problems, fmt.Errorf("MSSDISPATCH_PAPER_DIR %q: not a directory", c.PaperDir))
+			r.problem("MSSDISPATCH_PAPER_DIR %q: not a directory", c.PaperDir)
 		}
 	}
 	proxies, err := parseTrustedProxies(e.get("TRUSTED_PROXIES"))
 	if err != nil {
-		problems = append(problems, err)
+		r.problems = append(r.problems, err)
 	}
 	c.TrustedProxies = proxies
-	c.HospitalAddresses = splitList(e.get("HOSPITAL_ADDRESSES"), ",")
 	if len(c.HospitalAddresses) == 0 && c.Sender != "" {
 		c.HospitalAddresses = []string{c.Sender}
 	}
-	switch v := e.get("COOKIE_SECURE"); v {
-	case "auto":
-		c.CookieSecure = auth.SecureAuto
-	case "always":
-		c.CookieSecure = auth.SecureAlways
-	case "never":
-		c.CookieSecure = auth.SecureNever
-	default:
-		problems = append(problems, fmt.Errorf("MSSDISPATCH_COOKIE_SECURE %q: want auto, always or never", v))
-	}
-	if _, err := cron.ParseStandard(c.DirectorySyncCron); err != nil {
-		problems = append(problems, fmt.Errorf("MSSDISPATCH_DIRECTORY_SYNC_CRON %q: %v", c.DirectorySyncCron, err))
-	}
-	if _, err := cron.ParseStandard(c.RetentionCron); err != nil {
-		problems = append(problems, fmt.Errorf("MSSDISPATCH_RETENTION_CRON %q: %v", c.RetentionCron, err))
-	}
-	if days, err := strconv.Atoi(e.get("RETENTION_DAYS")); err != nil || days < dispatch.MinRetentionDays {
-		problems = append(problems, fmt.Errorf("MSSDISPATCH_RETENTION_DAYS %q: want a whole number of days, at least %d",
-			e.get("RETENTION_DAYS"), dispatch.MinRetentionDays))
-	} else {
-		c.RetentionDays = days
-	}
-	if days, err := strconv.Atoi(e.get("AUDIT_RETENTION_DAYS")); err != nil || days < audit.MinRetentionDays {
-		problems = append(problems, fmt.Errorf("MSSDISPATCH_AUDIT_RETENTION_DAYS %q: want a whole number of days, at least %d",
-			e.get("AUDIT_RETENTION_DAYS"), audit.MinRetentionDays))
-	} else {
-		c.AuditRetentionDays = days
-	}
-	if n, err := strconv.Atoi(e.get("WORKERS")); err != nil || n < 1 || n > 1000 {
-		problems = append(problems, fmt.Errorf("MSSDISPATCH_WORKERS %q: want 1 to 1000", e.get("WORKERS")))
-	} else {
-		c.Workers = n
-	}
-	if n, err := strconv.Atoi(e.get("MLLP_MAX_CONNS")); err != nil || n < 1 || n > 10000 {
-		problems = append(problems, fmt.Errorf("MSSDISPATCH_MLLP_MAX_CONNS %q: want 1 to 10000", e.get("MLLP_MAX_CONNS")))
-	} else {
-		c.MLLPMaxConns = n
-	}
-	if n, err := strconv.Atoi(e.get("MLLP_MAX_BUFFER_MIB")); err != nil || n < mllp.DefaultMaxMessageSize>>20 || n > 4096 {
-		problems = append(problems, fmt.Errorf("MSSDISPATCH_MLLP_MAX_BUFFER_MIB %q: want %d (the largest message) to 4096",
-			e.get("MLLP_MAX_BUFFER_MIB"), mllp.DefaultMaxMessageSize>>20))
-	} else {
-		c.MLLPMaxBuffered = n << 20
-	}
-	if n, err := strconv.Atoi(e.get("SMTP_MAX_CONNS")); err != nil || n < 1 || n > 100 {
-		problems = append(problems, fmt.Errorf("MSSDISPATCH_SMTP_MAX_CONNS %q: want 1 to 100", e.get("SMTP_MAX_CONNS")))
-	} else {
-		c.SMTP.MaxConns = n
-	}
-	for name, d := range map[string]*time.Duration{"SEND_GIVE_UP_AFTER": &c.SendGiveUpAfter,
-		"SEND_RETRY_BACKOFF": &c.SendRetryBackoff, "JOB_TIMEOUT": &c.JobTimeout, "JOB_RESCUE_AFTER": &c.JobRescueAfter} {
-		v, err := time.ParseDuration(e.get(name))
-		if err != nil || v <= 0 {
-			problems = append(problems, fmt.Errorf("MSSDISPATCH_%s %q: want a positive duration such as 90s, 15m or 48h", name, e.get(name)))
-			continue
-		}
-		*d = v
-	}
 	if c.JobRescueAfter > 0 && c.JobRescueAfter < c.JobTimeout {
-		problems = append(problems, fmt.Errorf("MSSDISPATCH_JOB_RESCUE_AFTER %s is shorter than MSSDISPATCH_JOB_TIMEOUT %s",
-			c.JobRescueAfter, c.JobTimeout))
+		r.problem("MSSDISPATCH_JOB_RESCUE_AFTER %s is shorter than MSSDISPATCH_JOB_TIMEOUT %s", c.JobRescueAfter, c.JobTimeout)
 	}
-	for _, name := range []string{"FALLBACK_RECIPIENTS", "PATIENT_NO_REPLY"} {
-		if v := e.get(name); v != "true" && v != "false" {
-			problems = append(problems, fmt.Errorf("MSSDISPATCH_%s %q: want true or false", name, v))
-		}
-	}
-	for _, r := range c.NIL {
-		if r < ' ' || r > '~' {
-			problems = append(problems, fmt.Errorf("MSSDISPATCH_NIL %q: want printable ASCII", c.NIL))
-			break
-		}
+	if strings.ContainsFunc(c.NIL, func(r rune) bool { return r < ' ' || r > '~' }) {
+		r.problem("MSSDISPATCH_NIL %q: want printable ASCII", c.NIL)
 	}
 	if c.SourceOID != "" && !dispatch.IsOID(c.SourceOID) {
-		problems = append(problems, fmt.Errorf("MSSDISPATCH_SOURCE_OID %q: want an OID such as 1.2.250.1.71.4.2.2", c.SourceOID))
+		r.problem("MSSDISPATCH_SOURCE_OID %q: want an OID such as 1.2.250.1.71.4.2.2", c.SourceOID)
 	}
-	need := func(name, value string) {
-		if value == "" {
-			problems = append(problems, fmt.Errorf("MSSDISPATCH_%s is required", name))
-		}
-	}
-	need("DATABASE_URL", c.DatabaseURL)
-	need("API_TOKEN", c.APIToken)
 	if n := utf8.RuneCountInString(c.APIToken); n > 0 && n < minAPITokenLen {
-		problems = append(problems, fmt.Errorf("MSSDISPATCH_API_TOKEN is %d characters long: want at least %d (generate one with `openssl rand -hex 32`)",
-			n, minAPITokenLen))
+		r.problem("MSSDISPATCH_API_TOKEN is %d characters long: want at least %d (generate one with `openssl rand -hex 32`)",
+			n, minAPITokenLen)
 	}
-	need("SENDER", c.Sender)
 	if c.Sender != "" {
 		if a, err := mail.ParseAddress(c.Sender); err != nil || a.Address != c.Sender {
-			problems = append(problems, fmt.Errorf("MSSDISPATCH_SENDER %q is not a bare email address", c.Sender))
+			r.problem("MSSDISPATCH_SENDER %q is not a bare email address", c.Sender)
 		}
 	}
-	addrs := map[string]string{"MLLP_ADDR": c.MLLPAddr, "HTTP_ADDR": c.HTTPAddr}
 	if c.DPIAck.Addr != "" {
-		addrs["DPI_ACK_ADDR"] = c.DPIAck.Addr
-	}
-	for name, addr := range addrs {
-		if _, _, err := net.SplitHostPort(addr); err != nil {
-			problems = append(problems, fmt.Errorf("MSSDISPATCH_%s %q: want host:port", name, addr))
-		}
+		r.hostPort("DPI_ACK_ADDR")
 	}
 	if c.IMAP.Addr != "" {
-		need("IMAP_USERNAME", c.IMAP.Username)
+		r.required("IMAP_USERNAME")
 	}
 	switch c.Transport {
 	case "outbox":
-		need("OUTBOX_DIR", c.OutboxDir)
+		r.required("OUTBOX_DIR")
 	case "smtp":
-		need("SMTP_ADDR", c.SMTP.Addr)
-		need("SOURCE_OID", c.SourceOID)
+		r.required("SMTP_ADDR")
+		r.required("SOURCE_OID")
 	default:
-		problems = append(problems, fmt.Errorf("MSSDISPATCH_TRANSPORT %q: want smtp or outbox", c.Transport))
+		r.problem("MSSDISPATCH_TRANSPORT %q: want smtp or outbox", c.Transport)
 	}
 	if !hl7.KnownCharset(c.HL7Charset) {
-		problems = append(problems, fmt.Errorf("MSSDISPATCH_HL7_CHARSET %q: want UNICODE UTF-8, 8859/1 or 8859/15", c.HL7Charset))
+		r.problem("MSSDISPATCH_HL7_CHARSET %q: want UNICODE UTF-8, 8859/1 or 8859/15", c.HL7Charset)
 	}
-	if len(problems) > 0 {
-		return c, &configError{msg: "configuration: " + errors.Join(problems...).Error()}
+	if len(r.problems) > 0 {
+		return c, &configError{msg: "configuration: " + errors.Join(r.problems...).Error()}
 	}
 	return c, nil
+}
+
+// settings reads the environment's settings for serve, each checked as it
+// is read, and keeps every problem found so that one run lists them all.
+type settings struct {
+	e        env
+	problems []error
+}
+
+func (r *settings) problem(format string, args ...any) {
+	r.problems = append(r.problems, fmt.Errorf(format, args...))
+}
+
+// required returns MSSDISPATCH_<name>, a problem when it is empty.
+func (r *settings) required(name string) string {
+	v := r.e.get(name)
+	if v == "" {
+		r.problem("MSSDISPATCH_%s is required", name)
+	}
+	return v
+}
+
+// hostPort returns MSSDISPATCH_<name>, a problem unless it is host:port.
+func (r *settings) hostPort(name string) string {
+	v := r.e.get(name)
+	if _, _, err := net.SplitHostPort(v); err != nil {
+		r.problem("MSSDISPATCH_%s %q: want host:port", name, v)
+	}
+	return v
+}
+
+// cron returns MSSDISPATCH_<name>, a problem unless it is a five-field cron spec.
+func (r *settings) cron(name string) string {
+	v := r.e.get(name)
+	if _, err := cron.ParseStandard(v); err != nil {
+		r.problem("MSSDISPATCH_%s %q: %v", name, v, err)
+	}
+	return v
+}
+
+// intIn returns MSSDISPATCH_<name> as a whole number from lo to hi; the
+// problem says why lo, when it is not obvious (loWhy).
+func (r *settings) intIn(name string, lo, hi int, loWhy string) int {
+	v := r.e.get(name)
+	n, err := strconv.Atoi(v)
+	if err != nil || n < lo || n > hi {
+		if loWhy != "" {
+			loWhy = " (" + loWhy + ")"
+		}
+		r.problem("MSSDISPATCH_%s %q: want %d%s to %d", name, v, lo, loWhy, hi)
+		return 0
+	}
+	return n
+}
+
+// days returns MSSDISPATCH_<name> as a number of days, at least least.
+func (r *settings) days(name string, least int) int {
+	v := r.e.get(name)
+	n, err := strconv.Atoi(v)
+	if err != nil || n < least {
+		r.problem("MSSDISPATCH_%s %q: want a whole number of days, at least %d", name, v, least)
+		return 0
+	}
+	return n
+}
+
+// duration returns MSSDISPATCH_<name> as a positive duration.
+func (r *settings) duration(name string) time.Duration {
+	v := r.e.get(name)
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		r.problem("MSSDISPATCH_%s %q: want a positive duration such as 90s, 15m or 48h", name, v)
+		return 0
+	}
+	return d
+}
+
+// boolean returns MSSDISPATCH_<name>: true or false.
+func (r *settings) boolean(name string) bool {
+	v := r.e.get(name)
+	if v != "true" && v != "false" {
+		r.problem("MSSDISPATCH_%s %q: want true or false", name, v)
+	}
+	return v == "true"
+}
+
+// cookieSecure returns MSSDISPATCH_<name>: auto, always or never.
+func (r *settings) cookieSecure(name string) auth.SecureMode {
+	v := r.e.get(name)
+	mode, ok := map[string]auth.SecureMode{"auto": auth.SecureAuto, "always": auth.SecureAlways, "never": auth.SecureNever}[v]
+	if !ok {
+		r.problem("MSSDISPATCH_%s %q: want auto, always or never", name, v)
+	}
+	return mode
+}
+
+// letterhead is the paper letters' letterhead of the hospital called name:
+// MSSDISPATCH_LETTERHEAD's lines and MSSDISPATCH_LETTERHEAD_LOGO's image.
+func (r *settings) letterhead(name string) paper.Letterhead {
+	lh := paper.Letterhead{Name: name, Lines: splitList(r.e.get("LETTERHEAD"), "|")}
+	if logo := r.e.get("LETTERHEAD_LOGO"); logo != "" {
+		b, err := os.ReadFile(logo)
+		if err != nil {
+			r.problem("MSSDISPATCH_LETTERHEAD_LOGO: %w", err)
+		}
+		lh.Logo = b
+	}
+	return lh
 }
 
 // parseTrustedProxies reads MSSDISPATCH_TRUSTED_PROXIES: IP addresses or
@@ -380,51 +405,11 @@ func serve(ctx context.Context, cfg serveConfig, logger *slog.Logger, ready func
 		return err
 	}
 	defer pool.Close()
-
-	var transport dmail.Transport
-	if cfg.Transport == "outbox" {
-		transport, err = dmail.NewOutbox(cfg.OutboxDir)
-	} else {
-		var smtpTransport *dmail.SMTP
-		smtpTransport, err = dmail.NewSMTP(cfg.SMTP)
-		if err == nil {
-			defer smtpTransport.Close() // quits the pooled connections, after River stopped
-			transport = smtpTransport
-		}
-	}
+	transport, closeTransport, err := openTransport(cfg)
 	if err != nil {
 		return &configError{msg: err.Error()}
 	}
-
-	registry := prometheus.NewRegistry()
-	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		queue.NewDepthCollector(pool), readmodel.NewWorklistCollector(pool))
-
-	directory := correspondents.NewStore(pool)
-	resolver := correspondents.NewResolver(directory)
-	workers := river.NewWorkers()
-	err = dispatch.AddWorkers(workers, dispatch.WorkerConfig{
-		Pool:               pool,
-		Resolver:           resolver,
-		Transport:          transport,
-		Sender:             cfg.Sender,
-		FallbackRecipients: cfg.FallbackRecipients,
-		NIL:                cfg.NIL,
-		SourceID:           cfg.SourceOID,
-		PatientNoReply:     cfg.PatientNoReply,
-		GiveUpAfter:        cfg.SendGiveUpAfter,
-		RetryBackoff:       cfg.SendRetryBackoff,
-		Registerer:         registry,
-		Logger:             logger,
-	})
-	if err != nil {
-		return err
-	}
-	err = correspondents.AddDirectorySync(workers, correspondents.DirectorySyncConfig{Store: directory,
-		DirectorySource: cfg.DirectorySource, WhitelistSource: cfg.WhitelistSource, Registerer: registry, Logger: logger})
-	if err != nil {
-		return err
-	}
+	defer closeTransport()            // quits the pooled SMTP connections, after River stopped
 	var notifier dispatch.DPINotifier // nil: business acknowledgements off
 	if cfg.DPIAck.Addr != "" {
 		n, err := hl7intake.NewNotifier(cfg.DPIAck)
@@ -434,86 +419,131 @@ func serve(ctx context.Context, cfg serveConfig, logger *slog.Logger, ready func
 		defer n.Close() // after the workers stopped
 		notifier = n
 	}
-	err = dispatch.AddBusinessAcks(workers, dispatch.BusinessAckConfig{Pool: pool, Notifier: notifier,
-		Registerer: registry, Logger: logger})
+	registry := prometheus.NewRegistry()
+	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		queue.NewDepthCollector(pool), readmodel.NewWorklistCollector(pool))
+	// River's UI lives as long as the HTTP server.
+	jobsUICtx, stopJobsUI := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopJobsUI()
+	app, err := build(jobsUICtx, cfg, pool, transport, notifier, registry, logger)
 	if err != nil {
 		return err
 	}
-	err = dispatch.AddRetention(workers, dispatch.RetentionConfig{Pool: pool, Days: cfg.RetentionDays,
-		AuditDays: cfg.AuditRetentionDays, Registerer: registry, Logger: logger})
+	return app.run(ctx, cfg, logger, ready)
+}
+
+// app is what serve runs: the job queue with every worker registered, the
+// HL7 intake, the HTTP handler and, when configured, the mailbox reader.
+type app struct {
+	jobs    *queue.Client
+	intake  *hl7intake.Handler
+	handler http.Handler
+	acks    *ingest.Ingester // nil without IMAP
+}
+
+// build wires the service: each package registers its workers (the domain
+// in one call, dispatch.Install), the queue is built with them and their
+// periodic jobs, then the services that enqueue jobs and the edges.
+func build(ctx context.Context, cfg serveConfig, pool *pgxpool.Pool, transport dmail.Transport, notifier dispatch.DPINotifier,
+	registry *prometheus.Registry, logger *slog.Logger) (*app, error) {
+	directory := correspondents.NewStore(pool)
+	resolver := correspondents.NewResolver(directory)
+	workers := river.NewWorkers()
+	domain, err := dispatch.Install(workers, dispatch.Config{
+		Workers: dispatch.WorkerConfig{Pool: pool, Resolver: resolver, Transport: transport, Sender: cfg.Sender,
+			FallbackRecipients: cfg.FallbackRecipients, NIL: cfg.NIL, SourceID: cfg.SourceOID, PatientNoReply: cfg.PatientNoReply,
+			GiveUpAfter: cfg.SendGiveUpAfter, RetryBackoff: cfg.SendRetryBackoff, Registerer: registry, Logger: logger},
+		Notifier:      notifier,
+		Custodian:     dispatch.Organisation{FINESS: cfg.FINESS, Name: cfg.Organisation},
+		Retention:     dispatch.RetentionConfig{Days: cfg.RetentionDays, AuditDays: cfg.AuditRetentionDays},
+		RetentionCron: cmp.Or(cfg.RetentionCron, defaultRetentionCron),
+	})
 	if err != nil {
-		return err
+		return nil, &configError{msg: err.Error()}
 	}
-	accounts := auth.NewStore(pool)
-	sessions, err := auth.NewSessions(auth.SessionConfig{Store: accounts, Secure: cfg.CookieSecure, Logger: logger})
+	periodic := domain.Periodic()
+	err = correspondents.AddDirectorySync(workers, correspondents.DirectorySyncConfig{Store: directory,
+		DirectorySource: cfg.DirectorySource, WhitelistSource: cfg.WhitelistSource, Registerer: registry, Logger: logger})
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if err := auth.AddPurge(workers, sessions); err != nil {
-		return err
-	}
-	paperCfg := letters.Config{Pool: pool, Letterhead: cfg.Letterhead, Sink: letters.LocalPrint{Dir: cfg.PaperDir},
-		Logger: logger}
-	if err := letters.AddBatches(workers, paperCfg); err != nil {
-		return err
-	}
-	var periodic []queue.Periodic
 	if cfg.DirectorySource != "" || cfg.WhitelistSource != "" {
 		periodic = append(periodic, queue.Periodic{Spec: cfg.DirectorySyncCron,
 			Args: func() river.JobArgs { return correspondents.DirectorySyncArgs{} }})
 	}
-	retentionCron := cfg.RetentionCron
-	if retentionCron == "" {
-		retentionCron = defaultRetentionCron
+	accounts := auth.NewStore(pool)
+	sessions, err := auth.NewSessions(auth.SessionConfig{Store: accounts, Secure: cfg.CookieSecure, Logger: logger})
+	if err != nil {
+		return nil, err
 	}
-	periodic = append(periodic, queue.Periodic{Spec: retentionCron,
-		Args: func() river.JobArgs { return dispatch.RetentionArgs{} }},
-		queue.Periodic{Spec: watchdogCron, Args: func() river.JobArgs { return dispatch.WatchdogArgs{} }},
-		queue.Periodic{Spec: sessionPurgeCron, Args: func() river.JobArgs { return auth.PurgeArgs{} }},
-		queue.Periodic{Spec: cmp.Or(cfg.PaperBatchCron, defaultPaperBatchCron), Args: func() river.JobArgs { return letters.BatchArgs{} }})
+	if err := auth.AddPurge(workers, sessions); err != nil {
+		return nil, err
+	}
+	periodic = append(periodic, queue.Periodic{Spec: sessionPurgeCron, Args: func() river.JobArgs { return auth.PurgeArgs{} }})
+	paperCfg := letters.Config{Pool: pool, Letterhead: cfg.Letterhead, Sink: letters.LocalPrint{Dir: cfg.PaperDir},
+		Logger: logger}
+	if err := letters.AddBatches(workers, paperCfg); err != nil {
+		return nil, err
+	}
+	periodic = append(periodic, queue.Periodic{Spec: cmp.Or(cfg.PaperBatchCron, defaultPaperBatchCron),
+		Args: func() river.JobArgs { return letters.BatchArgs{} }})
+
 	jobs, err := queue.New(pool, queue.Config{Workers: workers, Concurrency: cfg.Workers, Periodic: periodic,
 		JobTimeout: cfg.JobTimeout, RescueStuckJobsAfter: cfg.JobRescueAfter, Logger: logger})
 	if err != nil {
-		return err
+		return nil, err
 	}
-	service, err := dispatch.NewService(dispatch.ServiceConfig{Pool: pool, Jobs: jobs, Logger: logger, Resolver: resolver,
-		BusinessAcks: notifier != nil, Sender: cfg.Sender,
-		Custodian: dispatch.Organisation{FINESS: cfg.FINESS, Name: cfg.Organisation}})
+	service, err := domain.Service(jobs)
 	if err != nil {
-		return &configError{msg: err.Error()}
+		return nil, &configError{msg: err.Error()}
 	}
 	desk, err := letters.NewDesk(paperCfg, jobs)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	var acks *ingest.Ingester
+	a := &app{jobs: jobs}
 	if cfg.IMAP.Addr != "" {
-		acks, err = ingest.New(ingest.Config{Pool: pool, Acknowledger: service, Inbox: cfg.IMAP,
+		a.acks, err = ingest.New(ingest.Config{Pool: pool, Acknowledger: service, Inbox: cfg.IMAP,
 			Registerer: registry, Logger: logger})
 		if err != nil {
-			return &configError{msg: err.Error()}
+			return nil, &configError{msg: err.Error()}
 		}
 	}
-	intake, err := hl7intake.New(hl7intake.Config{Receiver: service, DefaultCharset: cfg.HL7Charset, Registerer: registry, Logger: logger})
+	a.intake, err = hl7intake.New(hl7intake.Config{Receiver: service, DefaultCharset: cfg.HL7Charset, Registerer: registry, Logger: logger})
 	if err != nil {
-		return err
+		return nil, err
 	}
-	// River's UI lives as long as the HTTP server.
-	jobsUICtx, stopJobsUI := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopJobsUI()
-	jobsUI, err := web.NewJobsUI(jobsUICtx, jobs, redact.Logger(logger))
+	jobsUI, err := web.NewJobsUI(ctx, jobs, redact.Logger(logger))
 	if err != nil {
-		return err
+		return nil, err
 	}
-	handler, err := web.NewHandler(web.Config{APIToken: cfg.APIToken, Reports: service, Intake: service, HL7: intake,
+	a.handler, err = web.NewHandler(web.Config{APIToken: cfg.APIToken, Reports: service, Intake: service, HL7: a.intake,
 		Directory: directory, Resolver: resolver, Rules: service, DB: pool, Gatherer: registry, Logger: logger,
 		Dashboard: service, Accounts: accounts, Sessions: sessions, Letters: desk, Views: readmodel.New(pool),
 		Quarantine: service, Audit: audit.NewLog(pool), Hospital: cfg.Organisation, HospitalAddresses: cfg.HospitalAddresses,
 		JobsUI: jobsUI, TrustedProxies: cfg.TrustedProxies})
 	if err != nil {
-		return err
+		return nil, err
 	}
+	return a, nil
+}
 
+// openTransport returns the email transport cfg names, and what closes it.
+func openTransport(cfg serveConfig) (dmail.Transport, func(), error) {
+	if cfg.Transport == "outbox" {
+		outbox, err := dmail.NewOutbox(cfg.OutboxDir)
+		return outbox, func() {}, err
+	}
+	smtp, err := dmail.NewSMTP(cfg.SMTP)
+	if err != nil {
+		return nil, nil, err
+	}
+	return smtp, func() { _ = smtp.Close() }, nil
+}
+
+// run listens, starts the queue and the mailbox reader, calls ready, serves
+// until ctx ends or a listener fails, then shuts everything down in order.
+func (a *app) run(ctx context.Context, cfg serveConfig, logger *slog.Logger, ready func(mllpAddr, httpAddr net.Addr)) error {
 	mllpLn, err := net.Listen("tcp", cfg.MLLPAddr)
 	if err != nil {
 		return fmt.Errorf("MLLP listener: %w", err)
@@ -523,11 +553,11 @@ func serve(ctx context.Context, cfg serveConfig, logger *slog.Logger, ready func
 		mllpLn.Close()
 		return fmt.Errorf("HTTP listener: %w", err)
 	}
-	mllpSrv := &mllp.Server{Handler: intake, Logger: logger, MaxConns: cfg.MLLPMaxConns, MaxBufferedBytes: cfg.MLLPMaxBuffered}
-	httpSrv := newHTTPServer(handler, logger)
+	mllpSrv := &mllp.Server{Handler: a.intake, Logger: logger, MaxConns: cfg.MLLPMaxConns, MaxBufferedBytes: cfg.MLLPMaxBuffered}
+	httpSrv := newHTTPServer(a.handler, logger)
 
 	// River's work outlives ctx: it stops in the shutdown below.
-	if err := jobs.Start(context.WithoutCancel(ctx)); err != nil {
+	if err := a.jobs.Start(context.WithoutCancel(ctx)); err != nil {
 		mllpLn.Close()
 		httpLn.Close()
 		return fmt.Errorf("start job queue: %w", err)
@@ -539,8 +569,8 @@ func serve(ctx context.Context, cfg serveConfig, logger *slog.Logger, ready func
 	ackDone := make(chan struct{})
 	go func() {
 		defer close(ackDone)
-		if acks != nil {
-			_ = acks.Run(ackCtx) // it logs and retries its errors itself
+		if a.acks != nil {
+			_ = a.acks.Run(ackCtx) // it logs and retries its errors itself
 		}
 	}()
 	logger.Info("mssdispatch serving", "mllp", mllpLn.Addr().String(), "http", httpLn.Addr().String(), "transport", cfg.Transport)
@@ -556,7 +586,7 @@ func serve(ctx context.Context, cfg serveConfig, logger *slog.Logger, ready func
 	logger.Info("mssdispatch shutting down")
 	stopAcks()
 	<-ackDone
-	return errors.Join(serveErr, shutdown(mllpSrv, httpSrv, jobs))
+	return errors.Join(serveErr, shutdown(mllpSrv, httpSrv, a.jobs))
 }
 
 // shutdown stops the listeners (letting in-flight messages finish and be
