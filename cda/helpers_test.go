@@ -2,7 +2,6 @@ package cda_test
 
 import (
 	"bytes"
-	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -11,9 +10,12 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/mssdispatch/mssdispatch/cda"
 )
 
-var update = flag.Bool("update", false, "rewrite golden files and testdata/sample.pdf")
+// update is the package's -update flag (update_test.go).
+var update = cda.Update
 
 // samplePDF builds a minimal valid one-page PDF 1.4 showing the text
 // "Compte rendu de test", with exact cross-reference offsets.

@@ -6,7 +6,6 @@ import (
 	"crypto/sha1"
 	"encoding/hex"
 	"errors"
-	"flag"
 	"fmt"
 	mrand "math/rand/v2"
 	"os"
@@ -24,8 +23,6 @@ import (
 
 	"github.com/mssdispatch/mssdispatch/internal/mailtest"
 )
-
-var updateXDM = flag.Bool("update-xdm", false, "rewrite the golden files of testdata/xdm/golden")
 
 // xdmCase is one input of the XDM tests.
 type xdmCase struct {
@@ -130,7 +127,7 @@ func packageCase(t testing.TB, c xdmCase) (cdaDoc []byte, files map[string][]byt
 }
 
 // TestPackageXDMGolden compares METADATA.XML, README.TXT and INDEX.HTM
-// with testdata/xdm/golden/<case>/ (rewrite with -update-xdm).
+// with testdata/xdm/golden/<case>/ (rewrite with -update).
 func TestPackageXDMGolden(t *testing.T) {
 	t.Parallel()
 	// check compares the files of the zip with the golden files of case name.
@@ -138,13 +135,13 @@ func TestPackageXDMGolden(t *testing.T) {
 		dir := filepath.Join("testdata", "xdm", "golden", name)
 		for _, f := range []string{XDMMetadata, XDMReadme, XDMIndex} {
 			golden := filepath.Join(dir, filepath.Base(f))
-			if *updateXDM {
+			if *Update {
 				require.NoError(t, os.MkdirAll(dir, 0o755))
 				require.NoError(t, os.WriteFile(golden, files[f], 0o644))
 			}
 			want, err := os.ReadFile(golden)
 			require.NoError(t, err)
-			require.Equal(t, string(want), string(files[f]), "%s is stale: run go test ./cda -run TestPackageXDMGolden -update-xdm", golden)
+			require.Equal(t, string(want), string(files[f]), "%s is stale: run go test ./cda -run TestPackageXDMGolden -update", golden)
 		}
 	}
 	for _, c := range xdmCases {

@@ -17,18 +17,17 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// The flag has a package-specific name so that it cannot clash with a flag of another test file.
-var updateParsers = flag.Bool("update-parsers", false, "rewrite the golden files of the extraction and whitelist parsers in testdata")
+var update = flag.Bool("update", false, "rewrite the golden files of the extraction and whitelist parsers in testdata")
 
-// checkGolden compares got with the golden file, or rewrites it with -update-parsers.
+// checkGolden compares got with the golden file, or rewrites it with -update.
 func checkGolden(t *testing.T, path string, got []byte) {
 	t.Helper()
-	if *updateParsers {
+	if *update {
 		require.NoError(t, os.WriteFile(path, got, 0o644))
 		return
 	}
 	want, err := os.ReadFile(path)
-	require.NoError(t, err, "run go test -run %s -update-parsers to create it", t.Name())
+	require.NoError(t, err, "run go test -run %s -update to create it", t.Name())
 	require.Equal(t, string(want), string(got))
 }
 

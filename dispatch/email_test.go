@@ -20,7 +20,7 @@ import (
 	"github.com/mssdispatch/mssdispatch/internal/mailtest"
 )
 
-var updateEmail = flag.Bool("update-email", false, "rewrite testdata/email/*.golden")
+var update = flag.Bool("update", false, "rewrite testdata/email/*.golden")
 
 // address returns the single address of the address-list field name of e.
 func address(t *testing.T, e mailtest.Email, name string) string {
@@ -161,12 +161,12 @@ func requireGoldenHeaders(t *testing.T, name string, e mailtest.Email) {
 	}
 	got := strings.Join(lines, "\n") + "\n"
 	path := filepath.Join("testdata", "email", name)
-	if *updateEmail {
+	if *update {
 		require.NoError(t, os.MkdirAll(filepath.Dir(path), 0o755))
 		require.NoError(t, os.WriteFile(path, []byte(got), 0o644))
 	}
 	want, err := os.ReadFile(path)
-	require.NoError(t, err, "run go test -update-email to create it")
+	require.NoError(t, err, "run go test ./dispatch -run %s -update to create it", t.Name())
 	require.Equal(t, string(want), got)
 }
 

@@ -15,7 +15,7 @@ import (
 	"github.com/mssdispatch/mssdispatch/rules"
 )
 
-var updateRules = flag.Bool("update-rules", false, "rewrite testdata/*.golden.yaml")
+var update = flag.Bool("update", false, "rewrite testdata/*.golden.yaml")
 
 // normalisedDefault is DefaultRule as a parsed rule set holds it: with the
 // actions of its (off) deadlines filled in.
@@ -188,7 +188,7 @@ func TestRuleErrorMessage(t *testing.T) {
 }
 
 // TestParseRulesMistakes checks that every mistake of a file is listed, in
-// the order of the source, each at its line; -update-rules rewrites the
+// the order of the source, each at its line; -update rewrites the
 // golden list.
 func TestParseRulesMistakes(t *testing.T) {
 	t.Parallel()
@@ -199,7 +199,7 @@ func TestParseRulesMistakes(t *testing.T) {
 	require.ErrorAs(t, err, &errs)
 	got := err.Error() + "\n"
 	golden := "testdata/many_mistakes.golden.txt"
-	if *updateRules {
+	if *update {
 		require.NoError(t, os.WriteFile(golden, []byte(got), 0o644))
 	}
 	want, err := os.ReadFile(golden)
@@ -266,7 +266,7 @@ func TestMarshalRulesRoundTrip(t *testing.T) {
 	require.Equal(t, odd, again, string(out))
 }
 
-// TestMarshalRulesGolden checks the export of the demo's rules; -update-rules rewrites it.
+// TestMarshalRulesGolden checks the export of the demo's rules; -update rewrites it.
 func TestMarshalRulesGolden(t *testing.T) {
 	t.Parallel()
 	src, err := os.ReadFile("../testdata/demo/regles-cme.yaml")
@@ -276,7 +276,7 @@ func TestMarshalRulesGolden(t *testing.T) {
 	out, err := rules.Marshal(rs)
 	require.NoError(t, err)
 	golden := "testdata/regles-cme.golden.yaml"
-	if *updateRules {
+	if *update {
 		require.NoError(t, os.WriteFile(golden, out, 0o644))
 	}
 	want, err := os.ReadFile(golden)

@@ -22,13 +22,14 @@ func migrateCommand(ctx context.Context, e env, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
+	p := newPrinter(stdout)
 	if len(applied) == 0 {
-		fmt.Fprintln(stdout, "schema up to date")
+		p.println("schema up to date")
 	}
 	for _, name := range applied {
-		fmt.Fprintln(stdout, "applied", name)
+		p.println("applied", name)
 	}
-	return nil
+	return p.done()
 }
 
 // importCommand runs `directory import` or `whitelist import` (kind) with
@@ -65,9 +66,9 @@ func importCommand(ctx context.Context, e env, kind string, args []string, stdou
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "%s imported from %s: %d rows (%d skipped), %d added, %d removed, %d changed\n",
+	_, err = fmt.Fprintf(stdout, "%s imported from %s: %d rows (%d skipped), %d added, %d removed, %d changed\n",
 		kind, src, sum.Rows, sum.Skipped, sum.Added, sum.Removed, sum.Changed)
-	return nil
+	return err
 }
 
 // importArgs reads FILE|URL [--force], the flag before or after the source.
@@ -90,22 +91,31 @@ func importArgs(kind string, args []string) (src string, force bool, err error) 
 	return src, force, nil
 }
 
-// progressLine shows a progress message on one line, each message replacing the previous one.
+// progressLine shows a progress message on one line, each message replacing
+// the previous one. It is for the eyes only: when a write fails it shows
+// nothing more, and the command goes on (an import is not failed, nor
+// stopped half-way, for a progress message no one can see).
 type progressLine struct {
-	w    io.Writer
-	last int // Length of the message shown, 0 when none.
+	w      io.Writer
+	last   int  // Length of the message shown, 0 when none.
+	failed bool // A write failed: the line is no longer shown.
 }
 
 // show replaces the message on the line with msg.
 func (p *progressLine) show(msg string) {
-	fmt.Fprintf(p.w, "\r%-*s", max(p.last, len(msg)), msg)
+	if p.failed {
+		return
+	}
+	_, err := fmt.Fprintf(p.w, "\r%-*s", max(p.last, len(msg)), msg)
+	p.failed = err != nil
 	p.last = len(msg)
 }
 
 // end ends the line if a message was shown.
 func (p *progressLine) end() {
-	if p.last > 0 {
-		fmt.Fprintln(p.w)
-		p.last = 0
+	if p.last > 0 && !p.failed {
+		_, err := fmt.Fprintln(p.w)
+		p.failed = err != nil
 	}
+	p.last = 0
 }

@@ -1,12 +1,10 @@
 package main
 
 import (
-	"fmt"
 	"io"
 	"os"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 
 	"github.com/mssdispatch/mssdispatch/audit"
 	"github.com/mssdispatch/mssdispatch/hl7/mllp"
@@ -103,14 +101,16 @@ func (e env) get(name string) string {
 	panic("undeclared environment variable " + name)
 }
 
-func printEnv(w io.Writer) {
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+// printEnv writes the environment variables, their defaults and what they
+// are for as a table.
+func printEnv(w io.Writer) error {
+	t := newTable(w)
 	for _, v := range envVars {
 		def := v.def
 		if def != "" {
 			def = "[" + def + "]"
 		}
-		fmt.Fprintf(tw, "  MSSDISPATCH_%s\t%s\t%s\n", v.name, def, v.doc)
+		t.printf("  MSSDISPATCH_%s\t%s\t%s\n", v.name, def, v.doc)
 	}
-	tw.Flush()
+	return t.done()
 }

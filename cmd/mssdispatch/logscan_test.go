@@ -36,7 +36,10 @@ var captured = newLogScan()
 func TestMain(m *testing.M) {
 	flag.Parse()
 	if os.Getenv("MSSDISPATCH_LOG_LEVEL") == "" {
-		os.Setenv("MSSDISPATCH_LOG_LEVEL", "debug")
+		if err := os.Setenv("MSSDISPATCH_LOG_LEVEL", "debug"); err != nil {
+			fmt.Fprintln(os.Stderr, "TestMain:", err)
+			os.Exit(2)
+		}
 	}
 	code := m.Run()
 	lines, problems := captured.problems(expectLogs())

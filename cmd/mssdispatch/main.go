@@ -60,8 +60,10 @@ func main() {
 // run executes one command and returns the process exit code.
 func run(args []string, e env, stdout, stderr io.Writer) int {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		fmt.Fprint(stdout, usage)
-		printEnv(stdout)
+		if err := writeUsage(stdout, ""); err != nil {
+			complain(stderr, err)
+			return 1
+		}
 		if len(args) == 0 {
 			return 2
 		}
@@ -69,7 +71,7 @@ func run(args []string, e env, stdout, stderr io.Writer) int {
 	}
 	logger, err := newLogger(e.get("LOG_LEVEL"), stderr)
 	if err != nil {
-		fmt.Fprintln(stderr, "mssdispatch:", err)
+		complain(stderr, err)
 		return 2
 	}
 	ctx, stop := signalContext()
@@ -89,13 +91,12 @@ func run(args []string, e env, stdout, stderr io.Writer) int {
 	case args[0] == "send-sample" && len(args) == 1:
 		err = sendSampleCommand(ctx, e, stdout)
 	default:
-		fmt.Fprintf(stderr, "mssdispatch: unknown command %q\n\n", strings.Join(args, " "))
-		fmt.Fprint(stderr, usage)
-		printEnv(stderr)
+		// A failed write to stderr is left to the exit status to tell (see complain).
+		_ = writeUsage(stderr, fmt.Sprintf("mssdispatch: unknown command %q\n\n", strings.Join(args, " ")))
 		return 2
 	}
 	if err != nil {
-		fmt.Fprintln(stderr, "mssdispatch:", err)
+		complain(stderr, err)
 		var ce *configError
 		if errors.As(err, &ce) {
 			return 2
@@ -103,6 +104,21 @@ func run(args []string, e env, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// writeUsage writes before, the usage and the environment variables.
+func writeUsage(w io.Writer, before string) error {
+	if _, err := io.WriteString(w, before+usage); err != nil {
+		return err
+	}
+	return printEnv(w)
+}
+
+// complain writes the error that ends a command on stderr. An error writing
+// it is dropped: stderr was the place left to tell it, and the exit status,
+// which is not 0, still says the command failed.
+func complain(stderr io.Writer, err error) {
+	_, _ = fmt.Fprintln(stderr, "mssdispatch:", err)
 }
 
 // configError is a configuration mistake the user must fix.

@@ -140,9 +140,12 @@ var readmeExpectations = []readmeExpectation{
 	{command: regexp.MustCompile(`^id="1\.2\.250\.1\.999\.42\.1\.4\^BIO-\$\(date \+%s\)"`), check: quiet0},
 	{command: regexp.MustCompile(`^pdf=\$\(base64 < cmd/mssdispatch/sample/compte-rendu\.pdf`), check: quiet0},
 	{command: regexp.MustCompile(`(?s)^curl .*-H "Idempotency-Key: \$id".*/api/v1/reports" <<EOF\n`), check: func(out string, status int) error {
+		if err := exit0(status); err != nil {
+			return err
+		}
 		var v dispatch.ReportView
-		if err := json.Unmarshal([]byte(out), &v); err != nil || status != 0 {
-			return fmt.Errorf("not a report: %v", err)
+		if err := json.Unmarshal([]byte(out), &v); err != nil {
+			return fmt.Errorf("not a report: %w", err)
 		}
 		if v.ID == 0 || v.Status != dispatch.ReportReceived || !strings.HasPrefix(v.DocumentID, "1.2.250.1.999.42.1.4^BIO-") {
 			return fmt.Errorf("want a new report received, got %+v", v)
@@ -153,9 +156,12 @@ var readmeExpectations = []readmeExpectation{
 		return nil
 	}},
 	{command: regexp.MustCompile(`^curl -s -G --data-urlencode "document_id=\$id" .*/api/v1/reports"$`), eventually: true, check: func(out string, status int) error {
+		if err := exit0(status); err != nil {
+			return err
+		}
 		v, err := reportOf([]byte(out))
-		if err != nil || status != 0 {
-			return fmt.Errorf("not a report: %v", err)
+		if err != nil {
+			return err
 		}
 		return all(hasDelivery(v, "280017512345678@patient.mssante.fr", dispatch.StatusScheduled),
 			hasDelivery(v, "claire.dupont-demo@medecin-demo.mssante.fr", dispatch.StatusSent))
@@ -354,7 +360,7 @@ func startDemo(t *testing.T, root string, env []string) *runningDemo {
 	t.Cleanup(func() {
 		if !d.stopped {
 			_ = syscall.Kill(-d.cmd.Process.Pid, syscall.SIGKILL)
-			<-d.done
+			t.Logf("scripts/demo killed: %v", <-d.done)
 		}
 	})
 	deadline := time.After(time.Minute)

@@ -11,7 +11,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
@@ -110,9 +109,9 @@ func rulesCommand(ctx context.Context, e env, sub string, args []string, logger 
 		if err != nil {
 			return fmt.Errorf("%s: %w", a.file, err)
 		}
-		fmt.Fprintf(stdout, "rules version %d in force: %d rules (%s), by %s\n", rs.Version, len(rs.Rules),
+		_, err = fmt.Fprintf(stdout, "rules version %d in force: %d rules (%s), by %s\n", rs.Version, len(rs.Rules),
 			strings.Join(ruleNames(rs), ", "), rs.CreatedBy)
-		return nil
+		return err
 	default:
 		dr, err := svc.DryRun(ctx, source, a.reports)
 		if err != nil {
@@ -128,7 +127,7 @@ func readRulesFile(name string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }() // only read: what was read is checked below
 	data, err := io.ReadAll(io.LimitReader(f, rules.MaxSize+1))
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", name, err)
@@ -189,14 +188,18 @@ func ruleNames(rs rules.Set) []string {
 
 // printDryRun writes the changes of a dry run as a table.
 func printDryRun(w io.Writer, dr dispatch.DryRun) error {
-	fmt.Fprintf(w, "%d reports checked against the rules in force (version %d): ", dr.ReportsChecked, dr.CurrentVersion)
+	p := newPrinter(w)
+	p.printf("%d reports checked against the rules in force (version %d): ", dr.ReportsChecked, dr.CurrentVersion)
 	if len(dr.Changed) == 0 {
-		_, err := fmt.Fprintln(w, "no delivery would change.")
+		p.println("no delivery would change.")
+		return p.done()
+	}
+	p.printf("%d deliveries would change.\n\n", len(dr.Changed))
+	if err := p.done(); err != nil {
 		return err
 	}
-	fmt.Fprintf(w, "%d deliveries would change.\n\n", len(dr.Changed))
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "REPORT\tDOCUMENT\tRECIPIENT\tCHANNEL\tBEFORE\tAFTER\tCHANGED")
+	t := newTable(w)
+	t.println("REPORT\tDOCUMENT\tRECIPIENT\tCHANNEL\tBEFORE\tAFTER\tCHANGED")
 	for _, c := range dr.Changed {
 		channel := ""
 		switch {
@@ -205,10 +208,10 @@ func printDryRun(w io.Writer, dr dispatch.DryRun) error {
 		case c.Before != nil:
 			channel = c.Before.Channel
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", c.ReportID, c.DocumentID, c.Recipient, channel,
+		t.printf("%d\t%s\t%s\t%s\t%s\t%s\t%s\n", c.ReportID, c.DocumentID, c.Recipient, channel,
 			showOutcome(c.Before), showOutcome(c.After), changedFields(c.Before, c.After))
 	}
-	return tw.Flush()
+	return t.done()
 }
 
 // showOutcome is a planned delivery in a table cell: status [rule].

@@ -66,7 +66,7 @@ func sendSampleCommand(ctx context.Context, e env, stdout io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("is `mssdispatch serve` running? %w", err)
 	}
-	defer client.Close()
+	defer func() { _ = client.Close() }() // the ACK, all that was awaited, is read and checked
 	raw, err := client.Send(ctx, msg)
 	if err != nil {
 		return fmt.Errorf("send sample to %s: %w", addr, err)
@@ -76,13 +76,14 @@ func sendSampleCommand(ctx context.Context, e env, stdout io.Writer) error {
 		return fmt.Errorf("unreadable ACK from %s: %w", addr, err)
 	}
 	code := ack.Segment("MSA").Get(1)
-	fmt.Fprintf(stdout, "sent ORU^R01 %s to %s: ACK %s\n", hl7.ControlIDOf(msg), addr, code)
+	p := newPrinter(stdout)
+	p.printf("sent ORU^R01 %s to %s: ACK %s\n", hl7.ControlIDOf(msg), addr, code)
 	if code != "AA" {
 		return fmt.Errorf("sample refused: %s", ack.Segment("ERR").Get(8))
 	}
-	fmt.Fprintf(stdout, "document_id: %s\n", documentID)
-	fmt.Fprintf(stdout, "follow it:   %s\n", followCommand(e, documentID))
-	return nil
+	p.printf("document_id: %s\n", documentID)
+	p.printf("follow it:   %s\n", followCommand(e, documentID))
+	return p.done()
 }
 
 // followCommand is the command that shows the report of documentID and its

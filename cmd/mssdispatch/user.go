@@ -9,7 +9,6 @@ import (
 	"os"
 	"slices"
 	"strings"
-	"text/tabwriter"
 
 	"golang.org/x/term"
 
@@ -113,6 +112,7 @@ func userCommand(ctx context.Context, e env, sub string, args []string, stdin io
 	defer pool.Close()
 	store := auth.NewStore(pool)
 	ctx = auth.WithActor(ctx, cliActor())
+	var outcome string
 	switch sub {
 	case "add":
 		u, err := store.AddUser(ctx, auth.NewUser{Username: a.username, DisplayName: a.name, Password: password,
@@ -120,22 +120,22 @@ func userCommand(ctx context.Context, e env, sub string, args []string, stdin io
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "user %s added (%s)\n", u.Username, u.Role)
+		outcome = fmt.Sprintf("user %s added (%s)", u.Username, u.Role)
 	case "passwd":
 		if err := store.SetPassword(ctx, username, password); err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "password of %s changed, its sessions ended\n", username)
+		outcome = fmt.Sprintf("password of %s changed, its sessions ended", username)
 	case "disable", "enable":
 		if err := store.SetDisabled(ctx, username, sub == "disable"); err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "user %s %sd\n", username, sub)
+		outcome = fmt.Sprintf("user %s %sd", username, sub)
 	case "grant", "revoke":
 		if err := store.SetGrant(ctx, username, a.grant, sub == "grant"); err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "user %s: %s %s\n", username, a.grant, map[string]string{"grant": "granted", "revoke": "revoked"}[sub])
+		outcome = fmt.Sprintf("user %s: %s %s", username, a.grant, map[string]string{"grant": "granted", "revoke": "revoked"}[sub])
 	default:
 		users, err := store.Users(ctx)
 		if err != nil {
@@ -143,7 +143,8 @@ func userCommand(ctx context.Context, e env, sub string, args []string, stdin io
 		}
 		return printUsers(stdout, users)
 	}
-	return nil
+	_, err = fmt.Fprintln(stdout, outcome)
+	return err
 }
 
 // maxPasswordLine bounds the line a password is read from.
@@ -158,31 +159,45 @@ func readPassword(file string, stdin io.Reader, stderr io.Writer, username strin
 		if err != nil {
 			return "", err
 		}
-		defer f.Close()
+		defer func() { _ = f.Close() }() // only read: firstLine checks the reading
 		return firstLine(f, file)
 	}
 	if f, ok := stdin.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
-		fmt.Fprintf(stderr, "Password for %s: ", username)
-		first, err := term.ReadPassword(int(f.Fd()))
-		fmt.Fprintln(stderr)
+		first, err := promptPassword(f, stderr, fmt.Sprintf("Password for %s: ", username))
 		if err != nil {
-			return "", fmt.Errorf("read password: %w", err)
+			return "", err
 		}
-		fmt.Fprint(stderr, "Repeat it: ")
-		again, err := term.ReadPassword(int(f.Fd()))
-		fmt.Fprintln(stderr)
+		again, err := promptPassword(f, stderr, "Repeat it: ")
 		if err != nil {
-			return "", fmt.Errorf("read password: %w", err)
+			return "", err
 		}
-		if string(first) != string(again) {
+		if first != again {
 			return "", errors.New("the two passwords differ")
 		}
-		if len(first) == 0 {
+		if first == "" {
 			return "", errors.New("empty password")
 		}
-		return string(first), nil
+		return first, nil
 	}
 	return firstLine(stdin, "stdin")
+}
+
+// promptPassword writes prompt on stderr and reads a password from the
+// terminal without echo, then ends the line the terminal did not echo. A
+// prompt that cannot be shown is an error: no one would know what to type.
+func promptPassword(terminal *os.File, stderr io.Writer, prompt string) (string, error) {
+	if _, err := io.WriteString(stderr, prompt); err != nil {
+		return "", fmt.Errorf("password prompt: %w", err)
+	}
+	password, err := term.ReadPassword(int(terminal.Fd()))
+	_, werr := fmt.Fprintln(stderr)
+	if err != nil {
+		return "", fmt.Errorf("read password: %w", err)
+	}
+	if werr != nil {
+		return "", fmt.Errorf("password prompt: %w", werr)
+	}
+	return string(password), nil
 }
 
 // firstLine returns the first line of r without its line ending.
@@ -209,8 +224,8 @@ func printUsers(w io.Writer, users []auth.User) error {
 		_, err := fmt.Fprintln(w, "no users yet: mssdispatch user add USERNAME --role admin")
 		return err
 	}
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "USERNAME\tNAME\tROLE\tSERVICES\tGRANTS\tDISABLED\tLAST LOGIN")
+	t := newTable(w)
+	t.println("USERNAME\tNAME\tROLE\tSERVICES\tGRANTS\tDISABLED\tLAST LOGIN")
 	for _, u := range users {
 		services := "all"
 		if len(u.Services) > 0 {
@@ -228,7 +243,7 @@ func printUsers(w io.Writer, users []auth.User) error {
 		if len(u.Grants) > 0 {
 			grants = strings.Join(u.Grants, ",")
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", u.Username, u.DisplayName, u.Role, services, grants, disabled, last)
+		t.printf("%s\t%s\t%s\t%s\t%s\t%s\t%s\n", u.Username, u.DisplayName, u.Role, services, grants, disabled, last)
 	}
-	return tw.Flush()
+	return t.done()
 }

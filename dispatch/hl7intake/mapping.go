@@ -830,7 +830,7 @@ func bodyText(obx hl7.OBX, code, charset string) (string, error) {
 	}
 	text, err := cm.NewDecoder().Bytes(b)
 	if err != nil {
-		return "", fmt.Errorf("OBX-5.5 n'est pas du texte : %v", err)
+		return "", fmt.Errorf("OBX-5.5 n'est pas du texte : %w", err)
 	}
 	return string(text), nil
 }

@@ -25,7 +25,10 @@ import (
 	"github.com/mssdispatch/mssdispatch/hl7"
 )
 
-var updateMapping = flag.Bool("update-mapping", false, "rewrite testdata/golden/*.json from the mapping")
+// update is the -update flag of the package's tests: it rewrites
+// testdata/golden/*.json from the mapping, and the table of the volet's
+// required fields in ../../README.md (volet_test.go).
+var update = flag.Bool("update", false, "rewrite testdata/golden/*.json from the mapping and the table of the volet's required fields in ../../README.md")
 
 // placeholders in testdata messages: {{CDA file}} is the base64 of
 // ../../cda/testdata/file, {{CDA76 file}} the same wrapped at 76 columns (as
@@ -157,12 +160,12 @@ func goldenJSON(tb testing.TB, r dispatch.Report, warnings []hl7.ErrDetail) []by
 func golden(t *testing.T, name string, got []byte) {
 	t.Helper()
 	path := filepath.Join("testdata", "golden", name)
-	if *updateMapping {
+	if *update {
 		require.NoError(t, os.MkdirAll(filepath.Dir(path), 0o755))
 		require.NoError(t, os.WriteFile(path, got, 0o644))
 	}
 	want, err := os.ReadFile(path)
-	require.NoError(t, err, "run go test -run TestToReport -update-mapping")
+	require.NoError(t, err, "run go test ./dispatch/hl7intake -run TestToReport -update")
 	require.Equal(t, string(want), string(got))
 }
 

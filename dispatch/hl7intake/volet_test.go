@@ -1,7 +1,6 @@
 package hl7intake
 
 import (
-	"flag"
 	"fmt"
 	"os"
 	"slices"
@@ -12,8 +11,6 @@ import (
 
 	"github.com/mssdispatch/mssdispatch/hl7"
 )
-
-var updateREADME = flag.Bool("update-readme", false, "rewrite the table of the volet's required fields in ../../README.md")
 
 // completeMessages are testdata messages that fill every field the volet
 // requires: the service accepts them without any warning.
@@ -120,7 +117,7 @@ func sequenceOf(msg *hl7.Message, s *hl7.Segment) int {
 }
 
 // TestREADMERequiredFields checks that the README's table of the volet's
-// required fields is voletFields; -update-readme rewrites it.
+// required fields is voletFields; -update rewrites it.
 func TestREADMERequiredFields(t *testing.T) {
 	t.Parallel()
 	const path = "../../README.md"
@@ -150,10 +147,10 @@ func TestREADMERequiredFields(t *testing.T) {
 		fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", name, label, f.In, what)
 	}
 	table := b.String()
-	if *updateREADME {
+	if *update {
 		updated := string(readme[:i+len(begin)]) + table + string(readme[j:])
 		require.NoError(t, os.WriteFile(path, []byte(updated), 0o644))
 		return
 	}
-	require.Equal(t, table, string(readme[i+len(begin):j]), "run go test ./dispatch/hl7intake -run TestREADMERequiredFields -update-readme")
+	require.Equal(t, table, string(readme[i+len(begin):j]), "run go test ./dispatch/hl7intake -run TestREADMERequiredFields -update")
 }

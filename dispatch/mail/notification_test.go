@@ -19,7 +19,7 @@ import (
 	"github.com/mssdispatch/mssdispatch/dispatch/mail"
 )
 
-var updateNotifications = flag.Bool("update-notifications", false,
+var update = flag.Bool("update", false,
 	"rewrite testdata/notifications/*.golden.json from the parser's output")
 
 const notifDir = "testdata/notifications"
@@ -64,11 +64,11 @@ func TestParseNotificationGolden(t *testing.T) {
 			require.NoError(t, err)
 			out = append(out, '\n')
 			golden := strings.TrimSuffix(file, ".eml") + ".golden.json"
-			if *updateNotifications {
+			if *update {
 				require.NoError(t, os.WriteFile(golden, out, 0o644))
 			}
 			want, err := os.ReadFile(golden)
-			require.NoError(t, err, "no golden file: run go test ./dispatch/mail -run TestParseNotificationGolden -update-notifications, then review it")
+			require.NoError(t, err, "no golden file: run go test ./dispatch/mail -run TestParseNotificationGolden -update, then review it")
 			require.Equal(t, string(want), string(out))
 		})
 	}
