@@ -416,7 +416,9 @@ func serve(ctx context.Context, cfg serveConfig, logger *slog.Logger, ready func
 		if err != nil {
 			return &configError{msg: err.Error()}
 		}
-		defer n.Close() // after the workers stopped
+		// After the workers stopped: it closes an idle connection, whose
+		// error would change nothing.
+		defer func() { _ = n.Close() }()
 		notifier = n
 	}
 	registry := prometheus.NewRegistry()
@@ -550,7 +552,7 @@ func (a *app) run(ctx context.Context, cfg serveConfig, logger *slog.Logger, rea
 	}
 	httpLn, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
-		mllpLn.Close()
+		_ = mllpLn.Close() // not served yet: nothing to report
 		return fmt.Errorf("HTTP listener: %w", err)
 	}
 	mllpSrv := &mllp.Server{Handler: a.intake, Logger: logger, MaxConns: cfg.MLLPMaxConns, MaxBufferedBytes: cfg.MLLPMaxBuffered}
@@ -558,8 +560,8 @@ func (a *app) run(ctx context.Context, cfg serveConfig, logger *slog.Logger, rea
 
 	// River's work outlives ctx: it stops in the shutdown below.
 	if err := a.jobs.Start(context.WithoutCancel(ctx)); err != nil {
-		mllpLn.Close()
-		httpLn.Close()
+		_ = mllpLn.Close() // not served yet: nothing to report
+		_ = httpLn.Close()
 		return fmt.Errorf("start job queue: %w", err)
 	}
 	errs := make(chan error, 2)

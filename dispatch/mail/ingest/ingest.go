@@ -109,8 +109,8 @@ func New(cfg Config) (*Ingester, error) {
 // the reading lock.
 func (in *Ingester) Run(ctx context.Context) error {
 	for {
-		release, err := tryLock(ctx, in.cfg.Pool, lockKey)
-		if err == nil && release != nil {
+		release, held, err := tryLock(ctx, in.cfg.Pool, lockKey)
+		if held {
 			err = in.inbox.Run(ctx)
 			release()
 			return err
