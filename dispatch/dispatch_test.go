@@ -172,7 +172,7 @@ func (b *testBundle) waitDeliveries(t *testing.T, reportID int64, want int) disp
 // when cond comes true, as it does in well under a second on an idle one.
 func (b *testBundle) waitReport(t *testing.T, reportID int64, what string, cond func(dispatch.ReportView) bool) dispatch.ReportView {
 	t.Helper()
-	for deadline := time.Now().Add(time.Minute); ; time.Sleep(50 * time.Millisecond) {
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(50 * time.Millisecond) { // polls cond
 		v, err := b.svc.Report(b.ctx, "test", reportID)
 		require.NoError(t, err)
 		if cond(v) {

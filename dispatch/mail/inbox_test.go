@@ -27,12 +27,21 @@ func deliver(t *testing.T, srv *imaptest.Server, subjects ...string) {
 type memCheckpoint struct {
 	mu             sync.Mutex
 	validity, last uint32
+	loads          int // the mailbox is read after each load
 }
 
 func (m *memCheckpoint) LoadCheckpoint(context.Context, string) (uint32, uint32, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.loads++
 	return m.validity, m.last, nil
+}
+
+// loaded returns how many times the checkpoint was loaded.
+func (m *memCheckpoint) loaded() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.loads
 }
 
 func (m *memCheckpoint) SaveCheckpoint(_ context.Context, _ string, validity, last uint32) error {
@@ -122,13 +131,15 @@ func TestInboxRunIdle(t *testing.T) {
 	t.Parallel()
 	srv := imaptest.Start(t)
 	rec := &recorder{}
+	cp := &memCheckpoint{}
 	in, err := mail.NewInbox(mail.InboxConfig{Addr: srv.Addr, TLS: mail.TLSNone, Username: imaptest.Username, Password: imaptest.Password,
-		PollInterval: time.Hour}, &memCheckpoint{}, rec.handle, nil)
+		PollInterval: time.Hour}, cp, rec.handle, nil)
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- in.Run(ctx) }()
-	time.Sleep(200 * time.Millisecond)
+	// Run has read the empty mailbox: it idles, or is about to.
+	require.Eventually(t, func() bool { return cp.loaded() > 0 }, 10*time.Second, 5*time.Millisecond, "Run reads the mailbox")
 	deliver(t, srv, "dsn a")
 	require.Eventually(t, func() bool { return len(rec.subjects()) == 1 }, 10*time.Second, 20*time.Millisecond,
 		"a new message is read at once, not at the next poll")
