@@ -60,12 +60,15 @@ var errNotOneMSSanteRecipient = errors.New("a message goes to exactly one MSSant
 // A message has exactly one recipient, the delivery's, on the MSSanté
 // channel: so the operators' rules "at most 40 recipients per message" and
 // "never mix MSSanté and non-MSSanté recipients" hold by construction, and
-// composeEmail refuses anything else. It returns a *mail.PermanentError
-// wrapping mail.ErrTooLarge when the attachments exceed 10 MB.
+// composeEmail refuses anything else (errNotOneMSSanteRecipient). Its
+// errors are all for good, the delivery cannot become an email: that one,
+// ErrUnpackable when the documents cannot be packaged, and a
+// *mail.PermanentError wrapping mail.ErrTooLarge when the attachments
+// exceed 10 MB.
 func composeEmail(cfg WorkerConfig, o outgoing, doc sendDocument, now time.Time) (mail.Message, error) {
 	if o.Channel != correspondents.ChannelMSSante || o.Address == "" || strings.ContainsAny(o.Address, ", ") {
 		// No address in the error: a patient's is their INS, and errors are logged.
-		return mail.Message{}, &mail.PermanentError{Err: fmt.Errorf("delivery %d (channel %s): %w", o.DeliveryID, o.Channel, errNotOneMSSanteRecipient)}
+		return mail.Message{}, fmt.Errorf("delivery %d (channel %s): %w", o.DeliveryID, o.Channel, errNotOneMSSanteRecipient)
 	}
 	title := o.Document.Title
 	if title == "" {
@@ -84,7 +87,7 @@ func composeEmail(cfg WorkerConfig, o outgoing, doc sendDocument, now time.Time)
 	if len(doc.xdm) > 0 {
 		xdm, err := packageXDM(cfg, o, doc.xdm, now)
 		if err != nil {
-			return mail.Message{}, &mail.PermanentError{Err: fmt.Errorf("delivery %d: IHE_XDM.ZIP: %w", o.DeliveryID, err)}
+			return mail.Message{}, fmt.Errorf("delivery %d: %w: IHE_XDM.ZIP: %w", o.DeliveryID, ErrUnpackable, err)
 		}
 		m.Attachments = append(m.Attachments, mail.Attachment{Filename: xdmFilename, ContentType: "application/zip", Data: xdm})
 		for i, pdf := range doc.pdfs {

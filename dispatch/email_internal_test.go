@@ -11,6 +11,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/mssdispatch/mssdispatch/cda"
 	"github.com/mssdispatch/mssdispatch/correspondents"
 	"github.com/mssdispatch/mssdispatch/dispatch/mail"
 )
@@ -45,8 +46,25 @@ func TestComposeEmailOneMSSanteRecipient(t *testing.T) {
 		mutate(&bad)
 		_, err := composeEmail(cfg, bad, sendDocument{}, time.Now())
 		require.ErrorIs(t, err, errNotOneMSSanteRecipient, name)
-		require.True(t, mail.IsPermanent(err), name)
+		require.False(t, mail.IsPermanent(err), "%s: the domain's refusal, not the mail server's", name)
 	}
+}
+
+// TestComposeEmailUnpackable checks that documents cda.Package refuses (here
+// the same document twice) make an ErrUnpackable, the domain's permanent
+// failure, not a mail server's.
+func TestComposeEmailUnpackable(t *testing.T) {
+	t.Parallel()
+	doc, err := os.ReadFile("../cda/testdata/n1-pdf.xml")
+	require.NoError(t, err)
+	twice, err := prepareDocuments([]storedDocumentBytes{{cda: doc}, {cda: doc}})
+	require.NoError(t, err)
+	_, err = composeEmail(WorkerConfig{SourceID: DemoSourceID},
+		outgoing{DeliveryID: 9, Channel: correspondents.ChannelMSSante, Address: "dr@medecin-demo.mssante.fr"}, twice, time.Now())
+	require.ErrorIs(t, err, ErrUnpackable)
+	require.ErrorIs(t, err, cda.ErrXDM)
+	require.False(t, mail.IsPermanent(err), "the domain's failure, not the mail server's")
+	require.Regexp(t, `^delivery 9: document cannot be packaged: IHE_XDM.ZIP: .*have the same id`, err.Error())
 }
 
 func TestIsOID(t *testing.T) {

@@ -328,19 +328,53 @@ func TestEmailOversize(t *testing.T) {
 	report := testReport(t)
 	report.Document.PDF = make([]byte, 11<<20)
 	copy(report.Document.PDF, "%PDF-1.4\n")
-	rc := b.receive(t, report)
-	// Claire's paper copy, and Julie's paper fallback once her email failed.
-	b.statusIs(t, rc.ReportID, "Julie ROUX", "paper", dispatch.StatusPaperPending)
-	b.waitDeliveries(t, rc.ReportID, 5)
+	for _, lastError := range b.emailsFailed(t, b.receive(t, report).ReportID, dir) {
+		require.Contains(t, lastError, "over the MSSanté limit of 10 MB")
+		require.Contains(t, lastError, "au-delà de la limite MSSanté de 10 Mo")
+	}
+}
 
+// TestEmailUnpackable sends a report whose CDA the service accepted but
+// cannot package: its recordTarget has no patient identifier, which
+// IHE_XDM.ZIP needs. Its emails fail for good, recorded as the oversize
+// ones of TestEmailOversize are (a *mail.PermanentError): the deliveries
+// failed with the reason, a "failed" event saying it, the jobs cancelled,
+// the fallback applied, nothing sent.
+func TestEmailUnpackable(t *testing.T) {
+	t.Parallel()
+	b, dir := setupOutbox(t)
+	report := testReport(t)
+	for _, id := range []string{`<id root="1.2.250.1.213.1.4.10" extension="280017512345678"/>`, `<id root="1.2.250.1.999.42.1.1" extension="IPP0012345"/>`} {
+		require.Equal(t, 1, bytes.Count(report.Document.CDA, []byte(id)), id)
+		report.Document.CDA = bytes.Replace(report.Document.CDA, []byte(id), nil, 1)
+	}
+	for _, lastError := range b.emailsFailed(t, b.receive(t, report).ReportID, dir) {
+		require.Regexp(t, `^delivery \d+: document cannot be packaged: IHE_XDM.ZIP: cda: XDM: no patient identifier`, lastError)
+	}
+}
+
+// emailsFailed waits until the test report's emails to Claire and Julie
+// have failed for good, as a permanent failure is recorded: Claire's paper
+// copy and Julie's paper fallback, both emails failed with a "failed" event
+// whose detail is their last error, their jobs cancelled, nothing in the
+// outbox dir. It returns the last errors.
+func (b *testBundle) emailsFailed(t *testing.T, reportID int64, dir string) []string {
+	t.Helper()
+	b.statusIs(t, reportID, "Julie ROUX", "paper", dispatch.StatusPaperPending)
+	b.waitDeliveries(t, reportID, 5)
+	var lastErrors []string
 	for _, to := range []string{claire, julie} {
 		require.Equal(t, dispatch.StatusFailed, deliveryStatus(t, b, to))
 		require.Eventually(t, func() bool { return sendJobState(t, b, to) == rivertype.JobStateCancelled },
 			10*time.Second, 50*time.Millisecond)
-		var lastError string
-		require.NoError(t, b.pool.QueryRow(b.ctx, "SELECT last_error FROM deliveries WHERE address = $1", to).Scan(&lastError))
-		require.Contains(t, lastError, "over the MSSanté limit of 10 MB")
-		require.Contains(t, lastError, "au-delà de la limite MSSanté de 10 Mo")
+		var id int64
+		var lastError, detail string
+		require.NoError(t, b.pool.QueryRow(b.ctx, "SELECT id, last_error FROM deliveries WHERE address = $1", to).Scan(&id, &lastError))
+		require.NoError(t, b.pool.QueryRow(b.ctx, `SELECT detail FROM delivery_events WHERE delivery_id = $1 AND event = $2`,
+			id, dispatch.EventFailed).Scan(&detail))
+		require.Equal(t, lastError, detail)
+		lastErrors = append(lastErrors, lastError)
 	}
 	require.Empty(t, mustGlob(t, dir))
+	return lastErrors
 }

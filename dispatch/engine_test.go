@@ -63,7 +63,14 @@ func TestOperatorOutage(t *testing.T) {
 	require.NoError(t, b.pool.QueryRow(b.ctx, `SELECT count(*) FROM mail_domains
 		WHERE domain = 'medecin-demo.mssante.fr' AND failures >= 1`).Scan(&blocked))
 	require.Equal(t, 1, blocked)
-	time.Sleep(time.Second)
+	// The domain tried again twice, each time its block ended (after 300 ms,
+	// then 600 ms): it counts 3 failures.
+	require.Eventually(t, func() bool {
+		var failures int
+		err := b.pool.QueryRow(b.ctx, `SELECT failures FROM mail_domains
+			WHERE domain = 'medecin-demo.mssante.fr'`).Scan(&failures)
+		return err == nil && failures >= 3
+	}, 30*time.Second, 20*time.Millisecond, "the blocked domain is tried again")
 	// Snoozed while blocked: far fewer connections than one per job and per backoff.
 	require.Less(t, refused.Load(), int64(4*reports), "the blocked domain is not hammered")
 	var queued, attemptsUsed int

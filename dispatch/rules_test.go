@@ -55,17 +55,11 @@ type ruleDelivery struct {
 // deliveries is still queued, and returns its deliveries in recipient order.
 func (b *rulesBundle) waitResolved(t *testing.T, reportID int64) []ruleDelivery {
 	t.Helper()
-	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		v, err := b.svc.Report(b.ctx, "test", reportID)
-		require.NoError(t, err)
-		if v.Status == dispatch.ReportResolved && !slices.ContainsFunc(v.Deliveries,
-			func(d dispatch.DeliveryView) bool { return d.Status == dispatch.StatusQueued }) {
-			return b.ruleDeliveries(t, reportID)
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("report %d not resolved and sent: %+v", reportID, v)
-		}
-	}
+	b.waitReport(t, reportID, "resolved, no delivery queued", func(v dispatch.ReportView) bool {
+		return v.Status == dispatch.ReportResolved && !slices.ContainsFunc(v.Deliveries,
+			func(d dispatch.DeliveryView) bool { return d.Status == dispatch.StatusQueued })
+	})
+	return b.ruleDeliveries(t, reportID)
 }
 
 func (b *rulesBundle) ruleDeliveries(t *testing.T, reportID int64) []ruleDelivery {

@@ -52,12 +52,14 @@ type sendWorker struct {
 // sending_at set when it runs again: it sends again, with the same
 // Message-ID, and counts it (mssdispatch_send_interrupted_total).
 //
-// A delivery no longer queued is left alone. A permanent failure fails the
-// delivery and applies its fallback. A temporary failure blocks the
-// recipient's domain (or, before RCPT TO, the submission server) for a
-// growing while: this job and the others of that domain snooze until then,
-// so that one slow or refusing operator never holds up the others; past
-// WorkerConfig.GiveUpAfter in the queue the delivery fails.
+// A delivery no longer queued is left alone. A permanent failure (documents
+// that cannot be packaged, an email that cannot be composed, or one the mail
+// server refuses for good) fails the delivery and applies its fallback. A
+// temporary failure blocks the recipient's domain (or, before RCPT TO, the
+// submission server) for a growing while: this job and the others of that
+// domain snooze until then, so that one slow or refusing operator never
+// holds up the others; past WorkerConfig.GiveUpAfter in the queue the
+// delivery fails.
 func (w *sendWorker) Work(ctx context.Context, job *river.Job[SendArgs]) error {
 	o, err := loadOutgoing(ctx, w.cfg.Pool, job.Args.DeliveryID)
 	if err != nil {
@@ -73,7 +75,7 @@ func (w *sendWorker) Work(ctx context.Context, job *river.Job[SendArgs]) error {
 		return river.JobSnooze(o.Blocked)
 	}
 	doc, err := w.docs.get(ctx, w.cfg.Pool, o.ReportID)
-	if mail.IsPermanent(err) {
+	if errors.Is(err, ErrUnpackable) {
 		return w.fail(ctx, o, fmt.Errorf("delivery %d: %w", o.DeliveryID, err))
 	}
 	if err != nil {

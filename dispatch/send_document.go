@@ -3,13 +3,20 @@ package dispatch
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
 
 	"github.com/mssdispatch/mssdispatch/cda"
-	"github.com/mssdispatch/mssdispatch/dispatch/mail"
 )
+
+// ErrUnpackable is the failure of an email whose report's documents cannot
+// be packaged: a stored CDA that cannot be read or made into IHE_XDM.ZIP, a
+// PDF that cannot be taken out of it. The documents are what they are, no
+// retry helps: the send worker fails the delivery and applies its fallback,
+// as it does for an email the mail server refuses for good.
+var ErrUnpackable = errors.New("document cannot be packaged")
 
 // sendDocument is what a report's emails attach: its CDAs (one, or the
 // same report in two formats), ready to be packaged together as
@@ -106,7 +113,7 @@ func (c *documentCache) get(ctx context.Context, q dbtx, reportID int64) (sendDo
 }
 
 // loadSendDocument loads and prepares report reportID's documents. A CDA
-// that cannot be packaged is a *mail.PermanentError: no retry helps.
+// that cannot be packaged is an ErrUnpackable.
 func loadSendDocument(ctx context.Context, q dbtx, reportID int64) (sendDocument, error) {
 	stored, err := loadDocuments(ctx, q, reportID)
 	if err != nil {
@@ -114,7 +121,7 @@ func loadSendDocument(ctx context.Context, q dbtx, reportID int64) (sendDocument
 	}
 	doc, err := prepareDocuments(stored)
 	if err != nil {
-		return sendDocument{}, &mail.PermanentError{Err: fmt.Errorf("IHE_XDM.ZIP: %w", err)}
+		return sendDocument{}, fmt.Errorf("%w: IHE_XDM.ZIP: %w", ErrUnpackable, err)
 	}
 	return doc, nil
 }

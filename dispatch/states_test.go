@@ -84,6 +84,20 @@ func (b *testBundle) releaseNow(t *testing.T, kind string) {
 	b.runNow(t, b.jobs(t, kind, rivertype.JobStateScheduled))
 }
 
+// waitSnoozed waits until the n send jobs of the report have met its
+// blocked domain and snoozed: one still running when releaseNow makes the
+// snoozed ones due would snooze after it, for as long as the domain was
+// blocked.
+func (b *testBundle) waitSnoozed(t *testing.T, reportID int64, n int) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		var snoozed int
+		err := b.pool.QueryRow(b.ctx, `SELECT count(*) FROM river_job j JOIN deliveries d ON (j.args->>'delivery_id')::bigint = d.id
+			WHERE j.kind = $1 AND j.state = 'scheduled' AND d.report_id = $2`, dispatch.SendArgs{}.Kind(), reportID).Scan(&snoozed)
+		return err == nil && snoozed == n
+	}, time.Minute, 50*time.Millisecond, "the %d send jobs of report %d snoozed", n, reportID)
+}
+
 // setTrustSpace puts domains in force as the trust space's whitelist.
 func (b *testBundle) setTrustSpace(t *testing.T, domains ...string) {
 	t.Helper()
@@ -198,6 +212,7 @@ func TestTransitions(t *testing.T) {
 	// queued -> review: the trust space lost the domain before the email went.
 	ri := b.receive(t, reportOf(t, "I")).ReportID
 	b.statusIs(t, ri, claire, mss, dispatch.StatusQueued)
+	b.waitSnoozed(t, ri, 2) // Claire's and Julie's
 	b.setTrustSpace(t, "ch-demo.mssante.fr")
 	_, err = b.pool.Exec(ctx, `DELETE FROM mail_domains`)
 	require.NoError(t, err)

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"slices"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -101,14 +100,7 @@ func TestTrustSpaceInvariant(t *testing.T) {
 	late := b.receive(t, reportOf(t, "whitelist-change")).ReportID
 	b.statusIs(t, late, claire, mss, dispatch.StatusQueued)
 	b.statusIs(t, late, julie, mss, dispatch.StatusQueued)
-	// Both send jobs have met the blocked domain and snoozed: one still
-	// running would snooze after releaseNow, for the hour.
-	require.Eventually(t, func() bool {
-		var snoozed int
-		require.NoError(t, b.pool.QueryRow(ctx, `SELECT count(*) FROM river_job j JOIN deliveries d ON (j.args->>'delivery_id')::bigint = d.id
-			WHERE j.kind = $1 AND j.state = 'scheduled' AND d.report_id = $2`, dispatch.SendArgs{}.Kind(), late).Scan(&snoozed))
-		return snoozed == 2
-	}, 20*time.Second, 50*time.Millisecond)
+	b.waitSnoozed(t, late, 2)
 	_, err = b.pool.Exec(ctx, `UPDATE deliveries SET address = $2 WHERE report_id = $1 AND address = $3`, late, attacker, julie)
 	require.NoError(t, err)
 	b.setTrustSpace(t, "ch-demo.mssante.fr")

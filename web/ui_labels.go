@@ -10,8 +10,8 @@ import (
 	"github.com/mssdispatch/mssdispatch/auth"
 	"github.com/mssdispatch/mssdispatch/correspondents"
 	"github.com/mssdispatch/mssdispatch/dispatch"
-	"github.com/mssdispatch/mssdispatch/readmodel"
 	"github.com/mssdispatch/mssdispatch/letters"
+	"github.com/mssdispatch/mssdispatch/readmodel"
 )
 
 // This file holds what the dashboard's templates call: the French labels of

@@ -69,7 +69,13 @@ func TestTwoInstances(t *testing.T) {
 		require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM deliveries WHERE channel = 'mssante' AND status = 'sent'`).Scan(&sent))
 		return sent == 2*reports
 	}, 30*time.Second, 50*time.Millisecond, "every email recorded sent")
-	time.Sleep(time.Second) // no late duplicate
+	// No late duplicate: no send job is left that could send again.
+	require.Eventually(t, func() bool {
+		var left int
+		require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM river_job WHERE kind = 'send_delivery'
+			AND state NOT IN ('completed', 'cancelled', 'discarded')`).Scan(&left))
+		return left == 0
+	}, 30*time.Second, 50*time.Millisecond, "every send job finished")
 	msgs := smtpSrv.Messages()
 	require.Len(t, msgs, 2*reports, "each email sent once")
 	envelopes := map[string]bool{}

@@ -267,8 +267,11 @@ func TestNoAAWhenCommitFails(t *testing.T) {
 func TestShutdownAcknowledgesInFlight(t *testing.T) {
 	t.Parallel()
 	dbURL := demoDatabase(t)
-	failAtCommit(t, dbURL, "PERFORM pg_sleep(1)")
+	failAtCommit(t, dbURL, "PERFORM pg_sleep(2)")
 	r := start(t, serveConfig{DatabaseURL: dbURL, Transport: "outbox", OutboxDir: t.TempDir()})
+	pool, err := pgxpool.New(context.Background(), dbURL)
+	require.NoError(t, err)
+	defer pool.Close()
 
 	msg, _, err := sampleReport(time.Now())
 	require.NoError(t, err)
@@ -289,7 +292,13 @@ func TestShutdownAcknowledgesInFlight(t *testing.T) {
 		raw, err := c.Send(ctx, msg)
 		results <- result{raw, err}
 	}()
-	time.Sleep(300 * time.Millisecond) // the message is being committed
+	// The message is being committed: its commit sleeps in at_commit.
+	require.Eventually(t, func() bool {
+		var n int
+		err := pool.QueryRow(context.Background(), `SELECT count(*) FROM pg_stat_activity
+			WHERE datname = current_database() AND wait_event = 'PgSleep'`).Scan(&n)
+		return err == nil && n > 0
+	}, 30*time.Second, 10*time.Millisecond, "the message is being committed")
 	began := time.Now()
 	r.stop(t)
 	require.Less(t, time.Since(began), shutdownTimeout)

@@ -82,7 +82,7 @@ func TestREADMEDemo(t *testing.T) {
 				if !e.eventually || time.Now().After(deadline) {
 					t.Fatalf("README command\n%s\nexit status %d, output:\n%s\n%v\ndemo's output:\n%s", command, status, out, err, demo.output)
 				}
-				time.Sleep(200 * time.Millisecond) // the service works in the background
+				time.Sleep(200 * time.Millisecond) // polls the check: the service works in the background
 			}
 		}
 	}

@@ -103,13 +103,15 @@ func TestInboxRunIdle(t *testing.T) {
 	t.Parallel()
 	srv := imaptest.Start(t)
 	rec := &recorder{}
+	cp := &imaptest.Checkpoint{}
 	in, err := mail.NewInbox(mail.InboxConfig{Addr: srv.Addr, TLS: mail.TLSNone, Username: imaptest.Username, Password: imaptest.Password,
-		PollInterval: time.Hour}, &imaptest.Checkpoint{}, rec.handle, nil)
+		PollInterval: time.Hour}, cp, rec.handle, nil)
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- in.Run(ctx) }()
-	time.Sleep(200 * time.Millisecond)
+	// Run has read the empty mailbox: it idles, or is about to.
+	require.Eventually(t, func() bool { return cp.Loads() > 0 }, 10*time.Second, 5*time.Millisecond, "Run reads the mailbox")
 	deliver(t, srv, "dsn a")
 	require.Eventually(t, func() bool { return len(rec.subjects()) == 1 }, 10*time.Second, 20*time.Millisecond,
 		"a new message is read at once, not at the next poll")

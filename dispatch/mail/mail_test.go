@@ -218,7 +218,7 @@ func TestSMTPIdleTimeout(t *testing.T) {
 		raw, err := testMessage(to).Bytes()
 		require.NoError(t, err)
 		require.NoError(t, client.Send(context.Background(), mail.Envelope{From: sender, To: []string{to}}, raw))
-		time.Sleep(500 * time.Millisecond) // past the server's idle timeout
+		time.Sleep(500 * time.Millisecond) // the behaviour under test: idle past the server's idle timeout (200 ms)
 	}
 	require.Len(t, srv.Messages(), 2)
 	require.Equal(t, 2, srv.Sessions(), "the closed connection was replaced")

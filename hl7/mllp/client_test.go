@@ -269,7 +269,7 @@ func TestClientConcurrentSenders(t *testing.T) {
 		inFlight++
 		maxInFlight = max(maxInFlight, inFlight)
 		mu.Unlock()
-		time.Sleep(time.Duration(rand.IntN(200)) * time.Microsecond)
+		time.Sleep(time.Duration(rand.IntN(200)) * time.Microsecond) // the behaviour under test: a handler taking time, so that messages sent at once would overlap
 		mu.Lock()
 		inFlight--
 		mu.Unlock()
@@ -310,19 +310,28 @@ func TestClientConcurrentSenders(t *testing.T) {
 func TestClientNoLateResponseAfterTimeout(t *testing.T) {
 	t.Parallel()
 
+	release := make(chan struct{})
 	b := setup(t, &Server{Handler: HandlerFunc(func(_ context.Context, msg []byte) []byte {
 		if string(msg) == "slow" {
-			time.Sleep(300 * time.Millisecond)
+			<-release // answers only after the client gave up
 		}
 		return append([]byte("ACK:"), msg...)
 	})})
+	answerSlow := sync.OnceFunc(func() { close(release) })
+	t.Cleanup(answerSlow) // a failed test does not leave the handler waiting
 	c := newClient(t, b.addr, Config{Timeout: 100 * time.Millisecond})
 	se := sendErr(t, context.Background(), c, "slow")
 	require.ErrorIs(t, se, context.DeadlineExceeded)
 	require.True(t, se.MaybeDelivered)
 
 	require.Equal(t, "ACK:fast", send(t, c, "fast"))
-	time.Sleep(400 * time.Millisecond) // "ACK:slow" is written on the abandoned connection meanwhile
+	answerSlow()
+	// "ACK:slow" is written, or fails to be, on the abandoned connection:
+	// the server is done with both messages.
+	require.Eventually(t, func() bool {
+		logs := b.logs.String()
+		return strings.Count(logs, "mllp: message done")+strings.Count(logs, "mllp: response not written") >= 2
+	}, 5*time.Second, 5*time.Millisecond, "the server answered the slow message")
 	require.Equal(t, "ACK:after", send(t, c, "after"))
 }
 

@@ -151,7 +151,11 @@ func TestReadMessageBudgetWait(t *testing.T) {
 	bb.requireUsed(t, 60+35)
 
 	other.release(60) // room: the frame goes on
-	time.Sleep(10 * time.Millisecond)
+	require.Eventually(t, func() bool {
+		bb.b.mu.Lock()
+		defer bb.b.mu.Unlock()
+		return len(bb.b.waiters) == 0
+	}, 5*time.Second, time.Millisecond, "room granted")
 	write(strings.Repeat("y", 50) + "\x1c\r")
 	res := <-done
 	require.NoError(t, res.err)

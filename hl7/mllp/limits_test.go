@@ -21,6 +21,25 @@ func connCount(srv *Server) int {
 	return len(srv.conns)
 }
 
+// serving reports whether srv is reading, handling or answering a message
+// on the connection of c.
+func serving(srv *Server, c *Client) bool {
+	c.mu.Lock()
+	cc := c.conn
+	c.mu.Unlock()
+	if cc == nil {
+		return false
+	}
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	for sc := range srv.conns {
+		if sc.active && sc.rwc.RemoteAddr().String() == cc.LocalAddr().String() {
+			return true
+		}
+	}
+	return false
+}
+
 // requireNoResponse checks that nothing comes on conn for a while.
 func requireNoResponse(t *testing.T, conn net.Conn, wait time.Duration) {
 	t.Helper()
@@ -141,7 +160,8 @@ func TestServerBufferedBytesBounded(t *testing.T) {
 		}
 		resp <- string(r)
 	}()
-	time.Sleep(100 * time.Millisecond)
+	require.Eventually(t, func() bool { return serving(b.srv, legit) }, 5*time.Second, 5*time.Millisecond,
+		"the legitimate message is being read")
 	for _, conn := range flood {
 		require.NoError(t, conn.Close())
 	}
@@ -170,7 +190,7 @@ func TestServerReadTimeoutReleasesBuffer(t *testing.T) {
 	var wg sync.WaitGroup
 	wg.Go(func() { // one byte every 20 ms, until the server closes the connection
 		for {
-			time.Sleep(20 * time.Millisecond)
+			time.Sleep(20 * time.Millisecond) // the behaviour under test: a sender trickling its bytes
 			if _, err := conn.Write([]byte("x")); err != nil {
 				return
 			}

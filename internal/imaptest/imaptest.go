@@ -109,13 +109,23 @@ func (s *Server) login(t testing.TB) *imapclient.Client {
 type Checkpoint struct {
 	mu             sync.Mutex
 	validity, last uint32
+	loads          int // the reader reads the mailbox after each load
 }
 
 // LoadCheckpoint returns the checkpoint, whatever the mailbox.
 func (c *Checkpoint) LoadCheckpoint(context.Context, string) (uidValidity, lastUID uint32, err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.loads++
 	return c.validity, c.last, nil
+}
+
+// Loads returns how many times the checkpoint was loaded: the reader reads
+// the mailbox after each load.
+func (c *Checkpoint) Loads() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.loads
 }
 
 // SaveCheckpoint records the checkpoint, whatever the mailbox.
