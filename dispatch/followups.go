@@ -160,7 +160,7 @@ func onDelivery[T river.JobArgs](ctx context.Context, pool *pgxpool.Pool, job *r
 
 // release sends a scheduled or reviewed delivery on its way: queued with a
 // send job inserted with ins (an MSSanté delivery with an address), or paper_pending.
-func release(ctx context.Context, tx pgx.Tx, ins JobInserter, d storedDelivery, event string, actor Actor, detail string) error {
+func release(ctx context.Context, tx pgx.Tx, ins JobInserter, d storedDelivery, event Event, actor Actor, detail string) error {
 	if d.Channel == correspondents.ChannelMSSante {
 		if d.Address == "" {
 			return fmt.Errorf("delivery %d has no MSSanté address: %w", d.ID, ErrNoAddress)

@@ -220,7 +220,7 @@ type DeliveryView struct {
 	Recipient  string     `json:"recipient"`
 	RPPS       string     `json:"rpps,omitempty"`
 	Channel    string     `json:"channel"`
-	Status     string     `json:"status"`
+	Status     Status     `json:"status"`
 	Reason     string     `json:"reason"`
 	ReasonText string     `json:"reason_text"`
 	UpdatedAt  time.Time  `json:"updated_at"`

@@ -130,7 +130,7 @@ type DryRunChange struct {
 // start in, and the rule that decided it with its fallback policy.
 type DryRunOutcome struct {
 	Channel string `json:"channel"`
-	Status  string `json:"status"`
+	Status  Status `json:"status"`
 	Address string `json:"address,omitempty"`
 	// DelayHours is the delay of a scheduled delivery: it would go out that
 	// many hours after the report was received.

@@ -44,11 +44,13 @@ func (b *rulesBundle) putRules(t *testing.T, source string) rules.Set {
 
 // ruleDelivery is a delivery row with what the rules decided.
 type ruleDelivery struct {
-	Recipient, Channel, Status, Reason, Rule string
-	Version                                  int
-	Policy                                   dispatch.Policy
-	ScheduledFor                             *time.Time
-	ID                                       int64
+	Recipient, Channel string
+	Status             dispatch.Status
+	Reason, Rule       string
+	Version            int
+	Policy             dispatch.Policy
+	ScheduledFor       *time.Time
+	ID                 int64
 }
 
 // waitResolved waits until the report is resolved and none of its
@@ -89,7 +91,11 @@ func (b *rulesBundle) ruleDeliveries(t *testing.T, reportID int64) []ruleDeliver
 }
 
 // ruleOutcome is what a test checks of a delivery.
-type ruleOutcome struct{ recipient, channel, status, reason, rule string }
+type ruleOutcome struct {
+	recipient, channel string
+	status             dispatch.Status
+	reason, rule       string
+}
 
 func outcomes(ds []ruleDelivery) []ruleOutcome {
 	var out []ruleOutcome
@@ -519,7 +525,7 @@ func TestDryRun(t *testing.T) {
 		if o == nil {
 			return "-"
 		}
-		return o.Channel + "/" + o.Status + "/" + o.Rule
+		return o.Channel + "/" + string(o.Status) + "/" + o.Rule
 	}
 	var got []change
 	for _, c := range dr.Changed {

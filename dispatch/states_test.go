@@ -54,9 +54,9 @@ func delivery(t *testing.T, v dispatch.ReportView, recipient, channel string) di
 }
 
 // statusIs waits until the report's delivery to recipient on channel has status.
-func (b *testBundle) statusIs(t *testing.T, reportID int64, recipient, channel, status string) dispatch.DeliveryView {
+func (b *testBundle) statusIs(t *testing.T, reportID int64, recipient, channel string, status dispatch.Status) dispatch.DeliveryView {
 	t.Helper()
-	v := b.waitReport(t, reportID, recipient+" "+channel+" "+status, func(v dispatch.ReportView) bool {
+	v := b.waitReport(t, reportID, recipient+" "+channel+" "+string(status), func(v dispatch.ReportView) bool {
 		i := slices.IndexFunc(v.Deliveries, func(d dispatch.DeliveryView) bool {
 			return d.Recipient == recipient && d.Channel == channel && d.Status == status
 		})
@@ -272,7 +272,7 @@ func TestTransitions(t *testing.T) {
 	var want, got []string
 	for from, tos := range dispatch.Transitions() {
 		for _, to := range tos {
-			want = append(want, from+" -> "+to)
+			want = append(want, string(from)+" -> "+string(to))
 		}
 	}
 	for k := range seen {

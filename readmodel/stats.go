@@ -83,8 +83,9 @@ type DocumentRate struct {
 
 // ChannelCount is the number of deliveries of a channel in a status.
 type ChannelCount struct {
-	Channel, Status string
-	Count           int64
+	Channel string
+	Status  dispatch.Status
+	Count   int64
 }
 
 // Delay is the distribution of the time from a report's validation (its

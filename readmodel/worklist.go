@@ -41,7 +41,8 @@ type DeliveryFilter struct {
 	// an RPPS, or, when it has an @, the start of an MSSanté address.
 	Correspondent string
 	// DocumentCode is a LOINC code; Service a care unit; Status a delivery status.
-	DocumentCode, Service, Status string
+	DocumentCode, Service string
+	Status                dispatch.Status
 	// From and To bound the creation of the delivery, To excluded; zero is unbounded.
 	From, To time.Time
 	// Services restricts to the reports of these services (a secretary
@@ -57,7 +58,7 @@ type DeliveryFilter struct {
 type DeliveryRow struct {
 	ID, ReportID  int64
 	Channel       string
-	Status        string
+	Status        dispatch.Status
 	Recipient     string // the recipient's name
 	Address       string // the MSSanté address, for an mssante delivery
 	ReasonText    string
@@ -187,7 +188,7 @@ type RecipientDetail struct {
 type DeliveryDetail struct {
 	ID            int64
 	Channel       string
-	Status        string
+	Status        dispatch.Status
 	Address       string
 	Name          string
 	PostalAddress postal.PostalAddress
@@ -252,7 +253,7 @@ func (d DeliveryRow) Approvable() bool {
 	return d.Status == dispatch.StatusReview && approvable(d.Status, d.Channel, d.Address, d.PostalAddress)
 }
 
-func approvable(status, channel, address string, letterTo postal.PostalAddress) bool {
+func approvable(status dispatch.Status, channel, address string, letterTo postal.PostalAddress) bool {
 	if status != dispatch.StatusReview && status != dispatch.StatusScheduled {
 		return false
 	}
@@ -268,15 +269,15 @@ type TimelineEvent struct {
 	DeliveryID int64 // 0 for the report's own events
 	Recipient  string
 	Channel    string
-	From, To   string
-	Event      string
+	From, To   dispatch.Status // "" for the report's own events
+	Event      dispatch.Event
 	ActorKind  string
 	Actor      string
 	Detail     string
 }
 
 // EventReceived is the timeline's event of the report's reception.
-const EventReceived = "received"
+const EventReceived dispatch.Event = "received"
 
 // ReportDetail returns the report id with its recipients, deliveries and
 // timeline, or ErrNotFound; viewer's reading is in the audit log.

@@ -140,7 +140,7 @@ type trackedDelivery struct {
 
 // waitDelivery waits until the report of documentID has an email to
 // recipient (address, or name once the address is withdrawn) in status.
-func waitDelivery(t *testing.T, httpAddr, documentID, recipient, status string) trackedDelivery {
+func waitDelivery(t *testing.T, httpAddr, documentID, recipient string, status dispatch.Status) trackedDelivery {
 	t.Helper()
 	var found trackedDelivery
 	require.Eventually(t, func() bool {
