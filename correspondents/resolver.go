@@ -7,10 +7,13 @@ import (
 	"strings"
 )
 
+// Channel is how a route delivers (deliveries.channel).
+type Channel string
+
 // Channels of a route.
 const (
-	ChannelMSSante = "mssante"
-	ChannelPaper   = "paper"
+	ChannelMSSante Channel = "mssante"
+	ChannelPaper   Channel = "paper"
 )
 
 // Kinds of recipient.
@@ -106,7 +109,7 @@ const (
 
 // Route is one way to deliver a report to a recipient.
 type Route struct {
-	Channel string
+	Channel Channel
 	// Address is the MSSanté address of an mssante route (for a review route,
 	// the address proposed, if any).
 	Address string
@@ -462,6 +465,6 @@ func addresses(boxes []Mailbox) []string {
 }
 
 // reviewRoute is a route a secretary must confirm or correct.
-func reviewRoute(channel, address, name, reason, text string) Route {
+func reviewRoute(channel Channel, address, name, reason, text string) Route {
 	return Route{Channel: channel, Address: address, Name: name, Review: true, Reason: reason, Text: text}
 }

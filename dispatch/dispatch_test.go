@@ -120,9 +120,10 @@ func TestReceiveResolveSend(t *testing.T) {
 	require.Equal(t, report.Document.ID, v.DocumentID)
 	require.Equal(t, dispatch.ReportResolved, v.Status)
 	type line struct {
-		recipient, rpps, channel string
-		status                   dispatch.Status
-		reason                   string
+		recipient, rpps string
+		channel         correspondents.Channel
+		status          dispatch.Status
+		reason          string
 	}
 	var got []line
 	for _, d := range v.Deliveries {

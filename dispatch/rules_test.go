@@ -44,13 +44,14 @@ func (b *rulesBundle) putRules(t *testing.T, source string) rules.Set {
 
 // ruleDelivery is a delivery row with what the rules decided.
 type ruleDelivery struct {
-	Recipient, Channel string
-	Status             dispatch.Status
-	Reason, Rule       string
-	Version            int
-	Policy             dispatch.Policy
-	ScheduledFor       *time.Time
-	ID                 int64
+	Recipient    string
+	Channel      correspondents.Channel
+	Status       dispatch.Status
+	Reason, Rule string
+	Version      int
+	Policy       dispatch.Policy
+	ScheduledFor *time.Time
+	ID           int64
 }
 
 // waitResolved waits until the report is resolved and none of its
@@ -92,9 +93,10 @@ func (b *rulesBundle) ruleDeliveries(t *testing.T, reportID int64) []ruleDeliver
 
 // ruleOutcome is what a test checks of a delivery.
 type ruleOutcome struct {
-	recipient, channel string
-	status             dispatch.Status
-	reason, rule       string
+	recipient    string
+	channel      correspondents.Channel
+	status       dispatch.Status
+	reason, rule string
 }
 
 func outcomes(ds []ruleDelivery) []ruleOutcome {
@@ -525,7 +527,7 @@ func TestDryRun(t *testing.T) {
 		if o == nil {
 			return "-"
 		}
-		return o.Channel + "/" + string(o.Status) + "/" + o.Rule
+		return string(o.Channel) + "/" + string(o.Status) + "/" + o.Rule
 	}
 	var got []change
 	for _, c := range dr.Changed {

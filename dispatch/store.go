@@ -406,7 +406,7 @@ func scanRecipients(rows pgx.Rows) ([]storedRecipient, error) {
 // newDelivery is a delivery about to be created.
 type newDelivery struct {
 	RecipientID   int64
-	Channel       string
+	Channel       correspondents.Channel
 	Status        Status
 	Address       string
 	Name          string
@@ -538,7 +538,7 @@ type outgoing struct {
 	ReportID   int64
 	Action     Action
 	Status     Status
-	Channel    string
+	Channel    correspondents.Channel
 	Address    string
 	MessageID  string
 	Patient    Patient
@@ -607,7 +607,7 @@ func loadOutgoing(ctx context.Context, q dbtx, deliveryID int64) (outgoing, erro
 // storedDelivery is a delivery row, for the jobs and actions that change it.
 type storedDelivery struct {
 	ID, ReportID, RecipientID int64
-	Channel                   string
+	Channel                   correspondents.Channel
 	Status                    Status
 	Address, MessageID        string
 	// SendingAt is true while an email is handed to SMTP (or was, when the

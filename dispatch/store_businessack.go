@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/mssdispatch/mssdispatch/correspondents"
 )
 
 // This file holds the SQL of the business acknowledgements to the DPI
@@ -15,8 +17,9 @@ import (
 // storedBusinessAck is what a business acknowledgement needs of a delivery,
 // its report and its recipient.
 type storedBusinessAck struct {
-	Channel, Address string
-	Status           Status
+	Channel correspondents.Channel
+	Address string
+	Status  Status
 	// DeliveredAt, ReadAt and UpdatedAt date the DSN, the MDN and the last change.
 	DeliveredAt, ReadAt *time.Time
 	UpdatedAt           time.Time

@@ -57,7 +57,7 @@ type DeliveryFilter struct {
 // DeliveryRow is one line of a worklist.
 type DeliveryRow struct {
 	ID, ReportID  int64
-	Channel       string
+	Channel       correspondents.Channel
 	Status        dispatch.Status
 	Recipient     string // the recipient's name
 	Address       string // the MSSanté address, for an mssante delivery
@@ -187,7 +187,7 @@ type RecipientDetail struct {
 // DeliveryDetail is a delivery as the report page shows it.
 type DeliveryDetail struct {
 	ID            int64
-	Channel       string
+	Channel       correspondents.Channel
 	Status        dispatch.Status
 	Address       string
 	Name          string
@@ -253,7 +253,7 @@ func (d DeliveryRow) Approvable() bool {
 	return d.Status == dispatch.StatusReview && approvable(d.Status, d.Channel, d.Address, d.PostalAddress)
 }
 
-func approvable(status dispatch.Status, channel, address string, letterTo postal.PostalAddress) bool {
+func approvable(status dispatch.Status, channel correspondents.Channel, address string, letterTo postal.PostalAddress) bool {
 	if status != dispatch.StatusReview && status != dispatch.StatusScheduled {
 		return false
 	}
@@ -268,7 +268,7 @@ type TimelineEvent struct {
 	At         time.Time
 	DeliveryID int64 // 0 for the report's own events
 	Recipient  string
-	Channel    string
+	Channel    correspondents.Channel
 	From, To   dispatch.Status // "" for the report's own events
 	Event      dispatch.Event
 	ActorKind  string

@@ -78,7 +78,7 @@ func (s *server) resolveRecipient(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	type route struct {
-		Channel       string                       `json:"channel"`
+		Channel       correspondents.Channel       `json:"channel"`
 		Address       string                       `json:"address,omitempty"`
 		Name          string                       `json:"name,omitempty"`
 		PostalAddress correspondents.PostalAddress `json:"postal_address,omitzero"`

@@ -151,7 +151,7 @@ var batchLabels = map[string]string{
 	letters.BatchPosted:    "Posté",
 }
 
-var channelLabels = map[string]string{"mssante": "MSSanté", "paper": "Papier"}
+var channelLabels = map[correspondents.Channel]string{correspondents.ChannelMSSante: "MSSanté", correspondents.ChannelPaper: "Papier"}
 
 var roleLabels = map[auth.Role]string{
 	auth.RoleSecretary: "Secrétariat",
@@ -172,7 +172,7 @@ var uiFuncs = template.FuncMap{
 	"statusLabel":   func(s dispatch.Status) string { return label(statusLabels, s) },
 	"eventLabel":    func(s dispatch.Event) string { return label(eventLabels, s) },
 	"actionLabel":   func(s string) string { return label(actionLabels, s) },
-	"channelLabel":  func(s string) string { return label(channelLabels, s) },
+	"channelLabel":  func(s correspondents.Channel) string { return label(channelLabels, s) },
 	"reasonLabel":   func(s string) string { return label(reasonLabels, s) },
 	"recipientRole": func(s string) string { return label(recipientRoleLabels, s) },
 	"boxTypeLabel":  func(s string) string { return label(boxTypeLabels, s) },

@@ -198,7 +198,7 @@ func printDryRun(w io.Writer, dr dispatch.DryRun) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "REPORT\tDOCUMENT\tRECIPIENT\tCHANNEL\tBEFORE\tAFTER\tCHANGED")
 	for _, c := range dr.Changed {
-		channel := ""
+		var channel correspondents.Channel
 		switch {
 		case c.After != nil:
 			channel = c.After.Channel

@@ -667,11 +667,11 @@ func TestVoletORUSegurInit(t *testing.T) {
 	v := b.report(t, segurV1.ID, map[string]string{voletHoda: "sent", voletPatientBox: "review"})
 	require.Equal(t, []string{segurV1.ID}, v.DocumentIDs)
 	h := voletDelivery(t, v, voletHoda)
-	require.Equal(t, "mssante", h.Channel)
+	require.Equal(t, correspondents.ChannelMSSante, h.Channel)
 	require.Equal(t, correspondents.ReasonDPIAddress, h.Reason)
 	require.Equal(t, voletHodaID[1:], h.RPPS)
 	p := voletDelivery(t, v, voletPatientBox)
-	require.Equal(t, "mssante", p.Channel)
+	require.Equal(t, correspondents.ChannelMSSante, p.Channel)
 	require.Equal(t, correspondents.ReasonPatientAddressMismatch, p.Reason)
 	require.Contains(t, p.ReasonText, voletSegurPatient)
 
