@@ -74,7 +74,7 @@ type routeLine struct {
 	channel Channel
 	address string
 	review  bool
-	reason  string
+	reason  Reason
 	city    string // of the postal address, for paper routes
 }
 

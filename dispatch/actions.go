@@ -228,9 +228,9 @@ func userActor(user string) Actor { return Actor{Kind: ActorUser, Name: user} }
 
 // Reasons of the deliveries users create or change.
 const (
-	ReasonUserPaper = "user_paper" // a user switched an email to paper
-	ReasonUserEdit  = "user_edit"  // a user chose the recipient's address
-	ReasonUserAdded = "user_added" // a user added the recipient
+	ReasonUserPaper correspondents.Reason = "user_paper" // a user switched an email to paper
+	ReasonUserEdit  correspondents.Reason = "user_edit"  // a user chose the recipient's address
+	ReasonUserAdded correspondents.Reason = "user_added" // a user added the recipient
 )
 
 // RoleAdded is the role of a recipient a user added to a report.

@@ -123,7 +123,7 @@ func TestReceiveResolveSend(t *testing.T) {
 		recipient, rpps string
 		channel         correspondents.Channel
 		status          dispatch.Status
-		reason          string
+		reason          correspondents.Reason
 	}
 	var got []line
 	for _, d := range v.Deliveries {

@@ -251,7 +251,7 @@ func (w *fallbackWorker) Work(ctx context.Context, job *river.Job[FallbackArgs])
 }
 
 // ReasonFallbackPaper is the reason of a paper delivery created by a fallback.
-const ReasonFallbackPaper = "fallback_paper"
+const ReasonFallbackPaper correspondents.Reason = "fallback_paper"
 
 // causeText says each cause of a fallback to a secretary.
 var causeText = map[string]string{

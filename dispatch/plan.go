@@ -14,13 +14,13 @@ import (
 const (
 	// ReasonNotForProfessionals is the reason of a delivery cancelled because
 	// the DPI's flags exclude professionals.
-	ReasonNotForProfessionals = "flags_no_professionals"
+	ReasonNotForProfessionals correspondents.Reason = "flags_no_professionals"
 	// ReasonServed is the reason of a replacement or deletion sent to an
 	// address that received the previous version of the document.
-	ReasonServed = "previously_served"
+	ReasonServed correspondents.Reason = "previously_served"
 	// ReasonRuleNoPatient is the reason of a delivery to the patient cancelled
 	// by a CME rule (patient: never).
-	ReasonRuleNoPatient = "rule_no_patient"
+	ReasonRuleNoPatient correspondents.Reason = "rule_no_patient"
 )
 
 // Policy is what a delivery does when it fails or is not acknowledged in

@@ -221,7 +221,7 @@ type DeliveryView struct {
 	RPPS       string                 `json:"rpps,omitempty"`
 	Channel    correspondents.Channel `json:"channel"`
 	Status     Status                 `json:"status"`
-	Reason     string                 `json:"reason"`
+	Reason     correspondents.Reason  `json:"reason"`
 	ReasonText string                 `json:"reason_text"`
 	UpdatedAt  time.Time              `json:"updated_at"`
 	SentAt     *time.Time             `json:"sent_at,omitempty"`

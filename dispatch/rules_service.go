@@ -134,10 +134,10 @@ type DryRunOutcome struct {
 	Address string                 `json:"address,omitempty"`
 	// DelayHours is the delay of a scheduled delivery: it would go out that
 	// many hours after the report was received.
-	DelayHours int    `json:"delay_hours,omitempty"`
-	Reason     string `json:"reason"`
-	Rule       string `json:"rule"`
-	Policy     Policy `json:"policy"`
+	DelayHours int                   `json:"delay_hours,omitempty"`
+	Reason     correspondents.Reason `json:"reason"`
+	Rule       string                `json:"rule"`
+	Policy     Policy                `json:"policy"`
 }
 
 // forRecipient is what of o makes a difference to the recipient: whether,

@@ -47,7 +47,8 @@ type ruleDelivery struct {
 	Recipient    string
 	Channel      correspondents.Channel
 	Status       dispatch.Status
-	Reason, Rule string
+	Reason       correspondents.Reason
+	Rule         string
 	Version      int
 	Policy       dispatch.Policy
 	ScheduledFor *time.Time
@@ -93,10 +94,11 @@ func (b *rulesBundle) ruleDeliveries(t *testing.T, reportID int64) []ruleDeliver
 
 // ruleOutcome is what a test checks of a delivery.
 type ruleOutcome struct {
-	recipient    string
-	channel      correspondents.Channel
-	status       dispatch.Status
-	reason, rule string
+	recipient string
+	channel   correspondents.Channel
+	status    dispatch.Status
+	reason    correspondents.Reason
+	rule      string
 }
 
 func outcomes(ds []ruleDelivery) []ruleOutcome {

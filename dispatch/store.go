@@ -411,7 +411,7 @@ type newDelivery struct {
 	Address       string
 	Name          string
 	PostalAddress PostalAddress
-	Reason        string
+	Reason        correspondents.Reason
 	ReasonText    string
 	MessageID     string // set for mssante deliveries
 	// RuleName and RuleVersion name the rule that decided it; Policy is its fallback.
@@ -730,7 +730,7 @@ func unblock(ctx context.Context, q dbtx, domain string) error {
 }
 
 // withdrawAddress takes the MSSanté address off delivery id, saying why.
-func withdrawAddress(ctx context.Context, q dbtx, id int64, reason, reasonText string) error {
+func withdrawAddress(ctx context.Context, q dbtx, id int64, reason correspondents.Reason, reasonText string) error {
 	_, err := q.Exec(ctx, `UPDATE deliveries SET address = '', reason = $2, reason_text = $3, updated_at = now() WHERE id = $1`,
 		id, reason, reasonText)
 	if err != nil {
@@ -848,7 +848,7 @@ func nextRecipientPosition(ctx context.Context, tx pgx.Tx, reportID int64) (int,
 }
 
 // setDeliveryRecipient changes where a delivery goes.
-func setDeliveryRecipient(ctx context.Context, q dbtx, id int64, address, name string, postal PostalAddress, reason, reasonText string) error {
+func setDeliveryRecipient(ctx context.Context, q dbtx, id int64, address, name string, postal PostalAddress, reason correspondents.Reason, reasonText string) error {
 	_, err := q.Exec(ctx, `UPDATE deliveries SET address = $2, recipient_name = $3, postal_address = $4,
 			reason = $5, reason_text = $6, updated_at = now() WHERE id = $1`,
 		id, address, name, postal, reason, reasonText)

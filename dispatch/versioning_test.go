@@ -18,7 +18,7 @@ import (
 type line struct {
 	recipient string
 	status    dispatch.Status
-	reason    string
+	reason    correspondents.Reason
 }
 
 func lines(v dispatch.ReportView) []line {

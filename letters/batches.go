@@ -378,8 +378,9 @@ type letterFacts struct {
 	// RecipientKind and Reason are the recipient's kind and why the letter
 	// goes on paper; EmailStatus is the status of the recipient's MSSanté
 	// delivery of the report, "" when there is none (see kind).
-	RecipientKind, Reason string
-	EmailStatus           dispatch.Status
+	RecipientKind string
+	Reason        correspondents.Reason
+	EmailStatus   dispatch.Status
 }
 
 // kind is what l's cover letter says of MSSanté: to a patient, of their

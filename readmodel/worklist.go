@@ -192,7 +192,7 @@ type DeliveryDetail struct {
 	Address       string
 	Name          string
 	PostalAddress postal.PostalAddress
-	Reason        string
+	Reason        correspondents.Reason
 	ReasonText    string
 	RuleName      string
 	RuleVersion   int

@@ -83,7 +83,7 @@ func (s *server) resolveRecipient(w http.ResponseWriter, r *http.Request) {
 		Name          string                       `json:"name,omitempty"`
 		PostalAddress correspondents.PostalAddress `json:"postal_address,omitzero"`
 		Review        bool                         `json:"review"`
-		Reason        string                       `json:"reason"`
+		Reason        correspondents.Reason        `json:"reason"`
 		ReasonText    string                       `json:"reason_text"`
 	}
 	out := make([]route, 0, len(routes))

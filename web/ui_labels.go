@@ -84,7 +84,7 @@ var actionLabels = map[string]string{
 }
 
 // reasonLabels say why a delivery was made as it was (its reason code).
-var reasonLabels = map[string]string{
+var reasonLabels = map[correspondents.Reason]string{
 	correspondents.ReasonLocalAddress:           "adresse de l'annuaire local",
 	correspondents.ReasonDPIAddress:             "adresse transmise par le DPI",
 	correspondents.ReasonDPIAddressMismatch:     "adresse du DPI absente de l'annuaire",
@@ -167,13 +167,26 @@ func label[Code ~string](labels map[Code]string, code Code) string {
 	return string(code)
 }
 
+// reasonLabel returns the label of a delivery's reason: a
+// correspondents.Reason, or the string a delivery's creation event has as
+// its detail (text/template converts neither to the other).
+func reasonLabel(code any) string {
+	switch c := code.(type) {
+	case correspondents.Reason:
+		return label(reasonLabels, c)
+	case string:
+		return label(reasonLabels, correspondents.Reason(c))
+	}
+	return fmt.Sprint(code)
+}
+
 var uiFuncs = template.FuncMap{
 	"worklistLabel": func(s string) string { return label(worklistLabels, s) },
 	"statusLabel":   func(s dispatch.Status) string { return label(statusLabels, s) },
 	"eventLabel":    func(s dispatch.Event) string { return label(eventLabels, s) },
 	"actionLabel":   func(s string) string { return label(actionLabels, s) },
 	"channelLabel":  func(s correspondents.Channel) string { return label(channelLabels, s) },
-	"reasonLabel":   func(s string) string { return label(reasonLabels, s) },
+	"reasonLabel":   reasonLabel,
 	"recipientRole": func(s string) string { return label(recipientRoleLabels, s) },
 	"boxTypeLabel":  func(s string) string { return label(boxTypeLabels, s) },
 	"auditLabel":    func(s string) string { return label(auditLabels, s) },

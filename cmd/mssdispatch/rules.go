@@ -235,7 +235,7 @@ func changedFields(before, after *dispatch.DryRunOutcome) string {
 		{"status", before.Status != after.Status},
 		{"delay", before.DelayHours != after.DelayHours},
 		{"address " + after.Address, before.Address != after.Address},
-		{"reason " + after.Reason, before.Reason != after.Reason},
+		{"reason " + string(after.Reason), before.Reason != after.Reason},
 		{"rule", before.Rule != after.Rule},
 		{"policy", before.Policy != after.Policy},
 	} {
