@@ -7,10 +7,13 @@ import (
 	"strings"
 )
 
+// Channel is how a route delivers (deliveries.channel).
+type Channel string
+
 // Channels of a route.
 const (
-	ChannelMSSante = "mssante"
-	ChannelPaper   = "paper"
+	ChannelMSSante Channel = "mssante"
+	ChannelPaper   Channel = "paper"
 )
 
 // Kinds of recipient.
@@ -25,38 +28,42 @@ const (
 // trust space by definition.
 const PatientMailDomain = "patient.mssante.fr"
 
-// Reasons of a route, machine-readable: what the CME rules match on and what
+// Reason says why a route (and the delivery made of it) is as it is,
+// machine-readable (deliveries.reason): what the CME rules match on and what
 // the dashboard explains.
+type Reason string
+
+// Reasons of a route.
 const (
 	// ReasonLocalAddress: the address of the hospital's local directory.
-	ReasonLocalAddress = "local_address"
+	ReasonLocalAddress Reason = "local_address"
 	// ReasonDPIAddress: the DPI's address, in the trust space, which the
 	// directory knows for this recipient or does not contradict.
-	ReasonDPIAddress = "dpi_address"
+	ReasonDPIAddress Reason = "dpi_address"
 	// ReasonDPIAddressMismatch: the DPI's address, in the trust space, while
 	// the directory knows other addresses for this recipient.
-	ReasonDPIAddressMismatch = "dpi_address_mismatch"
+	ReasonDPIAddressMismatch Reason = "dpi_address_mismatch"
 	// ReasonDirectoryAddress: the directory's only address for the recipient.
-	ReasonDirectoryAddress = "directory_address"
+	ReasonDirectoryAddress Reason = "directory_address"
 	// ReasonUntrustedAddress: the address's domain is outside the trust space.
-	ReasonUntrustedAddress = "untrusted_address"
+	ReasonUntrustedAddress Reason = "untrusted_address"
 	// ReasonSeveralAddresses: the directory has several addresses, none chosen.
-	ReasonSeveralAddresses = "several_addresses"
+	ReasonSeveralAddresses Reason = "several_addresses"
 	// ReasonNoAddress: no MSSanté address given nor in the directory.
-	ReasonNoAddress = "no_address"
+	ReasonNoAddress Reason = "no_address"
 	// ReasonPaperCopy: a paper copy besides MSSanté, because the recipient did
 	// not tick dématérialisation or the local directory asks for both.
-	ReasonPaperCopy = "paper_copy"
+	ReasonPaperCopy Reason = "paper_copy"
 	// ReasonLocalPaper: the local directory says paper only.
-	ReasonLocalPaper = "local_paper"
+	ReasonLocalPaper Reason = "local_paper"
 	// ReasonPatientMailbox: the patient's mailbox, INS@patient.mssante.fr.
-	ReasonPatientMailbox = "patient_mailbox"
+	ReasonPatientMailbox Reason = "patient_mailbox"
 	// ReasonPatientNotQualified: the patient's identity is not qualified, so
 	// their INS and mailbox cannot be used.
-	ReasonPatientNotQualified = "patient_ins_not_qualified"
+	ReasonPatientNotQualified Reason = "patient_ins_not_qualified"
 	// ReasonPatientAddressMismatch: the DPI gave the patient an address that
 	// is not the mailbox of their qualified INS.
-	ReasonPatientAddressMismatch = "patient_address_mismatch"
+	ReasonPatientAddressMismatch Reason = "patient_address_mismatch"
 )
 
 // PatientMailbox is the MSSanté mailbox of the patient whose INS is ins:
@@ -106,7 +113,7 @@ const (
 
 // Route is one way to deliver a report to a recipient.
 type Route struct {
-	Channel string
+	Channel Channel
 	// Address is the MSSanté address of an mssante route (for a review route,
 	// the address proposed, if any).
 	Address string
@@ -121,7 +128,7 @@ type Route struct {
 	// the directories know several (or the DPI's differs from theirs).
 	Choices []string
 	// Reason is machine-readable (one of the Reason constants).
-	Reason string
+	Reason Reason
 	// Text explains the decision to a secretary, in French.
 	Text string
 }
@@ -462,6 +469,6 @@ func addresses(boxes []Mailbox) []string {
 }
 
 // reviewRoute is a route a secretary must confirm or correct.
-func reviewRoute(channel, address, name, reason, text string) Route {
+func reviewRoute(channel Channel, address, name string, reason Reason, text string) Route {
 	return Route{Channel: channel, Address: address, Name: name, Review: true, Reason: reason, Text: text}
 }

@@ -71,10 +71,11 @@ func setupResolver(t *testing.T) (*Store, *Resolver) {
 
 // routeLine is what the table tests compare of a route.
 type routeLine struct {
-	channel, address string
-	review           bool
-	reason           string
-	city             string // of the postal address, for paper routes
+	channel Channel
+	address string
+	review  bool
+	reason  Reason
+	city    string // of the postal address, for paper routes
 }
 
 func linesOf(routes []Route) []routeLine {

@@ -21,11 +21,11 @@ import (
 
 // Acknowledgements of an email, from its DSN or MDN.
 const (
-	AckDelivered = StatusDelivered // a DSN "delivered"
-	AckRead      = StatusRead      // an MDN "displayed" or "processed"
-	AckFailed    = StatusFailed    // a DSN "failed", or an MDN with an error
-	AckDelayed   = "delayed"       // a DSN "delayed": the operator is still trying (no status change)
-	AckReply     = "reply"         // a human reply to the email (no status change)
+	AckDelivered = string(StatusDelivered) // a DSN "delivered"
+	AckRead      = string(StatusRead)      // an MDN "displayed" or "processed"
+	AckFailed    = string(StatusFailed)    // a DSN "failed", or an MDN with an error
+	AckDelayed   = "delayed"               // a DSN "delayed": the operator is still trying (no status change)
+	AckReply     = "reply"                 // a human reply to the email (no status change)
 )
 
 // Approve sends a delivery a secretary reviewed, or a scheduled one at once:
@@ -134,7 +134,7 @@ func (s *Service) PostalReturn(ctx context.Context, deliveryID int64, user, why 
 // ackEvents maps each acknowledgement to the event Acknowledge records for
 // it; its keys are also the ack label of mssdispatch_ack_delay_seconds (the
 // mailbox's reader, package dispatch/mail/ingest).
-var ackEvents = map[string]string{AckDelivered: EventDelivered, AckRead: EventRead, AckFailed: EventFailed,
+var ackEvents = map[string]Event{AckDelivered: EventDelivered, AckRead: EventRead, AckFailed: EventFailed,
 	AckDelayed: EventDelayed, AckReply: EventReply}
 
 // Acknowledge records a DSN, an MDN or a reply of an email: ack is
@@ -161,19 +161,20 @@ func (s *Service) Acknowledge(ctx context.Context, deliveryID int64, ack, detail
 			}
 			return insertEvent(ctx, tx, d.ID, d.Status, d.Status, event, actorSystem, detail)
 		}
+		to := Status(ack) // AckDelivered, AckRead and AckFailed are the statuses they lead to
 		var err error
 		switch {
-		case Allowed(d.Status, ack) != nil:
-			err = insertEvent(ctx, tx, d.ID, d.Status, d.Status, event, actorSystem, detail+" (sans effet: "+d.Status+")")
+		case Allowed(d.Status, to) != nil:
+			err = insertEvent(ctx, tx, d.ID, d.Status, d.Status, event, actorSystem, detail+" (sans effet: "+string(d.Status)+")")
 		case ack == AckFailed:
 			err = failDelivery(ctx, tx, d.ID, d.Status, event, detail, CauseFailed, s.jobs)
 		case ack == AckRead:
 			err = setAttention(ctx, tx, d.ID, "")
 			if err == nil {
-				err = transition(ctx, tx, d.ID, d.Status, ack, event, actorSystem, detail)
+				err = transition(ctx, tx, d.ID, d.Status, to, event, actorSystem, detail)
 			}
 		default:
-			err = transition(ctx, tx, d.ID, d.Status, ack, event, actorSystem, detail)
+			err = transition(ctx, tx, d.ID, d.Status, to, event, actorSystem, detail)
 		}
 		if err != nil {
 			return err
@@ -194,13 +195,13 @@ func (s *Service) act(ctx context.Context, deliveryID int64, change func(pgx.Tx,
 // userAct runs the action of user that records event on the locked
 // delivery, and its audit entry ("delivery_<event>", with the detail change
 // returns), in one transaction.
-func (s *Service) userAct(ctx context.Context, deliveryID int64, user, event string, change func(pgx.Tx, storedDelivery) (string, error)) error {
+func (s *Service) userAct(ctx context.Context, deliveryID int64, user string, event Event, change func(pgx.Tx, storedDelivery) (string, error)) error {
 	return s.act(ctx, deliveryID, func(tx pgx.Tx, d storedDelivery) error {
 		detail, err := change(tx, d)
 		if err != nil {
 			return err
 		}
-		return audit.Write(ctx, tx, audit.Entry{Actor: user, Action: "delivery_" + event, Object: fmt.Sprintf("delivery:%d", d.ID),
+		return audit.Write(ctx, tx, audit.Entry{Actor: user, Action: "delivery_" + string(event), Object: fmt.Sprintf("delivery:%d", d.ID),
 			ReportID: d.ReportID, DeliveryID: d.ID, Detail: detail})
 	})
 }
@@ -227,9 +228,9 @@ func userActor(user string) Actor { return Actor{Kind: ActorUser, Name: user} }
 
 // Reasons of the deliveries users create or change.
 const (
-	ReasonUserPaper = "user_paper" // a user switched an email to paper
-	ReasonUserEdit  = "user_edit"  // a user chose the recipient's address
-	ReasonUserAdded = "user_added" // a user added the recipient
+	ReasonUserPaper correspondents.Reason = "user_paper" // a user switched an email to paper
+	ReasonUserEdit  correspondents.Reason = "user_edit"  // a user chose the recipient's address
+	ReasonUserAdded correspondents.Reason = "user_added" // a user added the recipient
 )
 
 // RoleAdded is the role of a recipient a user added to a report.
@@ -237,8 +238,8 @@ const RoleAdded = "ADDED"
 
 // Events of the users' changes of a delivery's recipient.
 const (
-	EventEdited = "edited" // a user changed the address
-	EventPaper  = "paper"  // a user asked for a letter
+	EventEdited Event = "edited" // a user changed the address
+	EventPaper  Event = "paper"  // a user asked for a letter
 )
 
 // SwitchToPaper makes a letter of an email: the recipient gets a paper

@@ -34,8 +34,8 @@ const (
 
 // Events of the delivery history about business acknowledgements.
 const (
-	EventBusinessAckSent    = "business_ack_sent"    // the DPI accepted it
-	EventBusinessAckRefused = "business_ack_refused" // the DPI refused it for good
+	EventBusinessAckSent    Event = "business_ack_sent"    // the DPI accepted it
+	EventBusinessAckRefused Event = "business_ack_refused" // the DPI refused it for good
 )
 
 // businessAckMaxAttempts bounds the sends of one acknowledgement: with the

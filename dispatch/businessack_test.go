@@ -122,7 +122,7 @@ func (b *ackBundle) acknowledge(t *testing.T, id int64, ack, detail string) {
 		require.NoError(t, err)
 		// The status change only: the fallback job a failure also enqueues
 		// has no worker here.
-		require.NoError(t, transition(b.ctx, tx, id, d.Status, ack, ack, actorSystem, detail))
+		require.NoError(t, transition(b.ctx, tx, id, d.Status, Status(ack), ackEvents[ack], actorSystem, detail))
 		return businessAcksFor(b.ctx, tx, b.client, true, id, ack, detail)
 	}))
 }
@@ -427,55 +427,55 @@ func TestBusinessAcksFor(t *testing.T) {
 		kind     string // of the inbound message
 		paper    bool
 		on       bool
-		statuses []string // the delivery goes through them first
+		statuses []Status // the delivery goes through them first
 		ack      string
 		detail   string
 		want     []BusinessAckArgs
 	}{
-		{name: "delivered", flags: allAcks, on: true, statuses: []string{StatusDelivered}, ack: AckDelivered,
+		{name: "delivered", flags: allAcks, on: true, statuses: []Status{StatusDelivered}, ack: AckDelivered,
 			detail: "DSN delivered 2.0.0", want: []BusinessAckArgs{{Event: "Z02"}}},
-		{name: "DSN after the MDN", flags: allAcks, on: true, statuses: []string{StatusRead}, ack: AckDelivered,
+		{name: "DSN after the MDN", flags: allAcks, on: true, statuses: []Status{StatusRead}, ack: AckDelivered,
 			want: []BusinessAckArgs{{Event: "Z02"}}},
-		{name: "read", flags: allAcks, on: true, statuses: []string{StatusRead}, ack: AckRead,
+		{name: "read", flags: allAcks, on: true, statuses: []Status{StatusRead}, ack: AckRead,
 			detail: "MDN displayed", want: []BusinessAckArgs{{Event: "Z03"}}},
-		{name: "acks off", flags: allAcks, on: false, statuses: []string{StatusDelivered}, ack: AckDelivered},
-		{name: "acks off, failure", flags: allAcks, on: false, statuses: []string{StatusFailed}, ack: AckFailed,
+		{name: "acks off", flags: allAcks, on: false, statuses: []Status{StatusDelivered}, ack: AckDelivered},
+		{name: "acks off, failure", flags: allAcks, on: false, statuses: []Status{StatusFailed}, ack: AckFailed,
 			detail: "DSN failed 5.1.1"},
 		{name: "no delivery ack asked", flags: Flags{Present: true, ToProfessionals: true, ReadAck: true}, on: true,
-			statuses: []string{StatusDelivered}, ack: AckDelivered},
+			statuses: []Status{StatusDelivered}, ack: AckDelivered},
 		{name: "no read ack asked", flags: Flags{Present: true, ToProfessionals: true, DeliveryAck: true}, on: true,
-			statuses: []string{StatusRead}, ack: AckRead},
-		{name: "no flags at all", flags: DefaultFlags, on: true, statuses: []string{StatusDelivered}, ack: AckDelivered},
-		{name: "REST JSON report", flags: allAcks, kind: "json", on: true, statuses: []string{StatusDelivered}, ack: AckDelivered},
-		{name: "paper delivery", flags: allAcks, paper: true, on: true, statuses: []string{StatusDelivered}, ack: AckDelivered},
-		{name: "acknowledgement without effect", flags: allAcks, on: true, statuses: []string{StatusRead}, ack: AckFailed,
+			statuses: []Status{StatusRead}, ack: AckRead},
+		{name: "no flags at all", flags: DefaultFlags, on: true, statuses: []Status{StatusDelivered}, ack: AckDelivered},
+		{name: "REST JSON report", flags: allAcks, kind: "json", on: true, statuses: []Status{StatusDelivered}, ack: AckDelivered},
+		{name: "paper delivery", flags: allAcks, paper: true, on: true, statuses: []Status{StatusDelivered}, ack: AckDelivered},
+		{name: "acknowledgement without effect", flags: allAcks, on: true, statuses: []Status{StatusRead}, ack: AckFailed,
 			detail: "DSN failed 5.1.1"},
 		{name: "delayed", flags: allAcks, on: true, ack: AckDelayed, detail: "DSN delayed 4.4.7"},
-		{name: "DSN failed", flags: allAcks, on: true, statuses: []string{StatusFailed}, ack: AckFailed,
+		{name: "DSN failed", flags: allAcks, on: true, statuses: []Status{StatusFailed}, ack: AckFailed,
 			detail: "DSN failed 5.1.1 smtp; 550 5.1.1 No such user",
 			want:   failed("Z02", "DSN failed 5.1.1 smtp; 550 5.1.1 No such user")},
-		{name: "DSN failed without SMTP code", flags: allAcks, on: true, statuses: []string{StatusFailed}, ack: AckFailed,
+		{name: "DSN failed without SMTP code", flags: allAcks, on: true, statuses: []Status{StatusFailed}, ack: AckFailed,
 			detail: "DSN failed 5.4.4", want: failed("Z02", "DSN failed 5.4.4")},
-		{name: "DSN failed, unknown mailbox, no SMTP code", flags: allAcks, on: true, statuses: []string{StatusFailed}, ack: AckFailed,
+		{name: "DSN failed, unknown mailbox, no SMTP code", flags: allAcks, on: true, statuses: []Status{StatusFailed}, ack: AckFailed,
 			detail: `DSN failed 5.1.1 X-Postfix; unknown user: "julie@example.org"`,
 			want:   failed("Z02", `DSN failed 5.1.1 X-Postfix; unknown user: "julie@example.org"`)},
-		{name: "DSN failed with an odd code", flags: allAcks, on: true, statuses: []string{StatusFailed}, ack: AckFailed,
+		{name: "DSN failed with an odd code", flags: allAcks, on: true, statuses: []Status{StatusFailed}, ack: AckFailed,
 			detail: "DSN failed 4.4.7 smtp; 499 gave up", want: failed("Z02", "DSN failed 4.4.7 smtp; 499 gave up")},
-		{name: "DSN failed, detail trimmed", flags: allAcks, on: true, statuses: []string{StatusFailed}, ack: AckFailed,
+		{name: "DSN failed, detail trimmed", flags: allAcks, on: true, statuses: []Status{StatusFailed}, ack: AckFailed,
 			detail: " \tDSN failed 5.2.2 \r\n", want: failed("Z02", "DSN failed 5.2.2")},
-		{name: "failed, no detail", flags: allAcks, on: true, statuses: []string{StatusFailed}, ack: AckFailed,
+		{name: "failed, no detail", flags: allAcks, on: true, statuses: []Status{StatusFailed}, ack: AckFailed,
 			want: failed("Z02", "")},
 		{name: "DSN failed, no delivery ack asked", flags: Flags{Present: true, ToProfessionals: true, ReadAck: true}, on: true,
-			statuses: []string{StatusFailed}, ack: AckFailed, detail: "DSN failed 5.1.1"},
-		{name: "MDN error", flags: allAcks, on: true, statuses: []string{StatusDelivered, StatusFailed}, ack: AckFailed,
+			statuses: []Status{StatusFailed}, ack: AckFailed, detail: "DSN failed 5.1.1"},
+		{name: "MDN error", flags: allAcks, on: true, statuses: []Status{StatusDelivered, StatusFailed}, ack: AckFailed,
 			detail: "MDN processed/error 902 Identifiant patient inconnu",
 			want:   failed("Z03", "MDN processed/error 902 Identifiant patient inconnu")},
-		{name: "MDN error, caret", flags: allAcks, on: true, statuses: []string{StatusFailed}, ack: AckFailed,
+		{name: "MDN error, caret", flags: allAcks, on: true, statuses: []Status{StatusFailed}, ack: AckFailed,
 			detail: "MDN processed/Error: 904^INS différent", want: failed("Z03", "MDN processed/Error: 904^INS différent")},
-		{name: "MDN error, detail trimmed", flags: allAcks, on: true, statuses: []string{StatusFailed}, ack: AckFailed,
+		{name: "MDN error, detail trimmed", flags: allAcks, on: true, statuses: []Status{StatusFailed}, ack: AckFailed,
 			detail: "  MDN processed/error 906 ", want: failed("Z03", "MDN processed/error 906")},
 		{name: "MDN error, no read ack asked", flags: Flags{Present: true, ToProfessionals: true, DeliveryAck: true}, on: true,
-			statuses: []string{StatusFailed}, ack: AckFailed, detail: "MDN processed/error 902 inconnu"},
+			statuses: []Status{StatusFailed}, ack: AckFailed, detail: "MDN processed/error 902 inconnu"},
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -504,7 +504,7 @@ func TestBusinessAcksFor(t *testing.T) {
 	}
 
 	// An acknowledgement the DPI already accepted, or refused, is not enqueued again.
-	for i, event := range []string{EventBusinessAckSent, EventBusinessAckRefused} {
+	for i, event := range []Event{EventBusinessAckSent, EventBusinessAckRefused} {
 		id := b.seedWith(t, allAcks, "hl7", false, len(tests)+i)
 		rec := &recordingInserter{}
 		require.NoError(t, pgx.BeginFunc(b.ctx, pool, func(tx pgx.Tx) error {

@@ -119,7 +119,12 @@ func TestReceiveResolveSend(t *testing.T) {
 	v := b.waitDeliveries(t, rc.ReportID, 4)
 	require.Equal(t, report.Document.ID, v.DocumentID)
 	require.Equal(t, dispatch.ReportResolved, v.Status)
-	type line struct{ recipient, rpps, channel, status, reason string }
+	type line struct {
+		recipient, rpps string
+		channel         correspondents.Channel
+		status          dispatch.Status
+		reason          correspondents.Reason
+	}
 	var got []line
 	for _, d := range v.Deliveries {
 		got = append(got, line{d.Recipient, d.RPPS, d.Channel, d.Status, d.Reason})
@@ -309,9 +314,9 @@ func TestSendFailures(t *testing.T) {
 	require.Len(t, v.Deliveries, 4, "Claire's paper copy besides the three emails")
 }
 
-func deliveryStatus(t *testing.T, b *testBundle, address string) string {
+func deliveryStatus(t *testing.T, b *testBundle, address string) dispatch.Status {
 	t.Helper()
-	var status string
+	var status dispatch.Status
 	if err := b.pool.QueryRow(b.ctx, "SELECT status FROM deliveries WHERE address = $1", address).Scan(&status); err != nil {
 		return "" // not resolved yet
 	}

@@ -192,7 +192,7 @@ func TestDeadlines(t *testing.T) {
 }
 
 // eventCount counts the events of a delivery's history with that name.
-func (b *testBundle) eventCount(t *testing.T, deliveryID int64, event string) int {
+func (b *testBundle) eventCount(t *testing.T, deliveryID int64, event dispatch.Event) int {
 	t.Helper()
 	var n int
 	require.NoError(t, b.pool.QueryRow(b.ctx, `SELECT count(*) FROM delivery_events WHERE delivery_id = $1 AND event = $2`,

@@ -160,7 +160,7 @@ func onDelivery[T river.JobArgs](ctx context.Context, pool *pgxpool.Pool, job *r
 
 // release sends a scheduled or reviewed delivery on its way: queued with a
 // send job inserted with ins (an MSSanté delivery with an address), or paper_pending.
-func release(ctx context.Context, tx pgx.Tx, ins JobInserter, d storedDelivery, event string, actor Actor, detail string) error {
+func release(ctx context.Context, tx pgx.Tx, ins JobInserter, d storedDelivery, event Event, actor Actor, detail string) error {
 	if d.Channel == correspondents.ChannelMSSante {
 		if d.Address == "" {
 			return fmt.Errorf("delivery %d has no MSSanté address: %w", d.ID, ErrNoAddress)
@@ -251,7 +251,7 @@ func (w *fallbackWorker) Work(ctx context.Context, job *river.Job[FallbackArgs])
 }
 
 // ReasonFallbackPaper is the reason of a paper delivery created by a fallback.
-const ReasonFallbackPaper = "fallback_paper"
+const ReasonFallbackPaper correspondents.Reason = "fallback_paper"
 
 // causeText says each cause of a fallback to a secretary.
 var causeText = map[string]string{

@@ -14,13 +14,13 @@ import (
 const (
 	// ReasonNotForProfessionals is the reason of a delivery cancelled because
 	// the DPI's flags exclude professionals.
-	ReasonNotForProfessionals = "flags_no_professionals"
+	ReasonNotForProfessionals correspondents.Reason = "flags_no_professionals"
 	// ReasonServed is the reason of a replacement or deletion sent to an
 	// address that received the previous version of the document.
-	ReasonServed = "previously_served"
+	ReasonServed correspondents.Reason = "previously_served"
 	// ReasonRuleNoPatient is the reason of a delivery to the patient cancelled
 	// by a CME rule (patient: never).
-	ReasonRuleNoPatient = "rule_no_patient"
+	ReasonRuleNoPatient correspondents.Reason = "rule_no_patient"
 )
 
 // Policy is what a delivery does when it fails or is not acknowledged in
@@ -71,7 +71,7 @@ func planReport(ctx context.Context, resolver Resolver, rs rules.Set, rf reportF
 		}
 		rule := rs.Decide(rules.Facts{DocumentCode: rf.DocumentCode, Service: rf.Service, AuthorRPPS: rf.AuthorRPPS,
 			RecipientKind: r.Kind, Confidentiality: rf.Confidentiality})
-		add := func(route correspondents.Route, status string) {
+		add := func(route correspondents.Route, status Status) {
 			d := newDelivery{RecipientID: r.ID, Channel: route.Channel, Status: status, Address: route.Address,
 				Name: route.Name, PostalAddress: route.PostalAddress, Reason: route.Reason, ReasonText: route.Text,
 				RuleName: rule.Name, RuleVersion: rs.Version, Policy: policyOf(rule.Action), Choices: route.Choices}
@@ -119,7 +119,7 @@ func planReport(ctx context.Context, resolver Resolver, rs rules.Set, rf reportF
 
 // heldText says why a delivery the resolver could send waits: the rule
 // (in its version) holds it, and what the rule asks; "" when no rule holds it.
-func heldText(rule rules.Rule, version int, route correspondents.Route, status string, until *time.Time) string {
+func heldText(rule rules.Rule, version int, route correspondents.Route, status Status, until *time.Time) string {
 	switch {
 	case status == StatusScheduled && until != nil:
 		return fmt.Sprintf("Retenu par la règle « %s » (version %d) : envoi différé de %d h, jusqu'au %s.",
@@ -135,7 +135,7 @@ func heldText(rule rules.Rule, version int, route correspondents.Route, status s
 // initialStatus is the status a route starts in under rule: review when the
 // resolver could not decide or the rule wants a secretary, scheduled while
 // the rule's delay runs, else queued (MSSanté) or paper_pending.
-func initialStatus(rule rules.Rule, route correspondents.Route, receivedAt time.Time) string {
+func initialStatus(rule rules.Rule, route correspondents.Route, receivedAt time.Time) Status {
 	a := rule.Action
 	switch {
 	case route.Review, a.Send == rules.SendReview,

@@ -217,12 +217,12 @@ type ReportView struct {
 type DeliveryView struct {
 	ID int64 `json:"id"`
 	// Recipient is the MSSanté address of an mssante delivery, else the name.
-	Recipient  string     `json:"recipient"`
-	RPPS       string     `json:"rpps,omitempty"`
-	Channel    string     `json:"channel"`
-	Status     string     `json:"status"`
-	Reason     string     `json:"reason"`
-	ReasonText string     `json:"reason_text"`
-	UpdatedAt  time.Time  `json:"updated_at"`
-	SentAt     *time.Time `json:"sent_at,omitempty"`
+	Recipient  string                 `json:"recipient"`
+	RPPS       string                 `json:"rpps,omitempty"`
+	Channel    correspondents.Channel `json:"channel"`
+	Status     Status                 `json:"status"`
+	Reason     correspondents.Reason  `json:"reason"`
+	ReasonText string                 `json:"reason_text"`
+	UpdatedAt  time.Time              `json:"updated_at"`
+	SentAt     *time.Time             `json:"sent_at,omitempty"`
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -42,7 +41,7 @@ const MinRetentionDays = 7
 // follow-up job yet to run (an acknowledgement deadline, a fallback: they may
 // still give a delivery a paper fallback that prints the document; see
 // onFollowUp), is purged.
-var retainingStatuses = []string{StatusReview, StatusScheduled, StatusQueued, StatusSent, StatusFailed, StatusPaperPending}
+var retainingStatuses = []Status{StatusReview, StatusScheduled, StatusQueued, StatusSent, StatusFailed, StatusPaperPending}
 
 // RetentionConfig configures the retention job.
 type RetentionConfig struct {
@@ -189,7 +188,11 @@ func (w *retentionWorker) Work(ctx context.Context, job *river.Job[RetentionArgs
 		"attempt", job.Attempt, "duration", time.Since(start).Round(time.Millisecond))
 	if kept.Count > 0 {
 		attrs := []any{"count", kept.Count, "oldest_report_ids", kept.Sample}
-		for _, why := range slices.Concat(retainingStatuses, []string{"follow_up", "unresolved"}) {
+		whys := make([]string, 0, len(retainingStatuses)+2)
+		for _, status := range retainingStatuses {
+			whys = append(whys, string(status))
+		}
+		for _, why := range append(whys, "follow_up", "unresolved") {
 			if n := kept.ByStatus[why]; n > 0 {
 				attrs = append(attrs, "with_"+why, n)
 			}

@@ -52,7 +52,7 @@ func (b *retentionBundle) resolvedReport(t *testing.T, name string) int64 {
 
 // setStatuses moves every delivery of the report to status (as the state
 // machine would have, over time), keeping the history as it is.
-func (b *retentionBundle) setStatuses(t *testing.T, reportID int64, status string) {
+func (b *retentionBundle) setStatuses(t *testing.T, reportID int64, status dispatch.Status) {
 	t.Helper()
 	_, err := b.pool.Exec(b.ctx, "UPDATE deliveries SET status = $2 WHERE report_id = $1", reportID, status)
 	require.NoError(t, err)
@@ -147,7 +147,7 @@ func (b *retentionBundle) document(t *testing.T, reportID int64) storedDocument 
 
 // requirePurged checks that the report's document bytes are gone while the
 // report and its deliveries are still there, statuses and history unchanged.
-func (b *retentionBundle) requirePurged(t *testing.T, reportID int64, deliveryStatus string) {
+func (b *retentionBundle) requirePurged(t *testing.T, reportID int64, deliveryStatus dispatch.Status) {
 	t.Helper()
 	d := b.document(t, reportID)
 	require.NotNil(t, d.PurgedAt, "report %d", reportID)
@@ -210,15 +210,15 @@ func TestRetentionDocuments(t *testing.T) {
 	t.Parallel()
 	b := setupRetention(t, dispatch.RetentionConfig{})
 
-	purgedBy := map[string]bool{
+	purgedBy := map[dispatch.Status]bool{
 		dispatch.StatusReview: false, dispatch.StatusScheduled: false, dispatch.StatusQueued: false,
 		dispatch.StatusSent: false, dispatch.StatusFailed: false, dispatch.StatusPaperPending: false,
 		dispatch.StatusDelivered: true, dispatch.StatusRead: true, dispatch.StatusPaperSent: true,
 		dispatch.StatusCancelled: true, dispatch.StatusSuperseded: true,
 	}
-	byStatus := map[string]int64{}
+	byStatus := map[dispatch.Status]int64{}
 	for status := range purgedBy {
-		id := b.resolvedReport(t, status)
+		id := b.resolvedReport(t, string(status))
 		b.setStatuses(t, id, status)
 		b.age(t, 91, id)
 		byStatus[status] = id

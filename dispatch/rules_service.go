@@ -129,15 +129,15 @@ type DryRunChange struct {
 // DryRunOutcome is a delivery as planned: where it goes, the status it would
 // start in, and the rule that decided it with its fallback policy.
 type DryRunOutcome struct {
-	Channel string `json:"channel"`
-	Status  string `json:"status"`
-	Address string `json:"address,omitempty"`
+	Channel correspondents.Channel `json:"channel"`
+	Status  Status                 `json:"status"`
+	Address string                 `json:"address,omitempty"`
 	// DelayHours is the delay of a scheduled delivery: it would go out that
 	// many hours after the report was received.
-	DelayHours int    `json:"delay_hours,omitempty"`
-	Reason     string `json:"reason"`
-	Rule       string `json:"rule"`
-	Policy     Policy `json:"policy"`
+	DelayHours int                   `json:"delay_hours,omitempty"`
+	Reason     correspondents.Reason `json:"reason"`
+	Rule       string                `json:"rule"`
+	Policy     Policy                `json:"policy"`
 }
 
 // forRecipient is what of o makes a difference to the recipient: whether,
@@ -200,7 +200,7 @@ func (s *Service) DryRun(ctx context.Context, source []byte, reports int) (DryRu
 // deliveryKey identifies a planned delivery: a recipient on a channel.
 type deliveryKey struct {
 	recipientID int64
-	channel     string
+	channel     correspondents.Channel
 }
 
 // comparePlans returns the deliveries of a report that two plans make

@@ -44,11 +44,15 @@ func (b *rulesBundle) putRules(t *testing.T, source string) rules.Set {
 
 // ruleDelivery is a delivery row with what the rules decided.
 type ruleDelivery struct {
-	Recipient, Channel, Status, Reason, Rule string
-	Version                                  int
-	Policy                                   dispatch.Policy
-	ScheduledFor                             *time.Time
-	ID                                       int64
+	Recipient    string
+	Channel      correspondents.Channel
+	Status       dispatch.Status
+	Reason       correspondents.Reason
+	Rule         string
+	Version      int
+	Policy       dispatch.Policy
+	ScheduledFor *time.Time
+	ID           int64
 }
 
 // waitResolved waits until the report is resolved and none of its
@@ -83,7 +87,13 @@ func (b *rulesBundle) ruleDeliveries(t *testing.T, reportID int64) []ruleDeliver
 }
 
 // ruleOutcome is what a test checks of a delivery.
-type ruleOutcome struct{ recipient, channel, status, reason, rule string }
+type ruleOutcome struct {
+	recipient string
+	channel   correspondents.Channel
+	status    dispatch.Status
+	reason    correspondents.Reason
+	rule      string
+}
 
 func outcomes(ds []ruleDelivery) []ruleOutcome {
 	var out []ruleOutcome
@@ -513,7 +523,7 @@ func TestDryRun(t *testing.T) {
 		if o == nil {
 			return "-"
 		}
-		return o.Channel + "/" + o.Status + "/" + o.Rule
+		return string(o.Channel) + "/" + string(o.Status) + "/" + o.Rule
 	}
 	var got []change
 	for _, c := range dr.Changed {

@@ -209,7 +209,7 @@ func (w *sendWorker) fail(ctx context.Context, o outgoing, cause error) error {
 
 // failDelivery moves a delivery from its status to failed and enqueues, with
 // ins, the fallback of its policy for cause, in tx.
-func failDelivery(ctx context.Context, tx pgx.Tx, deliveryID int64, from, event, detail, cause string, ins JobInserter) error {
+func failDelivery(ctx context.Context, tx pgx.Tx, deliveryID int64, from Status, event Event, detail, cause string, ins JobInserter) error {
 	// The transition to failed also clears the attempt in flight (sending_at).
 	if err := transition(ctx, tx, deliveryID, from, StatusFailed, event, actorSystem, detail); err != nil {
 		return err

@@ -438,7 +438,9 @@ func (s *Service) viewReport(ctx context.Context, viewer string, id int64, docum
 // its own documents.
 func applyVersioning(ctx context.Context, tx pgx.Tx, r *Report) error {
 	var targets []string
-	var field, stopped, event string
+	var field string
+	var stopped Status
+	var event Event
 	switch r.Action {
 	case ActionReplace:
 		field, stopped, event = FieldDocumentParent, StatusSuperseded, EventSuperseded

@@ -13,25 +13,29 @@ import (
 	"github.com/mssdispatch/mssdispatch/rules"
 )
 
+// Status is the status of a delivery (deliveries.status): where it stands
+// in the state machine of transitions.
+type Status string
+
 // Delivery statuses.
 const (
-	StatusReview       = "review"        // a secretary must decide
-	StatusScheduled    = "scheduled"     // waiting for the delay of a rule
-	StatusQueued       = "queued"        // to be sent (or being sent) by MSSanté
-	StatusSent         = "sent"          // accepted by the BAL applicative's submission server
-	StatusDelivered    = "delivered"     // a DSN says it reached the mailbox
-	StatusRead         = "read"          // an MDN says it was read or integrated
-	StatusFailed       = "failed"        // refused, bounced, or not delivered in time
-	StatusPaperPending = "paper_pending" // to be printed and posted
-	StatusPaperSent    = "paper_sent"    // posted
-	StatusCancelled    = "cancelled"     // will not go (document deleted, excluded, cancelled by a user)
-	StatusSuperseded   = "superseded"    // replaced by a newer version of the document before it left
+	StatusReview       Status = "review"        // a secretary must decide
+	StatusScheduled    Status = "scheduled"     // waiting for the delay of a rule
+	StatusQueued       Status = "queued"        // to be sent (or being sent) by MSSanté
+	StatusSent         Status = "sent"          // accepted by the BAL applicative's submission server
+	StatusDelivered    Status = "delivered"     // a DSN says it reached the mailbox
+	StatusRead         Status = "read"          // an MDN says it was read or integrated
+	StatusFailed       Status = "failed"        // refused, bounced, or not delivered in time
+	StatusPaperPending Status = "paper_pending" // to be printed and posted
+	StatusPaperSent    Status = "paper_sent"    // posted
+	StatusCancelled    Status = "cancelled"     // will not go (document deleted, excluded, cancelled by a user)
+	StatusSuperseded   Status = "superseded"    // replaced by a newer version of the document before it left
 )
 
 // transitions lists, for each status, the statuses a delivery may move to;
 // "" is a delivery being created. It is the one place that says what may
 // happen to a delivery: every status change goes through Allowed.
-var transitions = map[string][]string{
+var transitions = map[Status][]Status{
 	"":                 {StatusReview, StatusScheduled, StatusQueued, StatusPaperPending, StatusCancelled},
 	StatusReview:       {StatusQueued, StatusPaperPending, StatusCancelled, StatusSuperseded},
 	StatusScheduled:    {StatusQueued, StatusPaperPending, StatusReview, StatusCancelled, StatusSuperseded},
@@ -48,8 +52,8 @@ var transitions = map[string][]string{
 
 // Transitions returns, for each status, the statuses a delivery may move to
 // ("" is a delivery being created), for documentation and the dashboard.
-func Transitions() map[string][]string {
-	out := make(map[string][]string, len(transitions))
+func Transitions() map[Status][]Status {
+	out := make(map[Status][]Status, len(transitions))
 	for from, to := range transitions {
 		out[from] = slices.Clone(to)
 	}
@@ -58,7 +62,7 @@ func Transitions() map[string][]string {
 
 // pendingStatuses are the statuses of deliveries that have not left yet:
 // those a replacement supersedes and a deletion cancels.
-var pendingStatuses = []string{StatusReview, StatusScheduled, StatusQueued, StatusPaperPending}
+var pendingStatuses = []Status{StatusReview, StatusScheduled, StatusQueued, StatusPaperPending}
 
 // ErrTransition is wrapped by the error of a status change the state machine forbids.
 var ErrTransition = errors.New("delivery status change not allowed")
@@ -69,12 +73,12 @@ var ErrStale = errors.New("the delivery changed meanwhile")
 // CanSwitchToPaper reports whether an email in status may be replaced or
 // doubled by a letter: not once cancelled or superseded, nor while handed
 // to SMTP (sending).
-func CanSwitchToPaper(status string, sending bool) bool {
+func CanSwitchToPaper(status Status, sending bool) bool {
 	return !sending && status != StatusCancelled && status != StatusSuperseded
 }
 
 // Allowed returns an error wrapping ErrTransition unless a delivery may move from to.
-func Allowed(from, to string) error {
+func Allowed(from, to Status) error {
 	next, known := transitions[from]
 	if !known || !slices.Contains(next, to) {
 		if from == "" {
@@ -91,7 +95,7 @@ func Allowed(from, to string) error {
 // history; it returns ErrStale when the delivery is no longer in from. It
 // is the door of the packages beside the domain (letters) to a status
 // change.
-func Transition(ctx context.Context, tx pgx.Tx, deliveryID int64, from, to, event string, actor Actor, detail string) error {
+func Transition(ctx context.Context, tx pgx.Tx, deliveryID int64, from, to Status, event Event, actor Actor, detail string) error {
 	return transition(ctx, tx, deliveryID, from, to, event, actor, detail)
 }
 
@@ -131,32 +135,37 @@ var actorSystem = Actor{Kind: ActorSystem}
 // actorRule is the rule r acting.
 func actorRule(r rules.Rule) Actor { return Actor{Kind: ActorRule, Name: r.Name} }
 
+// Event is the kind of an entry of a delivery's history
+// (delivery_events.event), or of a report's as a whole (report_events.event:
+// the ReportEvent constants).
+type Event string
+
 // Events of the delivery history (delivery_events.event).
 const (
-	EventCreated    = "created"
-	EventReleased   = "released"   // the delay of a rule ended
-	EventApproved   = "approved"   // a secretary approved it
-	EventHeld       = "held"       // a secretary put it back in review
-	EventSending    = "sending"    // handed to SMTP (recorded before, with the attempt)
-	EventSent       = "sent"       // 250 from the submission server
-	EventRetry      = "retry"      // a temporary failure; it will be tried again
-	EventFailed     = "failed"     // a permanent failure
-	EventNoDSN      = "no_dsn"     // no delivery notification in time
-	EventUnread     = "unread"     // no read notification in time
-	EventFallback   = "fallback"   // the fallback of its rule applied
-	EventSuperseded = "superseded" // a newer version of the document came
-	EventCancelled  = "cancelled"
-	EventResent     = "resent"      // a user sent it again
-	EventPaperSent  = "paper_sent"  // posted
-	EventReturned   = "returned"    // a postal return (NPAI)
-	EventDelivered  = "delivered"   // a DSN
-	EventRead       = "read"        // an MDN
-	EventDelayed    = "delayed"     // a DSN "delayed": the operator keeps trying
-	EventReply      = "reply"       // a human reply came back
-	EventPurged     = "doc_purged"  // the document's bytes were purged
-	EventDomainWait = "domain_wait" // its operator is refusing for now; it waits its turn
-	EventUntrusted  = "untrusted"   // its address was outside the trust space when it was to go: not sent
-	EventBatched    = "batched"     // a letter put in a paper batch to print (package letters)
+	EventCreated    Event = "created"
+	EventReleased   Event = "released"   // the delay of a rule ended
+	EventApproved   Event = "approved"   // a secretary approved it
+	EventHeld       Event = "held"       // a secretary put it back in review
+	EventSending    Event = "sending"    // handed to SMTP (recorded before, with the attempt)
+	EventSent       Event = "sent"       // 250 from the submission server
+	EventRetry      Event = "retry"      // a temporary failure; it will be tried again
+	EventFailed     Event = "failed"     // a permanent failure
+	EventNoDSN      Event = "no_dsn"     // no delivery notification in time
+	EventUnread     Event = "unread"     // no read notification in time
+	EventFallback   Event = "fallback"   // the fallback of its rule applied
+	EventSuperseded Event = "superseded" // a newer version of the document came
+	EventCancelled  Event = "cancelled"
+	EventResent     Event = "resent"      // a user sent it again
+	EventPaperSent  Event = "paper_sent"  // posted
+	EventReturned   Event = "returned"    // a postal return (NPAI)
+	EventDelivered  Event = "delivered"   // a DSN
+	EventRead       Event = "read"        // an MDN
+	EventDelayed    Event = "delayed"     // a DSN "delayed": the operator keeps trying
+	EventReply      Event = "reply"       // a human reply came back
+	EventPurged     Event = "doc_purged"  // the document's bytes were purged
+	EventDomainWait Event = "domain_wait" // its operator is refusing for now; it waits its turn
+	EventUntrusted  Event = "untrusted"   // its address was outside the trust space when it was to go: not sent
+	EventBatched    Event = "batched"     // a letter put in a paper batch to print (package letters)
 )
 
 // Zone is the hospital's time zone: the rules' delays, the statistics' months, the paper batches' days.

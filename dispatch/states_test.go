@@ -44,7 +44,7 @@ func (r *refusingTransport) set(address string, refused bool) {
 }
 
 // delivery returns the report's delivery to recipient (address or name) on channel.
-func delivery(t *testing.T, v dispatch.ReportView, recipient, channel string) dispatch.DeliveryView {
+func delivery(t *testing.T, v dispatch.ReportView, recipient string, channel correspondents.Channel) dispatch.DeliveryView {
 	t.Helper()
 	i := slices.IndexFunc(v.Deliveries, func(d dispatch.DeliveryView) bool {
 		return d.Recipient == recipient && d.Channel == channel
@@ -54,9 +54,9 @@ func delivery(t *testing.T, v dispatch.ReportView, recipient, channel string) di
 }
 
 // statusIs waits until the report's delivery to recipient on channel has status.
-func (b *testBundle) statusIs(t *testing.T, reportID int64, recipient, channel, status string) dispatch.DeliveryView {
+func (b *testBundle) statusIs(t *testing.T, reportID int64, recipient string, channel correspondents.Channel, status dispatch.Status) dispatch.DeliveryView {
 	t.Helper()
-	v := b.waitReport(t, reportID, recipient+" "+channel+" "+status, func(v dispatch.ReportView) bool {
+	v := b.waitReport(t, reportID, recipient+" "+string(channel)+" "+string(status), func(v dispatch.ReportView) bool {
 		i := slices.IndexFunc(v.Deliveries, func(d dispatch.DeliveryView) bool {
 			return d.Recipient == recipient && d.Channel == channel && d.Status == status
 		})
@@ -287,7 +287,7 @@ func TestTransitions(t *testing.T) {
 	var want, got []string
 	for from, tos := range dispatch.Transitions() {
 		for _, to := range tos {
-			want = append(want, from+" -> "+to)
+			want = append(want, string(from)+" -> "+string(to))
 		}
 	}
 	for k := range seen {

@@ -166,7 +166,7 @@ func reportReceivedAt(ctx context.Context, q dbtx, id int64) (time.Time, error) 
 
 // reportEvent is an event of a report as a whole (report_events).
 type reportEvent struct {
-	Event  string
+	Event  Event
 	Detail string
 }
 
@@ -174,9 +174,9 @@ type reportEvent struct {
 const (
 	// ReportEventWarning: the intake ignored something of the message
 	// without refusing it (a Warning).
-	ReportEventWarning = "intake_warning"
+	ReportEventWarning Event = "intake_warning"
 	// ReportEventResent: the DPI sent the report's documents again.
-	ReportEventResent = "dpi_resent"
+	ReportEventResent Event = "dpi_resent"
 )
 
 // warningEvents are the history events of warnings.
@@ -301,7 +301,7 @@ func documentKnown(ctx context.Context, q dbtx, documentID string) (bool, error)
 // records each change. An email being sent (queued with sending_at set) is
 // left alone: it may be at the operator already, and its send job records
 // the outcome.
-func stopPendingDeliveries(ctx context.Context, q dbtx, documentID, status, event string) error {
+func stopPendingDeliveries(ctx context.Context, q dbtx, documentID string, status Status, event Event) error {
 	for _, from := range pendingStatuses {
 		if err := Allowed(from, status); err != nil {
 			return err
@@ -406,12 +406,12 @@ func scanRecipients(rows pgx.Rows) ([]storedRecipient, error) {
 // newDelivery is a delivery about to be created.
 type newDelivery struct {
 	RecipientID   int64
-	Channel       string
-	Status        string
+	Channel       correspondents.Channel
+	Status        Status
 	Address       string
 	Name          string
 	PostalAddress PostalAddress
-	Reason        string
+	Reason        correspondents.Reason
 	ReasonText    string
 	MessageID     string // set for mssante deliveries
 	// RuleName and RuleVersion name the rule that decided it; Policy is its fallback.
@@ -468,8 +468,8 @@ func insertDelivery(ctx context.Context, tx pgx.Tx, reportID int64, d newDeliver
 const insertEventSQL = `INSERT INTO delivery_events (delivery_id, from_status, to_status, event, actor_kind, actor, detail)`
 
 // insertEvent appends one event to a delivery's history; from is "" at creation.
-func insertEvent(ctx context.Context, q dbtx, deliveryID int64, from, to, event string, actor Actor, detail string) error {
-	var fromStatus *string
+func insertEvent(ctx context.Context, q dbtx, deliveryID int64, from, to Status, event Event, actor Actor, detail string) error {
+	var fromStatus *Status
 	if from != "" {
 		fromStatus = &from
 	}
@@ -485,7 +485,7 @@ func insertEvent(ctx context.Context, q dbtx, deliveryID int64, from, to, event 
 // delivery is no longer in from. lastError is kept with the delivery
 // (empty clears it); detail goes to the history. A move to sent or failed
 // ends the send attempt in flight (sending_at cleared).
-func transition(ctx context.Context, q dbtx, deliveryID int64, from, to, event string, actor Actor, detail string) error {
+func transition(ctx context.Context, q dbtx, deliveryID int64, from, to Status, event Event, actor Actor, detail string) error {
 	if err := Allowed(from, to); err != nil {
 		return fmt.Errorf("delivery %d: %w", deliveryID, err)
 	}
@@ -537,8 +537,8 @@ type outgoing struct {
 	DeliveryID int64
 	ReportID   int64
 	Action     Action
-	Status     string
-	Channel    string
+	Status     Status
+	Channel    correspondents.Channel
 	Address    string
 	MessageID  string
 	Patient    Patient
@@ -607,8 +607,9 @@ func loadOutgoing(ctx context.Context, q dbtx, deliveryID int64) (outgoing, erro
 // storedDelivery is a delivery row, for the jobs and actions that change it.
 type storedDelivery struct {
 	ID, ReportID, RecipientID int64
-	Channel, Status, Address  string
-	MessageID                 string
+	Channel                   correspondents.Channel
+	Status                    Status
+	Address, MessageID        string
 	// SendingAt is true while an email is handed to SMTP (or was, when the
 	// sender died before recording the outcome).
 	SendingAt     bool
@@ -729,7 +730,7 @@ func unblock(ctx context.Context, q dbtx, domain string) error {
 }
 
 // withdrawAddress takes the MSSanté address off delivery id, saying why.
-func withdrawAddress(ctx context.Context, q dbtx, id int64, reason, reasonText string) error {
+func withdrawAddress(ctx context.Context, q dbtx, id int64, reason correspondents.Reason, reasonText string) error {
 	_, err := q.Exec(ctx, `UPDATE deliveries SET address = '', reason = $2, reason_text = $3, updated_at = now() WHERE id = $1`,
 		id, reason, reasonText)
 	if err != nil {
@@ -847,7 +848,7 @@ func nextRecipientPosition(ctx context.Context, tx pgx.Tx, reportID int64) (int,
 }
 
 // setDeliveryRecipient changes where a delivery goes.
-func setDeliveryRecipient(ctx context.Context, q dbtx, id int64, address, name string, postal PostalAddress, reason, reasonText string) error {
+func setDeliveryRecipient(ctx context.Context, q dbtx, id int64, address, name string, postal PostalAddress, reason correspondents.Reason, reasonText string) error {
 	_, err := q.Exec(ctx, `UPDATE deliveries SET address = $2, recipient_name = $3, postal_address = $4,
 			reason = $5, reason_text = $6, updated_at = now() WHERE id = $1`,
 		id, address, name, postal, reason, reasonText)

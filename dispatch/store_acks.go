@@ -78,7 +78,7 @@ func deliveryForMessageIDs(ctx context.Context, q dbtx, messageIDs []string) (in
 // (sent_at, its last acceptance by SMTP) to its event, when that event is
 // the only one since; first is false after a duplicate, or when the email
 // has no sending time.
-func firstAckDelay(ctx context.Context, q dbtx, id int64, event string) (delay time.Duration, first bool, err error) {
+func firstAckDelay(ctx context.Context, q dbtx, id int64, event Event) (delay time.Duration, first bool, err error) {
 	var seconds float64
 	var n int
 	err = q.QueryRow(ctx, `SELECT extract(epoch FROM min(e.at) - d.sent_at)::float8, count(*)

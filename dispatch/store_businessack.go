@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/mssdispatch/mssdispatch/correspondents"
 )
 
 // This file holds the SQL of the business acknowledgements to the DPI
@@ -15,7 +17,9 @@ import (
 // storedBusinessAck is what a business acknowledgement needs of a delivery,
 // its report and its recipient.
 type storedBusinessAck struct {
-	Channel, Status, Address string
+	Channel correspondents.Channel
+	Address string
+	Status  Status
 	// DeliveredAt, ReadAt and UpdatedAt date the DSN, the MDN and the last change.
 	DeliveredAt, ReadAt *time.Time
 	UpdatedAt           time.Time
@@ -66,7 +70,7 @@ func loadBusinessAck(ctx context.Context, q dbtx, id int64) (storedBusinessAck, 
 // its status, what the DPI answered to a business acknowledgement: event is
 // EventBusinessAckSent or EventBusinessAckRefused, detail starts with
 // "ZAM^<Z02|Z03> " (loadBusinessAck reads it back).
-func recordBusinessAck(ctx context.Context, q dbtx, id int64, event, detail string) error {
+func recordBusinessAck(ctx context.Context, q dbtx, id int64, event Event, detail string) error {
 	tag, err := q.Exec(ctx, `INSERT INTO delivery_events (delivery_id, from_status, to_status, event, actor_kind, detail)
 		SELECT id, status, status, $2, 'system', $3 FROM deliveries WHERE id = $1`, id, event, detail)
 	if err != nil {

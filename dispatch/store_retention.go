@@ -14,7 +14,7 @@ import (
 // (see args): when the period began ($1), and what still retains a document.
 type retentionQuery struct {
 	Cutoff     time.Time
-	Statuses   []string // delivery statuses that retain the document ($2)
+	Statuses   []Status // delivery statuses that retain the document ($2)
 	Unresolved string   // the report status before its deliveries exist ($3)
 }
 

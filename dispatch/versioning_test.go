@@ -15,7 +15,11 @@ import (
 	"github.com/mssdispatch/mssdispatch/readmodel"
 )
 
-type line struct{ recipient, status, reason string }
+type line struct {
+	recipient string
+	status    dispatch.Status
+	reason    correspondents.Reason
+}
 
 func lines(v dispatch.ReportView) []line {
 	var out []line
@@ -50,7 +54,7 @@ func TestReplace(t *testing.T) {
 	v1, err := b.svc.Report(b.ctx, "test", first.ReportID)
 	require.NoError(t, err)
 	require.Equal(t, line{"Jean MARTIN", "superseded", "several_addresses"}, lines(v1)[3], "what was still pending is superseded")
-	require.Equal(t, "sent", lines(v1)[0].status, "what left stays as it was")
+	require.Equal(t, dispatch.StatusSent, lines(v1)[0].status, "what left stays as it was")
 
 	files, err := filepath.Glob(filepath.Join(outboxDir, "*.eml"))
 	require.NoError(t, err)
@@ -77,7 +81,7 @@ func TestDelete(t *testing.T) {
 	}, got, "those who received the document are told it is withdrawn")
 	v1, err := b.svc.Report(b.ctx, "test", first.ReportID)
 	require.NoError(t, err)
-	require.Equal(t, "cancelled", lines(v1)[3].status)
+	require.Equal(t, dispatch.StatusCancelled, lines(v1)[3].status)
 
 	// The deletion sent again (a new MSH-10) is the same deletion: accepted,
 	// nothing more is sent.

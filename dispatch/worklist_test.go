@@ -166,13 +166,13 @@ func TestReportDetailAndRecipientActions(t *testing.T) {
 	require.Equal(t, "Dr Jean Martin", letter.Name)
 	require.Equal(t, "BORDEAUX", letter.PostalAddress.City)
 
-	var events []string
+	var events []dispatch.Event
 	for _, e := range v.Timeline {
 		if e.ActorKind == dispatch.ActorUser {
 			events = append(events, e.Event)
 		}
 	}
-	require.Equal(t, []string{dispatch.EventEdited, dispatch.EventCreated, dispatch.EventPaper, dispatch.EventHeld,
+	require.Equal(t, []dispatch.Event{dispatch.EventEdited, dispatch.EventCreated, dispatch.EventPaper, dispatch.EventHeld,
 		dispatch.EventEdited, dispatch.EventApproved}, events)
 
 	_, err = b.svc.AddRecipient(b.ctx, report, "alice", dispatch.Recipient{Address: "paul.leroux@medecin-demo.mssante.fr"})

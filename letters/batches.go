@@ -62,7 +62,7 @@ type BatchLetter struct {
 	Pages    int
 	Name     string
 	City     string
-	Status   string
+	Status   dispatch.Status
 	// InBatch is true for a letter printed in the batch that is still in
 	// it, to post or posted; see Withdrawn.
 	InBatch bool
@@ -378,7 +378,9 @@ type letterFacts struct {
 	// RecipientKind and Reason are the recipient's kind and why the letter
 	// goes on paper; EmailStatus is the status of the recipient's MSSanté
 	// delivery of the report, "" when there is none (see kind).
-	RecipientKind, Reason, EmailStatus string
+	RecipientKind string
+	Reason        correspondents.Reason
+	EmailStatus   dispatch.Status
 }
 
 // kind is what l's cover letter says of MSSanté: to a patient, of their
@@ -393,7 +395,7 @@ func (l letterFacts) kind() paper.Kind {
 		return paper.KindPatient
 	case l.Reason == dispatch.ReasonFallbackPaper || l.EmailStatus == dispatch.StatusFailed:
 		return paper.KindFallback
-	case slices.Contains([]string{dispatch.StatusScheduled, dispatch.StatusQueued, dispatch.StatusSent, dispatch.StatusDelivered,
+	case slices.Contains([]dispatch.Status{dispatch.StatusScheduled, dispatch.StatusQueued, dispatch.StatusSent, dispatch.StatusDelivered,
 		dispatch.StatusRead}, l.EmailStatus):
 		return paper.KindCopy
 	case l.EmailStatus != "" || l.Reason == correspondents.ReasonLocalPaper:

@@ -17,9 +17,11 @@ import (
 func TestLetterKind(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
-		name                 string
-		kind, reason, status string
-		want                 paper.Kind
+		name   string
+		kind   string
+		reason correspondents.Reason
+		status dispatch.Status
+		want   paper.Kind
 	}{
 		{"no address", dispatch.KindProfessional, correspondents.ReasonNoAddress, "", paper.KindNoMailbox},
 		{"untrusted address", dispatch.KindProfessional, correspondents.ReasonUntrustedAddress, "", paper.KindNoMailbox},

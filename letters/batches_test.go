@@ -174,13 +174,13 @@ func TestPaperBatches(t *testing.T) {
 	// The history of a letter tells its batches.
 	v, err := readmodel.New(b.Pool).ReportDetail(b.Ctx, "test", first.ReportID)
 	require.NoError(t, err)
-	var events []string
+	var events []dispatch.Event
 	for _, e := range v.Timeline {
 		if e.DeliveryID == first.DeliveryID && e.Event != dispatch.EventCreated {
 			events = append(events, e.Event)
 		}
 	}
-	require.Equal(t, []string{dispatch.EventBatched, dispatch.EventPaperSent, dispatch.EventReturned,
+	require.Equal(t, []dispatch.Event{dispatch.EventBatched, dispatch.EventPaperSent, dispatch.EventReturned,
 		dispatch.EventApproved, dispatch.EventBatched}, events)
 
 	// One letter alone, to reprint.

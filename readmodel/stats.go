@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/mssdispatch/mssdispatch/audit"
+	"github.com/mssdispatch/mssdispatch/correspondents"
 	"github.com/mssdispatch/mssdispatch/dispatch"
 	"github.com/mssdispatch/mssdispatch/postal"
 )
@@ -83,8 +84,9 @@ type DocumentRate struct {
 
 // ChannelCount is the number of deliveries of a channel in a status.
 type ChannelCount struct {
-	Channel, Status string
-	Count           int64
+	Channel correspondents.Channel
+	Status  dispatch.Status
+	Count   int64
 }
 
 // Delay is the distribution of the time from a report's validation (its
@@ -94,7 +96,7 @@ type ChannelCount struct {
 type Delay struct {
 	// Month is YYYY-MM in Zone, empty for the whole period.
 	Month   string
-	Channel string
+	Channel correspondents.Channel
 	// Count is the number of deliveries measured.
 	Count int64
 	// P50 and P90 are the median and the 90th percentile (interpolated).

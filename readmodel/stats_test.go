@@ -64,7 +64,9 @@ func (f *statsFixtures) recipient(report int64, rc fxRecipient) int64 {
 
 // fxDelivery is a delivery; the times are offsets from the report's reception.
 type fxDelivery struct {
-	Channel, Status, Reason, LastError, Name, Postal string
+	Channel, Status         string
+	Reason                  correspondents.Reason
+	LastError, Name, Postal string
 	// Sent, Delivered and Posted are 0 when it did not happen; Posted
 	// records the paper_sent event.
 	Sent, Delivered, Posted time.Duration
@@ -152,7 +154,7 @@ func setupStats(t *testing.T) (*readmodel.Reader, *statsFixtures) {
 	charlie := fxRecipient{NationalID: "8C3", Family: "CHARLIE", Given: "Claude"}
 	legrand := fxRecipient{Family: "LEGRAND", Given: "Paul"}
 	const legrandPostal = `{"lines": ["12 rue des Lilas"], "postal_code": "33000", "city": "BORDEAUX"}`
-	paper := func(status, reason, name, postal string) fxDelivery {
+	paper := func(status string, reason correspondents.Reason, name, postal string) fxDelivery {
 		return fxDelivery{Channel: "paper", Status: status, Reason: reason, Name: name, Postal: postal}
 	}
 

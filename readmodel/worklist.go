@@ -41,7 +41,8 @@ type DeliveryFilter struct {
 	// an RPPS, or, when it has an @, the start of an MSSanté address.
 	Correspondent string
 	// DocumentCode is a LOINC code; Service a care unit; Status a delivery status.
-	DocumentCode, Service, Status string
+	DocumentCode, Service string
+	Status                dispatch.Status
 	// From and To bound the creation of the delivery, To excluded; zero is unbounded.
 	From, To time.Time
 	// Services restricts to the reports of these services (a secretary
@@ -56,8 +57,8 @@ type DeliveryFilter struct {
 // DeliveryRow is one line of a worklist.
 type DeliveryRow struct {
 	ID, ReportID  int64
-	Channel       string
-	Status        string
+	Channel       correspondents.Channel
+	Status        dispatch.Status
 	Recipient     string // the recipient's name
 	Address       string // the MSSanté address, for an mssante delivery
 	ReasonText    string
@@ -186,12 +187,12 @@ type RecipientDetail struct {
 // DeliveryDetail is a delivery as the report page shows it.
 type DeliveryDetail struct {
 	ID            int64
-	Channel       string
-	Status        string
+	Channel       correspondents.Channel
+	Status        dispatch.Status
 	Address       string
 	Name          string
 	PostalAddress postal.PostalAddress
-	Reason        string
+	Reason        correspondents.Reason
 	ReasonText    string
 	RuleName      string
 	RuleVersion   int
@@ -252,7 +253,7 @@ func (d DeliveryRow) Approvable() bool {
 	return d.Status == dispatch.StatusReview && approvable(d.Status, d.Channel, d.Address, d.PostalAddress)
 }
 
-func approvable(status, channel, address string, letterTo postal.PostalAddress) bool {
+func approvable(status dispatch.Status, channel correspondents.Channel, address string, letterTo postal.PostalAddress) bool {
 	if status != dispatch.StatusReview && status != dispatch.StatusScheduled {
 		return false
 	}
@@ -267,16 +268,16 @@ type TimelineEvent struct {
 	At         time.Time
 	DeliveryID int64 // 0 for the report's own events
 	Recipient  string
-	Channel    string
-	From, To   string
-	Event      string
+	Channel    correspondents.Channel
+	From, To   dispatch.Status // "" for the report's own events
+	Event      dispatch.Event
 	ActorKind  string
 	Actor      string
 	Detail     string
 }
 
 // EventReceived is the timeline's event of the report's reception.
-const EventReceived = "received"
+const EventReceived dispatch.Event = "received"
 
 // ReportDetail returns the report id with its recipients, deliveries and
 // timeline, or ErrNotFound; viewer's reading is in the audit log.

@@ -78,12 +78,12 @@ func (s *server) resolveRecipient(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	type route struct {
-		Channel       string                       `json:"channel"`
+		Channel       correspondents.Channel       `json:"channel"`
 		Address       string                       `json:"address,omitempty"`
 		Name          string                       `json:"name,omitempty"`
 		PostalAddress correspondents.PostalAddress `json:"postal_address,omitzero"`
 		Review        bool                         `json:"review"`
-		Reason        string                       `json:"reason"`
+		Reason        correspondents.Reason        `json:"reason"`
 		ReasonText    string                       `json:"reason_text"`
 	}
 	out := make([]route, 0, len(routes))

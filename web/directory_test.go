@@ -60,9 +60,10 @@ func TestDirectoryResolve(t *testing.T) {
 	require.Equal(t, http.StatusOK, code, body)
 	var res struct {
 		Routes []struct {
-			Channel, Address, Reason, ReasonText string
-			Review                               bool
-			PostalAddress                        correspondents.PostalAddress `json:"postal_address"`
+			Channel, Address, ReasonText string
+			Reason                       correspondents.Reason
+			Review                       bool
+			PostalAddress                correspondents.PostalAddress `json:"postal_address"`
 		} `json:"routes"`
 	}
 	require.NoError(t, json.Unmarshal([]byte(body), &res))

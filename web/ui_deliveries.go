@@ -32,7 +32,7 @@ type worklistPage struct {
 	// NextURL is the link to the next page, empty on the last.
 	NextURL string
 	// Statuses are the choices of the status filter.
-	Statuses []string
+	Statuses []dispatch.Status
 	Error    string
 	// Back is this page's path and query, where actions come back to.
 	Back string
@@ -49,7 +49,7 @@ func (u *ui) getWorklist(w http.ResponseWriter, r *http.Request) {
 	p := worklistPage{Name: name, Statuses: deliveryStatuses, From: q.Get("from"), To: q.Get("to"), Back: r.URL.RequestURI()}
 	p.Filter = readmodel.DeliveryFilter{Worklist: name, Patient: q.Get("patient"), Correspondent: q.Get("correspondent"),
 		DocumentCode: strings.TrimSpace(q.Get("document_code")), Service: strings.TrimSpace(q.Get("service")),
-		Status: q.Get("status"), Services: servicesOf(user), After: q.Get("after")}
+		Status: dispatch.Status(q.Get("status")), Services: servicesOf(user), After: q.Get("after")}
 	var errs []string
 	p.Filter.From, p.Filter.To, errs = dayRange(p.From, p.To)
 	status := http.StatusOK
@@ -78,7 +78,7 @@ func (u *ui) getWorklist(w http.ResponseWriter, r *http.Request) {
 }
 
 // deliveryStatuses are the statuses in the search's filter.
-var deliveryStatuses = []string{dispatch.StatusReview, dispatch.StatusScheduled, dispatch.StatusQueued,
+var deliveryStatuses = []dispatch.Status{dispatch.StatusReview, dispatch.StatusScheduled, dispatch.StatusQueued,
 	dispatch.StatusSent, dispatch.StatusDelivered, dispatch.StatusRead, dispatch.StatusFailed,
 	dispatch.StatusPaperPending, dispatch.StatusPaperSent, dispatch.StatusCancelled, dispatch.StatusSuperseded}
 

@@ -25,7 +25,7 @@ var worklistLabels = map[string]string{
 	readmodel.WorklistAll:       "Tous les envois",
 }
 
-var statusLabels = map[string]string{
+var statusLabels = map[dispatch.Status]string{
 	dispatch.StatusReview:       "À vérifier",
 	dispatch.StatusScheduled:    "Programmé",
 	dispatch.StatusQueued:       "En file d'envoi",
@@ -39,7 +39,7 @@ var statusLabels = map[string]string{
 	dispatch.StatusSuperseded:   "Remplacé",
 }
 
-var eventLabels = map[string]string{
+var eventLabels = map[dispatch.Event]string{
 	readmodel.EventReceived:     "Reçu du DPI",
 	dispatch.ReportEventWarning: "Avertissement à la réception",
 	dispatch.ReportEventResent:  "Document envoyé à nouveau par le DPI",
@@ -84,7 +84,7 @@ var actionLabels = map[string]string{
 }
 
 // reasonLabels say why a delivery was made as it was (its reason code).
-var reasonLabels = map[string]string{
+var reasonLabels = map[correspondents.Reason]string{
 	correspondents.ReasonLocalAddress:           "adresse de l'annuaire local",
 	correspondents.ReasonDPIAddress:             "adresse transmise par le DPI",
 	correspondents.ReasonDPIAddressMismatch:     "adresse du DPI absente de l'annuaire",
@@ -127,7 +127,7 @@ var boxTypeLabels = map[string]string{"PER": "personnelle", "ORG": "de structure
 
 // technicalEvents are the events whose detail is for administrators (a
 // Message-ID): the others see the event without it.
-var technicalEvents = map[string]bool{dispatch.EventSending: true, dispatch.EventSent: true, dispatch.EventResent: true}
+var technicalEvents = map[dispatch.Event]bool{dispatch.EventSending: true, dispatch.EventSent: true, dispatch.EventResent: true}
 
 // auditLabels name the actions of the audit log (audit.Actions).
 var auditLabels = map[string]string{
@@ -151,7 +151,7 @@ var batchLabels = map[string]string{
 	letters.BatchPosted:    "Posté",
 }
 
-var channelLabels = map[string]string{"mssante": "MSSanté", "paper": "Papier"}
+var channelLabels = map[correspondents.Channel]string{correspondents.ChannelMSSante: "MSSanté", correspondents.ChannelPaper: "Papier"}
 
 var roleLabels = map[auth.Role]string{
 	auth.RoleSecretary: "Secrétariat",
@@ -160,24 +160,37 @@ var roleLabels = map[auth.Role]string{
 }
 
 // label returns the label of code in labels, else the code.
-func label(labels map[string]string, code string) string {
+func label[Code ~string](labels map[Code]string, code Code) string {
 	if l, ok := labels[code]; ok {
 		return l
 	}
-	return code
+	return string(code)
+}
+
+// reasonLabel returns the label of a delivery's reason: a
+// correspondents.Reason, or the string a delivery's creation event has as
+// its detail (text/template converts neither to the other).
+func reasonLabel(code any) string {
+	switch c := code.(type) {
+	case correspondents.Reason:
+		return label(reasonLabels, c)
+	case string:
+		return label(reasonLabels, correspondents.Reason(c))
+	}
+	return fmt.Sprint(code)
 }
 
 var uiFuncs = template.FuncMap{
 	"worklistLabel": func(s string) string { return label(worklistLabels, s) },
-	"statusLabel":   func(s string) string { return label(statusLabels, s) },
-	"eventLabel":    func(s string) string { return label(eventLabels, s) },
+	"statusLabel":   func(s dispatch.Status) string { return label(statusLabels, s) },
+	"eventLabel":    func(s dispatch.Event) string { return label(eventLabels, s) },
 	"actionLabel":   func(s string) string { return label(actionLabels, s) },
-	"channelLabel":  func(s string) string { return label(channelLabels, s) },
-	"reasonLabel":   func(s string) string { return label(reasonLabels, s) },
+	"channelLabel":  func(s correspondents.Channel) string { return label(channelLabels, s) },
+	"reasonLabel":   reasonLabel,
 	"recipientRole": func(s string) string { return label(recipientRoleLabels, s) },
 	"boxTypeLabel":  func(s string) string { return label(boxTypeLabels, s) },
 	"auditLabel":    func(s string) string { return label(auditLabels, s) },
-	"technical":     func(event string) bool { return technicalEvents[event] },
+	"technical":     func(event dispatch.Event) bool { return technicalEvents[event] },
 	"batchLabel":    func(s string) string { return label(batchLabels, s) },
 	"roleLabel":     func(r auth.Role) string { return roleLabels[r] },
 	"can":           func(u auth.User, p string) bool { return u.Can(permissions[p]) },

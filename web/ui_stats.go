@@ -18,6 +18,7 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"github.com/mssdispatch/mssdispatch/auth"
+	"github.com/mssdispatch/mssdispatch/correspondents"
 	"github.com/mssdispatch/mssdispatch/dispatch"
 	"github.com/mssdispatch/mssdispatch/readmodel"
 )
@@ -198,7 +199,7 @@ type delayView struct {
 
 // channelDelays are the delays of a channel.
 type channelDelays struct {
-	Channel string
+	Channel correspondents.Channel
 	// Overall is the whole period; Months month by month.
 	Overall delayView
 	Months  []delayView
@@ -325,7 +326,7 @@ func delaysByChannel(st readmodel.Stats, categories []string) []channelDelays {
 		}
 		name := label(channelLabels, c.Channel)
 		c.Chart = barChart{
-			ID:    "chart-delay-" + c.Channel,
+			ID:    "chart-delay-" + string(c.Channel),
 			Title: "Délai de la validation à la remise, " + name + ", par mois (" + unit + ")",
 			Desc: "Médiane et 90e centile du délai entre la validation du compte rendu et sa remise (" +
 				name + "), mois par mois. Les chiffres sont dans le tableau qui suit.",

@@ -192,7 +192,7 @@ func reportOf(out []byte) (dispatch.ReportView, error) {
 	return v, nil
 }
 
-func hasDelivery(v dispatch.ReportView, recipient, status string) error {
+func hasDelivery(v dispatch.ReportView, recipient string, status dispatch.Status) error {
 	for _, d := range v.Deliveries {
 		if d.Recipient == recipient && d.Status == status {
 			return nil

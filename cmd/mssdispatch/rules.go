@@ -201,7 +201,7 @@ func printDryRun(w io.Writer, dr dispatch.DryRun) error {
 	t := newTable(w)
 	t.println("REPORT\tDOCUMENT\tRECIPIENT\tCHANNEL\tBEFORE\tAFTER\tCHANGED")
 	for _, c := range dr.Changed {
-		channel := ""
+		var channel correspondents.Channel
 		switch {
 		case c.After != nil:
 			channel = c.After.Channel
@@ -238,7 +238,7 @@ func changedFields(before, after *dispatch.DryRunOutcome) string {
 		{"status", before.Status != after.Status},
 		{"delay", before.DelayHours != after.DelayHours},
 		{"address " + after.Address, before.Address != after.Address},
-		{"reason " + after.Reason, before.Reason != after.Reason},
+		{"reason " + string(after.Reason), before.Reason != after.Reason},
 		{"rule", before.Rule != after.Rule},
 		{"policy", before.Policy != after.Policy},
 	} {

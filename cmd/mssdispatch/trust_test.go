@@ -16,6 +16,7 @@ import (
 	"github.com/riverqueue/river/rivertype"
 	"github.com/stretchr/testify/require"
 
+	"github.com/mssdispatch/mssdispatch/correspondents"
 	"github.com/mssdispatch/mssdispatch/dispatch"
 	dmail "github.com/mssdispatch/mssdispatch/dispatch/mail"
 	"github.com/mssdispatch/mssdispatch/internal/mailtest"
@@ -77,7 +78,7 @@ func TestTrustSpaceEndToEnd(t *testing.T) {
 			require.Equal(t, "AA", ack.Segment("MSA").Get(1), "%s", ack.Encode())
 			require.Contains(t, string(ack.Encode()), "adresse de messagerie invalide")
 			julie := waitDelivery(t, r.httpAddr, documentID, "julie.roux@medecin-demo.mssante.fr", dispatch.StatusReview)
-			require.Equal(t, "untrusted_address", julie.Reason)
+			require.Equal(t, correspondents.ReasonUntrustedAddress, julie.Reason)
 
 			// The secretary approves Julie's row with the report page's form:
 			// the email goes to the directory's address, which the page shows.
@@ -118,7 +119,7 @@ func TestTrustSpaceEndToEnd(t *testing.T) {
 			_, worklist := alice.Get(t, "/worklists/review")
 			for _, d := range unsent {
 				name := d.Recipient
-				require.Equal(t, "untrusted_address", d.Reason, name)
+				require.Equal(t, correspondents.ReasonUntrustedAddress, d.Reason, name)
 				_, page := alice.Get(t, fmt.Sprintf("/reports/%d", d.reportID))
 				approve := fmt.Sprintf(`action="/deliveries/%d/approve"`, d.ID)
 				require.NotContains(t, page, approve, name)
@@ -140,7 +141,7 @@ type trackedDelivery struct {
 
 // waitDelivery waits until the report of documentID has an email to
 // recipient (address, or name once the address is withdrawn) in status.
-func waitDelivery(t *testing.T, httpAddr, documentID, recipient, status string) trackedDelivery {
+func waitDelivery(t *testing.T, httpAddr, documentID, recipient string, status dispatch.Status) trackedDelivery {
 	t.Helper()
 	var found trackedDelivery
 	require.Eventually(t, func() bool {

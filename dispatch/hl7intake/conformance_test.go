@@ -399,7 +399,7 @@ func (b *voletBundle) report(t *testing.T, documentID string, want map[string]st
 			return false
 		}
 		for _, d := range v.Deliveries {
-			if want[d.Recipient] != d.Status {
+			if want[d.Recipient] != string(d.Status) {
 				return false
 			}
 		}
@@ -667,11 +667,11 @@ func TestVoletORUSegurInit(t *testing.T) {
 	v := b.report(t, segurV1.ID, map[string]string{voletHoda: "sent", voletPatientBox: "review"})
 	require.Equal(t, []string{segurV1.ID}, v.DocumentIDs)
 	h := voletDelivery(t, v, voletHoda)
-	require.Equal(t, "mssante", h.Channel)
+	require.Equal(t, correspondents.ChannelMSSante, h.Channel)
 	require.Equal(t, correspondents.ReasonDPIAddress, h.Reason)
 	require.Equal(t, voletHodaID[1:], h.RPPS)
 	p := voletDelivery(t, v, voletPatientBox)
-	require.Equal(t, "mssante", p.Channel)
+	require.Equal(t, correspondents.ChannelMSSante, p.Channel)
 	require.Equal(t, correspondents.ReasonPatientAddressMismatch, p.Reason)
 	require.Contains(t, p.ReasonText, voletSegurPatient)
 
@@ -736,8 +736,8 @@ func TestVoletORUSegurDelete(t *testing.T) {
 	}
 	initial, err := b.svc.Report(b.ctx, "test", initial.ID)
 	require.NoError(t, err)
-	require.Equal(t, "sent", voletDelivery(t, initial, voletHoda).Status)
-	require.Equal(t, "cancelled", voletDelivery(t, initial, voletPatientBox).Status, "the pending delivery of the deleted document")
+	require.Equal(t, dispatch.StatusSent, voletDelivery(t, initial, voletHoda).Status)
+	require.Equal(t, dispatch.StatusCancelled, voletDelivery(t, initial, voletPatientBox).Status, "the pending delivery of the deleted document")
 	require.Equal(t, 2, b.sentTo(t, voletHoda))
 }
 
@@ -797,7 +797,7 @@ func TestVoletORUPair(t *testing.T) {
 	replaced, err = b.svc.Report(b.ctx, "test", replaced.ID)
 	require.NoError(t, err)
 	for _, d := range replaced.Deliveries {
-		require.Equal(t, "sent", d.Status, "%s: sent before the deletion", d.Recipient)
+		require.Equal(t, dispatch.StatusSent, d.Status, "%s: sent before the deletion", d.Recipient)
 	}
 	require.Equal(t, 3, b.sentTo(t, voletHoda))
 	require.Equal(t, 3, b.sentTo(t, voletPatientBox))
