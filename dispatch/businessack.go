@@ -264,6 +264,9 @@ func (w *businessAckWorker) Work(ctx context.Context, job *river.Job[BusinessAck
 	}
 	detail := fmt.Sprintf("ZAM^%s %s", a.Event, answer.Detail)
 	if !answer.Refused {
+		// Counted before the job completes (what a test or a scrape sees
+		// next): the DPI accepted it, whatever the recording below.
+		w.acks.WithLabelValues(a.Event, "accepted").Inc()
 		if err := pgx.BeginFunc(ctx, w.cfg.Pool, func(tx pgx.Tx) error {
 			if err := recordBusinessAck(ctx, tx, a.DeliveryID, EventBusinessAckSent, detail); err != nil {
 				return err
@@ -272,7 +275,6 @@ func (w *businessAckWorker) Work(ctx context.Context, job *river.Job[BusinessAck
 		}); err != nil {
 			return err
 		}
-		w.acks.WithLabelValues(a.Event, "accepted").Inc()
 		log.InfoContext(ctx, "business acknowledgement accepted by the DPI")
 		return nil
 	}

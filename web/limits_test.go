@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -106,9 +107,22 @@ func TestLoginIgnoresForwardedFor(t *testing.T) {
 		resp := c.postLogin(t, "203.0.113."+string(rune('1'+i)), "alice", "wrong password")
 		require.Equal(t, http.StatusUnauthorized, resp.StatusCode, i)
 	}
-	resp := c.postLogin(t, "198.51.100.99", "alice", "wrong password")
-	require.Equal(t, http.StatusTooManyRequests, resp.StatusCode)
-	require.Equal(t, "1", resp.Header.Get("Retry-After"))
+	// The next attempt waits for the pair's delay (1 s, doubling): the
+	// forwarded addresses did not make five clients of one. On a loaded
+	// machine a check may take longer than the first delay, so the attempt
+	// after it is checked again; one of the next few waits. Ten attempts
+	// stay under the account's ceiling (20): only the pair throttles them.
+	limited := false
+	for i := range 10 {
+		resp := c.postLogin(t, "198.51.100."+strconv.Itoa(10+i), "alice", "wrong password")
+		if resp.StatusCode == http.StatusTooManyRequests {
+			require.NotEmpty(t, resp.Header.Get("Retry-After"))
+			limited = true
+			break
+		}
+		require.Equal(t, http.StatusUnauthorized, resp.StatusCode, i)
+	}
+	require.True(t, limited, "the forwarded addresses are one client")
 }
 
 // TestAPITokenRateLimit is issue #19, item 7: wrong bearer tokens were
