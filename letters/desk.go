@@ -50,11 +50,8 @@ func (d *Desk) LetterPDF(ctx context.Context, viewer string, deliveryID int64) (
 	if err != nil {
 		return nil, err
 	}
-	if err := audit.Viewed(ctx, d.pool, audit.Entry{Actor: viewer, Action: "letter_printed", Object: fmt.Sprintf("delivery:%d", deliveryID),
-		ReportID: l.ReportID, DeliveryID: deliveryID}); err != nil {
-		return nil, err
-	}
-	return pdf, nil
+	return audit.Served(ctx, d.pool, pdf, audit.Entry{Actor: viewer, Action: "letter_printed",
+		Object: fmt.Sprintf("delivery:%d", deliveryID), ReportID: l.ReportID, DeliveryID: deliveryID})
 }
 
 // LettersPDF renders the letters of the paper deliveries ids, in order, as
@@ -136,10 +133,7 @@ func (d *Desk) BatchPDF(ctx context.Context, viewer string, id int64) ([]byte, e
 		return nil, err
 	}
 	letters = slices.DeleteFunc(letters, func(l BatchLetter) bool { return l.DuplicateOf != 0 })
-	if err := audit.Viewed(ctx, d.pool, batchEntries(viewer, "letter_printed", id, letters)...); err != nil {
-		return nil, err
-	}
-	return pdf, nil
+	return audit.Served(ctx, d.pool, pdf, batchEntries(viewer, "letter_printed", id, letters)...)
 }
 
 // batchEntries are the audit entries of viewer's action on the letters of
