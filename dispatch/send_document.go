@@ -84,7 +84,7 @@ type cachedDocument struct {
 
 // get returns the sendDocument of report reportID, loading it from q when
 // it is not kept. A failed load is not kept: the next send tries again.
-func (c *documentCache) get(ctx context.Context, q dbtx, reportID int64) (sendDocument, error) {
+func (c *documentCache) get(ctx context.Context, q DB, reportID int64) (sendDocument, error) {
 	c.mu.Lock()
 	if c.entries == nil {
 		c.entries = make(map[int64]*cachedDocument, documentCacheSize)
@@ -114,7 +114,7 @@ func (c *documentCache) get(ctx context.Context, q dbtx, reportID int64) (sendDo
 
 // loadSendDocument loads and prepares report reportID's documents. A CDA
 // that cannot be packaged is an ErrUnpackable.
-func loadSendDocument(ctx context.Context, q dbtx, reportID int64) (sendDocument, error) {
+func loadSendDocument(ctx context.Context, q DB, reportID int64) (sendDocument, error) {
 	stored, err := loadDocuments(ctx, q, reportID)
 	if err != nil {
 		return sendDocument{}, err

@@ -19,18 +19,18 @@ import (
 
 // countingDB counts the queries that reach the database.
 type countingDB struct {
-	dbtx
+	DB
 	queries atomic.Int64
 }
 
 func (c *countingDB) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
 	c.queries.Add(1)
-	return c.dbtx.QueryRow(ctx, sql, args...)
+	return c.DB.QueryRow(ctx, sql, args...)
 }
 
 func (c *countingDB) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
 	c.queries.Add(1)
-	return c.dbtx.Query(ctx, sql, args...)
+	return c.DB.Query(ctx, sql, args...)
 }
 
 // TestDocumentCache checks that a report's emails load and prepare its
@@ -41,7 +41,7 @@ func TestDocumentCache(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	pool := pgtest.NewPool(t)
-	db := &countingDB{dbtx: pool}
+	db := &countingDB{DB: pool}
 	cdaDoc, err := os.ReadFile("../cda/testdata/n1-pdf.xml")
 	require.NoError(t, err)
 	report := func(i int, cdaDoc []byte, pdf []byte) int64 {

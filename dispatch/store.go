@@ -21,8 +21,10 @@ type dbBeginner interface {
 	Begin(ctx context.Context) (pgx.Tx, error)
 }
 
-// dbtx is a pool or a transaction.
-type dbtx interface {
+// DB is what the store's statements run on: a pool or a transaction (the
+// domain's and package letters', which reads and batches the domain's
+// deliveries).
+type DB interface {
 	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
 	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
@@ -67,7 +69,7 @@ func insertInbound(ctx context.Context, tx pgx.Tx, in Inbound, a Answer) (id int
 
 // previousInbound returns the message recorded with in's key and counts one
 // more transmission of it.
-func previousInbound(ctx context.Context, q dbtx, in Inbound) (storedInbound, bool, error) {
+func previousInbound(ctx context.Context, q DB, in Inbound) (storedInbound, bool, error) {
 	var prev storedInbound
 	var reportID *int64
 	err := q.QueryRow(ctx, `UPDATE inbound_messages m
@@ -140,7 +142,7 @@ func insertReport(ctx context.Context, tx pgx.Tx, inboundID int64, in Inbound, r
 
 // storedDocuments returns, oldest first, the documents received with one of
 // ids, or replacing one.
-func storedDocuments(ctx context.Context, q dbtx, ids []string) ([]storedDocument, error) {
+func storedDocuments(ctx context.Context, q DB, ids []string) ([]storedDocument, error) {
 	rows, err := q.Query(ctx, `SELECT doc.document_id, doc.parent_document_id, doc.report_id, r.action, doc.cda_sha256
 		FROM documents doc JOIN reports r ON r.id = doc.report_id
 		WHERE doc.document_id = ANY ($1) OR doc.parent_document_id = ANY ($1) ORDER BY doc.report_id`, ids)
@@ -156,7 +158,7 @@ func storedDocuments(ctx context.Context, q dbtx, ids []string) ([]storedDocumen
 
 // reportReceivedAt returns when report id was received, as the database
 // recorded it.
-func reportReceivedAt(ctx context.Context, q dbtx, id int64) (time.Time, error) {
+func reportReceivedAt(ctx context.Context, q DB, id int64) (time.Time, error) {
 	var at time.Time
 	if err := q.QueryRow(ctx, `SELECT received_at FROM reports WHERE id = $1`, id).Scan(&at); err != nil {
 		return time.Time{}, fmt.Errorf("report %d: when received: %w", id, err)
@@ -189,7 +191,7 @@ func warningEvents(warnings []Warning) []reportEvent {
 }
 
 // insertReportEvents appends events to the history of report id.
-func insertReportEvents(ctx context.Context, q dbtx, id int64, events []reportEvent) error {
+func insertReportEvents(ctx context.Context, q DB, id int64, events []reportEvent) error {
 	for _, e := range events {
 		if _, err := q.Exec(ctx, `INSERT INTO report_events (report_id, event, detail) VALUES ($1, $2, $3)`, id, e.Event, e.Detail); err != nil {
 			return fmt.Errorf("report %d: record %s: %w", id, e.Event, err)
@@ -200,7 +202,7 @@ func insertReportEvents(ctx context.Context, q dbtx, id int64, events []reportEv
 
 // loadDocument returns report reportID's (first) document as stored (empty
 // once purged; storedPDF makes its PDF), or ErrNotFound.
-func loadDocument(ctx context.Context, q dbtx, reportID int64) (cdaDoc, pdf []byte, inCDA bool, err error) {
+func loadDocument(ctx context.Context, q DB, reportID int64) (cdaDoc, pdf []byte, inCDA bool, err error) {
 	err = q.QueryRow(ctx, `SELECT cda, pdf, pdf_in_cda FROM documents WHERE report_id = $1 AND position = 1`, reportID).Scan(&cdaDoc, &pdf, &inCDA)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, nil, false, fmt.Errorf("document of report %d: %w", reportID, ErrNotFound)
@@ -232,7 +234,7 @@ type storedDocumentBytes struct {
 
 // loadDocuments returns the documents of report reportID as stored, in
 // order, or ErrNotFound when it has none.
-func loadDocuments(ctx context.Context, q dbtx, reportID int64) ([]storedDocumentBytes, error) {
+func loadDocuments(ctx context.Context, q DB, reportID int64) ([]storedDocumentBytes, error) {
 	rows, err := q.Query(ctx, `SELECT cda, pdf, pdf_in_cda FROM documents WHERE report_id = $1 ORDER BY position`, reportID)
 	if err != nil {
 		return nil, fmt.Errorf("load documents of report %d: %w", reportID, err)
@@ -285,7 +287,7 @@ func insertRecipient(ctx context.Context, tx pgx.Tx, reportID int64, position in
 
 // documentKnown reports whether a report carried documentID and no deletion
 // withdrew it since.
-func documentKnown(ctx context.Context, q dbtx, documentID string) (bool, error) {
+func documentKnown(ctx context.Context, q DB, documentID string) (bool, error) {
 	var known bool
 	err := q.QueryRow(ctx, `SELECT coalesce(bool_or(r.action <> 'delete') AND NOT bool_or(r.action = 'delete'), false)
 		FROM documents doc JOIN reports r ON r.id = doc.report_id WHERE doc.document_id = $1`,
@@ -301,7 +303,7 @@ func documentKnown(ctx context.Context, q dbtx, documentID string) (bool, error)
 // records each change. An email being sent (queued with sending_at set) is
 // left alone: it may be at the operator already, and its send job records
 // the outcome.
-func stopPendingDeliveries(ctx context.Context, q dbtx, documentID string, status Status, event Event) error {
+func stopPendingDeliveries(ctx context.Context, q DB, documentID string, status Status, event Event) error {
 	for _, from := range pendingStatuses {
 		if err := Allowed(from, status); err != nil {
 			return err
@@ -324,7 +326,7 @@ func stopPendingDeliveries(ctx context.Context, q dbtx, documentID string, statu
 }
 
 // servedRecipients returns who received documentID by MSSanté, once per address.
-func servedRecipients(ctx context.Context, q dbtx, documentID string) ([]Recipient, error) {
+func servedRecipients(ctx context.Context, q DB, documentID string) ([]Recipient, error) {
 	rows, err := q.Query(ctx, `SELECT DISTINCT ON (d.address) rc.kind, rc.national_id, rc.rpps, rc.finess,
 			rc.family, rc.given, rc.organisation, d.address
 		FROM deliveries d JOIN recipients rc ON rc.id = d.recipient_id JOIN documents doc ON doc.report_id = d.report_id
@@ -352,7 +354,7 @@ type storedRecipient struct {
 
 // unresolvedRecipients returns what the rules need of a report, and its
 // recipients that have no delivery yet.
-func unresolvedRecipients(ctx context.Context, q dbtx, reportID int64) (reportFacts, []storedRecipient, error) {
+func unresolvedRecipients(ctx context.Context, q DB, reportID int64) (reportFacts, []storedRecipient, error) {
 	rf, err := loadReportFacts(ctx, q, reportID)
 	if err != nil {
 		return reportFacts{}, nil, err
@@ -372,7 +374,7 @@ func unresolvedRecipients(ctx context.Context, q dbtx, reportID int64) (reportFa
 }
 
 // loadReportFacts returns what the rules need of a report.
-func loadReportFacts(ctx context.Context, q dbtx, reportID int64) (reportFacts, error) {
+func loadReportFacts(ctx context.Context, q DB, reportID int64) (reportFacts, error) {
 	var rf reportFacts
 	var author Recipient
 	if err := q.QueryRow(ctx, `SELECT received_at, document_code, service, author, confidentiality, flags,
@@ -468,7 +470,7 @@ func insertDelivery(ctx context.Context, tx pgx.Tx, reportID int64, d newDeliver
 const insertEventSQL = `INSERT INTO delivery_events (delivery_id, from_status, to_status, event, actor_kind, actor, detail)`
 
 // insertEvent appends one event to a delivery's history; from is "" at creation.
-func insertEvent(ctx context.Context, q dbtx, deliveryID int64, from, to Status, event Event, actor Actor, detail string) error {
+func insertEvent(ctx context.Context, q DB, deliveryID int64, from, to Status, event Event, actor Actor, detail string) error {
 	var fromStatus *Status
 	if from != "" {
 		fromStatus = &from
@@ -485,7 +487,7 @@ func insertEvent(ctx context.Context, q dbtx, deliveryID int64, from, to Status,
 // delivery is no longer in from. lastError is kept with the delivery
 // (empty clears it); detail goes to the history. A move to sent or failed
 // ends the send attempt in flight (sending_at cleared).
-func transition(ctx context.Context, q dbtx, deliveryID int64, from, to Status, event Event, actor Actor, detail string) error {
+func transition(ctx context.Context, q DB, deliveryID int64, from, to Status, event Event, actor Actor, detail string) error {
 	if err := Allowed(from, to); err != nil {
 		return fmt.Errorf("delivery %d: %w", deliveryID, err)
 	}
@@ -516,7 +518,7 @@ func transition(ctx context.Context, q dbtx, deliveryID int64, from, to Status, 
 }
 
 // setPaperBatch puts the deliveries ids in the paper batch batchID.
-func setPaperBatch(ctx context.Context, q dbtx, batchID int64, ids []int64) error {
+func setPaperBatch(ctx context.Context, q DB, batchID int64, ids []int64) error {
 	if _, err := q.Exec(ctx, `UPDATE deliveries SET paper_batch_id = $1, updated_at = now() WHERE id = ANY($2)`,
 		batchID, ids); err != nil {
 		return fmt.Errorf("batch letters %d: %w", batchID, err)
@@ -524,7 +526,7 @@ func setPaperBatch(ctx context.Context, q dbtx, batchID int64, ids []int64) erro
 	return nil
 }
 
-func setReportStatus(ctx context.Context, q dbtx, reportID int64, status string) error {
+func setReportStatus(ctx context.Context, q DB, reportID int64, status string) error {
 	if _, err := q.Exec(ctx, "UPDATE reports SET status = $2, updated_at = now() WHERE id = $1", reportID, status); err != nil {
 		return fmt.Errorf("set report status: %w", err)
 	}
@@ -568,7 +570,7 @@ type outgoing struct {
 	Trusted bool
 }
 
-func loadOutgoing(ctx context.Context, q dbtx, deliveryID int64) (outgoing, error) {
+func loadOutgoing(ctx context.Context, q DB, deliveryID int64) (outgoing, error) {
 	var o outgoing
 	err := q.QueryRow(ctx, `SELECT d.id, d.report_id, r.action, d.status, d.channel, d.address, coalesce(d.message_id, ''),
 			r.patient_family, r.patient_given, r.patient_birth_date, r.patient_sex, r.patient_ins, r.patient_ins_oid,
@@ -645,7 +647,7 @@ func loadDelivery(ctx context.Context, tx pgx.Tx, id int64) (storedDelivery, err
 }
 
 // setMessageID gives a delivery a new Message-ID (a new email).
-func setMessageID(ctx context.Context, q dbtx, id int64, messageID string) error {
+func setMessageID(ctx context.Context, q DB, id int64, messageID string) error {
 	if _, err := q.Exec(ctx, `UPDATE deliveries SET message_id = $2 WHERE id = $1`, id, messageID); err != nil {
 		return fmt.Errorf("new Message-ID for delivery %d: %w", id, err)
 	}
@@ -653,7 +655,7 @@ func setMessageID(ctx context.Context, q dbtx, id int64, messageID string) error
 }
 
 // setAttention flags a delivery for the secretaries ("" clears the flag).
-func setAttention(ctx context.Context, q dbtx, id int64, attention string) error {
+func setAttention(ctx context.Context, q DB, id int64, attention string) error {
 	if _, err := q.Exec(ctx, `UPDATE deliveries SET attention = $2, updated_at = now() WHERE id = $1`, id, attention); err != nil {
 		return fmt.Errorf("flag delivery %d: %w", id, err)
 	}
@@ -665,7 +667,7 @@ func setAttention(ctx context.Context, q dbtx, id int64, attention string) error
 // "sending" event; interrupted is true when the previous attempt never
 // recorded its outcome (the process died in the middle: the email may have
 // left). It returns ErrStale when the delivery is no longer queued.
-func markSending(ctx context.Context, q dbtx, o outgoing) (interrupted bool, err error) {
+func markSending(ctx context.Context, q DB, o outgoing) (interrupted bool, err error) {
 	err = q.QueryRow(ctx, `WITH old AS (
 			SELECT id, sending_at FROM deliveries WHERE id = $1 AND status = 'queued' FOR UPDATE
 		), d AS (
@@ -688,7 +690,7 @@ func markSending(ctx context.Context, q dbtx, o outgoing) (interrupted bool, err
 }
 
 // clearSending records that the attempt in flight has its outcome.
-func clearSending(ctx context.Context, q dbtx, deliveryID int64) error {
+func clearSending(ctx context.Context, q DB, deliveryID int64) error {
 	if _, err := q.Exec(ctx, `UPDATE deliveries SET sending_at = NULL WHERE id = $1`, deliveryID); err != nil {
 		return fmt.Errorf("clear send attempt: %w", err)
 	}
@@ -701,7 +703,7 @@ func clearSending(ctx context.Context, q dbtx, deliveryID int64) error {
 // when it was blocked, failing for the same reason) neither counts nor
 // extends the block: with 20 workers, a 2-minute outage counted 20 failures
 // and blocked every email for 13 minutes after the server was back.
-func block(ctx context.Context, q dbtx, scope, lastError string, base time.Duration) (time.Duration, error) {
+func block(ctx context.Context, q DB, scope, lastError string, base time.Duration) (time.Duration, error) {
 	var failures int
 	var remaining time.Duration
 	if err := q.QueryRow(ctx, `INSERT INTO mail_domains AS m (domain, blocked_until, failures, last_error)
@@ -722,7 +724,7 @@ func block(ctx context.Context, q dbtx, scope, lastError string, base time.Durat
 }
 
 // unblock forgets the failures of domain and of the submission server after a success.
-func unblock(ctx context.Context, q dbtx, domain string) error {
+func unblock(ctx context.Context, q DB, domain string) error {
 	if _, err := q.Exec(ctx, `DELETE FROM mail_domains WHERE domain IN ($1, $2)`, domain, serverScope); err != nil {
 		return fmt.Errorf("unblock %s: %w", domain, err)
 	}
@@ -730,7 +732,7 @@ func unblock(ctx context.Context, q dbtx, domain string) error {
 }
 
 // withdrawAddress takes the MSSanté address off delivery id, saying why.
-func withdrawAddress(ctx context.Context, q dbtx, id int64, reason correspondents.Reason, reasonText string) error {
+func withdrawAddress(ctx context.Context, q DB, id int64, reason correspondents.Reason, reasonText string) error {
 	_, err := q.Exec(ctx, `UPDATE deliveries SET address = '', reason = $2, reason_text = $3, updated_at = now() WHERE id = $1`,
 		id, reason, reasonText)
 	if err != nil {
@@ -740,7 +742,7 @@ func withdrawAddress(ctx context.Context, q dbtx, id int64, reason correspondent
 }
 
 // recordDeliveryError keeps the last transient error of a delivery.
-func recordDeliveryError(ctx context.Context, q dbtx, deliveryID int64, lastError string) error {
+func recordDeliveryError(ctx context.Context, q DB, deliveryID int64, lastError string) error {
 	if _, err := q.Exec(ctx, "UPDATE deliveries SET last_error = $2, updated_at = now() WHERE id = $1", deliveryID, lastError); err != nil {
 		return fmt.Errorf("record delivery %d error: %w", deliveryID, err)
 	}
@@ -748,7 +750,7 @@ func recordDeliveryError(ctx context.Context, q dbtx, deliveryID int64, lastErro
 }
 
 // reportView loads a report by id, or the latest with a document id when id is 0.
-func reportView(ctx context.Context, q dbtx, id int64, documentID string) (ReportView, error) {
+func reportView(ctx context.Context, q DB, id int64, documentID string) (ReportView, error) {
 	var v ReportView
 	err := q.QueryRow(ctx, `SELECT r.id, r.document_id, r.status, r.received_at,
 			array(SELECT doc.document_id FROM documents doc WHERE doc.report_id = r.id ORDER BY doc.position)
@@ -787,7 +789,7 @@ func reportView(ctx context.Context, q dbtx, id int64, documentID string) (Repor
 
 // addFollowUps adds each name to the follow-ups of the delivery of the same
 // index in ids (once: a name already there stays alone).
-func addFollowUps(ctx context.Context, q dbtx, ids []int64, names []string) error {
+func addFollowUps(ctx context.Context, q DB, ids []int64, names []string) error {
 	if len(ids) == 0 {
 		return nil
 	}
@@ -801,7 +803,7 @@ func addFollowUps(ctx context.Context, q dbtx, ids []int64, names []string) erro
 }
 
 // followUpDone takes name off the follow-ups of the delivery id.
-func followUpDone(ctx context.Context, q dbtx, id int64, name string) error {
+func followUpDone(ctx context.Context, q DB, id int64, name string) error {
 	if _, err := q.Exec(ctx, `UPDATE deliveries SET follow_ups = array_remove(follow_ups, $2) WHERE id = $1`, id, name); err != nil {
 		return fmt.Errorf("delivery %d: follow-up %s done: %w", id, name, err)
 	}
@@ -811,7 +813,7 @@ func followUpDone(ctx context.Context, q dbtx, id int64, name string) error {
 // overdueDeadlines returns the deadlines passed without an acknowledgement:
 // an email still sent past no_dsn_hours, an email sent or delivered, unread
 // and not yet flagged, past unread_hours.
-func overdueDeadlines(ctx context.Context, q dbtx) ([]DeadlineArgs, error) {
+func overdueDeadlines(ctx context.Context, q DB) ([]DeadlineArgs, error) {
 	rows, err := q.Query(ctx, `SELECT id, 'dsn' FROM deliveries
 			WHERE status = 'sent' AND (policy->>'no_dsn_hours')::int > 0
 				AND sent_at + make_interval(hours => (policy->>'no_dsn_hours')::int) < now()
@@ -848,7 +850,7 @@ func nextRecipientPosition(ctx context.Context, tx pgx.Tx, reportID int64) (int,
 }
 
 // setDeliveryRecipient changes where a delivery goes.
-func setDeliveryRecipient(ctx context.Context, q dbtx, id int64, address, name string, postal PostalAddress, reason correspondents.Reason, reasonText string) error {
+func setDeliveryRecipient(ctx context.Context, q DB, id int64, address, name string, postal PostalAddress, reason correspondents.Reason, reasonText string) error {
 	_, err := q.Exec(ctx, `UPDATE deliveries SET address = $2, recipient_name = $3, postal_address = $4,
 			reason = $5, reason_text = $6, updated_at = now() WHERE id = $1`,
 		id, address, name, postal, reason, reasonText)

@@ -41,7 +41,7 @@ type storedBusinessAck struct {
 
 // loadBusinessAck returns what the business acknowledgements of delivery id
 // need, or ErrNotFound.
-func loadBusinessAck(ctx context.Context, q dbtx, id int64) (storedBusinessAck, error) {
+func loadBusinessAck(ctx context.Context, q DB, id int64) (storedBusinessAck, error) {
 	var b storedBusinessAck
 	err := q.QueryRow(ctx, `SELECT d.channel, d.status, d.address, d.delivered_at, d.read_at, d.updated_at,
 			r.sending_application, r.sending_facility, r.message_control_id, r.receiving_application,
@@ -70,7 +70,7 @@ func loadBusinessAck(ctx context.Context, q dbtx, id int64) (storedBusinessAck, 
 // its status, what the DPI answered to a business acknowledgement: event is
 // EventBusinessAckSent or EventBusinessAckRefused, detail starts with
 // "ZAM^<Z02|Z03> " (loadBusinessAck reads it back).
-func recordBusinessAck(ctx context.Context, q dbtx, id int64, event Event, detail string) error {
+func recordBusinessAck(ctx context.Context, q DB, id int64, event Event, detail string) error {
 	tag, err := q.Exec(ctx, `INSERT INTO delivery_events (delivery_id, from_status, to_status, event, actor_kind, detail)
 		SELECT id, status, status, $2, 'system', $3 FROM deliveries WHERE id = $1`, id, event, detail)
 	if err != nil {

@@ -43,7 +43,7 @@ const quarantineColumns = `q.id, q.received_at, q.kind, q.source, q.sending_appl
 // id before (0: from the newest), in status (all when empty), newest first,
 // without their bytes; the patient data of a message whose service is not
 // among services (unless nil) stays in the database.
-func listQuarantine(ctx context.Context, q dbtx, before int64, limit int, status QuarantineStatus, services []string) ([]QuarantinedMessage, error) {
+func listQuarantine(ctx context.Context, q DB, before int64, limit int, status QuarantineStatus, services []string) ([]QuarantinedMessage, error) {
 	rows, err := q.Query(ctx, `SELECT `+quarantineColumns+` FROM `+quarantineSeen+`
 		WHERE ($2 <= 0 OR q.id < $2) AND ($3 = '' OR q.status = $3)
 		ORDER BY q.id DESC LIMIT $4`, services, before, status, limit)
@@ -55,7 +55,7 @@ func listQuarantine(ctx context.Context, q dbtx, before int64, limit int, status
 
 // quarantinedMessage returns the quarantined message id as a viewer of
 // services sees it, with its bytes (empty when purged), or ErrNotFound.
-func quarantinedMessage(ctx context.Context, q dbtx, id int64, services []string) (QuarantinedMessage, []byte, error) {
+func quarantinedMessage(ctx context.Context, q DB, id int64, services []string) (QuarantinedMessage, []byte, error) {
 	var m QuarantinedMessage
 	var raw []byte
 	err := q.QueryRow(ctx, `SELECT `+quarantineColumns+`, q.raw FROM `+quarantineSeen+` WHERE q.id = $2`, services, id).Scan(
@@ -70,7 +70,7 @@ func quarantinedMessage(ctx context.Context, q dbtx, id int64, services []string
 
 // quarantineRaw returns the bytes of the quarantined message id (empty when
 // purged), or ErrNotFound.
-func quarantineRaw(ctx context.Context, q dbtx, id int64) ([]byte, error) {
+func quarantineRaw(ctx context.Context, q DB, id int64) ([]byte, error) {
 	var raw []byte
 	err := q.QueryRow(ctx, `SELECT raw FROM quarantine WHERE id = $1`, id).Scan(&raw)
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -132,7 +132,7 @@ func refuseAgain(ctx context.Context, tx pgx.Tx, id int64, user string, why Refu
 // keyOwner looks up the message recorded with in's key, without counting a
 // transmission: its fingerprint, and whether it is the key the quarantined
 // message id was refused with; found is false for a new key.
-func keyOwner(ctx context.Context, q dbtx, in Inbound, id int64) (fingerprint []byte, own, found bool, err error) {
+func keyOwner(ctx context.Context, q DB, in Inbound, id int64) (fingerprint []byte, own, found bool, err error) {
 	err = q.QueryRow(ctx, `SELECT m.fingerprint, m.id IS NOT DISTINCT FROM (SELECT inbound_id FROM quarantine WHERE id = $5)
 		FROM inbound_messages m
 		WHERE kind = $1 AND sending_application = $2 AND sending_facility = $3 AND message_control_id = $4`,

@@ -36,7 +36,7 @@ const retainedSQL = `(EXISTS (SELECT 1 FROM reports rr WHERE rr.id = doc.report_
 		AND (dl.status = ANY ($2) OR ` + followUpSQL + `)))`
 
 // retentionCutoff returns the database's now minus days.
-func retentionCutoff(ctx context.Context, q dbtx, days int) (time.Time, error) {
+func retentionCutoff(ctx context.Context, q DB, days int) (time.Time, error) {
 	var cutoff time.Time
 	if err := q.QueryRow(ctx, "SELECT now() - make_interval(days => $1)", days).Scan(&cutoff); err != nil {
 		return time.Time{}, fmt.Errorf("retention cutoff: %w", err)
@@ -90,7 +90,7 @@ func purgeDocumentBatch(ctx context.Context, db dbBeginner, rq retentionQuery, a
 // of at most limit messages quarantined before cutoff, taken in id order
 // after the id after. It returns how many it purged and the last one's id
 // (0 when there was none: the pass is over).
-func purgeQuarantineBatch(ctx context.Context, q dbtx, cutoff time.Time, after int64, limit int) (purged int, last int64, err error) {
+func purgeQuarantineBatch(ctx context.Context, q DB, cutoff time.Time, after int64, limit int) (purged int, last int64, err error) {
 	err = q.QueryRow(ctx, `WITH batch AS (
 			SELECT id FROM quarantine WHERE id > $2 AND purged_at IS NULL AND received_at < $1
 			ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED
@@ -118,7 +118,7 @@ type keptDocuments struct {
 
 // keptPastPeriod counts the documents of reports received before the cutoff
 // that are not purged, with the ids of the oldest sampleSize and what keeps them.
-func keptPastPeriod(ctx context.Context, q dbtx, rq retentionQuery, sampleSize int) (keptDocuments, error) {
+func keptPastPeriod(ctx context.Context, q DB, rq retentionQuery, sampleSize int) (keptDocuments, error) {
 	k := keptDocuments{ByStatus: map[string]int{}}
 	err := q.QueryRow(ctx, `SELECT count(*), coalesce((array_agg(DISTINCT doc.report_id ORDER BY doc.report_id))[1:$2], '{}')
 		FROM documents doc JOIN reports r ON r.id = doc.report_id

@@ -16,7 +16,7 @@ import (
 
 // activeRuleSet returns the rules in force: the newest version, or
 // DefaultRuleSet when the CME has written none.
-func activeRuleSet(ctx context.Context, q dbtx) (rules.Set, error) {
+func activeRuleSet(ctx context.Context, q DB) (rules.Set, error) {
 	var rs rules.Set
 	err := q.QueryRow(ctx, `SELECT version, rules, comment, created_by, created_at FROM rule_sets
 		ORDER BY version DESC LIMIT 1`).Scan(&rs.Version, &rs.Rules, &rs.Comment, &rs.CreatedBy, &rs.CreatedAt)
@@ -60,7 +60,7 @@ func insertRuleSet(ctx context.Context, db dbBeginner, rs rules.Set, source []by
 }
 
 // ruleSetVersion returns the stored version and its YAML source, or ErrNotFound.
-func ruleSetVersion(ctx context.Context, q dbtx, version int) (rules.Set, []byte, error) {
+func ruleSetVersion(ctx context.Context, q DB, version int) (rules.Set, []byte, error) {
 	var rs rules.Set
 	var source string
 	err := q.QueryRow(ctx, `SELECT version, rules, source, comment, created_by, created_at FROM rule_sets
@@ -78,7 +78,7 @@ func ruleSetVersion(ctx context.Context, q dbtx, version int) (rules.Set, []byte
 }
 
 // ruleSetHistory returns the newest limit versions, newest first.
-func ruleSetHistory(ctx context.Context, q dbtx, limit int) ([]rules.Set, error) {
+func ruleSetHistory(ctx context.Context, q DB, limit int) ([]rules.Set, error) {
 	rows, err := q.Query(ctx, `SELECT version, rules, comment, created_by, created_at FROM rule_sets
 		ORDER BY version DESC LIMIT $1`, limit)
 	if err != nil {
@@ -102,7 +102,7 @@ func ruleSetHistory(ctx context.Context, q dbtx, limit int) ([]rules.Set, error)
 
 // documentTypes returns the document codes of the newest n reports, each
 // with its most frequent title, by title.
-func documentTypes(ctx context.Context, q dbtx, n int) ([]DocumentType, error) {
+func documentTypes(ctx context.Context, q DB, n int) ([]DocumentType, error) {
 	rows, err := q.Query(ctx, `SELECT document_code, mode() WITHIN GROUP (ORDER BY document_title)
 		FROM (SELECT document_code, document_title FROM reports ORDER BY id DESC LIMIT $1) r
 		WHERE document_code <> ''
@@ -124,7 +124,7 @@ type reportRef struct {
 }
 
 // recentResolvedReports returns the newest n reports that have deliveries, newest first.
-func recentResolvedReports(ctx context.Context, q dbtx, n int) ([]reportRef, error) {
+func recentResolvedReports(ctx context.Context, q DB, n int) ([]reportRef, error) {
 	rows, err := q.Query(ctx, `SELECT r.id, r.document_id FROM reports r
 		WHERE EXISTS (SELECT 1 FROM deliveries d WHERE d.report_id = r.id)
 		ORDER BY r.id DESC LIMIT $1`, n)
@@ -141,7 +141,7 @@ func recentResolvedReports(ctx context.Context, q dbtx, n int) ([]reportRef, err
 // reportRecipients returns what the rules need of a report and all its
 // recipients, with or without deliveries, and whether the correspondents
 // listed outside PRT RCT were sent to (they have deliveries).
-func reportRecipients(ctx context.Context, q dbtx, reportID int64) (rf reportFacts, recipients []storedRecipient, usedFallbacks bool, err error) {
+func reportRecipients(ctx context.Context, q DB, reportID int64) (rf reportFacts, recipients []storedRecipient, usedFallbacks bool, err error) {
 	if rf, err = loadReportFacts(ctx, q, reportID); err != nil {
 		return reportFacts{}, nil, false, err
 	}

@@ -7,7 +7,6 @@ import (
 	"slices"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/mssdispatch/mssdispatch/cda"
 	"github.com/mssdispatch/mssdispatch/dispatch"
@@ -18,15 +17,8 @@ import (
 // The deliveries it reads are the domain's: their statuses change through
 // dispatch.Transition, their batch through dispatch.PutInBatch.
 
-// dbtx is a pool or a transaction.
-type dbtx interface {
-	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
-	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
-	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
-}
-
 // unbatchedServices lists the services that have letters to print not yet in a batch.
-func unbatchedServices(ctx context.Context, q dbtx) ([]string, error) {
+func unbatchedServices(ctx context.Context, q dispatch.DB) ([]string, error) {
 	rows, err := q.Query(ctx, `SELECT DISTINCT service FROM deliveries
 		WHERE status = 'paper_pending' AND paper_batch_id IS NULL ORDER BY service`)
 	if err != nil {
@@ -83,7 +75,7 @@ func lockUnbatched(ctx context.Context, tx pgx.Tx, service string, limit int) ([
 }
 
 // loadLetter loads the letter of a paper delivery, or dispatch.ErrNotFound.
-func loadLetter(ctx context.Context, q dbtx, deliveryID int64) (letterFacts, error) {
+func loadLetter(ctx context.Context, q dispatch.DB, deliveryID int64) (letterFacts, error) {
 	l, err := scanLetter(q.QueryRow(ctx, `SELECT `+letterColumns+` FROM `+letterTables+`
 		WHERE d.id = $1 AND d.channel = 'paper'`, deliveryID))
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -98,7 +90,7 @@ func loadLetter(ctx context.Context, q dbtx, deliveryID int64) (letterFacts, err
 // printedLetters returns the letters already printed for the documents of
 // letters (in a batch, not withdrawn since, or posted), by what makes them
 // the same letter.
-func printedLetters(ctx context.Context, q dbtx, letters []letterFacts) (map[letterKey]printedLetter, error) {
+func printedLetters(ctx context.Context, q dispatch.DB, letters []letterFacts) (map[letterKey]printedLetter, error) {
 	var documents []string
 	for _, l := range letters {
 		if l.DocumentID != "" && !slices.Contains(documents, l.DocumentID) {
@@ -157,14 +149,14 @@ func insertBatch(ctx context.Context, tx pgx.Tx, b Batch, pdf []byte, ids []int6
 	return id, nil
 }
 
-func setBatchStatus(ctx context.Context, q dbtx, id int64, status string) error {
+func setBatchStatus(ctx context.Context, q dispatch.DB, id int64, status string) error {
 	if _, err := q.Exec(ctx, `UPDATE paper_batches SET status = $2 WHERE id = $1`, id, status); err != nil {
 		return fmt.Errorf("set batch %d %s: %w", id, status, err)
 	}
 	return nil
 }
 
-func setBatchPosted(ctx context.Context, q dbtx, id int64, user string) error {
+func setBatchPosted(ctx context.Context, q dispatch.DB, id int64, user string) error {
 	if _, err := q.Exec(ctx, `UPDATE paper_batches SET status = 'posted', posted_at = now(), posted_by = $2
 		WHERE id = $1`, id, user); err != nil {
 		return fmt.Errorf("set batch %d posted: %w", id, err)
@@ -203,7 +195,7 @@ const batchColumns = `id, day::timestamptz, service, status, sink, letters, page
 	(SELECT count(*) FROM paper_batch_letters l WHERE l.batch_id = paper_batches.id AND l.duplicate_of IS NOT NULL)`
 
 // batchService returns the service of the batch id, or dispatch.ErrNotFound.
-func batchService(ctx context.Context, q dbtx, id int64) (string, error) {
+func batchService(ctx context.Context, q dispatch.DB, id int64) (string, error) {
 	var service string
 	err := q.QueryRow(ctx, `SELECT service FROM paper_batches WHERE id = $1`, id).Scan(&service)
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -215,7 +207,7 @@ func batchService(ctx context.Context, q dbtx, id int64) (string, error) {
 	return service, nil
 }
 
-func listBatches(ctx context.Context, q dbtx, limit int) ([]Batch, error) {
+func listBatches(ctx context.Context, q dispatch.DB, limit int) ([]Batch, error) {
 	rows, err := q.Query(ctx, `SELECT `+batchColumns+` FROM paper_batches ORDER BY id DESC LIMIT $1`, limit)
 	if err != nil {
 		return nil, fmt.Errorf("list paper batches: %w", err)
@@ -227,7 +219,7 @@ func listBatches(ctx context.Context, q dbtx, limit int) ([]Batch, error) {
 	return out, nil
 }
 
-func loadBatch(ctx context.Context, q dbtx, id int64) (Batch, []BatchLetter, error) {
+func loadBatch(ctx context.Context, q dispatch.DB, id int64) (Batch, []BatchLetter, error) {
 	rows, err := q.Query(ctx, `SELECT `+batchColumns+` FROM paper_batches WHERE id = $1`, id)
 	if err != nil {
 		return Batch{}, nil, fmt.Errorf("load batch %d: %w", id, err)
@@ -267,7 +259,7 @@ func loadBatch(ctx context.Context, q dbtx, id int64) (Batch, []BatchLetter, err
 	return b, letters, nil
 }
 
-func batchPDF(ctx context.Context, q dbtx, id int64) ([]byte, error) {
+func batchPDF(ctx context.Context, q dispatch.DB, id int64) ([]byte, error) {
 	var pdf []byte
 	err := q.QueryRow(ctx, `SELECT pdf FROM paper_batches WHERE id = $1 AND pdf IS NOT NULL`, id).Scan(&pdf)
 	if errors.Is(err, pgx.ErrNoRows) {
