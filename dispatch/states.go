@@ -50,6 +50,13 @@ var transitions = map[Status][]Status{
 	StatusSuperseded:   nil,
 }
 
+// Known reports whether s is a delivery status (not "", a delivery being
+// created).
+func (s Status) Known() bool {
+	_, ok := transitions[s]
+	return ok && s != ""
+}
+
 // Transitions returns, for each status, the statuses a delivery may move to
 // ("" is a delivery being created), for documentation and the dashboard.
 func Transitions() map[Status][]Status {

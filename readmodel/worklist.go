@@ -102,10 +102,8 @@ func (s *Reader) Deliveries(ctx context.Context, viewer string, f DeliveryFilter
 	if !slices.Contains(Worklists, f.Worklist) {
 		return DeliveryPage{}, fmt.Errorf("%w: worklist %q", ErrBadFilter, f.Worklist)
 	}
-	if f.Status != "" {
-		if _, ok := dispatch.Transitions()[f.Status]; !ok {
-			return DeliveryPage{}, fmt.Errorf("%w: status %q", ErrBadFilter, f.Status)
-		}
+	if f.Status != "" && !f.Status.Known() {
+		return DeliveryPage{}, fmt.Errorf("%w: status %q", ErrBadFilter, f.Status)
 	}
 	if f.Patient != "" && f.After == "" {
 		if err := audit.Viewed(ctx, s.pool, audit.Entry{Actor: viewer, Action: "patient_searched", Patient: f.Patient,
