@@ -32,28 +32,20 @@ type Simple struct {
 // Editable reports, for each rule of rs read from source, whether Write can
 // change it: it decides one type of document (its other conditions are
 // kept), and is written plainly in the text (no anchor, alias or merge key
-// where Write writes). The rules after those written in the text (the
-// default rule appended) are not.
-func Editable(rs Set, source []byte) []bool {
-	out := make([]bool, len(rs.Rules))
+// where Write writes). It also returns how many rules of rs are written in
+// source: those after are implicit (the default rule appended), and not
+// editable.
+func Editable(rs Set, source []byte) (editable []bool, written int) {
+	editable = make([]bool, len(rs.Rules))
 	_, seq, _ := rulesDoc(source)
 	if seq == nil {
-		return out
+		return editable, len(rs.Rules)
 	}
-	for i, rule := range rs.Rules[:min(len(rs.Rules), len(seq.Content))] {
-		out[i] = len(rule.Match.DocumentCodes) == 1 && plainRule(seq.Content[i])
+	written = min(len(rs.Rules), len(seq.Content))
+	for i, rule := range rs.Rules[:written] {
+		editable[i] = len(rule.Match.DocumentCodes) == 1 && plainRule(seq.Content[i])
 	}
-	return out
-}
-
-// Written is how many rules of rs are written in source: those after are
-// implicit (the default rule appended).
-func Written(rs Set, source []byte) int {
-	_, seq, _ := rulesDoc(source)
-	if seq == nil {
-		return len(rs.Rules)
-	}
-	return min(len(rs.Rules), len(seq.Content))
+	return editable, written
 }
 
 // rulesDoc reads the YAML text of rules into a tree, and returns it with

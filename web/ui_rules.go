@@ -327,7 +327,7 @@ func (u *ui) postRulesForm(w http.ResponseWriter, r *http.Request) {
 // written there are implicit (the appended default rule).
 func ruleViews(list []rules.Rule, source []byte) []ruleView {
 	rs := rules.Set{Rules: list}
-	written, editable := rules.Written(rs, source), rules.Editable(rs, source)
+	editable, written := rules.Editable(rs, source)
 	out := make([]ruleView, 0, len(list))
 	for i, rule := range list {
 		out = append(out, ruleView{Position: i + 1, Name: rule.Name, When: matchText(rule.Match),
@@ -427,7 +427,10 @@ func onlyCodes(m rules.Match) bool {
 // when the form can edit it.
 func formOf(rs rules.Set, source []byte, name string) (ruleForm, bool) {
 	i := slices.IndexFunc(rs.Rules, func(r rules.Rule) bool { return r.Name == name })
-	if i < 0 || !rules.Editable(rs, source)[i] {
+	if i < 0 {
+		return ruleForm{}, false
+	}
+	if editable, _ := rules.Editable(rs, source); !editable[i] {
 		return ruleForm{}, false
 	}
 	rule := rs.Rules[i]
