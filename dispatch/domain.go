@@ -1,7 +1,6 @@
 package dispatch
 
 import (
-	"cmp"
 	"errors"
 
 	"github.com/riverqueue/river"
@@ -9,9 +8,9 @@ import (
 	"github.com/mssdispatch/mssdispatch/queue"
 )
 
-// WatchdogCron is when the acknowledgement watchdog looks for overdue
-// deadlines, by default (Config.WatchdogCron).
-const WatchdogCron = "*/15 * * * *"
+// watchdogCron is when the acknowledgement watchdog looks for overdue
+// deadlines.
+const watchdogCron = "*/15 * * * *"
 
 // Config is the domain of a process, given once: its workers (resolve,
 // send, follow up, business acknowledgements, retention), their periodic
@@ -33,9 +32,6 @@ type Config struct {
 	// Workers'); RetentionCron is when it runs, required.
 	Retention     RetentionConfig
 	RetentionCron string
-	// WatchdogCron is when the watchdog re-enqueues overdue acknowledgement
-	// deadlines. Defaults to WatchdogCron.
-	WatchdogCron string
 }
 
 // Domain is the domain registered with a process's River workers.
@@ -53,7 +49,6 @@ func Install(workers *river.Workers, cfg Config) (*Domain, error) {
 	if cfg.RetentionCron == "" {
 		return nil, errors.New("dispatch: Config.RetentionCron is required")
 	}
-	cfg.WatchdogCron = cmp.Or(cfg.WatchdogCron, WatchdogCron)
 	if err := AddWorkers(workers, w); err != nil {
 		return nil, err
 	}
@@ -75,7 +70,7 @@ func Install(workers *river.Workers, cfg Config) (*Domain, error) {
 func (d *Domain) Periodic() []queue.Periodic {
 	return []queue.Periodic{
 		{Spec: d.cfg.RetentionCron, Args: func() river.JobArgs { return RetentionArgs{} }},
-		{Spec: d.cfg.WatchdogCron, Args: func() river.JobArgs { return WatchdogArgs{} }},
+		{Spec: watchdogCron, Args: func() river.JobArgs { return WatchdogArgs{} }},
 	}
 }
 

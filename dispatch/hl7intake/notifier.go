@@ -79,7 +79,7 @@ func NewNotifier(cfg NotifierConfig) (*Notifier, error) {
 // twice (an ACK lost on the way) recognises it. A ZAM that cannot be built
 // is an error wrapping dispatch.ErrUnsendable.
 func (n *Notifier) NotifyDPI(ctx context.Context, notice dispatch.DPINotice) (dispatch.DPIAnswer, error) {
-	controlID := ControlID(notice)
+	controlID := zamControlID(notice)
 	msg, err := hl7.BuildZAM(n.zam(notice, controlID, time.Now()))
 	if err != nil {
 		return dispatch.DPIAnswer{}, fmt.Errorf("%w: %w", dispatch.ErrUnsendable, err)
@@ -130,9 +130,9 @@ func (n *Notifier) zam(notice dispatch.DPINotice, controlID string, now time.Tim
 	return z
 }
 
-// ControlID is the MSH-10 of the ZAM of n: the same at every attempt, unique
+// zamControlID is the MSH-10 of the ZAM of n: the same at every attempt, unique
 // since each acknowledgement is sent once.
-func ControlID(n dispatch.DPINotice) string {
+func zamControlID(n dispatch.DPINotice) string {
 	return fmt.Sprintf("ZAM-%s-%d", n.Event, n.DeliveryID)
 }
 

@@ -125,7 +125,7 @@ func TestNotifierZAM(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, dispatch.DPIAnswer{Detail: "ZAM-" + event + "-7: AA"}, answer)
 	}
-	require.Equal(t, "ZAM-Z03-7", ControlID(notice(hl7.ZAMRead)))
+	require.Equal(t, "ZAM-Z03-7", zamControlID(notice(hl7.ZAMRead)))
 
 	msgs := dpi.messages(t)
 	require.Len(t, msgs, 2)
@@ -133,7 +133,7 @@ func TestNotifierZAM(t *testing.T) {
 		m := msgs[i]
 		code, ev, structure := m.Type()
 		require.Equal(t, []string{"ZAM", event, "ZAM_Z01"}, []string{code, ev, structure})
-		require.Equal(t, ControlID(notice(event)), m.ControlID())
+		require.Equal(t, zamControlID(notice(event)), m.ControlID())
 		require.Equal(t, "ZAM-"+event+"-7", m.ControlID())
 		msh := m.Segment("MSH")
 		require.Equal(t, []string{"MSSDISPATCH", "CH-DEMO", "DPI", "CH"}, []string{msh.Get(3), msh.Get(4), msh.Get(5), msh.Get(6)},
