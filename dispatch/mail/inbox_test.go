@@ -110,8 +110,9 @@ func TestInboxRunIdle(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- in.Run(ctx) }()
-	// Run has read the empty mailbox: it idles, or is about to.
-	require.Eventually(t, func() bool { return cp.Loads() > 0 }, 10*time.Second, 5*time.Millisecond, "Run reads the mailbox")
+	// Run has read the empty mailbox and idles: the server is to announce
+	// what comes next.
+	require.Eventually(t, func() bool { return srv.Idling() > 0 }, 10*time.Second, 5*time.Millisecond, "Run idles")
 	deliver(t, srv, "dsn a")
 	require.Eventually(t, func() bool { return len(rec.subjects()) == 1 }, 10*time.Second, 20*time.Millisecond,
 		"a new message is read at once, not at the next poll")

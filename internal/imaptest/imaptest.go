@@ -8,6 +8,7 @@ import (
 	"context"
 	"net"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/emersion/go-imap/v2"
@@ -26,6 +27,25 @@ const (
 type Server struct {
 	// Addr is its host:port.
 	Addr string
+	// idling counts the sessions in IDLE now.
+	idling *atomic.Int32
+}
+
+// Idling returns how many sessions are in IDLE now: a reader waiting for
+// the server to announce new mail.
+func (s *Server) Idling() int { return int(s.idling.Load()) }
+
+// session is a session of the in-memory server that counts itself in
+// idling while it is in IDLE.
+type session struct {
+	imapserver.SessionIMAP4rev2
+	idling *atomic.Int32
+}
+
+func (s session) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) error {
+	s.idling.Add(1)
+	defer s.idling.Add(-1)
+	return s.SessionIMAP4rev2.Idle(w, stop)
 }
 
 // Start starts a server with the user Username, stopped when t ends.
@@ -37,9 +57,10 @@ func Start(t testing.TB) *Server {
 		t.Fatalf("imaptest: %v", err)
 	}
 	mem.AddUser(user)
+	idling := new(atomic.Int32)
 	srv := imapserver.New(&imapserver.Options{
 		NewSession: func(*imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
-			return mem.NewSession(), nil, nil
+			return session{SessionIMAP4rev2: mem.NewSession().(imapserver.SessionIMAP4rev2), idling: idling}, nil, nil
 		},
 		Caps:         imap.CapSet{imap.CapIMAP4rev1: {}, imap.CapIMAP4rev2: {}},
 		InsecureAuth: true,
@@ -51,7 +72,7 @@ func Start(t testing.TB) *Server {
 	}
 	go func() { _ = srv.Serve(ln) }()
 	t.Cleanup(func() { _ = srv.Close() })
-	return &Server{Addr: ln.Addr().String()}
+	return &Server{Addr: ln.Addr().String(), idling: idling}
 }
 
 type discard struct{}
@@ -109,23 +130,13 @@ func (s *Server) login(t testing.TB) *imapclient.Client {
 type Checkpoint struct {
 	mu             sync.Mutex
 	validity, last uint32
-	loads          int // the reader reads the mailbox after each load
 }
 
 // LoadCheckpoint returns the checkpoint, whatever the mailbox.
 func (c *Checkpoint) LoadCheckpoint(context.Context, string) (uidValidity, lastUID uint32, err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.loads++
 	return c.validity, c.last, nil
-}
-
-// Loads returns how many times the checkpoint was loaded: the reader reads
-// the mailbox after each load.
-func (c *Checkpoint) Loads() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.loads
 }
 
 // SaveCheckpoint records the checkpoint, whatever the mailbox.
