@@ -8,6 +8,7 @@ import (
 
 	"github.com/mssdispatch/mssdispatch/dispatch"
 	"github.com/mssdispatch/mssdispatch/dispatch/mail"
+	"github.com/mssdispatch/mssdispatch/readmodel"
 )
 
 // sentBundle is a testBundle whose test report's emails to Claire and
@@ -15,7 +16,7 @@ import (
 type sentBundle struct {
 	*testBundle
 	reportID            int64
-	claireD, julieD     dispatch.DeliveryView
+	claireD, julieD     readmodel.DeliveryView
 	claireMsg, julieMsg string
 }
 

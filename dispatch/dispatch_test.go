@@ -50,7 +50,7 @@ type testBundle struct {
 	ctx      context.Context
 	pool     *pgxpool.Pool
 	svc      *dispatch.Service
-	views    *readmodel.Reader // what the dashboard reads
+	views    *readmodel.Reader // what the dashboard and the REST API read
 	client   *queue.Client
 	registry *prometheus.Registry // the workers' metrics
 }
@@ -69,7 +69,7 @@ func setupWith(t *testing.T, transport mail.Transport, more func(*river.Workers,
 	configure ...func(*dispatch.WorkerConfig)) *testBundle {
 	t.Helper()
 	e := dispatchtest.Start(t, transport, more, configure...)
-	return &testBundle{env: e, ctx: e.Ctx, pool: e.Pool, svc: e.Service, views: readmodel.New(e.Pool), client: e.Client, registry: e.Registry}
+	return &testBundle{env: e, ctx: e.Ctx, pool: e.Pool, svc: e.Service, views: e.Views, client: e.Client, registry: e.Registry}
 }
 
 // setupOutbox is setup with an outbox transport writing to dir, a new
@@ -89,11 +89,11 @@ func (b *testBundle) receive(t *testing.T, r dispatch.Report) dispatch.Receipt {
 }
 
 // waitDeliveries waits until the report has want deliveries none of which is queued.
-func (b *testBundle) waitDeliveries(t *testing.T, reportID int64, want int) dispatch.ReportView {
+func (b *testBundle) waitDeliveries(t *testing.T, reportID int64, want int) readmodel.ReportView {
 	t.Helper()
-	return b.waitReport(t, reportID, fmt.Sprintf("%d deliveries none queued", want), func(v dispatch.ReportView) bool {
+	return b.waitReport(t, reportID, fmt.Sprintf("%d deliveries none queued", want), func(v readmodel.ReportView) bool {
 		return len(v.Deliveries) == want && !slices.ContainsFunc(v.Deliveries,
-			func(d dispatch.DeliveryView) bool { return d.Status == dispatch.StatusQueued })
+			func(d readmodel.DeliveryView) bool { return d.Status == dispatch.StatusQueued })
 	})
 }
 
@@ -101,7 +101,7 @@ func (b *testBundle) waitDeliveries(t *testing.T, reportID int64, want int) disp
 // minute it allows is for loaded machines (the whole package's tests at once
 // on two CPUs took more than 20 seconds for a few jobs); it costs nothing
 // when cond comes true, as it does in well under a second on an idle one.
-func (b *testBundle) waitReport(t *testing.T, reportID int64, what string, cond func(dispatch.ReportView) bool) dispatch.ReportView {
+func (b *testBundle) waitReport(t *testing.T, reportID int64, what string, cond func(readmodel.ReportView) bool) readmodel.ReportView {
 	t.Helper()
 	return b.env.WaitReport(t, reportID, what, cond)
 }
@@ -142,7 +142,7 @@ func TestReceiveResolveSend(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, files, 2)
 
-	got2, err := b.svc.ReportByDocumentID(b.ctx, "test", report.Document.ID)
+	got2, err := b.views.ReportByDocumentID(b.ctx, "test", report.Document.ID)
 	require.NoError(t, err)
 	require.Equal(t, v.ID, got2.ID)
 }
@@ -254,9 +254,9 @@ func TestReceiveInvalid(t *testing.T) {
 		var invalid *dispatch.InvalidError
 		require.ErrorAs(t, err, &invalid, name)
 	}
-	_, err := b.svc.Report(b.ctx, "test", 1)
+	_, err := b.views.Report(b.ctx, "test", 1)
 	require.ErrorIs(t, err, dispatch.ErrNotFound)
-	_, err = b.svc.ReportByDocumentID(b.ctx, "test", "1.2.3^none")
+	_, err = b.views.ReportByDocumentID(b.ctx, "test", "1.2.3^none")
 	require.ErrorIs(t, err, dispatch.ErrNotFound)
 }
 
@@ -309,7 +309,7 @@ func TestSendFailures(t *testing.T) {
 	require.True(t, blocked, "a 451 at RCPT TO blocks the recipient's domain")
 	require.Empty(t, srv.Messages())
 
-	v, err := b.svc.Report(b.ctx, "test", rc.ReportID)
+	v, err := b.views.Report(b.ctx, "test", rc.ReportID)
 	require.NoError(t, err)
 	require.Len(t, v.Deliveries, 4, "Claire's paper copy besides the three emails")
 }

@@ -228,7 +228,7 @@ func TestFallbackPolicies(t *testing.T) {
 	rw := b.receive(t, reportOf(t, "worklist")).ReportID
 	failed := b.statusIs(t, rw, julie, "mssante", dispatch.StatusFailed)
 	require.Eventually(t, func() bool { return b.eventCount(t, failed.ID, dispatch.EventFallback) == 1 }, 10*time.Second, 50*time.Millisecond)
-	v, err := b.svc.Report(b.ctx, "test", rw)
+	v, err := b.views.Report(b.ctx, "test", rw)
 	require.NoError(t, err)
 	for _, d := range v.Deliveries {
 		require.NotEqual(t, dispatch.ReasonFallbackPaper, d.Reason, "no paper for the worklist policy")

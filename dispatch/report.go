@@ -3,7 +3,6 @@ package dispatch
 import (
 	"crypto/sha256"
 	"errors"
-	"time"
 
 	"github.com/mssdispatch/mssdispatch/cda"
 	"github.com/mssdispatch/mssdispatch/correspondents"
@@ -200,29 +199,3 @@ const (
 
 // ErrNotFound is returned when a report does not exist.
 var ErrNotFound = errors.New("not found")
-
-// ReportView is a report as users and the DPI see it.
-type ReportView struct {
-	ID         int64  `json:"id"`
-	DocumentID string `json:"document_id"`
-	// DocumentIDs are the ids of all its documents: DocumentID, and the
-	// same report in another format when an ORU carried two.
-	DocumentIDs []string       `json:"document_ids"`
-	Status      string         `json:"status"`
-	ReceivedAt  time.Time      `json:"received_at"`
-	Deliveries  []DeliveryView `json:"deliveries"`
-}
-
-// DeliveryView is one delivery as users and the DPI see it.
-type DeliveryView struct {
-	ID int64 `json:"id"`
-	// Recipient is the MSSanté address of an mssante delivery, else the name.
-	Recipient  string                 `json:"recipient"`
-	RPPS       string                 `json:"rpps,omitempty"`
-	Channel    correspondents.Channel `json:"channel"`
-	Status     Status                 `json:"status"`
-	Reason     correspondents.Reason  `json:"reason"`
-	ReasonText string                 `json:"reason_text"`
-	UpdatedAt  time.Time              `json:"updated_at"`
-	SentAt     *time.Time             `json:"sent_at,omitempty"`
-}

@@ -153,7 +153,7 @@ func (b *retentionBundle) requirePurged(t *testing.T, reportID int64, deliverySt
 	require.NotNil(t, d.PurgedAt, "report %d", reportID)
 	require.Empty(t, d.CDA, "report %d", reportID)
 	require.Nil(t, d.PDF, "report %d", reportID)
-	v, err := b.svc.Report(b.ctx, "test", reportID)
+	v, err := b.views.Report(b.ctx, "test", reportID)
 	require.NoError(t, err)
 	require.Equal(t, dispatch.ReportResolved, v.Status)
 	require.Len(t, v.Deliveries, 4)

@@ -80,7 +80,7 @@ func TestHeldByRule(t *testing.T) {
 
 	start := time.Now()
 	later := b.receive(t, reportOf(t, "later")).ReportID
-	v = b.waitReport(t, later, "scheduled", func(v dispatch.ReportView) bool {
+	v = b.waitReport(t, later, "scheduled", func(v readmodel.ReportView) bool {
 		return len(v.Deliveries) == 4 && delivery(t, v, claire, "mssante").Status == dispatch.StatusScheduled
 	})
 	scheduled := delivery(t, v, claire, "mssante")

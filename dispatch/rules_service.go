@@ -84,23 +84,6 @@ func (s *Service) RulesHistory(ctx context.Context, limit int) ([]rules.Set, err
 	return ruleSetHistory(ctx, s.pool, min(limit, maxHistory))
 }
 
-// documentTypesReports is how many of the newest reports DocumentTypes reads.
-const documentTypesReports = 10_000
-
-// DocumentType is a type of document the service received: its LOINC code
-// and the title it came with most often.
-type DocumentType struct {
-	Code  string `json:"code"`
-	Title string `json:"title"`
-}
-
-// DocumentTypes returns the types of document of the newest reports (at
-// most 10,000), by title, so that the rules' authors can pick a code by
-// its name.
-func (s *Service) DocumentTypes(ctx context.Context) ([]DocumentType, error) {
-	return documentTypes(ctx, s.pool, documentTypesReports)
-}
-
 // DryRun is what a proposed rule set would change, compared with the rules
 // in force, on recent reports.
 type DryRun struct {

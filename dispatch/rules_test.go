@@ -16,6 +16,7 @@ import (
 	"github.com/mssdispatch/mssdispatch/correspondents"
 	"github.com/mssdispatch/mssdispatch/dispatch"
 	"github.com/mssdispatch/mssdispatch/dispatch/mail"
+	"github.com/mssdispatch/mssdispatch/readmodel"
 	"github.com/mssdispatch/mssdispatch/rules"
 )
 
@@ -59,9 +60,9 @@ type ruleDelivery struct {
 // deliveries is still queued, and returns its deliveries in recipient order.
 func (b *rulesBundle) waitResolved(t *testing.T, reportID int64) []ruleDelivery {
 	t.Helper()
-	b.waitReport(t, reportID, "resolved, no delivery queued", func(v dispatch.ReportView) bool {
+	b.waitReport(t, reportID, "resolved, no delivery queued", func(v readmodel.ReportView) bool {
 		return v.Status == dispatch.ReportResolved && !slices.ContainsFunc(v.Deliveries,
-			func(d dispatch.DeliveryView) bool { return d.Status == dispatch.StatusQueued })
+			func(d readmodel.DeliveryView) bool { return d.Status == dispatch.StatusQueued })
 	})
 	return b.ruleDeliveries(t, reportID)
 }

@@ -15,8 +15,6 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
-
-	"github.com/mssdispatch/mssdispatch/audit"
 )
 
 // JobInserter inserts River jobs within a transaction (a *river.Client).
@@ -403,32 +401,6 @@ func (s *Service) Reject(ctx context.Context, in Inbound, raw []byte, why Refusa
 	}
 	s.logger.WarnContext(ctx, "message quarantined", "kind", in.Kind, "source", in.Source, "control_id", in.ControlID, "bytes", len(raw))
 	return answer, nil
-}
-
-// Report returns the report with id, or ErrNotFound; viewer's reading is
-// in the audit log.
-func (s *Service) Report(ctx context.Context, viewer string, id int64) (ReportView, error) {
-	if id <= 0 {
-		return ReportView{}, ErrNotFound
-	}
-	return s.viewReport(ctx, viewer, id, "")
-}
-
-// ReportByDocumentID returns the latest report carrying documentID, or
-// ErrNotFound; viewer's reading is in the audit log.
-func (s *Service) ReportByDocumentID(ctx context.Context, viewer, documentID string) (ReportView, error) {
-	if documentID == "" {
-		return ReportView{}, ErrNotFound
-	}
-	return s.viewReport(ctx, viewer, 0, documentID)
-}
-
-func (s *Service) viewReport(ctx context.Context, viewer string, id int64, documentID string) (ReportView, error) {
-	v, err := reportView(ctx, s.pool, id, documentID)
-	if err != nil {
-		return ReportView{}, err
-	}
-	return audit.Served(ctx, s.pool, v, audit.Entry{Actor: viewer, Action: "report_viewed", Object: fmt.Sprintf("report:%d", v.ID), ReportID: v.ID})
 }
 
 // applyVersioning checks that a replacement or deletion names known

@@ -15,6 +15,7 @@ import (
 	"github.com/mssdispatch/mssdispatch/correspondents"
 	"github.com/mssdispatch/mssdispatch/dispatch"
 	"github.com/mssdispatch/mssdispatch/dispatch/mail"
+	"github.com/mssdispatch/mssdispatch/readmodel"
 	"github.com/mssdispatch/mssdispatch/rules"
 )
 
@@ -44,9 +45,9 @@ func (r *refusingTransport) set(address string, refused bool) {
 }
 
 // delivery returns the report's delivery to recipient (address or name) on channel.
-func delivery(t *testing.T, v dispatch.ReportView, recipient string, channel correspondents.Channel) dispatch.DeliveryView {
+func delivery(t *testing.T, v readmodel.ReportView, recipient string, channel correspondents.Channel) readmodel.DeliveryView {
 	t.Helper()
-	i := slices.IndexFunc(v.Deliveries, func(d dispatch.DeliveryView) bool {
+	i := slices.IndexFunc(v.Deliveries, func(d readmodel.DeliveryView) bool {
 		return d.Recipient == recipient && d.Channel == channel
 	})
 	require.GreaterOrEqual(t, i, 0, "no %s delivery to %s in %+v", channel, recipient, v.Deliveries)
@@ -54,10 +55,10 @@ func delivery(t *testing.T, v dispatch.ReportView, recipient string, channel cor
 }
 
 // statusIs waits until the report's delivery to recipient on channel has status.
-func (b *testBundle) statusIs(t *testing.T, reportID int64, recipient string, channel correspondents.Channel, status dispatch.Status) dispatch.DeliveryView {
+func (b *testBundle) statusIs(t *testing.T, reportID int64, recipient string, channel correspondents.Channel, status dispatch.Status) readmodel.DeliveryView {
 	t.Helper()
-	v := b.waitReport(t, reportID, recipient+" "+string(channel)+" "+string(status), func(v dispatch.ReportView) bool {
-		i := slices.IndexFunc(v.Deliveries, func(d dispatch.DeliveryView) bool {
+	v := b.waitReport(t, reportID, recipient+" "+string(channel)+" "+string(status), func(v readmodel.ReportView) bool {
+		i := slices.IndexFunc(v.Deliveries, func(d readmodel.DeliveryView) bool {
 			return d.Recipient == recipient && d.Channel == channel && d.Status == status
 		})
 		return i >= 0
@@ -197,13 +198,13 @@ func TestTransitions(t *testing.T) {
 	require.NoError(t, err)
 	c := reportOf(t, "C")
 	rc := b.receive(t, c).ReportID
-	b.waitReport(t, rc, "4 deliveries", func(v dispatch.ReportView) bool { return len(v.Deliveries) == 4 })
+	b.waitReport(t, rc, "4 deliveries", func(v readmodel.ReportView) bool { return len(v.Deliveries) == 4 })
 	require.NoError(t, b.svc.Cancel(ctx, b.statusIs(t, rc, claire, mss, dispatch.StatusQueued).ID, "sec3", "envoi par erreur"))
 	c2 := replacementOf(t, c)
 	rc2 := b.receive(t, c2).ReportID
 	b.statusIs(t, rc, julie, mss, dispatch.StatusSuperseded)
 	b.statusIs(t, rc, claireName, paper, dispatch.StatusSuperseded)
-	b.waitReport(t, rc2, "4 deliveries", func(v dispatch.ReportView) bool { return len(v.Deliveries) == 4 })
+	b.waitReport(t, rc2, "4 deliveries", func(v readmodel.ReportView) bool { return len(v.Deliveries) == 4 })
 	del := dispatch.Report{Action: dispatch.ActionDelete, Flags: dispatch.DefaultFlags, Patient: c2.Patient,
 		Document: dispatch.Document{ID: c2.Document.ID, Code: c2.Document.Code, Title: c2.Document.Title}}
 	b.receive(t, del)
@@ -239,7 +240,7 @@ func TestTransitions(t *testing.T) {
 	// scheduled -> cancelled; scheduled -> superseded.
 	b.setRules(t, rules.Rule{Name: "délai", Action: rules.Action{Send: rules.SendDelay, DelayHours: 2}})
 	rf := b.receive(t, reportOf(t, "F")).ReportID
-	v = b.waitReport(t, rf, "scheduled", func(v dispatch.ReportView) bool {
+	v = b.waitReport(t, rf, "scheduled", func(v readmodel.ReportView) bool {
 		return len(v.Deliveries) == 4 && delivery(t, v, claire, mss).Status == dispatch.StatusScheduled
 	})
 	require.NoError(t, b.svc.Hold(ctx, delivery(t, v, julie, mss).ID, "sec5", "attendre la consultation"))
@@ -248,7 +249,7 @@ func TestTransitions(t *testing.T) {
 	b.statusIs(t, rf, claireName, paper, dispatch.StatusPaperPending)
 	g := reportOf(t, "G")
 	rg := b.receive(t, g).ReportID
-	v = b.waitReport(t, rg, "scheduled", func(v dispatch.ReportView) bool { return len(v.Deliveries) == 4 })
+	v = b.waitReport(t, rg, "scheduled", func(v readmodel.ReportView) bool { return len(v.Deliveries) == 4 })
 	require.NoError(t, b.svc.Cancel(ctx, delivery(t, v, claire, mss).ID, "sec5", "erreur"))
 	b.receive(t, replacementOf(t, g))
 	b.statusIs(t, rg, julie, mss, dispatch.StatusSuperseded)

@@ -749,44 +749,6 @@ func recordDeliveryError(ctx context.Context, q DB, deliveryID int64, lastError 
 	return nil
 }
 
-// reportView loads a report by id, or the latest with a document id when id is 0.
-func reportView(ctx context.Context, q DB, id int64, documentID string) (ReportView, error) {
-	var v ReportView
-	err := q.QueryRow(ctx, `SELECT r.id, r.document_id, r.status, r.received_at,
-			array(SELECT doc.document_id FROM documents doc WHERE doc.report_id = r.id ORDER BY doc.position)
-		FROM reports r
-		WHERE ($1 <> 0 AND r.id = $1)
-			OR ($1 = 0 AND r.id IN (SELECT doc.report_id FROM documents doc WHERE doc.document_id = $2))
-		ORDER BY r.id DESC LIMIT 1`, id, documentID).Scan(&v.ID, &v.DocumentID, &v.Status, &v.ReceivedAt, &v.DocumentIDs)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return ReportView{}, ErrNotFound
-	}
-	if err != nil {
-		return ReportView{}, fmt.Errorf("load report: %w", err)
-	}
-	rows, err := q.Query(ctx, `SELECT d.id,
-			CASE WHEN d.channel = 'mssante' AND d.address <> '' THEN d.address
-			     WHEN d.recipient_name <> '' THEN d.recipient_name
-			     ELSE coalesce(nullif(trim(both ' ' FROM r.given || ' ' || r.family), ''), r.organisation) END,
-			r.rpps, d.channel, d.status, d.reason, d.reason_text, d.updated_at, d.sent_at
-		FROM deliveries d JOIN recipients r ON r.id = d.recipient_id
-		WHERE d.report_id = $1 ORDER BY r.position, d.channel`, v.ID)
-	if err != nil {
-		return ReportView{}, fmt.Errorf("load deliveries: %w", err)
-	}
-	v.Deliveries, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (DeliveryView, error) {
-		var d DeliveryView
-		var sentAt *time.Time
-		err := row.Scan(&d.ID, &d.Recipient, &d.RPPS, &d.Channel, &d.Status, &d.Reason, &d.ReasonText, &d.UpdatedAt, &sentAt)
-		d.SentAt = sentAt
-		return d, err
-	})
-	if err != nil {
-		return ReportView{}, fmt.Errorf("load deliveries: %w", err)
-	}
-	return v, nil
-}
-
 // addFollowUps adds each name to the follow-ups of the delivery of the same
 // index in ids (once: a name already there stays alone).
 func addFollowUps(ctx context.Context, q DB, ids []int64, names []string) error {

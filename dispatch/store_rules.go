@@ -100,23 +100,6 @@ func ruleSetHistory(ctx context.Context, q DB, limit int) ([]rules.Set, error) {
 	return out, nil
 }
 
-// documentTypes returns the document codes of the newest n reports, each
-// with its most frequent title, by title.
-func documentTypes(ctx context.Context, q DB, n int) ([]DocumentType, error) {
-	rows, err := q.Query(ctx, `SELECT document_code, mode() WITHIN GROUP (ORDER BY document_title)
-		FROM (SELECT document_code, document_title FROM reports ORDER BY id DESC LIMIT $1) r
-		WHERE document_code <> ''
-		GROUP BY document_code ORDER BY 2, 1`, n)
-	if err != nil {
-		return nil, fmt.Errorf("list document types: %w", err)
-	}
-	out, err := pgx.CollectRows(rows, pgx.RowToStructByPos[DocumentType])
-	if err != nil {
-		return nil, fmt.Errorf("list document types: %w", err)
-	}
-	return out, nil
-}
-
 // reportRef names a report.
 type reportRef struct {
 	ID         int64

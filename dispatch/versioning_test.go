@@ -21,7 +21,7 @@ type line struct {
 	reason    correspondents.Reason
 }
 
-func lines(v dispatch.ReportView) []line {
+func lines(v readmodel.ReportView) []line {
 	var out []line
 	for _, d := range v.Deliveries {
 		out = append(out, line{d.Recipient, d.Status, d.Reason})
@@ -51,7 +51,7 @@ func TestReplace(t *testing.T) {
 		{"Claire DUPONT-DEMO", "paper_pending", "paper_copy"},
 		{"julie.roux@medecin-demo.mssante.fr", "sent", dispatch.ReasonServed},
 	}, got)
-	v1, err := b.svc.Report(b.ctx, "test", first.ReportID)
+	v1, err := b.views.Report(b.ctx, "test", first.ReportID)
 	require.NoError(t, err)
 	require.Equal(t, line{"Jean MARTIN", "superseded", "several_addresses"}, lines(v1)[3], "what was still pending is superseded")
 	require.Equal(t, dispatch.StatusSent, lines(v1)[0].status, "what left stays as it was")
@@ -79,7 +79,7 @@ func TestDelete(t *testing.T) {
 		{"claire.dupont-demo@medecin-demo.mssante.fr", "sent", dispatch.ReasonServed},
 		{"julie.roux@medecin-demo.mssante.fr", "sent", dispatch.ReasonServed},
 	}, got, "those who received the document are told it is withdrawn")
-	v1, err := b.svc.Report(b.ctx, "test", first.ReportID)
+	v1, err := b.views.Report(b.ctx, "test", first.ReportID)
 	require.NoError(t, err)
 	require.Equal(t, dispatch.StatusCancelled, lines(v1)[3].status)
 

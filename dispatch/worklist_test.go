@@ -26,9 +26,9 @@ func worklistReports(t *testing.T, b *testBundle) []int64 {
 		setDocumentID(t, &r, r.Document.ID+string(rune('a'+i)))
 		r.Patient.IPP = "IPP-" + string(rune('a'+i))
 		id := b.receive(t, r).ReportID
-		b.waitReport(t, id, "resolved", func(v dispatch.ReportView) bool {
+		b.waitReport(t, id, "resolved", func(v readmodel.ReportView) bool {
 			return v.Status == dispatch.ReportResolved && !slices.ContainsFunc(v.Deliveries,
-				func(d dispatch.DeliveryView) bool { return d.Status == dispatch.StatusQueued })
+				func(d readmodel.DeliveryView) bool { return d.Status == dispatch.StatusQueued })
 		})
 		ids = append(ids, id)
 	}
@@ -185,8 +185,8 @@ func TestReportDetailAndRecipientActions(t *testing.T) {
 		Address: "paul.leroux@medecin-demo.mssante.fr"})
 	require.NoError(t, err)
 	require.NoError(t, b.svc.Approve(b.ctx, added, "alice"))
-	b.waitReport(t, report, "added recipient sent", func(v dispatch.ReportView) bool {
-		return slices.ContainsFunc(v.Deliveries, func(d dispatch.DeliveryView) bool {
+	b.waitReport(t, report, "added recipient sent", func(v readmodel.ReportView) bool {
+		return slices.ContainsFunc(v.Deliveries, func(d readmodel.DeliveryView) bool {
 			return d.ID == added && d.Status == dispatch.StatusSent
 		})
 	})
@@ -235,7 +235,7 @@ func TestWorklistMetric(t *testing.T) {
 	delayed := testReport(t)
 	setDocumentID(t, &delayed, delayed.Document.ID+"b")
 	rd := b.receive(t, delayed).ReportID
-	b.waitReport(t, rd, "resolved", func(v dispatch.ReportView) bool { return v.Status == dispatch.ReportResolved })
+	b.waitReport(t, rd, "resolved", func(v readmodel.ReportView) bool { return v.Status == dispatch.ReportResolved })
 
 	requireWorklists(map[string]int64{readmodel.WorklistReview: 2, readmodel.WorklistFailed: 2,
 		readmodel.WorklistPaper: 2, readmodel.WorklistScheduled: 3})

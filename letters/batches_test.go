@@ -221,15 +221,15 @@ func TestPaperBatchSkipsUnprintable(t *testing.T) {
 
 // waitLetters waits until the report has want letters to print, and
 // returns them.
-func (b *testBundle) waitLetters(t *testing.T, reportID int64, want int) []dispatch.DeliveryView {
+func (b *testBundle) waitLetters(t *testing.T, reportID int64, want int) []readmodel.DeliveryView {
 	t.Helper()
-	letters := func(v dispatch.ReportView) []dispatch.DeliveryView {
-		return slices.DeleteFunc(slices.Clone(v.Deliveries), func(d dispatch.DeliveryView) bool {
+	letters := func(v readmodel.ReportView) []readmodel.DeliveryView {
+		return slices.DeleteFunc(slices.Clone(v.Deliveries), func(d readmodel.DeliveryView) bool {
 			return d.Channel != "paper" || d.Status != dispatch.StatusPaperPending
 		})
 	}
 	return letters(b.WaitReport(t, reportID, fmt.Sprintf("%d letters to print", want),
-		func(v dispatch.ReportView) bool { return len(letters(v)) == want }))
+		func(v readmodel.ReportView) bool { return len(letters(v)) == want }))
 }
 
 // lastEvent is the last event of the delivery id in the report's history.
@@ -266,7 +266,7 @@ var legrand = dispatch.Recipient{Role: dispatch.RoleResultCopiesTo, Kind: dispat
 
 // receiveLegrand receives testReport listing Paul Legrand too, and waits for
 // its letters: Claire's paper copy and his.
-func (b *testBundle) receiveLegrand(t *testing.T) (r dispatch.Report, reportID int64, letters []dispatch.DeliveryView) {
+func (b *testBundle) receiveLegrand(t *testing.T) (r dispatch.Report, reportID int64, letters []readmodel.DeliveryView) {
 	t.Helper()
 	r = dispatchtest.Report(t)
 	r.Recipients = append(r.Recipients, legrand)
@@ -337,12 +337,12 @@ func TestPaperBatchDuplicates(t *testing.T) {
 	// Sent once more after the posting: nothing to print again.
 	_, err = b.Service.Receive(b.Ctx, dispatchtest.Inbound("MSG-THIRD", "third"), r, dispatchtest.Respond)
 	require.NoError(t, err)
-	third := b.WaitReport(t, report, "a third letter to Paul Legrand", func(v dispatch.ReportView) bool {
+	third := b.WaitReport(t, report, "a third letter to Paul Legrand", func(v readmodel.ReportView) bool {
 		return len(v.Deliveries) == 7
 	}).Deliveries[6]
 	require.Equal(t, "Paul LEGRAND", third.Recipient)
 	b.batchNow(t)
-	b.WaitReport(t, report, "the third letter cancelled", func(v dispatch.ReportView) bool {
+	b.WaitReport(t, report, "the third letter cancelled", func(v readmodel.ReportView) bool {
 		return v.Deliveries[6].Status == dispatch.StatusCancelled
 	})
 	require.Equal(t, fmt.Sprintf("doublon de l'envoi n° %d (même destinataire, même document), déjà imprimé dans le lot n° %d : pas imprimé une seconde fois",

@@ -15,6 +15,7 @@ import (
 	"github.com/mssdispatch/mssdispatch/correspondents"
 	"github.com/mssdispatch/mssdispatch/dispatch"
 	"github.com/mssdispatch/mssdispatch/internal/redact"
+	"github.com/mssdispatch/mssdispatch/readmodel"
 )
 
 // ReportIntake stores reports received as JSON (dispatch.Service).
@@ -210,8 +211,8 @@ func (s *server) postReport(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	receipt, err := s.cfg.Intake.Receive(ctx, in, report, func(id int64, documentID string, receivedAt time.Time, warnings []dispatch.Warning) []byte {
-		b, _ := json.Marshal(receivedReport{ReportView: dispatch.ReportView{ID: id, DocumentID: documentID,
-			DocumentIDs: []string{documentID}, Status: dispatch.ReportReceived, ReceivedAt: receivedAt, Deliveries: []dispatch.DeliveryView{}},
+		b, _ := json.Marshal(receivedReport{ReportView: readmodel.ReportView{ID: id, DocumentID: documentID,
+			DocumentIDs: []string{documentID}, Status: dispatch.ReportReceived, ReceivedAt: receivedAt, Deliveries: []readmodel.DeliveryView{}},
 			Warnings: warningsOf(warnings)})
 		return b
 	})
@@ -231,7 +232,7 @@ func (s *server) postReport(w http.ResponseWriter, r *http.Request) {
 // receivedReport is the answer to a report received: the report, and what
 // was not used of it without refusing it.
 type receivedReport struct {
-	dispatch.ReportView
+	readmodel.ReportView
 	Warnings []warningView `json:"warnings,omitempty"`
 }
 

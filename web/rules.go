@@ -22,7 +22,6 @@ type Rules interface {
 	RulesHistory(ctx context.Context, limit int) ([]rules.Set, error)
 	SetRules(ctx context.Context, source []byte, actor, comment string) (rules.Set, error)
 	DryRun(ctx context.Context, source []byte, reports int) (dispatch.DryRun, error)
-	DocumentTypes(ctx context.Context) ([]dispatch.DocumentType, error)
 }
 
 // ruleSetView is a version of the rules as the API shows it.

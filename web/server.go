@@ -22,13 +22,8 @@ import (
 	"github.com/mssdispatch/mssdispatch/auth"
 	"github.com/mssdispatch/mssdispatch/dispatch"
 	"github.com/mssdispatch/mssdispatch/internal/redact"
+	"github.com/mssdispatch/mssdispatch/readmodel"
 )
-
-// Reports answers questions about reports (dispatch.Service).
-type Reports interface {
-	Report(ctx context.Context, viewer string, id int64) (dispatch.ReportView, error)
-	ReportByDocumentID(ctx context.Context, viewer, documentID string) (dispatch.ReportView, error)
-}
 
 // HL7Intake handles one raw HL7 message and returns its ACK, as it does for
 // a message received over MLLP (an *hl7intake.Handler).
@@ -51,9 +46,8 @@ type Pinger interface {
 type Config struct {
 	// APIToken is the bearer token required on /api/. Required.
 	APIToken string
-	// Reports, Intake, HL7, Directory, Resolver and DB are the services
-	// behind the routes. Required.
-	Reports   Reports
+	// Intake, HL7, Directory, Resolver and DB are the services behind the
+	// routes. Required.
 	Intake    ReportIntake
 	HL7       HL7Intake
 	Directory Directory
@@ -75,7 +69,8 @@ type Config struct {
 	// HospitalAddresses are the hospital's MSSanté addresses that the
 	// adoption campaign's invitation letters give to correspondents.
 	HospitalAddresses []string
-	// Views is what the dashboard reads (a *readmodel.Reader). Required.
+	// Views is what the dashboard and the REST API read (a
+	// *readmodel.Reader). Required.
 	Views Views
 	// Quarantine lists the rejected messages (a *dispatch.Service). Required.
 	Quarantine Quarantine
@@ -101,9 +96,9 @@ func NewHandler(cfg Config) (http.Handler, error) {
 	switch {
 	case cfg.APIToken == "":
 		return nil, errors.New("web: Config.APIToken is required")
-	case cfg.Reports == nil || cfg.Intake == nil || cfg.HL7 == nil || cfg.Directory == nil || cfg.Resolver == nil ||
+	case cfg.Intake == nil || cfg.HL7 == nil || cfg.Directory == nil || cfg.Resolver == nil ||
 		cfg.Rules == nil || cfg.DB == nil || cfg.Gatherer == nil:
-		return nil, errors.New("web: Config.Reports, Intake, HL7, Directory, Resolver, Rules, DB and Gatherer are required")
+		return nil, errors.New("web: Config.Intake, HL7, Directory, Resolver, Rules, DB and Gatherer are required")
 	case cfg.Dashboard == nil || cfg.Letters == nil || cfg.Accounts == nil || cfg.Sessions == nil || cfg.Views == nil ||
 		cfg.Quarantine == nil || cfg.Audit == nil:
 		return nil, errors.New("web: Config.Dashboard, Letters, Accounts, Sessions, Views, Quarantine and Audit are required")
@@ -230,7 +225,7 @@ func (s *server) getReport(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	v, err := s.cfg.Reports.Report(r.Context(), audit.ActorAPI, id)
+	v, err := s.cfg.Views.Report(r.Context(), audit.ActorAPI, id)
 	s.writeReport(w, r, v, err)
 }
 
@@ -240,11 +235,11 @@ func (s *server) getReportByDocumentID(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "the document_id query parameter is required")
 		return
 	}
-	v, err := s.cfg.Reports.ReportByDocumentID(r.Context(), audit.ActorAPI, docID)
+	v, err := s.cfg.Views.ReportByDocumentID(r.Context(), audit.ActorAPI, docID)
 	s.writeReport(w, r, v, err)
 }
 
-func (s *server) writeReport(w http.ResponseWriter, r *http.Request, v dispatch.ReportView, err error) {
+func (s *server) writeReport(w http.ResponseWriter, r *http.Request, v readmodel.ReportView, err error) {
 	switch {
 	case errors.Is(err, dispatch.ErrNotFound):
 		writeError(w, http.StatusNotFound, "no such report")
@@ -253,7 +248,7 @@ func (s *server) writeReport(w http.ResponseWriter, r *http.Request, v dispatch.
 		writeError(w, http.StatusInternalServerError, "cannot load the report")
 	default:
 		if v.Deliveries == nil {
-			v.Deliveries = []dispatch.DeliveryView{}
+			v.Deliveries = []readmodel.DeliveryView{}
 		}
 		writeJSON(w, http.StatusOK, v)
 	}

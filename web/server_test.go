@@ -86,7 +86,7 @@ func setup(t testing.TB, configure ...func(*web.Config)) *testBundle {
 	accounts := auth.NewStore(pool)
 	sessions, err := auth.NewSessions(auth.SessionConfig{Store: accounts, Logger: quiet})
 	require.NoError(t, err)
-	cfg := web.Config{APIToken: token, Reports: service, Intake: service, HL7: intake,
+	cfg := web.Config{APIToken: token, Intake: service, HL7: intake,
 		Directory: directory, Resolver: resolver, Rules: service, DB: pool, Gatherer: registry, Logger: quiet,
 		Dashboard: service, Accounts: accounts, Sessions: sessions, Letters: desk, Views: readmodel.New(pool), Quarantine: service, Audit: audit.NewLog(pool),
 		Hospital: "CH Démo", HospitalAddresses: []string{"secretariat@ch-test.mssante.fr"}, JobsUI: jobsUI}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/mssdispatch/mssdispatch/auth"
 	"github.com/mssdispatch/mssdispatch/dispatch"
+	"github.com/mssdispatch/mssdispatch/readmodel"
 	"github.com/mssdispatch/mssdispatch/rules"
 )
 
@@ -54,7 +55,7 @@ type rulesPage struct {
 	Form    ruleForm
 	Written int
 	// DocumentTypes are the types of document the service received, for the form.
-	DocumentTypes []dispatch.DocumentType
+	DocumentTypes []readmodel.DocumentType
 }
 
 // ruleView is a rule summarised in French.
@@ -81,7 +82,7 @@ func (u *ui) newRulesPage(r *http.Request) (*rulesPage, error) {
 	p := &rulesPage{InForce: rs, Base: rs.Version, Reports: dispatch.DefaultDryRunReports,
 		MaxReports: dispatch.MaxDryRunReports, CanEdit: currentUser(r).Can(auth.PermRules), Form: newRuleForm()}
 	if p.CanEdit {
-		if p.DocumentTypes, err = u.cfg.Rules.DocumentTypes(r.Context()); err != nil {
+		if p.DocumentTypes, err = u.cfg.Views.DocumentTypes(r.Context()); err != nil {
 			return nil, err
 		}
 	}

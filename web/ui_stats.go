@@ -27,8 +27,10 @@ import (
 // delays, the failures) and the adoption campaign: the correspondents still
 // served on paper, as a table, a CSV file and printable invitation letters.
 
-// Views is what the dashboard's screens read (a *readmodel.Reader): the
-// worklists and search, a report's page, the statistics and the campaign.
+// Views is what the dashboard's screens and the REST API read (a
+// *readmodel.Reader): the worklists and search, a report's page, the
+// statistics and the campaign, a report as the DPI sees it, the types of
+// document for the rules screen.
 type Views interface {
 	Deliveries(ctx context.Context, viewer string, f readmodel.DeliveryFilter) (readmodel.DeliveryPage, error)
 	WorklistCounts(ctx context.Context, services []string) (map[string]int64, error)
@@ -39,6 +41,9 @@ type Views interface {
 	Stats(ctx context.Context, f readmodel.StatsFilter) (readmodel.Stats, error)
 	Campaign(ctx context.Context, f readmodel.CampaignFilter) ([]readmodel.CampaignEntry, error)
 	ExportCampaign(ctx context.Context, actor, format string, f readmodel.CampaignFilter) ([]readmodel.CampaignEntry, error)
+	Report(ctx context.Context, viewer string, id int64) (readmodel.ReportView, error)
+	ReportByDocumentID(ctx context.Context, viewer, documentID string) (readmodel.ReportView, error)
+	DocumentTypes(ctx context.Context) ([]readmodel.DocumentType, error)
 }
 
 // statsRoutes mounts the statistics and the adoption campaign.

@@ -33,6 +33,7 @@ import (
 	"github.com/mssdispatch/mssdispatch/hl7/mllp"
 	"github.com/mssdispatch/mssdispatch/internal/pgtest"
 	"github.com/mssdispatch/mssdispatch/internal/smtptest"
+	"github.com/mssdispatch/mssdispatch/readmodel"
 )
 
 const (
@@ -138,7 +139,7 @@ func sendMLLP(t *testing.T, addr string, msg []byte) *hl7.Message {
 	return ack
 }
 
-func getReport(t *testing.T, httpAddr, documentID string) dispatch.ReportView {
+func getReport(t *testing.T, httpAddr, documentID string) readmodel.ReportView {
 	t.Helper()
 	req, err := http.NewRequest("GET", "http://"+httpAddr+"/api/v1/reports?document_id="+url.QueryEscape(documentID), nil)
 	require.NoError(t, err)
@@ -147,7 +148,7 @@ func getReport(t *testing.T, httpAddr, documentID string) dispatch.ReportView {
 	require.NoError(t, err)
 	defer resp.Body.Close()
 	require.Equal(t, http.StatusOK, resp.StatusCode)
-	var v dispatch.ReportView
+	var v readmodel.ReportView
 	require.NoError(t, json.NewDecoder(resp.Body).Decode(&v))
 	return v
 }

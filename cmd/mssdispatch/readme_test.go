@@ -21,6 +21,7 @@ import (
 
 	"github.com/mssdispatch/mssdispatch/dispatch"
 	"github.com/mssdispatch/mssdispatch/internal/pgtest"
+	"github.com/mssdispatch/mssdispatch/readmodel"
 )
 
 // TestREADMEDemo follows the demo section of the README as a newcomer does
@@ -143,7 +144,7 @@ var readmeExpectations = []readmeExpectation{
 		if err := exit0(status); err != nil {
 			return err
 		}
-		var v dispatch.ReportView
+		var v readmodel.ReportView
 		if err := json.Unmarshal([]byte(out), &v); err != nil {
 			return fmt.Errorf("not a report: %w", err)
 		}
@@ -181,8 +182,8 @@ func sampleFollowed(out []byte) error {
 		hasDelivery(v, "Jean MARTIN", dispatch.StatusReview))
 }
 
-func reportOf(out []byte) (dispatch.ReportView, error) {
-	var v dispatch.ReportView
+func reportOf(out []byte) (readmodel.ReportView, error) {
+	var v readmodel.ReportView
 	if err := json.Unmarshal(out, &v); err != nil {
 		return v, fmt.Errorf("not a report: %w: %s", err, out)
 	}
@@ -192,7 +193,7 @@ func reportOf(out []byte) (dispatch.ReportView, error) {
 	return v, nil
 }
 
-func hasDelivery(v dispatch.ReportView, recipient string, status dispatch.Status) error {
+func hasDelivery(v readmodel.ReportView, recipient string, status dispatch.Status) error {
 	for _, d := range v.Deliveries {
 		if d.Recipient == recipient && d.Status == status {
 			return nil

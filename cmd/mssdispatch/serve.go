@@ -519,7 +519,7 @@ func build(ctx context.Context, cfg serveConfig, pool *pgxpool.Pool, transport d
 	if err != nil {
 		return nil, err
 	}
-	a.handler, err = web.NewHandler(web.Config{APIToken: cfg.APIToken, Reports: service, Intake: service, HL7: a.intake,
+	a.handler, err = web.NewHandler(web.Config{APIToken: cfg.APIToken, Intake: service, HL7: a.intake,
 		Directory: directory, Resolver: resolver, Rules: service, DB: pool, Gatherer: registry, Logger: logger,
 		Dashboard: service, Accounts: accounts, Sessions: sessions, Letters: desk, Views: readmodel.New(pool),
 		Quarantine: service, Audit: audit.NewLog(pool), Hospital: cfg.Organisation, HospitalAddresses: cfg.HospitalAddresses,

@@ -22,6 +22,7 @@ import (
 	"github.com/mssdispatch/mssdispatch/internal/mailtest"
 	"github.com/mssdispatch/mssdispatch/internal/smtptest"
 	"github.com/mssdispatch/mssdispatch/internal/webtest"
+	"github.com/mssdispatch/mssdispatch/readmodel"
 )
 
 // TestTrustSpaceEndToEnd: a report whose DPI gives an address outside the
@@ -135,7 +136,7 @@ func TestTrustSpaceEndToEnd(t *testing.T) {
 
 // trackedDelivery is a delivery of the report API, with its report.
 type trackedDelivery struct {
-	dispatch.DeliveryView
+	readmodel.DeliveryView
 	reportID int64
 }
 

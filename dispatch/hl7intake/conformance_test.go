@@ -30,6 +30,7 @@ import (
 	"github.com/mssdispatch/mssdispatch/internal/mailtest"
 	"github.com/mssdispatch/mssdispatch/internal/pgtest"
 	"github.com/mssdispatch/mssdispatch/queue"
+	"github.com/mssdispatch/mssdispatch/readmodel"
 )
 
 // This file is the conformance suite of the intake against the official
@@ -125,6 +126,7 @@ type voletBundle struct {
 	ctx     context.Context
 	pool    *pgxpool.Pool
 	svc     *dispatch.Service
+	views   *readmodel.Reader // the reports as the REST API reads them
 	handler *hl7intake.Handler
 	outbox  string
 }
@@ -168,7 +170,7 @@ func setupVolet(t *testing.T, dpiAddr string) *voletBundle {
 	require.NoError(t, err)
 	h, err := hl7intake.New(hl7intake.Config{Receiver: svc, Logger: voletLog})
 	require.NoError(t, err)
-	return &voletBundle{ctx: ctx, pool: pool, svc: svc, handler: h, outbox: dir}
+	return &voletBundle{ctx: ctx, pool: pool, svc: svc, views: readmodel.New(pool), handler: h, outbox: dir}
 }
 
 // voletAuthor is the author of a CDA of the suite.
@@ -389,12 +391,12 @@ func voletFieldText(f hl7.Field) string {
 
 // report waits until the latest report carrying documentID has the
 // deliveries want (recipient → status) and returns it.
-func (b *voletBundle) report(t *testing.T, documentID string, want map[string]string) dispatch.ReportView {
+func (b *voletBundle) report(t *testing.T, documentID string, want map[string]string) readmodel.ReportView {
 	t.Helper()
-	var v dispatch.ReportView
+	var v readmodel.ReportView
 	var err error
 	require.Eventually(t, func() bool {
-		v, err = b.svc.ReportByDocumentID(b.ctx, "test", documentID)
+		v, err = b.views.ReportByDocumentID(b.ctx, "test", documentID)
 		if err != nil || len(v.Deliveries) != len(want) {
 			return false
 		}
@@ -409,9 +411,9 @@ func (b *voletBundle) report(t *testing.T, documentID string, want map[string]st
 }
 
 // voletDelivery returns the delivery of v to recipient.
-func voletDelivery(t *testing.T, v dispatch.ReportView, recipient string) dispatch.DeliveryView {
+func voletDelivery(t *testing.T, v readmodel.ReportView, recipient string) readmodel.DeliveryView {
 	t.Helper()
-	i := slices.IndexFunc(v.Deliveries, func(d dispatch.DeliveryView) bool { return d.Recipient == recipient })
+	i := slices.IndexFunc(v.Deliveries, func(d readmodel.DeliveryView) bool { return d.Recipient == recipient })
 	require.GreaterOrEqual(t, i, 0, "no delivery to %s in %+v", recipient, v.Deliveries)
 	return v.Deliveries[i]
 }
@@ -429,7 +431,7 @@ func (b *voletBundle) sentTo(t *testing.T, address string) int {
 }
 
 // email returns the email of delivery d, sent: the one with its Message-ID.
-func (b *voletBundle) email(t *testing.T, d dispatch.DeliveryView) mailtest.Email {
+func (b *voletBundle) email(t *testing.T, d readmodel.DeliveryView) mailtest.Email {
 	t.Helper()
 	var id string
 	require.NoError(t, b.pool.QueryRow(b.ctx, "SELECT message_id FROM deliveries WHERE id = $1", d.ID).Scan(&id))
@@ -734,7 +736,7 @@ func TestVoletORUSegurDelete(t *testing.T) {
 			body: "est annulé", pdfs: [][]byte{segurV1.pdf(t)}, docs: []voletCDA{segurV1}, action: "D",
 			ssPerson: voletDiaz, ssInstitu: voletLabo})
 	}
-	initial, err := b.svc.Report(b.ctx, "test", initial.ID)
+	initial, err := b.views.Report(b.ctx, "test", initial.ID)
 	require.NoError(t, err)
 	require.Equal(t, dispatch.StatusSent, voletDelivery(t, initial, voletHoda).Status)
 	require.Equal(t, dispatch.StatusCancelled, voletDelivery(t, initial, voletPatientBox).Status, "the pending delivery of the deleted document")
@@ -763,7 +765,7 @@ func TestVoletORUPair(t *testing.T) {
 	requireVoletAA(t, ack, officialACKORU, "PAIR-INIT-1", pairWarnings...)
 	initial := b.report(t, pairN1V1.ID, map[string]string{voletHoda: "sent", voletPatientBox: "sent"})
 	require.Equal(t, []string{pairN1V1.ID, pairN3V1.ID}, initial.DocumentIDs)
-	byN3, err := b.svc.ReportByDocumentID(b.ctx, "test", pairN3V1.ID)
+	byN3, err := b.views.ReportByDocumentID(b.ctx, "test", pairN3V1.ID)
 	require.NoError(t, err)
 	require.Equal(t, initial.ID, byN3.ID, "one report for the pair")
 	require.Equal(t, correspondents.ReasonPatientMailbox, voletDelivery(t, initial, voletPatientBox).Reason)
@@ -794,7 +796,7 @@ func TestVoletORUPair(t *testing.T) {
 	for _, to := range []string{voletHoda, voletPatientBox} {
 		requireVoletEmail(t, b.email(t, voletDelivery(t, deleted, to)), pair)
 	}
-	replaced, err = b.svc.Report(b.ctx, "test", replaced.ID)
+	replaced, err = b.views.Report(b.ctx, "test", replaced.ID)
 	require.NoError(t, err)
 	for _, d := range replaced.Deliveries {
 		require.Equal(t, dispatch.StatusSent, d.Status, "%s: sent before the deletion", d.Recipient)
@@ -943,7 +945,7 @@ func TestVoletResent(t *testing.T) {
 	require.Equal(t, "MIN-4", ack.Segment("MSA").Get(2))
 	require.Equal(t, []string{"OBX^1^5 101 E"}, voletErrs(ack))
 	require.Contains(t, ack.Segment("ERR").Get(8), "remplacement", "ERR-8 tells the DPI to send a replacement")
-	v, err := b.svc.Report(b.ctx, "test", first.ID)
+	v, err := b.views.Report(b.ctx, "test", first.ID)
 	require.NoError(t, err)
 	require.Len(t, v.Deliveries, 2)
 	require.Len(t, mailtest.ReadDir(t, b.outbox), 2)

@@ -1,7 +1,8 @@
 // Package dispatchtest runs the domain (package dispatch) for the tests of
 // dispatch and of the packages beside it (letters): a fresh database
 // holding the demo directory, the workers, the River queue and a Service
-// (Start), and the report they receive (Report, Receive).
+// (Start), the report they receive (Report, Receive), and its wait as the
+// REST API reads it (WaitReport, through package readmodel).
 package dispatchtest
 
 import (
@@ -29,6 +30,7 @@ import (
 	"github.com/mssdispatch/mssdispatch/internal/pgtest"
 	"github.com/mssdispatch/mssdispatch/internal/queuetest"
 	"github.com/mssdispatch/mssdispatch/queue"
+	"github.com/mssdispatch/mssdispatch/readmodel"
 )
 
 // Sender is the BAL applicative the workers send from.
@@ -39,6 +41,7 @@ type Env struct {
 	Ctx      context.Context
 	Pool     *pgxpool.Pool
 	Service  *dispatch.Service
+	Views    *readmodel.Reader // what the dashboard and the REST API read
 	Client   *queue.Client
 	Registry *prometheus.Registry // the workers' metrics
 }
@@ -75,7 +78,7 @@ func Start(t *testing.T, transport mail.Transport, more func(*river.Workers, *pg
 	client := queuetest.Start(t, pool, workers)
 	svc, err := dispatch.NewService(dispatch.ServiceConfig{Pool: pool, Jobs: client, Resolver: resolver, Logger: quiet})
 	require.NoError(t, err)
-	return &Env{Ctx: ctx, Pool: pool, Service: svc, Client: client, Registry: registry}
+	return &Env{Ctx: ctx, Pool: pool, Service: svc, Views: readmodel.New(pool), Client: client, Registry: registry}
 }
 
 // file is the path of name, a path from the module's root.
@@ -150,10 +153,10 @@ func (e *Env) Receive(t *testing.T, r dispatch.Report) dispatch.Receipt {
 // minute it allows is for loaded machines (a package's tests at once on two
 // CPUs took more than 20 seconds for a few jobs); it costs nothing when cond
 // comes true, as it does in well under a second on an idle one.
-func (e *Env) WaitReport(t *testing.T, reportID int64, what string, cond func(dispatch.ReportView) bool) dispatch.ReportView {
+func (e *Env) WaitReport(t *testing.T, reportID int64, what string, cond func(readmodel.ReportView) bool) readmodel.ReportView {
 	t.Helper()
 	for deadline := time.Now().Add(time.Minute); ; time.Sleep(50 * time.Millisecond) {
-		v, err := e.Service.Report(e.Ctx, "test", reportID)
+		v, err := e.Views.Report(e.Ctx, "test", reportID)
 		require.NoError(t, err)
 		if cond(v) {
 			return v
