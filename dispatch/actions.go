@@ -137,6 +137,9 @@ func (s *Service) PostalReturn(ctx context.Context, deliveryID int64, user, why 
 var ackEvents = map[string]Event{AckDelivered: EventDelivered, AckRead: EventRead, AckFailed: EventFailed,
 	AckDelayed: EventDelayed, AckReply: EventReply}
 
+// AckEvent returns the event Acknowledge records for ack, "" for none.
+func AckEvent(ack string) Event { return ackEvents[ack] }
+
 // Acknowledge records a DSN, an MDN or a reply of an email: ack is
 // AckDelivered, AckRead, AckFailed, AckDelayed or AckReply, detail says what
 // the notification said. A failure applies the fallback of the delivery's

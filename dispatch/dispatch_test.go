@@ -41,6 +41,7 @@ var (
 	setDocumentID = dispatchtest.SetDocumentID
 	inbound       = dispatchtest.Inbound
 	respond       = dispatchtest.Respond
+	delivery      = dispatchtest.Delivery
 )
 
 // testBundle is the domain running for a test: env, and its parts under

@@ -3,11 +3,12 @@
 // for its channel) and their statuses, and the River workers that resolve
 // recipients and send. It never speaks HL7, HTTP, IMAP or PDF: the edges
 // (package dispatch/hl7intake, package web, package dispatch/mail/ingest)
-// translate. What comes back to the BAL applicative's mailbox reaches it
-// classified (Service.AcknowledgeEmail), which it matches to a delivery,
-// applies and records, with the mailbox reader's checkpoint. Package
-// dispatch/mail builds and transmits the emails; package letters runs the
-// paper channel (the batches, the letters' PDFs), changing a delivery's
-// status only through Transition and recording its batch through
-// PutInBatch; package readmodel reads for the dashboard and the REST API.
+// translate. What comes back to the BAL applicative's mailbox reaches it as
+// the acknowledgement of a delivery (Service.Acknowledge): the mailbox's
+// reader finds the delivery, records the message and keeps its checkpoint.
+// Package dispatch/mail builds and transmits the emails; package letters
+// runs the paper channel (the batches, the letters' PDFs), changing a
+// delivery's status only through Transition and recording its batch
+// through PutInBatch; package readmodel reads for the dashboard and the
+// REST API.
 package dispatch

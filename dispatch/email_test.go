@@ -85,10 +85,7 @@ func keys[V any](m map[string]V) []string {
 // messageID is the Message-ID the service gave the delivery to address in report.
 func (b *testBundle) messageID(t *testing.T, reportID int64, address string) string {
 	t.Helper()
-	var id string
-	require.NoError(t, b.pool.QueryRow(b.ctx, "SELECT message_id FROM deliveries WHERE report_id = $1 AND address = $2",
-		reportID, address).Scan(&id))
-	return id
+	return b.env.MessageID(t, reportID, address)
 }
 
 const (

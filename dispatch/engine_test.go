@@ -194,10 +194,7 @@ func TestDeadlines(t *testing.T) {
 // eventCount counts the events of a delivery's history with that name.
 func (b *testBundle) eventCount(t *testing.T, deliveryID int64, event dispatch.Event) int {
 	t.Helper()
-	var n int
-	require.NoError(t, b.pool.QueryRow(b.ctx, `SELECT count(*) FROM delivery_events WHERE delivery_id = $1 AND event = $2`,
-		deliveryID, event).Scan(&n))
-	return n
+	return b.env.EventCount(t, deliveryID, event)
 }
 
 // TestFallbackPolicies checks both fallbacks of a failed email: paper (to

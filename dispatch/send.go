@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -223,8 +224,22 @@ func envelope(m mail.Message, deliveryID int64) mail.Envelope {
 	return mail.Envelope{From: m.From, To: m.To, EnvelopeID: EnvelopeID(deliveryID)}
 }
 
+// envelopePrefix starts the DSN envelope id of every delivery's emails.
+const envelopePrefix = "mssdispatch-"
+
 // EnvelopeID is the DSN envelope id (ENVID) of a delivery's emails.
-func EnvelopeID(deliveryID int64) string { return fmt.Sprintf("mssdispatch-%d", deliveryID) }
+func EnvelopeID(deliveryID int64) string { return envelopePrefix + strconv.FormatInt(deliveryID, 10) }
+
+// EnvelopeDelivery returns the delivery whose emails have the envelope id
+// envID (EnvelopeID), and false when envID is not one of this service's.
+func EnvelopeDelivery(envID string) (int64, bool) {
+	id, ok := strings.CutPrefix(envID, envelopePrefix)
+	if !ok {
+		return 0, false
+	}
+	v, err := strconv.ParseInt(id, 10, 64)
+	return v, err == nil
+}
 
 // domainOf returns the domain of an address, lower-cased.
 func domainOf(address string) string {

@@ -44,26 +44,10 @@ func (r *refusingTransport) set(address string, refused bool) {
 	r.refuse[address] = refused
 }
 
-// delivery returns the report's delivery to recipient (address or name) on channel.
-func delivery(t *testing.T, v readmodel.ReportView, recipient string, channel correspondents.Channel) readmodel.DeliveryView {
-	t.Helper()
-	i := slices.IndexFunc(v.Deliveries, func(d readmodel.DeliveryView) bool {
-		return d.Recipient == recipient && d.Channel == channel
-	})
-	require.GreaterOrEqual(t, i, 0, "no %s delivery to %s in %+v", channel, recipient, v.Deliveries)
-	return v.Deliveries[i]
-}
-
 // statusIs waits until the report's delivery to recipient on channel has status.
 func (b *testBundle) statusIs(t *testing.T, reportID int64, recipient string, channel correspondents.Channel, status dispatch.Status) readmodel.DeliveryView {
 	t.Helper()
-	v := b.waitReport(t, reportID, recipient+" "+string(channel)+" "+string(status), func(v readmodel.ReportView) bool {
-		i := slices.IndexFunc(v.Deliveries, func(d readmodel.DeliveryView) bool {
-			return d.Recipient == recipient && d.Channel == channel && d.Status == status
-		})
-		return i >= 0
-	})
-	return delivery(t, v, recipient, channel)
+	return b.env.StatusIs(t, reportID, recipient, channel, status)
 }
 
 // setRules puts rules in force through the service, as the CME's tools do.

@@ -505,7 +505,7 @@ func build(ctx context.Context, cfg serveConfig, pool *pgxpool.Pool, transport d
 	}
 	a := &app{jobs: jobs}
 	if cfg.IMAP.Addr != "" {
-		a.acks, err = ingest.New(ingest.Config{Pool: pool, Acknowledger: service, Inbox: cfg.IMAP,
+		a.acks, err = ingest.New(ingest.Config{Pool: pool, Acknowledger: ingest.NewLedger(pool, service, logger), Inbox: cfg.IMAP,
 			Registerer: registry, Logger: logger})
 		if err != nil {
 			return nil, &configError{msg: err.Error()}

@@ -1,8 +1,9 @@
 // Package dispatchtest runs the domain (package dispatch) for the tests of
 // dispatch and of the packages beside it (letters): a fresh database
 // holding the demo directory, the workers, the River queue and a Service
-// (Start), the report they receive (Report, Receive), and its wait as the
-// REST API reads it (WaitReport, through package readmodel).
+// (Start), the report they receive (Report, Receive), its wait as the REST
+// API reads it (WaitReport, StatusIs, through package readmodel), and what
+// the database says of a delivery (MessageID, EventCount).
 package dispatchtest
 
 import (
@@ -165,4 +166,44 @@ func (e *Env) WaitReport(t *testing.T, reportID int64, what string, cond func(re
 			t.Fatalf("report %d: want %s, have %+v", reportID, what, v.Deliveries)
 		}
 	}
+}
+
+// Delivery returns the report's delivery to recipient (address or name) on channel.
+func Delivery(t *testing.T, v readmodel.ReportView, recipient string, channel correspondents.Channel) readmodel.DeliveryView {
+	t.Helper()
+	i := slices.IndexFunc(v.Deliveries, func(d readmodel.DeliveryView) bool {
+		return d.Recipient == recipient && d.Channel == channel
+	})
+	require.GreaterOrEqual(t, i, 0, "no %s delivery to %s in %+v", channel, recipient, v.Deliveries)
+	return v.Deliveries[i]
+}
+
+// StatusIs waits until the report's delivery to recipient on channel has status.
+func (e *Env) StatusIs(t *testing.T, reportID int64, recipient string, channel correspondents.Channel, status dispatch.Status) readmodel.DeliveryView {
+	t.Helper()
+	v := e.WaitReport(t, reportID, recipient+" "+string(channel)+" "+string(status), func(v readmodel.ReportView) bool {
+		i := slices.IndexFunc(v.Deliveries, func(d readmodel.DeliveryView) bool {
+			return d.Recipient == recipient && d.Channel == channel && d.Status == status
+		})
+		return i >= 0
+	})
+	return Delivery(t, v, recipient, channel)
+}
+
+// MessageID is the Message-ID the service gave the delivery to address in report.
+func (e *Env) MessageID(t *testing.T, reportID int64, address string) string {
+	t.Helper()
+	var id string
+	require.NoError(t, e.Pool.QueryRow(e.Ctx, "SELECT message_id FROM deliveries WHERE report_id = $1 AND address = $2",
+		reportID, address).Scan(&id))
+	return id
+}
+
+// EventCount counts the events of a delivery's history with that name.
+func (e *Env) EventCount(t *testing.T, deliveryID int64, event dispatch.Event) int {
+	t.Helper()
+	var n int
+	require.NoError(t, e.Pool.QueryRow(e.Ctx, `SELECT count(*) FROM delivery_events WHERE delivery_id = $1 AND event = $2`,
+		deliveryID, event).Scan(&n))
+	return n
 }

@@ -19,12 +19,12 @@ import (
 )
 
 // Acknowledger applies and records what the mailbox says, and keeps the
-// mailbox's checkpoint: the domain, a *dispatch.Service.
+// mailbox's checkpoint: a *Ledger.
 type Acknowledger interface {
 	// AcknowledgeEmail finds the delivery message n concerns, applies a to
 	// it and records n; an error leaves the message in the mailbox, to be
-	// read again (dispatch.Service.AcknowledgeEmail).
-	AcknowledgeEmail(ctx context.Context, n *mail.Notification, a dispatch.EmailAck) (dispatch.AckRecord, error)
+	// read again (Ledger.AcknowledgeEmail).
+	AcknowledgeEmail(ctx context.Context, n *mail.Notification, a EmailAck) (AckRecord, error)
 	mail.Checkpoint
 }
 
@@ -32,7 +32,8 @@ type Acknowledger interface {
 type Config struct {
 	// Pool is the database where the reading lock is taken. Required.
 	Pool *pgxpool.Pool
-	// Acknowledger applies the acknowledgements. Required.
+	// Acknowledger applies and records the acknowledgements, and keeps the
+	// checkpoint (NewLedger). Required.
 	Acknowledger Acknowledger
 	// Inbox says how to read the mailbox. Required.
 	Inbox mail.InboxConfig
@@ -131,13 +132,13 @@ func (in *Ingester) Run(ctx context.Context) error {
 func (in *Ingester) Drain(ctx context.Context) (int, error) { return in.inbox.Drain(ctx) }
 
 // handle processes one message of the mailbox: it classifies it and has the
-// domain apply each acknowledgement it makes. A message that concerns no
+// Acknowledger apply each acknowledgement it makes. A message that concerns no
 // delivery of this service is Unknown.
 func (in *Ingester) handle(ctx context.Context, raw []byte) (mail.Verdict, error) {
 	n, err := mail.ParseNotification(bytes.NewReader(raw))
 	if err != nil {
 		// Unreadable: kept aside for a person, never dropped.
-		unreadable := dispatch.EmailAck{Outcome: "unreadable", Detail: err.Error()}
+		unreadable := EmailAck{Outcome: "unreadable", Detail: err.Error()}
 		if _, err := in.acknowledge(ctx, &mail.Notification{Kind: mail.KindUnknown}, unreadable); err != nil {
 			return 0, err
 		}
@@ -157,10 +158,10 @@ func (in *Ingester) handle(ctx context.Context, raw []byte) (mail.Verdict, error
 	return mail.Processed, nil
 }
 
-// acknowledge has the domain apply a, observes its delay when it is the
+// acknowledge has the Acknowledger apply a, observes its delay when it is the
 // first of its kind, counts the message and returns the delivery it
 // concerns (0: none).
-func (in *Ingester) acknowledge(ctx context.Context, n *mail.Notification, a dispatch.EmailAck) (int64, error) {
+func (in *Ingester) acknowledge(ctx context.Context, n *mail.Notification, a EmailAck) (int64, error) {
 	rec, err := in.cfg.Acknowledger.AcknowledgeEmail(ctx, n, a)
 	if err != nil {
 		return 0, err
@@ -175,23 +176,23 @@ func (in *Ingester) acknowledge(ctx context.Context, n *mail.Notification, a dis
 
 // classify returns the acknowledgements n makes: one per recipient block of
 // a DSN, one for any other message.
-func classify(n *mail.Notification) []dispatch.EmailAck {
+func classify(n *mail.Notification) []EmailAck {
 	switch n.Kind {
 	case mail.KindDSN:
-		out := make([]dispatch.EmailAck, len(n.Recipients))
+		out := make([]EmailAck, len(n.Recipients))
 		for i, r := range n.Recipients {
 			outcome, ack := dsnAck(r.Action)
 			detail := strings.TrimSpace(fmt.Sprintf("DSN %s %s %s", r.Action, r.Status, r.DiagnosticCode))
-			out[i] = dispatch.EmailAck{Recipient: &n.Recipients[i], Ack: ack, Outcome: outcome, Detail: detail}
+			out[i] = EmailAck{Recipient: &n.Recipients[i], Ack: ack, Outcome: outcome, Detail: detail}
 		}
 		return out
 	case mail.KindMDN:
 		outcome, ack, detail := mdnAck(n.Disposition)
-		return []dispatch.EmailAck{{Ack: ack, Outcome: outcome, Detail: detail}}
+		return []EmailAck{{Ack: ack, Outcome: outcome, Detail: detail}}
 	case mail.KindReply:
-		return []dispatch.EmailAck{{Ack: dispatch.AckReply, Outcome: "reply", Detail: "réponse du destinataire"}}
+		return []EmailAck{{Ack: dispatch.AckReply, Outcome: "reply", Detail: "réponse du destinataire"}}
 	}
-	return []dispatch.EmailAck{{Outcome: "unknown"}}
+	return []EmailAck{{Outcome: "unknown"}}
 }
 
 // dsnAck maps a DSN action to the outcome recorded and the acknowledgement.

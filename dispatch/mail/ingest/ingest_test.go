@@ -74,14 +74,14 @@ var deliveries = map[string]int64{
 	claireMsg: claireID, julieMsg: julieID,
 }
 
-func (d *domain) AcknowledgeEmail(_ context.Context, n *mail.Notification, a dispatch.EmailAck) (dispatch.AckRecord, error) {
+func (d *domain) AcknowledgeEmail(_ context.Context, n *mail.Notification, a ingest.EmailAck) (ingest.AckRecord, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.fail != nil {
-		return dispatch.AckRecord{}, d.fail
+		return ingest.AckRecord{}, d.fail
 	}
 	d.asked = append(d.asked, strings.TrimSpace(fmt.Sprintf("%s %s/%s %s", n.Kind, a.Outcome, a.Ack, a.Detail)))
-	rec := dispatch.AckRecord{Outcome: a.Outcome}
+	rec := ingest.AckRecord{Outcome: a.Outcome}
 	if n.Kind == mail.KindUnknown {
 		return rec, nil
 	}
@@ -185,7 +185,7 @@ func TestIngest(t *testing.T) {
 	// unknown; a second pass finds nothing new.
 	require.Equal(t, map[string]uint32{"INBOX": 0, "Traites": 7, "Inconnus": 3},
 		b.srv.Counts(t, "INBOX", "Traites", "Inconnus"))
-	require.EqualValues(t, 10, b.d.LastUID(), "the domain keeps the checkpoint")
+	require.EqualValues(t, 10, b.d.LastUID(), "the Acknowledger keeps the checkpoint")
 	b.drain(t, 0)
 
 	require.Equal(t, map[string]float64{"dsn delivered": 1, "mdn read": 1, "dsn delayed": 1, "mdn failed": 1,

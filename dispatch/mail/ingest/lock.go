@@ -7,7 +7,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
-// This file holds the SQL of the package: the reading lock.
+// This file holds the SQL of the reading lock.
 
 // lockKey is the advisory lock of the mailbox's reader. Every version of
 // the service must take the same one, so that two never read at once.

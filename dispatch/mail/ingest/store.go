@@ -1,4 +1,4 @@
-package dispatch
+package ingest
 
 import (
 	"context"
@@ -8,9 +8,13 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/mssdispatch/mssdispatch/dispatch"
 )
 
-// This file holds the SQL of the messages read from the mailbox (acks.go).
+// This file holds the SQL of the Ledger (ledger.go): the messages read from
+// the mailbox, the deliveries they concern, the checkpoint.
 
 // notificationRecord is one message read from the mailbox, as recorded.
 type notificationRecord struct {
@@ -19,7 +23,7 @@ type notificationRecord struct {
 	Outcome, Detail string
 }
 
-func insertNotification(ctx context.Context, q DB, r notificationRecord) error {
+func insertNotification(ctx context.Context, q *pgxpool.Pool, r notificationRecord) error {
 	var delivery *int64
 	if r.DeliveryID != 0 {
 		delivery = &r.DeliveryID
@@ -34,7 +38,7 @@ func insertNotification(ctx context.Context, q DB, r notificationRecord) error {
 // deliveryForEnvelope returns the delivery id when it exists and, when the
 // DSN names a recipient (final or original), that recipient is its address;
 // 0 otherwise.
-func deliveryForEnvelope(ctx context.Context, q DB, id int64, final, original string) (int64, error) {
+func deliveryForEnvelope(ctx context.Context, q *pgxpool.Pool, id int64, final, original string) (int64, error) {
 	var address string
 	err := q.QueryRow(ctx, `SELECT address FROM deliveries WHERE id = $1 AND channel = 'mssante'`, id).Scan(&address)
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -53,7 +57,7 @@ func deliveryForEnvelope(ctx context.Context, q DB, id int64, final, original st
 
 // deliveryForMessageIDs returns the delivery whose email had one of
 // messageIDs (with or without angle brackets), or 0.
-func deliveryForMessageIDs(ctx context.Context, q DB, messageIDs []string) (int64, error) {
+func deliveryForMessageIDs(ctx context.Context, q *pgxpool.Pool, messageIDs []string) (int64, error) {
 	var ids []string
 	for _, m := range messageIDs {
 		if m = strings.Trim(strings.TrimSpace(m), "<>"); m != "" {
@@ -78,7 +82,7 @@ func deliveryForMessageIDs(ctx context.Context, q DB, messageIDs []string) (int6
 // (sent_at, its last acceptance by SMTP) to its event, when that event is
 // the only one since; first is false after a duplicate, or when the email
 // has no sending time.
-func firstAckDelay(ctx context.Context, q DB, id int64, event Event) (delay time.Duration, first bool, err error) {
+func firstAckDelay(ctx context.Context, q *pgxpool.Pool, id int64, event dispatch.Event) (delay time.Duration, first bool, err error) {
 	var seconds float64
 	var n int
 	err = q.QueryRow(ctx, `SELECT extract(epoch FROM min(e.at) - d.sent_at)::float8, count(*)
@@ -93,7 +97,7 @@ func firstAckDelay(ctx context.Context, q DB, id int64, event Event) (delay time
 	return time.Duration(seconds * float64(time.Second)), n == 1, nil
 }
 
-func loadCheckpoint(ctx context.Context, q DB, mailbox string) (validity, last uint32, err error) {
+func loadCheckpoint(ctx context.Context, q *pgxpool.Pool, mailbox string) (validity, last uint32, err error) {
 	var v, l int64
 	err = q.QueryRow(ctx, `SELECT uid_validity, last_uid FROM imap_checkpoints WHERE mailbox = $1`, mailbox).Scan(&v, &l)
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -105,7 +109,7 @@ func loadCheckpoint(ctx context.Context, q DB, mailbox string) (validity, last u
 	return uint32(v), uint32(l), nil
 }
 
-func saveCheckpoint(ctx context.Context, q DB, mailbox string, validity, last uint32) error {
+func saveCheckpoint(ctx context.Context, q *pgxpool.Pool, mailbox string, validity, last uint32) error {
 	if _, err := q.Exec(ctx, `INSERT INTO imap_checkpoints (mailbox, uid_validity, last_uid) VALUES ($1, $2, $3)
 		ON CONFLICT (mailbox) DO UPDATE SET uid_validity = $2, last_uid = $3, updated_at = now()`,
 		mailbox, int64(validity), int64(last)); err != nil {
