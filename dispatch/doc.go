@@ -9,5 +9,7 @@
 // dispatch/mail builds and transmits the emails; package letters runs the
 // paper channel (the batches, the letters' PDFs), changing a delivery's
 // status only through Transition and recording its batch through
-// PutInBatch; package readmodel reads for the dashboard.
+// PutInBatch; package readmodel reads for the dashboard; package
+// dispatch/quarantine lists the messages Service.Reject keeps and acts on
+// them.
 package dispatch

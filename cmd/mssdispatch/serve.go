@@ -30,6 +30,7 @@ import (
 	"github.com/mssdispatch/mssdispatch/dispatch/hl7intake"
 	dmail "github.com/mssdispatch/mssdispatch/dispatch/mail"
 	"github.com/mssdispatch/mssdispatch/dispatch/mail/ingest"
+	"github.com/mssdispatch/mssdispatch/dispatch/quarantine"
 	"github.com/mssdispatch/mssdispatch/hl7"
 	"github.com/mssdispatch/mssdispatch/hl7/mllp"
 	"github.com/mssdispatch/mssdispatch/internal/redact"
@@ -511,7 +512,8 @@ func build(ctx context.Context, cfg serveConfig, pool *pgxpool.Pool, transport d
 			return nil, &configError{msg: err.Error()}
 		}
 	}
-	a.intake, err = hl7intake.New(hl7intake.Config{Receiver: service, DefaultCharset: cfg.HL7Charset, Registerer: registry, Logger: logger})
+	refused := quarantine.NewDesk(pool, service)
+	a.intake, err = hl7intake.New(hl7intake.Config{Receiver: service, Quarantine: refused, DefaultCharset: cfg.HL7Charset, Registerer: registry, Logger: logger})
 	if err != nil {
 		return nil, err
 	}
@@ -522,7 +524,7 @@ func build(ctx context.Context, cfg serveConfig, pool *pgxpool.Pool, transport d
 	a.handler, err = web.NewHandler(web.Config{APIToken: cfg.APIToken, Reports: service, Intake: service, HL7: a.intake,
 		Directory: directory, Resolver: resolver, Rules: service, DB: pool, Gatherer: registry, Logger: logger,
 		Dashboard: service, Accounts: accounts, Sessions: sessions, Letters: desk, Views: readmodel.New(pool),
-		Quarantine: service, Audit: audit.NewLog(pool), Hospital: cfg.Organisation, HospitalAddresses: cfg.HospitalAddresses,
+		Quarantine: refused, Audit: audit.NewLog(pool), Hospital: cfg.Organisation, HospitalAddresses: cfg.HospitalAddresses,
 		JobsUI: jobsUI, TrustedProxies: cfg.TrustedProxies})
 	if err != nil {
 		return nil, err

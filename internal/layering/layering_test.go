@@ -42,10 +42,12 @@ func packages(t *testing.T, deps bool) map[string][]string {
 // TestLayers fails when a package imports what its layer must not.
 func TestLayers(t *testing.T) {
 	imports := packages(t, false)
+	// The domain: no screen, no protocol of the edges, no PDF, no read model.
+	domain := []string{module + "/web", module + "/hl7", module + "/hl7/mllp", module + "/dispatch/hl7intake",
+		module + "/paper", module + "/readmodel", "net/http"}
 	forbidden := map[string][]string{
-		// The domain: no screen, no protocol of the edges, no PDF, no read model.
-		"dispatch": {module + "/web", module + "/hl7", module + "/hl7/mllp", module + "/dispatch/hl7intake",
-			module + "/paper", module + "/readmodel", "net/http"},
+		"dispatch":            domain,
+		"dispatch/quarantine": domain,
 		// The rules are data and their text: no database, no domain.
 		"rules": {"github.com/jackc/pgx/v5", module + "/dispatch", module + "/correspondents"},
 		// The read models read; they neither serve pages nor render letters.
