@@ -48,6 +48,7 @@ func TestLayers(t *testing.T) {
 	forbidden := map[string][]string{
 		"dispatch":            domain,
 		"dispatch/quarantine": domain,
+		"dispatch/retention":  domain,
 		// The rules are data and their text: no database, no domain.
 		"rules": {"github.com/jackc/pgx/v5", module + "/dispatch", module + "/correspondents"},
 		// The read models read; they neither serve pages nor render letters.
