@@ -4,10 +4,8 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"log/slog"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -16,7 +14,6 @@ import (
 	"github.com/emersion/go-smtp"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertest"
 	"github.com/riverqueue/river/rivertype"
 	"github.com/stretchr/testify/require"
@@ -32,8 +29,6 @@ import (
 )
 
 const sender = dispatchtest.Sender
-
-var quiet = slog.New(slog.DiscardHandler)
 
 // The shared helpers (internal/dispatchtest), under this package's names.
 var (
@@ -61,15 +56,7 @@ type testBundle struct {
 // configuration.
 func setup(t *testing.T, transport mail.Transport, configure ...func(*dispatch.WorkerConfig)) *testBundle {
 	t.Helper()
-	return setupWith(t, transport, nil, configure...)
-}
-
-// setupWith is setup with more workers: more, when not nil, registers them
-// before the queue starts.
-func setupWith(t *testing.T, transport mail.Transport, more func(*river.Workers, *pgxpool.Pool, prometheus.Registerer),
-	configure ...func(*dispatch.WorkerConfig)) *testBundle {
-	t.Helper()
-	e := dispatchtest.Start(t, transport, more, configure...)
+	e := dispatchtest.Start(t, transport, nil, configure...)
 	return &testBundle{env: e, ctx: e.Ctx, pool: e.Pool, svc: e.Service, views: e.Views, client: e.Client, registry: e.Registry}
 }
 
@@ -92,10 +79,7 @@ func (b *testBundle) receive(t *testing.T, r dispatch.Report) dispatch.Receipt {
 // waitDeliveries waits until the report has want deliveries none of which is queued.
 func (b *testBundle) waitDeliveries(t *testing.T, reportID int64, want int) readmodel.ReportView {
 	t.Helper()
-	return b.waitReport(t, reportID, fmt.Sprintf("%d deliveries none queued", want), func(v readmodel.ReportView) bool {
-		return len(v.Deliveries) == want && !slices.ContainsFunc(v.Deliveries,
-			func(d readmodel.DeliveryView) bool { return d.Status == dispatch.StatusQueued })
-	})
+	return b.env.WaitDeliveries(t, reportID, want)
 }
 
 // waitReport waits until the report satisfies cond, described by what. The

@@ -10,5 +10,7 @@
 // runs the paper channel (the batches, the letters' PDFs), changing a
 // delivery's status only through Transition and recording its batch
 // through PutInBatch; package readmodel reads for the dashboard and the
-// REST API.
+// REST API; package dispatch/quarantine lists the messages Service.Reject
+// keeps and acts on them; package dispatch/retention purges what is past its
+// retention period.
 package dispatch

@@ -1,8 +1,6 @@
 package dispatch
 
 import (
-	"errors"
-
 	"github.com/riverqueue/river"
 
 	"github.com/mssdispatch/mssdispatch/queue"
@@ -13,7 +11,7 @@ import (
 const watchdogCron = "*/15 * * * *"
 
 // Config is the domain of a process, given once: its workers (resolve,
-// send, follow up, business acknowledgements, retention), their periodic
+// send, follow up, business acknowledgements), their periodic
 // jobs and the Service. What several parts share is set once (Workers'
 // Pool, Resolver, Sender, Registerer and Logger serve them all), and what
 // one part implies of another is derived, not repeated: the Service
@@ -28,10 +26,6 @@ type Config struct {
 	// Custodian is the hospital, custodian of the CDA built around a report
 	// sent as a bare PDF.
 	Custodian Organisation
-	// Retention configures the purge (its Pool, Registerer and Logger are
-	// Workers'); RetentionCron is when it runs, required.
-	Retention     RetentionConfig
-	RetentionCron string
 }
 
 // Domain is the domain registered with a process's River workers.
@@ -46,9 +40,6 @@ type Domain struct {
 // (Domain.Periodic).
 func Install(workers *river.Workers, cfg Config) (*Domain, error) {
 	w := cfg.Workers
-	if cfg.RetentionCron == "" {
-		return nil, errors.New("dispatch: Config.RetentionCron is required")
-	}
 	if err := AddWorkers(workers, w); err != nil {
 		return nil, err
 	}
@@ -57,19 +48,12 @@ func Install(workers *river.Workers, cfg Config) (*Domain, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := cfg.Retention
-	r.Pool, r.Registerer, r.Logger = w.Pool, w.Registerer, w.Logger
-	if err := AddRetention(workers, r); err != nil {
-		return nil, err
-	}
 	return &Domain{cfg: cfg}, nil
 }
 
-// Periodic returns the domain's periodic jobs: the retention purge and the
-// acknowledgement watchdog.
+// Periodic returns the domain's periodic jobs: the acknowledgement watchdog.
 func (d *Domain) Periodic() []queue.Periodic {
 	return []queue.Periodic{
-		{Spec: d.cfg.RetentionCron, Args: func() river.JobArgs { return RetentionArgs{} }},
 		{Spec: watchdogCron, Args: func() river.JobArgs { return WatchdogArgs{} }},
 	}
 }

@@ -95,7 +95,7 @@ type Inbound struct {
 	MessageType string
 	// Service is the care unit the message names, read as a report's, ""
 	// when unknown: a refused message's patient data is shown only to the
-	// users who see it (Quarantined).
+	// users who see it (package quarantine).
 	Service string
 	// Fingerprint identifies the content; a key reused for another content
 	// is refused with ErrKeyReused.
@@ -186,11 +186,14 @@ func (s *Service) Previous(ctx context.Context, in Inbound) (Answer, bool, error
 // the receipt names the first report. The same document id with other
 // bytes is refused: a new version is a replacement with its own id.
 func (s *Service) Receive(ctx context.Context, in Inbound, r Report, respond func(reportID int64, documentID string, receivedAt time.Time, warnings []Warning) []byte) (Receipt, error) {
-	return s.receive(ctx, in, r, respond, fromDPI{})
+	return s.ReceiveVia(ctx, in, r, respond, fromDPI{})
 }
 
-// receive is Receive, the message's key and outcome recorded as via says.
-func (s *Service) receive(ctx context.Context, in Inbound, r Report, respond func(reportID int64, documentID string, receivedAt time.Time, warnings []Warning) []byte, via receiving) (Receipt, error) {
+// ReceiveVia is Receive for a message that via records: the key via hands
+// over, refused until now, is accepted rather than recorded anew, and via
+// learns the receipt in the transaction that stores the report (package
+// quarantine processes a refused message again this way).
+func (s *Service) ReceiveVia(ctx context.Context, in Inbound, r Report, respond func(reportID int64, documentID string, receivedAt time.Time, warnings []Warning) []byte, via Receiving) (Receipt, error) {
 	if in.ControlID == "" {
 		return Receipt{}, &InvalidError{Field: FieldControlID, Msg: "le message n'a pas de clé (identifiant de message ou Idempotency-Key)"}
 	}
@@ -206,7 +209,16 @@ func (s *Service) receive(ctx context.Context, in Inbound, r Report, respond fun
 	var rc Receipt
 	resent := false
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		inboundID, dup, err := via.key(ctx, tx, in)
+		inboundID, err := via.Key(ctx, tx, in)
+		var dup *storedInbound
+		switch {
+		case err != nil:
+			return err
+		case inboundID != 0:
+			err = acceptInbound(ctx, tx, inboundID, in)
+		default:
+			inboundID, dup, err = insertInbound(ctx, tx, in, Answer{Accepted: true})
+		}
 		if err != nil {
 			return err
 		}
@@ -215,7 +227,7 @@ func (s *Service) receive(ctx context.Context, in Inbound, r Report, respond fun
 				return ErrKeyReused
 			}
 			rc = Receipt{ReportID: dup.reportID, Duplicate: true, Answer: dup.answer}
-			return via.received(ctx, tx, rc)
+			return via.Received(ctx, tx, rc)
 		}
 		stored, err := storedDocuments(ctx, tx, r.documentIDs())
 		if err != nil {
@@ -244,7 +256,7 @@ func (s *Service) receive(ctx context.Context, in Inbound, r Report, respond fun
 		if err := setInboundResponse(ctx, tx, inboundID, rc.Response); err != nil {
 			return err
 		}
-		return via.received(ctx, tx, rc)
+		return via.Received(ctx, tx, rc)
 	})
 	if err != nil {
 		if permanent := storageRefusal(err); permanent != nil {
@@ -258,25 +270,26 @@ func (s *Service) receive(ctx context.Context, in Inbound, r Report, respond fun
 	return rc, nil
 }
 
-// receiving is how receive records a message, in its transaction: fromDPI
-// for a message the DPI sent, a *Requeued for a quarantined one processed
-// again.
-type receiving interface {
-	// key records the message's key and returns its id, or the message
-	// recorded before with that key.
-	key(ctx context.Context, tx pgx.Tx, in Inbound) (int64, *storedInbound, error)
-	// received runs once the message is stored, or known as a retransmission.
-	received(ctx context.Context, tx pgx.Tx, rc Receipt) error
+// Receiving is how ReceiveVia records the message a report came in, in
+// the transaction that stores the report: Receive's for a message the DPI
+// sent, package quarantine's for a refused one processed again.
+type Receiving interface {
+	// Key runs first. It returns the id of the key (MSH-3, MSH-4, MSH-10)
+	// Reject recorded for the message, refused until now, which ReceiveVia
+	// then accepts; or 0, and ReceiveVia records the key as Receive does
+	// (a retransmission gets the first transmission's answer).
+	Key(ctx context.Context, tx pgx.Tx, in Inbound) (refusedID int64, err error)
+	// Received runs once the report is stored, or its message known as a
+	// retransmission, with the receipt ReceiveVia returns.
+	Received(ctx context.Context, tx pgx.Tx, rc Receipt) error
 }
 
-// fromDPI records a message the DPI sent.
+// fromDPI records a message the DPI sent: its key is new.
 type fromDPI struct{}
 
-func (fromDPI) key(ctx context.Context, tx pgx.Tx, in Inbound) (int64, *storedInbound, error) {
-	return insertInbound(ctx, tx, in, Answer{Accepted: true})
-}
+func (fromDPI) Key(context.Context, pgx.Tx, Inbound) (int64, error) { return 0, nil }
 
-func (fromDPI) received(context.Context, pgx.Tx, Receipt) error { return nil }
+func (fromDPI) Received(context.Context, pgx.Tx, Receipt) error { return nil }
 
 // receiveNew stores r as a new report, received with the inbound message
 // inboundID, and the job that resolves its recipients.
@@ -373,10 +386,30 @@ func storageRefusal(err error) error {
 	return &InvalidError{Msg: fmt.Sprintf("la base de données refuse une valeur du message (erreur PostgreSQL %s) : il serait refusé à chaque nouvel envoi", pgErr.Code)}
 }
 
-// Reject keeps a refused message in quarantine and returns the answer to
-// give: response. When in has a key, the refusal is remembered so that a
-// retransmission gets the same answer; if the key was meanwhile accepted or
-// refused, that first answer is returned instead.
+// Refusal is why the intake refused a message, and what it could read of
+// it, as the quarantine keeps them.
+type Refusal struct {
+	// Reason says it to people; it may repeat the message's values (patient data).
+	Reason string
+	// Code and Location say it without them: the HL7 table 0357 code
+	// (ERR-3, 0 for a REST request) and where, ERR-2 ("PID^1^3") or the
+	// JSON field.
+	Code     int
+	Location string
+	// Patient and Document say whom and what the message is about, for
+	// people, as far as they could be read ("" otherwise): patient data,
+	// shown as Reason is.
+	Patient, Document string
+	// Partial is true when the bytes kept are only the head of the message
+	// (over the size limit): it cannot be processed again.
+	Partial bool
+}
+
+// Reject keeps a refused message in quarantine (package quarantine lists
+// it and acts on it) and returns the answer to give: response. When in has
+// a key, the refusal is remembered so that a retransmission gets the same
+// answer; if the key was meanwhile accepted or refused, that first answer
+// is returned instead.
 func (s *Service) Reject(ctx context.Context, in Inbound, raw []byte, why Refusal, response []byte) (Answer, error) {
 	answer := Answer{Response: response}
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {

@@ -53,10 +53,7 @@ func (b *testBundle) statusIs(t *testing.T, reportID int64, recipient string, ch
 // setRules puts rules in force through the service, as the CME's tools do.
 func (b *testBundle) setRules(t *testing.T, rs ...rules.Rule) {
 	t.Helper()
-	source, err := rules.Marshal(rules.Set{Rules: rs})
-	require.NoError(t, err)
-	_, err = b.svc.SetRules(b.ctx, source, "test", "")
-	require.NoError(t, err)
+	b.env.SetRules(t, rs...)
 }
 
 // releaseNow makes the scheduled jobs of kind due now. It first waits for

@@ -97,6 +97,30 @@ func setInboundResponse(ctx context.Context, tx pgx.Tx, id int64, response []byt
 	return nil
 }
 
+// acceptInbound records that the message with key id, refused until now, is
+// accepted (its response is set once its report is stored).
+func acceptInbound(ctx context.Context, tx pgx.Tx, id int64, in Inbound) error {
+	_, err := tx.Exec(ctx, `UPDATE inbound_messages SET outcome = 'accepted', fingerprint = $2, response = ''::bytea
+		WHERE id = $1`, id, in.Fingerprint)
+	if err != nil {
+		return fmt.Errorf("accept inbound message: %w", err)
+	}
+	return nil
+}
+
+// insertQuarantine keeps the message in refused for why, in tx.
+func insertQuarantine(ctx context.Context, tx pgx.Tx, in Inbound, inboundID *int64, raw []byte, why Refusal) error {
+	_, err := tx.Exec(ctx, `INSERT INTO quarantine (kind, source, inbound_id, sending_application, sending_facility,
+			message_control_id, message_type, service, reason, error_code, error_location, patient, document, partial, raw)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
+		in.Kind, in.Source, inboundID, in.SendingApplication, in.SendingFacility, in.ControlID, in.MessageType, in.Service,
+		why.Reason, why.Code, why.Location, why.Patient, why.Document, why.Partial, raw)
+	if err != nil {
+		return fmt.Errorf("insert quarantine: %w", err)
+	}
+	return nil
+}
+
 // insertReport stores r, received as the inbound message inboundID, with its
 // documents and recipients.
 func insertReport(ctx context.Context, tx pgx.Tx, inboundID int64, in Inbound, r *Report) (int64, error) {

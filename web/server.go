@@ -21,6 +21,7 @@ import (
 	"github.com/mssdispatch/mssdispatch/audit"
 	"github.com/mssdispatch/mssdispatch/auth"
 	"github.com/mssdispatch/mssdispatch/dispatch"
+	"github.com/mssdispatch/mssdispatch/dispatch/quarantine"
 	"github.com/mssdispatch/mssdispatch/internal/redact"
 	"github.com/mssdispatch/mssdispatch/readmodel"
 )
@@ -34,7 +35,7 @@ type HL7Intake interface {
 	HandleHL7TooLarge(ctx context.Context, head []byte, size int64) []byte
 	// Reprocess runs a quarantined message through the intake again, for
 	// the quarantine's "Retraiter".
-	Reprocess(ctx context.Context, id int64, user string, services []string) (dispatch.Reprocessed, error)
+	Reprocess(ctx context.Context, id int64, user string, services []string) (quarantine.Reprocessed, error)
 }
 
 // Pinger checks the database (a pgxpool.Pool).
@@ -72,7 +73,7 @@ type Config struct {
 	// Views is what the dashboard and the REST API read (a
 	// *readmodel.Reader). Required.
 	Views Views
-	// Quarantine lists the rejected messages (a *dispatch.Service). Required.
+	// Quarantine lists the rejected messages (a *quarantine.Desk). Required.
 	Quarantine Quarantine
 	// Audit is the journal of the audit log, for admins (an *audit.Log). Required.
 	Audit AuditLog

@@ -25,6 +25,7 @@ import (
 	"github.com/mssdispatch/mssdispatch/dispatch"
 	"github.com/mssdispatch/mssdispatch/dispatch/hl7intake"
 	"github.com/mssdispatch/mssdispatch/dispatch/mail"
+	"github.com/mssdispatch/mssdispatch/dispatch/quarantine"
 	"github.com/mssdispatch/mssdispatch/internal/pgtest"
 	"github.com/mssdispatch/mssdispatch/letters"
 	"github.com/mssdispatch/mssdispatch/paper"
@@ -79,7 +80,8 @@ func setup(t testing.TB, configure ...func(*web.Config)) *testBundle {
 	require.NoError(t, err)
 	desk, err := letters.NewDesk(paperCfg, client)
 	require.NoError(t, err)
-	intake, err := hl7intake.New(hl7intake.Config{Receiver: service, Registerer: registry, Logger: quiet})
+	refused := quarantine.NewDesk(pool, service)
+	intake, err := hl7intake.New(hl7intake.Config{Receiver: service, Quarantine: refused, Registerer: registry, Logger: quiet})
 	require.NoError(t, err)
 	jobsUI, err := web.NewJobsUI(t.Context(), client, quiet)
 	require.NoError(t, err)
@@ -88,7 +90,7 @@ func setup(t testing.TB, configure ...func(*web.Config)) *testBundle {
 	require.NoError(t, err)
 	cfg := web.Config{APIToken: token, Intake: service, HL7: intake,
 		Directory: directory, Resolver: resolver, Rules: service, DB: pool, Gatherer: registry, Logger: quiet,
-		Dashboard: service, Accounts: accounts, Sessions: sessions, Letters: desk, Views: readmodel.New(pool), Quarantine: service, Audit: audit.NewLog(pool),
+		Dashboard: service, Accounts: accounts, Sessions: sessions, Letters: desk, Views: readmodel.New(pool), Quarantine: refused, Audit: audit.NewLog(pool),
 		Hospital: "CH Démo", HospitalAddresses: []string{"secretariat@ch-test.mssante.fr"}, JobsUI: jobsUI}
 	for _, c := range configure {
 		c(&cfg)

@@ -18,6 +18,7 @@ import (
 	"github.com/mssdispatch/mssdispatch/auth"
 	"github.com/mssdispatch/mssdispatch/correspondents"
 	"github.com/mssdispatch/mssdispatch/dispatch"
+	"github.com/mssdispatch/mssdispatch/dispatch/quarantine"
 	"github.com/mssdispatch/mssdispatch/hl7"
 	"github.com/mssdispatch/mssdispatch/internal/redact"
 	"github.com/mssdispatch/mssdispatch/rules"
@@ -35,11 +36,11 @@ type AuditLog interface {
 }
 
 // Quarantine lists the messages the intake refused and sets them aside (a
-// *dispatch.Service); the HL7 intake processes them again (HL7Intake.Reprocess).
+// *quarantine.Desk); the HL7 intake processes them again (HL7Intake.Reprocess).
 type Quarantine interface {
-	Quarantined(ctx context.Context, f dispatch.QuarantineFilter) ([]dispatch.QuarantinedMessage, error)
-	QuarantinedRaw(ctx context.Context, viewer string, id int64) ([]byte, error)
-	DismissQuarantined(ctx context.Context, id int64, user string, services []string, why string) error
+	List(ctx context.Context, f quarantine.Filter) ([]quarantine.Message, error)
+	Raw(ctx context.Context, viewer string, id int64) ([]byte, error)
+	Dismiss(ctx context.Context, id int64, user string, services []string, why string) error
 }
 
 // adminPageSize is the length of a page of the quarantine and the audit log.
@@ -471,7 +472,7 @@ type quarantinePage struct {
 
 // quarantineRow is a refused message and what the page says of it.
 type quarantineRow struct {
-	dispatch.QuarantinedMessage
+	quarantine.Message
 	// Error names the refusal's error code in French; Remedy says what to do.
 	Error, Remedy string
 }
@@ -494,15 +495,15 @@ var refusalErrors = map[int]string{
 }
 
 // remedies say in French what to do about a refused message.
-var remedies = map[dispatch.Remedy]string{
-	dispatch.RemedyContent:   "À corriger dans le DPI : contactez l'équipe d'interface du DPI.",
-	dispatch.RemedyInterface: "Paramétrage de l'interface : contactez l'équipe d'interface du DPI.",
-	dispatch.RemedyCaller:    "Le logiciel qui a appelé l'API a reçu ce refus : il doit renvoyer la demande corrigée (contactez son éditeur).",
+var remedies = map[quarantine.Remedy]string{
+	quarantine.RemedyContent:   "À corriger dans le DPI : contactez l'équipe d'interface du DPI.",
+	quarantine.RemedyInterface: "Paramétrage de l'interface : contactez l'équipe d'interface du DPI.",
+	quarantine.RemedyCaller:    "Le logiciel qui a appelé l'API a reçu ce refus : il doit renvoyer la demande corrigée (contactez son éditeur).",
 }
 
 // newQuarantineRow says m in French.
-func newQuarantineRow(m dispatch.QuarantinedMessage) quarantineRow {
-	row := quarantineRow{QuarantinedMessage: m, Remedy: remedies[m.Remedy()], Error: refusalErrors[m.ErrorCode]}
+func newQuarantineRow(m quarantine.Message) quarantineRow {
+	row := quarantineRow{Message: m, Remedy: remedies[m.Remedy()], Error: refusalErrors[m.ErrorCode]}
 	switch {
 	case m.Kind == "json":
 		row.Error = "requête refusée"
@@ -528,11 +529,11 @@ func (u *ui) getQuarantinePage(w http.ResponseWriter, r *http.Request) {
 	}
 	user := currentUser(r)
 	p := quarantinePage{All: r.URL.Query().Get("all") == "1", CanRaw: user.Can(auth.PermAdmin), CanAct: user.Can(auth.PermAct)}
-	f := dispatch.QuarantineFilter{BeforeID: before, Limit: adminPageSize + 1, Services: quarantineScope(user)}
+	f := quarantine.Filter{BeforeID: before, Limit: adminPageSize + 1, Services: quarantineScope(user)}
 	if !p.All {
-		f.Status = dispatch.QuarantineOpen
+		f.Status = quarantine.Open
 	}
-	msgs, err := u.cfg.Quarantine.Quarantined(r.Context(), f)
+	msgs, err := u.cfg.Quarantine.List(r.Context(), f)
 	if err != nil {
 		u.serverError(w, r, err)
 		return
@@ -578,7 +579,7 @@ func (u *ui) postQuarantineDismiss(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	user := currentUser(r)
-	err := u.cfg.Quarantine.DismissQuarantined(r.Context(), id, user.Username, quarantineScope(user), r.PostFormValue("why"))
+	err := u.cfg.Quarantine.Dismiss(r.Context(), id, user.Username, quarantineScope(user), r.PostFormValue("why"))
 	u.afterQuarantineAction(w, r, err, "Message écarté.", fmt.Sprintf("/quarantine#q-%d", id))
 }
 
@@ -593,9 +594,9 @@ func (u *ui) afterQuarantineAction(w http.ResponseWriter, r *http.Request, err e
 	case errors.Is(err, dispatch.ErrNotFound):
 		u.notFound(w, r, "Ce message n'existe pas, ou n'est pas d'un de vos services.")
 		return
-	case errors.Is(err, dispatch.ErrQuarantineHandled):
+	case errors.Is(err, quarantine.ErrHandled):
 		setFlash(w, true, "Ce message a déjà été retraité ou écarté entre-temps.")
-	case errors.Is(err, dispatch.ErrNotReprocessable):
+	case errors.Is(err, quarantine.ErrNotReprocessable):
 		setFlash(w, true, "Ce message ne peut pas être retraité (requête de l'API, ou contenu purgé ou incomplet).")
 	case errors.As(err, &invalid):
 		setFlash(w, true, "Message non écarté : "+invalid.Msg+".")
@@ -613,7 +614,7 @@ func (u *ui) getQuarantineRaw(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	raw, err := u.cfg.Quarantine.QuarantinedRaw(r.Context(), currentUser(r).Username, id)
+	raw, err := u.cfg.Quarantine.Raw(r.Context(), currentUser(r).Username, id)
 	switch {
 	case errors.Is(err, dispatch.ErrNotFound):
 		u.notFound(w, r, "Ce message n'existe pas.")

@@ -30,6 +30,8 @@ import (
 	"github.com/mssdispatch/mssdispatch/dispatch/hl7intake"
 	dmail "github.com/mssdispatch/mssdispatch/dispatch/mail"
 	"github.com/mssdispatch/mssdispatch/dispatch/mail/ingest"
+	"github.com/mssdispatch/mssdispatch/dispatch/quarantine"
+	"github.com/mssdispatch/mssdispatch/dispatch/retention"
 	"github.com/mssdispatch/mssdispatch/hl7"
 	"github.com/mssdispatch/mssdispatch/hl7/mllp"
 	"github.com/mssdispatch/mssdispatch/internal/redact"
@@ -166,7 +168,7 @@ func loadServeConfig(e env) (serveConfig, error) {
 		WhitelistSource:    e.get("WHITELIST_SOURCE"),
 		DirectorySyncCron:  r.cron("DIRECTORY_SYNC_CRON"),
 		RetentionCron:      r.cron("RETENTION_CRON"),
-		RetentionDays:      r.days("RETENTION_DAYS", dispatch.MinRetentionDays),
+		RetentionDays:      r.days("RETENTION_DAYS", retention.MinDays),
 		AuditRetentionDays: r.days("AUDIT_RETENTION_DAYS", audit.MinRetentionDays),
 		Workers:            r.intIn("WORKERS", 1, 1000, ""),
 		MLLPMaxConns:       r.intIn("MLLP_MAX_CONNS", 1, 10000, ""),
@@ -444,8 +446,9 @@ type app struct {
 }
 
 // build wires the service: each package registers its workers (the domain
-// in one call, dispatch.Install), the queue is built with them and their
-// periodic jobs, then the services that enqueue jobs and the edges.
+// in one call, dispatch.Install; its retention purge, retention.AddPurge),
+// the queue is built with them and their periodic jobs, then the services
+// that enqueue jobs and the edges.
 func build(ctx context.Context, cfg serveConfig, pool *pgxpool.Pool, transport dmail.Transport, notifier dispatch.DPINotifier,
 	registry *prometheus.Registry, logger *slog.Logger) (*app, error) {
 	directory := correspondents.NewStore(pool)
@@ -455,15 +458,19 @@ func build(ctx context.Context, cfg serveConfig, pool *pgxpool.Pool, transport d
 		Workers: dispatch.WorkerConfig{Pool: pool, Resolver: resolver, Transport: transport, Sender: cfg.Sender,
 			FallbackRecipients: cfg.FallbackRecipients, NIL: cfg.NIL, SourceID: cfg.SourceOID, PatientNoReply: cfg.PatientNoReply,
 			GiveUpAfter: cfg.SendGiveUpAfter, RetryBackoff: cfg.SendRetryBackoff, Registerer: registry, Logger: logger},
-		Notifier:      notifier,
-		Custodian:     dispatch.Organisation{FINESS: cfg.FINESS, Name: cfg.Organisation},
-		Retention:     dispatch.RetentionConfig{Days: cfg.RetentionDays, AuditDays: cfg.AuditRetentionDays},
-		RetentionCron: cmp.Or(cfg.RetentionCron, defaultRetentionCron),
+		Notifier:  notifier,
+		Custodian: dispatch.Organisation{FINESS: cfg.FINESS, Name: cfg.Organisation},
 	})
 	if err != nil {
 		return nil, &configError{msg: err.Error()}
 	}
-	periodic := domain.Periodic()
+	err = retention.AddPurge(workers, retention.Config{Pool: pool, Days: cfg.RetentionDays, AuditDays: cfg.AuditRetentionDays,
+		Registerer: registry, Logger: logger})
+	if err != nil {
+		return nil, &configError{msg: err.Error()}
+	}
+	periodic := append(domain.Periodic(), queue.Periodic{Spec: cmp.Or(cfg.RetentionCron, defaultRetentionCron),
+		Args: func() river.JobArgs { return retention.PurgeArgs{} }})
 	err = correspondents.AddDirectorySync(workers, correspondents.DirectorySyncConfig{Store: directory,
 		DirectorySource: cfg.DirectorySource, WhitelistSource: cfg.WhitelistSource, Registerer: registry, Logger: logger})
 	if err != nil {
@@ -511,7 +518,8 @@ func build(ctx context.Context, cfg serveConfig, pool *pgxpool.Pool, transport d
 			return nil, &configError{msg: err.Error()}
 		}
 	}
-	a.intake, err = hl7intake.New(hl7intake.Config{Receiver: service, DefaultCharset: cfg.HL7Charset, Registerer: registry, Logger: logger})
+	refused := quarantine.NewDesk(pool, service)
+	a.intake, err = hl7intake.New(hl7intake.Config{Receiver: service, Quarantine: refused, DefaultCharset: cfg.HL7Charset, Registerer: registry, Logger: logger})
 	if err != nil {
 		return nil, err
 	}
@@ -522,7 +530,7 @@ func build(ctx context.Context, cfg serveConfig, pool *pgxpool.Pool, transport d
 	a.handler, err = web.NewHandler(web.Config{APIToken: cfg.APIToken, Intake: service, HL7: a.intake,
 		Directory: directory, Resolver: resolver, Rules: service, DB: pool, Gatherer: registry, Logger: logger,
 		Dashboard: service, Accounts: accounts, Sessions: sessions, Letters: desk, Views: readmodel.New(pool),
-		Quarantine: service, Audit: audit.NewLog(pool), Hospital: cfg.Organisation, HospitalAddresses: cfg.HospitalAddresses,
+		Quarantine: refused, Audit: audit.NewLog(pool), Hospital: cfg.Organisation, HospitalAddresses: cfg.HospitalAddresses,
 		JobsUI: jobsUI, TrustedProxies: cfg.TrustedProxies})
 	if err != nil {
 		return nil, err

@@ -25,6 +25,7 @@ import (
 	"github.com/mssdispatch/mssdispatch/dispatch"
 	"github.com/mssdispatch/mssdispatch/dispatch/hl7intake"
 	"github.com/mssdispatch/mssdispatch/dispatch/mail"
+	"github.com/mssdispatch/mssdispatch/dispatch/quarantine"
 	"github.com/mssdispatch/mssdispatch/hl7"
 	"github.com/mssdispatch/mssdispatch/hl7/mllp"
 	"github.com/mssdispatch/mssdispatch/internal/mailtest"
@@ -168,7 +169,7 @@ func setupVolet(t *testing.T, dpiAddr string) *voletBundle {
 	svc, err := dispatch.NewService(dispatch.ServiceConfig{Pool: pool, Jobs: client, Resolver: resolver,
 		BusinessAcks: dpiAddr != "", Sender: voletSender, Logger: voletLog})
 	require.NoError(t, err)
-	h, err := hl7intake.New(hl7intake.Config{Receiver: svc, Logger: voletLog})
+	h, err := hl7intake.New(hl7intake.Config{Receiver: svc, Quarantine: quarantine.NewDesk(pool, svc), Logger: voletLog})
 	require.NoError(t, err)
 	return &voletBundle{ctx: ctx, pool: pool, svc: svc, views: readmodel.New(pool), handler: h, outbox: dir}
 }

@@ -14,20 +14,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/mssdispatch/mssdispatch/dispatch"
+	"github.com/mssdispatch/mssdispatch/dispatch/quarantine"
 	"github.com/mssdispatch/mssdispatch/hl7"
 	"github.com/mssdispatch/mssdispatch/hl7/mllp"
 	"github.com/mssdispatch/mssdispatch/internal/redact"
 )
 
-// Receiver stores reports and refused messages (dispatch.Service).
-type Receiver interface {
-	Recorder
-	// Requeue takes up a quarantined message again, for Reprocess.
-	Requeue(ctx context.Context, id int64, user string, services []string) (*dispatch.Requeued, error)
-}
-
 // Recorder records what becomes of a message: a dispatch.Service for a
-// message received, a *dispatch.Requeued for a quarantined one processed
+// message received, a *quarantine.Requeued for a quarantined one processed
 // again.
 type Recorder interface {
 	Previous(ctx context.Context, in dispatch.Inbound) (dispatch.Answer, bool, error)
@@ -35,10 +29,19 @@ type Recorder interface {
 	Reject(ctx context.Context, in dispatch.Inbound, raw []byte, why dispatch.Refusal, response []byte) (dispatch.Answer, error)
 }
 
+// Requeuer takes up a quarantined message again (quarantine.Desk).
+type Requeuer interface {
+	Requeue(ctx context.Context, id int64, user string, services []string) (*quarantine.Requeued, error)
+}
+
 // Config configures a Handler.
 type Config struct {
-	// Receiver stores the reports. Required.
-	Receiver Receiver
+	// Receiver stores the reports and the refused messages (a
+	// *dispatch.Service). Required.
+	Receiver Recorder
+	// Quarantine takes up a quarantined message again, for Reprocess (a
+	// *quarantine.Desk). Required.
+	Quarantine Requeuer
 	// DefaultCharset applies when MSH-18 is empty: "UNICODE UTF-8" (default),
 	// "8859/1" or "8859/15".
 	DefaultCharset string
@@ -62,8 +65,8 @@ type Handler struct {
 
 // New validates cfg and returns a Handler.
 func New(cfg Config) (*Handler, error) {
-	if cfg.Receiver == nil {
-		return nil, errors.New("hl7intake: Config.Receiver is required")
+	if cfg.Receiver == nil || cfg.Quarantine == nil {
+		return nil, errors.New("hl7intake: Config.Receiver and Quarantine are required")
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -152,15 +155,14 @@ func reject(code string, seg string, field, errCode int, format string, args ...
 // if received again, for user, who sees services (nil: all): accepted, it
 // is stored as a report (none if the DPI sent the same document again
 // meanwhile: its row then names that report) and its row says so; refused,
-// its row gives the new reason (see dispatch.Requeued). Nothing is counted
+// its row gives the new reason (see quarantine.Requeued). Nothing is counted
 // as received. It returns dispatch.ErrNotFound for a message the user does
-// not see whole, dispatch.ErrQuarantineHandled once it was accepted or set
-// aside, dispatch.ErrNotReprocessable for one that cannot be processed
-// again.
-func (h *Handler) Reprocess(ctx context.Context, id int64, user string, services []string) (dispatch.Reprocessed, error) {
-	q, err := h.cfg.Receiver.Requeue(ctx, id, user, services)
+// not see whole, quarantine.ErrHandled once it was accepted or set aside,
+// quarantine.ErrNotReprocessable for one that cannot be processed again.
+func (h *Handler) Reprocess(ctx context.Context, id int64, user string, services []string) (quarantine.Reprocessed, error) {
+	q, err := h.cfg.Quarantine.Requeue(ctx, id, user, services)
 	if err != nil {
-		return dispatch.Reprocessed{}, err
+		return quarantine.Reprocessed{}, err
 	}
 	h.process(ctx, q.Raw, q.Source, q)
 	return q.Outcome()

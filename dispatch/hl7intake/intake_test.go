@@ -19,6 +19,7 @@ import (
 	"github.com/mssdispatch/mssdispatch/dispatch"
 	"github.com/mssdispatch/mssdispatch/dispatch/hl7intake"
 	"github.com/mssdispatch/mssdispatch/dispatch/mail"
+	"github.com/mssdispatch/mssdispatch/dispatch/quarantine"
 	"github.com/mssdispatch/mssdispatch/hl7"
 	"github.com/mssdispatch/mssdispatch/hl7/mllp"
 	"github.com/mssdispatch/mssdispatch/internal/pgtest"
@@ -53,7 +54,7 @@ func setup(t testing.TB) *testBundle {
 	svc, err := dispatch.NewService(dispatch.ServiceConfig{Pool: pool, Jobs: client, Resolver: resolver, Logger: logger})
 	require.NoError(t, err)
 	metrics := prometheus.NewRegistry()
-	h, err := hl7intake.New(hl7intake.Config{Receiver: svc, Logger: logger, Registerer: metrics})
+	h, err := hl7intake.New(hl7intake.Config{Receiver: svc, Quarantine: quarantine.NewDesk(pool, svc), Logger: logger, Registerer: metrics})
 	require.NoError(t, err)
 	return &testBundle{ctx: context.Background(), pool: pool, handler: h, logs: logs, metrics: metrics}
 }

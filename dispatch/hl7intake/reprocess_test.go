@@ -13,6 +13,7 @@ import (
 
 	"github.com/mssdispatch/mssdispatch/dispatch"
 	"github.com/mssdispatch/mssdispatch/dispatch/hl7intake"
+	"github.com/mssdispatch/mssdispatch/dispatch/quarantine"
 	"github.com/mssdispatch/mssdispatch/hl7"
 )
 
@@ -102,7 +103,7 @@ func TestReprocess(t *testing.T) {
 	require.Equal(t, 2, b.count(t, "reports"), "and stores nothing")
 
 	_, err = b.handler.Reprocess(b.ctx, q.id, "alice", nil)
-	require.ErrorIs(t, err, dispatch.ErrQuarantineHandled)
+	require.ErrorIs(t, err, quarantine.ErrHandled)
 
 	// Processing again is no message received: the DPI's three only.
 	require.NoError(t, testutil.GatherAndCompare(b.metrics, strings.NewReader(`
@@ -146,7 +147,7 @@ func TestReprocessResent(t *testing.T) {
 
 	got, err := b.handler.Reprocess(b.ctx, b.quarantined(t, "RPLC-1").id, "alice", nil)
 	require.NoError(t, err)
-	require.Equal(t, dispatch.Reprocessed{ReportID: first}, got)
+	require.Equal(t, quarantine.Reprocessed{ReportID: first}, got)
 	require.Equal(t, 1, b.count(t, "reports WHERE action = 'replace'"), "no duplicate")
 	require.Equal(t, first, b.quarantined(t, "RPLC-1").reportID)
 }
@@ -203,7 +204,7 @@ func TestReprocessable(t *testing.T) {
 	require.Equal(t, "DPI_TEST", application, "where it came from, read from its head")
 	require.Contains(t, patient, "DUPONT Marie")
 	_, err := b.handler.Reprocess(b.ctx, id, "alice", nil)
-	require.ErrorIs(t, err, dispatch.ErrNotReprocessable)
+	require.ErrorIs(t, err, quarantine.ErrNotReprocessable)
 }
 
 // TestAbout: whom and what a message is about, for the quarantine, as far

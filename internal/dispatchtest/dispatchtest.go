@@ -1,13 +1,16 @@
 // Package dispatchtest runs the domain (package dispatch) for the tests of
-// dispatch and of the packages beside it (letters): a fresh database
-// holding the demo directory, the workers, the River queue and a Service
-// (Start), the report they receive (Report, Receive), its wait as the REST
-// API reads it (WaitReport, StatusIs, through package readmodel), and what
-// the database says of a delivery (MessageID, EventCount).
+// dispatch and of the packages beside it (letters, quarantine, retention):
+// a fresh database holding the demo directory, the workers, the River
+// queue and a Service (Start), the report they receive (Report, Receive),
+// its wait as the REST API reads it (WaitReport, WaitDeliveries, StatusIs,
+// through package readmodel), what the database says of a delivery
+// (MessageID, EventCount), the rules in force (SetRules) and the jobs
+// (Jobs, RunNow).
 package dispatchtest
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"os"
@@ -22,6 +25,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
 	"github.com/stretchr/testify/require"
 
 	"github.com/mssdispatch/mssdispatch/cda"
@@ -32,6 +36,7 @@ import (
 	"github.com/mssdispatch/mssdispatch/internal/queuetest"
 	"github.com/mssdispatch/mssdispatch/queue"
 	"github.com/mssdispatch/mssdispatch/readmodel"
+	"github.com/mssdispatch/mssdispatch/rules"
 )
 
 // Sender is the BAL applicative the workers send from.
@@ -148,6 +153,80 @@ func (e *Env) Receive(t *testing.T, r dispatch.Report) dispatch.Receipt {
 	rc, err := e.Service.Receive(e.Ctx, Inbound(key, key), r, Respond)
 	require.NoError(t, err)
 	return rc
+}
+
+// WaitDeliveries waits until the report has want deliveries none of which is queued.
+func (e *Env) WaitDeliveries(t *testing.T, reportID int64, want int) readmodel.ReportView {
+	t.Helper()
+	return e.WaitReport(t, reportID, fmt.Sprintf("%d deliveries none queued", want), func(v readmodel.ReportView) bool {
+		return len(v.Deliveries) == want && !slices.ContainsFunc(v.Deliveries,
+			func(d readmodel.DeliveryView) bool { return d.Status == dispatch.StatusQueued })
+	})
+}
+
+// SetRules puts rules in force through the service, as the CME's tools do.
+func (e *Env) SetRules(t *testing.T, rs ...rules.Rule) {
+	t.Helper()
+	source, err := rules.Marshal(rules.Set{Rules: rs})
+	require.NoError(t, err)
+	_, err = e.Service.SetRules(e.Ctx, source, "test", "")
+	require.NoError(t, err)
+}
+
+// The tests see River's jobs through River's API (the client's JobList and
+// JobRetry, rivertest's assertions), never through its tables.
+
+// Jobs lists, in id order, the jobs of kind (any kind when empty) in the
+// states (any state when none).
+func (e *Env) Jobs(t *testing.T, kind string, states ...rivertype.JobState) []*rivertype.JobRow {
+	t.Helper()
+	params := river.NewJobListParams().First(10_000)
+	if kind != "" {
+		params = params.Kinds(kind)
+	}
+	if len(states) > 0 {
+		params = params.States(states...)
+	}
+	res, err := e.Client.JobList(e.Ctx, params)
+	require.NoError(t, err)
+	return res.Jobs
+}
+
+// DeliveryJobs lists, in id order, the jobs of kind for the delivery id
+// (the delivery_id of their args) in the states (any state when none).
+func (e *Env) DeliveryJobs(t *testing.T, kind string, id int64, states ...rivertype.JobState) []*rivertype.JobRow {
+	t.Helper()
+	var out []*rivertype.JobRow
+	for _, j := range e.Jobs(t, kind, states...) {
+		var args struct {
+			DeliveryID int64 `json:"delivery_id"`
+		}
+		require.NoError(t, json.Unmarshal(j.EncodedArgs, &args))
+		if args.DeliveryID == id {
+			out = append(out, j)
+		}
+	}
+	return out
+}
+
+// JobArgs decodes the args of j.
+func JobArgs[T river.JobArgs](t *testing.T, j *rivertype.JobRow) T {
+	t.Helper()
+	var args T
+	require.NoError(t, json.Unmarshal(j.EncodedArgs, &args))
+	require.Equal(t, args.Kind(), j.Kind)
+	return args
+}
+
+// RunNow makes jobs available at once with River's JobRetry (as its UI's
+// retry does): a scheduled job runs without waiting for its time, a
+// cancelled one runs after all.
+func (e *Env) RunNow(t *testing.T, jobs []*rivertype.JobRow) {
+	t.Helper()
+	for _, j := range jobs {
+		_, err := e.Client.JobRetry(e.Ctx, j.ID)
+		require.NoError(t, err)
+	}
 }
 
 // WaitReport waits until the report satisfies cond, described by what. The

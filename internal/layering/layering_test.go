@@ -42,11 +42,15 @@ func packages(t *testing.T, deps bool) map[string][]string {
 // TestLayers fails when a package imports what its layer must not.
 func TestLayers(t *testing.T) {
 	imports := packages(t, false)
+	// The domain: no screen, no protocol of the edges, no PDF, no read model.
+	domain := []string{module + "/web", module + "/hl7", module + "/hl7/mllp", module + "/dispatch/hl7intake",
+		module + "/paper", module + "/readmodel", "net/http"}
 	forbidden := map[string][]string{
 		// The domain: no screen, no protocol of the edges, no PDF, no read
 		// model, no mailbox reader (it sees only Acknowledge).
-		"dispatch": {module + "/web", module + "/hl7", module + "/hl7/mllp", module + "/dispatch/hl7intake",
-			module + "/dispatch/mail/ingest", module + "/paper", module + "/readmodel", "net/http"},
+		"dispatch":            append(slices.Clone(domain), module+"/dispatch/mail/ingest"),
+		"dispatch/quarantine": domain,
+		"dispatch/retention":  domain,
 		// The rules are data and their text: no database, no domain.
 		"rules": {"github.com/jackc/pgx/v5", module + "/dispatch", module + "/correspondents"},
 		// The read models read; they neither serve pages nor render letters.

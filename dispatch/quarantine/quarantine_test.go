@@ -1,23 +1,53 @@
-package dispatch_test
+package quarantine_test
 
 import (
+	"context"
 	"fmt"
 	"testing"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
 	"github.com/mssdispatch/mssdispatch/audit"
 	"github.com/mssdispatch/mssdispatch/dispatch"
+	"github.com/mssdispatch/mssdispatch/dispatch/mail"
+	"github.com/mssdispatch/mssdispatch/dispatch/quarantine"
+	"github.com/mssdispatch/mssdispatch/internal/dispatchtest"
 )
+
+// The shared helpers (internal/dispatchtest), under short names.
+var (
+	testReport = dispatchtest.Report
+	inbound    = dispatchtest.Inbound
+	respond    = dispatchtest.Respond
+)
+
+// testBundle is the domain running for a test (its workers sending to an
+// outbox), and its quarantine.
+type testBundle struct {
+	ctx  context.Context
+	pool *pgxpool.Pool
+	svc  *dispatch.Service
+	desk *quarantine.Desk
+}
+
+// setup starts the domain on a fresh database, and its quarantine.
+func setup(t *testing.T) *testBundle {
+	t.Helper()
+	outbox, err := mail.NewOutbox(t.TempDir())
+	require.NoError(t, err)
+	e := dispatchtest.Start(t, outbox, nil)
+	return &testBundle{ctx: e.Ctx, pool: e.Pool, svc: e.Service, desk: quarantine.NewDesk(e.Pool, e.Service)}
+}
 
 // TestQuarantine checks that the quarantine lists the refused messages
 // newest first, page by page, with their reason and never their bytes, and
-// that QuarantinedRaw gives the bytes, empty once purged.
+// that Raw gives the bytes, empty once purged.
 func TestQuarantine(t *testing.T) {
 	t.Parallel()
-	b, _ := setupOutbox(t)
+	b := setup(t)
 
-	msgs, err := b.svc.Quarantined(b.ctx, dispatch.QuarantineFilter{})
+	msgs, err := b.desk.List(b.ctx, quarantine.Filter{})
 	require.NoError(t, err)
 	require.Empty(t, msgs)
 
@@ -32,7 +62,7 @@ func TestQuarantine(t *testing.T) {
 	_, err = b.svc.Reject(b.ctx, dispatch.Inbound{Kind: "json", Source: "api"}, []byte(`{"patient": "DUPONT"}`), dispatch.Refusal{Reason: "body is not JSON"}, nil)
 	require.NoError(t, err)
 
-	page, err := b.svc.Quarantined(b.ctx, dispatch.QuarantineFilter{Limit: 4})
+	page, err := b.desk.List(b.ctx, quarantine.Filter{Limit: 4})
 	require.NoError(t, err)
 	require.Len(t, page, 4)
 	require.Equal(t, "json", page[0].Kind)
@@ -48,7 +78,7 @@ func TestQuarantine(t *testing.T) {
 		require.Equal(t, "Lettre de sortie", m.Document)
 		require.Equal(t, "DPI", m.SendingApplication, "MSH-3")
 		require.Equal(t, "CH", m.SendingFacility, "MSH-4")
-		require.Equal(t, dispatch.QuarantineOpen, m.Status)
+		require.Equal(t, quarantine.Open, m.Status)
 		require.True(t, m.Reprocessable())
 		require.True(t, m.Dismissable())
 		require.Equal(t, "hl7", m.Kind)
@@ -60,26 +90,26 @@ func TestQuarantine(t *testing.T) {
 	}
 	require.NotContains(t, fmt.Sprintf("%+v", page), "DUPONT", "the list never carries the bytes")
 
-	rest, err := b.svc.Quarantined(b.ctx, dispatch.QuarantineFilter{BeforeID: page[3].ID, Limit: 4})
+	rest, err := b.desk.List(b.ctx, quarantine.Filter{BeforeID: page[3].ID, Limit: 4})
 	require.NoError(t, err)
 	require.Len(t, rest, 2)
 	require.Equal(t, "MSG-Q-1", rest[0].ControlID)
 	require.Equal(t, "MSG-Q-0", rest[1].ControlID)
-	last, err := b.svc.Quarantined(b.ctx, dispatch.QuarantineFilter{BeforeID: rest[1].ID})
+	last, err := b.desk.List(b.ctx, quarantine.Filter{BeforeID: rest[1].ID})
 	require.NoError(t, err)
 	require.Empty(t, last)
 
-	raw, err := b.svc.QuarantinedRaw(b.ctx, "test", rest[0].ID)
+	raw, err := b.desk.Raw(b.ctx, "test", rest[0].ID)
 	require.NoError(t, err)
 	require.Equal(t, "MSH|^~\\&|DPI|CH|||PID|DUPONT 1", string(raw))
 
 	_, err = b.pool.Exec(b.ctx, `UPDATE quarantine SET raw = ''::bytea, purged_at = now() WHERE id = $1`, rest[0].ID)
 	require.NoError(t, err)
-	raw, err = b.svc.QuarantinedRaw(b.ctx, "test", rest[0].ID)
+	raw, err = b.desk.Raw(b.ctx, "test", rest[0].ID)
 	require.NoError(t, err)
 	require.NotNil(t, raw)
 	require.Empty(t, raw)
-	rest, err = b.svc.Quarantined(b.ctx, dispatch.QuarantineFilter{BeforeID: page[3].ID, Limit: 1})
+	rest, err = b.desk.List(b.ctx, quarantine.Filter{BeforeID: page[3].ID, Limit: 1})
 	require.NoError(t, err)
 	require.Len(t, rest, 1)
 	require.True(t, rest[0].Purged)
@@ -89,7 +119,7 @@ func TestQuarantine(t *testing.T) {
 	require.Equal(t, "PID-3 missing (1)", rest[0].Reason, "the reason outlives the bytes")
 
 	for _, id := range []int64{0, -1, page[0].ID + 1000} {
-		_, err = b.svc.QuarantinedRaw(b.ctx, "test", id)
+		_, err = b.desk.Raw(b.ctx, "test", id)
 		require.ErrorIs(t, err, dispatch.ErrNotFound, id)
 	}
 }
@@ -99,7 +129,7 @@ func TestQuarantine(t *testing.T) {
 // the others get what it is and where it failed.
 func TestQuarantineScope(t *testing.T) {
 	t.Parallel()
-	b, _ := setupOutbox(t)
+	b := setup(t)
 	refuse := func(controlID, service string) {
 		in := inbound(controlID, controlID)
 		in.Service = service
@@ -113,7 +143,7 @@ func TestQuarantineScope(t *testing.T) {
 	refuse("MSG-UNKNOWN", "")
 
 	reasons := func(services []string) map[string]string {
-		msgs, err := b.svc.Quarantined(b.ctx, dispatch.QuarantineFilter{Services: services})
+		msgs, err := b.desk.List(b.ctx, quarantine.Filter{Services: services})
 		require.NoError(t, err)
 		got := map[string]string{}
 		for _, m := range msgs {
@@ -145,59 +175,59 @@ func TestQuarantineScope(t *testing.T) {
 // a quarantined message could only be looked at.
 func TestQuarantineDismiss(t *testing.T) {
 	t.Parallel()
-	b, _ := setupOutbox(t)
+	b := setup(t)
 	in := inbound("MSG-CARDIO", "cardio")
 	in.Service = "CARDIO"
 	_, err := b.svc.Reject(b.ctx, in, []byte("MSH|^~\\&|DPI|CH"), dispatch.Refusal{Reason: "PID-3 vide", Code: 101,
 		Location: "PID^1^3", Patient: "DUPONT Marie"}, []byte("ACK AE"))
 	require.NoError(t, err)
-	open, err := b.svc.Quarantined(b.ctx, dispatch.QuarantineFilter{Status: dispatch.QuarantineOpen})
+	open, err := b.desk.List(b.ctx, quarantine.Filter{Status: quarantine.Open})
 	require.NoError(t, err)
 	require.Len(t, open, 1)
 	id := open[0].ID
 
-	err = b.svc.DismissQuarantined(b.ctx, id, "pneumo", []string{"PNEUMO"}, "doublon")
+	err = b.desk.Dismiss(b.ctx, id, "pneumo", []string{"PNEUMO"}, "doublon")
 	require.ErrorIs(t, err, dispatch.ErrNotFound, "a message of another service")
 	var invalid *dispatch.InvalidError
-	require.ErrorAs(t, b.svc.DismissQuarantined(b.ctx, id, "cardio", []string{"CARDIO"}, "  "), &invalid, "a reason is required")
+	require.ErrorAs(t, b.desk.Dismiss(b.ctx, id, "cardio", []string{"CARDIO"}, "  "), &invalid, "a reason is required")
 	require.Equal(t, "why", invalid.Field)
-	require.ErrorIs(t, b.svc.DismissQuarantined(b.ctx, id+1000, "cardio", nil, "doublon"), dispatch.ErrNotFound)
+	require.ErrorIs(t, b.desk.Dismiss(b.ctx, id+1000, "cardio", nil, "doublon"), dispatch.ErrNotFound)
 
 	// The audit log unavailable, nothing changes.
 	_, err = b.pool.Exec(b.ctx, `CREATE FUNCTION refuse_audit() RETURNS trigger LANGUAGE plpgsql AS $$
 		BEGIN RAISE EXCEPTION 'audit log unavailable'; END $$;
 		CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_log FOR EACH ROW EXECUTE FUNCTION refuse_audit()`)
 	require.NoError(t, err)
-	require.ErrorContains(t, b.svc.DismissQuarantined(b.ctx, id, "cardio", []string{"CARDIO"}, "renvoyé corrigé"), "audit log unavailable")
-	open, err = b.svc.Quarantined(b.ctx, dispatch.QuarantineFilter{Status: dispatch.QuarantineOpen})
+	require.ErrorContains(t, b.desk.Dismiss(b.ctx, id, "cardio", []string{"CARDIO"}, "renvoyé corrigé"), "audit log unavailable")
+	open, err = b.desk.List(b.ctx, quarantine.Filter{Status: quarantine.Open})
 	require.NoError(t, err)
 	require.Len(t, open, 1, "still open")
 	_, err = b.pool.Exec(b.ctx, `DROP TRIGGER refuse_audit ON audit_log`)
 	require.NoError(t, err)
 
-	require.NoError(t, b.svc.DismissQuarantined(b.ctx, id, "cardio", []string{"CARDIO"}, " renvoyé corrigé par le DPI "))
-	open, err = b.svc.Quarantined(b.ctx, dispatch.QuarantineFilter{Status: dispatch.QuarantineOpen})
+	require.NoError(t, b.desk.Dismiss(b.ctx, id, "cardio", []string{"CARDIO"}, " renvoyé corrigé par le DPI "))
+	open, err = b.desk.List(b.ctx, quarantine.Filter{Status: quarantine.Open})
 	require.NoError(t, err)
 	require.Empty(t, open)
-	all, err := b.svc.Quarantined(b.ctx, dispatch.QuarantineFilter{Services: []string{"CARDIO"}})
+	all, err := b.desk.List(b.ctx, quarantine.Filter{Services: []string{"CARDIO"}})
 	require.NoError(t, err)
 	require.Len(t, all, 1)
 	m := all[0]
-	require.Equal(t, dispatch.QuarantineDismissed, m.Status)
+	require.Equal(t, quarantine.Dismissed, m.Status)
 	require.Equal(t, "cardio", m.ActedBy)
 	require.NotNil(t, m.ActedAt)
 	require.Equal(t, "renvoyé corrigé par le DPI", m.Note)
 	require.Equal(t, "PID-3 vide", m.Reason, "the reason stays")
 	require.False(t, m.Dismissable())
 	require.False(t, m.Reprocessable())
-	other, err := b.svc.Quarantined(b.ctx, dispatch.QuarantineFilter{Services: []string{"PNEUMO"}})
+	other, err := b.desk.List(b.ctx, quarantine.Filter{Services: []string{"PNEUMO"}})
 	require.NoError(t, err)
 	require.Empty(t, other[0].Note, "why, which may name the patient, is withheld as the reason is")
 
-	err = b.svc.DismissQuarantined(b.ctx, id, "root", nil, "encore")
-	require.ErrorIs(t, err, dispatch.ErrQuarantineHandled)
-	_, err = b.svc.Requeue(b.ctx, id, "root", nil)
-	require.ErrorIs(t, err, dispatch.ErrQuarantineHandled)
+	err = b.desk.Dismiss(b.ctx, id, "root", nil, "encore")
+	require.ErrorIs(t, err, quarantine.ErrHandled)
+	_, err = b.desk.Requeue(b.ctx, id, "root", nil)
+	require.ErrorIs(t, err, quarantine.ErrHandled)
 
 	records, err := audit.NewLog(b.pool).Read(b.ctx, audit.Filter{Action: "quarantine_dismissed"})
 	require.NoError(t, err)
@@ -213,13 +243,13 @@ func TestQuarantineDismiss(t *testing.T) {
 // transaction (the HL7 intake's side is in hl7intake's TestReprocess).
 func TestRequeue(t *testing.T) {
 	t.Parallel()
-	b, _ := setupOutbox(t)
+	b := setup(t)
 	refuse := func(in dispatch.Inbound, why dispatch.Refusal) int64 {
 		t.Helper()
 		in.Service = "CARDIO"
 		_, err := b.svc.Reject(b.ctx, in, []byte("MSH|^~\\&|DPI|CH"), why, []byte("ACK AE"))
 		require.NoError(t, err)
-		msgs, err := b.svc.Quarantined(b.ctx, dispatch.QuarantineFilter{Limit: 1})
+		msgs, err := b.desk.List(b.ctx, quarantine.Filter{Limit: 1})
 		require.NoError(t, err)
 		return msgs[0].ID
 	}
@@ -233,17 +263,17 @@ func TestRequeue(t *testing.T) {
 		services []string
 		want     error
 	}{
-		{api, nil, dispatch.ErrNotReprocessable},
-		{partial, nil, dispatch.ErrNotReprocessable},
+		{api, nil, quarantine.ErrNotReprocessable},
+		{partial, nil, quarantine.ErrNotReprocessable},
 		{id, []string{"PNEUMO"}, dispatch.ErrNotFound},
 		{id + 1000, nil, dispatch.ErrNotFound},
 	} {
-		_, err := b.svc.Requeue(b.ctx, c.id, "alice", c.services)
+		_, err := b.desk.Requeue(b.ctx, c.id, "alice", c.services)
 		require.ErrorIs(t, err, c.want, c.id)
 	}
 
 	// The audit log unavailable, nothing is stored.
-	q, err := b.svc.Requeue(b.ctx, id, "alice", []string{"CARDIO"})
+	q, err := b.desk.Requeue(b.ctx, id, "alice", []string{"CARDIO"})
 	require.NoError(t, err)
 	require.Equal(t, "mllp", q.Source)
 	require.Equal(t, "MSH|^~\\&|DPI|CH", string(q.Raw))
@@ -264,16 +294,16 @@ func TestRequeue(t *testing.T) {
 	_, err = b.pool.Exec(b.ctx, `DROP TRIGGER refuse_audit ON audit_log`)
 	require.NoError(t, err)
 
-	q, err = b.svc.Requeue(b.ctx, id, "alice", []string{"CARDIO"})
+	q, err = b.desk.Requeue(b.ctx, id, "alice", []string{"CARDIO"})
 	require.NoError(t, err)
 	rc, err := q.Receive(b.ctx, in, testReport(t), respond)
 	require.NoError(t, err)
 	got, err := q.Outcome()
 	require.NoError(t, err)
-	require.Equal(t, dispatch.Reprocessed{ReportID: rc.ReportID}, got)
-	msgs, err := b.svc.Quarantined(b.ctx, dispatch.QuarantineFilter{Limit: 1})
+	require.Equal(t, quarantine.Reprocessed{ReportID: rc.ReportID}, got)
+	msgs, err := b.desk.List(b.ctx, quarantine.Filter{Limit: 1})
 	require.NoError(t, err)
-	require.Equal(t, dispatch.QuarantineAccepted, msgs[0].Status)
+	require.Equal(t, quarantine.Accepted, msgs[0].Status)
 	require.Equal(t, rc.ReportID, msgs[0].ReportID)
 	require.Equal(t, "alice", msgs[0].ActedBy)
 	prev, found, err := b.svc.Previous(b.ctx, in)
@@ -288,10 +318,10 @@ func TestRequeue(t *testing.T) {
 		ReportID: rc.ReportID, Detail: fmt.Sprintf("accepté : compte rendu n° %d", rc.ReportID)}, records[0].Entry)
 
 	// Once accepted, it is not taken up again, even by one who had it in hand.
-	_, err = b.svc.Requeue(b.ctx, id, "bob", nil)
-	require.ErrorIs(t, err, dispatch.ErrQuarantineHandled)
+	_, err = b.desk.Requeue(b.ctx, id, "bob", nil)
+	require.ErrorIs(t, err, quarantine.ErrHandled)
 	_, err = q.Reject(b.ctx, in, nil, dispatch.Refusal{Reason: "late"}, nil)
-	require.ErrorIs(t, err, dispatch.ErrQuarantineHandled)
+	require.ErrorIs(t, err, quarantine.ErrHandled)
 }
 
 // TestQuarantineRemedy: who can make a refused message go through, by its
@@ -299,18 +329,18 @@ func TestRequeue(t *testing.T) {
 func TestQuarantineRemedy(t *testing.T) {
 	t.Parallel()
 	for _, c := range []struct {
-		m    dispatch.QuarantinedMessage
-		want dispatch.Remedy
+		m    quarantine.Message
+		want quarantine.Remedy
 	}{
-		{dispatch.QuarantinedMessage{Kind: "hl7", ErrorCode: 101}, dispatch.RemedyContent},
-		{dispatch.QuarantinedMessage{Kind: "hl7", ErrorCode: 102}, dispatch.RemedyContent},
-		{dispatch.QuarantinedMessage{Kind: "hl7", ErrorCode: 100}, dispatch.RemedyContent},
-		{dispatch.QuarantinedMessage{Kind: "hl7", ErrorCode: 207}, dispatch.RemedyContent},
-		{dispatch.QuarantinedMessage{Kind: "hl7", ErrorCode: 200}, dispatch.RemedyInterface},
-		{dispatch.QuarantinedMessage{Kind: "hl7", ErrorCode: 203}, dispatch.RemedyInterface},
-		{dispatch.QuarantinedMessage{Kind: "hl7", ErrorCode: 205}, dispatch.RemedyInterface},
-		{dispatch.QuarantinedMessage{Kind: "hl7", ErrorCode: 207, Partial: true}, dispatch.RemedyInterface},
-		{dispatch.QuarantinedMessage{Kind: "json"}, dispatch.RemedyCaller},
+		{quarantine.Message{Kind: "hl7", ErrorCode: 101}, quarantine.RemedyContent},
+		{quarantine.Message{Kind: "hl7", ErrorCode: 102}, quarantine.RemedyContent},
+		{quarantine.Message{Kind: "hl7", ErrorCode: 100}, quarantine.RemedyContent},
+		{quarantine.Message{Kind: "hl7", ErrorCode: 207}, quarantine.RemedyContent},
+		{quarantine.Message{Kind: "hl7", ErrorCode: 200}, quarantine.RemedyInterface},
+		{quarantine.Message{Kind: "hl7", ErrorCode: 203}, quarantine.RemedyInterface},
+		{quarantine.Message{Kind: "hl7", ErrorCode: 205}, quarantine.RemedyInterface},
+		{quarantine.Message{Kind: "hl7", ErrorCode: 207, Partial: true}, quarantine.RemedyInterface},
+		{quarantine.Message{Kind: "json"}, quarantine.RemedyCaller},
 	} {
 		require.Equal(t, c.want, c.m.Remedy(), "%+v", c.m)
 	}

@@ -1,7 +1,8 @@
-package dispatch_test
+package retention_test
 
 import (
 	"fmt"
+	"log/slog"
 	"slices"
 	"testing"
 	"time"
@@ -15,38 +16,42 @@ import (
 
 	"github.com/mssdispatch/mssdispatch/dispatch"
 	"github.com/mssdispatch/mssdispatch/dispatch/mail"
+	"github.com/mssdispatch/mssdispatch/dispatch/retention"
+	"github.com/mssdispatch/mssdispatch/internal/dispatchtest"
 	"github.com/mssdispatch/mssdispatch/internal/pgtest"
 	"github.com/mssdispatch/mssdispatch/rules"
 )
 
-// retentionBundle is a testBundle whose River client also works the
-// retention job.
+var quiet = slog.New(slog.DiscardHandler)
+
+// retentionBundle is the domain running for a test, its River client also
+// working the retention job.
 type retentionBundle struct {
-	*testBundle
+	*dispatchtest.Env
 }
 
 // setupRetention starts the service's workers and the retention job
 // (configured by cfg, with its Pool, Registerer and Logger set here) on a
 // fresh database holding the demo directory.
-func setupRetention(t *testing.T, cfg dispatch.RetentionConfig) *retentionBundle {
+func setupRetention(t *testing.T, cfg retention.Config) *retentionBundle {
 	t.Helper()
 	outbox, err := mail.NewOutbox(t.TempDir())
 	require.NoError(t, err)
-	b := setupWith(t, outbox, func(workers *river.Workers, pool *pgxpool.Pool, registry prometheus.Registerer) {
+	e := dispatchtest.Start(t, outbox, func(workers *river.Workers, pool *pgxpool.Pool, registry prometheus.Registerer) {
 		cfg.Pool, cfg.Registerer, cfg.Logger = pool, registry, quiet
-		require.NoError(t, dispatch.AddRetention(workers, cfg))
+		require.NoError(t, retention.AddPurge(workers, cfg))
 	})
-	return &retentionBundle{testBundle: b}
+	return &retentionBundle{Env: e}
 }
 
 // resolvedReport receives the test report as document name and waits for
 // its four deliveries; it returns the report's id.
 func (b *retentionBundle) resolvedReport(t *testing.T, name string) int64 {
 	t.Helper()
-	r := testReport(t)
-	setDocumentID(t, &r, "1.2.250.1.999.1^"+name)
-	rc := b.receive(t, r)
-	b.waitDeliveries(t, rc.ReportID, 4)
+	r := dispatchtest.Report(t)
+	dispatchtest.SetDocumentID(t, &r, "1.2.250.1.999.1^"+name)
+	rc := b.Receive(t, r)
+	b.WaitDeliveries(t, rc.ReportID, 4)
 	return rc.ReportID
 }
 
@@ -54,14 +59,14 @@ func (b *retentionBundle) resolvedReport(t *testing.T, name string) int64 {
 // machine would have, over time), keeping the history as it is.
 func (b *retentionBundle) setStatuses(t *testing.T, reportID int64, status dispatch.Status) {
 	t.Helper()
-	_, err := b.pool.Exec(b.ctx, "UPDATE deliveries SET status = $2 WHERE report_id = $1", reportID, status)
+	_, err := b.Pool.Exec(b.Ctx, "UPDATE deliveries SET status = $2 WHERE report_id = $1", reportID, status)
 	require.NoError(t, err)
 }
 
 // age makes the reports look received days ago.
 func (b *retentionBundle) age(t *testing.T, days int, reportIDs ...int64) {
 	t.Helper()
-	_, err := b.pool.Exec(b.ctx, "UPDATE reports SET received_at = now() - make_interval(days => $2) WHERE id = ANY ($1)",
+	_, err := b.Pool.Exec(b.Ctx, "UPDATE reports SET received_at = now() - make_interval(days => $2) WHERE id = ANY ($1)",
 		reportIDs, days)
 	require.NoError(t, err)
 }
@@ -69,12 +74,12 @@ func (b *retentionBundle) age(t *testing.T, days int, reportIDs ...int64) {
 // runRetention runs the retention job through River and waits for it to complete.
 func (b *retentionBundle) runRetention(t *testing.T) {
 	t.Helper()
-	res, err := b.client.Insert(b.ctx, dispatch.RetentionArgs{}, &river.InsertOpts{MaxAttempts: 1})
+	res, err := b.Client.Insert(b.Ctx, retention.PurgeArgs{}, &river.InsertOpts{MaxAttempts: 1})
 	require.NoError(t, err)
 	require.False(t, res.UniqueSkippedAsDuplicate)
 	var job *rivertype.JobRow
 	require.Eventually(t, func() bool {
-		job, err = b.client.JobGet(b.ctx, res.Job.ID)
+		job, err = b.Client.JobGet(b.Ctx, res.Job.ID)
 		require.NoError(t, err)
 		return job.State == rivertype.JobStateCompleted || job.State == rivertype.JobStateDiscarded
 	}, 20*time.Second, 50*time.Millisecond)
@@ -89,14 +94,14 @@ var unreadDeadline = rules.Rule{Name: "suivi", Action: rules.Action{UnreadHours:
 // report's deliveries in the states (any state when none).
 func (b *retentionBundle) followUpJobs(t *testing.T, reportID int64, states ...rivertype.JobState) []*rivertype.JobRow {
 	t.Helper()
-	rows, err := b.pool.Query(b.ctx, "SELECT id FROM deliveries WHERE report_id = $1 ORDER BY id", reportID)
+	rows, err := b.Pool.Query(b.Ctx, "SELECT id FROM deliveries WHERE report_id = $1 ORDER BY id", reportID)
 	require.NoError(t, err)
 	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
 	require.NoError(t, err)
 	var jobs []*rivertype.JobRow
 	for _, kind := range []string{dispatch.DeadlineArgs{}.Kind(), dispatch.FallbackArgs{}.Kind()} {
 		for _, id := range ids {
-			jobs = append(jobs, b.deliveryJobs(t, kind, id, states...)...)
+			jobs = append(jobs, b.DeliveryJobs(t, kind, id, states...)...)
 		}
 	}
 	return jobs
@@ -110,15 +115,15 @@ func (b *retentionBundle) runDeadlines(t *testing.T, reportID int64, names ...st
 	var run []*rivertype.JobRow
 	for _, j := range b.followUpJobs(t, reportID, rivertype.JobStateScheduled, rivertype.JobStateCancelled) {
 		if j.Kind == (dispatch.DeadlineArgs{}).Kind() &&
-			(len(names) == 0 || slices.Contains(names, jobArgs[dispatch.DeadlineArgs](t, j).Deadline)) {
+			(len(names) == 0 || slices.Contains(names, dispatchtest.JobArgs[dispatch.DeadlineArgs](t, j).Deadline)) {
 			run = append(run, j)
 		}
 	}
 	require.NotEmpty(t, run, "deadlines %v of report %d", names, reportID)
-	b.runNow(t, run)
+	b.RunNow(t, run)
 	require.Eventually(t, func() bool {
 		for _, j := range run {
-			j, err := b.client.JobGet(b.ctx, j.ID)
+			j, err := b.Client.JobGet(b.Ctx, j.ID)
 			require.NoError(t, err)
 			if j.State != rivertype.JobStateCompleted {
 				return false
@@ -140,7 +145,7 @@ type storedDocument struct {
 func (b *retentionBundle) document(t *testing.T, reportID int64) storedDocument {
 	t.Helper()
 	var d storedDocument
-	require.NoError(t, b.pool.QueryRow(b.ctx, "SELECT cda, pdf, purged_at FROM documents WHERE report_id = $1", reportID).
+	require.NoError(t, b.Pool.QueryRow(b.Ctx, "SELECT cda, pdf, purged_at FROM documents WHERE report_id = $1", reportID).
 		Scan(&d.CDA, &d.PDF, &d.PurgedAt))
 	return d
 }
@@ -153,7 +158,7 @@ func (b *retentionBundle) requirePurged(t *testing.T, reportID int64, deliverySt
 	require.NotNil(t, d.PurgedAt, "report %d", reportID)
 	require.Empty(t, d.CDA, "report %d", reportID)
 	require.Nil(t, d.PDF, "report %d", reportID)
-	v, err := b.views.Report(b.ctx, "test", reportID)
+	v, err := b.Views.Report(b.Ctx, "test", reportID)
 	require.NoError(t, err)
 	require.Equal(t, dispatch.ReportResolved, v.Status)
 	require.Len(t, v.Deliveries, 4)
@@ -161,7 +166,7 @@ func (b *retentionBundle) requirePurged(t *testing.T, reportID int64, deliverySt
 		require.Equal(t, deliveryStatus, dv.Status)
 	}
 	var events, purgedEvents int
-	require.NoError(t, b.pool.QueryRow(b.ctx, `SELECT count(*), count(*) FILTER (WHERE e.event = $2)
+	require.NoError(t, b.Pool.QueryRow(b.Ctx, `SELECT count(*), count(*) FILTER (WHERE e.event = $2)
 		FROM delivery_events e JOIN deliveries d ON d.id = e.delivery_id WHERE d.report_id = $1`,
 		reportID, dispatch.EventPurged).Scan(&events, &purgedEvents))
 	require.Positive(t, events, "the history stays")
@@ -181,7 +186,7 @@ func (b *retentionBundle) requireKept(t *testing.T, reportID int64) {
 // value kind when not empty.
 func (b *retentionBundle) metric(t *testing.T, name, kind string) float64 {
 	t.Helper()
-	families, err := b.registry.Gather()
+	families, err := b.Registry.Gather()
 	require.NoError(t, err)
 	for _, f := range families {
 		if f.GetName() != name {
@@ -208,7 +213,7 @@ func (b *retentionBundle) metric(t *testing.T, name, kind string) float64 {
 // next run purges it.
 func TestRetentionDocuments(t *testing.T) {
 	t.Parallel()
-	b := setupRetention(t, dispatch.RetentionConfig{})
+	b := setupRetention(t, retention.Config{})
 
 	purgedBy := map[dispatch.Status]bool{
 		dispatch.StatusReview: false, dispatch.StatusScheduled: false, dispatch.StatusQueued: false,
@@ -226,12 +231,12 @@ func TestRetentionDocuments(t *testing.T) {
 	// One delivery in review, the others delivered: a secretary may still send it.
 	inReview := b.resolvedReport(t, "one-in-review")
 	b.setStatuses(t, inReview, dispatch.StatusDelivered)
-	_, err := b.pool.Exec(b.ctx, `UPDATE deliveries SET status = 'review'
+	_, err := b.Pool.Exec(b.Ctx, `UPDATE deliveries SET status = 'review'
 		WHERE id = (SELECT min(id) FROM deliveries WHERE report_id = $1)`, inReview)
 	require.NoError(t, err)
 	// All delivered, but the unread deadlines of its emails are still to
 	// come: their fallback may print it.
-	b.setRules(t, unreadDeadline)
+	b.SetRules(t, unreadDeadline)
 	followUp := b.resolvedReport(t, "unread-deadline")
 	b.setStatuses(t, followUp, dispatch.StatusDelivered)
 	// All delivered, but received within the period.
@@ -245,9 +250,9 @@ func TestRetentionDocuments(t *testing.T) {
 		id     *int64
 		status string
 	}{{&unresolved, dispatch.ReportReceived}, {&noDelivery, dispatch.ReportResolved}} {
-		require.NoError(t, b.pool.QueryRow(b.ctx, `INSERT INTO reports (source, message_control_id, message_type, document_id, status)
+		require.NoError(t, b.Pool.QueryRow(b.Ctx, `INSERT INTO reports (source, message_control_id, message_type, document_id, status)
 			VALUES ('api', $1, 'report', $1, $2) RETURNING id`, "doc-"+r.status, r.status).Scan(r.id))
-		_, err := b.pool.Exec(b.ctx, "INSERT INTO documents (report_id, cda, pdf) VALUES ($1, '<ClinicalDocument/>', '%PDF')", *r.id)
+		_, err := b.Pool.Exec(b.Ctx, "INSERT INTO documents (report_id, cda, pdf) VALUES ($1, '<ClinicalDocument/>', '%PDF')", *r.id)
 		require.NoError(t, err)
 	}
 	b.age(t, 91, inReview, followUp, unresolved, noDelivery)
@@ -303,8 +308,8 @@ func TestRetentionDocuments(t *testing.T) {
 // follow-ups were the deliveries' own, a cancelled job no longer kept it).
 func TestRetentionFollowUps(t *testing.T) {
 	t.Parallel()
-	b := setupRetention(t, dispatch.RetentionConfig{})
-	b.setRules(t, rules.Rule{Name: "suivi", Action: rules.Action{NoDSNHours: 24, NoDSNAction: rules.FallbackWorklist,
+	b := setupRetention(t, retention.Config{})
+	b.SetRules(t, rules.Rule{Name: "suivi", Action: rules.Action{NoDSNHours: 24, NoDSNAction: rules.FallbackWorklist,
 		UnreadHours: 72, UnreadAction: rules.FallbackWorklist}})
 	pending := b.resolvedReport(t, "pending")
 	dsnRan := b.resolvedReport(t, "dsn-ran")
@@ -319,7 +324,7 @@ func TestRetentionFollowUps(t *testing.T) {
 	b.runDeadlines(t, dsnRan, dispatch.DeadlineDSN)
 	b.runDeadlines(t, ran)
 	for _, j := range b.followUpJobs(t, cancelled) {
-		_, err := b.client.JobCancel(b.ctx, j.ID)
+		_, err := b.Client.JobCancel(b.Ctx, j.ID)
 		require.NoError(t, err)
 	}
 
@@ -347,17 +352,17 @@ func TestRetentionFollowUps(t *testing.T) {
 // left whole.
 func TestRetentionQuarantine(t *testing.T) {
 	t.Parallel()
-	b := setupRetention(t, dispatch.RetentionConfig{Days: 30})
+	b := setupRetention(t, retention.Config{Days: 30})
 	for i := range 3 {
-		in := inbound(fmt.Sprintf("MSG-BAD-%d", i), fmt.Sprintf("bad %d", i))
-		_, err := b.svc.Reject(b.ctx, in, []byte("MSH|^~\\&|DPI|CH|bad message "+fmt.Sprint(i)), dispatch.Refusal{Reason: "PID-3 missing"}, []byte("ACK AE"))
+		in := dispatchtest.Inbound(fmt.Sprintf("MSG-BAD-%d", i), fmt.Sprintf("bad %d", i))
+		_, err := b.Service.Reject(b.Ctx, in, []byte("MSH|^~\\&|DPI|CH|bad message "+fmt.Sprint(i)), dispatch.Refusal{Reason: "PID-3 missing"}, []byte("ACK AE"))
 		require.NoError(t, err)
 	}
-	_, err := b.pool.Exec(b.ctx, "UPDATE quarantine SET received_at = now() - interval '31 days' WHERE message_control_id <> 'MSG-BAD-2'")
+	_, err := b.Pool.Exec(b.Ctx, "UPDATE quarantine SET received_at = now() - interval '31 days' WHERE message_control_id <> 'MSG-BAD-2'")
 	require.NoError(t, err)
 
 	b.runRetention(t)
-	rows, err := b.pool.Query(b.ctx, "SELECT message_control_id, reason, raw, purged_at FROM quarantine ORDER BY id")
+	rows, err := b.Pool.Query(b.Ctx, "SELECT message_control_id, reason, raw, purged_at FROM quarantine ORDER BY id")
 	require.NoError(t, err)
 	type row struct {
 		controlID, reason string
@@ -395,14 +400,14 @@ func TestRetentionQuarantine(t *testing.T) {
 // period (a year by default) are purged by the retention job, the others kept.
 func TestRetentionAudit(t *testing.T) {
 	t.Parallel()
-	b := setupRetention(t, dispatch.RetentionConfig{Days: 30, AuditDays: 200})
+	b := setupRetention(t, retention.Config{Days: 30, AuditDays: 200})
 	for _, age := range []string{"400 days", "201 days", "199 days", "1 day"} {
-		_, err := b.pool.Exec(b.ctx, `INSERT INTO audit_log (at, actor, action) VALUES (now() - $1::interval, 'alice', $1)`, age)
+		_, err := b.Pool.Exec(b.Ctx, `INSERT INTO audit_log (at, actor, action) VALUES (now() - $1::interval, 'alice', $1)`, age)
 		require.NoError(t, err)
 	}
 	b.runRetention(t)
 	var left []string
-	rows, err := b.pool.Query(b.ctx, `SELECT action FROM audit_log ORDER BY id`)
+	rows, err := b.Pool.Query(b.Ctx, `SELECT action FROM audit_log ORDER BY id`)
 	require.NoError(t, err)
 	for rows.Next() {
 		var a string
@@ -413,7 +418,7 @@ func TestRetentionAudit(t *testing.T) {
 	require.Equal(t, []string{"199 days", "1 day", "audit_purged"}, left)
 	require.Equal(t, 2.0, b.metric(t, "mssdispatch_retention_purged_total", "audit"))
 
-	err = dispatch.AddRetention(river.NewWorkers(), dispatch.RetentionConfig{Pool: b.pool, AuditDays: 90})
+	err = retention.AddPurge(river.NewWorkers(), retention.Config{Pool: b.Pool, AuditDays: 90})
 	require.ErrorContains(t, err, "AuditDays 90: want at least 183")
 }
 
@@ -421,7 +426,7 @@ func TestRetentionAudit(t *testing.T) {
 // batch holds, one transaction per batch, documents and quarantine alike.
 func TestRetentionBatches(t *testing.T) {
 	t.Parallel()
-	b := setupRetention(t, dispatch.RetentionConfig{Days: dispatch.MinRetentionDays, BatchSize: 2})
+	b := setupRetention(t, retention.Config{Days: retention.MinDays, BatchSize: 2})
 	var reports []int64
 	for i := range 5 {
 		id := b.resolvedReport(t, fmt.Sprintf("batch-%d", i))
@@ -432,11 +437,11 @@ func TestRetentionBatches(t *testing.T) {
 	b.setStatuses(t, kept, dispatch.StatusFailed)
 	b.age(t, 8, append(reports, kept)...)
 	for i := range 5 {
-		in := inbound(fmt.Sprintf("MSG-BATCH-%d", i), fmt.Sprint(i))
-		_, err := b.svc.Reject(b.ctx, in, []byte("not HL7"), dispatch.Refusal{Reason: "not an HL7 message"}, []byte("ACK AR"))
+		in := dispatchtest.Inbound(fmt.Sprintf("MSG-BATCH-%d", i), fmt.Sprint(i))
+		_, err := b.Service.Reject(b.Ctx, in, []byte("not HL7"), dispatch.Refusal{Reason: "not an HL7 message"}, []byte("ACK AR"))
 		require.NoError(t, err)
 	}
-	_, err := b.pool.Exec(b.ctx, "UPDATE quarantine SET received_at = now() - interval '8 days'")
+	_, err := b.Pool.Exec(b.Ctx, "UPDATE quarantine SET received_at = now() - interval '8 days'")
 	require.NoError(t, err)
 
 	b.runRetention(t)
@@ -445,8 +450,8 @@ func TestRetentionBatches(t *testing.T) {
 	}
 	b.requireKept(t, kept)
 	var documentBatches, quarantineBatches int
-	require.NoError(t, b.pool.QueryRow(b.ctx, `SELECT count(DISTINCT purged_at) FROM documents`).Scan(&documentBatches))
-	require.NoError(t, b.pool.QueryRow(b.ctx, `SELECT count(DISTINCT purged_at) FROM quarantine`).Scan(&quarantineBatches))
+	require.NoError(t, b.Pool.QueryRow(b.Ctx, `SELECT count(DISTINCT purged_at) FROM documents`).Scan(&documentBatches))
+	require.NoError(t, b.Pool.QueryRow(b.Ctx, `SELECT count(DISTINCT purged_at) FROM quarantine`).Scan(&quarantineBatches))
 	require.Equal(t, 3, documentBatches, "5 documents, 2 a transaction")
 	require.Equal(t, 3, quarantineBatches, "5 messages, 2 a transaction")
 	require.Equal(t, 5.0, b.metric(t, "mssdispatch_retention_purged_total", "document"))
@@ -454,23 +459,23 @@ func TestRetentionBatches(t *testing.T) {
 	require.Equal(t, 1.0, b.metric(t, "mssdispatch_retention_kept_documents", ""))
 }
 
-// TestAddRetentionConfig checks the validation of RetentionConfig.
+// TestAddRetentionConfig checks the validation of Config.
 func TestAddRetentionConfig(t *testing.T) {
 	t.Parallel()
 	pool := pgtest.NewPool(t)
-	for name, cfg := range map[string]dispatch.RetentionConfig{
+	for name, cfg := range map[string]retention.Config{
 		"no pool":        {Days: 90},
-		"too short":      {Pool: pool, Days: dispatch.MinRetentionDays - 1},
+		"too short":      {Pool: pool, Days: retention.MinDays - 1},
 		"negative":       {Pool: pool, Days: -30},
 		"negative batch": {Pool: pool, BatchSize: -1},
 	} {
-		require.Error(t, dispatch.AddRetention(river.NewWorkers(), cfg), name)
+		require.Error(t, retention.AddPurge(river.NewWorkers(), cfg), name)
 	}
-	require.NoError(t, dispatch.AddRetention(river.NewWorkers(), dispatch.RetentionConfig{Pool: pool}))
+	require.NoError(t, retention.AddPurge(river.NewWorkers(), retention.Config{Pool: pool}))
 	registry := prometheus.NewRegistry()
 	workers := river.NewWorkers()
-	require.NoError(t, dispatch.AddRetention(workers, dispatch.RetentionConfig{Pool: pool, Registerer: registry}))
-	require.Error(t, dispatch.AddRetention(river.NewWorkers(), dispatch.RetentionConfig{Pool: pool, Registerer: registry}),
+	require.NoError(t, retention.AddPurge(workers, retention.Config{Pool: pool, Registerer: registry}))
+	require.Error(t, retention.AddPurge(river.NewWorkers(), retention.Config{Pool: pool, Registerer: registry}),
 		"the metrics are registered once")
-	require.Error(t, dispatch.AddRetention(workers, dispatch.RetentionConfig{Pool: pool}), "the worker is added once")
+	require.Error(t, retention.AddPurge(workers, retention.Config{Pool: pool}), "the worker is added once")
 }

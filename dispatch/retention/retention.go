@@ -1,4 +1,4 @@
-package dispatch
+package retention
 
 import (
 	"context"
@@ -12,25 +12,26 @@ import (
 	"github.com/riverqueue/river"
 
 	"github.com/mssdispatch/mssdispatch/audit"
+	"github.com/mssdispatch/mssdispatch/dispatch"
 	"github.com/mssdispatch/mssdispatch/queue"
 )
 
-// RetentionArgs is the periodic job that purges the patient data bytes kept
+// PurgeArgs is the periodic job that purges the patient data bytes kept
 // past the retention period: the documents no delivery needs any more, and
 // the raw messages of the quarantine. Reports, deliveries and their history stay.
-type RetentionArgs struct{}
+type PurgeArgs struct{}
 
 // Kind is the River job kind.
-func (RetentionArgs) Kind() string { return "retention_purge" }
+func (PurgeArgs) Kind() string { return "retention_purge" }
 
 // InsertOpts allows one purge at a time, however many instances or schedules
 // ask (a finished one does not block the next), and retries a failed one twice.
-func (RetentionArgs) InsertOpts() river.InsertOpts {
+func (PurgeArgs) InsertOpts() river.InsertOpts {
 	return river.InsertOpts{MaxAttempts: 3, UniqueOpts: river.UniqueOpts{ByState: queue.ActiveStates}}
 }
 
-// MinRetentionDays is the shortest retention period RetentionConfig accepts.
-const MinRetentionDays = 7
+// MinDays is the shortest retention period Config accepts.
+const MinDays = 7
 
 // retainingStatuses are the delivery statuses in which a delivery may still
 // need its document: not left yet (review, scheduled, queued, paper_pending),
@@ -40,11 +41,12 @@ const MinRetentionDays = 7
 // cancelled or superseded (or that has none), and none of which has a
 // follow-up job yet to run (an acknowledgement deadline, a fallback: they may
 // still give a delivery a paper fallback that prints the document; see
-// onFollowUp), is purged.
-var retainingStatuses = []Status{StatusReview, StatusScheduled, StatusQueued, StatusSent, StatusFailed, StatusPaperPending}
+// the domain's follow-ups, deliveries.follow_ups), is purged.
+var retainingStatuses = []dispatch.Status{dispatch.StatusReview, dispatch.StatusScheduled, dispatch.StatusQueued,
+	dispatch.StatusSent, dispatch.StatusFailed, dispatch.StatusPaperPending}
 
-// RetentionConfig configures the retention job.
-type RetentionConfig struct {
+// Config configures the retention job.
+type Config struct {
 	// Pool is the database. Required.
 	Pool *pgxpool.Pool
 	// Days is the retention period: the bytes of a document are purged once
@@ -53,7 +55,7 @@ type RetentionConfig struct {
 	// acknowledgement, failed, or with an acknowledgement deadline or a
 	// fallback yet to run, and the report is resolved); those of a
 	// quarantined message, once it was received more than Days days ago. At
-	// least MinRetentionDays. Defaults to 90.
+	// least MinDays. Defaults to 90.
 	Days int
 	// AuditDays is the retention period of the audit log's entries, at
 	// least audit.MinRetentionDays; defaults to audit.DefaultRetentionDays.
@@ -66,32 +68,32 @@ type RetentionConfig struct {
 	Logger *slog.Logger
 }
 
-// AddRetention validates cfg, registers the retention worker and, with a
+// AddPurge validates cfg, registers the retention worker and, with a
 // Registerer, its metrics: mssdispatch_retention_purged_total{kind} (kind
 // document or quarantine) and mssdispatch_retention_kept_documents (the
 // documents past the period that the last run on this instance kept because
 // a delivery still needs them).
-func AddRetention(workers *river.Workers, cfg RetentionConfig) error {
+func AddPurge(workers *river.Workers, cfg Config) error {
 	if cfg.Pool == nil {
-		return errors.New("dispatch: RetentionConfig.Pool is required")
+		return errors.New("retention: Config.Pool is required")
 	}
 	if cfg.Days == 0 {
 		cfg.Days = 90
 	}
-	if cfg.Days < MinRetentionDays {
-		return fmt.Errorf("dispatch: RetentionConfig.Days %d: want at least %d", cfg.Days, MinRetentionDays)
+	if cfg.Days < MinDays {
+		return fmt.Errorf("retention: Config.Days %d: want at least %d", cfg.Days, MinDays)
 	}
 	if cfg.AuditDays == 0 {
 		cfg.AuditDays = audit.DefaultRetentionDays
 	}
 	if cfg.AuditDays < audit.MinRetentionDays {
-		return fmt.Errorf("dispatch: RetentionConfig.AuditDays %d: want at least %d", cfg.AuditDays, audit.MinRetentionDays)
+		return fmt.Errorf("retention: Config.AuditDays %d: want at least %d", cfg.AuditDays, audit.MinRetentionDays)
 	}
 	if cfg.BatchSize == 0 {
 		cfg.BatchSize = 500
 	}
 	if cfg.BatchSize < 0 {
-		return fmt.Errorf("dispatch: RetentionConfig.BatchSize %d: want a positive number", cfg.BatchSize)
+		return fmt.Errorf("retention: Config.BatchSize %d: want a positive number", cfg.BatchSize)
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -112,12 +114,12 @@ func AddRetention(workers *river.Workers, cfg RetentionConfig) error {
 	if cfg.Registerer != nil {
 		for _, c := range []prometheus.Collector{w.purged, w.kept} {
 			if err := cfg.Registerer.Register(c); err != nil {
-				return fmt.Errorf("dispatch: register retention metrics: %w", err)
+				return fmt.Errorf("retention: register metrics: %w", err)
 			}
 		}
 	}
 	if err := river.AddWorkerSafely(workers, w); err != nil {
-		return fmt.Errorf("dispatch: %w", err)
+		return fmt.Errorf("retention: %w", err)
 	}
 	return nil
 }
@@ -133,8 +135,8 @@ const (
 const keptSample = 20
 
 type retentionWorker struct {
-	river.WorkerDefaults[RetentionArgs]
-	cfg    RetentionConfig
+	river.WorkerDefaults[PurgeArgs]
+	cfg    Config
 	purged *prometheus.CounterVec
 	kept   prometheus.Gauge
 }
@@ -142,7 +144,7 @@ type retentionWorker struct {
 // Timeout lets a run go through many batches, below the queue's rescue of
 // stuck jobs (15 minutes by default); each batch is committed, so a run cut
 // short loses nothing and the next one goes on.
-func (w *retentionWorker) Timeout(*river.Job[RetentionArgs]) time.Duration {
+func (w *retentionWorker) Timeout(*river.Job[PurgeArgs]) time.Duration {
 	return 10 * time.Minute
 }
 
@@ -150,13 +152,13 @@ func (w *retentionWorker) Timeout(*river.Job[RetentionArgs]) time.Duration {
 // delivery needs, then the quarantined messages past the period, then the
 // audit log's entries past theirs, and counts and logs the documents kept
 // past the period.
-func (w *retentionWorker) Work(ctx context.Context, job *river.Job[RetentionArgs]) error {
+func (w *retentionWorker) Work(ctx context.Context, job *river.Job[PurgeArgs]) error {
 	start := time.Now()
 	cutoff, err := retentionCutoff(ctx, w.cfg.Pool, w.cfg.Days)
 	if err != nil {
 		return err
 	}
-	rq := retentionQuery{Cutoff: cutoff, Statuses: retainingStatuses, Unresolved: ReportReceived}
+	rq := retentionQuery{Cutoff: cutoff, Statuses: retainingStatuses, Unresolved: dispatch.ReportReceived}
 
 	documents, err := w.purgeAll(ctx, retentionDocument, func(after int64) (int, int64, error) {
 		return purgeDocumentBatch(ctx, w.cfg.Pool, rq, after, w.cfg.BatchSize)

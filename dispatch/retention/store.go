@@ -1,4 +1,4 @@
-package dispatch
+package retention
 
 import (
 	"context"
@@ -6,6 +6,9 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/mssdispatch/mssdispatch/dispatch"
 )
 
 // This file holds the SQL of the retention job.
@@ -14,8 +17,8 @@ import (
 // (see args): when the period began ($1), and what still retains a document.
 type retentionQuery struct {
 	Cutoff     time.Time
-	Statuses   []Status // delivery statuses that retain the document ($2)
-	Unresolved string   // the report status before its deliveries exist ($3)
+	Statuses   []dispatch.Status // delivery statuses that retain the document ($2)
+	Unresolved string            // the report status before its deliveries exist ($3)
 }
 
 // args returns the arguments of a retention statement: rq's, then more from $4.
@@ -25,7 +28,8 @@ func (rq retentionQuery) args(more ...any) []any {
 
 // followUpSQL is true when the delivery dl has a follow-up job (an
 // acknowledgement deadline, a fallback) that has not run yet, which may yet
-// create a paper delivery that prints the document (see onFollowUp).
+// create a paper delivery that prints the document (see the domain's
+// follow-ups).
 const followUpSQL = `cardinality(dl.follow_ups) > 0`
 
 // retainedSQL is true when the document doc is still needed: its report is
@@ -36,7 +40,7 @@ const retainedSQL = `(EXISTS (SELECT 1 FROM reports rr WHERE rr.id = doc.report_
 		AND (dl.status = ANY ($2) OR ` + followUpSQL + `)))`
 
 // retentionCutoff returns the database's now minus days.
-func retentionCutoff(ctx context.Context, q DB, days int) (time.Time, error) {
+func retentionCutoff(ctx context.Context, q dispatch.DB, days int) (time.Time, error) {
 	var cutoff time.Time
 	if err := q.QueryRow(ctx, "SELECT now() - make_interval(days => $1)", days).Scan(&cutoff); err != nil {
 		return time.Time{}, fmt.Errorf("retention cutoff: %w", err)
@@ -51,8 +55,8 @@ func retentionCutoff(ctx context.Context, q DB, days int) (time.Time, error) {
 // the pass is over). The candidates' deliveries are locked and the rule
 // checked again before the purge, so that a status change committing
 // meanwhile is seen; a document locked elsewhere is left to the next run.
-func purgeDocumentBatch(ctx context.Context, db dbBeginner, rq retentionQuery, after int64, limit int) (purged int, last int64, err error) {
-	err = pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
+func purgeDocumentBatch(ctx context.Context, pool *pgxpool.Pool, rq retentionQuery, after int64, limit int) (purged int, last int64, err error) {
+	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
 		rows, err := tx.Query(ctx, `SELECT doc.report_id FROM documents doc JOIN reports r ON r.id = doc.report_id
 			WHERE doc.report_id > $4 AND doc.purged_at IS NULL AND r.received_at < $1 AND NOT `+retainedSQL+`
 			ORDER BY doc.report_id LIMIT $5 FOR UPDATE OF doc SKIP LOCKED`, rq.args(after, limit)...)
@@ -90,7 +94,7 @@ func purgeDocumentBatch(ctx context.Context, db dbBeginner, rq retentionQuery, a
 // of at most limit messages quarantined before cutoff, taken in id order
 // after the id after. It returns how many it purged and the last one's id
 // (0 when there was none: the pass is over).
-func purgeQuarantineBatch(ctx context.Context, q DB, cutoff time.Time, after int64, limit int) (purged int, last int64, err error) {
+func purgeQuarantineBatch(ctx context.Context, q dispatch.DB, cutoff time.Time, after int64, limit int) (purged int, last int64, err error) {
 	err = q.QueryRow(ctx, `WITH batch AS (
 			SELECT id FROM quarantine WHERE id > $2 AND purged_at IS NULL AND received_at < $1
 			ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED
@@ -118,7 +122,7 @@ type keptDocuments struct {
 
 // keptPastPeriod counts the documents of reports received before the cutoff
 // that are not purged, with the ids of the oldest sampleSize and what keeps them.
-func keptPastPeriod(ctx context.Context, q DB, rq retentionQuery, sampleSize int) (keptDocuments, error) {
+func keptPastPeriod(ctx context.Context, q dispatch.DB, rq retentionQuery, sampleSize int) (keptDocuments, error) {
 	k := keptDocuments{ByStatus: map[string]int{}}
 	err := q.QueryRow(ctx, `SELECT count(*), coalesce((array_agg(DISTINCT doc.report_id ORDER BY doc.report_id))[1:$2], '{}')
 		FROM documents doc JOIN reports r ON r.id = doc.report_id
