@@ -12,9 +12,9 @@
 // the CSRF token of forms, and the append-only audit log that the rest of the
 // service writes to, in its own transactions, when a user changes something.
 //
-// The package never renders the dashboard's pages: the login form, the
-// users' screen and the audit log's are package web's, which calls Store and
-// Sessions. The command line creates the first accounts (mssdispatch user add).
+// The package never renders the dashboard's pages: the login form is
+// package web's, the users' screen and the audit log's package web/admin's,
+// which call Store and Sessions. The command line creates the first accounts (mssdispatch user add).
 //
 // A typical chain of middleware:
 //

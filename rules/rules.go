@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -166,6 +167,21 @@ func (errs Errors) Unwrap() []error {
 		out[i] = e
 	}
 	return out
+}
+
+// Mistakes returns the mistakes err is about, and whether it is about
+// rules (Errors, or a single *Error): the API and the rules screen show
+// them all.
+func Mistakes(err error) (Errors, bool) {
+	var errs Errors
+	if errors.As(err, &errs) && len(errs) > 0 {
+		return errs, true
+	}
+	var re *Error
+	if errors.As(err, &re) {
+		return Errors{re}, true
+	}
+	return nil, false
 }
 
 // Normalise fills the defaults of rs and checks it: known values, a name per

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/go-chi/chi/v5"
 
@@ -15,21 +16,6 @@ import (
 	"github.com/mssdispatch/mssdispatch/correspondents"
 	"github.com/mssdispatch/mssdispatch/internal/redact"
 )
-
-// Directory searches the national directory and keeps the hospital's local
-// directory (a *correspondents.Store).
-type Directory interface {
-	Search(ctx context.Context, q correspondents.SearchQuery) ([]correspondents.SearchResult, error)
-	ListLocal(ctx context.Context, q string, limit int) ([]correspondents.LocalCorrespondent, error)
-	Local(ctx context.Context, id int64) (correspondents.LocalCorrespondent, error)
-	SaveLocal(ctx context.Context, c correspondents.LocalCorrespondent, actor string) (correspondents.LocalCorrespondent, error)
-	DeleteLocal(ctx context.Context, id int64, actor string) error
-	ProposeLocal(ctx context.Context, c correspondents.LocalCorrespondent, actor, why string) (correspondents.LocalProposal, error)
-	LocalProposals(ctx context.Context, f correspondents.ProposalFilter) ([]correspondents.LocalProposal, error)
-	ApplyProposal(ctx context.Context, id int64, actor string) (correspondents.LocalCorrespondent, error)
-	RejectProposal(ctx context.Context, id int64, actor, why string) error
-	ImportStatuses(ctx context.Context) ([]correspondents.ImportStatus, error)
-}
 
 // Resolver previews the routes of a recipient (a *correspondents.Resolver).
 type Resolver interface {
@@ -53,6 +39,26 @@ func (s *server) searchDirectory(w http.ResponseWriter, r *http.Request) {
 		entries = []correspondents.SearchResult{}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"entries": entries})
+}
+
+// getSuggest answers the type-ahead of the dashboard's directory search
+// (GET /suggest?q=, for a signed-in user): JSON mailboxes.
+func (s *server) getSuggest(w http.ResponseWriter, r *http.Request) {
+	q := strings.TrimSpace(r.URL.Query().Get("q"))
+	if len([]rune(q)) < 2 {
+		writeJSON(w, http.StatusOK, []correspondents.SearchResult{})
+		return
+	}
+	results, err := s.cfg.Directory.Search(r.Context(), correspondents.SearchQuery{Text: q, Limit: 10})
+	if err != nil {
+		s.cfg.Logger.ErrorContext(r.Context(), "directory suggest", "error", redact.Text(err.Error()))
+		writeError(w, http.StatusInternalServerError, "directory search failed")
+		return
+	}
+	if results == nil {
+		results = []correspondents.SearchResult{}
+	}
+	writeJSON(w, http.StatusOK, results)
 }
 
 // resolveRecipient answers GET /api/v1/directory/resolve?rpps=|adeli=|finess=&address=&name=:

@@ -1,7 +1,6 @@
 package web_test
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -10,25 +9,16 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/mssdispatch/mssdispatch/correspondents"
+	"github.com/mssdispatch/mssdispatch/internal/webtest"
 )
-
-// importDemo loads the demo directory and whitelist into b's database.
-func (b *testBundle) importDemo(t testing.TB) {
-	t.Helper()
-	store := correspondents.NewStore(b.pool)
-	_, err := store.ImportDirectoryFrom(context.Background(), "../testdata/demo/Extraction_Correspondance_MSSante.txt", correspondents.ImportOptions{})
-	require.NoError(t, err)
-	_, err = store.ImportWhitelistFrom(context.Background(), "../testdata/demo/liste_blanche.xml", correspondents.ImportOptions{})
-	require.NoError(t, err)
-}
 
 func TestDirectorySearch(t *testing.T) {
 	t.Parallel()
-	b := setup(t)
-	b.importDemo(t)
-	bearer := "Bearer " + token
+	b := webtest.Setup(t)
+	b.ImportDemo(t)
+	bearer := "Bearer " + webtest.Token
 
-	code, _, body := b.do(t, "GET", "/api/v1/directory?q=dupont-demo&limit=5", bearer, "")
+	code, _, body := b.Do(t, "GET", "/api/v1/directory?q=dupont-demo&limit=5", bearer, "")
 	require.Equal(t, http.StatusOK, code, body)
 	var res struct {
 		Entries []correspondents.SearchResult `json:"entries"`
@@ -39,24 +29,24 @@ func TestDirectorySearch(t *testing.T) {
 	require.Equal(t, "99900000002", res.Entries[0].RPPS)
 	require.Equal(t, "BORDEAUX", res.Entries[0].PostalAddress.City)
 
-	code, _, body = b.do(t, "GET", "/api/v1/directory?q=zzz", bearer, "")
+	code, _, body = b.Do(t, "GET", "/api/v1/directory?q=zzz", bearer, "")
 	require.Equal(t, http.StatusOK, code)
 	require.JSONEq(t, `{"entries":[]}`, body)
 
-	code, _, body = b.do(t, "GET", "/api/v1/directory?q=a&limit=-1", bearer, "")
+	code, _, body = b.Do(t, "GET", "/api/v1/directory?q=a&limit=-1", bearer, "")
 	require.Equal(t, http.StatusBadRequest, code)
 	require.Contains(t, body, "limit")
-	code, _, _ = b.do(t, "GET", "/api/v1/directory?q=a", "", "")
+	code, _, _ = b.Do(t, "GET", "/api/v1/directory?q=a", "", "")
 	require.Equal(t, http.StatusUnauthorized, code)
 }
 
 func TestDirectoryResolve(t *testing.T) {
 	t.Parallel()
-	b := setup(t)
-	b.importDemo(t)
-	bearer := "Bearer " + token
+	b := webtest.Setup(t)
+	b.ImportDemo(t)
+	bearer := "Bearer " + webtest.Token
 
-	code, _, body := b.do(t, "GET", "/api/v1/directory/resolve?rpps=99900000002", bearer, "")
+	code, _, body := b.Do(t, "GET", "/api/v1/directory/resolve?rpps=99900000002", bearer, "")
 	require.Equal(t, http.StatusOK, code, body)
 	var res struct {
 		Routes []struct {
@@ -73,20 +63,20 @@ func TestDirectoryResolve(t *testing.T) {
 	require.Equal(t, correspondents.ReasonPaperCopy, res.Routes[1].Reason)
 	require.Equal(t, "33000", res.Routes[1].PostalAddress.PostalCode)
 
-	code, _, body = b.do(t, "GET", "/api/v1/directory/resolve?rpps=123", bearer, "")
+	code, _, body = b.Do(t, "GET", "/api/v1/directory/resolve?rpps=123", bearer, "")
 	require.Equal(t, http.StatusUnprocessableEntity, code)
 	require.JSONEq(t, `{"error":"un numéro RPPS a 11 chiffres","field":"rpps"}`, body)
-	code, _, _ = b.do(t, "GET", "/api/v1/directory/resolve", bearer, "")
+	code, _, _ = b.Do(t, "GET", "/api/v1/directory/resolve", bearer, "")
 	require.Equal(t, http.StatusBadRequest, code)
 }
 
 func TestLocalCorrespondentsAPI(t *testing.T) {
 	t.Parallel()
-	b := setup(t)
-	b.importDemo(t)
-	bearer := "Bearer " + token
+	b := webtest.Setup(t)
+	b.ImportDemo(t)
+	bearer := "Bearer " + webtest.Token
 
-	code, _, body := b.do(t, "POST", "/api/v1/correspondents", bearer,
+	code, _, body := b.Do(t, "POST", "/api/v1/correspondents", bearer,
 		`{"rpps":"99900000002","family":"DUPONT-DEMO","given":"Claire","preference":"electronic"}`)
 	require.Equal(t, http.StatusCreated, code, body)
 	var c correspondents.LocalCorrespondent
@@ -95,19 +85,19 @@ func TestLocalCorrespondentsAPI(t *testing.T) {
 	require.Equal(t, "api", c.UpdatedBy)
 
 	// The override changes the resolution: no paper copy any more.
-	code, _, body = b.do(t, "GET", "/api/v1/directory/resolve?rpps=99900000002", bearer, "")
+	code, _, body = b.Do(t, "GET", "/api/v1/directory/resolve?rpps=99900000002", bearer, "")
 	require.Equal(t, http.StatusOK, code)
 	require.Contains(t, body, correspondents.ReasonDirectoryAddress)
 	require.NotContains(t, body, correspondents.ReasonPaperCopy)
 
 	path := fmt.Sprintf("/api/v1/correspondents/%d", c.ID)
-	code, _, body = b.do(t, "PUT", path, bearer, `{"rpps":"99900000002","family":"DUPONT-DEMO","preference":"paper"}`)
+	code, _, body = b.Do(t, "PUT", path, bearer, `{"rpps":"99900000002","family":"DUPONT-DEMO","preference":"paper"}`)
 	require.Equal(t, http.StatusOK, code, body)
 	require.Contains(t, body, `"preference":"paper"`)
-	code, _, body = b.do(t, "GET", path, bearer, "")
+	code, _, body = b.Do(t, "GET", path, bearer, "")
 	require.Equal(t, http.StatusOK, code)
 	require.Contains(t, body, `"preference":"paper"`)
-	code, _, body = b.do(t, "GET", "/api/v1/correspondents?q=dupont", bearer, "")
+	code, _, body = b.Do(t, "GET", "/api/v1/correspondents?q=dupont", bearer, "")
 	require.Equal(t, http.StatusOK, code)
 	require.Contains(t, body, `"national_id":"899900000002"`)
 
@@ -126,7 +116,7 @@ func TestLocalCorrespondentsAPI(t *testing.T) {
 		{"DELETE", path, "", http.StatusNoContent, ""},
 		{"DELETE", path, "", http.StatusNotFound, "no such correspondent"},
 	} {
-		code, _, body := b.do(t, tt.method, tt.path, bearer, tt.body)
+		code, _, body := b.Do(t, tt.method, tt.path, bearer, tt.body)
 		require.Equal(t, tt.code, code, "%s %s %s: %s", tt.method, tt.path, tt.body, body)
 		require.Contains(t, body, tt.contains)
 	}

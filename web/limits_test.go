@@ -16,22 +16,23 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/mssdispatch/mssdispatch/auth"
+	"github.com/mssdispatch/mssdispatch/internal/webtest"
 	"github.com/mssdispatch/mssdispatch/web"
 )
 
 // setupBehindProxy is setup trusting the test client's address (127.0.0.1)
 // as a reverse proxy: X-Forwarded-For names the client.
-func setupBehindProxy(t *testing.T) *testBundle {
+func setupBehindProxy(t *testing.T) *webtest.Server {
 	t.Helper()
-	return setup(t, func(c *web.Config) { c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")} })
+	return webtest.Setup(t, func(c *web.Config) { c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")} })
 }
 
-// postLogin submits the login form from the client at xff (through the
+// postLogin submits c's login form from the client at xff (through the
 // proxy) and returns the response, its body read.
-func (c *uiClient) postLogin(t *testing.T, xff, username, password string) *http.Response {
+func postLogin(t *testing.T, c *webtest.Browser, xff, username, password string) *http.Response {
 	t.Helper()
 	form := url.Values{"username": {username}, "password": {password}, "csrf_token": {c.CSRF(t)}}
-	req, err := http.NewRequestWithContext(context.Background(), http.MethodPost, c.b.srv.URL+"/login", strings.NewReader(form.Encode()))
+	req, err := http.NewRequestWithContext(context.Background(), http.MethodPost, c.URL+"/login", strings.NewReader(form.Encode()))
 	require.NoError(t, err)
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Accept", "text/html")
@@ -51,17 +52,17 @@ func TestLoginBehindProxy(t *testing.T) {
 	t.Parallel()
 	b := setupBehindProxy(t)
 	for _, name := range []string{"alice", "bob"} {
-		_, err := b.accounts.AddUser(context.Background(), auth.NewUser{Username: name, Password: testPassword, Role: auth.RoleSecretary})
+		_, err := b.Accounts.AddUser(context.Background(), auth.NewUser{Username: name, Password: webtest.Password, Role: auth.RoleSecretary})
 		require.NoError(t, err)
 	}
 
 	// Five free tries, then the delays: on a loaded machine, a delay of a
 	// second or two may elapse between two tries, so count rather than
 	// expect each answer.
-	attacker := b.anonymous(t)
+	attacker := b.Anonymous(t)
 	var checked, delayed int
 	for i := range 30 {
-		resp := attacker.postLogin(t, "203.0.113.66", "alice", "wrong password")
+		resp := postLogin(t, attacker, "203.0.113.66", "alice", "wrong password")
 		switch {
 		case i < 5:
 			require.Equal(t, http.StatusUnauthorized, resp.StatusCode, i)
@@ -75,16 +76,16 @@ func TestLoginBehindProxy(t *testing.T) {
 	}
 	require.Less(t, checked, 5, "the delays double: few passwords are checked")
 	require.Greater(t, delayed, 20)
-	resp := attacker.postLogin(t, "198.51.100.7, 203.0.113.66", "alice", "wrong password")
+	resp := postLogin(t, attacker, "198.51.100.7, 203.0.113.66", "alice", "wrong password")
 	require.Equal(t, http.StatusTooManyRequests, resp.StatusCode, "the right-most address is the client")
 
 	// Alice and Bob, behind the same proxy, log in at once.
 	for name, xff := range map[string]string{"alice": "198.51.100.7", "bob": "198.51.100.8"} {
-		resp := b.anonymous(t).postLogin(t, xff, name, testPassword)
+		resp := postLogin(t, b.Anonymous(t), xff, name, webtest.Password)
 		require.Equal(t, http.StatusSeeOther, resp.StatusCode, name)
 	}
 	var logins []string
-	rows, err := b.pool.Query(context.Background(), "SELECT detail FROM audit_log WHERE action = 'login' ORDER BY id")
+	rows, err := b.Pool.Query(context.Background(), "SELECT detail FROM audit_log WHERE action = 'login' ORDER BY id")
 	require.NoError(t, err)
 	for rows.Next() {
 		var d string
@@ -99,12 +100,12 @@ func TestLoginBehindProxy(t *testing.T) {
 // cannot pass for many by writing X-Forwarded-For.
 func TestLoginIgnoresForwardedFor(t *testing.T) {
 	t.Parallel()
-	b := setup(t)
-	_, err := b.accounts.AddUser(context.Background(), auth.NewUser{Username: "alice", Password: testPassword, Role: auth.RoleSecretary})
+	b := webtest.Setup(t)
+	_, err := b.Accounts.AddUser(context.Background(), auth.NewUser{Username: "alice", Password: webtest.Password, Role: auth.RoleSecretary})
 	require.NoError(t, err)
-	c := b.anonymous(t)
+	c := b.Anonymous(t)
 	for i := range 5 {
-		resp := c.postLogin(t, "203.0.113."+string(rune('1'+i)), "alice", "wrong password")
+		resp := postLogin(t, c, "203.0.113."+string(rune('1'+i)), "alice", "wrong password")
 		require.Equal(t, http.StatusUnauthorized, resp.StatusCode, i)
 	}
 	// The next attempt waits for the pair's delay (1 s, doubling): the
@@ -114,7 +115,7 @@ func TestLoginIgnoresForwardedFor(t *testing.T) {
 	// stay under the account's ceiling (20): only the pair throttles them.
 	limited := false
 	for i := range 10 {
-		resp := c.postLogin(t, "198.51.100."+strconv.Itoa(10+i), "alice", "wrong password")
+		resp := postLogin(t, c, "198.51.100."+strconv.Itoa(10+i), "alice", "wrong password")
 		if resp.StatusCode == http.StatusTooManyRequests {
 			require.NotEmpty(t, resp.Header.Get("Retry-After"))
 			limited = true
@@ -133,28 +134,28 @@ func TestAPITokenRateLimit(t *testing.T) {
 	t.Parallel()
 	b := setupBehindProxy(t)
 	for i := range 10 {
-		code, _, _ := b.do(t, "GET", "/api/v1/rules", "Bearer guess-"+strings.Repeat("x", i), "", "X-Forwarded-For", "203.0.113.5")
+		code, _, _ := b.Do(t, "GET", "/api/v1/rules", "Bearer guess-"+strings.Repeat("x", i), "", "X-Forwarded-For", "203.0.113.5")
 		require.Equal(t, http.StatusUnauthorized, code, i)
 	}
-	code, h, body := b.do(t, "GET", "/api/v1/rules", "Bearer guess", "", "X-Forwarded-For", "203.0.113.5")
+	code, h, body := b.Do(t, "GET", "/api/v1/rules", "Bearer guess", "", "X-Forwarded-For", "203.0.113.5")
 	require.Equal(t, http.StatusTooManyRequests, code)
 	require.Equal(t, "1", h.Get("Retry-After"))
 	require.Contains(t, body, `"error"`)
-	code, _, _ = b.do(t, "GET", "/api/v1/rules", "Bearer "+token, "", "X-Forwarded-For", "203.0.113.5")
+	code, _, _ = b.Do(t, "GET", "/api/v1/rules", "Bearer "+webtest.Token, "", "X-Forwarded-For", "203.0.113.5")
 	require.Equal(t, http.StatusTooManyRequests, code, "the right token is not even compared: no oracle")
-	code, _, _ = b.do(t, "GET", "/api/v1/rules", "", "", "X-Forwarded-For", "203.0.113.5")
+	code, _, _ = b.Do(t, "GET", "/api/v1/rules", "", "", "X-Forwarded-For", "203.0.113.5")
 	require.Equal(t, http.StatusUnauthorized, code, "no token, no guess")
 
-	code, _, body = b.do(t, "GET", "/api/v1/rules", "Bearer "+token, "", "X-Forwarded-For", "198.51.100.9")
+	code, _, body = b.Do(t, "GET", "/api/v1/rules", "Bearer "+webtest.Token, "", "X-Forwarded-For", "198.51.100.9")
 	require.Equal(t, http.StatusOK, code, body)
 
 	// Without trusted proxies, X-Forwarded-For does not make new clients.
-	plain := setup(t)
+	plain := webtest.Setup(t)
 	for i := range 10 {
-		code, _, _ := plain.do(t, "GET", "/api/v1/rules", "Bearer guess", "", "X-Forwarded-For", "203.0.113."+string(rune('0'+i)))
+		code, _, _ := plain.Do(t, "GET", "/api/v1/rules", "Bearer guess", "", "X-Forwarded-For", "203.0.113."+string(rune('0'+i)))
 		require.Equal(t, http.StatusUnauthorized, code, i)
 	}
-	code, _, _ = plain.do(t, "GET", "/api/v1/rules", "Bearer guess", "", "X-Forwarded-For", "198.51.100.10")
+	code, _, _ = plain.Do(t, "GET", "/api/v1/rules", "Bearer guess", "", "X-Forwarded-For", "198.51.100.10")
 	require.Equal(t, http.StatusTooManyRequests, code)
 }
 
@@ -164,15 +165,15 @@ func TestAPITokenRateLimit(t *testing.T) {
 func TestFormBodyLimits(t *testing.T) {
 	tmp := t.TempDir()
 	t.Setenv("TMPDIR", tmp)
-	b := setup(t)
-	c := b.anonymous(t)
-	c.get(t, "/login")
+	b := webtest.Setup(t)
+	c := b.Anonymous(t)
+	c.Get(t, "/login")
 
 	// A login form of a mebibyte: 413, whether announced or not.
 	big := url.Values{"username": {"alice"}, "password": {strings.Repeat("p", 1<<20)}, "csrf_token": {c.CSRF(t)}}
-	status, body := c.send(t, http.MethodPost, "/login", big)
+	status, body := c.Send(t, http.MethodPost, "/login", big)
 	require.Equal(t, http.StatusRequestEntityTooLarge, status, body)
-	req, err := http.NewRequestWithContext(context.Background(), http.MethodPost, b.srv.URL+"/login",
+	req, err := http.NewRequestWithContext(context.Background(), http.MethodPost, b.URL+"/login",
 		io.MultiReader(strings.NewReader(big.Encode()))) // no Content-Length: chunked
 	require.NoError(t, err)
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
@@ -196,7 +197,7 @@ func TestFormBodyLimits(t *testing.T) {
 		if !announced {
 			r = io.MultiReader(r)
 		}
-		req, err := http.NewRequestWithContext(context.Background(), http.MethodPost, b.srv.URL+"/login", r)
+		req, err := http.NewRequestWithContext(context.Background(), http.MethodPost, b.URL+"/login", r)
 		require.NoError(t, err)
 		req.Header.Set("Content-Type", mw.FormDataContentType())
 		resp, err := c.Client().Do(req)
@@ -213,15 +214,15 @@ func TestFormBodyLimits(t *testing.T) {
 	}
 
 	// The rules' forms carry a YAML of up to a mebibyte, percent-encoded.
-	cme := b.login(t, "dr-cme", auth.RoleCME)
-	source := twoRules + "\n# " + strings.Repeat("é", 450_000) + "\n"
-	status, body = cme.post(t, "/rules/dry-run", url.Values{"source": {source}, "base": {"0"}})
+	cme := b.Login(t, "dr-cme", auth.RoleCME)
+	source := webtest.RulesYAML + "\n# " + strings.Repeat("é", 450_000) + "\n"
+	status, body = cme.Post(t, "/rules/dry-run", url.Values{"source": {source}, "base": {"0"}})
 	require.Equal(t, http.StatusOK, status, "%.300s", body)
 	require.Contains(t, body, "Prévisualisation")
-	status, _ = cme.post(t, "/rules/dry-run", url.Values{"source": {source + strings.Repeat("é", 700_000)}, "base": {"0"}})
+	status, _ = cme.Post(t, "/rules/dry-run", url.Values{"source": {source + strings.Repeat("é", 700_000)}, "base": {"0"}})
 	require.Equal(t, http.StatusRequestEntityTooLarge, status)
 	// Every other form is small.
-	status, _ = cme.post(t, "/logout", url.Values{"pad": {strings.Repeat("é", 50_000)}})
+	status, _ = cme.Post(t, "/logout", url.Values{"pad": {strings.Repeat("é", 50_000)}})
 	require.Equal(t, http.StatusRequestEntityTooLarge, status)
 }
 
@@ -230,23 +231,23 @@ func TestFormBodyLimits(t *testing.T) {
 // now a 400, from the dashboard and from the API alike; so is a form value.
 func TestURLControlCharacters(t *testing.T) {
 	t.Parallel()
-	b := setup(t)
-	admin := b.login(t, "admin", auth.RoleAdmin)
+	b := webtest.Setup(t)
+	admin := b.Login(t, "admin", auth.RoleAdmin)
 	for _, path := range []string{"/worklists/all?service=%00", "/worklists/all?service=%ff", "/audit?actor=%00",
 		"/directory?q=%00", "/directory?q=%ff", "/worklists/all?q=a%01b", "/worklists/all?%00=x", "/reports/1%00"} {
-		status, body := admin.get(t, path)
+		status, body := admin.Get(t, path)
 		require.Equal(t, http.StatusBadRequest, status, "%s: %.200s", path, body)
 	}
 	for _, path := range []string{"/api/v1/reports?document_id=%00", "/api/v1/reports?document_id=%ff", "/api/v1/correspondents?q=%00"} {
-		code, h, body := b.call(t, "GET", path, "")
+		code, h, body := b.Call(t, "GET", path, "")
 		require.Equal(t, http.StatusBadRequest, code, path)
 		require.Equal(t, "application/json", h.Get("Content-Type"))
 		require.Contains(t, body, "control character")
 	}
-	status, body := admin.post(t, "/directory/local", url.Values{"name": {"MARTIN\x00"}, "address": {"a@b.mssante.fr"}})
+	status, body := admin.Post(t, "/directory/local", url.Values{"name": {"MARTIN\x00"}, "address": {"a@b.mssante.fr"}})
 	require.Equal(t, http.StatusBadRequest, status, "%.200s", body)
 
 	// Tabs and line breaks are text.
-	status, _ = admin.get(t, "/worklists/all?q=Jean%09Martin%0D%0A")
+	status, _ = admin.Get(t, "/worklists/all?q=Jean%09Martin%0D%0A")
 	require.Equal(t, http.StatusOK, status)
 }

@@ -1,7 +1,6 @@
 package web_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -14,24 +13,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/mssdispatch/mssdispatch/cda"
+	"github.com/mssdispatch/mssdispatch/internal/webtest"
 )
-
-func (b *testBundle) post(t testing.TB, key, body string) (int, string) {
-	t.Helper()
-	req, err := http.NewRequestWithContext(context.Background(), "POST", b.srv.URL+"/api/v1/reports", strings.NewReader(body))
-	require.NoError(t, err)
-	req.Header.Set("Authorization", "Bearer "+token)
-	req.Header.Set("Content-Type", "application/json")
-	if key != "" {
-		req.Header.Set("Idempotency-Key", key)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	var out json.RawMessage
-	require.NoError(t, json.NewDecoder(resp.Body).Decode(&out), "every answer is JSON")
-	return resp.StatusCode, string(out)
-}
 
 func b64File(t testing.TB, path string) string {
 	t.Helper()
@@ -40,24 +23,14 @@ func b64File(t testing.TB, path string) string {
 	return base64.StdEncoding.EncodeToString(b)
 }
 
-// b64Document is the base64 of the level-1 CDA of cda/testdata with the id
-// extension ext: a document of its own (the same id and bytes sent again
-// would be the same document).
-func b64Document(t testing.TB, ext string) string {
-	t.Helper()
-	b, err := os.ReadFile("../cda/testdata/n1-pdf.xml")
-	require.NoError(t, err)
-	return base64.StdEncoding.EncodeToString(bytes.Replace(b, []byte(`extension="LDL-20240312-000123"`), []byte(`extension="`+ext+`"`), 1))
-}
-
 func TestPostReportCDA(t *testing.T) {
 	t.Parallel()
-	b := setup(t)
+	b := webtest.Setup(t)
 	body := `{"patient": {"family": "DUPONT", "given": "Marie", "birth_date": "1980-01-15", "sex": "F", "ipp": "IPP1"},
 		"document": {"cda": "` + b64File(t, "../cda/testdata/n1-pdf.xml") + `"},
 		"recipients": [{"rpps": "99900000002", "family": "DUPONT-DEMO", "given": "Claire"},
 		               {"address": "cardio@clinique-demo.mssante.fr", "organisation": "Clinique des Lilas"}]}`
-	code, resp := b.post(t, "req-1", body)
+	code, resp := b.PostReport(t, "req-1", body)
 	require.Equal(t, http.StatusCreated, code, resp)
 	var v struct {
 		ID         int64     `json:"id"`
@@ -70,38 +43,38 @@ func TestPostReportCDA(t *testing.T) {
 	require.Equal(t, "1.2.250.1.999.42.1.4^LDL-20240312-000123", v.DocumentID, "taken from the CDA header")
 	require.Equal(t, "received", v.Status)
 	var receivedAt time.Time
-	require.NoError(t, b.pool.QueryRow(context.Background(), "SELECT received_at FROM reports WHERE id = $1", v.ID).Scan(&receivedAt))
+	require.NoError(t, b.Pool.QueryRow(context.Background(), "SELECT received_at FROM reports WHERE id = $1", v.ID).Scan(&receivedAt))
 	require.True(t, receivedAt.Equal(v.ReceivedAt), "received_at is the database's, %s, not %s", receivedAt, v.ReceivedAt)
 
-	code, again := b.post(t, "req-1", body)
+	code, again := b.PostReport(t, "req-1", body)
 	require.Equal(t, http.StatusCreated, code)
 	require.Equal(t, resp, again, "the same key and body get the first answer")
 
-	code, conflict := b.post(t, "req-1", strings.Replace(body, "Marie", "Maria", 1))
+	code, conflict := b.PostReport(t, "req-1", strings.Replace(body, "Marie", "Maria", 1))
 	require.Equal(t, http.StatusConflict, code, conflict)
 
 	var reports, kinds int
-	require.NoError(t, b.pool.QueryRow(context.Background(), "SELECT count(*) FROM reports").Scan(&reports))
+	require.NoError(t, b.Pool.QueryRow(context.Background(), "SELECT count(*) FROM reports").Scan(&reports))
 	require.Equal(t, 1, reports)
-	require.NoError(t, b.pool.QueryRow(context.Background(),
+	require.NoError(t, b.Pool.QueryRow(context.Background(),
 		"SELECT count(DISTINCT kind) FROM recipients").Scan(&kinds))
 	require.Equal(t, 2, kinds, "a professional and an organisation")
 }
 
 func TestPostReportPDF(t *testing.T) {
 	t.Parallel()
-	b := setup(t)
+	b := webtest.Setup(t)
 	body := `{"patient": {"family": "DUPONT", "given": "Marie", "birth_date": "19800115", "sex": "F",
 			"ins": "280017512345678", "ins_oid": "1.2.250.1.213.1.4.10", "ins_qualified": true},
 		"document": {"id": "1.2.250.1.999.42.1.4^API-1", "code": "11490-0", "title": "Lettre de liaison de sortie",
 			"pdf": "` + b64File(t, "../cda/testdata/sample.pdf") + `"},
 		"author": {"rpps": "99900000005", "family": "GIRARD", "given": "Anne"},
 		"recipients": [{"rpps": "99900000002"}]}`
-	code, resp := b.post(t, "pdf-1", body)
+	code, resp := b.PostReport(t, "pdf-1", body)
 	require.Equal(t, http.StatusCreated, code, resp)
 
 	var doc []byte
-	require.NoError(t, b.pool.QueryRow(context.Background(), "SELECT cda FROM documents").Scan(&doc))
+	require.NoError(t, b.Pool.QueryRow(context.Background(), "SELECT cda FROM documents").Scan(&doc))
 	header, err := cda.Parse(doc)
 	require.NoError(t, err, "the PDF is wrapped into a CDA R2 document")
 	require.Equal(t, "1.2.250.1.999.42.1.4^API-1", header.UniqueID())
@@ -115,7 +88,7 @@ func TestPostReportPDF(t *testing.T) {
 
 func TestPostReportRefused(t *testing.T) {
 	t.Parallel()
-	b := setup(t)
+	b := webtest.Setup(t)
 	cdaB64 := b64File(t, "../cda/testdata/n1-pdf.xml")
 	const patient = `"patient": {"family": "DUPONT", "ipp": "IPP1"}, `
 	tests := []struct {
@@ -141,35 +114,35 @@ func TestPostReportRefused(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			code, resp := b.post(t, tt.key, tt.body)
+			code, resp := b.PostReport(t, tt.key, tt.body)
 			require.Equal(t, tt.code, code, resp)
 			var e struct{ Error, Field string }
 			require.NoError(t, json.Unmarshal([]byte(resp), &e))
 			require.NotEmpty(t, e.Error)
 			require.Equal(t, tt.field, e.Field)
 			if tt.key != "" {
-				code2, resp2 := b.post(t, tt.key, tt.body)
+				code2, resp2 := b.PostReport(t, tt.key, tt.body)
 				require.Equal(t, code, code2)
 				require.Equal(t, resp, resp2, "a retransmitted refusal gets the same answer")
 			}
 		})
 	}
 	var kept, reports int
-	require.NoError(t, b.pool.QueryRow(context.Background(), "SELECT count(*) FROM quarantine WHERE kind = 'json'").Scan(&kept))
+	require.NoError(t, b.Pool.QueryRow(context.Background(), "SELECT count(*) FROM quarantine WHERE kind = 'json'").Scan(&kept))
 	require.Equal(t, len(tests)-1, kept, "every refused request is kept once")
 	var service, location, messageType string
-	require.NoError(t, b.pool.QueryRow(context.Background(), `SELECT service, error_location, message_type FROM quarantine
+	require.NoError(t, b.Pool.QueryRow(context.Background(), `SELECT service, error_location, message_type FROM quarantine
 		WHERE message_control_id = 'k4'`).Scan(&service, &location, &messageType))
 	require.Equal(t, []string{"CARDIO", "recipients[0].rpps", "report"}, []string{service, location, messageType},
 		"what says who may read the reason, and where the error is without it")
-	require.NoError(t, b.pool.QueryRow(context.Background(), "SELECT count(*) FROM reports").Scan(&reports))
+	require.NoError(t, b.Pool.QueryRow(context.Background(), "SELECT count(*) FROM reports").Scan(&reports))
 	require.Zero(t, reports)
 }
 
 func TestOpenAPI(t *testing.T) {
 	t.Parallel()
-	b := setup(t)
-	code, h, body := b.do(t, "GET", "/api/v1/openapi.json", "", "")
+	b := webtest.Setup(t)
+	code, h, body := b.Do(t, "GET", "/api/v1/openapi.json", "", "")
 	require.Equal(t, http.StatusOK, code, "readable without a token")
 	require.Equal(t, "application/json", h.Get("Content-Type"))
 	var doc struct {

@@ -1,7 +1,6 @@
 package web
 
 import (
-	"context"
 	"errors"
 	"net/http"
 	"strconv"
@@ -14,15 +13,6 @@ import (
 	"github.com/mssdispatch/mssdispatch/dispatch"
 	"github.com/mssdispatch/mssdispatch/rules"
 )
-
-// Rules keeps the CME's dispatch rules and their versions (a *dispatch.Service).
-type Rules interface {
-	Rules(ctx context.Context) (rules.Set, error)
-	RulesVersion(ctx context.Context, version int) (rules.Set, []byte, error)
-	RulesHistory(ctx context.Context, limit int) ([]rules.Set, error)
-	SetRules(ctx context.Context, source []byte, actor, comment string) (rules.Set, error)
-	DryRun(ctx context.Context, source []byte, reports int) (dispatch.DryRun, error)
-}
 
 // ruleSetView is a version of the rules as the API shows it.
 type ruleSetView struct {
@@ -156,19 +146,6 @@ type ruleMistake struct {
 	RuleName string `json:"rule_name,omitempty"`
 }
 
-// ruleMistakes returns the mistakes err is about, and whether it is about rules.
-func ruleMistakes(err error) (rules.Errors, bool) {
-	var errs rules.Errors
-	if errors.As(err, &errs) && len(errs) > 0 {
-		return errs, true
-	}
-	var re *rules.Error
-	if errors.As(err, &re) {
-		return rules.Errors{re}, true
-	}
-	return nil, false
-}
-
 // ruleError writes err, if any: 422 for rules to fix, with the first
 // mistake ({"error","field","rule","line","rule_name"}) and all of them
 // ("errors": a list of the same), else 500. It reports whether there was
@@ -177,7 +154,7 @@ func (s *server) ruleError(w http.ResponseWriter, r *http.Request, what string, 
 	if err == nil {
 		return false
 	}
-	mistakes, ok := ruleMistakes(err)
+	mistakes, ok := rules.Mistakes(err)
 	if !ok {
 		s.internalError(w, r, what, err)
 		return true

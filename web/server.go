@@ -21,9 +21,10 @@ import (
 	"github.com/mssdispatch/mssdispatch/audit"
 	"github.com/mssdispatch/mssdispatch/auth"
 	"github.com/mssdispatch/mssdispatch/dispatch"
-	"github.com/mssdispatch/mssdispatch/dispatch/quarantine"
 	"github.com/mssdispatch/mssdispatch/internal/redact"
 	"github.com/mssdispatch/mssdispatch/readmodel"
+	"github.com/mssdispatch/mssdispatch/web/admin"
+	"github.com/mssdispatch/mssdispatch/web/dashboard"
 )
 
 // HL7Intake handles one raw HL7 message and returns its ACK, as it does for
@@ -33,9 +34,9 @@ type HL7Intake interface {
 	// HandleHL7TooLarge answers a message of size bytes, larger than the
 	// body limit, of which head is the start.
 	HandleHL7TooLarge(ctx context.Context, head []byte, size int64) []byte
-	// Reprocess runs a quarantined message through the intake again, for
+	// Reprocessor runs a quarantined message through the intake again, for
 	// the quarantine's "Retraiter".
-	Reprocess(ctx context.Context, id int64, user string, services []string) (quarantine.Reprocessed, error)
+	admin.Reprocessor
 }
 
 // Pinger checks the database (a pgxpool.Pool).
@@ -51,20 +52,21 @@ type Config struct {
 	// routes. Required.
 	Intake    ReportIntake
 	HL7       HL7Intake
-	Directory Directory
+	Directory admin.Directory
 	Resolver  Resolver
 	DB        Pinger
-	// Rules serves /api/v1/rules (the CME's rules, a *dispatch.Service). Required.
-	Rules Rules
+	// Rules serves /api/v1/rules and the rules screen (the CME's rules, a
+	// *dispatch.Service). Required.
+	Rules admin.Rules
 	// Gatherer is served on /metrics. Required.
 	Gatherer prometheus.Gatherer
 	// Dashboard, Accounts and Sessions serve the secretaries' dashboard
 	// (a *dispatch.Service, an *auth.Store, *auth.Sessions). Required.
-	Dashboard Dashboard
+	Dashboard dashboard.Actions
 	Accounts  *auth.Store
 	Sessions  *auth.Sessions
 	// Letters serves the letters and the paper batches (a *letters.Desk). Required.
-	Letters Letters
+	Letters dashboard.Letters
 	// Hospital is the name the dashboard shows; may be empty.
 	Hospital string
 	// HospitalAddresses are the hospital's MSSanté addresses that the
@@ -72,11 +74,11 @@ type Config struct {
 	HospitalAddresses []string
 	// Views is what the dashboard and the REST API read (a
 	// *readmodel.Reader). Required.
-	Views Views
+	Views dashboard.Views
 	// Quarantine lists the rejected messages (a *quarantine.Desk). Required.
-	Quarantine Quarantine
+	Quarantine admin.Quarantine
 	// Audit is the journal of the audit log, for admins (an *audit.Log). Required.
-	Audit AuditLog
+	Audit admin.AuditLog
 	// JobsUI is River's UI (NewJobsUI), mounted on /admin/jobs/ for admins; nil leaves it out.
 	JobsUI http.Handler
 	// MaxBodySize bounds the API's request bodies, in bytes. Defaults to
@@ -110,11 +112,17 @@ func NewHandler(cfg Config) (http.Handler, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	s := &server{cfg: cfg, tokenLimiter: apiTokenLimiter()}
-	dashboard, err := newUI(cfg)
+	dash, err := dashboard.New(dashboard.Config{Actions: cfg.Dashboard, Views: cfg.Views, Letters: cfg.Letters,
+		Directory: cfg.Directory, Hospital: cfg.Hospital, HospitalAddresses: cfg.HospitalAddresses, Logger: cfg.Logger})
 	if err != nil {
 		return nil, err
 	}
+	adm, err := admin.New(dash, admin.Config{Directory: cfg.Directory, Rules: cfg.Rules, Views: cfg.Views, HL7: cfg.HL7,
+		Quarantine: cfg.Quarantine, Audit: cfg.Audit, Accounts: cfg.Accounts, Logger: cfg.Logger})
+	if err != nil {
+		return nil, err
+	}
+	s := &server{cfg: cfg, tokenLimiter: apiTokenLimiter(), dashboard: dash, admin: adm}
 	r := chi.NewRouter()
 	r.Use(middleware.Recoverer, auth.ClientAddress(cfg.TrustedProxies), validURL)
 	r.Get("/healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -145,7 +153,7 @@ func NewHandler(cfg Config) (http.Handler, error) {
 		r.Post("/rules/dry-run", s.postDryRun)
 		r.Get("/rules/{version}", s.getRulesVersion)
 	})
-	dashboard.routes(r)
+	s.screensRoutes(r)
 	r.NotFound(func(w http.ResponseWriter, _ *http.Request) { writeError(w, http.StatusNotFound, "no such route") })
 	r.MethodNotAllowed(func(w http.ResponseWriter, _ *http.Request) {
 		writeError(w, http.StatusMethodNotAllowed, "method not allowed on this route")
@@ -160,6 +168,10 @@ type server struct {
 	cfg Config
 	// tokenLimiter slows the addresses that send wrong bearer tokens.
 	tokenLimiter *auth.AddressLimiter
+	// dashboard and admin are the screens (screens.go); the login page is
+	// rendered in the dashboard's frame.
+	dashboard *dashboard.UI
+	admin     *admin.UI
 }
 
 func (s *server) readyz(w http.ResponseWriter, r *http.Request) {

@@ -50,11 +50,11 @@ func NewJobsUI(ctx context.Context, client *river.Client[pgx.Tx], logger *slog.L
 // as JSON without the dashboard's CSRF token: it refuses them itself when
 // they come from another origin (Sec-Fetch-Site, Origin), so that it can be
 // mounted outside auth.Sessions.CSRF.
-func (u *ui) jobsRoutes(r chi.Router) {
-	if u.cfg.JobsUI == nil {
+func (s *server) jobsRoutes(r chi.Router) {
+	if s.cfg.JobsUI == nil {
 		return
 	}
-	h := http.NewCrossOriginProtection().Handler(jobsHeaders(u.cfg.JobsUI))
+	h := http.NewCrossOriginProtection().Handler(jobsHeaders(s.cfg.JobsUI))
 	r.Handle(jobsPrefix, h)
 	r.Handle(jobsPrefix+"/*", h)
 }

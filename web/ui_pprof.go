@@ -11,7 +11,7 @@ import (
 // PermAdmin): /admin/debug/pprof/ lists the profiles, e.g.
 // `go tool pprof -seconds 30 'https://host/admin/debug/pprof/profile'` with
 // the admin's session cookie, or from a browser.
-func (u *ui) pprofRoutes(r chi.Router) {
+func pprofRoutes(r chi.Router) {
 	r.HandleFunc("/admin/debug/pprof/", pprof.Index)
 	r.HandleFunc("/admin/debug/pprof/cmdline", pprof.Cmdline)
 	r.HandleFunc("/admin/debug/pprof/profile", pprof.Profile)

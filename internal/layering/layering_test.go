@@ -8,6 +8,7 @@ import (
 	"go/ast"
 	"go/parser"
 	"go/token"
+	"io/fs"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -43,8 +44,9 @@ func packages(t *testing.T, deps bool) map[string][]string {
 func TestLayers(t *testing.T) {
 	imports := packages(t, false)
 	// The domain: no screen, no protocol of the edges, no PDF, no read model.
-	domain := []string{module + "/web", module + "/hl7", module + "/hl7/mllp", module + "/dispatch/hl7intake",
-		module + "/paper", module + "/readmodel", "net/http"}
+	domain := []string{module + "/web", module + "/web/dashboard", module + "/web/admin", module + "/web/svgchart",
+		module + "/hl7", module + "/hl7/mllp", module + "/dispatch/hl7intake", module + "/paper", module + "/readmodel",
+		"net/http"}
 	forbidden := map[string][]string{
 		// The domain: no screen, no protocol of the edges, no PDF, no read
 		// model, no mailbox reader (it sees only Acknowledge).
@@ -54,7 +56,10 @@ func TestLayers(t *testing.T) {
 		// The rules are data and their text: no database, no domain.
 		"rules": {"github.com/jackc/pgx/v5", module + "/dispatch", module + "/correspondents"},
 		// The read models read; they neither serve pages nor render letters.
-		"readmodel": {module + "/web", module + "/paper", module + "/hl7/mllp"},
+		"readmodel": {module + "/web", module + "/web/dashboard", module + "/web/admin", module + "/web/svgchart",
+			module + "/paper", module + "/hl7/mllp"},
+		// The charts are values drawn as SVG: no HTTP, no database.
+		"web/svgchart": {"net/http", "github.com/jackc/pgx/v5", "github.com/jackc/pgx/v5/pgxpool"},
 	}
 	for pkg, bad := range forbidden {
 		require.Contains(t, imports, pkg)
@@ -87,18 +92,32 @@ func TestNoDatabase(t *testing.T) {
 // sqlText is the start of an SQL statement in a string literal.
 var sqlText = regexp.MustCompile(`(?i)^\s*(SELECT|INSERT|UPDATE|DELETE|WITH)\s`)
 
-// TestWebIssuesNoSQL fails when the web package (its non-test files) runs a
-// statement: it reads through package readmodel and acts through the
-// domain. Its only use of pgx is the type of River's client for River's UI.
+// TestWebIssuesNoSQL fails when a package under web/ (web, its screens in
+// web/dashboard and web/admin, the charts…: their non-test files) runs a
+// statement: they read through package readmodel and act through the
+// domain. Their only use of pgx is the type of River's client for River's UI.
 func TestWebIssuesNoSQL(t *testing.T) {
-	files, err := filepath.Glob("../../web/*.go")
+	var files []string
+	dirs := map[string]bool{}
+	err := filepath.WalkDir("../../web", func(path string, d fs.DirEntry, err error) error {
+		switch {
+		case err != nil:
+			return err
+		case d.IsDir() && (d.Name() == "node_modules" || d.Name() == "testdata"):
+			return filepath.SkipDir
+		case !d.IsDir() && strings.HasSuffix(path, ".go") && !strings.HasSuffix(path, "_test.go"):
+			files = append(files, path)
+			dirs[filepath.Dir(path)] = true
+		}
+		return nil
+	})
 	require.NoError(t, err)
+	for _, pkg := range []string{"web", "web/dashboard", "web/admin", "web/svgchart"} {
+		require.True(t, dirs[filepath.Join("../..", pkg)], "%s is checked", pkg)
+	}
 	fset := token.NewFileSet()
 	checked := 0
 	for _, name := range files {
-		if strings.HasSuffix(name, "_test.go") {
-			continue
-		}
 		f, err := parser.ParseFile(fset, name, nil, parser.SkipObjectResolution)
 		require.NoError(t, err)
 		checked++
@@ -127,5 +146,5 @@ func TestWebIssuesNoSQL(t *testing.T) {
 			return true
 		})
 	}
-	require.Greater(t, checked, 10, "the web package's files")
+	require.Greater(t, checked, 10, "the files of the packages under web/")
 }

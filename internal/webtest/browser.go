@@ -1,6 +1,10 @@
-// Package webtest is a dashboard user's browser for tests: it keeps its
-// cookies, does not follow redirects, and submits forms with the CSRF token
-// of the last page it read, as the dashboard's real forms do.
+// Package webtest runs the service's HTTP side for tests: Setup serves
+// web's real handler over the real service and a fresh database (its jobs
+// worked after Work), with what the tests of web and of its screens
+// (packages dashboard and admin) do to it (reports posted, users signed in,
+// browser scenarios run); Browser is a dashboard user's browser: it keeps
+// its cookies, does not follow redirects, and submits forms with the CSRF
+// token of the last page it read, as the dashboard's real forms do.
 package webtest
 
 import (
