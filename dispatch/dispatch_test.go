@@ -24,6 +24,7 @@ import (
 	"github.com/mssdispatch/mssdispatch/correspondents"
 	"github.com/mssdispatch/mssdispatch/dispatch"
 	"github.com/mssdispatch/mssdispatch/dispatch/mail"
+	"github.com/mssdispatch/mssdispatch/dispatch/worker"
 	"github.com/mssdispatch/mssdispatch/internal/dispatchtest"
 	"github.com/mssdispatch/mssdispatch/internal/mailtest"
 	"github.com/mssdispatch/mssdispatch/internal/smtptest"
@@ -58,7 +59,7 @@ type testBundle struct {
 // setup starts the service's workers on a fresh database holding the demo
 // directory, sending through transport; configure may change the workers'
 // configuration.
-func setup(t *testing.T, transport mail.Transport, configure ...func(*dispatch.WorkerConfig)) *testBundle {
+func setup(t *testing.T, transport mail.Transport, configure ...func(*worker.WorkerConfig)) *testBundle {
 	t.Helper()
 	return setupWith(t, transport, nil, configure...)
 }
@@ -66,7 +67,7 @@ func setup(t *testing.T, transport mail.Transport, configure ...func(*dispatch.W
 // setupWith is setup with more workers: more, when not nil, registers them
 // before the queue starts.
 func setupWith(t *testing.T, transport mail.Transport, more func(*river.Workers, *pgxpool.Pool, prometheus.Registerer),
-	configure ...func(*dispatch.WorkerConfig)) *testBundle {
+	configure ...func(*worker.WorkerConfig)) *testBundle {
 	t.Helper()
 	e := dispatchtest.Start(t, transport, more, configure...)
 	return &testBundle{env: e, ctx: e.Ctx, pool: e.Pool, svc: e.Service, views: readmodel.New(e.Pool), client: e.Client, registry: e.Registry}

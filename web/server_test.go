@@ -25,6 +25,7 @@ import (
 	"github.com/mssdispatch/mssdispatch/dispatch"
 	"github.com/mssdispatch/mssdispatch/dispatch/hl7intake"
 	"github.com/mssdispatch/mssdispatch/dispatch/mail"
+	"github.com/mssdispatch/mssdispatch/dispatch/worker"
 	"github.com/mssdispatch/mssdispatch/internal/pgtest"
 	"github.com/mssdispatch/mssdispatch/letters"
 	"github.com/mssdispatch/mssdispatch/paper"
@@ -68,7 +69,7 @@ func setup(t testing.TB, configure ...func(*web.Config)) *testBundle {
 	directory := correspondents.NewStore(pool)
 	resolver := correspondents.NewResolver(directory)
 	workers := river.NewWorkers()
-	require.NoError(t, dispatch.AddWorkers(workers, dispatch.WorkerConfig{Pool: pool, Sender: "bal@ch-test.mssante.fr",
+	require.NoError(t, worker.AddWorkers(workers, worker.WorkerConfig{Pool: pool, Sender: "bal@ch-test.mssante.fr",
 		Resolver: resolver, Transport: outbox, Registerer: registry, Logger: quiet}))
 	paperCfg := letters.Config{Pool: pool, Logger: quiet, Letterhead: paper.Letterhead{Name: "CH Démo"}}
 	require.NoError(t, letters.AddBatches(workers, paperCfg))

@@ -1,7 +1,8 @@
 // Package dispatchtest runs the domain (package dispatch) for the tests of
 // dispatch and of the packages beside it (letters): a fresh database
-// holding the demo directory, the workers, the River queue and a Service
-// (Start), and the report they receive (Report, Receive).
+// holding the demo directory, the workers (package dispatch/worker), the
+// River queue and a Service (Start), and the report they receive (Report,
+// Receive).
 package dispatchtest
 
 import (
@@ -26,6 +27,7 @@ import (
 	"github.com/mssdispatch/mssdispatch/correspondents"
 	"github.com/mssdispatch/mssdispatch/dispatch"
 	"github.com/mssdispatch/mssdispatch/dispatch/mail"
+	"github.com/mssdispatch/mssdispatch/dispatch/worker"
 	"github.com/mssdispatch/mssdispatch/internal/pgtest"
 	"github.com/mssdispatch/mssdispatch/internal/queuetest"
 	"github.com/mssdispatch/mssdispatch/queue"
@@ -48,7 +50,7 @@ type Env struct {
 // more workers before the queue starts; configure may change the workers'
 // configuration.
 func Start(t *testing.T, transport mail.Transport, more func(*river.Workers, *pgxpool.Pool, prometheus.Registerer),
-	configure ...func(*dispatch.WorkerConfig)) *Env {
+	configure ...func(*worker.WorkerConfig)) *Env {
 	t.Helper()
 	ctx := context.Background()
 	pool := pgtest.NewPool(t)
@@ -62,13 +64,13 @@ func Start(t *testing.T, transport mail.Transport, more func(*river.Workers, *pg
 	registry := prometheus.NewRegistry()
 	resolver := correspondents.NewResolver(store)
 	quiet := slog.New(slog.DiscardHandler)
-	cfg := dispatch.WorkerConfig{
+	cfg := worker.WorkerConfig{
 		Pool: pool, Resolver: resolver, Transport: transport, Sender: Sender, Registerer: registry, Logger: quiet,
 	}
 	for _, c := range configure {
 		c(&cfg)
 	}
-	require.NoError(t, dispatch.AddWorkers(workers, cfg))
+	require.NoError(t, worker.AddWorkers(workers, cfg))
 	if more != nil {
 		more(workers, pool, registry)
 	}

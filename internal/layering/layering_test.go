@@ -42,10 +42,15 @@ func packages(t *testing.T, deps bool) map[string][]string {
 // TestLayers fails when a package imports what its layer must not.
 func TestLayers(t *testing.T) {
 	imports := packages(t, false)
+	domain := []string{module + "/web", module + "/hl7", module + "/hl7/mllp", module + "/dispatch/hl7intake",
+		module + "/paper", module + "/readmodel", "net/http"}
 	forbidden := map[string][]string{
-		// The domain: no screen, no protocol of the edges, no PDF, no read model.
-		"dispatch": {module + "/web", module + "/hl7", module + "/hl7/mllp", module + "/dispatch/hl7intake",
-			module + "/paper", module + "/readmodel", "net/http"},
+		// The domain: no screen, no protocol of the edges, no PDF, no read
+		// model; it declares its jobs and its workers do them, not the
+		// other way round.
+		"dispatch": append(slices.Clone(domain), module+"/dispatch/worker"),
+		// The domain's workers: the domain's restrictions.
+		"dispatch/worker": domain,
 		// The rules are data and their text: no database, no domain.
 		"rules": {"github.com/jackc/pgx/v5", module + "/dispatch", module + "/correspondents"},
 		// The read models read; they neither serve pages nor render letters.

@@ -1,10 +1,11 @@
-package dispatch
+package worker
 
 import (
 	"errors"
 
 	"github.com/riverqueue/river"
 
+	"github.com/mssdispatch/mssdispatch/dispatch"
 	"github.com/mssdispatch/mssdispatch/queue"
 )
 
@@ -24,13 +25,13 @@ type Config struct {
 	Workers WorkerConfig
 	// Notifier sends the DPI the business acknowledgements it asks for;
 	// nil turns them off (a job left from before is cancelled unsent).
-	Notifier DPINotifier
+	Notifier dispatch.DPINotifier
 	// Custodian is the hospital, custodian of the CDA built around a report
 	// sent as a bare PDF.
-	Custodian Organisation
+	Custodian dispatch.Organisation
 	// Retention configures the purge (its Pool, Registerer and Logger are
 	// Workers'); RetentionCron is when it runs, required.
-	Retention     RetentionConfig
+	Retention     dispatch.RetentionConfig
 	RetentionCron string
 }
 
@@ -47,7 +48,7 @@ type Domain struct {
 func Install(workers *river.Workers, cfg Config) (*Domain, error) {
 	w := cfg.Workers
 	if cfg.RetentionCron == "" {
-		return nil, errors.New("dispatch: Config.RetentionCron is required")
+		return nil, errors.New("worker: Config.RetentionCron is required")
 	}
 	if err := AddWorkers(workers, w); err != nil {
 		return nil, err
@@ -59,7 +60,7 @@ func Install(workers *river.Workers, cfg Config) (*Domain, error) {
 	}
 	r := cfg.Retention
 	r.Pool, r.Registerer, r.Logger = w.Pool, w.Registerer, w.Logger
-	if err := AddRetention(workers, r); err != nil {
+	if err := dispatch.AddRetention(workers, r); err != nil {
 		return nil, err
 	}
 	return &Domain{cfg: cfg}, nil
@@ -69,15 +70,15 @@ func Install(workers *river.Workers, cfg Config) (*Domain, error) {
 // acknowledgement watchdog.
 func (d *Domain) Periodic() []queue.Periodic {
 	return []queue.Periodic{
-		{Spec: d.cfg.RetentionCron, Args: func() river.JobArgs { return RetentionArgs{} }},
-		{Spec: watchdogCron, Args: func() river.JobArgs { return WatchdogArgs{} }},
+		{Spec: d.cfg.RetentionCron, Args: func() river.JobArgs { return dispatch.RetentionArgs{} }},
+		{Spec: watchdogCron, Args: func() river.JobArgs { return dispatch.WatchdogArgs{} }},
 	}
 }
 
 // Service returns the domain's Service, which enqueues its jobs with jobs
 // (the River client built with the workers Install registered).
-func (d *Domain) Service(jobs JobInserter) (*Service, error) {
+func (d *Domain) Service(jobs dispatch.JobInserter) (*dispatch.Service, error) {
 	w := d.cfg.Workers
-	return NewService(ServiceConfig{Pool: w.Pool, Jobs: jobs, Resolver: w.Resolver, Sender: w.Sender,
+	return dispatch.NewService(dispatch.ServiceConfig{Pool: w.Pool, Jobs: jobs, Resolver: w.Resolver, Sender: w.Sender,
 		Custodian: d.cfg.Custodian, BusinessAcks: d.cfg.Notifier != nil, Logger: w.Logger})
 }
