@@ -27,7 +27,8 @@ type BusinessAckConfig struct {
 	// Pool is the database. Required.
 	Pool *pgxpool.Pool
 	// Notifier sends them. Nil turns them off: nothing is enqueued (give
-	// the Service Enabled()) and a job left from before is cancelled unsent.
+	// dispatch.ServiceConfig.BusinessAcks Enabled()) and a job left from
+	// before is cancelled unsent.
 	Notifier dispatch.DPINotifier
 	// RetryBackoff is the wait before the second attempt after a network
 	// failure or no answer; it doubles with each further one, up to 30 times
