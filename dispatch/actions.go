@@ -33,7 +33,7 @@ const (
 // paper_pending. It returns ErrNoAddress when the delivery has no address to
 // go to, and an error wrapping ErrTransition from another status.
 func (s *Service) Approve(ctx context.Context, deliveryID int64, user string) error {
-	return s.userAct(ctx, deliveryID, user, EventApproved, func(tx pgx.Tx, d storedDelivery) (string, error) {
+	return s.userAct(ctx, deliveryID, user, EventApproved, func(tx pgx.Tx, d StoredDelivery) (string, error) {
 		if d.Status != StatusReview && d.Status != StatusScheduled {
 			return "", allowedAction(d, "approve")
 		}
@@ -42,7 +42,7 @@ func (s *Service) Approve(ctx context.Context, deliveryID int64, user string) er
 				return "", err // never approved to an address outside the trust space
 			}
 		}
-		return d.destination(), release(ctx, tx, s.jobs, d, EventApproved, userActor(user), "")
+		return d.destination(), Release(ctx, tx, s.jobs, d, EventApproved, userActor(user), "")
 	})
 }
 
@@ -55,7 +55,7 @@ func (s *Service) SendTo(ctx context.Context, deliveryID int64, user, address st
 	if err != nil {
 		return fmt.Errorf("delivery %d: %w", deliveryID, &RecipientError{Problem: ProblemNotAnAddress, Address: address})
 	}
-	return s.userAct(ctx, deliveryID, user, EventApproved, func(tx pgx.Tx, d storedDelivery) (string, error) {
+	return s.userAct(ctx, deliveryID, user, EventApproved, func(tx pgx.Tx, d StoredDelivery) (string, error) {
 		if d.Status != StatusReview || d.Channel != correspondents.ChannelMSSante || d.SendingAt {
 			return "", allowedAction(d, "send to an address")
 		}
@@ -68,18 +68,18 @@ func (s *Service) SendTo(ctx context.Context, deliveryID int64, user, address st
 				return "", err
 			}
 			detail := fmt.Sprintf("adresse: %s → %s", cmp.Or(d.Address, "(aucune)"), a)
-			if err := insertEvent(ctx, tx, d.ID, d.Status, d.Status, EventEdited, userActor(user), detail); err != nil {
+			if err := InsertEvent(ctx, tx, d.ID, d.Status, d.Status, EventEdited, userActor(user), detail); err != nil {
 				return "", err
 			}
 			d.Address = a
 		}
-		return "adresse choisie : " + a, release(ctx, tx, s.jobs, d, EventApproved, userActor(user), "")
+		return "adresse choisie : " + a, Release(ctx, tx, s.jobs, d, EventApproved, userActor(user), "")
 	})
 }
 
 // Hold puts a scheduled or paper_pending delivery back in review.
 func (s *Service) Hold(ctx context.Context, deliveryID int64, user, why string) error {
-	return s.userAct(ctx, deliveryID, user, EventHeld, func(tx pgx.Tx, d storedDelivery) (string, error) {
+	return s.userAct(ctx, deliveryID, user, EventHeld, func(tx pgx.Tx, d StoredDelivery) (string, error) {
 		if d.Status != StatusScheduled && d.Status != StatusPaperPending {
 			return "", allowedAction(d, "hold")
 		}
@@ -90,7 +90,7 @@ func (s *Service) Hold(ctx context.Context, deliveryID int64, user, why string) 
 // Cancel stops a delivery that has not left. An email being sent cannot be
 // cancelled any more (ErrStale).
 func (s *Service) Cancel(ctx context.Context, deliveryID int64, user, why string) error {
-	return s.userAct(ctx, deliveryID, user, EventCancelled, func(tx pgx.Tx, d storedDelivery) (string, error) {
+	return s.userAct(ctx, deliveryID, user, EventCancelled, func(tx pgx.Tx, d StoredDelivery) (string, error) {
 		if d.SendingAt {
 			return "", fmt.Errorf("delivery %d is being sent: %w", d.ID, ErrStale)
 		}
@@ -101,7 +101,7 @@ func (s *Service) Cancel(ctx context.Context, deliveryID int64, user, why string
 // Resend queues a failed MSSanté delivery again, with a new Message-ID (a new
 // email: its acknowledgements must not be mistaken for the old one's).
 func (s *Service) Resend(ctx context.Context, deliveryID int64, user string) error {
-	return s.userAct(ctx, deliveryID, user, EventResent, func(tx pgx.Tx, d storedDelivery) (string, error) {
+	return s.userAct(ctx, deliveryID, user, EventResent, func(tx pgx.Tx, d StoredDelivery) (string, error) {
 		if d.Status != StatusFailed || d.Channel != correspondents.ChannelMSSante {
 			return "", allowedAction(d, "resend")
 		}
@@ -112,13 +112,13 @@ func (s *Service) Resend(ctx context.Context, deliveryID int64, user string) err
 		if err := transition(ctx, tx, d.ID, StatusFailed, StatusQueued, EventResent, userActor(user), messageID); err != nil {
 			return "", err
 		}
-		return d.destination(), insertJobs(ctx, tx, s.jobs, []river.InsertManyParams{{Args: SendArgs{DeliveryID: d.ID, MessageID: messageID}}})
+		return d.destination(), InsertJobs(ctx, tx, s.jobs, []river.InsertManyParams{{Args: SendArgs{DeliveryID: d.ID, MessageID: messageID}}})
 	})
 }
 
 // MarkPaperSent records that a paper delivery was posted.
 func (s *Service) MarkPaperSent(ctx context.Context, deliveryID int64, user string) error {
-	return s.userAct(ctx, deliveryID, user, EventPaperSent, func(tx pgx.Tx, d storedDelivery) (string, error) {
+	return s.userAct(ctx, deliveryID, user, EventPaperSent, func(tx pgx.Tx, d StoredDelivery) (string, error) {
 		return "", transition(ctx, tx, d.ID, d.Status, StatusPaperSent, EventPaperSent, userActor(user), "")
 	})
 }
@@ -126,7 +126,7 @@ func (s *Service) MarkPaperSent(ctx context.Context, deliveryID int64, user stri
 // PostalReturn records a letter that came back (NPAI): the delivery goes
 // back to review, for a secretary to correct the address.
 func (s *Service) PostalReturn(ctx context.Context, deliveryID int64, user, why string) error {
-	return s.userAct(ctx, deliveryID, user, EventReturned, func(tx pgx.Tx, d storedDelivery) (string, error) {
+	return s.userAct(ctx, deliveryID, user, EventReturned, func(tx pgx.Tx, d StoredDelivery) (string, error) {
 		return why, transition(ctx, tx, d.ID, d.Status, StatusReview, EventReturned, userActor(user), why)
 	})
 }
@@ -154,30 +154,30 @@ func (s *Service) Acknowledge(ctx context.Context, deliveryID int64, ack, detail
 	if !ok {
 		return fmt.Errorf("delivery %d: acknowledgement %q: want delivered, read, failed, delayed or reply", deliveryID, ack)
 	}
-	return s.act(ctx, deliveryID, func(tx pgx.Tx, d storedDelivery) error {
+	return s.act(ctx, deliveryID, func(tx pgx.Tx, d StoredDelivery) error {
 		switch ack {
 		case AckDelayed:
-			return insertEvent(ctx, tx, d.ID, d.Status, d.Status, event, actorSystem, detail)
+			return InsertEvent(ctx, tx, d.ID, d.Status, d.Status, event, SystemActor, detail)
 		case AckReply:
-			if err := setAttention(ctx, tx, d.ID, AckReply); err != nil {
+			if err := SetAttention(ctx, tx, d.ID, AckReply); err != nil {
 				return err
 			}
-			return insertEvent(ctx, tx, d.ID, d.Status, d.Status, event, actorSystem, detail)
+			return InsertEvent(ctx, tx, d.ID, d.Status, d.Status, event, SystemActor, detail)
 		}
 		to := Status(ack) // AckDelivered, AckRead and AckFailed are the statuses they lead to
 		var err error
 		switch {
 		case Allowed(d.Status, to) != nil:
-			err = insertEvent(ctx, tx, d.ID, d.Status, d.Status, event, actorSystem, detail+" (sans effet: "+string(d.Status)+")")
+			err = InsertEvent(ctx, tx, d.ID, d.Status, d.Status, event, SystemActor, detail+" (sans effet: "+string(d.Status)+")")
 		case ack == AckFailed:
-			err = failDelivery(ctx, tx, d.ID, d.Status, event, detail, CauseFailed, s.jobs)
+			err = FailDelivery(ctx, tx, d.ID, d.Status, event, detail, CauseFailed, s.jobs)
 		case ack == AckRead:
-			err = setAttention(ctx, tx, d.ID, "")
+			err = SetAttention(ctx, tx, d.ID, "")
 			if err == nil {
-				err = transition(ctx, tx, d.ID, d.Status, to, event, actorSystem, detail)
+				err = transition(ctx, tx, d.ID, d.Status, to, event, SystemActor, detail)
 			}
 		default:
-			err = transition(ctx, tx, d.ID, d.Status, to, event, actorSystem, detail)
+			err = transition(ctx, tx, d.ID, d.Status, to, event, SystemActor, detail)
 		}
 		if err != nil {
 			return err
@@ -188,8 +188,8 @@ func (s *Service) Acknowledge(ctx context.Context, deliveryID int64, ack, detail
 }
 
 // act runs change on the locked delivery in one transaction.
-func (s *Service) act(ctx context.Context, deliveryID int64, change func(pgx.Tx, storedDelivery) error) error {
-	if err := withDelivery(ctx, s.pool, deliveryID, change); err != nil {
+func (s *Service) act(ctx context.Context, deliveryID int64, change func(pgx.Tx, StoredDelivery) error) error {
+	if err := WithDelivery(ctx, s.pool, deliveryID, change); err != nil {
 		return fmt.Errorf("delivery %d: %w", deliveryID, err)
 	}
 	return nil
@@ -198,8 +198,8 @@ func (s *Service) act(ctx context.Context, deliveryID int64, change func(pgx.Tx,
 // userAct runs the action of user that records event on the locked
 // delivery, and its audit entry ("delivery_<event>", with the detail change
 // returns), in one transaction.
-func (s *Service) userAct(ctx context.Context, deliveryID int64, user string, event Event, change func(pgx.Tx, storedDelivery) (string, error)) error {
-	return s.act(ctx, deliveryID, func(tx pgx.Tx, d storedDelivery) error {
+func (s *Service) userAct(ctx context.Context, deliveryID int64, user string, event Event, change func(pgx.Tx, StoredDelivery) (string, error)) error {
+	return s.act(ctx, deliveryID, func(tx pgx.Tx, d StoredDelivery) error {
 		detail, err := change(tx, d)
 		if err != nil {
 			return err
@@ -209,9 +209,9 @@ func (s *Service) userAct(ctx context.Context, deliveryID int64, user string, ev
 	})
 }
 
-// withDelivery runs change on the delivery id, loaded and locked in a
+// WithDelivery runs change on the delivery id, loaded and locked in a
 // transaction of its own that commits the change.
-func withDelivery(ctx context.Context, pool *pgxpool.Pool, id int64, change func(pgx.Tx, storedDelivery) error) error {
+func WithDelivery(ctx context.Context, pool *pgxpool.Pool, id int64, change func(pgx.Tx, StoredDelivery) error) error {
 	return pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
 		d, err := loadDelivery(ctx, tx, id)
 		if err != nil {
@@ -222,7 +222,7 @@ func withDelivery(ctx context.Context, pool *pgxpool.Pool, id int64, change func
 }
 
 // allowedAction is the error of an action that does not apply to d's status.
-func allowedAction(d storedDelivery, action string) error {
+func allowedAction(d StoredDelivery, action string) error {
 	return fmt.Errorf("%w: %s a %s %s delivery", ErrTransition, action, d.Status, d.Channel)
 }
 
@@ -251,11 +251,11 @@ const (
 // delivery's id.
 func (s *Service) SwitchToPaper(ctx context.Context, deliveryID int64, user string) (int64, error) {
 	var paperID int64
-	err := s.userAct(ctx, deliveryID, user, EventPaper, func(tx pgx.Tx, d storedDelivery) (string, error) {
+	err := s.userAct(ctx, deliveryID, user, EventPaper, func(tx pgx.Tx, d StoredDelivery) (string, error) {
 		if d.Channel != correspondents.ChannelMSSante || !CanSwitchToPaper(d.Status, d.SendingAt) {
 			return "", allowedAction(d, "switch to paper")
 		}
-		paper := newDelivery{RecipientID: d.RecipientID, Channel: correspondents.ChannelPaper, Status: StatusPaperPending,
+		paper := NewDelivery{RecipientID: d.RecipientID, Channel: correspondents.ChannelPaper, Status: StatusPaperPending,
 			Name: d.Name, PostalAddress: d.PostalAddress, Reason: ReasonUserPaper,
 			ReasonText: "Envoi papier demandé par " + user + ".",
 			RuleName:   d.RuleName, RuleVersion: d.RuleVersion, Policy: d.Policy, FallbackOf: d.ID}
@@ -263,7 +263,7 @@ func (s *Service) SwitchToPaper(ctx context.Context, deliveryID int64, user stri
 			paper.Status = StatusReview
 			paper.ReasonText += " Adresse postale inconnue: à compléter."
 		}
-		id, created, err := insertDelivery(ctx, tx, d.ReportID, paper, userActor(user))
+		id, created, err := InsertDelivery(ctx, tx, d.ReportID, paper, userActor(user))
 		if err != nil {
 			return "", err
 		}
@@ -275,7 +275,7 @@ func (s *Service) SwitchToPaper(ctx context.Context, deliveryID int64, user stri
 		if slices.Contains(pendingStatuses, d.Status) {
 			return detail, transition(ctx, tx, d.ID, d.Status, StatusCancelled, EventPaper, userActor(user), detail)
 		}
-		return detail, insertEvent(ctx, tx, d.ID, d.Status, d.Status, EventPaper, userActor(user), detail)
+		return detail, InsertEvent(ctx, tx, d.ID, d.Status, d.Status, EventPaper, userActor(user), detail)
 	})
 	return paperID, err
 }
@@ -320,7 +320,7 @@ func (s *Service) EditRecipient(ctx context.Context, deliveryID int64, user stri
 		c.Address = a // else trusted says so
 	}
 	c.Name = strings.TrimSpace(c.Name)
-	return s.userAct(ctx, deliveryID, user, EventEdited, func(tx pgx.Tx, d storedDelivery) (string, error) {
+	return s.userAct(ctx, deliveryID, user, EventEdited, func(tx pgx.Tx, d StoredDelivery) (string, error) {
 		editable := d.Status == StatusReview || d.Status == StatusPaperPending ||
 			(d.Status == StatusFailed && d.Channel == correspondents.ChannelMSSante)
 		if !editable || d.SendingAt {
@@ -347,7 +347,7 @@ func (s *Service) EditRecipient(ctx context.Context, deliveryID int64, user stri
 				return "", err
 			}
 		}
-		return detail, insertEvent(ctx, tx, d.ID, d.Status, d.Status, EventEdited, userActor(user), detail)
+		return detail, InsertEvent(ctx, tx, d.ID, d.Status, d.Status, EventEdited, userActor(user), detail)
 	})
 }
 
@@ -360,7 +360,7 @@ func (s *Service) AddRecipient(ctx context.Context, reportID int64, user string,
 	if rc.Kind == "" {
 		rc.Kind = KindProfessional
 	}
-	d := newDelivery{Status: StatusReview, Name: rc.Name(), PostalAddress: rc.PostalAddress, Reason: ReasonUserAdded,
+	d := NewDelivery{Status: StatusReview, Name: rc.Name(), PostalAddress: rc.PostalAddress, Reason: ReasonUserAdded,
 		ReasonText: "Destinataire ajouté par " + user + "."}
 	if a, err := correspondents.ParseMailbox(rc.Address); err == nil {
 		rc.Address = a // else trusted says so
@@ -388,7 +388,7 @@ func (s *Service) AddRecipient(ctx context.Context, reportID int64, user string,
 		if d.RecipientID, err = insertRecipient(ctx, tx, reportID, position, rc); err != nil {
 			return err
 		}
-		if id, _, err = insertDelivery(ctx, tx, reportID, d, userActor(user)); err != nil {
+		if id, _, err = InsertDelivery(ctx, tx, reportID, d, userActor(user)); err != nil {
 			return err
 		}
 		return audit.Write(ctx, tx, audit.Entry{Actor: user, Action: "recipient_added", Object: fmt.Sprintf("delivery:%d", id),

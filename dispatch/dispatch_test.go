@@ -21,6 +21,7 @@ import (
 	"github.com/mssdispatch/mssdispatch/correspondents"
 	"github.com/mssdispatch/mssdispatch/dispatch"
 	"github.com/mssdispatch/mssdispatch/dispatch/mail"
+	"github.com/mssdispatch/mssdispatch/dispatch/worker"
 	"github.com/mssdispatch/mssdispatch/internal/dispatchtest"
 	"github.com/mssdispatch/mssdispatch/internal/mailtest"
 	"github.com/mssdispatch/mssdispatch/internal/smtptest"
@@ -54,7 +55,7 @@ type testBundle struct {
 // setup starts the service's workers on a fresh database holding the demo
 // directory, sending through transport; configure may change the workers'
 // configuration.
-func setup(t *testing.T, transport mail.Transport, configure ...func(*dispatch.WorkerConfig)) *testBundle {
+func setup(t *testing.T, transport mail.Transport, configure ...func(*worker.WorkerConfig)) *testBundle {
 	t.Helper()
 	e := dispatchtest.Start(t, transport, nil, configure...)
 	return &testBundle{env: e, ctx: e.Ctx, pool: e.Pool, svc: e.Service, views: e.Views, client: e.Client, registry: e.Registry}

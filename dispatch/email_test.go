@@ -17,6 +17,7 @@ import (
 	"github.com/mssdispatch/mssdispatch/correspondents"
 	"github.com/mssdispatch/mssdispatch/dispatch"
 	"github.com/mssdispatch/mssdispatch/dispatch/mail"
+	"github.com/mssdispatch/mssdispatch/dispatch/worker"
 	"github.com/mssdispatch/mssdispatch/internal/mailtest"
 )
 
@@ -98,7 +99,7 @@ func TestEmailToProfessionals(t *testing.T) {
 	dir := t.TempDir()
 	outbox, err := mail.NewOutbox(dir)
 	require.NoError(t, err)
-	b := setup(t, outbox, func(c *dispatch.WorkerConfig) { c.NIL = "mssdispatch-test/1.0" })
+	b := setup(t, outbox, func(c *worker.WorkerConfig) { c.NIL = "mssdispatch-test/1.0" })
 
 	report := testReport(t)
 	report.ReplyTo = "secretariat.cardio@ch-demo.mssante.fr"
@@ -130,7 +131,7 @@ func TestEmailToProfessionals(t *testing.T) {
 		require.Equal(t, []string{"IHE_XDM.ZIP", "Lettre_de_liaison_de_sortie.pdf"}, e.Names)
 		requireXDM(t, e.Attachments["IHE_XDM.ZIP"], report.Document.CDA)
 		metadata := xdmMetadata(t, e.Attachments["IHE_XDM.ZIP"])
-		require.Contains(t, metadata, dispatch.DemoSourceID, "sourceId")
+		require.Contains(t, metadata, worker.DemoSourceID, "sourceId")
 		require.Contains(t, metadata, "^^Internet^"+to, "intendedRecipient: this delivery's recipient only")
 		require.NotContains(t, metadata, "^^Internet^"+map[string]string{claire: julie, julie: claire}[to])
 		require.Nil(t, actionSlot.FindStringSubmatch(metadata), "no action for a new document")
@@ -227,7 +228,7 @@ func TestEmailToPatient(t *testing.T) {
 	dir := t.TempDir()
 	outbox, err := mail.NewOutbox(dir)
 	require.NoError(t, err)
-	b := setup(t, outbox, func(c *dispatch.WorkerConfig) { c.PatientNoReply = true })
+	b := setup(t, outbox, func(c *worker.WorkerConfig) { c.PatientNoReply = true })
 
 	report := testReport(t)
 	report.Patient.INSQualified = true
@@ -242,7 +243,7 @@ func TestEmailToPatient(t *testing.T) {
 	patient := report.Patient.INS + "@" + correspondents.PatientMailDomain
 	for to, e := range emails {
 		require.Equal(t, "O", e.Header.Get("X-MSS-INS"), "qualified INS")
-		require.Equal(t, dispatch.DefaultNIL, e.Header.Get("X-MSS-NIL"))
+		require.Equal(t, worker.DefaultNIL, e.Header.Get("X-MSS-NIL"))
 		require.False(t, e.Header.Has("Reply-To"), "no PRT REPLY")
 		require.False(t, e.Header.Has("Disposition-Notification-To"), "no ACK_LECTURE_MSS")
 		requireXDM(t, e.Attachments["IHE_XDM.ZIP"], report.Document.CDA)
@@ -296,7 +297,7 @@ func TestEmailReplaceAndDelete(t *testing.T) {
 	for to, e := range emails {
 		require.Empty(t, e.Attachments, to)
 		require.Contains(t, e.Body, "est annulé : merci de ne plus en tenir compte")
-		require.Equal(t, dispatch.DefaultNIL, e.Header.Get("X-MSS-NIL"))
+		require.Equal(t, worker.DefaultNIL, e.Header.Get("X-MSS-NIL"))
 		require.False(t, e.Header.Has("X-MSS-CODECDA"))
 		require.False(t, e.Header.Has("X-MSS-INS"))
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/mssdispatch/mssdispatch/dispatch"
 	"github.com/mssdispatch/mssdispatch/dispatch/mail"
+	"github.com/mssdispatch/mssdispatch/dispatch/worker"
 	"github.com/mssdispatch/mssdispatch/internal/smtptest"
 	"github.com/mssdispatch/mssdispatch/rules"
 )
@@ -48,7 +49,7 @@ func TestOperatorOutage(t *testing.T) {
 	}})
 	transport, err := mail.NewSMTP(mail.SMTPConfig{Addr: srv.Addr, CAFile: srv.CA.File, Timeout: 5 * time.Second})
 	require.NoError(t, err)
-	b := setup(t, transport, func(c *dispatch.WorkerConfig) { c.RetryBackoff = 300 * time.Millisecond })
+	b := setup(t, transport, func(c *worker.WorkerConfig) { c.RetryBackoff = 300 * time.Millisecond })
 
 	const reports = 10
 	for i := range reports {
@@ -109,7 +110,7 @@ func TestServerOutage(t *testing.T) {
 		}
 		return outbox.Send(ctx, env, msg)
 	})
-	b := setup(t, flaky, func(c *dispatch.WorkerConfig) { c.RetryBackoff = 200 * time.Millisecond })
+	b := setup(t, flaky, func(c *worker.WorkerConfig) { c.RetryBackoff = 200 * time.Millisecond })
 	rc := b.receive(t, testReport(t)).ReportID
 	require.Eventually(t, func() bool {
 		var n int
@@ -134,7 +135,7 @@ func TestGiveUp(t *testing.T) {
 	always421 := transportFunc(func(context.Context, mail.Envelope, []byte) error {
 		return &mail.RecipientError{Err: fmt.Errorf("mail: RCPT TO: 421 4.4.2 try later")}
 	})
-	b := setup(t, always421, func(c *dispatch.WorkerConfig) {
+	b := setup(t, always421, func(c *worker.WorkerConfig) {
 		c.RetryBackoff = 100 * time.Millisecond
 		c.GiveUpAfter = time.Second
 	})

@@ -6,19 +6,19 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"log/slog"
+	"strconv"
 	"strings"
-	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/riverqueue/river"
 
-	"github.com/mssdispatch/mssdispatch/cda"
 	"github.com/mssdispatch/mssdispatch/correspondents"
-	"github.com/mssdispatch/mssdispatch/dispatch/mail"
+	"github.com/mssdispatch/mssdispatch/queue"
 )
+
+// This file holds the jobs the domain declares, their args, kinds and
+// insert options (package dispatch/worker does them), and the changes of a
+// delivery that enqueue them, which the Service and the workers share.
 
 // ResolveArgs is the job that turns a report's recipients without a
 // delivery into deliveries.
@@ -37,187 +37,147 @@ func (ResolveArgs) InsertOpts() river.InsertOpts {
 	return river.InsertOpts{UniqueOpts: river.UniqueOpts{ByArgs: true}}
 }
 
-// Resolver decides the routes of a listed recipient.
-type Resolver interface {
-	Resolve(ctx context.Context, r correspondents.Recipient) ([]correspondents.Route, error)
+// SendArgs is the job that sends one email of an MSSanté delivery.
+type SendArgs struct {
+	DeliveryID int64 `json:"delivery_id"`
+	// MessageID is the email's: a resend is a new email with a new one.
+	MessageID string `json:"message_id"`
 }
 
-// WorkerConfig configures the workers.
-type WorkerConfig struct {
-	// Pool is the database. Required.
-	Pool *pgxpool.Pool
-	// Resolver decides recipients' routes. Required.
-	Resolver Resolver
-	// Transport transmits emails. Required.
-	Transport mail.Transport
-	// Sender is the BAL applicative's address, the From of every email. Required.
-	Sender string
-	// NIL is the product reference written in the X-MSS-NIL header of every
-	// email (printable ASCII). Defaults to DefaultNIL.
-	NIL string
-	// SourceID is the OID written as the sourceId of the XDM submission set:
-	// the sending organisation's or application's OID. Defaults to
-	// DemoSourceID, which is fit for tests and demonstrations only.
-	SourceID string
-	// HealthcareFacilityType and PracticeSetting override the XDS codes of
-	// the sending organisation in METADATA.XML. Zero (the default) takes them
-	// from the CDA header, else cda.DefaultHealthcareFacilityType and
-	// cda.DefaultPracticeSetting.
-	HealthcareFacilityType, PracticeSetting cda.Code
-	// PatientNoReply adds X-MSS-MES: FIN to the emails sent to patients, who
-	// are then told not to reply. Defaults to false.
-	PatientNoReply bool
-	// FallbackRecipients sends to the correspondents a DPI lists outside the
-	// volet (ROL, PV1-8, OBR-28, PD1-4) when a message has no PRT RCT.
-	// Defaults to false: they are kept but not sent to.
-	FallbackRecipients bool
-	// GiveUpAfter is how long an email may wait in the queue through
-	// temporary failures before it fails (and its fallback applies).
-	// Defaults to 48 hours.
-	GiveUpAfter time.Duration
-	// RetryBackoff is how long a domain (or the submission server) is blocked
-	// after its first temporary failure; it doubles with each further one, up
-	// to 30 times itself. Defaults to 30 seconds (so at most 15 minutes).
-	RetryBackoff time.Duration
-	// Registerer receives the workers' metrics; nil registers nothing.
-	Registerer prometheus.Registerer
-	// Logger defaults to slog.Default().
-	Logger *slog.Logger
+// Kind is the River job kind.
+func (SendArgs) Kind() string { return "send_delivery" }
+
+// InsertOpts makes the job unique per email while it is waiting or running.
+func (SendArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{UniqueOpts: river.UniqueOpts{ByArgs: true, ByState: queue.ActiveStates}}
 }
 
-// AddWorkers validates cfg and registers the package's workers.
-func AddWorkers(workers *river.Workers, cfg WorkerConfig) error {
-	switch {
-	case cfg.Pool == nil:
-		return errors.New("dispatch: WorkerConfig.Pool is required")
-	case cfg.Resolver == nil:
-		return errors.New("dispatch: WorkerConfig.Resolver is required")
-	case cfg.Transport == nil:
-		return errors.New("dispatch: WorkerConfig.Transport is required")
-	}
-	_, domain, ok := strings.Cut(cfg.Sender, "@")
-	if !ok || domain == "" {
-		return fmt.Errorf("dispatch: sender %q is not an email address", cfg.Sender)
-	}
-	if cfg.NIL == "" {
-		cfg.NIL = DefaultNIL
-	}
-	for _, c := range cfg.NIL {
-		if c < ' ' || c > '~' {
-			return fmt.Errorf("dispatch: NIL %q: want printable ASCII", cfg.NIL)
-		}
-	}
-	if cfg.SourceID == "" {
-		cfg.SourceID = DemoSourceID
-	}
-	if !IsOID(cfg.SourceID) {
-		return fmt.Errorf("dispatch: SourceID %q is not an OID", cfg.SourceID)
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
-	}
-	if cfg.GiveUpAfter == 0 {
-		cfg.GiveUpAfter = 48 * time.Hour
-	}
-	if cfg.RetryBackoff == 0 {
-		cfg.RetryBackoff = 30 * time.Second
-	}
-	sends := prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "mssdispatch_sends_total",
-		Help: "Emails to send, by result: sent, failed, retry, or untrusted (not handed to the transport: its address was outside the trust space).",
-	}, []string{"result"})
-	for _, result := range []string{"sent", "failed", "retry", "untrusted"} {
-		sends.WithLabelValues(result)
-	}
-	interrupted := prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "mssdispatch_send_interrupted_total",
-		Help: "Send attempts that found the previous one interrupted between SMTP and its record: possible duplicates (same Message-ID).",
-	})
-	if cfg.Registerer != nil {
-		for _, c := range []prometheus.Collector{sends, interrupted} {
-			if err := cfg.Registerer.Register(c); err != nil {
-				return fmt.Errorf("dispatch: register metrics: %w", err)
-			}
-		}
-	}
-	for _, add := range []func() error{
-		func() error { return river.AddWorkerSafely(workers, &resolveWorker{cfg: cfg, domain: domain}) },
-		func() error {
-			return river.AddWorkerSafely(workers, &sendWorker{cfg: cfg, sends: sends, interrupted: interrupted})
-		},
-		func() error { return river.AddWorkerSafely(workers, &releaseWorker{cfg: cfg, domain: domain}) },
-		func() error { return river.AddWorkerSafely(workers, &deadlineWorker{cfg: cfg}) },
-		func() error { return river.AddWorkerSafely(workers, &fallbackWorker{cfg: cfg}) },
-		func() error { return river.AddWorkerSafely(workers, &watchdogWorker{cfg: cfg}) },
-	} {
-		if err := add(); err != nil {
-			return fmt.Errorf("dispatch: %w", err)
-		}
-	}
-	return nil
+// ReleaseArgs is the job that releases a scheduled delivery when the delay
+// of its rule ends.
+type ReleaseArgs struct {
+	DeliveryID int64 `json:"delivery_id"`
 }
 
-type resolveWorker struct {
-	river.WorkerDefaults[ResolveArgs]
-	cfg    WorkerConfig
-	domain string
+// Kind is the River job kind.
+func (ReleaseArgs) Kind() string { return "release_delivery" }
+
+// InsertOpts makes the job unique per delivery.
+func (ReleaseArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{UniqueOpts: river.UniqueOpts{ByArgs: true, ByState: queue.ActiveStates}}
 }
 
-// Work creates the deliveries of the report's recipients that have none yet,
-// as the rules in force decide, and enqueues their sends and releases,
-// completing the job in the same transaction.
-func (w *resolveWorker) Work(ctx context.Context, job *river.Job[ResolveArgs]) error {
-	reportID := job.Args.ReportID
-	rf, recipients, err := unresolvedRecipients(ctx, w.cfg.Pool, reportID)
-	if err != nil {
-		return err
-	}
-	rules, err := activeRuleSet(ctx, w.cfg.Pool)
-	if err != nil {
-		return err
-	}
-	useFallbacks := w.cfg.FallbackRecipients && !hasRole(recipients, RoleResultCopiesTo)
-	plan, err := planReport(ctx, w.cfg.Resolver, rules, rf, recipients, useFallbacks)
-	if err != nil {
-		return fmt.Errorf("resolve report %d: %w", reportID, err)
-	}
-	ins, err := workerJobs(ctx)
-	if err != nil {
-		return err
-	}
-	return pgx.BeginFunc(ctx, w.cfg.Pool, func(tx pgx.Tx) error {
-		var jobs []river.InsertManyParams
-		for _, p := range plan {
-			d := p.newDelivery
-			if d.Channel == correspondents.ChannelMSSante {
-				d.MessageID = newMessageID(w.domain)
-			}
-			id, created, err := insertDelivery(ctx, tx, reportID, d, actorRule(p.Rule))
-			if err != nil {
-				return err
-			}
-			if created {
-				jobs = append(jobs, followUp(id, d)...)
-			}
-		}
-		if err := insertJobs(ctx, tx, ins, jobs); err != nil {
-			return err
-		}
-		if err := setReportStatus(ctx, tx, reportID, ReportResolved); err != nil {
-			return err
-		}
-		if err := completeTx(ctx, tx, job); err != nil {
-			return err
-		}
-		w.cfg.Logger.InfoContext(ctx, "report resolved", "report_id", reportID, "deliveries", len(plan),
-			"jobs", len(jobs), "rules_version", rules.Version)
-		return nil
-	})
+// Deadlines of a sent email.
+const (
+	DeadlineDSN  = "dsn"  // a delivery notification is due
+	DeadlineRead = "read" // a read notification is due
+)
+
+// DeadlineArgs is the job that checks, when a deadline of its rule passes,
+// that a sent email was acknowledged, and applies the fallback if not.
+type DeadlineArgs struct {
+	DeliveryID int64  `json:"delivery_id"`
+	Deadline   string `json:"deadline"` // DeadlineDSN or DeadlineRead
+}
+
+// Kind is the River job kind.
+func (DeadlineArgs) Kind() string { return "ack_deadline" }
+
+// InsertOpts makes the job unique per delivery and deadline.
+func (DeadlineArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{UniqueOpts: river.UniqueOpts{ByArgs: true, ByState: queue.ActiveStates}}
+}
+
+// Causes of a fallback.
+const (
+	CauseFailed = "failed" // the email failed for good
+	CauseNoDSN  = "no_dsn" // no delivery notification in time
+	CauseUnread = "unread" // no read notification in time
+)
+
+// FallbackArgs is the job that applies the fallback policy of a delivery.
+type FallbackArgs struct {
+	DeliveryID int64  `json:"delivery_id"`
+	Cause      string `json:"cause"` // CauseFailed, CauseNoDSN or CauseUnread
+}
+
+// Kind is the River job kind.
+func (FallbackArgs) Kind() string { return "delivery_fallback" }
+
+// InsertOpts makes the job unique per delivery and cause while it waits (a
+// later failure of the same delivery, after a resend, gets its own).
+func (FallbackArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{UniqueOpts: river.UniqueOpts{ByArgs: true, ByState: queue.ActiveStates}}
+}
+
+// ReasonFallbackPaper is the reason of a paper delivery created by a fallback.
+const ReasonFallbackPaper correspondents.Reason = "fallback_paper"
+
+// FollowUpJob is a job that may yet give a delivery a paper fallback that
+// prints its document: an acknowledgement deadline, a fallback. Each is
+// unique per delivery and name while it waits or runs. InsertJobs adds it to
+// its delivery's follow-ups (deliveries.follow_ups); the transaction that
+// makes its change and completes it takes it off (FollowUpDone). A delivery
+// has a follow-up there exactly while the job has not run (it waits, runs,
+// or was cancelled or discarded: River's UI may retry it), which keeps its
+// document from the retention job.
+type FollowUpJob interface {
+	river.JobArgs
+	// FollowUp returns the job's delivery and its name among the
+	// delivery's follow-ups: its kind and what else makes it unique.
+	FollowUp() (deliveryID int64, name string)
+}
+
+// FollowUp is the delivery and the name of the deadline job (FollowUpJob).
+func (a DeadlineArgs) FollowUp() (int64, string) { return a.DeliveryID, a.Kind() + ":" + a.Deadline }
+
+// FollowUp is the delivery and the name of the fallback job (FollowUpJob).
+func (a FallbackArgs) FollowUp() (int64, string) { return a.DeliveryID, a.Kind() + ":" + a.Cause }
+
+// WatchdogArgs is the periodic job that finds the sent emails past a
+// deadline of their rule whose deadline job is missing (the rule changed,
+// a job was lost) and enqueues it: a safety net under DeadlineArgs.
+type WatchdogArgs struct{}
+
+// Kind is the River job kind.
+func (WatchdogArgs) Kind() string { return "ack_watchdog" }
+
+// InsertOpts allows one watchdog at a time.
+func (WatchdogArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{UniqueOpts: river.UniqueOpts{ByState: queue.ActiveStates}}
+}
+
+// businessAckMaxAttempts bounds the sends of one acknowledgement: with the
+// default backoff (one minute doubling to 30 minutes) the DPI may be
+// unreachable for about a day before it is given up.
+const businessAckMaxAttempts = 50
+
+// BusinessAckArgs is the job that sends the DPI one business acknowledgement
+// of a delivery. It is unique per delivery and event for as long as River
+// keeps the job (a DPI gets each acknowledgement once); the history of the
+// delivery keeps that guarantee after River deleted the finished job.
+type BusinessAckArgs struct {
+	DeliveryID int64 `json:"delivery_id" river:"unique"`
+	// Event is BusinessAckDelivery or BusinessAckRead.
+	Event string `json:"event" river:"unique"`
+	// Failed makes the acknowledgement say the delivery or the reading
+	// failed; Detail is what the DSN or MDN said.
+	Failed bool   `json:"failed,omitempty"`
+	Detail string `json:"detail,omitempty"`
+}
+
+// Kind is the River job kind.
+func (BusinessAckArgs) Kind() string { return "business_ack" }
+
+// InsertOpts makes the job unique per delivery and event in River's default
+// unique states (every state but cancelled and discarded), and gives it many
+// attempts: the DPI may be down for hours.
+func (BusinessAckArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{MaxAttempts: businessAckMaxAttempts, UniqueOpts: river.UniqueOpts{ByArgs: true}}
 }
 
 // followUp is the job that takes a new delivery further: its send when
 // queued, its release when scheduled.
-func followUp(id int64, d newDelivery) []river.InsertManyParams {
+func followUp(id int64, d NewDelivery) []river.InsertManyParams {
 	switch {
 	case d.Status == StatusQueued:
 		return []river.InsertManyParams{{Args: SendArgs{DeliveryID: id, MessageID: d.MessageID}}}
@@ -227,23 +187,23 @@ func followUp(id int64, d newDelivery) []river.InsertManyParams {
 	return nil
 }
 
-// insertJobs inserts jobs in tx with ins, after adding the follow-up jobs
-// among them to their deliveries' follow-ups (see onFollowUp). Adding first
+// InsertJobs inserts jobs in tx with ins, after adding the follow-up jobs
+// among them to their deliveries' follow-ups (see FollowUpJob). Adding first
 // locks those deliveries before the insert: a job of the same name running
 // meanwhile, which takes its name off in a transaction that locks its
 // delivery too, either commits before (the insert is then no duplicate of
 // it and the name is added again) or after (the insert is skipped as a
 // duplicate and the job takes the name off): the name stays from the
 // enqueueing until a job of that name has run.
-func insertJobs(ctx context.Context, tx pgx.Tx, ins JobInserter, jobs []river.InsertManyParams) error {
+func InsertJobs(ctx context.Context, tx pgx.Tx, ins JobInserter, jobs []river.InsertManyParams) error {
 	if len(jobs) == 0 {
 		return nil
 	}
 	var ids []int64
 	var names []string
 	for _, j := range jobs {
-		if f, ok := j.Args.(followUpJob); ok {
-			id, name := f.followUp()
+		if f, ok := j.Args.(FollowUpJob); ok {
+			id, name := f.FollowUp()
 			ids, names = append(ids, id), append(names, name)
 		}
 	}
@@ -256,31 +216,37 @@ func insertJobs(ctx context.Context, tx pgx.Tx, ins JobInserter, jobs []river.In
 	return nil
 }
 
-// workerJobs is the River client a worker runs in, to insert jobs with.
-func workerJobs(ctx context.Context) (JobInserter, error) {
-	client, err := river.ClientFromContextSafely[pgx.Tx](ctx)
-	if err != nil {
-		return nil, fmt.Errorf("river client: %w", err)
-	}
-	return client, nil
-}
-
-func hasRole(rs []storedRecipient, role string) bool {
-	for _, r := range rs {
-		if r.Role == role {
-			return true
+// Release sends a scheduled or reviewed delivery on its way, in tx: queued
+// with a send job inserted with ins (an MSSanté delivery with an address),
+// or paper_pending; the change is recorded with event, actor and detail.
+func Release(ctx context.Context, tx pgx.Tx, ins JobInserter, d StoredDelivery, event Event, actor Actor, detail string) error {
+	if d.Channel == correspondents.ChannelMSSante {
+		if d.Address == "" {
+			return fmt.Errorf("delivery %d has no MSSanté address: %w", d.ID, ErrNoAddress)
 		}
+		if err := transition(ctx, tx, d.ID, d.Status, StatusQueued, event, actor, detail); err != nil {
+			return err
+		}
+		return InsertJobs(ctx, tx, ins, []river.InsertManyParams{{Args: SendArgs{DeliveryID: d.ID, MessageID: d.MessageID}}})
 	}
-	return false
+	if !d.PostalAddress.Known() {
+		return fmt.Errorf("delivery %d has no postal address: %w", d.ID, ErrNoAddress)
+	}
+	return transition(ctx, tx, d.ID, d.Status, StatusPaperPending, event, actor, detail)
 }
 
-// isFallbackRole reports whether role is a correspondent listed outside PRT RCT.
-func isFallbackRole(role string) bool {
-	switch role {
-	case RoleGP, RoleReferring, RoleAttending, RoleAdmitting, RoleConsulting, RoleResultsCopy, RolePrimaryCare:
-		return true
+// ErrNoAddress is returned when a delivery cannot go out for want of an
+// address (MSSanté, or postal for paper).
+var ErrNoAddress = errors.New("no address to send to")
+
+// FailDelivery moves a delivery from its status to failed and enqueues, with
+// ins, the fallback of its policy for cause, in tx.
+func FailDelivery(ctx context.Context, tx pgx.Tx, deliveryID int64, from Status, event Event, detail, cause string, ins JobInserter) error {
+	// The transition to failed also clears the attempt in flight (sending_at).
+	if err := transition(ctx, tx, deliveryID, from, StatusFailed, event, SystemActor, detail); err != nil {
+		return err
 	}
-	return false
+	return InsertJobs(ctx, tx, ins, []river.InsertManyParams{{Args: FallbackArgs{DeliveryID: deliveryID, Cause: cause}}})
 }
 
 // newMessageID returns a unique Message-ID (without angle brackets) in domain.
@@ -288,4 +254,27 @@ func newMessageID(domain string) string {
 	b := make([]byte, 16)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b) + "@" + domain
+}
+
+// domainOf returns the domain of an address, lower-cased.
+func domainOf(address string) string {
+	_, d, _ := strings.Cut(address, "@")
+	return strings.ToLower(d)
+}
+
+// envelopePrefix starts the DSN envelope id of every delivery's emails.
+const envelopePrefix = "mssdispatch-"
+
+// EnvelopeID is the DSN envelope id (ENVID) of a delivery's emails.
+func EnvelopeID(deliveryID int64) string { return envelopePrefix + strconv.FormatInt(deliveryID, 10) }
+
+// EnvelopeDelivery returns the delivery whose emails have the envelope id
+// envID (EnvelopeID), and false when envID is not one of this service's.
+func EnvelopeDelivery(envID string) (int64, bool) {
+	id, ok := strings.CutPrefix(envID, envelopePrefix)
+	if !ok {
+		return 0, false
+	}
+	v, err := strconv.ParseInt(id, 10, 64)
+	return v, err == nil
 }

@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river"
+
 	"github.com/mssdispatch/mssdispatch/correspondents"
 	"github.com/mssdispatch/mssdispatch/rules"
 )
@@ -22,6 +25,11 @@ const (
 	// by a CME rule (patient: never).
 	ReasonRuleNoPatient correspondents.Reason = "rule_no_patient"
 )
+
+// Resolver decides the routes of a listed recipient.
+type Resolver interface {
+	Resolve(ctx context.Context, r correspondents.Recipient) ([]correspondents.Route, error)
+}
 
 // Policy is what a delivery does when it fails or is not acknowledged in
 // time: the fallback part of the rule that decided it, kept with the
@@ -53,7 +61,7 @@ type reportFacts struct {
 
 // plannedDelivery is a delivery decided for one route of a recipient.
 type plannedDelivery struct {
-	newDelivery
+	NewDelivery
 	// Rule is the rule that decided it.
 	Rule rules.Rule
 }
@@ -72,7 +80,7 @@ func planReport(ctx context.Context, resolver Resolver, rs rules.Set, rf reportF
 		rule := rs.Decide(rules.Facts{DocumentCode: rf.DocumentCode, Service: rf.Service, AuthorRPPS: rf.AuthorRPPS,
 			RecipientKind: r.Kind, Confidentiality: rf.Confidentiality})
 		add := func(route correspondents.Route, status Status) {
-			d := newDelivery{RecipientID: r.ID, Channel: route.Channel, Status: status, Address: route.Address,
+			d := NewDelivery{RecipientID: r.ID, Channel: route.Channel, Status: status, Address: route.Address,
 				Name: route.Name, PostalAddress: route.PostalAddress, Reason: route.Reason, ReasonText: route.Text,
 				RuleName: rule.Name, RuleVersion: rs.Version, Policy: policyOf(rule.Action), Choices: route.Choices}
 			if status == StatusScheduled {
@@ -82,7 +90,7 @@ func planReport(ctx context.Context, resolver Resolver, rs rules.Set, rf reportF
 			if held := heldText(rule, rs.Version, route, status, d.ScheduledFor); held != "" {
 				d.ReasonText = held + " " + d.ReasonText
 			}
-			plan = append(plan, plannedDelivery{newDelivery: d, Rule: rule})
+			plan = append(plan, plannedDelivery{NewDelivery: d, Rule: rule})
 		}
 		switch {
 		case r.Kind != KindPatient && !rf.Flags.SendsToProfessionals():
@@ -147,4 +155,86 @@ func initialStatus(rule rules.Rule, route correspondents.Route, receivedAt time.
 		return StatusQueued
 	}
 	return StatusPaperPending
+}
+
+// ReportPlan is the deliveries the rules in force decide for the recipients
+// of a report that have none yet (PlanReport); Apply creates them.
+type ReportPlan struct {
+	reportID   int64
+	rules      rules.Set
+	deliveries []plannedDelivery
+}
+
+// PlanReport decides, writing nothing, the deliveries of the recipients of
+// report reportID that have none yet, under the rules in force, resolving
+// each recipient with resolver. fallbackRecipients sends to the
+// correspondents listed outside PRT RCT (ROL, PV1-8, OBR-28, PD1-4) when the
+// report lists no PRT RCT.
+func PlanReport(ctx context.Context, q DB, resolver Resolver, reportID int64, fallbackRecipients bool) (ReportPlan, error) {
+	rf, recipients, err := unresolvedRecipients(ctx, q, reportID)
+	if err != nil {
+		return ReportPlan{}, err
+	}
+	rs, err := activeRuleSet(ctx, q)
+	if err != nil {
+		return ReportPlan{}, err
+	}
+	useFallbacks := fallbackRecipients && !hasRole(recipients, RoleResultCopiesTo)
+	plan, err := planReport(ctx, resolver, rs, rf, recipients, useFallbacks)
+	if err != nil {
+		return ReportPlan{}, fmt.Errorf("resolve report %d: %w", reportID, err)
+	}
+	return ReportPlan{reportID: reportID, rules: rs, deliveries: plan}, nil
+}
+
+// Apply creates in tx the planned deliveries (an MSSanté one with a new
+// Message-ID in domain), enqueues with ins the jobs that take each new one
+// further (its send when queued, its release when scheduled), and marks the
+// report resolved. It returns the number of jobs enqueued.
+func (p ReportPlan) Apply(ctx context.Context, tx pgx.Tx, ins JobInserter, domain string) (jobs int, err error) {
+	var params []river.InsertManyParams
+	for _, planned := range p.deliveries {
+		d := planned.NewDelivery
+		if d.Channel == correspondents.ChannelMSSante {
+			d.MessageID = newMessageID(domain)
+		}
+		id, created, err := InsertDelivery(ctx, tx, p.reportID, d, RuleActor(planned.Rule))
+		if err != nil {
+			return 0, err
+		}
+		if created {
+			params = append(params, followUp(id, d)...)
+		}
+	}
+	if err := InsertJobs(ctx, tx, ins, params); err != nil {
+		return 0, err
+	}
+	if err := setReportStatus(ctx, tx, p.reportID, ReportResolved); err != nil {
+		return 0, err
+	}
+	return len(params), nil
+}
+
+// Deliveries is the number of deliveries planned.
+func (p ReportPlan) Deliveries() int { return len(p.deliveries) }
+
+// RulesVersion is the version of the rules that decided the deliveries.
+func (p ReportPlan) RulesVersion() int { return p.rules.Version }
+
+func hasRole(rs []storedRecipient, role string) bool {
+	for _, r := range rs {
+		if r.Role == role {
+			return true
+		}
+	}
+	return false
+}
+
+// isFallbackRole reports whether role is a correspondent listed outside PRT RCT.
+func isFallbackRole(role string) bool {
+	switch role {
+	case RoleGP, RoleReferring, RoleAttending, RoleAdmitting, RoleConsulting, RoleResultsCopy, RolePrimaryCare:
+		return true
+	}
+	return false
 }

@@ -194,7 +194,7 @@ func comparePlans(ref reportRef, recipients []storedRecipient, before, after []p
 		m := map[deliveryKey]DryRunOutcome{}
 		for _, p := range plan {
 			k := deliveryKey{p.RecipientID, p.Channel}
-			if _, dup := m[k]; dup { // as insertDelivery: one per recipient and channel
+			if _, dup := m[k]; dup { // as InsertDelivery: one per recipient and channel
 				continue
 			}
 			policy := p.Policy

@@ -35,7 +35,8 @@ type ServiceConfig struct {
 	Resolver Resolver
 	// BusinessAcks enqueues the business acknowledgements (ZAM) the DPI asks
 	// for when DSNs and MDNs come back: whether the worker registered with
-	// AddBusinessAcks has a Notifier (Install derives it).
+	// package dispatch/worker's AddBusinessAcks has a Notifier (its Install
+	// derives it).
 	BusinessAcks bool
 	// Sender is the applicative mailbox; its domain names the Message-ID of
 	// the emails users add to a report. Defaults to "mssdispatch.invalid".
@@ -301,7 +302,7 @@ func (s *Service) receiveNew(ctx context.Context, tx pgx.Tx, inboundID int64, in
 	if err != nil {
 		return 0, err
 	}
-	return id, insertJobs(ctx, tx, s.jobs, []river.InsertManyParams{{Args: ResolveArgs{ReportID: id}}})
+	return id, InsertJobs(ctx, tx, s.jobs, []river.InsertManyParams{{Args: ResolveArgs{ReportID: id}}})
 }
 
 // receiveAgain takes r, which sends again the documents of report id: the
@@ -333,7 +334,7 @@ func (s *Service) receiveAgain(ctx context.Context, tx pgx.Tx, id, inboundID int
 		if err := setReportStatus(ctx, tx, id, ReportReceived); err != nil {
 			return err
 		}
-		if err := insertJobs(ctx, tx, s.jobs, []river.InsertManyParams{{Args: ResolveArgs{ReportID: id, Inbound: inboundID}}}); err != nil {
+		if err := InsertJobs(ctx, tx, s.jobs, []river.InsertManyParams{{Args: ResolveArgs{ReportID: id, Inbound: inboundID}}}); err != nil {
 			return err
 		}
 		detail = fmt.Sprintf("Le DPI a envoyé à nouveau ce document (message %s) avec %d nouveau(x) destinataire(s), qui le reçoivent ; les autres ne le reçoivent pas une seconde fois.",

@@ -115,7 +115,7 @@ func PutInBatch(ctx context.Context, tx pgx.Tx, batchID int64, ids []int64) erro
 		return err
 	}
 	for _, id := range ids {
-		if err := insertEvent(ctx, tx, id, StatusPaperPending, StatusPaperPending, EventBatched, actorSystem,
+		if err := InsertEvent(ctx, tx, id, StatusPaperPending, StatusPaperPending, EventBatched, SystemActor,
 			fmt.Sprintf("lot n° %d", batchID)); err != nil {
 			return err
 		}
@@ -136,11 +136,11 @@ type Actor struct {
 	Name string
 }
 
-// actorSystem is the service acting on its own.
-var actorSystem = Actor{Kind: ActorSystem}
+// SystemActor is the service acting on its own (a job, an acknowledgement).
+var SystemActor = Actor{Kind: ActorSystem}
 
-// actorRule is the rule r acting.
-func actorRule(r rules.Rule) Actor { return Actor{Kind: ActorRule, Name: r.Name} }
+// RuleActor is the rule r acting.
+func RuleActor(r rules.Rule) Actor { return Actor{Kind: ActorRule, Name: r.Name} }
 
 // Event is the kind of an entry of a delivery's history
 // (delivery_events.event), or of a report's as a whole (report_events.event:

@@ -15,6 +15,7 @@ import (
 	"github.com/mssdispatch/mssdispatch/correspondents"
 	"github.com/mssdispatch/mssdispatch/dispatch"
 	"github.com/mssdispatch/mssdispatch/dispatch/mail"
+	"github.com/mssdispatch/mssdispatch/dispatch/worker"
 	"github.com/mssdispatch/mssdispatch/readmodel"
 	"github.com/mssdispatch/mssdispatch/rules"
 )
@@ -114,7 +115,7 @@ func TestTransitions(t *testing.T) {
 	outbox, err := mail.NewOutbox(t.TempDir())
 	require.NoError(t, err)
 	transport := &refusingTransport{next: outbox, refuse: map[string]bool{}}
-	b := setup(t, transport, func(c *dispatch.WorkerConfig) { c.RetryBackoff = 100 * time.Millisecond })
+	b := setup(t, transport, func(c *worker.WorkerConfig) { c.RetryBackoff = 100 * time.Millisecond })
 	ctx := b.ctx
 	claireName := "Claire DUPONT-DEMO"
 	const mss, paper = "mssante", "paper"

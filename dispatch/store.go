@@ -14,7 +14,8 @@ import (
 	"github.com/mssdispatch/mssdispatch/correspondents"
 )
 
-// This file holds every SQL statement of the package.
+// This file holds the package's SQL; the exported functions are the store
+// of package dispatch/worker, which runs the domain's jobs.
 
 // dbBeginner starts transactions (a pool, or a transaction for a savepoint).
 type dbBeginner interface {
@@ -149,7 +150,7 @@ func insertReport(ctx context.Context, tx pgx.Tx, inboundID int64, in Inbound, r
 	for i, d := range r.documents() {
 		pdf := d.PDF
 		if d.PDFInCDA {
-			pdf = nil // the CDA holds it: storedPDF takes it from there
+			pdf = nil // the CDA holds it: StoredPDF takes it from there
 		}
 		batch.Queue(`INSERT INTO documents (report_id, position, document_id, parent_document_id, cda, cda_sha256, pdf, pdf_in_cda)
 			VALUES ($1, $2, $3, $4, coalesce($5, ''::bytea), $6, $7, $8)`,
@@ -225,7 +226,7 @@ func insertReportEvents(ctx context.Context, q DB, id int64, events []reportEven
 }
 
 // loadDocument returns report reportID's (first) document as stored (empty
-// once purged; storedPDF makes its PDF), or ErrNotFound.
+// once purged; StoredPDF makes its PDF), or ErrNotFound.
 func loadDocument(ctx context.Context, q DB, reportID int64) (cdaDoc, pdf []byte, inCDA bool, err error) {
 	err = q.QueryRow(ctx, `SELECT cda, pdf, pdf_in_cda FROM documents WHERE report_id = $1 AND position = 1`, reportID).Scan(&cdaDoc, &pdf, &inCDA)
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -242,7 +243,7 @@ func loadDocument(ctx context.Context, q DB, reportID int64) (cdaDoc, pdf []byte
 func ReportPDF(ctx context.Context, q *pgxpool.Pool, reportID int64) ([]byte, error) {
 	cdaDoc, pdf, inCDA, err := loadDocument(ctx, q, reportID)
 	if err == nil {
-		pdf, err = storedPDF(pdf, inCDA, func() ([]byte, error) { return cda.ExtractPDF(cdaDoc) })
+		pdf, err = StoredPDF(pdf, inCDA, func() ([]byte, error) { return cda.ExtractPDF(cdaDoc) })
 	}
 	if err == nil && len(pdf) == 0 {
 		err = ErrNotFound
@@ -250,36 +251,10 @@ func ReportPDF(ctx context.Context, q *pgxpool.Pool, reportID int64) ([]byte, er
 	return pdf, err
 }
 
-// storedDocumentBytes is a document of a report as stored (see loadDocument).
-type storedDocumentBytes struct {
-	cda, pdf []byte
-	inCDA    bool
-}
-
-// loadDocuments returns the documents of report reportID as stored, in
-// order, or ErrNotFound when it has none.
-func loadDocuments(ctx context.Context, q DB, reportID int64) ([]storedDocumentBytes, error) {
-	rows, err := q.Query(ctx, `SELECT cda, pdf, pdf_in_cda FROM documents WHERE report_id = $1 ORDER BY position`, reportID)
-	if err != nil {
-		return nil, fmt.Errorf("load documents of report %d: %w", reportID, err)
-	}
-	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (storedDocumentBytes, error) {
-		var d storedDocumentBytes
-		return d, row.Scan(&d.cda, &d.pdf, &d.inCDA)
-	})
-	switch {
-	case err != nil:
-		return nil, fmt.Errorf("load documents of report %d: %w", reportID, err)
-	case len(out) == 0:
-		return nil, fmt.Errorf("documents of report %d: %w", reportID, ErrNotFound)
-	}
-	return out, nil
-}
-
-// storedPDF is a stored document's PDF: its pdf column, or, when its CDA
+// StoredPDF is a stored document's PDF: its pdf column, or, when its CDA
 // embeds it (pdf_in_cda), the CDA's, which cdaPDF extracts (cda.ExtractPDF,
 // or Tree.PDF for a caller that reads the tree anyway).
-func storedPDF(pdf []byte, inCDA bool, cdaPDF func() ([]byte, error)) ([]byte, error) {
+func StoredPDF(pdf []byte, inCDA bool, cdaPDF func() ([]byte, error)) ([]byte, error) {
 	if !inCDA {
 		return pdf, nil
 	}
@@ -429,8 +404,8 @@ func scanRecipients(rows pgx.Rows) ([]storedRecipient, error) {
 	return out, nil
 }
 
-// newDelivery is a delivery about to be created.
-type newDelivery struct {
+// NewDelivery is a delivery about to be created.
+type NewDelivery struct {
 	RecipientID   int64
 	Channel       correspondents.Channel
 	Status        Status
@@ -452,9 +427,9 @@ type newDelivery struct {
 	Choices []string
 }
 
-// insertDelivery creates d, recording its creation by actor, and returns its
+// InsertDelivery creates d, recording its creation by actor, and returns its
 // id; created is false when the recipient already had a delivery on that channel.
-func insertDelivery(ctx context.Context, tx pgx.Tx, reportID int64, d newDelivery, actor Actor) (id int64, created bool, err error) {
+func InsertDelivery(ctx context.Context, tx pgx.Tx, reportID int64, d NewDelivery, actor Actor) (id int64, created bool, err error) {
 	if err := Allowed("", d.Status); err != nil {
 		return 0, false, err
 	}
@@ -490,11 +465,11 @@ func insertDelivery(ctx context.Context, tx pgx.Tx, reportID int64, d newDeliver
 }
 
 // insertEventSQL starts the statements that append to a delivery's history
-// (the columns of insertEvent's VALUES, or of a SELECT).
+// (the columns of InsertEvent's VALUES, or of a SELECT).
 const insertEventSQL = `INSERT INTO delivery_events (delivery_id, from_status, to_status, event, actor_kind, actor, detail)`
 
-// insertEvent appends one event to a delivery's history; from is "" at creation.
-func insertEvent(ctx context.Context, q DB, deliveryID int64, from, to Status, event Event, actor Actor, detail string) error {
+// InsertEvent appends one event to a delivery's history; from is "" at creation.
+func InsertEvent(ctx context.Context, q DB, deliveryID int64, from, to Status, event Event, actor Actor, detail string) error {
 	var fromStatus *Status
 	if from != "" {
 		fromStatus = &from
@@ -557,81 +532,8 @@ func setReportStatus(ctx context.Context, q DB, reportID int64, status string) e
 	return nil
 }
 
-// outgoing is everything the send job needs of a delivery but the
-// document's bytes (its Document has no CDA or PDF: see documentCache).
-type outgoing struct {
-	DeliveryID int64
-	ReportID   int64
-	Action     Action
-	Status     Status
-	Channel    correspondents.Channel
-	Address    string
-	MessageID  string
-	Patient    Patient
-	Document   Document
-	// Recipient is the person or organisation the delivery goes to (its Kind
-	// chooses the body).
-	Recipient Recipient
-	Author    Recipient
-	ReplyTo   string
-	Flags     Flags
-	// BodyProfessional and BodyPatient are the DPI's CORPSMAIL_PS and
-	// CORPSMAIL_PATIENT, empty for the default texts.
-	BodyProfessional, BodyPatient string
-	// Policy is the fallback policy of the rule that decided the delivery.
-	Policy Policy
-	// QueuedAt is when the delivery last became queued.
-	QueuedAt time.Time
-	// Domain is the address's domain, lower-cased. Blocked is how long its
-	// sends must still wait, because the domain or the submission server
-	// answered a temporary failure; Failures is true while either has
-	// failures on record (a success forgets them).
-	Domain   string
-	Blocked  time.Duration
-	Failures bool
-	// Trusted is true when Domain is in the MSSanté trust space now: the
-	// whitelist (a domain or a parent of it) or the patients' domain.
-	Trusted bool
-}
-
-func loadOutgoing(ctx context.Context, q DB, deliveryID int64) (outgoing, error) {
-	var o outgoing
-	err := q.QueryRow(ctx, `SELECT d.id, d.report_id, r.action, d.status, d.channel, d.address, coalesce(d.message_id, ''),
-			r.patient_family, r.patient_given, r.patient_birth_date, r.patient_sex, r.patient_ins, r.patient_ins_oid,
-			r.patient_ins_qualified, r.patient_ipp,
-			r.document_id, r.document_code, r.document_title,
-			rc.role, rc.kind, rc.national_id, rc.rpps, rc.finess, rc.family, rc.given, rc.organisation, rc.address,
-			r.author, r.reply_to, r.flags, r.body_professional, r.body_patient, d.policy,
-			coalesce((SELECT max(e.at) FROM delivery_events e WHERE e.delivery_id = d.id AND e.to_status = 'queued'
-				AND e.from_status IS DISTINCT FROM 'queued'), d.created_at),
-			dom.domain, coalesce(blocked.wait, '0'), blocked.failures > 0,
-			dom.domain = $3 OR EXISTS (SELECT 1 FROM trust_domains t WHERE t.domain IN (
-				SELECT array_to_string(l.labels[i:], '.') FROM (SELECT string_to_array(dom.domain, '.') AS labels) l,
-					generate_subscripts(l.labels, 1) AS i))
-		FROM deliveries d JOIN reports r ON r.id = d.report_id JOIN recipients rc ON rc.id = d.recipient_id
-			CROSS JOIN LATERAL (SELECT lower(substr(d.address, strpos(d.address, '@') + 1)) AS domain) dom
-			CROSS JOIN LATERAL (SELECT max(m.blocked_until - now()) FILTER (WHERE m.blocked_until > now()) AS wait,
-					count(*) AS failures
-				FROM mail_domains m WHERE m.domain IN (dom.domain, $2)) blocked
-		WHERE d.id = $1`, deliveryID, serverScope, correspondents.PatientMailDomain).Scan(&o.DeliveryID, &o.ReportID, &o.Action, &o.Status, &o.Channel, &o.Address, &o.MessageID,
-		&o.Patient.Family, &o.Patient.Given, &o.Patient.BirthDate, &o.Patient.Sex, &o.Patient.INS, &o.Patient.INSOID,
-		&o.Patient.INSQualified, &o.Patient.IPP,
-		&o.Document.ID, &o.Document.Code, &o.Document.Title,
-		&o.Recipient.Role, &o.Recipient.Kind, &o.Recipient.NationalID, &o.Recipient.RPPS, &o.Recipient.FINESS,
-		&o.Recipient.Family, &o.Recipient.Given, &o.Recipient.Organisation, &o.Recipient.Address,
-		&o.Author, &o.ReplyTo, &o.Flags, &o.BodyProfessional, &o.BodyPatient, &o.Policy, &o.QueuedAt,
-		&o.Domain, &o.Blocked, &o.Failures, &o.Trusted)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return outgoing{}, fmt.Errorf("delivery %d: %w", deliveryID, ErrNotFound)
-	}
-	if err != nil {
-		return outgoing{}, fmt.Errorf("load delivery %d: %w", deliveryID, err)
-	}
-	return o, nil
-}
-
-// storedDelivery is a delivery row, for the jobs and actions that change it.
-type storedDelivery struct {
+// StoredDelivery is a delivery row, for the jobs and actions that change it.
+type StoredDelivery struct {
 	ID, ReportID, RecipientID int64
 	Channel                   correspondents.Channel
 	Status                    Status
@@ -647,7 +549,7 @@ type storedDelivery struct {
 }
 
 // destination is where d goes: its MSSanté address, or its postal address.
-func (d storedDelivery) destination() string {
+func (d StoredDelivery) destination() string {
 	if d.Channel == correspondents.ChannelMSSante {
 		return d.Address
 	}
@@ -655,17 +557,17 @@ func (d storedDelivery) destination() string {
 }
 
 // loadDelivery locks and returns the delivery id, or ErrNotFound.
-func loadDelivery(ctx context.Context, tx pgx.Tx, id int64) (storedDelivery, error) {
-	var d storedDelivery
+func loadDelivery(ctx context.Context, tx pgx.Tx, id int64) (StoredDelivery, error) {
+	var d StoredDelivery
 	err := tx.QueryRow(ctx, `SELECT id, report_id, recipient_id, channel, status, address, coalesce(message_id, ''),
 			sending_at IS NOT NULL, recipient_name, postal_address, policy, rule_name, rule_version
 		FROM deliveries WHERE id = $1 FOR UPDATE`, id).Scan(&d.ID, &d.ReportID, &d.RecipientID, &d.Channel,
 		&d.Status, &d.Address, &d.MessageID, &d.SendingAt, &d.Name, &d.PostalAddress, &d.Policy, &d.RuleName, &d.RuleVersion)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return storedDelivery{}, fmt.Errorf("delivery %d: %w", id, ErrNotFound)
+		return StoredDelivery{}, fmt.Errorf("delivery %d: %w", id, ErrNotFound)
 	}
 	if err != nil {
-		return storedDelivery{}, fmt.Errorf("load delivery %d: %w", id, err)
+		return StoredDelivery{}, fmt.Errorf("load delivery %d: %w", id, err)
 	}
 	return d, nil
 }
@@ -678,20 +580,22 @@ func setMessageID(ctx context.Context, q DB, id int64, messageID string) error {
 	return nil
 }
 
-// setAttention flags a delivery for the secretaries ("" clears the flag).
-func setAttention(ctx context.Context, q DB, id int64, attention string) error {
+// SetAttention flags a delivery for the secretaries ("" clears the flag).
+func SetAttention(ctx context.Context, q DB, id int64, attention string) error {
 	if _, err := q.Exec(ctx, `UPDATE deliveries SET attention = $2, updated_at = now() WHERE id = $1`, id, attention); err != nil {
 		return fmt.Errorf("flag delivery %d: %w", id, err)
 	}
 	return nil
 }
 
-// markSending records an attempt to send o before it is handed to SMTP, in
-// one statement: the delivery's sending_at and attempt count, and a
-// "sending" event; interrupted is true when the previous attempt never
-// recorded its outcome (the process died in the middle: the email may have
-// left). It returns ErrStale when the delivery is no longer queued.
-func markSending(ctx context.Context, q DB, o outgoing) (interrupted bool, err error) {
+// MarkSending records an attempt to send the email messageID of delivery
+// deliveryID before it is handed to SMTP, in one statement: the delivery's
+// sending_at and attempt count, and a "sending" event; interrupted is true
+// when the previous attempt never recorded its outcome (the process died in
+// the middle: the email may have left). It returns ErrStale when the
+// delivery is no longer queued. ClearSending, or the transition to sent or
+// failed, ends the attempt.
+func MarkSending(ctx context.Context, q DB, deliveryID int64, messageID string) (interrupted bool, err error) {
 	err = q.QueryRow(ctx, `WITH old AS (
 			SELECT id, sending_at FROM deliveries WHERE id = $1 AND status = 'queued' FOR UPDATE
 		), d AS (
@@ -702,61 +606,28 @@ func markSending(ctx context.Context, q DB, o outgoing) (interrupted bool, err e
 				format('essai %s, Message-ID %s', send_attempts, $5::text) || CASE WHEN interrupted THEN $6 ELSE '' END
 			FROM d)
 		SELECT interrupted FROM d`,
-		o.DeliveryID, EventSending, actorSystem.Kind, actorSystem.Name, o.MessageID,
+		deliveryID, EventSending, SystemActor.Kind, SystemActor.Name, messageID,
 		"; l'essai précédent a été interrompu (envoi possiblement en double, même Message-ID)").Scan(&interrupted)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return false, fmt.Errorf("delivery %d is no longer queued: %w", o.DeliveryID, ErrStale)
+		return false, fmt.Errorf("delivery %d is no longer queued: %w", deliveryID, ErrStale)
 	}
 	if err != nil {
-		return false, fmt.Errorf("record send attempt of delivery %d: %w", o.DeliveryID, err)
+		return false, fmt.Errorf("record send attempt of delivery %d: %w", deliveryID, err)
 	}
 	return interrupted, nil
 }
 
-// clearSending records that the attempt in flight has its outcome.
-func clearSending(ctx context.Context, q DB, deliveryID int64) error {
+// ClearSending records that the attempt in flight (MarkSending) of delivery
+// deliveryID has its outcome, a temporary failure: the delivery stays queued.
+func ClearSending(ctx context.Context, q DB, deliveryID int64) error {
 	if _, err := q.Exec(ctx, `UPDATE deliveries SET sending_at = NULL WHERE id = $1`, deliveryID); err != nil {
 		return fmt.Errorf("clear send attempt: %w", err)
 	}
 	return nil
 }
 
-// block records one more temporary failure of scope (a domain, or
-// serverScope) and returns how long its sends now wait (domainBackoff of base).
-// A failure while scope is blocked already (the sends that were under way
-// when it was blocked, failing for the same reason) neither counts nor
-// extends the block: with 20 workers, a 2-minute outage counted 20 failures
-// and blocked every email for 13 minutes after the server was back.
-func block(ctx context.Context, q DB, scope, lastError string, base time.Duration) (time.Duration, error) {
-	var failures int
-	var remaining time.Duration
-	if err := q.QueryRow(ctx, `INSERT INTO mail_domains AS m (domain, blocked_until, failures, last_error)
-		VALUES ($1, now(), 1, $2)
-		ON CONFLICT (domain) DO UPDATE SET last_error = $2, updated_at = now(),
-			failures = CASE WHEN m.blocked_until > now() THEN m.failures ELSE m.failures + 1 END
-		RETURNING failures, greatest(blocked_until - now(), '0')`, scope, lastError).Scan(&failures, &remaining); err != nil {
-		return 0, fmt.Errorf("block %s: %w", scope, err)
-	}
-	if remaining > 0 {
-		return remaining, nil
-	}
-	wait := domainBackoff(base, failures)
-	if _, err := q.Exec(ctx, `UPDATE mail_domains SET blocked_until = now() + $2 WHERE domain = $1`, scope, wait); err != nil {
-		return 0, fmt.Errorf("block %s: %w", scope, err)
-	}
-	return wait, nil
-}
-
-// unblock forgets the failures of domain and of the submission server after a success.
-func unblock(ctx context.Context, q DB, domain string) error {
-	if _, err := q.Exec(ctx, `DELETE FROM mail_domains WHERE domain IN ($1, $2)`, domain, serverScope); err != nil {
-		return fmt.Errorf("unblock %s: %w", domain, err)
-	}
-	return nil
-}
-
-// withdrawAddress takes the MSSanté address off delivery id, saying why.
-func withdrawAddress(ctx context.Context, q DB, id int64, reason correspondents.Reason, reasonText string) error {
+// WithdrawAddress takes the MSSanté address off delivery id, saying why.
+func WithdrawAddress(ctx context.Context, q DB, id int64, reason correspondents.Reason, reasonText string) error {
 	_, err := q.Exec(ctx, `UPDATE deliveries SET address = '', reason = $2, reason_text = $3, updated_at = now() WHERE id = $1`,
 		id, reason, reasonText)
 	if err != nil {
@@ -765,8 +636,8 @@ func withdrawAddress(ctx context.Context, q DB, id int64, reason correspondents.
 	return nil
 }
 
-// recordDeliveryError keeps the last transient error of a delivery.
-func recordDeliveryError(ctx context.Context, q DB, deliveryID int64, lastError string) error {
+// RecordDeliveryError keeps the last transient error of a delivery.
+func RecordDeliveryError(ctx context.Context, q DB, deliveryID int64, lastError string) error {
 	if _, err := q.Exec(ctx, "UPDATE deliveries SET last_error = $2, updated_at = now() WHERE id = $1", deliveryID, lastError); err != nil {
 		return fmt.Errorf("record delivery %d error: %w", deliveryID, err)
 	}
@@ -788,34 +659,12 @@ func addFollowUps(ctx context.Context, q DB, ids []int64, names []string) error 
 	return nil
 }
 
-// followUpDone takes name off the follow-ups of the delivery id.
-func followUpDone(ctx context.Context, q DB, id int64, name string) error {
+// FollowUpDone takes name off the follow-ups of the delivery id.
+func FollowUpDone(ctx context.Context, q DB, id int64, name string) error {
 	if _, err := q.Exec(ctx, `UPDATE deliveries SET follow_ups = array_remove(follow_ups, $2) WHERE id = $1`, id, name); err != nil {
 		return fmt.Errorf("delivery %d: follow-up %s done: %w", id, name, err)
 	}
 	return nil
-}
-
-// overdueDeadlines returns the deadlines passed without an acknowledgement:
-// an email still sent past no_dsn_hours, an email sent or delivered, unread
-// and not yet flagged, past unread_hours.
-func overdueDeadlines(ctx context.Context, q DB) ([]DeadlineArgs, error) {
-	rows, err := q.Query(ctx, `SELECT id, 'dsn' FROM deliveries
-			WHERE status = 'sent' AND (policy->>'no_dsn_hours')::int > 0
-				AND sent_at + make_interval(hours => (policy->>'no_dsn_hours')::int) < now()
-		UNION ALL
-		SELECT id, 'read' FROM deliveries
-			WHERE status IN ('sent', 'delivered') AND read_at IS NULL AND attention = ''
-				AND (policy->>'unread_hours')::int > 0
-				AND sent_at + make_interval(hours => (policy->>'unread_hours')::int) < now()`)
-	if err != nil {
-		return nil, fmt.Errorf("overdue deadlines: %w", err)
-	}
-	out, err := pgx.CollectRows(rows, pgx.RowToStructByPos[DeadlineArgs])
-	if err != nil {
-		return nil, fmt.Errorf("overdue deadlines: %w", err)
-	}
-	return out, nil
 }
 
 // nextRecipientPosition is the position of a recipient added to a report.

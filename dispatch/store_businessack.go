@@ -14,9 +14,9 @@ import (
 // This file holds the SQL of the business acknowledgements to the DPI
 // (businessack.go).
 
-// storedBusinessAck is what a business acknowledgement needs of a delivery,
+// StoredBusinessAck is what a business acknowledgement needs of a delivery,
 // its report and its recipient.
-type storedBusinessAck struct {
+type StoredBusinessAck struct {
 	Channel correspondents.Channel
 	Address string
 	Status  Status
@@ -39,10 +39,10 @@ type storedBusinessAck struct {
 	Sent, Refused []string
 }
 
-// loadBusinessAck returns what the business acknowledgements of delivery id
+// LoadBusinessAck returns what the business acknowledgements of delivery id
 // need, or ErrNotFound.
-func loadBusinessAck(ctx context.Context, q DB, id int64) (storedBusinessAck, error) {
-	var b storedBusinessAck
+func LoadBusinessAck(ctx context.Context, q DB, id int64) (StoredBusinessAck, error) {
+	var b StoredBusinessAck
 	err := q.QueryRow(ctx, `SELECT d.channel, d.status, d.address, d.delivered_at, d.read_at, d.updated_at,
 			r.sending_application, r.sending_facility, r.message_control_id, r.receiving_application,
 			r.receiving_facility, r.flags,
@@ -58,19 +58,19 @@ func loadBusinessAck(ctx context.Context, q DB, id int64) (storedBusinessAck, er
 		&b.ReceivingFacility, &b.Flags,
 		&b.FromHL7, &b.NationalID, &b.RPPS, &b.Sent, &b.Refused)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return storedBusinessAck{}, fmt.Errorf("delivery %d: %w", id, ErrNotFound)
+		return StoredBusinessAck{}, fmt.Errorf("delivery %d: %w", id, ErrNotFound)
 	}
 	if err != nil {
-		return storedBusinessAck{}, fmt.Errorf("load delivery %d for its business acknowledgement: %w", id, err)
+		return StoredBusinessAck{}, fmt.Errorf("load delivery %d for its business acknowledgement: %w", id, err)
 	}
 	return b, nil
 }
 
-// recordBusinessAck appends to the history of delivery id, without changing
+// RecordBusinessAck appends to the history of delivery id, without changing
 // its status, what the DPI answered to a business acknowledgement: event is
 // EventBusinessAckSent or EventBusinessAckRefused, detail starts with
-// "ZAM^<Z02|Z03> " (loadBusinessAck reads it back).
-func recordBusinessAck(ctx context.Context, q DB, id int64, event Event, detail string) error {
+// "ZAM^<Z02|Z03> " (LoadBusinessAck reads it back).
+func RecordBusinessAck(ctx context.Context, q DB, id int64, event Event, detail string) error {
 	tag, err := q.Exec(ctx, `INSERT INTO delivery_events (delivery_id, from_status, to_status, event, actor_kind, detail)
 		SELECT id, status, status, $2, 'system', $3 FROM deliveries WHERE id = $1`, id, event, detail)
 	if err != nil {

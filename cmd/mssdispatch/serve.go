@@ -32,6 +32,7 @@ import (
 	"github.com/mssdispatch/mssdispatch/dispatch/mail/ingest"
 	"github.com/mssdispatch/mssdispatch/dispatch/quarantine"
 	"github.com/mssdispatch/mssdispatch/dispatch/retention"
+	"github.com/mssdispatch/mssdispatch/dispatch/worker"
 	"github.com/mssdispatch/mssdispatch/hl7"
 	"github.com/mssdispatch/mssdispatch/hl7/mllp"
 	"github.com/mssdispatch/mssdispatch/internal/redact"
@@ -99,11 +100,11 @@ type serveConfig struct {
 	Organisation string
 	// FallbackRecipients sends to correspondents listed outside PRT RCT.
 	FallbackRecipients bool
-	// NIL is the X-MSS-NIL product reference; empty means dispatch.DefaultNIL.
+	// NIL is the X-MSS-NIL product reference; empty means worker.DefaultNIL.
 	NIL string
 	// SourceOID is the XDM submission set sourceId. Required with the smtp
 	// transport (real exchanges must name the real organisation); with the
-	// outbox transport, empty means dispatch.DemoSourceID.
+	// outbox transport, empty means worker.DemoSourceID.
 	SourceOID string
 	// PatientNoReply adds X-MSS-MES: FIN to the emails sent to patients.
 	PatientNoReply bool
@@ -202,7 +203,7 @@ func loadServeConfig(e env) (serveConfig, error) {
 	if strings.ContainsFunc(c.NIL, func(r rune) bool { return r < ' ' || r > '~' }) {
 		r.problem("MSSDISPATCH_NIL %q: want printable ASCII", c.NIL)
 	}
-	if c.SourceOID != "" && !dispatch.IsOID(c.SourceOID) {
+	if c.SourceOID != "" && !worker.IsOID(c.SourceOID) {
 		r.problem("MSSDISPATCH_SOURCE_OID %q: want an OID such as 1.2.250.1.71.4.2.2", c.SourceOID)
 	}
 	if n := utf8.RuneCountInString(c.APIToken); n > 0 && n < minAPITokenLen {
@@ -446,31 +447,26 @@ type app struct {
 }
 
 // build wires the service: each package registers its workers (the domain
-// in one call, dispatch.Install; its retention purge, retention.AddPurge),
-// the queue is built with them and their periodic jobs, then the services
-// that enqueue jobs and the edges.
+// in one call, worker.Install), the queue is built with them and their
+// periodic jobs, then the services that enqueue jobs and the edges.
 func build(ctx context.Context, cfg serveConfig, pool *pgxpool.Pool, transport dmail.Transport, notifier dispatch.DPINotifier,
 	registry *prometheus.Registry, logger *slog.Logger) (*app, error) {
 	directory := correspondents.NewStore(pool)
 	resolver := correspondents.NewResolver(directory)
 	workers := river.NewWorkers()
-	domain, err := dispatch.Install(workers, dispatch.Config{
-		Workers: dispatch.WorkerConfig{Pool: pool, Resolver: resolver, Transport: transport, Sender: cfg.Sender,
+	domain, err := worker.Install(workers, worker.Config{
+		Workers: worker.WorkerConfig{Pool: pool, Resolver: resolver, Transport: transport, Sender: cfg.Sender,
 			FallbackRecipients: cfg.FallbackRecipients, NIL: cfg.NIL, SourceID: cfg.SourceOID, PatientNoReply: cfg.PatientNoReply,
 			GiveUpAfter: cfg.SendGiveUpAfter, RetryBackoff: cfg.SendRetryBackoff, Registerer: registry, Logger: logger},
-		Notifier:  notifier,
-		Custodian: dispatch.Organisation{FINESS: cfg.FINESS, Name: cfg.Organisation},
+		Notifier:      notifier,
+		Custodian:     dispatch.Organisation{FINESS: cfg.FINESS, Name: cfg.Organisation},
+		Retention:     retention.Config{Days: cfg.RetentionDays, AuditDays: cfg.AuditRetentionDays},
+		RetentionCron: cmp.Or(cfg.RetentionCron, defaultRetentionCron),
 	})
 	if err != nil {
 		return nil, &configError{msg: err.Error()}
 	}
-	err = retention.AddPurge(workers, retention.Config{Pool: pool, Days: cfg.RetentionDays, AuditDays: cfg.AuditRetentionDays,
-		Registerer: registry, Logger: logger})
-	if err != nil {
-		return nil, &configError{msg: err.Error()}
-	}
-	periodic := append(domain.Periodic(), queue.Periodic{Spec: cmp.Or(cfg.RetentionCron, defaultRetentionCron),
-		Args: func() river.JobArgs { return retention.PurgeArgs{} }})
+	periodic := domain.Periodic()
 	err = correspondents.AddDirectorySync(workers, correspondents.DirectorySyncConfig{Store: directory,
 		DirectorySource: cfg.DirectorySource, WhitelistSource: cfg.WhitelistSource, Registerer: registry, Logger: logger})
 	if err != nil {

@@ -26,6 +26,7 @@ import (
 	"github.com/mssdispatch/mssdispatch/dispatch/hl7intake"
 	"github.com/mssdispatch/mssdispatch/dispatch/mail"
 	"github.com/mssdispatch/mssdispatch/dispatch/quarantine"
+	"github.com/mssdispatch/mssdispatch/dispatch/worker"
 	"github.com/mssdispatch/mssdispatch/hl7"
 	"github.com/mssdispatch/mssdispatch/hl7/mllp"
 	"github.com/mssdispatch/mssdispatch/internal/mailtest"
@@ -148,14 +149,14 @@ func setupVolet(t *testing.T, dpiAddr string) *voletBundle {
 
 	workers := river.NewWorkers()
 	resolver := correspondents.NewResolver(correspondents.NewStore(pool))
-	require.NoError(t, dispatch.AddWorkers(workers, dispatch.WorkerConfig{Pool: pool, Resolver: resolver, Transport: outbox,
-		Sender: voletSender, SourceID: dispatch.DemoSourceID, Logger: voletLog}))
+	require.NoError(t, worker.AddWorkers(workers, worker.WorkerConfig{Pool: pool, Resolver: resolver, Transport: outbox,
+		Sender: voletSender, SourceID: worker.DemoSourceID, Logger: voletLog}))
 	if dpiAddr != "" {
 		// SendingApplication and SendingFacility left empty: the ZAMs come
 		// from the MSH-5 and MSH-6 of the DPI's message.
 		notifier, err := hl7intake.NewNotifier(hl7intake.NotifierConfig{Addr: dpiAddr, Timeout: 5 * time.Second})
 		require.NoError(t, err)
-		require.NoError(t, dispatch.AddBusinessAcks(workers, dispatch.BusinessAckConfig{Pool: pool, Notifier: notifier,
+		require.NoError(t, worker.AddBusinessAcks(workers, worker.BusinessAckConfig{Pool: pool, Notifier: notifier,
 			RetryBackoff: 50 * time.Millisecond, Logger: voletLog}))
 	}
 	client, err := queue.New(pool, queue.Config{Workers: workers, FetchPollInterval: 100 * time.Millisecond, Logger: voletLog})

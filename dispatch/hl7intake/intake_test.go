@@ -20,6 +20,7 @@ import (
 	"github.com/mssdispatch/mssdispatch/dispatch/hl7intake"
 	"github.com/mssdispatch/mssdispatch/dispatch/mail"
 	"github.com/mssdispatch/mssdispatch/dispatch/quarantine"
+	"github.com/mssdispatch/mssdispatch/dispatch/worker"
 	"github.com/mssdispatch/mssdispatch/hl7"
 	"github.com/mssdispatch/mssdispatch/hl7/mllp"
 	"github.com/mssdispatch/mssdispatch/internal/pgtest"
@@ -45,7 +46,7 @@ func setup(t testing.TB) *testBundle {
 	require.NoError(t, err)
 	workers := river.NewWorkers()
 	resolver := correspondents.NewResolver(correspondents.NewStore(pool))
-	require.NoError(t, dispatch.AddWorkers(workers, dispatch.WorkerConfig{Pool: pool, Sender: "bal@ch-test.mssante.fr",
+	require.NoError(t, worker.AddWorkers(workers, worker.WorkerConfig{Pool: pool, Sender: "bal@ch-test.mssante.fr",
 		Resolver: resolver, Transport: outbox}))
 	client, err := queue.New(pool, queue.Config{Workers: workers, Logger: quiet})
 	require.NoError(t, err)

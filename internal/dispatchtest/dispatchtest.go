@@ -1,11 +1,11 @@
 // Package dispatchtest runs the domain (package dispatch) for the tests of
 // dispatch and of the packages beside it (letters, quarantine, retention):
-// a fresh database holding the demo directory, the workers, the River
-// queue and a Service (Start), the report they receive (Report, Receive),
-// its wait as the REST API reads it (WaitReport, WaitDeliveries, StatusIs,
-// through package readmodel), what the database says of a delivery
-// (MessageID, EventCount), the rules in force (SetRules) and the jobs
-// (Jobs, RunNow).
+// a fresh database holding the demo directory, the workers (package
+// dispatch/worker), the River queue and a Service (Start), the report they
+// receive (Report, Receive), its wait as the REST API reads it
+// (WaitReport, WaitDeliveries, StatusIs, through package readmodel), what
+// the database says of a delivery (MessageID, EventCount), the rules in
+// force (SetRules) and the jobs (Jobs, RunNow).
 package dispatchtest
 
 import (
@@ -32,6 +32,7 @@ import (
 	"github.com/mssdispatch/mssdispatch/correspondents"
 	"github.com/mssdispatch/mssdispatch/dispatch"
 	"github.com/mssdispatch/mssdispatch/dispatch/mail"
+	"github.com/mssdispatch/mssdispatch/dispatch/worker"
 	"github.com/mssdispatch/mssdispatch/internal/pgtest"
 	"github.com/mssdispatch/mssdispatch/internal/queuetest"
 	"github.com/mssdispatch/mssdispatch/queue"
@@ -57,7 +58,7 @@ type Env struct {
 // more workers before the queue starts; configure may change the workers'
 // configuration.
 func Start(t *testing.T, transport mail.Transport, more func(*river.Workers, *pgxpool.Pool, prometheus.Registerer),
-	configure ...func(*dispatch.WorkerConfig)) *Env {
+	configure ...func(*worker.WorkerConfig)) *Env {
 	t.Helper()
 	ctx := context.Background()
 	pool := pgtest.NewPool(t)
@@ -71,13 +72,13 @@ func Start(t *testing.T, transport mail.Transport, more func(*river.Workers, *pg
 	registry := prometheus.NewRegistry()
 	resolver := correspondents.NewResolver(store)
 	quiet := slog.New(slog.DiscardHandler)
-	cfg := dispatch.WorkerConfig{
+	cfg := worker.WorkerConfig{
 		Pool: pool, Resolver: resolver, Transport: transport, Sender: Sender, Registerer: registry, Logger: quiet,
 	}
 	for _, c := range configure {
 		c(&cfg)
 	}
-	require.NoError(t, dispatch.AddWorkers(workers, cfg))
+	require.NoError(t, worker.AddWorkers(workers, cfg))
 	if more != nil {
 		more(workers, pool, registry)
 	}

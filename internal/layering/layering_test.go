@@ -49,8 +49,12 @@ func TestLayers(t *testing.T) {
 		"net/http"}
 	forbidden := map[string][]string{
 		// The domain: no screen, no protocol of the edges, no PDF, no read
-		// model, no mailbox reader (it sees only Acknowledge).
-		"dispatch":            append(slices.Clone(domain), module+"/dispatch/mail/ingest"),
+		// model, no mailbox reader (it sees only Acknowledge); it declares
+		// its jobs and its workers do them, not the other way round.
+		"dispatch": append(slices.Clone(domain), module+"/dispatch/mail/ingest", module+"/dispatch/worker"),
+		// The domain's workers, the quarantine, the purge: the domain's
+		// restrictions.
+		"dispatch/worker":     domain,
 		"dispatch/quarantine": domain,
 		"dispatch/retention":  domain,
 		// The rules are data and their text: no database, no domain.

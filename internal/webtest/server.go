@@ -29,6 +29,7 @@ import (
 	"github.com/mssdispatch/mssdispatch/dispatch/hl7intake"
 	"github.com/mssdispatch/mssdispatch/dispatch/mail"
 	"github.com/mssdispatch/mssdispatch/dispatch/quarantine"
+	"github.com/mssdispatch/mssdispatch/dispatch/worker"
 	"github.com/mssdispatch/mssdispatch/internal/pgtest"
 	"github.com/mssdispatch/mssdispatch/letters"
 	"github.com/mssdispatch/mssdispatch/paper"
@@ -81,7 +82,7 @@ func Setup(t testing.TB, configure ...func(*web.Config)) *Server {
 	directory := correspondents.NewStore(pool)
 	resolver := correspondents.NewResolver(directory)
 	workers := river.NewWorkers()
-	require.NoError(t, dispatch.AddWorkers(workers, dispatch.WorkerConfig{Pool: pool, Sender: "bal@ch-test.mssante.fr",
+	require.NoError(t, worker.AddWorkers(workers, worker.WorkerConfig{Pool: pool, Sender: "bal@ch-test.mssante.fr",
 		Resolver: resolver, Transport: outbox, Registerer: registry, Logger: quiet}))
 	paperCfg := letters.Config{Pool: pool, Logger: quiet, Letterhead: paper.Letterhead{Name: "CH Démo"}}
 	require.NoError(t, letters.AddBatches(workers, paperCfg))

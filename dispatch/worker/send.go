@@ -1,11 +1,9 @@
-package dispatch
+package worker
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -13,32 +11,17 @@ import (
 	"github.com/riverqueue/river"
 
 	"github.com/mssdispatch/mssdispatch/correspondents"
+	"github.com/mssdispatch/mssdispatch/dispatch"
 	"github.com/mssdispatch/mssdispatch/dispatch/mail"
 	"github.com/mssdispatch/mssdispatch/internal/redact"
-	"github.com/mssdispatch/mssdispatch/queue"
 )
-
-// SendArgs is the job that sends one email of an MSSanté delivery.
-type SendArgs struct {
-	DeliveryID int64 `json:"delivery_id"`
-	// MessageID is the email's: a resend is a new email with a new one.
-	MessageID string `json:"message_id"`
-}
-
-// Kind is the River job kind.
-func (SendArgs) Kind() string { return "send_delivery" }
-
-// InsertOpts makes the job unique per email while it is waiting or running.
-func (SendArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{UniqueOpts: river.UniqueOpts{ByArgs: true, ByState: queue.ActiveStates}}
-}
 
 // serverScope is the mail_domains key of the submission server itself: a
 // failure before RCPT TO blocks every send, not one operator's.
 const serverScope = "*"
 
 type sendWorker struct {
-	river.WorkerDefaults[SendArgs]
+	river.WorkerDefaults[dispatch.SendArgs]
 	cfg         WorkerConfig
 	sends       *prometheus.CounterVec
 	interrupted prometheus.Counter
@@ -61,12 +44,12 @@ type sendWorker struct {
 // domain snooze until then, so that one slow or refusing operator never
 // holds up the others; past WorkerConfig.GiveUpAfter in the queue the
 // delivery fails.
-func (w *sendWorker) Work(ctx context.Context, job *river.Job[SendArgs]) error {
+func (w *sendWorker) Work(ctx context.Context, job *river.Job[dispatch.SendArgs]) error {
 	o, err := loadOutgoing(ctx, w.cfg.Pool, job.Args.DeliveryID)
 	if err != nil {
 		return err
 	}
-	if o.Status != StatusQueued || o.MessageID != job.Args.MessageID {
+	if o.Status != dispatch.StatusQueued || o.MessageID != job.Args.MessageID {
 		return nil // sent, cancelled, or resent as another email meanwhile
 	}
 	if _, err := correspondents.ParseMailbox(o.Address); err != nil || !o.Trusted {
@@ -90,8 +73,8 @@ func (w *sendWorker) Work(ctx context.Context, job *river.Job[SendArgs]) error {
 	if err != nil {
 		return w.fail(ctx, o, err)
 	}
-	interrupted, err := markSending(ctx, w.cfg.Pool, o)
-	if errors.Is(err, ErrStale) {
+	interrupted, err := dispatch.MarkSending(ctx, w.cfg.Pool, o.DeliveryID, o.MessageID)
+	if errors.Is(err, dispatch.ErrStale) {
 		return nil // cancelled or superseded meanwhile
 	}
 	if err != nil {
@@ -115,7 +98,7 @@ func (w *sendWorker) Work(ctx context.Context, job *river.Job[SendArgs]) error {
 	}
 	if err := pgx.BeginFunc(ctx, w.cfg.Pool, func(tx pgx.Tx) error {
 		// The transition to sent also clears the attempt in flight (sending_at).
-		if err := transition(ctx, tx, o.DeliveryID, StatusQueued, StatusSent, EventSent, actorSystem, o.MessageID); err != nil {
+		if err := dispatch.Transition(ctx, tx, o.DeliveryID, dispatch.StatusQueued, dispatch.StatusSent, dispatch.EventSent, dispatch.SystemActor, o.MessageID); err != nil {
 			return err
 		}
 		if o.Failures { // none on record when loaded: nothing to forget (most sends)
@@ -123,7 +106,7 @@ func (w *sendWorker) Work(ctx context.Context, job *river.Job[SendArgs]) error {
 				return err
 			}
 		}
-		if err := insertJobs(ctx, tx, ins, deadlines(o, time.Now())); err != nil {
+		if err := dispatch.InsertJobs(ctx, tx, ins, deadlines(o, time.Now())); err != nil {
 			return err
 		}
 		return completeTx(ctx, tx, job)
@@ -141,16 +124,16 @@ func (w *sendWorker) Work(ctx context.Context, job *river.Job[SendArgs]) error {
 // data never leaves the trust space, whoever approved the email. The
 // address is taken off the delivery (its history keeps it): a secretary
 // chooses a trusted one or paper.
-func (w *sendWorker) untrusted(ctx context.Context, job *river.Job[SendArgs], o outgoing) error {
+func (w *sendWorker) untrusted(ctx context.Context, job *river.Job[dispatch.SendArgs], o outgoing) error {
 	w.sends.WithLabelValues("untrusted").Inc()
 	w.cfg.Logger.WarnContext(ctx, "delivery not sent: its address is outside the trust space", "delivery_id", o.DeliveryID)
 	text := fmt.Sprintf("L'adresse %s n'était pas dans l'espace de confiance MSSanté au moment de l'envoi : rien n'a été envoyé. "+
 		"Choisissez une adresse de l'annuaire, ou envoyez par courrier.", o.Address)
 	return pgx.BeginFunc(ctx, w.cfg.Pool, func(tx pgx.Tx) error {
-		if err := transition(ctx, tx, o.DeliveryID, StatusQueued, StatusReview, EventUntrusted, actorSystem, o.Address); err != nil {
+		if err := dispatch.Transition(ctx, tx, o.DeliveryID, dispatch.StatusQueued, dispatch.StatusReview, dispatch.EventUntrusted, dispatch.SystemActor, o.Address); err != nil {
 			return err
 		}
-		if err := withdrawAddress(ctx, tx, o.DeliveryID, correspondents.ReasonUntrustedAddress, text); err != nil {
+		if err := dispatch.WithdrawAddress(ctx, tx, o.DeliveryID, correspondents.ReasonUntrustedAddress, text); err != nil {
 			return err
 		}
 		return completeTx(ctx, tx, job)
@@ -174,13 +157,13 @@ func (w *sendWorker) retry(ctx context.Context, o outgoing, cause error) error {
 		if wait, err = block(ctx, tx, scope, cause.Error(), w.cfg.RetryBackoff); err != nil {
 			return err
 		}
-		if err := clearSending(ctx, tx, o.DeliveryID); err != nil {
+		if err := dispatch.ClearSending(ctx, tx, o.DeliveryID); err != nil {
 			return err
 		}
-		if err := recordDeliveryError(ctx, tx, o.DeliveryID, cause.Error()); err != nil {
+		if err := dispatch.RecordDeliveryError(ctx, tx, o.DeliveryID, cause.Error()); err != nil {
 			return err
 		}
-		return insertEvent(ctx, tx, o.DeliveryID, StatusQueued, StatusQueued, EventRetry, actorSystem,
+		return dispatch.InsertEvent(ctx, tx, o.DeliveryID, dispatch.StatusQueued, dispatch.StatusQueued, dispatch.EventRetry, dispatch.SystemActor,
 			fmt.Sprintf("%s (nouvel essai dans %s)", cause, wait.Round(time.Second)))
 	})
 	if err != nil {
@@ -200,51 +183,18 @@ func (w *sendWorker) fail(ctx context.Context, o outgoing, cause error) error {
 		return errors.Join(cause, err)
 	}
 	err = pgx.BeginFunc(ctx, w.cfg.Pool, func(tx pgx.Tx) error {
-		return failDelivery(ctx, tx, o.DeliveryID, StatusQueued, EventFailed, cause.Error(), CauseFailed, ins)
+		return dispatch.FailDelivery(ctx, tx, o.DeliveryID, dispatch.StatusQueued, dispatch.EventFailed, cause.Error(), dispatch.CauseFailed, ins)
 	})
-	if err != nil && !errors.Is(err, ErrStale) {
+	if err != nil && !errors.Is(err, dispatch.ErrStale) {
 		return errors.Join(cause, err)
 	}
 	return river.JobCancel(cause)
 }
 
-// failDelivery moves a delivery from its status to failed and enqueues, with
-// ins, the fallback of its policy for cause, in tx.
-func failDelivery(ctx context.Context, tx pgx.Tx, deliveryID int64, from Status, event Event, detail, cause string, ins JobInserter) error {
-	// The transition to failed also clears the attempt in flight (sending_at).
-	if err := transition(ctx, tx, deliveryID, from, StatusFailed, event, actorSystem, detail); err != nil {
-		return err
-	}
-	return insertJobs(ctx, tx, ins, []river.InsertManyParams{{Args: FallbackArgs{DeliveryID: deliveryID, Cause: cause}}})
-}
-
 // envelope is the SMTP envelope of m: the BAL applicative to m's one
 // recipient, with the delivery's id as ENVID so that its DSNs find it.
 func envelope(m mail.Message, deliveryID int64) mail.Envelope {
-	return mail.Envelope{From: m.From, To: m.To, EnvelopeID: EnvelopeID(deliveryID)}
-}
-
-// envelopePrefix starts the DSN envelope id of every delivery's emails.
-const envelopePrefix = "mssdispatch-"
-
-// EnvelopeID is the DSN envelope id (ENVID) of a delivery's emails.
-func EnvelopeID(deliveryID int64) string { return envelopePrefix + strconv.FormatInt(deliveryID, 10) }
-
-// EnvelopeDelivery returns the delivery whose emails have the envelope id
-// envID (EnvelopeID), and false when envID is not one of this service's.
-func EnvelopeDelivery(envID string) (int64, bool) {
-	id, ok := strings.CutPrefix(envID, envelopePrefix)
-	if !ok {
-		return 0, false
-	}
-	v, err := strconv.ParseInt(id, 10, 64)
-	return v, err == nil
-}
-
-// domainOf returns the domain of an address, lower-cased.
-func domainOf(address string) string {
-	_, d, _ := strings.Cut(address, "@")
-	return strings.ToLower(d)
+	return mail.Envelope{From: m.From, To: m.To, EnvelopeID: dispatch.EnvelopeID(deliveryID)}
 }
 
 // domainBackoff is how long a domain (or the server) is blocked after n

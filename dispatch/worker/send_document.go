@@ -1,4 +1,4 @@
-package dispatch
+package worker
 
 import (
 	"bytes"
@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	"github.com/mssdispatch/mssdispatch/cda"
+	"github.com/mssdispatch/mssdispatch/dispatch"
 )
 
 // ErrUnpackable is the failure of an email whose report's documents cannot
@@ -41,7 +42,7 @@ func prepareDocuments(stored []storedDocumentBytes) (sendDocument, error) {
 		if err != nil {
 			return sendDocument{}, err
 		}
-		pdf, err := storedPDF(s.pdf, s.inCDA, tree.PDF)
+		pdf, err := dispatch.StoredPDF(s.pdf, s.inCDA, tree.PDF)
 		if err != nil {
 			return sendDocument{}, err
 		}
@@ -84,7 +85,7 @@ type cachedDocument struct {
 
 // get returns the sendDocument of report reportID, loading it from q when
 // it is not kept. A failed load is not kept: the next send tries again.
-func (c *documentCache) get(ctx context.Context, q DB, reportID int64) (sendDocument, error) {
+func (c *documentCache) get(ctx context.Context, q dispatch.DB, reportID int64) (sendDocument, error) {
 	c.mu.Lock()
 	if c.entries == nil {
 		c.entries = make(map[int64]*cachedDocument, documentCacheSize)
@@ -114,7 +115,7 @@ func (c *documentCache) get(ctx context.Context, q DB, reportID int64) (sendDocu
 
 // loadSendDocument loads and prepares report reportID's documents. A CDA
 // that cannot be packaged is an ErrUnpackable.
-func loadSendDocument(ctx context.Context, q DB, reportID int64) (sendDocument, error) {
+func loadSendDocument(ctx context.Context, q dispatch.DB, reportID int64) (sendDocument, error) {
 	stored, err := loadDocuments(ctx, q, reportID)
 	if err != nil {
 		return sendDocument{}, err

@@ -1,8 +1,12 @@
-package dispatch
+package worker
 
 import (
+	"errors"
+
 	"github.com/riverqueue/river"
 
+	"github.com/mssdispatch/mssdispatch/dispatch"
+	"github.com/mssdispatch/mssdispatch/dispatch/retention"
 	"github.com/mssdispatch/mssdispatch/queue"
 )
 
@@ -11,7 +15,7 @@ import (
 const watchdogCron = "*/15 * * * *"
 
 // Config is the domain of a process, given once: its workers (resolve,
-// send, follow up, business acknowledgements), their periodic
+// send, follow up, business acknowledgements, retention), their periodic
 // jobs and the Service. What several parts share is set once (Workers'
 // Pool, Resolver, Sender, Registerer and Logger serve them all), and what
 // one part implies of another is derived, not repeated: the Service
@@ -22,10 +26,14 @@ type Config struct {
 	Workers WorkerConfig
 	// Notifier sends the DPI the business acknowledgements it asks for;
 	// nil turns them off (a job left from before is cancelled unsent).
-	Notifier DPINotifier
+	Notifier dispatch.DPINotifier
 	// Custodian is the hospital, custodian of the CDA built around a report
 	// sent as a bare PDF.
-	Custodian Organisation
+	Custodian dispatch.Organisation
+	// Retention configures the purge (its Pool, Registerer and Logger are
+	// Workers'); RetentionCron is when it runs, required.
+	Retention     retention.Config
+	RetentionCron string
 }
 
 // Domain is the domain registered with a process's River workers.
@@ -40,6 +48,9 @@ type Domain struct {
 // (Domain.Periodic).
 func Install(workers *river.Workers, cfg Config) (*Domain, error) {
 	w := cfg.Workers
+	if cfg.RetentionCron == "" {
+		return nil, errors.New("worker: Config.RetentionCron is required")
+	}
 	if err := AddWorkers(workers, w); err != nil {
 		return nil, err
 	}
@@ -48,20 +59,27 @@ func Install(workers *river.Workers, cfg Config) (*Domain, error) {
 	if err != nil {
 		return nil, err
 	}
+	r := cfg.Retention
+	r.Pool, r.Registerer, r.Logger = w.Pool, w.Registerer, w.Logger
+	if err := retention.AddPurge(workers, r); err != nil {
+		return nil, err
+	}
 	return &Domain{cfg: cfg}, nil
 }
 
-// Periodic returns the domain's periodic jobs: the acknowledgement watchdog.
+// Periodic returns the domain's periodic jobs: the retention purge and the
+// acknowledgement watchdog.
 func (d *Domain) Periodic() []queue.Periodic {
 	return []queue.Periodic{
-		{Spec: watchdogCron, Args: func() river.JobArgs { return WatchdogArgs{} }},
+		{Spec: d.cfg.RetentionCron, Args: func() river.JobArgs { return retention.PurgeArgs{} }},
+		{Spec: watchdogCron, Args: func() river.JobArgs { return dispatch.WatchdogArgs{} }},
 	}
 }
 
 // Service returns the domain's Service, which enqueues its jobs with jobs
 // (the River client built with the workers Install registered).
-func (d *Domain) Service(jobs JobInserter) (*Service, error) {
+func (d *Domain) Service(jobs dispatch.JobInserter) (*dispatch.Service, error) {
 	w := d.cfg.Workers
-	return NewService(ServiceConfig{Pool: w.Pool, Jobs: jobs, Resolver: w.Resolver, Sender: w.Sender,
+	return dispatch.NewService(dispatch.ServiceConfig{Pool: w.Pool, Jobs: jobs, Resolver: w.Resolver, Sender: w.Sender,
 		Custodian: d.cfg.Custodian, BusinessAcks: d.cfg.Notifier != nil, Logger: w.Logger})
 }

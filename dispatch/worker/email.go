@@ -1,4 +1,4 @@
-package dispatch
+package worker
 
 import (
 	"cmp"
@@ -10,6 +10,7 @@ import (
 
 	"github.com/mssdispatch/mssdispatch/cda"
 	"github.com/mssdispatch/mssdispatch/correspondents"
+	"github.com/mssdispatch/mssdispatch/dispatch"
 	"github.com/mssdispatch/mssdispatch/dispatch/mail"
 )
 
@@ -107,7 +108,7 @@ func composeEmail(cfg WorkerConfig, o outgoing, doc sendDocument, now time.Time)
 		}
 		m.Headers = append(m.Headers, mail.Field{Name: headerCodeCDA, Value: strings.Join(codes, ",")}, mail.Field{Name: headerINS, Value: ins})
 	}
-	if o.Recipient.Kind == KindPatient && (cfg.PatientNoReply || o.Flags.PatientNoReply) {
+	if o.Recipient.Kind == dispatch.KindPatient && (cfg.PatientNoReply || o.Flags.PatientNoReply) {
 		m.Headers = append(m.Headers, mail.Field{Name: headerMES, Value: "FIN"})
 	}
 	if o.Flags.ReadAck || o.Policy.UnreadHours > 0 {
@@ -138,8 +139,8 @@ func packageXDM(cfg WorkerConfig, o outgoing, docs []*cda.XDMDocument, now time.
 
 // submissionAuthor is the author of the XDM submission set: the sender the
 // DPI named (PRT SB: PRT-5 person, PRT-8 organisation), zero otherwise.
-func submissionAuthor(a Recipient) cda.Author {
-	if a.Role != RoleSender {
+func submissionAuthor(a dispatch.Recipient) cda.Author {
+	if a.Role != dispatch.RoleSender {
 		return cda.Author{}
 	}
 	var out cda.Author
@@ -156,7 +157,7 @@ func submissionAuthor(a Recipient) cda.Author {
 
 // xdmActions are the XDM metadata actions: none for a new document, C for a
 // replacement, D for a deletion.
-var xdmActions = map[Action]string{ActionNew: "", ActionReplace: "C", ActionDelete: "D"}
+var xdmActions = map[dispatch.Action]string{dispatch.ActionNew: "", dispatch.ActionReplace: "C", dispatch.ActionDelete: "D"}
 
 // recipientID identifies o's recipient (a person) in the XDM metadata: the
 // patient's qualified INS, a professional's national id ("8" + RPPS, "0" +
@@ -164,9 +165,9 @@ var xdmActions = map[Action]string{ActionNew: "", ActionReplace: "C", ActionDele
 func recipientID(o outgoing) cda.II {
 	r := o.Recipient
 	switch {
-	case r.Kind == KindPatient && o.Patient.INSQualified && o.Patient.INS != "" && o.Patient.INSOID != "":
+	case r.Kind == dispatch.KindPatient && o.Patient.INSQualified && o.Patient.INS != "" && o.Patient.INSOID != "":
 		return cda.II{Root: o.Patient.INSOID, Extension: o.Patient.INS}
-	case r.Kind != KindOrganisation && r.NationalID != "":
+	case r.Kind != dispatch.KindOrganisation && r.NationalID != "":
 		return cda.II{Root: cda.OIDRPPS, Extension: r.NationalID}
 	}
 	return cda.II{}
@@ -176,7 +177,7 @@ func recipientID(o outgoing) cda.II {
 // patient, CORPSMAIL_PS for the others), else the default text of o's action.
 func emailBody(o outgoing, title string) string {
 	custom := o.BodyProfessional
-	if o.Recipient.Kind == KindPatient {
+	if o.Recipient.Kind == dispatch.KindPatient {
 		custom = o.BodyPatient
 	}
 	if strings.TrimSpace(custom) != "" {
@@ -187,40 +188,40 @@ func emailBody(o outgoing, title string) string {
 		return body
 	}
 	texts := defaultBodies
-	if o.Recipient.Kind == KindPatient {
+	if o.Recipient.Kind == dispatch.KindPatient {
 		texts = defaultPatientBodies
 	}
 	text, ok := texts[o.Action]
 	if !ok {
-		text = texts[ActionNew]
+		text = texts[dispatch.ActionNew]
 	}
 	return text(title) + footerSentence
 }
 
 // defaultPatientBodies are the email texts per action for the patient, when
 // the DPI wrote no CORPSMAIL_PATIENT.
-var defaultPatientBodies = map[Action]func(title string) string{
-	ActionNew: func(title string) string {
+var defaultPatientBodies = map[dispatch.Action]func(title string) string{
+	dispatch.ActionNew: func(title string) string {
 		return fmt.Sprintf("Bonjour,\r\n\r\nVeuillez trouver ci-joint votre document « %s ».\r\n", title)
 	},
-	ActionReplace: func(title string) string {
+	dispatch.ActionReplace: func(title string) string {
 		return fmt.Sprintf("Bonjour,\r\n\r\nLe document ci-joint « %s » annule et remplace la version que vous avez reçue précédemment.\r\n", title)
 	},
-	ActionDelete: func(title string) string {
+	dispatch.ActionDelete: func(title string) string {
 		return fmt.Sprintf("Bonjour,\r\n\r\nLe document « %s » que vous avez reçu est annulé : merci de ne plus en tenir compte.\r\n", title)
 	},
 }
 
 // defaultBodies are the email texts per action for professionals, when the
 // DPI wrote no CORPSMAIL_PS.
-var defaultBodies = map[Action]func(title string) string{
-	ActionNew: func(title string) string {
+var defaultBodies = map[dispatch.Action]func(title string) string{
+	dispatch.ActionNew: func(title string) string {
 		return fmt.Sprintf("Bonjour,\r\n\r\nVeuillez trouver ci-joint le document « %s » concernant votre patient(e).\r\n", title)
 	},
-	ActionReplace: func(title string) string {
+	dispatch.ActionReplace: func(title string) string {
 		return fmt.Sprintf("Bonjour,\r\n\r\nLe document ci-joint « %s » annule et remplace la version que vous avez reçue précédemment.\r\n", title)
 	},
-	ActionDelete: func(title string) string {
+	dispatch.ActionDelete: func(title string) string {
 		return fmt.Sprintf("Bonjour,\r\n\r\nLe document « %s » que vous avez reçu concernant votre patient(e) est annulé : merci de ne plus en tenir compte.\r\n", title)
 	},
 }

@@ -1,4 +1,4 @@
-package dispatch
+package worker
 
 import (
 	"context"
@@ -13,13 +13,14 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/mssdispatch/mssdispatch/cda"
+	"github.com/mssdispatch/mssdispatch/dispatch"
 	"github.com/mssdispatch/mssdispatch/dispatch/mail"
 	"github.com/mssdispatch/mssdispatch/internal/pgtest"
 )
 
 // countingDB counts the queries that reach the database.
 type countingDB struct {
-	DB
+	dispatch.DB
 	queries atomic.Int64
 }
 
@@ -42,7 +43,7 @@ func TestDocumentCache(t *testing.T) {
 	ctx := context.Background()
 	pool := pgtest.NewPool(t)
 	db := &countingDB{DB: pool}
-	cdaDoc, err := os.ReadFile("../cda/testdata/n1-pdf.xml")
+	cdaDoc, err := os.ReadFile("../../cda/testdata/n1-pdf.xml")
 	require.NoError(t, err)
 	report := func(i int, cdaDoc []byte, pdf []byte) int64 {
 		var id int64
@@ -83,7 +84,7 @@ func TestDocumentCache(t *testing.T) {
 	// Not there yet: an error, not kept.
 	missing := report(2, nil, nil)
 	_, err = cache.get(ctx, db, missing)
-	require.ErrorIs(t, err, ErrNotFound)
+	require.ErrorIs(t, err, dispatch.ErrNotFound)
 	require.NotErrorIs(t, err, ErrUnpackable)
 	_, err = pool.Exec(ctx, "INSERT INTO documents (report_id, cda) VALUES ($1, $2)", missing, cdaDoc)
 	require.NoError(t, err)

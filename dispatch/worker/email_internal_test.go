@@ -1,4 +1,4 @@
-package dispatch
+package worker
 
 import (
 	"archive/zip"
@@ -13,6 +13,7 @@ import (
 
 	"github.com/mssdispatch/mssdispatch/cda"
 	"github.com/mssdispatch/mssdispatch/correspondents"
+	"github.com/mssdispatch/mssdispatch/dispatch"
 	"github.com/mssdispatch/mssdispatch/dispatch/mail"
 )
 
@@ -23,9 +24,9 @@ import (
 func TestComposeEmailOneMSSanteRecipient(t *testing.T) {
 	t.Parallel()
 	cfg := WorkerConfig{Sender: "bal@ch-demo.mssante.fr", NIL: DefaultNIL, SourceID: DemoSourceID}
-	o := outgoing{DeliveryID: 7, Action: ActionDelete, Channel: correspondents.ChannelMSSante,
+	o := outgoing{DeliveryID: 7, Action: dispatch.ActionDelete, Channel: correspondents.ChannelMSSante,
 		Address: "dr@medecin-demo.mssante.fr", MessageID: "id@ch-demo.mssante.fr",
-		Recipient: Recipient{Kind: KindProfessional}, Document: Document{Title: "Lettre"}}
+		Recipient: dispatch.Recipient{Kind: dispatch.KindProfessional}, Document: dispatch.Document{Title: "Lettre"}}
 	m, err := composeEmail(cfg, o, sendDocument{}, time.Now())
 	require.NoError(t, err)
 	require.Equal(t, []string{o.Address}, m.To)
@@ -55,7 +56,7 @@ func TestComposeEmailOneMSSanteRecipient(t *testing.T) {
 // failure, not a mail server's.
 func TestComposeEmailUnpackable(t *testing.T) {
 	t.Parallel()
-	doc, err := os.ReadFile("../cda/testdata/n1-pdf.xml")
+	doc, err := os.ReadFile("../../cda/testdata/n1-pdf.xml")
 	require.NoError(t, err)
 	twice, err := prepareDocuments([]storedDocumentBytes{{cda: doc}, {cda: doc}})
 	require.NoError(t, err)
@@ -79,12 +80,12 @@ func TestIsOID(t *testing.T) {
 
 func TestEmailBody(t *testing.T) {
 	t.Parallel()
-	pro := outgoing{Action: ActionNew, Recipient: Recipient{Kind: KindProfessional}, BodyPatient: "Madame,"}
-	patient := outgoing{Action: ActionNew, Recipient: Recipient{Kind: KindPatient}, BodyProfessional: "Cher confrère,"}
+	pro := outgoing{Action: dispatch.ActionNew, Recipient: dispatch.Recipient{Kind: dispatch.KindProfessional}, BodyPatient: "Madame,"}
+	patient := outgoing{Action: dispatch.ActionNew, Recipient: dispatch.Recipient{Kind: dispatch.KindPatient}, BodyProfessional: "Cher confrère,"}
 	require.Contains(t, emailBody(pro, "CR"), "le document « CR » concernant votre patient(e)", "CORPSMAIL_PATIENT is not for professionals")
 	require.Contains(t, emailBody(patient, "CR"), "votre document « CR »", "CORPSMAIL_PS is not for the patient")
-	require.Contains(t, emailBody(outgoing{Action: ActionReplace, Recipient: Recipient{Kind: KindOrganisation}}, "CR"), "annule et remplace")
-	patient.Action = ActionDelete
+	require.Contains(t, emailBody(outgoing{Action: dispatch.ActionReplace, Recipient: dispatch.Recipient{Kind: dispatch.KindOrganisation}}, "CR"), "annule et remplace")
+	patient.Action = dispatch.ActionDelete
 	require.Contains(t, emailBody(patient, "CR"), "est annulé")
 	pro.BodyProfessional = "Cher confrère,\nci-joint"
 	require.Equal(t, "Cher confrère,\r\nci-joint\r\n", emailBody(pro, "CR"))
@@ -92,14 +93,14 @@ func TestEmailBody(t *testing.T) {
 
 func TestComposeEmailDeletionWithCDA(t *testing.T) {
 	t.Parallel()
-	doc, err := os.ReadFile("../cda/testdata/n1-pdf.xml")
+	doc, err := os.ReadFile("../../cda/testdata/n1-pdf.xml")
 	require.NoError(t, err)
 	cfg := WorkerConfig{Sender: "bal@ch-demo.mssante.fr", NIL: DefaultNIL, SourceID: DemoSourceID}
-	o := outgoing{DeliveryID: 8, Action: ActionDelete, Channel: correspondents.ChannelMSSante,
+	o := outgoing{DeliveryID: 8, Action: dispatch.ActionDelete, Channel: correspondents.ChannelMSSante,
 		Address: "dr@medecin-demo.mssante.fr", MessageID: "id@ch-demo.mssante.fr",
-		Recipient: Recipient{Kind: KindProfessional, NationalID: "899900000002"},
-		Patient:   Patient{INS: "280017512345678", INSOID: "1.2.250.1.213.1.4.10", INSQualified: true},
-		Document:  Document{Code: "11490-0", Title: "Lettre"}}
+		Recipient: dispatch.Recipient{Kind: dispatch.KindProfessional, NationalID: "899900000002"},
+		Patient:   dispatch.Patient{INS: "280017512345678", INSOID: "1.2.250.1.213.1.4.10", INSQualified: true},
+		Document:  dispatch.Document{Code: "11490-0", Title: "Lettre"}}
 	prepared, err := prepareDocuments([]storedDocumentBytes{{cda: doc, pdf: []byte("%PDF-1.4 x")}})
 	require.NoError(t, err)
 	m, err := composeEmail(cfg, o, prepared, time.Now())

@@ -1,0 +1,176 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/mssdispatch/mssdispatch/correspondents"
+	"github.com/mssdispatch/mssdispatch/dispatch"
+)
+
+// This file holds the workers' own SQL: what the send and watchdog jobs read
+// of a delivery, and the blocks of the mail domains (mail_domains), which
+// only the send job keeps. Every change of a report or a delivery and of
+// its history goes through package dispatch's store.
+
+// storedDocumentBytes is a document of a report as stored (dispatch.StoredPDF
+// makes its PDF).
+type storedDocumentBytes struct {
+	cda, pdf []byte
+	inCDA    bool
+}
+
+// loadDocuments returns the documents of report reportID as stored, in
+// order, or dispatch.ErrNotFound when it has none.
+func loadDocuments(ctx context.Context, q dispatch.DB, reportID int64) ([]storedDocumentBytes, error) {
+	rows, err := q.Query(ctx, `SELECT cda, pdf, pdf_in_cda FROM documents WHERE report_id = $1 ORDER BY position`, reportID)
+	if err != nil {
+		return nil, fmt.Errorf("load documents of report %d: %w", reportID, err)
+	}
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (storedDocumentBytes, error) {
+		var d storedDocumentBytes
+		return d, row.Scan(&d.cda, &d.pdf, &d.inCDA)
+	})
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("load documents of report %d: %w", reportID, err)
+	case len(out) == 0:
+		return nil, fmt.Errorf("documents of report %d: %w", reportID, dispatch.ErrNotFound)
+	}
+	return out, nil
+}
+
+// outgoing is everything the send job needs of a delivery but the
+// document's bytes (its Document has no CDA or PDF: see documentCache).
+type outgoing struct {
+	DeliveryID int64
+	ReportID   int64
+	Action     dispatch.Action
+	Status     dispatch.Status
+	Channel    correspondents.Channel
+	Address    string
+	MessageID  string
+	Patient    dispatch.Patient
+	Document   dispatch.Document
+	// Recipient is the person or organisation the delivery goes to (its Kind
+	// chooses the body).
+	Recipient dispatch.Recipient
+	Author    dispatch.Recipient
+	ReplyTo   string
+	Flags     dispatch.Flags
+	// BodyProfessional and BodyPatient are the DPI's CORPSMAIL_PS and
+	// CORPSMAIL_PATIENT, empty for the default texts.
+	BodyProfessional, BodyPatient string
+	// Policy is the fallback policy of the rule that decided the delivery.
+	Policy dispatch.Policy
+	// QueuedAt is when the delivery last became queued.
+	QueuedAt time.Time
+	// Domain is the address's domain, lower-cased. Blocked is how long its
+	// sends must still wait, because the domain or the submission server
+	// answered a temporary failure; Failures is true while either has
+	// failures on record (a success forgets them).
+	Domain   string
+	Blocked  time.Duration
+	Failures bool
+	// Trusted is true when Domain is in the MSSanté trust space now: the
+	// whitelist (a domain or a parent of it) or the patients' domain.
+	Trusted bool
+}
+
+// loadOutgoing returns what the send job needs of delivery deliveryID, or
+// dispatch.ErrNotFound.
+func loadOutgoing(ctx context.Context, q dispatch.DB, deliveryID int64) (outgoing, error) {
+	var o outgoing
+	err := q.QueryRow(ctx, `SELECT d.id, d.report_id, r.action, d.status, d.channel, d.address, coalesce(d.message_id, ''),
+			r.patient_family, r.patient_given, r.patient_birth_date, r.patient_sex, r.patient_ins, r.patient_ins_oid,
+			r.patient_ins_qualified, r.patient_ipp,
+			r.document_id, r.document_code, r.document_title,
+			rc.role, rc.kind, rc.national_id, rc.rpps, rc.finess, rc.family, rc.given, rc.organisation, rc.address,
+			r.author, r.reply_to, r.flags, r.body_professional, r.body_patient, d.policy,
+			coalesce((SELECT max(e.at) FROM delivery_events e WHERE e.delivery_id = d.id AND e.to_status = 'queued'
+				AND e.from_status IS DISTINCT FROM 'queued'), d.created_at),
+			dom.domain, coalesce(blocked.wait, '0'), blocked.failures > 0,
+			dom.domain = $3 OR EXISTS (SELECT 1 FROM trust_domains t WHERE t.domain IN (
+				SELECT array_to_string(l.labels[i:], '.') FROM (SELECT string_to_array(dom.domain, '.') AS labels) l,
+					generate_subscripts(l.labels, 1) AS i))
+		FROM deliveries d JOIN reports r ON r.id = d.report_id JOIN recipients rc ON rc.id = d.recipient_id
+			CROSS JOIN LATERAL (SELECT lower(substr(d.address, strpos(d.address, '@') + 1)) AS domain) dom
+			CROSS JOIN LATERAL (SELECT max(m.blocked_until - now()) FILTER (WHERE m.blocked_until > now()) AS wait,
+					count(*) AS failures
+				FROM mail_domains m WHERE m.domain IN (dom.domain, $2)) blocked
+		WHERE d.id = $1`, deliveryID, serverScope, correspondents.PatientMailDomain).Scan(&o.DeliveryID, &o.ReportID, &o.Action, &o.Status, &o.Channel, &o.Address, &o.MessageID,
+		&o.Patient.Family, &o.Patient.Given, &o.Patient.BirthDate, &o.Patient.Sex, &o.Patient.INS, &o.Patient.INSOID,
+		&o.Patient.INSQualified, &o.Patient.IPP,
+		&o.Document.ID, &o.Document.Code, &o.Document.Title,
+		&o.Recipient.Role, &o.Recipient.Kind, &o.Recipient.NationalID, &o.Recipient.RPPS, &o.Recipient.FINESS,
+		&o.Recipient.Family, &o.Recipient.Given, &o.Recipient.Organisation, &o.Recipient.Address,
+		&o.Author, &o.ReplyTo, &o.Flags, &o.BodyProfessional, &o.BodyPatient, &o.Policy, &o.QueuedAt,
+		&o.Domain, &o.Blocked, &o.Failures, &o.Trusted)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return outgoing{}, fmt.Errorf("delivery %d: %w", deliveryID, dispatch.ErrNotFound)
+	}
+	if err != nil {
+		return outgoing{}, fmt.Errorf("load delivery %d: %w", deliveryID, err)
+	}
+	return o, nil
+}
+
+// block records one more temporary failure of scope (a domain, or
+// serverScope) and returns how long its sends now wait (domainBackoff of base).
+// A failure while scope is blocked already (the sends that were under way
+// when it was blocked, failing for the same reason) neither counts nor
+// extends the block: with 20 workers, a 2-minute outage counted 20 failures
+// and blocked every email for 13 minutes after the server was back.
+func block(ctx context.Context, q dispatch.DB, scope, lastError string, base time.Duration) (time.Duration, error) {
+	var failures int
+	var remaining time.Duration
+	if err := q.QueryRow(ctx, `INSERT INTO mail_domains AS m (domain, blocked_until, failures, last_error)
+		VALUES ($1, now(), 1, $2)
+		ON CONFLICT (domain) DO UPDATE SET last_error = $2, updated_at = now(),
+			failures = CASE WHEN m.blocked_until > now() THEN m.failures ELSE m.failures + 1 END
+		RETURNING failures, greatest(blocked_until - now(), '0')`, scope, lastError).Scan(&failures, &remaining); err != nil {
+		return 0, fmt.Errorf("block %s: %w", scope, err)
+	}
+	if remaining > 0 {
+		return remaining, nil
+	}
+	wait := domainBackoff(base, failures)
+	if _, err := q.Exec(ctx, `UPDATE mail_domains SET blocked_until = now() + $2 WHERE domain = $1`, scope, wait); err != nil {
+		return 0, fmt.Errorf("block %s: %w", scope, err)
+	}
+	return wait, nil
+}
+
+// unblock forgets the failures of domain and of the submission server after a success.
+func unblock(ctx context.Context, q dispatch.DB, domain string) error {
+	if _, err := q.Exec(ctx, `DELETE FROM mail_domains WHERE domain IN ($1, $2)`, domain, serverScope); err != nil {
+		return fmt.Errorf("unblock %s: %w", domain, err)
+	}
+	return nil
+}
+
+// overdueDeadlines returns the deadlines passed without an acknowledgement:
+// an email still sent past no_dsn_hours, an email sent or delivered, unread
+// and not yet flagged, past unread_hours.
+func overdueDeadlines(ctx context.Context, q dispatch.DB) ([]dispatch.DeadlineArgs, error) {
+	rows, err := q.Query(ctx, `SELECT id, 'dsn' FROM deliveries
+			WHERE status = 'sent' AND (policy->>'no_dsn_hours')::int > 0
+				AND sent_at + make_interval(hours => (policy->>'no_dsn_hours')::int) < now()
+		UNION ALL
+		SELECT id, 'read' FROM deliveries
+			WHERE status IN ('sent', 'delivered') AND read_at IS NULL AND attention = ''
+				AND (policy->>'unread_hours')::int > 0
+				AND sent_at + make_interval(hours => (policy->>'unread_hours')::int) < now()`)
+	if err != nil {
+		return nil, fmt.Errorf("overdue deadlines: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowToStructByPos[dispatch.DeadlineArgs])
+	if err != nil {
+		return nil, fmt.Errorf("overdue deadlines: %w", err)
+	}
+	return out, nil
+}
