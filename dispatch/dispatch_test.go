@@ -20,6 +20,7 @@ import (
 
 	"github.com/mssdispatch/mssdispatch/correspondents"
 	"github.com/mssdispatch/mssdispatch/dispatch"
+	"github.com/mssdispatch/mssdispatch/dispatch/desk"
 	"github.com/mssdispatch/mssdispatch/dispatch/mail"
 	"github.com/mssdispatch/mssdispatch/dispatch/worker"
 	"github.com/mssdispatch/mssdispatch/internal/dispatchtest"
@@ -47,6 +48,7 @@ type testBundle struct {
 	ctx      context.Context
 	pool     *pgxpool.Pool
 	svc      *dispatch.Service
+	desk     *desk.Desk        // the secretaries' actions
 	views    *readmodel.Reader // what the dashboard and the REST API read
 	client   *queue.Client
 	registry *prometheus.Registry // the workers' metrics
@@ -58,17 +60,20 @@ type testBundle struct {
 func setup(t *testing.T, transport mail.Transport, configure ...func(*worker.WorkerConfig)) *testBundle {
 	t.Helper()
 	e := dispatchtest.Start(t, transport, nil, configure...)
-	return &testBundle{env: e, ctx: e.Ctx, pool: e.Pool, svc: e.Service, views: e.Views, client: e.Client, registry: e.Registry}
+	return bundle(e)
+}
+
+// bundle is the testBundle of e.
+func bundle(e *dispatchtest.Env) *testBundle {
+	return &testBundle{env: e, ctx: e.Ctx, pool: e.Pool, svc: e.Service, desk: e.Desk, views: e.Views, client: e.Client, registry: e.Registry}
 }
 
 // setupOutbox is setup with an outbox transport writing to dir, a new
 // directory.
 func setupOutbox(t *testing.T) (b *testBundle, dir string) {
 	t.Helper()
-	dir = t.TempDir()
-	outbox, err := mail.NewOutbox(dir)
-	require.NoError(t, err)
-	return setup(t, outbox), dir
+	e, dir := dispatchtest.StartOutbox(t)
+	return bundle(e), dir
 }
 
 // receive stores r as a message keyed by its action and document.

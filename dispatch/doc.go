@@ -13,7 +13,10 @@
 // the emails; package letters runs the paper channel (the batches, the
 // letters' PDFs), changing a delivery's status only through Transition and
 // recording its batch through PutInBatch; package readmodel reads for the
-// dashboard and the REST API; package dispatch/quarantine lists the
-// messages Service.Reject keeps and acts on them; package
-// dispatch/retention purges what is past its retention period.
+// dashboard and the REST API; package dispatch/desk holds what people do
+// to a delivery (approve, hold, cancel, resend, edit its recipient…),
+// through the same store (Act, Transition, Release…); package
+// dispatch/quarantine lists the messages Service.Reject keeps and acts on
+// them; package dispatch/retention purges what is past its retention
+// period.
 package dispatch

@@ -249,15 +249,15 @@ func FailDelivery(ctx context.Context, tx pgx.Tx, deliveryID int64, from Status,
 	return InsertJobs(ctx, tx, ins, []river.InsertManyParams{{Args: FallbackArgs{DeliveryID: deliveryID, Cause: cause}}})
 }
 
-// newMessageID returns a unique Message-ID (without angle brackets) in domain.
-func newMessageID(domain string) string {
+// NewMessageID returns a unique Message-ID (without angle brackets) in domain.
+func NewMessageID(domain string) string {
 	b := make([]byte, 16)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b) + "@" + domain
 }
 
-// domainOf returns the domain of an address, lower-cased.
-func domainOf(address string) string {
+// DomainOf returns the domain of an address (or of a Message-ID), lower-cased.
+func DomainOf(address string) string {
 	_, d, _ := strings.Cut(address, "@")
 	return strings.ToLower(d)
 }

@@ -196,7 +196,7 @@ func (p ReportPlan) Apply(ctx context.Context, tx pgx.Tx, ins JobInserter, domai
 	for _, planned := range p.deliveries {
 		d := planned.NewDelivery
 		if d.Channel == correspondents.ChannelMSSante {
-			d.MessageID = newMessageID(domain)
+			d.MessageID = NewMessageID(domain)
 		}
 		id, created, err := InsertDelivery(ctx, tx, p.reportID, d, RuleActor(planned.Rule))
 		if err != nil {

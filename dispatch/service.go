@@ -38,9 +38,6 @@ type ServiceConfig struct {
 	// package dispatch/worker's AddBusinessAcks has a Notifier (its Install
 	// derives it).
 	BusinessAcks bool
-	// Sender is the applicative mailbox; its domain names the Message-ID of
-	// the emails users add to a report. Defaults to "mssdispatch.invalid".
-	Sender string
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 }
@@ -53,9 +50,7 @@ type Service struct {
 	resolver  Resolver
 	// businessAcks is ServiceConfig.BusinessAcks.
 	businessAcks bool
-	// domain is the domain of ServiceConfig.Sender.
-	domain string
-	logger *slog.Logger
+	logger       *slog.Logger
 }
 
 // NewService validates cfg and returns a Service.
@@ -69,12 +64,8 @@ func NewService(cfg ServiceConfig) (*Service, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	domain := domainOf(cfg.Sender)
-	if domain == "" {
-		domain = "mssdispatch.invalid"
-	}
 	return &Service{pool: cfg.Pool, jobs: cfg.Jobs, custodian: cfg.Custodian, resolver: cfg.Resolver,
-		businessAcks: cfg.BusinessAcks, domain: domain, logger: cfg.Logger}, nil
+		businessAcks: cfg.BusinessAcks, logger: cfg.Logger}, nil
 }
 
 // Inbound identifies a message received from the DPI: a retransmission (same
@@ -322,12 +313,12 @@ func (s *Service) receiveAgain(ctx context.Context, tx pgx.Tx, id, inboundID int
 	}
 	detail := fmt.Sprintf("Le DPI a envoyé à nouveau ce document (message %s) : aucun nouveau destinataire, rien n'est renvoyé.", in.ControlID)
 	if len(added) > 0 {
-		position, err := nextRecipientPosition(ctx, tx, id)
+		position, err := NextRecipientPosition(ctx, tx, id)
 		if err != nil {
 			return err
 		}
 		for i, rc := range added {
-			if _, err := insertRecipient(ctx, tx, id, position+i, rc); err != nil {
+			if _, err := InsertRecipient(ctx, tx, id, position+i, rc); err != nil {
 				return err
 			}
 		}

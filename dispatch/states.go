@@ -71,6 +71,10 @@ func Transitions() map[Status][]Status {
 // those a replacement supersedes and a deletion cancels.
 var pendingStatuses = []Status{StatusReview, StatusScheduled, StatusQueued, StatusPaperPending}
 
+// Pending reports whether a delivery in status s has not left yet (one of
+// pendingStatuses).
+func (s Status) Pending() bool { return slices.Contains(pendingStatuses, s) }
+
 // ErrTransition is wrapped by the error of a status change the state machine forbids.
 var ErrTransition = errors.New("delivery status change not allowed")
 

@@ -135,7 +135,7 @@ func TestTransitions(t *testing.T) {
 	require.NoError(t, b.svc.Acknowledge(ctx, claireA.ID, dispatch.AckDelivered, "DSN 2.0.0"))
 	require.NoError(t, b.svc.Acknowledge(ctx, claireA.ID, dispatch.AckRead, "MDN displayed"))
 	require.NoError(t, b.svc.Acknowledge(ctx, julieA.ID, dispatch.AckFailed, "DSN 5.1.1"))
-	require.NoError(t, b.svc.Resend(ctx, julieA.ID, "sec1"))
+	require.NoError(t, b.desk.Resend(ctx, julieA.ID, "sec1"))
 	b.statusIs(t, ra, julie, mss, dispatch.StatusSent)
 	require.NoError(t, b.svc.Acknowledge(ctx, julieA.ID, dispatch.AckDelivered, "DSN 2.0.0"))
 	require.NoError(t, b.svc.Acknowledge(ctx, julieA.ID, dispatch.AckFailed, "MDN processed/Error: 902^patient inconnu"))
@@ -145,8 +145,8 @@ func TestTransitions(t *testing.T) {
 	b.statusIs(t, ra, claire, mss, dispatch.StatusRead)
 
 	// Paper: paper_pending -> paper_sent -> review (a postal return).
-	require.NoError(t, b.svc.MarkPaperSent(ctx, claireAPaper.ID, "sec1"))
-	require.NoError(t, b.svc.PostalReturn(ctx, claireAPaper.ID, "sec1", "NPAI"))
+	require.NoError(t, b.desk.MarkPaperSent(ctx, claireAPaper.ID, "sec1"))
+	require.NoError(t, b.desk.PostalReturn(ctx, claireAPaper.ID, "sec1", "NPAI"))
 	// A replacement supersedes what waits in review.
 	b.waitDeliveries(t, b.receive(t, replacementOf(t, a)).ReportID, 4)
 	b.statusIs(t, ra, jean, mss, dispatch.StatusSuperseded)
@@ -161,10 +161,10 @@ func TestTransitions(t *testing.T) {
 	require.NoError(t, b.svc.Acknowledge(ctx, julieB, dispatch.AckFailed, "no DSN in time"))
 	require.NoError(t, b.svc.Acknowledge(ctx, julieB, dispatch.AckDelivered, "DSN, late"))
 	claireBPaper := delivery(t, v, claireName, paper).ID
-	require.NoError(t, b.svc.Hold(ctx, claireBPaper, "sec2", "adresse à vérifier"))
-	require.NoError(t, b.svc.Approve(ctx, claireBPaper, "sec2"))
-	require.NoError(t, b.svc.Cancel(ctx, claireBPaper, "sec2", "doublon"))
-	require.NoError(t, b.svc.Cancel(ctx, delivery(t, v, jean, mss).ID, "sec2", "médecin parti"))
+	require.NoError(t, b.desk.Hold(ctx, claireBPaper, "sec2", "adresse à vérifier"))
+	require.NoError(t, b.desk.Approve(ctx, claireBPaper, "sec2"))
+	require.NoError(t, b.desk.Cancel(ctx, claireBPaper, "sec2", "doublon"))
+	require.NoError(t, b.desk.Cancel(ctx, delivery(t, v, jean, mss).ID, "sec2", "médecin parti"))
 
 	// queued -> failed (a 5xx).
 	transport.set(claire, true)
@@ -181,7 +181,7 @@ func TestTransitions(t *testing.T) {
 	c := reportOf(t, "C")
 	rc := b.receive(t, c).ReportID
 	b.waitReport(t, rc, "4 deliveries", func(v readmodel.ReportView) bool { return len(v.Deliveries) == 4 })
-	require.NoError(t, b.svc.Cancel(ctx, b.statusIs(t, rc, claire, mss, dispatch.StatusQueued).ID, "sec3", "envoi par erreur"))
+	require.NoError(t, b.desk.Cancel(ctx, b.statusIs(t, rc, claire, mss, dispatch.StatusQueued).ID, "sec3", "envoi par erreur"))
 	c2 := replacementOf(t, c)
 	rc2 := b.receive(t, c2).ReportID
 	b.statusIs(t, rc, julie, mss, dispatch.StatusSuperseded)
@@ -212,9 +212,9 @@ func TestTransitions(t *testing.T) {
 	for _, d := range v.Deliveries {
 		require.Equal(t, dispatch.StatusReview, d.Status, d.Recipient)
 	}
-	require.NoError(t, b.svc.Approve(ctx, delivery(t, v, claire, mss).ID, "sec4"))
-	require.NoError(t, b.svc.Approve(ctx, delivery(t, v, claireName, paper).ID, "sec4"))
-	require.ErrorIs(t, b.svc.Approve(ctx, delivery(t, v, jean, mss).ID, "sec4"), dispatch.ErrNoAddress)
+	require.NoError(t, b.desk.Approve(ctx, delivery(t, v, claire, mss).ID, "sec4"))
+	require.NoError(t, b.desk.Approve(ctx, delivery(t, v, claireName, paper).ID, "sec4"))
+	require.ErrorIs(t, b.desk.Approve(ctx, delivery(t, v, jean, mss).ID, "sec4"), dispatch.ErrNoAddress)
 	b.statusIs(t, re, claire, mss, dispatch.StatusSent)
 
 	// Rule "delay": "" -> scheduled; scheduled -> queued and scheduled ->
@@ -225,14 +225,14 @@ func TestTransitions(t *testing.T) {
 	v = b.waitReport(t, rf, "scheduled", func(v readmodel.ReportView) bool {
 		return len(v.Deliveries) == 4 && delivery(t, v, claire, mss).Status == dispatch.StatusScheduled
 	})
-	require.NoError(t, b.svc.Hold(ctx, delivery(t, v, julie, mss).ID, "sec5", "attendre la consultation"))
+	require.NoError(t, b.desk.Hold(ctx, delivery(t, v, julie, mss).ID, "sec5", "attendre la consultation"))
 	b.releaseNow(t, "release_delivery")
 	b.statusIs(t, rf, claire, mss, dispatch.StatusSent)
 	b.statusIs(t, rf, claireName, paper, dispatch.StatusPaperPending)
 	g := reportOf(t, "G")
 	rg := b.receive(t, g).ReportID
 	v = b.waitReport(t, rg, "scheduled", func(v readmodel.ReportView) bool { return len(v.Deliveries) == 4 })
-	require.NoError(t, b.svc.Cancel(ctx, delivery(t, v, claire, mss).ID, "sec5", "erreur"))
+	require.NoError(t, b.desk.Cancel(ctx, delivery(t, v, claire, mss).ID, "sec5", "erreur"))
 	b.receive(t, replacementOf(t, g))
 	b.statusIs(t, rg, julie, mss, dispatch.StatusSuperseded)
 
@@ -246,12 +246,12 @@ func TestTransitions(t *testing.T) {
 
 	// What the state machine refuses.
 	for _, bad := range []error{
-		b.svc.MarkPaperSent(ctx, claireA.ID, "x"),
-		b.svc.Resend(ctx, claireA.ID, "x"),
-		b.svc.Approve(ctx, claireA.ID, "x"),
-		b.svc.Hold(ctx, claireA.ID, "x", ""),
-		b.svc.PostalReturn(ctx, julieA.ID, "x", ""),
-		b.svc.Cancel(ctx, claireA.ID, "x", ""),
+		b.desk.MarkPaperSent(ctx, claireA.ID, "x"),
+		b.desk.Resend(ctx, claireA.ID, "x"),
+		b.desk.Approve(ctx, claireA.ID, "x"),
+		b.desk.Hold(ctx, claireA.ID, "x", ""),
+		b.desk.PostalReturn(ctx, julieA.ID, "x", ""),
+		b.desk.Cancel(ctx, claireA.ID, "x", ""),
 	} {
 		require.ErrorIs(t, bad, dispatch.ErrTransition)
 	}

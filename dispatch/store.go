@@ -15,7 +15,8 @@ import (
 )
 
 // This file holds the package's SQL; the exported functions are the store
-// of package dispatch/worker, which runs the domain's jobs.
+// of package dispatch/worker, which runs the domain's jobs, and of package
+// dispatch/desk, which does what people do to a delivery.
 
 // dbBeginner starts transactions (a pool, or a transaction for a savepoint).
 type dbBeginner interface {
@@ -275,8 +276,9 @@ func recipientValues(reportID int64, position int, rc Recipient) []any {
 		rc.Organisation, rc.Address, rc.PostalAddress, correspondents.SearchKey(rc.Family + " " + rc.Given + " " + rc.Organisation)}
 }
 
-// insertRecipient adds rc to the report at position and returns its id.
-func insertRecipient(ctx context.Context, tx pgx.Tx, reportID int64, position int, rc Recipient) (int64, error) {
+// InsertRecipient adds rc to the report at position (NextRecipientPosition)
+// and returns its id.
+func InsertRecipient(ctx context.Context, tx pgx.Tx, reportID int64, position int, rc Recipient) (int64, error) {
 	var id int64
 	if err := tx.QueryRow(ctx, insertRecipientSQL, recipientValues(reportID, position, rc)...).Scan(&id); err != nil {
 		return 0, fmt.Errorf("insert recipient %d: %w", position, err)
@@ -548,8 +550,8 @@ type StoredDelivery struct {
 	RuleVersion   int
 }
 
-// destination is where d goes: its MSSanté address, or its postal address.
-func (d StoredDelivery) destination() string {
+// Destination is where d goes: its MSSanté address, or its postal address.
+func (d StoredDelivery) Destination() string {
 	if d.Channel == correspondents.ChannelMSSante {
 		return d.Address
 	}
@@ -572,8 +574,29 @@ func loadDelivery(ctx context.Context, tx pgx.Tx, id int64) (StoredDelivery, err
 	return d, nil
 }
 
-// setMessageID gives a delivery a new Message-ID (a new email).
-func setMessageID(ctx context.Context, q DB, id int64, messageID string) error {
+// WithDelivery runs change on the delivery id, loaded and locked in a
+// transaction of its own that commits the change.
+func WithDelivery(ctx context.Context, pool *pgxpool.Pool, id int64, change func(pgx.Tx, StoredDelivery) error) error {
+	return pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		d, err := loadDelivery(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		return change(tx, d)
+	})
+}
+
+// Act is WithDelivery for an action on one delivery (an acknowledgement's,
+// a person's in package dispatch/desk): its error names the delivery.
+func Act(ctx context.Context, pool *pgxpool.Pool, deliveryID int64, change func(pgx.Tx, StoredDelivery) error) error {
+	if err := WithDelivery(ctx, pool, deliveryID, change); err != nil {
+		return fmt.Errorf("delivery %d: %w", deliveryID, err)
+	}
+	return nil
+}
+
+// SetMessageID gives a delivery a new Message-ID (a new email: a resend).
+func SetMessageID(ctx context.Context, q DB, id int64, messageID string) error {
 	if _, err := q.Exec(ctx, `UPDATE deliveries SET message_id = $2 WHERE id = $1`, id, messageID); err != nil {
 		return fmt.Errorf("new Message-ID for delivery %d: %w", id, err)
 	}
@@ -667,10 +690,11 @@ func FollowUpDone(ctx context.Context, q DB, id int64, name string) error {
 	return nil
 }
 
-// nextRecipientPosition is the position of a recipient added to a report.
-func nextRecipientPosition(ctx context.Context, tx pgx.Tx, reportID int64) (int, error) {
+// NextRecipientPosition is the position of a recipient added to a report
+// (a person's, package dispatch/desk, or the DPI's when it sends the report
+// again); it locks the report, so that two additions get two positions.
+func NextRecipientPosition(ctx context.Context, tx pgx.Tx, reportID int64) (int, error) {
 	var n int
-	// Lock the report so that two additions get two positions.
 	if err := tx.QueryRow(ctx, `SELECT 1 FROM reports WHERE id = $1 FOR UPDATE`, reportID).Scan(&n); err != nil {
 		if errors.Is(err, pgx.ErrNoRows) {
 			return 0, ErrNotFound
@@ -684,8 +708,9 @@ func nextRecipientPosition(ctx context.Context, tx pgx.Tx, reportID int64) (int,
 	return n, nil
 }
 
-// setDeliveryRecipient changes where a delivery goes.
-func setDeliveryRecipient(ctx context.Context, q DB, id int64, address, name string, postal PostalAddress, reason correspondents.Reason, reasonText string) error {
+// SetDeliveryRecipient changes where a delivery goes: its MSSanté address,
+// or its name and postal address, and why (a person's choice).
+func SetDeliveryRecipient(ctx context.Context, q DB, id int64, address, name string, postal PostalAddress, reason correspondents.Reason, reasonText string) error {
 	_, err := q.Exec(ctx, `UPDATE deliveries SET address = $2, recipient_name = $3, postal_address = $4,
 			reason = $5, reason_text = $6, updated_at = now() WHERE id = $1`,
 		id, address, name, postal, reason, reasonText)

@@ -9,21 +9,12 @@ import (
 
 	"github.com/mssdispatch/mssdispatch/correspondents"
 	"github.com/mssdispatch/mssdispatch/dispatch"
-	"github.com/mssdispatch/mssdispatch/internal/mailtest"
+	"github.com/mssdispatch/mssdispatch/dispatch/desk"
+	"github.com/mssdispatch/mssdispatch/internal/dispatchtest"
 	"github.com/mssdispatch/mssdispatch/readmodel"
 )
 
 const attacker = "evil@attacker.example"
-
-// recipientsOf lists the envelope recipients of the emails in the outbox dir.
-func recipientsOf(t *testing.T, dir string) []string {
-	t.Helper()
-	var to []string
-	for _, e := range mailtest.ReadDir(t, dir) {
-		to = append(to, e.Addresses(t, "To")...)
-	}
-	return to
-}
 
 // sendsTotal is the mssdispatch_sends_total counter for result.
 func (b *testBundle) sendsTotal(t *testing.T, result string) float64 {
@@ -65,7 +56,7 @@ func TestTrustSpaceInvariant(t *testing.T) {
 	require.Equal(t, dispatch.StatusReview, julieRow.Status)
 	require.Equal(t, correspondents.ReasonUntrustedAddress, julieRow.Reason)
 	require.Equal(t, julie, julieRow.Recipient, "the directory's address is proposed, not the DPI's")
-	require.NoError(t, b.svc.Approve(ctx, julieRow.ID, "sec1"))
+	require.NoError(t, b.desk.Approve(ctx, julieRow.ID, "sec1"))
 	b.statusIs(t, id, julie, mss, dispatch.StatusSent)
 
 	// The clinic has no trusted address at all: it gets a letter, once a
@@ -77,7 +68,7 @@ func TestTrustSpaceInvariant(t *testing.T) {
 	// Jean MARTIN's email waits for an address: there is nothing to approve,
 	// the secretary chooses an address or paper.
 	jeanRow := delivery(t, v, jean, mss)
-	require.ErrorIs(t, b.svc.Approve(ctx, jeanRow.ID, "sec1"), dispatch.ErrNoAddress)
+	require.ErrorIs(t, b.desk.Approve(ctx, jeanRow.ID, "sec1"), dispatch.ErrNoAddress)
 	detail, err := b.views.ReportDetail(ctx, "test", id)
 	require.NoError(t, err)
 	i := slices.IndexFunc(detail.Recipients, func(rc readmodel.RecipientDetail) bool { return rc.Name == jean })
@@ -88,9 +79,9 @@ func TestTrustSpaceInvariant(t *testing.T) {
 	// cannot be approved.
 	_, err = b.pool.Exec(ctx, `UPDATE deliveries SET address = $2 WHERE id = $1`, jeanRow.ID, attacker)
 	require.NoError(t, err)
-	var bad *dispatch.RecipientError
-	require.True(t, errors.As(b.svc.Approve(ctx, jeanRow.ID, "sec1"), &bad))
-	require.Equal(t, dispatch.ProblemUntrusted, bad.Problem)
+	var bad *desk.RecipientError
+	require.True(t, errors.As(b.desk.Approve(ctx, jeanRow.ID, "sec1"), &bad))
+	require.Equal(t, desk.ProblemUntrusted, bad.Problem)
 
 	// The send path itself checks the trust space in force when the email
 	// goes: an untrusted address queued (by hand here), and an address whose
@@ -114,7 +105,7 @@ func TestTrustSpaceInvariant(t *testing.T) {
 		require.Equal(t, 1, b.eventCount(t, d.ID, dispatch.EventUntrusted), name)
 	}
 	require.Equal(t, 2.0, b.sendsTotal(t, "untrusted"))
-	to := recipientsOf(t, dir)
+	to := dispatchtest.Recipients(t, dir)
 	require.Equal(t, []string{julie}, to, "only the approved directory address got an email")
 
 	// Addresses that are not one mailbox never get stored: from the DPI or
@@ -127,12 +118,12 @@ func TestTrustSpaceInvariant(t *testing.T) {
 	require.True(t, errors.As(err, &invalid), "%v", err)
 	require.Equal(t, "recipients[1].address", invalid.Field)
 	for _, a := range []string{injected, `"julie bcc:evil"@attacker.example`, "a@b@medecin-demo.mssante.fr", "julie@medecin-demo..mssante.fr"} {
-		err := b.svc.EditRecipient(ctx, jeanRow.ID, "sec1", dispatch.RecipientChange{Address: a})
+		err := b.desk.EditRecipient(ctx, jeanRow.ID, "sec1", desk.RecipientChange{Address: a})
 		require.True(t, errors.As(err, &bad), a)
-		require.Equal(t, dispatch.ProblemNotAnAddress, bad.Problem, a)
-		_, err = b.svc.AddRecipient(ctx, id, "sec1", dispatch.Recipient{Family: "X", Address: a})
+		require.Equal(t, desk.ProblemNotAnAddress, bad.Problem, a)
+		_, err = b.desk.AddRecipient(ctx, id, "sec1", dispatch.Recipient{Family: "X", Address: a})
 		require.True(t, errors.As(err, &bad), a)
-		require.Equal(t, dispatch.ProblemNotAnAddress, bad.Problem, a)
+		require.Equal(t, desk.ProblemNotAnAddress, bad.Problem, a)
 	}
-	require.False(t, slices.Contains(recipientsOf(t, dir), attacker))
+	require.False(t, slices.Contains(dispatchtest.Recipients(t, dir), attacker))
 }

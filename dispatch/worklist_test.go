@@ -1,7 +1,6 @@
 package dispatch_test
 
 import (
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -15,30 +14,10 @@ import (
 	"github.com/mssdispatch/mssdispatch/rules"
 )
 
-// worklistReports receives three reports (two of CARDIO, one of ONCO) and
-// waits for their deliveries; each has Martin's email in review.
-func worklistReports(t *testing.T, b *testBundle) []int64 {
-	t.Helper()
-	var ids []int64
-	for i, service := range []string{"CARDIO", "CARDIO", "ONCO"} {
-		r := testReport(t)
-		r.Service = service
-		setDocumentID(t, &r, r.Document.ID+string(rune('a'+i)))
-		r.Patient.IPP = "IPP-" + string(rune('a'+i))
-		id := b.receive(t, r).ReportID
-		b.waitReport(t, id, "resolved", func(v readmodel.ReportView) bool {
-			return v.Status == dispatch.ReportResolved && !slices.ContainsFunc(v.Deliveries,
-				func(d readmodel.DeliveryView) bool { return d.Status == dispatch.StatusQueued })
-		})
-		ids = append(ids, id)
-	}
-	return ids
-}
-
 func TestDeliveriesPages(t *testing.T) {
 	t.Parallel()
 	b, _ := setupOutbox(t)
-	worklistReports(t, b)
+	b.env.WorklistReports(t)
 
 	all, err := b.views.Deliveries(b.ctx, "test", readmodel.DeliveryFilter{Limit: 200})
 	require.NoError(t, err)
@@ -102,97 +81,6 @@ func TestDeliveriesPages(t *testing.T) {
 		_, err := b.views.Deliveries(b.ctx, "test", bad)
 		require.ErrorIs(t, err, readmodel.ErrBadFilter, "%+v", bad)
 	}
-}
-
-func TestReportDetailAndRecipientActions(t *testing.T) {
-	t.Parallel()
-	b, _ := setupOutbox(t)
-	report := worklistReports(t, b)[0]
-	v, err := b.views.ReportDetail(b.ctx, "test", report)
-	require.NoError(t, err)
-	require.Equal(t, "DUPONT", v.Patient.Family)
-	require.Equal(t, "CARDIO", v.Service)
-	require.True(t, v.HasPDF)
-	require.Len(t, v.Recipients, 3)
-	require.Equal(t, readmodel.EventReceived, v.Timeline[0].Event)
-	martin := v.Recipients[2]
-	require.Equal(t, "Jean MARTIN", martin.Name)
-	require.Len(t, martin.Deliveries, 1)
-	email := martin.Deliveries[0]
-	require.Equal(t, dispatch.StatusReview, email.Status)
-	require.Equal(t, []string{readmodel.ActionEdit, readmodel.ActionPaper, readmodel.ActionCancel}, email.Actions(), "no address to approve")
-	_, err = b.views.ReportDetail(b.ctx, "test", 999999)
-	require.ErrorIs(t, err, dispatch.ErrNotFound)
-
-	var bad *dispatch.RecipientError
-	err = b.svc.EditRecipient(b.ctx, email.ID, "alice", dispatch.RecipientChange{Address: "jean@gmail.com"})
-	require.True(t, errors.As(err, &bad))
-	require.Equal(t, dispatch.ProblemUntrusted, bad.Problem)
-	err = b.svc.EditRecipient(b.ctx, email.ID, "alice", dispatch.RecipientChange{Address: "jean.martin"})
-	require.True(t, errors.As(err, &bad))
-	require.Equal(t, dispatch.ProblemNotAnAddress, bad.Problem)
-	require.NoError(t, b.svc.EditRecipient(b.ctx, email.ID, "alice", dispatch.RecipientChange{Address: "jean.martin@ch-demo.mssante.fr"}))
-
-	paper, err := b.svc.SwitchToPaper(b.ctx, email.ID, "alice")
-	require.NoError(t, err)
-	_, err = b.svc.SwitchToPaper(b.ctx, email.ID, "alice")
-	require.ErrorIs(t, err, dispatch.ErrTransition, "a cancelled email cannot go to paper again")
-	v, err = b.views.ReportDetail(b.ctx, "test", report)
-	require.NoError(t, err)
-	martin = v.Recipients[2]
-	require.Len(t, martin.Deliveries, 2)
-	require.Equal(t, dispatch.StatusCancelled, martin.Deliveries[0].Status)
-	require.Equal(t, "jean.martin@ch-demo.mssante.fr", martin.Deliveries[0].Address)
-	letter := martin.Deliveries[1]
-	require.Equal(t, paper, letter.ID)
-	require.Equal(t, email.ID, letter.FallbackOf)
-	require.Equal(t, dispatch.ReasonUserPaper, letter.Reason)
-	// The letter goes to the postal address the directory knows (issue #20,
-	// item 4: before, a review row's letter waited for one by hand).
-	require.Equal(t, dispatch.StatusPaperPending, letter.Status)
-	require.Equal(t, "69003 LYON", letter.PostalAddress.RoutingLine)
-	// Held, it is corrected, then approved again.
-	require.NoError(t, b.svc.Hold(b.ctx, letter.ID, "alice", "adresse à corriger"))
-	err = b.svc.EditRecipient(b.ctx, letter.ID, "alice", dispatch.RecipientChange{Name: "X"})
-	require.True(t, errors.As(err, &bad))
-	require.Equal(t, dispatch.ProblemNoPostal, bad.Problem)
-	require.NoError(t, b.svc.EditRecipient(b.ctx, letter.ID, "alice", dispatch.RecipientChange{Name: "Dr Jean Martin",
-		PostalAddress: dispatch.PostalAddress{Lines: []string{"1 rue de la Paix"}, RoutingLine: "33000 BORDEAUX", City: "BORDEAUX"}}))
-	require.NoError(t, b.svc.Approve(b.ctx, letter.ID, "alice"))
-	v, err = b.views.ReportDetail(b.ctx, "test", report)
-	require.NoError(t, err)
-	letter = v.Recipients[2].Deliveries[1]
-	require.Equal(t, dispatch.StatusPaperPending, letter.Status)
-	require.Equal(t, "Dr Jean Martin", letter.Name)
-	require.Equal(t, "BORDEAUX", letter.PostalAddress.City)
-
-	var events []dispatch.Event
-	for _, e := range v.Timeline {
-		if e.ActorKind == dispatch.ActorUser {
-			events = append(events, e.Event)
-		}
-	}
-	require.Equal(t, []dispatch.Event{dispatch.EventEdited, dispatch.EventCreated, dispatch.EventPaper, dispatch.EventHeld,
-		dispatch.EventEdited, dispatch.EventApproved}, events)
-
-	_, err = b.svc.AddRecipient(b.ctx, report, "alice", dispatch.Recipient{Address: "paul.leroux@medecin-demo.mssante.fr"})
-	require.True(t, errors.As(err, &bad))
-	require.Equal(t, dispatch.ProblemNoName, bad.Problem)
-	_, err = b.svc.AddRecipient(b.ctx, report, "alice", dispatch.Recipient{Family: "LEROUX"})
-	require.True(t, errors.As(err, &bad))
-	require.Equal(t, dispatch.ProblemNoAddress, bad.Problem)
-	added, err := b.svc.AddRecipient(b.ctx, report, "alice", dispatch.Recipient{Family: "LEROUX", Given: "Paul",
-		Address: "paul.leroux@medecin-demo.mssante.fr"})
-	require.NoError(t, err)
-	require.NoError(t, b.svc.Approve(b.ctx, added, "alice"))
-	b.waitReport(t, report, "added recipient sent", func(v readmodel.ReportView) bool {
-		return slices.ContainsFunc(v.Deliveries, func(d readmodel.DeliveryView) bool {
-			return d.ID == added && d.Status == dispatch.StatusSent
-		})
-	})
-	reportOf, err := b.views.DeliveryReport(b.ctx, added)
-	require.NoError(t, err)
-	require.Equal(t, report, reportOf)
 }
 
 // TestWorklistMetric checks mssdispatch_worklist against worklists of known

@@ -7,6 +7,7 @@ import (
 
 	"github.com/mssdispatch/mssdispatch/correspondents"
 	"github.com/mssdispatch/mssdispatch/dispatch"
+	"github.com/mssdispatch/mssdispatch/dispatch/desk"
 	"github.com/mssdispatch/mssdispatch/paper"
 )
 
@@ -29,12 +30,12 @@ func TestLetterKind(t *testing.T) {
 		{"paper copy of an email read", dispatch.KindProfessional, correspondents.ReasonPaperCopy, dispatch.StatusRead, paper.KindCopy},
 		{"paper copy of an email delayed by a rule", dispatch.KindProfessional, correspondents.ReasonPaperCopy, dispatch.StatusScheduled, paper.KindCopy},
 		{"paper copy of an email held in review", dispatch.KindProfessional, correspondents.ReasonPaperCopy, dispatch.StatusReview, paper.KindChosen},
-		{"a secretary's letter after the email left", dispatch.KindProfessional, dispatch.ReasonUserPaper, dispatch.StatusDelivered, paper.KindCopy},
-		{"a secretary's letter instead of the email", dispatch.KindProfessional, dispatch.ReasonUserPaper, dispatch.StatusCancelled, paper.KindChosen},
-		{"a secretary's letter after a failure", dispatch.KindProfessional, dispatch.ReasonUserPaper, dispatch.StatusFailed, paper.KindFallback},
+		{"a secretary's letter after the email left", dispatch.KindProfessional, desk.ReasonUserPaper, dispatch.StatusDelivered, paper.KindCopy},
+		{"a secretary's letter instead of the email", dispatch.KindProfessional, desk.ReasonUserPaper, dispatch.StatusCancelled, paper.KindChosen},
+		{"a secretary's letter after a failure", dispatch.KindProfessional, desk.ReasonUserPaper, dispatch.StatusFailed, paper.KindFallback},
 		{"the rule's fallback", dispatch.KindProfessional, dispatch.ReasonFallbackPaper, dispatch.StatusSent, paper.KindFallback},
 		{"the local directory says paper", dispatch.KindOrganisation, correspondents.ReasonLocalPaper, "", paper.KindChosen},
-		{"an address completed by a secretary", dispatch.KindProfessional, dispatch.ReasonUserEdit, "", paper.KindNoMailbox},
+		{"an address completed by a secretary", dispatch.KindProfessional, desk.ReasonUserEdit, "", paper.KindNoMailbox},
 		{"the patient", dispatch.KindPatient, correspondents.ReasonPatientNotQualified, "", paper.KindPatient},
 	}
 	for _, tt := range tests {

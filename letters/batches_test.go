@@ -143,7 +143,7 @@ func TestPaperBatches(t *testing.T) {
 	b.waitBatches(t, 2)
 
 	// A letter held after printing is not posted with its batch.
-	require.NoError(t, b.Service.Hold(b.Ctx, second.DeliveryID, "alice", "adresse à vérifier"))
+	require.NoError(t, b.Desk.Hold(b.Ctx, second.DeliveryID, "alice", "adresse à vérifier"))
 	_, rows, err = b.desk.Batch(b.Ctx, "test", cardio.ID)
 	require.NoError(t, err)
 	require.False(t, rows[1].InBatch)
@@ -161,9 +161,9 @@ func TestPaperBatches(t *testing.T) {
 
 	// The posted letter comes back (NPAI), is corrected and approved: it is
 	// printed again, with the held one, in a new batch.
-	require.NoError(t, b.Service.PostalReturn(b.Ctx, first.DeliveryID, "alice", "NPAI"))
+	require.NoError(t, b.Desk.PostalReturn(b.Ctx, first.DeliveryID, "alice", "NPAI"))
 	for _, id := range []int64{first.DeliveryID, second.DeliveryID} {
-		require.NoError(t, b.Service.Approve(b.Ctx, id, "alice"))
+		require.NoError(t, b.Desk.Approve(b.Ctx, id, "alice"))
 	}
 	b.batchNow(t)
 	batches = b.waitBatches(t, 3)

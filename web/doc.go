@@ -10,5 +10,5 @@
 // directory, the quarantine, the audit log, the users), their charts in
 // web/svgchart. None issues SQL: they read through package readmodel
 // (dashboard.Views) and act through the domain (dashboard.Actions, a
-// *dispatch.Service), which checks every action against its state machine.
+// *desk.Desk), which checks every action against its state machine.
 package web

@@ -61,7 +61,7 @@ type Config struct {
 	// Gatherer is served on /metrics. Required.
 	Gatherer prometheus.Gatherer
 	// Dashboard, Accounts and Sessions serve the secretaries' dashboard
-	// (a *dispatch.Service, an *auth.Store, *auth.Sessions). Required.
+	// (a *desk.Desk, an *auth.Store, *auth.Sessions). Required.
 	Dashboard dashboard.Actions
 	Accounts  *auth.Store
 	Sessions  *auth.Sessions

@@ -27,6 +27,7 @@ import (
 	"github.com/mssdispatch/mssdispatch/auth"
 	"github.com/mssdispatch/mssdispatch/correspondents"
 	"github.com/mssdispatch/mssdispatch/dispatch"
+	"github.com/mssdispatch/mssdispatch/dispatch/desk"
 	"github.com/mssdispatch/mssdispatch/dispatch/hl7intake"
 	dmail "github.com/mssdispatch/mssdispatch/dispatch/mail"
 	"github.com/mssdispatch/mssdispatch/dispatch/mail/ingest"
@@ -502,7 +503,7 @@ func build(ctx context.Context, cfg serveConfig, pool *pgxpool.Pool, transport d
 	if err != nil {
 		return nil, &configError{msg: err.Error()}
 	}
-	desk, err := letters.NewDesk(paperCfg, jobs)
+	paperDesk, err := letters.NewDesk(paperCfg, jobs)
 	if err != nil {
 		return nil, err
 	}
@@ -525,7 +526,7 @@ func build(ctx context.Context, cfg serveConfig, pool *pgxpool.Pool, transport d
 	}
 	a.handler, err = web.NewHandler(web.Config{APIToken: cfg.APIToken, Intake: service, HL7: a.intake,
 		Directory: directory, Resolver: resolver, Rules: service, DB: pool, Gatherer: registry, Logger: logger,
-		Dashboard: service, Accounts: accounts, Sessions: sessions, Letters: desk, Views: readmodel.New(pool),
+		Dashboard: desk.New(pool, jobs, resolver, cfg.Sender), Accounts: accounts, Sessions: sessions, Letters: paperDesk, Views: readmodel.New(pool),
 		Quarantine: refused, Audit: audit.NewLog(pool), Hospital: cfg.Organisation, HospitalAddresses: cfg.HospitalAddresses,
 		JobsUI: jobsUI, TrustedProxies: cfg.TrustedProxies})
 	if err != nil {

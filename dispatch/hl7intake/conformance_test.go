@@ -168,7 +168,7 @@ func setupVolet(t *testing.T, dpiAddr string) *voletBundle {
 		require.NoError(t, client.Stop(stopCtx))
 	})
 	svc, err := dispatch.NewService(dispatch.ServiceConfig{Pool: pool, Jobs: client, Resolver: resolver,
-		BusinessAcks: dpiAddr != "", Sender: voletSender, Logger: voletLog})
+		BusinessAcks: dpiAddr != "", Logger: voletLog})
 	require.NoError(t, err)
 	h, err := hl7intake.New(hl7intake.Config{Receiver: svc, Quarantine: quarantine.NewDesk(pool, svc), Logger: voletLog})
 	require.NoError(t, err)

@@ -1,11 +1,13 @@
 // Package dispatchtest runs the domain (package dispatch) for the tests of
-// dispatch and of the packages beside it (letters, quarantine, retention):
-// a fresh database holding the demo directory, the workers (package
-// dispatch/worker), the River queue and a Service (Start), the report they
-// receive (Report, Receive), its wait as the REST API reads it
-// (WaitReport, WaitDeliveries, StatusIs, through package readmodel), what
-// the database says of a delivery (MessageID, EventCount), the rules in
-// force (SetRules) and the jobs (Jobs, RunNow).
+// dispatch and of the packages beside it (desk, letters, quarantine,
+// retention): a fresh database holding the demo directory, the workers
+// (package dispatch/worker), the River queue, a Service and the
+// secretaries' Desk (Start, StartOutbox), the report they receive (Report,
+// Receive, WorklistReports), its wait as the REST API and the dashboard
+// read it (WaitReport, WaitDeliveries, StatusIs, Row, through package
+// readmodel), what the database says of a delivery (MessageID,
+// EventCount), the emails sent (Recipients), the rules in force (SetRules)
+// and the jobs (Jobs, RunNow).
 package dispatchtest
 
 import (
@@ -31,8 +33,10 @@ import (
 	"github.com/mssdispatch/mssdispatch/cda"
 	"github.com/mssdispatch/mssdispatch/correspondents"
 	"github.com/mssdispatch/mssdispatch/dispatch"
+	"github.com/mssdispatch/mssdispatch/dispatch/desk"
 	"github.com/mssdispatch/mssdispatch/dispatch/mail"
 	"github.com/mssdispatch/mssdispatch/dispatch/worker"
+	"github.com/mssdispatch/mssdispatch/internal/mailtest"
 	"github.com/mssdispatch/mssdispatch/internal/pgtest"
 	"github.com/mssdispatch/mssdispatch/internal/queuetest"
 	"github.com/mssdispatch/mssdispatch/queue"
@@ -48,6 +52,7 @@ type Env struct {
 	Ctx      context.Context
 	Pool     *pgxpool.Pool
 	Service  *dispatch.Service
+	Desk     *desk.Desk        // the secretaries' actions
 	Views    *readmodel.Reader // what the dashboard and the REST API read
 	Client   *queue.Client
 	Registry *prometheus.Registry // the workers' metrics
@@ -85,7 +90,28 @@ func Start(t *testing.T, transport mail.Transport, more func(*river.Workers, *pg
 	client := queuetest.Start(t, pool, workers)
 	svc, err := dispatch.NewService(dispatch.ServiceConfig{Pool: pool, Jobs: client, Resolver: resolver, Logger: quiet})
 	require.NoError(t, err)
-	return &Env{Ctx: ctx, Pool: pool, Service: svc, Views: readmodel.New(pool), Client: client, Registry: registry}
+	return &Env{Ctx: ctx, Pool: pool, Service: svc, Desk: desk.New(pool, client, resolver, ""), Views: readmodel.New(pool),
+		Client: client, Registry: registry}
+}
+
+// StartOutbox is Start with an outbox transport writing to dir, a new
+// directory.
+func StartOutbox(t *testing.T) (e *Env, dir string) {
+	t.Helper()
+	dir = t.TempDir()
+	outbox, err := mail.NewOutbox(dir)
+	require.NoError(t, err)
+	return Start(t, outbox, nil), dir
+}
+
+// Recipients lists the envelope recipients of the emails in the outbox dir.
+func Recipients(t *testing.T, dir string) []string {
+	t.Helper()
+	var to []string
+	for _, e := range mailtest.ReadDir(t, dir) {
+		to = append(to, e.Addresses(t, "To")...)
+	}
+	return to
 }
 
 // file is the path of name, a path from the module's root.
@@ -246,6 +272,36 @@ func (e *Env) WaitReport(t *testing.T, reportID int64, what string, cond func(re
 			t.Fatalf("report %d: want %s, have %+v", reportID, what, v.Deliveries)
 		}
 	}
+}
+
+// Row returns the row of the delivery id in the worklist list.
+func (e *Env) Row(t *testing.T, list string, id int64) readmodel.DeliveryRow {
+	t.Helper()
+	page, err := e.Views.Deliveries(e.Ctx, "test", readmodel.DeliveryFilter{Worklist: list, Limit: 200})
+	require.NoError(t, err)
+	i := slices.IndexFunc(page.Rows, func(r readmodel.DeliveryRow) bool { return r.ID == id })
+	require.GreaterOrEqual(t, i, 0, "delivery %d in %s", id, list)
+	return page.Rows[i]
+}
+
+// WorklistReports receives three reports (two of CARDIO, one of ONCO) and
+// waits for their deliveries; each has Martin's email in review.
+func (e *Env) WorklistReports(t *testing.T) []int64 {
+	t.Helper()
+	var ids []int64
+	for i, service := range []string{"CARDIO", "CARDIO", "ONCO"} {
+		r := Report(t)
+		r.Service = service
+		SetDocumentID(t, &r, r.Document.ID+string(rune('a'+i)))
+		r.Patient.IPP = "IPP-" + string(rune('a'+i))
+		id := e.Receive(t, r).ReportID
+		e.WaitReport(t, id, "resolved", func(v readmodel.ReportView) bool {
+			return v.Status == dispatch.ReportResolved && !slices.ContainsFunc(v.Deliveries,
+				func(d readmodel.DeliveryView) bool { return d.Status == dispatch.StatusQueued })
+		})
+		ids = append(ids, id)
+	}
+	return ids
 }
 
 // Delivery returns the report's delivery to recipient (address or name) on channel.

@@ -50,11 +50,13 @@ func TestLayers(t *testing.T) {
 	forbidden := map[string][]string{
 		// The domain: no screen, no protocol of the edges, no PDF, no read
 		// model, no mailbox reader (it sees only Acknowledge); it declares
-		// its jobs and its workers do them, not the other way round.
-		"dispatch": append(slices.Clone(domain), module+"/dispatch/mail/ingest", module+"/dispatch/worker"),
-		// The domain's workers, the quarantine, the purge: the domain's
-		// restrictions.
+		// its jobs and its workers do them, and people's actions go through
+		// its store, not the other way round.
+		"dispatch": append(slices.Clone(domain), module+"/dispatch/mail/ingest", module+"/dispatch/worker", module+"/dispatch/desk"),
+		// The domain's workers, the secretaries' actions, the quarantine,
+		// the purge: the domain's restrictions.
 		"dispatch/worker":     domain,
+		"dispatch/desk":       domain,
 		"dispatch/quarantine": domain,
 		"dispatch/retention":  domain,
 		// The rules are data and their text: no database, no domain.

@@ -26,6 +26,7 @@ import (
 	"github.com/mssdispatch/mssdispatch/auth"
 	"github.com/mssdispatch/mssdispatch/correspondents"
 	"github.com/mssdispatch/mssdispatch/dispatch"
+	"github.com/mssdispatch/mssdispatch/dispatch/desk"
 	"github.com/mssdispatch/mssdispatch/dispatch/hl7intake"
 	"github.com/mssdispatch/mssdispatch/dispatch/mail"
 	"github.com/mssdispatch/mssdispatch/dispatch/quarantine"
@@ -91,7 +92,7 @@ func Setup(t testing.TB, configure ...func(*web.Config)) *Server {
 	service, err := dispatch.NewService(dispatch.ServiceConfig{Pool: pool, Jobs: client, Resolver: resolver, Logger: quiet,
 		Custodian: dispatch.Organisation{FINESS: "999000017", Name: "CH DEMO"}})
 	require.NoError(t, err)
-	desk, err := letters.NewDesk(paperCfg, client)
+	paperDesk, err := letters.NewDesk(paperCfg, client)
 	require.NoError(t, err)
 	refused := quarantine.NewDesk(pool, service)
 	intake, err := hl7intake.New(hl7intake.Config{Receiver: service, Quarantine: refused, Registerer: registry, Logger: quiet})
@@ -103,7 +104,7 @@ func Setup(t testing.TB, configure ...func(*web.Config)) *Server {
 	require.NoError(t, err)
 	cfg := web.Config{APIToken: Token, Intake: service, HL7: intake,
 		Directory: directory, Resolver: resolver, Rules: service, DB: pool, Gatherer: registry, Logger: quiet,
-		Dashboard: service, Accounts: accounts, Sessions: sessions, Letters: desk, Views: readmodel.New(pool), Quarantine: refused, Audit: audit.NewLog(pool),
+		Dashboard: desk.New(pool, client, resolver, ""), Accounts: accounts, Sessions: sessions, Letters: paperDesk, Views: readmodel.New(pool), Quarantine: refused, Audit: audit.NewLog(pool),
 		Hospital: "CH Démo", HospitalAddresses: []string{"secretariat@ch-test.mssante.fr"}, JobsUI: jobsUI}
 	for _, c := range configure {
 		c(&cfg)

@@ -7,6 +7,6 @@
 // web renders the login page through it, package admin adds its screens'
 // templates to it (UI.AddPages) and answers with UI.Render and its error
 // pages. It reads through Views (a *readmodel.Reader) and acts through
-// Actions (a *dispatch.Service) and Letters (a *letters.Desk); package web
+// Actions (a *desk.Desk) and Letters (a *letters.Desk); package web
 // mounts it behind the login.
 package dashboard

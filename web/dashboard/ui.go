@@ -18,6 +18,7 @@ import (
 	"github.com/mssdispatch/mssdispatch/auth"
 	"github.com/mssdispatch/mssdispatch/correspondents"
 	"github.com/mssdispatch/mssdispatch/dispatch"
+	"github.com/mssdispatch/mssdispatch/dispatch/desk"
 	"github.com/mssdispatch/mssdispatch/internal/redact"
 )
 
@@ -25,8 +26,8 @@ import (
 // shows (the user, the worklists' counts, a flash message), and the routes
 // of the secretaries' screens.
 
-// Actions is what the secretaries' screens do (a *dispatch.Service); what
-// they read is Views.
+// Actions is what the secretaries' screens do (a *desk.Desk); what they
+// read is Views.
 type Actions interface {
 	Approve(ctx context.Context, deliveryID int64, user string) error
 	SendTo(ctx context.Context, deliveryID int64, user, address string) error
@@ -34,7 +35,7 @@ type Actions interface {
 	Cancel(ctx context.Context, deliveryID int64, user, why string) error
 	Resend(ctx context.Context, deliveryID int64, user string) error
 	SwitchToPaper(ctx context.Context, deliveryID int64, user string) (int64, error)
-	EditRecipient(ctx context.Context, deliveryID int64, user string, c dispatch.RecipientChange) error
+	EditRecipient(ctx context.Context, deliveryID int64, user string, c desk.RecipientChange) error
 	AddRecipient(ctx context.Context, reportID int64, user string, rc dispatch.Recipient) (int64, error)
 	MarkPaperSent(ctx context.Context, deliveryID int64, user string) error
 	PostalReturn(ctx context.Context, deliveryID int64, user, why string) error

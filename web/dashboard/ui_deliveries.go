@@ -15,6 +15,7 @@ import (
 	"github.com/mssdispatch/mssdispatch/auth"
 	"github.com/mssdispatch/mssdispatch/correspondents"
 	"github.com/mssdispatch/mssdispatch/dispatch"
+	"github.com/mssdispatch/mssdispatch/dispatch/desk"
 	"github.com/mssdispatch/mssdispatch/readmodel"
 )
 
@@ -240,7 +241,7 @@ func (u *UI) postDeliveryAction(w http.ResponseWriter, r *http.Request) {
 	case readmodel.ActionReturn:
 		err, done = u.cfg.Actions.PostalReturn(ctx, id, user, cmp.Or(why, "retour NPAI")), "Retour postal enregistré: envoi à vérifier."
 	case readmodel.ActionEdit:
-		c := dispatch.RecipientChange{Address: r.PostFormValue("address"), Name: r.PostFormValue("name"),
+		c := desk.RecipientChange{Address: r.PostFormValue("address"), Name: r.PostFormValue("name"),
 			PostalAddress: postalFromForm(r)}
 		err, done = u.cfg.Actions.EditRecipient(ctx, id, user, c), "Destinataire modifié."
 		if err != nil {
@@ -286,7 +287,7 @@ func (u *UI) afterAction(w http.ResponseWriter, r *http.Request, err error, done
 // actionProblem says in French why an action on a delivery failed, "" for
 // an error that is not the user's to fix (or none).
 func actionProblem(err error) string {
-	var bad *dispatch.RecipientError
+	var bad *desk.RecipientError
 	switch {
 	case err == nil:
 		return ""
@@ -306,11 +307,11 @@ func actionProblem(err error) string {
 
 // recipientProblems says in French why a recipient was refused.
 var recipientProblems = map[string]string{
-	dispatch.ProblemNotAnAddress: "ce n'est pas une adresse de messagerie.",
-	dispatch.ProblemUntrusted:    "adresse hors de l'espace de confiance MSSanté.",
-	dispatch.ProblemNoPostal:     "adresse postale incomplète (ville ou ligne d'acheminement).",
-	dispatch.ProblemNoAddress:    "adresse MSSanté ou adresse postale requise.",
-	dispatch.ProblemNoName:       "le nom est obligatoire.",
+	desk.ProblemNotAnAddress: "ce n'est pas une adresse de messagerie.",
+	desk.ProblemUntrusted:    "adresse hors de l'espace de confiance MSSanté.",
+	desk.ProblemNoPostal:     "adresse postale incomplète (ville ou ligne d'acheminement).",
+	desk.ProblemNoAddress:    "adresse MSSanté ou adresse postale requise.",
+	desk.ProblemNoName:       "le nom est obligatoire.",
 }
 
 // postalFromForm reads the postal address fields of a form.

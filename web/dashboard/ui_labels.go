@@ -10,6 +10,7 @@ import (
 	"github.com/mssdispatch/mssdispatch/auth"
 	"github.com/mssdispatch/mssdispatch/correspondents"
 	"github.com/mssdispatch/mssdispatch/dispatch"
+	"github.com/mssdispatch/mssdispatch/dispatch/desk"
 	"github.com/mssdispatch/mssdispatch/letters"
 	"github.com/mssdispatch/mssdispatch/readmodel"
 )
@@ -66,8 +67,8 @@ var eventLabels = map[dispatch.Event]string{
 	dispatch.EventPurged:        "Document purgé",
 	dispatch.EventDomainWait:    "Opérateur en attente",
 	dispatch.EventUntrusted:     "Non envoyé : hors espace de confiance",
-	dispatch.EventEdited:        "Destinataire modifié",
-	dispatch.EventPaper:         "Passé en papier",
+	desk.EventEdited:            "Destinataire modifié",
+	desk.EventPaper:             "Passé en papier",
 	dispatch.EventBatched:       "Mis dans un lot à imprimer",
 }
 
@@ -97,9 +98,9 @@ var reasonLabels = map[correspondents.Reason]string{
 	correspondents.ReasonPatientMailbox:         "messagerie du patient (INS)",
 	correspondents.ReasonPatientNotQualified:    "identité du patient non qualifiée",
 	correspondents.ReasonPatientAddressMismatch: "adresse du patient différente de son INS",
-	dispatch.ReasonUserPaper:                    "courrier demandé par le secrétariat",
-	dispatch.ReasonUserEdit:                     "adresse choisie par le secrétariat",
-	dispatch.ReasonUserAdded:                    "destinataire ajouté par le secrétariat",
+	desk.ReasonUserPaper:                        "courrier demandé par le secrétariat",
+	desk.ReasonUserEdit:                         "adresse choisie par le secrétariat",
+	desk.ReasonUserAdded:                        "destinataire ajouté par le secrétariat",
 	dispatch.ReasonFallbackPaper:                "courrier de secours après un échec",
 	dispatch.ReasonNotForProfessionals:          "le DPI n'envoie pas aux professionnels",
 	dispatch.ReasonServed:                       "avait reçu la version précédente",
@@ -118,7 +119,7 @@ var recipientRoleLabels = map[string]string{
 	dispatch.RoleConsulting:     "médecin consultant",
 	dispatch.RoleResultsCopy:    "copie des résultats",
 	dispatch.RolePrimaryCare:    "médecin de premier recours",
-	dispatch.RoleAdded:          "ajouté par le secrétariat",
+	desk.RoleAdded:              "ajouté par le secrétariat",
 	dispatch.RoleServed:         "avait reçu la version précédente",
 }
 
