@@ -30,8 +30,8 @@ type ServiceConfig struct {
 	Jobs JobInserter
 	// Custodian is the hospital; needed only to accept reports sent as a bare PDF.
 	Custodian Organisation
-	// Resolver decides recipients' routes, for the dry run of proposed rules
-	// (DryRun). Required.
+	// Resolver decides recipients' routes, for the addresses a secretary
+	// adds to a report (Service.trusted). Required.
 	Resolver Resolver
 	// BusinessAcks enqueues the business acknowledgements (ZAM) the DPI asks
 	// for when DSNs and MDNs come back: whether the worker registered with
@@ -315,7 +315,7 @@ func (s *Service) receiveAgain(ctx context.Context, tx pgx.Tx, id, inboundID int
 	}
 	var added []Recipient
 	for _, rc := range r.Recipients {
-		isKnown := slices.ContainsFunc(known, func(k storedRecipient) bool { return rc.same(k.Recipient) })
+		isKnown := slices.ContainsFunc(known, func(k StoredRecipient) bool { return rc.same(k.Recipient) })
 		if r.Action != ActionDelete && rc.Role != RoleSender && !isKnown && !slices.ContainsFunc(added, rc.same) {
 			added = append(added, rc) // (a deletion is told to those who had the document, not to others)
 		}

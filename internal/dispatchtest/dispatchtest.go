@@ -5,7 +5,7 @@
 // receive (Report, Receive), its wait as the REST API reads it
 // (WaitReport, WaitDeliveries, StatusIs, through package readmodel), what
 // the database says of a delivery (MessageID, EventCount), the rules in
-// force (SetRules) and the jobs (Jobs, RunNow).
+// force (Rules, SetRules) and the jobs (Jobs, RunNow).
 package dispatchtest
 
 import (
@@ -32,6 +32,7 @@ import (
 	"github.com/mssdispatch/mssdispatch/correspondents"
 	"github.com/mssdispatch/mssdispatch/dispatch"
 	"github.com/mssdispatch/mssdispatch/dispatch/mail"
+	"github.com/mssdispatch/mssdispatch/dispatch/ruleset"
 	"github.com/mssdispatch/mssdispatch/dispatch/worker"
 	"github.com/mssdispatch/mssdispatch/internal/pgtest"
 	"github.com/mssdispatch/mssdispatch/internal/queuetest"
@@ -48,6 +49,7 @@ type Env struct {
 	Ctx      context.Context
 	Pool     *pgxpool.Pool
 	Service  *dispatch.Service
+	Rules    *ruleset.Store    // the CME's rules, their versions and dry runs
 	Views    *readmodel.Reader // what the dashboard and the REST API read
 	Client   *queue.Client
 	Registry *prometheus.Registry // the workers' metrics
@@ -85,7 +87,7 @@ func Start(t *testing.T, transport mail.Transport, more func(*river.Workers, *pg
 	client := queuetest.Start(t, pool, workers)
 	svc, err := dispatch.NewService(dispatch.ServiceConfig{Pool: pool, Jobs: client, Resolver: resolver, Logger: quiet})
 	require.NoError(t, err)
-	return &Env{Ctx: ctx, Pool: pool, Service: svc, Views: readmodel.New(pool), Client: client, Registry: registry}
+	return &Env{Ctx: ctx, Pool: pool, Service: svc, Rules: ruleset.New(pool, resolver, quiet), Views: readmodel.New(pool), Client: client, Registry: registry}
 }
 
 // file is the path of name, a path from the module's root.
@@ -165,12 +167,12 @@ func (e *Env) WaitDeliveries(t *testing.T, reportID int64, want int) readmodel.R
 	})
 }
 
-// SetRules puts rules in force through the service, as the CME's tools do.
+// SetRules puts rules in force through Rules, as the CME's tools do.
 func (e *Env) SetRules(t *testing.T, rs ...rules.Rule) {
 	t.Helper()
 	source, err := rules.Marshal(rules.Set{Rules: rs})
 	require.NoError(t, err)
-	_, err = e.Service.SetRules(e.Ctx, source, "test", "")
+	_, err = e.Rules.Set(e.Ctx, source, "test", "")
 	require.NoError(t, err)
 }
 

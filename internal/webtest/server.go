@@ -29,6 +29,7 @@ import (
 	"github.com/mssdispatch/mssdispatch/dispatch/hl7intake"
 	"github.com/mssdispatch/mssdispatch/dispatch/mail"
 	"github.com/mssdispatch/mssdispatch/dispatch/quarantine"
+	"github.com/mssdispatch/mssdispatch/dispatch/ruleset"
 	"github.com/mssdispatch/mssdispatch/dispatch/worker"
 	"github.com/mssdispatch/mssdispatch/internal/pgtest"
 	"github.com/mssdispatch/mssdispatch/letters"
@@ -102,7 +103,7 @@ func Setup(t testing.TB, configure ...func(*web.Config)) *Server {
 	sessions, err := auth.NewSessions(auth.SessionConfig{Store: accounts, Logger: quiet})
 	require.NoError(t, err)
 	cfg := web.Config{APIToken: Token, Intake: service, HL7: intake,
-		Directory: directory, Resolver: resolver, Rules: service, DB: pool, Gatherer: registry, Logger: quiet,
+		Directory: directory, Resolver: resolver, Rules: ruleset.New(pool, resolver, quiet), DB: pool, Gatherer: registry, Logger: quiet,
 		Dashboard: service, Accounts: accounts, Sessions: sessions, Letters: desk, Views: readmodel.New(pool), Quarantine: refused, Audit: audit.NewLog(pool),
 		Hospital: "CH Démo", HospitalAddresses: []string{"secretariat@ch-test.mssante.fr"}, JobsUI: jobsUI}
 	for _, c := range configure {
