@@ -59,8 +59,8 @@ type reportFacts struct {
 	Patient         Patient
 }
 
-// plannedDelivery is a delivery decided for one route of a recipient.
-type plannedDelivery struct {
+// PlannedDelivery is a delivery decided for one route of a recipient.
+type PlannedDelivery struct {
 	NewDelivery
 	// Rule is the rule that decided it.
 	Rule rules.Rule
@@ -70,9 +70,9 @@ type plannedDelivery struct {
 // rules rs: it skips the author and, unless useFallbacks, the correspondents
 // listed outside PRT RCT; it resolves each recipient with the paper policy
 // of its rule and applies the rule's send mode to each route. It writes
-// nothing, so that a dry run of other rules can call it too.
-func planReport(ctx context.Context, resolver Resolver, rs rules.Set, rf reportFacts, recipients []storedRecipient, useFallbacks bool) ([]plannedDelivery, error) {
-	var plan []plannedDelivery
+// nothing, so that a dry run of other rules can call it too (Replan).
+func planReport(ctx context.Context, resolver Resolver, rs rules.Set, rf reportFacts, recipients []StoredRecipient, useFallbacks bool) ([]PlannedDelivery, error) {
+	var plan []PlannedDelivery
 	for _, r := range recipients {
 		if r.Role == RoleSender || (isFallbackRole(r.Role) && !useFallbacks) {
 			continue
@@ -90,7 +90,7 @@ func planReport(ctx context.Context, resolver Resolver, rs rules.Set, rf reportF
 			if held := heldText(rule, rs.Version, route, status, d.ScheduledFor); held != "" {
 				d.ReasonText = held + " " + d.ReasonText
 			}
-			plan = append(plan, plannedDelivery{NewDelivery: d, Rule: rule})
+			plan = append(plan, PlannedDelivery{NewDelivery: d, Rule: rule})
 		}
 		switch {
 		case r.Kind != KindPatient && !rf.Flags.SendsToProfessionals():
@@ -157,25 +157,40 @@ func initialStatus(rule rules.Rule, route correspondents.Route, receivedAt time.
 	return StatusPaperPending
 }
 
-// ReportPlan is the deliveries the rules in force decide for the recipients
-// of a report that have none yet (PlanReport); Apply creates them.
+// Replan decides again, writing nothing, the deliveries of all the
+// recipients of report reportID under the rules rs, as if the report was
+// received at receivedAt; the correspondents listed outside PRT RCT count
+// when they were sent to. It returns them with the report's recipients, in
+// their order: what a dry run of proposed rules compares (package
+// dispatch/ruleset).
+func Replan(ctx context.Context, q DB, resolver Resolver, rs rules.Set, reportID int64, receivedAt time.Time) ([]PlannedDelivery, []StoredRecipient, error) {
+	rf, recipients, usedFallbacks, err := reportRecipients(ctx, q, reportID)
+	if err != nil {
+		return nil, nil, err
+	}
+	rf.ReceivedAt = receivedAt
+	plan, err := planReport(ctx, resolver, rs, rf, recipients, usedFallbacks)
+	if err != nil {
+		return nil, nil, err
+	}
+	return plan, recipients, nil
+}
+
+// ReportPlan is the deliveries the rules decide for the recipients of a
+// report that have none yet (PlanReport); Apply creates them.
 type ReportPlan struct {
 	reportID   int64
 	rules      rules.Set
-	deliveries []plannedDelivery
+	deliveries []PlannedDelivery
 }
 
 // PlanReport decides, writing nothing, the deliveries of the recipients of
-// report reportID that have none yet, under the rules in force, resolving
-// each recipient with resolver. fallbackRecipients sends to the
-// correspondents listed outside PRT RCT (ROL, PV1-8, OBR-28, PD1-4) when the
-// report lists no PRT RCT.
-func PlanReport(ctx context.Context, q DB, resolver Resolver, reportID int64, fallbackRecipients bool) (ReportPlan, error) {
+// report reportID that have none yet, under the rules rs (those in force:
+// package dispatch/ruleset's InForce), resolving each recipient with
+// resolver. fallbackRecipients sends to the correspondents listed outside
+// PRT RCT (ROL, PV1-8, OBR-28, PD1-4) when the report lists no PRT RCT.
+func PlanReport(ctx context.Context, q DB, resolver Resolver, rs rules.Set, reportID int64, fallbackRecipients bool) (ReportPlan, error) {
 	rf, recipients, err := unresolvedRecipients(ctx, q, reportID)
-	if err != nil {
-		return ReportPlan{}, err
-	}
-	rs, err := activeRuleSet(ctx, q)
 	if err != nil {
 		return ReportPlan{}, err
 	}
@@ -221,7 +236,7 @@ func (p ReportPlan) Deliveries() int { return len(p.deliveries) }
 // RulesVersion is the version of the rules that decided the deliveries.
 func (p ReportPlan) RulesVersion() int { return p.rules.Version }
 
-func hasRole(rs []storedRecipient, role string) bool {
+func hasRole(rs []StoredRecipient, role string) bool {
 	for _, r := range rs {
 		if r.Role == role {
 			return true

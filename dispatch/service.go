@@ -30,9 +30,6 @@ type ServiceConfig struct {
 	Jobs JobInserter
 	// Custodian is the hospital; needed only to accept reports sent as a bare PDF.
 	Custodian Organisation
-	// Resolver decides recipients' routes, for the dry run of proposed rules
-	// (DryRun). Required.
-	Resolver Resolver
 	// BusinessAcks enqueues the business acknowledgements (ZAM) the DPI asks
 	// for when DSNs and MDNs come back: whether the worker registered with
 	// package dispatch/worker's AddBusinessAcks has a Notifier (its Install
@@ -47,7 +44,6 @@ type Service struct {
 	pool      *pgxpool.Pool
 	jobs      JobInserter
 	custodian Organisation
-	resolver  Resolver
 	// businessAcks is ServiceConfig.BusinessAcks.
 	businessAcks bool
 	logger       *slog.Logger
@@ -55,8 +51,8 @@ type Service struct {
 
 // NewService validates cfg and returns a Service.
 func NewService(cfg ServiceConfig) (*Service, error) {
-	if cfg.Pool == nil || cfg.Jobs == nil || cfg.Resolver == nil {
-		return nil, errors.New("dispatch: ServiceConfig.Pool, Jobs and Resolver are required")
+	if cfg.Pool == nil || cfg.Jobs == nil {
+		return nil, errors.New("dispatch: ServiceConfig.Pool and Jobs are required")
 	}
 	if f := cfg.Custodian.FINESS; f != "" && len(f) != 9 {
 		return nil, fmt.Errorf("dispatch: FINESS %q: want 9 characters", f)
@@ -64,7 +60,7 @@ func NewService(cfg ServiceConfig) (*Service, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Service{pool: cfg.Pool, jobs: cfg.Jobs, custodian: cfg.Custodian, resolver: cfg.Resolver,
+	return &Service{pool: cfg.Pool, jobs: cfg.Jobs, custodian: cfg.Custodian,
 		businessAcks: cfg.BusinessAcks, logger: cfg.Logger}, nil
 }
 
@@ -306,7 +302,7 @@ func (s *Service) receiveAgain(ctx context.Context, tx pgx.Tx, id, inboundID int
 	}
 	var added []Recipient
 	for _, rc := range r.Recipients {
-		isKnown := slices.ContainsFunc(known, func(k storedRecipient) bool { return rc.same(k.Recipient) })
+		isKnown := slices.ContainsFunc(known, func(k StoredRecipient) bool { return rc.same(k.Recipient) })
 		if r.Action != ActionDelete && rc.Role != RoleSender && !isKnown && !slices.ContainsFunc(added, rc.same) {
 			added = append(added, rc) // (a deletion is told to those who had the document, not to others)
 		}

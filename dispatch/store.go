@@ -18,11 +18,6 @@ import (
 // of package dispatch/worker, which runs the domain's jobs, and of package
 // dispatch/desk, which does what people do to a delivery.
 
-// dbBeginner starts transactions (a pool, or a transaction for a savepoint).
-type dbBeginner interface {
-	Begin(ctx context.Context) (pgx.Tx, error)
-}
-
 // DB is what the store's statements run on: a pool or a transaction (the
 // domain's and package letters', which reads and batches the domain's
 // deliveries).
@@ -347,15 +342,16 @@ func servedRecipients(ctx context.Context, q DB, documentID string) ([]Recipient
 	return served, nil
 }
 
-// storedRecipient is a recipient row.
-type storedRecipient struct {
+// StoredRecipient is a recipient of a report as stored: its id and what
+// the DPI listed.
+type StoredRecipient struct {
 	ID int64
 	Recipient
 }
 
 // unresolvedRecipients returns what the rules need of a report, and its
 // recipients that have no delivery yet.
-func unresolvedRecipients(ctx context.Context, q DB, reportID int64) (reportFacts, []storedRecipient, error) {
+func unresolvedRecipients(ctx context.Context, q DB, reportID int64) (reportFacts, []StoredRecipient, error) {
 	rf, err := loadReportFacts(ctx, q, reportID)
 	if err != nil {
 		return reportFacts{}, nil, err
@@ -372,6 +368,36 @@ func unresolvedRecipients(ctx context.Context, q DB, reportID int64) (reportFact
 		return reportFacts{}, nil, err
 	}
 	return rf, out, nil
+}
+
+// reportRecipients returns what the rules need of a report and all its
+// recipients, with or without deliveries, and whether the correspondents
+// listed outside PRT RCT were sent to (they have deliveries).
+func reportRecipients(ctx context.Context, q DB, reportID int64) (rf reportFacts, recipients []StoredRecipient, usedFallbacks bool, err error) {
+	if rf, err = loadReportFacts(ctx, q, reportID); err != nil {
+		return reportFacts{}, nil, false, err
+	}
+	rows, err := q.Query(ctx, `SELECT `+recipientColumns+`
+		FROM recipients r WHERE r.report_id = $1 ORDER BY r.position`, reportID)
+	if err != nil {
+		return reportFacts{}, nil, false, fmt.Errorf("list recipients: %w", err)
+	}
+	if recipients, err = scanRecipients(rows); err != nil {
+		return reportFacts{}, nil, false, err
+	}
+	var fallbacks []int64
+	for _, r := range recipients {
+		if isFallbackRole(r.Role) {
+			fallbacks = append(fallbacks, r.ID)
+		}
+	}
+	if len(fallbacks) > 0 {
+		if err := q.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM deliveries WHERE recipient_id = ANY ($1))`,
+			fallbacks).Scan(&usedFallbacks); err != nil {
+			return reportFacts{}, nil, false, fmt.Errorf("look up deliveries: %w", err)
+		}
+	}
+	return rf, recipients, usedFallbacks, nil
 }
 
 // loadReportFacts returns what the rules need of a report.
@@ -393,9 +419,9 @@ const recipientColumns = `r.id, r.role, r.kind, r.national_id, r.rpps, r.finess,
 			r.organisation, r.address, r.postal_address`
 
 // scanRecipients reads rows of recipientColumns.
-func scanRecipients(rows pgx.Rows) ([]storedRecipient, error) {
-	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (storedRecipient, error) {
-		var s storedRecipient
+func scanRecipients(rows pgx.Rows) ([]StoredRecipient, error) {
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (StoredRecipient, error) {
+		var s StoredRecipient
 		err := row.Scan(&s.ID, &s.Role, &s.Kind, &s.NationalID, &s.RPPS, &s.FINESS, &s.Family, &s.Given,
 			&s.Organisation, &s.Address, &s.PostalAddress)
 		return s, err

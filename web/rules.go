@@ -11,6 +11,7 @@ import (
 
 	"github.com/mssdispatch/mssdispatch/audit"
 	"github.com/mssdispatch/mssdispatch/dispatch"
+	"github.com/mssdispatch/mssdispatch/dispatch/ruleset"
 	"github.com/mssdispatch/mssdispatch/rules"
 )
 
@@ -38,7 +39,7 @@ func (s *server) getRules(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	rs, err := s.cfg.Rules.Rules(r.Context())
+	rs, err := s.cfg.Rules.InForce(r.Context())
 	if err != nil {
 		s.internalError(w, r, "load the rules", err)
 		return
@@ -47,7 +48,7 @@ func (s *server) getRules(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, viewRuleSet(rs))
 		return
 	}
-	_, source, err := s.cfg.Rules.RulesVersion(r.Context(), rs.Version)
+	_, source, err := s.cfg.Rules.Version(r.Context(), rs.Version)
 	if err != nil {
 		s.internalError(w, r, "load the rules", err)
 		return
@@ -67,7 +68,7 @@ func (s *server) getRulesVersion(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	rs, source, err := s.cfg.Rules.RulesVersion(r.Context(), version)
+	rs, source, err := s.cfg.Rules.Version(r.Context(), version)
 	switch {
 	case errors.Is(err, dispatch.ErrNotFound):
 		writeError(w, http.StatusNotFound, "no such version of the rules")
@@ -87,7 +88,7 @@ func (s *server) getRulesHistory(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	history, err := s.cfg.Rules.RulesHistory(r.Context(), limit)
+	history, err := s.cfg.Rules.History(r.Context(), limit)
 	if err != nil {
 		s.internalError(w, r, "list the rules versions", err)
 		return
@@ -106,7 +107,7 @@ func (s *server) putRules(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	rs, err := s.cfg.Rules.SetRules(r.Context(), body, audit.ActorAPI, r.URL.Query().Get("comment"))
+	rs, err := s.cfg.Rules.Set(r.Context(), body, audit.ActorAPI, r.URL.Query().Get("comment"))
 	if s.ruleError(w, r, "store the rules", err) {
 		return
 	}
@@ -119,8 +120,8 @@ func (s *server) postDryRun(w http.ResponseWriter, r *http.Request) {
 	reports := 0
 	if v := r.URL.Query().Get("reports"); v != "" {
 		n, err := strconv.Atoi(v)
-		if err != nil || n <= 0 || n > dispatch.MaxDryRunReports {
-			writeError(w, http.StatusBadRequest, "reports must be a whole number from 1 to "+strconv.Itoa(dispatch.MaxDryRunReports))
+		if err != nil || n <= 0 || n > ruleset.MaxDryRunReports {
+			writeError(w, http.StatusBadRequest, "reports must be a whole number from 1 to "+strconv.Itoa(ruleset.MaxDryRunReports))
 			return
 		}
 		reports = n

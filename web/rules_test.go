@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/mssdispatch/mssdispatch/dispatch"
+	"github.com/mssdispatch/mssdispatch/dispatch/ruleset"
 	"github.com/mssdispatch/mssdispatch/internal/webtest"
 	"github.com/mssdispatch/mssdispatch/rules"
 )
@@ -160,7 +161,7 @@ func TestRulesAPIDryRun(t *testing.T) {
 
 	code, _, body := b.Call(t, "POST", "/api/v1/rules/dry-run?reports=5", "rules:\n  - name: Tout relu\n    action: {send: review}\n")
 	require.Equal(t, http.StatusOK, code, body)
-	var dr dispatch.DryRun
+	var dr ruleset.DryRun
 	require.NoError(t, json.Unmarshal([]byte(body), &dr))
 	require.Equal(t, 1, dr.ReportsChecked)
 	require.Zero(t, dr.CurrentVersion)

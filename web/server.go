@@ -56,7 +56,7 @@ type Config struct {
 	Resolver  Resolver
 	DB        Pinger
 	// Rules serves /api/v1/rules and the rules screen (the CME's rules, a
-	// *dispatch.Service). Required.
+	// *ruleset.Store). Required.
 	Rules admin.Rules
 	// Gatherer is served on /metrics. Required.
 	Gatherer prometheus.Gatherer

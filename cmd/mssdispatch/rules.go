@@ -12,12 +12,9 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/riverqueue/river"
-
 	"github.com/mssdispatch/mssdispatch/correspondents"
 	"github.com/mssdispatch/mssdispatch/dispatch"
-	"github.com/mssdispatch/mssdispatch/queue"
+	"github.com/mssdispatch/mssdispatch/dispatch/ruleset"
 	"github.com/mssdispatch/mssdispatch/rules"
 )
 
@@ -59,10 +56,10 @@ func parseRulesArgs(sub string, args []string) (rulesArgs, error) {
 			a.comment = value
 		case "--version", "--reports":
 			n, err := strconv.Atoi(value)
-			if err != nil || n < 0 || (name == "--reports" && (n == 0 || n > dispatch.MaxDryRunReports)) {
+			if err != nil || n < 0 || (name == "--reports" && (n == 0 || n > ruleset.MaxDryRunReports)) {
 				want := "a version number (0 is the built-in default)"
 				if name == "--reports" {
-					want = fmt.Sprintf("1 to %d", dispatch.MaxDryRunReports)
+					want = fmt.Sprintf("1 to %d", ruleset.MaxDryRunReports)
 				}
 				return rulesArgs{}, configErrorf("rules %s: %s %q: want %s", sub, name, value, want)
 			}
@@ -97,15 +94,13 @@ func rulesCommand(ctx context.Context, e env, sub string, args []string, logger 
 		return err
 	}
 	defer pool.Close()
-	svc, err := rulesService(pool, logger)
-	if err != nil {
-		return err
-	}
+	// The directory's resolver serves the dry runs.
+	store := ruleset.New(pool, correspondents.NewResolver(correspondents.NewStore(pool)), logger)
 	switch sub {
 	case "export":
-		return exportRules(ctx, svc, a.version, stdout)
+		return exportRules(ctx, store, a.version, stdout)
 	case "import":
-		rs, err := svc.SetRules(ctx, source, cliActor(), a.comment)
+		rs, err := store.Set(ctx, source, cliActor(), a.comment)
 		if err != nil {
 			return fmt.Errorf("%s: %w", a.file, err)
 		}
@@ -113,7 +108,7 @@ func rulesCommand(ctx context.Context, e env, sub string, args []string, logger 
 			strings.Join(ruleNames(rs), ", "), rs.CreatedBy)
 		return err
 	default:
-		dr, err := svc.DryRun(ctx, source, a.reports)
+		dr, err := store.DryRun(ctx, source, a.reports)
 		if err != nil {
 			return fmt.Errorf("%s: %w", a.file, err)
 		}
@@ -138,28 +133,16 @@ func readRulesFile(name string) ([]byte, error) {
 	return data, nil
 }
 
-// rulesService is the dispatch service the rules commands need: the
-// directory's resolver for dry runs, and a River client that is never
-// started (nothing is enqueued).
-func rulesService(pool *pgxpool.Pool, logger *slog.Logger) (*dispatch.Service, error) {
-	jobs, err := queue.New(pool, queue.Config{Workers: river.NewWorkers(), Logger: logger})
-	if err != nil {
-		return nil, err
-	}
-	return dispatch.NewService(dispatch.ServiceConfig{Pool: pool, Jobs: jobs, Logger: logger,
-		Resolver: correspondents.NewResolver(correspondents.NewStore(pool))})
-}
-
 // exportRules writes the YAML source of a version (-1: the one in force).
-func exportRules(ctx context.Context, svc *dispatch.Service, version int, stdout io.Writer) error {
+func exportRules(ctx context.Context, store *ruleset.Store, version int, stdout io.Writer) error {
 	if version < 0 {
-		rs, err := svc.Rules(ctx)
+		rs, err := store.InForce(ctx)
 		if err != nil {
 			return err
 		}
 		version = rs.Version
 	}
-	_, source, err := svc.RulesVersion(ctx, version)
+	_, source, err := store.Version(ctx, version)
 	if errors.Is(err, dispatch.ErrNotFound) {
 		return fmt.Errorf("no version %d of the rules", version)
 	}
@@ -187,7 +170,7 @@ func ruleNames(rs rules.Set) []string {
 }
 
 // printDryRun writes the changes of a dry run as a table.
-func printDryRun(w io.Writer, dr dispatch.DryRun) error {
+func printDryRun(w io.Writer, dr ruleset.DryRun) error {
 	p := newPrinter(w)
 	p.printf("%d reports checked against the rules in force (version %d): ", dr.ReportsChecked, dr.CurrentVersion)
 	if len(dr.Changed) == 0 {
@@ -215,7 +198,7 @@ func printDryRun(w io.Writer, dr dispatch.DryRun) error {
 }
 
 // showOutcome is a planned delivery in a table cell: status [rule].
-func showOutcome(o *dispatch.DryRunOutcome) string {
+func showOutcome(o *ruleset.Outcome) string {
 	if o == nil {
 		return "-"
 	}
@@ -223,7 +206,7 @@ func showOutcome(o *dispatch.DryRunOutcome) string {
 }
 
 // changedFields says what differs between two outcomes of a delivery.
-func changedFields(before, after *dispatch.DryRunOutcome) string {
+func changedFields(before, after *ruleset.Outcome) string {
 	switch {
 	case before == nil:
 		return "new delivery"

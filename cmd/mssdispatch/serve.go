@@ -33,6 +33,7 @@ import (
 	"github.com/mssdispatch/mssdispatch/dispatch/mail/ingest"
 	"github.com/mssdispatch/mssdispatch/dispatch/quarantine"
 	"github.com/mssdispatch/mssdispatch/dispatch/retention"
+	"github.com/mssdispatch/mssdispatch/dispatch/ruleset"
 	"github.com/mssdispatch/mssdispatch/dispatch/worker"
 	"github.com/mssdispatch/mssdispatch/hl7"
 	"github.com/mssdispatch/mssdispatch/hl7/mllp"
@@ -525,7 +526,7 @@ func build(ctx context.Context, cfg serveConfig, pool *pgxpool.Pool, transport d
 		return nil, err
 	}
 	a.handler, err = web.NewHandler(web.Config{APIToken: cfg.APIToken, Intake: service, HL7: a.intake,
-		Directory: directory, Resolver: resolver, Rules: service, DB: pool, Gatherer: registry, Logger: logger,
+		Directory: directory, Resolver: resolver, Rules: ruleset.New(pool, resolver, logger), DB: pool, Gatherer: registry, Logger: logger,
 		Dashboard: desk.New(pool, jobs, resolver, cfg.Sender), Accounts: accounts, Sessions: sessions, Letters: paperDesk, Views: readmodel.New(pool),
 		Quarantine: refused, Audit: audit.NewLog(pool), Hospital: cfg.Organisation, HospitalAddresses: cfg.HospitalAddresses,
 		JobsUI: jobsUI, TrustedProxies: cfg.TrustedProxies})

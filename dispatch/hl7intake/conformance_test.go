@@ -167,7 +167,7 @@ func setupVolet(t *testing.T, dpiAddr string) *voletBundle {
 		defer cancel()
 		require.NoError(t, client.Stop(stopCtx))
 	})
-	svc, err := dispatch.NewService(dispatch.ServiceConfig{Pool: pool, Jobs: client, Resolver: resolver,
+	svc, err := dispatch.NewService(dispatch.ServiceConfig{Pool: pool, Jobs: client,
 		BusinessAcks: dpiAddr != "", Logger: voletLog})
 	require.NoError(t, err)
 	h, err := hl7intake.New(hl7intake.Config{Receiver: svc, Quarantine: quarantine.NewDesk(pool, svc), Logger: voletLog})

@@ -52,7 +52,7 @@ func setup(t testing.TB) *testBundle {
 	require.NoError(t, err)
 	logs := &bytes.Buffer{}
 	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	svc, err := dispatch.NewService(dispatch.ServiceConfig{Pool: pool, Jobs: client, Resolver: resolver, Logger: logger})
+	svc, err := dispatch.NewService(dispatch.ServiceConfig{Pool: pool, Jobs: client, Logger: logger})
 	require.NoError(t, err)
 	metrics := prometheus.NewRegistry()
 	h, err := hl7intake.New(hl7intake.Config{Receiver: svc, Quarantine: quarantine.NewDesk(pool, svc), Logger: logger, Registerer: metrics})

@@ -26,9 +26,9 @@ import (
 type BusinessAckConfig struct {
 	// Pool is the database. Required.
 	Pool *pgxpool.Pool
-	// Notifier sends them. Nil turns them off: nothing is enqueued (give
-	// dispatch.ServiceConfig.BusinessAcks Enabled()) and a job left from
-	// before is cancelled unsent.
+	// Notifier sends them. Nil turns them off: nothing is enqueued
+	// (dispatch.ServiceConfig.BusinessAcks is false, as Install derives it)
+	// and a job left from before is cancelled unsent.
 	Notifier dispatch.DPINotifier
 	// RetryBackoff is the wait before the second attempt after a network
 	// failure or no answer; it doubles with each further one, up to 30 times
@@ -40,10 +40,6 @@ type BusinessAckConfig struct {
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 }
-
-// Enabled reports whether acknowledgements are sent: the value to give the
-// enqueue hook (dispatch.ServiceConfig.BusinessAcks).
-func (c BusinessAckConfig) Enabled() bool { return c.Notifier != nil }
 
 // AddBusinessAcks validates cfg and registers the worker of dispatch.BusinessAckArgs
 // (even when acknowledgements are off, so that a job left from before is

@@ -90,8 +90,7 @@ func setupAcks(t *testing.T, notifier dispatch.DPINotifier) *ackBundle {
 	// policy too.
 	require.NoError(t, river.AddWorkerSafely(workers, &fallbackWorker{cfg: WorkerConfig{Pool: pool}}))
 	client := queuetest.Start(t, pool, workers)
-	svc, err := dispatch.NewService(dispatch.ServiceConfig{Pool: pool, Jobs: client,
-		Resolver: correspondents.NewResolver(correspondents.NewStore(pool)), BusinessAcks: cfg.Enabled(), Logger: quietLog})
+	svc, err := dispatch.NewService(dispatch.ServiceConfig{Pool: pool, Jobs: client, BusinessAcks: cfg.Notifier != nil, Logger: quietLog})
 	require.NoError(t, err)
 	return &ackBundle{ctx: context.Background(), pool: pool, client: client, registry: registry, svc: svc}
 }
@@ -426,8 +425,6 @@ func TestAddBusinessAcksConfig(t *testing.T) {
 	workers := river.NewWorkers()
 	require.NoError(t, AddBusinessAcks(workers, BusinessAckConfig{Pool: pool, Notifier: dpi}))
 	require.Error(t, AddBusinessAcks(workers, BusinessAckConfig{Pool: pool, Notifier: dpi}), "the worker registered twice")
-	require.False(t, BusinessAckConfig{}.Enabled())
-	require.True(t, BusinessAckConfig{Notifier: dpi}.Enabled())
 }
 
 func TestBusinessAckBackoff(t *testing.T) {

@@ -1,8 +1,9 @@
 // Package worker runs the domain's jobs (package dispatch declares them and
-// their args): resolve a report's recipients into deliveries
-// (dispatch.PlanReport), send each email (compose it with its IHE_XDM.ZIP,
-// hand it to SMTP with a fixed Message-ID, block an operator's domain or the
-// submission server for a while after a temporary failure), follow a
+// their args): resolve a report's recipients into deliveries under the
+// rules in force (ruleset.InForce, dispatch.PlanReport), send each email
+// (compose it with its IHE_XDM.ZIP, hand it to SMTP with a fixed
+// Message-ID, block an operator's domain or the submission server for a
+// while after a temporary failure), follow a
 // delivery up (the release of a delayed one, the acknowledgement deadlines
 // and their watchdog, the fallback of a failed one), and send the DPI the
 // business acknowledgements it asked for through a dispatch.DPINotifier.

@@ -80,6 +80,6 @@ func (d *Domain) Periodic() []queue.Periodic {
 // (the River client built with the workers Install registered).
 func (d *Domain) Service(jobs dispatch.JobInserter) (*dispatch.Service, error) {
 	w := d.cfg.Workers
-	return dispatch.NewService(dispatch.ServiceConfig{Pool: w.Pool, Jobs: jobs, Resolver: w.Resolver,
+	return dispatch.NewService(dispatch.ServiceConfig{Pool: w.Pool, Jobs: jobs,
 		Custodian: d.cfg.Custodian, BusinessAcks: d.cfg.Notifier != nil, Logger: w.Logger})
 }

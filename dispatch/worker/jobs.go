@@ -16,6 +16,7 @@ import (
 	"github.com/mssdispatch/mssdispatch/cda"
 	"github.com/mssdispatch/mssdispatch/dispatch"
 	"github.com/mssdispatch/mssdispatch/dispatch/mail"
+	"github.com/mssdispatch/mssdispatch/dispatch/ruleset"
 )
 
 // WorkerConfig configures the workers.
@@ -140,11 +141,16 @@ type resolveWorker struct {
 }
 
 // Work creates the deliveries of the report's recipients that have none yet,
-// as the rules in force decide (dispatch.PlanReport), and enqueues their
-// sends and releases, completing the job in the same transaction.
+// as the rules in force decide (ruleset.InForce, dispatch.PlanReport), and
+// enqueues their sends and releases, completing the job in the same
+// transaction.
 func (w *resolveWorker) Work(ctx context.Context, job *river.Job[dispatch.ResolveArgs]) error {
 	reportID := job.Args.ReportID
-	plan, err := dispatch.PlanReport(ctx, w.cfg.Pool, w.cfg.Resolver, reportID, w.cfg.FallbackRecipients)
+	rs, err := ruleset.InForce(ctx, w.cfg.Pool)
+	if err != nil {
+		return err
+	}
+	plan, err := dispatch.PlanReport(ctx, w.cfg.Pool, w.cfg.Resolver, rs, reportID, w.cfg.FallbackRecipients)
 	if err != nil {
 		return err
 	}

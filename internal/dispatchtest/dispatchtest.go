@@ -1,13 +1,13 @@
 // Package dispatchtest runs the domain (package dispatch) for the tests of
 // dispatch and of the packages beside it (desk, letters, quarantine,
-// retention): a fresh database holding the demo directory, the workers
-// (package dispatch/worker), the River queue, a Service and the
+// retention, ruleset): a fresh database holding the demo directory, the
+// workers (package dispatch/worker), the River queue, a Service and the
 // secretaries' Desk (Start, StartOutbox), the report they receive (Report,
 // Receive, WorklistReports), its wait as the REST API and the dashboard
 // read it (WaitReport, WaitDeliveries, StatusIs, Row, through package
 // readmodel), what the database says of a delivery (MessageID,
-// EventCount), the emails sent (Recipients), the rules in force (SetRules)
-// and the jobs (Jobs, RunNow).
+// EventCount), the emails sent (Recipients), the rules in force (Rules,
+// SetRules) and the jobs (Jobs, RunNow).
 package dispatchtest
 
 import (
@@ -35,6 +35,7 @@ import (
 	"github.com/mssdispatch/mssdispatch/dispatch"
 	"github.com/mssdispatch/mssdispatch/dispatch/desk"
 	"github.com/mssdispatch/mssdispatch/dispatch/mail"
+	"github.com/mssdispatch/mssdispatch/dispatch/ruleset"
 	"github.com/mssdispatch/mssdispatch/dispatch/worker"
 	"github.com/mssdispatch/mssdispatch/internal/mailtest"
 	"github.com/mssdispatch/mssdispatch/internal/pgtest"
@@ -53,6 +54,7 @@ type Env struct {
 	Pool     *pgxpool.Pool
 	Service  *dispatch.Service
 	Desk     *desk.Desk        // the secretaries' actions
+	Rules    *ruleset.Store    // the CME's rules, their versions and dry runs
 	Views    *readmodel.Reader // what the dashboard and the REST API read
 	Client   *queue.Client
 	Registry *prometheus.Registry // the workers' metrics
@@ -88,9 +90,10 @@ func Start(t *testing.T, transport mail.Transport, more func(*river.Workers, *pg
 		more(workers, pool, registry)
 	}
 	client := queuetest.Start(t, pool, workers)
-	svc, err := dispatch.NewService(dispatch.ServiceConfig{Pool: pool, Jobs: client, Resolver: resolver, Logger: quiet})
+	svc, err := dispatch.NewService(dispatch.ServiceConfig{Pool: pool, Jobs: client, Logger: quiet})
 	require.NoError(t, err)
-	return &Env{Ctx: ctx, Pool: pool, Service: svc, Desk: desk.New(pool, client, resolver, ""), Views: readmodel.New(pool),
+	return &Env{Ctx: ctx, Pool: pool, Service: svc, Desk: desk.New(pool, client, resolver, ""),
+		Rules: ruleset.New(pool, resolver, quiet), Views: readmodel.New(pool),
 		Client: client, Registry: registry}
 }
 
@@ -191,12 +194,12 @@ func (e *Env) WaitDeliveries(t *testing.T, reportID int64, want int) readmodel.R
 	})
 }
 
-// SetRules puts rules in force through the service, as the CME's tools do.
+// SetRules puts rules in force through Rules, as the CME's tools do.
 func (e *Env) SetRules(t *testing.T, rs ...rules.Rule) {
 	t.Helper()
 	source, err := rules.Marshal(rules.Set{Rules: rs})
 	require.NoError(t, err)
-	_, err = e.Service.SetRules(e.Ctx, source, "test", "")
+	_, err = e.Rules.Set(e.Ctx, source, "test", "")
 	require.NoError(t, err)
 }
 

@@ -51,14 +51,18 @@ func TestLayers(t *testing.T) {
 		// The domain: no screen, no protocol of the edges, no PDF, no read
 		// model, no mailbox reader (it sees only Acknowledge); it declares
 		// its jobs and its workers do them, and people's actions go through
-		// its store, not the other way round.
-		"dispatch": append(slices.Clone(domain), module+"/dispatch/mail/ingest", module+"/dispatch/worker", module+"/dispatch/desk"),
+		// its store, not the other way round; the rules in force are given
+		// to its planning (dispatch/ruleset reads them).
+		"dispatch": append(slices.Clone(domain), module+"/dispatch/mail/ingest", module+"/dispatch/worker",
+			module+"/dispatch/desk", module+"/dispatch/ruleset"),
 		// The domain's workers, the secretaries' actions, the quarantine,
-		// the purge: the domain's restrictions.
+		// the purge, the rules' versions and dry run: the domain's
+		// restrictions.
 		"dispatch/worker":     domain,
 		"dispatch/desk":       domain,
 		"dispatch/quarantine": domain,
 		"dispatch/retention":  domain,
+		"dispatch/ruleset":    domain,
 		// The rules are data and their text: no database, no domain.
 		"rules": {"github.com/jackc/pgx/v5", module + "/dispatch", module + "/correspondents"},
 		// The read models read; they neither serve pages nor render letters.

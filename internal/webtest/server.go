@@ -30,6 +30,7 @@ import (
 	"github.com/mssdispatch/mssdispatch/dispatch/hl7intake"
 	"github.com/mssdispatch/mssdispatch/dispatch/mail"
 	"github.com/mssdispatch/mssdispatch/dispatch/quarantine"
+	"github.com/mssdispatch/mssdispatch/dispatch/ruleset"
 	"github.com/mssdispatch/mssdispatch/dispatch/worker"
 	"github.com/mssdispatch/mssdispatch/internal/pgtest"
 	"github.com/mssdispatch/mssdispatch/letters"
@@ -89,7 +90,7 @@ func Setup(t testing.TB, configure ...func(*web.Config)) *Server {
 	require.NoError(t, letters.AddBatches(workers, paperCfg))
 	client, err := queue.New(pool, queue.Config{Workers: workers, FetchPollInterval: 100 * time.Millisecond, Logger: quiet})
 	require.NoError(t, err)
-	service, err := dispatch.NewService(dispatch.ServiceConfig{Pool: pool, Jobs: client, Resolver: resolver, Logger: quiet,
+	service, err := dispatch.NewService(dispatch.ServiceConfig{Pool: pool, Jobs: client, Logger: quiet,
 		Custodian: dispatch.Organisation{FINESS: "999000017", Name: "CH DEMO"}})
 	require.NoError(t, err)
 	paperDesk, err := letters.NewDesk(paperCfg, client)
@@ -103,7 +104,7 @@ func Setup(t testing.TB, configure ...func(*web.Config)) *Server {
 	sessions, err := auth.NewSessions(auth.SessionConfig{Store: accounts, Logger: quiet})
 	require.NoError(t, err)
 	cfg := web.Config{APIToken: Token, Intake: service, HL7: intake,
-		Directory: directory, Resolver: resolver, Rules: service, DB: pool, Gatherer: registry, Logger: quiet,
+		Directory: directory, Resolver: resolver, Rules: ruleset.New(pool, resolver, quiet), DB: pool, Gatherer: registry, Logger: quiet,
 		Dashboard: desk.New(pool, client, resolver, ""), Accounts: accounts, Sessions: sessions, Letters: paperDesk, Views: readmodel.New(pool), Quarantine: refused, Audit: audit.NewLog(pool),
 		Hospital: "CH Démo", HospitalAddresses: []string{"secretariat@ch-test.mssante.fr"}, JobsUI: jobsUI}
 	for _, c := range configure {

@@ -37,7 +37,7 @@ import (
 type Config struct {
 	// Directory, Rules, Views, HL7, Quarantine, Audit and Accounts are
 	// the services behind the screens (a *correspondents.Store, a
-	// *dispatch.Service, a *readmodel.Reader, an *hl7intake.Handler, a
+	// *ruleset.Store, a *readmodel.Reader, an *hl7intake.Handler, a
 	// *quarantine.Desk, an *audit.Log, an *auth.Store). Required.
 	Directory  Directory
 	Rules      Rules

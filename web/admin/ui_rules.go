@@ -14,6 +14,7 @@ import (
 
 	"github.com/mssdispatch/mssdispatch/auth"
 	"github.com/mssdispatch/mssdispatch/dispatch"
+	"github.com/mssdispatch/mssdispatch/dispatch/ruleset"
 	"github.com/mssdispatch/mssdispatch/readmodel"
 	"github.com/mssdispatch/mssdispatch/rules"
 	"github.com/mssdispatch/mssdispatch/web/dashboard"
@@ -24,13 +25,13 @@ import (
 // form of the common rules, which writes into that text (rules.Write).
 // Everything is saved the one way: the text, as a new version.
 
-// Rules keeps the CME's dispatch rules and their versions (a *dispatch.Service).
+// Rules keeps the CME's dispatch rules and their versions (a *ruleset.Store).
 type Rules interface {
-	Rules(ctx context.Context) (rules.Set, error)
-	RulesVersion(ctx context.Context, version int) (rules.Set, []byte, error)
-	RulesHistory(ctx context.Context, limit int) ([]rules.Set, error)
-	SetRules(ctx context.Context, source []byte, actor, comment string) (rules.Set, error)
-	DryRun(ctx context.Context, source []byte, reports int) (dispatch.DryRun, error)
+	InForce(ctx context.Context) (rules.Set, error)
+	Version(ctx context.Context, version int) (rules.Set, []byte, error)
+	History(ctx context.Context, limit int) ([]rules.Set, error)
+	Set(ctx context.Context, source []byte, actor, comment string) (rules.Set, error)
+	DryRun(ctx context.Context, source []byte, reports int) (ruleset.DryRun, error)
 }
 
 // rulesPage is the editor of the rules, or one version of them (Old).
@@ -59,7 +60,7 @@ type rulesPage struct {
 	Mistakes rules.Errors
 	// Conflict is set when the rules changed since Base.
 	Conflict string
-	DryRun   *dispatch.DryRun
+	DryRun   *ruleset.DryRun
 	CanEdit  bool
 	// Form is the form of the common rules; Written, when not 0, is the
 	// line of Source where it has just written its rule.
@@ -86,12 +87,12 @@ type ruleView struct {
 
 // newRulesPage starts the page of the rules for the request's user.
 func (u *UI) newRulesPage(r *http.Request) (*rulesPage, error) {
-	rs, err := u.cfg.Rules.Rules(r.Context())
+	rs, err := u.cfg.Rules.InForce(r.Context())
 	if err != nil {
 		return nil, err
 	}
-	p := &rulesPage{InForce: rs, Base: rs.Version, Reports: dispatch.DefaultDryRunReports,
-		MaxReports: dispatch.MaxDryRunReports, CanEdit: dashboard.CurrentUser(r).Can(auth.PermRules), Form: newRuleForm()}
+	p := &rulesPage{InForce: rs, Base: rs.Version, Reports: ruleset.DefaultDryRunReports,
+		MaxReports: ruleset.MaxDryRunReports, CanEdit: dashboard.CurrentUser(r).Can(auth.PermRules), Form: newRuleForm()}
 	if p.CanEdit {
 		if p.DocumentTypes, err = u.cfg.Views.DocumentTypes(r.Context()); err != nil {
 			return nil, err
@@ -108,7 +109,7 @@ func (u *UI) getRulesPage(w http.ResponseWriter, r *http.Request) {
 		u.ServerError(w, r, err)
 		return
 	}
-	_, source, err := u.cfg.Rules.RulesVersion(r.Context(), p.InForce.Version)
+	_, source, err := u.cfg.Rules.Version(r.Context(), p.InForce.Version)
 	if err != nil {
 		u.ServerError(w, r, err)
 		return
@@ -129,7 +130,7 @@ func (u *UI) getRulesVersionPage(w http.ResponseWriter, r *http.Request) {
 		u.ServerError(w, r, err)
 		return
 	}
-	rs, source, err := u.cfg.Rules.RulesVersion(r.Context(), version)
+	rs, source, err := u.cfg.Rules.Version(r.Context(), version)
 	switch {
 	case errors.Is(err, dispatch.ErrNotFound):
 		u.NotFound(w, r, "Cette version des règles n'existe pas.")
@@ -151,7 +152,7 @@ type rulesHistoryPage struct {
 }
 
 func (u *UI) getRulesHistoryPage(w http.ResponseWriter, r *http.Request) {
-	history, err := u.cfg.Rules.RulesHistory(r.Context(), 500)
+	history, err := u.cfg.Rules.History(r.Context(), 500)
 	if err != nil {
 		u.ServerError(w, r, err)
 		return
@@ -183,8 +184,8 @@ func (u *UI) rulesForm(w http.ResponseWriter, r *http.Request) (*rulesPage, rule
 	}
 	if v := strings.TrimSpace(r.PostFormValue("reports")); v != "" {
 		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > dispatch.MaxDryRunReports {
-			p.Error = fmt.Sprintf("Le nombre de comptes rendus doit être un nombre de 1 à %d.", dispatch.MaxDryRunReports)
+		if err != nil || n < 1 || n > ruleset.MaxDryRunReports {
+			p.Error = fmt.Sprintf("Le nombre de comptes rendus doit être un nombre de 1 à %d.", ruleset.MaxDryRunReports)
 			u.Render(w, r, http.StatusBadRequest, "rules", rulesTitle, "rules", p)
 			return nil, rules.Set{}, false
 		}
@@ -256,7 +257,7 @@ func (u *UI) postRules(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	user := dashboard.CurrentUser(r)
-	rs, err := u.cfg.Rules.SetRules(r.Context(), []byte(p.Source), user.Username, p.Comment)
+	rs, err := u.cfg.Rules.Set(r.Context(), []byte(p.Source), user.Username, p.Comment)
 	if err != nil {
 		u.ruleFormError(w, r, p, err)
 		return

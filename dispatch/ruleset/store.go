@@ -1,4 +1,4 @@
-package dispatch
+package ruleset
 
 import (
 	"context"
@@ -6,17 +6,20 @@ import (
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/mssdispatch/mssdispatch/audit"
+	"github.com/mssdispatch/mssdispatch/dispatch"
 	"github.com/mssdispatch/mssdispatch/rules"
 )
 
-// This file holds the SQL of the CME rules: their versions, what the dry run
-// of a proposed version reads, and the document types their authors pick from.
+// This file holds the SQL of the CME rules: their versions, and the reports
+// a dry run of a proposed version plans again.
 
-// activeRuleSet returns the rules in force: the newest version, or
-// DefaultRuleSet when the CME has written none.
-func activeRuleSet(ctx context.Context, q DB) (rules.Set, error) {
+// InForce returns the rules in force: the newest version, or
+// rules.DefaultSet (version 0) when the CME has written none. q is a pool
+// or a transaction.
+func InForce(ctx context.Context, q dispatch.DB) (rules.Set, error) {
 	var rs rules.Set
 	err := q.QueryRow(ctx, `SELECT version, rules, comment, created_by, created_at FROM rule_sets
 		ORDER BY version DESC LIMIT 1`).Scan(&rs.Version, &rs.Rules, &rs.Comment, &rs.CreatedBy, &rs.CreatedAt)
@@ -36,7 +39,7 @@ func activeRuleSet(ctx context.Context, q DB) (rules.Set, error) {
 // source, and returns it with its version and creation time. Writers are
 // serialised by a lock on the table (readers are not blocked), so that two
 // concurrent versions get distinct numbers.
-func insertRuleSet(ctx context.Context, db dbBeginner, rs rules.Set, source []byte, actor string) (rules.Set, error) {
+func insertRuleSet(ctx context.Context, db *pgxpool.Pool, rs rules.Set, source []byte, actor string) (rules.Set, error) {
 	rs.CreatedBy = actor
 	err := pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, "LOCK TABLE rule_sets IN EXCLUSIVE MODE"); err != nil {
@@ -60,13 +63,13 @@ func insertRuleSet(ctx context.Context, db dbBeginner, rs rules.Set, source []by
 }
 
 // ruleSetVersion returns the stored version and its YAML source, or ErrNotFound.
-func ruleSetVersion(ctx context.Context, q DB, version int) (rules.Set, []byte, error) {
+func ruleSetVersion(ctx context.Context, q dispatch.DB, version int) (rules.Set, []byte, error) {
 	var rs rules.Set
 	var source string
 	err := q.QueryRow(ctx, `SELECT version, rules, source, comment, created_by, created_at FROM rule_sets
 		WHERE version = $1`, version).Scan(&rs.Version, &rs.Rules, &source, &rs.Comment, &rs.CreatedBy, &rs.CreatedAt)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return rules.Set{}, nil, fmt.Errorf("rules version %d: %w", version, ErrNotFound)
+		return rules.Set{}, nil, fmt.Errorf("rules version %d: %w", version, dispatch.ErrNotFound)
 	}
 	if err != nil {
 		return rules.Set{}, nil, fmt.Errorf("load rules version %d: %w", version, err)
@@ -78,7 +81,7 @@ func ruleSetVersion(ctx context.Context, q DB, version int) (rules.Set, []byte, 
 }
 
 // ruleSetHistory returns the newest limit versions, newest first.
-func ruleSetHistory(ctx context.Context, q DB, limit int) ([]rules.Set, error) {
+func ruleSetHistory(ctx context.Context, q dispatch.DB, limit int) ([]rules.Set, error) {
 	rows, err := q.Query(ctx, `SELECT version, rules, comment, created_by, created_at FROM rule_sets
 		ORDER BY version DESC LIMIT $1`, limit)
 	if err != nil {
@@ -107,7 +110,7 @@ type reportRef struct {
 }
 
 // recentResolvedReports returns the newest n reports that have deliveries, newest first.
-func recentResolvedReports(ctx context.Context, q DB, n int) ([]reportRef, error) {
+func recentResolvedReports(ctx context.Context, q dispatch.DB, n int) ([]reportRef, error) {
 	rows, err := q.Query(ctx, `SELECT r.id, r.document_id FROM reports r
 		WHERE EXISTS (SELECT 1 FROM deliveries d WHERE d.report_id = r.id)
 		ORDER BY r.id DESC LIMIT $1`, n)
@@ -119,34 +122,4 @@ func recentResolvedReports(ctx context.Context, q DB, n int) ([]reportRef, error
 		return nil, fmt.Errorf("list reports: %w", err)
 	}
 	return out, nil
-}
-
-// reportRecipients returns what the rules need of a report and all its
-// recipients, with or without deliveries, and whether the correspondents
-// listed outside PRT RCT were sent to (they have deliveries).
-func reportRecipients(ctx context.Context, q DB, reportID int64) (rf reportFacts, recipients []storedRecipient, usedFallbacks bool, err error) {
-	if rf, err = loadReportFacts(ctx, q, reportID); err != nil {
-		return reportFacts{}, nil, false, err
-	}
-	rows, err := q.Query(ctx, `SELECT `+recipientColumns+`
-		FROM recipients r WHERE r.report_id = $1 ORDER BY r.position`, reportID)
-	if err != nil {
-		return reportFacts{}, nil, false, fmt.Errorf("list recipients: %w", err)
-	}
-	if recipients, err = scanRecipients(rows); err != nil {
-		return reportFacts{}, nil, false, err
-	}
-	var fallbacks []int64
-	for _, r := range recipients {
-		if isFallbackRole(r.Role) {
-			fallbacks = append(fallbacks, r.ID)
-		}
-	}
-	if len(fallbacks) > 0 {
-		if err := q.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM deliveries WHERE recipient_id = ANY ($1))`,
-			fallbacks).Scan(&usedFallbacks); err != nil {
-			return reportFacts{}, nil, false, fmt.Errorf("look up deliveries: %w", err)
-		}
-	}
-	return rf, recipients, usedFallbacks, nil
 }

@@ -1,18 +1,19 @@
-package dispatch
+package ruleset
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/mssdispatch/mssdispatch/correspondents"
+	"github.com/mssdispatch/mssdispatch/dispatch"
 	"github.com/mssdispatch/mssdispatch/rules"
 )
-
-// This file holds the Service's side of the CME rules: their versions and
-// the dry run of a proposed version.
 
 // Dry runs check the newest DefaultDryRunReports reports unless told
 // otherwise, and never more than MaxDryRunReports.
@@ -21,18 +22,36 @@ const (
 	MaxDryRunReports     = 500
 )
 
-// Bounds of RulesHistory.
+// Bounds of Store.History.
 const (
 	defaultHistory = 50
 	maxHistory     = 500
 )
 
-// SetRules reads a rule set from its YAML source (ParseRules), stores it as
-// the next version with the source as written, and returns it: the reports
+// Store keeps the versions of the CME's rules and runs the dry run of a
+// proposed version.
+type Store struct {
+	pool *pgxpool.Pool
+	// resolver decides recipients' routes in a dry run.
+	resolver dispatch.Resolver
+	logger   *slog.Logger
+}
+
+// New returns the rules kept in pool; a dry run resolves recipients with
+// resolver. logger defaults to slog.Default().
+func New(pool *pgxpool.Pool, resolver dispatch.Resolver, logger *slog.Logger) *Store {
+	if logger == nil {
+		logger = slog.Default()
+	}
+	return &Store{pool: pool, resolver: resolver, logger: logger}
+}
+
+// Set reads a rule set from its YAML source (rules.Parse), stores it as the
+// next version with the source as written, and returns it: the reports
 // received from then on are dispatched under it. actor is who made the
 // change; comment, when not empty, replaces the source's comment. Invalid
-// rules are a *RuleError and store nothing.
-func (s *Service) SetRules(ctx context.Context, source []byte, actor, comment string) (rules.Set, error) {
+// rules are a *rules.Error and store nothing.
+func (s *Store) Set(ctx context.Context, source []byte, actor, comment string) (rules.Set, error) {
 	if strings.TrimSpace(actor) == "" {
 		return rules.Set{}, errors.New("set rules: actor is required")
 	}
@@ -51,19 +70,19 @@ func (s *Service) SetRules(ctx context.Context, source []byte, actor, comment st
 	return rs, nil
 }
 
-// Rules returns the rules in force: the newest version, or DefaultRuleSet
-// (version 0) when the CME has written none.
-func (s *Service) Rules(ctx context.Context) (rules.Set, error) {
-	return activeRuleSet(ctx, s.pool)
+// InForce returns the rules in force: the newest version, or
+// rules.DefaultSet (version 0) when the CME has written none.
+func (s *Store) InForce(ctx context.Context) (rules.Set, error) {
+	return InForce(ctx, s.pool)
 }
 
-// RulesVersion returns a version of the rules and its YAML source as
-// written, or ErrNotFound. Version 0 is DefaultRuleSet, its source
-// MarshalRules's.
-func (s *Service) RulesVersion(ctx context.Context, version int) (rules.Set, []byte, error) {
+// Version returns a version of the rules and its YAML source as written, or
+// dispatch.ErrNotFound. Version 0 is rules.DefaultSet, its source
+// rules.Marshal's.
+func (s *Store) Version(ctx context.Context, version int) (rules.Set, []byte, error) {
 	switch {
 	case version < 0:
-		return rules.Set{}, nil, fmt.Errorf("rules version %d: %w", version, ErrNotFound)
+		return rules.Set{}, nil, fmt.Errorf("rules version %d: %w", version, dispatch.ErrNotFound)
 	case version == 0:
 		source, err := rules.Marshal(rules.DefaultSet)
 		if err != nil {
@@ -74,10 +93,10 @@ func (s *Service) RulesVersion(ctx context.Context, version int) (rules.Set, []b
 	return ruleSetVersion(ctx, s.pool, version)
 }
 
-// RulesHistory returns the stored versions of the rules, newest first: at
-// most limit (defaults to 50, at most 500), each with its rules, author,
-// time and comment. The built-in version 0 is not part of it.
-func (s *Service) RulesHistory(ctx context.Context, limit int) ([]rules.Set, error) {
+// History returns the stored versions of the rules, newest first: at most
+// limit (defaults to 50, at most 500), each with its rules, author, time
+// and comment. The built-in version 0 is not part of it.
+func (s *Store) History(ctx context.Context, limit int) ([]rules.Set, error) {
 	if limit <= 0 {
 		limit = defaultHistory
 	}
@@ -93,44 +112,44 @@ type DryRun struct {
 	ReportsChecked int `json:"reports_checked"`
 	// Changed lists the deliveries that would change for their recipient,
 	// newest report first.
-	Changed []DryRunChange `json:"changed"`
+	Changed []Change `json:"changed"`
 }
 
-// DryRunChange is one delivery of a report (a recipient on a channel) that
+// Change is one delivery of a report (a recipient on a channel) that
 // the proposed rules change for its recipient.
-type DryRunChange struct {
+type Change struct {
 	ReportID   int64  `json:"report_id"`
 	DocumentID string `json:"document_id"`
 	// Recipient is the recipient's name (else address).
 	Recipient string `json:"recipient"`
 	// Before is the delivery under the rules in force, nil when they make none.
-	Before *DryRunOutcome `json:"before"`
+	Before *Outcome `json:"before"`
 	// After is the delivery under the proposed rules, nil when they make none.
-	After *DryRunOutcome `json:"after"`
+	After *Outcome `json:"after"`
 }
 
-// DryRunOutcome is a delivery as planned: where it goes, the status it would
+// Outcome is a delivery as planned: where it goes, the status it would
 // start in, and the rule that decided it with its fallback policy.
-type DryRunOutcome struct {
+type Outcome struct {
 	Channel correspondents.Channel `json:"channel"`
-	Status  Status                 `json:"status"`
+	Status  dispatch.Status        `json:"status"`
 	Address string                 `json:"address,omitempty"`
 	// DelayHours is the delay of a scheduled delivery: it would go out that
 	// many hours after the report was received.
 	DelayHours int                   `json:"delay_hours,omitempty"`
 	Reason     correspondents.Reason `json:"reason"`
 	Rule       string                `json:"rule"`
-	Policy     Policy                `json:"policy"`
+	Policy     dispatch.Policy       `json:"policy"`
 }
 
 // forRecipient is what of o makes a difference to the recipient: whether,
 // where and when the delivery goes, and, for an email that may go, what
 // happens when it fails or is not acknowledged. Which rule decided it, and
 // the reason it gives a secretary, do not.
-func (o DryRunOutcome) forRecipient() DryRunOutcome {
+func (o Outcome) forRecipient() Outcome {
 	o.Rule, o.Reason = "", ""
-	if o.Channel != correspondents.ChannelMSSante || o.Status == StatusCancelled {
-		o.Policy = Policy{}
+	if o.Channel != correspondents.ChannelMSSante || o.Status == dispatch.StatusCancelled {
+		o.Policy = dispatch.Policy{}
 	}
 	return o
 }
@@ -142,13 +161,13 @@ func (o DryRunOutcome) forRecipient() DryRunOutcome {
 // email) fallback policy; a rule renamed or moved with the same effect
 // changes none. Every report is
 // planned with all its recipients as if it arrived now, so that a delay
-// shows as scheduled. It writes nothing. Invalid rules are a *RuleError.
-func (s *Service) DryRun(ctx context.Context, source []byte, reports int) (DryRun, error) {
+// shows as scheduled. It writes nothing. Invalid rules are a *rules.Error.
+func (s *Store) DryRun(ctx context.Context, source []byte, reports int) (DryRun, error) {
 	proposed, err := rules.Parse(source)
 	if err != nil {
 		return DryRun{}, err
 	}
-	current, err := activeRuleSet(ctx, s.pool)
+	current, err := InForce(ctx, s.pool)
 	if err != nil {
 		return DryRun{}, err
 	}
@@ -159,19 +178,14 @@ func (s *Service) DryRun(ctx context.Context, source []byte, reports int) (DryRu
 	if err != nil {
 		return DryRun{}, fmt.Errorf("dry run: %w", err)
 	}
-	out := DryRun{CurrentVersion: current.Version, ReportsChecked: len(refs), Changed: []DryRunChange{}}
+	out := DryRun{CurrentVersion: current.Version, ReportsChecked: len(refs), Changed: []Change{}}
 	now := time.Now()
 	for _, ref := range refs {
-		rf, recipients, usedFallbacks, err := reportRecipients(ctx, s.pool, ref.ID)
-		if err != nil {
-			return DryRun{}, fmt.Errorf("dry run: %w", err)
-		}
-		rf.ReceivedAt = now
-		before, err := planReport(ctx, s.resolver, current, rf, recipients, usedFallbacks)
+		before, recipients, err := dispatch.Replan(ctx, s.pool, s.resolver, current, ref.ID, now)
 		if err != nil {
 			return DryRun{}, fmt.Errorf("dry run, report %d: %w", ref.ID, err)
 		}
-		after, err := planReport(ctx, s.resolver, proposed, rf, recipients, usedFallbacks)
+		after, _, err := dispatch.Replan(ctx, s.pool, s.resolver, proposed, ref.ID, now)
 		if err != nil {
 			return DryRun{}, fmt.Errorf("dry run, report %d: %w", ref.ID, err)
 		}
@@ -187,14 +201,14 @@ type deliveryKey struct {
 }
 
 // comparePlans returns the deliveries of a report that two plans make
-// differently for their recipient (see DryRunOutcome.forRecipient), in the
-// order of its recipients.
-func comparePlans(ref reportRef, recipients []storedRecipient, before, after []plannedDelivery) []DryRunChange {
-	index := func(plan []plannedDelivery) map[deliveryKey]DryRunOutcome {
-		m := map[deliveryKey]DryRunOutcome{}
+// differently for their recipient (see Outcome.forRecipient), in the order
+// of its recipients.
+func comparePlans(ref reportRef, recipients []dispatch.StoredRecipient, before, after []dispatch.PlannedDelivery) []Change {
+	index := func(plan []dispatch.PlannedDelivery) map[deliveryKey]Outcome {
+		m := map[deliveryKey]Outcome{}
 		for _, p := range plan {
 			k := deliveryKey{p.RecipientID, p.Channel}
-			if _, dup := m[k]; dup { // as InsertDelivery: one per recipient and channel
+			if _, dup := m[k]; dup { // as dispatch.InsertDelivery: one per recipient and channel
 				continue
 			}
 			policy := p.Policy
@@ -204,7 +218,7 @@ func comparePlans(ref reportRef, recipients []storedRecipient, before, after []p
 			if policy.UnreadHours == 0 {
 				policy.UnreadAction = ""
 			}
-			o := DryRunOutcome{Channel: p.Channel, Status: p.Status, Address: p.Address, Reason: p.Reason,
+			o := Outcome{Channel: p.Channel, Status: p.Status, Address: p.Address, Reason: p.Reason,
 				Rule: p.RuleName, Policy: policy}
 			if p.ScheduledFor != nil {
 				o.DelayHours = p.Rule.Action.DelayHours
@@ -216,7 +230,7 @@ func comparePlans(ref reportRef, recipients []storedRecipient, before, after []p
 	b, a := index(before), index(after)
 	var keys []deliveryKey
 	seen := map[deliveryKey]bool{}
-	for _, plan := range [][]plannedDelivery{before, after} {
+	for _, plan := range [][]dispatch.PlannedDelivery{before, after} {
 		for _, p := range plan {
 			if k := (deliveryKey{p.RecipientID, p.Channel}); !seen[k] {
 				seen[k] = true
@@ -224,7 +238,7 @@ func comparePlans(ref reportRef, recipients []storedRecipient, before, after []p
 			}
 		}
 	}
-	var changes []DryRunChange
+	var changes []Change
 	for _, r := range recipients {
 		name := r.Name()
 		if name == "" {
@@ -239,7 +253,7 @@ func comparePlans(ref reportRef, recipients []storedRecipient, before, after []p
 			if inBefore && inAfter && ob.forRecipient() == oa.forRecipient() {
 				continue
 			}
-			c := DryRunChange{ReportID: ref.ID, DocumentID: ref.DocumentID, Recipient: name}
+			c := Change{ReportID: ref.ID, DocumentID: ref.DocumentID, Recipient: name}
 			if inBefore {
 				c.Before = &ob
 			}
