@@ -13,7 +13,7 @@ import (
 )
 
 func migrateCommand(ctx context.Context, e env, stdout io.Writer) error {
-	pool, err := openPool(ctx, e.get("DATABASE_URL"), 0)
+	pool, err := openPool(ctx, e.get("DATABASE_URL"), 0, nil)
 	if err != nil {
 		return err
 	}
@@ -40,7 +40,7 @@ func importCommand(ctx context.Context, e env, kind string, args []string, stdou
 	if err != nil {
 		return err
 	}
-	pool, err := openMigratedPool(ctx, e.get("DATABASE_URL"), 0)
+	pool, err := openMigratedPool(ctx, e.get("DATABASE_URL"), 0, nil)
 	if err != nil {
 		return err
 	}

@@ -6,6 +6,8 @@ import (
 	"crypto/tls"
 	"flag"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -52,7 +54,8 @@ type loadRun struct {
 // same 186 kB payload at the same concurrency; (b) MLLP intake (the built
 // binary, sending to an SMTP sink) with 1 and 16 connections, ACK latency p50/p99;
 // (c) reports per second from MLLP to SMTP acceptance by a local sink, three
-// emails per report; (d) the service's peak RSS.
+// emails per report, with the statements and commits a report cost, by one
+// instance and by two on the one database; (d) the service's peak RSS.
 func TestLoadTable(t *testing.T) {
 	if *loadTable == "" {
 		t.Skip("make bench runs it (-load-table)")
@@ -90,29 +93,14 @@ func TestLoadTable(t *testing.T) {
 	// Its resolve and send jobs would go on during the end-to-end run.
 	svc.stop()
 
-	// (c) End to end: three MSSanté emails per report, to another sink.
-	sink = smtptest.Start(t, smtptest.Options{})
-	smtpEnv[1] = "MSSDISPATCH_SMTP_ADDR=" + sink.Addr
-	smtpEnv[2] = "MSSDISPATCH_SMTP_CA_FILE=" + sink.CA.File
-	e2e := startBinary(t, bin, demoDatabase(t), smtpEnv...)
+	// (c) End to end: three MSSanté emails per report, to another sink;
+	// then the same with two instances on the one database.
 	reports := make([][]byte, loadReports)
 	for i := range reports {
 		reports[i] = withThirdRecipient(t, benchMessages(t, 1)[0])
 	}
-	service, self := e2e.cmd.Process.Pid, os.Getpid()
-	machine0, _ := machineCPU(t)
-	began, service0, self0, pg0 := time.Now(), processCPU(t, service), processCPU(t, self), postgresCPU(t)
-	measureMLLP(t, e2e.mllpAddr, loadConns, reports)
-	sink.WaitMessages(t, 3*loadReports, 10*time.Minute)
-	endToEnd := float64(loadReports) / time.Since(began).Seconds()
-	machine, _ := machineCPU(t)
-	cost := reportCost{service: (processCPU(t, service) - service0) / loadReports, test: (processCPU(t, self) - self0) / loadReports,
-		machine: (machine - machine0) / loadReports}
-	for pid, used := range postgresCPU(t) {
-		cost.postgres += (used - pg0[pid]) / loadReports // a backend started since counts from 0
-	}
-	e2eRSS := e2e.peakRSS(t)
-	e2e.stop()
+	e2e, sink := endToEnd(t, bin, 1, reports)
+	two, _ := endToEnd(t, bin, 2, reports)
 
 	// (c) baseline: the same work without the service, at the same
 	// concurrency: each report's INSERT + COMMIT, then its three emails (as
@@ -127,7 +115,7 @@ func TestLoadTable(t *testing.T) {
 		t.Cleanup(func() { _ = c.Close() })
 		clients <- c
 	}
-	machine0, _ = machineCPU(t)
+	machine0, _ := machineCPU(t)
 	floor := measure(t, loadConns, loadReports, func(i int) error {
 		if err := insert(reports[i]); err != nil {
 			return err
@@ -146,11 +134,99 @@ func TestLoadTable(t *testing.T) {
 	stealShare := float64(steal-steal0) / float64(time.Since(start)*time.Duration(runtime.NumCPU()))
 
 	table := loadMarkdown(loadResults{payload: payload, baseline1: baseline1, baseline16: baseline16, intake1: intake1,
-		intake16: intake16, floor: floor.perSecond, floorCost: floorCost, endToEnd: endToEnd, cost: cost, steal: stealShare,
-		intakeRSS: intakeRSS, e2eRSS: e2eRSS})
+		intake16: intake16, floor: floor.perSecond, floorCost: floorCost, endToEnd: e2e, twoInstances: two, steal: stealShare,
+		intakeRSS: intakeRSS})
 	t.Log("\n" + table)
 	require.NoError(t, replaceSection(*loadTable, table))
 }
+
+// e2eRun is one end-to-end run.
+type e2eRun struct {
+	perSecond float64 // reports/s
+	cost      reportCost
+	// statements and commits are what the instances sent PostgreSQL a
+	// report (mssdispatch_db_statements_total).
+	statements, commits float64
+	rss                 float64 // the peak RSS of an instance, MiB
+}
+
+// endToEnd runs instances serve processes of bin on a fresh demo database,
+// sending to a new SMTP sink (returned), sends them reports over loadConns
+// MLLP connections spread across them, waits for every email, and
+// measures it.
+func endToEnd(t *testing.T, bin string, instances int, reports [][]byte) (e2eRun, *smtptest.Server) {
+	t.Helper()
+	sink := smtptest.Start(t, smtptest.Options{})
+	dbURL := demoDatabase(t)
+	env := []string{"MSSDISPATCH_TRANSPORT=smtp", "MSSDISPATCH_SMTP_ADDR=" + sink.Addr,
+		"MSSDISPATCH_SMTP_CA_FILE=" + sink.CA.File, "MSSDISPATCH_SOURCE_OID=1.2.250.1.999.7"}
+	procs := make([]*process, instances)
+	for i := range procs {
+		procs[i] = startBinary(t, bin, dbURL, env...)
+	}
+	cpu := func() (services time.Duration, statements map[string]float64) {
+		statements = map[string]float64{}
+		for _, p := range procs {
+			services += processCPU(t, p.cmd.Process.Pid)
+			for k, v := range p.statements(t) {
+				statements[k] += v
+			}
+		}
+		return services, statements
+	}
+	self := os.Getpid()
+	machine0, _ := machineCPU(t)
+	services0, statements0 := cpu()
+	began, self0, pg0 := time.Now(), processCPU(t, self), postgresCPU(t)
+	var wg sync.WaitGroup
+	for i, p := range procs { // loadConns connections in all, the reports split evenly
+		wg.Go(func() {
+			var mine [][]byte
+			for j := i; j < len(reports); j += instances {
+				mine = append(mine, reports[j])
+			}
+			measureMLLP(t, p.mllpAddr, loadConns/instances, mine)
+		})
+	}
+	wg.Wait()
+	sink.WaitMessages(t, 3*len(reports), 10*time.Minute)
+	n := time.Duration(len(reports))
+	run := e2eRun{perSecond: float64(len(reports)) / time.Since(began).Seconds()}
+	machine, _ := machineCPU(t)
+	services, statements := cpu()
+	run.cost = reportCost{service: (services - services0) / n, test: (processCPU(t, self) - self0) / n,
+		machine: (machine - machine0) / n}
+	for pid, used := range postgresCPU(t) {
+		run.cost.postgres += (used - pg0[pid]) / n // a backend started since counts from 0
+	}
+	run.statements = (statements["statement"] - statements0["statement"]) / float64(n)
+	run.commits = (statements["commit"] + statements["autocommit"] - statements0["commit"] - statements0["autocommit"]) / float64(n)
+	for _, p := range procs {
+		run.rss = max(run.rss, p.peakRSS(t))
+		p.stop()
+	}
+	return run, sink
+}
+
+// statements scrapes the process's mssdispatch_db_statements_total, by kind.
+func (p *process) statements(t *testing.T) map[string]float64 {
+	t.Helper()
+	resp, err := http.Get("http://" + p.httpAddr + "/metrics")
+	require.NoError(t, err)
+	defer func() { _ = resp.Body.Close() }()
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	out := map[string]float64{}
+	for _, m := range statementLine.FindAllSubmatch(body, -1) {
+		v, err := strconv.ParseFloat(string(m[2]), 64)
+		require.NoError(t, err)
+		out[string(m[1])] = v
+	}
+	require.NotEmpty(t, out, "mssdispatch_db_statements_total in /metrics")
+	return out
+}
+
+var statementLine = regexp.MustCompile(`(?m)^mssdispatch_db_statements_total\{kind="(\w+)"\} (\S+)$`)
 
 // measure runs do(i) for i in [0, n) over conns goroutines and times each call.
 func measure(t *testing.T, conns, n int, do func(i int) error) loadRun {
@@ -224,24 +300,23 @@ func withThirdRecipient(t *testing.T, msg []byte) []byte {
 
 // process is a running mssdispatch serve.
 type process struct {
-	cmd      *exec.Cmd
-	mllpAddr string
+	cmd                *exec.Cmd
+	mllpAddr, httpAddr string
 }
 
 // startBinary runs bin serve on dbURL with the extra environment.
 func startBinary(t *testing.T, bin, dbURL string, extra ...string) *process {
 	t.Helper()
-	p := &process{mllpAddr: freeAddr(t)}
-	httpAddr := freeAddr(t)
+	p := &process{mllpAddr: freeAddr(t), httpAddr: freeAddr(t)}
 	logs := &lockedBuffer{}
 	p.cmd = exec.Command(bin, "serve")
 	p.cmd.Env = append(append(os.Environ(), "MSSDISPATCH_DATABASE_URL="+dbURL, "MSSDISPATCH_API_TOKEN="+testToken,
-		"MSSDISPATCH_SENDER="+testSender, "MSSDISPATCH_MLLP_ADDR="+p.mllpAddr, "MSSDISPATCH_HTTP_ADDR="+httpAddr,
+		"MSSDISPATCH_SENDER="+testSender, "MSSDISPATCH_MLLP_ADDR="+p.mllpAddr, "MSSDISPATCH_HTTP_ADDR="+p.httpAddr,
 		"MSSDISPATCH_LOG_LEVEL=warn"), extra...)
 	p.cmd.Stdout, p.cmd.Stderr = logs, logs
 	require.NoError(t, p.cmd.Start())
 	t.Cleanup(p.stop)
-	waitReady(t, httpAddr, logs)
+	waitReady(t, p.httpAddr, logs)
 	return p
 }
 
@@ -347,13 +422,13 @@ type loadResults struct {
 	// CPU time per report.
 	floor     float64
 	floorCost time.Duration
-	endToEnd  float64 // reports/s
-	cost      reportCost
+	// endToEnd is the run with one instance, twoInstances with two.
+	endToEnd, twoInstances e2eRun
 	// steal is the share of the CPUs' time that the VM's host gave to other
 	// machines during the runs.
 	steal float64
-	// intakeRSS and e2eRSS are the service's peak RSS in MiB.
-	intakeRSS, e2eRSS float64
+	// intakeRSS is the service's peak RSS in MiB during the intake runs.
+	intakeRSS float64
 }
 
 // loadMarkdown is the section TestLoadTable writes.
@@ -373,21 +448,28 @@ func loadMarkdown(r loadResults) string {
 		loadStart, time.Now().Format("2006-01-02 15:04"), cpu, runtime.NumCPU(), runtime.Version())
 	fmt.Fprintf(&b, "Payload: the sample ORU^R01 with a 100 KiB PDF, %d bytes. Host %s.\n", r.payload, host)
 	fmt.Fprintf(&b, "During these runs the VM's host gave %.0f %% of its CPUs' time to other machines (steal, /proc/stat).\n\n", 100*r.steal)
-	b.WriteString("| measure | 1 connection | 16 connections |\n|---|---|---|\n")
-	fmt.Fprintf(&b, "| (a) baseline: INSERT + COMMIT of the payload, msgs/s | %.0f | %.0f |\n", r.baseline1.perSecond, r.baseline16.perSecond)
-	fmt.Fprintf(&b, "| (b) MLLP intake to its ACK, msgs/s | %.0f | %.0f |\n", r.intake1.perSecond, r.intake16.perSecond)
-	fmt.Fprintf(&b, "| (b) intake / baseline | %.0f %% | %.0f %% |\n", 100*r.intake1.perSecond/r.baseline1.perSecond, 100*r.intake16.perSecond/r.baseline16.perSecond)
-	fmt.Fprintf(&b, "| (b) ACK latency p50 / p99, ms | %s / %s | %s / %s |\n", ms(r.intake1.p50), ms(r.intake1.p99), ms(r.intake16.p50), ms(r.intake16.p99))
-	fmt.Fprintf(&b, "| (c) baseline: INSERT + COMMIT of the payload, then its 3 emails (the service's) over SMTP + STARTTLS to a sink, reports/s | | %.1f |\n", r.floor)
-	fmt.Fprintf(&b, "| (c) end to end, MLLP to SMTP acceptance, 3 emails per report, reports/s | | %.1f |\n", r.endToEnd)
-	fmt.Fprintf(&b, "| (c) end to end / baseline | | %.0f %% |\n", 100*r.endToEnd/r.floor)
-	c := r.cost
-	fmt.Fprintf(&b, "| (c) CPU time a report took end to end, ms: the service + the SMTP sink and the MLLP load + PostgreSQL + the kernel and the rest = the machine | | %s + %s + %s + %s = %s |\n",
-		ms(c.service), ms(c.test), ms(c.postgres), ms(c.machine-c.service-c.test-c.postgres), ms(c.machine))
-	fmt.Fprintf(&b, "| (c) CPU time a report took in the baseline, ms, the whole machine | | %s |\n", ms(r.floorCost))
-	fmt.Fprintf(&b, "| (c) what the machine's %d CPUs allow at the end-to-end cost, reports/s | | %.0f |\n", runtime.NumCPU(),
-		float64(runtime.NumCPU())*float64(time.Second)/float64(c.machine))
-	fmt.Fprintf(&b, "| (d) peak RSS of the service, MiB (intake run / end-to-end run) | | %.0f / %.0f |\n", r.intakeRSS, r.e2eRSS)
+	b.WriteString("| measure | 1 connection | 16 connections | PostgreSQL statements / commits a report |\n|---|---|---|---|\n")
+	fmt.Fprintf(&b, "| (a) baseline: INSERT + COMMIT of the payload, msgs/s | %.0f | %.0f | 1 / 1 |\n", r.baseline1.perSecond, r.baseline16.perSecond)
+	fmt.Fprintf(&b, "| (b) MLLP intake to its ACK, msgs/s | %.0f | %.0f | |\n", r.intake1.perSecond, r.intake16.perSecond)
+	fmt.Fprintf(&b, "| (b) intake / baseline | %.0f %% | %.0f %% | |\n", 100*r.intake1.perSecond/r.baseline1.perSecond, 100*r.intake16.perSecond/r.baseline16.perSecond)
+	fmt.Fprintf(&b, "| (b) ACK latency p50 / p99, ms | %s / %s | %s / %s | |\n", ms(r.intake1.p50), ms(r.intake1.p99), ms(r.intake16.p50), ms(r.intake16.p99))
+	fmt.Fprintf(&b, "| (c) baseline: INSERT + COMMIT of the payload, then its 3 emails (the service's) over SMTP + STARTTLS to a sink, reports/s | | %.1f | 1 / 1 |\n", r.floor)
+	for _, run := range []struct {
+		name string
+		e2eRun
+	}{{"end to end", r.endToEnd}, {"end to end, 2 `serve` instances on the one database (8 connections each)", r.twoInstances}} {
+		c := run.cost
+		fmt.Fprintf(&b, "| (c) %s, MLLP to SMTP acceptance, 3 emails per report, reports/s | | %.1f | %.1f / %.1f |\n",
+			run.name, run.perSecond, run.statements, run.commits)
+		fmt.Fprintf(&b, "| (c) %s / baseline | | %.0f %% | |\n", run.name, 100*run.perSecond/r.floor)
+		fmt.Fprintf(&b, "| (c) CPU time a report took, %s, ms: the service + the SMTP sink and the MLLP load + PostgreSQL + the kernel and the rest = the machine | | %s + %s + %s + %s = %s | |\n",
+			run.name, ms(c.service), ms(c.test), ms(c.postgres), ms(c.machine-c.service-c.test-c.postgres), ms(c.machine))
+		fmt.Fprintf(&b, "| (c) what the machine's %d CPUs allow at the cost of %s, reports/s | | %.0f | |\n", runtime.NumCPU(), run.name,
+			float64(runtime.NumCPU())*float64(time.Second)/float64(c.machine))
+	}
+	fmt.Fprintf(&b, "| (c) CPU time a report took in the baseline, ms, the whole machine | | %s | |\n", ms(r.floorCost))
+	fmt.Fprintf(&b, "| (d) peak RSS of the service, MiB (intake run / end-to-end run / each of 2 instances) | | %.0f / %.0f / %.0f | |\n",
+		r.intakeRSS, r.endToEnd.rss, r.twoInstances.rss)
 	b.WriteString("\n" + loadEnd)
 	return b.String()
 }

@@ -331,7 +331,7 @@ func TestPoolSize(t *testing.T) {
 		{url, 30, 30},
 		{url + "&pool_max_conns=3", 30, 3},
 	} {
-		pool, err := openPool(context.Background(), c.url, int(c.conns))
+		pool, err := openPool(context.Background(), c.url, int(c.conns), nil)
 		require.NoError(t, err)
 		require.Equal(t, c.max, pool.Config().MaxConns, "%s, %d", c.url, c.conns)
 		pool.Close()

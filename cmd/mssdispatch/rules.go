@@ -89,7 +89,7 @@ func rulesCommand(ctx context.Context, e env, sub string, args []string, logger 
 			return err
 		}
 	}
-	pool, err := openMigratedPool(ctx, e.get("DATABASE_URL"), 0)
+	pool, err := openMigratedPool(ctx, e.get("DATABASE_URL"), 0, nil)
 	if err != nil {
 		return err
 	}

@@ -17,6 +17,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -405,7 +406,8 @@ func serveCommand(ctx context.Context, e env, logger *slog.Logger) error {
 // serve runs the service until ctx is cancelled, then shuts it down. When
 // ready is not nil it is called with the listeners' addresses once they accept.
 func serve(ctx context.Context, cfg serveConfig, logger *slog.Logger, ready func(mllpAddr, httpAddr net.Addr)) error {
-	pool, err := openMigratedPool(ctx, cfg.DatabaseURL, cmp.Or(cfg.Workers, queue.DefaultConcurrency)+intakeConns)
+	statements := newStatementCounter()
+	pool, err := openMigratedPool(ctx, cfg.DatabaseURL, cmp.Or(cfg.Workers, queue.DefaultConcurrency)+intakeConns, statements)
 	if err != nil {
 		return err
 	}
@@ -428,7 +430,7 @@ func serve(ctx context.Context, cfg serveConfig, logger *slog.Logger, ready func
 	}
 	registry := prometheus.NewRegistry()
 	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		queue.NewDepthCollector(pool), readmodel.NewWorklistCollector(pool))
+		queue.NewDepthCollector(pool), readmodel.NewWorklistCollector(pool), statements)
 	// River's UI lives as long as the HTTP server.
 	jobsUICtx, stopJobsUI := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopJobsUI()
@@ -629,8 +631,8 @@ const intakeConns = 10
 
 // openPool opens a pool of at most conns connections to the database at url
 // (pgx's default, max(4, CPUs), when conns is 0), unless url sets
-// pool_max_conns.
-func openPool(ctx context.Context, url string, conns int) (*pgxpool.Pool, error) {
+// pool_max_conns; tracer, when not nil, traces its statements.
+func openPool(ctx context.Context, url string, conns int, tracer pgx.QueryTracer) (*pgxpool.Pool, error) {
 	if url == "" {
 		return nil, configErrorf("MSSDISPATCH_DATABASE_URL is required")
 	}
@@ -641,6 +643,7 @@ func openPool(ctx context.Context, url string, conns int) (*pgxpool.Pool, error)
 	if conns > 0 && !strings.Contains(url, "pool_max_conns") {
 		config.MaxConns = int32(conns)
 	}
+	config.ConnConfig.Tracer = tracer
 	pool, err := pgxpool.NewWithConfig(ctx, config)
 	if err != nil {
 		return nil, configErrorf("MSSDISPATCH_DATABASE_URL: %v", err)
@@ -656,8 +659,8 @@ func openPool(ctx context.Context, url string, conns int) (*pgxpool.Pool, error)
 
 // openMigratedPool opens the database at url as openPool and refuses one
 // that is not migrated to this binary's schema.
-func openMigratedPool(ctx context.Context, url string, conns int) (*pgxpool.Pool, error) {
-	pool, err := openPool(ctx, url, conns)
+func openMigratedPool(ctx context.Context, url string, conns int, tracer pgx.QueryTracer) (*pgxpool.Pool, error) {
+	pool, err := openPool(ctx, url, conns, tracer)
 	if err != nil {
 		return nil, err
 	}

@@ -105,7 +105,7 @@ func userCommand(ctx context.Context, e env, sub string, args []string, stdin io
 			return err
 		}
 	}
-	pool, err := openMigratedPool(ctx, e.get("DATABASE_URL"), 0)
+	pool, err := openMigratedPool(ctx, e.get("DATABASE_URL"), 0, nil)
 	if err != nil {
 		return err
 	}
