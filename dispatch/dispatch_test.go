@@ -26,7 +26,6 @@ import (
 	"github.com/mssdispatch/mssdispatch/internal/dispatchtest"
 	"github.com/mssdispatch/mssdispatch/internal/mailtest"
 	"github.com/mssdispatch/mssdispatch/internal/smtptest"
-	"github.com/mssdispatch/mssdispatch/queue"
 	"github.com/mssdispatch/mssdispatch/readmodel"
 )
 
@@ -48,9 +47,8 @@ type testBundle struct {
 	ctx      context.Context
 	pool     *pgxpool.Pool
 	svc      *dispatch.Service
-	desk     *desk.Desk        // the secretaries' actions
-	views    *readmodel.Reader // what the dashboard and the REST API read
-	client   *queue.Client
+	desk     *desk.Desk           // the secretaries' actions
+	views    *readmodel.Reader    // what the dashboard and the REST API read
 	registry *prometheus.Registry // the workers' metrics
 }
 
@@ -65,7 +63,7 @@ func setup(t *testing.T, transport mail.Transport, configure ...func(*worker.Wor
 
 // bundle is the testBundle of e.
 func bundle(e *dispatchtest.Env) *testBundle {
-	return &testBundle{env: e, ctx: e.Ctx, pool: e.Pool, svc: e.Service, desk: e.Desk, views: e.Views, client: e.Client, registry: e.Registry}
+	return &testBundle{env: e, ctx: e.Ctx, pool: e.Pool, svc: e.Service, desk: e.Desk, views: e.Views, registry: e.Registry}
 }
 
 // setupOutbox is setup with an outbox transport writing to dir, a new

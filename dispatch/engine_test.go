@@ -3,7 +3,6 @@ package dispatch_test
 import (
 	"context"
 	"fmt"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -11,13 +10,13 @@ import (
 	"time"
 
 	"github.com/emersion/go-smtp"
-	"github.com/riverqueue/river/rivertype"
 	"github.com/stretchr/testify/require"
 
 	"github.com/mssdispatch/mssdispatch/dispatch"
 	"github.com/mssdispatch/mssdispatch/dispatch/mail"
 	"github.com/mssdispatch/mssdispatch/dispatch/worker"
 	"github.com/mssdispatch/mssdispatch/internal/smtptest"
+	"github.com/mssdispatch/mssdispatch/readmodel"
 	"github.com/mssdispatch/mssdispatch/rules"
 )
 
@@ -151,7 +150,9 @@ func TestGiveUp(t *testing.T) {
 
 // TestDeadlines runs the acknowledgement deadlines of a rule: no DSN in time
 // fails the email and falls back to paper; no MDN in time flags it unread
-// and leaves it to the worklist; an acknowledged email is left alone.
+// and leaves it to the worklist; an acknowledged email is left alone. The
+// deadlines are on the deliveries, swept by the watchdog, not a job per
+// email.
 func TestDeadlines(t *testing.T) {
 	t.Parallel()
 	b, _ := setupOutbox(t)
@@ -160,36 +161,39 @@ func TestDeadlines(t *testing.T) {
 	rc := b.receive(t, testReport(t)).ReportID
 	claireD := b.statusIs(t, rc, claire, "mssante", dispatch.StatusSent)
 	julieD := b.statusIs(t, rc, julie, "mssante", dispatch.StatusSent)
+	for _, d := range []int64{claireD.ID, julieD.ID} {
+		_, due := b.env.AckDue(t, d)
+		require.NotNil(t, due, "delivery %d", d)
+		require.WithinDuration(t, time.Now().Add(24*time.Hour), *due, time.Minute, "the DSN deadline is 24 h after the send")
+	}
+	require.Empty(t, b.jobs(t, dispatch.DeadlineArgs{}.Kind()), "no deadline job per email")
 
-	deadlines := b.deliveryJobs(t, dispatch.DeadlineArgs{}.Kind(), julieD.ID)
-	dsn := slices.IndexFunc(deadlines, func(j *rivertype.JobRow) bool {
-		return jobArgs[dispatch.DeadlineArgs](t, j).Deadline == dispatch.DeadlineDSN
-	})
-	require.GreaterOrEqual(t, dsn, 0, "a DSN deadline job")
-	require.WithinDuration(t, time.Now().Add(24*time.Hour), deadlines[dsn].ScheduledAt, time.Minute,
-		"the DSN deadline is 24 h after the send")
-
-	// Claire's DSN came; Julie's did not. Then Claire's MDN does not come.
+	// Claire's DSN came; Julie's did not. The DSN deadline passes.
 	require.NoError(t, b.svc.Acknowledge(b.ctx, claireD.ID, dispatch.AckDelivered, "DSN 2.0.0"))
-	b.releaseNow(t, "ack_deadline")
+	b.env.PassTime(t, 25*time.Hour, claireD.ID, julieD.ID)
+	b.env.Sweep(t)
 	b.statusIs(t, rc, julie, "mssante", dispatch.StatusFailed)
-	b.statusIs(t, rc, claire, "mssante", dispatch.StatusDelivered)
 	paper := b.statusIs(t, rc, "Julie ROUX", "paper", dispatch.StatusPaperPending)
 	require.Equal(t, dispatch.ReasonFallbackPaper, paper.Reason)
 	require.Contains(t, paper.ReasonText, "pas d'accusé de réception")
-	require.Eventually(t, func() bool {
-		var attention string
-		require.NoError(t, b.pool.QueryRow(b.ctx, `SELECT attention FROM deliveries WHERE id = $1`, claireD.ID).Scan(&attention))
-		return attention == dispatch.CauseUnread
-	}, 20*time.Second, 50*time.Millisecond)
+	b.statusIs(t, rc, claire, "mssante", dispatch.StatusDelivered)
+	require.Empty(t, b.env.Row(t, readmodel.WorklistAll, claireD.ID).Attention, "Claire's read deadline is to come")
+	require.Zero(t, b.eventCount(t, claireD.ID, dispatch.EventUnread))
+	sentAt, due := b.env.AckDue(t, claireD.ID)
+	require.NotNil(t, due)
+	require.Equal(t, sentAt.Add(72*time.Hour).UTC(), due.UTC(), "Claire's next deadline is the read one")
+
+	// Claire's MDN does not come either: the read deadline passes.
+	b.env.PassTime(t, 48*time.Hour, claireD.ID, julieD.ID)
+	b.env.Sweep(t)
+	require.Equal(t, dispatch.CauseUnread, b.env.Row(t, readmodel.WorklistFailed, claireD.ID).Attention)
 	// The unread email asked for a read notification because the rule watches for it.
 	require.Equal(t, 1, b.eventCount(t, claireD.ID, dispatch.EventUnread))
-	require.Eventually(t, func() bool { return b.eventCount(t, claireD.ID, dispatch.EventFallback) == 1 }, 10*time.Second, 50*time.Millisecond)
+	require.Equal(t, 1, b.eventCount(t, claireD.ID, dispatch.EventFallback))
+	require.Zero(t, b.eventCount(t, julieD.ID, dispatch.EventUnread), "a failed email has no read deadline")
 	// A read clears the flag.
 	require.NoError(t, b.svc.Acknowledge(b.ctx, claireD.ID, dispatch.AckRead, "MDN displayed"))
-	var attention string
-	require.NoError(t, b.pool.QueryRow(b.ctx, `SELECT attention FROM deliveries WHERE id = $1`, claireD.ID).Scan(&attention))
-	require.Empty(t, attention)
+	require.Empty(t, b.env.Row(t, readmodel.WorklistAll, claireD.ID).Attention)
 }
 
 // eventCount counts the events of a delivery's history with that name.
@@ -280,24 +284,81 @@ func messageIDOf(raw string) string {
 	return ""
 }
 
-// TestWatchdog loses an email's deadline job and checks that the watchdog
-// finds the overdue email and applies the deadline.
+// TestWatchdog checks the sweep itself: a deadline passed is applied once,
+// however many sweeps follow; a delivery with no deadline left has none on
+// it; an email whose deadlines have not come is left as it was.
 func TestWatchdog(t *testing.T) {
 	t.Parallel()
 	b, _ := setupOutbox(t)
-	b.setRules(t, rules.Rule{Name: "suivi", Action: rules.Action{NoDSNHours: 1, NoDSNAction: rules.FallbackWorklist}})
-	rc := b.receive(t, testReport(t)).ReportID
-	d := b.statusIs(t, rc, julie, "mssante", dispatch.StatusSent)
-	for _, j := range b.jobs(t, dispatch.DeadlineArgs{}.Kind()) {
-		_, err := b.client.JobDelete(b.ctx, j.ID)
-		require.NoError(t, err)
+	b.setRules(t, rules.Rule{Name: "suivi", Action: rules.Action{NoDSNHours: 1, NoDSNAction: rules.FallbackWorklist,
+		UnreadHours: 2, UnreadAction: rules.FallbackWorklist}})
+	overdue := b.receive(t, reportOf(t, "overdue")).ReportID
+	fresh := b.receive(t, reportOf(t, "fresh")).ReportID
+	claireD := b.statusIs(t, overdue, claire, "mssante", dispatch.StatusSent)
+	julieD := b.statusIs(t, overdue, julie, "mssante", dispatch.StatusSent)
+	untouched := map[int64]*time.Time{}
+	for _, address := range []string{claire, julie} {
+		id := b.statusIs(t, fresh, address, "mssante", dispatch.StatusSent).ID
+		_, untouched[id] = b.env.AckDue(t, id)
 	}
-	_, err := b.pool.Exec(b.ctx, `UPDATE deliveries SET sent_at = now() - interval '2 hours' WHERE id = $1`, d.ID)
+
+	// Julie's DSN deadline passes; Claire's DSN came and her read deadline passes.
+	require.NoError(t, b.svc.Acknowledge(b.ctx, claireD.ID, dispatch.AckDelivered, "DSN 2.0.0"))
+	b.env.PassTime(t, 90*time.Minute, julieD.ID)
+	b.env.PassTime(t, 3*time.Hour, claireD.ID)
+	for range 2 {
+		b.env.Sweep(t)
+		b.statusIs(t, overdue, julie, "mssante", dispatch.StatusFailed)
+		require.Equal(t, 1, b.eventCount(t, julieD.ID, dispatch.EventNoDSN))
+		require.Equal(t, 1, b.eventCount(t, claireD.ID, dispatch.EventUnread))
+		for _, id := range []int64{claireD.ID, julieD.ID} {
+			require.Equal(t, 1, b.eventCount(t, id, dispatch.EventFallback), "delivery %d", id)
+			require.Len(t, b.deliveryJobs(t, dispatch.DeadlineArgs{}.Kind(), id), 1, "delivery %d: one deadline job", id)
+		}
+	}
+	_, claireDue := b.env.AckDue(t, claireD.ID)
+	require.Nil(t, claireDue, "Claire has no deadline left")
+
+	// Julie's read deadline passes: a failed email has nothing to apply.
+	b.env.PassTime(t, time.Hour, julieD.ID)
+	b.env.Sweep(t)
+	_, julieDue := b.env.AckDue(t, julieD.ID)
+	require.Nil(t, julieDue, "Julie has no deadline left")
+	require.Zero(t, b.eventCount(t, julieD.ID, dispatch.EventUnread))
+	require.Len(t, b.deliveryJobs(t, dispatch.DeadlineArgs{}.Kind(), julieD.ID), 1, "no read deadline job")
+
+	// The other report's emails were not due: the sweeps left them alone.
+	for id, before := range untouched {
+		_, after := b.env.AckDue(t, id)
+		require.NotNil(t, after, "delivery %d", id)
+		require.Equal(t, before, after, "delivery %d", id)
+		require.Empty(t, b.deliveryJobs(t, dispatch.DeadlineArgs{}.Kind(), id))
+	}
+	b.statusIs(t, fresh, claire, "mssante", dispatch.StatusSent)
+	b.statusIs(t, fresh, julie, "mssante", dispatch.StatusSent)
+}
+
+// TestWatchdogBatches has one sweep go through more deliveries than one of
+// its transactions takes (500): it sweeps them all.
+func TestWatchdogBatches(t *testing.T) {
+	t.Parallel()
+	b, _ := setupOutbox(t)
+	rc := b.receive(t, testReport(t)).ReportID
+	b.waitDeliveries(t, rc, 4)
+	// 600 emails delivered, their DSN deadline come: nothing to apply, a
+	// deadline to clear.
+	_, err := b.pool.Exec(b.ctx, `WITH r AS (
+			INSERT INTO recipients (report_id, position, role) SELECT $1, 100 + n, 'RCT' FROM generate_series(1, 600) n
+			RETURNING id
+		)
+		INSERT INTO deliveries (report_id, recipient_id, channel, status, reason, reason_text, policy, sent_at, ack_due_at)
+		SELECT $1, id, 'mssante', 'delivered', 'test', 'test', '{"no_dsn_hours": 1}',
+			now() - interval '2 hours', now() - interval '1 hour' FROM r`, rc)
 	require.NoError(t, err)
 
-	_, err = b.client.Insert(b.ctx, dispatch.WatchdogArgs{}, nil)
-	require.NoError(t, err)
-	b.statusIs(t, rc, julie, "mssante", dispatch.StatusFailed)
-	require.Equal(t, 1, b.eventCount(t, d.ID, dispatch.EventNoDSN))
-	b.statusIs(t, rc, claire, "mssante", dispatch.StatusSent) // not overdue: its sent_at is recent
+	b.env.Sweep(t)
+	var left int
+	require.NoError(t, b.pool.QueryRow(b.ctx, `SELECT count(*) FROM deliveries WHERE ack_due_at IS NOT NULL`).Scan(&left))
+	require.Zero(t, left)
+	require.Empty(t, b.jobs(t, dispatch.DeadlineArgs{}.Kind()))
 }

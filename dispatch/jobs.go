@@ -72,8 +72,9 @@ const (
 	DeadlineRead = "read" // a read notification is due
 )
 
-// DeadlineArgs is the job that checks, when a deadline of its rule passes,
-// that a sent email was acknowledged, and applies the fallback if not.
+// DeadlineArgs is the job that applies an acknowledgement deadline passed
+// (the watchdog enqueues it when it sweeps the delivery's ack_due_at): an
+// email still unacknowledged gets the fallback of its rule.
 type DeadlineArgs struct {
 	DeliveryID int64  `json:"delivery_id"`
 	Deadline   string `json:"deadline"` // DeadlineDSN or DeadlineRead
@@ -133,9 +134,10 @@ func (a DeadlineArgs) FollowUp() (int64, string) { return a.DeliveryID, a.Kind()
 // FollowUp is the delivery and the name of the fallback job (FollowUpJob).
 func (a FallbackArgs) FollowUp() (int64, string) { return a.DeliveryID, a.Kind() + ":" + a.Cause }
 
-// WatchdogArgs is the periodic job that finds the sent emails past a
-// deadline of their rule whose deadline job is missing (the rule changed,
-// a job was lost) and enqueues it: a safety net under DeadlineArgs.
+// WatchdogArgs is the periodic job that sweeps the acknowledgement
+// deadlines come (deliveries.ack_due_at, set when an email is sent) and
+// enqueues the DeadlineArgs of each one passed that still applies: one
+// indexed read a minute instead of a job per deadline and email.
 type WatchdogArgs struct{}
 
 // Kind is the River job kind.

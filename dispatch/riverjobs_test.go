@@ -3,11 +3,8 @@ package dispatch_test
 import (
 	"testing"
 
-	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/riverqueue/river/rivertype"
-
-	"github.com/mssdispatch/mssdispatch/internal/dispatchtest"
 )
 
 // jobs lists, in id order, the jobs of kind (any kind when empty) in the
@@ -22,12 +19,6 @@ func (b *testBundle) jobs(t *testing.T, kind string, states ...rivertype.JobStat
 func (b *testBundle) deliveryJobs(t *testing.T, kind string, id int64, states ...rivertype.JobState) []*rivertype.JobRow {
 	t.Helper()
 	return b.env.DeliveryJobs(t, kind, id, states...)
-}
-
-// jobArgs decodes the args of j.
-func jobArgs[T river.JobArgs](t *testing.T, j *rivertype.JobRow) T {
-	t.Helper()
-	return dispatchtest.JobArgs[T](t, j)
 }
 
 // runNow makes jobs available at once (dispatchtest.Env.RunNow).

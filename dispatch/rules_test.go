@@ -347,18 +347,17 @@ func TestRulePolicy(t *testing.T) {
 	require.NoError(t, b.pool.QueryRow(b.ctx, "SELECT policy FROM deliveries WHERE id = $1", ds[0].ID).Scan(&raw))
 	require.JSONEq(t, `{"on_failure":"worklist","no_dsn_hours":24,"no_dsn_action":"worklist","unread_hours":72,"unread_action":"paper"}`, string(raw))
 
-	// The email sent, its deadlines are scheduled from the policy.
-	var deadlines []string
-	require.Eventually(t, func() bool {
-		jobs := b.deliveryJobs(t, dispatch.DeadlineArgs{}.Kind(), ds[0].ID)
-		slices.SortStableFunc(jobs, func(x, y *rivertype.JobRow) int { return x.ScheduledAt.Compare(y.ScheduledAt) })
-		deadlines = nil
-		for _, j := range jobs {
-			deadlines = append(deadlines, jobArgs[dispatch.DeadlineArgs](t, j).Deadline)
-		}
-		return len(deadlines) == 2
-	}, 10*time.Second, 50*time.Millisecond)
-	require.Equal(t, []string{dispatch.DeadlineDSN, dispatch.DeadlineRead}, deadlines)
+	// The email sent, its deadlines come from the policy: the DSN one, then,
+	// once that one is swept, the read one.
+	require.Equal(t, dispatch.StatusSent, ds[0].Status)
+	sentAt, due := b.env.AckDue(t, ds[0].ID)
+	require.NotNil(t, due)
+	require.Equal(t, sentAt.Add(24*time.Hour).UTC(), due.UTC())
+	b.env.PassTime(t, 25*time.Hour, ds[0].ID)
+	b.env.Sweep(t)
+	sentAt, due = b.env.AckDue(t, ds[0].ID)
+	require.NotNil(t, due)
+	require.Equal(t, sentAt.Add(72*time.Hour).UTC(), due.UTC())
 }
 
 // TestRulesVocabulary keeps the words of the rules equal to those of the

@@ -513,7 +513,9 @@ func InsertEvent(ctx context.Context, q DB, deliveryID int64, from, to Status, e
 // machine allows it, and records the change; it returns ErrStale when the
 // delivery is no longer in from. lastError is kept with the delivery
 // (empty clears it); detail goes to the history. A move to sent or failed
-// ends the send attempt in flight (sending_at cleared).
+// ends the send attempt in flight (sending_at cleared); a move to sent sets
+// the first acknowledgement deadline of the email (ack_due_at, from the
+// delivery's policy; see package dispatch/worker's watchdog).
 func transition(ctx context.Context, q DB, deliveryID int64, from, to Status, event Event, actor Actor, detail string) error {
 	if err := Allowed(from, to); err != nil {
 		return fmt.Errorf("delivery %d: %w", deliveryID, err)
@@ -527,6 +529,9 @@ func transition(ctx context.Context, q DB, deliveryID int64, from, to Status, ev
 	tag, err := q.Exec(ctx, `WITH d AS (
 			UPDATE deliveries SET status = $3, last_error = $4, updated_at = now(),
 				sent_at = CASE WHEN $3 = 'sent' THEN now() ELSE sent_at END,
+				ack_due_at = CASE WHEN $3 = 'sent' THEN now() + make_interval(hours => LEAST(
+					NULLIF((policy->>'no_dsn_hours')::int, 0), NULLIF((policy->>'unread_hours')::int, 0)))
+					ELSE ack_due_at END,
 				delivered_at = CASE WHEN $3 = 'delivered' THEN now() ELSE delivered_at END,
 				read_at = CASE WHEN $3 = 'read' THEN now() ELSE read_at END,
 				paper_batch_id = CASE WHEN $3 = 'paper_sent' THEN paper_batch_id END,

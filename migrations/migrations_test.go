@@ -120,13 +120,12 @@ type followUpArgs struct {
 
 func (a followUpArgs) Kind() string { return a.kind }
 
-// TestFollowUpsFromQueue checks that 019 gives the deliveries of a database
-// upgraded while jobs wait the follow-up jobs waiting or running, read once
-// from River's table; the finalized ones and the other jobs are not follow-ups.
-func TestFollowUpsFromQueue(t *testing.T) {
-	t.Parallel()
+// migratedBefore gives the empty database of pool River's tables and the
+// application's migrations before version, recorded as Up records them: a
+// database that the next Up upgrades from there.
+func migratedBefore(t *testing.T, pool *pgxpool.Pool, version int) {
+	t.Helper()
 	ctx := context.Background()
-	pool := pgtest.Connect(t, pgtest.NewEmptyDatabase(t))
 	require.NoError(t, queue.Migrate(ctx, pool))
 	all, err := migrations.All()
 	require.NoError(t, err)
@@ -134,7 +133,7 @@ func TestFollowUpsFromQueue(t *testing.T) {
 		version int PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`)
 	require.NoError(t, err)
 	for _, m := range all {
-		if m.Version >= 19 {
+		if m.Version >= version {
 			break
 		}
 		_, err := pool.Exec(ctx, m.SQL)
@@ -142,13 +141,18 @@ func TestFollowUpsFromQueue(t *testing.T) {
 		_, err = pool.Exec(ctx, "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", m.Version, m.Name)
 		require.NoError(t, err)
 	}
+}
 
-	// A database at 018 with a report's three deliveries and their jobs.
+// reportDeliveries inserts a resolved report with n delivered MSSanté
+// deliveries and returns their ids.
+func reportDeliveries(t *testing.T, pool *pgxpool.Pool, n int) []int64 {
+	t.Helper()
+	ctx := context.Background()
 	var reportID int64
 	require.NoError(t, pool.QueryRow(ctx, `INSERT INTO reports (source, message_control_id, message_type, document_id, status)
 		VALUES ('api', 'MSG-1', 'report', '1.2.3^1', 'resolved') RETURNING id`).Scan(&reportID))
 	var deliveries []int64
-	for i := range 3 {
+	for i := range n {
 		var id int64
 		require.NoError(t, pool.QueryRow(ctx, `WITH r AS (
 				INSERT INTO recipients (report_id, position, role) VALUES ($1, $2, 'RCT') RETURNING id
@@ -157,6 +161,20 @@ func TestFollowUpsFromQueue(t *testing.T) {
 			SELECT $1, id, 'mssante', 'delivered', 'test', 'test' FROM r RETURNING id`, reportID, i).Scan(&id))
 		deliveries = append(deliveries, id)
 	}
+	return deliveries
+}
+
+// TestFollowUpsFromQueue checks that 019 gives the deliveries of a database
+// upgraded while jobs wait the follow-up jobs waiting or running, read once
+// from River's table; the finalized ones and the other jobs are not follow-ups.
+func TestFollowUpsFromQueue(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := pgtest.Connect(t, pgtest.NewEmptyDatabase(t))
+	migratedBefore(t, pool, 19)
+
+	// A database at 018 with a report's three deliveries and their jobs.
+	deliveries := reportDeliveries(t, pool, 3)
 	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{})
 	require.NoError(t, err)
 	later := &river.InsertOpts{ScheduledAt: time.Now().Add(time.Hour)}
@@ -193,4 +211,49 @@ func TestFollowUpsFromQueue(t *testing.T) {
 		deliveries[1]: {"delivery_fallback:unread"},
 		deliveries[2]: {},
 	}, got)
+}
+
+// TestAckDueFromDeliveries checks that 020 gives the emails of a database
+// upgraded while they wait for an acknowledgement their next deadline, from
+// their policy: the DSN one to an email only sent, the read one to an email
+// delivered, unread and not flagged; none to an email read, flagged, or
+// whose rule watches for no acknowledgement.
+func TestAckDueFromDeliveries(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := pgtest.Connect(t, pgtest.NewEmptyDatabase(t))
+	migratedBefore(t, pool, 20)
+
+	// A database at 019 with emails sent an hour ago.
+	watching := `{"no_dsn_hours": 24, "unread_hours": 72}`
+	emails := []struct {
+		name, status, policy, attention string
+		read                            bool
+	}{
+		{name: "sent", status: "sent", policy: watching},
+		{name: "delivered", status: "delivered", policy: watching},
+		{name: "read", status: "read", policy: watching, read: true},
+		{name: "flagged", status: "delivered", policy: watching, attention: "unread"},
+		{name: "not watching", status: "sent", policy: `{"no_dsn_hours": 0, "unread_hours": 0}`},
+	}
+	deliveries := reportDeliveries(t, pool, len(emails))
+	for i, e := range emails {
+		_, err := pool.Exec(ctx, `UPDATE deliveries SET status = $2, policy = $3::text::jsonb, attention = $4, sent_at = now() - interval '1 hour',
+			read_at = CASE WHEN $5 THEN now() END WHERE id = $1`, deliveries[i], e.status, e.policy, e.attention, e.read)
+		require.NoError(t, err)
+	}
+
+	applied, err := migrations.Up(ctx, pool)
+	require.NoError(t, err)
+	require.Equal(t, "020_ack_due.sql", applied[0])
+	got := map[string]*int{}
+	for i, e := range emails {
+		var hours *int
+		require.NoError(t, pool.QueryRow(ctx, `SELECT (extract(epoch FROM ack_due_at - sent_at) / 3600)::int
+			FROM deliveries WHERE id = $1`, deliveries[i]).Scan(&hours))
+		got[e.name] = hours
+	}
+	dsn, read := 24, 72
+	require.Equal(t, map[string]*int{"sent": &dsn, "delivered": &read, "read": nil, "flagged": nil, "not watching": nil},
+		got, "hours after the send")
 }

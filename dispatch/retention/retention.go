@@ -39,9 +39,10 @@ const MinDays = 7
 // fallback), failed (a secretary may send it again or print it). A document
 // of a resolved report whose deliveries are all delivered, read, paper_sent,
 // cancelled or superseded (or that has none), and none of which has a
-// follow-up job yet to run (an acknowledgement deadline, a fallback: they may
-// still give a delivery a paper fallback that prints the document; see
-// the domain's follow-ups, deliveries.follow_ups), is purged.
+// follow-up yet to come (an acknowledgement deadline not swept yet, a
+// deadline or fallback job yet to run: they may still give a delivery a
+// paper fallback that prints the document; see the domain's follow-ups,
+// deliveries.follow_ups and ack_due_at), is purged.
 var retainingStatuses = []dispatch.Status{dispatch.StatusReview, dispatch.StatusScheduled, dispatch.StatusQueued,
 	dispatch.StatusSent, dispatch.StatusFailed, dispatch.StatusPaperPending}
 

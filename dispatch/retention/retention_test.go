@@ -3,7 +3,6 @@ package retention_test
 import (
 	"fmt"
 	"log/slog"
-	"slices"
 	"testing"
 	"time"
 
@@ -74,66 +73,75 @@ func (b *retentionBundle) age(t *testing.T, days int, reportIDs ...int64) {
 // runRetention runs the retention job through River and waits for it to complete.
 func (b *retentionBundle) runRetention(t *testing.T) {
 	t.Helper()
-	res, err := b.Client.Insert(b.Ctx, retention.PurgeArgs{}, &river.InsertOpts{MaxAttempts: 1})
-	require.NoError(t, err)
-	require.False(t, res.UniqueSkippedAsDuplicate)
-	var job *rivertype.JobRow
-	require.Eventually(t, func() bool {
-		job, err = b.Client.JobGet(b.Ctx, res.Job.ID)
-		require.NoError(t, err)
-		return job.State == rivertype.JobStateCompleted || job.State == rivertype.JobStateDiscarded
-	}, 20*time.Second, 50*time.Millisecond)
-	require.Equal(t, rivertype.JobStateCompleted, job.State, "errors: %+v", job.Errors)
+	b.RunJob(t, retention.PurgeArgs{})
 }
 
 // unreadDeadline is a rule whose emails have a read deadline: 72 hours
 // after the send, an email not read is flagged and left to the worklist.
 var unreadDeadline = rules.Rule{Name: "suivi", Action: rules.Action{UnreadHours: 72, UnreadAction: rules.FallbackWorklist}}
 
-// followUpJobs lists the acknowledgement deadline and fallback jobs of the
-// report's deliveries in the states (any state when none).
-func (b *retentionBundle) followUpJobs(t *testing.T, reportID int64, states ...rivertype.JobState) []*rivertype.JobRow {
+// emails lists the report's deliveries whose email was sent.
+func (b *retentionBundle) emails(t *testing.T, reportID int64) []int64 {
 	t.Helper()
-	rows, err := b.Pool.Query(b.Ctx, "SELECT id FROM deliveries WHERE report_id = $1 ORDER BY id", reportID)
+	rows, err := b.Pool.Query(b.Ctx, "SELECT id FROM deliveries WHERE report_id = $1 AND sent_at IS NOT NULL ORDER BY id", reportID)
 	require.NoError(t, err)
 	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
 	require.NoError(t, err)
+	return ids
+}
+
+// followUpJobs lists the acknowledgement deadline and fallback jobs of the
+// report's emails in the states (any state when none).
+func (b *retentionBundle) followUpJobs(t *testing.T, reportID int64, states ...rivertype.JobState) []*rivertype.JobRow {
+	t.Helper()
 	var jobs []*rivertype.JobRow
 	for _, kind := range []string{dispatch.DeadlineArgs{}.Kind(), dispatch.FallbackArgs{}.Kind()} {
-		for _, id := range ids {
+		for _, id := range b.emails(t, reportID) {
 			jobs = append(jobs, b.DeliveryJobs(t, kind, id, states...)...)
 		}
 	}
 	return jobs
 }
 
-// runDeadlines runs now the report's acknowledgement deadlines named (all
-// when none), waiting or cancelled, and waits until they and the fallbacks
-// they enqueue ran.
-func (b *retentionBundle) runDeadlines(t *testing.T, reportID int64, names ...string) {
+// sweepCancelling sweeps (Env.Sweep) while the deliveries' history is held
+// (delivery_events locked): the want deadline jobs the sweep enqueues wait
+// to record their event, and are cancelled as from River's UI before they
+// can. What they would have changed is left undone.
+func (b *retentionBundle) sweepCancelling(t *testing.T, want int) {
 	t.Helper()
-	var run []*rivertype.JobRow
-	for _, j := range b.followUpJobs(t, reportID, rivertype.JobStateScheduled, rivertype.JobStateCancelled) {
-		if j.Kind == (dispatch.DeadlineArgs{}).Kind() &&
-			(len(names) == 0 || slices.Contains(names, dispatchtest.JobArgs[dispatch.DeadlineArgs](t, j).Deadline)) {
-			run = append(run, j)
+	hold, err := b.Pool.Begin(b.Ctx)
+	require.NoError(t, err)
+	defer func() { _ = hold.Rollback(b.Ctx) }()
+	_, err = hold.Exec(b.Ctx, "LOCK TABLE delivery_events IN SHARE MODE")
+	require.NoError(t, err)
+	cancelled := make(chan error, 1)
+	go func() { cancelled <- b.cancelDeadlines(want) }()
+	b.Sweep(t)
+	require.NoError(t, <-cancelled)
+}
+
+// cancelDeadlines cancels, with River's JobCancel (as its UI does), the
+// acknowledgement deadline jobs waiting or running once there are want of
+// them. It runs beside the test's goroutine: it returns its error.
+func (b *retentionBundle) cancelDeadlines(want int) error {
+	params := river.NewJobListParams().Kinds(dispatch.DeadlineArgs{}.Kind()).
+		States(rivertype.JobStateAvailable, rivertype.JobStateRunning)
+	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		res, err := b.Client.JobList(b.Ctx, params)
+		if err != nil {
+			return err
 		}
-	}
-	require.NotEmpty(t, run, "deadlines %v of report %d", names, reportID)
-	b.RunNow(t, run)
-	require.Eventually(t, func() bool {
-		for _, j := range run {
-			j, err := b.Client.JobGet(b.Ctx, j.ID)
-			require.NoError(t, err)
-			if j.State != rivertype.JobStateCompleted {
-				return false
+		if len(res.Jobs) < want {
+			continue
+		}
+		for _, j := range res.Jobs {
+			if _, err := b.Client.JobCancel(b.Ctx, j.ID); err != nil {
+				return err
 			}
 		}
-		// The deadlines completed with the fallbacks they enqueued: those
-		// are all listed now.
-		return len(b.followUpJobs(t, reportID, rivertype.JobStateAvailable, rivertype.JobStateRunning,
-			rivertype.JobStateRetryable)) == 0
-	}, 20*time.Second, 50*time.Millisecond)
+		return nil
+	}
+	return fmt.Errorf("no %d deadline jobs to cancel", want)
 }
 
 // storedDocument is a document row as the retention job leaves it.
@@ -289,7 +297,8 @@ func TestRetentionDocuments(t *testing.T) {
 	// emails flagged unread, left to the worklist): both documents go at
 	// the next run.
 	b.setStatuses(t, inReview, dispatch.StatusDelivered)
-	b.runDeadlines(t, followUp)
+	b.PassTime(t, 73*time.Hour, b.emails(t, followUp)...)
+	b.Sweep(t)
 	b.runRetention(t)
 	b.requirePurged(t, inReview, dispatch.StatusDelivered)
 	b.requirePurged(t, followUp, dispatch.StatusDelivered)
@@ -299,49 +308,70 @@ func TestRetentionDocuments(t *testing.T) {
 }
 
 // TestRetentionFollowUps checks that a document past the period is kept
-// exactly while a follow-up job of one of its deliveries (an acknowledgement
-// deadline, a fallback) has not run, whatever its deliveries' statuses: an
-// email's deadlines to come keep it, as does the read deadline still to come
-// once the DSN deadline ran; once both ran, with the fallback they enqueued,
-// it goes. A deadline cancelled in River's UI has not run and may be retried:
-// it keeps the document until it is retried and has run (before the
-// follow-ups were the deliveries' own, a cancelled job no longer kept it).
+// exactly while a follow-up of one of its deliveries is to come (an
+// acknowledgement deadline not swept yet, a deadline or fallback job that
+// has not run), whatever its deliveries' statuses: an email's deadlines to
+// come keep it, as does the read deadline still to come once the DSN
+// deadline was swept; once both were swept and their jobs ran, with the
+// fallbacks they enqueued, it goes. A deadline job the sweep enqueued and
+// that was cancelled in River's UI has not run and may be retried: it keeps
+// the document until it is retried and has run.
 func TestRetentionFollowUps(t *testing.T) {
 	t.Parallel()
 	b := setupRetention(t, retention.Config{})
 	b.SetRules(t, rules.Rule{Name: "suivi", Action: rules.Action{NoDSNHours: 24, NoDSNAction: rules.FallbackWorklist,
 		UnreadHours: 72, UnreadAction: rules.FallbackWorklist}})
 	pending := b.resolvedReport(t, "pending")
-	dsnRan := b.resolvedReport(t, "dsn-ran")
+	dsnSwept := b.resolvedReport(t, "dsn-swept")
 	ran := b.resolvedReport(t, "ran")
 	cancelled := b.resolvedReport(t, "cancelled")
-	all := []int64{pending, dsnRan, ran, cancelled}
+	all := []int64{pending, dsnSwept, ran, cancelled}
 	for _, id := range all {
 		b.setStatuses(t, id, dispatch.StatusDelivered) // the DSNs came, the rest is done
-		require.Len(t, b.followUpJobs(t, id, rivertype.JobStateScheduled), 4, "two emails, two deadlines each")
+		emails := b.emails(t, id)
+		require.Len(t, emails, 2)
+		for _, e := range emails {
+			_, due := b.AckDue(t, e)
+			require.NotNil(t, due, "delivery %d: its deadlines to come", e)
+		}
+		require.Empty(t, b.followUpJobs(t, id), "no job before a deadline passes")
 	}
 	b.age(t, 91, all...)
-	b.runDeadlines(t, dsnRan, dispatch.DeadlineDSN)
-	b.runDeadlines(t, ran)
-	for _, j := range b.followUpJobs(t, cancelled) {
-		_, err := b.Client.JobCancel(b.Ctx, j.ID)
-		require.NoError(t, err)
+	// The DSN deadline of one report passes (nothing to apply: the DSNs
+	// came); both of another's pass (its emails flagged unread, left to the
+	// worklist).
+	b.PassTime(t, 25*time.Hour, b.emails(t, dsnSwept)...)
+	b.PassTime(t, 73*time.Hour, b.emails(t, ran)...)
+	b.Sweep(t)
+	// Both of a third's pass; the read deadline jobs the sweep enqueues are
+	// cancelled in River's UI before they run.
+	b.PassTime(t, 73*time.Hour, b.emails(t, cancelled)...)
+	b.sweepCancelling(t, 2)
+	for _, e := range b.emails(t, cancelled) {
+		_, due := b.AckDue(t, e)
+		require.Nil(t, due, "delivery %d: its deadlines swept", e)
+		require.Zero(t, b.EventCount(t, e, dispatch.EventUnread), "delivery %d", e)
 	}
 
 	b.runRetention(t)
 	b.requireKept(t, pending)
-	b.requireKept(t, dsnRan)
+	b.requireKept(t, dsnSwept)
 	b.requirePurged(t, ran, dispatch.StatusDelivered)
 	b.requireKept(t, cancelled)
 	require.Equal(t, 3.0, b.metric(t, "mssdispatch_retention_kept_documents", ""))
 
-	// The cancelled deadlines are retried and run, and so do the others:
-	// nothing keeps the documents any more.
-	b.runDeadlines(t, cancelled)
-	b.runDeadlines(t, dsnRan, dispatch.DeadlineRead)
+	// The cancelled deadlines are retried and run, the read deadline of the
+	// other passes: nothing keeps the documents any more.
+	b.RunNow(t, b.followUpJobs(t, cancelled, rivertype.JobStateCancelled))
+	b.WaitFollowUps(t)
+	for _, e := range b.emails(t, cancelled) {
+		require.Equal(t, 1, b.EventCount(t, e, dispatch.EventUnread), "delivery %d", e)
+	}
+	b.PassTime(t, 48*time.Hour, b.emails(t, dsnSwept)...)
+	b.Sweep(t)
 	b.runRetention(t)
 	b.requirePurged(t, cancelled, dispatch.StatusDelivered)
-	b.requirePurged(t, dsnRan, dispatch.StatusDelivered)
+	b.requirePurged(t, dsnSwept, dispatch.StatusDelivered)
 	b.requireKept(t, pending)
 	require.Equal(t, 1.0, b.metric(t, "mssdispatch_retention_kept_documents", ""))
 	require.Equal(t, 3.0, b.metric(t, "mssdispatch_retention_purged_total", "document"))

@@ -26,11 +26,11 @@ func (rq retentionQuery) args(more ...any) []any {
 	return append([]any{rq.Cutoff, rq.Statuses, rq.Unresolved}, more...)
 }
 
-// followUpSQL is true when the delivery dl has a follow-up job (an
-// acknowledgement deadline, a fallback) that has not run yet, which may yet
-// create a paper delivery that prints the document (see the domain's
-// follow-ups).
-const followUpSQL = `cardinality(dl.follow_ups) > 0`
+// followUpSQL is true when the delivery dl has a follow-up still to come
+// (an acknowledgement deadline not swept yet, a deadline or fallback job
+// that has not run), which may yet create a paper delivery that prints the
+// document (see the domain's follow-ups and ack_due_at).
+const followUpSQL = `(cardinality(dl.follow_ups) > 0 OR dl.ack_due_at IS NOT NULL)`
 
 // retainedSQL is true when the document doc is still needed: its report is
 // not resolved yet (its deliveries are still to come), or one of its

@@ -5,7 +5,8 @@
 // Message-ID, block an operator's domain or the submission server for a
 // while after a temporary failure), follow a
 // delivery up (the release of a delayed one, the acknowledgement deadlines
-// and their watchdog, the fallback of a failed one), and send the DPI the
+// that the watchdog sweeps from the deliveries every minute, the fallback
+// of a failed one), and send the DPI the
 // business acknowledgements it asked for through a dispatch.DPINotifier.
 // Install registers them all with a process's River workers and gives the
 // domain's Service and periodic jobs.

@@ -10,9 +10,9 @@ import (
 	"github.com/mssdispatch/mssdispatch/queue"
 )
 
-// watchdogCron is when the acknowledgement watchdog looks for overdue
-// deadlines.
-const watchdogCron = "*/15 * * * *"
+// watchdogCron is when the acknowledgement watchdog sweeps the deadlines
+// come: every minute, one indexed read when none has.
+const watchdogCron = "* * * * *"
 
 // Config is the domain of a process, given once: its workers (resolve,
 // send, follow up, business acknowledgements, retention), their periodic

@@ -3,7 +3,6 @@ package worker
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -34,21 +33,6 @@ func onFollowUp[T dispatch.FollowUpJob](ctx context.Context, pool *pgxpool.Pool,
 		// does) would have been skipped as a duplicate of this one.
 		return dispatch.FollowUpDone(ctx, tx, id, name)
 	})
-}
-
-// deadlines are the deadline jobs of an email just sent, from its policy.
-func deadlines(o outgoing, sentAt time.Time) []river.InsertManyParams {
-	var jobs []river.InsertManyParams
-	for _, d := range []struct {
-		name  string
-		hours int
-	}{{dispatch.DeadlineDSN, o.Policy.NoDSNHours}, {dispatch.DeadlineRead, o.Policy.UnreadHours}} {
-		if d.hours > 0 {
-			jobs = append(jobs, river.InsertManyParams{Args: dispatch.DeadlineArgs{DeliveryID: o.DeliveryID, Deadline: d.name},
-				InsertOpts: &river.InsertOpts{ScheduledAt: sentAt.Add(time.Duration(d.hours) * time.Hour)}})
-		}
-	}
-	return jobs
 }
 
 type releaseWorker struct {
@@ -191,28 +175,46 @@ type watchdogWorker struct {
 	cfg WorkerConfig
 }
 
-// Work enqueues the overdue deadline jobs (unique: one already waiting is
-// not doubled) and completes in the same transaction.
+// sweepBatch is how many deliveries one transaction of the watchdog takes.
+const sweepBatch = 500
+
+// Work sweeps the acknowledgement deadlines that have come
+// (sweepDeadlines): it enqueues the ack_deadline job of each one passed that
+// still applies (unique: one already waiting, enqueued with an email sent by
+// a version from before the sweep, is not doubled), a batch at a time, each
+// batch in one transaction, the last one with the job's completion.
 func (w *watchdogWorker) Work(ctx context.Context, job *river.Job[dispatch.WatchdogArgs]) error {
 	ins, err := workerJobs(ctx)
 	if err != nil {
 		return err
 	}
-	return pgx.BeginFunc(ctx, w.cfg.Pool, func(tx pgx.Tx) error {
-		overdue, err := overdueDeadlines(ctx, tx)
+	for {
+		var jobs []river.InsertManyParams
+		full := false
+		err := pgx.BeginFunc(ctx, w.cfg.Pool, func(tx pgx.Tx) error {
+			due, swept, err := sweepDeadlines(ctx, tx, sweepBatch)
+			if err != nil {
+				return err
+			}
+			for _, d := range due {
+				jobs = append(jobs, river.InsertManyParams{Args: d})
+			}
+			if err := dispatch.InsertJobs(ctx, tx, ins, jobs); err != nil {
+				return err
+			}
+			if full = swept == sweepBatch; full {
+				return nil
+			}
+			return completeTx(ctx, tx, job)
+		})
 		if err != nil {
 			return err
 		}
-		var jobs []river.InsertManyParams
-		for _, d := range overdue {
-			jobs = append(jobs, river.InsertManyParams{Args: d})
-		}
-		if err := dispatch.InsertJobs(ctx, tx, ins, jobs); err != nil {
-			return err
-		}
 		if len(jobs) > 0 {
-			w.cfg.Logger.InfoContext(ctx, "acknowledgement deadlines enqueued by the watchdog", "count", len(jobs))
+			w.cfg.Logger.InfoContext(ctx, "acknowledgement deadlines enqueued", "count", len(jobs))
 		}
-		return completeTx(ctx, tx, job)
-	})
+		if !full {
+			return nil
+		}
+	}
 }

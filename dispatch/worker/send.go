@@ -31,8 +31,8 @@ type sendWorker struct {
 // Work sends one queued MSSanté delivery, in three steps so that a crash
 // never loses it and at most duplicates it once: (1) record the attempt
 // (sending_at, attempt count, "sending" event) and commit; (2) hand the email
-// to SMTP with the delivery's fixed Message-ID; (3) record "sent" and the
-// acknowledgement deadlines. A job interrupted between (2) and (3) finds
+// to SMTP with the delivery's fixed Message-ID; (3) record "sent" (which
+// sets the first acknowledgement deadline, ack_due_at). A job interrupted between (2) and (3) finds
 // sending_at set when it runs again: it sends again, with the same
 // Message-ID, and counts it (mssdispatch_send_interrupted_total).
 //
@@ -85,10 +85,6 @@ func (w *sendWorker) Work(ctx context.Context, job *river.Job[dispatch.SendArgs]
 		w.cfg.Logger.WarnContext(ctx, "previous send attempt was interrupted, sending again with the same Message-ID",
 			"delivery_id", o.DeliveryID)
 	}
-	ins, err := workerJobs(ctx)
-	if err != nil {
-		return err
-	}
 	err = w.cfg.Transport.Send(ctx, envelope(m, o.DeliveryID), msg)
 	switch {
 	case mail.IsPermanent(err):
@@ -105,9 +101,6 @@ func (w *sendWorker) Work(ctx context.Context, job *river.Job[dispatch.SendArgs]
 			if err := unblock(ctx, tx, o.Domain); err != nil {
 				return err
 			}
-		}
-		if err := dispatch.InsertJobs(ctx, tx, ins, deadlines(o, time.Now())); err != nil {
-			return err
 		}
 		return completeTx(ctx, tx, job)
 	}); err != nil {

@@ -153,24 +153,47 @@ func unblock(ctx context.Context, q dispatch.DB, domain string) error {
 	return nil
 }
 
-// overdueDeadlines returns the deadlines passed without an acknowledgement:
-// an email still sent past no_dsn_hours, an email sent or delivered, unread
-// and not yet flagged, past unread_hours.
-func overdueDeadlines(ctx context.Context, q dispatch.DB) ([]dispatch.DeadlineArgs, error) {
-	rows, err := q.Query(ctx, `SELECT id, 'dsn' FROM deliveries
-			WHERE status = 'sent' AND (policy->>'no_dsn_hours')::int > 0
-				AND sent_at + make_interval(hours => (policy->>'no_dsn_hours')::int) < now()
-		UNION ALL
-		SELECT id, 'read' FROM deliveries
-			WHERE status IN ('sent', 'delivered') AND read_at IS NULL AND attention = ''
-				AND (policy->>'unread_hours')::int > 0
-				AND sent_at + make_interval(hours => (policy->>'unread_hours')::int) < now()`)
+// sweepDeadlines takes up to limit deliveries whose acknowledgement deadline
+// (ack_due_at) has come, locked (skipping those another sweep holds), moves
+// each one's ack_due_at on to its next deadline still to come, or clears it,
+// and returns the deadlines passed that still apply, with the number of
+// deliveries taken: a DSN deadline to an email still only sent, a read
+// deadline to an email sent or delivered, unread and not yet flagged. A
+// deadline whose acknowledgement came (or whose email failed, was read, was
+// resent) has nothing to apply.
+func sweepDeadlines(ctx context.Context, q dispatch.DB, limit int) (passed []dispatch.DeadlineArgs, swept int, err error) {
+	rows, err := q.Query(ctx, `WITH due AS (
+			SELECT id,
+				CASE WHEN status = 'sent' AND (policy->>'no_dsn_hours')::int > 0
+					THEN sent_at + make_interval(hours => (policy->>'no_dsn_hours')::int) END AS dsn,
+				CASE WHEN status IN ('sent', 'delivered') AND read_at IS NULL AND attention = ''
+						AND (policy->>'unread_hours')::int > 0
+					THEN sent_at + make_interval(hours => (policy->>'unread_hours')::int) END AS unread
+			FROM deliveries WHERE ack_due_at <= now()
+			ORDER BY ack_due_at LIMIT $1 FOR UPDATE SKIP LOCKED
+		), moved AS (
+			UPDATE deliveries d SET ack_due_at = LEAST(CASE WHEN due.dsn > now() THEN due.dsn END,
+				CASE WHEN due.unread > now() THEN due.unread END)
+			FROM due WHERE d.id = due.id
+		)
+		SELECT id, coalesce(dsn <= now(), false), coalesce(unread <= now(), false) FROM due`, limit)
 	if err != nil {
-		return nil, fmt.Errorf("overdue deadlines: %w", err)
+		return nil, 0, fmt.Errorf("sweep deadlines: %w", err)
 	}
-	out, err := pgx.CollectRows(rows, pgx.RowToStructByPos[dispatch.DeadlineArgs])
+	var id int64
+	var dsn, unread bool
+	_, err = pgx.ForEachRow(rows, []any{&id, &dsn, &unread}, func() error {
+		swept++
+		if dsn {
+			passed = append(passed, dispatch.DeadlineArgs{DeliveryID: id, Deadline: dispatch.DeadlineDSN})
+		}
+		if unread {
+			passed = append(passed, dispatch.DeadlineArgs{DeliveryID: id, Deadline: dispatch.DeadlineRead})
+		}
+		return nil
+	})
 	if err != nil {
-		return nil, fmt.Errorf("overdue deadlines: %w", err)
+		return nil, 0, fmt.Errorf("sweep deadlines: %w", err)
 	}
-	return out, nil
+	return passed, swept, nil
 }

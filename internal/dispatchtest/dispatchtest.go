@@ -6,8 +6,9 @@
 // Receive, WorklistReports), its wait as the REST API and the dashboard
 // read it (WaitReport, WaitDeliveries, StatusIs, Row, through package
 // readmodel), what the database says of a delivery (MessageID,
-// EventCount), the emails sent (Recipients), the rules in force (Rules,
-// SetRules) and the jobs (Jobs, RunNow).
+// EventCount, AckDue), the emails sent (Recipients), the rules in force
+// (Rules, SetRules), the jobs (Jobs, RunNow, RunJob, WaitFollowUps) and the
+// acknowledgement deadlines (PassTime, Sweep).
 package dispatchtest
 
 import (
@@ -239,15 +240,6 @@ func (e *Env) DeliveryJobs(t *testing.T, kind string, id int64, states ...rivert
 	return out
 }
 
-// JobArgs decodes the args of j.
-func JobArgs[T river.JobArgs](t *testing.T, j *rivertype.JobRow) T {
-	t.Helper()
-	var args T
-	require.NoError(t, json.Unmarshal(j.EncodedArgs, &args))
-	require.Equal(t, args.Kind(), j.Kind)
-	return args
-}
-
 // RunNow makes jobs available at once with River's JobRetry (as its UI's
 // retry does): a scheduled job runs without waiting for its time, a
 // cancelled one runs after all.
@@ -257,6 +249,68 @@ func (e *Env) RunNow(t *testing.T, jobs []*rivertype.JobRow) {
 		_, err := e.Client.JobRetry(e.Ctx, j.ID)
 		require.NoError(t, err)
 	}
+}
+
+// RunJob inserts the job args with River's client, one attempt only, and
+// waits until it completed: an error fails the test with the job's errors.
+func (e *Env) RunJob(t *testing.T, args river.JobArgs) {
+	t.Helper()
+	res, err := e.Client.Insert(e.Ctx, args, &river.InsertOpts{MaxAttempts: 1})
+	require.NoError(t, err)
+	require.False(t, res.UniqueSkippedAsDuplicate, "a %s job is already waiting", args.Kind())
+	var job *rivertype.JobRow
+	require.Eventually(t, func() bool {
+		job, err = e.Client.JobGet(e.Ctx, res.Job.ID)
+		require.NoError(t, err)
+		return job.FinalizedAt != nil
+	}, time.Minute, 50*time.Millisecond, "the %s job ends", args.Kind())
+	require.Equal(t, rivertype.JobStateCompleted, job.State, "%s job errors: %+v", args.Kind(), job.Errors)
+}
+
+// WaitFollowUps waits until no acknowledgement deadline or fallback job is
+// waiting to run, running or to be retried: those enqueued have run, and
+// so have the fallbacks they enqueued (in the transaction that completed
+// them). Scheduled, cancelled and discarded ones are left.
+func (e *Env) WaitFollowUps(t *testing.T) {
+	t.Helper()
+	params := river.NewJobListParams().Kinds(dispatch.DeadlineArgs{}.Kind(), dispatch.FallbackArgs{}.Kind()).
+		States(rivertype.JobStateAvailable, rivertype.JobStateRunning, rivertype.JobStateRetryable)
+	var left []*rivertype.JobRow
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(50 * time.Millisecond) {
+		res, err := e.Client.JobList(e.Ctx, params)
+		require.NoError(t, err)
+		if left = res.Jobs; len(left) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			break
+		}
+	}
+	for _, j := range left {
+		t.Errorf("%s job %d %s: %+v", j.Kind, j.ID, j.State, j.Errors)
+	}
+	t.FailNow()
+}
+
+// PassTime makes d pass for the emails of the deliveries: their send
+// (sent_at) and their next acknowledgement deadline (ack_due_at) move d
+// back, as if they had been sent d earlier. Each must have been sent.
+func (e *Env) PassTime(t *testing.T, d time.Duration, deliveryIDs ...int64) {
+	t.Helper()
+	tag, err := e.Pool.Exec(e.Ctx, `UPDATE deliveries SET sent_at = sent_at - $2::interval, ack_due_at = ack_due_at - $2::interval
+		WHERE id = ANY ($1) AND sent_at IS NOT NULL`, deliveryIDs, d)
+	require.NoError(t, err)
+	require.EqualValues(t, len(deliveryIDs), tag.RowsAffected(), "deliveries %v sent", deliveryIDs)
+}
+
+// Sweep runs the acknowledgement watchdog once, as its periodic job does
+// every minute (RunJob with a dispatch.WatchdogArgs), then waits until the
+// deadline jobs it enqueued, and the fallbacks they enqueued, have run
+// (WaitFollowUps).
+func (e *Env) Sweep(t *testing.T) {
+	t.Helper()
+	e.RunJob(t, dispatch.WatchdogArgs{})
+	e.WaitFollowUps(t)
 }
 
 // WaitReport waits until the report satisfies cond, described by what. The
@@ -336,6 +390,15 @@ func (e *Env) MessageID(t *testing.T, reportID int64, address string) string {
 	require.NoError(t, e.Pool.QueryRow(e.Ctx, "SELECT message_id FROM deliveries WHERE report_id = $1 AND address = $2",
 		reportID, address).Scan(&id))
 	return id
+}
+
+// AckDue returns when the delivery's email was last sent and its next
+// acknowledgement deadline, which the watchdog sweeps (nil: none left).
+func (e *Env) AckDue(t *testing.T, deliveryID int64) (sentAt time.Time, due *time.Time) {
+	t.Helper()
+	require.NoError(t, e.Pool.QueryRow(e.Ctx, `SELECT sent_at, ack_due_at FROM deliveries WHERE id = $1`, deliveryID).
+		Scan(&sentAt, &due))
+	return sentAt, due
 }
 
 // EventCount counts the events of a delivery's history with that name.
