@@ -324,3 +324,25 @@ func sendJobState(t *testing.T, b *testBundle, address string) rivertype.JobStat
 	}
 	return jobs[len(jobs)-1].State
 }
+
+// TestReceiveIsForeground checks that a report being received holds the
+// jobs that yield to it (queue.Foreground, shared with the workers) until
+// its answer is committed, and no longer: the DPI waiting for its ACK goes
+// first.
+func TestReceiveIsForeground(t *testing.T) {
+	t.Parallel()
+	e, _ := dispatchtest.StartOutbox(t)
+	var held time.Duration
+	_, err := e.Service.Receive(e.Ctx, dispatchtest.Inbound("fg", "fg"), testReport(t),
+		func(id int64, doc string, at time.Time, w []dispatch.Warning) []byte {
+			began := time.Now()
+			e.Foreground.Yield(e.Ctx, 50*time.Millisecond)
+			held = time.Since(began)
+			return dispatchtest.Respond(id, doc, at, w)
+		})
+	require.NoError(t, err)
+	require.GreaterOrEqual(t, held, 50*time.Millisecond, "a job yields while the report is being received")
+	began := time.Now()
+	e.Foreground.Yield(e.Ctx, time.Minute)
+	require.Less(t, time.Since(began), 10*time.Second, "once it is answered, the jobs go on")
+}

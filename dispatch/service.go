@@ -15,6 +15,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
+
+	"github.com/mssdispatch/mssdispatch/queue"
 )
 
 // JobInserter inserts River jobs within a transaction (a *river.Client).
@@ -35,6 +37,9 @@ type ServiceConfig struct {
 	// package dispatch/worker's AddBusinessAcks has a Notifier (its Install
 	// derives it).
 	BusinessAcks bool
+	// Foreground, when not nil, counts the reports being received, which
+	// the jobs yield to (package dispatch/worker's Install shares one).
+	Foreground *queue.Foreground
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 }
@@ -46,6 +51,7 @@ type Service struct {
 	custodian Organisation
 	// businessAcks is ServiceConfig.BusinessAcks.
 	businessAcks bool
+	foreground   *queue.Foreground
 	logger       *slog.Logger
 }
 
@@ -61,7 +67,7 @@ func NewService(cfg ServiceConfig) (*Service, error) {
 		cfg.Logger = slog.Default()
 	}
 	return &Service{pool: cfg.Pool, jobs: cfg.Jobs, custodian: cfg.Custodian,
-		businessAcks: cfg.BusinessAcks, logger: cfg.Logger}, nil
+		businessAcks: cfg.BusinessAcks, foreground: cfg.Foreground, logger: cfg.Logger}, nil
 }
 
 // Inbound identifies a message received from the DPI: a retransmission (same
@@ -182,6 +188,7 @@ func (s *Service) Receive(ctx context.Context, in Inbound, r Report, respond fun
 // learns the receipt in the transaction that stores the report (package
 // quarantine processes a refused message again this way).
 func (s *Service) ReceiveVia(ctx context.Context, in Inbound, r Report, respond func(reportID int64, documentID string, receivedAt time.Time, warnings []Warning) []byte, via Receiving) (Receipt, error) {
+	defer s.foreground.Enter()()
 	if in.ControlID == "" {
 		return Receipt{}, &InvalidError{Field: FieldControlID, Msg: "le message n'a pas de clé (identifiant de message ou Idempotency-Key)"}
 	}

@@ -47,6 +47,7 @@ type Domain struct {
 // queue is built from workers (Domain.Service), with the periodic jobs
 // (Domain.Periodic).
 func Install(workers *river.Workers, cfg Config) (*Domain, error) {
+	cfg.Workers.Foreground = &queue.Foreground{} // the Service's receipts, which the jobs yield to
 	w := cfg.Workers
 	if cfg.RetentionCron == "" {
 		return nil, errors.New("worker: Config.RetentionCron is required")
@@ -80,6 +81,6 @@ func (d *Domain) Periodic() []queue.Periodic {
 // (the River client built with the workers Install registered).
 func (d *Domain) Service(jobs dispatch.JobInserter) (*dispatch.Service, error) {
 	w := d.cfg.Workers
-	return dispatch.NewService(dispatch.ServiceConfig{Pool: w.Pool, Jobs: jobs,
-		Custodian: d.cfg.Custodian, BusinessAcks: d.cfg.Notifier != nil, Logger: w.Logger})
+	return dispatch.NewService(dispatch.ServiceConfig{Pool: w.Pool, Jobs: jobs, Custodian: d.cfg.Custodian,
+		BusinessAcks: d.cfg.Notifier != nil, Foreground: w.Foreground, Logger: w.Logger})
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/mssdispatch/mssdispatch/dispatch"
 	"github.com/mssdispatch/mssdispatch/dispatch/mail"
 	"github.com/mssdispatch/mssdispatch/dispatch/ruleset"
+	"github.com/mssdispatch/mssdispatch/queue"
 )
 
 // WorkerConfig configures the workers.
@@ -58,6 +59,11 @@ type WorkerConfig struct {
 	RetryBackoff time.Duration
 	// Registerer receives the workers' metrics; nil registers nothing.
 	Registerer prometheus.Registerer
+	// Foreground, when not nil, is the reports being received: the resolve
+	// and send jobs yield to them (at most yieldMax each) before their
+	// CPU-heavy part, so that the DPI's ACKs come first. Install shares one
+	// with the Service.
+	Foreground *queue.Foreground
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 }
@@ -134,6 +140,10 @@ func AddWorkers(workers *river.Workers, cfg WorkerConfig) error {
 	return nil
 }
 
+// yieldMax bounds how long a job yields to the reports being received
+// (WorkerConfig.Foreground): under a steady intake the jobs still go on.
+const yieldMax = 100 * time.Millisecond
+
 type resolveWorker struct {
 	river.WorkerDefaults[dispatch.ResolveArgs]
 	cfg    WorkerConfig
@@ -145,6 +155,7 @@ type resolveWorker struct {
 // enqueues their sends and releases, completing the job in the same
 // transaction.
 func (w *resolveWorker) Work(ctx context.Context, job *river.Job[dispatch.ResolveArgs]) error {
+	w.cfg.Foreground.Yield(ctx, yieldMax)
 	reportID := job.Args.ReportID
 	rs, err := ruleset.InForce(ctx, w.cfg.Pool)
 	if err != nil {

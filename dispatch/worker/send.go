@@ -45,6 +45,7 @@ type sendWorker struct {
 // holds up the others; past WorkerConfig.GiveUpAfter in the queue the
 // delivery fails.
 func (w *sendWorker) Work(ctx context.Context, job *river.Job[dispatch.SendArgs]) error {
+	w.cfg.Foreground.Yield(ctx, yieldMax)
 	o, err := loadOutgoing(ctx, w.cfg.Pool, job.Args.DeliveryID)
 	if err != nil {
 		return err

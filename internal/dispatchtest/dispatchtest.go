@@ -51,14 +51,16 @@ const Sender = "bal-applicative@ch-demo.mssante.fr"
 
 // Env is the domain running for a test.
 type Env struct {
-	Ctx      context.Context
-	Pool     *pgxpool.Pool
-	Service  *dispatch.Service
-	Desk     *desk.Desk        // the secretaries' actions
-	Rules    *ruleset.Store    // the CME's rules, their versions and dry runs
-	Views    *readmodel.Reader // what the dashboard and the REST API read
-	Client   *queue.Client
-	Registry *prometheus.Registry // the workers' metrics
+	Ctx     context.Context
+	Pool    *pgxpool.Pool
+	Service *dispatch.Service
+	// Foreground is the reports being received, which the jobs yield to.
+	Foreground *queue.Foreground
+	Desk       *desk.Desk        // the secretaries' actions
+	Rules      *ruleset.Store    // the CME's rules, their versions and dry runs
+	Views      *readmodel.Reader // what the dashboard and the REST API read
+	Client     *queue.Client
+	Registry   *prometheus.Registry // the workers' metrics
 }
 
 // Start starts the domain's workers on a fresh database holding the demo
@@ -82,6 +84,7 @@ func Start(t *testing.T, transport mail.Transport, more func(*river.Workers, *pg
 	quiet := slog.New(slog.DiscardHandler)
 	cfg := worker.WorkerConfig{
 		Pool: pool, Resolver: resolver, Transport: transport, Sender: Sender, Registerer: registry, Logger: quiet,
+		Foreground: &queue.Foreground{}, // shared with the Service, as worker.Install does
 	}
 	for _, c := range configure {
 		c(&cfg)
@@ -91,9 +94,9 @@ func Start(t *testing.T, transport mail.Transport, more func(*river.Workers, *pg
 		more(workers, pool, registry)
 	}
 	client := queuetest.Start(t, pool, workers)
-	svc, err := dispatch.NewService(dispatch.ServiceConfig{Pool: pool, Jobs: client, Logger: quiet})
+	svc, err := dispatch.NewService(dispatch.ServiceConfig{Pool: pool, Jobs: client, Foreground: cfg.Foreground, Logger: quiet})
 	require.NoError(t, err)
-	return &Env{Ctx: ctx, Pool: pool, Service: svc, Desk: desk.New(pool, client, resolver, ""),
+	return &Env{Ctx: ctx, Pool: pool, Service: svc, Foreground: cfg.Foreground, Desk: desk.New(pool, client, resolver, ""),
 		Rules: ruleset.New(pool, resolver, quiet), Views: readmodel.New(pool),
 		Client: client, Registry: registry}
 }
