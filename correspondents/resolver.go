@@ -136,10 +136,7 @@ type Route struct {
 // Directory is what the resolver reads: the national directory, the trust
 // space and the hospital's local directory (a *Store).
 type Directory interface {
-	Mailboxes(ctx context.Context, nationalID string) ([]Mailbox, error)
-	OrganisationMailboxes(ctx context.Context, finess string) ([]Mailbox, error)
-	Trusted(ctx context.Context, domain string) (bool, error)
-	LocalFor(ctx context.Context, nationalID, finess string) (LocalCorrespondent, bool, error)
+	Know(ctx context.Context, rcs []Recipient) (Known, error)
 }
 
 // Resolver decides the routes of listed recipients.
@@ -170,27 +167,58 @@ func NewResolver(dir Directory) *Resolver { return &Resolver{dir: dir} }
 // postal address is known, PaperNever drops the copies and sends to review
 // what would have gone on paper only.
 func (r *Resolver) Resolve(ctx context.Context, rc Recipient) ([]Route, error) {
-	if rc.Kind == KindPatient {
-		return noPaper(rc, resolvePatient(rc)), nil
-	}
-	f, err := r.gather(ctx, rc)
+	routes, err := r.ResolveAll(ctx, []Recipient{rc})
 	if err != nil {
-		return nil, fmt.Errorf("resolve recipient: %w", err)
+		return nil, err
 	}
+	return routes[0], nil
+}
+
+// ResolveAll returns the routes of each of rcs, as Resolve does, reading
+// the directories once for all of them (Directory.Know).
+func (r *Resolver) ResolveAll(ctx context.Context, rcs []Recipient) ([][]Route, error) {
+	var listed []Recipient
+	for _, rc := range rcs {
+		if rc.Kind != KindPatient {
+			listed = append(listed, rc)
+		}
+	}
+	var known Known
+	if len(listed) > 0 {
+		var err error
+		if known, err = r.dir.Know(ctx, listed); err != nil {
+			return nil, fmt.Errorf("resolve recipients: %w", err)
+		}
+	}
+	out := make([][]Route, len(rcs))
+	for i, rc := range rcs {
+		if rc.Kind == KindPatient {
+			out[i] = noPaper(rc, resolvePatient(rc))
+			continue
+		}
+		out[i] = resolveListed(rc, known)
+	}
+	return out, nil
+}
+
+// resolveListed returns the routes of rc, a professional or an
+// organisation, from what the directories know.
+func resolveListed(rc Recipient, known Known) []Route {
+	f := gather(known, rc)
 	mss, ok := f.electronic()
 	switch {
 	case ok && mss.Review:
 		mss.PostalAddress, _ = f.postal(mss.Address)
-		return []Route{mss}, nil
+		return []Route{mss}
 	case ok:
 		mss.PostalAddress, _ = f.postal(mss.Address)
 		routes := []Route{mss}
 		if paper, ok := f.paperCopy(mss.Address); ok && rc.Paper != PaperNever {
 			routes = append(routes, paper)
 		}
-		return routes, nil
+		return routes
 	}
-	return noPaper(rc, []Route{f.paperOnly()}), nil
+	return noPaper(rc, []Route{f.paperOnly()})
 }
 
 // noPaper turns the paper routes of rc into review routes when the rules
@@ -219,46 +247,25 @@ type facts struct {
 	trusted, untrusted []Mailbox
 }
 
-func (r *Resolver) gather(ctx context.Context, rc Recipient) (facts, error) {
+func gather(known Known, rc Recipient) facts {
 	f := facts{rc: rc}
-	f.rc.Address = strings.ToLower(strings.TrimSpace(rc.Address))
-	var err error
-	if f.local, f.hasLocal, err = r.dir.LocalFor(ctx, rc.NationalID, rc.FINESS); err != nil {
-		return facts{}, err
-	}
-	var boxes []Mailbox
-	switch {
-	case rc.NationalID != "":
-		boxes, err = r.dir.Mailboxes(ctx, rc.NationalID)
-	case rc.FINESS != "":
-		boxes, err = r.dir.OrganisationMailboxes(ctx, rc.FINESS)
-	}
-	if err != nil {
-		return facts{}, err
-	}
-	for _, b := range boxes {
-		ok, err := r.trusted(ctx, b.Address)
-		if err != nil {
-			return facts{}, err
-		}
-		if ok {
+	f.rc.Address = normalAddress(rc.Address)
+	f.local, f.hasLocal = known.Local(rc.NationalID, rc.FINESS)
+	for _, b := range known.Mailboxes(rc.NationalID, rc.FINESS) {
+		if known.Trusted(b.Address) {
 			f.trusted = append(f.trusted, b)
 		} else {
 			f.untrusted = append(f.untrusted, b)
 		}
 	}
-	if f.hasLocal && f.local.MSSanteAddress != "" {
-		if f.localTrusted, err = r.trusted(ctx, f.local.MSSanteAddress); err != nil {
-			return facts{}, err
-		}
-	}
-	if f.rc.Address != "" {
-		if f.dpiTrusted, err = r.trusted(ctx, f.rc.Address); err != nil {
-			return facts{}, err
-		}
-	}
-	return f, nil
+	f.localTrusted = f.hasLocal && f.local.MSSanteAddress != "" && known.Trusted(f.local.MSSanteAddress)
+	f.dpiTrusted = f.rc.Address != "" && known.Trusted(f.rc.Address)
+	return f
 }
+
+// normalAddress is an address as the DPI gave it, compared and sent: trimmed
+// and lower-cased.
+func normalAddress(a string) string { return strings.ToLower(strings.TrimSpace(a)) }
 
 // electronic is the MSSanté route, a review route when a secretary must
 // choose, or nothing (ok false) when there is no address to use.
@@ -429,7 +436,7 @@ func (f facts) name() string {
 // patient's postal address for a paper copy.
 func resolvePatient(rc Recipient) []Route {
 	mailbox := PatientMailbox(rc.INS, rc.INSQualified)
-	given := strings.ToLower(strings.TrimSpace(rc.Address))
+	given := normalAddress(rc.Address)
 	switch {
 	case mailbox != "" && (given == "" || given == strings.ToLower(mailbox)):
 		return []Route{{Channel: ChannelMSSante, Address: mailbox, Name: rc.Name, PostalAddress: rc.PostalAddress, Reason: ReasonPatientMailbox,
@@ -447,14 +454,6 @@ func resolvePatient(rc Recipient) []Route {
 	r := reviewRoute(ChannelPaper, "", rc.Name, ReasonPatientNotQualified, why+" : envoi papier à son domicile, à confirmer.")
 	r.PostalAddress = rc.PostalAddress
 	return []Route{r}
-}
-
-func (r *Resolver) trusted(ctx context.Context, address string) (bool, error) {
-	_, domain, ok := strings.Cut(address, "@")
-	if !ok || domain == "" {
-		return false, nil
-	}
-	return r.dir.Trusted(ctx, domain)
 }
 
 // addresses returns the addresses of boxes, without duplicates, in order.

@@ -240,6 +240,34 @@ func TestResolveBranches(t *testing.T) {
 			require.NotEmpty(t, r.Text, "%s: every route explains itself", tt.name)
 		}
 	}
+
+	// All together, as a report's recipients are resolved: each gets the
+	// routes it gets alone, the directories read once for all.
+	var rcs []Recipient
+	for _, tt := range tests {
+		rcs = append(rcs, tt.rc)
+	}
+	counted := &countingDirectory{Directory: store}
+	all, err := NewResolver(counted).ResolveAll(ctx, rcs)
+	require.NoError(t, err)
+	require.Equal(t, 1, counted.reads, "one read of the directories for all the recipients")
+	require.Len(t, all, len(rcs))
+	for i, rc := range rcs {
+		alone, err := resolver.Resolve(ctx, rc)
+		require.NoError(t, err, tests[i].name)
+		require.Equal(t, linesOf(alone), linesOf(all[i]), tests[i].name)
+	}
+}
+
+// countingDirectory counts the reads of a Directory.
+type countingDirectory struct {
+	Directory
+	reads int
+}
+
+func (d *countingDirectory) Know(ctx context.Context, rcs []Recipient) (Known, error) {
+	d.reads++
+	return d.Directory.Know(ctx, rcs)
 }
 
 // TestResolveFallbackAddress checks that an MSSanté route carries the postal

@@ -27,42 +27,137 @@ type Mailbox struct {
 
 const mailboxColumns = `address, national_id, box_type, last_name, first_name, org_name, dematerialised, postal_address`
 
-// Mailboxes returns the directory's mailboxes of the person with nationalID,
-// personal mailboxes first.
-func (s *Store) Mailboxes(ctx context.Context, nationalID string) ([]Mailbox, error) {
-	return s.mailboxes(ctx, `SELECT `+mailboxColumns+` FROM directory_entries WHERE national_id = $1
-		ORDER BY box_type <> 'PER', address`, nationalID)
+// Known is what the directories know of the recipients of a report, read
+// at once (Store.Know): their local correspondents, their mailboxes in the
+// national directory, and the trust space's entries for the domains of all
+// those addresses and of the ones the DPI gave.
+type Known struct {
+	locals     []LocalCorrespondent
+	people     map[string][]Mailbox // by national id, personal mailboxes first
+	structures map[string][]Mailbox // by FINESS, organisation mailboxes first
+	trust      map[string]bool      // the trust space's entries among the domains asked and their parents
 }
 
-// OrganisationMailboxes returns the directory's organisation and application
-// mailboxes of the structure identified by finess.
-func (s *Store) OrganisationMailboxes(ctx context.Context, finess string) ([]Mailbox, error) {
-	return s.mailboxes(ctx, `SELECT `+mailboxColumns+` FROM directory_entries
-		WHERE box_type IN ('ORG', 'APP') AND structure_id <> '' AND structure_id = $1
-		ORDER BY box_type <> 'ORG', address`, finess)
+// Know reads what the directories know of rcs in three statements, whatever
+// their number (the resolution of a report's recipients one at a time took
+// three or more each): the local correspondents (of a person by national
+// id, of an organisation without one by FINESS), the mailboxes (a person's
+// by national id; an organisation's, without a national id, its
+// organisation and application mailboxes by FINESS), and the trust space's
+// entries for every domain among them.
+func (s *Store) Know(ctx context.Context, rcs []Recipient) (Known, error) {
+	k := Known{people: map[string][]Mailbox{}, structures: map[string][]Mailbox{}, trust: map[string]bool{}}
+	var ids, finesses []string
+	for _, rc := range rcs {
+		switch {
+		case rc.NationalID != "":
+			ids = append(ids, rc.NationalID)
+		case rc.FINESS != "":
+			finesses = append(finesses, rc.FINESS)
+		}
+	}
+	if len(ids)+len(finesses) > 0 {
+		rows, err := s.pool.Query(ctx, `SELECT `+localColumns+` FROM local_correspondents
+			WHERE national_id = ANY ($1) OR (national_id = '' AND finess = ANY ($2))`, ids, finesses)
+		if err != nil {
+			return Known{}, fmt.Errorf("look up local correspondents: %w", err)
+		}
+		if k.locals, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (LocalCorrespondent, error) { return scanLocal(row) }); err != nil {
+			return Known{}, fmt.Errorf("look up local correspondents: %w", err)
+		}
+		rows, err = s.pool.Query(ctx, `SELECT true AS person, national_id AS key, box_type <> 'PER' AS later, `+mailboxColumns+`
+				FROM directory_entries WHERE national_id = ANY ($1)
+			UNION ALL
+			SELECT false, structure_id, box_type <> 'ORG', `+mailboxColumns+` FROM directory_entries
+				WHERE box_type IN ('ORG', 'APP') AND structure_id <> '' AND structure_id = ANY ($2)
+			ORDER BY person, key, later, address`, ids, finesses)
+		if err != nil {
+			return Known{}, fmt.Errorf("look up mailboxes: %w", err)
+		}
+		var person, later bool
+		var key string
+		var b Mailbox
+		_, err = pgx.ForEachRow(rows, []any{&person, &key, &later, &b.Address, &b.NationalID, &b.BoxType, &b.LastName,
+			&b.FirstName, &b.OrgName, &b.Dematerialised, &b.PostalAddress}, func() error {
+			if person {
+				k.people[key] = append(k.people[key], b)
+			} else {
+				k.structures[key] = append(k.structures[key], b)
+			}
+			return nil
+		})
+		if err != nil {
+			return Known{}, fmt.Errorf("look up mailboxes: %w", err)
+		}
+	}
+	var domains []string
+	ask := func(address string) {
+		if _, d, ok := strings.Cut(address, "@"); ok && d != "" {
+			domains = append(domains, domainAndParents(d)...)
+		}
+	}
+	for _, rc := range rcs {
+		ask(normalAddress(rc.Address))
+	}
+	for _, c := range k.locals {
+		ask(c.MSSanteAddress)
+	}
+	for _, boxes := range []map[string][]Mailbox{k.people, k.structures} {
+		for _, bs := range boxes {
+			for _, b := range bs {
+				ask(b.Address)
+			}
+		}
+	}
+	if len(domains) > 0 {
+		rows, err := s.pool.Query(ctx, `SELECT domain FROM trust_domains WHERE domain = ANY ($1)`, domains)
+		if err != nil {
+			return Known{}, fmt.Errorf("check trust space: %w", err)
+		}
+		found, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			return Known{}, fmt.Errorf("check trust space: %w", err)
+		}
+		for _, d := range found {
+			k.trust[d] = true
+		}
+	}
+	return k, nil
 }
 
-func (s *Store) mailboxes(ctx context.Context, sql, key string) ([]Mailbox, error) {
-	rows, err := s.pool.Query(ctx, sql, key)
-	if err != nil {
-		return nil, fmt.Errorf("look up mailboxes: %w", err)
+// Local returns the local correspondent of a person (nationalID) or, for an
+// organisation without one, of finess.
+func (k Known) Local(nationalID, finess string) (LocalCorrespondent, bool) {
+	for _, c := range k.locals {
+		if (nationalID != "" && c.NationalID == nationalID) || (nationalID == "" && finess != "" && c.NationalID == "" && c.FINESS == finess) {
+			return c, true
+		}
 	}
-	boxes, err := pgx.CollectRows(rows, pgx.RowToStructByPos[Mailbox])
-	if err != nil {
-		return nil, fmt.Errorf("look up mailboxes: %w", err)
-	}
-	return boxes, nil
+	return LocalCorrespondent{}, false
 }
 
-// Trusted reports whether domain, or a parent domain of it, is in the trust space.
-func (s *Store) Trusted(ctx context.Context, domain string) (bool, error) {
-	var ok bool
-	err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM trust_domains WHERE domain = ANY ($1))`,
-		domainAndParents(domain)).Scan(&ok)
-	if err != nil {
-		return false, fmt.Errorf("check trust space: %w", err)
+// Mailboxes returns the national directory's mailboxes of a person
+// (nationalID) or, without one, of an organisation (finess).
+func (k Known) Mailboxes(nationalID, finess string) []Mailbox {
+	if nationalID != "" {
+		return k.people[nationalID]
 	}
-	return ok, nil
+	return k.structures[finess]
+}
+
+// Trusted reports whether the domain of address, or a parent domain of it,
+// is in the trust space; an address without a domain is not.
+func (k Known) Trusted(address string) bool {
+	_, domain, ok := strings.Cut(address, "@")
+	if !ok || domain == "" {
+		return false
+	}
+	for _, d := range domainAndParents(domain) {
+		if k.trust[d] {
+			return true
+		}
+	}
+	return false
 }
 
 // domainAndParents returns d and each of its parent domains, so that a trust

@@ -176,8 +176,9 @@ func TestImportDirectory(t *testing.T) {
 	require.Equal(t, int64(1), second.Changed)
 	require.Equal(t, int64(1), second.Removed)
 
-	boxes, err := b.store.Mailboxes(b.ctx, "899900000002")
+	known, err := b.store.Know(b.ctx, []correspondents.Recipient{{NationalID: "899900000002"}})
 	require.NoError(t, err)
+	boxes := known.Mailboxes("899900000002", "")
 	require.Len(t, boxes, 1)
 	require.Equal(t, "DUPONT-DEMO-DURAND", boxes[0].LastName)
 
@@ -486,9 +487,9 @@ func TestImportWhitelist(t *testing.T) {
 		"mssante.fr":           false,
 		"c.mssante.fr.example": false,
 	} {
-		got, err := b.store.Trusted(ctx, domain)
+		known, err := b.store.Know(ctx, []correspondents.Recipient{{Address: "x@" + domain}})
 		require.NoError(t, err)
-		require.Equal(t, want, got, domain)
+		require.Equal(t, want, known.Trusted("x@"+domain), domain)
 	}
 }
 

@@ -26,9 +26,11 @@ const (
 	ReasonRuleNoPatient correspondents.Reason = "rule_no_patient"
 )
 
-// Resolver decides the routes of a listed recipient.
+// Resolver decides the routes of listed recipients: of each of rcs, reading
+// the directories once for all (a *correspondents.Resolver).
 type Resolver interface {
-	Resolve(ctx context.Context, r correspondents.Recipient) ([]correspondents.Route, error)
+	Resolve(ctx context.Context, rc correspondents.Recipient) ([]correspondents.Route, error)
+	ResolveAll(ctx context.Context, rcs []correspondents.Recipient) ([][]correspondents.Route, error)
 }
 
 // Policy is what a delivery does when it fails or is not acknowledged in
@@ -72,54 +74,71 @@ type PlannedDelivery struct {
 // of its rule and applies the rule's send mode to each route. It writes
 // nothing, so that a dry run of other rules can call it too (Replan).
 func planReport(ctx context.Context, resolver Resolver, rs rules.Set, rf reportFacts, recipients []StoredRecipient, useFallbacks bool) ([]PlannedDelivery, error) {
-	var plan []PlannedDelivery
+	// Each recipient's rule and routes, in order: those the directories
+	// decide are resolved together, after this pass.
+	type planned struct {
+		r      StoredRecipient
+		rule   rules.Rule
+		routes []correspondents.Route
+		fixed  Status // the status of routes decided here, "" for the resolved ones
+	}
+	var steps []planned
+	var listed []correspondents.Recipient
+	var resolvedAt []int
 	for _, r := range recipients {
 		if r.Role == RoleSender || (isFallbackRole(r.Role) && !useFallbacks) {
 			continue
 		}
-		rule := rs.Decide(rules.Facts{DocumentCode: rf.DocumentCode, Service: rf.Service, AuthorRPPS: rf.AuthorRPPS,
-			RecipientKind: r.Kind, Confidentiality: rf.Confidentiality})
-		add := func(route correspondents.Route, status Status) {
-			d := NewDelivery{RecipientID: r.ID, Channel: route.Channel, Status: status, Address: route.Address,
-				Name: route.Name, PostalAddress: route.PostalAddress, Reason: route.Reason, ReasonText: route.Text,
-				RuleName: rule.Name, RuleVersion: rs.Version, Policy: policyOf(rule.Action), Choices: route.Choices}
-			if status == StatusScheduled {
-				t := rf.ReceivedAt.Add(time.Duration(rule.Action.DelayHours) * time.Hour)
-				d.ScheduledFor = &t
-			}
-			if held := heldText(rule, rs.Version, route, status, d.ScheduledFor); held != "" {
-				d.ReasonText = held + " " + d.ReasonText
-			}
-			plan = append(plan, PlannedDelivery{NewDelivery: d, Rule: rule})
-		}
+		p := planned{r: r, rule: rs.Decide(rules.Facts{DocumentCode: rf.DocumentCode, Service: rf.Service, AuthorRPPS: rf.AuthorRPPS,
+			RecipientKind: r.Kind, Confidentiality: rf.Confidentiality})}
 		switch {
 		case r.Kind != KindPatient && !rf.Flags.SendsToProfessionals():
-			add(correspondents.Route{Channel: correspondents.ChannelMSSante, Name: r.Name(), Reason: ReasonNotForProfessionals,
-				Text: "Le DPI a demandé de ne pas envoyer ce document aux professionnels (DESTMSSANTEPS=N)."}, StatusCancelled)
-			continue
-		case r.Kind == KindPatient && rule.Action.Patient == rules.PatientNever:
-			add(correspondents.Route{Channel: correspondents.ChannelMSSante, Name: r.Name(), Reason: ReasonRuleNoPatient,
-				Text: fmt.Sprintf("La règle « %s » n'envoie pas ce document au patient.", rule.Name)}, StatusCancelled)
-			continue
-		}
-		var routes []correspondents.Route
-		if r.Role == RoleServed {
+			p.routes, p.fixed = []correspondents.Route{{Channel: correspondents.ChannelMSSante, Name: r.Name(), Reason: ReasonNotForProfessionals,
+				Text: "Le DPI a demandé de ne pas envoyer ce document aux professionnels (DESTMSSANTEPS=N)."}}, StatusCancelled
+		case r.Kind == KindPatient && p.rule.Action.Patient == rules.PatientNever:
+			p.routes, p.fixed = []correspondents.Route{{Channel: correspondents.ChannelMSSante, Name: r.Name(), Reason: ReasonRuleNoPatient,
+				Text: fmt.Sprintf("La règle « %s » n'envoie pas ce document au patient.", p.rule.Name)}}, StatusCancelled
+		case r.Role == RoleServed:
 			// Told of the new version or the deletion where they got the old one.
-			routes = []correspondents.Route{{Channel: correspondents.ChannelMSSante, Address: r.Address, Name: r.Name(),
+			p.routes = []correspondents.Route{{Channel: correspondents.ChannelMSSante, Address: r.Address, Name: r.Name(),
 				Reason: ReasonServed, Text: fmt.Sprintf("A reçu la version précédente du document à cette adresse (%s).", r.Address)}}
-		} else {
+		default:
 			rc := correspondents.Recipient{Kind: r.Kind, NationalID: r.NationalID, FINESS: r.FINESS, Name: r.Name(),
-				Address: r.Address, PostalAddress: r.PostalAddress, Paper: rule.Action.Paper}
+				Address: r.Address, PostalAddress: r.PostalAddress, Paper: p.rule.Action.Paper}
 			if r.Kind == KindPatient {
 				rc.INS, rc.INSQualified, rc.PostalAddress = rf.Patient.INS, rf.Patient.INSQualified, rf.Patient.Address
 			}
-			var err error
-			if routes, err = resolver.Resolve(ctx, rc); err != nil {
-				return nil, err
-			}
+			listed, resolvedAt = append(listed, rc), append(resolvedAt, len(steps))
 		}
-		for _, route := range routes {
-			add(route, initialStatus(rule, route, rf.ReceivedAt))
+		steps = append(steps, p)
+	}
+	if len(listed) > 0 {
+		routes, err := resolver.ResolveAll(ctx, listed)
+		if err != nil {
+			return nil, err
+		}
+		for i, at := range resolvedAt {
+			steps[at].routes = routes[i]
+		}
+	}
+	var plan []PlannedDelivery
+	for _, p := range steps {
+		for _, route := range p.routes {
+			status := p.fixed
+			if status == "" {
+				status = initialStatus(p.rule, route, rf.ReceivedAt)
+			}
+			d := NewDelivery{RecipientID: p.r.ID, Channel: route.Channel, Status: status, Address: route.Address,
+				Name: route.Name, PostalAddress: route.PostalAddress, Reason: route.Reason, ReasonText: route.Text,
+				RuleName: p.rule.Name, RuleVersion: rs.Version, Policy: policyOf(p.rule.Action), Choices: route.Choices}
+			if status == StatusScheduled {
+				t := rf.ReceivedAt.Add(time.Duration(p.rule.Action.DelayHours) * time.Hour)
+				d.ScheduledFor = &t
+			}
+			if held := heldText(p.rule, rs.Version, route, status, d.ScheduledFor); held != "" {
+				d.ReasonText = held + " " + d.ReasonText
+			}
+			plan = append(plan, PlannedDelivery{NewDelivery: d, Rule: p.rule})
 		}
 	}
 	return plan, nil
