@@ -237,23 +237,6 @@ func (s *Store) Local(ctx context.Context, id int64) (LocalCorrespondent, error)
 	return c, nil
 }
 
-// LocalFor returns the local correspondent of a person (nationalID) or, for
-// an organisation without one, of finess; ok is false when there is none.
-func (s *Store) LocalFor(ctx context.Context, nationalID, finess string) (c LocalCorrespondent, ok bool, err error) {
-	if nationalID == "" && finess == "" {
-		return LocalCorrespondent{}, false, nil
-	}
-	c, err = scanLocal(s.pool.QueryRow(ctx, `SELECT `+localColumns+` FROM local_correspondents
-		WHERE ($1 <> '' AND national_id = $1) OR ($1 = '' AND national_id = '' AND finess = $2)`, nationalID, finess))
-	if errors.Is(err, pgx.ErrNoRows) {
-		return LocalCorrespondent{}, false, nil
-	}
-	if err != nil {
-		return LocalCorrespondent{}, false, fmt.Errorf("look up local correspondent: %w", err)
-	}
-	return c, true, nil
-}
-
 // ListLocal returns the local correspondents whose name starts with the words
 // of q (all of them when q is empty), by name, at most limit.
 func (s *Store) ListLocal(ctx context.Context, q string, limit int) ([]LocalCorrespondent, error) {
