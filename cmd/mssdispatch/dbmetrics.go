@@ -17,19 +17,19 @@ import (
 // batch counts each of its statements, a COPY one): the cost of a report in
 // statements and commits is read off /metrics, as the load table does.
 type statementCounter struct {
-	statements *prometheus.CounterVec
+	*prometheus.CounterVec // the prometheus.Collector serve registers
 }
 
 // statementKinds are the kinds of mssdispatch_db_statements_total.
 var statementKinds = []string{"statement", "begin", "commit", "rollback", "autocommit"}
 
 func newStatementCounter() *statementCounter {
-	c := &statementCounter{statements: prometheus.NewCounterVec(prometheus.CounterOpts{
+	c := &statementCounter{prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "mssdispatch_db_statements_total",
 		Help: "Statements sent to PostgreSQL by this instance, by kind: statement (the work, River's included), begin, commit or rollback; autocommit counts the transactions of statements sent outside one.",
 	}, []string{"kind"})}
 	for _, k := range statementKinds {
-		c.statements.WithLabelValues(k)
+		c.WithLabelValues(k)
 	}
 	return c
 }
@@ -46,9 +46,9 @@ func (c *statementCounter) count(conn *pgx.Conn, sql string) {
 	} else if strings.HasPrefix(sql, "begin ") { // pgx's BeginTx with options
 		kind = "begin"
 	}
-	c.statements.WithLabelValues(kind).Inc()
+	c.WithLabelValues(kind).Inc()
 	if kind == "statement" && conn != nil && conn.PgConn().TxStatus() == 'I' {
-		c.statements.WithLabelValues("autocommit").Inc()
+		c.WithLabelValues("autocommit").Inc()
 	}
 }
 
@@ -65,7 +65,7 @@ func (c *statementCounter) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQu
 // statements run in one); TraceBatchQuery counts each statement.
 func (c *statementCounter) TraceBatchStart(ctx context.Context, conn *pgx.Conn, _ pgx.TraceBatchStartData) context.Context {
 	if conn.PgConn().TxStatus() == 'I' {
-		c.statements.WithLabelValues("autocommit").Inc()
+		c.WithLabelValues("autocommit").Inc()
 	}
 	return ctx
 }
@@ -86,9 +86,3 @@ func (c *statementCounter) TraceCopyFromStart(ctx context.Context, conn *pgx.Con
 
 // TraceCopyFromEnd does nothing.
 func (c *statementCounter) TraceCopyFromEnd(context.Context, *pgx.Conn, pgx.TraceCopyFromEndData) {}
-
-// Describe and Collect make it a prometheus.Collector.
-func (c *statementCounter) Describe(ch chan<- *prometheus.Desc) { c.statements.Describe(ch) }
-
-// Collect collects mssdispatch_db_statements_total.
-func (c *statementCounter) Collect(ch chan<- prometheus.Metric) { c.statements.Collect(ch) }

@@ -26,7 +26,7 @@ func TestStatementCounter(t *testing.T) {
 	// tracer. Start from what it counted, if anything.
 	before := map[string]float64{}
 	for _, k := range statementKinds {
-		before[k] = testutil.ToFloat64(c.statements.WithLabelValues(k))
+		before[k] = testutil.ToFloat64(c.WithLabelValues(k))
 	}
 
 	_, err = pool.Exec(ctx, `CREATE TABLE t (v int)`)
@@ -69,6 +69,6 @@ func TestStatementCounter(t *testing.T) {
 		"autocommit": 3,
 	}
 	for _, k := range statementKinds {
-		require.Equal(t, want[k], testutil.ToFloat64(c.statements.WithLabelValues(k))-before[k], k)
+		require.Equal(t, want[k], testutil.ToFloat64(c.WithLabelValues(k))-before[k], k)
 	}
 }
