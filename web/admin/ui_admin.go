@@ -124,6 +124,7 @@ func (u *UI) Routes(r chi.Router) {
 		r.Use(auth.Require(auth.PermAct))
 		r.Post("/quarantine/{id}/reprocess", u.postQuarantineReprocess)
 		r.Post("/quarantine/{id}/dismiss", u.postQuarantineDismiss)
+		r.Post("/directory/proposals", u.postProposal)
 	})
 	r.Group(func(r chi.Router) {
 		r.Use(auth.Require(auth.PermRules))
@@ -137,10 +138,6 @@ func (u *UI) Routes(r chi.Router) {
 		r.Post("/directory/local", u.postLocal)
 		r.Post("/directory/local/{id}/delete", u.postLocalDelete)
 		r.Post("/directory/proposals/{id}/{decision}", u.postProposalDecision)
-	})
-	r.Group(func(r chi.Router) {
-		r.Use(auth.Require(auth.PermAct))
-		r.Post("/directory/proposals", u.postProposal)
 	})
 	r.Group(func(r chi.Router) {
 		r.Use(auth.Require(auth.PermAdmin))
