@@ -177,22 +177,24 @@ func initialStatus(rule rules.Rule, route correspondents.Route, receivedAt time.
 }
 
 // Replan decides again, writing nothing, the deliveries of all the
-// recipients of report reportID under the rules rs, as if the report was
-// received at receivedAt; the correspondents listed outside PRT RCT count
-// when they were sent to. It returns them with the report's recipients, in
-// their order: what a dry run of proposed rules compares (package
-// dispatch/ruleset).
-func Replan(ctx context.Context, q DB, resolver Resolver, rs rules.Set, reportID int64, receivedAt time.Time) ([]PlannedDelivery, []StoredRecipient, error) {
+// recipients of report reportID under each of the rule sets, as if the
+// report was received at receivedAt; the correspondents listed outside PRT
+// RCT count when they were sent to. It returns them, a plan per set, with
+// the report's recipients in their order, read once: what a dry run of
+// proposed rules compares (package dispatch/ruleset).
+func Replan(ctx context.Context, q DB, resolver Resolver, reportID int64, receivedAt time.Time, sets ...rules.Set) ([][]PlannedDelivery, []StoredRecipient, error) {
 	rf, recipients, usedFallbacks, err := reportRecipients(ctx, q, reportID)
 	if err != nil {
 		return nil, nil, err
 	}
 	rf.ReceivedAt = receivedAt
-	plan, err := planReport(ctx, resolver, rs, rf, recipients, usedFallbacks)
-	if err != nil {
-		return nil, nil, err
+	plans := make([][]PlannedDelivery, len(sets))
+	for i, rs := range sets {
+		if plans[i], err = planReport(ctx, resolver, rs, rf, recipients, usedFallbacks); err != nil {
+			return nil, nil, err
+		}
 	}
-	return plan, recipients, nil
+	return plans, recipients, nil
 }
 
 // ReportPlan is the deliveries the rules decide for the recipients of a

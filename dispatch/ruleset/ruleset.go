@@ -181,15 +181,11 @@ func (s *Store) DryRun(ctx context.Context, source []byte, reports int) (DryRun,
 	out := DryRun{CurrentVersion: current.Version, ReportsChecked: len(refs), Changed: []Change{}}
 	now := time.Now()
 	for _, ref := range refs {
-		before, recipients, err := dispatch.Replan(ctx, s.pool, s.resolver, current, ref.ID, now)
+		plans, recipients, err := dispatch.Replan(ctx, s.pool, s.resolver, ref.ID, now, current, proposed)
 		if err != nil {
 			return DryRun{}, fmt.Errorf("dry run, report %d: %w", ref.ID, err)
 		}
-		after, _, err := dispatch.Replan(ctx, s.pool, s.resolver, proposed, ref.ID, now)
-		if err != nil {
-			return DryRun{}, fmt.Errorf("dry run, report %d: %w", ref.ID, err)
-		}
-		out.Changed = append(out.Changed, comparePlans(ref, recipients, before, after)...)
+		out.Changed = append(out.Changed, comparePlans(ref, recipients, plans[0], plans[1])...)
 	}
 	return out, nil
 }
