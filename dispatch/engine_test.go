@@ -10,11 +10,13 @@ import (
 	"time"
 
 	"github.com/emersion/go-smtp"
+	"github.com/riverqueue/river/rivertype"
 	"github.com/stretchr/testify/require"
 
 	"github.com/mssdispatch/mssdispatch/dispatch"
 	"github.com/mssdispatch/mssdispatch/dispatch/mail"
 	"github.com/mssdispatch/mssdispatch/dispatch/worker"
+	"github.com/mssdispatch/mssdispatch/internal/dispatchtest"
 	"github.com/mssdispatch/mssdispatch/internal/smtptest"
 	"github.com/mssdispatch/mssdispatch/readmodel"
 	"github.com/mssdispatch/mssdispatch/rules"
@@ -272,6 +274,33 @@ func TestInterruptedSend(t *testing.T) {
 	require.NoError(t, b.pool.QueryRow(b.ctx, `SELECT detail FROM delivery_events WHERE delivery_id = $1 AND event = 'sending'
 		ORDER BY id DESC LIMIT 1`, d.ID).Scan(&detail))
 	require.Contains(t, detail, "interrompu")
+}
+
+// TestJobsRunAgainAfterTheirWork simulates a crash after a job's work was
+// committed and before River completed the job (the resolve job's plan, the
+// send job's record of "sent"): run again, each finds its work done and
+// does nothing, no second delivery, no second email, no second event.
+func TestJobsRunAgainAfterTheirWork(t *testing.T) {
+	t.Parallel()
+	b, outboxDir := setupOutbox(t)
+	rc := b.receive(t, testReport(t)).ReportID
+	d := b.statusIs(t, rc, julie, "mssante", dispatch.StatusSent)
+	before := b.waitDeliveries(t, rc, 4)
+	emails := len(dispatchtest.Recipients(t, outboxDir))
+
+	var jobs []*rivertype.JobRow
+	require.Eventually(t, func() bool { // River completes them after their work
+		jobs = append(b.env.Jobs(t, dispatch.ResolveArgs{}.Kind(), rivertype.JobStateCompleted),
+			b.env.DeliveryJobs(t, dispatch.SendArgs{}.Kind(), d.ID, rivertype.JobStateCompleted)...)
+		return len(jobs) == 2
+	}, 10*time.Second, 20*time.Millisecond)
+	b.env.RunAgain(t, jobs)
+
+	after := b.waitDeliveries(t, rc, 4)
+	require.Len(t, after.Deliveries, len(before.Deliveries), "no delivery created again")
+	require.Len(t, dispatchtest.Recipients(t, outboxDir), emails, "no email sent again")
+	require.Equal(t, 1, b.eventCount(t, d.ID, dispatch.EventSent))
+	require.Equal(t, 1, b.eventCount(t, d.ID, dispatch.EventSending))
 }
 
 // messageIDOf returns the Message-Id header of a raw email.

@@ -100,14 +100,15 @@ func Allowed(from, to Status) error {
 	return nil
 }
 
-// Transition moves the delivery deliveryID from one status to another in
-// tx, if the state machine allows it (an error wrapping ErrTransition
+// Transition moves the delivery deliveryID from one status to another
+// (through q, a transaction or the pool: the change and its event are one
+// statement), if the state machine allows it (an error wrapping ErrTransition
 // otherwise), and records the change with event, actor and detail in its
 // history; it returns ErrStale when the delivery is no longer in from. It
 // is the door of the packages beside the domain (letters) to a status
 // change.
-func Transition(ctx context.Context, tx pgx.Tx, deliveryID int64, from, to Status, event Event, actor Actor, detail string) error {
-	return transition(ctx, tx, deliveryID, from, to, event, actor, detail)
+func Transition(ctx context.Context, q DB, deliveryID int64, from, to Status, event Event, actor Actor, detail string) error {
+	return transition(ctx, q, deliveryID, from, to, event, actor, detail)
 }
 
 // PutInBatch records in tx that the letters ids (paper deliveries,

@@ -152,8 +152,9 @@ type resolveWorker struct {
 
 // Work creates the deliveries of the report's recipients that have none yet,
 // as the rules in force decide (ruleset.InForce, dispatch.PlanReport), and
-// enqueues their sends and releases, completing the job in the same
-// transaction.
+// enqueues their sends and releases, in one transaction. River completes
+// the job after it: run again, the job finds every recipient with its
+// deliveries and creates nothing.
 func (w *resolveWorker) Work(ctx context.Context, job *river.Job[dispatch.ResolveArgs]) error {
 	w.cfg.Foreground.Yield(ctx, yieldMax)
 	reportID := job.Args.ReportID
@@ -172,9 +173,6 @@ func (w *resolveWorker) Work(ctx context.Context, job *river.Job[dispatch.Resolv
 	return pgx.BeginFunc(ctx, w.cfg.Pool, func(tx pgx.Tx) error {
 		jobs, err := plan.Apply(ctx, tx, ins, w.domain)
 		if err != nil {
-			return err
-		}
-		if err := completeTx(ctx, tx, job); err != nil {
 			return err
 		}
 		w.cfg.Logger.InfoContext(ctx, "report resolved", "report_id", reportID, "deliveries", plan.Deliveries(),

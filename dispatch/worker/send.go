@@ -93,19 +93,16 @@ func (w *sendWorker) Work(ctx context.Context, job *river.Job[dispatch.SendArgs]
 	case err != nil:
 		return w.retry(ctx, o, err)
 	}
-	if err := pgx.BeginFunc(ctx, w.cfg.Pool, func(tx pgx.Tx) error {
-		// The transition to sent also clears the attempt in flight (sending_at).
-		if err := dispatch.Transition(ctx, tx, o.DeliveryID, dispatch.StatusQueued, dispatch.StatusSent, dispatch.EventSent, dispatch.SystemActor, o.MessageID); err != nil {
+	// The transition to sent also clears the attempt in flight (sending_at),
+	// in one statement; River completes the job after it. A crash between
+	// the two runs the job again, and it finds the delivery sent.
+	if err := dispatch.Transition(ctx, w.cfg.Pool, o.DeliveryID, dispatch.StatusQueued, dispatch.StatusSent, dispatch.EventSent, dispatch.SystemActor, o.MessageID); err != nil {
+		return err
+	}
+	if o.Failures { // none on record when loaded: nothing to forget (most sends)
+		if err := unblock(ctx, w.cfg.Pool, o.Domain); err != nil {
 			return err
 		}
-		if o.Failures { // none on record when loaded: nothing to forget (most sends)
-			if err := unblock(ctx, tx, o.Domain); err != nil {
-				return err
-			}
-		}
-		return completeTx(ctx, tx, job)
-	}); err != nil {
-		return err
 	}
 	w.sends.WithLabelValues("sent").Inc()
 	w.cfg.Logger.InfoContext(ctx, "delivery sent", "delivery_id", o.DeliveryID, "bytes", len(msg))

@@ -254,6 +254,21 @@ func (e *Env) RunNow(t *testing.T, jobs []*rivertype.JobRow) {
 	}
 }
 
+// RunAgain runs jobs, finished, once more (RunNow) and waits until each
+// completed again: as River would after a crash between a job's work and its
+// completion.
+func (e *Env) RunAgain(t *testing.T, jobs []*rivertype.JobRow) {
+	t.Helper()
+	e.RunNow(t, jobs)
+	for _, j := range jobs {
+		require.Eventually(t, func() bool {
+			job, err := e.Client.JobGet(e.Ctx, j.ID)
+			require.NoError(t, err)
+			return job.Attempt > j.Attempt && job.State == rivertype.JobStateCompleted
+		}, time.Minute, 50*time.Millisecond, "the %s job %d completes again", j.Kind, j.ID)
+	}
+}
+
 // RunJob inserts the job args with River's client, one attempt only, and
 // waits until it completed: an error fails the test with the job's errors.
 func (e *Env) RunJob(t *testing.T, args river.JobArgs) {
