@@ -326,9 +326,9 @@ func sendJobState(t *testing.T, b *testBundle, address string) rivertype.JobStat
 }
 
 // TestReceiveIsForeground checks that a report being received holds the
-// jobs that yield to it (queue.Foreground, shared with the workers) until
-// its answer is committed, and no longer: the DPI waiting for its ACK goes
-// first.
+// jobs' parts beyond the first (queue.Foreground, shared with the workers)
+// until its answer is committed, and no longer: the DPI waiting for its ACK
+// goes first.
 func TestReceiveIsForeground(t *testing.T) {
 	t.Parallel()
 	e, _ := dispatchtest.StartOutbox(t)
@@ -336,13 +336,14 @@ func TestReceiveIsForeground(t *testing.T) {
 	_, err := e.Service.Receive(e.Ctx, dispatchtest.Inbound("fg", "fg"), testReport(t),
 		func(id int64, doc string, at time.Time, w []dispatch.Warning) []byte {
 			began := time.Now()
-			e.Foreground.Yield(e.Ctx, 50*time.Millisecond)
+			defer e.Foreground.Background(e.Ctx, time.Minute)() // the share, taken by a job
+			e.Foreground.Background(e.Ctx, 50*time.Millisecond)()
 			held = time.Since(began)
 			return dispatchtest.Respond(id, doc, at, w)
 		})
 	require.NoError(t, err)
 	require.GreaterOrEqual(t, held, 50*time.Millisecond, "a job yields while the report is being received")
 	began := time.Now()
-	e.Foreground.Yield(e.Ctx, time.Minute)
+	e.Foreground.Background(e.Ctx, time.Minute)()
 	require.Less(t, time.Since(began), 10*time.Second, "once it is answered, the jobs go on")
 }

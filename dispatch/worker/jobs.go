@@ -59,10 +59,10 @@ type WorkerConfig struct {
 	RetryBackoff time.Duration
 	// Registerer receives the workers' metrics; nil registers nothing.
 	Registerer prometheus.Registerer
-	// Foreground, when not nil, is the reports being received: the resolve
-	// and send jobs yield to them (at most yieldMax each) before their
-	// CPU-heavy part, so that the DPI's ACKs come first. Install shares one
-	// with the Service.
+	// Foreground, when not nil, is the reports being received: while one
+	// is, the CPU-heavy parts of the resolve and send jobs run one at a time
+	// (the others wait, at most yieldMax each), so that the DPI's ACKs come
+	// first. Install shares one with the Service.
 	Foreground *queue.Foreground
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
@@ -140,9 +140,10 @@ func AddWorkers(workers *river.Workers, cfg WorkerConfig) error {
 	return nil
 }
 
-// yieldMax bounds how long a job yields to the reports being received
-// (WorkerConfig.Foreground): under a steady intake the jobs still go on.
-const yieldMax = 100 * time.Millisecond
+// yieldMax bounds how long a job's part waits for its turn beside the
+// reports being received (WorkerConfig.Foreground): under a steady intake
+// the jobs still go on, one at a time and each after at most this.
+const yieldMax = time.Second
 
 type resolveWorker struct {
 	river.WorkerDefaults[dispatch.ResolveArgs]
@@ -156,7 +157,7 @@ type resolveWorker struct {
 // the job after it: run again, the job finds every recipient with its
 // deliveries and creates nothing.
 func (w *resolveWorker) Work(ctx context.Context, job *river.Job[dispatch.ResolveArgs]) error {
-	w.cfg.Foreground.Yield(ctx, yieldMax)
+	defer w.cfg.Foreground.Background(ctx, yieldMax)()
 	reportID := job.Args.ReportID
 	rs, err := ruleset.InForce(ctx, w.cfg.Pool)
 	if err != nil {

@@ -45,7 +45,10 @@ type sendWorker struct {
 // holds up the others; past WorkerConfig.GiveUpAfter in the queue the
 // delivery fails.
 func (w *sendWorker) Work(ctx context.Context, job *river.Job[dispatch.SendArgs]) error {
-	w.cfg.Foreground.Yield(ctx, yieldMax)
+	// Its two CPU-heavy parts, composing and handing to SMTP, each take
+	// their turn with the reports being received.
+	part := w.cfg.Foreground.Background(ctx, yieldMax)
+	defer func() { part() }()
 	o, err := loadOutgoing(ctx, w.cfg.Pool, job.Args.DeliveryID)
 	if err != nil {
 		return err
@@ -86,7 +89,10 @@ func (w *sendWorker) Work(ctx context.Context, job *river.Job[dispatch.SendArgs]
 		w.cfg.Logger.WarnContext(ctx, "previous send attempt was interrupted, sending again with the same Message-ID",
 			"delivery_id", o.DeliveryID)
 	}
+	part()
+	part = w.cfg.Foreground.Background(ctx, yieldMax)
 	err = w.cfg.Transport.Send(ctx, envelope(m, o.DeliveryID), msg)
+	part()
 	switch {
 	case mail.IsPermanent(err):
 		return w.fail(ctx, o, err)
