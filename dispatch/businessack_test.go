@@ -147,7 +147,7 @@ func (b *ackBundle) seedWith(t *testing.T, flags Flags, kind string, paper bool,
 			ControlID: "MSG-" + string(rune('A'+n)), MessageType: "ORU^R01", Fingerprint: []byte("x")}
 		inboundID, _, err := insertInbound(b.ctx, tx, in, Answer{Accepted: true})
 		require.NoError(t, err)
-		reportID, err := insertReport(b.ctx, tx, inboundID, in, &Report{Action: ActionNew, Flags: flags,
+		reportID, _, err := insertReport(b.ctx, tx, inboundID, in, &Report{Action: ActionNew, Flags: flags,
 			Document:   Document{ID: "1.2.3^" + in.ControlID, CDA: []byte("<x/>")},
 			Recipients: []Recipient{{Role: RoleResultCopiesTo, Kind: KindProfessional, Address: "a@medecin-demo.mssante.fr"}}})
 		require.NoError(t, err)

@@ -204,16 +204,11 @@ func (s *Service) ReceiveVia(ctx context.Context, in Inbound, r Report, respond 
 	var rc Receipt
 	resent := false
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		inboundID, err := via.Key(ctx, tx, in)
-		var dup *storedInbound
-		switch {
-		case err != nil:
+		refusedID, err := via.Key(ctx, tx, in)
+		if err != nil {
 			return err
-		case inboundID != 0:
-			err = acceptInbound(ctx, tx, inboundID, in)
-		default:
-			inboundID, dup, err = insertInbound(ctx, tx, in, Answer{Accepted: true})
 		}
+		inboundID, dup, stored, err := receivedKey(ctx, tx, in, refusedID, r.lookedUpIDs())
 		if err != nil {
 			return err
 		}
@@ -224,26 +219,16 @@ func (s *Service) ReceiveVia(ctx context.Context, in Inbound, r Report, respond 
 			rc = Receipt{ReportID: dup.reportID, Duplicate: true, Answer: dup.answer}
 			return via.Received(ctx, tx, rc)
 		}
-		stored, err := storedDocuments(ctx, tx, r.documentIDs())
+		id, err := resentReport(&r, r.carried(stored))
 		if err != nil {
 			return err
 		}
-		id, err := resentReport(&r, stored)
-		if err != nil {
-			return err
-		}
+		var receivedAt time.Time
 		if resent = id != 0; resent {
-			err = s.receiveAgain(ctx, tx, id, inboundID, in, &r)
+			receivedAt, err = s.receiveAgain(ctx, tx, id, inboundID, in, &r)
 		} else {
-			id, err = s.receiveNew(ctx, tx, inboundID, in, &r)
+			id, receivedAt, err = s.receiveNew(ctx, tx, inboundID, in, &r, stored)
 		}
-		if err != nil {
-			return err
-		}
-		if err := insertReportEvents(ctx, tx, id, warningEvents(r.Warnings)); err != nil {
-			return err
-		}
-		receivedAt, err := reportReceivedAt(ctx, tx, id)
 		if err != nil {
 			return err
 		}
@@ -287,25 +272,28 @@ func (fromDPI) Key(context.Context, pgx.Tx, Inbound) (int64, error) { return 0, 
 func (fromDPI) Received(context.Context, pgx.Tx, Receipt) error { return nil }
 
 // receiveNew stores r as a new report, received with the inbound message
-// inboundID, and the job that resolves its recipients.
-func (s *Service) receiveNew(ctx context.Context, tx pgx.Tx, inboundID int64, in Inbound, r *Report) (int64, error) {
-	if err := applyVersioning(ctx, tx, r); err != nil {
-		return 0, err
+// inboundID, with the events of its warnings, and the job that resolves its
+// recipients; stored is what receivedKey read. It returns the report's id
+// and when it was received.
+func (s *Service) receiveNew(ctx context.Context, tx pgx.Tx, inboundID int64, in Inbound, r *Report, stored []storedDocument) (int64, time.Time, error) {
+	if err := applyVersioning(ctx, tx, r, stored); err != nil {
+		return 0, time.Time{}, err
 	}
-	id, err := insertReport(ctx, tx, inboundID, in, r)
+	id, receivedAt, err := insertReport(ctx, tx, inboundID, in, r)
 	if err != nil {
-		return 0, err
+		return 0, time.Time{}, err
 	}
-	return id, InsertJobs(ctx, tx, s.jobs, []river.InsertManyParams{{Args: ResolveArgs{ReportID: id}}})
+	return id, receivedAt, InsertJobs(ctx, tx, s.jobs, []river.InsertManyParams{{Args: ResolveArgs{ReportID: id}}})
 }
 
 // receiveAgain takes r, which sends again the documents of report id: the
 // recipients r lists that the report does not are added to it and
-// resolved; the report's history says so.
-func (s *Service) receiveAgain(ctx context.Context, tx pgx.Tx, id, inboundID int64, in Inbound, r *Report) error {
+// resolved; the report's history says so, and has the events of r's
+// warnings. It returns when the report was received.
+func (s *Service) receiveAgain(ctx context.Context, tx pgx.Tx, id, inboundID int64, in Inbound, r *Report) (time.Time, error) {
 	_, known, _, err := reportRecipients(ctx, tx, id)
 	if err != nil {
-		return err
+		return time.Time{}, err
 	}
 	var added []Recipient
 	for _, rc := range r.Recipients {
@@ -318,23 +306,31 @@ func (s *Service) receiveAgain(ctx context.Context, tx pgx.Tx, id, inboundID int
 	if len(added) > 0 {
 		position, err := NextRecipientPosition(ctx, tx, id)
 		if err != nil {
-			return err
+			return time.Time{}, err
 		}
 		for i, rc := range added {
 			if _, err := InsertRecipient(ctx, tx, id, position+i, rc); err != nil {
-				return err
+				return time.Time{}, err
 			}
 		}
 		if err := setReportStatus(ctx, tx, id, ReportReceived); err != nil {
-			return err
+			return time.Time{}, err
 		}
 		if err := InsertJobs(ctx, tx, s.jobs, []river.InsertManyParams{{Args: ResolveArgs{ReportID: id, Inbound: inboundID}}}); err != nil {
-			return err
+			return time.Time{}, err
 		}
 		detail = fmt.Sprintf("Le DPI a envoyé à nouveau ce document (message %s) avec %d nouveau(x) destinataire(s), qui le reçoivent ; les autres ne le reçoivent pas une seconde fois.",
 			in.ControlID, len(added))
 	}
-	return insertReportEvents(ctx, tx, id, []reportEvent{{Event: ReportEventResent, Detail: detail}})
+	// The events and the time of receipt, in one round trip.
+	var receivedAt time.Time
+	b := &pgx.Batch{}
+	queueReportEvents(b, reportOfID, id, append([]reportEvent{{Event: ReportEventResent, Detail: detail}}, warningEvents(r.Warnings)...))
+	queueReceivedAt(b, id, &receivedAt)
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return time.Time{}, fmt.Errorf("report %d: record its resending: %w", id, err)
+	}
+	return receivedAt, nil
 }
 
 // same reports whether r and o are the same recipient: the patient, the
@@ -433,50 +429,54 @@ func (s *Service) Reject(ctx context.Context, in Inbound, raw []byte, why Refusa
 
 // applyVersioning checks that a replacement or deletion names known
 // documents, stops what is still pending for them, and adds to r those who
-// already received them. A replacement names the documents it replaces
-// (each document's parent; of a pair, one may have none); a deletion names
-// its own documents.
-func applyVersioning(ctx context.Context, tx pgx.Tx, r *Report) error {
-	var targets []string
-	var field string
-	var stopped Status
-	var event Event
+// already received them, in one round trip. A replacement names the
+// documents it replaces (each document's parent; of a pair, one may have
+// none); a deletion names its own documents. stored holds the documents
+// read with those ids (Report.lookedUpIDs).
+func applyVersioning(ctx context.Context, tx pgx.Tx, r *Report, stored []storedDocument) error {
+	targets, field, stopped, event := r.versioned()
+	if len(targets) == 0 {
+		return nil
+	}
+	b := &pgx.Batch{}
+	for _, target := range targets {
+		if !documentKnown(stored, target) {
+			return &InvalidError{Field: field, Msg: fmt.Sprintf("le document %s est inconnu de ce service ou a été supprimé", target)}
+		}
+		if err := queueStopPendingDeliveries(b, target, stopped, event); err != nil {
+			return err
+		}
+		queueServedRecipients(b, target, func(served []Recipient) {
+			for _, s := range served {
+				if !listed(r.Recipients, s) {
+					r.Recipients = append(r.Recipients, s)
+				}
+			}
+		})
+	}
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return fmt.Errorf("stop the pending deliveries of %s: %w", strings.Join(targets, ", "), err)
+	}
+	return nil
+}
+
+// versioned returns the documents r's action stops (targets), the field
+// that names them, and the status and event of their pending deliveries'
+// stop: for a replacement, the documents it replaces; for a deletion, its
+// own; none for a new report.
+func (r *Report) versioned() (targets []string, field string, stopped Status, event Event) {
 	switch r.Action {
 	case ActionReplace:
-		field, stopped, event = FieldDocumentParent, StatusSuperseded, EventSuperseded
 		for _, d := range r.documents() {
 			if d.ParentID != "" {
 				targets = append(targets, d.ParentID)
 			}
 		}
+		return targets, FieldDocumentParent, StatusSuperseded, EventSuperseded
 	case ActionDelete:
-		field, stopped, event = FieldDocumentID, StatusCancelled, EventCancelled
-		targets = r.documentIDs()
-	default:
-		return nil
+		return r.documentIDs(), FieldDocumentID, StatusCancelled, EventCancelled
 	}
-	for _, target := range targets {
-		known, err := documentKnown(ctx, tx, target)
-		if err != nil {
-			return err
-		}
-		if !known {
-			return &InvalidError{Field: field, Msg: fmt.Sprintf("le document %s est inconnu de ce service ou a été supprimé", target)}
-		}
-		if err := stopPendingDeliveries(ctx, tx, target, stopped, event); err != nil {
-			return err
-		}
-		served, err := servedRecipients(ctx, tx, target)
-		if err != nil {
-			return err
-		}
-		for _, s := range served {
-			if !listed(r.Recipients, s) {
-				r.Recipients = append(r.Recipients, s)
-			}
-		}
-	}
-	return nil
+	return nil, "", "", ""
 }
 
 // documentIDs returns the ids of r's documents.
@@ -486,6 +486,33 @@ func (r *Report) documentIDs() []string {
 		ids = append(ids, d.ID)
 	}
 	return ids
+}
+
+// lookedUpIDs are the document ids whose stored documents the intake of r
+// reads (queueStoredDocuments): r's, for resentReport, and those its action
+// stops, for applyVersioning.
+func (r *Report) lookedUpIDs() []string {
+	ids := r.documentIDs()
+	targets, _, _, _ := r.versioned()
+	for _, t := range targets {
+		if !slices.Contains(ids, t) {
+			ids = append(ids, t)
+		}
+	}
+	return ids
+}
+
+// carried returns, of stored, the documents received with an id of r's or
+// replacing one: what resentReport compares r with.
+func (r *Report) carried(stored []storedDocument) []storedDocument {
+	ids := r.documentIDs()
+	var out []storedDocument
+	for _, d := range stored {
+		if slices.Contains(ids, d.ID) || slices.Contains(ids, d.ParentID) {
+			out = append(out, d)
+		}
+	}
+	return out
 }
 
 // storedDocument is a document already received, in one of the reports

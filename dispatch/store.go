@@ -37,31 +37,78 @@ type storedInbound struct {
 // insertInbound records in, or returns the message already recorded with its
 // key (dup not nil), after that message's transaction committed.
 func insertInbound(ctx context.Context, tx pgx.Tx, in Inbound, a Answer) (id int64, dup *storedInbound, err error) {
+	b := &pgx.Batch{}
+	queueInsertInbound(b, in, a, &id)
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return 0, nil, err
+	}
+	if id != 0 {
+		return id, nil, nil
+	}
+	dup, err = recordedInbound(ctx, tx, in)
+	return 0, dup, err
+}
+
+// queueInsertInbound queues in b the insert of in's key with its answer a:
+// once b is sent, *id is the key's row, or 0 when the key was recorded
+// already (recordedInbound returns that message).
+func queueInsertInbound(b *pgx.Batch, in Inbound, a Answer, id *int64) {
 	outcome := "rejected"
 	if a.Accepted {
 		outcome = "accepted"
 	}
-	err = tx.QueryRow(ctx, `INSERT INTO inbound_messages (kind, source, sending_application, sending_facility,
+	b.Queue(`INSERT INTO inbound_messages (kind, source, sending_application, sending_facility,
 			message_control_id, message_type, fingerprint, outcome, response)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, coalesce($9, ''::bytea))
 		ON CONFLICT (kind, sending_application, sending_facility, message_control_id) DO NOTHING
 		RETURNING id`,
 		in.Kind, in.Source, in.SendingApplication, in.SendingFacility, in.ControlID, in.MessageType,
-		in.Fingerprint, outcome, a.Response).Scan(&id)
-	if errors.Is(err, pgx.ErrNoRows) {
-		prev, found, err := previousInbound(ctx, tx, in)
+		in.Fingerprint, outcome, a.Response).QueryRow(func(row pgx.Row) error {
+		err := row.Scan(id)
+		if errors.Is(err, pgx.ErrNoRows) {
+			*id = 0
+			return nil
+		}
 		if err != nil {
-			return 0, nil, err
+			return fmt.Errorf("record inbound message: %w", err)
 		}
-		if !found {
-			return 0, nil, fmt.Errorf("inbound message %s vanished", in.ControlID)
-		}
-		return 0, &prev, nil
-	}
+		return nil
+	})
+}
+
+// recordedInbound returns the message recorded with in's key, which
+// queueInsertInbound found, after that message's transaction committed.
+func recordedInbound(ctx context.Context, tx pgx.Tx, in Inbound) (*storedInbound, error) {
+	prev, found, err := previousInbound(ctx, tx, in)
 	if err != nil {
-		return 0, nil, fmt.Errorf("record inbound message: %w", err)
+		return nil, err
 	}
-	return id, nil, nil
+	if !found {
+		return nil, fmt.Errorf("inbound message %s vanished", in.ControlID)
+	}
+	return &prev, nil
+}
+
+// receivedKey records the key of in, accepted, and reads the documents
+// stored with one of ids or replacing one (queueStoredDocuments), in one round
+// trip. refusedID, when not 0, is the key Reject recorded for in, which is
+// accepted rather than recorded anew. inboundID is 0 when the key was
+// recorded already: dup is that message.
+func receivedKey(ctx context.Context, tx pgx.Tx, in Inbound, refusedID int64, ids []string) (inboundID int64, dup *storedInbound, stored []storedDocument, err error) {
+	b := &pgx.Batch{}
+	if inboundID = refusedID; refusedID != 0 {
+		queueAcceptInbound(b, refusedID, in)
+	} else {
+		queueInsertInbound(b, in, Answer{Accepted: true}, &inboundID)
+	}
+	queueStoredDocuments(b, ids, &stored)
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return 0, nil, nil, err
+	}
+	if inboundID == 0 {
+		dup, err = recordedInbound(ctx, tx, in)
+	}
+	return inboundID, dup, stored, err
 }
 
 // previousInbound returns the message recorded with in's key and counts one
@@ -94,15 +141,11 @@ func setInboundResponse(ctx context.Context, tx pgx.Tx, id int64, response []byt
 	return nil
 }
 
-// acceptInbound records that the message with key id, refused until now, is
-// accepted (its response is set once its report is stored).
-func acceptInbound(ctx context.Context, tx pgx.Tx, id int64, in Inbound) error {
-	_, err := tx.Exec(ctx, `UPDATE inbound_messages SET outcome = 'accepted', fingerprint = $2, response = ''::bytea
+// queueAcceptInbound queues in b the acceptance of the message with key id,
+// refused until now (its response is set once its report is stored).
+func queueAcceptInbound(b *pgx.Batch, id int64, in Inbound) {
+	b.Queue(`UPDATE inbound_messages SET outcome = 'accepted', fingerprint = $2, response = ''::bytea
 		WHERE id = $1`, id, in.Fingerprint)
-	if err != nil {
-		return fmt.Errorf("accept inbound message: %w", err)
-	}
-	return nil
 }
 
 // insertQuarantine keeps the message in refused for why, in tx.
@@ -119,10 +162,11 @@ func insertQuarantine(ctx context.Context, tx pgx.Tx, in Inbound, inboundID *int
 }
 
 // insertReport stores r, received as the inbound message inboundID, with its
-// documents and recipients.
-func insertReport(ctx context.Context, tx pgx.Tx, inboundID int64, in Inbound, r *Report) (int64, error) {
-	var id int64
-	err := tx.QueryRow(ctx, `INSERT INTO reports (inbound_id, source, sending_application, sending_facility,
+// documents, its recipients and the events of its warnings, in one round
+// trip, and returns its id and when the database recorded it received.
+func insertReport(ctx context.Context, tx pgx.Tx, inboundID int64, in Inbound, r *Report) (id int64, receivedAt time.Time, err error) {
+	b := &pgx.Batch{}
+	b.Queue(`INSERT INTO reports (inbound_id, source, sending_application, sending_facility,
 			receiving_application, receiving_facility,
 			message_control_id, message_type, action, document_id, parent_document_id, document_code, document_title,
 			patient_family, patient_given, patient_birth_date, patient_sex, patient_ins, patient_ins_oid,
@@ -130,61 +174,68 @@ func insertReport(ctx context.Context, tx pgx.Tx, inboundID int64, in Inbound, r
 			body_professional, body_patient, status, confidentiality, patient_key)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20,
 			$21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31)
-		RETURNING id`,
+		RETURNING id, received_at`,
 		inboundID, in.Source, in.SendingApplication, in.SendingFacility, in.ReceivingApplication, in.ReceivingFacility,
 		in.ControlID, in.MessageType,
 		r.Action, r.Document.ID, r.Document.ParentID, r.Document.Code, r.Document.Title,
 		r.Patient.Family, r.Patient.Given, r.Patient.BirthDate, r.Patient.Sex, r.Patient.INS, r.Patient.INSOID,
 		r.Patient.INSQualified, r.Patient.IPP, r.Patient.Address, r.Service, r.Author, r.ReplyTo, r.Flags,
 		r.BodyProfessional, r.BodyPatient, ReportReceived, r.Document.Confidentiality,
-		correspondents.SearchKey(r.Patient.Family+" "+r.Patient.Given)).Scan(&id)
-	if err != nil {
-		return 0, fmt.Errorf("insert report: %w", err)
-	}
-	// The documents and the recipients in one round trip.
-	batch := &pgx.Batch{}
+		correspondents.SearchKey(r.Patient.Family+" "+r.Patient.Given)).QueryRow(func(row pgx.Row) error {
+		return row.Scan(&id, &receivedAt)
+	})
+	// The report's rows name it by its message, its id being unknown yet.
 	for i, d := range r.documents() {
 		pdf := d.PDF
 		if d.PDFInCDA {
 			pdf = nil // the CDA holds it: StoredPDF takes it from there
 		}
-		batch.Queue(`INSERT INTO documents (report_id, position, document_id, parent_document_id, cda, cda_sha256, pdf, pdf_in_cda)
-			VALUES ($1, $2, $3, $4, coalesce($5, ''::bytea), $6, $7, $8)`,
-			id, i+1, d.ID, d.ParentID, d.CDA, d.sum(), pdf, d.PDFInCDA)
+		b.Queue(`INSERT INTO documents (report_id, position, document_id, parent_document_id, cda, cda_sha256, pdf, pdf_in_cda)
+			VALUES (`+reportOfInbound+`, $2, $3, $4, coalesce($5, ''::bytea), $6, $7, $8)`,
+			inboundID, i+1, d.ID, d.ParentID, d.CDA, d.sum(), pdf, d.PDFInCDA)
 	}
 	for i, rc := range r.Recipients {
-		batch.Queue(insertRecipientSQL, recipientValues(id, i+1, rc)...)
+		b.Queue(insertRecipientSQL(reportOfInbound), recipientValues(inboundID, i+1, rc)...)
 	}
-	if err := tx.SendBatch(ctx, batch).Close(); err != nil {
-		return 0, fmt.Errorf("insert documents and recipients: %w", err)
+	queueReportEvents(b, reportOfInbound, inboundID, warningEvents(r.Warnings))
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return 0, time.Time{}, fmt.Errorf("insert report: %w", err)
 	}
-	return id, nil
+	return id, receivedAt, nil
 }
 
-// storedDocuments returns, oldest first, the documents received with one of
-// ids, or replacing one.
-func storedDocuments(ctx context.Context, q DB, ids []string) ([]storedDocument, error) {
-	rows, err := q.Query(ctx, `SELECT doc.document_id, doc.parent_document_id, doc.report_id, r.action, doc.cda_sha256
+// The report the statements that add rows to one name, as $1: by its id,
+// or, in insertReport's batch, where its id is not known yet, by the
+// inbound message it came in with (reports_inbound_id_idx: one report a
+// message).
+const (
+	reportOfID      = `$1`
+	reportOfInbound = `(SELECT id FROM reports WHERE inbound_id = $1)`
+)
+
+// queueStoredDocuments queues in b the read, into *out, of the documents
+// received with one of ids, or replacing one, oldest first.
+func queueStoredDocuments(b *pgx.Batch, ids []string, out *[]storedDocument) {
+	b.Queue(`SELECT doc.document_id, doc.parent_document_id, doc.report_id, r.action, doc.cda_sha256
 		FROM documents doc JOIN reports r ON r.id = doc.report_id
-		WHERE doc.document_id = ANY ($1) OR doc.parent_document_id = ANY ($1) ORDER BY doc.report_id`, ids)
-	if err != nil {
-		return nil, fmt.Errorf("look up documents: %w", err)
-	}
-	out, err := pgx.CollectRows(rows, pgx.RowToStructByPos[storedDocument])
-	if err != nil {
-		return nil, fmt.Errorf("look up documents: %w", err)
-	}
-	return out, nil
+		WHERE doc.document_id = ANY ($1) OR doc.parent_document_id = ANY ($1) ORDER BY doc.report_id`, ids).Query(func(rows pgx.Rows) error {
+		var err error
+		if *out, err = pgx.CollectRows(rows, pgx.RowToStructByPos[storedDocument]); err != nil {
+			return fmt.Errorf("look up documents: %w", err)
+		}
+		return nil
+	})
 }
 
-// reportReceivedAt returns when report id was received, as the database
-// recorded it.
-func reportReceivedAt(ctx context.Context, q DB, id int64) (time.Time, error) {
-	var at time.Time
-	if err := q.QueryRow(ctx, `SELECT received_at FROM reports WHERE id = $1`, id).Scan(&at); err != nil {
-		return time.Time{}, fmt.Errorf("report %d: when received: %w", id, err)
-	}
-	return at, nil
+// queueReceivedAt queues in b the read of when report id was received, as
+// the database recorded it, into *at.
+func queueReceivedAt(b *pgx.Batch, id int64, at *time.Time) {
+	b.Queue(`SELECT received_at FROM reports WHERE id = $1`, id).QueryRow(func(row pgx.Row) error {
+		if err := row.Scan(at); err != nil {
+			return fmt.Errorf("report %d: when received: %w", id, err)
+		}
+		return nil
+	})
 }
 
 // reportEvent is an event of a report as a whole (report_events).
@@ -211,14 +262,12 @@ func warningEvents(warnings []Warning) []reportEvent {
 	return out
 }
 
-// insertReportEvents appends events to the history of report id.
-func insertReportEvents(ctx context.Context, q DB, id int64, events []reportEvent) error {
+// queueReportEvents queues in b the events appended to the history of the
+// report that report (reportOfID, reportOfInbound) names with arg.
+func queueReportEvents(b *pgx.Batch, report string, arg any, events []reportEvent) {
 	for _, e := range events {
-		if _, err := q.Exec(ctx, `INSERT INTO report_events (report_id, event, detail) VALUES ($1, $2, $3)`, id, e.Event, e.Detail); err != nil {
-			return fmt.Errorf("report %d: record %s: %w", id, e.Event, err)
-		}
+		b.Queue(`INSERT INTO report_events (report_id, event, detail) VALUES (`+report+`, $2, $3)`, arg, e.Event, e.Detail)
 	}
-	return nil
 }
 
 // loadDocument returns report reportID's (first) document as stored (empty
@@ -261,13 +310,18 @@ func StoredPDF(pdf []byte, inCDA bool, cdaPDF func() ([]byte, error)) ([]byte, e
 	return pdf, nil
 }
 
-const insertRecipientSQL = `INSERT INTO recipients (report_id, position, role, kind, national_id, rpps,
+// insertRecipientSQL inserts a recipient (recipientValues) of the report
+// that report (reportOfID, reportOfInbound) names.
+func insertRecipientSQL(report string) string {
+	return `INSERT INTO recipients (report_id, position, role, kind, national_id, rpps,
 		finess, family, given, organisation, address, postal_address, name_key)
-	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id`
+	VALUES (` + report + `, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id`
+}
 
-// recipientValues are the values of insertRecipientSQL for rc at position.
-func recipientValues(reportID int64, position int, rc Recipient) []any {
-	return []any{reportID, position, rc.Role, rc.Kind, rc.NationalID, rc.RPPS, rc.FINESS, rc.Family, rc.Given,
+// recipientValues are the values of insertRecipientSQL for rc at position,
+// of the report report names.
+func recipientValues(report int64, position int, rc Recipient) []any {
+	return []any{report, position, rc.Role, rc.Kind, rc.NationalID, rc.RPPS, rc.FINESS, rc.Family, rc.Given,
 		rc.Organisation, rc.Address, rc.PostalAddress, correspondents.SearchKey(rc.Family + " " + rc.Given + " " + rc.Organisation)}
 }
 
@@ -275,37 +329,40 @@ func recipientValues(reportID int64, position int, rc Recipient) []any {
 // and returns its id.
 func InsertRecipient(ctx context.Context, tx pgx.Tx, reportID int64, position int, rc Recipient) (int64, error) {
 	var id int64
-	if err := tx.QueryRow(ctx, insertRecipientSQL, recipientValues(reportID, position, rc)...).Scan(&id); err != nil {
+	if err := tx.QueryRow(ctx, insertRecipientSQL(reportOfID), recipientValues(reportID, position, rc)...).Scan(&id); err != nil {
 		return 0, fmt.Errorf("insert recipient %d: %w", position, err)
 	}
 	return id, nil
 }
 
 // documentKnown reports whether a report carried documentID and no deletion
-// withdrew it since.
-func documentKnown(ctx context.Context, q DB, documentID string) (bool, error) {
-	var known bool
-	err := q.QueryRow(ctx, `SELECT coalesce(bool_or(r.action <> 'delete') AND NOT bool_or(r.action = 'delete'), false)
-		FROM documents doc JOIN reports r ON r.id = doc.report_id WHERE doc.document_id = $1`,
-		documentID).Scan(&known)
-	if err != nil {
-		return false, fmt.Errorf("look up document: %w", err)
+// withdrew it since, of stored, documents read with documentID among their
+// ids (queueStoredDocuments).
+func documentKnown(stored []storedDocument, documentID string) bool {
+	carried := false
+	for _, d := range stored {
+		if d.ID == documentID {
+			if d.Action == ActionDelete {
+				return false
+			}
+			carried = true
+		}
 	}
-	return known, nil
+	return carried
 }
 
-// stopPendingDeliveries moves the deliveries of documentID that have not left
-// yet (pendingStatuses) to status, superseded or cancelled, with event, and
-// records each change. An email being sent (queued with sending_at set) is
-// left alone: it may be at the operator already, and its send job records
-// the outcome.
-func stopPendingDeliveries(ctx context.Context, q DB, documentID string, status Status, event Event) error {
+// queueStopPendingDeliveries queues in b the move of the deliveries of
+// documentID that have not left yet (pendingStatuses) to status, superseded
+// or cancelled, with event, and the record of each change. An email being
+// sent (queued with sending_at set) is left alone: it may be at the operator
+// already, and its send job records the outcome.
+func queueStopPendingDeliveries(b *pgx.Batch, documentID string, status Status, event Event) error {
 	for _, from := range pendingStatuses {
 		if err := Allowed(from, status); err != nil {
 			return err
 		}
 	}
-	_, err := q.Exec(ctx, `WITH stopped AS (
+	b.Queue(`WITH stopped AS (
 			SELECT d.id, d.status FROM deliveries d JOIN documents doc ON doc.report_id = d.report_id
 			WHERE doc.document_id = $1 AND d.status = ANY ($3) AND d.sending_at IS NULL FOR UPDATE OF d
 		), moved AS (
@@ -315,31 +372,28 @@ func stopPendingDeliveries(ctx context.Context, q DB, documentID string, status 
 		INSERT INTO delivery_events (delivery_id, from_status, to_status, event, actor_kind, detail)
 		SELECT id, from_status, $2, $4, 'system', 'document ' || $1 FROM moved`,
 		documentID, status, pendingStatuses, event)
-	if err != nil {
-		return fmt.Errorf("stop pending deliveries: %w", err)
-	}
 	return nil
 }
 
-// servedRecipients returns who received documentID by MSSanté, once per address.
-func servedRecipients(ctx context.Context, q DB, documentID string) ([]Recipient, error) {
-	rows, err := q.Query(ctx, `SELECT DISTINCT ON (d.address) rc.kind, rc.national_id, rc.rpps, rc.finess,
+// queueServedRecipients queues in b the read of who received documentID by
+// MSSanté, once per address, handed to served.
+func queueServedRecipients(b *pgx.Batch, documentID string, served func([]Recipient)) {
+	b.Queue(`SELECT DISTINCT ON (d.address) rc.kind, rc.national_id, rc.rpps, rc.finess,
 			rc.family, rc.given, rc.organisation, d.address
 		FROM deliveries d JOIN recipients rc ON rc.id = d.recipient_id JOIN documents doc ON doc.report_id = d.report_id
 		WHERE doc.document_id = $1 AND d.channel = 'mssante' AND d.status IN ('sent', 'delivered', 'read')
-		ORDER BY d.address, d.id`, documentID)
-	if err != nil {
-		return nil, fmt.Errorf("list served recipients: %w", err)
-	}
-	served, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (Recipient, error) {
-		r := Recipient{Role: RoleServed}
-		err := row.Scan(&r.Kind, &r.NationalID, &r.RPPS, &r.FINESS, &r.Family, &r.Given, &r.Organisation, &r.Address)
-		return r, err
+		ORDER BY d.address, d.id`, documentID).Query(func(rows pgx.Rows) error {
+		rs, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (Recipient, error) {
+			r := Recipient{Role: RoleServed}
+			err := row.Scan(&r.Kind, &r.NationalID, &r.RPPS, &r.FINESS, &r.Family, &r.Given, &r.Organisation, &r.Address)
+			return r, err
+		})
+		if err != nil {
+			return fmt.Errorf("list served recipients: %w", err)
+		}
+		served(rs)
+		return nil
 	})
-	if err != nil {
-		return nil, fmt.Errorf("list served recipients: %w", err)
-	}
-	return served, nil
 }
 
 // StoredRecipient is a recipient of a report as stored: its id and what
