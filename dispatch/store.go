@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -148,17 +149,26 @@ func queueAcceptInbound(b *pgx.Batch, id int64, in Inbound) {
 		WHERE id = $1`, id, in.Fingerprint)
 }
 
-// insertQuarantine keeps the message in refused for why, in tx.
+// insertQuarantine keeps the message in refused for why, in tx. What it
+// read of the message goes in text columns as storable text: a message
+// refused for its bytes must still be kept (its raw bytes are, whole).
 func insertQuarantine(ctx context.Context, tx pgx.Tx, in Inbound, inboundID *int64, raw []byte, why Refusal) error {
 	_, err := tx.Exec(ctx, `INSERT INTO quarantine (kind, source, inbound_id, sending_application, sending_facility,
 			message_control_id, message_type, service, reason, error_code, error_location, patient, document, partial, raw)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
-		in.Kind, in.Source, inboundID, in.SendingApplication, in.SendingFacility, in.ControlID, in.MessageType, in.Service,
-		why.Reason, why.Code, why.Location, why.Patient, why.Document, why.Partial, raw)
+		in.Kind, in.Source, inboundID, in.SendingApplication, in.SendingFacility, in.ControlID, storable(in.MessageType),
+		storable(in.Service), storable(why.Reason), why.Code, storable(why.Location), storable(why.Patient),
+		storable(why.Document), why.Partial, raw)
 	if err != nil {
 		return fmt.Errorf("insert quarantine: %w", err)
 	}
 	return nil
+}
+
+// storable returns s as PostgreSQL's text takes it: valid UTF-8 without
+// NUL, anything else replaced by U+FFFD.
+func storable(s string) string {
+	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\uFFFD")
 }
 
 // insertReport stores r, received as the inbound message inboundID, with its

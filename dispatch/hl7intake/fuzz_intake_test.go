@@ -27,6 +27,10 @@ func FuzzIntake(f *testing.F) {
 		f.Add(bytes.Replace(msg, []byte("DUPONT"), []byte("DUP\x00ONT"), 1))
 		f.Add(bytes.Replace(msg, []byte("DUPONT"), []byte(`DUP\X00\ONT`), 1))
 		f.Add(bytes.Replace(msg, []byte(`MSH|^~\&|`), []byte(`MSH|^~^&|`), 1))
+		// Bytes that are not UTF-8 in a message that says it is: in the
+		// patient's name, in the message's key.
+		f.Add(bytes.Replace(msg, []byte("DUPONT"), []byte("DUP\xa1ONT"), 1))
+		f.Add(bytes.Replace(msg, []byte("|P|2."), []byte("\xe9|P|2."), 1))
 	}
 	f.Add([]byte("MSH|^~\\&|A|B|C|D|20240101||ORU^R01|1|P|2.5\rPID|1"))
 	f.Fuzz(func(t *testing.T, raw []byte) {
