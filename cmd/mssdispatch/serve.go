@@ -11,6 +11,7 @@ import (
 	"net/mail"
 	"net/netip"
 	"os"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -400,8 +401,17 @@ func serveCommand(ctx context.Context, e env, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	if _, set := os.LookupEnv("GOGC"); !set {
+		// A report allocates its 190 kB several times over (the message, the
+		// CDA, each email): at 200 the GC runs half as often, for ≈ 25 MB
+		// more of the heap (BENCHMARKS.md, issue #22).
+		debug.SetGCPercent(gcPercent)
+	}
 	return serve(ctx, cfg, logger, nil)
 }
+
+// gcPercent is serve's GOGC unless the environment sets one.
+const gcPercent = 200
 
 // serve runs the service until ctx is cancelled, then shuts it down. When
 // ready is not nil it is called with the listeners' addresses once they accept.
