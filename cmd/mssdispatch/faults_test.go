@@ -48,6 +48,9 @@ const (
 	faultAckBound = 3 * time.Minute
 	// faultRecoveryBound is how soon after PostgreSQL is back a new message must get its AA.
 	faultRecoveryBound = 30 * time.Second
+	// faultResumeBound is how soon after the end of a fault the first email
+	// must leave, and the last one it held (issue #23).
+	faultResumeBound = 10 * time.Second
 )
 
 func skipUnlessFaults(t *testing.T) {
@@ -63,7 +66,8 @@ func skipUnlessFaults(t *testing.T) {
 // timeout), never AA; the DPI resends until AA. Afterwards every AA'd
 // message is stored, every message is stored exactly once, a new message
 // gets its AA soon after PostgreSQL is back (no restart of the service), and
-// the resolve and send jobs (outbox transport) catch up.
+// the resolve and send jobs (outbox transport) catch up: the first email
+// leaves, and the last of those the outage held, within faultResumeBound.
 func TestFaultPostgresRestart(t *testing.T) {
 	skipUnlessFaults(t)
 	t.Parallel()
@@ -90,6 +94,19 @@ func TestFaultPostgresRestart(t *testing.T) {
 		stopped.Sub(down).Round(time.Millisecond), up.Sub(stopped).Round(time.Millisecond),
 		up.Sub(restart).Round(time.Millisecond), refusedDuring)
 	require.Positive(t, refusedDuring, "the intake refused (or timed out) while PostgreSQL was down")
+	pool, err := pgxpool.New(context.Background(), cluster.url)
+	require.NoError(t, err)
+	defer pool.Close()
+	// What the outage held: the emails of the reports stored before it
+	// still to send (queued, or to come of a report not resolved yet; a
+	// third recipient's waits in review), counted the moment PostgreSQL is
+	// back (its clock).
+	var upAt time.Time
+	var lastHeld int64
+	var held int
+	require.NoError(t, pool.QueryRow(context.Background(), `SELECT now(), coalesce(max(id), 0),
+		(SELECT count(*) FROM deliveries WHERE status = 'queued')
+		+ 2 * (SELECT count(*) FROM reports WHERE status <> 'resolved') FROM reports`).Scan(&upAt, &lastHeld, &held))
 
 	// Recovered without a restart: a new message, sent now on its own
 	// connection and resent like the DPI does, gets its AA within the bound.
@@ -98,12 +115,42 @@ func TestFaultPostgresRestart(t *testing.T) {
 	ackedAtRecovery := load.acked()
 	require.Eventually(t, func() bool { return load.acked() >= ackedAtRecovery+50 }, time.Minute, 10*time.Millisecond,
 		"intake after the fault")
+	// The first email sent after PostgreSQL is back, and the last one it held.
+	var first, last time.Duration
+	require.Eventually(t, func() bool {
+		var at *time.Time
+		require.NoError(t, pool.QueryRow(context.Background(), `SELECT min(sent_at) FROM deliveries WHERE sent_at >= $1`,
+			upAt).Scan(&at))
+		if at != nil {
+			first = at.Sub(upAt)
+		}
+		return at != nil
+	}, time.Minute, 50*time.Millisecond, "an email sent after PostgreSQL is back")
 	load.finish(t)
 	aaDuringOutage := load.ackedBetween(stopped, restart)
+	// Once the DPI's resending ends (4 connections unpaced: while a report
+	// is received, the jobs run one at a time beside it), the last email
+	// the outage held.
+	heldSent := assert.Eventually(t, func() bool {
+		var pending int
+		var at *time.Time
+		require.NoError(t, pool.QueryRow(context.Background(), `SELECT
+			(SELECT count(*) FROM reports WHERE id <= $1 AND status <> 'resolved')
+			+ (SELECT count(*) FROM deliveries WHERE report_id <= $1 AND status = 'queued'),
+			(SELECT max(sent_at) FROM deliveries WHERE report_id <= $1)`, lastHeld).Scan(&pending, &at))
+		if pending == 0 && at != nil {
+			last = max(at.Sub(upAt), 0)
+		}
+		return pending == 0
+	}, time.Minute, 50*time.Millisecond, "the emails the outage held, sent")
+	if !heldSent {
+		t.Fatalf("work left:\n%s", pendingJobs(t, pool))
+	}
+	t.Logf("after PostgreSQL was back: the first email sent %s later, the last of the %d it held %s later",
+		first.Round(time.Millisecond), held, last.Round(time.Millisecond))
+	require.LessOrEqual(t, first, faultResumeBound, "the first email after PostgreSQL is back")
+	require.LessOrEqual(t, last, faultResumeBound, "the last email the outage held")
 
-	pool, err := pgxpool.New(context.Background(), cluster.url)
-	require.NoError(t, err)
-	defer pool.Close()
 	s := load.check(t, pool)
 
 	// The jobs went on: every report resolved, Claire's and Julie's emails written.
@@ -118,8 +165,10 @@ func TestFaultPostgresRestart(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, emls, 2*s.stored, "one email file per MSSanté delivery")
 
-	s.extra = fmt.Sprintf("PostgreSQL down %s, %d AA while it was down, a new message's AA %s after it was back; %d emails written",
-		up.Sub(stopped).Round(100*time.Millisecond), aaDuringOutage, recovery.Round(time.Millisecond), len(emls))
+	s.extra = fmt.Sprintf("PostgreSQL down %s, %d AA while it was down, a new message's AA %s after it was back, "+
+		"the first email %s after, the last of the %d it held %s after; %d emails written",
+		up.Sub(stopped).Round(100*time.Millisecond), aaDuringOutage, recovery.Round(time.Millisecond),
+		first.Round(time.Millisecond), held, last.Round(time.Millisecond), len(emls))
 	s.print(t, "postgres-restart")
 }
 
