@@ -50,6 +50,14 @@ const fetchCooldown = 10 * time.Millisecond
 
 // Config configures the River client.
 type Config struct {
+	// ID names the client among those sharing the database (River's
+	// Config.ID): River records it in the attempted_by of every job the
+	// client works, and leader election uses it. Give each process its own,
+	// the same across its restarts, and hold it with Claim while the client
+	// runs: then Instance.RescueOrphans takes up at start the jobs the
+	// process's previous run left running. At most 100 characters
+	// (CheckID). Defaults to River's, the host name and the time.
+	ID string
 	// Workers holds the workers of every job kind the client works. Required.
 	Workers *river.Workers
 	// Concurrency is the number of jobs worked at once on the default queue.
@@ -76,6 +84,11 @@ func New(pool *pgxpool.Pool, cfg Config) (*Client, error) {
 	if cfg.Workers == nil {
 		return nil, errors.New("queue: Config.Workers is required")
 	}
+	if cfg.ID != "" {
+		if err := CheckID(cfg.ID); err != nil {
+			return nil, fmt.Errorf("queue: Config.ID %q: %w", cfg.ID, err)
+		}
+	}
 	if cfg.Concurrency == 0 {
 		cfg.Concurrency = DefaultConcurrency
 	}
@@ -100,6 +113,7 @@ func New(pool *pgxpool.Pool, cfg Config) (*Client, error) {
 			&river.PeriodicJobOpts{RunOnStart: p.RunOnStart}))
 	}
 	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{
+		ID:                   cfg.ID,
 		Queues:               map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: cfg.Concurrency}},
 		Workers:              cfg.Workers,
 		PeriodicJobs:         periodic,

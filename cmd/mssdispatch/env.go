@@ -29,6 +29,7 @@ const defaultPaperBatchCron = "0 14 * * 1-5"
 var envVars = []envVar{
 	{"DATABASE_URL", "", "PostgreSQL URL, e.g. postgres://mss@db/mss (required)"},
 	{"MLLP_ADDR", "127.0.0.1:2575", "MLLP listener for the DPI's HL7 messages (send-sample sends there)"},
+	{"INSTANCE", "", "this instance's name among those sharing the database, the same across its restarts and its own: restarted, it takes up at once the jobs its previous run left running; serve refuses to start while another process runs under the same name (default: the host name/MLLP_ADDR, e.g. host1/0.0.0.0:2575)"},
 	{"MLLP_MAX_CONNS", strconv.Itoa(mllp.DefaultMaxConns), "the most MLLP connections served at once; more wait in the listen backlog until one closes"},
 	{"MLLP_MAX_BUFFER_MIB", strconv.Itoa(mllp.DefaultMaxBufferedBytes >> 20), "MiB of message bytes all MLLP connections may hold at once (at least 16, the largest message); a frame beyond waits for room"},
 	{"HTTP_ADDR", "127.0.0.1:8080", "HTTP listener: the dashboard (/), /healthz, /readyz, /metrics, /api/v1/"},
@@ -76,7 +77,7 @@ var envVars = []envVar{
 	{"SEND_GIVE_UP_AFTER", "48h", "how long an email may wait through temporary failures (4xx, network) before it fails and its fallback applies"},
 	{"SEND_RETRY_BACKOFF", "30s", "how long a domain, or the SMTP server, is left alone after a temporary failure; doubles with each further one, up to 30 times this"},
 	{"JOB_TIMEOUT", "2m", "the longest a job may run (some have their own: the directory sync and the retention purge, 10 minutes)"},
-	{"JOB_RESCUE_AFTER", "15m", "how long a job may stay running before it is worked again, as after a crash (at least JOB_TIMEOUT, and more than 10 minutes in production)"},
+	{"JOB_RESCUE_AFTER", "15m", "how long a job may stay running before it is worked again, as after a crash of its instance that does not restart (at least JOB_TIMEOUT, and more than 10 minutes in production)"},
 	{"HL7_CHARSET", "UNICODE UTF-8", "charset assumed when MSH-18 is empty: UNICODE UTF-8, 8859/1 or 8859/15"},
 	{"LOG_LEVEL", "info", "debug, info, warn or error"},
 }

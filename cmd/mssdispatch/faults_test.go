@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -48,8 +49,9 @@ const (
 	faultAckBound = 3 * time.Minute
 	// faultRecoveryBound is how soon after PostgreSQL is back a new message must get its AA.
 	faultRecoveryBound = 30 * time.Second
-	// faultResumeBound is how soon after the end of a fault the first email
-	// must leave, and the last one it held (issue #23).
+	// faultResumeBound is how soon after the end of a fault (PostgreSQL
+	// back, a killed instance started again, the SMTP server back) the
+	// first email must leave, and the last one it held (issue #23).
 	faultResumeBound = 10 * time.Second
 )
 
@@ -248,11 +250,15 @@ func TestFaultSMTPDown(t *testing.T) {
 
 // TestFaultKillMidLoad runs two instances on one database, spreads a DPI's
 // MLLP load over both, and kills one with SIGKILL while it receives and sends
-// (to a real SMTP server), then starts it again. Messages left without an
-// ACK are resent to the surviving instance. In the end every AA'd message is
-// stored exactly once, every email is sent, none is lost, and the duplicate
-// emails (a send that reached the server but not its record) are at most
-// the sends in flight at the kill, each one recorded as interrupted.
+// (to a real SMTP server), then starts it again under the same
+// MSSDISPATCH_INSTANCE. Messages left without an ACK are resent to the
+// surviving instance. The restarted instance takes up at start the jobs it
+// left running (River's own rescue, MSSDISPATCH_JOB_RESCUE_AFTER, is left at
+// its 15 minutes): its interrupted sends leave again, and every delivery is
+// sent, within faultResumeBound of the restart. In the end every AA'd
+// message is stored exactly once, every email is sent, none is lost, and the
+// duplicate emails (a send that reached the server but not its record) are
+// at most the sends in flight at the kill, each one recorded as interrupted.
 func TestFaultKillMidLoad(t *testing.T) {
 	skipUnlessFaults(t)
 	t.Parallel()
@@ -263,9 +269,11 @@ func TestFaultKillMidLoad(t *testing.T) {
 	hold := &rcptHold{}
 	sink := smtptest.Start(t, smtptest.Options{Rcpt: hold.rcpt})
 	env := []string{"MSSDISPATCH_TRANSPORT=smtp", "MSSDISPATCH_SMTP_ADDR=" + sink.Addr, "MSSDISPATCH_SMTP_CA_FILE=" + sink.CA.File,
-		"MSSDISPATCH_SOURCE_OID=1.2.250.1.999.7", "MSSDISPATCH_WORKERS=" + strconv.Itoa(workers),
-		"MSSDISPATCH_JOB_TIMEOUT=10s", "MSSDISPATCH_JOB_RESCUE_AFTER=15s"}
-	killed, survivor := startBinary(t, bin, dbURL, env...), startBinary(t, bin, dbURL, env...)
+		"MSSDISPATCH_SOURCE_OID=1.2.250.1.999.7", "MSSDISPATCH_WORKERS=" + strconv.Itoa(workers), "MSSDISPATCH_JOB_TIMEOUT=10s"}
+	const killedName = "kill-mid-load-a"
+	killedEnv := append(slices.Clone(env), "MSSDISPATCH_INSTANCE="+killedName)
+	killed := startBinary(t, bin, dbURL, killedEnv...)
+	survivor := startBinary(t, bin, dbURL, append(slices.Clone(env), "MSSDISPATCH_INSTANCE=kill-mid-load-b")...)
 	pool, err := pgxpool.New(context.Background(), dbURL)
 	require.NoError(t, err)
 	defer pool.Close()
@@ -311,7 +319,15 @@ func TestFaultKillMidLoad(t *testing.T) {
 	ackedAtKill := load.acked()
 	require.Eventually(t, func() bool { return load.acked() >= ackedAtKill+10 }, time.Minute, 10*time.Millisecond,
 		"the survivor takes the load")
-	restarted := startBinary(t, bin, dbURL, env...)
+	// The jobs the killed instance left running, and among them the sends
+	// of emails still queued: River's rescuer would leave them for 15 minutes.
+	orphans, orphanSends := orphanedJobs(t, pool, killedName)
+	t.Logf("the killed instance left %d jobs running, %d of them sends of emails still queued", orphans, len(orphanSends))
+	require.NotEmpty(t, orphanSends, "sends were in flight at the kill")
+	var restartAt time.Time // the database's clock, as the deliveries' events
+	require.NoError(t, pool.QueryRow(context.Background(), `SELECT clock_timestamp()`).Scan(&restartAt))
+	restarted := startBinary(t, bin, dbURL, killedEnv...)
+	ready := time.Since(restartAt)
 	load.retarget(survivor.mllpAddr, restarted.mllpAddr)
 	ackedAtRestart := load.acked()
 	require.Eventually(t, func() bool { return load.acked() >= ackedAtRestart+20 }, time.Minute, 10*time.Millisecond,
@@ -331,17 +347,39 @@ func TestFaultKillMidLoad(t *testing.T) {
 		t.Fatalf("work left:\n%s", pendingJobs(t, pool))
 	}
 	t.Logf("every delivery sent %s after the kill", time.Since(killedAt).Round(time.Second))
+	var firstOrphan, lastSent *time.Time
+	require.NoError(t, pool.QueryRow(context.Background(), `SELECT
+		(SELECT min(at) FROM delivery_events WHERE event = 'sent' AND delivery_id = ANY ($1) AND at >= $2),
+		(SELECT max(at) FROM delivery_events WHERE event = 'sent')`, orphanSends, restartAt).Scan(&firstOrphan, &lastSent))
+	require.NotNil(t, firstOrphan, "the interrupted sends were sent after the restart")
+	toFirst, toLast := firstOrphan.Sub(restartAt), lastSent.Sub(restartAt)
+	t.Logf("restart: ready in %s, its first interrupted email sent %s after the restart, the last delivery sent (all settled) %s after it",
+		ready.Round(time.Millisecond), toFirst.Round(time.Millisecond), toLast.Round(time.Millisecond))
 	s.emails = checkEmails(t, pool, sink)
 	require.Equal(t, 2*s.stored, s.emails.expected, "Claire's and Julie's email for every report")
 	var interrupted int
 	require.NoError(t, pool.QueryRow(context.Background(), `SELECT count(*) FROM delivery_events
 		WHERE event = 'sending' AND detail LIKE '%interrompu%'`).Scan(&interrupted))
 	bound := min(inFlight, workers)
-	s.extra = fmt.Sprintf("killed with %d sends in flight (bound %d duplicates), %d attempts found their predecessor interrupted",
-		inFlight, bound, interrupted)
+	s.extra = fmt.Sprintf("killed with %d sends in flight (bound %d duplicates), %d attempts found their predecessor interrupted; "+
+		"%d jobs left running, taken up at the restart: its first interrupted email sent %s after it, every delivery %s after it",
+		inFlight, bound, interrupted, orphans, toFirst.Round(time.Millisecond), toLast.Round(time.Millisecond))
 	s.print(t, "kill-mid-load")
+	require.LessOrEqual(t, toFirst, faultResumeBound, "the interrupted sends leave again soon after the restart")
+	require.LessOrEqual(t, toLast, faultResumeBound, "every delivery sent soon after the restart")
 	require.LessOrEqual(t, s.emails.duplicated, bound, "at most the sends in flight at the kill are duplicated")
 	require.LessOrEqual(t, s.emails.duplicated, interrupted, "every duplicate was an interrupted attempt the service recorded")
+}
+
+// orphanedJobs counts the jobs the instance name left running, and returns
+// the deliveries still queued among their sends.
+func orphanedJobs(t *testing.T, pool *pgxpool.Pool, name string) (jobs int, queuedSends []int64) {
+	t.Helper()
+	require.NoError(t, pool.QueryRow(context.Background(), `SELECT count(*),
+		coalesce(array_agg(d.id) FILTER (WHERE d.status = 'queued'), '{}')
+		FROM river_job j LEFT JOIN deliveries d ON j.kind = 'send_delivery' AND d.id = (j.args->>'delivery_id')::bigint
+		WHERE j.state = 'running' AND j.attempted_by[cardinality(j.attempted_by)] = $1`, name).Scan(&jobs, &queuedSends))
+	return jobs, queuedSends
 }
 
 // pendingJobs describes the jobs not completed, for a test that waited in vain.

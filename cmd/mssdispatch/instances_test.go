@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -115,4 +116,30 @@ func TestTwoInstances(t *testing.T) {
 	// database has: its table does.
 	require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM river_leader`).Scan(&leaders))
 	require.Equal(t, 1, leaders, fmt.Sprintf("%d River leaders", leaders))
+}
+
+// TestInstanceNamedTwice: the jobs an instance works carry its name
+// (MSSDISPATCH_INSTANCE), and a second serve under the same name on the
+// same database refuses to start, naming the variable to set.
+func TestInstanceNamedTwice(t *testing.T) {
+	t.Parallel()
+	cfg := serveConfig{DatabaseURL: demoDatabase(t), Transport: "outbox", OutboxDir: t.TempDir(), Instance: "ward-a"}
+	r := start(t, cfg)
+	msg, _, err := sampleReport(time.Now())
+	require.NoError(t, err)
+	require.Equal(t, "AA", sendMLLP(t, r.mllpAddr, msg).Segment("MSA").Get(1))
+	ctx := context.Background()
+	pool, err := pgxpool.New(ctx, cfg.DatabaseURL)
+	require.NoError(t, err)
+	defer pool.Close()
+	require.Eventually(t, func() bool {
+		jobs := listJobs(t, pool, river.NewJobListParams().Kinds(dispatch.ResolveArgs{}.Kind()).States(rivertype.JobStateCompleted))
+		return len(jobs) == 1 && slices.Equal(jobs[0].AttemptedBy, []string{"ward-a"})
+	}, 30*time.Second, 20*time.Millisecond, "the report resolved by ward-a")
+
+	cfg.MLLPAddr, cfg.HTTPAddr, cfg.APIToken, cfg.Sender, cfg.HL7Charset = "127.0.0.1:0", "127.0.0.1:0", testToken, testSender, "UNICODE UTF-8"
+	err = serve(ctx, cfg, quiet, nil)
+	var ce *configError
+	require.ErrorAs(t, err, &ce)
+	require.EqualError(t, err, "another instance runs as ward-a: give each its own MSSDISPATCH_INSTANCE")
 }

@@ -18,6 +18,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -85,9 +86,16 @@ type running struct {
 	done               chan error
 }
 
-// start runs serve in the background with cfg and waits until it listens.
+// testInstances numbers the in-process instances.
+var testInstances atomic.Int64
+
+// start runs serve in the background with cfg and waits until it listens;
+// without cfg.Instance, the instance is named test-N, its own.
 func start(t testing.TB, cfg serveConfig) *running {
 	t.Helper()
+	if cfg.Instance == "" {
+		cfg.Instance = fmt.Sprintf("test-%d", testInstances.Add(1))
+	}
 	cfg.MLLPAddr, cfg.HTTPAddr, cfg.APIToken, cfg.Sender, cfg.HL7Charset = "127.0.0.1:0", "127.0.0.1:0", testToken, testSender, "UNICODE UTF-8"
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &running{cancel: cancel, done: make(chan error, 1)}
@@ -383,10 +391,14 @@ func TestServeConfig(t *testing.T) {
 	require.Equal(t, 64, cfg.MLLPMaxConns)
 	require.Equal(t, 64<<20, cfg.MLLPMaxBuffered)
 	require.Equal(t, 365, cfg.AuditRetentionDays)
+	host, err := os.Hostname()
+	require.NoError(t, err)
+	require.Equal(t, host+"/127.0.0.1:2575", cfg.Instance, "the host and the MLLP address by default")
+	require.Equal(t, instanceWait, cfg.InstanceWait)
 
 	vars := map[string]string{"MSSDISPATCH_SOURCE_OID": "1.2.250.1.71.4.2.2.123", "MSSDISPATCH_PATIENT_NO_REPLY": "true",
 		"MSSDISPATCH_NIL": "HopitalSoft 2.1", "MSSDISPATCH_SEND_RETRY_BACKOFF": "2m", "MSSDISPATCH_MLLP_MAX_CONNS": "8",
-		"MSSDISPATCH_MLLP_MAX_BUFFER_MIB": "32", "MSSDISPATCH_AUDIT_RETENTION_DAYS": "1095",
+		"MSSDISPATCH_MLLP_MAX_BUFFER_MIB": "32", "MSSDISPATCH_AUDIT_RETENTION_DAYS": "1095", "MSSDISPATCH_INSTANCE": "dispatch-1",
 		"MSSDISPATCH_TRUSTED_PROXIES": " 127.0.0.1, 10.0.0.0/8,::1 ,2001:db8:ffff::1/48,::ffff:192.0.2.0/120"}
 	for k, v := range base {
 		vars[k] = v
@@ -400,6 +412,7 @@ func TestServeConfig(t *testing.T) {
 	require.Equal(t, 8, cfg.MLLPMaxConns)
 	require.Equal(t, 32<<20, cfg.MLLPMaxBuffered)
 	require.Equal(t, 1095, cfg.AuditRetentionDays)
+	require.Equal(t, "dispatch-1", cfg.Instance)
 	require.Equal(t, []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32"), netip.MustParsePrefix("10.0.0.0/8"),
 		netip.MustParsePrefix("::1/128"), netip.MustParsePrefix("2001:db8:ffff::/48"), netip.MustParsePrefix("192.0.2.0/24")},
 		cfg.TrustedProxies)
@@ -438,6 +451,7 @@ func TestServeConfig(t *testing.T) {
 		"MSSDISPATCH_MLLP_MAX_CONNS":       "0",
 		"MSSDISPATCH_MLLP_MAX_BUFFER_MIB":  "8",
 		"MSSDISPATCH_AUDIT_RETENTION_DAYS": "90",
+		"MSSDISPATCH_INSTANCE":             strings.Repeat("x", 101),
 	} {
 		vars := map[string]string{}
 		for k, v := range base {

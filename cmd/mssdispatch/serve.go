@@ -82,7 +82,13 @@ const (
 // serveConfig is the validated configuration of serve.
 type serveConfig struct {
 	DatabaseURL string
-	MLLPAddr    string
+	// Instance names this process among those sharing the database, the
+	// same across its restarts (the River client's ID, held by
+	// queue.Claim); InstanceWait is how long serve waits for another
+	// session holding it to end (instanceWait; 0: not at all).
+	Instance     string
+	InstanceWait time.Duration
+	MLLPAddr     string
 	// MLLPMaxConns and MLLPMaxBuffered bound the MLLP listener: the
 	// connections served at once, the frame bytes all of them hold
 	// (mllp.Server's MaxConns and MaxBufferedBytes; 0: their defaults).
@@ -187,6 +193,7 @@ func loadServeConfig(e env) (serveConfig, error) {
 		CookieSecure:       r.cookieSecure("COOKIE_SECURE"),
 		HospitalAddresses:  splitList(e.get("HOSPITAL_ADDRESSES"), ","),
 	}
+	c.Instance, c.InstanceWait = r.instance(c.MLLPAddr), instanceWait
 	c.Letterhead = r.letterhead(c.Organisation)
 	if c.PaperDir != "" {
 		if st, err := os.Stat(c.PaperDir); err != nil || !st.IsDir() {
@@ -268,6 +275,25 @@ func (r *settings) hostPort(name string) string {
 	v := r.e.get(name)
 	if _, _, err := net.SplitHostPort(v); err != nil {
 		r.problem("MSSDISPATCH_%s %q: want host:port", name, v)
+	}
+	return v
+}
+
+// instance returns MSSDISPATCH_INSTANCE, by default the host name and the
+// MLLP listener's address mllpAddr: stable across restarts, and different
+// for two instances on one host.
+func (r *settings) instance(mllpAddr string) string {
+	v := r.e.get("INSTANCE")
+	if v == "" {
+		host, err := os.Hostname()
+		if err != nil || host == "" {
+			r.problem("MSSDISPATCH_INSTANCE is required: the host name is unknown (%v)", err)
+			return ""
+		}
+		v = host + "/" + mllpAddr
+	}
+	if err := queue.CheckID(v); err != nil {
+		r.problem("MSSDISPATCH_INSTANCE %q: %v", v, err)
 	}
 	return v
 }
@@ -413,6 +439,12 @@ func serveCommand(ctx context.Context, e env, logger *slog.Logger) error {
 // gcPercent is serve's GOGC unless the environment sets one.
 const gcPercent = 200
 
+// instanceWait is how long serve waits for another session holding its
+// instance's identity to end before it refuses to start: longer than the
+// lock session's keepalives take to end the session of a host that died
+// (about 25 s), so that an instance restarted at once elsewhere starts.
+const instanceWait = 40 * time.Second
+
 // serve runs the service until ctx is cancelled, then shuts it down. When
 // ready is not nil it is called with the listeners' addresses once they accept.
 func serve(ctx context.Context, cfg serveConfig, logger *slog.Logger, ready func(mllpAddr, httpAddr net.Addr)) error {
@@ -422,6 +454,12 @@ func serve(ctx context.Context, cfg serveConfig, logger *slog.Logger, ready func
 		return err
 	}
 	defer pool.Close()
+	registry := prometheus.NewRegistry()
+	instance, err := claimInstance(ctx, pool, cfg, registry, logger)
+	if err != nil {
+		return err
+	}
+	defer instance.Release() // after River stopped (app.run)
 	transport, closeTransport, err := openTransport(cfg)
 	if err != nil {
 		return &configError{msg: err.Error()}
@@ -438,7 +476,6 @@ func serve(ctx context.Context, cfg serveConfig, logger *slog.Logger, ready func
 		defer func() { _ = n.Close() }()
 		notifier = n
 	}
-	registry := prometheus.NewRegistry()
 	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		queue.NewDepthCollector(pool), readmodel.NewWorklistCollector(pool), statements)
 	// River's UI lives as long as the HTTP server.
@@ -449,6 +486,25 @@ func serve(ctx context.Context, cfg serveConfig, logger *slog.Logger, ready func
 		return err
 	}
 	return app.run(ctx, cfg, logger, ready)
+}
+
+// claimInstance holds cfg.Instance for this process (queue.Claim), then
+// takes up the jobs its previous run left running, before River works any.
+func claimInstance(ctx context.Context, pool *pgxpool.Pool, cfg serveConfig, registry prometheus.Registerer,
+	logger *slog.Logger) (*queue.Instance, error) {
+	instance, err := queue.Claim(ctx, pool, queue.InstanceConfig{ID: cfg.Instance, Wait: cfg.InstanceWait,
+		Registerer: registry, Logger: logger})
+	if errors.Is(err, queue.ErrInstanceHeld) {
+		return nil, configErrorf("another instance runs as %s: give each its own MSSDISPATCH_INSTANCE", cfg.Instance)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if _, err := instance.RescueOrphans(ctx); err != nil {
+		instance.Release()
+		return nil, err
+	}
+	return instance, nil
 }
 
 // app is what serve runs: the job queue with every worker registered, the
@@ -507,7 +563,7 @@ func build(ctx context.Context, cfg serveConfig, pool *pgxpool.Pool, transport d
 	periodic = append(periodic, queue.Periodic{Spec: cmp.Or(cfg.PaperBatchCron, defaultPaperBatchCron),
 		Args: func() river.JobArgs { return letters.BatchArgs{} }})
 
-	jobs, err := queue.New(pool, queue.Config{Workers: workers, Concurrency: cfg.Workers, Periodic: periodic,
+	jobs, err := queue.New(pool, queue.Config{ID: cfg.Instance, Workers: workers, Concurrency: cfg.Workers, Periodic: periodic,
 		JobTimeout: cfg.JobTimeout, RescueStuckJobsAfter: cfg.JobRescueAfter, Logger: logger})
 	if err != nil {
 		return nil, err
