@@ -54,6 +54,8 @@ type Message struct {
 	ClientCN string
 	// MailOptions are the MAIL FROM parameters (RET, ENVID...).
 	MailOptions smtp.MailOptions
+	// Received is when the server accepted it (the end of DATA).
+	Received time.Time
 }
 
 // Server is a running SMTP server.
@@ -208,6 +210,7 @@ func (ss *session) Data(r io.Reader) error {
 		return errors.New("no valid recipient")
 	}
 	ss.msg.Data = data
+	ss.msg.Received = time.Now()
 	ss.s.mu.Lock()
 	ss.s.messages = append(ss.s.messages, ss.msg)
 	ss.s.mu.Unlock()
