@@ -347,3 +347,26 @@ func TestReceiveIsForeground(t *testing.T) {
 	e.Foreground.Background(e.Ctx, time.Minute)()
 	require.Less(t, time.Since(began), 10*time.Second, "once it is answered, the jobs go on")
 }
+
+// gathered is the value of the counter or gauge name in registry, of the
+// series whose one label is label ("" for a metric without labels); 0 when
+// absent.
+func gathered(t *testing.T, registry *prometheus.Registry, name, label string) float64 {
+	t.Helper()
+	families, err := registry.Gather()
+	require.NoError(t, err, "gather %s", name)
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			if (label == "" && len(m.GetLabel()) == 0) || (len(m.GetLabel()) == 1 && m.GetLabel()[0].GetValue() == label) {
+				if m.GetGauge() != nil {
+					return m.GetGauge().GetValue()
+				}
+				return m.GetCounter().GetValue()
+			}
+		}
+	}
+	return 0
+}

@@ -119,13 +119,7 @@ func PutInBatch(ctx context.Context, tx pgx.Tx, batchID int64, ids []int64) erro
 	if err := setPaperBatch(ctx, tx, batchID, ids); err != nil {
 		return err
 	}
-	for _, id := range ids {
-		if err := InsertEvent(ctx, tx, id, StatusPaperPending, StatusPaperPending, EventBatched, SystemActor,
-			fmt.Sprintf("lot n° %d", batchID)); err != nil {
-			return err
-		}
-	}
-	return nil
+	return InsertEvents(ctx, tx, ids, StatusPaperPending, StatusPaperPending, EventBatched, SystemActor, fmt.Sprintf("lot n° %d", batchID))
 }
 
 // Actor kinds of a delivery event.
@@ -161,6 +155,7 @@ const (
 	EventSending    Event = "sending"    // handed to SMTP (recorded before, with the attempt)
 	EventSent       Event = "sent"       // 250 from the submission server
 	EventRetry      Event = "retry"      // a temporary failure; it will be tried again
+	EventResumed    Event = "resumed"    // what refused it for now (its domain, the server) accepts again: it goes now
 	EventFailed     Event = "failed"     // a permanent failure
 	EventNoDSN      Event = "no_dsn"     // no delivery notification in time
 	EventUnread     Event = "unread"     // no read notification in time

@@ -573,6 +573,19 @@ func InsertEvent(ctx context.Context, q DB, deliveryID int64, from, to Status, e
 	return nil
 }
 
+// InsertEvents appends the same event to the history of each delivery of
+// ids, in one statement; from is "" at creation.
+func InsertEvents(ctx context.Context, q DB, ids []int64, from, to Status, event Event, actor Actor, detail string) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	if _, err := q.Exec(ctx, insertEventSQL+` SELECT id, NULLIF($2::text, ''), $3, $4, $5, $6, $7 FROM unnest($1::bigint[]) AS id`,
+		ids, from, to, event, actor.Kind, actor.Name, detail); err != nil {
+		return fmt.Errorf("record event %s of %d deliveries: %w", event, len(ids), err)
+	}
+	return nil
+}
+
 // transition moves a delivery from one status to another, if the state
 // machine allows it, and records the change; it returns ErrStale when the
 // delivery is no longer in from. lastError is kept with the delivery

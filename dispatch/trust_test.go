@@ -19,19 +19,7 @@ const attacker = "evil@attacker.example"
 // sendsTotal is the mssdispatch_sends_total counter for result.
 func (b *testBundle) sendsTotal(t *testing.T, result string) float64 {
 	t.Helper()
-	families, err := b.registry.Gather()
-	require.NoError(t, err)
-	for _, f := range families {
-		if f.GetName() != "mssdispatch_sends_total" {
-			continue
-		}
-		for _, m := range f.GetMetric() {
-			if m.GetLabel()[0].GetValue() == result {
-				return m.GetCounter().GetValue()
-			}
-		}
-	}
-	return 0
+	return gathered(t, b.registry, "mssdispatch_sends_total", result)
 }
 
 // TestTrustSpaceInvariant: whatever the DPI sends, a user approves or the

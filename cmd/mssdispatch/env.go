@@ -76,6 +76,7 @@ var envVars = []envVar{
 	{"WORKERS", "20", "jobs worked at once by this instance (sends, resolutions, imports)"},
 	{"SEND_GIVE_UP_AFTER", "48h", "how long an email may wait through temporary failures (4xx, network) before it fails and its fallback applies"},
 	{"SEND_RETRY_BACKOFF", "30s", "how long a domain, or the SMTP server, is left alone after a temporary failure; doubles with each further one, up to 30 times this"},
+	{"SEND_PROBE_INTERVAL", "5s", "how often a domain, or the SMTP server, blocked after a temporary failure is probed (EHLO; a domain's: MAIL FROM, RCPT TO, RSET) by one instance: the first probe passed lifts the block and its emails go at once"},
 	{"JOB_TIMEOUT", "2m", "the longest a job may run (some have their own: the directory sync and the retention purge, 10 minutes)"},
 	{"JOB_RESCUE_AFTER", "15m", "how long a job may stay running before it is worked again, as after a crash of its instance that does not restart (at least JOB_TIMEOUT, and more than 10 minutes in production)"},
 	{"HL7_CHARSET", "UNICODE UTF-8", "charset assumed when MSH-18 is empty: UNICODE UTF-8, 8859/1 or 8859/15"},

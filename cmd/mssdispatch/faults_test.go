@@ -178,22 +178,53 @@ func TestFaultPostgresRestart(t *testing.T) {
 // listens on its address: connection refused) for -fault-smtp-down (2
 // minutes by default) while reports come in, then brings it back on the same
 // address. Every report gets its AA meanwhile (the intake does not depend on
-// SMTP), the sends retry, and once the server is back every email arrives;
-// none is lost and the duplicates are counted by Message-ID.
+// SMTP), the sends retry, and once the server is back every email arrives
+// within faultResumeBound (issue #23: the server's block, up to 30 times
+// the backoff, is lifted by the first probe it passes, every 5 s); none is
+// lost and the duplicates are counted by Message-ID.
+//
+// It runs twice at once: with the backoff of production (30 s), and with a
+// clock shortened as if the outage lasted 20 minutes (the backoff cut by 40,
+// 3 s for 2 minutes), which spans the block's maximum: without the probes
+// the emails waited for it, up to 15 minutes after a 20-minute outage.
 //
 // The service runs its default 20 workers: the submission server's block
-// (30 s, doubling with each failure, at most 15 minutes) counts one failure
-// per block, not one per worker failing meanwhile.
+// (doubling with each failure) counts one failure per block, not one per
+// worker failing meanwhile.
 func TestFaultSMTPDown(t *testing.T) {
 	skipUnlessFaults(t)
 	t.Parallel()
-	const before, during = 5, 40 // reports sent before and during the outage; two emails each
 	bin := buildBinary(t)
+	const production = 30 * time.Second // MSSDISPATCH_SEND_RETRY_BACKOFF's default
+	for _, tt := range []struct {
+		name    string
+		backoff time.Duration // MSSDISPATCH_SEND_RETRY_BACKOFF
+		maximum bool          // the outage spans the block's maximum, 30 times the backoff
+	}{
+		{"smtp-down", production, false},
+		{"smtp-down-20m-simulated", *faultSMTPDown / (20 * time.Minute / production), true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			failures := faultSMTPDownRun(t, bin, tt.name, tt.backoff)
+			if tt.maximum {
+				// 1, 2, 4, 8, 16, then 30 times the backoff.
+				require.GreaterOrEqual(t, failures, 6, "the server's block reached its maximum")
+			}
+		})
+	}
+}
+
+// faultSMTPDownRun is TestFaultSMTPDown with the backoff given; it returns
+// the server's failures counted when it came back.
+func faultSMTPDownRun(t *testing.T, bin, name string, backoff time.Duration) (failures int) {
+	const before, during = 5, 40 // reports sent before and during the outage; two emails each
 	dbURL := demoDatabase(t)
 	sink := smtptest.Start(t, smtptest.Options{})
 	gate := openGate(t, sink.Addr)
 	svc := startBinary(t, bin, dbURL, "MSSDISPATCH_TRANSPORT=smtp", "MSSDISPATCH_SMTP_ADDR="+gate.addr,
-		"MSSDISPATCH_SMTP_CA_FILE="+sink.CA.File, "MSSDISPATCH_SOURCE_OID=1.2.250.1.999.7")
+		"MSSDISPATCH_SMTP_CA_FILE="+sink.CA.File, "MSSDISPATCH_SOURCE_OID=1.2.250.1.999.7",
+		"MSSDISPATCH_SEND_RETRY_BACKOFF="+backoff.String())
 	pool, err := pgxpool.New(context.Background(), dbURL)
 	require.NoError(t, err)
 	defer pool.Close()
@@ -222,30 +253,49 @@ func TestFaultSMTPDown(t *testing.T) {
 	require.Eventually(t, func() bool { return retries() > 0 }, time.Minute, 100*time.Millisecond, "a send failed and will be retried")
 	time.Sleep(time.Until(down.Add(*faultSMTPDown))) // the outage
 	require.Len(t, sink.Messages(), 2*before, "nothing reached the server while it was down")
-	var failures int
 	var blocked time.Duration
 	require.NoError(t, pool.QueryRow(context.Background(), `SELECT failures, greatest(blocked_until - now(), '0')
 		FROM mail_domains WHERE domain = '*'`).Scan(&failures, &blocked))
 	retriesDown := retries()
-	t.Logf("after %s down: %d retries recorded, the server blocked for %s more after %d failures",
-		faultSMTPDown.Round(time.Second), retriesDown, blocked.Round(time.Second), failures)
+	t.Logf("after %s down (backoff %s): %d retries recorded, the server blocked for %s more after %d failures",
+		faultSMTPDown.Round(time.Second), backoff, retriesDown, blocked.Round(time.Second), failures)
 	// The doubling block waits at most about as long as the outage lasted.
-	require.LessOrEqual(t, blocked, *faultSMTPDown+30*time.Second, "the next retry is not much further away than the outage lasted")
+	require.LessOrEqual(t, blocked, *faultSMTPDown+backoff, "the next retry is not much further away than the outage lasted")
 
 	gate.open(t)
 	up := time.Now()
 	reports := before + during
 	require.Eventually(t, func() bool { sent, queued := sentEmails(); return sent == 2*reports && queued == 0 },
-		blocked+3*time.Minute, time.Second, "every email sent once the server is back")
+		faultResumeBound+time.Minute, 100*time.Millisecond, "every email sent once the server is back")
 	caughtUp := time.Since(up)
+	var first, last time.Time
+	for _, m := range sink.Messages() {
+		if m.Received.Before(up) {
+			continue
+		}
+		if first.IsZero() || m.Received.Before(first) {
+			first = m.Received
+		}
+		if m.Received.After(last) {
+			last = m.Received
+		}
+	}
+	var resumed int
+	require.NoError(t, pool.QueryRow(context.Background(), `SELECT count(*) FROM delivery_events WHERE event = 'resumed'`).Scan(&resumed))
 
 	emails := checkEmails(t, pool, sink)
 	s := faultSummary{sent: reports, aa: reports, stored: countReports(t, dbURL), emails: emails}
 	require.Equal(t, reports, s.stored)
-	s.extra = fmt.Sprintf("SMTP down %s, %d retries, the server blocked %s more after %d failures at its return, every email sent %s after it",
-		up.Sub(down).Round(time.Second), retriesDown, blocked.Round(time.Second), failures, caughtUp.Round(time.Second))
-	s.print(t, "smtp-down")
+	s.extra = fmt.Sprintf("SMTP down %s, backoff %s, %d retries, the server blocked %s more after %d failures at its return; "+
+		"the first email received %s after it, the last %s (%d emails said resumed), every email recorded sent %s after it",
+		up.Sub(down).Round(time.Second), backoff, retriesDown, blocked.Round(time.Second), failures,
+		first.Sub(up).Round(time.Millisecond), last.Sub(up).Round(time.Millisecond), resumed, caughtUp.Round(time.Millisecond))
+	s.print(t, name)
 	require.Zero(t, emails.duplicated, "no email was in flight when the server went down: none sent twice")
+	require.False(t, first.IsZero(), "emails received after the server's return")
+	require.LessOrEqual(t, first.Sub(up), faultResumeBound, "the first email after the server's return")
+	require.LessOrEqual(t, last.Sub(up), faultResumeBound, "the last email after the server's return")
+	return failures
 }
 
 // TestFaultKillMidLoad runs two instances on one database, spreads a DPI's

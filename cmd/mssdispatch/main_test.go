@@ -388,6 +388,7 @@ func TestServeConfig(t *testing.T) {
 	require.Empty(t, cfg.SourceOID, "outbox: the dispatch demo OID applies")
 	require.False(t, cfg.PatientNoReply)
 	require.Equal(t, 30*time.Second, cfg.SendRetryBackoff)
+	require.Equal(t, 5*time.Second, cfg.SendProbeInterval)
 	require.Equal(t, 64, cfg.MLLPMaxConns)
 	require.Equal(t, 64<<20, cfg.MLLPMaxBuffered)
 	require.Equal(t, 365, cfg.AuditRetentionDays)
@@ -397,7 +398,7 @@ func TestServeConfig(t *testing.T) {
 	require.Equal(t, instanceWait, cfg.InstanceWait)
 
 	vars := map[string]string{"MSSDISPATCH_SOURCE_OID": "1.2.250.1.71.4.2.2.123", "MSSDISPATCH_PATIENT_NO_REPLY": "true",
-		"MSSDISPATCH_NIL": "HopitalSoft 2.1", "MSSDISPATCH_SEND_RETRY_BACKOFF": "2m", "MSSDISPATCH_MLLP_MAX_CONNS": "8",
+		"MSSDISPATCH_NIL": "HopitalSoft 2.1", "MSSDISPATCH_SEND_RETRY_BACKOFF": "2m", "MSSDISPATCH_SEND_PROBE_INTERVAL": "1s", "MSSDISPATCH_MLLP_MAX_CONNS": "8",
 		"MSSDISPATCH_MLLP_MAX_BUFFER_MIB": "32", "MSSDISPATCH_AUDIT_RETENTION_DAYS": "1095", "MSSDISPATCH_INSTANCE": "dispatch-1",
 		"MSSDISPATCH_TRUSTED_PROXIES": " 127.0.0.1, 10.0.0.0/8,::1 ,2001:db8:ffff::1/48,::ffff:192.0.2.0/120"}
 	for k, v := range base {
@@ -409,6 +410,7 @@ func TestServeConfig(t *testing.T) {
 	require.True(t, cfg.PatientNoReply)
 	require.Equal(t, "HopitalSoft 2.1", cfg.NIL)
 	require.Equal(t, 2*time.Minute, cfg.SendRetryBackoff)
+	require.Equal(t, time.Second, cfg.SendProbeInterval)
 	require.Equal(t, 8, cfg.MLLPMaxConns)
 	require.Equal(t, 32<<20, cfg.MLLPMaxBuffered)
 	require.Equal(t, 1095, cfg.AuditRetentionDays)
@@ -447,6 +449,7 @@ func TestServeConfig(t *testing.T) {
 		"MSSDISPATCH_PATIENT_NO_REPLY":     "oui",
 		"MSSDISPATCH_NIL":                  "Logiciel é",
 		"MSSDISPATCH_SEND_RETRY_BACKOFF":   "soon",
+		"MSSDISPATCH_SEND_PROBE_INTERVAL":  "0s",
 		"MSSDISPATCH_TRUSTED_PROXIES":      "127.0.0.1,proxy.example",
 		"MSSDISPATCH_MLLP_MAX_CONNS":       "0",
 		"MSSDISPATCH_MLLP_MAX_BUFFER_MIB":  "8",

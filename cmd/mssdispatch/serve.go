@@ -130,9 +130,10 @@ type serveConfig struct {
 	// entries; 0 means audit.DefaultRetentionDays.
 	AuditRetentionDays int
 	// Workers is the River concurrency; SendGiveUpAfter, SendRetryBackoff,
-	// JobTimeout and JobRescueAfter tune the queue (see the env table).
-	Workers                                                       int
-	SendGiveUpAfter, SendRetryBackoff, JobTimeout, JobRescueAfter time.Duration
+	// SendProbeInterval, JobTimeout and JobRescueAfter tune the queue (see
+	// the env table).
+	Workers                                                                          int
+	SendGiveUpAfter, SendRetryBackoff, SendProbeInterval, JobTimeout, JobRescueAfter time.Duration
 	// Letterhead heads the paper letters; PaperDir is LocalPrint's folder;
 	// PaperBatchCron is when the letters are batched.
 	Letterhead     paper.Letterhead
@@ -186,6 +187,7 @@ func loadServeConfig(e env) (serveConfig, error) {
 		MLLPMaxBuffered:    r.intIn("MLLP_MAX_BUFFER_MIB", mllp.DefaultMaxMessageSize>>20, 4096, "the largest message") << 20,
 		SendGiveUpAfter:    r.duration("SEND_GIVE_UP_AFTER"),
 		SendRetryBackoff:   r.duration("SEND_RETRY_BACKOFF"),
+		SendProbeInterval:  r.duration("SEND_PROBE_INTERVAL"),
 		JobTimeout:         r.duration("JOB_TIMEOUT"),
 		JobRescueAfter:     r.duration("JOB_RESCUE_AFTER"),
 		PaperDir:           e.get("PAPER_DIR"),
@@ -508,9 +510,11 @@ func claimInstance(ctx context.Context, pool *pgxpool.Pool, cfg serveConfig, reg
 }
 
 // app is what serve runs: the job queue with every worker registered, the
-// HL7 intake, the HTTP handler and, when configured, the mailbox reader.
+// prober of the blocked SMTP scopes, the HL7 intake, the HTTP handler and,
+// when configured, the mailbox reader.
 type app struct {
 	jobs    *queue.Client
+	probes  *worker.Prober
 	intake  *hl7intake.Handler
 	handler http.Handler
 	acks    *ingest.Ingester // nil without IMAP
@@ -527,7 +531,8 @@ func build(ctx context.Context, cfg serveConfig, pool *pgxpool.Pool, transport d
 	domain, err := worker.Install(workers, worker.Config{
 		Workers: worker.WorkerConfig{Pool: pool, Resolver: resolver, Transport: transport, Sender: cfg.Sender,
 			FallbackRecipients: cfg.FallbackRecipients, NIL: cfg.NIL, SourceID: cfg.SourceOID, PatientNoReply: cfg.PatientNoReply,
-			GiveUpAfter: cfg.SendGiveUpAfter, RetryBackoff: cfg.SendRetryBackoff, Registerer: registry, Logger: logger},
+			GiveUpAfter: cfg.SendGiveUpAfter, RetryBackoff: cfg.SendRetryBackoff, ProbeInterval: cfg.SendProbeInterval,
+			Registerer: registry, Logger: logger},
 		Notifier:      notifier,
 		Custodian:     dispatch.Organisation{FINESS: cfg.FINESS, Name: cfg.Organisation},
 		Retention:     retention.Config{Days: cfg.RetentionDays, AuditDays: cfg.AuditRetentionDays},
@@ -576,7 +581,7 @@ func build(ctx context.Context, cfg serveConfig, pool *pgxpool.Pool, transport d
 	if err != nil {
 		return nil, err
 	}
-	a := &app{jobs: jobs}
+	a := &app{jobs: jobs, probes: domain.Prober()}
 	if cfg.IMAP.Addr != "" {
 		a.acks, err = ingest.New(ingest.Config{Pool: pool, Acknowledger: ingest.NewLedger(pool, service, logger), Inbox: cfg.IMAP,
 			Registerer: registry, Logger: logger})
@@ -617,8 +622,9 @@ func openTransport(cfg serveConfig) (dmail.Transport, func(), error) {
 	return smtp, func() { _ = smtp.Close() }, nil
 }
 
-// run listens, starts the queue and the mailbox reader, calls ready, serves
-// until ctx ends or a listener fails, then shuts everything down in order.
+// run listens, starts the queue, the prober and the mailbox reader, calls
+// ready, serves until ctx ends or a listener fails, then shuts everything
+// down in order.
 func (a *app) run(ctx context.Context, cfg serveConfig, logger *slog.Logger, ready func(mllpAddr, httpAddr net.Addr)) error {
 	mllpLn, err := net.Listen("tcp", cfg.MLLPAddr)
 	if err != nil {
@@ -641,14 +647,12 @@ func (a *app) run(ctx context.Context, cfg serveConfig, logger *slog.Logger, rea
 	errs := make(chan error, 2)
 	go func() { errs <- ignoreClosed(mllpSrv.Serve(mllpLn), mllp.ErrServerClosed) }()
 	go func() { errs <- ignoreClosed(httpSrv.Serve(httpLn), http.ErrServerClosed) }()
-	ackCtx, stopAcks := context.WithCancel(context.WithoutCancel(ctx))
-	ackDone := make(chan struct{})
-	go func() {
-		defer close(ackDone)
-		if a.acks != nil {
-			_ = a.acks.Run(ackCtx) // it logs and retries its errors itself
-		}
-	}()
+	background, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
+	var running sync.WaitGroup
+	if a.acks != nil {
+		running.Go(func() { _ = a.acks.Run(background) }) // it logs and retries its errors itself
+	}
+	running.Go(func() { a.probes.Run(background) })
 	logger.Info("mssdispatch serving", "mllp", mllpLn.Addr().String(), "http", httpLn.Addr().String(), "transport", cfg.Transport)
 	if ready != nil {
 		ready(mllpLn.Addr(), httpLn.Addr())
@@ -660,8 +664,8 @@ func (a *app) run(ctx context.Context, cfg serveConfig, logger *slog.Logger, rea
 	case serveErr = <-errs:
 	}
 	logger.Info("mssdispatch shutting down")
-	stopAcks()
-	<-ackDone
+	stopBackground()
+	running.Wait()
 	return errors.Join(serveErr, shutdown(mllpSrv, httpSrv, a.jobs))
 }
 

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -243,6 +244,70 @@ func TestSMTPMaxConns(t *testing.T) {
 	wg.Wait()
 	require.Len(t, srv.Messages(), 10)
 	require.LessOrEqual(t, srv.Sessions(), 2, "connections opened")
+}
+
+// TestSMTPProbe probes a server that refuses every session, then one
+// recipient, then accepts: each probe says so without a message ever
+// reaching the server, and the connection of a successful probe serves the
+// next one, and the next send.
+func TestSMTPProbe(t *testing.T) {
+	t.Parallel()
+	var serverDown, domainDown atomic.Bool
+	serverDown.Store(true)
+	domainDown.Store(true)
+	unavailable := &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 3, 2}, Message: "Service not available"}
+	var rcpts atomic.Int64
+	srv := smtptest.Start(t, smtptest.Options{
+		Hello: func() *smtp.SMTPError {
+			if serverDown.Load() {
+				return unavailable
+			}
+			return nil
+		},
+		Rcpt: func(string) *smtp.SMTPError {
+			rcpts.Add(1)
+			if domainDown.Load() {
+				return unavailable
+			}
+			return nil
+		},
+	})
+	client, err := mail.NewSMTP(mail.SMTPConfig{Addr: srv.Addr, CAFile: srv.CA.File, Timeout: 5 * time.Second})
+	require.NoError(t, err)
+	defer client.Close()
+	ctx := context.Background()
+	const to = "dr@medecin.mssante.fr"
+	domain := mail.Envelope{From: sender, To: []string{to}}
+
+	// The server refuses: the server's probe and a domain's fail, temporary.
+	err = client.Probe(ctx, mail.Envelope{})
+	require.Error(t, err)
+	require.False(t, mail.IsPermanent(err))
+	require.False(t, mail.IsRecipientError(err))
+	require.Error(t, client.Probe(ctx, domain))
+	require.Zero(t, rcpts.Load(), "no RCPT TO without a session")
+
+	// The server accepts, the domain refuses at RCPT TO.
+	serverDown.Store(false)
+	require.NoError(t, client.Probe(ctx, mail.Envelope{}))
+	sessions := srv.Sessions()
+	err = client.Probe(ctx, domain)
+	require.True(t, mail.IsRecipientError(err), "%v", err)
+	require.False(t, mail.IsPermanent(err))
+	require.Equal(t, sessions, srv.Sessions(), "the domain's probe took the server probe's connection")
+
+	// The domain accepts: the probe ends in RSET, the connection serves
+	// another probe and a send.
+	domainDown.Store(false)
+	require.NoError(t, client.Probe(ctx, domain))
+	require.NoError(t, client.Probe(ctx, domain))
+	sessions = srv.Sessions()
+	require.Empty(t, srv.Messages(), "a probe sends nothing")
+	raw, err := testMessage(to).Bytes()
+	require.NoError(t, err)
+	require.NoError(t, client.Send(ctx, domain, raw))
+	require.Len(t, srv.Messages(), 1)
+	require.Equal(t, sessions, srv.Sessions(), "the send went on the probes' connection")
 }
 
 func TestSMTPUntrustedServer(t *testing.T) {

@@ -36,6 +36,14 @@ type Transport interface {
 	Send(ctx context.Context, env Envelope, msg []byte) error
 }
 
+// Prober is a Transport that can tell, sending nothing, whether what refused
+// it for now accepts again: the server itself (env without recipients) or
+// a recipient's domain (env.From and env.To, as a send would give them).
+// A transport that never fails for now (the outbox) has no need of it.
+type Prober interface {
+	Probe(ctx context.Context, env Envelope) error
+}
+
 // PermanentError is a failure that retrying will not fix (an SMTP 5xx reply).
 type PermanentError struct{ Err error }
 
@@ -244,6 +252,42 @@ func LoadClientCertificate(certFile, keyFile, password string) (tls.Certificate,
 // temporary. A pooled connection the server closed meanwhile is replaced
 // once, transparently.
 func (s *SMTP) Send(ctx context.Context, env Envelope, msg []byte) error {
+	return s.session(ctx, true, func(c *conn) error { return s.transaction(c, env, msg) })
+}
+
+// Probe tells whether the server, or a recipient's domain, accepts again,
+// without using up anything of an email's: with no recipient in env, a new
+// connection greeted as a send's is (EHLO, STARTTLS or TLS, AUTH as
+// configured) and a NOOP; with recipients, on a connection of the pool or
+// a new one, MAIL FROM env.From and RCPT TO each, then RSET (no DATA). The
+// connection goes back to the pool after a success, for the next send.
+// Errors are classified as Send's: a refusal at RCPT TO is a *RecipientError.
+func (s *SMTP) Probe(ctx context.Context, env Envelope) error {
+	if len(env.To) == 0 {
+		return s.session(ctx, false, func(c *conn) error {
+			if err := c.Noop(); err != nil {
+				return classify("NOOP", err)
+			}
+			c.used = true // idle in the pool, the next send may find it closed
+			return nil
+		})
+	}
+	return s.session(ctx, true, func(c *conn) error {
+		if err := s.envelope(c, env); err != nil {
+			return err
+		}
+		if err := c.Reset(); err != nil {
+			return classify("RSET", err)
+		}
+		return nil
+	})
+}
+
+// session runs do on a connection, within the configured Timeout: a pooled
+// one when pooled is true and one is idle, else a new one once fewer than
+// MaxConns are in use. A pooled connection the server closed meanwhile
+// (do's error wraps errStale) is replaced once.
+func (s *SMTP) session(ctx context.Context, pooled bool, do func(*conn) error) error {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 	defer cancel()
 	select {
@@ -252,19 +296,21 @@ func (s *SMTP) Send(ctx context.Context, env Envelope, msg []byte) error {
 	case <-ctx.Done():
 		return fmt.Errorf("mail: no connection to %s free: %w", s.cfg.Addr, ctx.Err())
 	}
-	if c := s.take(ctx); c != nil {
-		err := s.transaction(c, env, msg)
-		if !errors.Is(err, errStale) {
-			s.release(c, err)
-			return err
+	if pooled {
+		if c := s.take(ctx); c != nil {
+			err := do(c)
+			if !errors.Is(err, errStale) {
+				s.release(c, err)
+				return err
+			}
+			c.close()
 		}
-		c.close()
 	}
 	c, err := s.dial(ctx)
 	if err != nil {
 		return err
 	}
-	err = s.transaction(c, env, msg)
+	err = do(c)
 	if errors.Is(err, errStale) {
 		err = classify("MAIL FROM", errors.Unwrap(err))
 	}
@@ -278,6 +324,25 @@ var errStale = errors.New("mail: connection closed by the server")
 
 // transaction sends one message on c: MAIL FROM, RCPT TO, DATA.
 func (s *SMTP) transaction(c *conn, env Envelope, msg []byte) error {
+	if err := s.envelope(c, env); err != nil {
+		return err
+	}
+	w, err := c.Data()
+	if err != nil {
+		return classify("DATA", err)
+	}
+	if _, err := w.Write(msg); err != nil {
+		_ = w.Close()
+		return classify("DATA", err)
+	}
+	if err := w.Close(); err != nil {
+		return classify("DATA", err)
+	}
+	return nil
+}
+
+// envelope opens a transaction on c: MAIL FROM, RCPT TO each recipient.
+func (s *SMTP) envelope(c *conn, env Envelope) error {
 	var mailOpts *smtp.MailOptions
 	if env.EnvelopeID != "" {
 		mailOpts = &smtp.MailOptions{Return: smtp.DSNReturnHeaders, EnvelopeID: env.EnvelopeID}
@@ -302,17 +367,6 @@ func (s *SMTP) transaction(c *conn, env Envelope, msg []byte) error {
 			return &RecipientError{Err: classify("RCPT TO", err)}
 		}
 	}
-	w, err := c.Data()
-	if err != nil {
-		return classify("DATA", err)
-	}
-	if _, err := w.Write(msg); err != nil {
-		_ = w.Close()
-		return classify("DATA", err)
-	}
-	if err := w.Close(); err != nil {
-		return classify("DATA", err)
-	}
 	return nil
 }
 
@@ -324,8 +378,9 @@ type conn struct {
 	*smtp.Client
 	bounded *boundedConn
 	idleAt  time.Time
-	// used is true once a transaction began on it: a failure of its first
-	// command then means the server closed it while idle.
+	// used is true once the server answered a MAIL FROM, or a probe's
+	// NOOP, on it: a MAIL FROM failing afterwards may mean that the server
+	// closed it while idle.
 	used bool
 }
 

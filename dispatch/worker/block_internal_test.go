@@ -38,3 +38,48 @@ func TestBlockCountsOnePerPeriod(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, 2*base, wait)
 }
+
+// TestClaimProbe checks which blocked scope a prober claims: the
+// submission server first, a domain only while the server is not blocked,
+// none held by another prober's claim, and a scope once more after its
+// probe failed and the interval passed.
+func TestClaimProbe(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := pgtest.NewPool(t)
+	const domain = "medecin.example"
+	c, err := claimProbe(ctx, pool, time.Minute)
+	require.NoError(t, err)
+	require.Equal(t, probeClaim{}, c, "nothing blocked")
+	for _, s := range []string{domain, serverScope} {
+		_, err := block(ctx, pool, s, "421", time.Minute)
+		require.NoError(t, err)
+	}
+	var next *time.Duration
+	claim := func() string {
+		t.Helper()
+		c, err := claimProbe(ctx, pool, time.Minute)
+		require.NoError(t, err)
+		require.True(t, c.blocked)
+		next = c.next
+		return c.scope
+	}
+	require.Equal(t, serverScope, claim(), "the server first")
+	require.Empty(t, claim(), "the server claimed, the domain waits for it")
+	require.Greater(t, *next, 50*time.Second, "the server's claim lasts its lease, a minute")
+
+	require.NoError(t, probeFailed(ctx, pool, serverScope, time.Second))
+	require.Empty(t, claim(), "the server's next probe is not due yet")
+	require.InDelta(t, time.Second, *next, float64(500*time.Millisecond), "it is due after the interval")
+	require.Eventually(t, func() bool { return claim() == serverScope }, 5*time.Second, 20*time.Millisecond,
+		"the server's next probe is due after the interval")
+
+	n, err := countBlocked(ctx, pool)
+	require.NoError(t, err)
+	require.Equal(t, 2, n)
+	held, resumed, err := resumeScope(ctx, pool, serverScope, "test")
+	require.NoError(t, err)
+	require.Zero(t, held+resumed, "no email waits")
+	require.Equal(t, domain, claim(), "the server accepts: the domain's turn")
+	require.Empty(t, claim())
+}

@@ -38,14 +38,15 @@ type Config struct {
 
 // Domain is the domain registered with a process's River workers.
 type Domain struct {
-	cfg Config
+	cfg    Config
+	prober *Prober
 }
 
 // Install validates cfg and registers every worker of the domain with
 // workers: the one call that wires the domain into a process (the Add…
 // functions register one part, for tests). The Service comes once the
 // queue is built from workers (Domain.Service), with the periodic jobs
-// (Domain.Periodic).
+// (Domain.Periodic) and the prober of the blocked scopes (Domain.Prober).
 func Install(workers *river.Workers, cfg Config) (*Domain, error) {
 	cfg.Workers.Foreground = &queue.Foreground{} // the Service's receipts, which the jobs yield to
 	w := cfg.Workers
@@ -65,8 +66,16 @@ func Install(workers *river.Workers, cfg Config) (*Domain, error) {
 	if err := retention.AddPurge(workers, r); err != nil {
 		return nil, err
 	}
-	return &Domain{cfg: cfg}, nil
+	prober, err := NewProber(w)
+	if err != nil {
+		return nil, err
+	}
+	return &Domain{cfg: cfg, prober: prober}, nil
 }
+
+// Prober returns the prober of the scopes the send job blocks, which the
+// process runs beside its River client (Prober.Run).
+func (d *Domain) Prober() *Prober { return d.prober }
 
 // Periodic returns the domain's periodic jobs: the retention purge and the
 // acknowledgement watchdog.

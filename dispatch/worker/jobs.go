@@ -55,8 +55,14 @@ type WorkerConfig struct {
 	GiveUpAfter time.Duration
 	// RetryBackoff is how long a domain (or the submission server) is blocked
 	// after its first temporary failure; it doubles with each further one, up
-	// to 30 times itself. Defaults to 30 seconds (so at most 15 minutes).
+	// to 30 times itself. Defaults to 30 seconds (so at most 15 minutes). A
+	// Prober lifts a block as soon as its scope accepts again.
 	RetryBackoff time.Duration
+	// ProbeInterval is how often a blocked domain (or the submission
+	// server) is probed while its block lasts, by one Prober among the
+	// instances: the first probe it passes lifts the block. Defaults to
+	// DefaultProbeInterval.
+	ProbeInterval time.Duration
 	// Registerer receives the workers' metrics; nil registers nothing.
 	Registerer prometheus.Registerer
 	// Foreground, when not nil, is the reports being received: while one
@@ -70,40 +76,9 @@ type WorkerConfig struct {
 
 // AddWorkers validates cfg and registers the package's workers.
 func AddWorkers(workers *river.Workers, cfg WorkerConfig) error {
-	switch {
-	case cfg.Pool == nil:
-		return errors.New("worker: WorkerConfig.Pool is required")
-	case cfg.Resolver == nil:
-		return errors.New("worker: WorkerConfig.Resolver is required")
-	case cfg.Transport == nil:
-		return errors.New("worker: WorkerConfig.Transport is required")
-	}
-	_, domain, ok := strings.Cut(cfg.Sender, "@")
-	if !ok || domain == "" {
-		return fmt.Errorf("worker: sender %q is not an email address", cfg.Sender)
-	}
-	if cfg.NIL == "" {
-		cfg.NIL = DefaultNIL
-	}
-	for _, c := range cfg.NIL {
-		if c < ' ' || c > '~' {
-			return fmt.Errorf("worker: NIL %q: want printable ASCII", cfg.NIL)
-		}
-	}
-	if cfg.SourceID == "" {
-		cfg.SourceID = DemoSourceID
-	}
-	if !IsOID(cfg.SourceID) {
-		return fmt.Errorf("worker: SourceID %q is not an OID", cfg.SourceID)
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
-	}
-	if cfg.GiveUpAfter == 0 {
-		cfg.GiveUpAfter = 48 * time.Hour
-	}
-	if cfg.RetryBackoff == 0 {
-		cfg.RetryBackoff = 30 * time.Second
+	cfg, domain, err := cfg.complete()
+	if err != nil {
+		return err
 	}
 	sends := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "mssdispatch_sends_total",
@@ -138,6 +113,51 @@ func AddWorkers(workers *river.Workers, cfg WorkerConfig) error {
 		}
 	}
 	return nil
+}
+
+// complete validates cfg and returns it with its defaults, and the sender's domain.
+func (cfg WorkerConfig) complete() (WorkerConfig, string, error) {
+	switch {
+	case cfg.Pool == nil:
+		return cfg, "", errors.New("worker: WorkerConfig.Pool is required")
+	case cfg.Resolver == nil:
+		return cfg, "", errors.New("worker: WorkerConfig.Resolver is required")
+	case cfg.Transport == nil:
+		return cfg, "", errors.New("worker: WorkerConfig.Transport is required")
+	case cfg.ProbeInterval < 0:
+		return cfg, "", errors.New("worker: WorkerConfig.ProbeInterval must not be negative")
+	}
+	_, domain, ok := strings.Cut(cfg.Sender, "@")
+	if !ok || domain == "" {
+		return cfg, "", fmt.Errorf("worker: sender %q is not an email address", cfg.Sender)
+	}
+	if cfg.NIL == "" {
+		cfg.NIL = DefaultNIL
+	}
+	for _, c := range cfg.NIL {
+		if c < ' ' || c > '~' {
+			return cfg, "", fmt.Errorf("worker: NIL %q: want printable ASCII", cfg.NIL)
+		}
+	}
+	if cfg.SourceID == "" {
+		cfg.SourceID = DemoSourceID
+	}
+	if !IsOID(cfg.SourceID) {
+		return cfg, "", fmt.Errorf("worker: SourceID %q is not an OID", cfg.SourceID)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.GiveUpAfter == 0 {
+		cfg.GiveUpAfter = 48 * time.Hour
+	}
+	if cfg.RetryBackoff == 0 {
+		cfg.RetryBackoff = 30 * time.Second
+	}
+	if cfg.ProbeInterval == 0 {
+		cfg.ProbeInterval = DefaultProbeInterval
+	}
+	return cfg, domain, nil
 }
 
 // yieldMax bounds how long a job's part waits for its turn beside the

@@ -41,9 +41,9 @@ type sendWorker struct {
 // server refuses for good) fails the delivery and applies its fallback. A
 // temporary failure blocks the recipient's domain (or, before RCPT TO, the
 // submission server) for a growing while: this job and the others of that
-// domain snooze until then, so that one slow or refusing operator never
-// holds up the others; past WorkerConfig.GiveUpAfter in the queue the
-// delivery fails.
+// domain snooze until then, or until a Prober finds the domain accepting
+// again, so that one slow or refusing operator never holds up the others;
+// past WorkerConfig.GiveUpAfter in the queue the delivery fails.
 func (w *sendWorker) Work(ctx context.Context, job *river.Job[dispatch.SendArgs]) error {
 	// Its two CPU-heavy parts, composing and handing to SMTP, each take
 	// their turn with the reports being received.

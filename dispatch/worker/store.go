@@ -7,14 +7,17 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
 
 	"github.com/mssdispatch/mssdispatch/correspondents"
 	"github.com/mssdispatch/mssdispatch/dispatch"
+	"github.com/mssdispatch/mssdispatch/queue"
 )
 
 // This file holds the workers' own SQL: what the send and watchdog jobs read
 // of a delivery, and the blocks of the mail domains (mail_domains), which
-// only the send job keeps. Every change of a report or a delivery and of
+// only the send job and the Prober keep. Every change of a report or a delivery and of
 // its history goes through package dispatch's store.
 
 // storedDocumentBytes is a document of a report as stored (dispatch.StoredPDF
@@ -98,7 +101,7 @@ func loadOutgoing(ctx context.Context, q dispatch.DB, deliveryID int64) (outgoin
 				SELECT array_to_string(l.labels[i:], '.') FROM (SELECT string_to_array(dom.domain, '.') AS labels) l,
 					generate_subscripts(l.labels, 1) AS i))
 		FROM deliveries d JOIN reports r ON r.id = d.report_id JOIN recipients rc ON rc.id = d.recipient_id
-			CROSS JOIN LATERAL (SELECT lower(substr(d.address, strpos(d.address, '@') + 1)) AS domain) dom
+			CROSS JOIN LATERAL (SELECT `+deliveryDomain+` AS domain) dom
 			CROSS JOIN LATERAL (SELECT max(m.blocked_until - now()) FILTER (WHERE m.blocked_until > now()) AS wait,
 					count(*) AS failures
 				FROM mail_domains m WHERE m.domain IN (dom.domain, $2)) blocked
@@ -151,6 +154,162 @@ func unblock(ctx context.Context, q dispatch.DB, domain string) error {
 		return fmt.Errorf("unblock %s: %w", domain, err)
 	}
 	return nil
+}
+
+// deliveryDomain is the domain of the address of the delivery d, lower-cased:
+// the mail_domains key its sends are blocked under.
+const deliveryDomain = `lower(substr(d.address, strpos(d.address, '@') + 1))`
+
+// probeClaim is what a prober's claim found: the scope it claimed, if
+// any, whether any scope is blocked, and in how long the next one is due
+// for a probe (nil: none may be probed now).
+type probeClaim struct {
+	scope   string
+	blocked bool
+	next    *time.Duration
+}
+
+// probeable is the condition of a row m of mail_domains whose scope may be
+// probed: blocked, and a domain only while the submission server ($1) is
+// not, its probe would fail at the server.
+const probeable = `m.blocked_until > now()
+	AND (m.domain = $1 OR NOT EXISTS (SELECT 1 FROM mail_domains s WHERE s.domain = $1 AND s.blocked_until > now()))`
+
+// claimProbe claims a blocked scope due for a probe, if any, for lease: no
+// other prober claims it meanwhile (see Prober). The submission server
+// comes first.
+func claimProbe(ctx context.Context, q dispatch.DB, lease time.Duration) (probeClaim, error) {
+	var c probeClaim
+	var scope *string
+	err := q.QueryRow(ctx, `WITH due AS (
+			SELECT domain FROM mail_domains m WHERE `+probeable+` AND (next_probe_at IS NULL OR next_probe_at <= now())
+			ORDER BY domain = $1 DESC, next_probe_at NULLS FIRST, domain
+			LIMIT 1 FOR UPDATE SKIP LOCKED
+		), claimed AS (
+			UPDATE mail_domains m SET next_probe_at = now() + $2 FROM due WHERE m.domain = due.domain RETURNING m.domain
+		)
+		SELECT (SELECT domain FROM claimed), EXISTS (SELECT 1 FROM mail_domains WHERE blocked_until > now()),
+			(SELECT min(coalesce(next_probe_at, now())) - now() FROM mail_domains m WHERE `+probeable+`)`,
+		serverScope, lease).Scan(&scope, &c.blocked, &c.next)
+	if err != nil {
+		return probeClaim{}, fmt.Errorf("claim a blocked scope to probe: %w", err)
+	}
+	if scope != nil {
+		c.scope = *scope
+	}
+	return c, nil
+}
+
+// probeFailed records that scope, claimed, still refuses: it is probed
+// again after interval. Its block and failures stay as they are.
+func probeFailed(ctx context.Context, q dispatch.DB, scope string, interval time.Duration) error {
+	if _, err := q.Exec(ctx, `UPDATE mail_domains SET next_probe_at = now() + $2 WHERE domain = $1`, scope, interval); err != nil {
+		return fmt.Errorf("record the probe of %s: %w", scope, err)
+	}
+	return nil
+}
+
+// probeAddress returns the address of the oldest email waiting for domain,
+// to probe the domain with; found is false when none waits.
+func probeAddress(ctx context.Context, q dispatch.DB, domain string) (address string, found bool, err error) {
+	err = q.QueryRow(ctx, `SELECT d.address FROM deliveries d
+		WHERE d.status = $2 AND d.channel = $3 AND `+deliveryDomain+` = $1 ORDER BY d.id LIMIT 1`,
+		domain, dispatch.StatusQueued, correspondents.ChannelMSSante).Scan(&address)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return "", false, nil
+	case err != nil:
+		return "", false, fmt.Errorf("an address to probe %s: %w", domain, err)
+	}
+	return address, true, nil
+}
+
+// heldEmail is an email a scope's block held: its send job's args, and
+// whether its history says it waits (its last event is a retry).
+type heldEmail struct {
+	job     dispatch.SendArgs
+	retried bool
+}
+
+// heldBy returns the emails waiting for scope: those of the domain, or for
+// the submission server every email but those of a domain blocked itself.
+func heldBy(ctx context.Context, q dispatch.DB, scope string) ([]heldEmail, error) {
+	rows, err := q.Query(ctx, `SELECT d.id, coalesce(d.message_id, ''), coalesce((SELECT e.event FROM delivery_events e
+				WHERE e.delivery_id = d.id ORDER BY e.id DESC LIMIT 1) = $4, false)
+		FROM deliveries d CROSS JOIN LATERAL (SELECT `+deliveryDomain+` AS domain) dom
+		WHERE d.status = $2 AND d.channel = $3 AND CASE WHEN $1 = $5
+			THEN NOT EXISTS (SELECT 1 FROM mail_domains m WHERE m.domain = dom.domain AND m.blocked_until > now())
+			ELSE dom.domain = $1 END`,
+		scope, dispatch.StatusQueued, correspondents.ChannelMSSante, dispatch.EventRetry, serverScope)
+	if err != nil {
+		return nil, fmt.Errorf("emails held by %s: %w", scope, err)
+	}
+	held, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (heldEmail, error) {
+		var h heldEmail
+		return h, row.Scan(&h.job.DeliveryID, &h.job.MessageID, &h.retried)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("emails held by %s: %w", scope, err)
+	}
+	return held, nil
+}
+
+// resumeScope lifts the block of scope, which accepts again, in one
+// transaction: its failures (and the submission server's) are forgotten,
+// each email it held whose history says it waits gets an EventResumed with
+// detail, and the send jobs of all of them are made available now. It
+// returns how many emails it held, and how many got the event.
+func resumeScope(ctx context.Context, pool *pgxpool.Pool, scope, detail string) (held, resumed int, err error) {
+	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		if err := unblock(ctx, tx, scope); err != nil {
+			return err
+		}
+		emails, err := heldBy(ctx, tx, scope)
+		if err != nil {
+			return err
+		}
+		var ids []int64
+		for _, h := range emails {
+			if h.retried {
+				ids = append(ids, h.job.DeliveryID)
+			}
+		}
+		if err := dispatch.InsertEvents(ctx, tx, ids, dispatch.StatusQueued, dispatch.StatusQueued, dispatch.EventResumed,
+			dispatch.SystemActor, detail); err != nil {
+			return err
+		}
+		held, resumed = len(emails), len(ids)
+		_, err = queue.WorkNow(ctx, tx, sendJobs(emails))
+		return err
+	})
+	return held, resumed, err
+}
+
+// wakeHeld makes the send jobs of the emails scope holds available now.
+func wakeHeld(ctx context.Context, q dispatch.DB, scope string) (int64, error) {
+	emails, err := heldBy(ctx, q, scope)
+	if err != nil {
+		return 0, err
+	}
+	return queue.WorkNow(ctx, q, sendJobs(emails))
+}
+
+// sendJobs returns the send jobs' args of emails.
+func sendJobs(emails []heldEmail) []river.JobArgs {
+	jobs := make([]river.JobArgs, len(emails))
+	for i, h := range emails {
+		jobs[i] = h.job
+	}
+	return jobs
+}
+
+// countBlocked returns how many scopes are blocked now.
+func countBlocked(ctx context.Context, q dispatch.DB) (int, error) {
+	var n int
+	if err := q.QueryRow(ctx, `SELECT count(*) FROM mail_domains WHERE blocked_until > now()`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count the blocked scopes: %w", err)
+	}
+	return n, nil
 }
 
 // sweepDeadlines takes up to limit deliveries whose acknowledgement deadline

@@ -61,6 +61,9 @@ type Env struct {
 	Views      *readmodel.Reader // what the dashboard and the REST API read
 	Client     *queue.Client
 	Registry   *prometheus.Registry // the workers' metrics
+	// Workers is the workers' configuration, defaults not applied: what
+	// builds a worker.Prober of the domain.
+	Workers worker.WorkerConfig
 }
 
 // Start starts the domain's workers on a fresh database holding the demo
@@ -98,7 +101,7 @@ func Start(t *testing.T, transport mail.Transport, more func(*river.Workers, *pg
 	require.NoError(t, err)
 	return &Env{Ctx: ctx, Pool: pool, Service: svc, Foreground: cfg.Foreground, Desk: desk.New(pool, client, resolver, ""),
 		Rules: ruleset.New(pool, resolver, quiet), Views: readmodel.New(pool),
-		Client: client, Registry: registry}
+		Client: client, Registry: registry, Workers: cfg}
 }
 
 // StartOutbox is Start with an outbox transport writing to dir, a new

@@ -1,7 +1,8 @@
 // Package smtptest runs a real SMTP server (emersion/go-smtp) in the test
 // process: STARTTLS or implicit TLS with a certificate from a test CA,
 // client certificates required when asked, messages recorded, and replies
-// scripted per recipient to exercise temporary and permanent failures.
+// scripted per recipient, or at the greeting, to exercise temporary and
+// permanent failures.
 package smtptest
 
 import (
@@ -30,6 +31,10 @@ type Options struct {
 	RequireClientCert bool
 	// Reject maps a recipient address to the reply its RCPT gets.
 	Reject map[string]*smtp.SMTPError
+	// Hello, when set, is asked at each client's greeting (EHLO or HELO): a
+	// non-nil reply refuses the session (e.g. a 421 while a test simulates
+	// the server's outage), before STARTTLS and MAIL FROM.
+	Hello func() *smtp.SMTPError
 	// Rcpt, when set, is asked first at each RCPT TO: a non-nil reply refuses
 	// the recipient (e.g. a 421 while a test simulates an outage).
 	Rcpt func(to string) *smtp.SMTPError
@@ -49,6 +54,8 @@ type Message struct {
 	ClientCN string
 	// MailOptions are the MAIL FROM parameters (RET, ENVID...).
 	MailOptions smtp.MailOptions
+	// Received is when the server accepted it (the end of DATA).
+	Received time.Time
 }
 
 // Server is a running SMTP server.
@@ -126,6 +133,11 @@ func (s *Server) WaitMessages(t testing.TB, n int, timeout time.Duration) []Mess
 type backend struct{ s *Server }
 
 func (b backend) NewSession(c *smtp.Conn) (smtp.Session, error) {
+	if b.s.opts.Hello != nil {
+		if reply := b.s.opts.Hello(); reply != nil {
+			return nil, reply
+		}
+	}
 	b.s.mu.Lock()
 	if !slices.Contains(b.s.conns, c) { // a session starts again after STARTTLS
 		b.s.conns = append(b.s.conns, c)
@@ -198,6 +210,7 @@ func (ss *session) Data(r io.Reader) error {
 		return errors.New("no valid recipient")
 	}
 	ss.msg.Data = data
+	ss.msg.Received = time.Now()
 	ss.s.mu.Lock()
 	ss.s.messages = append(ss.s.messages, ss.msg)
 	ss.s.mu.Unlock()

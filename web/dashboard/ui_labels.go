@@ -51,6 +51,7 @@ var eventLabels = map[dispatch.Event]string{
 	dispatch.EventSending:       "Transmission au serveur de messagerie",
 	dispatch.EventSent:          "Envoyé",
 	dispatch.EventRetry:         "Nouvel essai prévu",
+	dispatch.EventResumed:       "Envoi repris",
 	dispatch.EventFailed:        "Échec",
 	dispatch.EventNoDSN:         "Pas d'accusé de réception",
 	dispatch.EventUnread:        "Non lu",
