@@ -38,7 +38,7 @@ bench: ## the load table (baseline, MLLP intake, end to end, RSS) into BENCHMARK
 	scripts/with-test-db $(GO) test -count=1 -v -run '^TestLoadTable$$' -timeout 20m ./cmd/mssdispatch -args -load-table=$(CURDIR)/BENCHMARKS.md
 	scripts/with-test-db $(GO) test -run '^$$' -bench . -benchmem ./...
 
-faults: ## the fault suite: PostgreSQL restarted, SMTP down for minutes, an instance killed mid-load (about 5 minutes)
+faults: ## the fault suite: PostgreSQL restarted, SMTP down for minutes, an instance killed mid-load; each time the emails resume within 10 s (about 3 minutes)
 	scripts/with-test-db $(GO) test -count=1 -v -run '^TestFault' -timeout 20m ./cmd/mssdispatch -args -faults
 
 fuzz: ## every fuzz target for FUZZTIME seconds each (default 60), stops at the first failure (FuzzIntake needs PostgreSQL)
