@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -76,6 +77,15 @@ func TestLoginBehindProxy(t *testing.T) {
 	}
 	require.Less(t, checked, 5, "the delays double: few passwords are checked")
 	require.Greater(t, delayed, 20)
+	// The right-most address is the client: a request naming another
+	// address first is still the attacker's, delayed. Sent right after a
+	// refusal with at least 2 s still to wait, so that a loaded machine
+	// cannot let the delay pass in between.
+	require.Eventually(t, func() bool {
+		resp := postLogin(t, attacker, "203.0.113.66", "alice", "wrong password")
+		wait, _ := strconv.Atoi(resp.Header.Get("Retry-After"))
+		return resp.StatusCode == http.StatusTooManyRequests && wait >= 2
+	}, time.Minute, 10*time.Millisecond, "the attacker delayed")
 	resp := postLogin(t, attacker, "198.51.100.7, 203.0.113.66", "alice", "wrong password")
 	require.Equal(t, http.StatusTooManyRequests, resp.StatusCode, "the right-most address is the client")
 
