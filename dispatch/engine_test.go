@@ -168,7 +168,7 @@ func TestDeadlines(t *testing.T) {
 		require.NotNil(t, due, "delivery %d", d)
 		require.WithinDuration(t, time.Now().Add(24*time.Hour), *due, time.Minute, "the DSN deadline is 24 h after the send")
 	}
-	require.Empty(t, b.jobs(t, dispatch.DeadlineArgs{}.Kind()), "no deadline job per email")
+	require.Empty(t, b.jobs(t, worker.DeadlineArgs{}.Kind()), "no deadline job per email")
 
 	// Claire's DSN came; Julie's did not. The DSN deadline passes.
 	require.NoError(t, b.svc.Acknowledge(b.ctx, claireD.ID, dispatch.AckDelivered, "DSN 2.0.0"))
@@ -342,7 +342,7 @@ func TestWatchdog(t *testing.T) {
 		require.Equal(t, 1, b.eventCount(t, claireD.ID, dispatch.EventUnread))
 		for _, id := range []int64{claireD.ID, julieD.ID} {
 			require.Equal(t, 1, b.eventCount(t, id, dispatch.EventFallback), "delivery %d", id)
-			require.Len(t, b.deliveryJobs(t, dispatch.DeadlineArgs{}.Kind(), id), 1, "delivery %d: one deadline job", id)
+			require.Len(t, b.deliveryJobs(t, worker.DeadlineArgs{}.Kind(), id), 1, "delivery %d: one deadline job", id)
 		}
 	}
 	_, claireDue := b.env.AckDue(t, claireD.ID)
@@ -354,14 +354,14 @@ func TestWatchdog(t *testing.T) {
 	_, julieDue := b.env.AckDue(t, julieD.ID)
 	require.Nil(t, julieDue, "Julie has no deadline left")
 	require.Zero(t, b.eventCount(t, julieD.ID, dispatch.EventUnread))
-	require.Len(t, b.deliveryJobs(t, dispatch.DeadlineArgs{}.Kind(), julieD.ID), 1, "no read deadline job")
+	require.Len(t, b.deliveryJobs(t, worker.DeadlineArgs{}.Kind(), julieD.ID), 1, "no read deadline job")
 
 	// The other report's emails were not due: the sweeps left them alone.
 	for id, before := range untouched {
 		_, after := b.env.AckDue(t, id)
 		require.NotNil(t, after, "delivery %d", id)
 		require.Equal(t, before, after, "delivery %d", id)
-		require.Empty(t, b.deliveryJobs(t, dispatch.DeadlineArgs{}.Kind(), id))
+		require.Empty(t, b.deliveryJobs(t, worker.DeadlineArgs{}.Kind(), id))
 	}
 	b.statusIs(t, fresh, claire, "mssante", dispatch.StatusSent)
 	b.statusIs(t, fresh, julie, "mssante", dispatch.StatusSent)
@@ -389,5 +389,5 @@ func TestWatchdogBatches(t *testing.T) {
 	var left int
 	require.NoError(t, b.pool.QueryRow(b.ctx, `SELECT count(*) FROM deliveries WHERE ack_due_at IS NOT NULL`).Scan(&left))
 	require.Zero(t, left)
-	require.Empty(t, b.jobs(t, dispatch.DeadlineArgs{}.Kind()))
+	require.Empty(t, b.jobs(t, worker.DeadlineArgs{}.Kind()))
 }

@@ -6,8 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"strconv"
-	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
@@ -66,28 +64,6 @@ func (ReleaseArgs) InsertOpts() river.InsertOpts {
 	return river.InsertOpts{UniqueOpts: river.UniqueOpts{ByArgs: true, ByState: queue.ActiveStates}}
 }
 
-// Deadlines of a sent email.
-const (
-	DeadlineDSN  = "dsn"  // a delivery notification is due
-	DeadlineRead = "read" // a read notification is due
-)
-
-// DeadlineArgs is the job that applies an acknowledgement deadline passed
-// (the watchdog enqueues it when it sweeps the delivery's ack_due_at): an
-// email still unacknowledged gets the fallback of its rule.
-type DeadlineArgs struct {
-	DeliveryID int64  `json:"delivery_id"`
-	Deadline   string `json:"deadline"` // DeadlineDSN or DeadlineRead
-}
-
-// Kind is the River job kind.
-func (DeadlineArgs) Kind() string { return "ack_deadline" }
-
-// InsertOpts makes the job unique per delivery and deadline.
-func (DeadlineArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{UniqueOpts: river.UniqueOpts{ByArgs: true, ByState: queue.ActiveStates}}
-}
-
 // Causes of a fallback.
 const (
 	CauseFailed = "failed" // the email failed for good
@@ -128,25 +104,8 @@ type FollowUpJob interface {
 	FollowUp() (deliveryID int64, name string)
 }
 
-// FollowUp is the delivery and the name of the deadline job (FollowUpJob).
-func (a DeadlineArgs) FollowUp() (int64, string) { return a.DeliveryID, a.Kind() + ":" + a.Deadline }
-
 // FollowUp is the delivery and the name of the fallback job (FollowUpJob).
 func (a FallbackArgs) FollowUp() (int64, string) { return a.DeliveryID, a.Kind() + ":" + a.Cause }
-
-// WatchdogArgs is the periodic job that sweeps the acknowledgement
-// deadlines come (deliveries.ack_due_at, set when an email is sent) and
-// enqueues the DeadlineArgs of each one passed that still applies: one
-// indexed read a minute instead of a job per deadline and email.
-type WatchdogArgs struct{}
-
-// Kind is the River job kind.
-func (WatchdogArgs) Kind() string { return "ack_watchdog" }
-
-// InsertOpts allows one watchdog at a time.
-func (WatchdogArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{UniqueOpts: river.UniqueOpts{ByState: queue.ActiveStates}}
-}
 
 // businessAckMaxAttempts bounds the sends of one acknowledgement: with the
 // default backoff (one minute doubling to 30 minutes) the DPI may be
@@ -256,27 +215,4 @@ func NewMessageID(domain string) string {
 	b := make([]byte, 16)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b) + "@" + domain
-}
-
-// DomainOf returns the domain of an address (or of a Message-ID), lower-cased.
-func DomainOf(address string) string {
-	_, d, _ := strings.Cut(address, "@")
-	return strings.ToLower(d)
-}
-
-// envelopePrefix starts the DSN envelope id of every delivery's emails.
-const envelopePrefix = "mssdispatch-"
-
-// EnvelopeID is the DSN envelope id (ENVID) of a delivery's emails.
-func EnvelopeID(deliveryID int64) string { return envelopePrefix + strconv.FormatInt(deliveryID, 10) }
-
-// EnvelopeDelivery returns the delivery whose emails have the envelope id
-// envID (EnvelopeID), and false when envID is not one of this service's.
-func EnvelopeDelivery(envID string) (int64, bool) {
-	id, ok := strings.CutPrefix(envID, envelopePrefix)
-	if !ok {
-		return 0, false
-	}
-	v, err := strconv.ParseInt(id, 10, 64)
-	return v, err == nil
 }

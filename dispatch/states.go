@@ -57,16 +57,6 @@ func (s Status) Known() bool {
 	return ok && s != ""
 }
 
-// Transitions returns, for each status, the statuses a delivery may move to
-// ("" is a delivery being created), for documentation and the dashboard.
-func Transitions() map[Status][]Status {
-	out := make(map[Status][]Status, len(transitions))
-	for from, to := range transitions {
-		out[from] = slices.Clone(to)
-	}
-	return out
-}
-
 // pendingStatuses are the statuses of deliveries that have not left yet:
 // those a replacement supersedes and a deletion cancels.
 var pendingStatuses = []Status{StatusReview, StatusScheduled, StatusQueued, StatusPaperPending}

@@ -13,6 +13,7 @@ import (
 	"github.com/mssdispatch/mssdispatch/audit"
 	"github.com/mssdispatch/mssdispatch/correspondents"
 	"github.com/mssdispatch/mssdispatch/dispatch"
+	"github.com/mssdispatch/mssdispatch/dispatch/mail"
 )
 
 // Reasons of the deliveries users create or change.
@@ -79,7 +80,7 @@ type Desk struct {
 // resolver, and names the Message-IDs of the emails they add in the domain
 // of sender, the applicative mailbox ("mssdispatch.invalid" when empty).
 func New(pool *pgxpool.Pool, jobs dispatch.JobInserter, resolver dispatch.Resolver, sender string) *Desk {
-	return &Desk{pool: pool, jobs: jobs, resolver: resolver, domain: cmp.Or(dispatch.DomainOf(sender), "mssdispatch.invalid")}
+	return &Desk{pool: pool, jobs: jobs, resolver: resolver, domain: cmp.Or(mail.DomainOf(sender), "mssdispatch.invalid")}
 }
 
 // Approve sends a delivery a secretary reviewed, or a scheduled one at once:
@@ -159,7 +160,7 @@ func (k *Desk) Resend(ctx context.Context, deliveryID int64, user string) error 
 		if d.Status != dispatch.StatusFailed || d.Channel != correspondents.ChannelMSSante {
 			return "", allowedAction(d, "resend")
 		}
-		messageID := dispatch.NewMessageID(dispatch.DomainOf(d.MessageID))
+		messageID := dispatch.NewMessageID(mail.DomainOf(d.MessageID))
 		if err := dispatch.SetMessageID(ctx, tx, d.ID, messageID); err != nil {
 			return "", err
 		}

@@ -16,6 +16,7 @@ import (
 	"github.com/mssdispatch/mssdispatch/dispatch"
 	"github.com/mssdispatch/mssdispatch/dispatch/mail"
 	"github.com/mssdispatch/mssdispatch/dispatch/retention"
+	"github.com/mssdispatch/mssdispatch/dispatch/worker"
 	"github.com/mssdispatch/mssdispatch/internal/dispatchtest"
 	"github.com/mssdispatch/mssdispatch/internal/pgtest"
 	"github.com/mssdispatch/mssdispatch/rules"
@@ -95,7 +96,7 @@ func (b *retentionBundle) emails(t *testing.T, reportID int64) []int64 {
 func (b *retentionBundle) followUpJobs(t *testing.T, reportID int64, states ...rivertype.JobState) []*rivertype.JobRow {
 	t.Helper()
 	var jobs []*rivertype.JobRow
-	for _, kind := range []string{dispatch.DeadlineArgs{}.Kind(), dispatch.FallbackArgs{}.Kind()} {
+	for _, kind := range []string{worker.DeadlineArgs{}.Kind(), dispatch.FallbackArgs{}.Kind()} {
 		for _, id := range b.emails(t, reportID) {
 			jobs = append(jobs, b.DeliveryJobs(t, kind, id, states...)...)
 		}
@@ -124,7 +125,7 @@ func (b *retentionBundle) sweepCancelling(t *testing.T, want int) {
 // acknowledgement deadline jobs waiting or running once there are want of
 // them. It runs beside the test's goroutine: it returns its error.
 func (b *retentionBundle) cancelDeadlines(want int) error {
-	params := river.NewJobListParams().Kinds(dispatch.DeadlineArgs{}.Kind()).
+	params := river.NewJobListParams().Kinds(worker.DeadlineArgs{}.Kind()).
 		States(rivertype.JobStateAvailable, rivertype.JobStateRunning)
 	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
 		res, err := b.Client.JobList(b.Ctx, params)

@@ -82,7 +82,7 @@ func (d *Domain) Prober() *Prober { return d.prober }
 func (d *Domain) Periodic() []queue.Periodic {
 	return []queue.Periodic{
 		{Spec: d.cfg.RetentionCron, Args: func() river.JobArgs { return retention.PurgeArgs{} }},
-		{Spec: watchdogCron, Args: func() river.JobArgs { return dispatch.WatchdogArgs{} }},
+		{Spec: watchdogCron, Args: func() river.JobArgs { return WatchdogArgs{} }},
 	}
 }
 

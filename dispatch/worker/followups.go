@@ -11,12 +11,52 @@ import (
 
 	"github.com/mssdispatch/mssdispatch/correspondents"
 	"github.com/mssdispatch/mssdispatch/dispatch"
+	"github.com/mssdispatch/mssdispatch/queue"
 	"github.com/mssdispatch/mssdispatch/rules"
 )
 
 // This file holds the jobs that follow a delivery after its creation: the
 // release of a delayed one, the acknowledgement deadlines of a sent one, and
 // the fallback of a failed one.
+
+// Deadlines of a sent email.
+const (
+	DeadlineDSN  = "dsn"  // a delivery notification is due
+	DeadlineRead = "read" // a read notification is due
+)
+
+// DeadlineArgs is the job that applies an acknowledgement deadline passed
+// (the watchdog enqueues it when it sweeps the delivery's ack_due_at): an
+// email still unacknowledged gets the fallback of its rule.
+type DeadlineArgs struct {
+	DeliveryID int64  `json:"delivery_id"`
+	Deadline   string `json:"deadline"` // DeadlineDSN or DeadlineRead
+}
+
+// Kind is the River job kind.
+func (DeadlineArgs) Kind() string { return "ack_deadline" }
+
+// InsertOpts makes the job unique per delivery and deadline.
+func (DeadlineArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{UniqueOpts: river.UniqueOpts{ByArgs: true, ByState: queue.ActiveStates}}
+}
+
+// FollowUp is the delivery and the name of the deadline job (dispatch.FollowUpJob).
+func (a DeadlineArgs) FollowUp() (int64, string) { return a.DeliveryID, a.Kind() + ":" + a.Deadline }
+
+// WatchdogArgs is the periodic job that sweeps the acknowledgement
+// deadlines come (deliveries.ack_due_at, set when an email is sent) and
+// enqueues the DeadlineArgs of each one passed that still applies: one
+// indexed read a minute instead of a job per deadline and email.
+type WatchdogArgs struct{}
+
+// Kind is the River job kind.
+func (WatchdogArgs) Kind() string { return "ack_watchdog" }
+
+// InsertOpts allows one watchdog at a time.
+func (WatchdogArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{UniqueOpts: river.UniqueOpts{ByState: queue.ActiveStates}}
+}
 
 // onFollowUp is onDelivery for a follow-up job (dispatch.FollowUpJob): the
 // transaction that makes its change and completes it also takes it off its
@@ -70,24 +110,24 @@ func onDelivery[T river.JobArgs](ctx context.Context, pool *pgxpool.Pool, job *r
 }
 
 type deadlineWorker struct {
-	river.WorkerDefaults[dispatch.DeadlineArgs]
+	river.WorkerDefaults[DeadlineArgs]
 	cfg WorkerConfig
 }
 
 // Work applies a passed deadline: an email still only sent fails (no DSN),
 // an email sent or delivered but not read is flagged unread; both get the
 // fallback of their policy. An acknowledged email is left alone.
-func (w *deadlineWorker) Work(ctx context.Context, job *river.Job[dispatch.DeadlineArgs]) error {
+func (w *deadlineWorker) Work(ctx context.Context, job *river.Job[DeadlineArgs]) error {
 	ins, err := workerJobs(ctx)
 	if err != nil {
 		return err
 	}
 	return onFollowUp(ctx, w.cfg.Pool, job, func(tx pgx.Tx, d dispatch.StoredDelivery) error {
 		switch {
-		case job.Args.Deadline == dispatch.DeadlineDSN && d.Status == dispatch.StatusSent:
+		case job.Args.Deadline == DeadlineDSN && d.Status == dispatch.StatusSent:
 			detail := fmt.Sprintf("pas d'accusé de réception %d h après l'envoi", d.Policy.NoDSNHours)
 			return dispatch.FailDelivery(ctx, tx, d.ID, dispatch.StatusSent, dispatch.EventNoDSN, detail, dispatch.CauseNoDSN, ins)
-		case job.Args.Deadline == dispatch.DeadlineRead && (d.Status == dispatch.StatusSent || d.Status == dispatch.StatusDelivered):
+		case job.Args.Deadline == DeadlineRead && (d.Status == dispatch.StatusSent || d.Status == dispatch.StatusDelivered):
 			detail := fmt.Sprintf("pas d'accusé de lecture %d h après l'envoi", d.Policy.UnreadHours)
 			if err := dispatch.SetAttention(ctx, tx, d.ID, dispatch.CauseUnread); err != nil {
 				return err
@@ -171,7 +211,7 @@ func completeTx[T river.JobArgs](ctx context.Context, tx pgx.Tx, job *river.Job[
 }
 
 type watchdogWorker struct {
-	river.WorkerDefaults[dispatch.WatchdogArgs]
+	river.WorkerDefaults[WatchdogArgs]
 	cfg WorkerConfig
 }
 
@@ -183,7 +223,7 @@ const sweepBatch = 500
 // still applies (unique: one already waiting, enqueued with an email sent by
 // a version from before the sweep, is not doubled), a batch at a time, each
 // batch in one transaction, the last one with the job's completion.
-func (w *watchdogWorker) Work(ctx context.Context, job *river.Job[dispatch.WatchdogArgs]) error {
+func (w *watchdogWorker) Work(ctx context.Context, job *river.Job[WatchdogArgs]) error {
 	ins, err := workerJobs(ctx)
 	if err != nil {
 		return err

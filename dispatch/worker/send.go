@@ -191,7 +191,7 @@ func (w *sendWorker) fail(ctx context.Context, o outgoing, cause error) error {
 // envelope is the SMTP envelope of m: the BAL applicative to m's one
 // recipient, with the delivery's id as ENVID so that its DSNs find it.
 func envelope(m mail.Message, deliveryID int64) mail.Envelope {
-	return mail.Envelope{From: m.From, To: m.To, EnvelopeID: dispatch.EnvelopeID(deliveryID)}
+	return mail.Envelope{From: m.From, To: m.To, EnvelopeID: mail.EnvelopeID(deliveryID)}
 }
 
 // domainBackoff is how long a domain (or the server) is blocked after n

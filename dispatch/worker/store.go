@@ -320,7 +320,7 @@ func countBlocked(ctx context.Context, q dispatch.DB) (int, error) {
 // deadline to an email sent or delivered, unread and not yet flagged. A
 // deadline whose acknowledgement came (or whose email failed, was read, was
 // resent) has nothing to apply.
-func sweepDeadlines(ctx context.Context, q dispatch.DB, limit int) (passed []dispatch.DeadlineArgs, swept int, err error) {
+func sweepDeadlines(ctx context.Context, q dispatch.DB, limit int) (passed []DeadlineArgs, swept int, err error) {
 	rows, err := q.Query(ctx, `WITH due AS (
 			SELECT id,
 				CASE WHEN status = 'sent' AND (policy->>'no_dsn_hours')::int > 0
@@ -344,10 +344,10 @@ func sweepDeadlines(ctx context.Context, q dispatch.DB, limit int) (passed []dis
 	_, err = pgx.ForEachRow(rows, []any{&id, &dsn, &unread}, func() error {
 		swept++
 		if dsn {
-			passed = append(passed, dispatch.DeadlineArgs{DeliveryID: id, Deadline: dispatch.DeadlineDSN})
+			passed = append(passed, DeadlineArgs{DeliveryID: id, Deadline: DeadlineDSN})
 		}
 		if unread {
-			passed = append(passed, dispatch.DeadlineArgs{DeliveryID: id, Deadline: dispatch.DeadlineRead})
+			passed = append(passed, DeadlineArgs{DeliveryID: id, Deadline: DeadlineRead})
 		}
 		return nil
 	})

@@ -294,7 +294,7 @@ func (e *Env) RunJob(t *testing.T, args river.JobArgs) {
 // them). Scheduled, cancelled and discarded ones are left.
 func (e *Env) WaitFollowUps(t *testing.T) {
 	t.Helper()
-	params := river.NewJobListParams().Kinds(dispatch.DeadlineArgs{}.Kind(), dispatch.FallbackArgs{}.Kind()).
+	params := river.NewJobListParams().Kinds(worker.DeadlineArgs{}.Kind(), dispatch.FallbackArgs{}.Kind()).
 		States(rivertype.JobStateAvailable, rivertype.JobStateRunning, rivertype.JobStateRetryable)
 	var left []*rivertype.JobRow
 	for deadline := time.Now().Add(time.Minute); ; time.Sleep(50 * time.Millisecond) {
@@ -325,12 +325,12 @@ func (e *Env) PassTime(t *testing.T, d time.Duration, deliveryIDs ...int64) {
 }
 
 // Sweep runs the acknowledgement watchdog once, as its periodic job does
-// every minute (RunJob with a dispatch.WatchdogArgs), then waits until the
+// every minute (RunJob with a worker.WatchdogArgs), then waits until the
 // deadline jobs it enqueued, and the fallbacks they enqueued, have run
 // (WaitFollowUps).
 func (e *Env) Sweep(t *testing.T) {
 	t.Helper()
-	e.RunJob(t, dispatch.WatchdogArgs{})
+	e.RunJob(t, worker.WatchdogArgs{})
 	e.WaitFollowUps(t)
 }
 

@@ -1,14 +1,17 @@
 // Package layering holds the test that keeps the packages in their layers:
 // the domain speaks neither HTTP, HL7 nor PDF, protocols stay at the edges,
-// and the dashboard reads through the read models, never with SQL of its own.
-// docs/architecture.md draws the map this test enforces.
+// and the dashboard reads through the read models, never with SQL of its own;
+// and no package grows past maxPackageLines. docs/architecture.md draws the
+// map these tests enforce.
 package layering
 
 import (
+	"bytes"
 	"go/ast"
 	"go/parser"
 	"go/token"
 	"io/fs"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -157,4 +160,26 @@ func TestWebIssuesNoSQL(t *testing.T) {
 		})
 	}
 	require.Greater(t, checked, 10, "the files of the packages under web/")
+}
+
+// maxPackageLines is the most lines of non-test Go a package may hold
+// (issue #21): past it, a package does more than one thing; split it
+// (docs/architecture.md says where things go).
+const maxPackageLines = 3000
+
+// TestPackageSize fails when a package of the module holds more than
+// maxPackageLines lines of non-test Go.
+func TestPackageSize(t *testing.T) {
+	out, err := exec.Command("go", "list", "-f", `{{.Dir}} {{join .GoFiles " "}}`, module+"/...").Output()
+	require.NoError(t, err, "go list")
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		fields := strings.Fields(line)
+		lines := 0
+		for _, name := range fields[1:] {
+			b, err := os.ReadFile(filepath.Join(fields[0], name))
+			require.NoError(t, err)
+			lines += bytes.Count(b, []byte("\n"))
+		}
+		require.LessOrEqual(t, lines, maxPackageLines, "%s: lines of non-test Go", fields[0])
+	}
 }

@@ -70,7 +70,7 @@ type domain struct {
 func newDomain() *domain { return &domain{first: map[string]time.Duration{}} }
 
 var deliveries = map[string]int64{
-	dispatch.EnvelopeID(claireID) + " " + claire: claireID, dispatch.EnvelopeID(julieID) + " " + julie: julieID,
+	mail.EnvelopeID(claireID) + " " + claire: claireID, mail.EnvelopeID(julieID) + " " + julie: julieID,
 	claireMsg: claireID, julieMsg: julieID,
 }
 
@@ -149,13 +149,13 @@ func TestIngest(t *testing.T) {
 	t.Parallel()
 	b := start(t, nil)
 	b.srv.Deliver(t,
-		dsn(dispatch.EnvelopeID(claireID), [3]string{claire, "delivered", "2.0.0"}),
+		dsn(mail.EnvelopeID(claireID), [3]string{claire, "delivered", "2.0.0"}),
 		mdn(claireMsg, "automatic-action/MDN-sent-automatically; processed"),
-		dsn(dispatch.EnvelopeID(julieID), [3]string{julie, "delayed", "4.4.1"}),
+		dsn(mail.EnvelopeID(julieID), [3]string{julie, "delayed", "4.4.1"}),
 		mdn(julieMsg, "automatic-action/MDN-sent-automatically; processed/Error: 902^Patient inconnu"),
 		"From: "+claire+"\r\nSubject: Re: lettre\r\nMessage-Id: <r1@x>\r\nIn-Reply-To: <"+claireMsg+">\r\n\r\nMerci\r\n",
-		dsn(dispatch.EnvelopeID(julieID), [3]string{"someone.else@x.example", "failed", "5.1.1"}), // not ours: wrong recipient
-		dsn(dispatch.EnvelopeID(claireID), [3]string{"someone.else@x.example", "failed", "5.1.1"},
+		dsn(mail.EnvelopeID(julieID), [3]string{"someone.else@x.example", "failed", "5.1.1"}), // not ours: wrong recipient
+		dsn(mail.EnvelopeID(claireID), [3]string{"someone.else@x.example", "failed", "5.1.1"},
 			[3]string{claire, "relayed", "2.0.0"}), // one block is Claire's
 		mdn(claireMsg, "manual-action/MDN-sent-manually; deleted"),
 		"From: news@x.example\r\nSubject: promo\r\nMessage-Id: <n1@x>\r\n\r\nhello\r\n",
@@ -202,10 +202,10 @@ func TestIngestDelayMetric(t *testing.T) {
 	b.d.first[dispatch.AckDelivered] = 2*time.Hour + 10*time.Minute
 	b.d.first[dispatch.AckRead] = 3 * time.Hour
 	b.srv.Deliver(t,
-		dsn(dispatch.EnvelopeID(claireID), [3]string{claire, "delivered", "2.0.0"}),
-		dsn(dispatch.EnvelopeID(claireID), [3]string{claire, "delivered", "2.0.0"}), // the operator's duplicate
+		dsn(mail.EnvelopeID(claireID), [3]string{claire, "delivered", "2.0.0"}),
+		dsn(mail.EnvelopeID(claireID), [3]string{claire, "delivered", "2.0.0"}), // the operator's duplicate
 		mdn(claireMsg, "automatic-action/MDN-sent-automatically; processed"),
-		dsn(dispatch.EnvelopeID(julieID), [3]string{julie, "delayed", "4.4.1"}), // not a first
+		dsn(mail.EnvelopeID(julieID), [3]string{julie, "delayed", "4.4.1"}), // not a first
 	)
 	b.drain(t, 4)
 
@@ -225,7 +225,7 @@ func TestIngestDelayMetric(t *testing.T) {
 func TestIngestDomainError(t *testing.T) {
 	t.Parallel()
 	b := start(t, nil)
-	b.srv.Deliver(t, dsn(dispatch.EnvelopeID(claireID), [3]string{claire, "delivered", "2.0.0"}))
+	b.srv.Deliver(t, dsn(mail.EnvelopeID(claireID), [3]string{claire, "delivered", "2.0.0"}))
 	b.d.fail = errors.New("database down")
 	_, err := b.in.Drain(context.Background())
 	require.ErrorContains(t, err, "database down")

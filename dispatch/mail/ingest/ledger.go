@@ -132,7 +132,7 @@ func (l *Ledger) ackDelay(ctx context.Context, id int64, ack string) (time.Durat
 // DSN (checked against recipient r when the DSN names one), else by the
 // Message-ID of the email it answers.
 func (l *Ledger) deliveryOf(ctx context.Context, n *mail.Notification, r *mail.RecipientStatus) (int64, error) {
-	if v, ok := dispatch.EnvelopeDelivery(n.EnvelopeID); ok {
+	if v, ok := mail.EnvelopeDelivery(n.EnvelopeID); ok {
 		var final, original string
 		if r != nil {
 			final, original = r.FinalRecipient, r.OriginalRecipient

@@ -50,7 +50,7 @@ func setupSent(t *testing.T) *sentBundle {
 // dsnAbout is a DSN on delivery id's email for recipient, and what the
 // mailbox's reader makes of it.
 func dsnAbout(id int64, recipient, ack, outcome string) (*mail.Notification, ingest.EmailAck) {
-	n := &mail.Notification{Kind: mail.KindDSN, MessageID: "dsn@op.example", EnvelopeID: dispatch.EnvelopeID(id),
+	n := &mail.Notification{Kind: mail.KindDSN, MessageID: "dsn@op.example", EnvelopeID: mail.EnvelopeID(id),
 		Recipients: []mail.RecipientStatus{{FinalRecipient: recipient}}}
 	return n, ingest.EmailAck{Recipient: &n.Recipients[0], Ack: ack, Outcome: outcome, Detail: "DSN " + outcome}
 }
