@@ -557,18 +557,13 @@ func InsertDelivery(ctx context.Context, tx pgx.Tx, reportID int64, d NewDeliver
 }
 
 // insertEventSQL starts the statements that append to a delivery's history
-// (the columns of InsertEvent's VALUES, or of a SELECT).
+// (the columns of a SELECT).
 const insertEventSQL = `INSERT INTO delivery_events (delivery_id, from_status, to_status, event, actor_kind, actor, detail)`
 
 // InsertEvent appends one event to a delivery's history; from is "" at creation.
 func InsertEvent(ctx context.Context, q DB, deliveryID int64, from, to Status, event Event, actor Actor, detail string) error {
-	var fromStatus *Status
-	if from != "" {
-		fromStatus = &from
-	}
-	if _, err := q.Exec(ctx, insertEventSQL+` VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-		deliveryID, fromStatus, to, event, actor.Kind, actor.Name, detail); err != nil {
-		return fmt.Errorf("record delivery %d event %s: %w", deliveryID, event, err)
+	if err := InsertEvents(ctx, q, []int64{deliveryID}, from, to, event, actor, detail); err != nil {
+		return fmt.Errorf("delivery %d: %w", deliveryID, err)
 	}
 	return nil
 }
